@@ -1,0 +1,288 @@
+"""The client side of one QUIC connection: control stream, requests, uploads.
+
+A thin adapter over aioquic. :func:`open_connection` connects, checks the
+certificate (pinned fingerprint or CA), and opens the control stream. Requests are
+matched to replies by ``rid``; server events go to the ``on_event`` callback;
+when the connection ends every waiting request fails with ``ConnectionLost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from cryptography.hazmat.primitives import serialization
+
+from codec import (
+    ALPN,
+    CloseCode,
+    FrameDecoder,
+    MessageError,
+    OversizedFrame,
+    decode_server_message,
+    encode_message,
+)
+from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
+
+from .errors import ConnectionFailed, ConnectionLost, ServerError
+
+__all__ = ["ClientProtocol", "open_connection"]
+
+log = logging.getLogger("quicmeet.client")
+
+CONTROL_STREAM_ID = 0
+KEEPALIVE_INTERVAL = 1.5
+"""Seconds between QUIC PINGs, well inside the server's idle timeout."""
+IDLE_TIMEOUT = 5.0
+
+
+class ClientProtocol(QuicConnectionProtocol):
+    """One connection to a quicmeet server."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_event: Callable[[Event], None] = lambda event: None
+        self.on_closed: Callable[[ClientProtocol], None] = lambda proto: None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.kicked: Kicked | None = None
+        self._rids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._decoder = FrameDecoder()
+        self._uploads: dict[int, _StreamReply] = {}
+        self._keepalive: asyncio.Task[None] | None = None
+        self._ended = False
+
+    @property
+    def is_open(self) -> bool:
+        return not self._ended
+
+    def peer_fingerprint(self) -> str:
+        """SHA-256 of the certificate the server presented (hex)."""
+        cert = self._quic.tls._peer_certificate
+        if cert is None:
+            raise ConnectionFailed("the server presented no certificate")
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return hashlib.sha256(der).hexdigest()
+
+    def start(self) -> None:
+        """Begin keepalives once the handshake is done."""
+        self._keepalive = self._loop.create_task(self._keepalive_loop())
+
+    async def _keepalive_loop(self) -> None:
+        while not self._ended:
+            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            self._quic.send_ping(0)
+            self.transmit()
+
+    # -- requests -------------------------------------------------------------
+
+    def next_rid(self) -> int:
+        return next(self._rids)
+
+    async def request(self, message: Request, timeout: float = 30.0) -> Reply:
+        """Send ``message`` and return its reply; raise ``ServerError`` on ``Error``."""
+        if self._ended:
+            raise ConnectionLost("the connection is closed")
+        future: asyncio.Future[Reply] = self._loop.create_future()
+        self._pending[message.rid] = future
+        try:
+            self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
+            self.transmit()
+            reply = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(message.rid, None)
+        if isinstance(reply, Error):
+            raise ServerError(reply.code, reply.message, reply.retry_after_ms)
+        return reply
+
+    def send_raw_control(self, data: bytes) -> None:
+        """Put bytes on the control stream as they are (for tests of bad input)."""
+        self._quic.send_stream_data(CONTROL_STREAM_ID, data)
+        self.transmit()
+
+    async def upload(
+        self, message: StreamRequest, data: bytes, timeout: float = 60.0
+    ) -> Reply:
+        """Open a stream, send ``message`` then ``data``, and return the reply."""
+        if self._ended:
+            raise ConnectionLost("the connection is closed")
+        stream_id = self._quic.get_next_available_stream_id()
+        waiter = _StreamReply(self._loop.create_future())
+        self._uploads[stream_id] = waiter
+        try:
+            self._quic.send_stream_data(stream_id, encode_message(message) + data, True)
+            self.transmit()
+            reply = await asyncio.wait_for(waiter.future, timeout)
+        finally:
+            self._uploads.pop(stream_id, None)
+        if isinstance(reply, Error):
+            raise ServerError(reply.code, reply.message, reply.retry_after_ms)
+        return reply
+
+    # -- events from aioquic --------------------------------------------------
+
+    def quic_event_received(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            if event.stream_id == CONTROL_STREAM_ID:
+                self._control_data(event.data)
+            else:
+                waiter = self._uploads.get(event.stream_id)
+                if waiter is not None:
+                    waiter.feed(event.data)
+        elif isinstance(event, events.StreamReset):
+            waiter = self._uploads.get(event.stream_id)
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_exception(
+                    ConnectionLost(f"the server reset the stream ({event.error_code})")
+                )
+        elif isinstance(event, events.ConnectionTerminated):
+            self.close_code = event.error_code
+            self.close_reason = event.reason_phrase
+            self._end()
+
+    def _control_data(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            if isinstance(frame, OversizedFrame):
+                log.warning("server sent an oversized frame; skipped")
+                continue
+            try:
+                message = decode_server_message(frame)
+            except MessageError as exc:
+                log.warning("server sent a bad frame: %s", exc)
+                continue
+            if isinstance(message, Reply):
+                future = self._pending.get(message.rid) if message.rid else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+                elif isinstance(message, Error):
+                    log.warning("server error without a request: %s", message.message)
+            else:
+                if isinstance(message, Kicked):
+                    self.kicked = message
+                self.on_event(message)
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        for future in list(self._pending.values()) + [
+            w.future for w in self._uploads.values()
+        ]:
+            if not future.done():
+                future.set_exception(ConnectionLost("the connection was closed"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+        self.on_closed(self)
+
+    def close_quietly(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the connection; requests still waiting fail with ConnectionLost."""
+        if not self._ended:
+            self.close(error_code=code, reason_phrase=reason)
+            self._end()
+
+
+class _StreamReply:
+    """Collects the one reply frame the server writes on an upload stream."""
+
+    def __init__(self, future: asyncio.Future[Reply]) -> None:
+        self.future = future
+        self._decoder = FrameDecoder()
+
+    def feed(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            if self.future.done() or isinstance(frame, OversizedFrame):
+                continue
+            try:
+                message = decode_server_message(frame)
+            except MessageError as exc:
+                self.future.set_exception(ConnectionLost(f"bad reply: {exc}"))
+                continue
+            if isinstance(message, Reply):
+                self.future.set_result(message)
+
+
+def client_configuration(
+    ca_file: Path | None, server_name: str | None
+) -> QuicConfiguration:
+    configuration = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=[ALPN],
+        idle_timeout=IDLE_TIMEOUT,
+        max_datagram_frame_size=65536,
+        server_name=server_name,
+    )
+    if ca_file is not None:
+        configuration.load_verify_locations(cafile=str(ca_file))
+        configuration.verify_mode = ssl.CERT_REQUIRED
+    else:
+        configuration.verify_mode = ssl.CERT_NONE
+    return configuration
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    *,
+    ca_file: Path | None = None,
+    timeout: float = 10.0,
+    configuration: QuicConfiguration | None = None,
+) -> ClientProtocol:
+    """Connect to ``host:port`` and finish the handshake.
+
+    With ``ca_file`` the certificate must chain to that CA and match ``host``;
+    without it nothing is checked here and the caller pins the fingerprint.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot resolve {host}: {exc}") from None
+    family, _, _, _, addr = infos[0]
+    if configuration is None:
+        is_name = not _is_ip(host)
+        server_name = host if is_name or ca_file else None
+        configuration = client_configuration(ca_file, server_name)
+    connection = QuicConnection(configuration=configuration)
+    local = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: ClientProtocol(connection), local_addr=(local, 0)
+    )
+    assert isinstance(protocol, ClientProtocol)
+    protocol.connect(addr)
+    try:
+        await asyncio.wait_for(protocol.wait_connected(), timeout)
+    except (TimeoutError, ConnectionError) as exc:
+        close_event = connection._close_event
+        reason = close_event.reason_phrase if close_event else ""
+        protocol.close_quietly()
+        transport.close()
+        timed_out = isinstance(exc, asyncio.TimeoutError)
+        detail = reason or ("no answer (timed out)" if timed_out else "refused")
+        raise ConnectionFailed(f"cannot connect to {host}:{port}: {detail}") from None
+    protocol.start()
+    return protocol
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,195 @@
+"""The server: wiring of storage, services and connections, and the QUIC listener."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from aioquic.asyncio import serve
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic.configuration import QuicConfiguration
+
+from codec import ALPN, CloseCode, ErrorCode
+from codec.messages import Error, Reply, Request, ServerClosing, StreamRequest
+
+from .accounts import AccountService
+from .certs import ensure_certificate
+from .config import ServerConfig
+from .connection import Account, ClientConnection
+from .errors import ServiceError
+from .passwords import PasswordHasher
+from .presence import LocalPresence
+from .storage import Storage
+from .streams import UploadSink
+
+__all__ = ["ServerApp"]
+
+log = logging.getLogger("quicmeet.server")
+
+Handler = Callable[[ClientConnection, Any], Awaitable[Reply]]
+StreamOpener = Callable[[ClientConnection, Any], UploadSink]
+
+
+class ServerApp:
+    """One quicmeet server process.
+
+    ``await start()`` opens storage and listens; ``await shutdown()`` tells every
+    client, closes the connections and flushes storage.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.storage = Storage(config.db_url, config.data_dir)
+        self.hasher = PasswordHasher(
+            config.argon2_opslimit,
+            config.argon2_memlimit,
+            config.argon2_concurrency,
+        )
+        self.presence: LocalPresence[ClientConnection] = LocalPresence()
+        self.connections: set[ClientConnection] = set()
+        self.stats: Counter[str] = Counter()
+        self.fingerprint = ""
+        self.address: tuple[str, int] = (config.host, config.port)
+        self.closing = False
+        self._server: QuicServer | None = None
+        self._handlers: dict[type[Request], tuple[Handler, bool]] = {}
+        self._stream_openers: dict[type[StreamRequest], StreamOpener] = {}
+        self.accounts = AccountService(self)
+        self.accounts.register_handlers(self)
+
+    # -- wiring ---------------------------------------------------------------
+
+    def handle(
+        self, request_type: type[Request], handler: Handler, *, public: bool = False
+    ) -> None:
+        """Route ``request_type`` to ``handler``; ``public`` ones need no login."""
+        self._handlers[request_type] = (handler, public)
+
+    def handle_stream(
+        self, request_type: type[StreamRequest], opener: StreamOpener
+    ) -> None:
+        """Route the first frame of new streams of ``request_type`` to ``opener``."""
+        self._stream_openers[request_type] = opener
+
+    def quic_configuration(self) -> QuicConfiguration:
+        configuration = QuicConfiguration(
+            is_client=False,
+            alpn_protocols=[ALPN],
+            idle_timeout=self.config.idle_timeout,
+            max_datagram_frame_size=65536,
+        )
+        configuration.load_cert_chain(self.config.cert, self.config.key)
+        return configuration
+
+    async def start(self) -> tuple[str, int]:
+        """Open storage, ensure a certificate, listen; return the address."""
+        generated, self.fingerprint = ensure_certificate(
+            self.config.cert, self.config.key, self.config.hostnames
+        )
+        if generated:
+            log.info("generated a self-signed certificate at %s", self.config.cert)
+        log.info("certificate fingerprint sha256:%s", self.fingerprint)
+        before, after = await self.storage.start()
+        if before != after:
+            log.info("database schema migrated from version %d to %d", before, after)
+        self._server = await serve(
+            self.config.host,
+            self.config.port,
+            configuration=self.quic_configuration(),
+            create_protocol=partial(ClientConnection, app=self),
+        )
+        sockname = self._server._transport.get_extra_info("sockname")
+        self.address = (sockname[0], sockname[1])
+        return self.address
+
+    # -- connections and sessions ---------------------------------------------
+
+    def connection_opened(self, conn: ClientConnection) -> None:
+        self.connections.add(conn)
+        self.stats["connections_opened"] += 1
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        account = conn.account
+        if account is not None:
+            self.presence.detach(account.user_id, conn)
+            conn.account = None
+
+    def attach(self, conn: ClientConnection, account: Account) -> None:
+        """Make ``conn`` the account's one live session, kicking any older one."""
+        previous = self.presence.attach(account.user_id, conn)
+        conn.account = account
+        if previous is not None and previous.account is not None:
+            self.accounts.revoke_later(previous.account.session_id)
+            previous.account = None
+            previous.kick(
+                "signed_in_elsewhere",
+                "this account signed in on another device",
+            )
+
+    def detach(self, conn: ClientConnection) -> None:
+        """End the connection's session (logout) without closing the connection."""
+        if conn.account is not None:
+            self.presence.detach(conn.account.user_id, conn)
+            conn.account = None
+
+    # -- requests -------------------------------------------------------------
+
+    async def dispatch(self, conn: ClientConnection, request: Request) -> Reply:
+        """Run the handler of ``request`` and return its one reply (never raises)."""
+        entry = self._handlers.get(type(request))
+        if entry is None:
+            return _error(request.rid, ErrorCode.UNEXPECTED_MESSAGE, "not handled")
+        handler, public = entry
+        if self.closing:
+            return _error(request.rid, ErrorCode.SHUTTING_DOWN, "server is stopping")
+        if not public and conn.account is None:
+            return _error(request.rid, ErrorCode.NOT_AUTHENTICATED, "log in first")
+        try:
+            return await handler(conn, request)
+        except ServiceError as exc:
+            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
+        except Exception:
+            log.exception("%s failed", type(request).__name__)
+            self.stats["internal_errors"] += 1
+            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
+
+    def open_stream(self, conn: ClientConnection, request: StreamRequest) -> UploadSink:
+        """Find the service for a new transfer stream; raises ServiceError."""
+        opener = self._stream_openers.get(type(request))
+        if opener is None:
+            raise ServiceError(ErrorCode.UNEXPECTED_MESSAGE, "not handled")
+        if conn.account is None:
+            raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+        return opener(conn, request)
+
+    # -- shutdown -------------------------------------------------------------
+
+    async def shutdown(self, grace: float = 0.3) -> None:
+        """Tell every client, close all connections, flush storage."""
+        log.info("shutting down: %d connections", len(self.connections))
+        self.closing = True
+        for conn in list(self.connections):
+            conn.send(ServerClosing(message="server is shutting down"))
+            conn.transmit()
+        await asyncio.sleep(min(grace, 0.05) if not self.connections else grace)
+        for conn in list(self.connections):
+            conn.close_with(CloseCode.SHUTDOWN, "server shutting down")
+        await asyncio.sleep(0.05)
+        if self._server is not None:
+            self._server.close()
+        self.hasher.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
+        log.info("stopped")
+
+
+def _error(
+    rid: int, code: ErrorCode, message: str, retry_after_ms: int | None = None
+) -> Error:
+    return Error(
+        rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
+    )

@@ -1,0 +1,99 @@
+"""``quicmeet-server``: run the server with its embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .app import ServerApp
+from .config import ServerConfig
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser(
+        prog="quicmeet-server",
+        description="quicmeet server: accounts, chat, files and meetings over QUIC",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=4433, help="UDP port (0 picks a free one)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="database and files"
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="database URL (default: SQLite in --data-dir), e.g. postgresql://...",
+    )
+    parser.add_argument("--cert", type=Path, default=Path("certs/cert.pem"))
+    parser.add_argument("--key", type=Path, default=Path("certs/key.pem"))
+    parser.add_argument(
+        "--hostname",
+        action="append",
+        default=[],
+        help="extra name or address for the generated certificate (repeatable)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        help="seconds of silence after which a client is declared gone",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be 0..65535")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        db_url=args.db,
+        cert=args.cert,
+        key=args.key,
+        hostnames=args.hostname,
+        idle_timeout=args.idle_timeout,
+    )
+
+
+async def run(config: ServerConfig) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    app = ServerApp(config)
+    host, port = await app.start()
+    print(f"listening on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run(config))
+    else:
+        uvloop.run(run(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

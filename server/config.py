@@ -1,0 +1,41 @@
+"""The server's settings, filled from the command line or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass
+class ServerConfig:
+    """Everything a server process needs to start.
+
+    Durations are seconds; sizes are bytes.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4433
+    data_dir: Path = Path("data")
+    db_url: str | None = None
+    cert: Path = Path("certs/cert.pem")
+    key: Path = Path("certs/key.pem")
+    hostnames: list[str] = field(default_factory=list)
+
+    idle_timeout: float = 5.0
+    """A client silent this long is declared gone (clients ping every 1.5 s)."""
+    session_ttl: float = 30 * 24 * 3600.0
+    """How long a session token resumes without a password."""
+
+    argon2_opslimit: int = 2
+    argon2_memlimit: int = 19 * 1024 * 1024
+    argon2_concurrency: int = 2
+
+    request_rate: float = 100.0
+    """Requests per second a connection may sustain."""
+    request_burst: float = 200.0
+    max_pending_requests: int = 256
+    """Requests queued on one connection before new ones are refused."""
+    abuse_strikes: int = 100
+    """Refused or malformed requests, beyond a slow trickle, before disconnecting."""

@@ -1,0 +1,227 @@
+"""One client's QUIC connection: the control stream, upload streams, and limits.
+
+This is the thin asyncio adapter between aioquic and the services. It decodes
+frames with :mod:`codec`, refuses what is malformed or over the limits with an
+``Error`` reply, queues well-formed requests for :meth:`ServerApp.dispatch` (one
+at a time per connection, so replies come in request order), and closes a
+connection that keeps misbehaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic import events
+
+from codec import (
+    CloseCode,
+    ErrorCode,
+    FrameDecoder,
+    MessageError,
+    OversizedFrame,
+    decode_request,
+    encode_message,
+)
+from codec.messages import Error, Event, Kicked, Message, Request
+
+from .streams import StreamHandler
+from .throttle import TokenBucket
+
+if TYPE_CHECKING:
+    from .app import ServerApp
+
+__all__ = ["Account", "ClientConnection"]
+
+log = logging.getLogger("quicmeet.connection")
+
+CONTROL_STREAM_ID = 0
+"""The control stream is the client's first bidirectional stream."""
+
+
+@dataclass(slots=True)
+class Account:
+    """Who a connection is logged in as."""
+
+    user_id: int
+    username: str
+    session_id: int
+
+
+class ClientConnection(QuicConnectionProtocol):
+    """The server side of one client connection."""
+
+    def __init__(self, *args: Any, app: ServerApp, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+        self.account: Account | None = None
+        self.peer_host = "?"
+        self.closing = False
+        self._decoder = FrameDecoder()
+        self._queue: asyncio.Queue[Request] = asyncio.Queue(
+            app.config.max_pending_requests
+        )
+        now = self._loop.time()
+        self._requests = TokenBucket(
+            app.config.request_rate, app.config.request_burst, now
+        )
+        self._strikes = TokenBucket(1.0, app.config.abuse_strikes, now)
+        self._worker: asyncio.Task[None] | None = None
+        self._streams: dict[int, StreamHandler] = {}
+        self._registered = False
+
+    # -- aioquic entry points -------------------------------------------------
+
+    def quic_event_received(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            if event.stream_id == CONTROL_STREAM_ID:
+                self._control_data(event.data, event.end_stream)
+            else:
+                self._stream_data(event)
+        elif isinstance(event, events.HandshakeCompleted):
+            paths = self._quic._network_paths
+            self.peer_host = str(paths[0].addr[0]) if paths else "?"
+            self._registered = True
+            self.app.connection_opened(self)
+            self._worker = self._loop.create_task(self._serve_requests())
+        elif isinstance(event, events.StreamReset):
+            handler = self._streams.pop(event.stream_id, None)
+            if handler is not None:
+                handler.abort()
+        elif isinstance(event, events.ConnectionTerminated):
+            self._terminated()
+
+    # -- control stream -------------------------------------------------------
+
+    def _control_data(self, data: bytes, end_stream: bool) -> None:
+        for frame in self._decoder.feed(data):
+            if isinstance(frame, OversizedFrame):
+                self._refuse(
+                    None,
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"frame of {frame.length} bytes is over the 65536-byte limit",
+                )
+                continue
+            try:
+                request = decode_request(frame)
+            except MessageError as exc:
+                self._refuse(exc.rid, exc.code, exc.message)
+                continue
+            now = self._loop.time()
+            if not self._requests.take(now):
+                wait_ms = int(self._requests.wait_time(now) * 1000) + 1
+                self._refuse(
+                    request.rid, ErrorCode.RATE_LIMITED, "too many requests", wait_ms
+                )
+                continue
+            try:
+                self._queue.put_nowait(request)
+            except asyncio.QueueFull:
+                self._refuse(
+                    request.rid,
+                    ErrorCode.RATE_LIMITED,
+                    "too many requests waiting for replies",
+                    100,
+                )
+        if end_stream:
+            self.close_with(CloseCode.NORMAL, "control stream closed")
+
+    def _refuse(
+        self,
+        rid: int | None,
+        code: ErrorCode,
+        message: str,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        self.send(
+            Error(
+                rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
+            )
+        )
+        if not self._strikes.take(self._loop.time()):
+            close_code = (
+                CloseCode.ABUSE
+                if code == ErrorCode.RATE_LIMITED
+                else CloseCode.PROTOCOL_VIOLATION
+            )
+            log.warning(
+                "closing connection from %s: %s", self.peer_host, close_code.name
+            )
+            self.app.stats["closed_for_abuse"] += 1
+            self.close_with(close_code, "too many bad or refused requests")
+
+    async def _serve_requests(self) -> None:
+        while True:
+            request = await self._queue.get()
+            reply = await self.app.dispatch(self, request)
+            if self.closing:
+                return
+            self.send(reply)
+
+    # -- other streams --------------------------------------------------------
+
+    def _stream_data(self, event: events.StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        handler = self._streams.get(stream_id)
+        if handler is None:
+            if stream_id % 4 != 0 or self.closing:
+                self._quic.reset_stream(stream_id, ErrorCode.UNEXPECTED_MESSAGE)
+                self.transmit()
+                return
+            handler = StreamHandler(self, stream_id)
+            self._streams[stream_id] = handler
+        handler.feed(event.data, event.end_stream)
+
+    def stream_done(self, stream_id: int) -> None:
+        """Called by a stream handler when its stream is finished."""
+        self._streams.pop(stream_id, None)
+
+    def send_on_stream(self, stream_id: int, message: Message, end: bool) -> None:
+        """Send one frame on a transfer stream."""
+        if self.closing:
+            return
+        self._quic.send_stream_data(stream_id, encode_message(message), end)
+        self._transmit_soon()
+
+    # -- sending and closing --------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        """Queue ``message`` on the control stream and transmit soon."""
+        if self.closing:
+            return
+        self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
+        self._transmit_soon()
+
+    def push(self, event: Event) -> None:
+        """Send a server event to this client."""
+        self.send(event)
+
+    def kick(self, reason: str, message: str) -> None:
+        """Tell the client why its session ends, then close the connection."""
+        self.send(Kicked(reason=reason, message=message))
+        self.transmit()
+        self.close_with(CloseCode.KICKED, reason)
+
+    def close_with(self, code: CloseCode, reason: str) -> None:
+        """Close the connection with an application error code."""
+        if self.closing:
+            return
+        self.closing = True
+        self.transmit()
+        self.close(error_code=int(code), reason_phrase=reason)
+        self._terminated()
+
+    def _terminated(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        for handler in list(self._streams.values()):
+            handler.abort()
+        self._streams.clear()
+        if self._registered:
+            self._registered = False
+            self.closing = True
+            self.app.connection_closed(self)

@@ -1,0 +1,84 @@
+"""Durable storage: opening the database, migrating it, and running work off the
+event loop on one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import peewee
+from playhouse.db_url import connect
+
+from . import models
+from .migrations import SCHEMA_VERSION, migrate
+
+__all__ = ["SCHEMA_VERSION", "Storage", "models", "open_database"]
+
+T = TypeVar("T")
+
+_SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "cache_size": -16000,
+}
+
+
+def open_database(url: str | None, data_dir: Path) -> peewee.Database:
+    """Open ``url`` (any peewee database URL), or SQLite under ``data_dir``."""
+    if url is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(
+            str(data_dir / "quicmeet.db"), pragmas=_SQLITE_PRAGMAS
+        )
+    if url.startswith("sqlite"):
+        return connect(url, pragmas=_SQLITE_PRAGMAS)
+    return connect(url)
+
+
+class Storage:
+    """Owns the database and the one thread that touches it.
+
+    Every query runs through :meth:`run`, so the event loop never blocks on disk
+    and SQLite sees a single writer. Call :meth:`start` once, :meth:`close` at exit.
+    """
+
+    def __init__(self, url: str | None, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.db = open_database(url, data_dir)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+
+    async def start(self) -> tuple[int, int]:
+        """Connect and migrate; return (schema version before, after)."""
+        models.database.initialize(self.db)
+        return await self.run(self._open)
+
+    def _open(self) -> tuple[int, int]:
+        self.db.connect(reuse_if_open=True)
+        return migrate(self.db)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the database thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the database thread from outside a loop."""
+        return self._executor.submit(fn, *args).result()
+
+    def close(self) -> None:
+        """Checkpoint, close the database and stop the thread (blocking)."""
+
+        def _close() -> None:
+            if isinstance(self.db, peewee.SqliteDatabase) and not self.db.is_closed():
+                self.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.close()
+
+        try:
+            self._executor.submit(_close).result(timeout=30)
+        finally:
+            self._executor.shutdown(wait=True)

@@ -1,0 +1,44 @@
+"""Schema versions and the steps between them, applied in order at start.
+
+Each step takes the database and brings it from version ``n - 1`` to ``n``. Add a
+step at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+
+from . import models
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+
+def _v1(db: peewee.Database) -> None:
+    db.create_tables([models.User, models.AuthSession])
+
+
+MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: peewee.Database) -> tuple[int, int]:
+    """Apply the missing steps; return (version before, version after)."""
+    with db.atomic():
+        db.create_tables([models.SchemaVersion])
+        row = models.SchemaVersion.select().first()
+        before = row.version if row else 0
+        if before > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {before} is newer than this server "
+                f"({SCHEMA_VERSION}); upgrade quicmeet"
+            )
+        for step in MIGRATIONS[before:]:
+            step(db)
+        if row is None:
+            models.SchemaVersion.create(version=SCHEMA_VERSION)
+        elif before != SCHEMA_VERSION:
+            row.version = SCHEMA_VERSION
+            row.save()
+    return before, SCHEMA_VERSION
