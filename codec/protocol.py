@@ -81,7 +81,7 @@ def _diagnose(body: bytes, decoder: msgspec.msgpack.Decoder[Any], accepted: str)
     except msgspec.ValidationError as exc:
         try:
             raw = _raw_decoder.decode(body)
-        except msgspec.DecodeError as inner:
+        except (msgspec.DecodeError, UnicodeDecodeError) as inner:
             raise MessageError(
                 f"frame is not valid msgpack: {inner}", ErrorCode.BAD_FRAME, None
             ) from None
@@ -108,7 +108,7 @@ def _diagnose(body: bytes, decoder: msgspec.msgpack.Decoder[Any], accepted: str)
                 rid,
             ) from None
         raise MessageError(f"{tag}: {exc}", ErrorCode.INVALID_MESSAGE, rid) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MessageError(
             f"frame is not valid msgpack: {exc}", ErrorCode.BAD_FRAME, None
         ) from None

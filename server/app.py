@@ -123,13 +123,17 @@ class ServerApp:
         """Make ``conn`` the account's one live session, kicking any older one."""
         previous = self.presence.attach(account.user_id, conn)
         conn.account = account
-        if previous is not None and previous.account is not None:
-            self.accounts.revoke_later(previous.account.session_id)
-            previous.account = None
-            previous.kick(
-                "signed_in_elsewhere",
-                "this account signed in on another device",
-            )
+        if previous is None or previous.account is None:
+            return
+        old_session = previous.account.session_id
+        previous.account = None
+        if old_session == account.session_id:
+            # The same token resumed on a new connection (a network change):
+            # the old path is dead or dying; drop it without revoking anything.
+            previous.close_with(CloseCode.NORMAL, "session moved to a new connection")
+            return
+        self.accounts.revoke_later(old_session)
+        previous.kick("signed_in_elsewhere", "this account signed in on another device")
 
     def detach(self, conn: ClientConnection) -> None:
         """End the connection's session (logout) without closing the connection."""

@@ -72,6 +72,7 @@ class ClientConnection(QuicConnectionProtocol):
         self._worker: asyncio.Task[None] | None = None
         self._streams: dict[int, StreamHandler] = {}
         self._registered = False
+        self._control_open = False
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -97,6 +98,7 @@ class ClientConnection(QuicConnectionProtocol):
     # -- control stream -------------------------------------------------------
 
     def _control_data(self, data: bytes, end_stream: bool) -> None:
+        self._control_open = True
         for frame in self._decoder.feed(data):
             if isinstance(frame, OversizedFrame):
                 self._refuse(
@@ -189,8 +191,12 @@ class ClientConnection(QuicConnectionProtocol):
     # -- sending and closing --------------------------------------------------
 
     def send(self, message: Message) -> None:
-        """Queue ``message`` on the control stream and transmit soon."""
-        if self.closing:
+        """Queue ``message`` on the control stream and transmit soon.
+
+        Before the client has opened its control stream there is nowhere to send
+        (and no session to tell anything), so the message is dropped.
+        """
+        if self.closing or not self._control_open:
             return
         self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
         self._transmit_soon()

@@ -18,9 +18,10 @@ class _Failures:
 class LoginThrottle:
     """Exponential backoff after repeated login failures, per key.
 
-    Keys are strings such as ``"user:alice"`` or ``"addr:192.0.2.1"``. The first
-    ``free_failures`` failures cost nothing; each one after that blocks the key for
-    ``base_delay * 2**(n - free_failures)`` seconds, up to ``max_delay``. A success
+    Keys are strings such as ``"user:alice"`` or ``"addr:192.0.2.1"``. Failures
+    before the ``free_failures``-th cost nothing; that one and each after it block
+    the key for ``base_delay * 2**(n - free_failures)`` seconds (n counting
+    failures), up to ``max_delay``. A success
     resets the key; a key idle for ``forget_after`` seconds is forgotten, and at
     most ``max_keys`` keys are kept (the oldest go first), so memory is bounded.
     """

@@ -38,7 +38,7 @@ MAX_AVATAR_UPLOAD = 256 * 1024
 """Largest avatar image accepted for upload, in bytes (PNG or JPEG)."""
 
 
-class Profile(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Profile(msgspec.Struct, kw_only=True):
     """What anyone logged in may see of an account.
 
     ``avatar_icon`` picks one of the built-in icons; ``avatar_sha256`` is set when

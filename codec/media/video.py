@@ -1,0 +1,252 @@
+"""H.264 through PyAV's libx264, tuned for real time, and its decoder.
+
+Encoder: ``preset=ultrafast``, ``tune=zerolatency``, constrained baseline (no
+B-frames, so one frame in gives at most one access unit out, at once), Annex B
+with SPS/PPS repeated before every IDR. Keyframes come only when asked for
+(:meth:`VideoEncoder.request_keyframe`, rate-limited on the caller's clock) and
+at a long periodic interval; x264's own scene-cut keyframes are off.
+
+Rate control is x264's CBR mode (VBV max rate = target bitrate), the one mode in
+which x264 applies a new bitrate to a running encoder (``x264_encoder_reconfig``,
+reached through FFmpeg when ``AVCodecContext.bit_rate`` changes between frames).
+PyAV cannot change the VBV max rate after opening, and x264 clamps the target to
+it, so the encoder is opened at ``max_bitrate_bps`` and lowered to the start
+bitrate before the first frame: every later :meth:`VideoEncoder.set_bitrate` up to
+that ceiling takes effect within a few frames, without a keyframe.
+``docs/media.md`` has the measurements.
+
+Both classes are synchronous CPU work: adapters run them in an executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+
+from .errors import VideoCodecError
+
+__all__ = [
+    "MIN_BITRATE_BPS",
+    "VIDEO_CLOCK_HZ",
+    "EncodedFrame",
+    "VideoDecoder",
+    "VideoEncoder",
+    "contains_idr",
+]
+
+VIDEO_CLOCK_HZ = 90_000
+"""Clock rate of video media timestamps, as in RTP."""
+
+MIN_BITRATE_BPS = 30_000
+"""Lowest target the encoder accepts; lower requests are raised to it."""
+
+_NAL_IDR = 5
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One H.264 access unit (Annex B byte stream)."""
+
+    data: bytes
+    keyframe: bool
+    """An IDR: decodable on its own, preceded by SPS and PPS."""
+    pts: int
+    """Capture time on the 90 kHz media clock, modulo 2**32."""
+
+
+def contains_idr(data: bytes) -> bool:
+    """Whether an Annex B access unit holds an IDR slice (NAL unit type 5)."""
+    start = data.find(b"\x00\x00\x01")
+    while start != -1 and start + 3 < len(data):
+        if data[start + 3] & 0x1F == _NAL_IDR:
+            return True
+        start = data.find(b"\x00\x00\x01", start + 3)
+    return False
+
+
+class VideoEncoder:
+    """Encodes frames of one fixed size to H.264 at a changeable bitrate.
+
+    ``bitrate_bps`` is the start target; :meth:`set_bitrate` moves it between
+    :data:`MIN_BITRATE_BPS` and ``max_bitrate_bps`` (default four times the start)
+    without a new keyframe. The VBV buffer holds ``vbv_buffer_s`` seconds at the
+    start bitrate (never less than 1.1 frames at the ceiling, x264's minimum); it
+    bounds how far one frame can overshoot the average.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        bitrate_bps: int,
+        *,
+        max_bitrate_bps: int | None = None,
+        keyframe_interval_s: float = 20.0,
+        min_keyframe_interval_s: float = 0.5,
+        vbv_buffer_s: float = 0.5,
+        threads: int = 1,
+    ) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ValueError(f"frame size {width}x{height} must be positive, even")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.width = width
+        self.height = height
+        self.keyframe_interval_s = keyframe_interval_s
+        self.min_keyframe_interval_s = min_keyframe_interval_s
+        self.max_bitrate_bps = max(max_bitrate_bps or 4 * bitrate_bps, bitrate_bps)
+        self.frames_encoded = 0
+        self.keyframes_encoded = 0
+        self._keyframe_requested = False
+        self._last_keyframe_at: float | None = None
+        self._frame_ticks = VIDEO_CLOCK_HZ / fps
+        buffer_bits = max(bitrate_bps * vbv_buffer_s, self.max_bitrate_bps / fps * 1.1)
+        context = av.CodecContext.create("libx264", "w")
+        context.width = width
+        context.height = height
+        context.pix_fmt = "yuv420p"
+        context.time_base = Fraction(1, VIDEO_CLOCK_HZ)
+        context.framerate = Fraction(fps).limit_denominator(1001)
+        context.max_b_frames = 0
+        context.thread_count = threads
+        context.bit_rate = self.max_bitrate_bps
+        context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "maxrate": str(self.max_bitrate_bps),
+            "bufsize": str(int(buffer_bits)),
+            "x264-params": "keyint=infinite:scenecut=0",
+        }
+        try:
+            context.open()
+        except av.FFmpegError as exc:
+            raise VideoCodecError(f"cannot open libx264: {exc}") from None
+        self._context = context
+        self._bitrate_bps = 0
+        self.set_bitrate(bitrate_bps)
+
+    @property
+    def bitrate_bps(self) -> int:
+        """The current target bitrate, in bits per second."""
+        return self._bitrate_bps
+
+    def set_bitrate(self, bitrate_bps: int) -> int:
+        """Retarget the encoder from the next frame on; returns the target used,
+        clamped to ``[MIN_BITRATE_BPS, max_bitrate_bps]``."""
+        target = int(min(max(bitrate_bps, MIN_BITRATE_BPS), self.max_bitrate_bps))
+        self._context.bit_rate = target
+        self._bitrate_bps = target
+        return target
+
+    def request_keyframe(self) -> None:
+        """Ask for a keyframe (a receiver lost one, or switched layer).
+
+        It is produced by the first :meth:`encode` at least
+        ``min_keyframe_interval_s`` after the previous keyframe; requests in
+        between are merged into that one.
+        """
+        self._keyframe_requested = True
+
+    def encode(
+        self,
+        frame: np.ndarray | av.VideoFrame,
+        now: float,
+        force_keyframe: bool = False,
+    ) -> list[EncodedFrame]:
+        """Encode one frame captured at ``now`` (seconds, caller's clock).
+
+        ``frame`` is an RGB ``(height, width, 3)`` uint8 array, a YUV 4:2:0
+        ``(height * 3 // 2, width)`` uint8 array, or an ``av.VideoFrame`` of any
+        format; other sizes are scaled. ``force_keyframe`` skips the rate limit.
+        Returns the access unit (this encoder has no delay, so one per frame).
+        """
+        video_frame = _to_video_frame(frame)
+        video_frame.pts = round(self.frames_encoded * self._frame_ticks)
+        if self._keyframe_due(now) or force_keyframe:
+            video_frame.pict_type = PictureType.I
+        try:
+            packets = self._context.encode(video_frame)
+        except av.FFmpegError as exc:
+            raise VideoCodecError(f"libx264 refused the frame: {exc}") from None
+        self.frames_encoded += 1
+        pts = round(now * VIDEO_CLOCK_HZ) & 0xFFFFFFFF
+        out = []
+        for packet in packets:
+            keyframe = bool(packet.is_keyframe)
+            if keyframe:
+                self.keyframes_encoded += 1
+                self._last_keyframe_at = now
+                self._keyframe_requested = False
+            out.append(EncodedFrame(bytes(packet), keyframe, pts))
+        return out
+
+    def _keyframe_due(self, now: float) -> bool:
+        last = self._last_keyframe_at
+        if last is None:
+            return True
+        since = now - last
+        if since >= self.keyframe_interval_s:
+            return True
+        return self._keyframe_requested and since >= self.min_keyframe_interval_s
+
+
+def _to_video_frame(frame: np.ndarray | av.VideoFrame) -> av.VideoFrame:
+    if isinstance(frame, av.VideoFrame):
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    if frame.ndim == 2:
+        return av.VideoFrame.from_ndarray(frame, format="yuv420p")
+    raise ValueError(f"cannot encode an array of shape {frame.shape}")
+
+
+class VideoDecoder:
+    """Decodes H.264 access units to RGB arrays and knows when it needs a keyframe.
+
+    It starts needing one, and needs one again after :meth:`frame_lost`, after
+    data FFmpeg rejects, and after a frame FFmpeg flags as corrupt. While it needs
+    one, access units without an IDR are discarded undecoded, so the caller never
+    shows a picture smeared by missing references. Nothing here raises on bad
+    input: :meth:`decode` returns no frames and :attr:`needs_keyframe` tells the
+    caller to send a :class:`~codec.media.packet.KeyframeRequest`.
+    """
+
+    def __init__(self) -> None:
+        self._context = av.CodecContext.create("h264", "r")
+        # Frame threading would hold back one frame per thread: keep it serial.
+        self._context.thread_count = 1
+        self.needs_keyframe = True
+        self.frames_decoded = 0
+        self.frames_discarded = 0
+
+    def frame_lost(self) -> None:
+        """Tell the decoder a frame never arrived (a reassembly loss)."""
+        self.needs_keyframe = True
+
+    def decode(self, data: bytes) -> list[np.ndarray]:
+        """Decode one access unit; returns ``(height, width, 3)`` RGB arrays."""
+        if self.needs_keyframe and not contains_idr(data):
+            self.frames_discarded += 1
+            return []
+        try:
+            frames = self._context.decode(av.Packet(data))
+        except av.FFmpegError:
+            self.needs_keyframe = True
+            self.frames_discarded += 1
+            return []
+        images = []
+        for frame in frames:
+            if frame.is_corrupt:
+                self.needs_keyframe = True
+                self.frames_discarded += 1
+                continue
+            self.needs_keyframe = False
+            self.frames_decoded += 1
+            images.append(frame.to_ndarray(format="rgb24"))
+        return images

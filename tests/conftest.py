@@ -1,0 +1,159 @@
+"""Fixtures shared by the whole suite: real servers on loopback, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from client import Session
+from server import ServerApp, ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+
+
+def server_config(tmp_path: Path, **overrides: object) -> ServerConfig:
+    """A server configuration under ``tmp_path`` listening on a free port."""
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        cert=tmp_path / "certs" / "cert.pem",
+        key=tmp_path / "certs" / "key.pem",
+    )
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return config
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
+    """A real quicmeet server in this process, on a free UDP port."""
+    app = ServerApp(server_config(tmp_path))
+    await app.start()
+    yield app
+    await app.shutdown(grace=0.0)
+
+
+def address(app: ServerApp) -> str:
+    host, port = app.address
+    return f"{host}:{port}"
+
+
+@pytest.fixture
+async def connect(server: ServerApp) -> AsyncIterator:
+    """Factory: a connected Session to ``server`` (closed at teardown)."""
+    sessions: list[Session] = []
+
+    async def _connect(**kwargs: object) -> Session:
+        session = Session(address(server), **kwargs)  # type: ignore[arg-type]
+        await session.connect()
+        sessions.append(session)
+        return session
+
+    yield _connect
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def user(connect) -> AsyncIterator:
+    """Factory: a registered, logged-in Session for ``name``."""
+
+    async def _user(name: str, password: str = PASSWORD) -> Session:
+        session = await connect()
+        await session.register(name, password)
+        await session.login(name, password)
+        return session
+
+    yield _user
+
+
+@dataclass
+class ServerProcess:
+    """A ``quicmeet-server`` running as a child process."""
+
+    proc: subprocess.Popen[str]
+    host: str
+    port: int
+    data_dir: Path
+    cert: Path
+    key: Path
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_server_process(
+    tmp_path: Path, port: int = 0, extra: list[str] | None = None
+) -> ServerProcess:
+    """Start ``python -m server`` and wait for its ``listening on`` line."""
+    data_dir = tmp_path / "data"
+    cert = tmp_path / "certs" / "cert.pem"
+    key = tmp_path / "certs" / "key.pem"
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--log-level",
+        "warning",
+        *(extra or []),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+        raise RuntimeError(f"server did not start: {line!r} {err}")
+    host, _, port_text = line.split()[-1].rpartition(":")
+    return ServerProcess(proc, host, int(port_text), data_dir, cert, key)
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server in a child process (for signals, restarts and the CLI)."""
+    srv = start_server_process(tmp_path)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.proc.kill()
+        srv.proc.wait(5)
+
+
+async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` is true, failing after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
