@@ -59,7 +59,7 @@ def _type_name(t: mi.Type) -> str:
 def _describe(cls: type) -> list[str]:
     info = mi.type_info(cls)
     assert isinstance(info, mi.StructType)
-    tag = getattr(cls.__struct_config__, "tag", None)
+    tag = getattr(getattr(cls, "__struct_config__", None), "tag", None)
     title = f"### `{cls.__name__}`"
     lines = [title, ""]
     doc = inspect.getdoc(cls) or ""

@@ -21,6 +21,7 @@ from .certs import ensure_certificate
 from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .errors import ServiceError
+from .monitor import LoopMonitor
 from .passwords import PasswordHasher
 from .presence import LocalPresence
 from .storage import Storage
@@ -55,6 +56,7 @@ class ServerApp:
         self.fingerprint = ""
         self.address: tuple[str, int] = (config.host, config.port)
         self.closing = False
+        self.monitor = LoopMonitor()
         self._server: QuicServer | None = None
         self._handlers: dict[type[Request], tuple[Handler, bool]] = {}
         self._stream_openers: dict[type[StreamRequest], StreamOpener] = {}
@@ -102,6 +104,7 @@ class ServerApp:
             configuration=self.quic_configuration(),
             create_protocol=partial(ClientConnection, app=self),
         )
+        self.monitor.start()
         sockname = self._server._transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
         return self.address
@@ -171,6 +174,15 @@ class ServerApp:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
         return opener(conn, request)
 
+    def snapshot(self) -> dict[str, object]:
+        """Counters and gauges for operators and benchmarks."""
+        return {
+            **self.stats,
+            "connections": len(self.connections),
+            "online_users": self.presence.online_count(),
+            "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
+        }
+
     # -- shutdown -------------------------------------------------------------
 
     async def shutdown(self, grace: float = 0.3) -> None:
@@ -186,6 +198,7 @@ class ServerApp:
         await asyncio.sleep(0.05)
         if self._server is not None:
             self._server.close()
+        self.monitor.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
         log.info("stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         default=5.0,
         help="seconds of silence after which a client is declared gone",
     )
+    parser.add_argument(
+        "--stats-file",
+        type=Path,
+        default=None,
+        help="write counters (JSON) here at exit and on SIGUSR1",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0..65535")
@@ -68,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         key=args.key,
         hostnames=args.hostname,
         idle_timeout=args.idle_timeout,
+        stats_file=args.stats_file,
     )
 
 
@@ -80,8 +88,21 @@ async def run(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if config.stats_file is not None:
+        loop.add_signal_handler(signal.SIGUSR1, _write_stats, app, config.stats_file)
     await stop.wait()
+    if config.stats_file is not None:
+        _write_stats(app, config.stats_file)
     await app.shutdown()
+
+
+def _write_stats(app: ServerApp, path: Path) -> None:
+    """Write the counters; the stall figure then restarts, so each report
+    covers the time since the previous one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(app.snapshot(), sort_keys=True))
+    tmp.replace(path)
+    app.monitor.reset()
 
 
 def main(argv: list[str] | None = None) -> int:

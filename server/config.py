@@ -39,3 +39,6 @@ class ServerConfig:
     """Requests queued on one connection before new ones are refused."""
     abuse_strikes: int = 100
     """Refused or malformed requests, beyond a slow trickle, before disconnecting."""
+
+    stats_file: Path | None = None
+    """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""

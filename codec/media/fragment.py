@@ -135,7 +135,8 @@ class ReassemblerStats:
     late_packets: int = 0
     """Fragments of a frame that had already been given up."""
     inconsistent_packets: int = 0
-    """Fragments whose count, timestamp or keyframe flag contradict their frame's."""
+    """Fragments whose count, timestamp, keyframe flag or layer contradict the
+    first fragment seen of their frame."""
 
 
 class _Partial:
@@ -228,20 +229,22 @@ class Reassembler:
             self.stats.late_packets += 1
 
     def _stall_since(self) -> float:
-        head = self._pending.get(self._next)  # type: ignore[arg-type]
+        assert self._next is not None
+        head = self._pending.get(self._next)
         if head is not None:
             return head.last_arrival
         return min(p.first_arrival for p in self._pending.values())
 
     def _drain(self, now: float, events: list[ReassemblyEvent]) -> None:
-        while True:
+        while self._pending:
             self._deliver_ready(events)
             if not self._pending:
                 return
             keyframe_waiting = any(
                 p.complete and p.packet.keyframe for p in self._pending.values()
             )
-            if not keyframe_waiting and now - self._stall_since() < self.timeout_s:
+            # The same sum as next_deadline(), so expire(next_deadline()) acts.
+            if not keyframe_waiting and now < self._stall_since() + self.timeout_s:
                 return
             self._give_up_head(events)
 

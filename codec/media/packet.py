@@ -5,7 +5,8 @@ Audio, video and probe datagrams keep their per-hop transport sequence number at
 byte offset 2, so the SFU rewrites it in place with :func:`rewrite_transport_seq`
 without parsing the rest. The bit layouts are drawn in ``docs/media.md``.
 
-:func:`parse_packet` turns bytes into one of the packet dataclasses and raises only
+:func:`parse_packet` turns bytes into one of the packet dataclasses (feedback is
+laid out in :mod:`codec.media.feedback`) and raises only
 :class:`~codec.media.errors.PacketError`; the payload of a media packet is a
 zero-copy ``memoryview`` into the datagram. Each packet's ``serialize()`` gives its
 bytes back and raises :class:`~codec.errors.LocalProtocolError` for a field out of

@@ -35,11 +35,6 @@ class Unwrapper:
         self._bits = bits
         self._last: int | None = None
 
-    @property
-    def last(self) -> int | None:
-        """The most recently unwrapped value, or None before the first."""
-        return self._last
-
     def unwrap(self, value: int) -> int:
         """Return ``value`` (taken modulo ``2**bits``) as an unbounded integer."""
         if self._last is None:

@@ -163,13 +163,15 @@ class VideoEncoder:
 
         ``frame`` is an RGB ``(height, width, 3)`` uint8 array, a YUV 4:2:0
         ``(height * 3 // 2, width)`` uint8 array, or an ``av.VideoFrame`` of any
-        format; other sizes are scaled. ``force_keyframe`` skips the rate limit.
-        Returns the access unit (this encoder has no delay, so one per frame).
+        format (whose ``pts`` and ``pict_type`` are overwritten); other sizes are
+        scaled. ``force_keyframe`` skips the rate limit. Returns the access unit
+        (this encoder has no delay, so exactly one per frame).
         """
         video_frame = _to_video_frame(frame)
         video_frame.pts = round(self.frames_encoded * self._frame_ticks)
-        if self._keyframe_due(now) or force_keyframe:
-            video_frame.pict_type = PictureType.I
+        # Always set: a decoded frame's own I/P type would otherwise steer x264.
+        keyframe = force_keyframe or self._keyframe_due(now)
+        video_frame.pict_type = PictureType.I if keyframe else PictureType.NONE
         try:
             packets = self._context.encode(video_frame)
         except av.FFmpegError as exc:
@@ -231,6 +233,9 @@ class VideoDecoder:
 
     def decode(self, data: bytes) -> list[np.ndarray]:
         """Decode one access unit; returns ``(height, width, 3)`` RGB arrays."""
+        if not data:
+            # An empty packet is FFmpeg's end-of-stream signal: never send one.
+            self.needs_keyframe = True
         if self.needs_keyframe and not contains_idr(data):
             self.frames_discarded += 1
             return []

@@ -11,6 +11,7 @@ from client.events import Disconnected
 from codec.messages import ServerClosing
 from server import ServerApp
 from server.certs import certificate_fingerprint
+from server.storage import SCHEMA_VERSION
 from tests.conftest import PASSWORD, server_config, start_server_process
 
 from .rawclient import raw_connect
@@ -124,3 +125,38 @@ async def test_in_process_shutdown_tells_clients(tmp_path):
     assert isinstance(event, ServerClosing)
     await session.close()
     assert not isinstance(event, SessionClosed)
+
+
+async def test_database_url_and_schema_version(tmp_path):
+    url = f"sqlite:///{tmp_path / 'custom.db'}"
+    app = ServerApp(server_config(tmp_path, db_url=url))
+    host, port = await app.start()
+    session = Session(f"{host}:{port}")
+    await session.connect()
+    await session.register("viaurl", PASSWORD)
+    await session.close()
+    await app.shutdown(grace=0)
+    assert (tmp_path / "custom.db").exists()
+    assert not (tmp_path / "data" / "quicmeet.db").exists()
+
+    again = ServerApp(server_config(tmp_path, db_url=url))
+    before, after = await again.storage.start()
+    assert before == after == SCHEMA_VERSION
+    await again.shutdown(grace=0)
+
+
+async def test_newer_schema_is_refused(tmp_path):
+    app = ServerApp(server_config(tmp_path))
+    await app.storage.start()
+
+    def bump():
+        from server.storage.models import SchemaVersion
+
+        SchemaVersion.update(version=SCHEMA_VERSION + 1).execute()
+
+    await app.storage.run(bump)
+    app.storage.close()
+    newer = ServerApp(server_config(tmp_path))
+    with pytest.raises(RuntimeError, match="newer than this server"):
+        await newer.storage.start()
+    newer.storage.close()
