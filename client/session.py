@@ -115,6 +115,8 @@ class Session:
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._login_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._event_hooks: list[Callable[[Event], None]] = []
         self._ended: SessionEnded | None = None
 
     # -- connection -----------------------------------------------------------
@@ -158,7 +160,24 @@ class Session:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Kicked):
             self._ended = SessionEnded(event.reason, event.message)
+        for hook in self._event_hooks:
+            hook(event)
         self._emit(event)
+
+    def add_event_hook(self, hook: Callable[[Event], None]) -> None:
+        """Call ``hook`` with every server event before it reaches :meth:`events`."""
+        self._event_hooks.append(hook)
+
+    def add_login_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` after every login, resume and automatic reconnect."""
+        self._login_hooks.append(hook)
+
+    async def _after_login(self) -> None:
+        for hook in list(self._login_hooks):
+            try:
+                await hook()
+            except ClientError as exc:
+                log.warning("after-login step failed: %s", exc)
 
     def _emit(self, event: SessionEvent) -> None:
         if self._events.qsize() >= MAX_QUEUED_EVENTS:
@@ -215,6 +234,7 @@ class Session:
                     if isinstance(exc, SessionEnded):
                         return
                     continue
+                await self._after_login()
                 for hook in list(self._restore_hooks):
                     try:
                         await hook()
@@ -322,11 +342,14 @@ class Session:
         """Log in with a password; any other session of the account is ended."""
         reply = await self.call(Login, LoggedIn, username=username, password=password)
         self._logged_in(reply)
+        await self._after_login()
         return reply.profile
 
     async def resume(self, token: bytes) -> Profile:
         """Log in with the token of an earlier login."""
-        return await self._resume(token)
+        profile = await self._resume(token)
+        await self._after_login()
+        return profile
 
     async def _resume(self, token: bytes) -> Profile:
         proto = self._proto

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .app import ServerApp
     from .connection import ClientConnection
 
-__all__ = ["AccountService", "validate_username"]
+__all__ = ["AccountService", "profile_of", "validate_username"]
 
 USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD = 8
@@ -73,7 +73,7 @@ def _clean_text(value: str, field: str) -> str:
     return value
 
 
-def _profile(user: User) -> Profile:
+def profile_of(user: User) -> Profile:
     return Profile(
         username=user.username,
         display_name=user.display_name,
@@ -134,7 +134,7 @@ class AccountService:
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
         self.app.stats["registrations"] += 1
-        return Registered(rid=req.rid, profile=_profile(user))
+        return Registered(rid=req.rid, profile=profile_of(user))
 
     def _throttle_keys(self, conn: ClientConnection, username: str) -> list[str]:
         return [f"user:{username}", f"addr:{conn.peer_host}"]
@@ -208,10 +208,10 @@ class AccountService:
         if conn.closing:
             await self.app.storage.run(self._delete_session, session_id)
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "connection closed")
-        self.app.attach(conn, Account(user.id, user.username, session_id))
+        await self.app.attach(conn, Account(user.id, user.username, session_id))
         self.app.stats["logins"] += 1
         return LoggedIn(
-            rid=rid, profile=_profile(user), token=token, expires_ms=expires
+            rid=rid, profile=profile_of(user), token=token, expires_ms=expires
         )
 
     async def resume(self, conn: ClientConnection, req: Resume) -> LoggedIn:
@@ -242,11 +242,11 @@ class AccountService:
         session, user = found
         if conn.closing:
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "connection closed")
-        self.app.attach(conn, Account(user.id, user.username, int(session.id)))
+        await self.app.attach(conn, Account(user.id, user.username, int(session.id)))
         self.app.stats["resumes"] += 1
         return LoggedIn(
             rid=req.rid,
-            profile=_profile(user),
+            profile=profile_of(user),
             token=req.token,
             expires_ms=session.expires_ms,
         )
@@ -312,7 +312,7 @@ class AccountService:
     async def get_profile(self, conn: ClientConnection, req: GetProfile) -> ProfileInfo:
         assert conn.account is not None
         user = await self._user(req.username or conn.account.username)
-        return ProfileInfo(rid=req.rid, profile=_profile(user))
+        return ProfileInfo(rid=req.rid, profile=profile_of(user))
 
     async def update_profile(
         self, conn: ClientConnection, req: UpdateProfile
@@ -340,7 +340,7 @@ class AccountService:
             return User.get_by_id(user_id)
 
         user = await self.app.storage.run(update)
-        return ProfileInfo(rid=req.rid, profile=_profile(user))
+        return ProfileInfo(rid=req.rid, profile=profile_of(user))
 
     async def get_avatar(self, conn: ClientConnection, req: GetAvatar) -> AvatarImage:
         user = await self._user(req.username)
@@ -388,7 +388,7 @@ class AccountService:
         users = users[:limit]
         return UserPage(
             rid=req.rid,
-            users=[_profile(u) for u in users],
+            users=[profile_of(u) for u in users],
             next_after=users[-1].username if more else None,
         )
 
@@ -464,7 +464,7 @@ class AvatarUpload:
             return User.get_by_id(user_id)
 
         user = await self.app.storage.run(store)
-        return ProfileInfo(rid=self.req.rid, profile=_profile(user))
+        return ProfileInfo(rid=self.req.rid, profile=profile_of(user))
 
     def abort(self) -> None:
         self._data = bytearray()

@@ -18,12 +18,14 @@ from codec.messages import Error, Reply, Request, ServerClosing, StreamRequest
 
 from .accounts import AccountService
 from .certs import ensure_certificate
+from .chat import ChatService
 from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .errors import ServiceError
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
 from .presence import LocalPresence
+from .social import SocialService
 from .storage import Storage
 from .streams import UploadSink
 
@@ -59,17 +61,40 @@ class ServerApp:
         self.monitor = LoopMonitor()
         self._server: QuicServer | None = None
         self._handlers: dict[type[Request], tuple[Handler, bool]] = {}
+        self._pipelined: set[type[Request]] = set()
         self._stream_openers: dict[type[StreamRequest], StreamOpener] = {}
+        self._session_started: list[Callable[[ClientConnection], Awaitable[None]]] = []
+        self._session_ended: list[Callable[[ClientConnection, Account], None]] = []
         self.accounts = AccountService(self)
         self.accounts.register_handlers(self)
+        self.social = SocialService(self)
+        self.social.register_handlers(self)
+        self.chat = ChatService(self, self.social)
+        self.chat.register_handlers(self)
 
     # -- wiring ---------------------------------------------------------------
 
     def handle(
-        self, request_type: type[Request], handler: Handler, *, public: bool = False
+        self,
+        request_type: type[Request],
+        handler: Handler,
+        *,
+        public: bool = False,
+        pipelined: bool = False,
     ) -> None:
-        """Route ``request_type`` to ``handler``; ``public`` ones need no login."""
+        """Route ``request_type`` to ``handler``; ``public`` ones need no login.
+
+        A connection handles its requests one after another, except ``pipelined``
+        ones: those start at once and reply when done, so a client can have many
+        in flight (the handler must do its ordering-sensitive work before its
+        first ``await``).
+        """
         self._handlers[request_type] = (handler, public)
+        if pipelined:
+            self._pipelined.add(request_type)
+
+    def is_pipelined(self, request: Request) -> bool:
+        return type(request) in self._pipelined
 
     def handle_stream(
         self, request_type: type[StreamRequest], opener: StreamOpener
@@ -105,6 +130,7 @@ class ServerApp:
             create_protocol=partial(ClientConnection, app=self),
         )
         self.monitor.start()
+        self.chat.start()
         sockname = self._server._transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
         return self.address
@@ -117,32 +143,55 @@ class ServerApp:
 
     def connection_closed(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
-        account = conn.account
-        if account is not None:
-            self.presence.detach(account.user_id, conn)
-            conn.account = None
+        self._end_session(conn)
 
-    def attach(self, conn: ClientConnection, account: Account) -> None:
+    def on_session(
+        self,
+        started: Callable[[ClientConnection], Awaitable[None]],
+        ended: Callable[[ClientConnection, Account], None],
+    ) -> None:
+        """Have a service told when a user's session starts and ends.
+
+        ``started`` runs (awaited) before the login's reply goes out; ``ended``
+        runs when the user's last connection logs out or closes. A session that
+        moves to a new connection of the same user neither ends nor restarts.
+        """
+        self._session_started.append(started)
+        self._session_ended.append(ended)
+
+    async def attach(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` the account's one live session, kicking any older one."""
         previous = self.presence.attach(account.user_id, conn)
         conn.account = account
-        if previous is None or previous.account is None:
-            return
-        old_session = previous.account.session_id
-        previous.account = None
-        if old_session == account.session_id:
-            # The same token resumed on a new connection (a network change):
-            # the old path is dead or dying; drop it without revoking anything.
-            previous.close_with(CloseCode.NORMAL, "session moved to a new connection")
-            return
-        self.accounts.revoke_later(old_session)
-        previous.kick("signed_in_elsewhere", "this account signed in on another device")
+        if previous is not None and previous.account is not None:
+            old_session = previous.account.session_id
+            previous.account = None
+            if old_session == account.session_id:
+                # The same token resumed on a new connection (a network change):
+                # the old path is dead or dying; drop it without revoking anything.
+                previous.close_with(
+                    CloseCode.NORMAL, "session moved to a new connection"
+                )
+            else:
+                self.accounts.revoke_later(old_session)
+                previous.kick(
+                    "signed_in_elsewhere", "this account signed in on another device"
+                )
+        for started in self._session_started:
+            await started(conn)
 
     def detach(self, conn: ClientConnection) -> None:
         """End the connection's session (logout) without closing the connection."""
-        if conn.account is not None:
-            self.presence.detach(conn.account.user_id, conn)
-            conn.account = None
+        self._end_session(conn)
+
+    def _end_session(self, conn: ClientConnection) -> None:
+        account = conn.account
+        if account is None:
+            return
+        conn.account = None
+        if self.presence.detach(account.user_id, conn):
+            for ended in self._session_ended:
+                ended(conn, account)
 
     # -- requests -------------------------------------------------------------
 
@@ -198,6 +247,7 @@ class ServerApp:
         await asyncio.sleep(0.05)
         if self._server is not None:
             self._server.close()
+        await self.chat.stop()
         self.monitor.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)

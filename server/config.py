@@ -40,5 +40,11 @@ class ServerConfig:
     abuse_strikes: int = 100
     """Refused or malformed requests, beyond a slow trickle, before disconnecting."""
 
+    retention_days: float = 30.0
+    """Delivered chat messages are kept this long on the server."""
+    chat_rate: float = 50.0
+    """Chat messages per second one user may sustain."""
+    chat_burst: float = 100.0
+
     stats_file: Path | None = None
     """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""

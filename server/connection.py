@@ -26,7 +26,7 @@ from codec import (
     decode_request,
     encode_message,
 )
-from codec.messages import Error, Event, Kicked, Message, Request
+from codec.messages import Error, Event, Kicked, Message, Reply, Request
 
 from .streams import StreamHandler
 from .throttle import TokenBucket
@@ -40,6 +40,8 @@ log = logging.getLogger("quicmeet.connection")
 
 CONTROL_STREAM_ID = 0
 """The control stream is the client's first bidirectional stream."""
+MAX_IN_FLIGHT = 256
+"""Pipelined requests one connection may have running at once."""
 
 
 @dataclass(slots=True)
@@ -70,6 +72,7 @@ class ClientConnection(QuicConnectionProtocol):
         )
         self._strikes = TokenBucket(1.0, app.config.abuse_strikes, now)
         self._worker: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[Reply]] = set()
         self._streams: dict[int, StreamHandler] = {}
         self._registered = False
         self._control_open = False
@@ -158,10 +161,27 @@ class ClientConnection(QuicConnectionProtocol):
     async def _serve_requests(self) -> None:
         while True:
             request = await self._queue.get()
+            if self.app.is_pipelined(request):
+                while len(self._in_flight) >= MAX_IN_FLIGHT:
+                    await asyncio.wait(
+                        self._in_flight, return_when=asyncio.FIRST_COMPLETED
+                    )
+                task = self._loop.create_task(self.app.dispatch(self, request))
+                self._in_flight.add(task)
+                task.add_done_callback(self._pipelined_done)
+                # Let the handler run up to its first await before the next
+                # request starts, so pipelined requests keep their order.
+                await asyncio.sleep(0)
+                continue
             reply = await self.app.dispatch(self, request)
             if self.closing:
                 return
             self.send(reply)
+
+    def _pipelined_done(self, task: asyncio.Task[Reply]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and not self.closing:
+            self.send(task.result())
 
     # -- other streams --------------------------------------------------------
 
@@ -224,6 +244,8 @@ class ClientConnection(QuicConnectionProtocol):
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
+        for task in list(self._in_flight):
+            task.cancel()
         for handler in list(self._streams.values()):
             handler.abort()
         self._streams.clear()

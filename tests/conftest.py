@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from client import Session
+from client.social import Chat, Friends
+from client.store import LocalStore
 from server import ServerApp, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +77,61 @@ async def user(connect) -> AsyncIterator:
         return session
 
     yield _user
+
+
+@dataclass
+class Member:
+    """A logged-in user with friends, chat and a local store, as an app has."""
+
+    name: str
+    session: Session
+    friends: Friends
+    chat: Chat
+    store: LocalStore
+
+
+async def open_member(
+    address_: str, name: str, home: Path, *, register: bool = True, **kwargs: object
+) -> Member:
+    """Connect ``name`` with a local store under ``home``; register it first."""
+    home.mkdir(parents=True, exist_ok=True)
+    session = Session(address_, **kwargs)  # type: ignore[arg-type]
+    store = LocalStore(home / "history.db")
+    chat = Chat(session, store)
+    await session.connect()
+    if register:
+        await session.register(name, PASSWORD)
+    await session.login(name, PASSWORD)
+    return Member(name, session, Friends(session), chat, store)
+
+
+async def close_member(member: Member) -> None:
+    await member.chat.close()
+    await member.session.close()
+    member.store.close()
+
+
+@pytest.fixture
+async def member(server: ServerApp, tmp_path: Path) -> AsyncIterator:
+    """Factory: a registered, logged-in :class:`Member` on ``server``."""
+    members: list[Member] = []
+
+    async def _member(name: str, **kwargs: object) -> Member:
+        m = await open_member(
+            address(server), name, tmp_path / "homes" / name, **kwargs
+        )
+        members.append(m)
+        return m
+
+    yield _member
+    for m in members:
+        await close_member(m)
+
+
+async def befriend(a: Member, b: Member) -> None:
+    """Make ``a`` and ``b`` friends."""
+    await a.friends.request(b.name)
+    await b.friends.accept(a.name)
 
 
 @dataclass

@@ -27,6 +27,36 @@ from .accounts import (
 )
 from .base import Event, Message, Reply, Request, StreamRequest
 from .core import Error, Kicked, Ok, ServerClosing
+from .social import (
+    AckMessages,
+    BlockUser,
+    CancelFriendRequest,
+    ChatMessage,
+    Delivered,
+    Friend,
+    FriendAccepted,
+    FriendList,
+    FriendRemoved,
+    FriendRequestCancelled,
+    FriendRequestDeclined,
+    FriendRequested,
+    FriendRequestInfo,
+    ListFriends,
+    MarkRead,
+    MessageAccepted,
+    PresenceChanged,
+    ReadReceipt,
+    RemoveFriend,
+    RequestFriend,
+    RespondFriend,
+    SendMessage,
+    SetPresence,
+    SyncDone,
+    SyncMessages,
+    Typing,
+    TypingChanged,
+    UnblockUser,
+)
 
 REQUESTS: tuple[type[Request], ...] = (
     Register,
@@ -38,6 +68,19 @@ REQUESTS: tuple[type[Request], ...] = (
     UpdateProfile,
     GetAvatar,
     SearchUsers,
+    RequestFriend,
+    RespondFriend,
+    CancelFriendRequest,
+    RemoveFriend,
+    BlockUser,
+    UnblockUser,
+    ListFriends,
+    SetPresence,
+    SendMessage,
+    AckMessages,
+    MarkRead,
+    Typing,
+    SyncMessages,
 )
 STREAM_REQUESTS: tuple[type[StreamRequest], ...] = (PutAvatar,)
 REPLIES: tuple[type[Reply], ...] = (
@@ -48,9 +91,25 @@ REPLIES: tuple[type[Reply], ...] = (
     ProfileInfo,
     AvatarImage,
     UserPage,
+    FriendList,
+    MessageAccepted,
+    SyncDone,
 )
-EVENTS: tuple[type[Event], ...] = (Kicked, ServerClosing)
-RECORDS: tuple[type, ...] = (Profile,)
+EVENTS: tuple[type[Event], ...] = (
+    Kicked,
+    ServerClosing,
+    FriendRequested,
+    FriendAccepted,
+    FriendRequestDeclined,
+    FriendRequestCancelled,
+    FriendRemoved,
+    PresenceChanged,
+    ChatMessage,
+    Delivered,
+    ReadReceipt,
+    TypingChanged,
+)
+RECORDS: tuple[type, ...] = (Profile, Friend, FriendRequestInfo)
 """Structs that appear inside messages."""
 
 __all__ = [
@@ -84,4 +143,32 @@ __all__ = [
     "StreamRequest",
     "UpdateProfile",
     "UserPage",
+    "AckMessages",
+    "BlockUser",
+    "CancelFriendRequest",
+    "ChatMessage",
+    "Delivered",
+    "Friend",
+    "FriendAccepted",
+    "FriendList",
+    "FriendRemoved",
+    "FriendRequestCancelled",
+    "FriendRequestDeclined",
+    "FriendRequested",
+    "FriendRequestInfo",
+    "ListFriends",
+    "MarkRead",
+    "MessageAccepted",
+    "PresenceChanged",
+    "ReadReceipt",
+    "RemoveFriend",
+    "RequestFriend",
+    "RespondFriend",
+    "SendMessage",
+    "SetPresence",
+    "SyncDone",
+    "SyncMessages",
+    "Typing",
+    "TypingChanged",
+    "UnblockUser",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as migrate_schema
 
 from . import models
 
@@ -19,7 +21,30 @@ def _v1(db: peewee.Database) -> None:
     db.create_tables([models.User, models.AuthSession])
 
 
-MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1]
+def _add_column(db: peewee.Database, model: type[peewee.Model], name: str) -> None:
+    """Add ``model``'s field ``name`` to its table unless the table has it already
+    (tables created by an earlier step from today's model do)."""
+    table = model._meta.table_name
+    if name not in {column.name for column in db.get_columns(table)}:
+        field = model._meta.fields[name]
+        migrate_schema(SchemaMigrator.from_database(db).add_column(table, name, field))
+
+
+def _v2(db: peewee.Database) -> None:
+    _add_column(db, models.User, "last_seen_ms")
+    db.create_tables(
+        [
+            models.Friendship,
+            models.FriendRequest,
+            models.Block,
+            models.Conversation,
+            models.Message,
+            models.Cursor,
+        ]
+    )
+
+
+MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

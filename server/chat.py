@@ -1,0 +1,282 @@
+"""1:1 chat between friends: store and forward, exactly once, in order.
+
+A message is acknowledged to its sender only after it is committed
+(:class:`ChatStore`), pushed at once to an online recipient whose connection has
+synced, and otherwise delivered by ``SyncMessages`` at the recipient's next
+login. Retries with the same ``client_id`` never create a second message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import TYPE_CHECKING
+
+from codec.errors import ErrorCode
+from codec.messages import (
+    AckMessages,
+    ChatMessage,
+    Delivered,
+    MarkRead,
+    MessageAccepted,
+    Ok,
+    ReadReceipt,
+    SendMessage,
+    SyncDone,
+    SyncMessages,
+    Typing,
+    TypingChanged,
+)
+from codec.messages.social import MAX_MESSAGE_BYTES
+
+from .chat_store import ChatStore
+from .errors import ServiceError
+from .storage.models import Cursor, User
+from .throttle import TokenBucket
+
+if TYPE_CHECKING:
+    from .app import ServerApp
+    from .connection import Account, ClientConnection
+    from .social import SocialService
+
+__all__ = ["ChatService"]
+
+log = logging.getLogger("quicmeet.chat")
+
+SYNC_PAGE = 500
+PURGE_INTERVAL = 3600.0
+
+
+class ChatService:
+    """Handles the chat requests of :mod:`codec.messages.social`."""
+
+    def __init__(self, app: ServerApp, social: SocialService) -> None:
+        self.app = app
+        self.social = social
+        self.store = ChatStore(app.storage)
+        self._synced: weakref.WeakSet[ClientConnection] = weakref.WeakSet()
+        self._syncing: weakref.WeakKeyDictionary[
+            ClientConnection, list[ChatMessage | Delivered | ReadReceipt]
+        ] = weakref.WeakKeyDictionary()
+        """Live events held back while a connection syncs, sent right after."""
+        self._buckets: dict[int, TokenBucket] = {}
+        self._purger: asyncio.Task[None] | None = None
+
+    def register_handlers(self, app: ServerApp) -> None:
+        app.handle(SendMessage, self.send, pipelined=True)
+        app.handle(AckMessages, self.ack)
+        app.handle(MarkRead, self.mark_read)
+        app.handle(Typing, self.typing)
+        app.handle(SyncMessages, self.sync)
+        app.on_session(self._session_started, self._session_ended)
+
+    def start(self) -> None:
+        self.store.start()
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+
+    async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+        await self.store.stop()
+
+    async def _purge_loop(self) -> None:
+        retention_ms = int(self.app.config.retention_days * 86_400_000)
+        while True:
+            try:
+                removed = await self.app.storage.run(ChatStore.purge, retention_ms)
+            except Exception:
+                log.exception("purging old messages failed")
+            else:
+                if removed:
+                    log.info("purged %d delivered messages past retention", removed)
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    async def _session_started(self, conn: ClientConnection) -> None:
+        return None
+
+    def _session_ended(self, conn: ClientConnection, account: Account) -> None:
+        self._synced.discard(conn)
+        self._syncing.pop(conn, None)
+        self._buckets.pop(account.user_id, None)
+
+    def _friend_id(self, account: Account, username: str) -> int:
+        name = username.lower()
+        for friend_id, friend_name in self.social.friends_of.get(
+            account.user_id, {}
+        ).items():
+            if friend_name == name:
+                return friend_id
+        raise ServiceError(
+            ErrorCode.FORBIDDEN, f"{username} is not your friend; only friends can chat"
+        )
+
+    def _deliver(
+        self, user_id: int, event: ChatMessage | Delivered | ReadReceipt
+    ) -> None:
+        conn = self.app.presence.connection(user_id)
+        if conn is None:
+            return
+        if conn in self._synced:
+            conn.push(event)
+        else:
+            held = self._syncing.get(conn)
+            if held is not None:
+                held.append(event)
+
+    # -- requests -------------------------------------------------------------
+
+    async def send(self, conn: ClientConnection, req: SendMessage) -> MessageAccepted:
+        """Pipelined: everything up to queuing the write runs synchronously, so
+        messages are sequenced in the order the connection sent them."""
+        account = conn.account
+        assert account is not None
+        recipient = self._friend_id(account, req.to)
+        if len(req.text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise ServiceError(ErrorCode.TOO_LARGE, "a message may be at most 8 KiB")
+        if not req.text.strip():
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "the message is empty")
+        bucket = self._buckets.get(account.user_id)
+        now = asyncio.get_running_loop().time()
+        if bucket is None:
+            config = self.app.config
+            bucket = TokenBucket(config.chat_rate, config.chat_burst, now)
+            self._buckets[account.user_id] = bucket
+        if not bucket.take(now):
+            raise ServiceError(
+                ErrorCode.RATE_LIMITED,
+                "sending too fast",
+                int(bucket.wait_time(now) * 1000) + 1,
+            )
+        result = await self.store.send(
+            account.user_id, recipient, req.client_id, req.text
+        )
+        if not result.duplicate:
+            self._deliver(
+                recipient,
+                ChatMessage(
+                    sender=account.username,
+                    seq=result.seq,
+                    client_id=req.client_id,
+                    text=req.text,
+                    sent_ms=result.sent_ms,
+                ),
+            )
+        return MessageAccepted(
+            rid=req.rid,
+            client_id=req.client_id,
+            seq=result.seq,
+            sent_ms=result.sent_ms,
+            duplicate=result.duplicate,
+        )
+
+    async def _peer_id(self, account: Account, username: str) -> int:
+        name = username.lower()
+        for friend_id, friend_name in self.social.friends_of.get(
+            account.user_id, {}
+        ).items():
+            if friend_name == name:
+                return friend_id
+        user = await self.app.storage.run(
+            lambda: User.get_or_none(User.username == name)
+        )
+        if user is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no user {username!r}")
+        return int(user.id)
+
+    async def ack(self, conn: ClientConnection, req: AckMessages) -> Ok:
+        account = conn.account
+        assert account is not None
+        sender = await self._peer_id(account, req.peer)
+        delivered, _ = await self.store.advance(
+            account.user_id, sender, delivered=req.up_to_seq
+        )
+        self._deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
+        return Ok(rid=req.rid)
+
+    async def mark_read(self, conn: ClientConnection, req: MarkRead) -> Ok:
+        account = conn.account
+        assert account is not None
+        sender = await self._peer_id(account, req.peer)
+        _, read = await self.store.advance(account.user_id, sender, read=req.up_to_seq)
+        self._deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
+        return Ok(rid=req.rid)
+
+    async def typing(self, conn: ClientConnection, req: Typing) -> Ok:
+        account = conn.account
+        assert account is not None
+        friend = self._friend_id(account, req.to)
+        target = self.app.presence.connection(friend)
+        if target is not None:
+            target.push(TypingChanged(username=account.username, typing=req.typing))
+        return Ok(rid=req.rid)
+
+    async def sync(self, conn: ClientConnection, req: SyncMessages) -> SyncDone:
+        """Send the messages the client lacks, in order, then let live ones flow."""
+        account = conn.account
+        assert account is not None
+        me = account.user_id
+        names = {name.lower() for name in req.seen}
+
+        def ids() -> dict[str, int]:
+            if not names:
+                return {}
+            query = User.select(User.id, User.username).where(
+                User.username.in_(list(names))
+            )
+            return {u.username: u.id for u in query}
+
+        by_name = await self.app.storage.run(ids)
+        seen = {
+            by_name[name.lower()]: seq
+            for name, seq in req.seen.items()
+            if name.lower() in by_name
+        }
+        self._synced.discard(conn)
+        self._syncing[conn] = []
+        newest = {name.lower(): seq for name, seq in req.seen.items()}
+        count = 0
+        after: tuple[int, int] | None = None
+        while True:
+            page = await self.app.storage.run(
+                ChatStore.unseen_for, me, seen, after, SYNC_PAGE
+            )
+            if conn.account is not account:
+                raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "session ended")
+            for message in page:
+                newest[message.sender.username] = message.seq
+                conn.push(
+                    ChatMessage(
+                        sender=message.sender.username,
+                        seq=message.seq,
+                        client_id=message.client_id,
+                        text=message.text,
+                        sent_ms=message.sent_ms,
+                    )
+                )
+            count += len(page)
+            if len(page) < SYNC_PAGE:
+                break
+            after = (page[-1].sender_id, page[-1].seq)
+            await asyncio.sleep(0)
+        cursors = await self.app.storage.run(
+            lambda: list(
+                Cursor.select(Cursor, User)
+                .join(User, on=Cursor.recipient)
+                .where(Cursor.sender == me)
+            )
+        )
+        for cursor in cursors:
+            peer = cursor.recipient.username
+            if cursor.delivered_seq:
+                conn.push(Delivered(peer=peer, up_to_seq=cursor.delivered_seq))
+            if cursor.read_seq:
+                conn.push(ReadReceipt(peer=peer, up_to_seq=cursor.read_seq))
+        for event in self._syncing.pop(conn, []):
+            if isinstance(event, ChatMessage) and event.seq <= newest.get(
+                event.sender, 0
+            ):
+                continue
+            conn.push(event)
+        self._synced.add(conn)
+        return SyncDone(rid=req.rid, count=count)

@@ -1,0 +1,267 @@
+"""Durable chat storage with group commit.
+
+Every send, delivery ack and read mark is queued; one writer commits everything
+queued so far in a single transaction on the database thread, then resolves the
+callers' futures. A message is acknowledged only after that commit, yet a busy
+server pays for one commit per batch, not one per message.
+
+The writer also assigns sequence numbers: on the database thread, in queue
+order, so the order of a conversation is exactly the order in which the server
+accepted its messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import peewee
+
+from codec.errors import ErrorCode
+
+from .errors import ServiceError
+from .storage.models import Conversation, Cursor, Message, User
+from .timeutil import now_ms
+
+if TYPE_CHECKING:
+    from .storage import Storage
+
+__all__ = ["ChatStore", "SendResult"]
+
+log = logging.getLogger("quicmeet.chat")
+
+MAX_BATCH = 2000
+_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The committed message: its ``seq`` in the conversation and time (Unix ms)."""
+
+    seq: int
+    sent_ms: int
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class _Send:
+    sender: int
+    recipient: int
+    client_id: str
+    text: str
+    future: asyncio.Future[SendResult]
+
+
+@dataclass(slots=True)
+class _Cursor:
+    recipient: int
+    sender: int
+    delivered: int
+    read: int
+    future: asyncio.Future[tuple[int, int]] = field(repr=False)
+
+
+class ChatStore:
+    """Queues chat writes and commits them in batches."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._pending: list[_Send | _Cursor] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conversations: dict[tuple[int, int], list[int]] = {}
+        """(low, high) user ids -> [conversation id, last seq]; database thread only."""
+        self.batches = 0
+        self.committed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        while self._pending:
+            self._wakeup.set()
+            await asyncio.sleep(0.01)
+        self._task.cancel()
+        self._task = None
+
+    def send(
+        self, sender: int, recipient: int, client_id: str, text: str
+    ) -> asyncio.Future[SendResult]:
+        """Queue a message; the future resolves once it is committed."""
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Send(sender, recipient, client_id, text, future))
+        self._wakeup.set()
+        return future
+
+    def advance(
+        self, recipient: int, sender: int, delivered: int = 0, read: int = 0
+    ) -> asyncio.Future[tuple[int, int]]:
+        """Move the delivered/read cursors of sender→recipient forward (never back);
+        the future gives the cursors (delivered, read) after the commit."""
+        future: asyncio.Future[tuple[int, int]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending.append(
+            _Cursor(recipient, sender, max(delivered, read), read, future)
+        )
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    results = await self.storage.run(self._commit, batch)
+                except Exception as exc:
+                    error = _storage_error(exc)
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(error)
+                    continue
+                self.batches += 1
+                self.committed += len(batch)
+                for op, result in zip(batch, results, strict=True):
+                    if not op.future.done():
+                        op.future.set_result(result)  # type: ignore[arg-type]
+
+    # -- on the database thread -------------------------------------------------
+
+    def _conversation(self, a: int, b: int) -> list[int]:
+        key = (a, b) if a < b else (b, a)
+        entry = self._conversations.get(key)
+        if entry is None:
+            conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
+            entry = [int(conv.id), int(conv.last_seq)]
+            self._conversations[key] = entry
+        return entry
+
+    def _commit(self, batch: list[_Send | _Cursor]) -> list[object]:
+        db = Message._meta.database
+        touched: dict[tuple[int, int], list[int]] = {}
+        try:
+            with db.atomic():
+                results = self._apply(batch, touched)
+        except Exception:
+            for key in touched:
+                self._conversations.pop(key, None)
+            raise
+        return results
+
+    def _apply(
+        self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
+    ) -> list[object]:
+        sends = [op for op in batch if isinstance(op, _Send)]
+        existing: dict[tuple[int, str], tuple[int, int]] = {}
+        ids = list({op.client_id for op in sends})
+        for start in range(0, len(ids), _CHUNK):
+            query = Message.select(
+                Message.sender, Message.client_id, Message.seq, Message.sent_ms
+            ).where(Message.client_id.in_(ids[start : start + _CHUNK]))
+            for row in query.tuples():
+                existing[(row[0], row[1])] = (row[2], row[3])
+        now = now_ms()
+        rows: list[dict[str, object]] = []
+        results: list[object] = []
+        for op in batch:
+            if isinstance(op, _Cursor):
+                results.append(self._advance(op))
+                continue
+            key = (op.sender, op.client_id)
+            if key in existing:
+                seq, sent = existing[key]
+                results.append(SendResult(seq, sent, True))
+                continue
+            conv = self._conversation(op.sender, op.recipient)
+            low_high = (min(op.sender, op.recipient), max(op.sender, op.recipient))
+            touched[low_high] = conv
+            conv[1] += 1
+            existing[key] = (conv[1], now)
+            rows.append(
+                {
+                    "conversation": conv[0],
+                    "seq": conv[1],
+                    "sender": op.sender,
+                    "recipient": op.recipient,
+                    "client_id": op.client_id,
+                    "text": op.text,
+                    "sent_ms": now,
+                }
+            )
+            results.append(SendResult(conv[1], now, False))
+        for start in range(0, len(rows), _CHUNK):
+            Message.insert_many(rows[start : start + _CHUNK]).execute()
+        for conv_id, last_seq in touched.values():
+            Conversation.update(last_seq=last_seq).where(
+                Conversation.id == conv_id
+            ).execute()
+        return results
+
+    def _advance(self, op: _Cursor) -> tuple[int, int]:
+        cursor, _ = Cursor.get_or_create(recipient=op.recipient, sender=op.sender)
+        delivered = max(cursor.delivered_seq, op.delivered)
+        read = max(cursor.read_seq, op.read)
+        if (delivered, read) != (cursor.delivered_seq, cursor.read_seq):
+            Cursor.update(delivered_seq=delivered, read_seq=read).where(
+                Cursor.id == cursor.id
+            ).execute()
+        return delivered, read
+
+    # -- reads and housekeeping (database thread, through Storage.run) -------------
+
+    @staticmethod
+    def unseen_for(
+        recipient: int,
+        seen: dict[int, int],
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> list[Message]:
+        """One page of the messages to ``recipient`` past what it has ``seen`` (per
+        sender id), ordered by sender then seq, starting after ``after``
+        (sender id, seq)."""
+        unseen = Message.sender.not_in(list(seen)) if seen else Message.sender > 0
+        for sender, seq in seen.items():
+            unseen |= (Message.sender == sender) & (Message.seq > seq)
+        cond = (Message.recipient == recipient) & unseen
+        if after is not None:
+            cond &= (Message.sender > after[0]) | (
+                (Message.sender == after[0]) & (Message.seq > after[1])
+            )
+        query = (
+            Message.select(Message, User)
+            .join(User, on=Message.sender)
+            .where(cond)
+            .order_by(Message.sender, Message.seq)
+            .limit(limit)
+        )
+        return list(query)
+
+    @staticmethod
+    def purge(retention_ms: int) -> int:
+        """Delete delivered messages older than the retention; return how many."""
+        cutoff = now_ms() - retention_ms
+        delivered = Cursor.select(Cursor.delivered_seq).where(
+            (Cursor.recipient == Message.recipient) & (Cursor.sender == Message.sender)
+        )
+        return int(
+            Message.delete()
+            .where((Message.sent_ms < cutoff) & (Message.seq <= delivered))
+            .execute()
+        )
+
+
+def _storage_error(exc: Exception) -> ServiceError:
+    text = str(exc).lower()
+    if isinstance(exc, peewee.OperationalError) and "full" in text:
+        log.error("chat storage is full: %s", exc)
+        return ServiceError(ErrorCode.STORAGE_FULL, "the server's storage is full")
+    log.exception("chat commit failed", exc_info=exc)
+    return ServiceError(ErrorCode.INTERNAL, "could not store the message")

@@ -1,0 +1,263 @@
+"""Friends, presence and chat between real clients over real QUIC."""
+
+import asyncio
+
+import pytest
+
+from client import ServerError
+from codec import ErrorCode
+from codec.messages import (
+    ChatMessage,
+    Delivered,
+    FriendAccepted,
+    FriendRemoved,
+    FriendRequestCancelled,
+    FriendRequestDeclined,
+    FriendRequested,
+    PresenceChanged,
+    ReadReceipt,
+    TypingChanged,
+)
+from tests.conftest import address, befriend, close_member, open_member
+
+
+async def next_of(session, kind, timeout=5.0):
+    """The next event of type ``kind`` (skipping others)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = await session.next_event(max(0.01, deadline - loop.time()))
+        if isinstance(event, kind):
+            return event
+
+
+async def test_friend_request_accept_and_list(member):
+    alice = await member("alice")
+    bob = await member("bob")
+    await alice.friends.request("bob", note="hi from alice")
+    request = await next_of(bob.session, FriendRequested)
+    assert request.request.profile.username == "alice"
+    assert request.request.note == "hi from alice"
+    listing = await bob.friends.list()
+    assert [r.profile.username for r in listing.incoming] == ["alice"]
+    assert [r.profile.username for r in (await alice.friends.list()).outgoing] == [
+        "bob"
+    ]
+    await bob.friends.accept("alice")
+    accepted = await next_of(alice.session, FriendAccepted)
+    assert accepted.friend.profile.username == "bob"
+    assert accepted.friend.presence == "online"
+    friends = (await alice.friends.list()).friends
+    assert [(f.profile.username, f.presence) for f in friends] == [("bob", "online")]
+    with pytest.raises(ServerError) as info:
+        await alice.friends.request("bob")
+    assert info.value.code == ErrorCode.CONFLICT
+
+
+async def test_request_to_an_offline_user_is_delivered_at_login(
+    server, member, tmp_path
+):
+    alice = await member("carol")
+    dave = await member("dave")
+    await dave.session.close()
+    await alice.friends.request("dave", note="later")
+    dave_again = await open_member(
+        address(server), "dave", tmp_path / "homes" / "dave2", register=False
+    )
+    try:
+        request = await next_of(dave_again.session, FriendRequested)
+        assert request.request.profile.username == "carol"
+        await dave_again.friends.accept("carol")
+        await next_of(alice.session, FriendAccepted)
+    finally:
+        await close_member(dave_again)
+
+
+async def test_decline_cancel_remove_block(member):
+    a = await member("erin")
+    b = await member("frank")
+    await a.friends.request("frank")
+    await b.friends.decline("erin")
+    assert (await next_of(a.session, FriendRequestDeclined)).username == "frank"
+    await a.friends.request("frank")
+    await a.friends.cancel("frank")
+    assert (await next_of(b.session, FriendRequestCancelled)).username == "erin"
+    with pytest.raises(ServerError) as info:
+        await b.friends.accept("erin")
+    assert info.value.code == ErrorCode.NOT_FOUND
+    await a.friends.request("frank")
+    await b.friends.request("erin")  # a mutual request is an accept
+    await next_of(a.session, FriendAccepted)
+    await a.friends.remove("frank")
+    assert (await next_of(a.session, FriendRemoved)).username == "frank"
+    assert (await next_of(b.session, FriendRemoved)).username == "erin"
+    assert (await b.friends.list()).friends == []
+    await befriend(a, b)
+    await b.friends.block("erin")
+    assert (await next_of(a.session, FriendRemoved)).username == "frank"
+    with pytest.raises(ServerError) as info:
+        await a.friends.request("frank")
+    assert info.value.code == ErrorCode.FORBIDDEN
+    assert (await b.friends.list()).blocked == ["erin"]
+    await b.friends.unblock("erin")
+    await a.friends.request("frank")
+
+
+async def test_presence_is_pushed_to_friends_only(member):
+    a = await member("gina")
+    b = await member("hank")
+    stranger = await member("ivan")
+    await befriend(a, b)
+    initial = await next_of(a.session, PresenceChanged)
+    assert (initial.username, initial.presence) == ("hank", "online")
+    await b.friends.set_presence("away")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    change = await next_of(a.session, PresenceChanged)
+    assert (change.username, change.presence) == ("hank", "away")
+    assert loop.time() - start < 1.0
+    await b.session.close()
+    change = await next_of(a.session, PresenceChanged)
+    assert (change.username, change.presence) == ("hank", "offline")
+    assert change.last_seen_ms > 0
+    friends = (await a.friends.list()).friends
+    assert friends[0].presence == "offline"
+    await asyncio.sleep(0.2)
+    while not stranger.session._events.empty():
+        assert not isinstance(stranger.session._events.get_nowait(), PresenceChanged)
+
+
+async def test_vanished_friend_turns_offline_within_ten_seconds(member):
+    a = await member("jill")
+    b = await member("kurt")
+    await befriend(a, b)
+    await next_of(a.session, PresenceChanged)
+    proto = b.session._proto
+    proto._keepalive.cancel()
+    if proto._timer is not None:
+        proto._timer.cancel()
+    proto._transport.close()
+    change = await next_of(a.session, PresenceChanged, timeout=10)
+    assert change.presence == "offline"
+    b.session._proto = None
+
+
+async def test_chat_delivery_receipts_history_and_search(member):
+    a = await member("lena")
+    b = await member("mike")
+    await befriend(a, b)
+    sent = await a.chat.send("mike", "Hello Mike, café at noon?")
+    assert sent.state == "sent" and sent.seq == 1
+    message = await next_of(b.session, ChatMessage)
+    assert (message.sender, message.text, message.seq) == (
+        "lena",
+        "Hello Mike, café at noon?",
+        1,
+    )
+    delivered = await next_of(a.session, Delivered)
+    assert (delivered.peer, delivered.up_to_seq) == ("mike", 1)
+    await b.chat.send("lena", "sure")
+    await next_of(a.session, ChatMessage)
+    await b.chat.mark_read("lena", 1)
+    receipt = await next_of(a.session, ReadReceipt)
+    assert receipt.up_to_seq == 1
+    await a.chat.drain()
+    history = await a.chat.history("mike")
+    assert [(m.text, m.outgoing, m.seq) for m in history] == [
+        ("Hello Mike, café at noon?", True, 1),
+        ("sure", False, 2),
+    ]
+    assert history[0].state == "read"
+    assert [m.text for m in await b.chat.search("CAFE")] == [
+        "Hello Mike, café at noon?"
+    ]
+    await b.chat.typing("lena")
+    typing = await next_of(a.session, TypingChanged)
+    assert typing.username == "mike" and typing.typing
+
+
+async def test_only_friends_chat_and_limits(member):
+    a = await member("nora")
+    b = await member("olaf")
+    with pytest.raises(ServerError) as info:
+        await a.chat.send("olaf", "hi")
+    assert info.value.code == ErrorCode.FORBIDDEN
+    assert (await a.chat.history("olaf"))[0].state == "failed"
+    await befriend(a, b)
+    with pytest.raises(ServerError) as info:
+        await a.chat.send("olaf", "é" * 4097)
+    assert info.value.code == ErrorCode.TOO_LARGE
+    assert (await a.chat.send("olaf", "x" * 8192)).state == "sent"
+
+
+async def test_offline_recipient_gets_messages_at_next_login(server, member, tmp_path):
+    a = await member("pia")
+    b = await member("quinn")
+    await befriend(a, b)
+    await b.chat.send("pia", "before")
+    await next_of(a.session, ChatMessage)
+    await b.session.close()
+    for i in range(5):
+        assert (await a.chat.send("quinn", f"while away {i}")).state == "sent"
+    again = await open_member(
+        address(server), "quinn", tmp_path / "homes" / "quinn", register=False
+    )
+    try:
+        await again.chat.synced.wait()
+        await again.chat.drain()
+        texts = [m.text for m in await again.chat.history("pia")]
+        assert texts == ["before"] + [f"while away {i}" for i in range(5)]
+        delivered = await next_of(a.session, Delivered)
+        assert delivered.up_to_seq == 6
+    finally:
+        await close_member(again)
+
+
+async def test_retry_with_the_same_client_id_is_not_duplicated(member):
+    from codec.messages import MessageAccepted, SendMessage
+
+    a = await member("rita")
+    b = await member("sam")
+    await befriend(a, b)
+    first = await a.session.call(
+        SendMessage, MessageAccepted, to="sam", client_id="fixed-id", text="once"
+    )
+    again = await a.session.call(
+        SendMessage, MessageAccepted, to="sam", client_id="fixed-id", text="once"
+    )
+    assert again.duplicate and again.seq == first.seq
+    await asyncio.sleep(0.3)
+    await b.chat.drain()
+    assert [m.text for m in await b.chat.history("rita")] == ["once"]
+
+
+async def test_flooding_is_rate_limited_without_delaying_others(member):
+    flooder = await member("flood")
+    victim = await member("target")
+    c = await member("calm1")
+    d = await member("calm2")
+    await befriend(flooder, victim)
+    await befriend(c, d)
+    from codec.messages import SendMessage
+
+    proto = await flooder.session.wait_ready(1)
+    flood = [
+        asyncio.ensure_future(
+            proto.request(
+                SendMessage(
+                    rid=proto.next_rid(), to="target", client_id=f"f{i}", text="x"
+                )
+            )
+        )
+        for i in range(400)
+    ]
+    loop = asyncio.get_running_loop()
+    latencies = []
+    for i in range(10):
+        start = loop.time()
+        await c.chat.send("calm2", f"normal {i}")
+        latencies.append(loop.time() - start)
+    results = await asyncio.gather(*flood, return_exceptions=True)
+    limited = [r for r in results if isinstance(r, ServerError)]
+    assert limited and all(r.code == ErrorCode.RATE_LIMITED for r in limited)
+    assert max(latencies) < 0.5
