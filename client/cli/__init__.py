@@ -13,12 +13,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from . import accounts
+from . import accounts, social
 from .runner import CliFailure, Context, run_command
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = [accounts]
+COMMAND_MODULES = [accounts, social]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,7 +117,8 @@ async def cmd_search(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_listen(ctx: Context, args: argparse.Namespace) -> None:
-    session = await ctx.logged_in(reconnect=True)
+    member = await ctx.member(reconnect=True)
+    session = member.session
 
     async def pump() -> None:
         async for event in session.events():

@@ -27,6 +27,8 @@ from ..errors import (
 )
 from ..home import Home, SavedSession, default_home
 from ..session import Session
+from ..social import Chat, Friends
+from ..store import LocalStore
 
 __all__ = ["CliFailure", "Context", "Handler", "run_command", "to_json"]
 
@@ -144,8 +146,13 @@ class Context:
         )
         self.home.update_config(server=self.server, username=reply.profile.username)
 
-    async def connect(self, reconnect: bool = False) -> Session:
-        """Connect to the server (pinning its certificate on first use)."""
+    async def connect(
+        self,
+        reconnect: bool = False,
+        attach: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Connect to the server (pinning its certificate on first use);
+        ``attach`` runs on the new session before anything is sent."""
         session = Session(
             self.server,
             pins=self.home.pins,
@@ -153,6 +160,8 @@ class Context:
             reconnect=reconnect,
             on_login=self._save_login,
         )
+        if attach is not None:
+            attach(session)
         await session.connect()
         if session.newly_pinned:
             self.note(
@@ -162,7 +171,11 @@ class Context:
         self.session = session
         return session
 
-    async def logged_in(self, reconnect: bool = False) -> Session:
+    async def logged_in(
+        self,
+        reconnect: bool = False,
+        attach: Callable[[Session], None] | None = None,
+    ) -> Session:
         """Connect and resume the saved session."""
         saved = self.home.saved_session()
         if saved is None or saved.server != self.server:
@@ -170,7 +183,7 @@ class Context:
                 f"not logged in on {self.server}; run: quicmeet-cli login USER",
                 EXIT_NOT_LOGGED_IN,
             )
-        session = await self.connect(reconnect=reconnect)
+        session = await self.connect(reconnect=reconnect, attach=attach)
         try:
             await session.resume(saved.token)
         except ServerError as exc:
@@ -184,6 +197,36 @@ class Context:
                 ) from None
             raise
         return session
+
+    def open_store(self) -> LocalStore:
+        """This user's local database (opened once per command)."""
+        store = self.extra.get("store")
+        if store is None:
+            store = LocalStore(self.home.path / "history.db")
+            self.extra["store"] = store
+        return store  # type: ignore[no-any-return]
+
+    async def member(self, reconnect: bool = False) -> Member:
+        """Connect and resume with friends, chat and the local store attached."""
+        store = self.open_store()
+        chats: list[Chat] = []
+
+        def attach(session: Session) -> None:
+            chats.append(Chat(session, store))
+            self.extra["chat"] = chats[0]
+
+        session = await self.logged_in(reconnect=reconnect, attach=attach)
+        return Member(session, Friends(session), chats[0], store)
+
+
+@dataclass
+class Member:
+    """A logged-in session with its friends, chat and local store."""
+
+    session: Session
+    friends: Friends
+    chat: Chat
+    store: LocalStore
 
 
 Handler = Callable[[Context, argparse.Namespace], Awaitable[int | None]]
@@ -212,5 +255,11 @@ async def run_command(ctx: Context, handler: Handler, args: argparse.Namespace) 
     except ClientError as exc:
         raise CliFailure(str(exc), EXIT_CONNECTION, name=type(exc).__name__) from None
     finally:
+        chat = ctx.extra.get("chat")
+        if chat is not None:
+            await chat.close()
         if ctx.session is not None:
             await ctx.session.close()
+        store = ctx.extra.get("store")
+        if store is not None:
+            store.close()

@@ -169,3 +169,78 @@ def test_listen_prints_events_as_json_lines(server_process, tmp_path):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_friend_and_chat_commands(server_process, tmp_path):
+    ann, ben = tmp_path / "ann", tmp_path / "ben"
+    assert cli(server_process, ann, "register", "ann").returncode == 0
+    assert cli(server_process, ben, "register", "ben").returncode == 0
+    r = cli(server_process, ann, "friend", "add", "ben", "--note", "it's ann")
+    assert r.returncode == 0, r.stderr
+    r = cli(server_process, ben, "--json", "friend", "list")
+    incoming = as_json(r)["incoming"]
+    assert incoming[0]["profile"]["username"] == "ann"
+    assert incoming[0]["note"] == "it's ann"
+    assert cli(server_process, ben, "friend", "accept", "ann").returncode == 0
+    r = cli(server_process, ann, "--json", "send", "ben", "Grüße aus Köln")
+    out = as_json(r)
+    assert out["ok"] and out["message"]["seq"] == 1
+    r = cli(server_process, ben, "--json", "history", "ann")
+    assert [m["text"] for m in as_json(r)["messages"]] == ["Grüße aus Köln"]
+    r = cli(server_process, ben, "history", "ann", "--search", "koln")
+    assert "Grüße aus Köln" in r.stdout
+    r = cli(server_process, ann, "history", "ben")
+    assert "✓✓" in r.stdout  # delivered to ben's client
+    r = cli(server_process, ann, "--json", "send", "nobody", "hi")
+    assert r.returncode == 1
+    r = cli(server_process, ben, "--json", "friend", "remove", "ann")
+    assert as_json(r)["removed"] == "ann"
+    r = cli(server_process, ann, "--json", "send", "ben", "still there?")
+    assert as_json(r)["error"]["name"] == "FORBIDDEN"
+
+
+def test_listen_prints_chat_messages(server_process, tmp_path):
+    ann, ben = tmp_path / "ann", tmp_path / "ben"
+    assert cli(server_process, ann, "register", "ann").returncode == 0
+    assert cli(server_process, ben, "register", "ben").returncode == 0
+    assert cli(server_process, ann, "friend", "add", "ben").returncode == 0
+    assert cli(server_process, ben, "friend", "accept", "ann").returncode == 0
+    assert cli(server_process, ann, "send", "ben", "queued while away").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUICMEET_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "client",
+            "--server",
+            server_process.address,
+            "--home",
+            str(ben),
+            "listen",
+            "--for",
+            "20",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def next_chat_message():
+        while True:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            event = json.loads(line)
+            if event["type"] == "ChatMessage":
+                return event
+
+    try:
+        events = [next_chat_message()]
+        assert cli(server_process, ann, "send", "ben", "live").returncode == 0
+        events.append(next_chat_message())
+        texts = [e["text"] for e in events if e["type"] == "ChatMessage"]
+        assert texts == ["queued while away", "live"]
+    finally:
+        proc.kill()
+        proc.wait(5)
