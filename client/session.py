@@ -50,6 +50,7 @@ from .errors import (
 )
 from .events import Disconnected, Reconnected, SessionClosed
 from .pinning import PinStore
+from .rooms import Rooms
 from .transport import ClientProtocol, open_connection
 
 __all__ = ["Session", "parse_address"]
@@ -118,6 +119,8 @@ class Session:
         self._login_hooks: list[Callable[[], Awaitable[None]]] = []
         self._event_hooks: list[Callable[[Event], None]] = []
         self._ended: SessionEnded | None = None
+        self.rooms = Rooms(self)
+        """Meetings: create, join and run rooms, and the media datagrams."""
 
     # -- connection -----------------------------------------------------------
 
@@ -154,6 +157,7 @@ class Session:
     def _attach(self, proto: ClientProtocol) -> None:
         proto.on_event = self._on_event
         proto.on_closed = self._on_closed
+        proto.on_datagram = self.rooms.on_datagram
         self._proto = proto
         self._ready.set()
 
@@ -240,6 +244,8 @@ class Session:
                         await hook()
                     except ClientError as exc:
                         log.warning("restoring state after reconnect failed: %s", exc)
+                if not self.connected:
+                    continue  # lost again while restoring: keep trying
                 self._emit(Reconnected(attempt, time.monotonic() - started))
                 return
         finally:

@@ -53,6 +53,24 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="seconds of silence after which a client is declared gone",
     )
     parser.add_argument(
+        "--max-room-members",
+        type=int,
+        default=16,
+        help="members one meeting room may hold",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        default=30.0,
+        help="keep delivered chat messages this many days on the server",
+    )
+    parser.add_argument(
+        "--chat-rate",
+        type=float,
+        default=50.0,
+        help="chat messages per second one user may sustain (bursts of twice that)",
+    )
+    parser.add_argument(
         "--stats-file",
         type=Path,
         default=None,
@@ -61,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0..65535")
+    if args.max_room_members < 2:
+        parser.error("--max-room-members must be at least 2")
+    if args.retention_days <= 0:
+        parser.error("--retention-days must be positive")
+    if args.chat_rate <= 0:
+        parser.error("--chat-rate must be positive")
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -75,7 +99,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         key=args.key,
         hostnames=args.hostname,
         idle_timeout=args.idle_timeout,
+        max_room_members=args.max_room_members,
         stats_file=args.stats_file,
+        retention_days=args.retention_days,
+        chat_rate=args.chat_rate,
+        chat_burst=args.chat_rate * 2,
     )
 
 
