@@ -86,6 +86,9 @@ class Session:
     ``pins`` pins certificates (trust on first use); ``ca_file`` trusts a CA
     instead. ``reconnect`` turns automatic reconnection on after a login.
     ``on_login`` is called with every ``LoggedIn`` reply (to save the token).
+    ``idle_timeout`` (seconds) bounds how long a silent path is trusted before the
+    connection is declared dead and reconnecting begins (keepalives go out at a
+    third of it).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class Session:
         ca_file: Path | None = None,
         reconnect: bool = True,
         max_backoff: float = 10.0,
+        idle_timeout: float = 5.0,
         on_login: Callable[[LoggedIn], None] | None = None,
     ) -> None:
         self.server = server
@@ -104,6 +108,7 @@ class Session:
         self.ca_file = ca_file
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.idle_timeout = idle_timeout
         self.on_login = on_login
         self.fingerprint: str | None = None
         self.newly_pinned = False
@@ -139,7 +144,11 @@ class Session:
         server's certificate differs from the one pinned for this address.
         """
         proto = await open_connection(
-            self.host, self.port, ca_file=self.ca_file, timeout=timeout
+            self.host,
+            self.port,
+            ca_file=self.ca_file,
+            timeout=timeout,
+            idle_timeout=self.idle_timeout,
         )
         try:
             fingerprint = proto.peer_fingerprint()

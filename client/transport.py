@@ -14,7 +14,7 @@ import itertools
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class ClientProtocol(QuicConnectionProtocol):
         super().__init__(*args, **kwargs)
         self.on_event: Callable[[Event], None] = lambda event: None
         self.on_closed: Callable[[ClientProtocol], None] = lambda proto: None
+        self.on_datagram: Callable[[bytes], None] = lambda data: None
         self.close_code: int | None = None
         self.close_reason = ""
         self.kicked: Kicked | None = None
@@ -63,6 +64,7 @@ class ClientProtocol(QuicConnectionProtocol):
         self._uploads: dict[int, _StreamReply] = {}
         self._keepalive: asyncio.Task[None] | None = None
         self._ended = False
+        self.keepalive_interval = KEEPALIVE_INTERVAL
 
     @property
     def is_open(self) -> bool:
@@ -82,7 +84,7 @@ class ClientProtocol(QuicConnectionProtocol):
 
     async def _keepalive_loop(self) -> None:
         while not self._ended:
-            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            await asyncio.sleep(self.keepalive_interval)
             self._quic.send_ping(0)
             self.transmit()
 
@@ -131,10 +133,29 @@ class ClientProtocol(QuicConnectionProtocol):
             raise ServerError(reply.code, reply.message, reply.retry_after_ms)
         return reply
 
+    # -- datagrams -------------------------------------------------------------
+
+    @property
+    def datagrams_queued(self) -> int:
+        """Datagrams handed to aioquic and not yet sent (its queue never expires)."""
+        return len(self._quic._datagrams_pending)
+
+    def send_datagrams(self, datagrams: Sequence[bytes], max_queued: int) -> bool:
+        """Send a burst of DATAGRAM frames with one transmit, or none of them
+        when that would leave more than ``max_queued`` waiting in aioquic."""
+        if self._ended or self.datagrams_queued + len(datagrams) > max_queued:
+            return False
+        for data in datagrams:
+            self._quic.send_datagram_frame(data)
+        self.transmit()
+        return True
+
     # -- events from aioquic --------------------------------------------------
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
-        if isinstance(event, events.StreamDataReceived):
+        if isinstance(event, events.DatagramFrameReceived):
+            self.on_datagram(event.data)
+        elif isinstance(event, events.StreamDataReceived):
             if event.stream_id == CONTROL_STREAM_ID:
                 self._control_data(event.data)
             else:
@@ -219,12 +240,12 @@ class _StreamReply:
 
 
 def client_configuration(
-    ca_file: Path | None, server_name: str | None
+    ca_file: Path | None, server_name: str | None, idle_timeout: float = IDLE_TIMEOUT
 ) -> QuicConfiguration:
     configuration = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN],
-        idle_timeout=IDLE_TIMEOUT,
+        idle_timeout=idle_timeout,
         max_datagram_frame_size=65536,
         server_name=server_name,
     )
@@ -242,6 +263,7 @@ async def open_connection(
     *,
     ca_file: Path | None = None,
     timeout: float = 10.0,
+    idle_timeout: float = IDLE_TIMEOUT,
     configuration: QuicConfiguration | None = None,
 ) -> ClientProtocol:
     """Connect to ``host:port`` and finish the handshake.
@@ -258,7 +280,7 @@ async def open_connection(
     if configuration is None:
         is_name = not _is_ip(host)
         server_name = host if is_name or ca_file else None
-        configuration = client_configuration(ca_file, server_name)
+        configuration = client_configuration(ca_file, server_name, idle_timeout)
     connection = QuicConnection(configuration=configuration)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
     transport, protocol = await loop.create_datagram_endpoint(
@@ -276,6 +298,7 @@ async def open_connection(
         timed_out = isinstance(exc, asyncio.TimeoutError)
         detail = reason or ("no answer (timed out)" if timed_out else "refused")
         raise ConnectionFailed(f"cannot connect to {host}:{port}: {detail}") from None
+    protocol.keepalive_interval = min(KEEPALIVE_INTERVAL, idle_timeout / 3)
     protocol.start()
     return protocol
 
