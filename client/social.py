@@ -98,6 +98,8 @@ class Chat:
         self.store = store
         self.synced = asyncio.Event()
         self.on_stored: Callable[[LocalMessage | None], None] = lambda message: None
+        """Called with each outgoing message once it is stored (before it is
+        sent), and with None after each batch of incoming events is stored."""
         self._incoming: asyncio.Queue[Event] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._process())
         self._send_lock = asyncio.Lock()
@@ -121,6 +123,7 @@ class Chat:
         message = await self.store.run(
             self.store.add_outgoing, peer, client_id, text, int(time.time() * 1000)
         )
+        self.on_stored(message)
         await self.flush()
         result = await self.store.run(self.store.get, message.id)
         refusal = self._refusals.pop(client_id, None)

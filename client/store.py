@@ -50,7 +50,9 @@ class LocalMessage:
     state: str
 
 
-def _models(db: peewee.Database) -> tuple[type[peewee.Model], type[peewee.Model]]:
+def _models(
+    db: peewee.Database,
+) -> tuple[type[peewee.Model], type[peewee.Model], type[peewee.Model]]:
     class Base(peewee.Model):
         class Meta:
             database = db
@@ -75,7 +77,24 @@ def _models(db: peewee.Database) -> tuple[type[peewee.Model], type[peewee.Model]
         key = peewee.CharField(primary_key=True)
         value = peewee.TextField()
 
-    return StoredMessage, Setting
+    class StoredTransfer(Base):
+        """An upload or download, kept until it finishes so it can resume."""
+
+        direction = peewee.CharField()
+        file_id = peewee.CharField(null=True, index=True)
+        peer = peewee.CharField()
+        name = peewee.CharField()
+        path = peewee.CharField()
+        size = peewee.BigIntegerField()
+        sha256 = peewee.CharField(null=True)
+        done = peewee.BigIntegerField(default=0)
+        state = peewee.CharField()
+        instant = peewee.BooleanField(default=False)
+        error = peewee.TextField(default="")
+        created_ms = peewee.BigIntegerField()
+        updated_ms = peewee.BigIntegerField()
+
+    return StoredMessage, Setting, StoredTransfer
 
 
 class LocalStore:
@@ -87,13 +106,13 @@ class LocalStore:
             str(path),
             pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1},
         )
-        self.Message, self.Setting = _models(self.db)
+        self.Message, self.Setting, self.Transfer = _models(self.db)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
         self.db.connect(reuse_if_open=True)
-        self.db.create_tables([self.Message, self.Setting])
+        self.db.create_tables([self.Message, self.Setting, self.Transfer])
         self.db.execute_sql(
             "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts "
             "USING fts5(text, tokenize='unicode61')"

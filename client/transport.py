@@ -16,7 +16,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
@@ -35,9 +35,9 @@ from codec import (
 )
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 
-from .errors import ConnectionFailed, ConnectionLost, ServerError
+from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 
-__all__ = ["ClientProtocol", "open_connection"]
+__all__ = ["ClientProtocol", "StreamListener", "open_connection"]
 
 log = logging.getLogger("quicmeet.client")
 
@@ -61,7 +61,7 @@ class ClientProtocol(QuicConnectionProtocol):
         self._rids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._decoder = FrameDecoder()
-        self._uploads: dict[int, _StreamReply] = {}
+        self._streams: dict[int, StreamListener] = {}
         self._keepalive: asyncio.Task[None] | None = None
         self._ended = False
         self.keepalive_interval = KEEPALIVE_INTERVAL
@@ -99,11 +99,14 @@ class ClientProtocol(QuicConnectionProtocol):
             raise ConnectionLost("the connection is closed")
         future: asyncio.Future[Reply] = self._loop.create_future()
         self._pending[message.rid] = future
+        expiry = self._loop.call_later(timeout, _expire, future, timeout)
         try:
             self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
-            self.transmit()
-            reply = await asyncio.wait_for(future, timeout)
+            # Coalesce: requests made in the same loop turn share packets.
+            self._transmit_soon()
+            reply = await future
         finally:
+            expiry.cancel()
             self._pending.pop(message.rid, None)
         if isinstance(reply, Error):
             raise ServerError(reply.code, reply.message, reply.retry_after_ms)
@@ -120,18 +123,42 @@ class ClientProtocol(QuicConnectionProtocol):
         """Open a stream, send ``message`` then ``data``, and return the reply."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        stream_id = self._quic.get_next_available_stream_id()
         waiter = _StreamReply(self._loop.create_future())
-        self._uploads[stream_id] = waiter
+        stream_id = self.open_stream(waiter)
         try:
-            self._quic.send_stream_data(stream_id, encode_message(message) + data, True)
-            self.transmit()
+            self.send_stream(stream_id, encode_message(message) + data, end=True)
             reply = await asyncio.wait_for(waiter.future, timeout)
         finally:
-            self._uploads.pop(stream_id, None)
+            self.close_stream(stream_id)
         if isinstance(reply, Error):
             raise ServerError(reply.code, reply.message, reply.retry_after_ms)
         return reply
+
+    def open_stream(self, listener: StreamListener) -> int:
+        """Open a bidirectional stream whose incoming data goes to ``listener``."""
+        if self._ended:
+            raise ConnectionLost("the connection is closed")
+        stream_id = self._quic.get_next_available_stream_id()
+        self._streams[stream_id] = listener
+        return stream_id
+
+    def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """Queue bytes on a stream opened with :meth:`open_stream`."""
+        if self._ended:
+            raise ConnectionLost("the connection is closed")
+        self._quic.send_stream_data(stream_id, data, end)
+        self._transmit_soon()
+
+    def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
+        """Stop listening to a stream; with ``error_code`` also reset it."""
+        self._streams.pop(stream_id, None)
+        if error_code is not None and not self._ended:
+            try:
+                self._quic.reset_stream(stream_id, error_code)
+                self._quic.stop_stream(stream_id, error_code)
+            except ValueError:
+                pass  # already finished in that direction
+            self._transmit_soon()
 
     # -- datagrams -------------------------------------------------------------
 
@@ -159,13 +186,13 @@ class ClientProtocol(QuicConnectionProtocol):
             if event.stream_id == CONTROL_STREAM_ID:
                 self._control_data(event.data)
             else:
-                waiter = self._uploads.get(event.stream_id)
-                if waiter is not None:
-                    waiter.feed(event.data)
+                listener = self._streams.get(event.stream_id)
+                if listener is not None:
+                    listener.data_received(event.data, event.end_stream)
         elif isinstance(event, events.StreamReset):
-            waiter = self._uploads.get(event.stream_id)
-            if waiter is not None and not waiter.future.done():
-                waiter.future.set_exception(
+            listener = self._streams.pop(event.stream_id, None)
+            if listener is not None:
+                listener.broken(
                     ConnectionLost(f"the server reset the stream ({event.error_code})")
                 )
         elif isinstance(event, events.ConnectionTerminated):
@@ -200,11 +227,12 @@ class ClientProtocol(QuicConnectionProtocol):
         self._ended = True
         if self._keepalive is not None:
             self._keepalive.cancel()
-        for future in list(self._pending.values()) + [
-            w.future for w in self._uploads.values()
-        ]:
+        for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(ConnectionLost("the connection was closed"))
+        for listener in list(self._streams.values()):
+            listener.broken(ConnectionLost("the connection was closed"))
+        self._streams.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -219,6 +247,21 @@ class ClientProtocol(QuicConnectionProtocol):
             self._end()
 
 
+def _expire(future: asyncio.Future[Reply], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(ConnectionLost(f"no reply within {timeout:g} s"))
+
+
+class StreamListener(Protocol):
+    """Receives what the server sends on one client-opened stream."""
+
+    def data_received(self, data: bytes, end: bool) -> None:
+        """Bytes arrived (``end``: the server finished its side)."""
+
+    def broken(self, error: ClientError) -> None:
+        """The stream or the connection broke."""
+
+
 class _StreamReply:
     """Collects the one reply frame the server writes on an upload stream."""
 
@@ -226,7 +269,11 @@ class _StreamReply:
         self.future = future
         self._decoder = FrameDecoder()
 
-    def feed(self, data: bytes) -> None:
+    def broken(self, error: ClientError) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def data_received(self, data: bytes, end: bool) -> None:
         for frame in self._decoder.feed(data):
             if self.future.done() or isinstance(frame, OversizedFrame):
                 continue

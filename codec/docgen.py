@@ -16,7 +16,14 @@ import msgspec
 import msgspec.inspect as mi
 
 from .errors import CloseCode, ErrorCode
-from .messages import EVENTS, RECORDS, REPLIES, REQUESTS, STREAM_REQUESTS
+from .messages import (
+    EVENTS,
+    RECORDS,
+    REPLIES,
+    REQUESTS,
+    STREAM_FRAMES,
+    STREAM_REQUESTS,
+)
 
 __all__ = ["BEGIN", "END", "render_reference", "update_document"]
 
@@ -92,6 +99,7 @@ def render_reference() -> str:
         ("Stream requests (first frame of a new stream)", STREAM_REQUESTS),
         ("Replies", REPLIES),
         ("Events (server to client, no `rid`)", EVENTS),
+        ("Frames inside transfer streams", STREAM_FRAMES),
         ("Records (inside messages)", RECORDS),
     ]
     for heading, classes in sections:

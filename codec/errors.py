@@ -74,6 +74,8 @@ class ErrorCode(IntEnum):
     """A per-user quota (storage, rooms) is used up."""
     BUSY = 403
     """The server is at capacity for this work; retry after ``retry_after_ms``."""
+    ROOM_FULL = 404
+    """The room already holds as many members as it may."""
 
     INTERNAL = 500
     """A bug on the server; it was logged there. The connection survives."""

@@ -16,11 +16,21 @@ import msgspec
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .framing import MAX_FRAME_SIZE, encode_frame
-from .messages import EVENTS, REPLIES, REQUESTS, STREAM_REQUESTS, Message
+from .messages import (
+    EVENTS,
+    REPLIES,
+    REQUESTS,
+    STREAM_FRAMES,
+    STREAM_REQUESTS,
+    Message,
+    TransferProgress,
+)
 from .messages.base import Event, Reply, Request, StreamRequest
 
 __all__ = [
     "MessageError",
+    "decode_progress",
+    "decode_stream_reply",
     "decode_request",
     "decode_server_message",
     "decode_stream_request",
@@ -51,6 +61,8 @@ def _decoder(types: tuple[type, ...]) -> msgspec.msgpack.Decoder[Any]:
 _request_decoder = _decoder(REQUESTS)
 _stream_request_decoder = _decoder(STREAM_REQUESTS)
 _server_decoder = _decoder(REPLIES + EVENTS)
+_progress_decoder = _decoder(STREAM_FRAMES)
+_stream_reply_decoder = _decoder(REPLIES + STREAM_FRAMES)
 
 
 def message_tag(cls: type[Message]) -> str:
@@ -59,7 +71,8 @@ def message_tag(cls: type[Message]) -> str:
 
 
 _ALL_TAGS = frozenset(
-    message_tag(c) for c in REQUESTS + STREAM_REQUESTS + REPLIES + EVENTS
+    message_tag(c)
+    for c in REQUESTS + STREAM_REQUESTS + REPLIES + EVENTS + STREAM_FRAMES
 )
 
 
@@ -127,3 +140,13 @@ def decode_stream_request(body: bytes) -> StreamRequest:
 def decode_server_message(body: bytes) -> Reply | Event:
     """Decode a frame sent by the server: a reply or an event."""
     return _diagnose(body, _server_decoder, "a reply or an event")  # type: ignore[no-any-return]
+
+
+def decode_progress(body: bytes) -> TransferProgress:
+    """Decode a frame a downloader sends on its transfer stream."""
+    return _diagnose(body, _progress_decoder, "TransferProgress")  # type: ignore[no-any-return]
+
+
+def decode_stream_reply(body: bytes) -> Reply | TransferProgress:
+    """Decode a frame the server sends on a transfer stream."""
+    return _diagnose(body, _stream_reply_decoder, "a reply or TransferProgress")  # type: ignore[no-any-return]

@@ -44,6 +44,7 @@ from .timeutil import now_ms
 if TYPE_CHECKING:
     from .app import ServerApp
     from .connection import ClientConnection
+    from .streams import StreamHandler
 
 __all__ = ["AccountService", "profile_of", "validate_username"]
 
@@ -356,7 +357,7 @@ class AccountService:
         )
 
     def open_avatar_upload(
-        self, conn: ClientConnection, req: PutAvatar
+        self, conn: ClientConnection, req: PutAvatar, stream: StreamHandler
     ) -> AvatarUpload:
         if req.size > MAX_AVATAR_UPLOAD:
             raise ServiceError(

@@ -22,19 +22,21 @@ from .chat import ChatService
 from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .errors import ServiceError
+from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
 from .presence import LocalPresence
+from .rooms import RoomService
 from .social import SocialService
 from .storage import Storage
-from .streams import UploadSink
+from .streams import StreamHandler, StreamSink
 
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("quicmeet.server")
 
 Handler = Callable[[ClientConnection, Any], Awaitable[Reply]]
-StreamOpener = Callable[[ClientConnection, Any], UploadSink]
+StreamOpener = Callable[[ClientConnection, Any, StreamHandler], StreamSink]
 
 
 class ServerApp:
@@ -71,6 +73,11 @@ class ServerApp:
         self.social.register_handlers(self)
         self.chat = ChatService(self, self.social)
         self.chat.register_handlers(self)
+        self.files = FileService(self, self.social)
+        self.files.register_handlers(self)
+        self.rooms = RoomService(self)
+        self.rooms.register_handlers(self)
+        self.sfu = self.rooms.sfu
 
     # -- wiring ---------------------------------------------------------------
 
@@ -85,9 +92,9 @@ class ServerApp:
         """Route ``request_type`` to ``handler``; ``public`` ones need no login.
 
         A connection handles its requests one after another, except ``pipelined``
-        ones: those start at once and reply when done, so a client can have many
-        in flight (the handler must do its ordering-sensitive work before its
-        first ``await``).
+        ones, so a client can have many of those in flight: their handler is a
+        plain function that does its ordering-sensitive work at once (in the
+        order the requests arrived) and returns an awaitable of the reply.
         """
         self._handlers[request_type] = (handler, public)
         if pipelined:
@@ -131,6 +138,7 @@ class ServerApp:
         )
         self.monitor.start()
         self.chat.start()
+        self.files.start()
         sockname = self._server._transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
         return self.address
@@ -143,6 +151,7 @@ class ServerApp:
 
     def connection_closed(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
+        self.rooms.session_ended(conn)
         self._end_session(conn)
 
     def on_session(
@@ -182,6 +191,7 @@ class ServerApp:
 
     def detach(self, conn: ClientConnection) -> None:
         """End the connection's session (logout) without closing the connection."""
+        self.rooms.session_ended(conn)
         self._end_session(conn)
 
     def _end_session(self, conn: ClientConnection) -> None:
@@ -194,6 +204,36 @@ class ServerApp:
                 ended(conn, account)
 
     # -- requests -------------------------------------------------------------
+
+    def start_pipelined(
+        self, conn: ClientConnection, request: Request
+    ) -> Reply | Awaitable[Reply]:
+        """Run the synchronous part of a pipelined request's handler; return its
+        reply at once (on error) or an awaitable of it."""
+        handler, public = self._handlers[type(request)]
+        if self.closing:
+            return _error(request.rid, ErrorCode.SHUTTING_DOWN, "server is stopping")
+        if not public and conn.account is None:
+            return _error(request.rid, ErrorCode.NOT_AUTHENTICATED, "log in first")
+        try:
+            pending = handler(conn, request)
+        except ServiceError as exc:
+            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
+        except Exception:
+            log.exception("%s failed", type(request).__name__)
+            self.stats["internal_errors"] += 1
+            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
+        return self._finish(request, pending)
+
+    async def _finish(self, request: Request, pending: Awaitable[Reply]) -> Reply:
+        try:
+            return await pending
+        except ServiceError as exc:
+            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
+        except Exception:
+            log.exception("%s failed", type(request).__name__)
+            self.stats["internal_errors"] += 1
+            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
 
     async def dispatch(self, conn: ClientConnection, request: Request) -> Reply:
         """Run the handler of ``request`` and return its one reply (never raises)."""
@@ -214,14 +254,16 @@ class ServerApp:
             self.stats["internal_errors"] += 1
             return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
 
-    def open_stream(self, conn: ClientConnection, request: StreamRequest) -> UploadSink:
+    def open_stream(
+        self, conn: ClientConnection, request: StreamRequest, stream: StreamHandler
+    ) -> StreamSink:
         """Find the service for a new transfer stream; raises ServiceError."""
         opener = self._stream_openers.get(type(request))
         if opener is None:
             raise ServiceError(ErrorCode.UNEXPECTED_MESSAGE, "not handled")
         if conn.account is None:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
-        return opener(conn, request)
+        return opener(conn, request, stream)
 
     def snapshot(self) -> dict[str, object]:
         """Counters and gauges for operators and benchmarks."""
@@ -230,6 +272,7 @@ class ServerApp:
             "connections": len(self.connections),
             "online_users": self.presence.online_count(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
+            **self.rooms.snapshot(),
         }
 
     # -- shutdown -------------------------------------------------------------
@@ -248,6 +291,7 @@ class ServerApp:
         if self._server is not None:
             self._server.close()
         await self.chat.stop()
+        self.files.stop()
         self.monitor.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)

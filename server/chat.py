@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from codec.errors import ErrorCode
@@ -30,7 +31,7 @@ from codec.messages import (
 )
 from codec.messages.social import MAX_MESSAGE_BYTES
 
-from .chat_store import ChatStore
+from .chat_store import ChatStore, SendResult
 from .errors import ServiceError
 from .storage.models import Cursor, User
 from .throttle import TokenBucket
@@ -126,9 +127,11 @@ class ChatService:
 
     # -- requests -------------------------------------------------------------
 
-    async def send(self, conn: ClientConnection, req: SendMessage) -> MessageAccepted:
-        """Pipelined: everything up to queuing the write runs synchronously, so
-        messages are sequenced in the order the connection sent them."""
+    def send(
+        self, conn: ClientConnection, req: SendMessage
+    ) -> Awaitable[MessageAccepted]:
+        """Pipelined: check and queue the write now, in arrival order (which fixes
+        the message's place in the conversation); the reply waits for the commit."""
         account = conn.account
         assert account is not None
         recipient = self._friend_id(account, req.to)
@@ -148,9 +151,17 @@ class ChatService:
                 "sending too fast",
                 int(bucket.wait_time(now) * 1000) + 1,
             )
-        result = await self.store.send(
-            account.user_id, recipient, req.client_id, req.text
-        )
+        committed = self.store.send(account.user_id, recipient, req.client_id, req.text)
+        return self._sent(account, recipient, req, committed)
+
+    async def _sent(
+        self,
+        account: Account,
+        recipient: int,
+        req: SendMessage,
+        committed: asyncio.Future[SendResult],
+    ) -> MessageAccepted:
+        result = await committed
         if not result.duplicate:
             self._deliver(
                 recipient,

@@ -159,17 +159,24 @@ class ChatStore:
     def _apply(
         self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
     ) -> list[object]:
-        sends = [op for op in batch if isinstance(op, _Send)]
+        by_sender: dict[int, set[str]] = {}
+        for op in batch:
+            if isinstance(op, _Send):
+                by_sender.setdefault(op.sender, set()).add(op.client_id)
         existing: dict[tuple[int, str], tuple[int, int]] = {}
-        ids = list({op.client_id for op in sends})
-        for start in range(0, len(ids), _CHUNK):
-            query = Message.select(
-                Message.sender, Message.client_id, Message.seq, Message.sent_ms
-            ).where(Message.client_id.in_(ids[start : start + _CHUNK]))
-            for row in query.tuples():
-                existing[(row[0], row[1])] = (row[2], row[3])
+        for sender, client_ids in by_sender.items():
+            ids = list(client_ids)
+            for start in range(0, len(ids), _CHUNK):
+                query = Message.select(
+                    Message.client_id, Message.seq, Message.sent_ms
+                ).where(
+                    (Message.sender == sender)
+                    & Message.client_id.in_(ids[start : start + _CHUNK])
+                )
+                for client_id, seq, sent_ms in query.tuples():
+                    existing[(sender, client_id)] = (seq, sent_ms)
         now = now_ms()
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[int, int, int, int, str, str, int]] = []
         results: list[object] = []
         for op in batch:
             if isinstance(op, _Cursor):
@@ -186,19 +193,20 @@ class ChatStore:
             conv[1] += 1
             existing[key] = (conv[1], now)
             rows.append(
-                {
-                    "conversation": conv[0],
-                    "seq": conv[1],
-                    "sender": op.sender,
-                    "recipient": op.recipient,
-                    "client_id": op.client_id,
-                    "text": op.text,
-                    "sent_ms": now,
-                }
+                (conv[0], conv[1], op.sender, op.recipient, op.client_id, op.text, now)
             )
             results.append(SendResult(conv[1], now, False))
+        fields = [
+            Message.conversation,
+            Message.seq,
+            Message.sender,
+            Message.recipient,
+            Message.client_id,
+            Message.text,
+            Message.sent_ms,
+        ]
         for start in range(0, len(rows), _CHUNK):
-            Message.insert_many(rows[start : start + _CHUNK]).execute()
+            Message.insert_many(rows[start : start + _CHUNK], fields=fields).execute()
         for conv_id, last_seq in touched.values():
             Conversation.update(last_seq=last_seq).where(
                 Conversation.id == conv_id

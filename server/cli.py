@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="chat messages per second one user may sustain (bursts of twice that)",
     )
     parser.add_argument(
+        "--request-rate",
+        type=float,
+        default=100.0,
+        help="requests per second one connection may sustain (bursts of twice that)",
+    )
+    parser.add_argument(
         "--stats-file",
         type=Path,
         default=None,
@@ -83,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--max-room-members must be at least 2")
     if args.retention_days <= 0:
         parser.error("--retention-days must be positive")
-    if args.chat_rate <= 0:
-        parser.error("--chat-rate must be positive")
+    if args.chat_rate <= 0 or args.request_rate <= 0:
+        parser.error("--chat-rate and --request-rate must be positive")
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -104,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         retention_days=args.retention_days,
         chat_rate=args.chat_rate,
         chat_burst=args.chat_rate * 2,
+        request_rate=args.request_rate,
+        request_burst=args.request_rate * 2,
     )
 
 

@@ -46,5 +46,24 @@ class ServerConfig:
     """Chat messages per second one user may sustain."""
     chat_burst: float = 100.0
 
+    max_room_members: int = 16
+    """Members one meeting room may hold (a room may ask for fewer)."""
+    max_rooms_per_user: int = 4
+    """Rooms one account may have open at once."""
+    empty_room_ttl: float = 300.0
+    """How long a room with no members waits for someone before it closes."""
+    room_join_rate: float = 1.0
+    """Join attempts per second a connection may sustain (bursts of 5)."""
+    sfu_max_queued_datagrams: int = 128
+    """Datagrams waiting in one subscriber's aioquic queue beyond which the SFU
+    drops media for it instead of building delay."""
+
+    max_file_size: int = 8 * 1024**3
+    """Largest file one transfer may carry, in bytes."""
+    quota_bytes: int = 100 * 1024**3
+    """Bytes of files one user may have on the server (uploading or kept)."""
+    max_transfers: int = 8
+    """Upload and download streams one user may have open at once."""
+
     stats_file: Path | None = None
     """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""

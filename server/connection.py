@@ -76,6 +76,7 @@ class ClientConnection(QuicConnectionProtocol):
         self._streams: dict[int, StreamHandler] = {}
         self._registered = False
         self._control_open = False
+        self._last_stream_id = CONTROL_STREAM_ID
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -91,6 +92,8 @@ class ClientConnection(QuicConnectionProtocol):
             self._registered = True
             self.app.connection_opened(self)
             self._worker = self._loop.create_task(self._serve_requests())
+        elif isinstance(event, events.DatagramFrameReceived):
+            self.app.sfu.on_datagram(self, event.data)
         elif isinstance(event, events.StreamReset):
             handler = self._streams.pop(event.stream_id, None)
             if handler is not None:
@@ -166,12 +169,13 @@ class ClientConnection(QuicConnectionProtocol):
                     await asyncio.wait(
                         self._in_flight, return_when=asyncio.FIRST_COMPLETED
                     )
-                task = self._loop.create_task(self.app.dispatch(self, request))
+                outcome = self.app.start_pipelined(self, request)
+                if isinstance(outcome, Reply):
+                    self.send(outcome)
+                    continue
+                task = self._loop.create_task(outcome)  # type: ignore[arg-type]
                 self._in_flight.add(task)
                 task.add_done_callback(self._pipelined_done)
-                # Let the handler run up to its first await before the next
-                # request starts, so pipelined requests keep their order.
-                await asyncio.sleep(0)
                 continue
             reply = await self.app.dispatch(self, request)
             if self.closing:
@@ -189,10 +193,13 @@ class ClientConnection(QuicConnectionProtocol):
         stream_id = event.stream_id
         handler = self._streams.get(stream_id)
         if handler is None:
+            if stream_id <= self._last_stream_id:
+                return  # late bytes of a stream we already finished with
             if stream_id % 4 != 0 or self.closing:
                 self._quic.reset_stream(stream_id, ErrorCode.UNEXPECTED_MESSAGE)
                 self.transmit()
                 return
+            self._last_stream_id = stream_id
             handler = StreamHandler(self, stream_id)
             self._streams[stream_id] = handler
         handler.feed(event.data, event.end_stream)
@@ -206,6 +213,13 @@ class ClientConnection(QuicConnectionProtocol):
         if self.closing:
             return
         self._quic.send_stream_data(stream_id, encode_message(message), end)
+        self._transmit_soon()
+
+    def send_stream_bytes(self, stream_id: int, data: bytes, end: bool) -> None:
+        """Send payload bytes on a transfer stream."""
+        if self.closing:
+            return
+        self._quic.send_stream_data(stream_id, data, end)
         self._transmit_soon()
 
     # -- sending and closing --------------------------------------------------

@@ -1,9 +1,10 @@
-"""Client-opened transfer streams: one request frame, then raw bytes, then a reply.
+"""Client-opened transfer streams: one request frame, then the stream's payload.
 
 The first frame names what the stream is for (a :class:`StreamRequest`); the
-service that owns that request returns an :class:`UploadSink` that takes the raw
-bytes which follow, and answers with one reply frame when the stream ends. A
-stream never delays the control stream: QUIC gives each its own flow.
+service that owns that request returns a :class:`StreamSink` that takes every
+byte which follows (raw upload data, or frames such as progress reports) and
+may answer with one reply frame when the client ends its side. A stream never
+delays the control stream: QUIC gives each its own flow.
 """
 
 from __future__ import annotations
@@ -15,26 +16,27 @@ from typing import TYPE_CHECKING, Protocol
 
 from codec import ErrorCode, MessageError, decode_stream_request
 from codec.framing import FRAME_HEADER_SIZE, MAX_FRAME_SIZE
-from codec.messages import Error, Reply
+from codec.messages import Error, Message, Reply
 
 from .errors import ServiceError
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
 
-__all__ = ["StreamHandler", "UploadSink"]
+__all__ = ["StreamHandler", "StreamSink"]
 
 log = logging.getLogger("quicmeet.streams")
 
 
-class UploadSink(Protocol):
-    """Takes the bytes of one upload stream, then produces the reply."""
+class StreamSink(Protocol):
+    """Takes the bytes of one client-opened stream, then produces the reply."""
 
     def received(self, data: bytes) -> None:
-        """More bytes arrived; raise :class:`ServiceError` to refuse the upload."""
+        """More bytes arrived; raise :class:`ServiceError` to refuse them."""
 
-    async def finish(self) -> Reply:
-        """The stream ended; check what arrived, store it, return the reply."""
+    async def finish(self) -> Reply | None:
+        """The client ended its side; return the last frame to send (and end
+        ours), or None when the sink ends the stream itself."""
 
     def abort(self) -> None:
         """The stream or connection broke; drop what was received."""
@@ -47,7 +49,7 @@ class StreamHandler:
         self.conn = conn
         self.stream_id = stream_id
         self._head = bytearray()
-        self._sink: UploadSink | None = None
+        self._sink: StreamSink | None = None
         self._rid: int | None = None
         self._done = False
         self._task: asyncio.Task[None] | None = None
@@ -96,13 +98,13 @@ class StreamHandler:
             return False
         self._rid = request.rid
         try:
-            self._sink = self.conn.app.open_stream(self.conn, request)
+            self._sink = self.conn.app.open_stream(self.conn, request, self)
         except ServiceError as exc:
             self._fail(request.rid, exc.code, exc.message, exc.retry_after_ms)
             return False
         return True
 
-    async def _finish(self, sink: UploadSink) -> None:
+    async def _finish(self, sink: StreamSink) -> None:
         try:
             reply = await sink.finish()
         except ServiceError as exc:
@@ -118,7 +120,8 @@ class StreamHandler:
                 rid=self._rid, code=int(ErrorCode.INTERNAL), message="internal error"
             )
         self._done = True
-        self.conn.send_on_stream(self.stream_id, reply, end=True)
+        if reply is not None:
+            self.conn.send_on_stream(self.stream_id, reply, end=True)
         self.conn.stream_done(self.stream_id)
 
     def _fail(
@@ -137,6 +140,33 @@ class StreamHandler:
         if not self.conn.closing:
             self.conn._quic.stop_stream(self.stream_id, int(code))
         self.conn.stream_done(self.stream_id)
+
+    # -- for sinks ------------------------------------------------------------
+
+    @property
+    def rid(self) -> int | None:
+        """The ``rid`` of the stream's request frame."""
+        return self._rid
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def send(self, message: Message, end: bool = False) -> None:
+        """Send one frame to the client on this stream (``end``: and end our
+        side; the client may still send until it ends its own)."""
+        self.conn.send_on_stream(self.stream_id, message, end)
+
+    def send_raw(self, data: bytes, end: bool = False) -> None:
+        """Send payload bytes (not a frame) to the client on this stream."""
+        self.conn.send_stream_bytes(self.stream_id, data, end)
+
+    def fail(
+        self, code: ErrorCode, message: str, retry_after_ms: int | None = None
+    ) -> None:
+        """End the stream with an ``Error`` frame and ask the client to stop."""
+        if not self._done:
+            self._fail(self._rid, code, message, retry_after_ms)
 
     def abort(self) -> None:
         self._done = True

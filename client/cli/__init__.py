@@ -13,12 +13,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from . import accounts, social
+from . import accounts, files, meet, rooms, social
 from .runner import CliFailure, Context, run_command
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = [accounts, social]
+COMMAND_MODULES = [accounts, social, files, rooms, meet]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ca", type=Path, help="trust this CA file instead of pinning the certificate"
+    )
+    parser.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="resume interrupted file transfers by themselves after connecting",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log what the client does"

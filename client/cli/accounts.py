@@ -117,8 +117,14 @@ async def cmd_search(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_listen(ctx: Context, args: argparse.Namespace) -> None:
-    member = await ctx.member(reconnect=True)
-    session = member.session
+    if ctx.auto_resume:
+        from .files import connect_with_transfers
+
+        await connect_with_transfers(ctx)
+    else:
+        await ctx.member(reconnect=True)
+    session = ctx.session
+    assert session is not None
 
     async def pump() -> None:
         async for event in session.events():

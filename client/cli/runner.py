@@ -76,6 +76,7 @@ class Context:
     server: str
     json: bool
     ca_file: Path | None
+    auto_resume: bool = False
     session: Session | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -88,7 +89,13 @@ class Context:
         )
         home = Home(args.home or default_home())
         server = args.server or home.config().get("server") or DEFAULT_SERVER
-        return cls(home=home, server=server, json=args.json, ca_file=args.ca)
+        return cls(
+            home=home,
+            server=server,
+            json=args.json,
+            ca_file=args.ca,
+            auto_resume=args.auto_resume,
+        )
 
     # -- output ---------------------------------------------------------------
 
@@ -206,14 +213,21 @@ class Context:
             self.extra["store"] = store
         return store  # type: ignore[no-any-return]
 
-    async def member(self, reconnect: bool = False) -> Member:
-        """Connect and resume with friends, chat and the local store attached."""
+    async def member(
+        self,
+        reconnect: bool = False,
+        attach_more: Callable[[Session, LocalStore], None] | None = None,
+    ) -> Member:
+        """Connect and resume with friends, chat and the local store attached
+        (``attach_more`` adds more, before anything is sent)."""
         store = self.open_store()
         chats: list[Chat] = []
 
         def attach(session: Session) -> None:
             chats.append(Chat(session, store))
             self.extra["chat"] = chats[0]
+            if attach_more is not None:
+                attach_more(session, store)
 
         session = await self.logged_in(reconnect=reconnect, attach=attach)
         return Member(session, Friends(session), chats[0], store)

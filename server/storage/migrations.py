@@ -44,7 +44,11 @@ def _v2(db: peewee.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1, _v2]
+def _v3(db: peewee.Database) -> None:
+    db.create_tables([models.FileTransfer])
+
+
+MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "Block",
     "Conversation",
     "Cursor",
+    "FileTransfer",
     "FriendRequest",
     "Friendship",
     "Message",
@@ -138,6 +139,23 @@ class Cursor(BaseModel):
         indexes = ((("recipient", "sender"), True),)
 
 
+class FileTransfer(BaseModel):
+    """A file from ``sender`` to ``recipient``; its bytes live in the blob store
+    (``partial/<id>`` while uploading, ``blobs/<sha256>`` once verified)."""
+
+    id = peewee.CharField(max_length=32, primary_key=True)
+    sender = peewee.ForeignKeyField(User, on_delete="CASCADE", index=True)
+    recipient = peewee.ForeignKeyField(User, on_delete="CASCADE", index=True)
+    name = peewee.CharField(max_length=1024)
+    size = peewee.BigIntegerField()
+    sha256 = peewee.CharField(max_length=64, index=True)
+    state = peewee.CharField(max_length=16, default="uploading")
+    received = peewee.BigIntegerField(default=0)
+    downloaded = peewee.BooleanField(default=False)
+    created_ms = peewee.BigIntegerField()
+    finished_ms = peewee.BigIntegerField(default=0)
+
+
 MODELS: list[type[BaseModel]] = [
     SchemaVersion,
     User,
@@ -148,4 +166,5 @@ MODELS: list[type[BaseModel]] = [
     Conversation,
     Message,
     Cursor,
+    FileTransfer,
 ]

@@ -147,11 +147,22 @@ def _field_strategy(t):
         hi = t.le if t.le is not None else 2**63 - 1
         return st.integers(lo, hi)
     if isinstance(t, mi.StrType):
-        return st.text(min_size=t.min_length or 0, max_size=min(t.max_length or 50, 50))
+        low = t.min_length or 0
+        high = max(low, min(t.max_length or 50, 50))
+        if t.pattern == "^[0-9a-f]+$":
+            return st.text("0123456789abcdef", min_size=max(low, 1), max_size=high)
+        assert t.pattern is None, f"no strategy for pattern {t.pattern}"
+        return st.text(min_size=low, max_size=high)
     if isinstance(t, mi.BytesType):
         return st.binary(min_size=t.min_length or 0, max_size=t.max_length or 50)
     if isinstance(t, mi.BoolType):
         return st.booleans()
+    if isinstance(t, mi.LiteralType):
+        return st.sampled_from(t.values)
+    if isinstance(t, mi.FloatType):
+        lo = t.ge if t.ge is not None else -1e300
+        hi = t.le if t.le is not None else 1e300
+        return st.floats(lo, hi, allow_nan=False)
     if isinstance(t, mi.ListType):
         return st.lists(_field_strategy(t.item_type), max_size=3)
     if isinstance(t, mi.StructType):

@@ -1,0 +1,218 @@
+"""Load participants for the SFU capacity benchmark.
+
+Each participant replays pre-encoded video (so encoding is not what limits the
+load generator) at a fixed frame rate: the datagrams of 640x480 synthetic
+frames encoded once at about 500 kbit/s, with the participant's own track id.
+The 90 kHz timestamp of every datagram is overwritten with its send time, so a
+receiver (in this same process, on the same clock) measures the one-way delay
+through the server. Loss is counted by send time: datagrams sent in the
+measurement window times the fan-out, against those received.
+
+Against quicmeet the participants log in, join rooms and publish tracks; against
+the bare fan-out server (``_meeting_bare.py``) they just connect, grouped by
+connection order. Both use the same client protocol and the same data path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+from dataclasses import dataclass, field
+
+from _common import percentile  # noqa: I001
+
+from client import Session
+from client.transport import ClientProtocol, open_connection
+from codec.media import VideoPacketizer
+from codec.media.stamp import SyntheticPattern
+from codec.media.video import VideoEncoder
+
+__all__ = ["Load", "pre_encode", "process_cpu_seconds"]
+
+CLOCK_HZ = 90_000
+_TIMESTAMP = slice(10, 14)
+_TRACK_ID = slice(4, 8)
+GENERATOR_QUEUE_LIMIT = 400
+
+
+def pre_encode(
+    width: int, height: int, fps: float, bitrate_bps: int, frames: int
+) -> list[list[bytes]]:
+    """The datagrams of ``frames`` frames (a keyframe, then P-frames)."""
+    pattern = SyntheticPattern(width, height)
+    encoder = VideoEncoder(width, height, fps, bitrate_bps)
+    packetizer = VideoPacketizer(0)
+    out = []
+    for n in range(frames):
+        (encoded,) = encoder.encode(pattern.render(n, 0), n / fps)
+        packets = packetizer.packetize(encoded.data, encoded.pts, encoded.keyframe)
+        out.append([p.serialize() for p in packets])
+    return out
+
+
+@dataclass
+class Window:
+    """Counters of one measurement window, by send time."""
+
+    start: float = float("inf")
+    end: float = float("inf")
+    sent: int = 0
+    expected: int = 0
+    received: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    generator_skipped: int = 0
+
+
+class Participant:
+    """One connection that sends a track and receives its room's datagrams."""
+
+    def __init__(
+        self, proto: ClientProtocol, frames: list[list[bytes]], fanout: int
+    ) -> None:
+        self.proto = proto
+        self.fanout = fanout
+        self._frames = frames
+        self._next = 0
+
+    def retrack(self, track_id: int) -> None:
+        """Put ``track_id`` in every pre-encoded datagram (once, at setup)."""
+        tid = track_id.to_bytes(4, "big")
+        self._frames = [
+            [d[: _TRACK_ID.start] + tid + d[_TRACK_ID.stop :] for d in frame]
+            for frame in self._frames
+        ]
+
+    def send(self, now: float, window: Window) -> None:
+        frame = self._frames[self._next]
+        # After the first keyframe, loop over the P-frames.
+        self._next = self._next + 1 if self._next + 1 < len(self._frames) else 1
+        quic = self.proto._quic
+        in_window = window.start <= now < window.end
+        if len(quic._datagrams_pending) > GENERATOR_QUEUE_LIMIT:
+            if in_window:
+                window.generator_skipped += len(frame)
+            return
+        stamp = (int(now * CLOCK_HZ) & 0xFFFFFFFF).to_bytes(4, "big")
+        for data in frame:
+            quic.send_datagram_frame(
+                data[: _TIMESTAMP.start] + stamp + data[_TIMESTAMP.stop :]
+            )
+        self.proto.transmit()
+        if in_window:
+            window.sent += len(frame)
+            window.expected += len(frame) * self.fanout
+
+
+class Load:
+    """All load participants, sending on one shared frame clock."""
+
+    def __init__(self, frames: list[list[bytes]], fps: float, room_size: int) -> None:
+        self.frames = frames
+        self.fps = fps
+        self.room_size = room_size
+        self.participants: list[Participant] = []
+        self.sessions: list[Session] = []
+        self.window = Window()
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_datagram(self, data: bytes) -> None:
+        now = self._loop.time()
+        sent_ticks = int.from_bytes(data[_TIMESTAMP], "big")
+        age = ((int(now * CLOCK_HZ) - sent_ticks) & 0xFFFFFFFF) / CLOCK_HZ
+        window = self.window
+        if window.start <= now - age < window.end:
+            window.received += 1
+            window.latencies_ms.append(age * 1000)
+
+    async def add_quicmeet_room(self, address: str, tokens: list[bytes]) -> None:
+        room_id: str | None = None
+        for token in tokens:
+            session = Session(address, reconnect=False)
+            await session.connect()
+            await session.resume(token)
+            if room_id is None:
+                room_id = (await session.rooms.create()).room_id
+            else:
+                await session.rooms.join(room_id)
+            track = await session.rooms.publish("camera", 640, 480, self.fps)
+            session.rooms.datagram_handler = self._on_datagram
+            assert session._proto is not None
+            participant = Participant(session._proto, self.frames, len(tokens) - 1)
+            participant.retrack(track.track_id)
+            self.sessions.append(session)
+            self.participants.append(participant)
+
+    async def add_bare_room(self, host: str, port: int) -> None:
+        for _ in range(self.room_size):
+            proto = await open_connection(host, port)
+            proto.on_datagram = self._on_datagram
+            self.participants.append(
+                Participant(proto, self.frames, self.room_size - 1)
+            )
+
+    def start(self) -> None:
+        self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        interval = 1.0 / self.fps
+        due = self._loop.time()
+        while True:
+            now = self._loop.time()
+            for participant in self.participants:
+                participant.send(now, self.window)
+            due += interval
+            delay = due - self._loop.time()
+            if delay < -interval:
+                due = self._loop.time()
+            await asyncio.sleep(max(0.0, delay))
+
+    async def measure(self, seconds: float, grace: float = 0.5) -> dict[str, float]:
+        """Count one window of ``seconds`` (after the datagrams of the previous
+        step have drained) and return loss, latency and rates."""
+        await asyncio.sleep(1.0)
+        cpu_before = _cpu_seconds()
+        self.window = window = Window()
+        window.start = self._loop.time()
+        window.end = window.start + seconds
+        await asyncio.sleep(seconds + grace)
+        cpu = _cpu_seconds() - cpu_before
+        received = window.received
+        return {
+            "participants": len(self.participants),
+            "sent_per_s": round(window.sent / seconds),
+            "forwarded_per_s": round(received / seconds),
+            "loss": round(1 - received / window.expected, 4)
+            if window.expected
+            else 0.0,
+            "latency_p50_ms": _round(percentile(window.latencies_ms, 50)),
+            "latency_p95_ms": _round(percentile(window.latencies_ms, 95)),
+            "generator_skipped": window.generator_skipped,
+            "generator_cpu": round(cpu / (seconds + grace), 3),
+        }
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for session in self.sessions:
+            await session.close()
+        for participant in self.participants:
+            participant.proto.close_quietly()
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _round(value: float) -> float:
+    return round(value, 2) if value == value else value
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` (Linux)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,232 @@
+"""Chat throughput and delivery latency over real QUIC, durable (acknowledged only
+after commit).
+
+Throughput: N sender/recipient pairs; each sender keeps a window of messages in
+flight (pipelined SendMessage); recipients acknowledge cumulatively every 50 ms.
+Counts messages delivered to recipients per second. Latency: one pair... at a
+fixed offered load spread over the pairs, the time from send to arrival at the
+recipient. Prints one JSON object.
+
+    python bench/chat.py --pairs 20 --duration 10 --rate 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from _common import percentile, start_quicmeet_server  # noqa: I001
+
+from client import Session
+from codec.messages import (
+    AckMessages,
+    ChatMessage,
+    MessageAccepted,
+    Reply,
+    RequestFriend,
+    RespondFriend,
+    SendMessage,
+    SyncDone,
+    SyncMessages,
+)
+
+PASSWORD = "benchmark password"
+
+
+class Recipient:
+    """Counts arrivals and acknowledges them cumulatively, as a client does."""
+
+    def __init__(self, session: Session, peer: str) -> None:
+        self.session = session
+        self.peer = peer
+        self.received = 0
+        self.newest = 0
+        self.acked = 0
+        self.latencies: list[float] = []
+        session.add_event_hook(self._on_event)
+        self._acker = asyncio.get_running_loop().create_task(self._ack_loop())
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, ChatMessage):
+            self.received += 1
+            self.newest = max(self.newest, event.seq)
+            sent_at = float(event.text.split(" ", 1)[0])
+            self.latencies.append(time.perf_counter() - sent_at)
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            if self.newest > self.acked:
+                up_to = self.newest
+                await self.session.call(
+                    AckMessages, Reply, peer=self.peer, up_to_seq=up_to
+                )
+                self.acked = up_to
+
+    def stop(self) -> None:
+        self._acker.cancel()
+
+
+async def setup(address: str, pairs: int) -> list[tuple[Session, Session, str, str]]:
+    out = []
+    for i in range(pairs):
+        a_name, b_name = f"snd{i:03d}", f"rcv{i:03d}"
+        a = Session(address, reconnect=False)
+        b = Session(address, reconnect=False)
+        for session, name in ((a, a_name), (b, b_name)):
+            await session.connect()
+            await session.register(name, PASSWORD)
+            await session.login(name, PASSWORD)
+            await session.call(SyncMessages, SyncDone, seen={})
+        await a.call(RequestFriend, Reply, username=b_name)
+        await b.call(RespondFriend, Reply, username=a_name, accept=True)
+        out.append((a, b, a_name, b_name))
+    return out
+
+
+async def send_window(session: Session, to: str, stop_at: float, window: int, tag: str):
+    proto = await session.wait_ready(1)
+    sent = 0
+    in_flight: set[asyncio.Future] = set()
+    while time.perf_counter() < stop_at:
+        while len(in_flight) < window:
+            sent += 1
+            request = SendMessage(
+                rid=proto.next_rid(),
+                to=to,
+                client_id=f"{tag}-{sent}",
+                text=f"{time.perf_counter()!r} payload of a typical chat line",
+            )
+            in_flight.add(asyncio.ensure_future(proto.request(request)))
+        done, in_flight = await asyncio.wait(
+            in_flight, return_when=asyncio.FIRST_COMPLETED
+        )
+        for future in done:
+            assert isinstance(future.result(), MessageAccepted)
+    await asyncio.gather(*in_flight)
+    return sent
+
+
+async def send_paced(session: Session, to: str, stop_at: float, rate: float, tag: str):
+    proto = await session.wait_ready(1)
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    sent = 0
+    pending = []
+    while next_at < stop_at:
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent += 1
+        request = SendMessage(
+            rid=proto.next_rid(),
+            to=to,
+            client_id=f"{tag}-{sent}",
+            text=f"{time.perf_counter()!r} payload of a typical chat line",
+        )
+        pending.append(asyncio.ensure_future(proto.request(request)))
+        next_at += interval
+    await asyncio.gather(*pending)
+    return sent
+
+
+async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
+    server = start_quicmeet_server(
+        ["--chat-rate", "1000000", "--request-rate", "1000000"]
+    )
+    try:
+        sessions = await setup(server.address, pairs)
+        recipients = [Recipient(b, a_name) for _, b, a_name, _ in sessions]
+
+        # Throughput: as fast as the server commits and delivers.
+        start = time.perf_counter()
+        stop_at = start + duration
+        sent = await asyncio.gather(
+            *(
+                send_window(a, b_name, stop_at, window, f"t{i}")
+                for i, (a, _, _, b_name) in enumerate(sessions)
+            )
+        )
+        total = sum(sent)
+        deadline = time.perf_counter() + 30
+        while (
+            sum(r.received for r in recipients) < total
+            and time.perf_counter() < deadline
+        ):
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        delivered = sum(r.received for r in recipients)
+        throughput = delivered / elapsed
+
+        # Latency at a fixed offered load.
+        for r in recipients:
+            r.latencies.clear()
+            r.received = 0
+        start = time.perf_counter()
+        stop_at = start + duration
+        paced = await asyncio.gather(
+            *(
+                send_paced(a, b_name, stop_at, rate / pairs, f"p{i}")
+                for i, (a, _, _, b_name) in enumerate(sessions)
+            )
+        )
+        deadline = time.perf_counter() + 10
+        while (
+            sum(r.received for r in recipients) < sum(paced)
+            and time.perf_counter() < deadline
+        ):
+            await asyncio.sleep(0.01)
+        latencies = [x for r in recipients for x in r.latencies]
+        for r in recipients:
+            r.stop()
+        for a, b, _, _ in sessions:
+            await a.close()
+            await b.close()
+    finally:
+        server.stop()
+    stats = json.loads((server.workdir / "stats.json").read_text())
+    return {
+        "pairs": pairs,
+        "window": window,
+        "throughput": {
+            "messages_sent": total,
+            "messages_delivered": delivered,
+            "seconds": round(elapsed, 2),
+            "delivered_per_s": round(throughput, 1),
+        },
+        "latency_at_fixed_load": {
+            "offered_per_s": rate,
+            "messages": len(latencies),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        },
+        "server": {
+            "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
+        },
+        "goals": {
+            "throughput_min_per_s": 10_000,
+            "p99_max_ms": 50,
+            "met": throughput >= 10_000 and percentile(latencies, 99) * 1000 < 50,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=1000.0, help="messages/s")
+    parser.add_argument("--window", type=int, default=64, help="in flight per sender")
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            asyncio.run(run(args.pairs, args.duration, args.rate, args.window)),
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

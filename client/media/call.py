@@ -1,0 +1,271 @@
+"""The media of one meeting for one session: local tracks out, remote video in.
+
+A :class:`Call` follows ``session.rooms``: for every remote video track the room
+announces it runs a :class:`~client.media.receiver.VideoReceiver`, and stops it
+(threads, timers, sink streams) the moment the track or its member goes. It
+dispatches the datagrams the connection receives (media to receivers, keyframe
+requests to local senders), numbers the datagrams it sends with this hop's
+transport sequence, and re-announces its tracks when the server dropped them
+(after the session moved to a new connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from codec.media import KeyframeRequest, PacketError, VideoPacket, parse_packet
+from codec.messages import MuteRequested, RoomLeft, RoomState, RoomUpdated
+from codec.messages.rooms import TrackKind
+
+from ..errors import ClientError
+from ..rooms import RoomEvent
+from .receiver import FrameConsumer, VideoReceiver
+from .sender import VideoSender
+from .sources import VideoSource
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["Call"]
+
+log = logging.getLogger("quicmeet.media")
+
+MAX_QUEUED_DATAGRAMS = 200
+"""Datagrams allowed to wait in aioquic's queue before a frame is dropped."""
+_KEYFRAME_REQUEST_HEADROOM = 64
+
+
+class Call:
+    """Sends local video into the session's room and receives the room's video.
+
+    ``consumers`` (sinks) get every rendered picture of every remote track.
+    Create it inside the event loop, :meth:`start` it once in a room (or before:
+    it follows joins), :meth:`publish_video` sources, :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        consumers: Sequence[FrameConsumer] = (),
+        *,
+        max_queued_datagrams: int = MAX_QUEUED_DATAGRAMS,
+    ) -> None:
+        self.session = session
+        self.rooms = session.rooms
+        self.consumers = list(consumers)
+        self.max_queued_datagrams = max_queued_datagrams
+        self.left: RoomLeft | None = None
+        """Why we are no longer in the room, once that happened."""
+        self.mute_requests = 0
+        self.datagrams_malformed = 0
+        self.datagrams_unknown_track = 0
+        self._loop = asyncio.get_running_loop()
+        self._senders: dict[str, VideoSender] = {}
+        self._receivers: dict[int, VideoReceiver] = {}
+        self._ended: list[VideoReceiver] = []
+        self._transport_seq = 0
+        self._republishing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unlisten = lambda: None
+
+    @property
+    def receivers(self) -> dict[int, VideoReceiver]:
+        """Running receivers by track id."""
+        return dict(self._receivers)
+
+    @property
+    def senders(self) -> dict[str, VideoSender]:
+        """Local video tracks by kind."""
+        return dict(self._senders)
+
+    def start(self) -> None:
+        """Follow the room: take its datagrams and receive its video tracks."""
+        self._unlisten = self.rooms.add_listener(self._on_room_event)
+        self.rooms.datagram_handler = self._on_datagram
+        if self.rooms.state is not None:
+            self._sync(self.rooms.state)
+
+    async def publish_video(
+        self,
+        source: VideoSource,
+        kind: TrackKind = "camera",
+        *,
+        bitrate_bps: int | None = None,
+    ) -> VideoSender:
+        """Open ``source`` and send it as a new track of ``kind``.
+
+        Raises :class:`~client.media.errors.SourceError` when the source cannot
+        be opened (nothing is announced then) and :class:`ServerError` when the
+        server refuses the track.
+        """
+        if kind in self._senders:
+            raise ClientError(f"a {kind} track is already published")
+        sender = VideoSender(
+            source, kind, self._send_media, self._loop, bitrate_bps=bitrate_bps
+        )
+        sender.start()
+        try:
+            await sender.wait_started()
+            track = await self.rooms.publish(
+                kind, source.width, source.height, source.fps
+            )
+        except BaseException:
+            sender.stop()
+            await self._loop.run_in_executor(None, sender.join)
+            raise
+        self._senders[kind] = sender
+        sender.begin(track.track_id)
+        return sender
+
+    async def unpublish_video(self, kind: str) -> None:
+        """Stop sending the ``kind`` track and tell the room."""
+        sender = self._senders.pop(kind, None)
+        if sender is None:
+            return
+        sender.stop()
+        if sender.track_id is not None and self.rooms.state is not None:
+            await self.rooms.unpublish(sender.track_id)
+        await self._loop.run_in_executor(None, sender.join)
+
+    async def close(self) -> None:
+        """Stop every sender and receiver and let go of the room's datagrams."""
+        self._unlisten()
+        if self.rooms.datagram_handler == self._on_datagram:
+            self.rooms.datagram_handler = None
+        for task in list(self._tasks):
+            task.cancel()
+        senders = list(self._senders.values())
+        receivers = [
+            self._drop_receiver(track_id) for track_id in list(self._receivers)
+        ]
+        for sender in senders:
+            sender.stop()
+
+        def join_all() -> None:
+            for sender in senders:
+                sender.join()
+            for receiver in receivers:
+                receiver.join()
+
+        await self._loop.run_in_executor(None, join_all)
+
+    # -- room events --------------------------------------------------------------
+
+    def _on_room_event(self, event: RoomEvent) -> None:
+        if isinstance(event, RoomUpdated):
+            self._sync(event.room)
+        elif isinstance(event, RoomLeft):
+            self.left = event
+            for track_id in list(self._receivers):
+                receiver = self._drop_receiver(track_id)
+                self._loop.run_in_executor(None, receiver.join)
+            for sender in self._senders.values():
+                sender.stop()
+        elif isinstance(event, MuteRequested):
+            self.mute_requests += 1
+            self._spawn(self.rooms.set_muted(True))
+
+    def _sync(self, state: RoomState) -> None:
+        me = self.rooms.me
+        remote = {
+            t.track_id: t for t in state.tracks if t.codec == "h264" and t.owner != me
+        }
+        for track_id in list(self._receivers):
+            if track_id not in remote:
+                receiver = self._drop_receiver(track_id)
+                self._loop.run_in_executor(None, receiver.join)
+        for track_id, track in remote.items():
+            if track_id not in self._receivers:
+                receiver = VideoReceiver(
+                    track, self._loop, self._request_keyframe, self.consumers
+                )
+                self._receivers[track_id] = receiver
+                receiver.start()
+        mine = {t.track_id for t in state.tracks if t.owner == me}
+        for kind, sender in self._senders.items():
+            if sender.track_id not in mine and kind not in self._republishing:
+                self._republishing.add(kind)
+                self._spawn(self._republish(kind, sender))
+
+    async def _republish(self, kind: str, sender: VideoSender) -> None:
+        try:
+            source = sender.source
+            track = await self.rooms.publish(
+                sender.kind, source.width, source.height, source.fps
+            )
+            sender.retarget(track.track_id)
+        except ClientError as exc:
+            log.warning("could not announce the %s track again: %s", kind, exc)
+        finally:
+            self._republishing.discard(kind)
+
+    def _drop_receiver(self, track_id: int) -> VideoReceiver:
+        receiver = self._receivers.pop(track_id)
+        receiver.stop()
+        self._ended.append(receiver)
+        return receiver
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- datagrams ----------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            packet = parse_packet(data)
+        except PacketError:
+            self.datagrams_malformed += 1
+            return
+        if isinstance(packet, VideoPacket):
+            receiver = self._receivers.get(packet.track_id)
+            if receiver is None:
+                self.datagrams_unknown_track += 1
+                return
+            receiver.push(packet, self._loop.time())
+        elif isinstance(packet, KeyframeRequest):
+            for sender in self._senders.values():
+                if sender.track_id == packet.track_id:
+                    sender.request_keyframe()
+                    return
+            self.datagrams_unknown_track += 1
+
+    def _send_media(self, datagrams: Sequence[bytes]) -> bool:
+        seq = self._transport_seq
+        numbered = [
+            data[:2] + ((seq + index) & 0xFFFF).to_bytes(2, "big") + data[4:]
+            for index, data in enumerate(datagrams)
+        ]
+        if not self.rooms.send_datagrams(numbered, self.max_queued_datagrams):
+            return False
+        self._transport_seq = (seq + len(numbered)) & 0xFFFF
+        return True
+
+    def _request_keyframe(self, track_id: int) -> None:
+        request = KeyframeRequest(track_id, 0).serialize()
+        self.rooms.send_datagrams(
+            [request], self.max_queued_datagrams + _KEYFRAME_REQUEST_HEADROOM
+        )
+
+    # -- reporting ----------------------------------------------------------------
+
+    def stats(self) -> dict[str, object]:
+        """Per track sent and received (including tracks that ended), as plain
+        values for a stats file."""
+        return {
+            "user": self.rooms.me,
+            "room_id": self.rooms.room_id,
+            "sent": [sender.stats_dict() for sender in self._senders.values()],
+            "received": [
+                receiver.stats_dict()
+                for receiver in [*self._ended, *self._receivers.values()]
+            ],
+            "datagrams_malformed": self.datagrams_malformed,
+            "datagrams_unknown_track": self.datagrams_unknown_track,
+            "mute_requests": self.mute_requests,
+            "left": None if self.left is None else self.left.reason,
+        }

@@ -1,0 +1,369 @@
+"""Receiving one remote video track: reassembly, keyframe requests, decoding and
+rendering, each where it belongs.
+
+- On the event loop: fragments go into a :class:`~codec.media.Reassembler`
+  (pure and cheap), whose timeout runs on a loop timer. Lost frames and a
+  decoder that needs a keyframe make the receiver ask the publisher for one,
+  at once and then every ``keyframe_retry_s`` while it still needs one.
+- On a decode thread: whole frames are decoded (``VideoDecoder`` discards
+  everything until a keyframe, so no smeared picture is ever produced); each
+  picture replaces the previous one in a :class:`NewestFrame` slot.
+- On a render thread: the newest picture is taken when the renderer is ready,
+  its stamp read (latency, order) and handed to the sinks. A slow sink makes
+  frames be skipped, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from codec.media import (
+    CompletedFrame,
+    FramesLost,
+    Reassembler,
+    ReassemblyEvent,
+    Unwrapper,
+    VideoPacket,
+)
+from codec.media.stamp import read_stamp
+from codec.media.video import VideoDecoder
+from codec.messages import RoomTrack
+
+from .frames import DecodedFrame, NewestFrame
+from .sources import wall_clock_ms
+
+__all__ = ["FrameConsumer", "ReceiverStats", "VideoReceiver", "percentile"]
+
+log = logging.getLogger("quicmeet.media")
+
+FrameConsumer = Callable[[RoomTrack, DecodedFrame], None]
+"""Called on the render thread with each picture rendered (a sink)."""
+
+_LOST = object()
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (nearest rank) of ``values``, None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+@dataclass(slots=True)
+class ReceiverStats:
+    """What one remote video track has done here (packets, frames, bytes)."""
+
+    packets_received: int = 0
+    bytes_received: int = 0
+    """Media payload bytes, headers not counted."""
+    frames_received: int = 0
+    """Frames reassembled whole."""
+    frames_lost: int = 0
+    """Frame numbers given up by reassembly."""
+    keyframes_received: int = 0
+    keyframe_requests: int = 0
+    frames_decoded: int = 0
+    frames_discarded: int = 0
+    """Frames the decoder dropped while waiting for a keyframe, or rejected."""
+    decode_queue_overflows: int = 0
+    frames_rendered: int = 0
+    stamps_read: int = 0
+    stamps_unreadable: int = 0
+    """Rendered pictures without an intact stamp (on a stamped stream: corrupt)."""
+    stamp_order_errors: int = 0
+    """Rendered stamps whose frame number did not grow (shown out of order)."""
+    latencies_ms: list[float] = field(default_factory=list)
+    """Glass-to-glass latency of each stamped picture rendered."""
+    first_packet_at: float | None = None
+    last_packet_at: float | None = None
+    first_render_at: float | None = None
+    last_render_at: float | None = None
+    width: int = 0
+    height: int = 0
+
+
+class VideoReceiver:
+    """Turns one remote track's datagrams into rendered pictures.
+
+    ``request_keyframe(track_id)`` sends a keyframe request datagram (on the
+    loop). ``consumers`` get every rendered picture on the render thread.
+    Call :meth:`start`, feed :meth:`push` on the loop, then :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        track: RoomTrack,
+        loop: asyncio.AbstractEventLoop,
+        request_keyframe: Callable[[int], None],
+        consumers: list[FrameConsumer] | None = None,
+        *,
+        keyframe_retry_s: float = 0.25,
+        reassembly_timeout_s: float = 0.15,
+        max_decode_queue: int = 60,
+    ) -> None:
+        self.track = track
+        self.stats = ReceiverStats()
+        self.slot = NewestFrame()
+        self.keyframe_retry_s = keyframe_retry_s
+        self.max_decode_queue = max_decode_queue
+        self._loop = loop
+        self._send_keyframe_request = request_keyframe
+        self._consumers = list(consumers or [])
+        self._reassembler = Reassembler(timeout_s=reassembly_timeout_s)
+        self._seq = Unwrapper(16)
+        self._lowest_seq: int | None = None
+        self._highest_seq = 0
+        self._expire_timer: asyncio.TimerHandle | None = None
+        self._expire_at: float | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._needs_keyframe = True
+        self._last_request_at = float("-inf")
+        self._decode_queue: queue.Queue[object] = queue.Queue()
+        self._stopping = threading.Event()
+        self._last_stamp_frame: int | None = None
+        self._threads = [
+            threading.Thread(
+                target=self._decode_loop, name="video-decode", daemon=True
+            ),
+            threading.Thread(
+                target=self._render_loop, name="video-render", daemon=True
+            ),
+        ]
+
+    @property
+    def track_id(self) -> int:
+        return self.track.track_id
+
+    def start(self) -> None:
+        """Start the threads and ask for the keyframe that starts decoding."""
+        for thread in self._threads:
+            thread.start()
+        self._ask_for_keyframe()
+
+    def stop(self) -> None:
+        """Stop the timers and tell the threads to end (returns at once, on the
+        loop; :meth:`join` waits for the threads)."""
+        self._stopping.set()
+        for timer in (self._expire_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
+        self._decode_queue.put(None)
+        self.slot.close()
+
+    def join(self, timeout: float = 2.0) -> None:
+        """Wait up to ``timeout`` s for the threads to end (blocking: run it in
+        an executor from the loop)."""
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+
+    # -- event loop: packets, reassembly, keyframe requests ----------------------
+
+    def push(self, packet: VideoPacket, now: float) -> None:
+        """Take one fragment of this track (``now`` is the loop's time)."""
+        stats = self.stats
+        stats.packets_received += 1
+        stats.bytes_received += len(packet.payload)
+        if stats.first_packet_at is None:
+            stats.first_packet_at = now
+        stats.last_packet_at = now
+        seq = self._seq.unwrap(packet.seq)
+        if self._lowest_seq is None or seq < self._lowest_seq:
+            self._lowest_seq = seq
+        self._highest_seq = max(self._highest_seq, seq)
+        self._handle(self._reassembler.push(packet, now), now)
+
+    def _expire(self) -> None:
+        self._expire_timer = None
+        self._expire_at = None
+        now = self._loop.time()
+        self._handle(self._reassembler.expire(now), now)
+
+    def _handle(self, events: list[ReassemblyEvent], now: float) -> None:
+        stats = self.stats
+        for event in events:
+            if isinstance(event, CompletedFrame):
+                stats.frames_received += 1
+                if event.keyframe:
+                    stats.keyframes_received += 1
+                    # The decoder will say whether it took; do not re-ask meanwhile.
+                    self._last_request_at = now
+                self._enqueue(event)
+            elif isinstance(event, FramesLost):
+                stats.frames_lost += event.count
+                self._enqueue(_LOST)
+                self._needs_keyframe = True
+                self._ask_for_keyframe()
+        self._arm_expiry()
+
+    def _enqueue(self, item: object) -> None:
+        if self._decode_queue.qsize() >= self.max_decode_queue:
+            # Decoding fell far behind: start again from the next keyframe.
+            self.stats.decode_queue_overflows += 1
+            while True:
+                try:
+                    self._decode_queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._decode_queue.put(_LOST)
+            self._needs_keyframe = True
+            self._ask_for_keyframe()
+            if item is _LOST:
+                return
+        self._decode_queue.put(item)
+
+    def _arm_expiry(self) -> None:
+        deadline = self._reassembler.next_deadline()
+        if deadline is None or deadline == self._expire_at:
+            return
+        if self._expire_timer is not None:
+            self._expire_timer.cancel()
+        self._expire_at = deadline
+        self._expire_timer = self._loop.call_at(deadline, self._expire)
+
+    def _decoder_state(self, needs_keyframe: bool) -> None:
+        self._needs_keyframe = needs_keyframe
+        if needs_keyframe:
+            self._ask_for_keyframe()
+
+    def _ask_for_keyframe(self) -> None:
+        if not self._needs_keyframe or self._stopping.is_set():
+            return
+        now = self._loop.time()
+        wait = self._last_request_at + self.keyframe_retry_s - now
+        if wait <= 0:
+            self._last_request_at = now
+            self.stats.keyframe_requests += 1
+            self._send_keyframe_request(self.track.track_id)
+            wait = self.keyframe_retry_s
+        if self._retry_timer is None:
+            self._retry_timer = self._loop.call_later(wait, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_timer = None
+        self._ask_for_keyframe()
+
+    # -- decode thread ----------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        decoder = VideoDecoder()
+        needs_keyframe = True
+        stats = self.stats
+        while True:
+            item = self._decode_queue.get()
+            if item is None:
+                return
+            if item is _LOST:
+                decoder.frame_lost()
+            else:
+                assert isinstance(item, CompletedFrame)
+                for image in decoder.decode(item.data):
+                    stats.frames_decoded += 1
+                    self.slot.put(
+                        DecodedFrame(
+                            image=image,
+                            frame_number=item.frame_number,
+                            timestamp=item.timestamp,
+                            keyframe=item.keyframe,
+                            decoded_at=time.monotonic(),
+                        )
+                    )
+                stats.frames_discarded = decoder.frames_discarded
+            if decoder.needs_keyframe != needs_keyframe:
+                needs_keyframe = decoder.needs_keyframe
+                self._loop.call_soon_threadsafe(self._decoder_state, needs_keyframe)
+
+    # -- render thread ------------------------------------------------------------
+
+    def _render_loop(self) -> None:
+        while not self._stopping.is_set():
+            frame = self.slot.take(timeout=0.5)
+            if frame is not None:
+                self._render(frame)
+
+    def _render(self, frame: DecodedFrame) -> None:
+        stats = self.stats
+        now = time.monotonic()
+        if stats.first_render_at is None:
+            stats.first_render_at = now
+        stats.last_render_at = now
+        stats.frames_rendered += 1
+        stats.height, stats.width = frame.image.shape[:2]
+        stamp = read_stamp(frame.image)
+        if stamp is None:
+            stats.stamps_unreadable += 1
+        else:
+            number, capture_ms = stamp
+            stats.stamps_read += 1
+            if self._last_stamp_frame is not None and number <= self._last_stamp_frame:
+                stats.stamp_order_errors += 1
+            self._last_stamp_frame = number
+            age = (wall_clock_ms() - capture_ms) & 0xFFFFFFFF
+            if age < 0x80000000:
+                stats.latencies_ms.append(float(age))
+        for consumer in list(self._consumers):
+            try:
+                consumer(self.track, frame)
+            except Exception:
+                log.exception("a video sink failed; it is closed")
+                self._consumers.remove(consumer)
+
+    # -- reporting ----------------------------------------------------------------
+
+    def stats_dict(self) -> dict[str, object]:
+        """The counters as plain values, with rates and percentiles."""
+        stats = self.stats
+        duplicates = self._reassembler.stats.duplicate_packets
+        expected = (
+            self._highest_seq - self._lowest_seq + 1
+            if self._lowest_seq is not None
+            else 0
+        )
+        packet_span = (stats.last_packet_at or 0.0) - (stats.first_packet_at or 0.0)
+        render_span = (stats.last_render_at or 0.0) - (stats.first_render_at or 0.0)
+        latencies = list(stats.latencies_ms)
+        result: dict[str, object] = {
+            "track_id": self.track.track_id,
+            "user": self.track.owner,
+            "kind": self.track.kind,
+            "width": stats.width,
+            "height": stats.height,
+            "packets_received": stats.packets_received,
+            "packets_lost": max(0, expected - (stats.packets_received - duplicates)),
+            "bytes_received": stats.bytes_received,
+            "bitrate_bps": (
+                round(stats.bytes_received * 8 / packet_span) if packet_span > 0 else 0
+            ),
+            "frames_received": stats.frames_received,
+            "frames_lost": stats.frames_lost,
+            "keyframes_received": stats.keyframes_received,
+            "keyframe_requests": stats.keyframe_requests,
+            "frames_decoded": stats.frames_decoded,
+            "frames_discarded": stats.frames_discarded,
+            "frames_rendered": stats.frames_rendered,
+            "frames_skipped": self.slot.replaced,
+            "fps": (
+                round((stats.frames_rendered - 1) / render_span, 2)
+                if render_span > 0
+                else 0.0
+            ),
+            "stamps_read": stats.stamps_read,
+            "stamps_unreadable": stats.stamps_unreadable,
+            "stamp_order_errors": stats.stamp_order_errors,
+        }
+        if latencies:
+            result["latency_ms"] = {
+                "p50": percentile(latencies, 50),
+                "p95": percentile(latencies, 95),
+                "p99": percentile(latencies, 99),
+                "samples": len(latencies),
+            }
+        return result

@@ -1,0 +1,262 @@
+"""The meeting-room side of a :class:`~client.session.Session`: ``session.rooms``.
+
+:class:`Rooms` wraps the requests of :mod:`codec.messages.rooms`, keeps the
+state of the room this session is in (``rooms.state``), and fans the room's
+events out to listeners (the media pipeline, a UI). Listeners get the server's
+room events, plus two the client makes itself so one code path serves all
+cases: a ``RoomUpdated`` with the reply's state after create and join, and a
+``RoomLeft`` after leaving (``reason="left"``) or when the room could not be
+rejoined after a reconnect (``reason="connection_lost"``).
+
+It is also where the media plane meets the connection: received datagrams go
+to :attr:`Rooms.datagram_handler` and :meth:`Rooms.send_datagrams` puts a burst
+on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from codec.messages import (
+    AskToMute,
+    CreateRoom,
+    EndRoom,
+    Event,
+    GetRoom,
+    InviteToRoom,
+    JoinRoom,
+    LeaveRoom,
+    LockRoom,
+    MuteRequested,
+    Ok,
+    PublishTrack,
+    RemoveMember,
+    RoomChat,
+    RoomInfo,
+    RoomInvitation,
+    RoomJoined,
+    RoomLeft,
+    RoomState,
+    RoomTrack,
+    RoomUpdated,
+    SendRoomChat,
+    SetMemberState,
+    TrackPublished,
+    TransferHost,
+    UnpublishTrack,
+)
+from codec.messages.rooms import TrackKind
+
+from .errors import ClientError
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["RoomEvent", "RoomListener", "Rooms"]
+
+log = logging.getLogger("quicmeet.rooms")
+
+RoomEvent = RoomUpdated | RoomLeft | RoomChat | RoomInvitation | MuteRequested
+RoomListener = Callable[[RoomEvent], None]
+_ROOM_EVENTS = (RoomUpdated, RoomLeft, RoomChat, RoomInvitation, MuteRequested)
+
+
+class Rooms:
+    """Create, join and run meetings through one session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.state: RoomState | None = None
+        """The room this session is in, as last told by the server."""
+        self.invitations: dict[str, RoomInvitation] = {}
+        """Invitations received, by room id (the newest per room)."""
+        self.datagram_handler: Callable[[bytes], None] | None = None
+        """Called on the event loop with every datagram the server sends."""
+        self._password: str | None = None
+        self._listeners: list[RoomListener] = []
+        session.add_restore_hook(self._rejoin)
+        session.add_event_hook(self.on_event)
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def room_id(self) -> str | None:
+        return self.state.room_id if self.state is not None else None
+
+    @property
+    def me(self) -> str | None:
+        profile = self._session.profile
+        return profile.username if profile is not None else None
+
+    @property
+    def is_host(self) -> bool:
+        return self.state is not None and self.state.host == self.me
+
+    def add_listener(self, listener: RoomListener) -> Callable[[], None]:
+        """Call ``listener`` with every room event; returns a function that stops."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def on_event(self, event: Event) -> None:
+        """Take a server event (the session hands every one over)."""
+        if not isinstance(event, _ROOM_EVENTS):
+            return
+        if isinstance(event, RoomUpdated):
+            current = self.state
+            if (
+                current is not None
+                and current.room_id == event.room.room_id
+                and current.version > event.room.version
+            ):
+                return
+            self.state = event.room
+        elif isinstance(event, RoomLeft):
+            if self.room_id != event.room_id:
+                return
+            self.state = None
+            self._password = None
+        elif isinstance(event, RoomInvitation):
+            self.invitations[event.room_id] = event
+        self._notify(event)
+
+    def _notify(self, event: RoomEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("room listener failed on %s", type(event).__name__)
+
+    def _entered(self, state: RoomState, password: str | None) -> RoomState:
+        self.state = state
+        self._password = password
+        self.invitations.pop(state.room_id, None)
+        self._notify(RoomUpdated(room=state))
+        return state
+
+    async def _rejoin(self) -> None:
+        """After a reconnect: take our seat again (the server may have kept it)."""
+        room_id = self.room_id
+        if room_id is None:
+            return
+        try:
+            reply = await self._session.call(
+                JoinRoom, RoomJoined, room_id=room_id, password=self._password
+            )
+        except ClientError as exc:
+            self.state = None
+            self._password = None
+            self._notify(
+                RoomLeft(
+                    room_id=room_id,
+                    reason="connection_lost",
+                    message=f"could not rejoin after reconnecting: {exc}",
+                )
+            )
+            return
+        self._entered(reply.room, self._password)
+
+    # -- joining and leaving ----------------------------------------------------
+
+    async def create(
+        self, password: str | None = None, max_members: int | None = None
+    ) -> RoomState:
+        """Create a room and join it as host; its id is ``state.room_id``."""
+        reply = await self._session.call(
+            CreateRoom, RoomJoined, password=password, max_members=max_members
+        )
+        return self._entered(reply.room, password)
+
+    async def join(self, room_id: str, password: str | None = None) -> RoomState:
+        """Join a room by id (as typed); leaves the room we were in."""
+        reply = await self._session.call(
+            JoinRoom, RoomJoined, room_id=room_id, password=password
+        )
+        return self._entered(reply.room, password)
+
+    async def accept(self, invitation: RoomInvitation) -> RoomState:
+        """Accept an invitation: join its room without a password."""
+        return await self.join(invitation.room_id)
+
+    async def leave(self) -> None:
+        """Leave the room; our tracks end."""
+        room_id = self.room_id
+        await self._session.call(LeaveRoom, Ok)
+        self.state = None
+        self._password = None
+        if room_id is not None:
+            self._notify(RoomLeft(room_id=room_id, reason="left", message="you left"))
+
+    async def refresh(self) -> RoomState:
+        """Fetch the room's state from the server."""
+        reply = await self._session.call(GetRoom, RoomInfo)
+        self.state = reply.room
+        return reply.room
+
+    # -- host -------------------------------------------------------------------
+
+    async def end(self) -> None:
+        """End the meeting for everyone (host only)."""
+        await self._session.call(EndRoom, Ok)
+
+    async def lock(self, locked: bool = True) -> None:
+        """Refuse (or again admit) people joining by id (host only)."""
+        await self._session.call(LockRoom, Ok, locked=locked)
+
+    async def remove(self, username: str) -> None:
+        """Remove a member; they may come back only if invited (host only)."""
+        await self._session.call(RemoveMember, Ok, username=username)
+
+    async def ask_to_mute(self, username: str) -> None:
+        """Ask a member to mute their microphone (host only)."""
+        await self._session.call(AskToMute, Ok, username=username)
+
+    async def make_host(self, username: str) -> None:
+        """Hand the host role to another member (host only)."""
+        await self._session.call(TransferHost, Ok, username=username)
+
+    # -- members ----------------------------------------------------------------
+
+    async def invite(self, username: str) -> None:
+        """Invite an online friend into our room."""
+        await self._session.call(InviteToRoom, Ok, username=username)
+
+    async def chat(self, text: str) -> None:
+        """Say ``text`` to the room; it comes back to us as a ``RoomChat`` too."""
+        await self._session.call(SendRoomChat, Ok, text=text)
+
+    async def raise_hand(self, raised: bool = True) -> None:
+        await self._session.call(SetMemberState, Ok, hand_raised=raised)
+
+    async def set_muted(self, muted: bool) -> None:
+        """Tell the room whether our microphone is muted."""
+        await self._session.call(SetMemberState, Ok, muted=muted)
+
+    # -- tracks and datagrams ---------------------------------------------------
+
+    async def publish(
+        self, kind: TrackKind, width: int = 0, height: int = 0, fps: float = 0.0
+    ) -> RoomTrack:
+        """Announce a track; send its datagrams with the returned ``track_id``."""
+        reply = await self._session.call(
+            PublishTrack, TrackPublished, kind=kind, width=width, height=height, fps=fps
+        )
+        return reply.track
+
+    async def unpublish(self, track_id: int) -> None:
+        await self._session.call(UnpublishTrack, Ok, track_id=track_id)
+
+    def on_datagram(self, data: bytes) -> None:
+        """Take a datagram from the connection (on the event loop)."""
+        handler = self.datagram_handler
+        if handler is not None:
+            handler(data)
+
+    def send_datagrams(self, datagrams: Sequence[bytes], max_queued: int) -> bool:
+        """Send a burst with one transmit; False (nothing sent) when there is no
+        connection or it would leave more than ``max_queued`` datagrams waiting."""
+        proto = self._session._proto
+        if proto is None:
+            return False
+        return proto.send_datagrams(datagrams, max_queued)

@@ -1,0 +1,379 @@
+"""The desktop client: ``quicmeet``.
+
+:class:`App` owns the Tk root on the main thread and a :class:`Bridge` whose
+asyncio thread runs the client core. It swaps the login and main views, keeps
+one chat window per friend, and dispatches the UI events drained from the
+bridge every few milliseconds to the views that show them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ttkbootstrap as ttk
+
+from ..errors import ClientError
+from ..home import Home, default_home
+from .backend import Backend
+from .bridge import Bridge, CommandDone
+from .controller import Controller
+from .errors import NotSignedIn, describe
+from .model import (
+    ConnectionState,
+    ConversationUpdate,
+    ImageReady,
+    Notice,
+    PeerTyping,
+    Person,
+    ProfileUpdated,
+    Roster,
+    SignedIn,
+    SignedOut,
+    UiEvent,
+)
+from .views import (
+    LIGHT_THEME,
+    ChatWindow,
+    ImageStore,
+    LoginView,
+    MainView,
+    SettingsDialog,
+    Toasts,
+)
+
+__all__ = ["App", "main"]
+
+log = logging.getLogger("quicmeet.ui")
+
+DEFAULT_SERVER = "127.0.0.1:4433"
+POLL_MS = 15
+"""How often the Tk thread drains the bridge's queue."""
+MAIN_SIZE = (400, 680)
+CHAT_SIZE = (520, 640)
+SIGN_OUT_NOTICES = {
+    "signed_in_elsewhere": "This account signed in on another device.",
+    "password_changed": "The password was changed on another device.",
+    "token_invalid": "The sign-in expired; enter your password.",
+    "connection_lost": "The connection to the server was lost.",
+}
+
+
+class App:
+    """One desktop client window and everything behind it.
+
+    Several may run in one process one after the other (tests do); ``run()``
+    enters the Tk main loop, :meth:`close` ends everything.
+    """
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        server: str | None = None,
+        ca_file: Path | None = None,
+        theme: str | None = None,
+        position: tuple[int, int] | None = None,
+        auto_sign_in: bool = True,
+        idle_timeout: float = 5.0,
+    ) -> None:
+        self.home = home
+        self.bridge = Bridge()
+        self.bridge.start()
+        self.backend = self.bridge.run(
+            self._create_backend(home, ca_file, idle_timeout)
+        ).result(10)
+        self.controller = Controller(self.bridge, self.backend)
+        settings = self.bridge.run(self.backend.settings()).result(10)
+        self.theme = theme or settings.get("theme") or LIGHT_THEME
+        self.root = ttk.Window(
+            title="quicmeet",
+            themename=self.theme,
+            size=MAIN_SIZE,
+            minsize=(340, 480),
+            position=position,
+        )
+        self.images = ImageStore(self.root, self.controller.render_image)
+        self.toasts = Toasts(self.root, self.open_chat)
+        self.server = server or settings.get("server") or DEFAULT_SERVER
+        self.me: Person | None = None
+        self.roster = Roster()
+        self.login: LoginView | None = None
+        self.main: MainView | None = None
+        self.chats: dict[str, ChatWindow] = {}
+        self.settings_dialog: SettingsDialog | None = None
+        self.closed = False
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            CommandDone: self.on_command_done,
+            SignedIn: self.on_signed_in,
+            SignedOut: self.on_signed_out,
+            ProfileUpdated: self.on_profile,
+            ConnectionState: self.on_connection,
+            Roster: self.on_roster,
+            ImageReady: self.on_image,
+            ConversationUpdate: self.on_conversation,
+            PeerTyping: self.on_typing,
+            Notice: self.on_notice,
+        }
+        self.root.protocol("WM_DELETE_WINDOW", self.close)
+        self._pump_id: str | None = self.root.after(POLL_MS, self._pump)
+        self.show_login(username=settings.get("username", ""))
+        if auto_sign_in and home.saved_session() is not None:
+            self._resume_saved()
+
+    async def _create_backend(
+        self, home: Home, ca_file: Path | None, idle_timeout: float
+    ) -> Backend:
+        return Backend(
+            home, self.bridge.post, ca_file=ca_file, idle_timeout=idle_timeout
+        )
+
+    # -- the event pump ----------------------------------------------------------------
+
+    def _pump(self) -> None:
+        self._pump_id = self.root.after(POLL_MS, self._pump)
+        self.bridge.drain(self.handle)
+
+    def handle(self, event: UiEvent | CommandDone) -> None:
+        """Show one event (Tk thread); a failing view is logged, not fatal."""
+        try:
+            self._handlers[type(event)](event)
+        except Exception:
+            log.exception("showing %s failed", type(event).__name__)
+
+    def on_command_done(self, done: CommandDone) -> None:
+        if done.error is None:
+            if done.on_done is not None:
+                done.on_done(done.value)
+        elif done.on_error is not None:
+            done.on_error(done.error)
+        else:
+            self.report_error(done.error)
+
+    def report_error(self, error: BaseException) -> None:
+        if isinstance(error, NotSignedIn):
+            return
+        if not isinstance(error, ClientError):
+            log.error("command failed", exc_info=error)
+        self.notify("Something went wrong", describe(error), "danger")
+
+    # -- views -------------------------------------------------------------------------
+
+    def _set_content(self, view: LoginView | MainView) -> None:
+        for old in (self.login, self.main):
+            if old is not None and old is not view:
+                old.destroy()
+        self.login = view if isinstance(view, LoginView) else None
+        self.main = view if isinstance(view, MainView) else None
+        view.pack(fill="both", expand=True)
+        for toast_frame in self.root.place_slaves():
+            toast_frame.lift()
+
+    def show_login(self, message: str = "", username: str | None = None) -> None:
+        for peer in list(self.chats):
+            self.chats.pop(peer).destroy()
+        if username is None:
+            username = self.me.username if self.me else ""
+        login = LoginView(
+            self.root, self.controller, server=self.server, username=username
+        )
+        self._set_content(login)
+        login.show_message(message)
+        login.focus_first_empty()
+
+    def _resume_saved(self) -> None:
+        assert self.login is not None
+        login = self.login
+        login.set_busy(True)
+        login.show_message("")
+
+        def done(signed_in: bool) -> None:
+            if login.winfo_exists():
+                login.set_busy(False)
+
+        def failed(error: BaseException) -> None:
+            if login.winfo_exists():
+                login.set_busy(False)
+                login.show_message(describe(error))
+
+        self.controller.resume_saved(on_done=done, on_error=failed)
+
+    def on_signed_in(self, event: SignedIn) -> None:
+        self.me = event.me
+        self.server = event.server
+        self.roster = Roster()
+        main = MainView(
+            self.root,
+            self.controller,
+            self.images,
+            event.me,
+            on_open_chat=self.open_chat,
+            on_settings=self.open_settings,
+            notify=self.notify,
+        )
+        self._set_content(main)
+        self.root.title(f"{event.me.name} — quicmeet")
+
+    def on_signed_out(self, event: SignedOut) -> None:
+        notice = SIGN_OUT_NOTICES.get(event.reason)
+        if notice is not None:
+            self.notify("Signed out", notice, "warning")
+        self.images = ImageStore(self.root, self.controller.render_image)
+        self.root.title("quicmeet")
+        self.show_login(notice or "")
+
+    def on_profile(self, event: ProfileUpdated) -> None:
+        self.me = event.me
+        if self.main is not None:
+            self.main.set_me(event.me)
+            dialog = self.main.profile_dialog
+            if dialog is not None and dialog.winfo_exists():
+                dialog.set_me(event.me)
+
+    def on_connection(self, event: ConnectionState) -> None:
+        if self.main is not None:
+            self.main.set_connection(event)
+
+    def on_roster(self, roster: Roster) -> None:
+        self.roster = roster
+        if self.main is not None:
+            self.main.set_roster(roster)
+        for peer, window in self.chats.items():
+            friend = roster.friend(peer)
+            if friend is not None:
+                window.view.set_friend(friend)
+
+    def on_image(self, event: ImageReady) -> None:
+        self.images.put(event.key, event.image)
+
+    def on_conversation(self, update: ConversationUpdate) -> None:
+        window = self.chats.get(update.peer)
+        if window is not None:
+            window.view.apply(update)
+
+    def on_typing(self, event: PeerTyping) -> None:
+        window = self.chats.get(event.peer)
+        if window is not None:
+            window.view.set_typing(event.typing)
+
+    def on_notice(self, notice: Notice) -> None:
+        self.notify(notice.title, notice.text, notice.level, notice.peer)
+
+    def notify(
+        self, title: str, text: str, level: str = "info", peer: str | None = None
+    ) -> None:
+        self.toasts.show(title, text, level, peer)
+
+    # -- windows -----------------------------------------------------------------------
+
+    def open_chat(self, peer: str) -> ChatWindow | None:
+        """Show the chat with ``peer`` (a friend), opening its window if needed."""
+        window = self.chats.get(peer)
+        if window is not None:
+            window.deiconify()
+            window.lift()
+            return window
+        friend = self.roster.friend(peer)
+        if friend is None or self.main is None:
+            return None
+        window = ChatWindow(
+            self.root,
+            self.controller,
+            self.images,
+            friend,
+            self.notify,
+            self.on_chat_closed,
+        )
+        x = self.root.winfo_rootx() + self.root.winfo_width() + 12
+        window.geometry(f"{CHAT_SIZE[0]}x{CHAT_SIZE[1]}+{x}+{self.root.winfo_rooty()}")
+        self.chats[peer] = window
+        return window
+
+    def on_chat_closed(self, peer: str) -> None:
+        self.chats.pop(peer, None)
+
+    def open_settings(self) -> None:
+        if self.settings_dialog is not None and self.settings_dialog.winfo_exists():
+            self.settings_dialog.lift()
+            return
+
+        def show(settings: dict[str, Any]) -> None:
+            self.settings_dialog = SettingsDialog(
+                self.root,
+                settings,
+                current_theme=self.theme,
+                data_folder=str(self.home.path),
+                on_save=self.on_settings_saved,
+                on_preview=self.apply_theme,
+            )
+
+        self.controller.settings(on_done=show)
+
+    def on_settings_saved(self, changes: dict[str, Any]) -> None:
+        self.apply_theme(changes["theme"])
+        if "server" in changes:
+            self.server = changes["server"]
+        self.controller.save_settings(changes)
+
+    def apply_theme(self, theme: str) -> None:
+        self.theme = theme
+        ttk.Style.get_instance().theme_use(theme)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Enter the Tk main loop until the window is closed."""
+        self.root.mainloop()
+
+    def close(self) -> None:
+        """Close the connection (keeping the saved sign-in) and the window."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._pump_id is not None:
+            self.root.after_cancel(self._pump_id)
+            self._pump_id = None
+        self.bridge.stop(self.backend.close)
+        self.root.destroy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``quicmeet``: the desktop client."""
+    parser = argparse.ArgumentParser(
+        prog="quicmeet", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="data folder (default: QUICMEET_HOME or ~/.local/share/quicmeet)",
+    )
+    parser.add_argument(
+        "--server", help="HOST:PORT to sign in to (default: the last one used)"
+    )
+    parser.add_argument(
+        "--ca", type=Path, help="trust this CA file instead of pinning certificates"
+    )
+    parser.add_argument("--theme", help="a ttkbootstrap theme, e.g. bootstrap-dark")
+    parser.add_argument(
+        "--no-auto-sign-in", action="store_true", help="ignore the saved sign-in"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    app = App(
+        Home(args.home or default_home()),
+        server=args.server,
+        ca_file=args.ca,
+        theme=args.theme,
+        auto_sign_in=not args.no_auto_sign_in,
+    )
+    app.run()
+    return 0

@@ -1,0 +1,226 @@
+"""What the client core tells the views: plain, immutable UI events and the view
+models they carry. The backend (loop thread) makes them, the app (Tk thread)
+dispatches them by type; nothing here knows Tk, asyncio or the wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..store import LocalMessage
+
+__all__ = [
+    "AvatarSpec",
+    "ConnectionState",
+    "ConversationUpdate",
+    "FriendEntry",
+    "ImageReady",
+    "Notice",
+    "PeerTyping",
+    "Person",
+    "ProfileUpdated",
+    "RequestEntry",
+    "Roster",
+    "ServerIdentity",
+    "SignedIn",
+    "SignedOut",
+    "UiEvent",
+    "coalescing_key",
+]
+
+Presence = Literal["online", "away", "offline"]
+NoticeLevel = Literal["info", "success", "warning", "danger"]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone as the views show them. ``avatar`` names the picture's version
+    (its SHA-256, or ``icon-N`` for a built-in icon); see :class:`AvatarSpec`."""
+
+    username: str
+    display_name: str
+    mood: str
+    avatar: str
+
+    @property
+    def name(self) -> str:
+        """The name to show: the display name, else the username."""
+        return self.display_name or self.username
+
+
+@dataclass(frozen=True, slots=True)
+class FriendEntry:
+    """A friend in the drawer; ``last_seen_ms`` is Unix ms, ``unread`` a count."""
+
+    person: Person
+    presence: Presence
+    last_seen_ms: int = 0
+    unread: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEntry:
+    """A pending friend request; ``sent_ms`` is Unix ms."""
+
+    person: Person
+    note: str = ""
+    sent_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AvatarSpec:
+    """One rendering of an avatar: ``size`` pixels square, with a presence dot
+    unless ``presence`` is None. Its :attr:`key` names the image on both sides."""
+
+    username: str
+    version: str
+    size: int
+    presence: Presence | None = None
+
+    @classmethod
+    def of(
+        cls, person: Person, size: int, presence: Presence | None = None
+    ) -> AvatarSpec:
+        return cls(person.username, person.avatar, size, presence)
+
+    @property
+    def key(self) -> str:
+        return (
+            f"avatar/{self.username}/{self.version}/{self.size}/{self.presence or '-'}"
+        )
+
+    @classmethod
+    def parse(cls, key: str) -> AvatarSpec:
+        """The spec named by ``key``; raises ValueError for anything else."""
+        kind, username, version, size, presence = key.split("/")
+        if kind != "avatar" or presence not in ("online", "away", "offline", "-"):
+            raise ValueError(f"not an avatar key: {key!r}")
+        return cls(
+            username,
+            version,
+            int(size),
+            None if presence == "-" else presence,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """A server's address (``host:port``) and its certificate's SHA-256."""
+
+    address: str
+    fingerprint: str
+
+
+# -- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """We are signed in as ``me`` on ``server``."""
+
+    me: Person
+    server: str
+    identity: ServerIdentity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOut:
+    """The session ended: ``reason`` is ``logout``, ``signed_in_elsewhere``,
+    ``password_changed``, ``token_invalid`` or ``connection_lost``."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdated:
+    """Our own profile changed."""
+
+    me: Person
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """The connection is up (``online``) or being re-established (``detail``)."""
+
+    online: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """The whole friend list, as it is now (a newer one replaces an older one)."""
+
+    friends: tuple[FriendEntry, ...] = ()
+    incoming: tuple[RequestEntry, ...] = ()
+    outgoing: tuple[RequestEntry, ...] = ()
+
+    def friend(self, username: str) -> FriendEntry | None:
+        for entry in self.friends:
+            if entry.person.username == username:
+                return entry
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReady:
+    """The picture named ``key`` (a Pillow image, already decoded and sized)."""
+
+    key: str
+    image: Any = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationUpdate:
+    """Messages of the conversation with ``peer`` to show or re-show (by ``id``).
+
+    ``reset``: these replace what is shown (the conversation was opened).
+    ``older``: a page from further back. ``has_more``: older ones exist.
+    """
+
+    peer: str
+    messages: tuple[LocalMessage, ...]
+    reset: bool = False
+    older: bool = False
+    has_more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTyping:
+    """``peer`` started or stopped typing to us."""
+
+    peer: str
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something to tell the user in a toast; ``peer``: clicking opens that chat."""
+
+    title: str
+    text: str
+    level: NoticeLevel = "info"
+    peer: str | None = None
+
+
+UiEvent = (
+    SignedIn
+    | SignedOut
+    | ProfileUpdated
+    | ConnectionState
+    | Roster
+    | ImageReady
+    | ConversationUpdate
+    | PeerTyping
+    | Notice
+)
+
+
+def coalescing_key(event: object) -> object | None:
+    """Events with equal keys are snapshots: only the newest waiting one matters."""
+    if isinstance(event, (Roster, ConnectionState, ProfileUpdated)):
+        return type(event)
+    if isinstance(event, PeerTyping):
+        return (PeerTyping, event.peer)
+    return None

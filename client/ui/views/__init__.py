@@ -1,0 +1,41 @@
+"""The desktop client's views: ttk frames and windows that show UI events and
+turn clicks into controller commands. No protocol logic lives here."""
+
+from .chat import ChatView, ChatWindow
+from .dialogs import (
+    CertificateChangedDialog,
+    ChangePasswordDialog,
+    FingerprintDialog,
+    format_fingerprint,
+)
+from .drawer import FriendDrawer
+from .images import ImageStore
+from .login import LoginView
+from .main import MainView
+from .people import PeopleDialog
+from .profile import ProfileDialog
+from .settings import SettingsDialog
+from .theme import DARK_THEME, LIGHT_THEME, available_themes
+from .toast import Toasts
+from .transcript import Transcript
+
+__all__ = [
+    "DARK_THEME",
+    "LIGHT_THEME",
+    "CertificateChangedDialog",
+    "ChangePasswordDialog",
+    "ChatView",
+    "ChatWindow",
+    "FingerprintDialog",
+    "FriendDrawer",
+    "ImageStore",
+    "LoginView",
+    "MainView",
+    "PeopleDialog",
+    "ProfileDialog",
+    "SettingsDialog",
+    "Toasts",
+    "Transcript",
+    "available_themes",
+    "format_fingerprint",
+]

@@ -1,0 +1,278 @@
+"""A chat window per friend: header with presence and typing indicator, the
+transcript with paging, search, and the composer."""
+
+from __future__ import annotations
+
+import time
+import tkinter as tk
+from collections.abc import Callable
+
+import ttkbootstrap as ttk
+
+from ...store import LocalMessage
+from ..controller import Controller
+from ..errors import describe
+from ..model import ConversationUpdate, FriendEntry, Person
+from .images import ImageStore
+from .transcript import Transcript
+
+__all__ = ["ChatView", "ChatWindow"]
+
+HEADER_AVATAR = 40
+PRESENCE_TEXT = {"online": "online", "away": "away", "offline": "offline"}
+
+
+class ChatView(ttk.Frame):
+    """The conversation with one friend."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        images: ImageStore,
+        friend: FriendEntry,
+        notify: Callable[[str, str, str], None],
+    ) -> None:
+        super().__init__(master)
+        self.controller = controller
+        self.images = images
+        self.friend = friend
+        self.peer = friend.person.username
+        self._notify = notify
+        self.status_var = tk.StringVar(self)
+        self.search_var = tk.StringVar(self)
+        self.search_status_var = tk.StringVar(self)
+        self.typing = False
+        self.search_results: list[LocalMessage] = []
+        self.create_header()
+        self.create_search()
+        self.create_composer()
+        self.create_transcript()
+        self.set_friend(friend)
+
+    # -- layout ------------------------------------------------------------------------
+
+    def create_header(self) -> None:
+        header = ttk.Frame(self, padding=(12, 10))
+        header.pack(fill="x")
+        self.avatar_label = ttk.Label(header)
+        self.avatar_label.pack(side="left")
+        names = ttk.Frame(header, padding=(10, 0))
+        names.pack(side="left", fill="x", expand=True)
+        self.name_label = ttk.Label(names, font="-size 12 -weight bold")
+        self.name_label.pack(anchor="w")
+        self.status_label = ttk.Label(
+            names, textvariable=self.status_var, bootstyle="secondary"
+        )
+        self.status_label.pack(anchor="w")
+        self.search_button = ttk.Button(
+            header,
+            text="Search",
+            command=self.on_toggle_search,
+            bootstyle="secondary-outline",
+        )
+        self.search_button.pack(side="right")
+        ttk.Separator(self).pack(fill="x")
+
+    def create_search(self) -> None:
+        self.search_frame = ttk.Frame(self, padding=(12, 8))
+        row = ttk.Frame(self.search_frame)
+        row.pack(fill="x")
+        self.search_entry = ttk.Entry(row, textvariable=self.search_var)
+        self.search_entry.pack(side="left", fill="x", expand=True)
+        self.search_entry.bind("<Return>", lambda _e: self.on_search())
+        self.search_entry.bind("<Escape>", lambda _e: self.on_toggle_search())
+        ttk.Button(row, text="Find", command=self.on_search).pack(
+            side="left", padx=(6, 0)
+        )
+        self.results_tree = ttk.Treeview(
+            self.search_frame,
+            columns=("when",),
+            show="tree",
+            height=4,
+            selectmode="browse",
+        )
+        self.results_tree.column("#0", width=320, stretch=True)
+        self.results_tree.column("when", width=120, stretch=False, anchor="e")
+        self.results_tree.pack(fill="x", pady=(6, 0))
+        self.results_tree.bind(
+            "<<TreeviewSelect>>", lambda _e: self.on_result_selected()
+        )
+        ttk.Label(
+            self.search_frame,
+            textvariable=self.search_status_var,
+            bootstyle="secondary",
+        ).pack(anchor="w")
+
+    def create_transcript(self) -> None:
+        self.transcript = Transcript(
+            self, peer_name=self.friend.person.name, on_need_older=self.on_need_older
+        )
+        self.transcript.pack(fill="both", expand=True)
+
+    def create_composer(self) -> None:
+        composer = ttk.Frame(self, padding=(12, 8, 12, 12))
+        composer.pack(side="bottom", fill="x")
+        ttk.Separator(self).pack(side="bottom", fill="x")
+        self.composer = tk.Text(
+            composer, height=3, wrap="word", undo=True, relief="flat", padx=6, pady=4
+        )
+        self.composer.pack(side="left", fill="both", expand=True)
+        self.composer.bind("<Return>", self.on_return)
+        self.composer.bind("<KeyPress>", self.on_key, add="+")
+        self.send_button = ttk.Button(
+            composer, text="Send", command=self.on_send, bootstyle="primary"
+        )
+        self.send_button.pack(side="left", padx=(8, 0), fill="y")
+
+    # -- updates from the app ----------------------------------------------------------
+
+    def set_friend(self, friend: FriendEntry) -> None:
+        self.friend = friend
+        person: Person = friend.person
+        self.name_label.configure(text=person.name)
+        self.avatar_label.configure(
+            image=self.images.avatar(person, HEADER_AVATAR, friend.presence)
+        )
+        self.transcript.peer_name = person.name
+        self._show_status()
+
+    def set_typing(self, typing: bool) -> None:
+        self.typing = typing
+        self._show_status()
+
+    def _show_status(self) -> None:
+        if self.typing:
+            self.status_var.set(f"{self.friend.person.name} is typing…")
+            self.status_label.configure(bootstyle="primary")
+            return
+        self.status_label.configure(bootstyle="secondary")
+        status = PRESENCE_TEXT[self.friend.presence]
+        if self.friend.presence == "offline" and self.friend.last_seen_ms:
+            seen = time.strftime(
+                "%Y-%m-%d %H:%M", time.localtime(self.friend.last_seen_ms / 1000)
+            )
+            status = f"offline · last seen {seen}"
+        mood = self.friend.person.mood
+        self.status_var.set(f"{status} · {mood}" if mood else status)
+
+    def apply(self, update: ConversationUpdate) -> None:
+        if update.reset:
+            self.transcript.reset(update.messages, update.has_more)
+        elif update.older:
+            self.transcript.prepend(update.messages, update.has_more)
+        else:
+            self.transcript.upsert(update.messages)
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def on_return(self, event: tk.Event) -> str | None:
+        if event.state & 0x0001:  # Shift: a new line
+            return None
+        self.on_send()
+        return "break"
+
+    def on_key(self, event: tk.Event) -> None:
+        if event.char and event.char.isprintable():
+            self.controller.typing(self.peer)
+
+    def on_send(self) -> None:
+        text = self.composer.get("1.0", "end-1c").strip()
+        if not text:
+            return
+        self.composer.delete("1.0", "end")
+        self.controller.send_message(self.peer, text, on_error=self.on_send_failed)
+
+    def on_send_failed(self, error: BaseException) -> None:
+        self._notify("Message not sent", describe(error), "danger")
+
+    def on_need_older(self) -> None:
+        self.controller.older_messages(self.peer)
+
+    def on_toggle_search(self) -> None:
+        if self.search_frame.winfo_ismapped():
+            self.search_frame.pack_forget()
+            self.composer.focus_set()
+        else:
+            self.search_frame.pack(fill="x", before=self.transcript)
+            self.search_entry.focus_set()
+
+    def on_search(self) -> None:
+        text = self.search_var.get().strip()
+        if not text:
+            return
+        self.search_status_var.set("Searching…")
+        self.controller.search_messages(self.peer, text, on_done=self.on_search_results)
+
+    def on_search_results(self, results: list[LocalMessage]) -> None:
+        if not self.winfo_exists():
+            return
+        self.search_results = results
+        self.results_tree.delete(*self.results_tree.get_children())
+        for message in results:
+            who = "You" if message.outgoing else self.friend.person.name
+            when = time.strftime(
+                "%Y-%m-%d %H:%M", time.localtime(message.sent_ms / 1000)
+            )
+            self.results_tree.insert(
+                "",
+                "end",
+                iid=str(message.id),
+                text=f"{who}: {message.text}",
+                values=(when,),
+            )
+        count = len(results)
+        self.search_status_var.set(
+            "No messages found."
+            if not count
+            else f"{count} message{'s' if count > 1 else ''}"
+        )
+
+    def on_result_selected(self) -> None:
+        selection = self.results_tree.selection()
+        if not selection:
+            return
+        message_id = int(selection[0])
+        self.controller.load_until(
+            self.peer, message_id, on_done=lambda _r: self.transcript.reveal(message_id)
+        )
+
+
+class ChatWindow(ttk.Toplevel):
+    """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        images: ImageStore,
+        friend: FriendEntry,
+        notify: Callable[[str, str, str], None],
+        on_closed: Callable[[str], None],
+    ) -> None:
+        super().__init__(
+            master=master,
+            title=f"{friend.person.name} — quicmeet",
+            size=(520, 640),
+            minsize=(380, 420),
+        )
+        self.controller = controller
+        self.peer = friend.person.username
+        self._on_closed = on_closed
+        self.view = ChatView(self, controller, images, friend, notify)
+        self.view.pack(fill="both", expand=True)
+        self.protocol("WM_DELETE_WINDOW", self.on_close)
+        self.bind("<Map>", lambda e: self.on_visibility(e, True), add="+")
+        self.bind("<Unmap>", lambda e: self.on_visibility(e, False), add="+")
+        controller.open_conversation(self.peer)
+        self.view.composer.focus_set()
+
+    def on_visibility(self, event: tk.Event, visible: bool) -> None:
+        if event.widget is self:
+            self.controller.set_viewing(self.peer, visible)
+
+    def on_close(self) -> None:
+        self.controller.set_viewing(self.peer, False)
+        self.controller.close_conversation(self.peer)
+        self.destroy()
+        self._on_closed(self.peer)

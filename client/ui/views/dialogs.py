@@ -1,0 +1,199 @@
+"""Small windows that never block the event loop: each reports through
+callbacks instead of ``wait_window``, so the app keeps drawing (and tests keep
+driving it) while one is open."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+
+import ttkbootstrap as ttk
+
+from ...errors import CertificateMismatch
+from ..model import ServerIdentity
+
+__all__ = [
+    "CertificateChangedDialog",
+    "ChangePasswordDialog",
+    "Dialog",
+    "FingerprintDialog",
+    "format_fingerprint",
+]
+
+
+def format_fingerprint(fingerprint: str) -> str:
+    """A SHA-256 fingerprint in four lines of eight groups, easy to compare."""
+    hex_digits = fingerprint.replace(":", "").upper()
+    groups = [hex_digits[i : i + 2] for i in range(0, len(hex_digits), 2)]
+    lines = [" ".join(groups[i : i + 8]) for i in range(0, len(groups), 8)]
+    return "\n".join(lines)
+
+
+class Dialog(ttk.Toplevel):
+    """A transient window over ``master`` with a body and a row of buttons."""
+
+    def __init__(self, master: tk.Misc, title: str) -> None:
+        super().__init__(master=master, title=title, resizable=(False, False))
+        self.withdraw()
+        self.transient(master.winfo_toplevel())
+        self.body = ttk.Frame(self, padding=20)
+        self.body.pack(fill="both", expand=True)
+        self.buttons = ttk.Frame(self, padding=(20, 0, 20, 16))
+        self.buttons.pack(fill="x")
+        self.protocol("WM_DELETE_WINDOW", self.on_cancel)
+        self.bind("<Escape>", lambda _e: self.on_cancel())
+
+    def show(self) -> None:
+        """Place the dialog over its master and show it."""
+        self.update_idletasks()
+        top = self.master.winfo_toplevel()
+        x = top.winfo_rootx() + max(0, (top.winfo_width() - self.winfo_reqwidth()) // 2)
+        y = top.winfo_rooty() + max(
+            0, (top.winfo_height() - self.winfo_reqheight()) // 3
+        )
+        self.geometry(f"+{x}+{y}")
+        self.deiconify()
+        self.lift()
+
+    def add_button(
+        self, text: str, command: Callable[[], None], bootstyle: str = "primary"
+    ) -> ttk.Button:
+        button = ttk.Button(
+            self.buttons, text=text, command=command, bootstyle=bootstyle
+        )
+        button.pack(side="right", padx=(8, 0))
+        return button
+
+    def on_cancel(self) -> None:
+        self.destroy()
+
+
+class FingerprintDialog(Dialog):
+    """First connection to a server: show its fingerprint and ask to trust it."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        identity: ServerIdentity,
+        on_trust: Callable[[ServerIdentity], None],
+    ) -> None:
+        super().__init__(master, "Confirm the server")
+        self.identity = identity
+        self._on_trust = on_trust
+        self.create_body()
+        self.trust_button = self.add_button("Trust and continue", self.on_trust)
+        self.add_button("Cancel", self.on_cancel, "secondary")
+        self.show()
+
+    def create_body(self) -> None:
+        ttk.Label(
+            self.body,
+            text=f"First connection to {self.identity.address}",
+            font="-size 12 -weight bold",
+        ).pack(anchor="w")
+        ttk.Label(
+            self.body,
+            text=(
+                "Compare this certificate fingerprint (SHA-256) with the one your\n"
+                "server's administrator gave you. Continue only if they match."
+            ),
+            justify="left",
+        ).pack(anchor="w", pady=(8, 8))
+        self.fingerprint_label = ttk.Label(
+            self.body,
+            text=format_fingerprint(self.identity.fingerprint),
+            font="TkFixedFont",
+            justify="left",
+            bootstyle="primary",
+        )
+        self.fingerprint_label.pack(anchor="w")
+
+    def on_trust(self) -> None:
+        self.destroy()
+        self._on_trust(self.identity)
+
+
+class CertificateChangedDialog(Dialog):
+    """The server presented another certificate than the pinned one: refuse."""
+
+    def __init__(self, master: tk.Misc, error: CertificateMismatch) -> None:
+        super().__init__(master, "Certificate changed")
+        self.error = error
+        self.create_body()
+        self.add_button("Close", self.on_cancel, "danger")
+        self.show()
+
+    def create_body(self) -> None:
+        ttk.Label(
+            self.body,
+            text=f"⚠ The certificate of {self.error.address} has CHANGED",
+            font="-size 12 -weight bold",
+            bootstyle="danger",
+        ).pack(anchor="w")
+        ttk.Label(
+            self.body,
+            text=(
+                "Someone may be intercepting the connection, or the server was\n"
+                "reinstalled. quicmeet will not connect. If the change is expected,\n"
+                "remove the server's line from known_hosts.json in your data folder."
+            ),
+            justify="left",
+        ).pack(anchor="w", pady=(8, 8))
+        for title, value in (
+            ("Pinned", self.error.pinned),
+            ("Presented now", self.error.presented),
+        ):
+            ttk.Label(self.body, text=title, font="-weight bold").pack(anchor="w")
+            ttk.Label(
+                self.body,
+                text=format_fingerprint(value),
+                font="TkFixedFont",
+                justify="left",
+            ).pack(anchor="w", pady=(0, 8))
+
+
+class ChangePasswordDialog(Dialog):
+    """Old password, new one twice; ``on_submit(old, new)`` does the rest."""
+
+    def __init__(self, master: tk.Misc, on_submit: Callable[[str, str], None]) -> None:
+        super().__init__(master, "Change password")
+        self._on_submit = on_submit
+        self.old_var = tk.StringVar(self)
+        self.new_var = tk.StringVar(self)
+        self.again_var = tk.StringVar(self)
+        self.error_var = tk.StringVar(self)
+        self.create_body()
+        self.submit_button = self.add_button("Change password", self.on_submit)
+        self.add_button("Cancel", self.on_cancel, "secondary")
+        self.show()
+        self.old_entry.focus_set()
+
+    def create_body(self) -> None:
+        rows = (
+            ("Current password", self.old_var),
+            ("New password", self.new_var),
+            ("New password again", self.again_var),
+        )
+        entries = []
+        for row, (label, var) in enumerate(rows):
+            ttk.Label(self.body, text=label).grid(row=row, column=0, sticky="w", pady=4)
+            entry = ttk.Entry(self.body, textvariable=var, show="•", width=28)
+            entry.grid(row=row, column=1, sticky="ew", padx=(12, 0), pady=4)
+            entry.bind("<Return>", lambda _e: self.on_submit())
+            entries.append(entry)
+        self.old_entry, self.new_entry, self.again_entry = entries
+        ttk.Label(
+            self.body, textvariable=self.error_var, bootstyle="danger", wraplength=320
+        ).grid(row=3, column=0, columnspan=2, sticky="w", pady=(8, 0))
+
+    def on_submit(self) -> None:
+        new = self.new_var.get()
+        if new != self.again_var.get():
+            self.error_var.set("The new passwords differ.")
+            return
+        self.submit_button.configure(state="disabled")
+        self._on_submit(self.old_var.get(), new)
+
+    def on_failed(self, message: str) -> None:
+        self.error_var.set(message)
+        self.submit_button.configure(state="normal")

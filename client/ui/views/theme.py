@@ -1,0 +1,67 @@
+"""Colours of the current ttkbootstrap theme, for what draws itself (canvas,
+text tags), and the list of themes the settings offer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ttkbootstrap as ttk
+
+__all__ = ["DARK_THEME", "LIGHT_THEME", "Palette", "available_themes", "palette"]
+
+LIGHT_THEME = "bootstrap-light"
+DARK_THEME = "bootstrap-dark"
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    color = color.lstrip("#")
+    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
+
+
+def blend(a: str, b: str, amount: float) -> str:
+    """``a`` moved ``amount`` (0..1) of the way towards ``b``."""
+    mixed = (round(x + (y - x) * amount) for x, y in zip(_rgb(a), _rgb(b), strict=True))
+    return "#" + "".join(f"{channel:02x}" for channel in mixed)
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """The colours a custom-drawn widget needs, taken from the theme."""
+
+    bg: str
+    fg: str
+    muted: str
+    hover: str
+    selected: str
+    primary: str
+    danger: str
+    success: str
+    warning: str
+    bubble_in: str
+    bubble_out: str
+
+
+def palette() -> Palette:
+    """The palette of the theme in use now (read it again after a switch)."""
+    colors = ttk.Style.get_instance().colors
+    bg, fg = colors.bg, colors.fg
+    return Palette(
+        bg=bg,
+        fg=fg,
+        muted=blend(fg, bg, 0.45),
+        hover=blend(bg, fg, 0.06),
+        selected=blend(bg, colors.primary, 0.18),
+        primary=colors.primary,
+        danger=colors.danger,
+        success=colors.success,
+        warning=colors.warning,
+        bubble_in=blend(bg, fg, 0.07),
+        bubble_out=blend(bg, colors.primary, 0.16),
+    )
+
+
+def available_themes() -> list[str]:
+    """The light and dark themes of this ttkbootstrap, light ones first."""
+    names = sorted(ttk.Style.get_instance().theme_names())
+    themes = [n for n in names if n.endswith(("-light", "-dark"))]
+    return sorted(themes, key=lambda n: (n.endswith("-dark"), n))

@@ -1,0 +1,338 @@
+"""The byte streams of file transfers: uploads into partial files, downloads out
+of blobs, both resumable at any offset and with memory bounded by a window.
+
+Each side reports with ``TransferProgress`` frames how far it has safely
+written; the sending side never runs more than ``WINDOW`` bytes ahead of the
+last report. That bounds memory on both ends whatever the file size, and makes
+the progress a sender shows mean "stored on the other side".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+from codec import FrameDecoder, MessageError, OversizedFrame
+from codec.errors import ErrorCode
+from codec.messages import (
+    DownloadFile,
+    FileData,
+    FileDelivered,
+    FileStored,
+    Reply,
+    TransferProgress,
+    UploadFile,
+)
+from codec.protocol import decode_progress
+
+from .blobs import BlobStore, DiskFull
+from .errors import ServiceError
+from .files import file_info
+from .storage.models import FileTransfer
+
+if TYPE_CHECKING:
+    from .connection import ClientConnection
+    from .files import FileService
+    from .streams import StreamHandler
+
+__all__ = ["DownloadStream", "TransferStream", "UploadStream", "WINDOW"]
+
+log = logging.getLogger("quicmeet.files")
+
+WINDOW = 8 * 1024 * 1024
+"""Bytes a sender may have in flight beyond the receiver's last progress report."""
+WRITE_BATCH = 1024 * 1024
+PROGRESS_EVERY = 1024 * 1024
+READ_CHUNK = 256 * 1024
+
+
+class TransferStream:
+    """What uploads and downloads share: registration, validation, teardown."""
+
+    def __init__(
+        self,
+        service: FileService,
+        conn: ClientConnection,
+        stream: StreamHandler,
+        file_id: str,
+        user_id: int,
+    ) -> None:
+        self.service = service
+        self.conn = conn
+        self.stream = stream
+        self.file_id = file_id
+        self.user_id = user_id
+        self.closed = False
+        service.active.setdefault(file_id, set()).add(self)
+        service.streams_per_user[user_id] += 1
+        self.task = asyncio.get_running_loop().create_task(self._run_guarded())
+
+    async def _run_guarded(self) -> None:
+        try:
+            await self.run()
+        except ServiceError as exc:
+            self.stream.fail(exc.code, exc.message, exc.retry_after_ms)
+        except asyncio.CancelledError:
+            raise
+        except peewee.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            log.error("storage full during a file transfer: %s", exc)
+            self.stream.fail(ErrorCode.STORAGE_FULL, "the server's disk is full", 5000)
+        except Exception:
+            log.exception("file stream failed")
+            self.stream.fail(ErrorCode.INTERNAL, "internal error")
+        finally:
+            self._settle()
+            self._release()
+
+    async def run(self) -> None:
+        """The transfer itself; raise :class:`ServiceError` to fail the stream."""
+        raise NotImplementedError
+
+    def _settle(self) -> None:
+        """Called once the transfer is over, however it ended."""
+
+    def _release(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        streams = self.service.active.get(self.file_id)
+        if streams is not None:
+            streams.discard(self)
+            if not streams:
+                del self.service.active[self.file_id]
+        self.service.streams_per_user[self.user_id] -= 1
+        if self.service.streams_per_user[self.user_id] <= 0:
+            del self.service.streams_per_user[self.user_id]
+
+    def cancelled(self) -> None:
+        """The transfer was cancelled: stop at once."""
+        self.stream.fail(ErrorCode.CONFLICT, "the transfer was cancelled")
+        self.abort()
+
+    def abort(self) -> None:
+        self.task.cancel()
+        self._release()
+
+
+class UploadStream(TransferStream):
+    """Appends an upload to its partial file, hashing as it goes."""
+
+    def __init__(
+        self,
+        service: FileService,
+        conn: ClientConnection,
+        stream: StreamHandler,
+        req: UploadFile,
+        user_id: int,
+    ) -> None:
+        self.req = req
+        self._chunks: deque[bytes] = deque()
+        self._backlog = 0
+        self._arrived = asyncio.Event()
+        self._ended = False
+        self._result: asyncio.Future[Reply | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        super().__init__(service, conn, stream, req.file_id, user_id)
+
+    def received(self, data: bytes) -> None:
+        self._backlog += len(data)
+        if self._backlog > 2 * WINDOW:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT, "the sender ignored the transfer window"
+            )
+        self._chunks.append(data)
+        self._arrived.set()
+
+    async def finish(self) -> Reply | None:
+        self._ended = True
+        self._arrived.set()
+        return await self._result
+
+    async def run(self) -> None:
+        service = self.service
+        row, sender, recipient = await service.transfer(self.file_id)
+        if row.sender_id != self.user_id:
+            raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
+        if row.state != "uploading":
+            raise ServiceError(ErrorCode.CONFLICT, f"the file is already {row.state}")
+        held = await service.run_io(service.blobs.partial_size, row.id)
+        if self.req.offset != held:
+            raise ServiceError(
+                ErrorCode.CONFLICT,
+                f"offset mismatch: the server holds {held} bytes, upload from there",
+            )
+        digest = await service.prefix_hash(row.id, held)
+        fd = await service.run_io(service.blobs.open_partial, row.id)
+        written = held
+        reported = held
+        try:
+            while True:
+                if not self._chunks:
+                    if self._ended:
+                        break
+                    self._arrived.clear()
+                    await self._arrived.wait()
+                    continue
+                batch = []
+                size = 0
+                while self._chunks and size < WRITE_BATCH:
+                    chunk = self._chunks.popleft()
+                    batch.append(chunk)
+                    size += len(chunk)
+                self._backlog -= size
+                data = b"".join(batch)
+                if written + len(data) > row.size:
+                    raise ServiceError(
+                        ErrorCode.TOO_LARGE, f"more than the file's {row.size} bytes"
+                    )
+                try:
+                    await service.run_io(_write_and_hash, fd, data, digest)
+                except DiskFull:
+                    service.hashers.pop(row.id, None)
+                    service.app.stats["disk_full"] += 1
+                    raise ServiceError(
+                        ErrorCode.STORAGE_FULL,
+                        "the server's disk is full; the upload resumes later",
+                        5000,
+                    ) from None
+                written += len(data)
+                service.hashers[row.id] = (written, digest)
+                if written - reported >= PROGRESS_EVERY:
+                    reported = written
+                    self.stream.send(TransferProgress(written=written))
+        finally:
+            await service.run_io(_close, fd)
+            try:
+                await service.app.storage.run(_store_received, row.id, written)
+            except peewee.OperationalError as exc:
+                # Informative only: the partial file's length is the truth.
+                log.warning("could not record upload progress: %s", exc)
+        if written < row.size:
+            self._result.set_result(
+                FileStored(
+                    rid=self.req.rid,
+                    file_id=row.id,
+                    received=written,
+                    state="uploading",
+                )
+            )
+            return
+        if digest.hexdigest() != row.sha256:
+            service.hashers.pop(row.id, None)
+            await service.run_io(service.blobs.truncate_partial, row.id, 0)
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                "the content does not match its SHA-256; upload it again from 0",
+            )
+        await service.run_io(service.blobs.commit, row.id, row.sha256)
+        await service.complete(row, sender, recipient)
+        self._result.set_result(
+            FileStored(
+                rid=self.req.rid, file_id=row.id, received=written, state="ready"
+            )
+        )
+
+    def _settle(self) -> None:
+        # A failed upload already answered with an Error: nothing more to send.
+        if not self._result.done():
+            self._result.set_result(None)
+
+
+class DownloadStream(TransferStream):
+    """Sends a blob from an offset, paced by the downloader's progress reports."""
+
+    def __init__(
+        self,
+        service: FileService,
+        conn: ClientConnection,
+        stream: StreamHandler,
+        req: DownloadFile,
+        user_id: int,
+    ) -> None:
+        self.req = req
+        self._decoder = FrameDecoder()
+        self._acked = req.offset
+        self._progress = asyncio.Event()
+        super().__init__(service, conn, stream, req.file_id, user_id)
+
+    def received(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            if isinstance(frame, OversizedFrame):
+                raise ServiceError(
+                    ErrorCode.FRAME_TOO_LARGE, "progress frame too large"
+                )
+            try:
+                progress = decode_progress(frame)
+            except MessageError as exc:
+                raise ServiceError(exc.code, exc.message) from None
+            self._acked = max(self._acked, progress.written)
+            self._progress.set()
+
+    async def finish(self) -> Reply | None:
+        return None
+
+    async def run(self) -> None:
+        service = self.service
+        row, sender, recipient = await service.transfer(self.file_id)
+        if self.user_id not in (row.sender_id, row.recipient_id):
+            raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
+        if row.state != "ready":
+            raise ServiceError(
+                ErrorCode.CONFLICT, f"the file is {row.state}, not ready"
+            )
+        if self.req.offset > row.size:
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "offset past the end")
+        info = file_info(row, sender, recipient)
+        self.stream.send(FileData(rid=self.req.rid, file=info, offset=self.req.offset))
+        handle = await service.run_io(service.blobs.open_blob, row.sha256)
+        try:
+            await service.run_io(handle.seek, self.req.offset)
+            position = self.req.offset
+            while position < row.size:
+                while position - self._acked >= WINDOW:
+                    self._progress.clear()
+                    await self._progress.wait()
+                chunk = await service.run_io(
+                    handle.read, min(READ_CHUNK, row.size - position)
+                )
+                if not chunk:
+                    raise ServiceError(ErrorCode.INTERNAL, "the stored file is short")
+                position += len(chunk)
+                self.stream.send_raw(chunk, end=position >= row.size)
+            if row.size == self.req.offset:
+                self.stream.send_raw(b"", end=True)
+        finally:
+            await service.run_io(handle.close)
+        while self._acked < row.size:
+            self._progress.clear()
+            await self._progress.wait()
+        if self.user_id == row.recipient_id and not row.downloaded:
+            await service.app.storage.run(_mark_downloaded, row.id)
+            service.social.push(row.sender_id, FileDelivered(file_id=row.id))
+
+
+def _write_and_hash(fd: int, data: bytes, digest: Any) -> None:
+    BlobStore.write_all(fd, data)
+    digest.update(data)
+
+
+def _close(fd: int) -> None:
+    os.close(fd)
+
+
+def _store_received(file_id: str, received: int) -> None:
+    FileTransfer.update(received=received).where(
+        (FileTransfer.id == file_id) & (FileTransfer.state == "uploading")
+    ).execute()
+
+
+def _mark_downloaded(file_id: str) -> None:
+    FileTransfer.update(downloaded=True).where(FileTransfer.id == file_id).execute()

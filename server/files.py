@@ -1,0 +1,467 @@
+"""File transfer between friends: offers, proofs of ownership, cancellation,
+listing and retention. The byte streams themselves are in :mod:`file_streams`.
+
+The server keeps one copy of each distinct content (a blob named by its
+SHA-256). A sender who already holds content the server has can finish an
+upload at once by proving ownership: the server picks random byte ranges and a
+nonce, and only someone with the bytes can hash them. The challenge is issued
+for every offer, whether or not the server has the content, so an answer
+reveals nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import unicodedata
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+from codec.errors import ErrorCode
+from codec.messages import (
+    CancelFile,
+    DownloadFile,
+    FileCancelled,
+    FileInfo,
+    FileList,
+    FileOffer,
+    FileOffered,
+    FileStored,
+    ListFiles,
+    OfferFile,
+    Ok,
+    ProofRange,
+    ProveFile,
+    UploadFile,
+)
+
+from .blobs import EMPTY_SHA256, BlobStore, hash_file_prefix, proof_of
+from .errors import ServiceError
+from .storage.models import FileTransfer, User
+from .timeutil import now_ms
+
+if TYPE_CHECKING:
+    from .app import ServerApp
+    from .connection import ClientConnection
+    from .file_streams import TransferStream
+    from .social import SocialService
+    from .streams import StreamHandler
+
+__all__ = ["FileService", "sanitize_name"]
+
+log = logging.getLogger("quicmeet.files")
+
+PROOF_RANGES = 4
+PROOF_RANGE_BYTES = 1024
+CHALLENGE_TTL = 300.0
+PURGE_INTERVAL = 3600.0
+MAX_NAME_BYTES = 255
+
+
+def sanitize_name(name: str) -> str:
+    """A file name safe to show and to save: no directories, no control or
+    invisible characters, no leading dots, at most 255 bytes of UTF-8."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        ch
+        for ch in unicodedata.normalize("NFC", name)
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+    )
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        return "file"
+    encoded = name.encode("utf-8")
+    if len(encoded) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = dot + ext if dot and len(ext.encode()) < 20 else ""
+    budget = MAX_NAME_BYTES - len(ext.encode())
+    return name.encode()[:budget].decode("utf-8", "ignore") + ext
+
+
+def file_info(row: FileTransfer, sender: str, recipient: str) -> FileInfo:
+    return FileInfo(
+        file_id=row.id,
+        sender=sender,
+        recipient=recipient,
+        name=row.name,
+        size=row.size,
+        sha256=row.sha256,
+        state=row.state,
+        received=row.received if row.state == "uploading" else row.size,
+        downloaded=row.downloaded,
+        created_ms=row.created_ms,
+    )
+
+
+class FileService:
+    """Handles file requests and owns the blob store."""
+
+    def __init__(self, app: ServerApp, social: SocialService) -> None:
+        self.app = app
+        self.social = social
+        self.blobs = BlobStore(app.config.data_dir / "files")
+        self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="files")
+        self.hashers: dict[str, tuple[int, Any]] = {}
+        """file id -> (bytes hashed, SHA-256 state) of partial uploads."""
+        self._challenges: dict[str, tuple[bytes, list[tuple[int, int]], float]] = {}
+        self.active: dict[str, set[TransferStream]] = {}
+        self.streams_per_user: Counter[int] = Counter()
+        self._purger: asyncio.Task[None] | None = None
+
+    def register_handlers(self, app: ServerApp) -> None:
+        app.handle(OfferFile, self.offer)
+        app.handle(ProveFile, self.prove)
+        app.handle(CancelFile, self.cancel)
+        app.handle(ListFiles, self.list_files)
+        app.handle_stream(UploadFile, self.open_upload)
+        app.handle_stream(DownloadFile, self.open_download)
+
+    def start(self) -> None:
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+
+    def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+        for streams in list(self.active.values()):
+            for stream in list(streams):
+                stream.abort()
+        self.io.shutdown(wait=True)
+
+    async def run_io(self, fn: Any, *args: Any) -> Any:
+        """Run blocking file work on the file I/O threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    # -- helpers --------------------------------------------------------------
+
+    def friend_id(self, conn: ClientConnection, username: str) -> int:
+        account = conn.account
+        assert account is not None
+        name = username.lower()
+        for friend_id, friend_name in self.social.friends_of.get(
+            account.user_id, {}
+        ).items():
+            if friend_name == name:
+                return friend_id
+        raise ServiceError(
+            ErrorCode.FORBIDDEN, f"{username} is not your friend; files go to friends"
+        )
+
+    async def transfer(self, file_id: str) -> tuple[FileTransfer, str, str]:
+        """The transfer with its sender's and recipient's names."""
+
+        def load() -> tuple[FileTransfer, str, str] | None:
+            row = FileTransfer.get_or_none(FileTransfer.id == file_id)
+            if row is None:
+                return None
+            names = {
+                u.id: u.username
+                for u in User.select(User.id, User.username).where(
+                    User.id.in_([row.sender_id, row.recipient_id])
+                )
+            }
+            return row, names[row.sender_id], names[row.recipient_id]
+
+        found = await self.app.storage.run(load)
+        if found is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
+        return found
+
+    async def prefix_hash(self, file_id: str, length: int) -> Any:
+        """SHA-256 state over the first ``length`` bytes of a partial upload."""
+        cached = self.hashers.get(file_id)
+        if cached is not None and cached[0] == length:
+            return cached[1]
+        digest = await self.run_io(
+            hash_file_prefix, self.blobs.partial_path(file_id), length
+        )
+        self.hashers[file_id] = (length, digest)
+        return digest
+
+    async def complete(
+        self, row: FileTransfer, sender: str, recipient: str
+    ) -> FileInfo:
+        """Mark a transfer ready and tell its recipient."""
+        finished = now_ms()
+
+        def store() -> None:
+            FileTransfer.update(
+                state="ready", received=row.size, finished_ms=finished
+            ).where(FileTransfer.id == row.id).execute()
+
+        await self.app.storage.run(store)
+        row.state, row.received, row.finished_ms = "ready", row.size, finished
+        self.hashers.pop(row.id, None)
+        info = file_info(row, sender, recipient)
+        self.social.push(row.recipient_id, FileOffered(file=info))
+        return info
+
+    # -- requests -------------------------------------------------------------
+
+    async def offer(self, conn: ClientConnection, req: OfferFile) -> FileOffer:
+        account = conn.account
+        assert account is not None
+        recipient = self.friend_id(conn, req.to)
+        config = self.app.config
+        if req.size > config.max_file_size:
+            raise ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"files may be at most {config.max_file_size} bytes",
+            )
+        name = sanitize_name(req.name)
+        me = account.user_id
+
+        def find_or_create() -> FileTransfer | None:
+            with FileTransfer._meta.database.atomic():
+                existing = (
+                    FileTransfer.select()
+                    .where(
+                        (FileTransfer.sender == me)
+                        & (FileTransfer.recipient == recipient)
+                        & (FileTransfer.sha256 == req.sha256)
+                        & (FileTransfer.size == req.size)
+                        & (FileTransfer.state == "uploading")
+                    )
+                    .first()
+                )
+                if existing is not None:
+                    return existing  # type: ignore[no-any-return]
+                used = (
+                    FileTransfer.select(
+                        peewee.fn.COALESCE(peewee.fn.SUM(FileTransfer.size), 0)
+                    )
+                    .where(
+                        (FileTransfer.sender == me)
+                        & (FileTransfer.state != "cancelled")
+                    )
+                    .scalar()
+                )
+                if used + req.size > config.quota_bytes:
+                    return None
+                return FileTransfer.create(  # type: ignore[no-any-return]
+                    id=secrets.token_hex(16),
+                    sender=me,
+                    recipient=recipient,
+                    name=name,
+                    size=req.size,
+                    sha256=req.sha256,
+                    created_ms=now_ms(),
+                )
+
+        row = await self.app.storage.run(find_or_create)
+        if row is None:
+            raise ServiceError(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"this file would exceed your quota of {config.quota_bytes} bytes",
+            )
+        offset = await self.run_io(self.blobs.partial_size, row.id)
+        if offset > row.size:
+            await self.run_io(self.blobs.truncate_partial, row.id, 0)
+            offset = 0
+        digest = await self.prefix_hash(row.id, offset)
+        nonce = secrets.token_bytes(16)
+        ranges = self._pick_ranges(row.size)
+        self._expire_challenges()
+        self._challenges[row.id] = (
+            nonce,
+            ranges,
+            asyncio.get_running_loop().time() + CHALLENGE_TTL,
+        )
+        return FileOffer(
+            rid=req.rid,
+            file_id=row.id,
+            offset=offset,
+            prefix_sha256=digest.hexdigest(),
+            nonce=nonce,
+            ranges=[ProofRange(o, n) for o, n in ranges],
+        )
+
+    @staticmethod
+    def _pick_ranges(size: int) -> list[tuple[int, int]]:
+        if size == 0:
+            return []
+        length = min(size, PROOF_RANGE_BYTES)
+        rng = secrets.SystemRandom()
+        return [(rng.randint(0, size - length), length) for _ in range(PROOF_RANGES)]
+
+    def _expire_challenges(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for file_id in [k for k, v in self._challenges.items() if v[2] < now]:
+            del self._challenges[file_id]
+
+    async def prove(self, conn: ClientConnection, req: ProveFile) -> FileStored:
+        account = conn.account
+        assert account is not None
+        row, sender, recipient = await self.transfer(req.file_id)
+        if row.sender_id != account.user_id:
+            raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
+        if row.state != "uploading":
+            return FileStored(
+                rid=req.rid, file_id=row.id, received=row.received, state=row.state
+            )
+        challenge = self._challenges.pop(row.id, None)
+        if challenge is not None and self.blobs.has_blob(row.sha256):
+            nonce, ranges, _ = challenge
+            if row.sha256 == EMPTY_SHA256:
+                expected = hashlib.sha256(nonce).digest()
+            else:
+                expected = await self.run_io(
+                    proof_of, self.blobs.blob_path(row.sha256), nonce, ranges
+                )
+            if hmac.compare_digest(expected, req.proof):
+                await self.run_io(self.blobs.delete_partial, row.id)
+                await self.complete(row, sender, recipient)
+                self.app.stats["instant_uploads"] += 1
+                return FileStored(
+                    rid=req.rid,
+                    file_id=row.id,
+                    received=row.size,
+                    state="ready",
+                    instant=True,
+                )
+        received = await self.run_io(self.blobs.partial_size, row.id)
+        return FileStored(
+            rid=req.rid, file_id=row.id, received=received, state="uploading"
+        )
+
+    async def cancel(self, conn: ClientConnection, req: CancelFile) -> Ok:
+        account = conn.account
+        assert account is not None
+        row, sender, recipient = await self.transfer(req.file_id)
+        if account.user_id not in (row.sender_id, row.recipient_id):
+            raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
+        if row.state != "cancelled":
+            await self.app.storage.run(
+                lambda: (
+                    FileTransfer.update(state="cancelled", finished_ms=now_ms())
+                    .where(FileTransfer.id == row.id)
+                    .execute()
+                )
+            )
+            for stream in list(self.active.get(row.id, ())):
+                stream.cancelled()
+            self.hashers.pop(row.id, None)
+            await self.run_io(self.blobs.delete_partial, row.id)
+            other = (
+                row.recipient_id if account.user_id == row.sender_id else row.sender_id
+            )
+            self.social.push(other, FileCancelled(file_id=row.id, by=account.username))
+        return Ok(rid=req.rid)
+
+    async def list_files(self, conn: ClientConnection, req: ListFiles) -> FileList:
+        account = conn.account
+        assert account is not None
+        me = account.user_id
+
+        def load() -> list[FileInfo]:
+            Sender = User.alias()
+            Recipient = User.alias()
+            query = (
+                FileTransfer.select(FileTransfer, Sender.username, Recipient.username)
+                .join(Sender, on=(FileTransfer.sender == Sender.id))
+                .switch(FileTransfer)
+                .join(Recipient, on=(FileTransfer.recipient == Recipient.id))
+                .where(
+                    ((FileTransfer.sender == me) | (FileTransfer.recipient == me))
+                    & (FileTransfer.state != "cancelled")
+                )
+                .order_by(FileTransfer.created_ms.desc())
+                .limit(500)
+            )
+            out = []
+            for row in query.objects():
+                out.append(file_info(row, row.sender.username, row.recipient.username))
+            return out
+
+        files = await self.app.storage.run(load)
+        return FileList(rid=req.rid, files=files)
+
+    # -- streams --------------------------------------------------------------
+
+    def _check_capacity(self, conn: ClientConnection) -> int:
+        account = conn.account
+        assert account is not None
+        if self.streams_per_user[account.user_id] >= self.app.config.max_transfers:
+            raise ServiceError(
+                ErrorCode.BUSY,
+                f"at most {self.app.config.max_transfers} transfers at once",
+                1000,
+            )
+        return account.user_id
+
+    def open_upload(
+        self, conn: ClientConnection, req: UploadFile, stream: StreamHandler
+    ) -> TransferStream:
+        from .file_streams import UploadStream
+
+        user_id = self._check_capacity(conn)
+        return UploadStream(self, conn, stream, req, user_id)
+
+    def open_download(
+        self, conn: ClientConnection, req: DownloadFile, stream: StreamHandler
+    ) -> TransferStream:
+        from .file_streams import DownloadStream
+
+        user_id = self._check_capacity(conn)
+        return DownloadStream(self, conn, stream, req, user_id)
+
+    # -- retention ------------------------------------------------------------
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception:
+                log.exception("purging old files failed")
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    async def purge(self) -> int:
+        """Forget transfers past the retention and delete unreferenced blobs."""
+        cutoff = now_ms() - int(self.app.config.retention_days * 86_400_000)
+
+        def expired() -> tuple[list[str], list[str]]:
+            done = (FileTransfer.state != "uploading") & (
+                FileTransfer.finished_ms < cutoff
+            )
+            stale = (FileTransfer.state == "uploading") & (
+                FileTransfer.created_ms < cutoff
+            )
+            old = list(
+                FileTransfer.select(FileTransfer.id, FileTransfer.sha256).where(
+                    done | stale
+                )
+            )
+            ids = [row.id for row in old]
+            for start in range(0, len(ids), 200):
+                FileTransfer.delete().where(
+                    FileTransfer.id.in_(ids[start : start + 200])
+                ).execute()
+            candidates = {row.sha256 for row in old}
+            still = (
+                {
+                    row.sha256
+                    for row in FileTransfer.select(FileTransfer.sha256).where(
+                        FileTransfer.sha256.in_(list(candidates))
+                    )
+                }
+                if candidates
+                else set()
+            )
+            return ids, sorted(candidates - still)
+
+        ids, orphaned = await self.app.storage.run(expired)
+        active = set(self.active)
+        for file_id in ids:
+            if file_id not in active:
+                await self.run_io(self.blobs.delete_partial, file_id)
+        for sha256 in orphaned:
+            await self.run_io(self.blobs.delete_blob, sha256)
+        if ids:
+            log.info("purged %d old transfers, %d blobs", len(ids), len(orphaned))
+        return len(ids)

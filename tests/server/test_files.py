@@ -1,0 +1,291 @@
+"""File transfer between real clients over real QUIC."""
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+from client import ServerError
+from client.transfers import TransferError, Transfers, _DownloadListener
+from codec import ErrorCode, encode_message
+from codec.messages import DownloadFile, FileDelivered, FileOffered
+from tests.conftest import befriend
+
+
+async def next_of(session, kind, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = await session.next_event(max(0.01, deadline - loop.time()))
+        if isinstance(event, kind):
+            return event
+
+
+def transfers(member, tmp_path):
+    return Transfers(
+        member.session, member.store, tmp_path / f"downloads-{member.name}"
+    )
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 3 * 1024 * 1024 + 7])
+async def test_round_trip(member, tmp_path, size):
+    a = await member("alice")
+    b = await member("bob")
+    await befriend(a, b)
+    source = tmp_path / "report final.bin"
+    source.write_bytes(os.urandom(size))
+    sent = await transfers(a, tmp_path).send("bob", source)
+    assert sent.state == "done"
+    assert sent.instant == (size == 0)  # everyone holds the empty content
+    assert sent.wire_bytes == size
+    offered = await next_of(b.session, FileOffered)
+    assert (offered.file.name, offered.file.size, offered.file.sender) == (
+        "report final.bin",
+        size,
+        "alice",
+    )
+    got = await transfers(b, tmp_path).download(offered.file.file_id)
+    assert got.state == "done" and got.wire_bytes == size
+    assert sha(tmp_path / "downloads-bob" / "report final.bin") == sha(source)
+    delivered = await next_of(a.session, FileDelivered)
+    assert delivered.file_id == offered.file.file_id
+
+
+async def test_instant_upload_sends_no_content_bytes(member, tmp_path):
+    a = await member("carol")
+    b = await member("dave")
+    c = await member("erin")
+    await befriend(a, b)
+    await befriend(c, b)
+    source = tmp_path / "video.mp4"
+    source.write_bytes(os.urandom(2 * 1024 * 1024))
+    first = await transfers(a, tmp_path).send("dave", source)
+    assert not first.instant
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(source.read_bytes())
+    second = await transfers(c, tmp_path / "c").send("dave", copy)
+    assert second.instant and second.wire_bytes == 0 and second.state == "done"
+
+
+async def test_forged_hash_without_content_gets_nothing(member, tmp_path):
+    from codec.messages import FileOffer, FileStored, OfferFile, ProveFile
+
+    a = await member("frank")
+    b = await member("gina")
+    mallory = await member("mallory")
+    await befriend(a, b)
+    await befriend(mallory, b)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"top secret " * 1000)
+    await transfers(a, tmp_path).send("gina", secret)
+    offer = await mallory.session.call(
+        OfferFile,
+        FileOffer,
+        to="gina",
+        name="x",
+        size=secret.stat().st_size,
+        sha256=sha(secret),
+    )
+    assert offer.offset == 0 and len(offer.ranges) == 4
+    stored = await mallory.session.call(
+        ProveFile, FileStored, file_id=offer.file_id, proof=b"\x00" * 32
+    )
+    assert stored.state == "uploading" and not stored.instant
+    # A hash the server does not hold gets the same kind of answer.
+    unknown = await mallory.session.call(
+        OfferFile, FileOffer, to="gina", name="y", size=5, sha256="ab" * 32
+    )
+    assert len(unknown.ranges) == 4
+    stored = await mallory.session.call(
+        ProveFile, FileStored, file_id=unknown.file_id, proof=b"\x00" * 32
+    )
+    assert stored.state == "uploading" and not stored.instant
+    files = await transfers(mallory, tmp_path).remote()
+    assert all(f.state == "uploading" for f in files if f.sender == "mallory")
+    with pytest.raises(Exception):
+        await transfers(mallory, tmp_path / "m").download(offer.file_id)
+
+
+async def test_only_friends_and_only_sender_and_recipient(member, tmp_path):
+    a = await member("hank")
+    b = await member("iris")
+    stranger = await member("jack")
+    source = tmp_path / "f.txt"
+    source.write_text("hello")
+    with pytest.raises(ServerError) as info:
+        await transfers(a, tmp_path).send("iris", source)
+    assert info.value.code == ErrorCode.FORBIDDEN
+    await befriend(a, b)
+    await transfers(a, tmp_path).send("iris", source)
+    offered = await next_of(b.session, FileOffered)
+    header = await raw_download(stranger.session, offered.file.file_id)
+    assert header.code == ErrorCode.NOT_FOUND
+    with pytest.raises(TransferError):
+        await transfers(stranger, tmp_path / "s").download(offered.file.file_id)
+
+
+async def raw_download(session, file_id, offset=0):
+    """Ask for a download directly; return the server's first frame."""
+    proto = await session.wait_ready(1)
+    listener = _DownloadListener()
+    stream_id = proto.open_stream(listener)
+    proto.send_stream(
+        stream_id,
+        encode_message(
+            DownloadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
+        ),
+    )
+    return await asyncio.wait_for(listener.header, 5)
+
+
+async def test_pause_and_resume_upload_and_download(member, tmp_path):
+    a = await member("kate")
+    b = await member("liam")
+    await befriend(a, b)
+    source = tmp_path / "movie.bin"
+    source.write_bytes(os.urandom(24 * 1024 * 1024))
+    up = transfers(a, tmp_path)
+    paused_at = []
+
+    def pause_midway(progress):
+        if not paused_at and progress.done >= 8 * 1024 * 1024:
+            paused_at.append(progress.done)
+            asyncio.get_running_loop().create_task(up.pause(progress.transfer_id))
+
+    up.on_progress = pause_midway
+    first = await up.send("liam", source)
+    assert first.state == "paused" and 0 < first.done < first.size
+    resumed = await up.resume(first.id)
+    assert resumed.state == "done"
+    assert first.wire_bytes + resumed.wire_bytes < source.stat().st_size + 9 * 2**20
+    offered = await next_of(b.session, FileOffered)
+    down = transfers(b, tmp_path)
+    paused_down = []
+
+    def pause_download(progress):
+        if not paused_down and progress.done >= 8 * 1024 * 1024:
+            paused_down.append(progress.done)
+            asyncio.get_running_loop().create_task(down.pause(progress.transfer_id))
+
+    down.on_progress = pause_download
+    got = await down.download(offered.file.file_id)
+    assert got.state == "paused"
+    part = tmp_path / "downloads-liam" / "movie.bin.part"
+    assert part.exists() and 0 < part.stat().st_size < source.stat().st_size
+    done = await down.resume(got.id)
+    assert done.state == "done"
+    assert sha(tmp_path / "downloads-liam" / "movie.bin") == sha(source)
+    assert not part.exists()
+
+
+async def test_size_limit_quota_and_cancel(server, member, tmp_path):
+    a = await member("mona")
+    b = await member("nick")
+    await befriend(a, b)
+    server.config.max_file_size = 1000
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 1001)
+    with pytest.raises(ServerError) as info:
+        await transfers(a, tmp_path).send("nick", big)
+    assert info.value.code == ErrorCode.TOO_LARGE
+    server.config.max_file_size = 10**9
+    server.config.quota_bytes = 1500
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"y" * 1000)
+    await transfers(a, tmp_path).send("nick", small)
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"z" * 600)
+    with pytest.raises(ServerError) as info:
+        await transfers(a, tmp_path).send("nick", other)
+    assert info.value.code == ErrorCode.QUOTA_EXCEEDED
+    offered = await next_of(b.session, FileOffered)
+    down = transfers(b, tmp_path)
+    files = await down.remote()
+    assert [f.name for f in files] == ["small.bin"]
+    from codec.messages import CancelFile, FileCancelled, Reply
+
+    await a.session.call(CancelFile, Reply, file_id=offered.file.file_id)
+    cancelled = await next_of(b.session, FileCancelled)
+    assert cancelled.by == "mona"
+    header = await raw_download(b.session, offered.file.file_id)
+    assert header.code == ErrorCode.CONFLICT
+    await transfers(a, tmp_path).send("nick", other)  # the quota is free again
+
+
+async def test_names_are_sanitised(member, tmp_path):
+    from codec.messages import FileOffer, ListFiles, OfferFile
+    from codec.messages import FileList as FileListReply
+
+    a = await member("olga")
+    b = await member("paul")
+    await befriend(a, b)
+    cases = [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Windows\\evil.exe", "evil.exe"),
+        ("bad\x00name\x1b[31m.txt", "badname[31m.txt"),
+        ("...", "file"),
+        (".hidden", "hidden"),
+        ("é" * 300 + ".txt", "é" * 125 + ".txt"),
+    ]
+    for n, (raw, clean) in enumerate(cases):
+        offer = await a.session.call(
+            OfferFile, FileOffer, to="paul", name=raw, size=1, sha256=f"{n:02x}" * 32
+        )
+        files = (await a.session.call(ListFiles, FileListReply)).files
+        files = [f for f in files if f.file_id == offer.file_id]
+        assert files[0].name == clean, raw
+
+
+async def test_server_disk_full_keeps_what_it_received_and_resumes(tmp_path):
+    import subprocess
+
+    from server import ServerApp
+    from tests.conftest import close_member, open_member, server_config
+
+    data = tmp_path / "data"
+    data.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+    )
+    assert mounted.returncode == 0, f"cannot mount a small tmpfs: {mounted.stderr}"
+    app = None
+    members = []
+    try:
+        app = ServerApp(server_config(tmp_path))
+        host, port = await app.start()
+        address = f"{host}:{port}"
+        a = await open_member(address, "quinn", tmp_path / "quinn")
+        b = await open_member(address, "rosa", tmp_path / "rosa")
+        members += [a, b]
+        await befriend(a, b)
+        source = tmp_path / "huge.bin"
+        source.write_bytes(os.urandom(8 * 1024 * 1024))
+        up = transfers(a, tmp_path)
+        with pytest.raises(ServerError) as info:
+            await up.send("rosa", source)
+        assert info.value.code == ErrorCode.STORAGE_FULL
+        stuck = (await up.list())[-1]
+        assert stuck.state == "failed" and stuck.done > 0
+        partials = list((data / "files" / "partial").iterdir())
+        held = partials[0].stat().st_size
+        assert held > 2 * 1024 * 1024
+        subprocess.run(["mount", "-o", "remount,size=24m", str(data)], check=True)
+        done = await up.resume(stuck.id)
+        assert done.state == "done"
+        assert done.wire_bytes <= source.stat().st_size - held + 9 * 2**20
+        offered = await next_of(b.session, FileOffered)
+        await transfers(b, tmp_path).download(offered.file.file_id)
+        assert sha(tmp_path / "downloads-rosa" / "huge.bin") == sha(source)
+    finally:
+        for m in members:
+            await close_member(m)
+        if app is not None:
+            await app.shutdown(grace=0)
+        subprocess.run(["umount", "-l", str(data)], capture_output=True)

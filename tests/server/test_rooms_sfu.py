@@ -1,0 +1,103 @@
+"""The SFU over real QUIC: who receives a room's datagrams, and who does not."""
+
+from __future__ import annotations
+
+import asyncio
+
+from codec.media import KeyframeRequest, VideoPacket, parse_packet
+from tests.conftest import eventually
+
+
+def video(track_id: int, seq: int, payload: bytes = b"\x00\x00\x01\x65frame") -> bytes:
+    return VideoPacket(
+        track_id=track_id,
+        seq=seq,
+        transport_seq=0xBEEF,
+        timestamp=90_000 + seq,
+        frame_number=seq,
+        fragment_index=0,
+        fragment_count=1,
+        keyframe=True,
+        layer=0,
+        payload=payload,
+    ).serialize()
+
+
+async def meeting(user, names):
+    sessions = [await user(name) for name in names]
+    inboxes = {}
+    for session in sessions:
+        inboxes[session.profile.username] = inbox = []
+        session.rooms.datagram_handler = inbox.append
+    room_id = (await sessions[0].rooms.create()).room_id
+    for session in sessions[1:]:
+        await session.rooms.join(room_id)
+    return sessions, inboxes
+
+
+async def test_media_reaches_the_other_members_only(server, user):
+    (alice, bob, carol), inboxes = await meeting(user, ["alice", "bob", "carol"])
+    outsider = await user("outsider")
+    inboxes["outsider"] = []
+    outsider.rooms.datagram_handler = inboxes["outsider"].append
+    track = await alice.rooms.publish("camera", 320, 240, 15)
+    sent = [video(track.track_id, seq) for seq in range(20)]
+    assert alice.rooms.send_datagrams(sent, max_queued=100)
+
+    await eventually(lambda: len(inboxes["bob"]) == 20 and len(inboxes["carol"]) == 20)
+    for name in ("bob", "carol"):
+        got = sorted(inboxes[name], key=lambda d: parse_packet(d).seq)
+        # Only the per-hop transport sequence changed: 0, 1, 2... per subscriber.
+        assert [d[:2] + d[4:] for d in got] == [d[:2] + d[4:] for d in sent]
+        assert sorted(parse_packet(d).transport_seq for d in got) == list(range(20))
+    await asyncio.sleep(0.2)
+    assert inboxes["alice"] == [] and inboxes["outsider"] == []
+    stats = server.snapshot()
+    assert stats["sfu_forwarded"] == 40 and stats["sfu_received"] == 20
+
+    # A non-member's datagrams, even with a real track id, reach nobody.
+    assert outsider.rooms.send_datagrams([video(track.track_id, 99)], 100)
+    # A member's datagram with a track id it does not own is dropped too.
+    assert bob.rooms.send_datagrams([video(track.track_id, 100)], 100)
+    await eventually(lambda: server.snapshot()["sfu_received"] == 22)
+    await asyncio.sleep(0.2)
+    stats = server.snapshot()
+    assert stats["sfu_dropped_not_member"] == 1
+    assert stats["sfu_dropped_foreign_track"] == 1
+    assert stats["sfu_forwarded"] == 40
+    assert sum(len(inbox) for inbox in inboxes.values()) == 40
+
+    # After bob leaves, alice's media goes to carol alone.
+    await bob.rooms.leave()
+    assert alice.rooms.send_datagrams([video(track.track_id, 20)], 100)
+    await eventually(lambda: len(inboxes["carol"]) == 21)
+    await asyncio.sleep(0.2)
+    assert len(inboxes["bob"]) == 20
+
+
+async def test_keyframe_requests_go_to_the_publisher_coalesced(server, user):
+    (alice, bob, carol), inboxes = await meeting(user, ["alice", "bob", "carol"])
+    track = await alice.rooms.publish("camera", 320, 240, 15)
+    request = KeyframeRequest(track.track_id, 0).serialize()
+    assert bob.rooms.send_datagrams([request], 10)
+    assert carol.rooms.send_datagrams([request], 10)
+    await eventually(lambda: server.snapshot()["sfu_received"] == 2)
+    await asyncio.sleep(0.2)
+    assert inboxes["alice"] == [request]
+    assert inboxes["bob"] == [] and inboxes["carol"] == []
+    stats = server.snapshot()
+    assert stats["sfu_keyframe_requests_forwarded"] == 1
+    assert stats["sfu_keyframe_requests_coalesced"] == 1
+
+    await asyncio.sleep(0.15)
+    assert carol.rooms.send_datagrams([request], 10)
+    await eventually(lambda: len(inboxes["alice"]) == 2)
+    # Asking for one's own track, or a track of another room, is refused.
+    other = await user("other")
+    await other.rooms.create()
+    other_track = await other.rooms.publish("camera", 320, 240, 15)
+    assert alice.rooms.send_datagrams([request], 10)
+    assert bob.rooms.send_datagrams(
+        [KeyframeRequest(other_track.track_id, 0).serialize()], 10
+    )
+    await eventually(lambda: server.snapshot()["sfu_keyframe_requests_refused"] == 2)

@@ -1,0 +1,114 @@
+"""Fixtures of the desktop client tests: a private X display (Xvfb), one real
+server for the whole run, apps in this process and in child processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerProcess, start_server_process
+
+from .harness import LocalApp, Peer, RemoteApp
+
+SCREEN = "1920x1080x24"
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """Start Xvfb on a free display number and point ``DISPLAY`` at it.
+
+    The UI tests need it: a machine without Xvfb fails them (CI installs it).
+    """
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is not installed (apt-get install xvfb)")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            SCREEN,
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=[write_fd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield os.environ["DISPLAY"]
+    proc.terminate()
+    proc.wait(10)
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for all UI tests (each test uses its own user names)."""
+    srv = start_server_process(tmp_path_factory.mktemp("ui-server"))
+    yield srv
+    srv.stop()
+
+
+_serial = itertools.count(1)
+
+
+@pytest.fixture
+def names() -> Callable[[str], str]:
+    """Unique user names: ``names("alice")`` is ``alice<n>`` for this test."""
+    n = next(_serial)
+    return lambda base: f"{base}{n}"
+
+
+@pytest.fixture
+def apps(
+    display: str, ui_server: ServerProcess, tmp_path: Path
+) -> Iterator[Callable[..., LocalApp | RemoteApp]]:
+    """Factory: ``apps("alice")`` starts an app with its own home; the first of
+    a test runs in this process, ``remote=True`` in a child process."""
+    started: list[LocalApp | RemoteApp] = []
+
+    def _start(
+        home: str, *, remote: bool = False, position: tuple[int, int] = (0, 0)
+    ) -> LocalApp | RemoteApp:
+        kind = RemoteApp if remote else LocalApp
+        app = kind(tmp_path / "homes" / home, ui_server.address, position)
+        started.append(app)
+        return app
+
+    yield _start
+    for app in reversed(started):
+        app.close()
+
+
+@pytest.fixture
+def peers(ui_server: ServerProcess, tmp_path: Path) -> Iterator[Callable[..., Peer]]:
+    """Factory: a registered, logged-in user without a window."""
+    started: list[Peer] = []
+
+    def _start(name: str, register: bool = True) -> Peer:
+        peer = Peer(ui_server.address, name, tmp_path / "peers" / name, register)
+        started.append(peer)
+        return peer
+
+    yield _start
+    for peer in started:
+        peer.close()

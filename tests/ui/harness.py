@@ -1,0 +1,190 @@
+"""Driving apps from a test: the app in this process, apps in child processes,
+headless peers, waiting with the Tk loop pumped, and screenshots."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image, ImageGrab
+
+from client.home import Home
+from client.ui.app import App
+from client.ui.bridge import Bridge
+from tests.conftest import ROOT, Member, close_member, open_member
+
+from . import steps
+
+T = TypeVar("T")
+
+ARTIFACTS = ROOT / "artifacts" / "ui"
+
+
+class LocalApp:
+    """The app in the test's own process: steps run directly; :meth:`pump`
+    lets its Tk loop run (tests call it while they wait)."""
+
+    def __init__(self, home: Path, server: str, position: tuple[int, int]) -> None:
+        self.app = App(Home(home), server=server, position=position)
+
+    def call(self, step: str, *args: Any) -> Any:
+        self.pump()
+        result = getattr(steps, step)(self.app, *args)
+        self.pump()
+        return result
+
+    def pump(self) -> None:
+        if not self.app.closed:
+            self.app.root.update()
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class RemoteApp:
+    """An app in a child process (see :mod:`tests.ui.remote`), driven over a
+    socket pair."""
+
+    def __init__(self, home: Path, server: str, position: tuple[int, int]) -> None:
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.ui.remote",
+                str(theirs.fileno()),
+                "--home",
+                str(home),
+                "--server",
+                server,
+                "--position",
+                f"{position[0]},{position[1]}",
+            ],
+            cwd=ROOT,
+            pass_fds=[theirs.fileno()],
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        kind, _ = self._receive(60)
+        assert kind == "ready"
+
+    def _receive(self, timeout: float) -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self._conn.poll(0.1):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the child app exited ({self.proc.returncode})")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the app in the child process did not answer")
+        reply: tuple[str, Any] = self._conn.recv()
+        return reply
+
+    def call(self, step: str, *args: Any) -> Any:
+        self._conn.send((step, args))
+        kind, value = self._receive(30)
+        if kind == "error":
+            raise AssertionError(f"step {step} failed in the child app:\n{value}")
+        return value
+
+    def pump(self) -> None:
+        """The child runs its own loop."""
+
+    def close(self) -> None:
+        try:
+            self._conn.send(("close", ()))
+            self._receive(20)
+        except (OSError, EOFError, TimeoutError, AssertionError):
+            self.proc.kill()
+        self.proc.wait(20)
+        self._conn.close()
+
+
+AnyApp = LocalApp | RemoteApp
+
+
+class Peer:
+    """A user without a window: the client core on a loop thread of its own."""
+
+    def __init__(
+        self, server: str, name: str, home: Path, register: bool = True
+    ) -> None:
+        self.name = name
+        self.bridge = Bridge()
+        self.bridge.start()
+        self.member: Member = self.bridge.run(
+            open_member(server, name, home, register=register)
+        ).result(30)
+
+    def run(self, command: Callable[[Member], Any], timeout: float = 30) -> Any:
+        async def _run() -> Any:
+            return await command(self.member)
+
+        return self.bridge.run(_run()).result(timeout)
+
+    def close(self) -> None:
+        self.bridge.stop(lambda: close_member(self.member))
+
+
+def wait_until(
+    condition: Callable[[], T],
+    *apps: AnyApp,
+    timeout: float = 15.0,
+    what: str = "condition",
+) -> T:
+    """Pump the apps until ``condition()`` is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        for app in apps:
+            app.pump()
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
+        time.sleep(0.02)
+
+
+def settle(*apps: AnyApp, seconds: float = 0.2) -> None:
+    """Let the apps draw for a moment (before a screenshot)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for app in apps:
+            app.pump()
+        time.sleep(0.02)
+
+
+def screenshot(name: str, *apps: AnyApp) -> Image.Image:
+    """Save the whole screen as ``artifacts/ui/<name>.png`` and return it."""
+    settle(*apps)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image = ImageGrab.grab(xdisplay=os.environ["DISPLAY"])
+    image.save(ARTIFACTS / f"{name}.png")
+    return image
+
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(app: AnyApp, server: str, username: str) -> None:
+    """Create ``username`` through the login view, confirming the certificate
+    if the app asks (the first time this home sees the server)."""
+    app.call("fill_login", server, username, PASSWORD, True)
+    app.call("submit_login")
+
+    def settled() -> str | None:
+        if app.call("screen") == "main":
+            return "main"
+        state = app.call("login_state")
+        return "dialog" if state["dialog"] == "FingerprintDialog" else None
+
+    if wait_until(settled, app, what="sign-up") == "dialog":
+        app.call("trust_server")
+        wait_until(lambda: app.call("screen") == "main", app, what="main view")
