@@ -137,7 +137,7 @@ class Session:
     def logged_in(self) -> bool:
         return self.profile is not None and self.connected
 
-    async def connect(self, timeout: float = 10.0) -> str:
+    async def connect(self, timeout: float = 10.0, *, ready: bool = True) -> str:
         """Connect and check the certificate; return its SHA-256 fingerprint.
 
         Raises :class:`ConnectionFailed`, or :class:`CertificateMismatch` when the
@@ -160,15 +160,16 @@ class Session:
             proto.close_quietly(CloseCode.NORMAL, "certificate refused")
             raise
         self.fingerprint = fingerprint
-        self._attach(proto)
+        self._attach(proto, ready)
         return fingerprint
 
-    def _attach(self, proto: ClientProtocol) -> None:
+    def _attach(self, proto: ClientProtocol, ready: bool = True) -> None:
         proto.on_event = self._on_event
         proto.on_closed = self._on_closed
         proto.on_datagram = self.rooms.on_datagram
         self._proto = proto
-        self._ready.set()
+        if ready:
+            self._ready.set()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Kicked):
@@ -229,9 +230,12 @@ class Session:
                 delay = min(self.max_backoff, 0.2 * 2 ** min(attempt - 1, 10))
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 try:
-                    await self.connect()
+                    # Requests wait until the session is resumed, not just
+                    # until the connection is up.
+                    await self.connect(ready=False)
                     assert self.token is not None
                     await self._resume(self.token)
+                    self._ready.set()
                 except ServerError as exc:
                     if exc.code == ErrorCode.INVALID_TOKEN:
                         self.profile = None
@@ -274,7 +278,7 @@ class Session:
         """The live connection, waiting up to ``timeout`` s while reconnecting."""
         if self._ended is not None and self.profile is None and self.token is None:
             raise self._ended
-        if not self.connected:
+        while not (self._ready.is_set() and self.connected):
             if self._reconnect_task is None:
                 raise NotConnected("not connected")
             try:

@@ -57,7 +57,8 @@ WINDOW = 8 * 1024 * 1024
 CHUNK = 256 * 1024
 PROGRESS_EVERY = 1024 * 1024
 HASH_CHUNK = 1024 * 1024
-WRITE_BATCH = 1024 * 1024
+WRITE_BATCH = 256 * 1024
+BATCH_WAIT = 0.02
 
 ACTIVE, PAUSED, DONE, FAILED, CANCELLED = (
     "active",
@@ -208,6 +209,7 @@ class _DownloadListener:
         loop = asyncio.get_running_loop()
         self.header: asyncio.Future[Reply] = loop.create_future()
         self.chunks: asyncio.Queue[bytes | ClientError | None] = asyncio.Queue()
+        self.arrived = asyncio.Event()
         self._head = bytearray()
 
     def data_received(self, data: bytes, end: bool) -> None:
@@ -230,11 +232,22 @@ class _DownloadListener:
             self.chunks.put_nowait(data)
         if end:
             self.chunks.put_nowait(None)
+        self.arrived.set()
 
     def broken(self, error: ClientError) -> None:
         if not self.header.done():
             self.header.set_exception(error)
         self.chunks.put_nowait(error)
+        self.arrived.set()
+
+    async def wait_more(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for more to arrive."""
+        self.arrived.clear()
+        if self.chunks.empty():
+            try:
+                await asyncio.wait_for(self.arrived.wait(), timeout)
+            except TimeoutError:
+                pass
 
 
 class Transfers:
@@ -527,8 +540,11 @@ class Transfers:
             position = offset
             next_check = position + WINDOW
             while position < transfer.size:
+                if transfer.id in self._stop:
+                    break
                 if position >= next_check:
                     next_check = position + WINDOW
+                    await self._set(transfer.id, done=listener.written)
                     if await self._should_stop(transfer):
                         break
                 while (
@@ -614,8 +630,11 @@ class Transfers:
         next_check = written + WINDOW
         try:
             while written < transfer.size:
+                if transfer.id in self._stop:
+                    break
                 if written >= next_check:
                     next_check = written + WINDOW
+                    await self._set(transfer.id, done=written)
                     if await self._should_stop(transfer):
                         break
                 item = await listener.chunks.get()
@@ -626,7 +645,14 @@ class Transfers:
                 # Packets arrive about 1.2 kB at a time: write them in batches.
                 batch = [item]
                 size = len(item)
-                while size < WRITE_BATCH and not listener.chunks.empty():
+                deadline = loop.time() + BATCH_WAIT
+                while size < WRITE_BATCH and written + size < transfer.size:
+                    if listener.chunks.empty():
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            break
+                        await listener.wait_more(remaining)
+                        continue
                     more = listener.chunks.get_nowait()
                     if not isinstance(more, bytes):
                         listener.chunks.put_nowait(more)  # handled next round

@@ -47,6 +47,10 @@ log = logging.getLogger("quicmeet.files")
 WINDOW = 8 * 1024 * 1024
 """Bytes a sender may have in flight beyond the receiver's last progress report."""
 WRITE_BATCH = 1024 * 1024
+WAKE_AFTER = 256 * 1024
+"""Bytes of an upload to gather before waking the writer."""
+BATCH_WAIT = 0.02
+"""Seconds the writer waits for a batch before writing what it has."""
 PROGRESS_EVERY = 1024 * 1024
 READ_CHUNK = 256 * 1024
 
@@ -149,7 +153,8 @@ class UploadStream(TransferStream):
                 ErrorCode.INVALID_ARGUMENT, "the sender ignored the transfer window"
             )
         self._chunks.append(data)
-        self._arrived.set()
+        if self._backlog >= WAKE_AFTER:
+            self._arrived.set()
 
     async def finish(self) -> Reply | None:
         self._ended = True
@@ -175,11 +180,17 @@ class UploadStream(TransferStream):
         reported = held
         try:
             while True:
+                if self._backlog < WAKE_AFTER and not self._ended:
+                    # Packets bring ~1.2 kB each: wait for a batch worth a write
+                    # (or a moment, for the tail of a paused upload).
+                    self._arrived.clear()
+                    try:
+                        await asyncio.wait_for(self._arrived.wait(), BATCH_WAIT)
+                    except TimeoutError:
+                        pass
                 if not self._chunks:
                     if self._ended:
                         break
-                    self._arrived.clear()
-                    await self._arrived.wait()
                     continue
                 batch = []
                 size = 0

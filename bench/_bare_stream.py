@@ -1,0 +1,90 @@
+"""A bare aioquic server for stream throughput baselines.
+
+On each client stream it reads until the end and answers ``ok <bytes>``; a
+stream that starts with ``GET <size>\\n`` is answered with that many bytes
+instead, keeping at most 8 MiB unacknowledged in aioquic's buffer. Run:
+``python bench/_bare_stream.py CERT KEY``; prints ``listening on HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.certs import ensure_certificate  # noqa: E402
+
+WINDOW = 8 * 1024 * 1024
+CHUNK = b"\x5a" * (256 * 1024)
+
+
+def unacked(quic, stream_id: int) -> int:
+    """Bytes of a stream aioquic holds until the peer acknowledges them."""
+    stream = quic._streams.get(stream_id)
+    return len(stream.sender._buffer) if stream is not None else 0
+
+
+class Bare(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts: dict[int, int] = {}
+
+    def quic_event_received(self, event: events.QuicEvent) -> None:
+        if not isinstance(event, events.StreamDataReceived):
+            return
+        sid = event.stream_id
+        if sid not in self.counts and event.data.startswith(b"GET "):
+            size = int(event.data[4:].split(b"\n", 1)[0])
+            self.counts[sid] = -1
+            asyncio.get_running_loop().create_task(self.send_bytes(sid, size))
+            return
+        if self.counts.get(sid) == -1:
+            return
+        self.counts[sid] = self.counts.get(sid, 0) + len(event.data)
+        if event.end_stream:
+            self._quic.send_stream_data(sid, b"ok %d" % self.counts.pop(sid), True)
+            self.transmit()
+
+    async def send_bytes(self, sid: int, size: int) -> None:
+        sent = 0
+        while sent < size:
+            while unacked(self._quic, sid) > WINDOW:
+                await asyncio.sleep(0.001)
+            piece = CHUNK[: min(len(CHUNK), size - sent)]
+            sent += len(piece)
+            self._quic.send_stream_data(sid, piece, sent >= size)
+            self.transmit()
+
+
+async def main() -> None:
+    cert, key = Path(sys.argv[1]), Path(sys.argv[2])
+    ensure_certificate(cert, key, [])
+    configuration = QuicConfiguration(
+        is_client=False, alpn_protocols=["quicmeet/1"], idle_timeout=30.0
+    )
+    configuration.load_cert_chain(cert, key)
+    server = await serve(
+        "127.0.0.1", 0, configuration=configuration, create_protocol=Bare
+    )
+    host, port = server._transport.get_extra_info("sockname")[:2]
+    print(f"listening on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    server.close()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

@@ -1,0 +1,275 @@
+"""File transfer throughput, memory and instant upload, against bare aioquic.
+
+Side by side in one run, over loopback: a 1 GiB upload and download through
+quicmeet (server in its own process, both clients in this one), and the same
+bytes through a bare aioquic stream to a bare aioquic server. Also: peak RSS of
+the quicmeet server and of this client process during the transfers, the time
+of an instant upload of the known 1 GiB file (offer + proof, the client's full
+hash excluded), and the chat delivery latency p99 while the upload runs.
+Prints one JSON object.
+
+    python bench/files.py --size-mib 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import tempfile
+import time
+from pathlib import Path
+
+from _common import percentile, rss_kib, start_child, start_quicmeet_server  # noqa: I001
+from aioquic.asyncio import QuicConnectionProtocol, connect
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+
+from client import Session
+from client.social import Chat, Friends
+from client.store import LocalStore
+from client.transfers import Transfers, file_sha256, ownership_proof
+from codec.messages import (
+    ChatMessage,
+    FileOffer,
+    FileStored,
+    MessageAccepted,
+    OfferFile,
+    ProveFile,
+    SendMessage,
+)
+
+PASSWORD = "benchmark password"
+MiB = 1024 * 1024
+WINDOW = 8 * MiB
+
+
+class Sampler:
+    """Peak RSS of some processes, sampled every 50 ms."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak = {name: 0 for name in pids}
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], rss_kib(pid))
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> dict[str, float]:
+        self._task.cancel()
+        return {name: round(kib / 1024, 1) for name, kib in self.peak.items()}
+
+
+async def user(address: str, name: str, home: Path):
+    home.mkdir(parents=True, exist_ok=True)
+    session = Session(address, reconnect=False)
+    store = LocalStore(home / "history.db")
+    chat = Chat(session, store)
+    transfers = Transfers(session, store, home / "downloads")
+    await session.connect()
+    await session.register(name, PASSWORD)
+    await session.login(name, PASSWORD)
+    return session, Friends(session), chat, transfers, store
+
+
+class BareClient(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.done = asyncio.get_running_loop().create_future()
+        self.received = 0
+        self.expect = 0
+
+    def quic_event_received(self, event):
+        if isinstance(event, events.StreamDataReceived):
+            self.received += len(event.data)
+            if event.end_stream and not self.done.done():
+                self.done.set_result(self.received)
+
+
+async def bare_transfer(host: str, port: int, path: Path, size: int) -> dict:
+    configuration = QuicConfiguration(
+        is_client=True, alpn_protocols=["quicmeet/1"], idle_timeout=30.0
+    )
+    configuration.verify_mode = ssl.CERT_NONE
+    loop = asyncio.get_running_loop()
+    async with connect(
+        host, port, configuration=configuration, create_protocol=BareClient
+    ) as client:
+        quic = client._quic
+        sid = quic.get_next_available_stream_id()
+        start = time.perf_counter()
+        with open(path, "rb") as fh:
+            sent = 0
+            while sent < size:
+                stream = quic._streams.get(sid)
+                while stream is not None and len(stream.sender._buffer) > WINDOW:
+                    await asyncio.sleep(0.001)
+                chunk = await loop.run_in_executor(None, fh.read, 256 * 1024)
+                sent += len(chunk)
+                quic.send_stream_data(sid, chunk, sent >= size)
+                client.transmit()
+        await client.done
+        upload_s = time.perf_counter() - start
+    async with connect(
+        host, port, configuration=configuration, create_protocol=BareClient
+    ) as client:
+        sid = client._quic.get_next_available_stream_id()
+        start = time.perf_counter()
+        client._quic.send_stream_data(sid, b"GET %d\n" % size, True)
+        client.transmit()
+        await client.done
+        download_s = time.perf_counter() - start
+    return {
+        "upload_mb_s": round(size / upload_s / 1e6, 2),
+        "download_mb_s": round(size / download_s / 1e6, 2),
+    }
+
+
+async def run(size: int, workdir: Path) -> dict:
+    source = workdir / "payload.bin"
+    block = os.urandom(MiB)
+    with open(source, "wb") as fh:
+        for i in range(size // MiB):
+            fh.write(i.to_bytes(8, "big") + block[8:])
+        fh.write(os.urandom(size % MiB))
+    result: dict = {"size_bytes": size}
+
+    server = start_quicmeet_server(["--chat-rate", "1000"])
+    sampler = Sampler({"server": server.proc.pid, "client": os.getpid()})
+    try:
+        a = await user(server.address, "sender", workdir / "a")
+        b = await user(server.address, "recipient", workdir / "b")
+        c = await user(server.address, "other", workdir / "c")
+        chat_x = await user(server.address, "chatx", workdir / "x")
+        chat_y = await user(server.address, "chaty", workdir / "y")
+        for one, two in ((a, b), (c, b), (chat_x, chat_y)):
+            await one[1].request(two[0].profile.username)
+            await two[1].accept(one[0].profile.username)
+
+        hash_start = time.perf_counter()
+        sha256 = await asyncio.get_running_loop().run_in_executor(
+            None, file_sha256, source
+        )
+        hash_s = time.perf_counter() - hash_start
+
+        latencies: list[float] = []
+        sent_at: dict[str, float] = {}
+
+        def on_chat(event: object) -> None:
+            if isinstance(event, ChatMessage) and event.client_id in sent_at:
+                latencies.append(time.perf_counter() - sent_at[event.client_id])
+
+        chat_y[0].add_event_hook(on_chat)
+
+        async def chatter(stop: asyncio.Event) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                client_id = f"bench-{n}"
+                sent_at[client_id] = time.perf_counter()
+                await chat_x[0].call(
+                    SendMessage,
+                    MessageAccepted,
+                    to="chaty",
+                    client_id=client_id,
+                    text="ping",
+                )
+                await asyncio.sleep(0.02)
+
+        start = time.perf_counter()
+        sent = await a[3].send("recipient", source)
+        upload_s = time.perf_counter() - start - hash_s
+        assert sent.state == "done" and not sent.instant
+
+        start = time.perf_counter()
+        offered = (await b[3].remote())[0]
+        got = await b[3].download(offered.file_id, workdir / "b" / "got.bin")
+        download_s = time.perf_counter() - start
+        assert got.state == "done"
+
+        # Chat latency while another upload (of other content) runs.
+        other = workdir / "other.bin"
+        with open(source, "rb") as src, open(other, "wb") as dst:
+            dst.write(b"other content")
+            while chunk := src.read(MiB):
+                dst.write(chunk)
+        stop = asyncio.Event()
+        chatting = asyncio.get_running_loop().create_task(chatter(stop))
+        second = await a[3].send("recipient", other)
+        stop.set()
+        await chatting
+        assert second.state == "done" and not second.instant
+
+        start = time.perf_counter()
+        offer = await c[0].call(
+            OfferFile,
+            FileOffer,
+            to="recipient",
+            name="copy.bin",
+            size=size,
+            sha256=sha256,
+        )
+        proof = ownership_proof(
+            source, offer.nonce, [(r.offset, r.length) for r in offer.ranges]
+        )
+        stored = await c[0].call(
+            ProveFile, FileStored, file_id=offer.file_id, proof=proof
+        )
+        instant_s = time.perf_counter() - start
+        assert stored.instant
+
+        result["quicmeet"] = {
+            "upload_mb_s": round(size / upload_s / 1e6, 2),
+            "download_mb_s": round(size / download_s / 1e6, 2),
+            "client_hash_s": round(hash_s, 2),
+        }
+        result["peak_rss_mb"] = sampler.stop()
+        result["instant_upload_ms"] = round(instant_s * 1000, 1)
+        result["chat_during_upload_ms"] = {
+            "messages": len(latencies),
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p99": round(percentile(latencies, 99) * 1000, 1),
+        }
+        for member in (a, b, c, chat_x, chat_y):
+            await member[2].close()
+            await member[0].close()
+            member[4].close()
+    finally:
+        server.stop()
+
+    bare = start_child(
+        ["bench/_bare_stream.py", str(workdir / "cert.pem"), str(workdir / "key.pem")]
+    )
+    try:
+        result["bare_aioquic"] = await bare_transfer(bare.host, bare.port, source, size)
+    finally:
+        bare.stop()
+    q, bare_r = result["quicmeet"], result["bare_aioquic"]
+    result["ratios"] = {
+        "upload": round(q["upload_mb_s"] / bare_r["upload_mb_s"], 3),
+        "download": round(q["download_mb_s"] / bare_r["download_mb_s"], 3),
+    }
+    result["goals"] = {
+        "throughput_ratio_min": 0.8,
+        "peak_rss_mb_max": 100,
+        "instant_upload_ms_max": 100,
+        "chat_p99_ms_max": 100,
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="quicmeet-files-") as tmp:
+        print(json.dumps(asyncio.run(run(args.size_mib * MiB, Path(tmp))), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Transfers interrupted by killing the client, killing the server, and a lossy
+network that keeps dropping: every one ends byte-identical, without restarting
+from zero."""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from client.transfers import Transfers
+from codec.messages import FileOffered
+from netsim import ImpairmentProxy, LinkConfig
+from tests.conftest import (
+    PASSWORD,
+    ROOT,
+    befriend,
+    close_member,
+    open_member,
+    start_server_process,
+)
+
+MiB = 1024 * 1024
+
+
+def sha(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def next_of(session, kind, timeout=20.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = await session.next_event(max(0.01, deadline - loop.time()))
+        if isinstance(event, kind):
+            return event
+
+
+def cli(server, home, *args, timeout=120):
+    env = {**os.environ, "QUICMEET_PASSWORD": PASSWORD}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "client",
+            "--server",
+            server,
+            "--home",
+            str(home),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+
+
+def local_done(home, direction):
+    """Bytes a transfer has made durable, read from the client's own database."""
+    db = home / "history.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            row = conn.execute(
+                "SELECT MAX(done) FROM stored_transfer WHERE direction = ?",
+                (direction,),
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return row[0] or 0
+
+
+def run_and_kill(server, home, args, direction, kill_after_bytes):
+    """Start a CLI transfer, SIGKILL it once it made progress, return the bytes
+    it had made durable."""
+    env = {**os.environ, "QUICMEET_PASSWORD": PASSWORD}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "client",
+            "--server",
+            server,
+            "--home",
+            str(home),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while local_done(home, direction) < kill_after_bytes:
+        assert proc.poll() is None, "the transfer ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    return local_done(home, direction)
+
+
+def test_killing_the_client_mid_upload_and_mid_download(server_process, tmp_path):
+    srv = server_process.address
+    ann, ben = tmp_path / "ann", tmp_path / "ben"
+    assert cli(srv, ann, "register", "ann").returncode == 0
+    assert cli(srv, ben, "register", "ben").returncode == 0
+    assert cli(srv, ann, "friend", "add", "ben").returncode == 0
+    assert cli(srv, ben, "friend", "accept", "ann").returncode == 0
+    source = tmp_path / "dataset.bin"
+    source.write_bytes(os.urandom(40 * MiB))
+
+    for _ in range(2):
+        run_and_kill(srv, ann, ["file", "send", "ben", str(source)], "up", 8 * MiB)
+    listing = json.loads(cli(srv, ann, "--json", "file", "list").stdout)
+    assert listing["unfinished"] and listing["unfinished"][0]["state"] == "active"
+    r = cli(srv, ann, "--json", "file", "resume")
+    out = json.loads(r.stdout)
+    result = out["transfers"][0]
+    assert result["transfer"]["state"] == "done"
+    assert result["bytes_sent"] < 40 * MiB  # it continued, it did not restart
+
+    file_id = json.loads(cli(srv, ben, "--json", "file", "list").stdout)["files"][0][
+        "file_id"
+    ]
+    dest = tmp_path / "inbox"
+    dest.mkdir()
+    for _ in range(2):
+        run_and_kill(srv, ben, ["file", "get", file_id, str(dest)], "down", 8 * MiB)
+    assert (dest / "dataset.bin.part").exists()
+    r = cli(srv, ben, "--json", "file", "resume")
+    result = json.loads(r.stdout)["transfers"][0]
+    assert result["transfer"]["state"] == "done"
+    assert result["bytes_received"] < 40 * MiB
+    assert sha(dest / "dataset.bin") == sha(source)
+
+
+async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
+    srv = start_server_process(tmp_path)
+    port = srv.port
+    members = []
+    try:
+        a = await open_member(
+            srv.address, "carl", tmp_path / "carl", max_backoff=0.3, idle_timeout=2.0
+        )
+        b = await open_member(
+            srv.address, "dora", tmp_path / "dora", max_backoff=0.3, idle_timeout=2.0
+        )
+        members += [a, b]
+        await befriend(a, b)
+        source = tmp_path / "backup.tar"
+        source.write_bytes(os.urandom(48 * MiB))
+
+        async def kill_after(manager, direction, at):
+            done = asyncio.Event()
+
+            def watch(progress):
+                if progress.done >= at:
+                    done.set()
+
+            manager.on_progress = watch
+            await done.wait()
+            nonlocal srv
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait(5)
+            await asyncio.sleep(0.3)
+            srv = start_server_process(tmp_path, port=port)
+
+        up = Transfers(a.session, a.store, tmp_path / "dl-carl")
+        sent, _ = await asyncio.gather(
+            up.send("dora", source), kill_after(up, "up", 12 * MiB)
+        )
+        assert sent.state == "done"
+        assert sent.wire_bytes < 48 * MiB + 9 * MiB
+
+        offered = await next_of(b.session, FileOffered, timeout=30)
+        down = Transfers(b.session, b.store, tmp_path / "dl-dora")
+        got, _ = await asyncio.gather(
+            down.download(offered.file.file_id), kill_after(down, "down", 12 * MiB)
+        )
+        assert got.state == "done"
+        assert got.wire_bytes < 48 * MiB + 9 * MiB
+        assert sha(tmp_path / "dl-dora" / "backup.tar") == sha(source)
+    finally:
+        for m in members:
+            await close_member(m)
+        srv.stop()
+
+
+async def test_lossy_network_that_keeps_dropping(server, tmp_path):
+    lossy = LinkConfig(delay_s=0.005, loss=0.05)
+    async with ImpairmentProxy(
+        upstream=server.address, up=lossy, down=lossy, seed=5
+    ) as proxy:
+        host, port = proxy.listen_address
+        via = f"{host}:{port}"
+        a = await open_member(
+            via, "eve", tmp_path / "eve", idle_timeout=1.5, max_backoff=0.2
+        )
+        b = await open_member(
+            via, "finn", tmp_path / "finn", idle_timeout=1.5, max_backoff=0.2
+        )
+        try:
+            await befriend(a, b)
+            source = tmp_path / "photo.raw"
+            source.write_bytes(os.urandom(3 * MiB))
+
+            async def drop_repeatedly(times):
+                for _ in range(times):
+                    await asyncio.sleep(0.7)
+                    proxy.update(blackhole=True)
+                    await asyncio.sleep(2.0)
+                    proxy.update(blackhole=False)
+
+            up = Transfers(a.session, a.store, tmp_path / "dl-eve")
+            sent, _ = await asyncio.gather(up.send("finn", source), drop_repeatedly(3))
+            assert sent.state == "done"
+            offered = await next_of(b.session, FileOffered, timeout=30)
+            down = Transfers(b.session, b.store, tmp_path / "dl-finn")
+            got, _ = await asyncio.gather(
+                down.download(offered.file.file_id), drop_repeatedly(3)
+            )
+            assert got.state == "done"
+            assert sha(tmp_path / "dl-finn" / "photo.raw") == sha(source)
+            assert proxy.stats.up.dropped_loss > 0
+            assert proxy.stats.down.dropped_blackhole > 0
+        finally:
+            await close_member(a)
+            await close_member(b)
