@@ -16,6 +16,35 @@ from .config import ServerConfig
 __all__ = ["main", "parse_args"]
 
 
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def _size(text: str) -> int:
+    """A byte count such as ``8GiB``, ``500MB`` or ``1048576``."""
+    number = text.strip().lower()
+    unit = number.lstrip("0123456789.")
+    value = number[: len(number) - len(unit)]
+    if unit.strip() not in _UNITS or not value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: use a number with B, KB, MB, GB, KiB, MiB or GiB"
+        )
+    size = int(float(value) * _UNITS[unit.strip()])
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 bytes")
+    return size
+
+
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser = argparse.ArgumentParser(
         prog="quicmeet-server",
@@ -77,6 +106,24 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="requests per second one connection may sustain (bursts of twice that)",
     )
     parser.add_argument(
+        "--max-file-size",
+        type=_size,
+        default="8GiB",
+        help="largest file one transfer may carry (e.g. 8GiB, 500MB)",
+    )
+    parser.add_argument(
+        "--quota",
+        type=_size,
+        default="100GiB",
+        help="bytes of files one user may keep on the server",
+    )
+    parser.add_argument(
+        "--max-transfers",
+        type=int,
+        default=8,
+        help="file streams one user may have open at once",
+    )
+    parser.add_argument(
         "--stats-file",
         type=Path,
         default=None,
@@ -89,6 +136,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--max-room-members must be at least 2")
     if args.retention_days <= 0:
         parser.error("--retention-days must be positive")
+    if args.max_transfers < 1:
+        parser.error("--max-transfers must be at least 1")
     if args.chat_rate <= 0 or args.request_rate <= 0:
         parser.error("--chat-rate and --request-rate must be positive")
     logging.basicConfig(
@@ -112,6 +161,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         chat_burst=args.chat_rate * 2,
         request_rate=args.request_rate,
         request_burst=args.request_rate * 2,
+        max_file_size=args.max_file_size,
+        quota_bytes=args.quota,
+        max_transfers=args.max_transfers,
     )
 
 
