@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -34,6 +35,8 @@ from .streams import StreamHandler, StreamSink
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("quicmeet.server")
+
+UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
 Handler = Callable[[ClientConnection, Any], Awaitable[Reply]]
 StreamOpener = Callable[[ClientConnection, Any, StreamHandler], StreamSink]
@@ -141,6 +144,12 @@ class ServerApp:
         self.files.start()
         sockname = self._server._transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
+        # One socket carries every client's media: a large buffer rides out a
+        # busy moment of the loop instead of dropping datagrams (the kernel
+        # caps it at net.core.rmem_max / wmem_max).
+        sock = self._server._transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
         return self.address
 
     # -- connections and sessions ---------------------------------------------
@@ -156,8 +165,8 @@ class ServerApp:
 
     def on_session(
         self,
-        started: Callable[[ClientConnection], Awaitable[None]],
-        ended: Callable[[ClientConnection, Account], None],
+        started: Callable[[ClientConnection], Awaitable[None]] | None,
+        ended: Callable[[ClientConnection, Account], None] | None,
     ) -> None:
         """Have a service told when a user's session starts and ends.
 
@@ -165,8 +174,10 @@ class ServerApp:
         runs when the user's last connection logs out or closes. A session that
         moves to a new connection of the same user neither ends nor restarts.
         """
-        self._session_started.append(started)
-        self._session_ended.append(ended)
+        if started is not None:
+            self._session_started.append(started)
+        if ended is not None:
+            self._session_ended.append(ended)
 
     async def attach(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` the account's one live session, kicking any older one."""

@@ -70,7 +70,7 @@ class ChatService:
         app.handle(MarkRead, self.mark_read)
         app.handle(Typing, self.typing)
         app.handle(SyncMessages, self.sync)
-        app.on_session(self._session_started, self._session_ended)
+        app.on_session(None, self._session_ended)
 
     def start(self) -> None:
         self.store.start()
@@ -93,24 +93,13 @@ class ChatService:
                     log.info("purged %d delivered messages past retention", removed)
             await asyncio.sleep(PURGE_INTERVAL)
 
-    async def _session_started(self, conn: ClientConnection) -> None:
-        return None
-
     def _session_ended(self, conn: ClientConnection, account: Account) -> None:
         self._synced.discard(conn)
         self._syncing.pop(conn, None)
         self._buckets.pop(account.user_id, None)
 
     def _friend_id(self, account: Account, username: str) -> int:
-        name = username.lower()
-        for friend_id, friend_name in self.social.friends_of.get(
-            account.user_id, {}
-        ).items():
-            if friend_name == name:
-                return friend_id
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"{username} is not your friend; only friends can chat"
-        )
+        return self.social.friend_id(account.user_id, username, "only friends chat")
 
     def _deliver(
         self, user_id: int, event: ChatMessage | Delivered | ReadReceipt
@@ -182,6 +171,7 @@ class ChatService:
         )
 
     async def _peer_id(self, account: Account, username: str) -> int:
+        """A friend's id, or (for acks of an ex-friend's messages) any user's."""
         name = username.lower()
         for friend_id, friend_name in self.social.friends_of.get(
             account.user_id, {}

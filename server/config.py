@@ -57,6 +57,9 @@ class ServerConfig:
     sfu_max_queued_datagrams: int = 128
     """Datagrams waiting in one subscriber's aioquic queue beyond which the SFU
     drops media for it instead of building delay."""
+    sfu_max_queue_delay: float = 0.15
+    """Seconds a subscriber's datagram queue may stay non-empty before the SFU
+    drops media for it."""
 
     max_file_size: int = 8 * 1024**3
     """Largest file one transfer may carry, in bytes."""

@@ -143,15 +143,7 @@ class FileService:
     def friend_id(self, conn: ClientConnection, username: str) -> int:
         account = conn.account
         assert account is not None
-        name = username.lower()
-        for friend_id, friend_name in self.social.friends_of.get(
-            account.user_id, {}
-        ).items():
-            if friend_name == name:
-                return friend_id
-        raise ServiceError(
-            ErrorCode.FORBIDDEN, f"{username} is not your friend; files go to friends"
-        )
+        return self.social.friend_id(account.user_id, username, "files go to friends")
 
     async def transfer(self, file_id: str) -> tuple[FileTransfer, str, str]:
         """The transfer with its sender's and recipient's names."""

@@ -13,13 +13,16 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from codec.errors import ErrorCode
 from codec.messages import RoomMember, RoomState, RoomTrack
 from codec.messages.rooms import ROOM_ID_ALPHABET, ROOM_ID_LENGTH, format_room_id
 
-if TYPE_CHECKING:
-    from .connection import ClientConnection
+from .errors import ServiceError
 
-__all__ = ["Invitation", "Member", "Room", "Track", "new_room_id"]
+if TYPE_CHECKING:
+    from .connection import Account, ClientConnection
+
+__all__ = ["Invitation", "Member", "Room", "Track", "account_of", "new_room_id"]
 
 
 def new_room_id() -> str:
@@ -189,3 +192,12 @@ class Room:
                 for t in m.tracks.values()
             ],
         )
+
+
+def account_of(conn: ClientConnection) -> Account:
+    """The account a request comes from (handlers run only for logged-in
+    connections; a session that ended meanwhile is refused)."""
+    account = conn.account
+    if account is None:
+        raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+    return account

@@ -1,4 +1,4 @@
-"""Meeting rooms: create, join, leave, end; host powers; invitations; chat; tracks.
+"""Meeting rooms: create, join, leave and end them; who is in which room.
 
 Rooms live in this process's memory (a room lives on one node). Membership
 belongs to the account's live session: when a session moves to a new
@@ -6,7 +6,8 @@ connection (the client reconnected after a network change), the seat moves
 with it and only the tracks, bound to the old connection, end. When the
 session ends (logout, a kick, the connection closing) the member leaves and
 every other member is told. Each change pushes ``RoomUpdated`` to every member
-and updates the SFU's routes (:mod:`server.sfu`).
+and updates the SFU's routes (:mod:`server.sfu`). What members do inside a
+room (host powers, invitations, chat, tracks) is :mod:`server.room_actions`.
 
 Joining is throttled per connection (a token bucket) and failed attempts per
 account and per address (exponential backoff), so a ~49.5-bit room id cannot
@@ -21,51 +22,33 @@ from typing import TYPE_CHECKING
 
 from codec.errors import ErrorCode
 from codec.messages import (
-    AskToMute,
     CreateRoom,
     EndRoom,
     Event,
     GetRoom,
-    InviteToRoom,
     JoinRoom,
     LeaveRoom,
-    LockRoom,
-    MuteRequested,
     Ok,
-    PublishTrack,
-    RemoveMember,
-    RoomChat,
     RoomInfo,
-    RoomInvitation,
     RoomJoined,
     RoomLeft,
     RoomUpdated,
-    SendRoomChat,
-    SetMemberState,
-    TrackPublished,
-    TransferHost,
-    UnpublishTrack,
 )
-from codec.messages.rooms import MAX_ROOM_CHAT_BYTES, RoomTrack, parse_room_id
+from codec.messages.rooms import parse_room_id
 
 from .errors import ServiceError
-from .room_state import Invitation, Member, Room, Track, new_room_id
+from .room_actions import RoomActions
+from .room_state import Member, Room, account_of, new_room_id
 from .sfu import Forwarder
-from .storage.models import Friendship, User
+from .storage.models import User
 from .throttle import LoginThrottle, TokenBucket
 from .timeutil import now_ms
 
 if TYPE_CHECKING:
     from .app import ServerApp
-    from .connection import Account, ClientConnection
+    from .connection import ClientConnection
 
 __all__ = ["RoomService"]
-
-INVITATION_TTL = 300.0
-"""Seconds an invitation stays valid."""
-MAX_INVITATIONS = 64
-"""Pending invitations one room may hold."""
-MAX_TRACK_ID = 2**32 - 1
 
 
 class RoomService:
@@ -75,8 +58,8 @@ class RoomService:
         self.app = app
         config = app.config
         self.sfu = Forwarder(
-            clock=self._now,
             max_queued=config.sfu_max_queued_datagrams,
+            max_queue_delay=config.sfu_max_queue_delay,
         )
         self.rooms: dict[str, Room] = {}
         self.join_failures = LoginThrottle(
@@ -87,10 +70,11 @@ class RoomService:
         self._join_buckets: dict[ClientConnection, TokenBucket] = {}
         self._owned: Counter[int] = Counter()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
-        self._next_track_id = 1
+        self.actions = RoomActions(self)
 
     @staticmethod
-    def _now() -> float:
+    def now() -> float:
+        """The event loop's clock, in seconds."""
         return asyncio.get_running_loop().time()
 
     def register_handlers(self, app: ServerApp) -> None:
@@ -99,15 +83,7 @@ class RoomService:
         app.handle(LeaveRoom, self.leave)
         app.handle(GetRoom, self.get_room)
         app.handle(EndRoom, self.end)
-        app.handle(LockRoom, self.lock)
-        app.handle(RemoveMember, self.remove_member)
-        app.handle(AskToMute, self.ask_to_mute)
-        app.handle(TransferHost, self.transfer_host)
-        app.handle(InviteToRoom, self.invite)
-        app.handle(SetMemberState, self.set_member_state)
-        app.handle(SendRoomChat, self.chat)
-        app.handle(PublishTrack, self.publish)
-        app.handle(UnpublishTrack, self.unpublish)
+        self.actions.register_handlers(app)
 
     def snapshot(self) -> dict[str, int]:
         """Gauges and SFU counters for the server's stats."""
@@ -120,7 +96,7 @@ class RoomService:
     # -- joining and leaving ----------------------------------------------------
 
     async def create(self, conn: ClientConnection, req: CreateRoom) -> RoomJoined:
-        account = _account(conn)
+        account = account_of(conn)
         config = self.app.config
         if self._owned[account.user_id] >= config.max_rooms_per_user:
             raise ServiceError(
@@ -142,13 +118,13 @@ class RoomService:
         self.app.stats["rooms_created"] += 1
         current = self._members.get(conn)
         if current is not None:
-            self._remove(current, "left", "you created another room")
+            self.remove(current, "left", "you created another room")
         self._admit(conn, room, display_name)
         return RoomJoined(rid=req.rid, room=room.snapshot())
 
     async def join(self, conn: ClientConnection, req: JoinRoom) -> RoomJoined:
-        account = _account(conn)
-        now = self._now()
+        account = account_of(conn)
+        now = self.now()
         bucket = self._join_buckets.get(conn)
         if bucket is None:
             bucket = self._join_buckets[conn] = TokenBucket(
@@ -203,7 +179,7 @@ class RoomService:
         room.banned.discard(account.user_id)
         current = self._members.get(conn)
         if current is not None:
-            self._remove(current, "left", "you joined another room")
+            self.remove(current, "left", "you joined another room")
         self._admit(conn, room, display_name)
         return RoomJoined(rid=req.rid, room=room.snapshot())
 
@@ -212,7 +188,7 @@ class RoomService:
             self.join_failures.failure(key, now)
 
     def _admit(self, conn: ClientConnection, room: Room, display_name: str) -> None:
-        account = _account(conn)
+        account = account_of(conn)
         member = Member(
             user_id=account.user_id,
             username=account.username,
@@ -227,13 +203,13 @@ class RoomService:
         timer = self._expiry.pop(room.room_id, None)
         if timer is not None:
             timer.cancel()
-        self._changed(room, skip=member)
+        self.changed(room, skip=member)
 
     async def leave(self, conn: ClientConnection, req: LeaveRoom) -> Ok:
-        self._remove(self._member(conn), None, "")
+        self.remove(self.member(conn), None, "")
         return Ok(rid=req.rid)
 
-    def _remove(self, member: Member, reason: str | None, message: str) -> None:
+    def remove(self, member: Member, reason: str | None, message: str) -> None:
         """Take ``member`` out of its room and free what it held; tell it why
         unless ``reason`` is None (it asked, and gets a reply instead)."""
         room = self._room_of.pop(member.user_id)
@@ -245,7 +221,7 @@ class RoomService:
                 RoomLeft(room_id=room.room_id, reason=reason, message=message)
             )
         if room.members:
-            self._changed(room)
+            self.changed(room)
         else:
             self._expiry[room.room_id] = asyncio.get_running_loop().call_later(
                 self.app.config.empty_room_ttl, self._close_room, room
@@ -280,217 +256,42 @@ class RoomService:
             self._members[successor] = member
             room = self._room_of[member.user_id]
             room.version += 1
-            self._changed(room)
+            self.changed(room)
             return
-        self._remove(member, "left", "your session ended")
+        self.remove(member, "left", "your session ended")
 
     async def get_room(self, conn: ClientConnection, req: GetRoom) -> RoomInfo:
         return RoomInfo(
-            rid=req.rid, room=self._room_of[self._member(conn).user_id].snapshot()
+            rid=req.rid, room=self._room_of[self.member(conn).user_id].snapshot()
         )
 
     # -- host powers ------------------------------------------------------------
 
     async def end(self, conn: ClientConnection, req: EndRoom) -> Ok:
-        room = self._hosted_room(conn)
+        room = self.hosted_room(conn)
         for member in list(room.members.values()):
-            self._remove(member, "ended", "the host ended the meeting")
+            self.remove(member, "ended", "the host ended the meeting")
         timer = self._expiry.pop(room.room_id, None)
         if timer is not None:
             timer.cancel()
         self._close_room(room)
         return Ok(rid=req.rid)
 
-    async def lock(self, conn: ClientConnection, req: LockRoom) -> Ok:
-        room = self._hosted_room(conn)
-        if room.locked != req.locked:
-            room.locked = req.locked
-            room.version += 1
-            self._changed(room)
-        return Ok(rid=req.rid)
-
-    async def remove_member(self, conn: ClientConnection, req: RemoveMember) -> Ok:
-        room = self._hosted_room(conn)
-        target = self._target(room, conn, req.username)
-        room.banned.add(target.user_id)
-        room.invitations.pop(target.user_id, None)
-        self._remove(target, "removed", "the host removed you from the meeting")
-        return Ok(rid=req.rid)
-
-    async def ask_to_mute(self, conn: ClientConnection, req: AskToMute) -> Ok:
-        room = self._hosted_room(conn)
-        target = self._target(room, conn, req.username)
-        target.conn.push(
-            MuteRequested(room_id=room.room_id, by=_account(conn).username)
-        )
-        return Ok(rid=req.rid)
-
-    async def transfer_host(self, conn: ClientConnection, req: TransferHost) -> Ok:
-        room = self._hosted_room(conn)
-        target = self._target(room, conn, req.username)
-        room.host_id = target.user_id
-        room.version += 1
-        self._changed(room)
-        return Ok(rid=req.rid)
-
-    def _hosted_room(self, conn: ClientConnection) -> Room:
-        member = self._member(conn)
+    def hosted_room(self, conn: ClientConnection) -> Room:
+        member = self.member(conn)
         room = self._room_of[member.user_id]
         if room.host_id != member.user_id:
             raise ServiceError(ErrorCode.FORBIDDEN, "only the host may do this")
         return room
 
-    @staticmethod
-    def _target(room: Room, conn: ClientConnection, username: str) -> Member:
-        target = room.member_named(username)
-        if target is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"{username} is not in this room")
-        if target.conn is conn:
-            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "not to yourself")
-        return target
-
-    # -- members ----------------------------------------------------------------
-
-    async def invite(self, conn: ClientConnection, req: InviteToRoom) -> Ok:
-        member = self._member(conn)
-        room = self._room_of[member.user_id]
-        name = req.username.lower()
-
-        def lookup() -> tuple[int, bool] | None:
-            user = User.get_or_none(User.username == name)
-            if user is None:
-                return None
-            friends = (
-                Friendship.select()
-                .where(
-                    (Friendship.user == member.user_id) & (Friendship.friend == user.id)
-                )
-                .exists()
-            )
-            return user.id, friends
-
-        found = await self.app.storage.run(lookup)
-        if found is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"no user named {name}")
-        user_id, friends = found
-        if not friends:
-            raise ServiceError(ErrorCode.FORBIDDEN, "you can invite only your friends")
-        if user_id in room.members:
-            raise ServiceError(ErrorCode.CONFLICT, f"{name} is already in the room")
-        target = self.app.presence.connection(user_id)
-        if target is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, f"{name} is not online")
-        if member.user_id not in room.members:
-            raise ServiceError(ErrorCode.NOT_FOUND, "you left the room")
-        now = self._now()
-        room.prune_invitations(now)
-        if len(room.invitations) >= MAX_INVITATIONS and user_id not in room.invitations:
-            raise ServiceError(ErrorCode.QUOTA_EXCEEDED, "too many pending invitations")
-        room.invitations[user_id] = Invitation(
-            expires_at=now + INVITATION_TTL, by_host=room.host_id == member.user_id
-        )
-        target.push(
-            RoomInvitation(
-                room_id=room.room_id,
-                inviter=member.username,
-                expires_ms=now_ms() + int(INVITATION_TTL * 1000),
-            )
-        )
-        return Ok(rid=req.rid)
-
-    async def set_member_state(self, conn: ClientConnection, req: SetMemberState) -> Ok:
-        member = self._member(conn)
-        changed = False
-        if req.hand_raised is not None and req.hand_raised != member.hand_raised:
-            member.hand_raised = req.hand_raised
-            changed = True
-        if req.muted is not None and req.muted != member.muted:
-            member.muted = req.muted
-            changed = True
-        if changed:
-            room = self._room_of[member.user_id]
-            room.version += 1
-            self._changed(room)
-        return Ok(rid=req.rid)
-
-    async def chat(self, conn: ClientConnection, req: SendRoomChat) -> Ok:
-        member = self._member(conn)
-        if len(req.text.encode()) > MAX_ROOM_CHAT_BYTES:
-            raise ServiceError(
-                ErrorCode.TOO_LARGE,
-                f"a chat line holds at most {MAX_ROOM_CHAT_BYTES} bytes",
-            )
-        room = self._room_of[member.user_id]
-        room.chat_seq += 1
-        self._broadcast(
-            room,
-            RoomChat(
-                room_id=room.room_id,
-                seq=room.chat_seq,
-                sender=member.username,
-                text=req.text,
-                sent_ms=now_ms(),
-            ),
-        )
-        return Ok(rid=req.rid)
-
-    # -- tracks -----------------------------------------------------------------
-
-    async def publish(
-        self, conn: ClientConnection, req: PublishTrack
-    ) -> TrackPublished:
-        member = self._member(conn)
-        if any(track.kind == req.kind for track in member.tracks.values()):
-            raise ServiceError(
-                ErrorCode.CONFLICT, f"you already publish a {req.kind} track"
-            )
-        if req.kind == "microphone":
-            track = Track(self._new_track_id(), req.kind, "opus")
-        else:
-            if req.width <= 0 or req.height <= 0 or req.fps <= 0:
-                raise ServiceError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    "a video track needs width, height and fps",
-                )
-            track = Track(
-                self._new_track_id(), req.kind, "h264", req.width, req.height, req.fps
-            )
-        member.tracks[track.track_id] = track
-        room = self._room_of[member.user_id]
-        room.version += 1
-        self._changed(room)
-        return TrackPublished(
-            rid=req.rid,
-            track=RoomTrack(
-                track_id=track.track_id,
-                owner=member.username,
-                kind=req.kind,
-                codec=track.codec,
-                width=track.width,
-                height=track.height,
-                fps=track.fps,
-            ),
-        )
-
-    async def unpublish(self, conn: ClientConnection, req: UnpublishTrack) -> Ok:
-        member = self._member(conn)
-        if member.tracks.pop(req.track_id, None) is None:
-            raise ServiceError(ErrorCode.NOT_FOUND, "you publish no track with this id")
-        room = self._room_of[member.user_id]
-        room.version += 1
-        self._changed(room)
-        return Ok(rid=req.rid)
-
-    def _new_track_id(self) -> int:
-        if self._next_track_id > MAX_TRACK_ID:
-            raise ServiceError(ErrorCode.BUSY, "this server ran out of track ids")
-        track_id = self._next_track_id
-        self._next_track_id += 1
-        return track_id
-
     # -- helpers ----------------------------------------------------------------
 
-    def _member(self, conn: ClientConnection) -> Member:
+    def room_of(self, member: Member) -> Room:
+        """The room ``member`` is in."""
+        return self._room_of[member.user_id]
+
+    def member(self, conn: ClientConnection) -> Member:
+        """The member ``conn`` is, or a NOT_FOUND error."""
         member = self._members.get(conn)
         if member is None:
             raise ServiceError(ErrorCode.NOT_FOUND, "you are not in a room")
@@ -503,7 +304,7 @@ class RoomService:
 
         return await self.app.storage.run(lookup)
 
-    def _changed(self, room: Room, skip: Member | None = None) -> None:
+    def changed(self, room: Room, skip: Member | None = None) -> None:
         """Route the room's media anew and push its state to the members."""
         self.sfu.set_room(
             room, ((m.conn, m.tracks.keys()) for m in room.members.values())
@@ -514,13 +315,6 @@ class RoomService:
                 member.conn.push(event)
 
     @staticmethod
-    def _broadcast(room: Room, event: Event) -> None:
+    def broadcast(room: Room, event: Event) -> None:
         for member in room.members.values():
             member.conn.push(event)
-
-
-def _account(conn: ClientConnection) -> Account:
-    account = conn.account
-    if account is None:
-        raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
-    return account

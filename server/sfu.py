@@ -12,9 +12,12 @@ Routes are rebuilt from the room's state by :meth:`Forwarder.set_room` whenever
 members or tracks change, which is rare next to the packet rate.
 
 aioquic's datagram queue is unbounded and never expires anything, so a
-subscriber whose queue already holds ``max_queued`` datagrams (its path is
-slower than what it is sent) gets nothing more until it drains: late media is
-worse than lost media, and the receiver asks for a keyframe.
+subscriber whose queue already holds ``max_queued`` datagrams, or has not been
+empty for ``max_queue_delay`` seconds (its path is slower than what it is
+sent), gets nothing more until it drains: late media is worse than lost media,
+and the receiver asks for a keyframe. The queue empties at every transmit
+while the congestion window allows, so "not empty since" bounds the age of
+what waits in it.
 
 Keyframe requests from subscribers are forwarded unchanged to the track's
 publisher, at most one per track per ``keyframe_request_interval`` seconds
@@ -25,6 +28,7 @@ publisher N datagrams). Feedback and probes are per hop and end here.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +71,8 @@ class ForwarderStats:
     dropped_malformed: int = 0
     """Too short, too long, wrong version or a reserved kind."""
     dropped_queue_full: int = 0
-    """Copies not sent because the subscriber's datagram queue was full."""
+    """Copies not sent because the subscriber's datagram queue was full or had
+    not drained for ``max_queue_delay``."""
     keyframe_requests_forwarded: int = 0
     keyframe_requests_coalesced: int = 0
     """Keyframe requests absorbed by one already sent for the same track."""
@@ -83,7 +88,14 @@ class ForwarderStats:
 class _Hop:
     """The SFU → one connection hop: its transport sequence and its queue."""
 
-    __slots__ = ("conn", "quic", "pending", "transmit_soon", "transport_seq")
+    __slots__ = (
+        "conn",
+        "quic",
+        "pending",
+        "transmit_soon",
+        "transport_seq",
+        "busy_since",
+    )
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -91,6 +103,8 @@ class _Hop:
         self.pending = conn._quic._datagrams_pending
         self.transmit_soon: Callable[[], None] = conn._transmit_soon
         self.transport_seq = 0
+        self.busy_since = 0.0
+        """When a datagram was last queued into an empty queue (clock seconds)."""
 
 
 class _Endpoint:
@@ -108,19 +122,22 @@ class _Endpoint:
 class Forwarder:
     """Forwards the media datagrams of every room on this node.
 
-    ``clock`` returns seconds (the event loop's time); ``max_queued`` bounds each
-    subscriber's aioquic datagram queue; ``keyframe_request_interval`` is the
-    shortest gap, in seconds, between keyframe requests forwarded for one track.
+    ``clock`` returns seconds (monotonic); ``max_queued`` (datagrams) and
+    ``max_queue_delay`` (seconds) bound each subscriber's aioquic datagram
+    queue; ``keyframe_request_interval`` is the shortest gap, in seconds,
+    between keyframe requests forwarded for one track.
     """
 
     def __init__(
         self,
-        clock: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
         max_queued: int = 128,
+        max_queue_delay: float = 0.15,
         keyframe_request_interval: float = 0.1,
     ) -> None:
         self.clock = clock
         self.max_queued = max_queued
+        self.max_queue_delay = max_queue_delay
         self.keyframe_request_interval = keyframe_request_interval
         self.stats = ForwarderStats()
         self._endpoints: dict[Any, _Endpoint] = {}
@@ -195,8 +212,13 @@ class Forwarder:
         tail = data[4:]
         pack_seq = _U16.pack
         max_queued = self.max_queued
+        now = self.clock()
+        oldest_allowed = now - self.max_queue_delay
         for hop in hops:
-            if len(hop.pending) >= max_queued:
+            pending = hop.pending
+            if not pending:
+                hop.busy_since = now
+            elif len(pending) >= max_queued or hop.busy_since < oldest_allowed:
                 stats.dropped_queue_full += 1
                 continue
             seq = hop.transport_seq

@@ -68,6 +68,15 @@ class SocialService:
         app.handle(SetPresence, self.set_presence)
         app.on_session(self.session_started, self.session_ended)
 
+    def friend_id(self, user_id: int, username: str, why: str) -> int:
+        """The id of ``user_id``'s friend ``username``; raises ``FORBIDDEN``
+        (ending the message with ``why``) when they are not friends."""
+        name = username.lower()
+        for friend_id, friend_name in self.friends_of.get(user_id, {}).items():
+            if friend_name == name:
+                return friend_id
+        raise ServiceError(ErrorCode.FORBIDDEN, f"{username} is not your friend; {why}")
+
     # -- presence -------------------------------------------------------------
 
     def presence_of(self, user_id: int) -> str:

@@ -1,0 +1,246 @@
+"""What members and hosts do inside a room: host powers, invitations, chat,
+raised hands, and publishing tracks. Membership itself (joining, leaving, the
+SFU's routes) is :class:`server.rooms.RoomService`'s."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codec.errors import ErrorCode
+from codec.messages import (
+    AskToMute,
+    InviteToRoom,
+    LockRoom,
+    MuteRequested,
+    Ok,
+    PublishTrack,
+    RemoveMember,
+    RoomChat,
+    RoomInvitation,
+    RoomTrack,
+    SendRoomChat,
+    SetMemberState,
+    TrackPublished,
+    TransferHost,
+    UnpublishTrack,
+)
+from codec.messages.rooms import MAX_ROOM_CHAT_BYTES
+
+from .errors import ServiceError
+from .room_state import Invitation, Member, Room, Track, account_of
+from .storage.models import Friendship, User
+from .timeutil import now_ms
+
+if TYPE_CHECKING:
+    from .app import ServerApp
+    from .connection import ClientConnection
+    from .rooms import RoomService
+
+__all__ = ["RoomActions"]
+
+INVITATION_TTL = 300.0
+"""Seconds an invitation stays valid."""
+MAX_INVITATIONS = 64
+"""Pending invitations one room may hold."""
+MAX_TRACK_ID = 2**32 - 1
+
+
+class RoomActions:
+    """Handles the in-room requests of :mod:`codec.messages.rooms`."""
+
+    def __init__(self, rooms: RoomService) -> None:
+        self.rooms = rooms
+        self._next_track_id = 1
+
+    def register_handlers(self, app: ServerApp) -> None:
+        app.handle(LockRoom, self.lock)
+        app.handle(RemoveMember, self.remove_member)
+        app.handle(AskToMute, self.ask_to_mute)
+        app.handle(TransferHost, self.transfer_host)
+        app.handle(InviteToRoom, self.invite)
+        app.handle(SetMemberState, self.set_member_state)
+        app.handle(SendRoomChat, self.chat)
+        app.handle(PublishTrack, self.publish)
+        app.handle(UnpublishTrack, self.unpublish)
+
+    # -- host powers ------------------------------------------------------------
+
+    async def lock(self, conn: ClientConnection, req: LockRoom) -> Ok:
+        room = self.rooms.hosted_room(conn)
+        if room.locked != req.locked:
+            room.locked = req.locked
+            room.version += 1
+            self.rooms.changed(room)
+        return Ok(rid=req.rid)
+
+    async def remove_member(self, conn: ClientConnection, req: RemoveMember) -> Ok:
+        room = self.rooms.hosted_room(conn)
+        target = self._target(room, conn, req.username)
+        room.banned.add(target.user_id)
+        room.invitations.pop(target.user_id, None)
+        self.rooms.remove(target, "removed", "the host removed you from the meeting")
+        return Ok(rid=req.rid)
+
+    async def ask_to_mute(self, conn: ClientConnection, req: AskToMute) -> Ok:
+        room = self.rooms.hosted_room(conn)
+        target = self._target(room, conn, req.username)
+        target.conn.push(
+            MuteRequested(room_id=room.room_id, by=account_of(conn).username)
+        )
+        return Ok(rid=req.rid)
+
+    async def transfer_host(self, conn: ClientConnection, req: TransferHost) -> Ok:
+        room = self.rooms.hosted_room(conn)
+        target = self._target(room, conn, req.username)
+        room.host_id = target.user_id
+        room.version += 1
+        self.rooms.changed(room)
+        return Ok(rid=req.rid)
+
+    @staticmethod
+    def _target(room: Room, conn: ClientConnection, username: str) -> Member:
+        target = room.member_named(username)
+        if target is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"{username} is not in this room")
+        if target.conn is conn:
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "not to yourself")
+        return target
+
+    # -- members ----------------------------------------------------------------
+
+    async def invite(self, conn: ClientConnection, req: InviteToRoom) -> Ok:
+        member = self.rooms.member(conn)
+        room = self.rooms.room_of(member)
+        name = req.username.lower()
+
+        def lookup() -> tuple[int, bool] | None:
+            user = User.get_or_none(User.username == name)
+            if user is None:
+                return None
+            friends = (
+                Friendship.select()
+                .where(
+                    (Friendship.user == member.user_id) & (Friendship.friend == user.id)
+                )
+                .exists()
+            )
+            return user.id, friends
+
+        found = await self.rooms.app.storage.run(lookup)
+        if found is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no user named {name}")
+        user_id, friends = found
+        if not friends:
+            raise ServiceError(ErrorCode.FORBIDDEN, "you can invite only your friends")
+        if user_id in room.members:
+            raise ServiceError(ErrorCode.CONFLICT, f"{name} is already in the room")
+        target = self.rooms.app.presence.connection(user_id)
+        if target is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"{name} is not online")
+        if member.user_id not in room.members:
+            raise ServiceError(ErrorCode.NOT_FOUND, "you left the room")
+        now = self.rooms.now()
+        room.prune_invitations(now)
+        if len(room.invitations) >= MAX_INVITATIONS and user_id not in room.invitations:
+            raise ServiceError(ErrorCode.QUOTA_EXCEEDED, "too many pending invitations")
+        room.invitations[user_id] = Invitation(
+            expires_at=now + INVITATION_TTL, by_host=room.host_id == member.user_id
+        )
+        target.push(
+            RoomInvitation(
+                room_id=room.room_id,
+                inviter=member.username,
+                expires_ms=now_ms() + int(INVITATION_TTL * 1000),
+            )
+        )
+        return Ok(rid=req.rid)
+
+    async def set_member_state(self, conn: ClientConnection, req: SetMemberState) -> Ok:
+        member = self.rooms.member(conn)
+        changed = False
+        if req.hand_raised is not None and req.hand_raised != member.hand_raised:
+            member.hand_raised = req.hand_raised
+            changed = True
+        if req.muted is not None and req.muted != member.muted:
+            member.muted = req.muted
+            changed = True
+        if changed:
+            room = self.rooms.room_of(member)
+            room.version += 1
+            self.rooms.changed(room)
+        return Ok(rid=req.rid)
+
+    async def chat(self, conn: ClientConnection, req: SendRoomChat) -> Ok:
+        member = self.rooms.member(conn)
+        if len(req.text.encode()) > MAX_ROOM_CHAT_BYTES:
+            raise ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"a chat line holds at most {MAX_ROOM_CHAT_BYTES} bytes",
+            )
+        room = self.rooms.room_of(member)
+        room.chat_seq += 1
+        self.rooms.broadcast(
+            room,
+            RoomChat(
+                room_id=room.room_id,
+                seq=room.chat_seq,
+                sender=member.username,
+                text=req.text,
+                sent_ms=now_ms(),
+            ),
+        )
+        return Ok(rid=req.rid)
+
+    # -- tracks -----------------------------------------------------------------
+
+    async def publish(
+        self, conn: ClientConnection, req: PublishTrack
+    ) -> TrackPublished:
+        member = self.rooms.member(conn)
+        if any(track.kind == req.kind for track in member.tracks.values()):
+            raise ServiceError(
+                ErrorCode.CONFLICT, f"you already publish a {req.kind} track"
+            )
+        if req.kind == "microphone":
+            track = Track(self._new_track_id(), req.kind, "opus")
+        else:
+            if req.width <= 0 or req.height <= 0 or req.fps <= 0:
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "a video track needs width, height and fps",
+                )
+            track = Track(
+                self._new_track_id(), req.kind, "h264", req.width, req.height, req.fps
+            )
+        member.tracks[track.track_id] = track
+        room = self.rooms.room_of(member)
+        room.version += 1
+        self.rooms.changed(room)
+        return TrackPublished(
+            rid=req.rid,
+            track=RoomTrack(
+                track_id=track.track_id,
+                owner=member.username,
+                kind=req.kind,
+                codec=track.codec,
+                width=track.width,
+                height=track.height,
+                fps=track.fps,
+            ),
+        )
+
+    async def unpublish(self, conn: ClientConnection, req: UnpublishTrack) -> Ok:
+        member = self.rooms.member(conn)
+        if member.tracks.pop(req.track_id, None) is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, "you publish no track with this id")
+        room = self.rooms.room_of(member)
+        room.version += 1
+        self.rooms.changed(room)
+        return Ok(rid=req.rid)
+
+    def _new_track_id(self) -> int:
+        if self._next_track_id > MAX_TRACK_ID:
+            raise ServiceError(ErrorCode.BUSY, "this server ran out of track ids")
+        track_id = self._next_track_id
+        self._next_track_id += 1
+        return track_id
