@@ -522,7 +522,8 @@ class Transfers:
         try:
             proto = await self.session.wait_ready(30)
             listener = _UploadListener()
-            stream_id = proto.open_stream(listener)
+            request = UploadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
+            stream_id = proto.open_stream(listener, encode_message(request))
         except ClientError as exc:
             raise _Interrupted(0) from exc
         listener.written = offset
@@ -531,12 +532,6 @@ class Transfers:
         handle = await loop.run_in_executor(None, open, transfer.path, "rb")
         try:
             await loop.run_in_executor(None, handle.seek, offset)
-            proto.send_stream(
-                stream_id,
-                encode_message(
-                    UploadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
-                ),
-            )
             position = offset
             next_check = position + WINDOW
             while position < transfer.size:
@@ -604,15 +599,10 @@ class Transfers:
         try:
             proto = await self.session.wait_ready(30)
             listener = _DownloadListener()
-            stream_id = proto.open_stream(listener)
-            proto.send_stream(
-                stream_id,
-                encode_message(
-                    DownloadFile(
-                        rid=proto.next_rid(), file_id=transfer.file_id, offset=offset
-                    )
-                ),
+            request = DownloadFile(
+                rid=proto.next_rid(), file_id=transfer.file_id, offset=offset
             )
+            stream_id = proto.open_stream(listener, encode_message(request))
             header = await listener.header
         except (ConnectionLost, NotConnected) as exc:
             raise _Interrupted(0) from exc

@@ -124,9 +124,8 @@ class ClientProtocol(QuicConnectionProtocol):
         if self._ended:
             raise ConnectionLost("the connection is closed")
         waiter = _StreamReply(self._loop.create_future())
-        stream_id = self.open_stream(waiter)
+        stream_id = self.open_stream(waiter, encode_message(message) + data, end=True)
         try:
-            self.send_stream(stream_id, encode_message(message) + data, end=True)
             reply = await asyncio.wait_for(waiter.future, timeout)
         finally:
             self.close_stream(stream_id)
@@ -134,12 +133,21 @@ class ClientProtocol(QuicConnectionProtocol):
             raise ServerError(reply.code, reply.message, reply.retry_after_ms)
         return reply
 
-    def open_stream(self, listener: StreamListener) -> int:
-        """Open a bidirectional stream whose incoming data goes to ``listener``."""
+    def open_stream(
+        self, listener: StreamListener, first: bytes, end: bool = False
+    ) -> int:
+        """Open a bidirectional stream with ``first`` as its opening bytes; what
+        the server sends on it goes to ``listener``.
+
+        The bytes go out at once: aioquic allocates a stream id only when data is
+        written, so two streams opened back to back must each write first.
+        """
         if self._ended:
             raise ConnectionLost("the connection is closed")
         stream_id = self._quic.get_next_available_stream_id()
         self._streams[stream_id] = listener
+        self._quic.send_stream_data(stream_id, first, end)
+        self._transmit_soon()
         return stream_id
 
     def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:

@@ -107,7 +107,7 @@ async def test_forged_hash_without_content_gets_nothing(member, tmp_path):
     assert stored.state == "uploading" and not stored.instant
     files = await transfers(mallory, tmp_path).remote()
     assert all(f.state == "uploading" for f in files if f.sender == "mallory")
-    with pytest.raises(Exception):
+    with pytest.raises(TransferError, match="not ready"):
         await transfers(mallory, tmp_path / "m").download(offer.file_id)
 
 
@@ -133,13 +133,8 @@ async def raw_download(session, file_id, offset=0):
     """Ask for a download directly; return the server's first frame."""
     proto = await session.wait_ready(1)
     listener = _DownloadListener()
-    stream_id = proto.open_stream(listener)
-    proto.send_stream(
-        stream_id,
-        encode_message(
-            DownloadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
-        ),
-    )
+    request = DownloadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
+    proto.open_stream(listener, encode_message(request))
     return await asyncio.wait_for(listener.header, 5)
 
 
@@ -218,8 +213,8 @@ async def test_size_limit_quota_and_cancel(server, member, tmp_path):
 
 
 async def test_names_are_sanitised(member, tmp_path):
-    from codec.messages import FileOffer, ListFiles, OfferFile
     from codec.messages import FileList as FileListReply
+    from codec.messages import FileOffer, ListFiles, OfferFile
 
     a = await member("olga")
     b = await member("paul")
@@ -289,3 +284,59 @@ async def test_server_disk_full_keeps_what_it_received_and_resumes(tmp_path):
         if app is not None:
             await app.shutdown(grace=0)
         subprocess.run(["umount", "-l", str(data)], capture_output=True)
+
+
+async def test_client_disk_full_keeps_the_partial_and_resumes(member, tmp_path):
+    import subprocess
+
+    a = await member("sara")
+    b = await member("tom")
+    await befriend(a, b)
+    source = tmp_path / "film.bin"
+    source.write_bytes(os.urandom(6 * 1024 * 1024))
+    await transfers(a, tmp_path).send("tom", source)
+    offered = await next_of(b.session, FileOffered)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(inbox)],
+        capture_output=True,
+        text=True,
+    )
+    assert mounted.returncode == 0, f"cannot mount a small tmpfs: {mounted.stderr}"
+    try:
+        down = transfers(b, tmp_path)
+        with pytest.raises(TransferError, match="disk is full"):
+            await down.download(offered.file.file_id, inbox)
+        stuck = (await down.list())[-1]
+        assert stuck.state == "failed"
+        part = inbox / "film.bin.part"
+        kept = part.stat().st_size
+        assert kept > 1024 * 1024
+        subprocess.run(["mount", "-o", "remount,size=16m", str(inbox)], check=True)
+        done = await down.resume(stuck.id)
+        assert done.state == "done"
+        assert done.wire_bytes <= source.stat().st_size - kept + 1024 * 1024
+        assert sha(inbox / "film.bin") == sha(source)
+    finally:
+        subprocess.run(["umount", "-l", str(inbox)], capture_output=True)
+
+
+async def test_several_transfers_at_once(member, tmp_path):
+    a = await member("uma")
+    b = await member("vic")
+    await befriend(a, b)
+    manager = transfers(a, tmp_path)
+    sources = []
+    for n in range(4):
+        path = tmp_path / f"part{n}.bin"
+        path.write_bytes(os.urandom(3 * 1024 * 1024 + n))
+        sources.append(path)
+    sent = await asyncio.gather(*(manager.send("vic", p) for p in sources))
+    assert [t.state for t in sent] == ["done"] * 4
+    down = transfers(b, tmp_path)
+    files = await down.remote()
+    got = await asyncio.gather(*(down.download(f.file_id) for f in files))
+    assert [t.state for t in got] == ["done"] * 4
+    for path in sources:
+        assert sha(tmp_path / "downloads-vic" / path.name) == sha(path)

@@ -163,35 +163,38 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         source = tmp_path / "backup.tar"
         source.write_bytes(os.urandom(48 * MiB))
 
-        async def kill_after(manager, direction, at):
-            done = asyncio.Event()
-
-            def watch(progress):
-                if progress.done >= at:
-                    done.set()
-
-            manager.on_progress = watch
-            await done.wait()
+        async def kill_after(manager, direction, marks):
+            """SIGKILL and restart the server as progress passes each mark."""
             nonlocal srv
-            srv.proc.send_signal(signal.SIGKILL)
-            srv.proc.wait(5)
-            await asyncio.sleep(0.3)
-            srv = start_server_process(tmp_path, port=port)
+            for at in marks:
+                reached = asyncio.Event()
+
+                def watch(progress, at=at, reached=reached):
+                    if progress.done >= at:
+                        reached.set()
+
+                manager.on_progress = watch
+                await reached.wait()
+                srv.proc.send_signal(signal.SIGKILL)
+                srv.proc.wait(5)
+                await asyncio.sleep(0.3)
+                srv = start_server_process(tmp_path, port=port)
 
         up = Transfers(a.session, a.store, tmp_path / "dl-carl")
         sent, _ = await asyncio.gather(
-            up.send("dora", source), kill_after(up, "up", 12 * MiB)
+            up.send("dora", source), kill_after(up, "up", [10 * MiB, 28 * MiB])
         )
         assert sent.state == "done"
-        assert sent.wire_bytes < 48 * MiB + 9 * MiB
+        assert sent.wire_bytes < 48 * MiB + 2 * 9 * MiB
 
         offered = await next_of(b.session, FileOffered, timeout=30)
         down = Transfers(b.session, b.store, tmp_path / "dl-dora")
         got, _ = await asyncio.gather(
-            down.download(offered.file.file_id), kill_after(down, "down", 12 * MiB)
+            down.download(offered.file.file_id),
+            kill_after(down, "down", [10 * MiB, 28 * MiB]),
         )
         assert got.state == "done"
-        assert got.wire_bytes < 48 * MiB + 9 * MiB
+        assert got.wire_bytes < 48 * MiB + 2 * 9 * MiB
         assert sha(tmp_path / "dl-dora" / "backup.tar") == sha(source)
     finally:
         for m in members:
