@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ class ServerConfig:
 
     argon2_opslimit: int = 2
     argon2_memlimit: int = 19 * 1024 * 1024
-    argon2_concurrency: int = 2
+    argon2_concurrency: int = max(1, (os.cpu_count() or 2) - 1)
+    """Hashes at once: one core is always left for the event loop."""
 
     request_rate: float = 100.0
     """Requests per second a connection may sustain."""

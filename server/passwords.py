@@ -9,7 +9,9 @@ with a retry hint instead of an ever-growing queue.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import nacl.exceptions
@@ -40,7 +42,9 @@ class PasswordHasher:
         self.memlimit = memlimit
         self.max_waiting = max_waiting
         self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrent, thread_name_prefix="argon2"
+            max_workers=max_concurrent,
+            thread_name_prefix="argon2",
+            initializer=_lower_priority,
         )
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._waiting = 0
@@ -91,6 +95,15 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Make a hashing thread yield the CPU to the event loop when both want it
+    (Linux lets each thread have its own nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def _verify(password_hash: bytes, password: bytes) -> bool:
