@@ -4,8 +4,8 @@ Same ALPN, certificate type and DATAGRAM settings as the quicmeet server, but
 nothing else: connections are grouped into rooms of ``--room-size`` in the
 order their handshakes complete, and every datagram a connection sends is
 re-sent, unchanged, to the other connections of its group with one transmit
-each per loop iteration, the same fan-out and batching as the SFU. No
-accounts, no parsing, no per-hop rewrite, no limits.
+each per loop iteration, the same fan-out, batching and socket buffers as the
+SFU. No accounts, no parsing, no per-hop rewrite, no limits.
 
 Run: ``python bench/_meeting_bare.py CERT KEY [--room-size 4]``; prints
 ``listening on HOST:PORT``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from server.app import UDP_SOCKET_BUFFER_BYTES  # noqa: E402
 from server.certs import ensure_certificate  # noqa: E402
 
 
@@ -82,6 +84,9 @@ async def main() -> None:
         create_protocol=partial(FanOut, rooms=_Rooms(args.room_size)),
     )
     host, port = server._transport.get_extra_info("sockname")[:2]
+    sock = server._transport.get_extra_info("socket")
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
     print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import socket
 from dataclasses import dataclass, field
 
 from _common import percentile  # noqa: I001
@@ -27,13 +28,16 @@ from client.transport import ClientProtocol, open_connection
 from codec.media import VideoPacketizer
 from codec.media.stamp import SyntheticPattern
 from codec.media.video import VideoEncoder
+from server.app import UDP_SOCKET_BUFFER_BYTES
 
 __all__ = ["Load", "pre_encode", "process_cpu_seconds"]
 
 CLOCK_HZ = 90_000
 _TIMESTAMP = slice(10, 14)
 _TRACK_ID = slice(4, 8)
-GENERATOR_QUEUE_LIMIT = 400
+GENERATOR_QUEUE_LIMIT = 64
+"""Datagrams a participant lets wait in aioquic before skipping a frame, as a
+real client (``client.media.call``) does."""
 
 
 def pre_encode(
@@ -70,6 +74,11 @@ class Participant:
     def __init__(
         self, proto: ClientProtocol, frames: list[list[bytes]], fanout: int
     ) -> None:
+        # The load generator must not be what drops datagrams: give it the
+        # server's socket buffers.
+        sock = proto._transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
         self.proto = proto
         self.fanout = fanout
         self._frames = frames
@@ -114,6 +123,9 @@ class Load:
         self.participants: list[Participant] = []
         self.sessions: list[Session] = []
         self.window = Window()
+        self.paused = False
+        """While set, nobody sends (rooms are being added: account creation
+        hashes passwords on the server, which must not count as load)."""
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
 
@@ -160,18 +172,22 @@ class Load:
         due = self._loop.time()
         while True:
             now = self._loop.time()
-            for participant in self.participants:
-                participant.send(now, self.window)
+            if not self.paused:
+                for participant in self.participants:
+                    participant.send(now, self.window)
             due += interval
             delay = due - self._loop.time()
             if delay < -interval:
                 due = self._loop.time()
             await asyncio.sleep(max(0.0, delay))
 
-    async def measure(self, seconds: float, grace: float = 0.5) -> dict[str, float]:
-        """Count one window of ``seconds`` (after the datagrams of the previous
-        step have drained) and return loss, latency and rates."""
-        await asyncio.sleep(1.0)
+    async def measure(
+        self, seconds: float, warm_up: float = 2.0, grace: float = 0.5
+    ) -> dict[str, float]:
+        """Send for ``warm_up`` seconds, then count one window of ``seconds``
+        (plus ``grace`` for the last datagrams to arrive); return loss, latency
+        and rates."""
+        await asyncio.sleep(warm_up)
         cpu_before = _cpu_seconds()
         self.window = window = Window()
         window.start = self._loop.time()

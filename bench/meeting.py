@@ -2,20 +2,22 @@
 
 Part 1, latency: ``--participants`` (3) ``quicmeet-cli meet`` processes send
 synthetic 640x480 video at 30 fps to each other through a quicmeet server on
-loopback; every received picture's stamp gives its glass-to-glass latency
-(capture to render, through encoder, SFU and decoder). Goal: p95 under 60 ms.
+loopback; every received picture's stamp gives its glass-to-glass latency (capture
+to render, through encoder, SFU and decoder). Goal: p95 under 60 ms.
 
 Part 2, capacity: rooms of ``--room-size`` (4) load participants replaying
 pre-encoded 640x480 video at about 500 kbit/s (``_meeting_load.py``) are added
-``--rooms-step`` at a time until loss passes 1 % or the p95 one-way delay through
-the server passes 100 ms. The same load runs against a bare aioquic process
-that re-sends every datagram to the other members of its group
-(``_meeting_bare.py``). Reported per step: rooms, forwarded datagrams per
-second, loss, delay, and the CPU of the server and of the load generator. Goal:
-quicmeet forwards at least half the bare rate. On a machine with few cores the
-load generator (which receives as many datagrams as the server sends) may
-saturate first; ``server_cpu_us_per_forwarded`` compares the two servers'
-cost per datagram independently of that.
+``--rooms-step`` at a time (sending pauses while they join, since creating their
+accounts hashes passwords on the server; each step then warms up for 2 s) until loss
+passes 1 % or the p95 one-way delay through the server passes 100 ms in two windows
+in a row (a busy machine can spoil one). The same load runs against a bare aioquic
+process that re-sends every datagram to the other members of its group
+(``_meeting_bare.py``). Reported per step: rooms, forwarded datagrams per second,
+loss, delay, and the CPU of the server and of the load generator. Goal: quicmeet
+forwards at least half the bare rate. On a machine with few cores the load generator
+(which receives as many datagrams as the server sends) may saturate first;
+``server_cpu_us_per_forwarded`` compares the two servers' cost per datagram
+independently of that.
 
 Prints one JSON object.
 
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import ROOT, Child, start_child, start_quicmeet_server  # noqa: I001
 from _meeting_load import Load, pre_encode, process_cpu_seconds
@@ -174,6 +177,33 @@ def sfu_counters(server: Child) -> dict[str, int]:
     return {k: v for k, v in stats.items() if k.startswith("sfu_")}
 
 
+def _passes(step: dict[str, Any]) -> bool:
+    return step["loss"] <= 0.01 and step["latency_p95_ms"] <= 100
+
+
+async def _measure_step(
+    load: Load, server: Child, kind: str, seconds: float
+) -> dict[str, Any]:
+    """One measurement window, with the server's CPU and (quicmeet) SFU drops."""
+    counters = sfu_counters(server) if kind == "quicmeet" else {}
+    cpu_before = process_cpu_seconds(server.proc.pid)
+    started = time.monotonic()
+    step: dict[str, Any] = dict(await load.measure(seconds))
+    server_cpu = (process_cpu_seconds(server.proc.pid) - cpu_before) / (
+        time.monotonic() - started
+    )
+    step["server_cpu"] = round(server_cpu, 3)
+    if kind == "quicmeet":
+        after = sfu_counters(server)
+        for name in ("sfu_dropped_queue_full", "sfu_dropped_foreign_track"):
+            step[name] = after[name] - counters[name]
+    forwarded = step["forwarded_per_s"]
+    step["server_cpu_us_per_forwarded"] = (
+        round(server_cpu / forwarded * 1e6, 1) if forwarded else None
+    )
+    return step
+
+
 async def capacity_run(args: argparse.Namespace, kind: str) -> dict[str, object]:
     frames = pre_encode(640, 480, 30.0, 500_000, 60)
     if kind == "quicmeet":
@@ -196,6 +226,7 @@ async def capacity_run(args: argparse.Namespace, kind: str) -> dict[str, object]
     try:
         rooms = 0
         while rooms < args.max_rooms:
+            load.paused = True
             for _ in range(args.rooms_step):
                 if kind == "quicmeet":
                     names = [f"load{rooms:03d}m{i}" for i in range(args.room_size)]
@@ -204,30 +235,20 @@ async def capacity_run(args: argparse.Namespace, kind: str) -> dict[str, object]
                 else:
                     await load.add_bare_room(server.host, server.port)
                 rooms += 1
-            counters = sfu_counters(server) if kind == "quicmeet" else {}
-            cpu_before = process_cpu_seconds(server.proc.pid)
-            started = time.monotonic()
-            step = await load.measure(args.step_seconds)
-            server_cpu = (process_cpu_seconds(server.proc.pid) - cpu_before) / (
-                time.monotonic() - started
-            )
-            step = {"rooms": rooms, **step, "server_cpu": round(server_cpu, 3)}
-            if kind == "quicmeet":
-                after = sfu_counters(server)
-                for name in ("sfu_dropped_queue_full", "sfu_dropped_foreign_track"):
-                    step[name] = after[name] - counters[name]
-            forwarded = step["forwarded_per_s"]
-            step["server_cpu_us_per_forwarded"] = (
-                round(server_cpu / forwarded * 1e6, 1) if forwarded else None
-            )
-            steps.append(step)
-            print(json.dumps({kind: step}), file=sys.stderr, flush=True)
-            if step["loss"] > 0.01 or step["latency_p95_ms"] > 100:
+            load.paused = False
+            for attempt in range(2):
+                step = await _measure_step(load, server, kind, args.step_seconds)
+                step = {"rooms": rooms, "attempt": attempt + 1, **step}
+                steps.append(step)
+                print(json.dumps({kind: step}), file=sys.stderr, flush=True)
+                if _passes(step):
+                    break
+            if not _passes(step):
                 break
     finally:
         await load.close()
         server.stop()
-    passing = [s for s in steps if s["loss"] <= 0.01 and s["latency_p95_ms"] <= 100]
+    passing = [s for s in steps if _passes(s)]
     best = max(passing, key=lambda s: s["forwarded_per_s"]) if passing else None
     costs = [
         s["server_cpu_us_per_forwarded"]

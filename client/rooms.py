@@ -95,9 +95,15 @@ class Rooms:
         return self.state is not None and self.state.host == self.me
 
     def add_listener(self, listener: RoomListener) -> Callable[[], None]:
-        """Call ``listener`` with every room event; returns a function that stops."""
+        """Call ``listener`` with every room event; returns a function that stops
+        it (calling that again does nothing)."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+
+        def stop() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return stop
 
     def on_event(self, event: Event) -> None:
         """Take a server event (the session hands every one over)."""

@@ -137,6 +137,13 @@ class Session:
     def logged_in(self) -> bool:
         return self.profile is not None and self.connected
 
+    @property
+    def rtt_ms(self) -> float | None:
+        """Smoothed round-trip time to the server in milliseconds; None when not
+        connected or before the first sample."""
+        proto = self._proto
+        return proto.rtt_ms if proto is not None and proto.is_open else None
+
     async def connect(self, timeout: float = 10.0, *, ready: bool = True) -> str:
         """Connect and check the certificate; return its SHA-256 fingerprint.
 

@@ -13,6 +13,7 @@ place only after the whole file's SHA-256 matches.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import errno
 import hashlib
 import logging
@@ -298,7 +299,7 @@ class Transfers:
         row = self.store.Transfer.create(created_ms=now, updated_ms=now, **fields)
         return _transfer(row)
 
-    def _all(self) -> list[Transfer]:
+    def _all(self) -> builtins.list[Transfer]:
         T = self.store.Transfer
         return [_transfer(row) for row in T.select().order_by(T.id)]
 
@@ -309,14 +310,14 @@ class Transfers:
 
     # -- public API -----------------------------------------------------------
 
-    async def list(self) -> list[Transfer]:
+    async def list(self) -> builtins.list[Transfer]:
         """Every transfer known locally, oldest first."""
         return await self.store.run(self._all)
 
     async def get(self, transfer_id: int) -> Transfer:
         return await self.store.run(self._row, transfer_id)
 
-    async def remote(self) -> list[FileInfo]:
+    async def remote(self) -> builtins.list[FileInfo]:
         """Files we sent or received that the server still holds."""
         return (await self.session.call(ListFiles, FileList)).files
 
@@ -406,7 +407,7 @@ class Transfers:
             Path(transfer.path + ".part").unlink(missing_ok=True)
         return await self._set(transfer_id, state=CANCELLED)
 
-    async def resume_interrupted(self) -> list[Transfer]:
+    async def resume_interrupted(self) -> builtins.list[Transfer]:
         """Restart every transfer left active by a lost connection or a crash."""
         pending = [t for t in await self.list() if t.state == ACTIVE]
         for transfer in pending:

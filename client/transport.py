@@ -175,6 +175,13 @@ class ClientProtocol(QuicConnectionProtocol):
         """Datagrams handed to aioquic and not yet sent (its queue never expires)."""
         return len(self._quic._datagrams_pending)
 
+    @property
+    def rtt_ms(self) -> float | None:
+        """Smoothed round-trip time to the server in milliseconds (None before
+        the first sample)."""
+        loss = self._quic._loss
+        return loss._rtt_smoothed * 1000.0 if loss._rtt_initialized else None
+
     def send_datagrams(self, datagrams: Sequence[bytes], max_queued: int) -> bool:
         """Send a burst of DATAGRAM frames with one transmit, or none of them
         when that would leave more than ``max_queued`` waiting in aioquic."""

@@ -12,8 +12,10 @@ frame rate, keyframe requests, packets lost, bitrate, and, for stamped
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from ..media import (
     parse_sink,
     parse_video_source,
 )
+from ..session import Session
 from .rooms import room_text, wait_in_room
 from .runner import EXIT_USAGE, CliFailure, Context, to_json
 
@@ -121,7 +124,7 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
                 await call.publish_video(source, kind, bitrate_bps=_bitrate(args, kind))
             except SourceError as exc:
                 raise CliFailure(str(exc), EXIT_MEDIA, name="SOURCE_FAILED") from None
-        ended_by = await wait_in_room(session, args.duration)
+        ended_by = await _meet_until_done(session, args.duration)
         elapsed = time.monotonic() - started
         report = call.stats()
     finally:
@@ -146,6 +149,30 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
             for r in report["received"]  # type: ignore[attr-defined]
         )
         or "no video received",
+    )
+
+
+async def _meet_until_done(session: Session, duration: float | None) -> str:
+    """Stay until the duration passes, the meeting ends for us, or SIGINT or
+    SIGTERM asks us to stop (the statistics are still written then)."""
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, interrupted.set)
+    waiting = loop.create_task(wait_in_room(session, duration))
+    stopping = loop.create_task(interrupted.wait())
+    try:
+        await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+        waiting.cancel()
+    return (
+        waiting.result()
+        if waiting.done() and not waiting.cancelled()
+        else "interrupted"
     )
 
 

@@ -33,8 +33,9 @@ __all__ = ["Call"]
 
 log = logging.getLogger("quicmeet.media")
 
-MAX_QUEUED_DATAGRAMS = 200
-"""Datagrams allowed to wait in aioquic's queue before a frame is dropped."""
+MAX_QUEUED_DATAGRAMS = 64
+"""Datagrams allowed to wait in aioquic's queue before a frame is dropped: room
+for a keyframe and a few frames, not seconds of video."""
 _KEYFRAME_REQUEST_HEADROOM = 64
 
 
@@ -131,7 +132,8 @@ class Call:
         await self._loop.run_in_executor(None, sender.join)
 
     async def close(self) -> None:
-        """Stop every sender and receiver and let go of the room's datagrams."""
+        """Stop every sender and receiver and let go of the room's datagrams
+        (closing again does nothing more)."""
         self._unlisten()
         if self.rooms.datagram_handler == self._on_datagram:
             self.rooms.datagram_handler = None

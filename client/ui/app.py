@@ -9,6 +9,8 @@ bridge every few milliseconds to the views that show them.
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -23,10 +25,14 @@ from .backend import Backend
 from .bridge import Bridge, CommandDone
 from .controller import Controller
 from .errors import NotSignedIn, describe
+from .meetings import Meetings
 from .model import (
     ConnectionState,
     ConversationUpdate,
     ImageReady,
+    MeetingChanged,
+    MeetingChatLine,
+    MeetingLeft,
     Notice,
     PeerTyping,
     Person,
@@ -34,8 +40,11 @@ from .model import (
     Roster,
     SignedIn,
     SignedOut,
+    TileStats,
+    TransfersChanged,
     UiEvent,
 )
+from .video import TileFrames
 from .views import (
     LIGHT_THEME,
     ChatWindow,
@@ -44,6 +53,8 @@ from .views import (
     MainView,
     SettingsDialog,
     Toasts,
+    TransfersWindow,
+    open_folder,
 )
 
 __all__ = ["App", "main"]
@@ -53,6 +64,8 @@ log = logging.getLogger("quicmeet.ui")
 DEFAULT_SERVER = "127.0.0.1:4433"
 POLL_MS = 15
 """How often the Tk thread drains the bridge's queue."""
+COLLECT_MS = 500
+"""How often the Tk thread collects garbage (see :meth:`App._collect_garbage`)."""
 MAIN_SIZE = (400, 680)
 CHAT_SIZE = (520, 640)
 SIGN_OUT_NOTICES = {
@@ -84,6 +97,8 @@ class App:
         self.home = home
         self.bridge = Bridge()
         self.bridge.start()
+        self.frames = TileFrames()
+        """Meeting pictures, handed from decode and capture threads to the tiles."""
         self.backend = self.bridge.run(
             self._create_backend(home, ca_file, idle_timeout)
         ).result(10)
@@ -98,14 +113,29 @@ class App:
             position=position,
         )
         self.images = ImageStore(self.root, self.controller.render_image)
-        self.toasts = Toasts(self.root, self.open_chat)
+        self.toasts = Toasts(self.root)
+        self.settings = settings
         self.server = server or settings.get("server") or DEFAULT_SERVER
         self.me: Person | None = None
         self.roster = Roster()
         self.login: LoginView | None = None
         self.main: MainView | None = None
         self.chats: dict[str, ChatWindow] = {}
+        self.transfers = TransfersChanged()
+        self.transfers_window: TransfersWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.meetings = Meetings(
+            self.root,
+            self.controller,
+            self.frames,
+            settings=lambda: self.settings,
+            save_setting=self.on_video_source,
+            place=self._place_beside_main,
+            notify=self.notify,
+            on_active=self._set_in_meeting,
+        )
+        self.opener: Callable[[Path], None] = open_folder
+        """Shows a file's folder (tests replace it)."""
         self.closed = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             CommandDone: self.on_command_done,
@@ -117,10 +147,21 @@ class App:
             ImageReady: self.on_image,
             ConversationUpdate: self.on_conversation,
             PeerTyping: self.on_typing,
+            TransfersChanged: self.on_transfers,
+            MeetingChanged: self.meetings.on_changed,
+            MeetingChatLine: self.meetings.on_chat,
+            MeetingLeft: self.meetings.on_left,
+            TileStats: self.meetings.on_stats,
             Notice: self.on_notice,
         }
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self._pump_id: str | None = self.root.after(POLL_MS, self._pump)
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self._collections = 0
+        self._collect_id: str | None = self.root.after(
+            COLLECT_MS, self._collect_garbage
+        )
         self.show_login(username=settings.get("username", ""))
         if auto_sign_in and home.saved_session() is not None:
             self._resume_saved()
@@ -129,7 +170,11 @@ class App:
         self, home: Home, ca_file: Path | None, idle_timeout: float
     ) -> Backend:
         return Backend(
-            home, self.bridge.post, ca_file=ca_file, idle_timeout=idle_timeout
+            home,
+            self.bridge.post,
+            frames=self.frames,
+            ca_file=ca_file,
+            idle_timeout=idle_timeout,
         )
 
     # -- the event pump ----------------------------------------------------------------
@@ -137,6 +182,21 @@ class App:
     def _pump(self) -> None:
         self._pump_id = self.root.after(POLL_MS, self._pump)
         self.bridge.drain(self.handle)
+
+    def _collect_garbage(self) -> None:
+        """Collect garbage here, on the Tk thread, instead of automatically.
+
+        A destroyed view can linger in a reference cycle; if another thread's
+        allocation triggered the collection, tkinter would finalize its
+        variables from that thread (and block it waiting for the Tk loop).
+        Young objects are collected every tick, older ones now and then.
+        """
+        self._collect_id = self.root.after(COLLECT_MS, self._collect_garbage)
+        self._collections += 1
+        generation = (
+            2 if self._collections % 60 == 0 else 1 if self._collections % 8 == 0 else 0
+        )
+        gc.collect(generation)
 
     def handle(self, event: UiEvent | CommandDone) -> None:
         """Show one event (Tk thread); a failing view is logged, not fatal."""
@@ -176,6 +236,11 @@ class App:
     def show_login(self, message: str = "", username: str | None = None) -> None:
         for peer in list(self.chats):
             self.chats.pop(peer).destroy()
+        if self.transfers_window is not None:
+            self.transfers_window.destroy()
+            self.transfers_window = None
+        self.meetings.close()
+        self.transfers = TransfersChanged()
         if username is None:
             username = self.me.username if self.me else ""
         login = LoginView(
@@ -188,16 +253,16 @@ class App:
     def _resume_saved(self) -> None:
         assert self.login is not None
         login = self.login
-        login.set_busy(True)
+        login.set_working(True)
         login.show_message("")
 
         def done(signed_in: bool) -> None:
             if login.winfo_exists():
-                login.set_busy(False)
+                login.set_working(False)
 
         def failed(error: BaseException) -> None:
             if login.winfo_exists():
-                login.set_busy(False)
+                login.set_working(False)
                 login.show_message(describe(error))
 
         self.controller.resume_saved(on_done=done, on_error=failed)
@@ -213,6 +278,8 @@ class App:
             event.me,
             on_open_chat=self.open_chat,
             on_settings=self.open_settings,
+            on_transfers=self.open_transfers,
+            on_meet=self.meetings.open,
             notify=self.notify,
         )
         self._set_content(main)
@@ -246,6 +313,7 @@ class App:
             friend = roster.friend(peer)
             if friend is not None:
                 window.view.set_friend(friend)
+        self.meetings.set_roster(roster)
 
     def on_image(self, event: ImageReady) -> None:
         self.images.put(event.key, event.image)
@@ -260,13 +328,49 @@ class App:
         if window is not None:
             window.view.set_typing(event.typing)
 
-    def on_notice(self, notice: Notice) -> None:
-        self.notify(notice.title, notice.text, notice.level, notice.peer)
+    def on_transfers(self, snapshot: TransfersChanged) -> None:
+        self.transfers = snapshot
+        if self.transfers_window is not None and self.transfers_window.winfo_exists():
+            self.transfers_window.panel.show(snapshot)
+        for window in self.chats.values():
+            window.view.set_transfers(snapshot)
 
-    def notify(
-        self, title: str, text: str, level: str = "info", peer: str | None = None
-    ) -> None:
-        self.toasts.show(title, text, level, peer)
+    def on_video_source(self, kind: str, spec: str) -> None:
+        self.settings = {**self.settings, kind: spec}
+        self.controller.save_settings({kind: spec})
+
+    def _set_in_meeting(self, active: bool) -> None:
+        if self.main is not None:
+            self.main.in_meeting = active
+
+    def _place_beside_main(self, window: ttk.Toplevel) -> None:
+        window.geometry(f"+{self._beside_main()}+{self.root.winfo_rooty()}")
+
+    def on_notice(self, notice: Notice) -> None:
+        """A notice; clicking it opens its chat or joins its meeting."""
+        if notice.peer is not None:
+            self.toasts.show(
+                notice.title,
+                notice.text,
+                notice.level,
+                key=f"chat:{notice.peer}",
+                on_click=functools.partial(self.open_chat, notice.peer),
+            )
+        elif notice.room_id is not None:
+            self.toasts.show(
+                notice.title,
+                notice.text,
+                notice.level,
+                key=f"meeting:{notice.room_id}",
+                on_click=functools.partial(
+                    self.controller.join_meeting, notice.room_id
+                ),
+            )
+        else:
+            self.notify(notice.title, notice.text, notice.level)
+
+    def notify(self, title: str, text: str, level: str = "info") -> None:
+        self.toasts.show(title, text, level)
 
     # -- windows -----------------------------------------------------------------------
 
@@ -287,14 +391,35 @@ class App:
             friend,
             self.notify,
             self.on_chat_closed,
+            lambda path: self.opener(path),
         )
-        x = self.root.winfo_rootx() + self.root.winfo_width() + 12
-        window.geometry(f"{CHAT_SIZE[0]}x{CHAT_SIZE[1]}+{x}+{self.root.winfo_rooty()}")
+        window.view.set_transfers(self.transfers)
+        window.geometry(
+            f"{CHAT_SIZE[0]}x{CHAT_SIZE[1]}"
+            f"+{self._beside_main()}+{self.root.winfo_rooty()}"
+        )
         self.chats[peer] = window
         return window
 
+    def _beside_main(self) -> int:
+        """The x where a new window goes: right of the main window."""
+        return self.root.winfo_rootx() + self.root.winfo_width() + 12
+
     def on_chat_closed(self, peer: str) -> None:
         self.chats.pop(peer, None)
+
+    def open_transfers(self) -> TransfersWindow:
+        """Show the transfers window."""
+        window = self.transfers_window
+        if window is None or not window.winfo_exists():
+            window = TransfersWindow(
+                self.root, self.controller, self.transfers, lambda p: self.opener(p)
+            )
+            window.geometry(f"+{self._beside_main()}+{self.root.winfo_rooty()}")
+            self.transfers_window = window
+        window.deiconify()
+        window.lift()
+        return window
 
     def open_settings(self) -> None:
         if self.settings_dialog is not None and self.settings_dialog.winfo_exists():
@@ -314,6 +439,7 @@ class App:
         self.controller.settings(on_done=show)
 
     def on_settings_saved(self, changes: dict[str, Any]) -> None:
+        self.settings = {**self.settings, **changes}
         self.apply_theme(changes["theme"])
         if "server" in changes:
             self.server = changes["server"]
@@ -334,11 +460,15 @@ class App:
         if self.closed:
             return
         self.closed = True
-        if self._pump_id is not None:
-            self.root.after_cancel(self._pump_id)
-            self._pump_id = None
+        for after_id in (self._pump_id, self._collect_id):
+            if after_id is not None:
+                self.root.after_cancel(after_id)
+        self._pump_id = self._collect_id = None
         self.bridge.stop(self.backend.close)
         self.root.destroy()
+        gc.collect()
+        if self._gc_was_enabled:
+            gc.enable()
 
 
 def main(argv: list[str] | None = None) -> int:

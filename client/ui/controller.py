@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..store import LocalMessage
+from ..transfers import Transfer
 from .backend import Account, Backend
 from .bridge import Bridge
 from .model import Person, ServerIdentity
@@ -191,6 +192,85 @@ class Controller:
             account.conversations.user_typing(peer)
 
         return self._account(_typing, None, _ignore)
+
+    # -- files -----------------------------------------------------------------------
+
+    def send_file(
+        self, peer: str, path: Path, on_error: Failed = None
+    ) -> concurrent.futures.Future[Transfer]:
+        return self._account(lambda a: a.send_file(peer, path), None, on_error)
+
+    def download(self, file_id: str) -> concurrent.futures.Future[Transfer]:
+        return self._account(lambda a: a.download(file_id))
+
+    def pause_transfer(self, transfer_id: int) -> concurrent.futures.Future[Transfer]:
+        return self._account(lambda a: a.pause_transfer(transfer_id))
+
+    def resume_transfer(self, transfer_id: int) -> concurrent.futures.Future[Transfer]:
+        return self._account(lambda a: a.resume_transfer(transfer_id))
+
+    def cancel_transfer(self, transfer_id: int) -> concurrent.futures.Future[Transfer]:
+        return self._account(lambda a: a.cancel_transfer(transfer_id))
+
+    # -- meetings ---------------------------------------------------------------------
+
+    def create_meeting(
+        self, password: str = "", on_done: Done = None, on_error: Failed = None
+    ) -> concurrent.futures.Future[str]:
+        return self._account(lambda a: a.meeting.create(password), on_done, on_error)
+
+    def join_meeting(
+        self,
+        code: str,
+        password: str = "",
+        on_done: Done = None,
+        on_error: Failed = None,
+    ) -> concurrent.futures.Future[str]:
+        return self._account(
+            lambda a: a.meeting.join(code, password), on_done, on_error
+        )
+
+    def leave_meeting(self) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.leave())
+
+    def end_meeting(self) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.end())
+
+    def set_camera(
+        self, on: bool, on_error: Failed = None
+    ) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.set_camera(on), None, on_error)
+
+    def set_screen(
+        self, on: bool, on_error: Failed = None
+    ) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.set_screen(on), None, on_error)
+
+    def restart_video(
+        self, kind: str, on_error: Failed = None
+    ) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.restart_video(kind), None, on_error)
+
+    def meeting_chat(self, text: str) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.chat(text))
+
+    def raise_hand(self, raised: bool) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.raise_hand(raised))
+
+    def lock_meeting(self, locked: bool) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.lock(locked))
+
+    def invite(self, username: str) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.invite(username))
+
+    def remove_member(self, username: str) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.remove(username))
+
+    def make_host(self, username: str) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.make_host(username))
+
+    def ask_to_mute(self, username: str) -> concurrent.futures.Future[None]:
+        return self._account(lambda a: a.meeting.ask_to_mute(username))
 
     # -- pictures --------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ class NotSignedIn(ClientError):
     """A command that needs a signed-in account was given without one."""
 
 
-_FRIENDLY = {
+_FRIENDLY: dict[int, str] = {
     ErrorCode.INVALID_CREDENTIALS: "Wrong username or password.",
     ErrorCode.USERNAME_TAKEN: "That username is taken.",
     ErrorCode.INVALID_USERNAME: (
@@ -44,7 +44,7 @@ _FRIENDLY = {
 def describe(error: BaseException) -> str:
     """A sentence for people about ``error``."""
     if isinstance(error, ServerError):
-        text = _FRIENDLY.get(error.code)  # type: ignore[call-overload]
+        text = _FRIENDLY.get(int(error.code))
         if text is None:
             text = error.message[:1].upper() + error.message[1:]
             if not text.endswith("."):

@@ -14,8 +14,14 @@ __all__ = [
     "AvatarSpec",
     "ConnectionState",
     "ConversationUpdate",
+    "FileOfferEntry",
     "FriendEntry",
     "ImageReady",
+    "MeetingChanged",
+    "MeetingChatLine",
+    "MeetingLeft",
+    "MeetingMember",
+    "MeetingTile",
     "Notice",
     "PeerTyping",
     "Person",
@@ -25,6 +31,9 @@ __all__ = [
     "ServerIdentity",
     "SignedIn",
     "SignedOut",
+    "TileStats",
+    "TransferEntry",
+    "TransfersChanged",
     "UiEvent",
     "coalescing_key",
 ]
@@ -112,6 +121,73 @@ class ServerIdentity:
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class TransferEntry:
+    """An upload (``direction`` ``up``) or download (``down``) as shown.
+
+    ``state`` is ``active``, ``paused``, ``done``, ``failed`` or ``cancelled``;
+    sizes are bytes, ``rate_bps`` bytes per second (0 when unknown), ``eta_s``
+    seconds left. ``delivered``: the recipient downloaded our file.
+    ``recent``: it ran or changed since the app started.
+    """
+
+    id: int
+    direction: str
+    peer: str
+    name: str
+    path: str
+    size: int
+    done: int
+    state: str
+    error: str = ""
+    rate_bps: float = 0.0
+    eta_s: float | None = None
+    instant: bool = False
+    delivered: bool = False
+    recent: bool = True
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen to it (done or cancelled)."""
+        return self.state in ("done", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class FileOfferEntry:
+    """A file a friend sent us, ready to download; ``sent_ms`` is Unix ms."""
+
+    file_id: str
+    sender: str
+    name: str
+    size: int
+    sent_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingMember:
+    """Someone in the meeting; ``muted`` is what they declare about their
+    microphone, ``me`` marks ourselves."""
+
+    username: str
+    name: str
+    host: bool = False
+    hand_raised: bool = False
+    muted: bool = False
+    me: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingTile:
+    """A video tile: ``key`` names its pictures in
+    :class:`~client.ui.video.TileFrames`; ``kind`` is ``camera`` or ``screen``."""
+
+    key: str
+    username: str
+    name: str
+    kind: str
+    me: bool = False
+
+
 # -- events ---------------------------------------------------------------------
 
 
@@ -195,13 +271,74 @@ class PeerTyping:
 
 
 @dataclass(frozen=True, slots=True)
+class TransfersChanged:
+    """Every transfer worth showing (newest first) and the files waiting to be
+    downloaded (a newer snapshot replaces an older one)."""
+
+    transfers: tuple[TransferEntry, ...] = ()
+    offers: tuple[FileOfferEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingChanged:
+    """The meeting we are in, as it is now (a newer one replaces an older one).
+
+    ``camera_on`` and ``screen_on`` say what we send; ``room_id`` is the code
+    others join with.
+    """
+
+    room_id: str
+    host: str | None
+    locked: bool
+    has_password: bool
+    members: tuple[MeetingMember, ...]
+    tiles: tuple[MeetingTile, ...]
+    camera_on: bool = False
+    screen_on: bool = False
+
+    @property
+    def me(self) -> MeetingMember | None:
+        return next((m for m in self.members if m.me), None)
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingChatLine:
+    """A line of the meeting's chat; ``sent_ms`` is Unix ms."""
+
+    sender: str
+    name: str
+    text: str
+    sent_ms: int
+    me: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingLeft:
+    """We are out of the meeting: ``reason`` is ``left``, ``ended``,
+    ``removed``, ``connection_lost`` or another the server gives."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TileStats:
+    """One line of statistics per tile key (resolution, fps, bitrate, loss,
+    rtt), refreshed every second."""
+
+    lines: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
-    """Something to tell the user in a toast; ``peer``: clicking opens that chat."""
+    """Something to tell the user in a toast; clicking it opens the chat with
+    ``peer``, or joins the meeting ``room_id``."""
 
     title: str
     text: str
     level: NoticeLevel = "info"
     peer: str | None = None
+    room_id: str | None = None
 
 
 UiEvent = (
@@ -213,13 +350,26 @@ UiEvent = (
     | ImageReady
     | ConversationUpdate
     | PeerTyping
+    | TransfersChanged
+    | MeetingChanged
+    | MeetingChatLine
+    | MeetingLeft
+    | TileStats
     | Notice
 )
 
 
 def coalescing_key(event: object) -> object | None:
     """Events with equal keys are snapshots: only the newest waiting one matters."""
-    if isinstance(event, (Roster, ConnectionState, ProfileUpdated)):
+    snapshots = (
+        Roster,
+        ConnectionState,
+        ProfileUpdated,
+        TransfersChanged,
+        MeetingChanged,
+        TileStats,
+    )
+    if isinstance(event, snapshots):
         return type(event)
     if isinstance(event, PeerTyping):
         return (PeerTyping, event.peer)

@@ -64,6 +64,16 @@ def spawn(server, home: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(5)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def read_y4m(data: bytes) -> tuple[bytes, list[bytes]]:
     header, _, rest = data.partition(b"\n")
     frames = rest.split(b"FRAME\n")
@@ -76,9 +86,7 @@ def quick_server_process(tmp_path):
     """A server process that declares a silent client gone after 3 s."""
     srv = start_server_process(tmp_path, extra=["--idle-timeout", "3"])
     yield srv
-    if srv.proc.poll() is None:
-        srv.proc.kill()
-        srv.proc.wait(5)
+    stop(srv.proc)
 
 
 MEET = ["meet", "--size", "320x240", "--fps", "15"]
@@ -106,7 +114,7 @@ async def test_headless_meeting_with_stats_sinks_frames_and_a_killed_member(
     reader.start()
 
     alice = spawn(
-        server, homes["alice"], "--json", *MEET, "--create", "--duration", "7",
+        server, homes["alice"], "--json", *MEET, "--create",
         "--stats", str(out / "alice.json"), "--sink", f"y4m:{out}/pipe-{{user}}.y4m",
     )  # fmt: skip
     procs = [alice]
@@ -144,15 +152,16 @@ async def test_headless_meeting_with_stats_sinks_frames_and_a_killed_member(
             await asyncio.sleep(0.1)
         assert tracks_of("carol") == []
 
-        for proc in (bob, alice):
-            code = await loop.run_in_executor(None, proc.wait, 60)
-            assert code == 0, proc.stderr.read()
+        code = await loop.run_in_executor(None, bob.wait, 60)
+        assert code == 0, bob.stderr.read()
+        # Stopped by a signal, alice still writes her statistics.
+        alice.send_signal(signal.SIGTERM)
+        code = await loop.run_in_executor(None, alice.wait, 60)
+        assert code == 0, alice.stderr.read()
     finally:
         await observer.close()
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
     reader.join(5)
 
     stats = json.loads((out / "bob.json").read_text())
@@ -187,6 +196,8 @@ async def test_headless_meeting_with_stats_sinks_frames_and_a_killed_member(
 
     # The named pipe another program read: bob's video, as alice rendered it.
     alice_stats = json.loads((out / "alice.json").read_text())
+    assert alice_stats["ended_by"] == "interrupted"
+    assert stats["ended_by"] == "time"
     piped_header, piped_frames = read_y4m(bytes(piped))
     assert piped_header.startswith(b"YUV4MPEG2 W320 H240")
     to_pipe = next(s for s in alice_stats["sink"] if s["path"] == str(fifo))
@@ -264,6 +275,4 @@ def test_room_commands(quick_server_process, tmp_path):
         assert json.loads(wrong.stdout)["error"]["name"] == "FORBIDDEN"
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)

@@ -27,7 +27,7 @@ from client.media import (
     parse_video_source,
 )
 from client.media.capture import CameraSource, FileSource, ScreenSource
-from client.media.sinks import y4m_header
+from client.media.sinks import _yuv420, y4m_header
 from codec.media import VideoPacketizer, parse_packet
 from codec.media.stamp import SyntheticPattern, read_stamp
 from codec.media.video import VideoEncoder
@@ -165,8 +165,6 @@ def test_a_named_pipe_is_live_and_read_as_it_arrives(tmp_path):
             out.write(y4m_header(160, 120, 25))
             for n in range(4):
                 frame = DecodedFrame(pattern.render(n, n), n, 0, False, 0.0)
-                from client.media.sinks import _yuv420
-
                 out.write(b"FRAME\n" + _yuv420(frame, 160, 120))
                 out.flush()
                 time.sleep(0.15)
@@ -327,3 +325,100 @@ async def test_receiver_recovers_from_a_lost_frame_with_a_keyframe():
     assert stats["frames_lost"] == 1 and stats["packets_lost"] >= 1
     assert stats["keyframes_received"] == 2 and stats["keyframe_requests"] == 2
     assert stats["frames_rendered"] == len(shown)
+
+
+class FakeScreen:
+    """Stands in for mss: a 1920x1080 desktop of two monitors, BGRA."""
+
+    monitors = [
+        {"left": 0, "top": 0, "width": 3840, "height": 1080},
+        {"left": 0, "top": 0, "width": 1920, "height": 1080},
+        {"left": 1920, "top": 0, "width": 1920, "height": 1080},
+    ]
+
+    def __init__(self) -> None:
+        self.grabbed: list[dict[str, int]] = []
+
+    def grab(self, area: dict[str, int]) -> np.ndarray:
+        self.grabbed.append(dict(area))
+        shot = np.zeros((area["height"], area["width"], 4), np.uint8)
+        shot[..., 2] = 255  # red, in BGRA
+        return shot
+
+    def close(self) -> None:
+        pass
+
+
+def test_screen_source_grabs_a_monitor_or_region_scaled(monkeypatch):
+    import mss
+
+    screens: list[FakeScreen] = []
+    monkeypatch.setattr(mss, "MSS", lambda: screens.append(FakeScreen()) or screens[-1])
+    source = ScreenSource(1280, 720, 20, monitor=2)
+    source.open()
+    frame = source.read()
+    source.read()
+    source.close()
+    assert frame.shape == (720, 1280, 3) and tuple(frame[0, 0]) == (255, 0, 0)
+    assert screens[0].grabbed[0] == FakeScreen.monitors[2]
+    region = ScreenSource(640, 360, 20, region=(100, 50, 1280, 720))
+    region.open()
+    region.read()
+    assert screens[1].grabbed == [
+        {"left": 100, "top": 50, "width": 1280, "height": 720}
+    ]
+    with pytest.raises(SourceError, match="no monitor 3"):
+        ScreenSource(1280, 720, 10, monitor=3).open()
+
+
+def test_the_screen_track_bitrate_keeps_text_legible():
+    from PIL import ImageDraw, ImageFont
+
+    from client.media import default_bitrate_bps
+    from codec.media.video import VideoDecoder
+
+    page = Image.new("RGB", (1280, 720), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=14)
+    for line in range(40):
+        text = (
+            f"line {line:02d}: the quick brown fox jumps over the lazy dog 0123456789"
+        )
+        draw.text((10, 5 + line * 17), text, fill="black", font=font)
+    source = np.asarray(page)
+    bitrate = default_bitrate_bps(1280, 720, 10, "screen")
+    assert bitrate >= 2 * default_bitrate_bps(1280, 720, 10, "camera") - 1
+    encoder = VideoEncoder(1280, 720, 10, bitrate)
+    decoder = VideoDecoder()
+    for n in range(20):  # two seconds of a still page
+        (encoded,) = encoder.encode(source, n / 10)
+        (shown,) = decoder.decode(encoded.data)
+    error = np.mean((shown.astype(float) - source.astype(float)) ** 2)
+    assert 10 * np.log10(255**2 / error) > 35
+
+
+async def test_sender_changes_bitrate_without_a_new_keyframe():
+    loop = asyncio.get_running_loop()
+    sizes: list[tuple[float, int]] = []
+
+    def send(datagrams) -> bool:
+        payload = sum(len(parse_packet(d).payload) for d in datagrams)
+        sizes.append((time.monotonic(), payload))
+        return True
+
+    sender = VideoSender(SyntheticSource(320, 240, 30), "camera", send, loop,
+                         bitrate_bps=800_000)  # fmt: skip
+    sender.start()
+    await sender.wait_started()
+    sender.begin(1)
+    await asyncio.sleep(1.0)
+    switched = time.monotonic()
+    sender.set_bitrate(100_000)
+    await asyncio.sleep(1.5)
+    sender.stop()
+    await loop.run_in_executor(None, sender.join)
+    before = [size for at, size in sizes[1:] if at < switched]
+    after = [size for at, size in sizes if at > switched + 0.8]
+    assert len(before) >= 15 and len(after) >= 10
+    assert np.mean(after) < 0.5 * np.mean(before)
+    assert sender.stats.keyframes_sent == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client import ServerError, Session
 from codec.errors import ErrorCode
@@ -20,6 +22,7 @@ from codec.messages import (
 )
 from codec.messages.rooms import ROOM_ID_ALPHABET, parse_room_id
 from server import ServerApp
+from server.room_state import new_room_id
 from tests.conftest import PASSWORD, address, eventually, server_config
 
 
@@ -105,6 +108,22 @@ def test_room_ids_are_typable():
     for bad in ("abc-def-ghj", "abc-def-ghjkm", "abc-def-ghj0", "abc-def-ghjl", ""):
         assert parse_room_id(bad) is None
     assert not set("0o1li") & set(ROOM_ID_ALPHABET)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_text_parses_to_a_canonical_room_id_or_nothing(text):
+    room_id = parse_room_id(text)
+    if room_id is not None:
+        assert parse_room_id(room_id) == room_id
+        assert len(room_id) == 12 and room_id[3] == room_id[7] == "-"
+
+
+def test_new_room_ids_are_canonical_and_spread():
+    ids = {new_room_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(parse_room_id(i) == i for i in ids)
+    assert set("".join(ids).replace("-", "")) == set(ROOM_ID_ALPHABET)
 
 
 async def test_members_see_each_other_join_and_leave(server, user):

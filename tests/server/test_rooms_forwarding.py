@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from codec.media import FeedbackPacket, KeyframeRequest, ProbePacket, VideoPacket
 from server.sfu import MAX_FORWARDED_DATAGRAM, Forwarder
 
@@ -55,7 +58,12 @@ def video(track_id: int, seq: int = 0, size: int = 100) -> bytes:
 
 def room_of_three(max_queued: int = 128):
     clock = Clock()
-    sfu = Forwarder(clock, max_queued=max_queued, keyframe_request_interval=0.1)
+    sfu = Forwarder(
+        clock,
+        max_queued=max_queued,
+        max_queue_delay=0.15,
+        keyframe_request_interval=0.1,
+    )
     a, b, c = FakeConn(), FakeConn(), FakeConn()
     sfu.set_room("room", [(a, [7]), (b, [8]), (c, [])])
     return sfu, clock, a, b, c
@@ -129,6 +137,21 @@ def test_a_full_subscriber_queue_drops_for_that_subscriber_only():
     assert len(b.take()) == 1 and c.take() == [b"queued"] * 3
 
 
+def test_a_subscriber_queue_that_does_not_drain_gets_nothing_more():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 0))
+    assert len(b.take()) == 1  # b drains at once; c's queue stays backed up
+    clock.now += 0.1
+    sfu.on_datagram(a, video(7, 1))
+    clock.now += 0.1  # c has not been empty for 0.2 s, over the 0.15 s bound
+    sfu.on_datagram(a, video(7, 2))
+    assert len(b.take()) == 2 and len(c.take()) == 2
+    assert sfu.stats.dropped_queue_full == 1
+    clock.now += 1.0
+    sfu.on_datagram(a, video(7, 3))  # drained: c gets media again
+    assert len(c.take()) == 1 and len(b.take()) == 1
+
+
 def test_keyframe_requests_are_coalesced_per_track():
     sfu, clock, a, b, c = room_of_three()
     request = KeyframeRequest(7, 0).serialize()
@@ -173,3 +196,36 @@ def test_routes_follow_membership_and_rooms_stay_apart():
     sfu.on_datagram(b, video(8))
     assert a.take() == [] and sfu.stats.dropped_foreign_track == 1
     assert sfu.snapshot()["sfu_tracks"] == 2
+
+
+def _mutated(track_id: int, size: int, position: int, value: int) -> bytes:
+    data = bytearray(video(track_id, size=size))
+    data[position % len(data)] = value
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=1300),
+        st.builds(
+            _mutated,
+            st.sampled_from([7, 8, 9]),
+            st.integers(1, 1150),
+            st.integers(0, 1200),
+            st.integers(0, 255),
+        ),
+    )
+)
+def test_garbage_never_raises_and_only_owned_media_gets_through(data):
+    sfu, _, a, b, c = room_of_three(max_queued=10**6)
+    sfu.on_datagram(a, data)
+    forwarded = b.take()
+    assert forwarded == c.take()
+    for copy in forwarded:
+        assert len(copy) == len(data) <= MAX_FORWARDED_DATAGRAM
+        assert copy[0] >> 6 == 1 and (copy[0] >> 3) & 7 in (0, 1)
+        assert copy[4:8] == (7).to_bytes(4, "big")
+        assert copy[:2] + copy[4:] == data[:2] + data[4:]
+    stats = sfu.stats
+    assert stats.received == 1 and stats.forwarded == 2 * len(forwarded)

@@ -16,7 +16,7 @@ from tests.conftest import ServerProcess, start_server_process
 
 from .harness import LocalApp, Peer, RemoteApp
 
-SCREEN = "1920x1080x24"
+SCREEN = "2560x1440x24"
 
 
 @pytest.fixture(scope="session")

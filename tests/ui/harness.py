@@ -149,7 +149,7 @@ def wait_until(
             return last
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def settle(*apps: AnyApp, seconds: float = 0.2) -> None:
@@ -188,3 +188,15 @@ def sign_up(app: AnyApp, server: str, username: str) -> None:
     if wait_until(settled, app, what="sign-up") == "dialog":
         app.call("trust_server")
         wait_until(lambda: app.call("screen") == "main", app, what="main view")
+
+
+def befriend(a: AnyApp, b: AnyApp, a_name: str, b_name: str) -> None:
+    """``a`` finds ``b`` by name and asks; ``b`` accepts."""
+    a.call("add_friend", b_name)
+    wait_until(lambda: (b_name, "") in a.call("people_results"), a, what="search")
+    a.call("request_friend", b_name, "")
+    wait_until(lambda: b.call("requests") == [a_name], a, b, what="the request")
+    a.call("close_people")
+    b.call("answer_request", a_name, "Accept")
+    wait_until(lambda: [r[1] for r in a.call("drawer")] == [b_name], a, b)
+    wait_until(lambda: [r[1] for r in b.call("drawer")] == [a_name], a, b)

@@ -9,10 +9,15 @@ generate mouse and key events; what they read is what the widgets show.
 
 from __future__ import annotations
 
+import tkinter as tk
 from pathlib import Path
 
+import numpy as np
+import ttkbootstrap as ttk
+
 from client.ui.app import App
-from client.ui.views import ChatWindow
+from client.ui.views import ChatWindow, MeetingWindow
+from codec.media.stamp import read_stamp
 
 
 def screen(app: App) -> str:
@@ -24,6 +29,14 @@ def screen(app: App) -> str:
     if shown == {"LoginView"}:
         return "login"
     return "both" if shown else "none"
+
+
+def press_key(widget: tk.Misc, keysym: str) -> None:
+    """A key press on ``widget``: Tk sends key events to the focus widget, so
+    give it the focus first."""
+    widget.focus_force()
+    widget.update()
+    widget.event_generate("<KeyPress>", keysym=keysym)
 
 
 def window_box(app: App) -> tuple[int, int, int, int]:
@@ -70,7 +83,7 @@ def login_state(app: App) -> dict[str, object]:
         return {}
     dialog = login.dialog
     return {
-        "busy": login.busy,
+        "working": login.working,
         "message": login.status_var.get(),
         "username": login.username_var.get(),
         "dialog": type(dialog).__name__ if dialog and dialog.winfo_exists() else None,
@@ -130,7 +143,7 @@ def add_friend(app: App, prefix: str) -> None:
     dialog = app.main.people_dialog
     assert dialog is not None
     dialog.query_entry.insert(0, prefix)
-    dialog.query_entry.event_generate("<Return>")
+    press_key(dialog.query_entry, "Return")
 
 
 def people_results(app: App) -> list[tuple[str, str]]:
@@ -171,9 +184,9 @@ def double_click_friend(app: App, username: str) -> None:
     assert app.main is not None
     canvas = app.main.drawer.canvas
     x, y = app.main.drawer.row_center(username)
-    canvas.event_generate("<Button-1>", x=x, y=y)
-    canvas.event_generate("<ButtonRelease-1>", x=x, y=y)
-    canvas.event_generate("<Double-Button-1>", x=x, y=y)
+    for _ in range(2):
+        canvas.event_generate("<ButtonPress-1>", x=x, y=y)
+        canvas.event_generate("<ButtonRelease-1>", x=x, y=y)
 
 
 def toasts(app: App) -> list[tuple[str, str]]:
@@ -216,10 +229,8 @@ def chat_status(app: App, peer: str) -> str:
 def type_message(app: App, peer: str, text: str) -> None:
     """Type ``text`` into the composer key by key."""
     composer = _chat(app, peer).view.composer
-    composer.focus_force()
     for char in text:
-        keysym = "space" if char == " " else char
-        composer.event_generate("<KeyPress>", keysym=keysym)
+        press_key(composer, "space" if char == " " else char)
 
 
 def composer_text(app: App, peer: str) -> str:
@@ -227,23 +238,23 @@ def composer_text(app: App, peer: str) -> str:
 
 
 def press_return(app: App, peer: str) -> None:
-    composer = _chat(app, peer).view.composer
-    composer.focus_force()
-    composer.event_generate("<KeyPress>", keysym="Return")
+    press_key(_chat(app, peer).view.composer, "Return")
 
 
 def close_chat(app: App, peer: str) -> None:
-    _chat(app, peer).on_close()
+    _chat(app, peer).on_window_close()
 
 
 def avatar_pixel(app: App, x: int, y: int) -> tuple[int, ...]:
-    """The colour at (x, y) of the header's avatar image."""
+    """The colour at (x, y) of the image the header's avatar label shows;
+    empty while the image holds no picture yet."""
     assert app.main is not None
-    image_name = app.main.avatar_label.cget("image")
-    value = app.root.tk.call(
-        str(image_name[0] if isinstance(image_name, tuple) else image_name), "get", x, y
-    )
-    return tuple(int(v) for v in value)
+    image = app.main.avatar_label.cget("image")
+    name = str(image[0] if isinstance(image, tuple) else image)
+    try:
+        return tuple(int(v) for v in app.root.tk.call(name, "get", x, y))
+    except tk.TclError:
+        return ()
 
 
 def choose_avatar(app: App, path: str) -> None:
@@ -267,3 +278,261 @@ def change_password(app: App, old: str, new: str) -> None:
     ):
         entry.insert(0, value)
     dialog.submit_button.invoke()
+
+
+def scroll_chat_to_top(app: App, peer: str) -> None:
+    """Drag the transcript's scrollbar to the top."""
+    transcript = _chat(app, peer).view.transcript
+    transcript.scrollbar.event_generate("<Home>")
+    transcript.text.yview_moveto(0.0)
+
+
+def chat_visible(app: App, peer: str) -> list[str]:
+    """Texts of the messages inside the visible part of the transcript."""
+    transcript = _chat(app, peer).view.transcript
+    return [
+        transcript.messages[i].text for i in transcript.ids if transcript.is_visible(i)
+    ]
+
+
+def chat_has_more(app: App, peer: str) -> bool:
+    return _chat(app, peer).view.transcript.has_more
+
+
+def search_chat(app: App, peer: str, text: str) -> None:
+    view = _chat(app, peer).view
+    view.search_button.invoke()
+    view.search_entry.insert(0, text)
+    press_key(view.search_entry, "Return")
+
+
+def search_results(app: App, peer: str) -> list[str]:
+    tree = _chat(app, peer).view.results_tree
+    return [str(tree.item(iid, "text")) for iid in tree.get_children()]
+
+
+def pick_search_result(app: App, peer: str, index: int) -> None:
+    tree = _chat(app, peer).view.results_tree
+    tree.selection_set(tree.get_children()[index])
+
+
+def chat_highlighted(app: App, peer: str) -> str:
+    text = _chat(app, peer).view.transcript.text
+    ranges = text.tag_ranges("found")
+    return text.get(ranges[0], ranges[1]).strip() if ranges else ""
+
+
+def click_toast(app: App, title: str) -> None:
+    """Click the notice titled ``title``."""
+    for toast in list(app.toasts._toasts):
+        if toast.title == title:
+            toast.frame.event_generate("<Button-1>", x=5, y=5)
+            return
+    raise AssertionError(f"no notice titled {title!r}")
+
+
+def filter_friends(app: App, text: str) -> None:
+    """Clear the friend filter with BackSpace, then type ``text`` into it."""
+    assert app.main is not None
+    entry = app.main.filter_entry
+    entry.icursor("end")
+    keys = ["BackSpace"] * len(entry.get()) + ["space" if c == " " else c for c in text]
+    for keysym in keys:
+        press_key(entry, keysym)
+        entry.event_generate("<KeyRelease>", keysym=keysym)
+
+
+def edit_profile(app: App, name: str, mood: str) -> None:
+    assert app.main is not None
+    app.main.mood_label.event_generate("<Button-1>", x=2, y=2)
+    dialog = app.main.profile_dialog
+    assert dialog is not None
+    for entry, value in ((dialog.name_entry, name), (dialog.mood_entry, mood)):
+        entry.delete(0, "end")
+        entry.insert(0, value)
+    dialog.save_button.invoke()
+
+
+def profile_dialog_open(app: App) -> bool:
+    dialog = app.main.profile_dialog if app.main is not None else None
+    return dialog is not None and bool(dialog.winfo_exists())
+
+
+def profile_dialog_message(app: App) -> str:
+    assert app.main is not None and app.main.profile_dialog is not None
+    return app.main.profile_dialog.error_var.get()
+
+
+def open_settings(app: App) -> None:
+    """Open the settings from the account menu."""
+    assert app.main is not None
+    menu = app.main.account_menu
+    menu.invoke(menu.index("Settings…"))
+
+
+def settings_themes(app: App) -> list[str]:
+    """The themes the open settings offer (none while they are not open)."""
+    dialog = app.settings_dialog
+    if dialog is None or not dialog.winfo_exists():
+        return []
+    return [str(v) for v in dialog.theme_box.cget("values")]
+
+
+def choose_theme_and_save(app: App, theme: str) -> None:
+    dialog = app.settings_dialog
+    assert dialog is not None
+    dialog.theme_box.set(theme)
+    dialog.theme_box.event_generate("<<ComboboxSelected>>")
+    dialog.buttons.winfo_children()[0].invoke()
+
+
+def theme(app: App) -> str:
+    return str(ttk.Style.get_instance().theme_use())
+
+
+def drawer_background(app: App) -> str:
+    assert app.main is not None
+    return str(app.main.drawer.canvas.cget("background"))
+
+
+def chat_background(app: App, peer: str) -> str:
+    return str(_chat(app, peer).view.transcript.text.cget("background"))
+
+
+def send_file(app: App, peer: str, path: str) -> None:
+    """What the chat's File… button does once a file is picked."""
+    _chat(app, peer).view.on_file_chosen(Path(path))
+
+
+def chat_files(app: App, peer: str) -> list[tuple[str, str, str, list[str]]]:
+    """(kind, name, detail, buttons) of the transfers shown in the chat."""
+    return _chat(app, peer).view.files.shown()
+
+
+def press_chat_file(app: App, peer: str, name: str, button: str) -> None:
+    _chat(app, peer).view.files.press(name, button)
+
+
+def open_transfers(app: App) -> None:
+    assert app.main is not None
+    menu = app.main.account_menu
+    menu.invoke(menu.index("Transfers…"))
+
+
+def transfers(app: App) -> list[tuple[str, str, str, list[str]]]:
+    window = app.transfers_window
+    if window is None or not window.winfo_exists():
+        return []
+    return window.panel.shown()
+
+
+def press_transfer(app: App, name: str, button: str) -> None:
+    assert app.transfers_window is not None
+    app.transfers_window.panel.press(name, button)
+
+
+# -- meetings -----------------------------------------------------------------------
+
+
+def _meeting(app: App) -> MeetingWindow:
+    window = app.meetings.window
+    assert window is not None, "no meeting window"
+    return window
+
+
+def start_meeting(app: App) -> None:
+    """Meet → Start a meeting."""
+    assert app.main is not None
+    app.main.meet_button.invoke()
+    assert app.meetings.dialog is not None
+    app.meetings.dialog.start_button.invoke()
+
+
+def join_meeting(app: App, code: str) -> None:
+    """Meet → type the code → Join."""
+    assert app.main is not None
+    app.main.meet_button.invoke()
+    dialog = app.meetings.dialog
+    assert dialog is not None
+    dialog.code_entry.insert(0, code)
+    press_key(dialog.code_entry, "Return")
+
+
+def meeting_open(app: App) -> bool:
+    window = app.meetings.window
+    return window is not None and bool(window.winfo_exists())
+
+
+def meeting_code(app: App) -> str:
+    return str(_meeting(app).code_label.cget("text"))
+
+
+def meeting_members(app: App) -> list[tuple[str, str]]:
+    return _meeting(app).members.members()
+
+
+def invite_to_meeting(app: App, username: str) -> None:
+    panel = _meeting(app).members
+    panel.invite_box.set(username)
+    panel.invite_button.invoke()
+
+
+def meeting_tiles(app: App) -> list[tuple[str, str, tuple[int, int], int]]:
+    """(key, name label, size, pictures shown) per tile, in stage order."""
+    return [
+        (key, tile.text_of("name"), tile.tile_size, tile.frames_shown)
+        for key, tile in _meeting(app).stage.tiles.items()
+    ]
+
+
+def tile_stamp(app: App, key: str) -> tuple[int, int] | None:
+    """The synthetic stamp (frame number, capture ms) read from the pixels the
+    tile shows, None while it shows no readable picture."""
+    tile = _meeting(app).stage.tiles.get(key)
+    image = tile.shown_image() if tile is not None else None
+    if image is None:
+        return None
+    return read_stamp(np.asarray(image))
+
+
+def tile_stats(app: App, key: str) -> str:
+    return _meeting(app).stage.tiles[key].text_of("stats")
+
+
+def meeting_toggle(app: App, button: str) -> None:
+    """Click a toolbar toggle: camera, screen, hand, speaker or stats."""
+    window = _meeting(app)
+    buttons = {
+        "camera": window.camera_button,
+        "screen": window.screen_button,
+        "hand": window.hand_button,
+        "speaker": window.speaker_button,
+        "stats": window.stats_button,
+    }
+    buttons[button].invoke()
+
+
+def meeting_say(app: App, text: str) -> None:
+    entry = _meeting(app).chat.entry
+    entry.insert(0, text)
+    press_key(entry, "Return")
+
+
+def meeting_chat(app: App) -> list[tuple[str, str]]:
+    return [(line.name, line.text) for line in _meeting(app).chat.lines]
+
+
+def host_action(app: App, username: str, action: str) -> None:
+    panel = _meeting(app).members
+    panel.tree.selection_set(username)
+    panel.tree.event_generate("<<TreeviewSelect>>")
+    panel.update()
+    panel.host_buttons[action].invoke()
+
+
+def end_button_shown(app: App) -> bool:
+    return bool(_meeting(app).end_button.winfo_ismapped())
+
+
+def leave_meeting(app: App) -> None:
+    _meeting(app).leave_button.invoke()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from codec.messages import (
     ChatMessage,
@@ -23,9 +24,13 @@ from ...events import Disconnected, Reconnected, SessionClosed
 from ...session import Session
 from ...social import Chat, Friends
 from ...store import LocalMessage, LocalStore
+from ...transfers import Transfer
 from ..model import ConnectionState, Notice, Person, ProfileUpdated, UiEvent
+from ..video import TileFrames
 from .avatars import Avatars, prepare_upload
 from .conversations import Conversations
+from .files import FilesModel
+from .meeting import MeetingModel, VideoSettings
 from .roster import RosterModel, person
 
 __all__ = ["Account"]
@@ -40,7 +45,8 @@ class Account:
 
     Create it before logging in (chat must see the first sync), call
     :meth:`start` once logged in and :meth:`close` at the end. ``on_ended`` is
-    called when the server ends the session (signed in elsewhere, ...).
+    called when the server ends the session (signed in elsewhere, ...);
+    received files go to ``downloads``; meeting pictures go to ``frames``.
     """
 
     def __init__(
@@ -48,7 +54,10 @@ class Account:
         session: Session,
         store: LocalStore,
         post: Callable[[UiEvent], None],
-        on_ended: Callable[[Account, str, str], Awaitable[None]],
+        on_ended: Callable[[Account, str, str], Coroutine[Any, Any, None]],
+        downloads: Path,
+        frames: TileFrames,
+        video_settings: Callable[[], VideoSettings],
     ) -> None:
         self.session = session
         self.store = store
@@ -61,6 +70,10 @@ class Account:
             self.chat, store, post, on_read=self.request_unread
         )
         self.avatars = Avatars(post, session.get_avatar)
+        self.files = FilesModel(session, store, post, downloads)
+        self.meeting = MeetingModel(
+            session, post, frames, video_settings, self._name_of
+        )
         self._dirty: set[str] = set()
         self._unread_task: asyncio.Task[None] | None = None
         self._unread_again = False
@@ -79,6 +92,7 @@ class Account:
         self._pump = asyncio.get_running_loop().create_task(self._follow_events())
         await self.roster.refresh()
         self.request_unread()
+        await self.files.load()
 
     async def close(self) -> None:
         if self._pump is not None:
@@ -86,6 +100,8 @@ class Account:
         await self.conversations.close_all()
         if self._unread_task is not None:
             self._unread_task.cancel()
+        self.files.close()
+        await self.meeting.close()
         await self.chat.close()
         await self.session.close()
         self.avatars.close()
@@ -148,8 +164,15 @@ class Account:
             self.conversations.refresh_all()
             await self.roster.refresh()
             self.request_unread()
+            await self.files.refresh_offers()
         elif isinstance(event, Event) and self.roster.apply(event):
             self._notify_friend_event(event)
+        elif isinstance(event, Event):
+            self.files.on_event(event, self._name_of)
+
+    def _name_of(self, username: str) -> str:
+        who = self.roster.person(username)
+        return who.name if who is not None else username
 
     def _notify_friend_event(self, event: Event) -> None:
         if isinstance(event, FriendRequested):
@@ -238,3 +261,26 @@ class Account:
     async def block(self, username: str) -> None:
         await self.friends.block(username)
         await self.roster.refresh()
+
+    # -- files --------------------------------------------------------------------
+
+    async def send_file(self, peer: str, path: Path) -> Transfer:
+        """Send ``path`` to ``peer``; returns when the server holds it."""
+        return await self.files.transfers.send(peer, path)
+
+    async def download(self, file_id: str) -> Transfer:
+        """Download a file offered to us into the downloads folder."""
+        return await self.files.transfers.download(file_id)
+
+    async def pause_transfer(self, transfer_id: int) -> Transfer:
+        return await self.files.transfers.pause(transfer_id)
+
+    async def resume_transfer(self, transfer_id: int) -> Transfer:
+        """Continue a paused or failed transfer; returns when it ends."""
+        return await self.files.transfers.resume(transfer_id)
+
+    async def cancel_transfer(self, transfer_id: int) -> Transfer:
+        return await self.files.transfers.cancel(transfer_id)
+
+    def set_downloads(self, folder: Path) -> None:
+        self.files.transfers.downloads = folder

@@ -24,7 +24,10 @@ from ...session import Session, parse_address
 from ...store import LocalStore
 from ..errors import NotSignedIn, UntrustedCertificate
 from ..model import ServerIdentity, SignedIn, SignedOut, UiEvent
+from ..video import TileFrames
 from .account import Account
+from .files import default_downloads
+from .meeting import VideoSettings
 
 __all__ = ["Backend", "open_history"]
 
@@ -51,18 +54,21 @@ async def open_history(home: Home, username: str) -> LocalStore:
 
 
 class Backend:
-    """Sign-in state of the app, on the loop thread; ``post`` sends UI events."""
+    """Sign-in state of the app, on the loop thread; ``post`` sends UI events,
+    meeting pictures go to ``frames``."""
 
     def __init__(
         self,
         home: Home,
         post: Callable[[UiEvent], None],
         *,
+        frames: TileFrames,
         ca_file: Path | None = None,
         idle_timeout: float = 5.0,
     ) -> None:
         self.home = home
         self.post = post
+        self.frames = frames
         self.ca_file = ca_file
         self.idle_timeout = idle_timeout
         self._account: Account | None = None
@@ -76,12 +82,34 @@ class Backend:
     # -- settings ---------------------------------------------------------------
 
     async def settings(self) -> dict[str, Any]:
-        return self.home.config()
+        """The home's config, with the downloads folder in effect."""
+        return {**self.home.config(), "downloads": str(self.downloads())}
 
     async def save_settings(self, **values: Any) -> None:
         self.home.update_config(**values)
         if values.get("auto_sign_in") is False:
             self.home.clear_session()
+        if "downloads" in values and self._account is not None:
+            self._account.set_downloads(self.downloads())
+
+    def video_settings(self) -> VideoSettings:
+        """The camera and screen to send (``camera``, ``camera_size``,
+        ``camera_fps`` and ``screen`` settings)."""
+        config = self.home.config()
+        default = VideoSettings()
+        width, _, height = str(config.get("camera_size", "")).partition("x")
+        return VideoSettings(
+            camera=config.get("camera") or default.camera,
+            screen=config.get("screen") or default.screen,
+            width=int(width) if width.isdigit() else default.width,
+            height=int(height) if height.isdigit() else default.height,
+            fps=float(config.get("camera_fps") or default.fps),
+        )
+
+    def downloads(self) -> Path:
+        """Where received files are saved (the ``downloads`` setting)."""
+        folder = self.home.config().get("downloads")
+        return Path(folder) if folder else default_downloads()
 
     async def trust(self, identity: ServerIdentity) -> None:
         """Pin ``identity`` after the user confirmed its fingerprint."""
@@ -155,7 +183,15 @@ class Backend:
             on_login=lambda reply: self._save_login(server, reply),
         )
         store = await open_history(self.home, username)
-        account = Account(session, store, self.post, self._session_ended)
+        account = Account(
+            session,
+            store,
+            self.post,
+            self._session_ended,
+            self.downloads(),
+            self.frames,
+            self.video_settings,
+        )
         try:
             fingerprint = await session.connect()
             if self.ca_file is None and known is None:

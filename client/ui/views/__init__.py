@@ -6,18 +6,21 @@ from .dialogs import (
     CertificateChangedDialog,
     ChangePasswordDialog,
     FingerprintDialog,
+    MeetDialog,
     format_fingerprint,
 )
 from .drawer import FriendDrawer
 from .images import ImageStore
 from .login import LoginView
 from .main import MainView
+from .meeting import MeetingWindow
 from .people import PeopleDialog
 from .profile import ProfileDialog
 from .settings import SettingsDialog
 from .theme import DARK_THEME, LIGHT_THEME, available_themes
 from .toast import Toasts
 from .transcript import Transcript
+from .transfers import TransfersPanel, TransfersWindow, open_folder
 
 __all__ = [
     "DARK_THEME",
@@ -31,11 +34,16 @@ __all__ = [
     "ImageStore",
     "LoginView",
     "MainView",
+    "MeetDialog",
+    "MeetingWindow",
     "PeopleDialog",
     "ProfileDialog",
     "SettingsDialog",
     "Toasts",
     "Transcript",
+    "TransfersPanel",
+    "TransfersWindow",
     "available_themes",
     "format_fingerprint",
+    "open_folder",
 ]

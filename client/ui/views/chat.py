@@ -6,15 +6,25 @@ from __future__ import annotations
 import time
 import tkinter as tk
 from collections.abc import Callable
+from pathlib import Path
+from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
 from ...store import LocalMessage
 from ..controller import Controller
 from ..errors import describe
-from ..model import ConversationUpdate, FriendEntry, Person
+from ..model import (
+    ConversationUpdate,
+    FileOfferEntry,
+    FriendEntry,
+    Person,
+    TransferEntry,
+    TransfersChanged,
+)
 from .images import ImageStore
 from .transcript import Transcript
+from .transfers import TransfersPanel
 
 __all__ = ["ChatView", "ChatWindow"]
 
@@ -23,7 +33,7 @@ PRESENCE_TEXT = {"online": "online", "away": "away", "offline": "offline"}
 
 
 class ChatView(ttk.Frame):
-    """The conversation with one friend."""
+    """The conversation with one friend, and the files sent both ways."""
 
     def __init__(
         self,
@@ -32,6 +42,7 @@ class ChatView(ttk.Frame):
         images: ImageStore,
         friend: FriendEntry,
         notify: Callable[[str, str, str], None],
+        opener: Callable[[Path], None],
     ) -> None:
         super().__init__(master)
         self.controller = controller
@@ -39,6 +50,7 @@ class ChatView(ttk.Frame):
         self.friend = friend
         self.peer = friend.person.username
         self._notify = notify
+        self._opener = opener
         self.status_var = tk.StringVar(self)
         self.search_var = tk.StringVar(self)
         self.search_status_var = tk.StringVar(self)
@@ -47,6 +59,7 @@ class ChatView(ttk.Frame):
         self.create_header()
         self.create_search()
         self.create_composer()
+        self.create_files()
         self.create_transcript()
         self.set_friend(friend)
 
@@ -92,8 +105,8 @@ class ChatView(ttk.Frame):
             height=4,
             selectmode="browse",
         )
-        self.results_tree.column("#0", width=320, stretch=True)
-        self.results_tree.column("when", width=120, stretch=False, anchor="e")
+        self.results_tree.column("#0", width=200, stretch=True)
+        self.results_tree.column("when", width=130, stretch=False, anchor="e")
         self.results_tree.pack(fill="x", pady=(6, 0))
         self.results_tree.bind(
             "<<TreeviewSelect>>", lambda _e: self.on_result_selected()
@@ -114,16 +127,46 @@ class ChatView(ttk.Frame):
         composer = ttk.Frame(self, padding=(12, 8, 12, 12))
         composer.pack(side="bottom", fill="x")
         ttk.Separator(self).pack(side="bottom", fill="x")
+        buttons = ttk.Frame(composer)
+        buttons.pack(side="right", fill="y", padx=(8, 0))
         self.composer = tk.Text(
-            composer, height=3, wrap="word", undo=True, relief="flat", padx=6, pady=4
+            composer,
+            width=1,
+            height=3,
+            wrap="word",
+            undo=True,
+            relief="flat",
+            padx=6,
+            pady=4,
         )
         self.composer.pack(side="left", fill="both", expand=True)
         self.composer.bind("<Return>", self.on_return)
         self.composer.bind("<KeyPress>", self.on_key, add="+")
         self.send_button = ttk.Button(
-            composer, text="Send", command=self.on_send, bootstyle="primary"
+            buttons, text="Send", command=self.on_send, bootstyle="primary"
         )
-        self.send_button.pack(side="left", padx=(8, 0), fill="y")
+        self.send_button.pack(fill="x")
+        self.file_button = ttk.Button(
+            buttons,
+            text="File…",
+            command=self.on_choose_file,
+            bootstyle="secondary-outline",
+        )
+        self.file_button.pack(fill="x", pady=(4, 0))
+
+    def create_files(self) -> None:
+        """The transfers with this friend, between transcript and composer."""
+        self.files = TransfersPanel(
+            self, self.controller, opener=self._opener, keep=self._keep_file
+        )
+        self.files.pack(side="bottom", fill="x", padx=12)
+
+    def _keep_file(self, item: TransferEntry | FileOfferEntry) -> bool:
+        """Offers from this friend, and transfers with them that are unfinished
+        or ran since the app started."""
+        if isinstance(item, FileOfferEntry):
+            return item.sender == self.peer
+        return item.peer == self.peer and (item.recent or not item.finished)
 
     # -- updates from the app ----------------------------------------------------------
 
@@ -166,8 +209,11 @@ class ChatView(ttk.Frame):
 
     # -- handlers ----------------------------------------------------------------------
 
+    def set_transfers(self, snapshot: TransfersChanged) -> None:
+        self.files.show(snapshot)
+
     def on_return(self, event: tk.Event) -> str | None:
-        if event.state & 0x0001:  # Shift: a new line
+        if isinstance(event.state, int) and event.state & 0x0001:  # Shift: new line
             return None
         self.on_send()
         return "break"
@@ -185,6 +231,19 @@ class ChatView(ttk.Frame):
 
     def on_send_failed(self, error: BaseException) -> None:
         self._notify("Message not sent", describe(error), "danger")
+
+    def on_choose_file(self) -> None:
+        path = filedialog.askopenfilename(
+            parent=self, title=f"Send a file to {self.friend.person.name}"
+        )
+        if path:
+            self.on_file_chosen(Path(path))
+
+    def on_file_chosen(self, path: Path) -> None:
+        self.controller.send_file(self.peer, path, on_error=self.on_file_failed)
+
+    def on_file_failed(self, error: BaseException) -> None:
+        self._notify("File not sent", describe(error), "danger")
 
     def on_need_older(self) -> None:
         self.controller.older_messages(self.peer)
@@ -239,7 +298,8 @@ class ChatView(ttk.Frame):
 
 
 class ChatWindow(ttk.Toplevel):
-    """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed."""
+    """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed,
+    ``opener(path)`` shows a received file's folder."""
 
     def __init__(
         self,
@@ -249,6 +309,7 @@ class ChatWindow(ttk.Toplevel):
         friend: FriendEntry,
         notify: Callable[[str, str, str], None],
         on_closed: Callable[[str], None],
+        opener: Callable[[Path], None],
     ) -> None:
         super().__init__(
             master=master,
@@ -259,9 +320,9 @@ class ChatWindow(ttk.Toplevel):
         self.controller = controller
         self.peer = friend.person.username
         self._on_closed = on_closed
-        self.view = ChatView(self, controller, images, friend, notify)
+        self.view = ChatView(self, controller, images, friend, notify, opener)
         self.view.pack(fill="both", expand=True)
-        self.protocol("WM_DELETE_WINDOW", self.on_close)
+        self.protocol("WM_DELETE_WINDOW", self.on_window_close)
         self.bind("<Map>", lambda e: self.on_visibility(e, True), add="+")
         self.bind("<Unmap>", lambda e: self.on_visibility(e, False), add="+")
         controller.open_conversation(self.peer)
@@ -271,7 +332,7 @@ class ChatWindow(ttk.Toplevel):
         if event.widget is self:
             self.controller.set_viewing(self.peer, visible)
 
-    def on_close(self) -> None:
+    def on_window_close(self) -> None:
         self.controller.set_viewing(self.peer, False)
         self.controller.close_conversation(self.peer)
         self.destroy()

@@ -17,6 +17,7 @@ __all__ = [
     "ChangePasswordDialog",
     "Dialog",
     "FingerprintDialog",
+    "MeetDialog",
     "format_fingerprint",
 ]
 
@@ -197,3 +198,75 @@ class ChangePasswordDialog(Dialog):
     def on_failed(self, message: str) -> None:
         self.error_var.set(message)
         self.submit_button.configure(state="normal")
+
+
+class MeetDialog(Dialog):
+    """Start a meeting (``on_create(password)``) or join one by its code
+    (``on_join(code, password)``); :meth:`on_failed` shows why not."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        on_create: Callable[[str], object],
+        on_join: Callable[[str, str], object],
+    ) -> None:
+        super().__init__(master, "Meet")
+        self._on_create = on_create
+        self._on_join = on_join
+        self.password_var = tk.StringVar(self)
+        self.code_var = tk.StringVar(self)
+        self.join_password_var = tk.StringVar(self)
+        self.error_var = tk.StringVar(self)
+        self.create_new()
+        self.create_join()
+        self.add_button("Close", self.on_cancel, "secondary")
+        self.show()
+        self.code_entry.focus_set()
+
+    def create_new(self) -> None:
+        ttk.Label(self.body, text="New meeting", font="-weight bold").pack(anchor="w")
+        ttk.Label(self.body, text="Password (optional)").pack(anchor="w", pady=(6, 0))
+        ttk.Entry(self.body, textvariable=self.password_var, show="•").pack(fill="x")
+        self.start_button = ttk.Button(
+            self.body,
+            text="Start a meeting",
+            command=self.on_start,
+            bootstyle="primary",
+        )
+        self.start_button.pack(anchor="w", pady=(8, 16))
+
+    def create_join(self) -> None:
+        ttk.Label(self.body, text="Join a meeting", font="-weight bold").pack(
+            anchor="w"
+        )
+        ttk.Label(self.body, text="Meeting code").pack(anchor="w", pady=(6, 0))
+        self.code_entry = ttk.Entry(self.body, textvariable=self.code_var, width=30)
+        self.code_entry.pack(fill="x")
+        self.code_entry.bind("<Return>", lambda _e: self.on_join())
+        ttk.Label(self.body, text="Password, if it has one").pack(
+            anchor="w", pady=(6, 0)
+        )
+        ttk.Entry(self.body, textvariable=self.join_password_var, show="•").pack(
+            fill="x"
+        )
+        self.join_button = ttk.Button(
+            self.body, text="Join", command=self.on_join, bootstyle="primary"
+        )
+        self.join_button.pack(anchor="w", pady=(8, 0))
+        ttk.Label(
+            self.body, textvariable=self.error_var, bootstyle="danger", wraplength=320
+        ).pack(anchor="w", pady=(8, 0))
+
+    def on_start(self) -> None:
+        self.error_var.set("")
+        self._on_create(self.password_var.get())
+
+    def on_join(self) -> None:
+        code = self.code_var.get().strip()
+        if code:
+            self.error_var.set("")
+            self._on_join(code, self.join_password_var.get())
+
+    def on_failed(self, message: str) -> None:
+        if self.winfo_exists():
+            self.error_var.set(message)

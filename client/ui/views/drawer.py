@@ -51,7 +51,7 @@ class FriendDrawer(ttk.Frame):
         self,
         master: tk.Misc,
         images: ImageStore,
-        on_open: Callable[[str], None],
+        on_open: Callable[[str], object],
         on_menu: Callable[[str, str, int, int], None],
     ) -> None:
         super().__init__(master)
@@ -182,16 +182,16 @@ class FriendDrawer(ttk.Frame):
         )
         text_x = PAD + AVATAR_SIZE + 10
         unread = entry.unread
+        second = "waiting for an answer" if kind == "requested" else entry.person.mood
         canvas.create_text(
             text_x,
-            y + 17,
+            y + 17 if second else y + ROW_HEIGHT // 2,
             text=entry.person.name,
             anchor="w",
             fill=colors.fg if presence != "offline" or unread else colors.muted,
             font="-size 10 -weight bold" if unread else "-size 10",
             tags=("row", tag, f"name:{username}"),
         )
-        second = "waiting for an answer" if kind == "requested" else entry.person.mood
         canvas.create_text(
             text_x,
             y + 35,

@@ -21,11 +21,10 @@ __all__ = ["ImageStore"]
 class ImageStore:
     """``PhotoImage`` objects by key; ``request(key)`` asks for a missing one."""
 
-    def __init__(self, master: tk.Misc, request: Callable[[str], None]) -> None:
+    def __init__(self, master: tk.Misc, request: Callable[[str], object]) -> None:
         self._master = master
         self._request = request
         self._images: dict[str, ImageTk.PhotoImage] = {}
-        self._filled: set[str] = set()
 
     def get(self, key: str, size: tuple[int, int]) -> ImageTk.PhotoImage:
         image = self._images.get(key)
@@ -42,10 +41,6 @@ class ImageStore:
             self._images[key] = ImageTk.PhotoImage(picture, master=self._master)
         else:
             image.paste(picture)
-        self._filled.add(key)
-
-    def is_filled(self, key: str) -> bool:
-        return key in self._filled
 
     def avatar(
         self, person: Person, size: int, presence: Presence | None = None

@@ -97,14 +97,15 @@ class LoginView(ttk.Frame):
     # -- state ---------------------------------------------------------------------
 
     @property
-    def busy(self) -> bool:
+    def working(self) -> bool:
+        """A sign-in is under way (the form is disabled)."""
         return str(self.submit_button.cget("state")) == "disabled"
 
-    def set_busy(self, busy: bool) -> None:
-        state = "disabled" if busy else "normal"
+    def set_working(self, working: bool) -> None:
+        state = "disabled" if working else "normal"
         for widget in (self.submit_button, self.mode_button, self.server_entry):
             widget.configure(state=state)
-        if busy:
+        if working:
             self.progress.pack(fill="x", pady=(8, 0), before=self.status_label)
             self.progress.start(12)
         else:
@@ -152,7 +153,7 @@ class LoginView(ttk.Frame):
         self.on_mode_changed()
 
     def on_submit(self) -> None:
-        if self.busy:
+        if self.working:
             return
         server = self.server_var.get().strip()
         username = self.username_var.get().strip()
@@ -165,7 +166,7 @@ class LoginView(ttk.Frame):
             self.status_var.set("The passwords differ.")
             return
         self.status_var.set("")
-        self.set_busy(True)
+        self.set_working(True)
         self.controller.sign_in(
             server,
             username,
@@ -178,14 +179,14 @@ class LoginView(ttk.Frame):
     def on_signed_in(self, _result: object) -> None:
         if not self.winfo_exists():  # replaced by the main view already
             return
-        self.set_busy(False)
+        self.set_working(False)
         self.password_var.set("")
         self.confirm_var.set("")
 
     def on_failed(self, error: BaseException) -> None:
         if not self.winfo_exists():
             return
-        self.set_busy(False)
+        self.set_working(False)
         if isinstance(error, UntrustedCertificate):
             self.dialog = FingerprintDialog(self, error.identity, self.on_trusted)
         elif isinstance(error, CertificateMismatch):
@@ -197,9 +198,9 @@ class LoginView(ttk.Frame):
     def on_trusted(self, identity: ServerIdentity) -> None:
         """The user confirmed the fingerprint: pin it, then sign in again."""
         self.dialog = None
-        self.set_busy(True)
+        self.set_working(True)
         self.controller.trust(identity, on_done=lambda _r: self._resubmit())
 
     def _resubmit(self) -> None:
-        self.set_busy(False)
+        self.set_working(False)
         self.on_submit()

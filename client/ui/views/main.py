@@ -28,7 +28,8 @@ class MainView(ttk.Frame):
     """Everything of the signed-in user but the chats.
 
     ``on_open_chat(username)`` opens a chat window, ``on_settings()`` the
-    settings and ``notify(title, text, level)`` shows a notice.
+    settings, ``on_transfers()`` the transfers window, ``on_meet()`` starts or
+    joins a meeting and ``notify(title, text, level)`` shows a notice.
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class MainView(ttk.Frame):
         images: ImageStore,
         me: Person,
         *,
-        on_open_chat: Callable[[str], None],
-        on_settings: Callable[[], None],
+        on_open_chat: Callable[[str], object],
+        on_settings: Callable[[], object],
+        on_transfers: Callable[[], object],
+        on_meet: Callable[[], object],
         notify: Callable[[str, str, str], None],
     ) -> None:
         super().__init__(master)
@@ -48,6 +51,10 @@ class MainView(ttk.Frame):
         self.me = me
         self._on_open_chat = on_open_chat
         self._on_settings = on_settings
+        self._on_transfers = on_transfers
+        self._on_meet = on_meet
+        self.in_meeting = False
+        """Whether we are in a meeting (friends can then be invited to it)."""
         self._notify = notify
         self.name_var = tk.StringVar(self)
         self.mood_var = tk.StringVar(self)
@@ -92,7 +99,7 @@ class MainView(ttk.Frame):
         self.presence_button = ttk.Menubutton(
             names, bootstyle="success-ghost", text=PRESENCE_LABELS["online"]
         )
-        presence_menu = tk.Menu(self.presence_button, tearoff=False)
+        presence_menu = ttk.Menu(self.presence_button, tearoff=False)
         for status, label in PRESENCE_LABELS.items():
             presence_menu.add_radiobutton(
                 label=label.removeprefix("● "),
@@ -105,11 +112,14 @@ class MainView(ttk.Frame):
         self.menu_button = ttk.Menubutton(
             header, text="☰", bootstyle="secondary-outline"
         )
-        self.account_menu = tk.Menu(self.menu_button, tearoff=False)
+        self.account_menu = ttk.Menu(self.menu_button, tearoff=False)
         self.account_menu.add_command(
             label="Edit profile…", command=self.on_edit_profile
         )
         self.account_menu.add_command(label="Add friend…", command=self.on_add_friend)
+        self.account_menu.add_command(
+            label="Transfers…", command=lambda: self._on_transfers()
+        )
         self.account_menu.add_command(label="Settings…", command=self._on_settings)
         self.account_menu.add_separator()
         self.account_menu.add_command(
@@ -134,7 +144,7 @@ class MainView(ttk.Frame):
         bar.pack(fill="x")
         self.filter_entry = ttk.Entry(bar, textvariable=self.filter_var)
         self.filter_entry.pack(side="left", fill="x", expand=True)
-        self.filter_var.trace_add("write", lambda *_: self.on_filter())
+        self.filter_entry.bind("<KeyRelease>", lambda _e: self.on_filter())
         self.filter_hint = ttk.Label(
             self.filter_entry, text="Search friends", bootstyle="secondary"
         )
@@ -150,6 +160,10 @@ class MainView(ttk.Frame):
             bar, text="Add friend", command=self.on_add_friend, bootstyle="primary"
         )
         self.add_button.pack(side="left", padx=(8, 0))
+        self.meet_button = ttk.Button(
+            bar, text="Meet", command=lambda: self._on_meet(), bootstyle="success"
+        )
+        self.meet_button.pack(side="left", padx=(6, 0))
         self._filter_bar = bar
 
     def create_drawer(self) -> None:
@@ -160,7 +174,7 @@ class MainView(ttk.Frame):
         self.drawer.pack(fill="both", expand=True)
 
     def create_context_menu(self) -> None:
-        self.row_menu = tk.Menu(self, tearoff=False)
+        self.row_menu = ttk.Menu(self, tearoff=False)
 
     # -- updates from the app -------------------------------------------------------
 
@@ -261,6 +275,11 @@ class MainView(ttk.Frame):
             menu.add_command(
                 label="Open chat", command=lambda: self._on_open_chat(username)
             )
+            if self.in_meeting:
+                menu.add_command(
+                    label="Invite to the meeting",
+                    command=lambda: self.controller.invite(username),
+                )
             menu.add_separator()
             menu.add_command(
                 label="Remove friend",

@@ -1,22 +1,29 @@
-"""Settings: theme, the server to sign in to, signing in automatically."""
+"""Settings: theme, the server to sign in to, signing in automatically,
+where received files are saved, and the video devices."""
 
 from __future__ import annotations
 
 import tkinter as tk
 from collections.abc import Callable
+from tkinter import filedialog
 from typing import Any
 
 import ttkbootstrap as ttk
 
 from .dialogs import Dialog
+from .meeting import CAMERA_SOURCES, SCREEN_SOURCES
 from .theme import available_themes
 
 __all__ = ["SettingsDialog"]
 
+CAMERA_SIZES = ("320x240", "640x480", "1280x720")
+CAMERA_RATES = ("15", "30")
+
 
 class SettingsDialog(Dialog):
-    """Shows ``settings`` (the home's config); ``on_save(changes)`` applies and
-    stores them; ``on_preview(theme)`` shows a theme while it is chosen."""
+    """Shows ``settings`` (the home's config, with the downloads folder in
+    effect); ``on_save(changes)`` applies and stores them; ``on_preview(theme)``
+    shows a theme while it is chosen."""
 
     def __init__(
         self,
@@ -35,8 +42,15 @@ class SettingsDialog(Dialog):
         self.theme_var = tk.StringVar(self, current_theme)
         self.server_var = tk.StringVar(self, settings.get("server", ""))
         self.auto_var = tk.BooleanVar(self, settings.get("auto_sign_in", True))
+        self.downloads_var = tk.StringVar(self, settings.get("downloads", ""))
+        self.camera_var = tk.StringVar(self, settings.get("camera") or "camera:0")
+        self.size_var = tk.StringVar(self, settings.get("camera_size") or "640x480")
+        self.fps_var = tk.StringVar(self, str(settings.get("camera_fps") or 30))
+        self.screen_var = tk.StringVar(self, settings.get("screen") or "screen:1")
         self.create_appearance()
         self.create_account(data_folder)
+        self.create_files()
+        self.create_devices()
         self.add_button("Save", self.on_save)
         self.add_button("Cancel", self.on_cancel, "secondary")
         self.show()
@@ -79,10 +93,58 @@ class SettingsDialog(Dialog):
             wraplength=360,
         ).pack(anchor="w", pady=(12, 0))
 
+    def create_files(self) -> None:
+        ttk.Label(self.body, text="Files", font="-weight bold").pack(
+            anchor="w", pady=(16, 0)
+        )
+        ttk.Label(self.body, text="Save received files in").pack(
+            anchor="w", pady=(6, 0)
+        )
+        row = ttk.Frame(self.body)
+        row.pack(fill="x", pady=(2, 0))
+        self.downloads_entry = ttk.Entry(row, textvariable=self.downloads_var)
+        self.downloads_entry.pack(side="left", fill="x", expand=True)
+        ttk.Button(
+            row,
+            text="Choose…",
+            command=self.on_choose_downloads,
+            bootstyle="secondary-outline",
+        ).pack(side="left", padx=(6, 0))
+
+    def create_devices(self) -> None:
+        ttk.Label(self.body, text="Video", font="-weight bold").pack(
+            anchor="w", pady=(16, 0)
+        )
+        grid = ttk.Frame(self.body)
+        grid.pack(fill="x", pady=(6, 0))
+        rows = (
+            ("Camera", self.camera_var, CAMERA_SOURCES),
+            ("Camera size", self.size_var, CAMERA_SIZES),
+            ("Frames per second", self.fps_var, CAMERA_RATES),
+            ("Screen", self.screen_var, SCREEN_SOURCES),
+        )
+        for row, (label, var, values) in enumerate(rows):
+            ttk.Label(grid, text=label).grid(row=row, column=0, sticky="w", pady=2)
+            ttk.Combobox(grid, textvariable=var, values=values, width=14).grid(
+                row=row, column=1, sticky="w", padx=(10, 0), pady=2
+            )
+
+    def on_choose_downloads(self) -> None:
+        folder = filedialog.askdirectory(
+            parent=self, initialdir=self.downloads_var.get(), mustexist=False
+        )
+        if folder:
+            self.downloads_var.set(folder)
+
     def on_save(self) -> None:
         changes: dict[str, Any] = {
             "theme": self.theme_var.get(),
             "auto_sign_in": self.auto_var.get(),
+            "downloads": self.downloads_var.get().strip(),
+            "camera": self.camera_var.get().strip(),
+            "camera_size": self.size_var.get().strip(),
+            "camera_fps": self.fps_var.get().strip(),
+            "screen": self.screen_var.get().strip(),
         }
         server = self.server_var.get().strip()
         if server:

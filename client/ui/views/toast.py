@@ -2,12 +2,13 @@
 
 They live inside the window (placed over the current view), so they survive a
 switch from the main view back to the login view, which is exactly when the
-"signed in elsewhere" notice must be read. A newer notice about the same chat
-replaces the older one instead of piling up.
+"signed in elsewhere" notice must be read. A newer notice with the same key
+(the same chat, say) replaces the older one instead of piling up.
 """
 
 from __future__ import annotations
 
+import functools
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import ttkbootstrap as ttk
 
 __all__ = ["Toasts"]
 
-MAX_SHOWN = 4
+MAX_SHOWN = 3
 DEFAULT_DURATION_MS = 6000
 
 
@@ -25,16 +26,16 @@ class _Toast:
     frame: ttk.Frame
     title: str
     text: str
-    peer: str | None
+    key: str | None
+    on_click: Callable[[], object] | None
     timer: str | None = None
 
 
 class Toasts:
-    """Shows notices over ``root``; clicking one about a chat calls ``on_open``."""
+    """Shows notices over ``root``."""
 
-    def __init__(self, root: tk.Misc, on_open: Callable[[str], None]) -> None:
+    def __init__(self, root: tk.Misc) -> None:
         self.root = root
-        self._on_open = on_open
         self._toasts: list[_Toast] = []
 
     def show(
@@ -42,20 +43,30 @@ class Toasts:
         title: str,
         text: str,
         level: str = "info",
-        peer: str | None = None,
+        *,
+        key: str | None = None,
+        on_click: Callable[[], object] | None = None,
         duration_ms: int = DEFAULT_DURATION_MS,
     ) -> None:
+        """Show a notice; clicking it dismisses it and calls ``on_click``."""
         for toast in list(self._toasts):
-            if peer is not None and toast.peer == peer:
+            if key is not None and toast.key == key:
                 self._dismiss(toast)
-        toast = self._create(title, text, level, peer)
+        toast = self._create(title, text, level, key, on_click)
         toast.timer = self.root.after(duration_ms, self._dismiss, toast)
         self._toasts.append(toast)
         while len(self._toasts) > MAX_SHOWN:
             self._dismiss(self._toasts[0])
         self._layout()
 
-    def _create(self, title: str, text: str, level: str, peer: str | None) -> _Toast:
+    def _create(
+        self,
+        title: str,
+        text: str,
+        level: str,
+        key: str | None,
+        on_click: Callable[[], object] | None,
+    ) -> _Toast:
         frame = ttk.Frame(self.root, padding=(14, 10), bootstyle=f"@{level}")
         title_label = ttk.Label(
             frame, text=title, font="-weight bold", bootstyle=f"@{level}"
@@ -65,15 +76,15 @@ class Toasts:
             frame, text=text, wraplength=300, justify="left", bootstyle=f"@{level}"
         )
         text_label.pack(anchor="w")
-        toast = _Toast(frame, title, text, peer)
+        toast = _Toast(frame, title, text, key, on_click)
         for widget in (frame, title_label, text_label):
-            widget.bind("<Button-1>", lambda _e, t=toast: self.on_click(t))
+            widget.bind("<Button-1>", functools.partial(self.on_click, toast))
         return toast
 
-    def on_click(self, toast: _Toast) -> None:
+    def on_click(self, toast: _Toast, _event: object = None) -> None:
         self._dismiss(toast)
-        if toast.peer is not None:
-            self._on_open(toast.peer)
+        if toast.on_click is not None:
+            toast.on_click()
 
     def _dismiss(self, toast: _Toast) -> None:
         if toast not in self._toasts:

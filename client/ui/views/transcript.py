@@ -64,6 +64,8 @@ class Transcript(ttk.Frame):
     def create_text(self) -> None:
         self.text = tk.Text(
             self,
+            width=1,
+            height=1,
             wrap="word",
             borderwidth=0,
             highlightthickness=0,
@@ -154,6 +156,9 @@ class Transcript(ttk.Frame):
                 f"{who} · {_clock(message.sent_ms)}\n",
                 (side, "meta", block),
             )
+            # A plain space first: Tk paints the room left of a right-justified
+            # line in the first character's background.
+            text.insert("insert_here", " ", (side, block))
             text.insert(
                 "insert_here",
                 f" {message.text} ",
@@ -213,7 +218,7 @@ class Transcript(ttk.Frame):
 
     # -- scrolling and finding ---------------------------------------------------------
 
-    def on_scroll(self, first: str, last: str) -> None:
+    def on_scroll(self, first: float | str, last: float | str) -> None:
         self.scrollbar.set(first, last)
         if (
             float(first) <= 0.0

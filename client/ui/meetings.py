@@ -1,0 +1,116 @@
+"""The Tk side of meetings: the dialog that starts or joins one and the
+meeting window, opened, updated and closed as meeting events arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ttkbootstrap as ttk
+
+from .controller import Controller
+from .errors import describe
+from .model import MeetingChanged, MeetingChatLine, MeetingLeft, Roster, TileStats
+from .video import TileFrames
+from .views import MeetDialog, MeetingWindow
+
+__all__ = ["Meetings"]
+
+
+class Meetings:
+    """Keeps the meeting window of ``root``.
+
+    ``settings()`` gives the current settings (which camera and screen),
+    ``save_setting(key, value)`` stores a new choice, ``place(window)`` puts a
+    new window in its spot, ``notify(title, text, level)`` shows a notice and
+    ``on_active(bool)`` hears whether we are in a meeting.
+    """
+
+    def __init__(
+        self,
+        root: ttk.Window,
+        controller: Controller,
+        frames: TileFrames,
+        *,
+        settings: Callable[[], dict[str, Any]],
+        save_setting: Callable[[str, str], None],
+        place: Callable[[ttk.Toplevel], None],
+        notify: Callable[[str, str, str], None],
+        on_active: Callable[[bool], None],
+    ) -> None:
+        self.root = root
+        self.controller = controller
+        self.frames = frames
+        self._settings = settings
+        self._save_setting = save_setting
+        self._place = place
+        self._notify = notify
+        self._on_active = on_active
+        self.dialog: MeetDialog | None = None
+        self.window: MeetingWindow | None = None
+        self.roster = Roster()
+
+    def open(self) -> None:
+        """Show the meeting, or the dialog that starts or joins one."""
+        if self.window is not None:
+            self.window.lift()
+            return
+        if self.dialog is not None and self.dialog.winfo_exists():
+            self.dialog.lift()
+            return
+        dialog = MeetDialog(
+            self.root,
+            on_create=lambda password: self.controller.create_meeting(
+                password, on_error=lambda e: dialog.on_failed(describe(e))
+            ),
+            on_join=lambda code, password: self.controller.join_meeting(
+                code, password, on_error=lambda e: dialog.on_failed(describe(e))
+            ),
+        )
+        self.dialog = dialog
+
+    def on_changed(self, state: MeetingChanged) -> None:
+        if self.window is not None:
+            self.window.set_state(state)
+            return
+        if self.dialog is not None and self.dialog.winfo_exists():
+            self.dialog.destroy()
+        settings = self._settings()
+        self.window = MeetingWindow(
+            self.root,
+            self.controller,
+            self.frames,
+            state,
+            camera=settings.get("camera") or "camera:0",
+            screen=settings.get("screen") or "screen:1",
+            on_source=self._save_setting,
+            notify=self._notify,
+        )
+        self.window.set_roster(self.roster)
+        self._place(self.window)
+        self._on_active(True)
+
+    def on_chat(self, line: MeetingChatLine) -> None:
+        if self.window is not None:
+            self.window.add_chat(line)
+
+    def on_stats(self, stats: TileStats) -> None:
+        if self.window is not None:
+            self.window.set_stats(stats)
+
+    def on_left(self, event: MeetingLeft) -> None:
+        self.close()
+        if event.reason != "left":
+            self._notify("Meeting over", event.message, "warning")
+
+    def set_roster(self, roster: Roster) -> None:
+        self.roster = roster
+        if self.window is not None:
+            self.window.set_roster(roster)
+
+    def close(self) -> None:
+        """Close the meeting window (we are out of the meeting)."""
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+            self._on_active(False)

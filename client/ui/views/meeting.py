@@ -1,0 +1,255 @@
+"""The meeting window: the video stage, the toolbar, members and chat.
+
+It shows :class:`~client.ui.model.MeetingChanged` snapshots and pastes the
+newest pictures into the tiles on a frame tick of its own; every button is a
+controller command.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+
+import ttkbootstrap as ttk
+
+from ..controller import Controller
+from ..errors import describe
+from ..model import MeetingChanged, MeetingChatLine, Roster, TileStats
+from ..video import TileFrames
+from .meeting_panel import MeetingChat, MembersPanel
+from .tiles import VideoStage
+
+__all__ = ["MeetingWindow"]
+
+FRAME_MS = 33
+"""The render tick: up to 30 pictures a second per tile."""
+CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
+SCREEN_SOURCES = ("screen:1", "screen:2")
+
+
+class MeetingWindow(ttk.Toplevel):
+    """One meeting. ``settings`` holds the chosen camera and screen;
+    ``on_source(kind, spec)`` stores a new choice; ``notify(title, text,
+    level)`` shows a notice."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        frames: TileFrames,
+        state: MeetingChanged,
+        *,
+        camera: str,
+        screen: str,
+        on_source: Callable[[str, str], None],
+        notify: Callable[[str, str, str], None],
+    ) -> None:
+        super().__init__(
+            master=master,
+            title="Meeting — quicmeet",
+            size=(1100, 680),
+            minsize=(760, 480),
+        )
+        self.controller = controller
+        self.frames = frames
+        self.meeting = state
+        self._on_source = on_source
+        self._notify = notify
+        self.camera_var = tk.BooleanVar(self, False)
+        self.screen_var = tk.BooleanVar(self, False)
+        self.hand_var = tk.BooleanVar(self, False)
+        self.speaker_var = tk.BooleanVar(self, False)
+        self.stats_var = tk.BooleanVar(self, False)
+        self.camera_source_var = tk.StringVar(self, camera)
+        self.screen_source_var = tk.StringVar(self, screen)
+        self.stats_lines: dict[str, str] = {}
+        self.create_header()
+        self.create_toolbar()
+        self.create_body()
+        self.protocol("WM_DELETE_WINDOW", self.on_leave)
+        self.set_state(state)
+        self._tick_id: str | None = self.after(FRAME_MS, self._tick)
+
+    # -- layout --------------------------------------------------------------------
+
+    def create_header(self) -> None:
+        header = ttk.Frame(self, padding=(14, 10))
+        header.pack(fill="x")
+        ttk.Label(header, text="Meeting", font="-size 13 -weight bold").pack(
+            side="left"
+        )
+        self.code_label = ttk.Label(header, font="TkFixedFont", bootstyle="primary")
+        self.code_label.pack(side="left", padx=(12, 0))
+        ttk.Button(
+            header, text="Copy code", command=self.on_copy_code, bootstyle="link"
+        ).pack(side="left")
+        self.lock_label = ttk.Label(header, bootstyle="warning")
+        self.lock_label.pack(side="left", padx=(8, 0))
+
+    def create_toolbar(self) -> None:
+        bar = ttk.Frame(self, padding=(14, 8))
+        bar.pack(side="bottom", fill="x")
+        self.camera_button = ttk.Checkbutton(
+            bar,
+            text="Camera",
+            variable=self.camera_var,
+            command=self.on_camera,
+            bootstyle="success-toolbutton",
+        )
+        self.camera_button.pack(side="left")
+        self.camera_box = ttk.Combobox(
+            bar,
+            textvariable=self.camera_source_var,
+            values=CAMERA_SOURCES,
+            width=10,
+            state="readonly",
+        )
+        self.camera_box.pack(side="left", padx=(4, 12))
+        self.camera_box.bind(
+            "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("camera")
+        )
+        self.screen_button = ttk.Checkbutton(
+            bar,
+            text="Share screen",
+            variable=self.screen_var,
+            command=self.on_screen,
+            bootstyle="success-toolbutton",
+        )
+        self.screen_button.pack(side="left")
+        self.screen_box = ttk.Combobox(
+            bar,
+            textvariable=self.screen_source_var,
+            values=SCREEN_SOURCES,
+            width=9,
+            state="readonly",
+        )
+        self.screen_box.pack(side="left", padx=(4, 12))
+        self.screen_box.bind(
+            "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("screen")
+        )
+        self.hand_button = ttk.Checkbutton(
+            bar,
+            text="☝ Raise hand",
+            variable=self.hand_var,
+            command=self.on_hand,
+            bootstyle="warning-toolbutton",
+        )
+        self.hand_button.pack(side="left", padx=(0, 12))
+        self.speaker_button = ttk.Checkbutton(
+            bar,
+            text="Speaker view",
+            variable=self.speaker_var,
+            command=self.on_layout,
+            bootstyle="secondary-toolbutton",
+        )
+        self.speaker_button.pack(side="left")
+        self.stats_button = ttk.Checkbutton(
+            bar,
+            text="Statistics",
+            variable=self.stats_var,
+            command=self.on_stats,
+            bootstyle="secondary-toolbutton",
+        )
+        self.stats_button.pack(side="left", padx=(4, 0))
+        self.leave_button = ttk.Button(
+            bar, text="Leave", command=self.on_leave, bootstyle="danger"
+        )
+        self.leave_button.pack(side="right")
+        self.end_button = ttk.Button(
+            bar, text="End for all", command=self.on_end, bootstyle="danger-outline"
+        )
+
+    def create_body(self) -> None:
+        body = ttk.Frame(self)
+        body.pack(fill="both", expand=True)
+        side = ttk.Frame(body, padding=(0, 0, 14, 0), width=280)
+        side.pack(side="right", fill="y")
+        self.members = MembersPanel(side, self.controller)
+        self.members.pack(fill="x")
+        self.chat = MeetingChat(side, self.controller)
+        self.chat.pack(fill="both", expand=True, pady=(10, 0))
+        self.stage = VideoStage(body, self.frames)
+        self.stage.pack(side="left", fill="both", expand=True)
+
+    # -- updates -------------------------------------------------------------------
+
+    def set_state(self, state: MeetingChanged) -> None:
+        self.meeting = state
+        self.code_label.configure(text=state.room_id)
+        self.lock_label.configure(text="locked" if state.locked else "")
+        self.camera_var.set(state.camera_on)
+        self.screen_var.set(state.screen_on)
+        me = state.me
+        self.hand_var.set(me is not None and me.hand_raised)
+        if me is not None and me.host:
+            self.end_button.pack(side="right", padx=(0, 8))
+        else:
+            self.end_button.pack_forget()
+        self.stage.set_tiles(state.tiles)
+        self.stage.set_members(state.members)
+        self.stage.set_stats(self.stats_lines, self.stats_var.get())
+        self.members.set_state(state)
+
+    def set_roster(self, roster: Roster) -> None:
+        self.members.set_roster(roster)
+
+    def add_chat(self, line: MeetingChatLine) -> None:
+        self.chat.add(line)
+
+    def set_stats(self, stats: TileStats) -> None:
+        self.stats_lines = dict(stats.lines)
+        self.stage.set_stats(self.stats_lines, self.stats_var.get())
+
+    def _tick(self) -> None:
+        self._tick_id = self.after(FRAME_MS, self._tick)
+        self.stage.render()
+
+    def close(self) -> None:
+        """Close the window (the meeting was left)."""
+        if self._tick_id is not None:
+            self.after_cancel(self._tick_id)
+            self._tick_id = None
+        for key in list(self.stage.tiles):
+            self.frames.drop(key)
+        self.destroy()
+
+    # -- handlers ------------------------------------------------------------------
+
+    def on_copy_code(self) -> None:
+        self.clipboard_clear()
+        self.clipboard_append(self.meeting.room_id)
+
+    def on_camera(self) -> None:
+        self.controller.set_camera(self.camera_var.get(), on_error=self.on_video_failed)
+
+    def on_screen(self) -> None:
+        self.controller.set_screen(self.screen_var.get(), on_error=self.on_video_failed)
+
+    def on_video_failed(self, error: BaseException) -> None:
+        self._notify("Video not sent", describe(error), "danger")
+        if self.winfo_exists():
+            self.set_state(self.meeting)
+
+    def on_source_chosen(self, kind: str) -> None:
+        """A new camera or screen was chosen: store it, and switch to it if that
+        video is on."""
+        spec = (
+            self.camera_source_var if kind == "camera" else self.screen_source_var
+        ).get()
+        self._on_source(kind, spec)
+        self.controller.restart_video(kind, on_error=self.on_video_failed)
+
+    def on_hand(self) -> None:
+        self.controller.raise_hand(self.hand_var.get())
+
+    def on_layout(self) -> None:
+        self.stage.set_speaker_layout(self.speaker_var.get())
+
+    def on_stats(self) -> None:
+        self.stage.set_stats(self.stats_lines, self.stats_var.get())
+
+    def on_leave(self) -> None:
+        self.controller.leave_meeting()
+
+    def on_end(self) -> None:
+        self.controller.end_meeting()

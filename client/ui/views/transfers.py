@@ -1,0 +1,289 @@
+"""Transfers: every upload and download with a progress bar, rate, time left
+and its actions, and the files friends sent that wait to be downloaded.
+
+:class:`TransfersPanel` shows a :class:`~client.ui.model.TransfersChanged`
+snapshot, filtered as its owner wants: all of it in the transfers window, one
+friend's in a chat window. Rows are kept and updated in place, so ten
+snapshots a second cost a few label and progress-bar updates.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+
+import ttkbootstrap as ttk
+
+from ..backend.files import human_size
+from ..controller import Controller
+from ..model import FileOfferEntry, TransferEntry, TransfersChanged
+
+__all__ = ["TransfersPanel", "TransfersWindow", "describe_transfer", "open_folder"]
+
+STATE_TEXT = {
+    "paused": "paused",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def open_folder(path: Path) -> None:
+    """Show ``path``'s folder in the desktop's file manager."""
+    folder = path if path.is_dir() else path.parent
+    if sys.platform == "win32":
+        os.startfile(folder)  # type: ignore[attr-defined]
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    subprocess.Popen(
+        [opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def describe_transfer(entry: TransferEntry) -> str:
+    """The line under a transfer's name: direction, peer, amounts, rate, time."""
+    arrow = f"↑ to {entry.peer}" if entry.direction == "up" else f"↓ from {entry.peer}"
+    size = human_size(entry.size)
+    if entry.state == "done":
+        if entry.direction == "up":
+            status = "received" if entry.delivered else "sent"
+            if entry.instant:
+                status += " (the server had it already)"
+        else:
+            status = "saved"
+        return f"{arrow} · {size} · {status}"
+    parts = [arrow, f"{human_size(entry.done)} of {size}"]
+    if entry.state == "active":
+        if entry.rate_bps > 0:
+            parts.append(f"{human_size(entry.rate_bps)}/s")
+        if entry.eta_s is not None:
+            parts.append(f"{_duration(entry.eta_s)} left")
+    else:
+        parts.append(STATE_TEXT.get(entry.state, entry.state))
+    if entry.error:
+        parts.append(entry.error)
+    return " · ".join(parts)
+
+
+class _TransferRow(ttk.Frame):
+    """One transfer: name, progress bar, details and the actions its state allows."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        opener: Callable[[Path], None],
+        entry: TransferEntry,
+    ) -> None:
+        super().__init__(master, padding=(0, 6))
+        self.controller = controller
+        self._opener = opener
+        self.entry = entry
+        self.detail_var = tk.StringVar(self)
+        self.name_label = ttk.Label(self, text=entry.name, font="-weight bold")
+        self.name_label.grid(row=0, column=0, sticky="w")
+        self.actions = ttk.Frame(self)
+        self.actions.grid(row=0, column=1, rowspan=3, sticky="e", padx=(8, 0))
+        self.bar = ttk.Progressbar(
+            self, maximum=max(1, entry.size), bootstyle="striped"
+        )
+        self.bar.grid(row=1, column=0, sticky="ew", pady=2)
+        ttk.Label(
+            self, textvariable=self.detail_var, bootstyle="secondary", font="-size 9"
+        ).grid(row=2, column=0, sticky="w")
+        self.columnconfigure(0, weight=1)
+        self.buttons: dict[str, ttk.Button] = {}
+        self._actions_for = ""
+        self.show(entry)
+
+    def show(self, entry: TransferEntry) -> None:
+        self.entry = entry
+        self.bar.configure(value=entry.size if entry.state == "done" else entry.done)
+        self.detail_var.set(describe_transfer(entry))
+        style = {"done": "success", "failed": "danger", "cancelled": "secondary"}
+        self.bar.configure(bootstyle=style.get(entry.state, "primary"))
+        actions = self._actions(entry)
+        if "-".join(actions) != self._actions_for:
+            self._actions_for = "-".join(actions)
+            for button in self.buttons.values():
+                button.destroy()
+            self.buttons = {}
+            for label in actions:
+                button = ttk.Button(
+                    self.actions,
+                    text=label,
+                    bootstyle="secondary-outline" if label != "Resume" else "primary",
+                    command=lambda name=label: self.on_action(name),
+                )
+                button.pack(side="left", padx=(4, 0))
+                self.buttons[label] = button
+
+    @staticmethod
+    def _actions(entry: TransferEntry) -> list[str]:
+        if entry.state == "active":
+            return ["Pause", "Cancel"]
+        if entry.state in ("paused", "failed"):
+            return ["Resume", "Cancel"]
+        if entry.state == "done":
+            return ["Open folder"]
+        return []
+
+    def on_action(self, name: str) -> None:
+        transfer_id = self.entry.id
+        if name == "Pause":
+            self.controller.pause_transfer(transfer_id)
+        elif name == "Resume":
+            self.controller.resume_transfer(transfer_id)
+        elif name == "Cancel":
+            self.controller.cancel_transfer(transfer_id)
+        elif name == "Open folder":
+            self._opener(Path(self.entry.path))
+
+
+class _OfferRow(ttk.Frame):
+    """A file waiting for us, with its Download button."""
+
+    def __init__(
+        self, master: tk.Misc, controller: Controller, offer: FileOfferEntry
+    ) -> None:
+        super().__init__(master, padding=(0, 6))
+        self.offer = offer
+        text = ttk.Frame(self)
+        text.pack(side="left", fill="x", expand=True)
+        ttk.Label(text, text=offer.name, font="-weight bold").pack(anchor="w")
+        ttk.Label(
+            text,
+            text=f"↓ from {offer.sender} · {human_size(offer.size)} · waiting for you",
+            bootstyle="secondary",
+            font="-size 9",
+        ).pack(anchor="w")
+        self.download_button = ttk.Button(
+            self,
+            text="Download",
+            bootstyle="primary",
+            command=lambda: controller.download(offer.file_id),
+        )
+        self.download_button.pack(side="right")
+
+
+class TransfersPanel(ttk.Frame):
+    """Rows for the offers and transfers that ``keep`` accepts, newest first."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        *,
+        opener: Callable[[Path], None] = open_folder,
+        keep: Callable[[TransferEntry | FileOfferEntry], bool] = lambda _e: True,
+        empty_text: str = "",
+    ) -> None:
+        super().__init__(master)
+        self.controller = controller
+        self.opener = opener
+        self._keep = keep
+        self.rows: dict[str, _TransferRow | _OfferRow] = {}
+        self.order: list[str] = []
+        self.empty_label = ttk.Label(self, text=empty_text, bootstyle="secondary")
+        if empty_text:
+            self.empty_label.pack(anchor="w", pady=8)
+
+    def show(self, snapshot: TransfersChanged) -> None:
+        wanted: list[tuple[str, TransferEntry | FileOfferEntry]] = [
+            (f"offer:{o.file_id}", o) for o in snapshot.offers if self._keep(o)
+        ] + [(f"transfer:{t.id}", t) for t in snapshot.transfers if self._keep(t)]
+        keys = [key for key, _ in wanted]
+        for key in set(self.rows) - set(keys):
+            self.rows.pop(key).destroy()
+        for key, item in wanted:
+            row = self.rows.get(key)
+            if isinstance(item, TransferEntry):
+                if isinstance(row, _TransferRow):
+                    if row.entry != item:
+                        row.show(item)
+                else:
+                    self.rows[key] = _TransferRow(
+                        self, self.controller, self.opener, item
+                    )
+            elif row is None:
+                self.rows[key] = _OfferRow(self, self.controller, item)
+        if keys != self.order:
+            self.order = keys
+            for row in self.rows.values():
+                row.pack_forget()
+            for key in keys:
+                self.rows[key].pack(fill="x")
+        if self.empty_label.cget("text"):
+            if keys:
+                self.empty_label.pack_forget()
+            else:
+                self.empty_label.pack(anchor="w", pady=8)
+
+    def shown(self) -> list[tuple[str, str, str, list[str]]]:
+        """(kind, name, detail, buttons) of every row, top to bottom."""
+        result = []
+        for key in self.order:
+            row = self.rows[key]
+            if isinstance(row, _TransferRow):
+                result.append(
+                    (
+                        "transfer",
+                        row.entry.name,
+                        row.detail_var.get(),
+                        list(row.buttons),
+                    )
+                )
+            else:
+                result.append(("offer", row.offer.name, row.offer.sender, ["Download"]))
+        return result
+
+    def press(self, name: str, button: str) -> None:
+        """Invoke ``button`` on the row of the file ``name`` (the newest such)."""
+        for key in self.order:
+            row = self.rows[key]
+            if isinstance(row, _TransferRow) and row.entry.name == name:
+                row.buttons[button].invoke()
+                return
+            if isinstance(row, _OfferRow) and row.offer.name == name:
+                row.download_button.invoke()
+                return
+        raise KeyError(name)
+
+
+class TransfersWindow(ttk.Toplevel):
+    """All transfers in a window of their own."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        snapshot: TransfersChanged,
+        opener: Callable[[Path], None],
+    ) -> None:
+        super().__init__(
+            master=master,
+            title="Transfers — quicmeet",
+            size=(560, 420),
+            minsize=(420, 240),
+        )
+        frame = ttk.Frame(self, padding=14)
+        frame.pack(fill="both", expand=True)
+        self.scrolled = ttk.ScrolledFrame(frame, auto_hide=True)
+        self.scrolled.pack(fill="both", expand=True)
+        self.panel = TransfersPanel(
+            self.scrolled, controller, opener=opener, empty_text="No transfers yet."
+        )
+        self.panel.pack(fill="both", expand=True, padx=(0, 12))
+        self.panel.show(snapshot)

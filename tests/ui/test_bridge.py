@@ -1,0 +1,118 @@
+"""The thread boundary: commands, the bounded event queue, the stall monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import tkinter as tk
+
+import pytest
+
+from client.ui.bridge import Bridge, CommandDone
+from client.ui.model import Notice, Roster
+from client.ui.stall import StallMonitor
+
+
+@pytest.fixture
+def bridge():
+    bridge = Bridge(max_events=3)
+    bridge.start()
+    yield bridge
+    bridge.stop()
+
+
+def drain_all(bridge: Bridge) -> list[object]:
+    seen: list[object] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        bridge.drain(seen.append)
+        if bridge.events.empty() and not bridge._overflow:
+            break
+        time.sleep(0.01)
+    bridge.drain(seen.append)
+    return seen
+
+
+def test_a_command_result_comes_back_after_the_events_it_posted(bridge) -> None:
+    async def command() -> int:
+        assert threading.current_thread().name == "quicmeet-client"
+        bridge.post(Notice("first", ""))
+        return 42
+
+    future = bridge.call(command, on_done=print)
+    assert future.result(5) == 42
+    seen = drain_all(bridge)
+    assert seen[0] == Notice("first", "")
+    assert isinstance(seen[1], CommandDone)
+    assert (seen[1].value, seen[1].error, seen[1].on_done) == (42, None, print)
+
+
+def test_a_failing_command_comes_back_as_its_error(bridge) -> None:
+    async def command() -> None:
+        raise ValueError("no")
+
+    future = bridge.call(command)
+    with pytest.raises(ValueError):
+        future.result(5)
+    (done,) = drain_all(bridge)
+    assert isinstance(done, CommandDone) and isinstance(done.error, ValueError)
+
+
+def test_a_full_queue_never_blocks_the_loop_and_loses_nothing_but_old_snapshots(
+    bridge,
+) -> None:
+    async def flood() -> float:
+        started = time.perf_counter()
+        for i in range(20):
+            bridge.post(Notice(f"n{i}", ""))
+            bridge.post(Roster(outgoing=(), incoming=(), friends=()))
+        bridge.post(Roster())
+        await asyncio.sleep(0)
+        return time.perf_counter() - started
+
+    assert bridge.run(flood()).result(5) < 0.05
+    assert bridge.events.qsize() == 3
+    assert bridge.overflowed > 0
+    seen = drain_all(bridge)
+    notices = [e.title for e in seen if isinstance(e, Notice)]
+    assert notices == [f"n{i}" for i in range(20)]
+    # Only the roster snapshots that fitted the queue and the newest one remain.
+    assert sum(isinstance(e, Roster) for e in seen) <= 3
+
+
+def test_drain_stops_when_its_time_budget_is_spent(bridge) -> None:
+    for i in range(3):
+        bridge.run(_post(bridge, Notice(str(i), ""))).result(5)
+    assert bridge.drain(lambda _e: None, budget_s=0.0) == 1
+    assert bridge.events.qsize() == 2
+    assert bridge.drain(lambda _e: None, budget_s=10.0) == 2
+    assert bridge.events.empty()
+
+
+async def _post(bridge: Bridge, event: Notice) -> None:
+    bridge.post(event)
+
+
+def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
+    root = tk.Tk()
+    try:
+        monitor = StallMonitor(root, interval_ms=5)
+        monitor.start()
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
+        assert monitor.worst_ms < 40
+        monitor.reset()
+        root.after(1, lambda: time.sleep(0.12))
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
+        monitor.stop()
+        assert 100 <= monitor.worst_ms < 200
+        assert monitor.stalls_over_50ms == 1
+        assert monitor.ticks > 20
+    finally:
+        root.destroy()

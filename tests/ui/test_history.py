@@ -1,0 +1,76 @@
+"""Chat history in the desktop app: paging back as the user scrolls (keeping
+their place), unread counts, and search that pages back to the message found."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import Member, ServerProcess
+
+from .harness import screenshot, sign_up, wait_until
+
+COUNT = 105
+"""Three pages of history (50 per page)."""
+NEEDLE = 2
+
+
+async def send_history(member: Member, to: str) -> None:
+    """Send ``COUNT`` numbered messages, pausing under the server's rate limit
+    (a burst of 100, then 50 a second)."""
+    for i in range(COUNT):
+        text = f"message {i:03d}" + (" with the needle" if i == NEEDLE else "")
+        await member.chat.send(to, text)
+        if i == 89:
+            await asyncio.sleep(0.4)
+
+
+def test_history_pages_back_in_place_and_search_finds_old_messages(
+    apps, peers, ui_server: ServerProcess, names
+) -> None:
+    alice, bob = names("alice"), names("bob")
+    app = apps("alice")
+    sign_up(app, ui_server.address, alice)
+    peer = peers(bob)
+    peer.run(lambda m: m.friends.request(alice, "hi"))
+    wait_until(lambda: app.call("requests") == [bob], app)
+    app.call("answer_request", bob, "Accept")
+    wait_until(lambda: app.call("drawer") == [("online", bob, "", "")], app)
+
+    peer.run(lambda m: send_history(m, alice))
+    wait_until(
+        lambda: app.call("drawer") == [("online", bob, "", "99+")],
+        app,
+        what="the unread badge",
+    )
+
+    app.call("double_click_friend", bob)
+    wait_until(lambda: len(app.call("chat_messages", bob)) == 50, app)
+    texts = [m[2] for m in app.call("chat_messages", bob)]
+    assert texts[0] == "message 055" and texts[-1] == "message 104"
+    wait_until(lambda: "message 104" in app.call("chat_visible", bob), app)
+    wait_until(lambda: app.call("drawer") == [("online", bob, "", "")], app)
+
+    # Scrolling to the top loads the page before, and what was at the top
+    # stays in view.
+    top_before = app.call("chat_messages", bob)[0][2]
+    app.call("scroll_chat_to_top", bob)
+    wait_until(lambda: len(app.call("chat_messages", bob)) == 100, app)
+    assert app.call("chat_messages", bob)[0][2] == "message 005"
+    wait_until(lambda: top_before in app.call("chat_visible", bob), app)
+    assert app.call("chat_has_more", bob)
+    screenshot("history_paged", app)
+
+    # Search finds a message of the oldest page: the window pages back to it.
+    app.call("search_chat", bob, "needle")
+    wait_until(lambda: app.call("search_results", bob), app, what="search results")
+    assert app.call("search_results", bob) == [f"{bob}: message 002 with the needle"]
+    app.call("pick_search_result", bob, 0)
+    wait_until(
+        lambda: app.call("chat_highlighted", bob) == "message 002 with the needle",
+        app,
+        what="the message found",
+    )
+    assert "message 002 with the needle" in app.call("chat_visible", bob)
+    assert len(app.call("chat_messages", bob)) == COUNT
+    assert not app.call("chat_has_more", bob)
+    screenshot("history_search", app)

@@ -1,0 +1,109 @@
+"""Own profile (name, mood, picture), the friend filter, themes, and the
+connection banner while the server restarts."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import ServerProcess, start_server_process
+
+from .harness import screenshot, sign_up, wait_until
+
+
+def test_profile_edit_and_picture_show_in_the_header(
+    apps, ui_server: ServerProcess, names, tmp_path: Path
+) -> None:
+    erin = names("erin")
+    app = apps("erin")
+    sign_up(app, ui_server.address, erin)
+    app.call("edit_profile", "Erin Example", "shipping the desktop client")
+    wait_until(
+        lambda: app.call("header") == ("Erin Example", "shipping the desktop client"),
+        app,
+        what="the new profile in the header",
+    )
+    assert not app.call("profile_dialog_open")
+
+    picture = tmp_path / "orange.png"
+    Image.new("RGB", (300, 200), (255, 128, 0)).save(picture)
+    app.call("choose_avatar", str(picture))
+    # The header's avatar (56 px, a circle) turns orange in the middle.
+    wait_until(
+        lambda: _close(app.call("avatar_pixel", 28, 28), (255, 128, 0)),
+        app,
+        what="the uploaded picture in the header",
+    )
+    wait_until(lambda: app.call("profile_dialog_message") == "", app)
+    screenshot("profile_picture", app)
+
+
+def _close(color: tuple[int, ...], expected: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 8 for a, b in zip(color, expected, strict=False))
+
+
+def test_the_friend_filter_and_the_dark_theme(
+    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
+) -> None:
+    fay, gus, hal = names("fay"), names("gus"), names("hal")
+    app = apps("fay")
+    sign_up(app, ui_server.address, fay)
+    for name in (gus, hal):
+        peer = peers(name)
+        peer.run(lambda m: m.friends.request(fay))
+    wait_until(lambda: app.call("requests") == [gus, hal], app)
+    app.call("answer_request", gus, "Accept")
+    app.call("answer_request", hal, "Accept")
+    wait_until(
+        lambda: [r[1] for r in app.call("drawer")] == [gus, hal], app, what="friends"
+    )
+    app.call("filter_friends", "ha")
+    assert [r[1] for r in app.call("drawer")] == [hal]
+    app.call("filter_friends", "")
+    assert [r[1] for r in app.call("drawer")] == [gus, hal]
+
+    light_background = app.call("drawer_background")
+    app.call("double_click_friend", gus)
+    wait_until(lambda: app.call("chat_open", gus), app)
+    app.call("open_settings")
+    themes = wait_until(lambda: app.call("settings_themes"), app)
+    assert "bootstrap-light" in themes and "bootstrap-dark" in themes
+    app.call("choose_theme_and_save", "bootstrap-dark")
+    wait_until(lambda: app.call("theme") == "bootstrap-dark", app)
+    wait_until(lambda: app.call("drawer_background") != light_background, app)
+    dark = app.call("drawer_background")
+    assert app.call("chat_background", gus) == dark
+    assert sum(int(dark[i : i + 2], 16) for i in (1, 3, 5)) < 3 * 80
+    config = tmp_path / "homes" / "fay" / "config.json"
+    wait_until(lambda: json.loads(config.read_text()).get("theme") == "bootstrap-dark")
+    screenshot("settings_dark_theme", app)
+
+
+def test_the_banner_shows_while_the_server_restarts(
+    apps, names, tmp_path: Path, display: str
+) -> None:
+    server = start_server_process(tmp_path / "own-server")
+    try:
+        ivy = names("ivy")
+        app = apps("ivy")
+        app.call("fill_login", server.address, ivy, "correct horse battery", True)
+        app.call("submit_login")
+        wait_until(lambda: app.call("login_state")["dialog"], app)
+        app.call("trust_server")
+        wait_until(lambda: app.call("screen") == "main", app)
+
+        server.stop(signal.SIGTERM)
+        wait_until(
+            lambda: app.call("banner") == "Connection lost; reconnecting…",
+            app,
+            what="the banner",
+        )
+        screenshot("banner_reconnecting", app)
+        server = start_server_process(tmp_path / "own-server", port=server.port)
+        wait_until(lambda: app.call("banner") == "", app, timeout=20, what="reconnect")
+        assert app.call("screen") == "main"
+    finally:
+        server.stop()
