@@ -5,7 +5,8 @@ quicmeet (server in its own process, both clients in this one), and the same
 bytes through a bare aioquic stream to a bare aioquic server. Also: peak RSS of
 the quicmeet server and of this client process during the transfers, the time
 of an instant upload of the known 1 GiB file (offer + proof, the client's full
-hash excluded), and the chat delivery latency p99 while the upload runs.
+hash excluded), and the delivery latency of a chat between two other users (in
+their own process) while an upload runs.
 Prints one JSON object.
 
     python bench/files.py --size-mib 1024
@@ -17,7 +18,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import ssl
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -145,9 +148,7 @@ async def run(size: int, workdir: Path) -> dict:
         a = await user(server.address, "sender", workdir / "a")
         b = await user(server.address, "recipient", workdir / "b")
         c = await user(server.address, "other", workdir / "c")
-        chat_x = await user(server.address, "chatx", workdir / "x")
-        chat_y = await user(server.address, "chaty", workdir / "y")
-        for one, two in ((a, b), (c, b), (chat_x, chat_y)):
+        for one, two in ((a, b), (c, b)):
             await one[1].request(two[0].profile.username)
             await two[1].accept(one[0].profile.username)
 
@@ -156,30 +157,6 @@ async def run(size: int, workdir: Path) -> dict:
             None, file_sha256, source
         )
         hash_s = time.perf_counter() - hash_start
-
-        latencies: list[float] = []
-        sent_at: dict[str, float] = {}
-
-        def on_chat(event: object) -> None:
-            if isinstance(event, ChatMessage) and event.client_id in sent_at:
-                latencies.append(time.perf_counter() - sent_at[event.client_id])
-
-        chat_y[0].add_event_hook(on_chat)
-
-        async def chatter(stop: asyncio.Event) -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                client_id = f"bench-{n}"
-                sent_at[client_id] = time.perf_counter()
-                await chat_x[0].call(
-                    SendMessage,
-                    MessageAccepted,
-                    to="chaty",
-                    client_id=client_id,
-                    text="ping",
-                )
-                await asyncio.sleep(0.02)
 
         start = time.perf_counter()
         sent = await a[3].send("recipient", source)
@@ -198,11 +175,20 @@ async def run(size: int, workdir: Path) -> dict:
             dst.write(b"other content")
             while chunk := src.read(MiB):
                 dst.write(chunk)
-        stop = asyncio.Event()
-        chatting = asyncio.get_running_loop().create_task(chatter(stop))
+        chatter = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--chat-only",
+            server.address,
+            str(workdir / "chat"),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert chatter.stdout is not None
+        assert (await chatter.stdout.readline()).strip() == b"chatting"
         second = await a[3].send("recipient", other)
-        stop.set()
-        await chatting
+        chatter.send_signal(signal.SIGTERM)
+        chat_result = json.loads(await chatter.stdout.read())
+        await chatter.wait()
         assert second.state == "done" and not second.instant
 
         start = time.perf_counter()
@@ -230,12 +216,8 @@ async def run(size: int, workdir: Path) -> dict:
         }
         result["peak_rss_mb"] = sampler.stop()
         result["instant_upload_ms"] = round(instant_s * 1000, 1)
-        result["chat_during_upload_ms"] = {
-            "messages": len(latencies),
-            "p50": round(percentile(latencies, 50) * 1000, 1),
-            "p99": round(percentile(latencies, 99) * 1000, 1),
-        }
-        for member in (a, b, c, chat_x, chat_y):
+        result["chat_during_upload_ms"] = chat_result
+        for member in (a, b, c):
             await member[2].close()
             await member[0].close()
             member[4].close()
@@ -263,10 +245,52 @@ async def run(size: int, workdir: Path) -> dict:
     return result
 
 
+async def chat_only(address: str, workdir: Path) -> dict:
+    """Two other users chat (a message every 20 ms) until SIGTERM, from their own
+    process as they would from their own machines; return delivery latencies."""
+    x = await user(address, "chatx", workdir / "x")
+    y = await user(address, "chaty", workdir / "y")
+    await x[1].request("chaty")
+    await y[1].accept("chatx")
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}
+
+    def on_chat(event: object) -> None:
+        if isinstance(event, ChatMessage) and event.client_id in sent_at:
+            latencies.append(time.perf_counter() - sent_at[event.client_id])
+
+    y[0].add_event_hook(on_chat)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("chatting", flush=True)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        client_id = f"bench-{n}"
+        sent_at[client_id] = time.perf_counter()
+        await x[0].call(
+            SendMessage, MessageAccepted, to="chaty", client_id=client_id, text="ping"
+        )
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    return {
+        "messages": len(latencies),
+        "p50": round(percentile(latencies, 50) * 1000, 1),
+        "p99": round(percentile(latencies, 99) * 1000, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument(
+        "--chat-only", nargs=2, metavar=("ADDRESS", "DIR"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.chat_only:
+        address, directory = args.chat_only
+        print(json.dumps(asyncio.run(chat_only(address, Path(directory)))), flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="quicmeet-files-") as tmp:
         print(json.dumps(asyncio.run(run(args.size_mib * MiB, Path(tmp))), indent=1))
 
