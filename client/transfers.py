@@ -54,9 +54,9 @@ __all__ = ["Progress", "Transfer", "TransferError", "Transfers"]
 
 log = logging.getLogger("quicmeet.transfers")
 
-WINDOW = 2 * 1024 * 1024
+WINDOW = 1024 * 1024
 CHUNK = 64 * 1024
-PROGRESS_EVERY = 256 * 1024
+PROGRESS_EVERY = 128 * 1024
 HASH_CHUNK = 1024 * 1024
 WRITE_BATCH = 256 * 1024
 BATCH_WAIT = 0.02

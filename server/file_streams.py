@@ -44,14 +44,14 @@ __all__ = ["DownloadStream", "TransferStream", "UploadStream", "WINDOW"]
 
 log = logging.getLogger("quicmeet.files")
 
-WINDOW = 2 * 1024 * 1024
+WINDOW = 1024 * 1024
 """Bytes a sender may have in flight beyond the receiver's last progress report."""
 WRITE_BATCH = 512 * 1024
-WAKE_AFTER = 256 * 1024
+WAKE_AFTER = 128 * 1024
 """Bytes of an upload to gather before waking the writer."""
 BATCH_WAIT = 0.02
 """Seconds the writer waits for a batch before writing what it has."""
-PROGRESS_EVERY = 256 * 1024
+PROGRESS_EVERY = 128 * 1024
 READ_CHUNK = 256 * 1024
 
 

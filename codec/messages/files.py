@@ -124,7 +124,7 @@ class UploadFile(StreamRequest):
     offset, as tus does; otherwise ``CONFLICT``) to the end of the file, as raw
     bytes after this frame. While the bytes arrive the server sends
     ``TransferProgress`` frames with what it has written; the sender keeps at
-    most a window (2 MiB) of bytes beyond the last one. The last frame is
+    most a window (1 MiB) of bytes beyond the last one. The last frame is
     ``FileStored`` (or an ``Error``)."""
 
     file_id: FileId
@@ -135,7 +135,7 @@ class DownloadFile(StreamRequest):
     """Download ``file_id`` from ``offset``. The server answers on the stream with
     ``FileData``, then the raw bytes from ``offset`` to the end, then ends the
     stream. The downloader sends ``TransferProgress`` frames with what it has
-    written; the server keeps at most a window (2 MiB) beyond the last one."""
+    written; the server keeps at most a window (1 MiB) beyond the last one."""
 
     file_id: FileId
     offset: Offset
