@@ -9,17 +9,12 @@ instead, keeping at most 8 MiB unacknowledged in aioquic's buffer. Run:
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
-from aioquic.asyncio import QuicConnectionProtocol, serve
+from _bare import run, serve_until_terminated
+from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
-from aioquic.quic.configuration import QuicConfiguration
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server.certs import ensure_certificate  # noqa: E402
 
 WINDOW = 8 * 1024 * 1024
 CHUNK = b"\x5a" * (256 * 1024)
@@ -64,27 +59,10 @@ class Bare(QuicConnectionProtocol):
 
 
 async def main() -> None:
-    cert, key = Path(sys.argv[1]), Path(sys.argv[2])
-    ensure_certificate(cert, key, [])
-    configuration = QuicConfiguration(
-        is_client=False, alpn_protocols=["quicmeet/1"], idle_timeout=30.0
+    await serve_until_terminated(
+        Bare, Path(sys.argv[1]), Path(sys.argv[2]), idle_timeout=30.0
     )
-    configuration.load_cert_chain(cert, key)
-    server = await serve(
-        "127.0.0.1", 0, configuration=configuration, create_protocol=Bare
-    )
-    host, port = server._transport.get_extra_info("sockname")[:2]
-    print(f"listening on {host}:{port}", flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    server.close()
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    run(main())

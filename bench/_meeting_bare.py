@@ -14,21 +14,17 @@ Run: ``python bench/_meeting_bare.py CERT KEY [--room-size 4]``; prints
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-import socket
 import sys
 from functools import partial
 from pathlib import Path
 
-from aioquic.asyncio import QuicConnectionProtocol, serve
+from _bare import run, serve_until_terminated
+from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
-from aioquic.quic.configuration import QuicConfiguration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.app import UDP_SOCKET_BUFFER_BYTES  # noqa: E402
-from server.certs import ensure_certificate  # noqa: E402
 
 
 class _Rooms:
@@ -69,36 +65,13 @@ async def main() -> None:
     parser.add_argument("key", type=Path)
     parser.add_argument("--room-size", type=int, default=4)
     args = parser.parse_args()
-    ensure_certificate(args.cert, args.key, [])
-    configuration = QuicConfiguration(
-        is_client=False,
-        alpn_protocols=["quicmeet/1"],
-        idle_timeout=5.0,
-        max_datagram_frame_size=65536,
+    await serve_until_terminated(
+        partial(FanOut, rooms=_Rooms(args.room_size)),
+        args.cert,
+        args.key,
+        socket_buffer=UDP_SOCKET_BUFFER_BYTES,
     )
-    configuration.load_cert_chain(args.cert, args.key)
-    server = await serve(
-        "127.0.0.1",
-        0,
-        configuration=configuration,
-        create_protocol=partial(FanOut, rooms=_Rooms(args.room_size)),
-    )
-    host, port = server._transport.get_extra_info("sockname")[:2]
-    sock = server._transport.get_extra_info("socket")
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
-    print(f"listening on {host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    server.close()
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    run(main())
