@@ -197,6 +197,9 @@ class Chat:
                 await self._handle(batch)
             except Exception:
                 log.exception("storing incoming chat events failed")
+            finally:
+                for _ in batch:
+                    self._incoming.task_done()
 
     async def _handle(self, batch: list[Event]) -> None:
         messages = [
@@ -231,9 +234,7 @@ class Chat:
 
     async def drain(self) -> None:
         """Wait until every event received so far is stored."""
-        while not self._incoming.empty():
-            await asyncio.sleep(0.005)
-        await self.store.run(lambda: None)
+        await self._incoming.join()
 
     async def _after_login(self) -> None:
         self.synced.clear()

@@ -299,16 +299,22 @@ class LocalStore:
     def unread_counts(self) -> dict[str, int]:
         """Incoming messages per peer after the last one we marked read."""
         marks = self.get_json("read_marks", {})
-        query = (
-            self.Message.select(self.Message.peer, self.Message.seq)
-            .where(self.Message.outgoing == False)  # noqa: E712
+        M = self.Message
+        incoming = M.outgoing == False  # noqa: E712
+        counts = dict(
+            M.select(M.peer, peewee.fn.COUNT(M.id))
+            .where(incoming)
+            .group_by(M.peer)
             .tuples()
         )
-        counts: dict[str, int] = {}
-        for peer, seq in query:
-            if seq > marks.get(peer, 0):
-                counts[peer] = counts.get(peer, 0) + 1
-        return counts
+        for peer, read_up_to in marks.items():
+            if peer in counts:
+                counts[peer] = (
+                    M.select()
+                    .where(incoming & (M.peer == peer) & (M.seq > read_up_to))
+                    .count()
+                )
+        return {peer: n for peer, n in counts.items() if n}
 
     # -- settings -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ the progress a sender shows mean "stored on the other side".
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -55,7 +56,7 @@ PROGRESS_EVERY = 128 * 1024
 READ_CHUNK = 256 * 1024
 
 
-class TransferStream:
+class TransferStream(abc.ABC):
     """What uploads and downloads share: registration, validation, teardown."""
 
     def __init__(
@@ -92,15 +93,11 @@ class TransferStream:
             log.exception("file stream failed")
             self.stream.fail(ErrorCode.INTERNAL, "internal error")
         finally:
-            self._settle()
             self._release()
 
+    @abc.abstractmethod
     async def run(self) -> None:
         """The transfer itself; raise :class:`ServiceError` to fail the stream."""
-        raise NotImplementedError
-
-    def _settle(self) -> None:
-        """Called once the transfer is over, however it ended."""
 
     def _release(self) -> None:
         if self.closed:
@@ -159,7 +156,11 @@ class UploadStream(TransferStream):
     async def finish(self) -> Reply | None:
         self._ended = True
         self._arrived.set()
-        return await self._result
+        await asyncio.wait(
+            [self._result, self.task], return_when=asyncio.FIRST_COMPLETED
+        )
+        # A failed upload has already answered with an Error: nothing more to send.
+        return self._result.result() if self._result.done() else None
 
     async def run(self) -> None:
         service = self.service
@@ -250,11 +251,6 @@ class UploadStream(TransferStream):
                 rid=self.req.rid, file_id=row.id, received=written, state="ready"
             )
         )
-
-    def _settle(self) -> None:
-        # A failed upload already answered with an Error: nothing more to send.
-        if not self._result.done():
-            self._result.set_result(None)
 
 
 class DownloadStream(TransferStream):
