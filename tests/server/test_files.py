@@ -340,3 +340,27 @@ async def test_several_transfers_at_once(member, tmp_path):
     assert [t.state for t in got] == ["done"] * 4
     for path in sources:
         assert sha(tmp_path / "downloads-vic" / path.name) == sha(path)
+
+
+async def test_upload_at_the_wrong_offset_is_refused_and_changes_nothing(
+    server, member, tmp_path
+):
+    from client.transfers import _UploadListener
+    from codec.messages import FileOffer, OfferFile, UploadFile
+
+    a = await member("wade")
+    b = await member("xena")
+    await befriend(a, b)
+    offer = await a.session.call(
+        OfferFile, FileOffer, to="xena", name="a.bin", size=100, sha256="ef" * 32
+    )
+    assert offer.offset == 0
+    proto = await a.session.wait_ready(1)
+    listener = _UploadListener()
+    request = UploadFile(rid=proto.next_rid(), file_id=offer.file_id, offset=40)
+    stream_id = proto.open_stream(listener, encode_message(request))
+    proto.send_stream(stream_id, b"x" * 60, end=True)
+    reply = await asyncio.wait_for(listener.final, 5)
+    assert reply.code == ErrorCode.CONFLICT
+    assert "holds 0 bytes" in reply.message
+    assert server.files.blobs.partial_size(offer.file_id) == 0
