@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -214,3 +215,22 @@ async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02) ->
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def next_of(session: Session, kind: type, timeout: float = 20.0) -> object:
+    """The session's next event of type ``kind``, skipping others."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = await session.next_event(max(0.01, deadline - loop.time()))
+        if isinstance(event, kind):
+            return event
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in 4 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

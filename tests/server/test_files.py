@@ -1,7 +1,6 @@
 """File transfer between real clients over real QUIC."""
 
 import asyncio
-import hashlib
 import os
 
 import pytest
@@ -10,26 +9,13 @@ from client import ServerError
 from client.transfers import TransferError, Transfers, _DownloadListener
 from codec import ErrorCode, encode_message
 from codec.messages import DownloadFile, FileDelivered, FileOffered
-from tests.conftest import befriend
-
-
-async def next_of(session, kind, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = await session.next_event(max(0.01, deadline - loop.time()))
-        if isinstance(event, kind):
-            return event
+from tests.conftest import befriend, next_of, sha256_of
 
 
 def transfers(member, tmp_path):
     return Transfers(
         member.session, member.store, tmp_path / f"downloads-{member.name}"
     )
-
-
-def sha(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, 3 * 1024 * 1024 + 7])
@@ -51,7 +37,9 @@ async def test_round_trip(member, tmp_path, size):
     )
     got = await transfers(b, tmp_path).download(offered.file.file_id)
     assert got.state == "done" and got.wire_bytes == size
-    assert sha(tmp_path / "downloads-bob" / "report final.bin") == sha(source)
+    assert sha256_of(tmp_path / "downloads-bob" / "report final.bin") == sha256_of(
+        source
+    )
     delivered = await next_of(a.session, FileDelivered)
     assert delivered.file_id == offered.file.file_id
 
@@ -89,7 +77,7 @@ async def test_forged_hash_without_content_gets_nothing(member, tmp_path):
         to="gina",
         name="x",
         size=secret.stat().st_size,
-        sha256=sha(secret),
+        sha256=sha256_of(secret),
     )
     assert offer.offset == 0 and len(offer.ranges) == 4
     stored = await mallory.session.call(
@@ -174,7 +162,7 @@ async def test_pause_and_resume_upload_and_download(member, tmp_path):
     assert part.exists() and 0 < part.stat().st_size < source.stat().st_size
     done = await down.resume(got.id)
     assert done.state == "done"
-    assert sha(tmp_path / "downloads-liam" / "movie.bin") == sha(source)
+    assert sha256_of(tmp_path / "downloads-liam" / "movie.bin") == sha256_of(source)
     assert not part.exists()
 
 
@@ -277,7 +265,7 @@ async def test_server_disk_full_keeps_what_it_received_and_resumes(tmp_path):
         assert done.wire_bytes <= source.stat().st_size - held + 9 * 2**20
         offered = await next_of(b.session, FileOffered)
         await transfers(b, tmp_path).download(offered.file.file_id)
-        assert sha(tmp_path / "downloads-rosa" / "huge.bin") == sha(source)
+        assert sha256_of(tmp_path / "downloads-rosa" / "huge.bin") == sha256_of(source)
     finally:
         for m in members:
             await close_member(m)
@@ -317,7 +305,7 @@ async def test_client_disk_full_keeps_the_partial_and_resumes(member, tmp_path):
         done = await down.resume(stuck.id)
         assert done.state == "done"
         assert done.wire_bytes <= source.stat().st_size - kept + 1024 * 1024
-        assert sha(inbox / "film.bin") == sha(source)
+        assert sha256_of(inbox / "film.bin") == sha256_of(source)
     finally:
         subprocess.run(["umount", "-l", str(inbox)], capture_output=True)
 
@@ -339,7 +327,7 @@ async def test_several_transfers_at_once(member, tmp_path):
     got = await asyncio.gather(*(down.download(f.file_id) for f in files))
     assert [t.state for t in got] == ["done"] * 4
     for path in sources:
-        assert sha(tmp_path / "downloads-vic" / path.name) == sha(path)
+        assert sha256_of(tmp_path / "downloads-vic" / path.name) == sha256_of(path)
 
 
 async def test_upload_at_the_wrong_offset_is_refused_and_changes_nothing(

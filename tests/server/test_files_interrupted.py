@@ -3,7 +3,6 @@ network that keeps dropping: every one ends byte-identical, without restarting
 from zero."""
 
 import asyncio
-import hashlib
 import json
 import os
 import signal
@@ -20,28 +19,13 @@ from tests.conftest import (
     ROOT,
     befriend,
     close_member,
+    next_of,
     open_member,
+    sha256_of,
     start_server_process,
 )
 
 MiB = 1024 * 1024
-
-
-def sha(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-async def next_of(session, kind, timeout=20.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = await session.next_event(max(0.01, deadline - loop.time()))
-        if isinstance(event, kind):
-            return event
 
 
 def cli(server, home, *args, timeout=120):
@@ -144,7 +128,7 @@ def test_killing_the_client_mid_upload_and_mid_download(server_process, tmp_path
     result = json.loads(r.stdout)["transfers"][0]
     assert result["transfer"]["state"] == "done"
     assert result["bytes_received"] < 40 * MiB
-    assert sha(dest / "dataset.bin") == sha(source)
+    assert sha256_of(dest / "dataset.bin") == sha256_of(source)
 
 
 async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
@@ -195,7 +179,7 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         )
         assert got.state == "done"
         assert got.wire_bytes < 48 * MiB + 2 * 9 * MiB
-        assert sha(tmp_path / "dl-dora" / "backup.tar") == sha(source)
+        assert sha256_of(tmp_path / "dl-dora" / "backup.tar") == sha256_of(source)
     finally:
         for m in members:
             await close_member(m)
@@ -236,7 +220,7 @@ async def test_lossy_network_that_keeps_dropping(server, tmp_path):
                 down.download(offered.file.file_id), drop_repeatedly(3)
             )
             assert got.state == "done"
-            assert sha(tmp_path / "dl-finn" / "photo.raw") == sha(source)
+            assert sha256_of(tmp_path / "dl-finn" / "photo.raw") == sha256_of(source)
             assert proxy.stats.up.dropped_loss > 0
             assert proxy.stats.down.dropped_blackhole > 0
         finally:

@@ -8,12 +8,11 @@ path is measured by ``bench/files.py`` (1 GiB); here a 4 GiB file resumes past
 """
 
 import asyncio
-import hashlib
 import os
 
 from client.transfers import Transfers
 from codec.messages import FileOffer, FileOffered, OfferFile
-from tests.conftest import befriend
+from tests.conftest import befriend, next_of, sha256_of
 
 GiB = 1024**3
 MiB = 1024**2
@@ -28,23 +27,6 @@ def sparse_file(path, size, marks):
             fh.write(os.urandom(4096))
 
 
-def sha(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-async def next_of(session, kind, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = await session.next_event(max(0.01, deadline - loop.time()))
-        if isinstance(event, kind):
-            return event
-
-
 async def test_resume_beyond_four_gib(server, member, tmp_path):
     """An upload and a download each resume at an offset past 2**32."""
     a = await member("peta")
@@ -54,7 +36,7 @@ async def test_resume_beyond_four_gib(server, member, tmp_path):
     held = size - 48 * MiB - 5
     source = tmp_path / "archive.bin"
     sparse_file(source, size, [5, 2**32 - 100, held - 10, held + 4096, size - 4096])
-    digest = await asyncio.to_thread(sha, source)
+    digest = await asyncio.to_thread(sha256_of, source)
     offer = await a.session.call(
         OfferFile, FileOffer, to="exa", name="archive.bin", size=size, sha256=digest
     )
@@ -84,4 +66,4 @@ async def test_resume_beyond_four_gib(server, member, tmp_path):
     )
     assert got.state == "done"
     assert got.wire_bytes == size - held
-    assert await asyncio.to_thread(sha, target) == digest
+    assert await asyncio.to_thread(sha256_of, target) == digest

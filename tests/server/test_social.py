@@ -18,17 +18,7 @@ from codec.messages import (
     ReadReceipt,
     TypingChanged,
 )
-from tests.conftest import address, befriend, close_member, open_member
-
-
-async def next_of(session, kind, timeout=5.0):
-    """The next event of type ``kind`` (skipping others)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = await session.next_event(max(0.01, deadline - loop.time()))
-        if isinstance(event, kind):
-            return event
+from tests.conftest import address, befriend, close_member, next_of, open_member
 
 
 async def test_friend_request_accept_and_list(member):
