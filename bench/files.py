@@ -33,7 +33,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from client import Session
 from client.social import Chat, Friends
 from client.store import LocalStore
-from client.transfers import Transfers, file_sha256, ownership_proof
+from client.transfers import Transfers, file_sha256, ranges_proof
 from codec.messages import (
     ChatMessage,
     FileOffer,
@@ -200,7 +200,7 @@ async def run(size: int, workdir: Path) -> dict:
             size=size,
             sha256=sha256,
         )
-        proof = ownership_proof(
+        proof = ranges_proof(
             source, offer.nonce, [(r.offset, r.length) for r in offer.ranges]
         )
         stored = await c[0].call(

@@ -44,6 +44,7 @@ from codec.messages import (
     TransferProgress,
     UploadFile,
 )
+from codec.ownership import ownership_proof
 from codec.protocol import decode_stream_reply
 
 from .errors import ClientError, ConnectionLost, NotConnected, ServerError
@@ -133,13 +134,14 @@ def prefix_state(path: Path, length: int) -> Any:
     return digest
 
 
-def ownership_proof(path: Path, nonce: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    digest = hashlib.sha256(nonce)
+def ranges_proof(path: Path, nonce: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """Answer the server's challenge from the file at ``path``."""
+    pieces = []
     with open(path, "rb") as fh:
         for offset, length in ranges:
             fh.seek(offset)
-            digest.update(fh.read(length))
-    return digest.digest()
+            pieces.append(fh.read(length))
+    return ownership_proof(nonce, pieces)
 
 
 def unique_path(directory: Path, name: str) -> Path:
@@ -493,7 +495,7 @@ class Transfers:
             transfer = await self._set(transfer.id, file_id=offer.file_id)
             ranges = [(r.offset, r.length) for r in offer.ranges]
             proof = await loop.run_in_executor(
-                None, ownership_proof, path, offer.nonce, ranges
+                None, ranges_proof, path, offer.nonce, ranges
             )
             stored = await self.session.call(
                 ProveFile, FileStored, file_id=offer.file_id, proof=proof

@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["BlobStore", "DiskFull", "EMPTY_SHA256", "hash_file_prefix", "proof_of"]
+__all__ = ["BlobStore", "DiskFull", "EMPTY_SHA256", "hash_file_prefix", "read_ranges"]
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 READ_CHUNK = 1024 * 1024
@@ -43,18 +43,17 @@ def hash_file_prefix(path: Path, length: int) -> hashlib._Hash:
     return digest
 
 
-def proof_of(path: Path, nonce: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    """The proof of ownership: SHA-256 of ``nonce`` then each (offset, length)
-    range of the file, in order."""
-    digest = hashlib.sha256(nonce)
+def read_ranges(path: Path, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The bytes of each (offset, length) range of ``path``."""
+    pieces = []
     with open(path, "rb") as fh:
         for offset, length in ranges:
             fh.seek(offset)
             data = fh.read(length)
             if len(data) != length:
                 raise ValueError("range past the end of the file")
-            digest.update(data)
-    return digest.digest()
+            pieces.append(data)
+    return pieces
 
 
 class BlobStore:

@@ -12,7 +12,6 @@ reveals nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import secrets
@@ -40,8 +39,9 @@ from codec.messages import (
     ProveFile,
     UploadFile,
 )
+from codec.ownership import ownership_proof
 
-from .blobs import EMPTY_SHA256, BlobStore, hash_file_prefix, proof_of
+from .blobs import EMPTY_SHA256, BlobStore, hash_file_prefix, read_ranges
 from .errors import ServiceError
 from .storage.models import FileTransfer, User
 from .timeutil import now_ms
@@ -300,12 +300,14 @@ class FileService:
         challenge = self._challenges.pop(row.id, None)
         if challenge is not None and self.blobs.has_blob(row.sha256):
             nonce, ranges, _ = challenge
-            if row.sha256 == EMPTY_SHA256:
-                expected = hashlib.sha256(nonce).digest()
-            else:
-                expected = await self.run_io(
-                    proof_of, self.blobs.blob_path(row.sha256), nonce, ranges
+            pieces = (
+                []
+                if row.sha256 == EMPTY_SHA256
+                else await self.run_io(
+                    read_ranges, self.blobs.blob_path(row.sha256), ranges
                 )
+            )
+            expected = ownership_proof(nonce, pieces)
             if hmac.compare_digest(expected, req.proof):
                 await self.run_io(self.blobs.delete_partial, row.id)
                 await self.complete(row, sender, recipient)
