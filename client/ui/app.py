@@ -13,6 +13,7 @@ import functools
 import gc
 import logging
 import sys
+import tkinter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -498,12 +499,20 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    app = App(
-        Home(args.home or default_home()),
-        server=args.server,
-        ca_file=args.ca,
-        theme=args.theme,
-        auto_sign_in=not args.no_auto_sign_in,
-    )
+    try:
+        app = App(
+            Home(args.home or default_home()),
+            server=args.server,
+            ca_file=args.ca,
+            theme=args.theme,
+            auto_sign_in=not args.no_auto_sign_in,
+        )
+    except tkinter.TclError as exc:
+        print(
+            f"quicmeet: cannot open a window ({exc}); run it on a desktop, or set "
+            "DISPLAY, or use quicmeet-cli",
+            file=sys.stderr,
+        )
+        return 2
     app.run()
     return 0

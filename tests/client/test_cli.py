@@ -244,3 +244,17 @@ def test_listen_prints_chat_messages(server_process, tmp_path):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_desktop_client_without_a_display_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    r = subprocess.run(
+        [sys.executable, "-m", "client.ui", "--home", str(tmp_path / "h")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "cannot open a window" in r.stderr and "Traceback" not in r.stderr
