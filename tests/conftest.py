@@ -157,13 +157,18 @@ class ServerProcess:
 
 
 def start_server_process(
-    tmp_path: Path, port: int = 0, extra: list[str] | None = None
+    tmp_path: Path, port: int = 0, extra: list[str] | None = None, nice: int = 0
 ) -> ServerProcess:
-    """Start ``python -m server`` and wait for its ``listening on`` line."""
+    """Start ``python -m server`` and wait for its ``listening on`` line.
+
+    ``nice`` lowers its CPU priority: a server that stands for another machine
+    then takes only what the processes under test leave on this one.
+    """
     data_dir = tmp_path / "data"
     cert = tmp_path / "certs" / "cert.pem"
     key = tmp_path / "certs" / "key.pem"
     cmd = [
+        *(["nice", "-n", str(nice)] if nice else []),
         sys.executable,
         "-m",
         "server",

@@ -22,6 +22,8 @@ class StallMonitor:
         self.worst_ms = 0.0
         self.ticks = 0
         self.stalls_over_50ms = 0
+        self.gaps_ms: list[float] = []
+        """Every stall (gap beyond the interval), in order."""
         self._last: float | None = None
         self._after_id: str | None = None
 
@@ -38,13 +40,22 @@ class StallMonitor:
         self.worst_ms = 0.0
         self.ticks = 0
         self.stalls_over_50ms = 0
+        self.gaps_ms = []
         self._last = time.perf_counter()
+
+    def percentile_ms(self, q: float) -> float:
+        """The ``q``-th percentile of the stalls (0 before any tick)."""
+        if not self.gaps_ms:
+            return 0.0
+        ordered = sorted(self.gaps_ms)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
     def _tick(self) -> None:
         now = time.perf_counter()
         if self._last is not None:
             stall_ms = (now - self._last) * 1000.0 - self.interval_ms
             self.worst_ms = max(self.worst_ms, stall_ms)
+            self.gaps_ms.append(stall_ms)
             if stall_ms > 50.0:
                 self.stalls_over_50ms += 1
         self.ticks += 1

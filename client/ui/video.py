@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -31,14 +32,19 @@ class TilePicture:
 
 
 def fit(frame: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """``frame`` (RGB array) scaled to fit ``size``, centred on black."""
+    """``frame`` (RGB array) scaled to fit ``size``, centred on black.
+
+    OpenCV scales (about ten times faster than Pillow here, and without the
+    GIL): bilinear, or by pixel area when shrinking by more than half.
+    """
     height, width = frame.shape[:2]
     tile_w, tile_h = size
     scale = min(tile_w / width, tile_h / height)
     fitted = (max(1, round(width * scale)), max(1, round(height * scale)))
-    picture = Image.fromarray(frame, "RGB")
     if fitted != (width, height):
-        picture = picture.resize(fitted, Image.Resampling.BILINEAR)
+        interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+        frame = cv2.resize(frame, fitted, interpolation=interpolation)
+    picture = Image.fromarray(frame, "RGB")
     if fitted == size:
         return picture
     tile = Image.new("RGB", size)

@@ -8,10 +8,7 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,59 +16,8 @@ from PIL import Image
 
 from client import Session
 from codec.media.stamp import read_stamp
-from tests.conftest import PASSWORD, ROOT, start_server_process
-
-
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUICMEET_")}
-    return {**env, "QUICMEET_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-
-
-def cli_args(server, home: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "client",
-        "--server",
-        server.address,
-        "--home",
-        str(home),
-        *args,
-    ]
-
-
-def run(server, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_args(server, home, *args),
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
-
-
-def spawn(server, home: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        cli_args(server, home, *args),
-        cwd=ROOT,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Kill ``proc`` if it still runs, and close its pipes."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(5)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
+from tests.cli import run, spawn, stop
+from tests.conftest import PASSWORD, start_server_process
 
 
 def read_y4m(data: bytes) -> tuple[bytes, list[bytes]]:

@@ -152,6 +152,37 @@ def wait_until(
         time.sleep(0.005)
 
 
+def run_until(
+    app: LocalApp,
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    what: str = "condition",
+    every_ms: int = 100,
+) -> T:
+    """Run the app's own Tk main loop (as the user's app runs it, with no test
+    code between events) until ``condition()`` is truthy; return its value."""
+    root = app.app.root
+    deadline = time.monotonic() + timeout
+    result: list[T] = []
+
+    def check() -> None:
+        value = condition()
+        if value:
+            result.append(value)
+            root.quit()
+        elif time.monotonic() > deadline:
+            root.quit()
+        else:
+            root.after(every_ms, check)
+
+    root.after(every_ms, check)
+    root.mainloop()
+    if not result:
+        raise AssertionError(f"{what} not reached in {timeout} s")
+    return result[0]
+
+
 def settle(*apps: AnyApp, seconds: float = 0.2) -> None:
     """Let the apps draw for a moment (before a screenshot)."""
     end = time.monotonic() + seconds
