@@ -64,7 +64,12 @@ log = logging.getLogger("quicmeet.ui")
 
 DEFAULT_SERVER = "127.0.0.1:4433"
 POLL_MS = 15
-"""How often the Tk thread drains the bridge's queue."""
+"""The UI tick: the Tk thread drains the bridge's queue and shows the meeting's
+new pictures. Each tick shows only pictures that arrived since the last one,
+so it runs well above the frame rate (a 30 fps track against a 33 ms tick
+drifts in and out of phase, and two pictures in one tick lose one of them),
+and there is only one: every Python callback from Tcl waits for the GIL, up
+to the switch interval while the loop thread is busy."""
 COLLECT_MS = 500
 """How often the Tk thread collects garbage (see :meth:`App._collect_garbage`)."""
 SWITCH_INTERVAL_S = 0.001
@@ -72,6 +77,10 @@ SWITCH_INTERVAL_S = 0.001
 Python's default, 5 ms, is paid on every Tcl-to-Python call while the loop
 thread is busy (a large transfer): several per frame add up to stalls of 50 ms.
 """
+BACKGROUND_NICE = 5
+"""The loop thread, and the media threads it starts, yield the CPU to the Tk
+thread: when a large transfer and a meeting fill both cores, what the user
+touches still runs at once, and a video frame is skipped instead."""
 MAIN_SIZE = (400, 680)
 CHAT_SIZE = (520, 640)
 SIGN_OUT_NOTICES = {
@@ -101,7 +110,7 @@ class App:
         idle_timeout: float = 5.0,
     ) -> None:
         self.home = home
-        self.bridge = Bridge()
+        self.bridge = Bridge(nice=BACKGROUND_NICE)
         self.bridge.start()
         self.frames = TileFrames()
         """Meeting pictures, handed from decode and capture threads to the tiles."""
@@ -192,6 +201,7 @@ class App:
     def _pump(self) -> None:
         self._pump_id = self.root.after(POLL_MS, self._pump)
         self.bridge.drain(self.handle)
+        self.meetings.render()
 
     def _collect_garbage(self) -> None:
         """Collect garbage here, on the Tk thread, instead of automatically.

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -54,7 +56,10 @@ class CommandDone:
 class Bridge:
     """One asyncio loop in its own thread, and the queue of UI events from it."""
 
-    def __init__(self, max_events: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(self, max_events: int = DEFAULT_QUEUE_SIZE, nice: int = 0) -> None:
+        """``nice`` lowers the CPU priority of the loop thread and of every
+        thread it starts (Linux; elsewhere it is ignored)."""
+        self.nice = nice
         self.events: queue.Queue[UiEvent | CommandDone] = queue.Queue(max_events)
         self.loop = asyncio.new_event_loop()
         self._overflow: deque[UiEvent | CommandDone] = deque()
@@ -72,6 +77,12 @@ class Bridge:
         self._thread.start()
 
     def _run(self) -> None:
+        if self.nice and sys.platform == "linux":
+            # Linux keeps a nice value per thread; threads inherit it.
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except OSError as exc:
+                log.warning("could not lower the loop thread's priority: %s", exc)
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())

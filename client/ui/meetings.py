@@ -90,6 +90,11 @@ class Meetings:
         self._place(self.window)
         self._on_active(True)
 
+    def render(self) -> None:
+        """Paste the newest pictures into the tiles (every UI tick)."""
+        if self.window is not None:
+            self.window.render()
+
     def on_chat(self, line: MeetingChatLine) -> None:
         if self.window is not None:
             self.window.add_chat(line)

@@ -40,6 +40,12 @@ class LocalApp:
         self.pump()
         return result
 
+    def query(self, step: str, *args: Any) -> Any:
+        """Run a step without pumping: from inside the Tk loop (see
+        :func:`run_until`), where ``update()`` would nest a second loop and
+        wait for the X server on every call."""
+        return getattr(steps, step)(self.app, *args)
+
     def pump(self) -> None:
         if not self.app.closed:
             self.app.root.update()
@@ -161,7 +167,11 @@ def run_until(
     every_ms: int = 100,
 ) -> T:
     """Run the app's own Tk main loop (as the user's app runs it, with no test
-    code between events) until ``condition()`` is truthy; return its value."""
+    code between events) until ``condition()`` is truthy; return its value.
+
+    ``condition`` runs inside the loop: it should look with
+    :meth:`LocalApp.query`, not :meth:`LocalApp.call` (which pumps).
+    """
     root = app.app.root
     deadline = time.monotonic() + timeout
     result: list[T] = []

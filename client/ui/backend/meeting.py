@@ -133,6 +133,11 @@ class MeetingModel:
         self._counters: dict[str, _Counters] = {}
         self._unlisten = self._rooms.add_listener(self._on_room_event)
 
+    @property
+    def call(self) -> Call | None:
+        """The media of the meeting we are in (None outside one)."""
+        return self._call
+
     # -- joining and leaving -------------------------------------------------------
 
     async def create(self, password: str = "") -> str:

@@ -21,8 +21,6 @@ from .tiles import VideoStage
 
 __all__ = ["MeetingWindow"]
 
-FRAME_MS = 33
-"""The render tick: up to 30 pictures a second per tile."""
 CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
 SCREEN_SOURCES = ("screen:1", "screen:2")
 
@@ -68,7 +66,6 @@ class MeetingWindow(ttk.Toplevel):
         self.create_body()
         self.protocol("WM_DELETE_WINDOW", self.on_leave)
         self.set_state(state)
-        self._tick_id: str | None = self.after(FRAME_MS, self._tick)
 
     # -- layout --------------------------------------------------------------------
 
@@ -200,15 +197,12 @@ class MeetingWindow(ttk.Toplevel):
         self.stats_lines = dict(stats.lines)
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
 
-    def _tick(self) -> None:
-        self._tick_id = self.after(FRAME_MS, self._tick)
+    def render(self) -> None:
+        """Show the pictures that arrived since the last call (every UI tick)."""
         self.stage.render()
 
     def close(self) -> None:
         """Close the window (the meeting was left)."""
-        if self._tick_id is not None:
-            self.after_cancel(self._tick_id)
-            self._tick_id = None
         for key in list(self.stage.tiles):
             self.frames.drop(key)
         self.destroy()
