@@ -5,9 +5,10 @@ beside it (:mod:`client.ui.bridge`); the views only show UI events
 (:mod:`client.ui.model`) and call the :class:`~client.ui.controller.Controller`.
 """
 
-from .app import App, main
+from .app import App
 from .bridge import Bridge
 from .controller import Controller
+from .main import main
 from .stall import StallMonitor
 
 __all__ = ["App", "Bridge", "Controller", "StallMonitor", "main"]

@@ -1,19 +1,16 @@
 """The desktop client: ``quicmeet``.
 
 :class:`App` owns the Tk root on the main thread and a :class:`Bridge` whose
-asyncio thread runs the client core. It swaps the login and main views, keeps
-one chat window per friend, and dispatches the UI events drained from the
-bridge every few milliseconds to the views that show them.
+asyncio thread runs the client core. It swaps the login and main views, and
+every UI tick dispatches the events drained from the bridge to what shows
+them: its own views, the chat windows (:class:`~client.ui.chats.Chats`) and
+the meeting (:class:`~client.ui.meetings.Meetings`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import gc
 import logging
-import sys
-import tkinter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +18,10 @@ from typing import Any
 import ttkbootstrap as ttk
 
 from ..errors import ClientError
-from ..home import Home, default_home
+from ..home import Home
 from .backend import Backend
 from .bridge import Bridge, CommandDone
+from .chats import Chats
 from .controller import Controller
 from .errors import NotSignedIn, describe
 from .meetings import Meetings
@@ -45,6 +43,7 @@ from .model import (
     TransfersChanged,
     UiEvent,
 )
+from .tuning import BACKGROUND_NICE, TkThreadTuning
 from .video import TileFrames
 from .views import (
     LIGHT_THEME,
@@ -58,7 +57,7 @@ from .views import (
     open_folder,
 )
 
-__all__ = ["App", "main"]
+__all__ = ["App"]
 
 log = logging.getLogger("quicmeet.ui")
 
@@ -70,19 +69,7 @@ so it runs well above the frame rate (a 30 fps track against a 33 ms tick
 drifts in and out of phase, and two pictures in one tick lose one of them),
 and there is only one: every Python callback from Tcl waits for the GIL, up
 to the switch interval while the loop thread is busy."""
-COLLECT_MS = 500
-"""How often the Tk thread collects garbage (see :meth:`App._collect_garbage`)."""
-SWITCH_INTERVAL_S = 0.001
-"""How long another thread may keep the GIL while the Tk thread waits for it.
-Python's default, 5 ms, is paid on every Tcl-to-Python call while the loop
-thread is busy (a large transfer): several per frame add up to stalls of 50 ms.
-"""
-BACKGROUND_NICE = 5
-"""The loop thread, and the media threads it starts, yield the CPU to the Tk
-thread: when a large transfer and a meeting fill both cores, what the user
-touches still runs at once, and a video frame is skipped instead."""
 MAIN_SIZE = (400, 680)
-CHAT_SIZE = (520, 640)
 SIGN_OUT_NOTICES = {
     "signed_in_elsewhere": "This account signed in on another device.",
     "password_changed": "The password was changed on another device.",
@@ -135,7 +122,14 @@ class App:
         self.roster = Roster()
         self.login: LoginView | None = None
         self.main: MainView | None = None
-        self.chats: dict[str, ChatWindow] = {}
+        self.chats = Chats(
+            self.root,
+            self.controller,
+            images=lambda: self.images,
+            notify=self.notify,
+            open_folder=lambda path: self.opener(path),
+            origin=self._new_window_origin,
+        )
         self.transfers = TransfersChanged()
         self.transfers_window: TransfersWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -160,8 +154,8 @@ class App:
             ConnectionState: self.on_connection,
             Roster: self.on_roster,
             ImageReady: self.on_image,
-            ConversationUpdate: self.on_conversation,
-            PeerTyping: self.on_typing,
+            ConversationUpdate: self.chats.on_conversation,
+            PeerTyping: self.chats.on_typing,
             TransfersChanged: self.on_transfers,
             MeetingChanged: self.meetings.on_changed,
             MeetingChatLine: self.meetings.on_chat,
@@ -171,16 +165,7 @@ class App:
         }
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self._pump_id: str | None = self.root.after(POLL_MS, self._pump)
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self._gc_was_enabled = gc.isenabled()
-        gc.disable()
-        gc.collect()
-        gc.freeze()
-        self._collections = 0
-        self._collect_id: str | None = self.root.after(
-            COLLECT_MS, self._collect_garbage
-        )
+        self.tuning = TkThreadTuning(self.root)
         self.show_login(username=settings.get("username", ""))
         if auto_sign_in and home.saved_session() is not None:
             self._resume_saved()
@@ -202,25 +187,6 @@ class App:
         self._pump_id = self.root.after(POLL_MS, self._pump)
         self.bridge.drain(self.handle)
         self.meetings.render()
-
-    def _collect_garbage(self) -> None:
-        """Collect garbage here, on the Tk thread, instead of automatically.
-
-        A destroyed view can linger in a reference cycle; if another thread's
-        allocation triggered the collection, tkinter would finalize its
-        variables from that thread (and block it waiting for the Tk loop).
-        Young objects are collected every tick, older ones now and then.
-        Everything alive at startup (modules, classes: most of the heap) was
-        frozen out of the collector, so a full collection scans only what
-        came later and stays far below a frame's time; scanning it all took
-        35-50 ms, a stall the user sees.
-        """
-        self._collect_id = self.root.after(COLLECT_MS, self._collect_garbage)
-        self._collections += 1
-        generation = (
-            2 if self._collections % 60 == 0 else 1 if self._collections % 8 == 0 else 0
-        )
-        gc.collect(generation)
 
     def handle(self, event: UiEvent | CommandDone) -> None:
         """Show one event (Tk thread); a failing view is logged, not fatal."""
@@ -258,8 +224,7 @@ class App:
             toast_frame.lift()
 
     def show_login(self, message: str = "", username: str | None = None) -> None:
-        for peer in list(self.chats):
-            self.chats.pop(peer).destroy()
+        self.chats.close_all()
         if self.transfers_window is not None:
             self.transfers_window.destroy()
             self.transfers_window = None
@@ -333,31 +298,17 @@ class App:
         self.roster = roster
         if self.main is not None:
             self.main.set_roster(roster)
-        for peer, window in self.chats.items():
-            friend = roster.friend(peer)
-            if friend is not None:
-                window.view.set_friend(friend)
+        self.chats.set_roster(roster)
         self.meetings.set_roster(roster)
 
     def on_image(self, event: ImageReady) -> None:
         self.images.put(event.key, event.image)
 
-    def on_conversation(self, update: ConversationUpdate) -> None:
-        window = self.chats.get(update.peer)
-        if window is not None:
-            window.view.apply(update)
-
-    def on_typing(self, event: PeerTyping) -> None:
-        window = self.chats.get(event.peer)
-        if window is not None:
-            window.view.set_typing(event.typing)
-
     def on_transfers(self, snapshot: TransfersChanged) -> None:
         self.transfers = snapshot
         if self.transfers_window is not None and self.transfers_window.winfo_exists():
             self.transfers_window.panel.show(snapshot)
-        for window in self.chats.values():
-            window.view.set_transfers(snapshot)
+        self.chats.set_transfers(snapshot)
 
     def on_video_source(self, kind: str, spec: str) -> None:
         self.settings = {**self.settings, kind: spec}
@@ -368,7 +319,7 @@ class App:
             self.main.in_meeting = active
 
     def _place_beside_main(self, window: ttk.Toplevel) -> None:
-        window.geometry(f"+{self._beside_main()}+{self.root.winfo_rooty()}")
+        window.geometry("+{}+{}".format(*self._new_window_origin()))
 
     def on_notice(self, notice: Notice) -> None:
         """A notice; clicking it opens its chat or joins its meeting."""
@@ -400,37 +351,16 @@ class App:
 
     def open_chat(self, peer: str) -> ChatWindow | None:
         """Show the chat with ``peer`` (a friend), opening its window if needed."""
-        window = self.chats.get(peer)
-        if window is not None:
-            window.deiconify()
-            window.lift()
-            return window
-        friend = self.roster.friend(peer)
-        if friend is None or self.main is None:
+        if self.main is None:
             return None
-        window = ChatWindow(
-            self.root,
-            self.controller,
-            self.images,
-            friend,
-            self.notify,
-            self.on_chat_closed,
-            lambda path: self.opener(path),
-        )
-        window.view.set_transfers(self.transfers)
-        window.geometry(
-            f"{CHAT_SIZE[0]}x{CHAT_SIZE[1]}"
-            f"+{self._beside_main()}+{self.root.winfo_rooty()}"
-        )
-        self.chats[peer] = window
-        return window
+        return self.chats.open(peer)
 
-    def _beside_main(self) -> int:
-        """The x where a new window goes: right of the main window."""
-        return self.root.winfo_rootx() + self.root.winfo_width() + 12
-
-    def on_chat_closed(self, peer: str) -> None:
-        self.chats.pop(peer, None)
+    def _new_window_origin(self) -> tuple[int, int]:
+        """Where a new window goes: right of the main window."""
+        return (
+            self.root.winfo_rootx() + self.root.winfo_width() + 12,
+            self.root.winfo_rooty(),
+        )
 
     def open_transfers(self) -> TransfersWindow:
         """Show the transfers window."""
@@ -439,7 +369,7 @@ class App:
             window = TransfersWindow(
                 self.root, self.controller, self.transfers, lambda p: self.opener(p)
             )
-            window.geometry(f"+{self._beside_main()}+{self.root.winfo_rooty()}")
+            self._place_beside_main(window)
             self.transfers_window = window
         window.deiconify()
         window.lift()
@@ -484,60 +414,10 @@ class App:
         if self.closed:
             return
         self.closed = True
-        for after_id in (self._pump_id, self._collect_id):
-            if after_id is not None:
-                self.root.after_cancel(after_id)
-        self._pump_id = self._collect_id = None
+        if self._pump_id is not None:
+            self.root.after_cancel(self._pump_id)
+            self._pump_id = None
+        self.tuning.cancel()
         self.bridge.stop(self.backend.close)
         self.root.destroy()
-        gc.unfreeze()
-        gc.collect()
-        if self._gc_was_enabled:
-            gc.enable()
-        sys.setswitchinterval(self._switch_interval)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``quicmeet``: the desktop client."""
-    parser = argparse.ArgumentParser(
-        prog="quicmeet", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--home",
-        type=Path,
-        help="data folder (default: QUICMEET_HOME or ~/.local/share/quicmeet)",
-    )
-    parser.add_argument(
-        "--server", help="HOST:PORT to sign in to (default: the last one used)"
-    )
-    parser.add_argument(
-        "--ca", type=Path, help="trust this CA file instead of pinning certificates"
-    )
-    parser.add_argument("--theme", help="a ttkbootstrap theme, e.g. bootstrap-dark")
-    parser.add_argument(
-        "--no-auto-sign-in", action="store_true", help="ignore the saved sign-in"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        app = App(
-            Home(args.home or default_home()),
-            server=args.server,
-            ca_file=args.ca,
-            theme=args.theme,
-            auto_sign_in=not args.no_auto_sign_in,
-        )
-    except tkinter.TclError as exc:
-        print(
-            f"quicmeet: cannot open a window ({exc}); run it on a desktop, or set "
-            "DISPLAY, or use quicmeet-cli",
-            file=sys.stderr,
-        )
-        return 2
-    app.run()
-    return 0
+        self.tuning.close()
