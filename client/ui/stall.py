@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import tkinter as tk
 
+from ..media.receiver import percentile
+
 __all__ = ["StallMonitor"]
 
 
@@ -45,10 +47,7 @@ class StallMonitor:
 
     def percentile_ms(self, q: float) -> float:
         """The ``q``-th percentile of the stalls (0 before any tick)."""
-        if not self.gaps_ms:
-            return 0.0
-        ordered = sorted(self.gaps_ms)
-        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+        return percentile(self.gaps_ms, q) or 0.0
 
     def _tick(self) -> None:
         now = time.perf_counter()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 import tkinter as tk
@@ -116,3 +118,27 @@ def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
         assert monitor.ticks > 20
     finally:
         root.destroy()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_the_loop_thread_and_the_threads_it_starts_run_at_a_lower_priority() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    bridge = Bridge(nice=3)
+    bridge.start()
+    try:
+
+        async def priorities() -> tuple[int, int]:
+            def worker_priority() -> int:
+                return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+            loop_priority = worker_priority()
+            worker = await asyncio.get_running_loop().run_in_executor(
+                None, worker_priority
+            )
+            return loop_priority, worker
+
+        assert bridge.run(priorities()).result(5) == (base + 3, base + 3)
+        # The Tk side keeps its own priority.
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    finally:
+        bridge.stop()

@@ -1,0 +1,94 @@
+"""Pictures for the video tiles: scaling to the tile (letterboxed) and the
+newest-picture-only hand-over from producing threads to the Tk thread."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from client.ui.video import TileFrames, fit
+
+
+def solid(width: int, height: int, rgb: tuple[int, int, int]) -> np.ndarray:
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[:] = rgb
+    return frame
+
+
+def test_fit_letterboxes_a_wider_picture_into_its_tile() -> None:
+    tile = np.asarray(fit(solid(640, 480, (200, 40, 10)), (400, 400)))
+    assert tile.shape == (400, 400, 3)
+    # 640x480 scaled to 400x300, centred: black bands of 50 rows above and below.
+    assert (tile[:50] == 0).all() and (tile[350:] == 0).all()
+    assert (tile[50:350] == (200, 40, 10)).all()
+
+
+def test_fit_keeps_an_exact_size_and_shrinks_far_without_losing_the_colour() -> None:
+    frame = solid(640, 480, (10, 200, 90))
+    same = fit(frame, (640, 480))
+    assert same.size == (640, 480)
+    assert (np.asarray(same) == frame).all()
+    small = np.asarray(fit(frame, (160, 120)))  # by pixel area (a quarter)
+    assert small.shape == (120, 160, 3) and (small == (10, 200, 90)).all()
+    large = np.asarray(fit(frame, (1280, 960)))
+    assert large.shape == (960, 1280, 3) and (large == (10, 200, 90)).all()
+
+
+def test_tile_frames_keep_only_the_newest_picture_and_count_the_skipped() -> None:
+    frames = TileFrames()
+    frames.put("nobody", solid(64, 48, (1, 2, 3)), 0)
+    assert frames.take("nobody") is None  # no tile of that key: dropped
+    frames.set_size("track:1", (32, 24))
+    for number in range(3):
+        frames.put("track:1", solid(64, 48, (number, 0, 0)), number)
+    picture = frames.take("track:1")
+    assert picture is not None
+    assert picture.frame_number == 2 and picture.image.size == (32, 24)
+    assert (picture.source_width, picture.source_height) == (64, 48)
+    assert frames.replaced == 2
+    assert frames.take("track:1") is None  # nothing new since
+
+
+def test_a_new_tile_size_discards_pictures_made_for_the_old_one() -> None:
+    frames = TileFrames()
+    frames.set_size("k", (32, 24))
+    frames.put("k", solid(64, 48, (9, 9, 9)), 1)
+    frames.set_size("k", (64, 48))
+    assert frames.take("k") is None
+    frames.put("k", solid(64, 48, (9, 9, 9)), 2)
+    picture = frames.take("k")
+    assert picture is not None and picture.image.size == (64, 48)
+    frames.drop("k")
+    frames.put("k", solid(64, 48, (9, 9, 9)), 3)
+    assert frames.take("k") is None
+
+
+def test_producers_on_several_threads_never_hand_over_a_torn_picture() -> None:
+    frames = TileFrames()
+    frames.set_size("k", (80, 60))
+    stop = threading.Event()
+
+    def produce(value: int) -> None:
+        number = 0
+        while not stop.is_set():
+            frames.put("k", solid(160, 120, (value, value, value)), number)
+            number += 1
+
+    threads = [threading.Thread(target=produce, args=(v,)) for v in (50, 150)]
+    for thread in threads:
+        thread.start()
+    taken = 0
+    try:
+        while taken < 200:
+            picture = frames.take("k")
+            if picture is None:
+                continue
+            pixels = np.asarray(picture.image)
+            assert pixels.shape == (60, 80, 3)
+            assert len(np.unique(pixels)) == 1 and pixels[0, 0, 0] in (50, 150)
+            taken += 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
