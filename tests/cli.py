@@ -44,13 +44,9 @@ def run(
     )
 
 
-def spawn(
-    server: ServerProcess, home: Path, *args: str, nice: int = 0
-) -> subprocess.Popen[str]:
-    """Start the CLI; ``nice`` lowers its CPU priority (a client that stands
-    for another machine takes only what the processes under test leave)."""
+def spawn(server: ServerProcess, home: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*(["nice", "-n", str(nice)] if nice else []), *cli_args(server, home, *args)],
+        cli_args(server, home, *args),
         cwd=ROOT,
         env=cli_env(),
         stdout=subprocess.PIPE,
