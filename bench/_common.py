@@ -55,11 +55,20 @@ class Child:
                 self.proc.wait(5)
 
 
-def start_child(args: list[str], workdir: Path | None = None) -> Child:
-    """Start ``python ARGS`` and wait for its ``listening on HOST:PORT`` line."""
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """User plus system CPU time of ``pid`` (this process by default; Linux)."""
+    with open(f"/proc/{pid or os.getpid()}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def start_child(args: list[str], workdir: Path | None = None, nice: int = 0) -> Child:
+    """Start ``python ARGS`` and wait for its ``listening on HOST:PORT`` line;
+    ``nice`` lowers its CPU priority (a stand-in for another machine)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        [*(["nice", "-n", str(nice)] if nice else []), sys.executable, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=open(os.environ.get("BENCH_CHILD_LOG", os.devnull), "w"),
@@ -75,7 +84,7 @@ def start_child(args: list[str], workdir: Path | None = None) -> Child:
     return Child(proc, host, int(port), workdir)
 
 
-def start_quicmeet_server(extra: list[str] | None = None) -> Child:
+def start_quicmeet_server(extra: list[str] | None = None, nice: int = 0) -> Child:
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     profile = os.environ.get("BENCH_PROFILE_SERVER")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
@@ -99,4 +108,5 @@ def start_quicmeet_server(extra: list[str] | None = None) -> Child:
             *(extra or []),
         ],
         workdir,
+        nice,
     )

@@ -16,21 +16,18 @@ connection order. Both use the same client protocol and the same data path.
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import socket
 from dataclasses import dataclass, field
 
-from _common import percentile  # noqa: I001
+from _common import percentile, process_cpu_seconds  # noqa: I001
 
 from client import Session
 from client.transport import ClientProtocol, open_connection
 from codec.media import VideoPacketizer
-from codec.media.stamp import SyntheticPattern
-from codec.media.video import VideoEncoder
+from codec.media.video import encode_synthetic_clip
 from server.app import UDP_SOCKET_BUFFER_BYTES
 
-__all__ = ["Load", "pre_encode", "process_cpu_seconds"]
+__all__ = ["Load", "pre_encode"]
 
 CLOCK_HZ = 90_000
 _TIMESTAMP = slice(10, 14)
@@ -44,15 +41,14 @@ def pre_encode(
     width: int, height: int, fps: float, bitrate_bps: int, frames: int
 ) -> list[list[bytes]]:
     """The datagrams of ``frames`` frames (a keyframe, then P-frames)."""
-    pattern = SyntheticPattern(width, height)
-    encoder = VideoEncoder(width, height, fps, bitrate_bps)
     packetizer = VideoPacketizer(0)
-    out = []
-    for n in range(frames):
-        (encoded,) = encoder.encode(pattern.render(n, 0), n / fps)
-        packets = packetizer.packetize(encoded.data, encoded.pts, encoded.keyframe)
-        out.append([p.serialize() for p in packets])
-    return out
+    return [
+        [
+            p.serialize()
+            for p in packetizer.packetize(frame.data, frame.pts, frame.keyframe)
+        ]
+        for frame in encode_synthetic_clip(width, height, fps, bitrate_bps, frames)
+    ]
 
 
 @dataclass
@@ -188,12 +184,12 @@ class Load:
         (plus ``grace`` for the last datagrams to arrive); return loss, latency
         and rates."""
         await asyncio.sleep(warm_up)
-        cpu_before = _cpu_seconds()
+        cpu_before = process_cpu_seconds()
         self.window = window = Window()
         window.start = self._loop.time()
         window.end = window.start + seconds
         await asyncio.sleep(seconds + grace)
-        cpu = _cpu_seconds() - cpu_before
+        cpu = process_cpu_seconds() - cpu_before
         received = window.received
         return {
             "participants": len(self.participants),
@@ -217,18 +213,5 @@ class Load:
             participant.proto.close_quietly()
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _round(value: float) -> float:
     return round(value, 2) if value == value else value
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` (Linux)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")

@@ -39,8 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Child, start_child, start_quicmeet_server  # noqa: I001
-from _meeting_load import Load, pre_encode, process_cpu_seconds
+from _common import (  # noqa: I001
+    ROOT,
+    Child,
+    process_cpu_seconds,
+    start_child,
+    start_quicmeet_server,
+)
+from _meeting_load import Load, pre_encode
 
 from client import Home, Session
 from client.home import SavedSession

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,10 +31,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, start_quicmeet_server  # noqa: I001
+from _common import process_cpu_seconds, start_quicmeet_server  # noqa: I001
 
 from client.ui.stall import StallMonitor  # noqa: E402
-from tests.ui.harness import LocalApp, run_until, sign_up, wait_until  # noqa: E402
+from tests.cli import stop  # noqa: E402
+from tests.ui import replay as replay_video  # noqa: E402
+from tests.ui.harness import (  # noqa: E402
+    LocalApp,
+    run_until,
+    sign_up,
+    start_xvfb,
+    wait_until,
+)
 
 SIDE_PANEL = 330
 CHROME_HEIGHT = 130
@@ -45,41 +52,20 @@ MONITOR_MS = 10
 a load (every tick is a Python callback that waits for the GIL)."""
 
 
-def start_xvfb() -> subprocess.Popen[bytes] | None:
-    """Start Xvfb on a free display when there is no display; None if there is."""
+def start_display() -> subprocess.Popen[bytes] | None:
+    """Start Xvfb when there is no display; None if there is one."""
     if os.environ.get("DISPLAY"):
         return None
-    if shutil.which("Xvfb") is None:
-        raise SystemExit("no DISPLAY and no Xvfb (apt-get install xvfb)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "3000x2000x24"],
-        pass_fds=[write_fd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        os.environ["DISPLAY"] = ":" + pipe.readline().strip()
+    try:
+        proc, os.environ["DISPLAY"] = start_xvfb("3000x2000x24")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     return proc
 
 
-def renice(pid: int, value: int) -> None:
-    """Lower the CPU priority of every thread of ``pid`` (Linux nice is per
-    thread; threads started later inherit it)."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        os.setpriority(os.PRIO_PROCESS, int(task), value)
-
-
-def process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(tiles: int, width: int, height: int, fps: float, seconds: float) -> dict:
-    xvfb = start_xvfb()
-    server = start_quicmeet_server()
-    renice(server.proc.pid, 10)
+    xvfb = start_display()
+    server = start_quicmeet_server(nice=10)
     home = Path(tempfile.mkdtemp(prefix="quicmeet-bench-ui-"))
     a = LocalApp(home, server.address, (0, 0))
     replay: subprocess.Popen[str] | None = None
@@ -94,18 +80,13 @@ def run(tiles: int, width: int, height: int, fps: float, seconds: float) -> dict
         stage_w = columns * (width + GAP) + 2 * GAP
         stage_h = rows * (height + GAP) + 2 * GAP
         window.geometry(f"{stage_w + SIDE_PANEL}x{stage_h + CHROME_HEIGHT}+0+0")
-        replay = subprocess.Popen(
-            ["nice", "-n", "10", sys.executable, "-m", "tests.ui.replay",
-             "--server", server.address, "--room", a.call("meeting_code"),
-             "--names", ",".join(f"sender{i}" for i in range(tiles)),
-             "--size", f"{width}x{height}", "--fps", str(fps)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        assert replay.stdout is not None
-        if replay.stdout.readline().strip() != "ready":
-            raise SystemExit("the sending participants did not start")
+        replay = replay_video.start(
+            server.address,
+            a.call("meeting_code"),
+            [f"sender{i}" for i in range(tiles)],
+            f"{width}x{height}",
+            fps,
+        )
         stage = window.stage
         wait_until(
             lambda: (
@@ -124,14 +105,14 @@ def run(tiles: int, width: int, height: int, fps: float, seconds: float) -> dict
         call = a.app.backend.account().meeting.call
         receivers = call.receivers if call is not None else {}
         decoded_before = {k: r.stats.frames_decoded for k, r in receivers.items()}
-        cpu_start, process_start = time.thread_time(), process_cpu()
+        cpu_start, process_start = time.thread_time(), process_cpu_seconds()
         wall_start = time.perf_counter()
         monitor.start()
         deadline = time.monotonic() + seconds
         run_until(a, lambda: time.monotonic() > deadline, timeout=seconds + 5)
         wall = time.perf_counter() - wall_start
         cpu = time.thread_time() - cpu_start
-        process = process_cpu() - process_start
+        process = process_cpu_seconds() - process_start
         monitor.stop()
         stamps = {key: a.call("tile_stamp", key) for key in stage.tiles}
         rendered = {
@@ -161,8 +142,7 @@ def run(tiles: int, width: int, height: int, fps: float, seconds: float) -> dict
         }
     finally:
         if replay is not None:
-            replay.kill()
-            replay.wait(10)
+            stop(replay)
         a.close()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -28,6 +28,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from .errors import VideoCodecError
+from .stamp import SyntheticPattern
 
 __all__ = [
     "MIN_BITRATE_BPS",
@@ -36,6 +37,7 @@ __all__ = [
     "VideoDecoder",
     "VideoEncoder",
     "contains_idr",
+    "encode_synthetic_clip",
 ]
 
 VIDEO_CLOCK_HZ = 90_000
@@ -255,3 +257,19 @@ class VideoDecoder:
             self.frames_decoded += 1
             images.append(frame.to_ndarray(format="rgb24"))
         return images
+
+
+def encode_synthetic_clip(
+    width: int, height: int, fps: float, bitrate_bps: int, frames: int
+) -> list[EncodedFrame]:
+    """``frames`` stamped synthetic pictures encoded once: a keyframe, then
+    P-frames, so the clip can be sent in a loop (load generators and tests send
+    video this way without paying for an encoder). Stamps carry the frame
+    number within the clip."""
+    pattern = SyntheticPattern(width, height)
+    encoder = VideoEncoder(width, height, fps, bitrate_bps)
+    clip = []
+    for n in range(frames):
+        (encoded,) = encoder.encode(pattern.render(n, 0), n / fps)
+        clip.append(encoded)
+    return clip

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 
 from tests.conftest import ServerProcess, start_server_process
 
-from .harness import LocalApp, Peer, RemoteApp
+from .harness import LocalApp, Peer, RemoteApp, start_xvfb
 
 SCREEN = "2560x1440x24"
 
@@ -25,32 +23,12 @@ def display() -> Iterator[str]:
 
     The UI tests need it: a machine without Xvfb fails them (CI installs it).
     """
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is not installed (apt-get install xvfb)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            SCREEN,
-            "-nolisten",
-            "tcp",
-        ],
-        pass_fds=[write_fd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
+    try:
+        proc, name = start_xvfb(SCREEN)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     previous = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{number}"
+    os.environ["DISPLAY"] = name
     yield os.environ["DISPLAY"]
     proc.terminate()
     proc.wait(10)

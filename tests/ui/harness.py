@@ -3,7 +3,9 @@ headless peers, waiting with the Tk loop pumped, and screenshots."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +27,34 @@ from . import steps
 T = TypeVar("T")
 
 ARTIFACTS = ROOT / "artifacts" / "ui"
+
+
+def start_xvfb(screen: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Xvfb on a free display number; the process and ``:N``."""
+    if shutil.which("Xvfb") is None:
+        raise RuntimeError("Xvfb is not installed (apt-get install xvfb)")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", screen,
+         "-nolisten", "tcp"],
+        pass_fds=[write_fd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        proc.wait(10)
+        raise RuntimeError("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def write_config(home: Path, **values: object) -> None:
+    """Settings an app finds in ``home`` when it starts."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.json").write_text(json.dumps(values))
 
 
 class LocalApp:
@@ -175,9 +205,15 @@ def run_until(
     root = app.app.root
     deadline = time.monotonic() + timeout
     result: list[T] = []
+    failed: list[BaseException] = []
 
     def check() -> None:
-        value = condition()
+        try:
+            value = condition()
+        except Exception as exc:  # raised below, not reported by Tk
+            failed.append(exc)
+            root.quit()
+            return
         if value:
             result.append(value)
             root.quit()
@@ -188,6 +224,8 @@ def run_until(
 
     root.after(every_ms, check)
     root.mainloop()
+    if failed:
+        raise failed[0]
     if not result:
         raise AssertionError(f"{what} not reached in {timeout} s")
     return result[0]

@@ -18,38 +18,48 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 
 from client import Session
 from client.media.sender import default_bitrate_bps
 from codec.media import VideoPacketizer
 from codec.media.packet import rewrite_transport_seq
-from codec.media.stamp import SyntheticPattern
-from codec.media.video import VIDEO_CLOCK_HZ, VideoEncoder
-from tests.conftest import PASSWORD
+from codec.media.video import VIDEO_CLOCK_HZ, EncodedFrame, encode_synthetic_clip
+from tests.conftest import PASSWORD, ROOT
 
 MAX_QUEUED = 64
 """Datagrams a participant lets wait before it skips a frame (as a real one)."""
 
 
-def encode_loop(width: int, height: int, fps: float, frames: int) -> list[bytes]:
-    """``frames`` encoded synthetic frames: a keyframe, then P-frames."""
-    pattern = SyntheticPattern(width, height)
-    encoder = VideoEncoder(
-        width, height, fps, default_bitrate_bps(width, height, fps, "camera")
-    )
-    out = []
-    for n in range(frames):
-        (encoded,) = encoder.encode(pattern.render(n, 0), n / fps, n == 0)
-        assert encoded.keyframe == (n == 0)
-        out.append(encoded.data)
-    return out
+def start(
+    server: str, room: str, names: list[str], size: str, fps: float
+) -> subprocess.Popen[str]:
+    """Run ``names`` in a child process at nice 10 (they stand for other
+    machines) and return once every one of them sends."""
+    proc = subprocess.Popen(
+        ["nice", "-n", "10", sys.executable, "-m", "tests.ui.replay",
+         "--server", server, "--room", room, "--names", ",".join(names),
+         "--size", size, "--fps", str(fps)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        raise RuntimeError("the replaying participants did not start")
+    return proc
 
 
 class Participant:
     """One connection that sends the loop as its camera track."""
 
-    def __init__(self, session: Session, track_id: int, loop: list[bytes]) -> None:
+    def __init__(
+        self, session: Session, track_id: int, loop: list[EncodedFrame]
+    ) -> None:
         self.session = session
         self.loop = loop
         self.packetizer = VideoPacketizer(track_id)
@@ -58,9 +68,9 @@ class Participant:
         self.skipped = 0
 
     def send(self, now: float) -> None:
-        index = self.sent % len(self.loop)
+        frame = self.loop[self.sent % len(self.loop)]
         packets = self.packetizer.packetize(
-            self.loop[index], round(now * VIDEO_CLOCK_HZ), index == 0
+            frame.data, round(now * VIDEO_CLOCK_HZ), frame.keyframe
         )
         datagrams = []
         for packet in packets:
@@ -77,7 +87,8 @@ class Participant:
 async def run(
     server: str, room: str, names: list[str], size: tuple[int, int], fps: float, n: int
 ) -> None:
-    loop_frames = encode_loop(*size, fps, n)
+    bitrate = default_bitrate_bps(*size, fps, "camera")
+    loop_frames = encode_synthetic_clip(*size, fps, bitrate, n)
     participants = []
     for name in names:
         session = Session(server, reconnect=False)

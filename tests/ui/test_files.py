@@ -4,22 +4,16 @@ and resuming after a restart."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from client.ui.stall import StallMonitor
 from tests.conftest import ServerProcess
 
-from .harness import LocalApp, befriend, screenshot, sign_up, wait_until
+from .harness import LocalApp, befriend, screenshot, sign_up, wait_until, write_config
 
 LEFT = (0, 0)
 RIGHT = (960, 0)
-
-
-def write_config(home: Path, **values: object) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.json").write_text(json.dumps(values))
 
 
 def test_send_a_file_from_the_chat_and_download_it_on_the_other_side(

@@ -4,21 +4,15 @@ layout, statistics, raised hands, the meeting chat and host controls."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.conftest import ServerProcess
 
-from .harness import befriend, screenshot, sign_up, wait_until
+from .harness import befriend, screenshot, sign_up, wait_until, write_config
 
 LEFT = (0, 0)
 RIGHT = (0, 730)
 VIDEO = {"camera": "synthetic", "camera_size": "320x240", "camera_fps": "15"}
-
-
-def write_config(home: Path, **values: object) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.json").write_text(json.dumps(values))
 
 
 def advancing_stamp(app, key: str):

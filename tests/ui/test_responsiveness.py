@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,8 +30,9 @@ import pytest
 
 from client.ui.stall import StallMonitor
 from tests.cli import stop
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ServerProcess
 
+from . import replay as replay_video
 from .harness import (
     ARTIFACTS,
     LocalApp,
@@ -41,6 +40,7 @@ from .harness import (
     screenshot,
     sign_up,
     wait_until,
+    write_config,
 )
 
 SIZE, FPS = "640x480", 30
@@ -53,30 +53,6 @@ MAX_STALLS_OVER_50MS = 10
 MONITOR_MS = 10
 """The stall monitor's tick: fine enough to see a 50 ms stall, and not itself
 a load (every tick is a Python callback that waits for the GIL)."""
-
-
-def write_config(home: Path, **values: object) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.json").write_text(json.dumps(values))
-
-
-def start_replay(
-    server: ServerProcess, code: str, users: list[str]
-) -> subprocess.Popen[str]:
-    """``users`` join the meeting ``code`` and send their cameras."""
-    proc = subprocess.Popen(
-        ["nice", "-n", "10", sys.executable, "-m", "tests.ui.replay",
-         "--server", server.address, "--room", code, "--names", ",".join(users),
-         "--size", SIZE, "--fps", str(FPS)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        stop(proc)
-        raise AssertionError("the replaying participants did not start")
-    return proc
 
 
 def sparse_file(path: Path, size: int) -> None:
@@ -137,7 +113,9 @@ def test_ui_stays_responsive_during_a_1_gib_upload_and_a_4_person_meeting(
     others = [names(n) for n in ("carol", "dave", "erin")]
     a.call("start_meeting")
     wait_until(lambda: a.call("meeting_open"), a, what="the meeting window")
-    replay = start_replay(ui_server, a.call("meeting_code"), others)
+    replay = replay_video.start(
+        ui_server.address, a.call("meeting_code"), others, SIZE, FPS
+    )
     try:
         a.call("meeting_toggle", "camera")
         tiles = wait_until(

@@ -21,7 +21,12 @@ from codec.media import (
     read_stamp,
 )
 from codec.media.stamp import SyntheticPattern
-from codec.media.video import MIN_BITRATE_BPS, VIDEO_CLOCK_HZ, contains_idr
+from codec.media.video import (
+    MIN_BITRATE_BPS,
+    VIDEO_CLOCK_HZ,
+    contains_idr,
+    encode_synthetic_clip,
+)
 
 FPS = 30
 
@@ -233,3 +238,13 @@ def test_missing_fragment_end_to_end():
     assert set(shown) == set(range(10)) | set(range(recovered, 40))
     assert all(stamp == (k, 5 * k) for k, stamp in shown.items())
     assert reassembler.stats.frames_lost == 1
+
+
+def test_a_synthetic_clip_loops_from_its_keyframe_with_every_stamp_readable():
+    clip = encode_synthetic_clip(320, 240, FPS, 300_000, 10)
+    assert [frame.keyframe for frame in clip] == [True] + [False] * 9
+    decoder = VideoDecoder()
+    for n, frame in enumerate(clip + clip):  # sent twice in a row, as a loop
+        (image,) = decoder.decode(frame.data)
+        assert read_stamp(image) == (n % 10, 0)
+    assert decoder.frames_discarded == 0
