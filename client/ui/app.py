@@ -119,7 +119,6 @@ class App:
         self.settings = settings
         self.server = server or settings.get("server") or DEFAULT_SERVER
         self.me: Person | None = None
-        self.roster = Roster()
         self.login: LoginView | None = None
         self.main: MainView | None = None
         self.chats = Chats(
@@ -259,7 +258,6 @@ class App:
     def on_signed_in(self, event: SignedIn) -> None:
         self.me = event.me
         self.server = event.server
-        self.roster = Roster()
         main = MainView(
             self.root,
             self.controller,
@@ -295,7 +293,6 @@ class App:
             self.main.set_connection(event)
 
     def on_roster(self, roster: Roster) -> None:
-        self.roster = roster
         if self.main is not None:
             self.main.set_roster(roster)
         self.chats.set_roster(roster)
