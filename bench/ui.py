@@ -7,8 +7,9 @@ synthetic W x H video over QUIC datagrams. The app receives, reassembles and
 decodes every track on its own threads, scales each picture to its tile there,
 and the Tk thread pastes the newest picture of each tile into the tile's one
 ``PhotoImage``. The participants replay video encoded once
-(``tests.ui.replay``) and they and the server run at nice 10: they stand for
-other machines, and must not take this machine's two cores from the app.
+(``tests.ui.replay``) and they and the server run at ``SCHED_IDLE``: they
+stand for other machines, and must not take this machine's two cores from
+the app.
 Runs under Xvfb when there is no display. Prints one JSON object; at the end
 every tile's stamp is read back from its pixels.
 
@@ -65,7 +66,7 @@ def start_display() -> subprocess.Popen[bytes] | None:
 
 def run(tiles: int, width: int, height: int, fps: float, seconds: float) -> dict:
     xvfb = start_display()
-    server = start_quicmeet_server(nice=10)
+    server = start_quicmeet_server(stand_in=True)
     home = Path(tempfile.mkdtemp(prefix="quicmeet-bench-ui-"))
     a = LocalApp(home, server.address, (0, 0))
     replay: subprocess.Popen[str] | None = None

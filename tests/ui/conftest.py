@@ -45,7 +45,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     It stands for another machine, so it runs at a lower CPU priority than the
     apps under test (this machine has two cores for everything).
     """
-    srv = start_server_process(tmp_path_factory.mktemp("ui-server"), nice=10)
+    srv = start_server_process(tmp_path_factory.mktemp("ui-server"), stand_in=True)
     yield srv
     srv.stop()
 

@@ -13,7 +13,7 @@ import pytest
 
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
-from client.ui.stall import StallMonitor
+from client.ui.stall import Stall, StallMonitor, shared_ms, thread_schedstat
 
 
 @pytest.fixture
@@ -106,18 +106,53 @@ def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
             root.update()
             time.sleep(0.002)
         assert monitor.worst_ms < 40
+        assert monitor.stalls == []
         monitor.reset()
         root.after(1, lambda: time.sleep(0.12))
         end = time.monotonic() + 0.3
         while time.monotonic() < end:
             root.update()
             time.sleep(0.002)
+        root.after(1, spin, 0.06)
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
         monitor.stop()
-        assert 100 <= monitor.worst_ms < 200
-        assert monitor.stalls_over_50ms == 1
+        assert 100 <= monitor.worst_ms < 400
+        assert monitor.stalls_over_50ms == 2
         assert monitor.ticks > 20
+        # Where the time went: asleep (blocked), then busy on a CPU.
+        slept, spun = monitor.stalls
+        assert 100 <= slept.ms < 400 and 50 <= spun.ms < 400
+        if thread_schedstat() is not None:
+            assert slept.on_cpu_ms is not None and spun.on_cpu_ms is not None
+            assert slept.on_cpu_ms < 30 and slept.blocked_ms > 70
+            assert spun.on_cpu_ms >= 55
+        assert spun.at_s > slept.at_s > 0
     finally:
         root.destroy()
+
+
+def spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
+    stall = Stall(ended=100.0, at_s=5.0, ms=40.0, on_cpu_ms=2.0,
+                  waiting_for_cpu_ms=30.0)  # fmt: skip
+    assert shared_ms(stall, []) == 0
+    # The probe was late over the last 30 ms of the stall, and once before it.
+    assert shared_ms(stall, [(99.5, 20.0), (100.005, 35.0)]) == pytest.approx(30.0)
+    # Late around the whole stall: all of it was the machine's.
+    assert shared_ms(stall, [(100.01, 80.0)]) == pytest.approx(40.0)
+    assert stall.blocked_ms == pytest.approx(8.0)
+    assert stall.as_dict() == {
+        "at_s": 5.0, "ms": 40.0, "on_cpu_ms": 2.0, "waiting_for_cpu_ms": 30.0,
+        "blocked_ms": 8.0,
+    }  # fmt: skip
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")

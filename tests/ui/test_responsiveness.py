@@ -2,19 +2,22 @@
 while the app is in a 4-person meeting with video, all through one real
 server. The Tk main loop runs as it does for the user (no test code between
 its events) and a :class:`StallMonitor` ticks every 10 ms; a gap beyond that
-is a stall the user would feel.
+is a stall the user would feel. The goal: no stall of 50 ms or more.
 
-The goal is a worst stall under 50 ms. On this shared two-core machine the
-worst stall of a run varies (24 to 75 ms in a dozen runs of this test alone,
-139 ms once in the full suite; p99 11 to 20 ms), so the test holds what sets
-the fixed app apart from the one before ``client/ui/tuning.py`` (386 stalls
-over 50 ms in one upload): a p99 under 30 ms, at most 10 stalls over 50 ms,
-and no freeze (250 ms). The figures of each run are written to
-``artifacts/ui/responsiveness.json``.
+This machine is a virtual one with two shared cores, and now and then every
+process on it waits tens of milliseconds at once. So a nearly idle probe
+process (:mod:`tests.ui.sched_probe`) watches the machine during the same
+run; the part of a Tk stall that the probe shared was the machine's, the rest
+the app's own. The test holds the app's own worst stall under 50 ms, and the
+whole of every stall, the machine's part included, under 250 ms (no freeze);
+each stall over 25 ms is written to ``artifacts/ui/responsiveness.json`` with
+where its time went (on a CPU, waiting for one, blocked) and the machine's
+share.
 
 The server and the other participants stand for other machines: they run at
-nice 10, so on this two-core machine they take only what the app leaves, and
-the participants replay video encoded once instead of encoding their own.
+``SCHED_IDLE`` (:data:`tests.conftest.STAND_IN`), so on this machine they take
+only what the app leaves, and the participants replay video encoded once
+instead of encoding their own.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from client.ui.stall import StallMonitor
+from client.ui.stall import StallMonitor, shared_ms
 from tests.cli import stop
 from tests.conftest import ServerProcess
 
@@ -42,14 +45,15 @@ from .harness import (
     wait_until,
     write_config,
 )
+from .sched_probe import SchedProbe
 
 SIZE, FPS = "640x480", 30
 """Every participant's camera: the app's own is its synthetic source, the
 others replay synthetic video (:mod:`tests.ui.replay`)."""
 GIB = 1024**3
-P99_LIMIT_MS = 30.0
+OWN_WORST_LIMIT_MS = 50.0
 WORST_LIMIT_MS = 250.0
-MAX_STALLS_OVER_50MS = 10
+P99_LIMIT_MS = 25.0
 MONITOR_MS = 10
 """The stall monitor's tick: fine enough to see a 50 ms stall, and not itself
 a load (every tick is a Python callback that waits for the GIL)."""
@@ -66,16 +70,28 @@ def sparse_file(path: Path, size: int) -> None:
 def measure(
     a: LocalApp, keys: list[str], done: Callable[[], bool], timeout: float = 60
 ) -> dict[str, Any]:
-    """Run the app's Tk loop until ``done()``: the worst stall of the loop, the
-    CPU share of the Tk thread and the pictures each tile showed per second."""
+    """Run the app's Tk loop until ``done()``: the stalls of the loop (all of
+    each, and the app's own part), the CPU share of the Tk thread and the
+    pictures each tile showed per second."""
     shown = {t[0]: t[3] for t in a.call("meeting_tiles")}
     monitor = StallMonitor(a.app.root, interval_ms=MONITOR_MS)
+    probe = SchedProbe()
     cpu, started = time.thread_time(), time.monotonic()
     monitor.start()
-    run_until(a, done, timeout=timeout, what="the end of the measurement")
-    monitor.stop()
+    try:
+        run_until(a, done, timeout=timeout, what="the end of the measurement")
+    finally:
+        monitor.stop()
+        machine = probe.stop()
     cpu, seconds = time.thread_time() - cpu, time.monotonic() - started
     shown_now = {t[0]: t[3] for t in a.call("meeting_tiles")}
+    shared = [shared_ms(stall, machine) for stall in monitor.stalls]
+    short = [gap for gap in monitor.gaps_ms if gap <= monitor.explain_ms]
+    own = [stall.ms - ms for stall, ms in zip(monitor.stalls, shared, strict=True)]
+    stalls = [
+        {**stall.as_dict(), "machine_ms": round(ms, 1)}
+        for stall, ms in zip(monitor.stalls, shared, strict=True)
+    ]
     return {
         "seconds": round(seconds, 1),
         "rendered_fps": {
@@ -84,8 +100,11 @@ def measure(
         "tk_thread_cpu_share": round(cpu / seconds, 3),
         "tk_stall_p99_ms": round(monitor.percentile_ms(99), 1),
         "worst_tk_stall_ms": round(monitor.worst_ms, 1),
+        "worst_own_tk_stall_ms": round(max(own + short, default=0.0), 1),
         "tk_stalls_over_50ms": monitor.stalls_over_50ms,
         "tk_ticks_per_s": round(monitor.ticks / seconds),
+        "machine_worst_stall_ms": max((ms for _, ms in machine), default=0.0),
+        "stalls_over_25ms": stalls,
     }
 
 
@@ -164,9 +183,9 @@ def test_ui_stays_responsive_during_a_1_gib_upload_and_a_4_person_meeting(
         screenshot("responsiveness", a)
 
         for phase in (alone, loaded):
-            assert phase["tk_stall_p99_ms"] < P99_LIMIT_MS, report
+            assert phase["worst_own_tk_stall_ms"] < OWN_WORST_LIMIT_MS, report
             assert phase["worst_tk_stall_ms"] < WORST_LIMIT_MS, report
-            assert phase["tk_stalls_over_50ms"] <= MAX_STALLS_OVER_50MS, report
+            assert phase["tk_stall_p99_ms"] < P99_LIMIT_MS, report
             # The meeting really ran throughout: every tile kept showing new,
             # intact pictures.
             assert all(fps > 10 for fps in phase["rendered_fps"].values()), report
