@@ -8,12 +8,14 @@ import sys
 import threading
 import time
 import tkinter as tk
+from pathlib import Path
 
 import pytest
 
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
 from client.ui.stall import Stall, StallMonitor, shared_ms, thread_schedstat
+from client.ui.tuning import TK_SLICE_NS, set_thread_slice
 
 
 @pytest.fixture
@@ -177,3 +179,27 @@ def test_the_loop_thread_and_the_threads_it_starts_run_at_a_lower_priority() -> 
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
     finally:
         bridge.stop()
+
+
+def test_a_thread_asks_for_a_short_time_slice_and_keeps_its_nice() -> None:
+    result: list[tuple[bool, int, str]] = []
+
+    def ask() -> None:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, 2)
+        granted = set_thread_slice(TK_SLICE_NS)
+        sched = Path("/proc/thread-self/sched")
+        text = sched.read_text() if sched.exists() else ""
+        result.append((granted, os.getpriority(os.PRIO_PROCESS, tid), text))
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    granted, nice, sched = result[0]
+    if not granted:
+        pytest.skip("no custom time slices here (Linux 6.12 and later)")
+    assert nice == 2
+    slices = [line.split(":")[1].strip() for line in sched.splitlines()
+              if line.startswith("se.slice")]  # fmt: skip
+    if slices:
+        assert slices == [str(TK_SLICE_NS)]

@@ -7,12 +7,12 @@ is a stall the user would feel. The goal: no stall of 50 ms or more.
 This machine is a virtual one with two shared cores, and now and then every
 process on it waits tens of milliseconds at once. So a nearly idle probe
 process (:mod:`tests.ui.sched_probe`) watches the machine during the same
-run; the part of a Tk stall that the probe shared was the machine's, the rest
-the app's own. The test holds the app's own worst stall under 50 ms, and the
-whole of every stall, the machine's part included, under 250 ms (no freeze);
-each stall over 25 ms is written to ``artifacts/ui/responsiveness.json`` with
-where its time went (on a CPU, waiting for one, blocked) and the machine's
-share.
+run, and a Tk stall during which even the probe woke 25 ms or more late is
+counted as the machine's. The test holds the app's own worst stall (every
+other one) under 50 ms, and every stall, the machine's included, under
+250 ms (no freeze). Each stall over 25 ms is written to
+``artifacts/ui/responsiveness.json`` with where its time went (on a CPU,
+waiting for one, blocked) and how much of it the probe shared.
 
 The server and the other participants stand for other machines: they run at
 ``SCHED_IDLE`` (:data:`tests.conftest.STAND_IN`), so on this machine they take
@@ -54,6 +54,11 @@ GIB = 1024**3
 OWN_WORST_LIMIT_MS = 50.0
 WORST_LIMIT_MS = 250.0
 P99_LIMIT_MS = 25.0
+MACHINE_STALL_MS = 25.0
+"""A probe wakeup this late means the machine held every process back: the
+probe needs a tenth of a millisecond of CPU every 10 ms. Under the test's own
+load its worst wakeups are 12-20 ms late; a Tk stall it shared a wakeup of
+25 ms or later with is counted as the machine's, not the app's."""
 MONITOR_MS = 10
 """The stall monitor's tick: fine enough to see a 50 ms stall, and not itself
 a load (every tick is a Python callback that waits for the GIL)."""
@@ -85,13 +90,18 @@ def measure(
         machine = probe.stop()
     cpu, seconds = time.thread_time() - cpu, time.monotonic() - started
     shown_now = {t[0]: t[3] for t in a.call("meeting_tiles")}
-    shared = [shared_ms(stall, machine) for stall in monitor.stalls]
-    short = [gap for gap in monitor.gaps_ms if gap <= monitor.explain_ms]
-    own = [stall.ms - ms for stall, ms in zip(monitor.stalls, shared, strict=True)]
+    held_back = [(ended, ms) for ended, ms in machine if ms >= MACHINE_STALL_MS]
+    machine_held = [shared_ms(stall, held_back) > 0 for stall in monitor.stalls]
+    own = [s.ms for s, m in zip(monitor.stalls, machine_held, strict=True) if not m]
     stalls = [
-        {**stall.as_dict(), "machine_ms": round(ms, 1)}
-        for stall, ms in zip(monitor.stalls, shared, strict=True)
+        {
+            **stall.as_dict(),
+            "machine_ms": round(shared_ms(stall, machine), 1),
+            "machine_held_back": held,
+        }
+        for stall, held in zip(monitor.stalls, machine_held, strict=True)
     ]
+    short = [gap for gap in monitor.gaps_ms if gap <= monitor.explain_ms]
     return {
         "seconds": round(seconds, 1),
         "rendered_fps": {
@@ -104,6 +114,7 @@ def measure(
         "tk_stalls_over_50ms": monitor.stalls_over_50ms,
         "tk_ticks_per_s": round(monitor.ticks / seconds),
         "machine_worst_stall_ms": max((ms for _, ms in machine), default=0.0),
+        "tk_stalls_machine_held_back": sum(machine_held),
         "stalls_over_25ms": stalls,
     }
 
