@@ -160,8 +160,9 @@ STAND_IN = ["chrt", "--idle", "0"]
 """The command prefix for a process that stands for another machine (a server,
 other people in a meeting): run as ``SCHED_IDLE``, it gets only CPU time that
 nothing else on this machine wants, so what is measured here, the app, has
-the two cores as if the others ran elsewhere. (``nice 10`` was not enough:
-such processes still took turns before the app's threads.)"""
+the two cores as if the others ran elsewhere. (At nice 10 they still took
+turns with the app's threads: the Tk loop of the responsiveness test had
+about 50 stalls over 25 ms per upload, 0-9 with them at ``SCHED_IDLE``.)"""
 
 
 def start_server_process(

@@ -37,7 +37,8 @@ slice gets an earlier deadline, so it runs sooner after it wakes, in shorter
 turns: what an event loop that wakes for every frame and input needs.
 Without it, schedstat showed the Tk thread runnable but waiting 15-30 ms for
 a core while the app's own nice 5 threads ran, and a separate idle process
-did not wait."""
+did not wait; with it, the responsiveness test had 0-2 stalls over 25 ms per
+upload in four runs (0-12 in five without)."""
 
 _SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}
 

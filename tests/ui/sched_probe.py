@@ -3,9 +3,10 @@
 A separate process, nearly idle and at the app's priority, wakes every 10 ms
 and notes how late it woke. This machine is a virtual one with two shared
 cores: now and then every process on it waits tens of milliseconds at once,
-and no app can help that. A stall of the Tk loop that the probe shared (see
-:func:`client.ui.stall.shared_ms`) was the machine's, not the app's; the
-responsiveness test reports both and holds the app to its own.
+and no app can help that. The responsiveness test counts a stall of the Tk
+loop during which even the probe woke 25 ms or more late as the machine's,
+reports how much of each stall the probe shared
+(:func:`client.ui.stall.shared_ms`), and holds the app to its own stalls.
 
     python -m tests.ui.sched_probe [--interval-ms 10] [--over-ms 5]
 
