@@ -9,6 +9,7 @@ import time
 
 from PIL import Image
 
+from tests.cli import cli_args
 from tests.conftest import PASSWORD, ROOT
 
 
@@ -19,16 +20,7 @@ def cli(server, home, *args, password=PASSWORD, new_password=None, timeout=30):
     if new_password is not None:
         env["QUICMEET_NEW_PASSWORD"] = new_password
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "--server",
-            server.address,
-            "--home",
-            str(home),
-            *args,
-        ],
+        cli_args(server, home, *args),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,18 +131,7 @@ def test_listen_prints_events_as_json_lines(server_process, tmp_path):
     assert cli(server_process, home, "register", "listener").returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUICMEET_")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "--server",
-            server_process.address,
-            "--home",
-            str(home),
-            "listen",
-            "--for",
-            "20",
-        ],
+        cli_args(server_process, home, "listen", "--for", "20"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -208,18 +189,7 @@ def test_listen_prints_chat_messages(server_process, tmp_path):
     assert cli(server_process, ann, "send", "ben", "queued while away").returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUICMEET_")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "--server",
-            server_process.address,
-            "--home",
-            str(ben),
-            "listen",
-            "--for",
-            "20",
-        ],
+        cli_args(server_process, ben, "listen", "--for", "20"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

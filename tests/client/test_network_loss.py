@@ -5,16 +5,14 @@ import asyncio
 from client import Reconnected, Session
 from client.events import Disconnected
 from netsim import ImpairmentProxy, LinkConfig
-from tests.conftest import PASSWORD, address, befriend, close_member, open_member
-
-
-async def wait_for(session, kind, timeout):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        event = await session.next_event(max(0.01, deadline - loop.time()))
-        if isinstance(event, kind):
-            return event
+from tests.conftest import (
+    PASSWORD,
+    address,
+    befriend,
+    close_member,
+    next_of,
+    open_member,
+)
 
 
 async def test_reconnects_and_resumes_after_a_network_outage(server):
@@ -26,10 +24,10 @@ async def test_reconnects_and_resumes_after_a_network_outage(server):
         await session.register("roamer", PASSWORD)
         await session.login("roamer", PASSWORD)
         proxy.update(blackhole=True)
-        lost = await wait_for(session, Disconnected, 10)
+        lost = await next_of(session, Disconnected, 10)
         assert lost.will_retry
         proxy.update(blackhole=False)
-        back = await wait_for(session, Reconnected, 10)
+        back = await next_of(session, Reconnected, 10)
         assert back.attempts >= 1
         assert (await session.get_profile()).username == "roamer"
         await session.close()
@@ -85,9 +83,9 @@ async def test_recipient_reconnecting_many_times_gets_every_message_once_in_orde
                 for _ in range(4):
                     await asyncio.sleep(0.6)
                     proxy.update(blackhole=True)
-                    await wait_for(receiver.session, Disconnected, 10)
+                    await next_of(receiver.session, Disconnected, 10)
                     proxy.update(blackhole=False)
-                    await wait_for(receiver.session, Reconnected, 10)
+                    await next_of(receiver.session, Reconnected, 10)
 
             await asyncio.gather(send_all(), drop_repeatedly())
 

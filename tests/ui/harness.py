@@ -279,3 +279,13 @@ def befriend(a: AnyApp, b: AnyApp, a_name: str, b_name: str) -> None:
     b.call("answer_request", a_name, "Accept")
     wait_until(lambda: [r[1] for r in a.call("drawer")] == [b_name], a, b)
     wait_until(lambda: [r[1] for r in b.call("drawer")] == [a_name], a, b)
+
+
+def befriend_peer(
+    app: AnyApp, peer: Peer, app_name: str, peer_name: str, note: str = ""
+) -> None:
+    """The headless ``peer`` asks; ``app`` accepts through its view."""
+    peer.run(lambda m: m.friends.request(app_name, note))
+    wait_until(lambda: app.call("requests") == [peer_name], app)
+    app.call("answer_request", peer_name, "Accept")
+    wait_until(lambda: app.call("drawer") == [("online", peer_name, "", "")], app)

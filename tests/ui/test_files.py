@@ -10,7 +10,15 @@ from pathlib import Path
 from client.ui.stall import StallMonitor
 from tests.conftest import ServerProcess
 
-from .harness import LocalApp, befriend, screenshot, sign_up, wait_until, write_config
+from .harness import (
+    LocalApp,
+    befriend,
+    befriend_peer,
+    screenshot,
+    sign_up,
+    wait_until,
+    write_config,
+)
 
 LEFT = (0, 0)
 RIGHT = (960, 0)
@@ -108,11 +116,7 @@ def test_pause_an_upload_and_resume_it_after_a_restart(
     a = apps("alice")
     assert isinstance(a, LocalApp)
     sign_up(a, ui_server.address, alice)
-    peer = peers(bob)
-    peer.run(lambda m: m.friends.request(alice))
-    wait_until(lambda: a.call("requests") == [bob], a)
-    a.call("answer_request", bob, "Accept")
-    wait_until(lambda: a.call("drawer") == [("online", bob, "", "")], a)
+    befriend_peer(a, peers(bob), alice, bob)
 
     video = tmp_path / "video.bin"
     video.write_bytes(os.urandom(48 * 1024 * 1024))

@@ -7,7 +7,7 @@ import asyncio
 
 from tests.conftest import Member, ServerProcess
 
-from .harness import screenshot, sign_up, wait_until
+from .harness import befriend_peer, screenshot, sign_up, wait_until
 
 COUNT = 105
 """Three pages of history (50 per page)."""
@@ -31,10 +31,7 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     app = apps("alice")
     sign_up(app, ui_server.address, alice)
     peer = peers(bob)
-    peer.run(lambda m: m.friends.request(alice, "hi"))
-    wait_until(lambda: app.call("requests") == [bob], app)
-    app.call("answer_request", bob, "Accept")
-    wait_until(lambda: app.call("drawer") == [("online", bob, "", "")], app)
+    befriend_peer(app, peer, alice, bob, "hi")
 
     peer.run(lambda m: send_history(m, alice))
     wait_until(

@@ -39,6 +39,7 @@ from . import replay as replay_video
 from .harness import (
     ARTIFACTS,
     LocalApp,
+    befriend_peer,
     run_until,
     screenshot,
     sign_up,
@@ -132,11 +133,7 @@ def test_ui_stays_responsive_during_a_1_gib_upload_and_a_4_person_meeting(
     a = apps("alice")
     assert isinstance(a, LocalApp)
     sign_up(a, ui_server.address, alice)
-    peer = peers(bob)
-    peer.run(lambda m: m.friends.request(alice))
-    wait_until(lambda: a.call("requests") == [bob], a)
-    a.call("answer_request", bob, "Accept")
-    wait_until(lambda: a.call("drawer") == [("online", bob, "", "")], a)
+    befriend_peer(a, peers(bob), alice, bob)
 
     # The meeting: Alice's camera and three others sending theirs.
     others = [names(n) for n in ("carol", "dave", "erin")]
