@@ -43,6 +43,7 @@ from .model import (
     TransfersChanged,
     UiEvent,
 )
+from .ticker import Ticker
 from .tuning import BACKGROUND_NICE, TkThreadTuning
 from .video import TileFrames
 from .views import (
@@ -163,7 +164,8 @@ class App:
             Notice: self.on_notice,
         }
         self.root.protocol("WM_DELETE_WINDOW", self.close)
-        self._pump_id: str | None = self.root.after(POLL_MS, self._pump)
+        self._pump = Ticker(self.root, POLL_MS, self._tick)
+        self._pump.start()
         self.tuning = TkThreadTuning(self.root)
         self.show_login(username=settings.get("username", ""))
         if auto_sign_in and home.saved_session() is not None:
@@ -182,8 +184,7 @@ class App:
 
     # -- the event pump ----------------------------------------------------------------
 
-    def _pump(self) -> None:
-        self._pump_id = self.root.after(POLL_MS, self._pump)
+    def _tick(self) -> None:
         self.bridge.drain(self.handle)
         self.meetings.render()
 
@@ -411,9 +412,7 @@ class App:
         if self.closed:
             return
         self.closed = True
-        if self._pump_id is not None:
-            self.root.after_cancel(self._pump_id)
-            self._pump_id = None
+        self._pump.stop()
         self.tuning.cancel()
         self.bridge.stop(self.backend.close)
         self.root.destroy()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 import tkinter as tk
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..media.receiver import percentile
+from .ticker import Ticker
 
 __all__ = ["Stall", "StallMonitor", "shared_ms", "thread_schedstat"]
 
@@ -39,6 +44,11 @@ class Stall:
     ms: float
     on_cpu_ms: float | None
     waiting_for_cpu_ms: float | None
+    stacks: dict[str, int] = field(default_factory=dict)
+    """Where the Tk thread was while it stalled, when the monitor samples
+    stacks: the innermost Python frames of each sample (``file:line function``,
+    innermost first), with how many samples saw them. A stack that ends in the main loop
+    means Tcl itself was busy (drawing, the X server) or waiting for the GIL."""
 
     @property
     def blocked_ms(self) -> float | None:
@@ -46,17 +56,20 @@ class Stall:
             return None
         return max(0.0, self.ms - self.on_cpu_ms - self.waiting_for_cpu_ms)
 
-    def as_dict(self) -> dict[str, float | None]:
+    def as_dict(self) -> dict[str, object]:
         def r(v: float | None) -> float | None:
             return None if v is None else round(v, 1)
 
-        return {
+        report: dict[str, object] = {
             "at_s": round(self.at_s, 2),
             "ms": r(self.ms),
             "on_cpu_ms": r(self.on_cpu_ms),
             "waiting_for_cpu_ms": r(self.waiting_for_cpu_ms),
             "blocked_ms": r(self.blocked_ms),
         }
+        if self.stacks:
+            report["stacks"] = self.stacks
+        return report
 
 
 def shared_ms(stall: Stall, others: Iterable[tuple[float, float]]) -> float:
@@ -79,11 +92,18 @@ class StallMonitor:
     Call :meth:`start`, run the work, then read :attr:`worst_ms` (the longest
     stall, beyond the interval) and :attr:`ticks`; :meth:`reset` starts over.
     Each stall longer than ``explain_ms`` is kept in :attr:`stalls` with where
-    its time went (see :class:`Stall`).
+    its time went (see :class:`Stall`). With ``sample_every_ms``, a watchdog
+    thread also samples the Tk thread's stack that often while a tick is
+    overdue, and each kept stall lists the stacks it saw (the way a browser's
+    hang watcher reports a hung main thread).
     """
 
     def __init__(
-        self, widget: tk.Misc, interval_ms: int = 5, explain_ms: float = 25.0
+        self,
+        widget: tk.Misc,
+        interval_ms: int = 5,
+        explain_ms: float = 25.0,
+        sample_every_ms: float | None = None,
     ) -> None:
         self.widget = widget
         self.interval_ms = interval_ms
@@ -97,17 +117,50 @@ class StallMonitor:
         self._last: float | None = None
         self._last_sched: tuple[int, int] | None = None
         self._started = 0.0
-        self._after_id: str | None = None
+        self._ticker = Ticker(widget, interval_ms, self._tick)
+        self.sample_every_ms = sample_every_ms
+        self._samples: list[tuple[float, str]] = []
+        self._watchdog: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         self._last = self._started = time.perf_counter()
         self._last_sched = thread_schedstat()
-        self._after_id = self.widget.after(self.interval_ms, self._tick)
+        self._ticker.start()
+        if self.sample_every_ms is not None and self._watchdog is None:
+            self._stopped.clear()
+            self._watchdog = threading.Thread(
+                target=self._watch,
+                args=(threading.get_ident(), threading.get_native_id()),
+                name="quicmeet-stall-watchdog",
+                daemon=True,
+            )
+            self._watchdog.start()
 
     def stop(self) -> None:
-        if self._after_id is not None:
-            self.widget.after_cancel(self._after_id)
-            self._after_id = None
+        self._ticker.stop()
+        if self._watchdog is not None:
+            self._stopped.set()
+            self._watchdog.join()
+            self._watchdog = None
+
+    def _watch(self, tk_thread: int, tk_native_id: int) -> None:
+        """The watchdog (its own thread): while a tick is overdue by a fifth
+        of ``explain_ms``, note where the Tk thread is: its Python stack, and
+        whether it is on a CPU or which system call it waits in."""
+        assert self.sample_every_ms is not None
+        every_s = self.sample_every_ms / 1000
+        overdue_s = (self.interval_ms + self.explain_ms / 5) / 1000
+        state = Path(f"/proc/self/task/{tk_native_id}/syscall")
+        while not self._stopped.wait(every_s):
+            last = self._last
+            now = time.perf_counter()
+            if last is None or now - last < overdue_s:
+                continue
+            doing = _syscall(state)
+            frame = sys._current_frames().get(tk_thread)
+            if frame is not None:
+                self._samples.append((now, f"[{doing}] {_where(frame)}"))
 
     def reset(self) -> None:
         self.worst_ms = 0.0
@@ -133,9 +186,10 @@ class StallMonitor:
                 self.stalls_over_50ms += 1
             if stall_ms > self.explain_ms:
                 self.stalls.append(self._explain(now, stall_ms, sched))
+        if self._samples:
+            self._samples = []
         self.ticks += 1
         self._last, self._last_sched = now, sched
-        self._after_id = self.widget.after(self.interval_ms, self._tick)
 
     def _explain(
         self, now: float, stall_ms: float, sched: tuple[int, int] | None
@@ -145,4 +199,43 @@ class StallMonitor:
             # Over the whole gap (interval included): the interval is idle.
             on_cpu = (sched[0] - self._last_sched[0]) / 1e6
             waiting = (sched[1] - self._last_sched[1]) / 1e6
-        return Stall(now, now - self._started, stall_ms, on_cpu, waiting)
+        assert self._last is not None
+        seen = Counter(where for at, where in self._samples if at >= self._last)
+        return Stall(now, now - self._started, stall_ms, on_cpu, waiting, dict(seen))
+
+
+_SYSCALLS = {
+    "x86_64": {0: "read", 1: "write", 7: "poll", 20: "writev", 23: "select",
+               46: "sendmsg", 47: "recvmsg", 202: "futex", 270: "pselect6",
+               271: "ppoll"},
+    "aarch64": {63: "read", 64: "write", 66: "writev", 72: "pselect6",
+                73: "ppoll", 98: "futex", 211: "sendmsg", 212: "recvmsg"},
+}  # fmt: skip
+"""The system calls a Tk thread waits in, by number: futex is a lock (the
+GIL, or Tcl waiting for its next timer), the others talk to the X server."""
+
+
+def _syscall(state: Path) -> str:
+    """What the thread whose ``/proc/.../syscall`` is ``state`` is doing:
+    ``running``, the name (or number) of the system call it waits in, or
+    ``?`` where Linux does not say."""
+    try:
+        first = state.read_text().split(maxsplit=1)[0]
+    except (OSError, IndexError):
+        return "?"
+    if not first.lstrip("-").isdigit():
+        return first
+    number = int(first)
+    return _SYSCALLS.get(os.uname().machine, {}).get(number, f"syscall {number}")
+
+
+def _where(frame: object, depth: int = 4) -> str:
+    """The innermost ``depth`` Python frames from ``frame`` outwards, as
+    ``file:line function`` joined by `` < ``, innermost first."""
+    parts: list[str] = []
+    while frame is not None and len(parts) < depth:
+        code = frame.f_code  # type: ignore[attr-defined]
+        name = Path(code.co_filename).name
+        parts.append(f"{name}:{frame.f_lineno} {code.co_name}")  # type: ignore[attr-defined]
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return " < ".join(parts)

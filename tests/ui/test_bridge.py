@@ -15,6 +15,7 @@ import pytest
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
 from client.ui.stall import Stall, StallMonitor, shared_ms, thread_schedstat
+from client.ui.ticker import Ticker
 from client.ui.tuning import TK_SLICE_NS, set_thread_slice
 
 
@@ -132,6 +133,72 @@ def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
             assert slept.on_cpu_ms < 30 and slept.blocked_ms > 70
             assert spun.on_cpu_ms >= 55
         assert spun.at_s > slept.at_s > 0
+    finally:
+        root.destroy()
+
+
+def test_the_stall_monitor_says_where_the_tk_thread_stalled(display: str) -> None:
+    root = tk.Tk()
+    try:
+        monitor = StallMonitor(root, interval_ms=5, sample_every_ms=5)
+        monitor.start()
+        root.after(1, spin, 0.25)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
+        monitor.stop()
+        (stall,) = monitor.stalls
+        assert stall.stacks, stall
+        # Most samples caught the busy callback (innermost first) on a CPU;
+        # the watchdog waits for the GIL the callback holds, so there are few.
+        caught = sum(n for where, n in stall.stacks.items() if " spin <" in where)
+        assert caught >= 0.6 * sum(stall.stacks.values()) and caught >= 3
+        if sys.platform == "linux":
+            assert any(w.startswith("[running] ") for w in stall.stacks), stall
+        assert "stacks" in stall.as_dict()
+        assert monitor._watchdog is None
+    finally:
+        root.destroy()
+
+
+def test_a_ticker_ticks_through_one_tcl_command_until_stopped(display: str) -> None:
+    root = tk.Tk()
+    try:
+        # Only the message: a kept exception would hold the root in a cycle
+        # (its traceback), which the collector may then free on another thread.
+        reported: list[str] = []
+        root.report_callback_exception = lambda *args: reported.append(str(args[1]))
+        calls: list[float] = []
+
+        def tick() -> None:
+            calls.append(time.monotonic())
+            if len(calls) == 3:
+                raise ValueError("a failing tick")
+
+        commands = set(root.tk.call("info", "commands"))
+        ticker = Ticker(root, 10, tick)
+        ticker.start()
+        ticker.start()  # a second start changes nothing
+        (added,) = set(root.tk.call("info", "commands")) - commands
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
+        # Every 10 ms, past the failure, through the same command.
+        assert 10 <= len(calls) <= 31, len(calls)
+        assert reported == ["a failing tick"]
+        assert set(root.tk.call("info", "commands")) - commands == {added}
+        assert ticker.running
+        ticker.stop()
+        ticker.stop()
+        assert not ticker.running
+        assert set(root.tk.call("info", "commands")) == commands
+        stopped_at = len(calls)
+        end = time.monotonic() + 0.05
+        while time.monotonic() < end:
+            root.update()
+        assert len(calls) == stopped_at
     finally:
         root.destroy()
 

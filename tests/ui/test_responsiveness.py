@@ -80,7 +80,7 @@ def measure(
     each, and the app's own part), the CPU share of the Tk thread and the
     pictures each tile showed per second."""
     shown = {t[0]: t[3] for t in a.call("meeting_tiles")}
-    monitor = StallMonitor(a.app.root, interval_ms=MONITOR_MS)
+    monitor = StallMonitor(a.app.root, interval_ms=MONITOR_MS, sample_every_ms=5)
     probe = SchedProbe()
     cpu, started = time.thread_time(), time.monotonic()
     monitor.start()
