@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -44,11 +45,16 @@ class Stall:
     ms: float
     on_cpu_ms: float | None
     waiting_for_cpu_ms: float | None
+    gc_ms: float = 0.0
+    """How much of it Python's garbage collector ran (in any thread: it
+    holds the GIL all along)."""
     stacks: dict[str, int] = field(default_factory=dict)
-    """Where the Tk thread was while it stalled, when the monitor samples
-    stacks: the innermost Python frames of each sample (``file:line function``,
-    innermost first), with how many samples saw them. A stack that ends in the main loop
-    means Tcl itself was busy (drawing, the X server) or waiting for the GIL."""
+    """Where the Tk thread was while it stalled, when the monitor samples it:
+    per sample, ``[state]`` (``running``, or the system call it waited in:
+    ``futex`` for a lock such as the GIL, ``poll`` for the X server) and its
+    innermost Python frames (``file:line function``, innermost first), with
+    how many samples saw each. Frames that end in the main loop mean Tcl
+    itself was at work or waiting, with no Python callback running."""
 
     @property
     def blocked_ms(self) -> float | None:
@@ -66,6 +72,7 @@ class Stall:
             "on_cpu_ms": r(self.on_cpu_ms),
             "waiting_for_cpu_ms": r(self.waiting_for_cpu_ms),
             "blocked_ms": r(self.blocked_ms),
+            "gc_ms": r(self.gc_ms),
         }
         if self.stacks:
             report["stacks"] = self.stacks
@@ -122,11 +129,15 @@ class StallMonitor:
         self._samples: list[tuple[float, str]] = []
         self._watchdog: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._collections: list[tuple[float, float]] = []
+        self._collecting_since: float | None = None
 
     def start(self) -> None:
         self._last = self._started = time.perf_counter()
         self._last_sched = thread_schedstat()
         self._ticker.start()
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
         if self.sample_every_ms is not None and self._watchdog is None:
             self._stopped.clear()
             self._watchdog = threading.Thread(
@@ -139,6 +150,8 @@ class StallMonitor:
 
     def stop(self) -> None:
         self._ticker.stop()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._watchdog is not None:
             self._stopped.set()
             self._watchdog.join()
@@ -161,6 +174,15 @@ class StallMonitor:
             frame = sys._current_frames().get(tk_thread)
             if frame is not None:
                 self._samples.append((now, f"[{doing}] {_where(frame)}"))
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """Note when each collection ran (any thread, the GIL held)."""
+        now = time.perf_counter()
+        if phase == "start":
+            self._collecting_since = now
+        elif self._collecting_since is not None:
+            self._collections.append((self._collecting_since, now))
+            self._collecting_since = None
 
     def reset(self) -> None:
         self.worst_ms = 0.0
@@ -188,6 +210,8 @@ class StallMonitor:
                 self.stalls.append(self._explain(now, stall_ms, sched))
         if self._samples:
             self._samples = []
+        if self._collections:
+            self._collections = []
         self.ticks += 1
         self._last, self._last_sched = now, sched
 
@@ -201,7 +225,20 @@ class StallMonitor:
             waiting = (sched[1] - self._last_sched[1]) / 1e6
         assert self._last is not None
         seen = Counter(where for at, where in self._samples if at >= self._last)
-        return Stall(now, now - self._started, stall_ms, on_cpu, waiting, dict(seen))
+        collected = sum(
+            min(now, end) - max(self._last, begun)
+            for begun, end in self._collections
+            if end > self._last
+        )
+        return Stall(
+            now,
+            now - self._started,
+            stall_ms,
+            on_cpu,
+            waiting,
+            gc_ms=min(stall_ms, collected * 1000),
+            stacks=dict(seen),
+        )
 
 
 _SYSCALLS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
@@ -162,6 +163,33 @@ def test_the_stall_monitor_says_where_the_tk_thread_stalled(display: str) -> Non
         root.destroy()
 
 
+def test_the_stall_monitor_tells_the_garbage_collectors_share(display: str) -> None:
+    root = tk.Tk()
+    try:
+        monitor = StallMonitor(root, interval_ms=5)
+        monitor.start()
+
+        def collect_a_large_heap() -> None:
+            garbage: list[object] = [[] for _ in range(300_000)]
+            for item in garbage:
+                item.append(item)  # type: ignore[attr-defined]
+            del garbage
+            gc.collect()
+
+        root.after(1, collect_a_large_heap)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            root.update()
+            time.sleep(0.002)
+        monitor.stop()
+        assert monitor._on_gc not in gc.callbacks
+        (stall,) = [s for s in monitor.stalls if s.ms > 30]
+        # Building the heap is not collecting it: the collector had a part.
+        assert 0 < stall.gc_ms < stall.ms, stall
+    finally:
+        root.destroy()
+
+
 def test_a_ticker_ticks_through_one_tcl_command_until_stopped(display: str) -> None:
     root = tk.Tk()
     try:
@@ -220,7 +248,7 @@ def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
     assert stall.blocked_ms == pytest.approx(8.0)
     assert stall.as_dict() == {
         "at_s": 5.0, "ms": 40.0, "on_cpu_ms": 2.0, "waiting_for_cpu_ms": 30.0,
-        "blocked_ms": 8.0,
+        "blocked_ms": 8.0, "gc_ms": 0.0,
     }  # fmt: skip
 
 
