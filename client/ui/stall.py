@@ -16,9 +16,10 @@ from pathlib import Path
 from ..media.receiver import percentile
 from .ticker import Ticker
 
-__all__ = ["Stall", "StallMonitor", "shared_ms", "thread_schedstat"]
+__all__ = ["Stall", "StallMonitor", "machine_steal_ms", "shared_ms", "thread_schedstat"]
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
+PROC_STAT = Path("/proc/stat")
 
 
 def thread_schedstat() -> tuple[int, int] | None:
@@ -29,6 +30,24 @@ def thread_schedstat() -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return int(on_cpu), int(waiting)
+
+
+def machine_steal_ms() -> float | None:
+    """How long, since boot, the hypervisor kept this virtual machine's CPUs
+    (all of them together) from running it: Linux's ``steal`` time, counted
+    in clock ticks (10 ms); ``None`` where unavailable. Time stolen from a
+    running thread counts neither as its time on a CPU nor as waiting for
+    one, so in a :class:`Stall` it looks blocked."""
+    try:
+        with PROC_STAT.open("rb") as fh:
+            fields = fh.readline().split()
+        ticks = int(fields[8])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks * 1000 / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,9 @@ class Stall:
     gc_ms: float = 0.0
     """How much of it Python's garbage collector ran (in any thread: it
     holds the GIL all along)."""
+    stolen_ms: float | None = None
+    """The machine's steal time over the stall (see :func:`machine_steal_ms`),
+    in steps of 10 ms."""
     stacks: dict[str, int] = field(default_factory=dict)
     """Where the Tk thread was while it stalled, when the monitor samples it:
     per sample, ``[state]`` (``running``, or the system call it waited in:
@@ -73,6 +95,7 @@ class Stall:
             "waiting_for_cpu_ms": r(self.waiting_for_cpu_ms),
             "blocked_ms": r(self.blocked_ms),
             "gc_ms": r(self.gc_ms),
+            "stolen_ms": r(self.stolen_ms),
         }
         if self.stacks:
             report["stacks"] = self.stacks
@@ -123,6 +146,7 @@ class StallMonitor:
         self.stalls: list[Stall] = []
         self._last: float | None = None
         self._last_sched: tuple[int, int] | None = None
+        self._last_steal: float | None = None
         self._started = 0.0
         self._ticker = Ticker(widget, interval_ms, self._tick)
         self.sample_every_ms = sample_every_ms
@@ -135,6 +159,7 @@ class StallMonitor:
     def start(self) -> None:
         self._last = self._started = time.perf_counter()
         self._last_sched = thread_schedstat()
+        self._last_steal = machine_steal_ms()
         self._ticker.start()
         if self._on_gc not in gc.callbacks:
             gc.callbacks.append(self._on_gc)
@@ -192,6 +217,7 @@ class StallMonitor:
         self.stalls = []
         self._last = self._started = time.perf_counter()
         self._last_sched = thread_schedstat()
+        self._last_steal = machine_steal_ms()
 
     def percentile_ms(self, q: float) -> float:
         """The ``q``-th percentile of the stalls (0 before any tick)."""
@@ -200,6 +226,7 @@ class StallMonitor:
     def _tick(self) -> None:
         now = time.perf_counter()
         sched = thread_schedstat()
+        steal = machine_steal_ms()
         if self._last is not None:
             stall_ms = (now - self._last) * 1000.0 - self.interval_ms
             self.worst_ms = max(self.worst_ms, stall_ms)
@@ -207,16 +234,25 @@ class StallMonitor:
             if stall_ms > 50.0:
                 self.stalls_over_50ms += 1
             if stall_ms > self.explain_ms:
-                self.stalls.append(self._explain(now, stall_ms, sched))
+                stolen = (
+                    None
+                    if steal is None or self._last_steal is None
+                    else steal - self._last_steal
+                )
+                self.stalls.append(self._explain(now, stall_ms, sched, stolen))
         if self._samples:
             self._samples = []
         if self._collections:
             self._collections = []
         self.ticks += 1
-        self._last, self._last_sched = now, sched
+        self._last, self._last_sched, self._last_steal = now, sched, steal
 
     def _explain(
-        self, now: float, stall_ms: float, sched: tuple[int, int] | None
+        self,
+        now: float,
+        stall_ms: float,
+        sched: tuple[int, int] | None,
+        stolen_ms: float | None,
     ) -> Stall:
         on_cpu = waiting = None
         if sched is not None and self._last_sched is not None:
@@ -236,7 +272,8 @@ class StallMonitor:
             stall_ms,
             on_cpu,
             waiting,
-            gc_ms=min(stall_ms, collected * 1000),
+            gc_ms=min(stall_ms, collected * 1000.0),
+            stolen_ms=stolen_ms,
             stacks=dict(seen),
         )
 

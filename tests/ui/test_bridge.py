@@ -15,7 +15,13 @@ import pytest
 
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
-from client.ui.stall import Stall, StallMonitor, shared_ms, thread_schedstat
+from client.ui.stall import (
+    Stall,
+    StallMonitor,
+    machine_steal_ms,
+    shared_ms,
+    thread_schedstat,
+)
 from client.ui.ticker import Ticker
 from client.ui.tuning import TK_SLICE_NS, set_thread_slice
 
@@ -237,6 +243,19 @@ def spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/stat is Linux's")
+def test_the_machines_steal_time_is_read_in_milliseconds() -> None:
+    first = machine_steal_ms()
+    assert first is not None and first >= 0
+    # Whole clock ticks, never going back.
+    assert first * os.sysconf("SC_CLK_TCK") / 1000 == pytest.approx(
+        round(first * os.sysconf("SC_CLK_TCK") / 1000)
+    )
+    time.sleep(0.02)
+    second = machine_steal_ms()
+    assert second is not None and second >= first
+
+
 def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
     stall = Stall(ended=100.0, at_s=5.0, ms=40.0, on_cpu_ms=2.0,
                   waiting_for_cpu_ms=30.0)  # fmt: skip
@@ -248,7 +267,7 @@ def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
     assert stall.blocked_ms == pytest.approx(8.0)
     assert stall.as_dict() == {
         "at_s": 5.0, "ms": 40.0, "on_cpu_ms": 2.0, "waiting_for_cpu_ms": 30.0,
-        "blocked_ms": 8.0, "gc_ms": 0.0,
+        "blocked_ms": 8.0, "gc_ms": 0.0, "stolen_ms": None,
     }  # fmt: skip
 
 
