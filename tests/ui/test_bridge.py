@@ -111,23 +111,14 @@ def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
     try:
         monitor = StallMonitor(root, interval_ms=5)
         monitor.start()
-        end = time.monotonic() + 0.2
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.2)
         assert monitor.worst_ms < 40
         assert monitor.stalls == []
         monitor.reset()
         root.after(1, lambda: time.sleep(0.12))
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.3)
         root.after(1, spin, 0.06)
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.3)
         monitor.stop()
         assert 100 <= monitor.worst_ms < 400
         assert monitor.stalls_over_50ms == 2
@@ -150,10 +141,7 @@ def test_the_stall_monitor_says_where_the_tk_thread_stalled(display: str) -> Non
         monitor = StallMonitor(root, interval_ms=5, sample_every_ms=5)
         monitor.start()
         root.after(1, spin, 0.25)
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.5)
         monitor.stop()
         (stall,) = monitor.stalls
         assert stall.stacks, stall
@@ -183,10 +171,7 @@ def test_the_stall_monitor_tells_the_garbage_collectors_share(display: str) -> N
             gc.collect()
 
         root.after(1, collect_a_large_heap)
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.5)
         monitor.stop()
         assert monitor._on_gc not in gc.callbacks
         (stall,) = [s for s in monitor.stalls if s.ms > 30]
@@ -215,10 +200,7 @@ def test_a_ticker_ticks_through_one_tcl_command_until_stopped(display: str) -> N
         ticker.start()
         ticker.start()  # a second start changes nothing
         (added,) = set(root.tk.call("info", "commands")) - commands
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.002)
+        run_tk(root, 0.3)
         # Every 10 ms, past the failure, through the same command.
         assert 10 <= len(calls) <= 31, len(calls)
         assert reported == ["a failing tick"]
@@ -229,12 +211,18 @@ def test_a_ticker_ticks_through_one_tcl_command_until_stopped(display: str) -> N
         assert not ticker.running
         assert set(root.tk.call("info", "commands")) == commands
         stopped_at = len(calls)
-        end = time.monotonic() + 0.05
-        while time.monotonic() < end:
-            root.update()
+        run_tk(root, 0.05)
         assert len(calls) == stopped_at
     finally:
         root.destroy()
+
+
+def run_tk(root: tk.Tk, seconds: float) -> None:
+    """Let the Tk loop run for ``seconds``, as the app's main loop would."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        root.update()
+        time.sleep(0.002)
 
 
 def spin(seconds: float) -> None:
