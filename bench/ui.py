@@ -122,9 +122,10 @@ def run(
         a.pump()
         phases = []
         for interval in switch_intervals or [app_interval]:
-            sys.setswitchinterval(interval)
+            # Whole microseconds, as Python keeps it.
+            sys.setswitchinterval(round(interval, 6))
             phases.append(measure(a, stage, seconds, busy_threads))
-            sys.setswitchinterval(app_interval)
+            sys.setswitchinterval(round(app_interval, 6))
         return {
             "tiles": tiles,
             "source": f"{width}x{height}@{fps:g}",

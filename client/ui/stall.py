@@ -20,6 +20,8 @@ __all__ = ["Stall", "StallMonitor", "machine_steal_ms", "shared_ms", "thread_sch
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 PROC_STAT = Path("/proc/stat")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+"""Clock ticks a second, the unit of ``/proc/stat``."""
 
 
 def thread_schedstat() -> tuple[int, int] | None:
@@ -45,9 +47,6 @@ def machine_steal_ms() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return ticks * 1000 / _CLOCK_TICKS
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
