@@ -77,6 +77,15 @@ def describe_transfer(entry: TransferEntry) -> str:
     return " · ".join(parts)
 
 
+BAR_STYLE_MOVING = "primary-striped"
+"""The bar of a transfer that may still move. ttkbootstrap draws a striped
+bar from a small tile, but a solid one anew at every change of its value:
+4-6 ms of the Tk thread against 0.1 ms, ten times a second per transfer
+(measured under Xvfb)."""
+BAR_STYLES = {"done": "success", "failed": "danger", "cancelled": "secondary"}
+"""Bars that no longer move, in their final colour."""
+
+
 class _TransferRow(ttk.Frame):
     """One transfer: name, progress bar, details and the actions its state allows."""
 
@@ -96,9 +105,8 @@ class _TransferRow(ttk.Frame):
         self.name_label.grid(row=0, column=0, sticky="w")
         self.actions = ttk.Frame(self)
         self.actions.grid(row=0, column=1, rowspan=3, sticky="e", padx=(8, 0))
-        self.bar = ttk.Progressbar(
-            self, maximum=max(1, entry.size), bootstyle="striped"
-        )
+        self.bar = ttk.Progressbar(self, maximum=max(1, entry.size))
+        self._bar_style = ""
         self.bar.grid(row=1, column=0, sticky="ew", pady=2)
         ttk.Label(
             self, textvariable=self.detail_var, bootstyle="secondary", font="-size 9"
@@ -112,8 +120,10 @@ class _TransferRow(ttk.Frame):
         self.entry = entry
         self.bar.configure(value=entry.size if entry.state == "done" else entry.done)
         self.detail_var.set(describe_transfer(entry))
-        style = {"done": "success", "failed": "danger", "cancelled": "secondary"}
-        self.bar.configure(bootstyle=style.get(entry.state, "primary"))
+        bar_style = BAR_STYLES.get(entry.state, BAR_STYLE_MOVING)
+        if bar_style != self._bar_style:
+            self._bar_style = bar_style
+            self.bar.configure(bootstyle=bar_style)
         actions = self._actions(entry)
         if "-".join(actions) != self._actions_for:
             self._actions_for = "-".join(actions)
