@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from ..media.receiver import percentile
 from .ticker import Ticker
@@ -115,8 +116,9 @@ def shared_ms(stall: Stall, others: Iterable[tuple[float, float]]) -> float:
 
 
 class StallMonitor:
-    """Measures the gaps between ticks scheduled every ``interval_ms`` with
-    ``after()``; a gap beyond the interval is time the Tk loop could not run.
+    """Measures the gaps between ticks scheduled every ``interval_ms`` (a
+    :class:`Ticker`); a gap beyond the interval is time the Tk loop could not
+    run.
 
     Call :meth:`start`, run the work, then read :attr:`worst_ms` (the longest
     stall, beyond the interval) and :attr:`ticks`; :meth:`reset` starts over.
@@ -134,7 +136,6 @@ class StallMonitor:
         explain_ms: float = 25.0,
         sample_every_ms: float | None = None,
     ) -> None:
-        self.widget = widget
         self.interval_ms = interval_ms
         self.worst_ms = 0.0
         self.ticks = 0
@@ -189,12 +190,13 @@ class StallMonitor:
         every_s = self.sample_every_ms / 1000
         overdue_s = (self.interval_ms + self.explain_ms / 5) / 1000
         state = Path(f"/proc/self/task/{tk_native_id}/syscall")
+        names = _SYSCALLS.get(os.uname().machine, {})
         while not self._stopped.wait(every_s):
             last = self._last
             now = time.perf_counter()
             if last is None or now - last < overdue_s:
                 continue
-            doing = _syscall(state)
+            doing = _syscall(state, names)
             frame = sys._current_frames().get(tk_thread)
             if frame is not None:
                 self._samples.append((now, f"[{doing}] {_where(frame)}"))
@@ -288,10 +290,10 @@ _SYSCALLS = {
 GIL, or Tcl waiting for its next timer), the others talk to the X server."""
 
 
-def _syscall(state: Path) -> str:
+def _syscall(state: Path, names: dict[int, str]) -> str:
     """What the thread whose ``/proc/.../syscall`` is ``state`` is doing:
-    ``running``, the name (or number) of the system call it waits in, or
-    ``?`` where Linux does not say."""
+    ``running``, the name (from ``names``, else the number) of the system
+    call it waits in, or ``?`` where Linux does not say."""
     try:
         first = state.read_text().split(maxsplit=1)[0]
     except (OSError, IndexError):
@@ -299,16 +301,15 @@ def _syscall(state: Path) -> str:
     if not first.lstrip("-").isdigit():
         return first
     number = int(first)
-    return _SYSCALLS.get(os.uname().machine, {}).get(number, f"syscall {number}")
+    return names.get(number, f"syscall {number}")
 
 
-def _where(frame: object, depth: int = 4) -> str:
+def _where(frame: FrameType | None, depth: int = 4) -> str:
     """The innermost ``depth`` Python frames from ``frame`` outwards, as
     ``file:line function`` joined by `` < ``, innermost first."""
     parts: list[str] = []
     while frame is not None and len(parts) < depth:
-        code = frame.f_code  # type: ignore[attr-defined]
-        name = Path(code.co_filename).name
-        parts.append(f"{name}:{frame.f_lineno} {code.co_name}")  # type: ignore[attr-defined]
-        frame = frame.f_back  # type: ignore[attr-defined]
+        code = frame.f_code
+        parts.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
     return " < ".join(parts)

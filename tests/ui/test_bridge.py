@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import client.ui.stall as stall_module
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
 from client.ui.stall import (
@@ -242,6 +243,22 @@ def test_the_machines_steal_time_is_read_in_milliseconds() -> None:
     time.sleep(0.02)
     second = machine_steal_ms()
     assert second is not None and second >= first
+
+
+def test_what_linux_does_not_say_is_reported_as_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stall_module, "PROC_STAT", tmp_path / "missing")
+    assert machine_steal_ms() is None
+    (tmp_path / "short").write_text("cpu 1 2 3\n")
+    monkeypatch.setattr(stall_module, "PROC_STAT", tmp_path / "short")
+    assert machine_steal_ms() is None
+    assert stall_module._syscall(tmp_path / "missing", {}) == "?"
+    (tmp_path / "syscall").write_text("202 0x1 0x2\n")
+    assert stall_module._syscall(tmp_path / "syscall", {202: "futex"}) == "futex"
+    assert stall_module._syscall(tmp_path / "syscall", {}) == "syscall 202"
+    (tmp_path / "syscall").write_text("running\n")
+    assert stall_module._syscall(tmp_path / "syscall", {}) == "running"
 
 
 def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
