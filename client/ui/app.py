@@ -56,6 +56,7 @@ from .views import (
     Toasts,
     TransfersWindow,
     open_folder,
+    prepare_styles,
 )
 
 __all__ = ["App"]
@@ -167,6 +168,7 @@ class App:
         self._pump = Ticker(self.root, POLL_MS, self._tick)
         self._pump.start()
         self.tuning = TkThreadTuning(self.root)
+        self.root.after_idle(prepare_styles, self.root)
         self.show_login(username=settings.get("username", ""))
         if auto_sign_in and home.saved_session() is not None:
             self._resume_saved()
@@ -400,6 +402,7 @@ class App:
     def apply_theme(self, theme: str) -> None:
         self.theme = theme
         ttk.Style.get_instance().theme_use(theme)
+        prepare_styles(self.root)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -390,6 +390,16 @@ def theme(app: App) -> str:
     return str(ttk.Style.get_instance().theme_use())
 
 
+def transfer_styles_built(app: App) -> bool:
+    """Whether the transfer bars' styles exist in the current theme before
+    any transfer asked for them (``prepare_styles``)."""
+    style = ttk.Style.get_instance()
+    return all(
+        style.style_exists_in_theme(f"{name}.Horizontal.TProgressbar")
+        for name in ("primary.Striped", "success", "danger", "secondary")
+    )
+
+
 def drawer_background(app: App) -> str:
     assert app.main is not None
     return str(app.main.drawer.canvas.cget("background"))

@@ -66,6 +66,7 @@ def test_the_friend_filter_and_the_dark_theme(
     assert [r[1] for r in app.call("drawer")] == [gus, hal]
 
     light_background = app.call("drawer_background")
+    assert app.call("transfer_styles_built")
     app.call("double_click_friend", gus)
     wait_until(lambda: app.call("chat_open", gus), app)
     app.call("open_settings")
@@ -77,6 +78,7 @@ def test_the_friend_filter_and_the_dark_theme(
     dark = app.call("drawer_background")
     assert app.call("chat_background", gus) == dark
     assert sum(int(dark[i : i + 2], 16) for i in (1, 3, 5)) < 3 * 80
+    assert app.call("transfer_styles_built")
     config = tmp_path / "homes" / "fay" / "config.json"
     wait_until(lambda: json.loads(config.read_text()).get("theme") == "bootstrap-dark")
     screenshot("settings_dark_theme", app)

@@ -20,7 +20,12 @@ from .settings import SettingsDialog
 from .theme import DARK_THEME, LIGHT_THEME, available_themes
 from .toast import Toasts
 from .transcript import Transcript
-from .transfers import TransfersPanel, TransfersWindow, open_folder
+from .transfers import (
+    TransfersPanel,
+    TransfersWindow,
+    open_folder,
+    prepare_styles,
+)
 
 __all__ = [
     "DARK_THEME",
@@ -46,4 +51,5 @@ __all__ = [
     "available_themes",
     "format_fingerprint",
     "open_folder",
+    "prepare_styles",
 ]
