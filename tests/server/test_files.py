@@ -6,7 +6,8 @@ import os
 import pytest
 
 from client import ServerError
-from client.transfers import TransferError, Transfers, _DownloadListener
+from client.transfers import TransferError, Transfers
+from client.transfers.streams import DownloadListener
 from codec import ErrorCode, encode_message
 from codec.messages import DownloadFile, FileDelivered, FileOffered
 from tests.conftest import befriend, next_of, sha256_of
@@ -120,7 +121,7 @@ async def test_only_friends_and_only_sender_and_recipient(member, tmp_path):
 async def raw_download(session, file_id, offset=0):
     """Ask for a download directly; return the server's first frame."""
     proto = await session.wait_ready(1)
-    listener = _DownloadListener()
+    listener = DownloadListener()
     request = DownloadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
     proto.open_stream(listener, encode_message(request))
     return await asyncio.wait_for(listener.header, 5)
@@ -333,7 +334,7 @@ async def test_several_transfers_at_once(member, tmp_path):
 async def test_upload_at_the_wrong_offset_is_refused_and_changes_nothing(
     server, member, tmp_path
 ):
-    from client.transfers import _UploadListener
+    from client.transfers.streams import UploadListener
     from codec.messages import FileOffer, OfferFile, UploadFile
 
     a = await member("wade")
@@ -344,7 +345,7 @@ async def test_upload_at_the_wrong_offset_is_refused_and_changes_nothing(
     )
     assert offer.offset == 0
     proto = await a.session.wait_ready(1)
-    listener = _UploadListener()
+    listener = UploadListener()
     request = UploadFile(rid=proto.next_rid(), file_id=offer.file_id, offset=40)
     stream_id = proto.open_stream(listener, encode_message(request))
     proto.send_stream(stream_id, b"x" * 60, end=True)

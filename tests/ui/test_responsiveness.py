@@ -22,7 +22,8 @@ probe). So the app's part of the stalls the machine took part in is measured
 directly instead: the second test freezes the whole app process (``SIGSTOP``)
 for 250 ms three times during the meeting, as a hypervisor does, and holds
 the time the Tk loop then needs to catch up (its stalls during and in the
-second after a freeze, less the freeze) under 50 ms. Every stall, whoever caused it, must still end within a second.
+second after a freeze, less the freeze) under 50 ms. Every stall, whoever
+caused it, must still end within a second.
 
 The server and the other participants stand for other machines: they run at
 ``SCHED_IDLE`` (:data:`tests.conftest.STAND_IN`), so on this machine they take

@@ -1,0 +1,143 @@
+"""Sending a file: offer, proof of ownership, then the bytes the server lacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from codec import encode_message
+from codec.messages import (
+    CancelFile,
+    Error,
+    FileOffer,
+    FileStored,
+    OfferFile,
+    ProveFile,
+    Reply,
+    UploadFile,
+)
+
+from ..errors import ClientError, ConnectionLost, NotConnected, ServerError
+from .files import prefix_state, ranges_proof
+from .job import CHUNK, WINDOW, Job
+from .records import DONE, Interrupted, Transfer, TransferError
+from .streams import UploadListener
+
+__all__ = ["upload"]
+
+log = logging.getLogger("quicmeet.transfers")
+
+
+async def upload(job: Job) -> tuple[Transfer, int]:
+    """Offer the file, prove it when the server already holds it (instant
+    upload), else stream it from the offset the server holds; the row as it
+    ends and the content bytes sent."""
+    transfer = job.transfer
+    path = Path(transfer.path)
+    loop = asyncio.get_running_loop()
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise TransferError(f"cannot read {path}: {exc.strerror}") from None
+    if size != transfer.size:
+        raise TransferError(f"{path} changed since the transfer started")
+    assert transfer.sha256 is not None
+    try:
+        offer = await job.session.call(
+            OfferFile,
+            FileOffer,
+            to=transfer.peer,
+            name=transfer.name,
+            size=transfer.size,
+            sha256=transfer.sha256,
+        )
+        transfer = await job.set(file_id=offer.file_id)
+        ranges = [(r.offset, r.length) for r in offer.ranges]
+        proof = await loop.run_in_executor(
+            None, ranges_proof, path, offer.nonce, ranges
+        )
+        stored = await job.session.call(
+            ProveFile, FileStored, file_id=offer.file_id, proof=proof
+        )
+    except (ConnectionLost, NotConnected) as exc:
+        raise Interrupted(0) from exc
+    if stored.state == "ready":
+        done = await job.set(state=DONE, done=transfer.size, instant=stored.instant)
+        job.report(done.size)
+        return done, 0
+    offset = offer.offset
+    if offset:
+        prefix = await loop.run_in_executor(None, prefix_state, path, offset)
+        if prefix.hexdigest() != offer.prefix_sha256:
+            log.warning("server's partial upload differs from %s; restarting", path)
+            await job.session.call(CancelFile, Reply, file_id=offer.file_id)
+            await job.set(file_id=None, done=0)
+            raise Interrupted(0)
+    return await stream_upload(job, offer.file_id, offset)
+
+
+async def stream_upload(job: Job, file_id: str, offset: int) -> tuple[Transfer, int]:
+    """Send the file from ``offset`` on, at most :data:`WINDOW` ahead of what
+    the server reports written."""
+    transfer = job.transfer
+    loop = asyncio.get_running_loop()
+    try:
+        proto = await job.session.wait_ready(30)
+        listener = UploadListener()
+        request = UploadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
+        stream_id = proto.open_stream(listener, encode_message(request))
+    except ClientError as exc:
+        raise Interrupted(0) from exc
+    listener.written = offset
+    moved = 0
+    handle = await loop.run_in_executor(None, open, transfer.path, "rb")
+    try:
+        await loop.run_in_executor(None, handle.seek, offset)
+        position = offset
+        next_check = position + WINDOW
+        while position < transfer.size:
+            if job.stopping:
+                break
+            if position >= next_check:
+                next_check = position + WINDOW
+                await job.set(done=listener.written)
+                if await job.should_stop():
+                    break
+            while position - listener.written >= WINDOW and not listener.final.done():
+                listener.moved.clear()
+                await listener.moved.wait()
+                job.report(listener.written)
+            if listener.final.done():
+                break
+            chunk = await loop.run_in_executor(
+                None, handle.read, min(CHUNK, transfer.size - position)
+            )
+            if not chunk:
+                raise TransferError(f"{transfer.path} is shorter than before")
+            proto.send_stream(stream_id, chunk)
+            position += len(chunk)
+            moved += len(chunk)
+        if not listener.final.done():
+            proto.send_stream(stream_id, b"", end=True)
+        reply = await listener.final
+    except ClientError as exc:
+        if isinstance(exc, (ConnectionLost, NotConnected)):
+            await job.set(done=listener.written)
+            raise Interrupted(moved) from exc
+        raise
+    finally:
+        await loop.run_in_executor(None, handle.close)
+        proto.close_stream(stream_id)
+    if isinstance(reply, Error):
+        if reply.code == 502:  # STORAGE_FULL: keep what is there, retry later
+            await job.set(done=listener.written)
+        raise ServerError(reply.code, reply.message, reply.retry_after_ms)
+    assert isinstance(reply, FileStored)
+    job.report(reply.received)
+    if reply.state == "ready":
+        return await job.set(state=DONE, done=transfer.size), moved
+    stopped = await job.set(done=reply.received)
+    if job.stopping:
+        raise Interrupted(moved)
+    return stopped, moved
