@@ -17,6 +17,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ..transfers import Progress as TransferReport
 from ..transfers import Transfer, TransferError, Transfers
 from .runner import EXIT_USAGE, CliFailure, Context
 
@@ -56,23 +57,22 @@ def _attach_progress(ctx: Context, manager: Transfers) -> None:
         console=console,
         transient=False,
     )
-    tasks: dict[int, Any] = {}
+    tasks: dict[int, tuple[Any, str]] = {}
 
     def on_change(transfer: Transfer) -> None:
         if transfer.id not in tasks and transfer.state == "active":
             arrow = "→" if transfer.direction == "up" else "←"
-            tasks[transfer.id] = bar.add_task(
-                f"{arrow} {transfer.peer}: {transfer.name}",
-                total=transfer.size,
-                completed=transfer.done,
-            )
+            title = f"{arrow} {transfer.peer}: {transfer.name}"
+            task = bar.add_task(title, total=transfer.size, completed=transfer.done)
+            tasks[transfer.id] = task, title
             if len(tasks) == 1:
                 bar.start()
 
-    def on_progress(progress: Any) -> None:
-        task = tasks.get(progress.transfer_id)
-        if task is not None:
-            bar.update(task, completed=progress.done)
+    def on_progress(progress: TransferReport) -> None:
+        if progress.transfer_id in tasks:
+            task, title = tasks[progress.transfer_id]
+            title = f"{title} (checking)" if progress.checking else title
+            bar.update(task, completed=progress.done, description=title)
 
     manager.on_change = on_change
     manager.on_progress = on_progress

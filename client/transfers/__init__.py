@@ -2,7 +2,8 @@
 cancel, with the state kept in the local store so that a restart (or a crash)
 loses nothing.
 
-Uploads offer the file's SHA-256 first; the server's challenge is answered by
+Uploads hash the file first (reported as ``checking`` progress, and stopped
+by a pause), then offer its SHA-256; the server's challenge is answered by
 hashing a few ranges of the file, which completes the transfer at once when the
 server already has the content. Otherwise the upload continues from the offset
 the server holds, after checking that those bytes hash like the file's prefix.

@@ -6,13 +6,20 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from codec.ownership import ownership_proof
 
 from .records import TransferError
 
-__all__ = ["append", "file_sha256", "prefix_state", "ranges_proof", "unique_path"]
+__all__ = [
+    "append",
+    "file_sha256",
+    "hash_step",
+    "prefix_state",
+    "ranges_proof",
+    "unique_path",
+]
 
 HASH_CHUNK = 1024 * 1024
 
@@ -23,6 +30,19 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hash_step(fh: BinaryIO, digest: Any, length: int) -> int:
+    """Hash up to ``length`` more bytes of ``fh`` into ``digest``; how many
+    (0 at the end of the file)."""
+    done = 0
+    while done < length:
+        chunk = fh.read(min(HASH_CHUNK, length - done))
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+    return done
 
 
 def prefix_state(path: Path, length: int) -> Any:

@@ -50,8 +50,9 @@ class Job:
             return True
         return False
 
-    def report(self, done: int) -> None:
+    def report(self, done: int, *, checking: bool = False) -> None:
         size = self.transfer.size
         bps = self.rate.update(done)
         eta = (size - done) / bps if bps > 0 else None
-        self.owner.on_progress(Progress(self.transfer.id, done, size, bps, eta))
+        progress = Progress(self.transfer.id, done, size, bps, eta, checking)
+        self.owner.on_progress(progress)

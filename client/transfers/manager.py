@@ -26,7 +26,7 @@ from ..errors import ClientError, ServerError
 from ..session import Session
 from ..store import LocalStore
 from .download import download
-from .files import file_sha256, unique_path
+from .files import unique_path
 from .job import Job
 from .records import (
     ACTIVE,
@@ -121,12 +121,11 @@ class Transfers:
 
     async def send(self, peer: str, path: Path) -> Transfer:
         """Send the file at ``path`` to the friend ``peer`` and wait until the
-        server holds it (or the transfer is paused)."""
+        server holds it (or the transfer is paused). The transfer is listed at
+        once; hashing the file is its first step (``checking`` progress)."""
         path = path.resolve()
         if not path.is_file():
             raise TransferError(f"{path} is not a file")
-        loop = asyncio.get_running_loop()
-        sha256 = await loop.run_in_executor(None, file_sha256, path)
         stat = path.stat()
         transfer = await self.store.run(
             lambda: self._create(
@@ -135,7 +134,6 @@ class Transfers:
                 name=path.name,
                 path=str(path),
                 size=stat.st_size,
-                sha256=sha256,
                 state=ACTIVE,
             )
         )

@@ -61,13 +61,18 @@ class Transfer:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """A progress report: ``done`` of ``size`` bytes, ``rate_bps`` recent rate
-    (bytes per second), ``eta_s`` seconds left (None when unknown)."""
+    (bytes per second), ``eta_s`` seconds left (None when unknown).
+
+    ``checking``: an upload is still hashing its file (``done`` counts the
+    bytes hashed); the reports of the bytes sent follow, from where the
+    server's copy ends."""
 
     transfer_id: int
     done: int
     size: int
     rate_bps: float
     eta_s: float | None
+    checking: bool = False
 
 
 class Interrupted(Exception):

@@ -128,7 +128,9 @@ class TransferEntry:
     ``state`` is ``active``, ``paused``, ``done``, ``failed`` or ``cancelled``;
     sizes are bytes, ``rate_bps`` bytes per second (0 when unknown), ``eta_s``
     seconds left. ``delivered``: the recipient downloaded our file.
-    ``recent``: it ran or changed since the app started.
+    ``recent``: it ran or changed since the app started. ``checking``: an
+    upload still hashing its file (``done``, the rate and the time left are
+    the hashing's).
     """
 
     id: int
@@ -145,6 +147,7 @@ class TransferEntry:
     instant: bool = False
     delivered: bool = False
     recent: bool = True
+    checking: bool = False
 
     @property
     def finished(self) -> bool:

@@ -8,6 +8,7 @@ import pytest
 from client import ServerError
 from client.transfers import TransferError, Transfers
 from client.transfers.streams import DownloadListener
+from client.transfers.upload import HASH_STEP
 from codec import ErrorCode, encode_message
 from codec.messages import DownloadFile, FileDelivered, FileOffered
 from tests.conftest import befriend, next_of, sha256_of
@@ -134,16 +135,21 @@ async def test_pause_and_resume_upload_and_download(member, tmp_path):
     source = tmp_path / "movie.bin"
     source.write_bytes(os.urandom(24 * 1024 * 1024))
     up = transfers(a, tmp_path)
-    paused_at = []
+    paused_at, checked = [], []
 
     def pause_midway(progress):
-        if not paused_at and progress.done >= 8 * 1024 * 1024:
+        if progress.checking:
+            checked.append(progress.done)
+        elif not paused_at and progress.done >= 8 * 1024 * 1024:
             paused_at.append(progress.done)
             asyncio.get_running_loop().create_task(up.pause(progress.transfer_id))
 
     up.on_progress = pause_midway
     first = await up.send("liam", source)
     assert first.state == "paused" and 0 < first.done < first.size
+    # The file was hashed first, in steps, reported as checking.
+    assert checked == sorted(checked) and checked[-1] == first.size
+    assert len(checked) >= 3
     resumed = await up.resume(first.id)
     assert resumed.state == "done"
     assert first.wire_bytes + resumed.wire_bytes < source.stat().st_size + 9 * 2**20
@@ -165,6 +171,37 @@ async def test_pause_and_resume_upload_and_download(member, tmp_path):
     assert done.state == "done"
     assert sha256_of(tmp_path / "downloads-liam" / "movie.bin") == sha256_of(source)
     assert not part.exists()
+
+
+async def test_a_sent_file_is_listed_at_once_and_a_pause_stops_its_hashing(
+    member, tmp_path
+):
+    a = await member("nina")
+    b = await member("omar")
+    await befriend(a, b)
+    source = tmp_path / "archive.bin"
+    source.write_bytes(os.urandom(3 * HASH_STEP))
+    up = transfers(a, tmp_path)
+    seen = []
+
+    def pause_while_checking(progress):
+        seen.append(("progress", progress.checking, progress.done))
+        if progress.checking and progress.done == HASH_STEP:
+            asyncio.get_running_loop().create_task(up.pause(progress.transfer_id))
+
+    up.on_change = lambda t: seen.append(("change", t.state, t.sha256))
+    up.on_progress = pause_while_checking
+    paused = await up.send("omar", source)
+    # Listed before any of it was hashed; paused while hashing, nothing offered.
+    assert seen[0] == ("change", "active", None)
+    assert ("progress", True, HASH_STEP) in seen
+    assert not any(kind == "progress" and not checking for kind, checking, _ in seen)
+    assert (paused.state, paused.sha256, paused.file_id) == ("paused", None, None)
+    assert paused.done == 0 and paused.wire_bytes == 0
+    # A resume hashes it anew and sends it.
+    up.on_progress = lambda progress: None
+    done = await up.resume(paused.id)
+    assert done.state == "done" and done.sha256 == sha256_of(source)
 
 
 async def test_size_limit_quota_and_cancel(server, member, tmp_path):

@@ -122,11 +122,48 @@ def test_pause_an_upload_and_resume_it_after_a_restart(
     video.write_bytes(os.urandom(48 * 1024 * 1024))
     a.call("double_click_friend", bob)
     wait_until(lambda: a.call("chat_open", bob), a)
+
+    # A big file is listed at once, while it is still being hashed, and a
+    # cancel stops the hashing.
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.write(os.urandom(64 * 1024))
+        fh.truncate(2 * 1024**3)
+    a.call("send_file", bob, str(big))
+    row = wait_until(
+        lambda: next((r for r in a.call("chat_files", bob) if r[1] == "big.bin"), None),
+        a,
+        what="the big file listed",
+    )
+    assert "checking the file: " in row[2] and " of 2.1 GB" in row[2], row
+    assert row[3] == ["Pause", "Cancel"]
+    a.call("press_chat_file", bob, "big.bin", "Cancel")
+    row = wait_until(
+        lambda: next(
+            (
+                r
+                for r in a.call("chat_files", bob)
+                if r[1] == "big.bin" and "cancelled" in r[2]
+            ),
+            None,
+        ),
+        a,
+        what="the big file cancelled",
+    )
+    assert row[3] == [], row
+
     monitor = StallMonitor(a.app.root)
     monitor.start()
     a.call("send_file", bob, str(video))
     row = wait_until(
-        lambda: next((r for r in a.call("chat_files", bob) if "MB/s" in r[2]), None),
+        lambda: next(
+            (
+                r
+                for r in a.call("chat_files", bob)
+                if r[1] == "video.bin" and "MB/s" in r[2] and "checking" not in r[2]
+            ),
+            None,
+        ),
         a,
         what="the upload under way",
     )

@@ -130,6 +130,10 @@ class FilesModel:
     def _on_change(self, transfer: Transfer) -> None:
         old = self._entries.get(transfer.id)
         active = transfer.state == "active"
+        checking = active and transfer.direction == "up" and transfer.sha256 is None
+        # What a running transfer reported carries over, unless it moved from
+        # hashing to sending.
+        carry = old is not None and active and old.checking == checking
         finished = transfer.state in ("done", "cancelled")
         if transfer.file_id is not None:
             self._file_ids[transfer.id] = transfer.file_id
@@ -142,16 +146,17 @@ class FilesModel:
             name=transfer.name,
             path=transfer.path,
             size=transfer.size,
-            done=max(transfer.done, old.done if old and active else 0),
+            done=max(transfer.done, old.done if old and carry else 0),
             state=transfer.state,
             error=transfer.error,
-            rate_bps=old.rate_bps if old and active else 0.0,
-            eta_s=old.eta_s if old and active else None,
+            rate_bps=old.rate_bps if old and carry else 0.0,
+            eta_s=old.eta_s if old and carry else None,
             instant=transfer.instant,
             delivered=transfer.file_id in self._delivered,
             recent=(old is not None and old.recent)
             or not self._loading
             or not finished,
+            checking=checking,
         )
         self._schedule()
 
@@ -159,11 +164,13 @@ class FilesModel:
         entry = self._entries.get(progress.transfer_id)
         if entry is None:
             return
+        same_phase = progress.checking == entry.checking
         self._entries[progress.transfer_id] = replace(
             entry,
-            done=max(entry.done, progress.done),
+            done=max(entry.done, progress.done) if same_phase else progress.done,
             rate_bps=progress.rate_bps,
             eta_s=progress.eta_s,
+            checking=progress.checking,
         )
         self._schedule()
 

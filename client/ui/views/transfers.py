@@ -70,7 +70,8 @@ def describe_transfer(entry: TransferEntry) -> str:
         else:
             status = "saved"
         return f"{arrow} · {size} · {status}"
-    parts = [arrow, f"{human_size(entry.done)} of {size}"]
+    amount = f"{human_size(entry.done)} of {size}"
+    parts = [arrow, f"checking the file: {amount}" if entry.checking else amount]
     if entry.state == "active":
         if entry.rate_bps > 0:
             parts.append(f"{human_size(entry.rate_bps)}/s")
