@@ -51,6 +51,8 @@ class Job:
         return False
 
     def report(self, done: int, *, checking: bool = False) -> None:
+        """Tell :attr:`Transfers.on_progress`: ``done`` bytes (hashed, while
+        ``checking``), the recent rate and the time left."""
         size = self.transfer.size
         bps = self.rate.update(done)
         eta = (size - done) / bps if bps > 0 else None
