@@ -46,6 +46,7 @@ from typing import Any
 
 import pytest
 
+from client.media.receiver import percentile
 from client.ui.stall import StallMonitor, shared_ms
 from tests.cli import stop
 from tests.conftest import ServerProcess
@@ -76,6 +77,10 @@ CATCH_UP_LIMIT_MS = 50.0
 AFTER_FREEZE_S = 1.0
 """How long after a freeze a stall still counts as catching up from it."""
 P99_LIMIT_MS = 25.0
+"""For the app's own gaps between ticks (the stalls the machine took part in
+left out, as for the worst): in one CI run the host's steal every 100 ms put
+9 stalls of 28-228 ms into 10 s of the meeting alone, a p99 of 34 ms, while
+the app's own p99 stayed low."""
 MACHINE_STALL_MS = 25.0
 """A probe wakeup this late means the machine held every process back: the
 probe needs a tenth of a millisecond of CPU every 10 ms. Under the test's own
@@ -139,6 +144,7 @@ def measure(
         },
         "tk_thread_cpu_share": round(cpu / seconds, 3),
         "tk_stall_p99_ms": round(monitor.percentile_ms(99), 1),
+        "own_tk_stall_p99_ms": round(percentile(own + short, 99) or 0.0, 1),
         "worst_tk_stall_ms": round(monitor.worst_ms, 1),
         "worst_own_tk_stall_ms": round(max(own + short, default=0.0), 1),
         "tk_stalls_over_50ms": monitor.stalls_over_50ms,
@@ -257,7 +263,7 @@ def test_ui_stays_responsive_during_a_1_gib_upload_and_a_4_person_meeting(
         for phase in (alone, loaded):
             assert phase["worst_own_tk_stall_ms"] < OWN_WORST_LIMIT_MS, report
             assert phase["worst_tk_stall_ms"] < FREEZE_LIMIT_MS, report
-            assert phase["tk_stall_p99_ms"] < P99_LIMIT_MS, report
+            assert phase["own_tk_stall_p99_ms"] < P99_LIMIT_MS, report
             # The meeting really ran throughout: every tile kept showing new,
             # intact pictures.
             assert all(fps > 10 for fps in phase["rendered_fps"].values()), report
