@@ -24,14 +24,6 @@ __all__ = [
 HASH_CHUNK = 1024 * 1024
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hash_step(fh: BinaryIO, digest: Any, length: int) -> int:
     """Hash up to ``length`` more bytes of ``fh`` into ``digest``; how many
     (0 at the end of the file)."""
@@ -45,17 +37,20 @@ def hash_step(fh: BinaryIO, digest: Any, length: int) -> int:
     return done
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while hash_step(fh, digest, HASH_CHUNK):
+            pass
+    return digest.hexdigest()
+
+
 def prefix_state(path: Path, length: int) -> Any:
     """SHA-256 state over the first ``length`` bytes of ``path``."""
     digest = hashlib.sha256()
-    remaining = length
     with open(path, "rb") as fh:
-        while remaining:
-            chunk = fh.read(min(HASH_CHUNK, remaining))
-            if not chunk:
-                raise TransferError(f"{path} is shorter than {length} bytes")
-            digest.update(chunk)
-            remaining -= len(chunk)
+        if hash_step(fh, digest, length) < length:
+            raise TransferError(f"{path} is shorter than {length} bytes")
     return digest
 
 
