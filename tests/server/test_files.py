@@ -204,6 +204,38 @@ async def test_a_sent_file_is_listed_at_once_and_a_pause_stops_its_hashing(
     assert done.state == "done" and done.sha256 == sha256_of(source)
 
 
+async def test_a_file_changed_or_gone_before_its_upload_fails_clearly(member, tmp_path):
+    a = await member("pia")
+    b = await member("quin")
+    await befriend(a, b)
+    up = transfers(a, tmp_path)
+
+    def pause_while_checking(progress):
+        if progress.checking and progress.done == HASH_STEP:
+            asyncio.get_running_loop().create_task(up.pause(progress.transfer_id))
+
+    up.on_progress = pause_while_checking
+    grown, gone = tmp_path / "grown.bin", tmp_path / "gone.bin"
+    paused = []
+    for path in (grown, gone):
+        path.write_bytes(os.urandom(3 * HASH_STEP))
+        paused.append(await up.send("quin", path))
+    assert [t.state for t in paused] == ["paused", "paused"]
+    with open(grown, "ab") as fh:
+        fh.write(b"more")
+    gone.unlink()
+    with pytest.raises(TransferError, match="changed since the transfer started"):
+        await up.resume(paused[0].id)
+    with pytest.raises(TransferError, match="cannot read"):
+        await up.resume(paused[1].id)
+    for transfer in paused:
+        failed = await up.get(transfer.id)
+        assert (failed.state, failed.file_id) == ("failed", None), failed
+        assert failed.error
+    # Nothing reached the server: the recipient has no file offered.
+    assert await transfers(b, tmp_path).remote() == []
+
+
 async def test_size_limit_quota_and_cancel(server, member, tmp_path):
     a = await member("mona")
     b = await member("nick")
