@@ -14,8 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import STAND_IN  # noqa: E402
-
 
 def rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB (Linux)."""
@@ -65,15 +63,11 @@ def process_cpu_seconds(pid: int | None = None) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def start_child(
-    args: list[str], workdir: Path | None = None, stand_in: bool = False
-) -> Child:
-    """Start ``python ARGS`` and wait for its ``listening on HOST:PORT`` line;
-    ``stand_in`` runs it as a stand-in for another machine (at ``SCHED_IDLE``,
-    see ``tests.conftest.STAND_IN``)."""
+def start_child(args: list[str], workdir: Path | None = None) -> Child:
+    """Start ``python ARGS`` and wait for its ``listening on HOST:PORT`` line."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     proc = subprocess.Popen(
-        [*(STAND_IN if stand_in else []), sys.executable, *args],
+        [sys.executable, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=open(os.environ.get("BENCH_CHILD_LOG", os.devnull), "w"),
@@ -89,9 +83,7 @@ def start_child(
     return Child(proc, host, int(port), workdir)
 
 
-def start_quicmeet_server(
-    extra: list[str] | None = None, stand_in: bool = False
-) -> Child:
+def start_quicmeet_server(extra: list[str] | None = None) -> Child:
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     profile = os.environ.get("BENCH_PROFILE_SERVER")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
@@ -115,5 +107,4 @@ def start_quicmeet_server(
             *(extra or []),
         ],
         workdir,
-        stand_in,
     )

@@ -156,29 +156,16 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
 
-STAND_IN = ["chrt", "--idle", "0"]
-"""The command prefix for a process that stands for another machine (a server,
-other people in a meeting): run as ``SCHED_IDLE``, it gets only CPU time that
-nothing else on this machine wants, so what is measured here, the app, has
-the two cores as if the others ran elsewhere. (At nice 10 they still took
-turns with the app's threads: the Tk loop of the responsiveness test had
-about 50 stalls over 25 ms per upload, 0-9 with them at ``SCHED_IDLE``.)"""
-
-
 def start_server_process(
     tmp_path: Path,
     port: int = 0,
     extra: list[str] | None = None,
-    stand_in: bool = False,
 ) -> ServerProcess:
-    """Start ``python -m server`` and wait for its ``listening on`` line;
-    ``stand_in`` runs it as a stand-in for another machine (:data:`STAND_IN`).
-    """
+    """Start ``python -m server`` and wait for its ``listening on`` line."""
     data_dir = tmp_path / "data"
     cert = tmp_path / "certs" / "cert.pem"
     key = tmp_path / "certs" / "key.pem"
     cmd = [
-        *(STAND_IN if stand_in else []),
         sys.executable,
         "-m",
         "server",

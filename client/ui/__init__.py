@@ -9,6 +9,5 @@ from .app import App
 from .bridge import Bridge
 from .controller import Controller
 from .main import main
-from .stall import StallMonitor
 
-__all__ = ["App", "Bridge", "Controller", "StallMonitor", "main"]
+__all__ = ["App", "Bridge", "Controller", "main"]

@@ -40,12 +40,8 @@ def display() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for all UI tests (each test uses its own user names).
-
-    It stands for another machine, so it runs at a lower CPU priority than the
-    apps under test (this machine has two cores for everything).
-    """
-    srv = start_server_process(tmp_path_factory.mktemp("ui-server"), stand_in=True)
+    """One server for all UI tests (each test uses its own user names)."""
+    srv = start_server_process(tmp_path_factory.mktemp("ui-server"))
     yield srv
     srv.stop()
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageGrab
 from client.home import Home
 from client.ui.app import App
 from client.ui.bridge import Bridge
+from client.ui.ticker import Ticker
 from tests.conftest import ROOT, Member, close_member, open_member
 
 from . import steps
@@ -229,6 +230,36 @@ def run_until(
     if not result:
         raise AssertionError(f"{what} not reached in {timeout} s")
     return result[0]
+
+
+class TickGaps:
+    """The Tk loop's longest gaps, as the user feels them: a :class:`Ticker`
+    every ``interval_ms`` notes the time since the previous tick. Coarse on
+    purpose (a test's bound, not a measurement: ``bench/ui.py`` measures)."""
+
+    def __init__(self, app: LocalApp, interval_ms: int = 10) -> None:
+        self.interval_ms = interval_ms
+        self.gaps_ms: list[float] = []
+        self._last: float | None = None
+        self._ticker = Ticker(app.app.root, interval_ms, self._tick)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._ticker.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.gaps_ms.append((now - self._last) * 1000 - self.interval_ms)
+        self._last = now
+
+    @property
+    def worst_ms(self) -> float:
+        """The longest stall so far: a gap beyond the interval, in ms."""
+        return max(self.gaps_ms, default=0.0)
 
 
 def settle(*apps: AnyApp, seconds: float = 0.2) -> None:

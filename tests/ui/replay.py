@@ -26,7 +26,7 @@ from client.media.sender import default_bitrate_bps
 from codec.media import VideoPacketizer
 from codec.media.packet import rewrite_transport_seq
 from codec.media.video import VIDEO_CLOCK_HZ, EncodedFrame, encode_synthetic_clip
-from tests.conftest import PASSWORD, ROOT, STAND_IN
+from tests.conftest import PASSWORD, ROOT
 
 MAX_QUEUED = 64
 """Datagrams a participant lets wait before it skips a frame (as a real one)."""
@@ -35,10 +35,10 @@ MAX_QUEUED = 64
 def start(
     server: str, room: str, names: list[str], size: str, fps: float
 ) -> subprocess.Popen[str]:
-    """Run ``names`` in a child process that stands for other machines
-    (:data:`~tests.conftest.STAND_IN`); return once every one of them sends."""
+    """Run ``names`` in a child process; return once every one of them
+    sends."""
     proc = subprocess.Popen(
-        [*STAND_IN, sys.executable, "-m", "tests.ui.replay",
+        [sys.executable, "-m", "tests.ui.replay",
          "--server", server, "--room", room, "--names", ",".join(names),
          "--size", size, "--fps", str(fps)],
         cwd=ROOT,

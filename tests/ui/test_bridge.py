@@ -1,9 +1,8 @@
-"""The thread boundary: commands, the bounded event queue, the stall monitor."""
+"""The thread boundary: commands, the bounded event queue, the Tk ticker."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import sys
 import threading
@@ -13,16 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import client.ui.stall as stall_module
 from client.ui.bridge import Bridge, CommandDone
 from client.ui.model import Notice, Roster
-from client.ui.stall import (
-    Stall,
-    StallMonitor,
-    machine_steal_ms,
-    shared_ms,
-    thread_schedstat,
-)
 from client.ui.ticker import Ticker
 from client.ui.tuning import TK_SLICE_NS, set_thread_slice
 
@@ -107,81 +98,6 @@ async def _post(bridge: Bridge, event: Notice) -> None:
     bridge.post(event)
 
 
-def test_the_stall_monitor_measures_a_blocked_tk_loop(display: str) -> None:
-    root = tk.Tk()
-    try:
-        monitor = StallMonitor(root, interval_ms=5)
-        monitor.start()
-        run_tk(root, 0.2)
-        assert monitor.worst_ms < 40
-        assert monitor.stalls == []
-        monitor.reset()
-        root.after(1, lambda: time.sleep(0.12))
-        run_tk(root, 0.3)
-        root.after(1, spin, 0.06)
-        run_tk(root, 0.3)
-        monitor.stop()
-        assert 100 <= monitor.worst_ms < 400
-        assert monitor.stalls_over_50ms == 2
-        assert monitor.ticks > 20
-        # Where the time went: asleep (blocked), then busy on a CPU.
-        slept, spun = monitor.stalls
-        assert 100 <= slept.ms < 400 and 50 <= spun.ms < 400
-        if thread_schedstat() is not None:
-            assert slept.on_cpu_ms is not None and spun.on_cpu_ms is not None
-            assert slept.on_cpu_ms < 30 and slept.blocked_ms > 70
-            assert spun.on_cpu_ms >= 55
-        assert spun.at_s > slept.at_s > 0
-    finally:
-        root.destroy()
-
-
-def test_the_stall_monitor_says_where_the_tk_thread_stalled(display: str) -> None:
-    root = tk.Tk()
-    try:
-        monitor = StallMonitor(root, interval_ms=5, sample_every_ms=5)
-        monitor.start()
-        root.after(1, spin, 0.25)
-        run_tk(root, 0.5)
-        monitor.stop()
-        (stall,) = monitor.stalls
-        assert stall.stacks, stall
-        # Most samples caught the busy callback (innermost first) on a CPU;
-        # the watchdog waits for the GIL the callback holds, so there are few.
-        caught = sum(n for where, n in stall.stacks.items() if " spin <" in where)
-        assert caught >= 0.6 * sum(stall.stacks.values()) and caught >= 3
-        if sys.platform == "linux":
-            assert any(w.startswith("[running] ") for w in stall.stacks), stall
-        assert "stacks" in stall.as_dict()
-        assert monitor._watchdog is None
-    finally:
-        root.destroy()
-
-
-def test_the_stall_monitor_tells_the_garbage_collectors_share(display: str) -> None:
-    root = tk.Tk()
-    try:
-        monitor = StallMonitor(root, interval_ms=5)
-        monitor.start()
-
-        def collect_a_large_heap() -> None:
-            garbage: list[object] = [[] for _ in range(300_000)]
-            for item in garbage:
-                item.append(item)  # type: ignore[attr-defined]
-            del garbage
-            gc.collect()
-
-        root.after(1, collect_a_large_heap)
-        run_tk(root, 0.5)
-        monitor.stop()
-        assert monitor._on_gc not in gc.callbacks
-        (stall,) = [s for s in monitor.stalls if s.ms > 30]
-        # Building the heap is not collecting it: the collector had a part.
-        assert 0 < stall.gc_ms < stall.ms, stall
-    finally:
-        root.destroy()
-
-
 def test_a_ticker_ticks_through_one_tcl_command_until_stopped(display: str) -> None:
     root = tk.Tk()
     try:
@@ -224,56 +140,6 @@ def run_tk(root: tk.Tk, seconds: float) -> None:
     while time.monotonic() < end:
         root.update()
         time.sleep(0.002)
-
-
-def spin(seconds: float) -> None:
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        pass
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="/proc/stat is Linux's")
-def test_the_machines_steal_time_is_read_in_milliseconds() -> None:
-    first = machine_steal_ms()
-    assert first is not None and first >= 0
-    # Whole clock ticks, never going back.
-    assert first * os.sysconf("SC_CLK_TCK") / 1000 == pytest.approx(
-        round(first * os.sysconf("SC_CLK_TCK") / 1000)
-    )
-    time.sleep(0.02)
-    second = machine_steal_ms()
-    assert second is not None and second >= first
-
-
-def test_what_linux_does_not_say_is_reported_as_unknown(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(stall_module, "PROC_STAT", tmp_path / "missing")
-    assert machine_steal_ms() is None
-    (tmp_path / "short").write_text("cpu 1 2 3\n")
-    monkeypatch.setattr(stall_module, "PROC_STAT", tmp_path / "short")
-    assert machine_steal_ms() is None
-    assert stall_module._syscall(tmp_path / "missing", {}) == "?"
-    (tmp_path / "syscall").write_text("202 0x1 0x2\n")
-    assert stall_module._syscall(tmp_path / "syscall", {202: "futex"}) == "futex"
-    assert stall_module._syscall(tmp_path / "syscall", {}) == "syscall 202"
-    (tmp_path / "syscall").write_text("running\n")
-    assert stall_module._syscall(tmp_path / "syscall", {}) == "running"
-
-
-def test_a_stall_the_whole_machine_shared_is_told_apart() -> None:
-    stall = Stall(ended=100.0, at_s=5.0, ms=40.0, on_cpu_ms=2.0,
-                  waiting_for_cpu_ms=30.0)  # fmt: skip
-    assert shared_ms(stall, []) == 0
-    # The probe was late over the last 30 ms of the stall, and once before it.
-    assert shared_ms(stall, [(99.5, 20.0), (100.005, 35.0)]) == pytest.approx(30.0)
-    # Late around the whole stall: all of it was the machine's.
-    assert shared_ms(stall, [(100.01, 80.0)]) == pytest.approx(40.0)
-    assert stall.blocked_ms == pytest.approx(8.0)
-    assert stall.as_dict() == {
-        "at_s": 5.0, "ms": 40.0, "on_cpu_ms": 2.0, "waiting_for_cpu_ms": 30.0,
-        "blocked_ms": 8.0, "gc_ms": 0.0, "stolen_ms": None,
-    }  # fmt: skip
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from client.ui.stall import StallMonitor
 from tests.conftest import ServerProcess
 
 from .harness import (
     LocalApp,
+    TickGaps,
     befriend,
     befriend_peer,
     screenshot,
@@ -152,7 +152,7 @@ def test_pause_an_upload_and_resume_it_after_a_restart(
     )
     assert row[3] == [], row
 
-    monitor = StallMonitor(a.app.root)
+    monitor = TickGaps(a)
     monitor.start()
     a.call("send_file", bob, str(video))
     row = wait_until(
@@ -179,7 +179,7 @@ def test_pause_an_upload_and_resume_it_after_a_restart(
     assert row[3] == ["Resume", "Cancel"]
     monitor.stop()
     # No freeze; how responsive the app stays during an upload, told apart
-    # from what this shared machine takes, is test_responsiveness's.
+    # from what this shared machine takes, is bench/ui.py's.
     assert worst_while_uploading < 1000, (
         f"the Tk loop stalled {worst_while_uploading} ms"
     )

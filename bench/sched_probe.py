@@ -3,12 +3,12 @@
 A separate process, nearly idle and at the app's priority, wakes every 10 ms
 and notes how late it woke. This machine is a virtual one with two shared
 cores: now and then every process on it waits tens of milliseconds at once,
-and no app can help that. The responsiveness test counts a stall of the Tk
+and no app can help that. ``bench/ui.py`` counts a stall of the Tk
 loop during which even the probe woke 25 ms or more late as the machine's,
 reports how much of each stall the probe shared
-(:func:`client.ui.stall.shared_ms`), and holds the app to its own stalls.
+(:func:`stall.shared_ms`), and tells the app's own stalls apart.
 
-    python -m tests.ui.sched_probe [--interval-ms 10] [--over-ms 5]
+    python bench/sched_probe.py [--interval-ms 10] [--over-ms 5]
 
 Prints ``ready``, runs until its stdin closes, then prints a JSON list of
 ``[ended, late_ms]`` pairs, ``ended`` on the ``time.perf_counter`` clock (on
@@ -23,8 +23,7 @@ import select
 import subprocess
 import sys
 import time
-
-from tests.conftest import ROOT
+from pathlib import Path
 
 
 def watch(interval_s: float, over_ms: float) -> list[list[float]]:
@@ -48,8 +47,7 @@ class SchedProbe:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.ui.sched_probe"],
-            cwd=ROOT,
+            [sys.executable, str(Path(__file__).resolve())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from ..media.receiver import percentile
-from .ticker import Ticker
+from client.media.receiver import percentile
+from client.ui.ticker import Ticker
 
 __all__ = ["Stall", "StallMonitor", "machine_steal_ms", "shared_ms", "thread_schedstat"]
 
@@ -105,7 +105,7 @@ class Stall:
 def shared_ms(stall: Stall, others: Iterable[tuple[float, float]]) -> float:
     """How much of ``stall`` the ``others`` covered: ``(ended, ms)`` stalls on
     the same clock, such as those of a nearly idle process watching the same
-    machine (``tests/ui/sched_probe.py``). A stall the whole machine shared,
+    machine (``bench/sched_probe.py``). A stall the whole machine shared,
     its CPUs taken away from every process at once, was not the app's doing.
     """
     start = stall.ended - stall.ms / 1000
