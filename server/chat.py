@@ -171,7 +171,8 @@ class ChatService:
         )
 
     async def _peer_id(self, account: Account, username: str) -> int:
-        """A friend's id, or (for acks of an ex-friend's messages) any user's."""
+        """A friend's id, or (for receipts of an ex-friend's messages) any user's;
+        :meth:`_receipt` refuses users the caller never chatted with."""
         name = username.lower()
         for friend_id, friend_name in self.social.friends_of.get(
             account.user_id, {}
@@ -185,12 +186,22 @@ class ChatService:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no user {username!r}")
         return int(user.id)
 
+    async def _receipt(
+        self, account: Account, peer: str, delivered: int = 0, read: int = 0
+    ) -> tuple[int, int, int]:
+        """Advance the cursors of ``peer``'s messages to ``account``; return the
+        peer's id and the cursors. Only someone ``peer`` wrote to may do so."""
+        sender = await self._peer_id(account, peer)
+        cursors = await self.store.advance(account.user_id, sender, delivered, read)
+        if cursors is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no conversation with {peer!r}")
+        return sender, cursors[0], cursors[1]
+
     async def ack(self, conn: ClientConnection, req: AckMessages) -> Ok:
         account = conn.account
         assert account is not None
-        sender = await self._peer_id(account, req.peer)
-        delivered, _ = await self.store.advance(
-            account.user_id, sender, delivered=req.up_to_seq
+        sender, delivered, _ = await self._receipt(
+            account, req.peer, delivered=req.up_to_seq
         )
         self._deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
         return Ok(rid=req.rid)
@@ -198,8 +209,7 @@ class ChatService:
     async def mark_read(self, conn: ClientConnection, req: MarkRead) -> Ok:
         account = conn.account
         assert account is not None
-        sender = await self._peer_id(account, req.peer)
-        _, read = await self.store.advance(account.user_id, sender, read=req.up_to_seq)
+        sender, _, read = await self._receipt(account, req.peer, read=req.up_to_seq)
         self._deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
         return Ok(rid=req.rid)
 
