@@ -8,6 +8,7 @@ import io
 import re
 import secrets
 import unicodedata
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import peewee
@@ -52,6 +53,10 @@ USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD = 8
 AVATAR_SIZE = 128
 MAX_AVATAR_PIXELS = 4096 * 4096
+"""Largest avatar accepted, in pixels, as its header announces it."""
+MAX_DECODED_PIXELS = 2048 * 2048
+"""Largest avatar decoded, in pixels (16 MiB as RGBA): a JPEG is decoded at
+1/2 to 1/8 of its size, a PNG has no such shortcut and must be this small."""
 
 
 def validate_username(name: str) -> str:
@@ -95,6 +100,12 @@ class AccountService:
     def __init__(self, app: ServerApp) -> None:
         self.app = app
         self.throttle = LoginThrottle()
+        self.images = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatars")
+        """Decodes avatar pictures, one at a time (each may take 16 MiB)."""
+
+    def close(self) -> None:
+        """Finish the picture being decoded and stop the image thread."""
+        self.images.shutdown(wait=True, cancel_futures=True)
 
     def register_handlers(self, app: ServerApp) -> None:
         app.handle(Register, self.register, public=True)
@@ -365,7 +376,7 @@ class AccountService:
                 f"an avatar picture may be at most {MAX_AVATAR_UPLOAD} bytes",
             )
         assert conn.account is not None
-        return AvatarUpload(self.app, conn.account.user_id, req)
+        return AvatarUpload(self.app, self.images, conn.account.user_id, req)
 
     # -- search ---------------------------------------------------------------
 
@@ -398,7 +409,9 @@ def reencode_avatar(data: bytes) -> bytes:
     """Decode a PNG or JPEG, shrink it to fit 128x128 and re-encode it as PNG.
 
     Re-encoding drops metadata and anything hidden in the original file; the
-    result (RGB, at most 128x128) always fits in one control frame.
+    result (RGB, at most 128x128) always fits in one control frame. The sizes
+    are checked from the header before anything is decoded, so a small file
+    that claims a huge picture costs nothing.
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -412,17 +425,21 @@ def reencode_avatar(data: bytes) -> bytes:
                     ErrorCode.TOO_LARGE, "an avatar may have at most 4096x4096 pixels"
                 )
             image.draft("RGB", (AVATAR_SIZE * 2, AVATAR_SIZE * 2))
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                picture = Image.new("RGB", rgba.size, (255, 255, 255))
-                picture.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                picture = image.convert("RGB")
-            picture.thumbnail((AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            picture.save(out, format="PNG", optimize=True)
-            return out.getvalue()
+            if image.width * image.height > MAX_DECODED_PIXELS:
+                raise ServiceError(
+                    ErrorCode.TOO_LARGE,
+                    "a PNG avatar may have at most 2048x2048 pixels",
+                )
+            alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            picture = image.convert("RGBA" if alpha else "RGB")
+        picture.thumbnail((AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
+        if alpha:
+            flat = Image.new("RGB", picture.size, (255, 255, 255))
+            flat.paste(picture, mask=picture.getchannel("A"))
+            picture = flat
+        out = io.BytesIO()
+        picture.save(out, format="PNG", optimize=True)
+        return out.getvalue()
     except ServiceError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
@@ -432,10 +449,15 @@ def reencode_avatar(data: bytes) -> bytes:
 
 
 class AvatarUpload:
-    """Collects an avatar upload stream, then re-encodes and stores it."""
+    """Collects an avatar upload stream, then re-encodes it on ``images`` (the
+    one thread that decodes pictures, so at most one is in memory at a time)
+    and stores it."""
 
-    def __init__(self, app: ServerApp, user_id: int, req: PutAvatar) -> None:
+    def __init__(
+        self, app: ServerApp, images: Executor, user_id: int, req: PutAvatar
+    ) -> None:
         self.app = app
+        self.images = images
         self.user_id = user_id
         self.req = req
         self._data = bytearray()
@@ -454,7 +476,8 @@ class AvatarUpload:
                 f"received {len(self._data)} of the announced {self.req.size} bytes",
             )
         loop = asyncio.get_running_loop()
-        png = await loop.run_in_executor(None, reencode_avatar, bytes(self._data))
+        data, self._data = bytes(self._data), bytearray()
+        png = await loop.run_in_executor(self.images, reencode_avatar, data)
         digest = hashlib.sha256(png).hexdigest()
         user_id = self.user_id
 

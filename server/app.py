@@ -209,6 +209,7 @@ class ServerApp:
             self._server.close()
         await self.chat.stop()
         self.files.stop()
+        self.accounts.close()
         self.monitor.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
