@@ -14,7 +14,7 @@ import struct
 from typing import TYPE_CHECKING, Protocol
 
 from codec import ErrorCode, MessageError, decode_stream_request
-from codec.framing import FRAME_HEADER_SIZE, MAX_FRAME_SIZE
+from codec.framing import FRAME_HEADER_SIZE
 from codec.messages import Error, Message, Reply
 
 from .errors import ServiceError
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = ["STREAM_ABANDONED", "StreamHandler", "StreamSink"]
 
+MAX_STREAM_REQUEST = 4096
+"""Largest request frame that opens a transfer stream, in bytes. The requests
+are tiny; a larger announced length is refused at once rather than buffered
+(a connection may hold a hundred streams)."""
 STREAM_ABANDONED = 0
 """Application error code of a reset or STOP_SENDING that only says this side
 gave up on the stream (the client's own resets use it too)."""
@@ -102,8 +106,12 @@ class StreamHandler:
         if len(self._head) < FRAME_HEADER_SIZE:
             return False
         (length,) = struct.unpack_from(">I", self._head)
-        if length > MAX_FRAME_SIZE:
-            self._fail(None, ErrorCode.FRAME_TOO_LARGE, "request frame over 64 KiB")
+        if length > MAX_STREAM_REQUEST:
+            self._fail(
+                None,
+                ErrorCode.FRAME_TOO_LARGE,
+                f"a stream's request frame is at most {MAX_STREAM_REQUEST} bytes",
+            )
             return False
         end = FRAME_HEADER_SIZE + length
         if len(self._head) < end:
