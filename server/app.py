@@ -19,8 +19,10 @@ from codec.messages import ServerClosing
 from .accounts import AccountService
 from .certs import ensure_certificate
 from .chat import ChatService
+from .clock import Clock
 from .config import ServerConfig
 from .connection import Account, ClientConnection
+from .context import ServerContext
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
@@ -45,7 +47,7 @@ class ServerApp:
     client, closes the connections and flushes storage.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.storage = Storage(config.db_url, config.data_dir)
         self.hasher = PasswordHasher(
@@ -61,21 +63,26 @@ class ServerApp:
         self.closing = False
         self.monitor = LoopMonitor()
         self._server: QuicServer | None = None
-        self.router = Router(self.stats, lambda: self.closing)
-        self.handle = self.router.handle
-        self.handle_stream = self.router.handle_stream
         self._session_started: list[Callable[[ClientConnection], Awaitable[None]]] = []
         self._session_ended: list[Callable[[ClientConnection, Account], None]] = []
-        self.accounts = AccountService(self)
-        self.accounts.register_handlers(self)
-        self.social = SocialService(self)
-        self.social.register_handlers(self)
-        self.chat = ChatService(self, self.social)
-        self.chat.register_handlers(self)
-        self.files = FileService(self, self.social)
-        self.files.register_handlers(self)
-        self.rooms = RoomService(self)
-        self.rooms.register_handlers(self)
+        self.router = Router(self.stats, lambda: self.closing)
+        self.context = ServerContext(
+            config=config,
+            storage=self.storage,
+            presence=self.presence,
+            stats=self.stats,
+            router=self.router,
+            sessions=self,
+            clock=clock or Clock(),
+        )
+        """What the services are given (they never see the app itself)."""
+        self.accounts = AccountService(self.context, self.hasher)
+        self.social = SocialService(self.context)
+        self.chat = ChatService(self.context, self.social)
+        self.files = FileService(self.context, self.social)
+        self.rooms = RoomService(self.context)
+        for service in (self.accounts, self.social, self.chat, self.files, self.rooms):
+            service.register_handlers(self.router)
         self.sfu = self.rooms.sfu
 
     # -- wiring ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 This is the thin asyncio adapter between aioquic and the services. It decodes
 frames with :mod:`codec`, refuses what is malformed or over the limits with an
-``Error`` reply, queues well-formed requests for :meth:`ServerApp.dispatch` (one
+``Error`` reply, queues well-formed requests for :meth:`Router.dispatch` (one
 at a time per connection, so replies come in request order), and closes a
 connection that keeps misbehaving.
 """
@@ -67,7 +67,7 @@ class ClientConnection(QuicConnectionProtocol):
         self._queue: asyncio.Queue[Request] = asyncio.Queue(
             app.config.max_pending_requests
         )
-        now = self._loop.time()
+        now = self.app.context.clock.monotonic()
         self._requests = TokenBucket(
             app.config.request_rate, app.config.request_burst, now
         )
@@ -94,7 +94,9 @@ class ClientConnection(QuicConnectionProtocol):
             self.peer_host = peer_host(self.quic)
             self._registered = True
             self.app.connection_opened(self)
-            self._worker = self._loop.create_task(self._serve_requests())
+            self._worker = asyncio.get_running_loop().create_task(
+                self._serve_requests()
+            )
         elif isinstance(event, events.DatagramFrameReceived):
             self.app.sfu.on_datagram(self, event.data)
         elif isinstance(event, events.StreamReset):
@@ -126,7 +128,7 @@ class ClientConnection(QuicConnectionProtocol):
             except MessageError as exc:
                 self._refuse(exc.rid, exc.code, exc.message)
                 continue
-            now = self._loop.time()
+            now = self.app.context.clock.monotonic()
             if not self._requests.take(now):
                 wait_ms = int(self._requests.wait_time(now) * 1000) + 1
                 self._refuse(
@@ -157,7 +159,7 @@ class ClientConnection(QuicConnectionProtocol):
                 rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
             )
         )
-        if not self._strikes.take(self._loop.time()):
+        if not self._strikes.take(self.app.context.clock.monotonic()):
             close_code = (
                 CloseCode.ABUSE
                 if code == ErrorCode.RATE_LIMITED
@@ -181,7 +183,7 @@ class ClientConnection(QuicConnectionProtocol):
                 if isinstance(outcome, Reply):
                     self.send(outcome)
                     continue
-                task = self._loop.create_task(outcome)  # type: ignore[arg-type]
+                task = asyncio.get_running_loop().create_task(outcome)  # type: ignore[arg-type]
                 self._in_flight.add(task)
                 task.add_done_callback(self._pipelined_done)
                 continue

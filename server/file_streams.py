@@ -209,7 +209,7 @@ class UploadStream(TransferStream):
                     await service.run_io(_write_and_hash, fd, data, digest)
                 except DiskFull:
                     service.hashers.pop(row.id, None)
-                    service.app.stats["disk_full"] += 1
+                    service.ctx.stats["disk_full"] += 1
                     raise ServiceError(
                         ErrorCode.STORAGE_FULL,
                         "the server's disk is full; the upload resumes later",
@@ -223,7 +223,7 @@ class UploadStream(TransferStream):
         finally:
             await service.run_io(_close, fd)
             try:
-                await service.app.storage.run(_store_received, row.id, written)
+                await service.ctx.storage.run(_store_received, row.id, written)
             except peewee.OperationalError as exc:
                 # Informative only: the partial file's length is the truth.
                 log.warning("could not record upload progress: %s", exc)
@@ -333,7 +333,7 @@ class DownloadStream(TransferStream):
             await service.run_io(handle.close)
         await self._acknowledged(row.size)
         if self.user_id == row.recipient_id and not row.downloaded:
-            await service.app.storage.run(_mark_downloaded, row.id)
+            await service.ctx.storage.run(_mark_downloaded, row.id)
             service.social.push(row.sender_id, FileDelivered(file_id=row.id))
 
 
