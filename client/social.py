@@ -44,7 +44,7 @@ from .errors import ClientError, ServerError
 from .session import Session
 from .store import DELIVERED, READ, LocalMessage, LocalStore
 
-__all__ = ["Chat", "Friends"]
+__all__ = ["Chat", "Friends", "store_outgoing"]
 
 log = logging.getLogger("quicmeet.chat")
 
@@ -86,6 +86,18 @@ class Friends:
         await self.session.call(SetPresence, Reply, status=status)
 
 
+async def store_outgoing(store: LocalStore, peer: str, text: str) -> LocalMessage:
+    """Record an outgoing message as pending, before any attempt to send it, so
+    that nothing can lose it; :meth:`Chat.deliver` (or the next login) sends it."""
+    return await store.run(
+        store.add_outgoing,
+        peer.lower(),
+        uuid.uuid4().hex,
+        text,
+        int(time.time() * 1000),
+    )
+
+
 class Chat:
     """Reliable 1:1 messaging with a local history.
 
@@ -118,15 +130,16 @@ class Chat:
         after the next reconnect). Raises :class:`ServerError` when the server
         refuses it (the message is then marked ``failed``).
         """
-        peer = peer.lower()
-        client_id = uuid.uuid4().hex
-        message = await self.store.run(
-            self.store.add_outgoing, peer, client_id, text, int(time.time() * 1000)
-        )
+        message = await store_outgoing(self.store, peer, text)
         self.on_stored(message)
+        return await self.deliver(message)
+
+    async def deliver(self, message: LocalMessage) -> LocalMessage:
+        """Send ``message`` (stored by :func:`store_outgoing`) with any other
+        pending ones; return it as stored after the attempt, as :meth:`send`."""
         await self.flush()
         result = await self.store.run(self.store.get, message.id)
-        refusal = self._refusals.pop(client_id, None)
+        refusal = self._refusals.pop(message.client_id, None)
         if refusal is not None:
             raise refusal
         return result

@@ -18,6 +18,7 @@ from client import Session
 from client.social import Chat, Friends
 from client.store import LocalStore
 from server import ServerApp, ServerConfig
+from server.clock import ShiftedClock
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -39,8 +40,9 @@ def server_config(tmp_path: Path, **overrides: object) -> ServerConfig:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
-    """A real quicmeet server in this process, on a free UDP port."""
-    app = ServerApp(server_config(tmp_path))
+    """A real quicmeet server in this process, on a free UDP port; its clock
+    (``server.context.clock``) can be moved forward past a timer."""
+    app = ServerApp(server_config(tmp_path), clock=ShiftedClock())
     await app.start()
     yield app
     await app.shutdown(grace=0.0)
