@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import ttkbootstrap as ttk
 
-from ..model import FriendEntry, Roster
+from ...engine.model import FriendEntry, Roster
 from .images import ImageStore
 from .theme import palette
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import ttkbootstrap as ttk
 
-from ..backend.files import human_size
+from ...engine.backend.files import human_size
+from ...engine.model import FileOfferEntry, TransferEntry, TransfersChanged
 from ..controller import Controller
-from ..model import FileOfferEntry, TransferEntry, TransfersChanged
 
 __all__ = [
     "TransfersPanel",

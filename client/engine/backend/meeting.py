@@ -2,10 +2,10 @@
 
 :class:`MeetingModel` follows ``session.rooms`` and runs a
 :class:`~client.media.Call` while we are in a room: remote pictures go from
-each track's render thread straight into :class:`~client.ui.video.TileFrames`
+each track's render thread straight into :class:`~client.engine.frames.TileFrames`
 (never through the event queue), our own camera and screen pictures from the
 capture thread through :class:`SelfView`. Room changes become
-:class:`~client.ui.model.MeetingChanged` snapshots, and once a second each
+:class:`~client.engine.model.MeetingChanged` snapshots, and once a second each
 tile gets a line of statistics.
 """
 
@@ -33,6 +33,7 @@ from ...errors import ClientError
 from ...media import Call, DecodedFrame, VideoSource, parse_video_source
 from ...rooms import RoomEvent
 from ...session import Session
+from ..frames import TileFrames
 from ..model import (
     MeetingChanged,
     MeetingChatLine,
@@ -43,11 +44,10 @@ from ..model import (
     TileStats,
     UiEvent,
 )
-from ..video import TileFrames
 
 __all__ = ["MeetingModel", "SelfView", "VideoSettings", "tile_key"]
 
-log = logging.getLogger("quicmeet.ui.meeting")
+log = logging.getLogger("quicmeet.engine.meeting")
 
 STATS_INTERVAL_S = 1.0
 SCREEN_SIZE = (1280, 720)
