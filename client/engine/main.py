@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -36,7 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     sock = socket.socket(fileno=args.fd)
-    asyncio.run(
-        serve(sock, Home(args.home), ca_file=args.ca, idle_timeout=args.idle_timeout)
-    )
-    return 0
+    code = 0
+    try:
+        asyncio.run(
+            serve(
+                sock, Home(args.home), ca_file=args.ca, idle_timeout=args.idle_timeout
+            )
+        )
+    except Exception:
+        logging.getLogger("quicmeet.engine").exception("the engine failed")
+        code = 1
+    logging.shutdown()
+    sys.stderr.flush()
+    # The session and the store are closed by now; worker threads still
+    # hashing a file or decoding hold nothing that must survive, and waiting
+    # for them would keep a closed window's engine alive for seconds.
+    os._exit(code)

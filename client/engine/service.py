@@ -37,9 +37,10 @@ log = logging.getLogger("quicmeet.engine")
 HIGH_WATER = 1 << 20
 """Bytes waiting in the socket's send buffer above which events wait in the
 outbox, where a newer snapshot replaces an older one (the UI is behind)."""
-CLOSE_S = 1.5
-"""How long the engine may take to sign off when the UI is gone (the UI
-waits for it, and a dead UI's engine must be gone within 2 s)."""
+CLOSE_S = 0.8
+"""How long the engine may take to sign off when the channel closes: a
+closed window takes both processes down within a second, and the engine of
+a UI that died is gone well within 2 s."""
 READ_SIZE = 256 * 1024
 
 

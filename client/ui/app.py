@@ -259,6 +259,7 @@ class App:
         ):
             # A new engine signed the same user in again: keep the windows.
             self.on_profile(ProfileUpdated(event.me))
+            self.main.set_connection(ConnectionState(True))
             return
         self.me = event.me
         self.server = event.server
@@ -288,6 +289,7 @@ class App:
         self.notify(
             "Engine restarted", "The engine stopped; starting it again.", "warning"
         )
+        self.meetings.engine_stopped()
         self.link.restart()
         self.frames.reattach()
         if self.me is None:
@@ -457,6 +459,7 @@ class App:
             return
         self.closed = True
         self._pump.stop()
+        self.root.withdraw()
         self.link.close()
         self.frames.close()
         self.root.destroy()

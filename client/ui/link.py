@@ -47,8 +47,10 @@ __all__ = ["CommandDone", "EngineExited", "EngineLink"]
 
 log = logging.getLogger("quicmeet.ui.link")
 
-CLOSE_S = 1.0
-"""How long closing waits for the engine to sign off before it is killed."""
+CLOSE_S = 2.0
+"""How long closing waits for the engine to exit before it is killed (it
+signs off within :data:`client.engine.service.CLOSE_S`; this is the bound
+for an engine that hangs)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ class Meetings:
         self._on_active = on_active
         self.password = ""
         """The password we created or joined the meeting with (to rejoin it)."""
+        self._before_restart: MeetingChanged | None = None
         self.dialog: MeetDialog | None = None
         self.window: MeetingWindow | None = None
         self.roster = Roster()
@@ -103,12 +104,18 @@ class Meetings:
         self._place(self.window)
         self._on_active(True)
 
+    def engine_stopped(self) -> None:
+        """The engine died: remember the meeting as it was, for :meth:`rejoin`
+        (the new engine's first events may show it without our video)."""
+        self._before_restart = self.window.meeting if self.window else None
+
     def rejoin(self) -> None:
-        """Join the meeting shown again, with the video we sent (a new engine
-        signed in); if that fails the window closes and the user hears why."""
-        if self.window is None:
+        """Join the meeting we were in again, with the video we sent (a new
+        engine signed in); if that fails the window closes and the user hears
+        why."""
+        state, self._before_restart = self._before_restart, None
+        if state is None or self.window is None:
             return
-        state = self.window.meeting
 
         def joined(_code: str) -> None:
             if state.camera_on:
