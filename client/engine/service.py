@@ -57,6 +57,8 @@ class Outbox:
     def __init__(self, writer: asyncio.StreamWriter, high_water: int = HIGH_WATER):
         self._writer = writer
         self._high_water = high_water
+        # drain() then waits exactly while more than high_water bytes wait.
+        writer.transport.set_write_buffer_limits(high=high_water)
         self._backlog: deque[tuple[object | None, bytes]] = deque()
         self._flushing: asyncio.Task[None] | None = None
         self.overflowed = 0
@@ -71,7 +73,7 @@ class Outbox:
         if self._writer.is_closing():
             return
         transport = self._writer.transport
-        if not self._backlog and transport.get_write_buffer_size() < self._high_water:
+        if not self._backlog and transport.get_write_buffer_size() <= self._high_water:
             self._writer.write(data)
             return
         self.overflowed += 1
@@ -91,7 +93,7 @@ class Outbox:
                 transport = self._writer.transport
                 while (
                     self._backlog
-                    and transport.get_write_buffer_size() < self._high_water
+                    and transport.get_write_buffer_size() <= self._high_water
                 ):
                     self._writer.write(self._backlog.popleft()[1])
         except ConnectionError:

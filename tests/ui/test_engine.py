@@ -11,6 +11,7 @@ import signal
 import time
 from pathlib import Path
 
+from client.engine.channel import frame
 from tests.conftest import ServerProcess
 
 from .harness import (
@@ -176,6 +177,13 @@ def test_closing_the_window_ends_the_engine_cleanly(
     a = apps("alice")
     assert isinstance(a, LocalApp)
     sign_up(a, ui_server.address, names("alice"))
+    # A garbage frame on the channel: the engine refuses it (the window
+    # counts the refusal), and both go on as before.
+    a.app.link.send_raw(frame(b"\xc1 garbage"))
+    wait_until(lambda: a.app.link.refused == 1, a, what="the refusal")
+    a.call("edit_profile", "Ann", "still here")
+    wait_until(lambda: a.call("header") == ("Ann", "still here"), a)
+    assert a.app.link.restarts == 0
     proc = a.app.link.proc
     assert proc is not None
     a.close()
