@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,11 @@ drifts in and out of phase, and two pictures in one tick lose one of them)."""
 ENGINE_START_S = 30.0
 """How long the window waits for a new engine's first answer (its imports
 take about a second here, several on a slow, busy machine)."""
+MAX_QUICK_DEATHS = 3
+QUICK_DEATHS_S = 60.0
+"""An engine that dies more than ``MAX_QUICK_DEATHS`` times within this many
+seconds is not started again (it would only die again)."""
+ENGINE_GAVE_UP = "The engine keeps stopping; quit quicmeet and start it again."
 MAIN_SIZE = (400, 680)
 SIGN_OUT_NOTICES = {
     "signed_in_elsewhere": "This account signed in on another device.",
@@ -108,7 +114,11 @@ class App:
         self.controller.report = self.report_error
         self.frames = TileBuffers(self.controller.tile)
         """Meeting pictures, written by the engine into one buffer per tile."""
-        settings = self.link.wait(self.controller.settings(), ENGINE_START_S)
+        try:
+            settings = self.link.wait(self.controller.settings(), ENGINE_START_S)
+        except BaseException:
+            self.link.close()
+            raise
         self.theme = theme or settings.get("theme") or LIGHT_THEME
         self.root = ttk.Window(
             title="quicmeet",
@@ -150,6 +160,7 @@ class App:
         self.closed = False
         self.recovering = False
         """A new engine is signing in again after the last one died."""
+        self._deaths: list[float] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
             CommandDone: self.on_command_done,
             EngineExited: self.on_engine_exited,
@@ -285,7 +296,14 @@ class App:
         is typed in them) stay, unconfirmed messages are sent again."""
         if self.closed:
             return
-        log.warning("the engine exited (%s); starting a new one", event.returncode)
+        log.warning("the engine exited (%s)", event.returncode)
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < QUICK_DEATHS_S] + [now]
+        if len(self._deaths) > MAX_QUICK_DEATHS:
+            self.notify("Engine stopped", ENGINE_GAVE_UP, "danger")
+            self.me = None
+            self.show_login(ENGINE_GAVE_UP)
+            return
         self.notify(
             "Engine restarted", "The engine stopped; starting it again.", "warning"
         )

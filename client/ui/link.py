@@ -278,7 +278,8 @@ class EngineLink:
 
     def wait(self, future: concurrent.futures.Future[Any], timeout: float) -> Any:
         """Wait for ``future``'s command to be answered and return its value
-        (before the Tk loop runs: the app's first settings)."""
+        (before the Tk loop runs: the app's first settings). Raises its error,
+        or ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while not future.done():
             left = deadline - time.monotonic()
@@ -286,7 +287,9 @@ class EngineLink:
                 break
             select.select([self._sock], [], [], left)
             self._receive()
-        return future.result(0)
+        if not future.done():
+            raise TimeoutError(f"the engine did not answer in {timeout:.0f} s")
+        return future.result()
 
     def drain(self, handle: Callable[[Item], None], budget_s: float = 0.008) -> int:
         """Hand queued items to ``handle`` until the queue is empty or
