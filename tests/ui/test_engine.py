@@ -22,8 +22,11 @@ from .harness import (
     wait_until,
     write_config,
 )
+from .load import sparse_file
 from .test_meeting import LEFT, RIGHT, VIDEO, advancing_stamp
 
+UPLOAD_BYTES = 32 * 1024**2
+"""Large enough to be under way when the engine is killed."""
 RECOVERY_S = 60.0
 """A new engine starts, signs in and rejoins within this (generous: its
 imports alone take seconds on a slow, busy machine)."""
@@ -46,7 +49,7 @@ def gone(pid: int) -> bool:
 
 
 def test_the_engine_killed_during_a_chat_comes_back_and_loses_nothing(
-    apps, peers, ui_server: ServerProcess, names
+    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
 ) -> None:
     alice, bob = names("alice"), names("bob")
     a = apps("alice")
@@ -60,8 +63,19 @@ def test_the_engine_killed_during_a_chat_comes_back_and_loses_nothing(
     a.call("press_return", bob)
     wait_until(lambda: peer.run("received", alice) == ["before the crash"], a)
 
-    # A message sent just as the engine dies, then a draft typed while it
-    # is down.
+    # An upload under way, a message sent just as the engine dies, then a
+    # draft typed while it is down.
+    big = tmp_path / "big.bin"
+    sparse_file(big, UPLOAD_BYTES)
+    a.call("send_file", bob, str(big))
+    wait_until(
+        lambda: any(
+            r[1] == "big.bin" and " MB of " in r[2] and "checking" not in r[2]
+            for r in a.call("chat_files", bob)
+        ),
+        a,
+        what="the upload under way",
+    )
     a.call("type_message", bob, "sent as it died")
     a.call("press_return", bob)
     old = kill_engine(a)
@@ -102,6 +116,16 @@ def test_the_engine_killed_during_a_chat_comes_back_and_loses_nothing(
     )
     a.call("press_return", bob)
     wait_until(lambda: peer.run("received", alice)[-1:] == ["a draft"], a)
+    # The upload went on in the new engine, to the end.
+    wait_until(
+        lambda: any(
+            r[1] == "big.bin" and r[2].endswith(("· sent", "· received"))
+            for r in a.call("chat_files", bob)
+        ),
+        a,
+        timeout=RECOVERY_S,
+        what="the upload finished",
+    )
 
 
 def test_the_engine_killed_during_a_meeting_takes_the_user_back_into_it(
