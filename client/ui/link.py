@@ -262,7 +262,9 @@ class EngineLink:
             return
         self._finish(failure.rid, error=error)
 
-    def _finish(self, rid: int, value: Any = None, error: Exception | None = None):
+    def _finish(
+        self, rid: int, value: Any = None, error: Exception | None = None
+    ) -> None:
         pending = self._pending.pop(rid, None)
         if pending is None:
             return
