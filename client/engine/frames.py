@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from multiprocessing import shared_memory
-
-import cv2
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .shared import HEADER, attach, buffer_size, read_header, write_header
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TileFrames", "fit"]
 
@@ -27,6 +28,8 @@ def fit(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, int, int]
     OpenCV scales (without the GIL): bilinear, or by pixel area when
     shrinking by more than half.
     """
+    import cv2  # with the first picture: an engine that only chats needs none
+
     height, width = frame.shape[:2]
     tile_w, tile_h = size
     scale = min(tile_w / width, tile_h / height)
@@ -55,6 +58,8 @@ class _Tile:
 
     def write(self, picture: np.ndarray, left: int, top: int, number: int,
               source: tuple[int, int]) -> None:  # fmt: skip
+        import numpy as np  # with the first picture, as OpenCV
+
         with self.lock:
             memory = self.memory
             if memory is None:

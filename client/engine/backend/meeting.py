@@ -15,9 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
-
-import numpy as np
+from typing import TYPE_CHECKING, cast
 
 from codec.messages import (
     MuteRequested,
@@ -30,10 +28,14 @@ from codec.messages import (
 from codec.messages.rooms import parse_room_id
 
 from ...errors import ClientError
-from ...media import Call, DecodedFrame, VideoSource, parse_video_source
 from ...rooms import RoomEvent
 from ...session import Session
 from ..frames import TileFrames
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ...media import Call, DecodedFrame, VideoSource
 from ..model import (
     MeetingChanged,
     MeetingChatLine,
@@ -173,6 +175,10 @@ class MeetingModel:
 
     def _ensure_call(self) -> None:
         if self._call is None:
+            # The media stack (PyAV, OpenCV) loads with the first meeting: an
+            # engine that only chats starts in half the time.
+            from ...media import Call
+
             self._call = Call(self._session, [self._on_frame])
             self._call.start()
             self._stats_task = asyncio.get_running_loop().create_task(
@@ -225,6 +231,8 @@ class MeetingModel:
         key = tile_key(own=kind)
         if on and kind not in call.senders:
             loop = asyncio.get_running_loop()
+            from ...media import parse_video_source
+
             source = await loop.run_in_executor(
                 None, parse_video_source, spec, width, height, fps
             )
