@@ -13,7 +13,7 @@ import threading
 from multiprocessing import shared_memory
 from typing import TYPE_CHECKING
 
-from .shared import HEADER, attach, buffer_size, read_header, write_header
+from .shared import HEADER, attach, buffer_size, pixels, read_header, write_header
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +50,7 @@ class _Tile:
             self.memory.close()
             raise ValueError(f"the buffer {name} is smaller than a {size} tile")
         self.lock = threading.Lock()
-        seq = read_header(self.memory.buf).seq
+        seq = read_header(self.memory).seq
         # Go on from where an earlier engine stopped (even: complete), so the
         # UI never takes a new picture for one it has shown.
         self.seq = seq + seq % 2
@@ -64,21 +64,19 @@ class _Tile:
             memory = self.memory
             if memory is None:
                 return
-            buf = memory.buf
             width, height = self.size
-            pixels = np.ndarray((height, width, 3), np.uint8, buf, HEADER)
+            tile = np.ndarray((height, width, 3), np.uint8, pixels(memory), HEADER)
             self.seq += 1
-            write_header(buf, self.seq, number, source)
+            write_header(memory, self.seq, number, source)
             placed = (left, top, picture.shape[1], picture.shape[0])
             if placed != self.placed:
-                pixels[:] = 0
+                tile[:] = 0
                 self.placed = placed
-            pixels[top : top + picture.shape[0], left : left + picture.shape[1]] = (
-                picture
-            )
+            tile[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
             self.seq += 1
-            write_header(buf, self.seq, number, source)
-            del pixels
+            write_header(memory, self.seq, number, source)
+            # The view must go before the buffer can be closed.
+            del tile
 
     def close(self) -> None:
         with self.lock:

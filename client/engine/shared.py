@@ -25,6 +25,7 @@ __all__ = [
     "SharedPicture",
     "attach",
     "buffer_size",
+    "pixels",
     "read_header",
     "write_header",
 ]
@@ -50,14 +51,23 @@ class SharedPicture:
     source_height: int
 
 
-def read_header(buf: memoryview) -> SharedPicture:
-    return SharedPicture(*_HEADER.unpack_from(buf))
+def pixels(memory: shared_memory.SharedMemory) -> memoryview:
+    """The buffer of ``memory`` (open: its ``buf`` is None only once closed)."""
+    assert memory.buf is not None, "the buffer is closed"
+    return memory.buf
+
+
+def read_header(memory: shared_memory.SharedMemory) -> SharedPicture:
+    return SharedPicture(*_HEADER.unpack_from(pixels(memory)))
 
 
 def write_header(
-    buf: memoryview, seq: int, frame_number: int, source: tuple[int, int]
+    memory: shared_memory.SharedMemory,
+    seq: int,
+    frame_number: int,
+    source: tuple[int, int],
 ) -> None:
-    _HEADER.pack_into(buf, 0, seq, frame_number, source[0], source[1])
+    _HEADER.pack_into(pixels(memory), 0, seq, frame_number, source[0], source[1])
 
 
 def attach(name: str) -> shared_memory.SharedMemory:

@@ -15,8 +15,8 @@ from multiprocessing import shared_memory
 
 from PIL import Image
 
-from ..engine.messages import Command, DropTile, ShowTile
-from ..engine.shared import HEADER, buffer_size, read_header
+from ..engine.messages import DropTile, ShowTile
+from ..engine.shared import HEADER, buffer_size, pixels, read_header
 
 __all__ = ["TileBuffers", "TilePicture"]
 
@@ -42,7 +42,7 @@ class TileBuffers:
     """The tiles' buffers, by tile key (Tk thread only); ``send(command)``
     tells the engine about them."""
 
-    def __init__(self, send: Callable[[Command], object]) -> None:
+    def __init__(self, send: Callable[[ShowTile | DropTile], object]) -> None:
         self._send = send
         self._buffers: dict[str, _Buffer] = {}
         self.replaced = 0
@@ -72,15 +72,16 @@ class TileBuffers:
         buffer = self._buffers.get(key)
         if buffer is None:
             return None
-        buf = buffer.memory.buf
-        header = read_header(buf)
+        header = read_header(buffer.memory)
         if header.seq == buffer.seq or header.seq % 2:
             return None
         width, height = buffer.size
         image = Image.frombytes(
-            "RGB", buffer.size, buf[HEADER : HEADER + width * height * 3]
+            "RGB",
+            buffer.size,
+            pixels(buffer.memory)[HEADER : HEADER + width * height * 3],
         )
-        if read_header(buf).seq != header.seq:
+        if read_header(buffer.memory).seq != header.seq:
             return None
         self.replaced += max(0, (header.seq - buffer.seq) // 2 - 1)
         buffer.seq = header.seq

@@ -14,7 +14,7 @@ import pytest
 
 from client.engine.frames import TileFrames
 from client.engine.frames import fit as fit_into
-from client.engine.messages import Command, DropTile, ShowTile
+from client.engine.messages import DropTile, ShowTile
 from client.ui.video import TileBuffers, TilePicture
 
 
@@ -25,7 +25,7 @@ class Tiles:
         self.writer = TileFrames()
         self.buffers = TileBuffers(self._send)
 
-    def _send(self, command: Command) -> None:
+    def _send(self, command: ShowTile | DropTile) -> None:
         if isinstance(command, ShowTile):
             self.writer.attach(
                 command.key, command.buffer, (command.width, command.height)
