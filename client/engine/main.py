@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sock = socket.socket(fileno=args.fd)
     code = 0
+    # Not asyncio.run: at its end it waits for the default executor's
+    # threads, and one may be hashing a large file for a while yet.
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(
+        loop.run_until_complete(
             serve(
                 sock, Home(args.home), ca_file=args.ca, idle_timeout=args.idle_timeout
             )
