@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from .controller import Controller
 from .errors import describe
 from .link import CommandDone, EngineExited, EngineLink
 from .meetings import Meetings
+from .recovery import EngineRecovery
 from .ticker import Ticker
 from .video import TileBuffers
 from .views import (
@@ -75,11 +75,6 @@ drifts in and out of phase, and two pictures in one tick lose one of them)."""
 ENGINE_START_S = 30.0
 """How long the window waits for a new engine's first answer (its imports
 take about a second here, several on a slow, busy machine)."""
-MAX_QUICK_DEATHS = 3
-QUICK_DEATHS_S = 60.0
-"""An engine that dies more than ``MAX_QUICK_DEATHS`` times within this many
-seconds is not started again (it would only die again)."""
-ENGINE_GAVE_UP = "The engine keeps stopping; quit quicmeet and start it again."
 MAIN_SIZE = (400, 680)
 SIGN_OUT_NOTICES = {
     "signed_in_elsewhere": "This account signed in on another device.",
@@ -158,12 +153,11 @@ class App:
         self.opener: Callable[[Path], None] = open_folder
         """Shows a file's folder (tests replace it)."""
         self.closed = False
-        self.recovering = False
-        """A new engine is signing in again after the last one died."""
-        self._deaths: list[float] = []
+        self.recovery = EngineRecovery(self)
+        """Starts a new engine when this one dies and takes the user back."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             CommandDone: self.on_command_done,
-            EngineExited: self.on_engine_exited,
+            EngineExited: self.recovery.on_engine_exited,
             SignedIn: self.on_signed_in,
             SignedOut: self.on_signed_out,
             ProfileUpdated: self.on_profile,
@@ -263,7 +257,7 @@ class App:
 
     def on_signed_in(self, event: SignedIn) -> None:
         if (
-            self.recovering
+            self.recovery.recovering
             and self.main is not None
             and self.me is not None
             and self.me.username == event.me.username
@@ -287,53 +281,6 @@ class App:
         )
         self._set_content(main)
         self.root.title(f"{event.me.name} — quicmeet")
-
-    # -- the engine ----------------------------------------------------------------
-
-    def on_engine_exited(self, event: EngineExited) -> None:
-        """The engine died: say so, start a new one, sign in again with the
-        saved token and go back into the meeting; open chat windows (and what
-        is typed in them) stay, unconfirmed messages are sent again."""
-        if self.closed:
-            return
-        log.warning("the engine exited (%s)", event.returncode)
-        now = time.monotonic()
-        self._deaths = [t for t in self._deaths if now - t < QUICK_DEATHS_S] + [now]
-        if len(self._deaths) > MAX_QUICK_DEATHS:
-            self.notify("Engine stopped", ENGINE_GAVE_UP, "danger")
-            self.me = None
-            self.show_login(ENGINE_GAVE_UP)
-            return
-        self.notify(
-            "Engine restarted", "The engine stopped; starting it again.", "warning"
-        )
-        self.meetings.engine_stopped()
-        self.link.restart()
-        self.frames.reattach()
-        if self.me is None:
-            return
-        self.recovering = True
-        if self.main is not None:
-            self.main.set_connection(ConnectionState(False, "Starting the engine…"))
-        self.controller.resume_saved(
-            on_done=self._recovered, on_error=self._not_recovered
-        )
-
-    def _recovered(self, signed_in: bool) -> None:
-        self.recovering = False
-        if not signed_in:
-            self._not_recovered(None)
-            return
-        self.chats.reopen()
-        self.meetings.rejoin()
-        self.controller.resend()
-
-    def _not_recovered(self, error: BaseException | None) -> None:
-        self.recovering = False
-        self.images = ImageStore(self.root, self.controller.render_image)
-        self.root.title("quicmeet")
-        message = describe(error) if error is not None else ""
-        self.show_login(message or "The engine restarted; sign in again.")
 
     def on_signed_out(self, event: SignedOut) -> None:
         notice = SIGN_OUT_NOTICES.get(event.reason)
