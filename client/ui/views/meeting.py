@@ -1,6 +1,6 @@
 """The meeting window: the video stage, the toolbar, members and chat.
 
-It shows :class:`~client.ui.model.MeetingChanged` snapshots and pastes the
+It shows :class:`~client.engine.model.MeetingChanged` snapshots and pastes the
 newest pictures into the tiles on a frame tick of its own; every button is a
 controller command.
 """
