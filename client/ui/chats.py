@@ -8,8 +8,8 @@ from pathlib import Path
 
 import ttkbootstrap as ttk
 
+from ..engine.model import ConversationUpdate, PeerTyping, Roster, TransfersChanged
 from .controller import Controller
-from .model import ConversationUpdate, PeerTyping, Roster, TransfersChanged
 from .views import ChatWindow, ImageStore
 
 __all__ = ["Chats"]
@@ -103,6 +103,13 @@ class Chats:
         self.transfers = snapshot
         for window in self._windows.values():
             window.view.set_transfers(snapshot)
+
+    def reopen(self) -> None:
+        """Tell a new engine which conversations are open and shown."""
+        for peer, window in self._windows.items():
+            self.controller.open_conversation(peer)
+            if window.winfo_ismapped():
+                self.controller.set_viewing(peer, True)
 
     def close_all(self) -> None:
         """Close every chat window (signed out)."""

@@ -546,3 +546,11 @@ def end_button_shown(app: App) -> bool:
 
 def leave_meeting(app: App) -> None:
     _meeting(app).leave_button.invoke()
+
+
+# -- the engine ----------------------------------------------------------------------
+
+
+def engine(app: App) -> dict[str, object]:
+    """The engine process: its pid and how often it was started again."""
+    return {"pid": app.link.pid, "restarts": app.link.restarts}

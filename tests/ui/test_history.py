@@ -3,25 +3,13 @@ their place), unread counts, and search that pages back to the message found."""
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.conftest import Member, ServerProcess
+from tests.conftest import ServerProcess
 
 from .harness import befriend_peer, screenshot, sign_up, wait_until
 
 COUNT = 105
 """Three pages of history (50 per page)."""
 NEEDLE = 2
-
-
-async def send_history(member: Member, to: str) -> None:
-    """Send ``COUNT`` numbered messages, pausing under the server's rate limit
-    (a burst of 100, then 50 a second)."""
-    for i in range(COUNT):
-        text = f"message {i:03d}" + (" with the needle" if i == NEEDLE else "")
-        await member.chat.send(to, text)
-        if i == 89:
-            await asyncio.sleep(0.4)
 
 
 def test_history_pages_back_in_place_and_search_finds_old_messages(
@@ -33,7 +21,7 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     peer = peers(bob)
     befriend_peer(app, peer, alice, bob, "hi")
 
-    peer.run(lambda m: send_history(m, alice))
+    peer.run("send_history", alice, COUNT, NEEDLE)
     wait_until(
         lambda: app.call("drawer") == [("online", bob, "", "99+")],
         app,

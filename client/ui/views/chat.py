@@ -11,10 +11,7 @@ from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
-from ...store import LocalMessage
-from ..controller import Controller
-from ..errors import describe
-from ..model import (
+from ...engine.model import (
     ConversationUpdate,
     FileOfferEntry,
     FriendEntry,
@@ -22,6 +19,9 @@ from ..model import (
     TransferEntry,
     TransfersChanged,
 )
+from ...store import LocalMessage
+from ..controller import Controller
+from ..errors import describe
 from .images import ImageStore
 from .transcript import Transcript
 from .transfers import TransfersPanel

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import ServerIdentity
 from ...errors import CertificateMismatch
-from ..model import ServerIdentity
 
 __all__ = [
     "CertificateChangedDialog",

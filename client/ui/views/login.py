@@ -6,10 +6,10 @@ import tkinter as tk
 
 import ttkbootstrap as ttk
 
+from ...engine.model import ServerIdentity
 from ...errors import CertificateMismatch
 from ..controller import Controller
 from ..errors import UntrustedCertificate, describe
-from ..model import ServerIdentity
 from .dialogs import CertificateChangedDialog, FingerprintDialog
 
 __all__ = ["LoginView"]

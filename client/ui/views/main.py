@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import ConnectionState, Person, RequestEntry, Roster
 from ..controller import Controller
 from ..errors import describe
-from ..model import ConnectionState, Person, RequestEntry, Roster
 from .dialogs import ChangePasswordDialog
 from .drawer import FriendDrawer
 from .images import ImageStore

@@ -1,6 +1,6 @@
 """The meeting window: the video stage, the toolbar, members and chat.
 
-It shows :class:`~client.ui.model.MeetingChanged` snapshots and pastes the
+It shows :class:`~client.engine.model.MeetingChanged` snapshots and pastes the
 newest pictures into the tiles on a frame tick of its own; every button is a
 controller command.
 """
@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import MeetingChanged, MeetingChatLine, Roster, TileStats
 from ..controller import Controller
 from ..errors import describe
-from ..model import MeetingChanged, MeetingChatLine, Roster, TileStats
-from ..video import TileFrames
+from ..video import TileBuffers
 from .meeting_panel import MeetingChat, MembersPanel
 from .tiles import VideoStage
 
@@ -34,7 +34,7 @@ class MeetingWindow(ttk.Toplevel):
         self,
         master: tk.Misc,
         controller: Controller,
-        frames: TileFrames,
+        frames: TileBuffers,
         state: MeetingChanged,
         *,
         camera: str,

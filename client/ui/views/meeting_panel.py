@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import MeetingChanged, MeetingChatLine, Roster
 from ..controller import Controller
-from ..model import MeetingChanged, MeetingChatLine, Roster
 
 __all__ = ["MeetingChat", "MembersPanel"]
 

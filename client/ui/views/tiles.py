@@ -18,8 +18,8 @@ from typing import Literal
 import ttkbootstrap as ttk
 from PIL import Image, ImageTk
 
-from ..model import MeetingMember, MeetingTile
-from ..video import TileFrames, TilePicture
+from ...engine.model import MeetingMember, MeetingTile
+from ..video import TileBuffers, TilePicture
 
 __all__ = ["Tile", "VideoStage"]
 
@@ -159,7 +159,7 @@ class Tile(tk.Canvas):
 class VideoStage(ttk.Frame):
     """Lays out the tiles: a grid, or the pinned tile large (speaker layout)."""
 
-    def __init__(self, master: tk.Misc, frames: TileFrames) -> None:
+    def __init__(self, master: tk.Misc, frames: TileBuffers) -> None:
         super().__init__(master, padding=GAP)
         self.frames = frames
         self.tiles: dict[str, Tile] = {}

@@ -1,7 +1,7 @@
 """Transfers: every upload and download with a progress bar, rate, time left
 and its actions, and the files friends sent that wait to be downloaded.
 
-:class:`TransfersPanel` shows a :class:`~client.ui.model.TransfersChanged`
+:class:`TransfersPanel` shows a :class:`~client.engine.model.TransfersChanged`
 snapshot, filtered as its owner wants: all of it in the transfers window, one
 friend's in a chat window. Rows are kept and updated in place, so ten
 snapshots a second cost a few label and progress-bar updates.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import ttkbootstrap as ttk
 
-from ..backend.files import human_size
+from ...engine.backend.files import human_size
+from ...engine.model import FileOfferEntry, TransferEntry, TransfersChanged
 from ..controller import Controller
-from ..model import FileOfferEntry, TransferEntry, TransfersChanged
 
 __all__ = [
     "TransfersPanel",

@@ -1,6 +1,6 @@
 """Avatar pictures: fetched once per version, decoded and drawn off the Tk thread.
 
-Every rendering is named by an :class:`~client.ui.model.AvatarSpec` key; the Tk
+Every rendering is named by an :class:`~client.engine.model.AvatarSpec` key; the Tk
 side asks for a key the first time it shows it and gets an ``ImageReady``.
 """
 
@@ -23,7 +23,7 @@ from ..model import AvatarSpec, ImageReady, UiEvent
 
 __all__ = ["Avatars", "draw_avatar", "prepare_upload"]
 
-log = logging.getLogger("quicmeet.ui.avatars")
+log = logging.getLogger("quicmeet.engine.avatars")
 
 PALETTE = (
     "#4c6ef5",
@@ -147,7 +147,9 @@ class Avatars:
             except (ClientError, OSError, ValueError) as exc:
                 log.info("no avatar picture for %s: %s", spec.username, exc)
         image = await loop.run_in_executor(self._executor, draw_avatar, spec, picture)
-        self._post(ImageReady(key, image))
+        self._post(
+            ImageReady(key, image.mode, image.width, image.height, image.tobytes())
+        )
 
     async def _picture(self, username: str, version: str) -> Image.Image:
         cached = self._pictures.get((username, version))
