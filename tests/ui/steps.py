@@ -307,19 +307,85 @@ def search_chat(app: App, peer: str, text: str) -> None:
 
 
 def search_results(app: App, peer: str) -> list[str]:
-    tree = _chat(app, peer).view.results_tree
-    return [str(tree.item(iid, "text")) for iid in tree.get_children()]
+    """The result rows as shown: ``date time  who: text``."""
+    return _chat(app, peer).view.results.rows()
+
+
+def search_matches(app: App, peer: str) -> list[str]:
+    """The highlighted parts of the result rows."""
+    return _chat(app, peer).view.results.highlighted()
+
+
+def search_results_fit(app: App, peer: str) -> bool:
+    """Whether every result row's start (its date) is inside the list's width."""
+    text = _chat(app, peer).view.results.text
+    text.update_idletasks()
+    return all(
+        (box := text.bbox(f"{row}.15")) is not None
+        and box[0] + box[2] <= text.winfo_width()
+        for row in range(1, int(text.index("end-1c").split(".")[0]) + 1)
+    )
 
 
 def pick_search_result(app: App, peer: str, index: int) -> None:
-    tree = _chat(app, peer).view.results_tree
-    tree.selection_set(tree.get_children()[index])
+    """Click row ``index`` of the results."""
+    text = _chat(app, peer).view.results.text
+    text.update_idletasks()
+    x, y, _, height = text.bbox(f"{index + 1}.0")
+    text.event_generate("<Button-1>", x=x + 4, y=y + height // 2)
 
 
 def chat_highlighted(app: App, peer: str) -> str:
-    text = _chat(app, peer).view.transcript.text
-    ranges = text.tag_ranges("found")
-    return text.get(ranges[0], ranges[1]).strip() if ranges else ""
+    """The text of the message highlighted in the transcript."""
+    transcript = _chat(app, peer).view.transcript
+    found = transcript.found
+    return transcript.messages[found].text if found is not None else ""
+
+
+def chat_leads(app: App, peer: str) -> list[str]:
+    """The date separators and sender headers of the transcript, in order."""
+    return _chat(app, peer).view.transcript.leads()
+
+
+def paste_message(app: App, peer: str, text: str) -> None:
+    """Paste ``text`` into the composer (as Ctrl+V would)."""
+    composer = _chat(app, peer).view.composer
+    composer.insert("insert", text)
+
+
+def composer_error(app: App, peer: str) -> str:
+    """The error shown above the composer, empty when none is shown."""
+    view = _chat(app, peer).view
+    return view.composer_error_var.get() if view.composer_error.winfo_ismapped() else ""
+
+
+def chat_window_box(app: App, peer: str) -> tuple[int, int, int, int]:
+    window = _chat(app, peer)
+    window.update_idletasks()
+    return (
+        window.winfo_rootx(),
+        window.winfo_rooty(),
+        window.winfo_width(),
+        window.winfo_height(),
+    )
+
+
+def bubble_boxes(app: App, peer: str) -> list[tuple[int, int, int, int]]:
+    """(x, y, width, height) on the screen of every message's bubble."""
+    transcript = _chat(app, peer).view.transcript
+    transcript.update_idletasks()
+    boxes = []
+    for message_id in transcript.ids:
+        bubble = transcript.bubbles[message_id]
+        boxes.append(
+            (
+                bubble.winfo_rootx(),
+                bubble.winfo_rooty(),
+                bubble.winfo_width(),
+                bubble.winfo_height(),
+            )
+        )
+    return boxes
 
 
 def click_toast(app: App, title: str) -> None:

@@ -23,6 +23,8 @@ from ...store import LocalMessage
 from ..controller import Controller
 from ..errors import describe
 from .images import ImageStore
+from .search import SearchResults
+from .theme import palette
 from .transcript import Transcript
 from .transfers import TransfersPanel
 
@@ -54,8 +56,8 @@ class ChatView(ttk.Frame):
         self.status_var = tk.StringVar(self)
         self.search_var = tk.StringVar(self)
         self.search_status_var = tk.StringVar(self)
+        self.composer_error_var = tk.StringVar(self)
         self.typing = False
-        self.search_results: list[LocalMessage] = []
         self.create_header()
         self.create_search()
         self.create_composer()
@@ -98,19 +100,8 @@ class ChatView(ttk.Frame):
         ttk.Button(row, text="Find", command=self.on_search).pack(
             side="left", padx=(6, 0)
         )
-        self.results_tree = ttk.Treeview(
-            self.search_frame,
-            columns=("when",),
-            show="tree",
-            height=4,
-            selectmode="browse",
-        )
-        self.results_tree.column("#0", width=200, stretch=True)
-        self.results_tree.column("when", width=130, stretch=False, anchor="e")
-        self.results_tree.pack(fill="x", pady=(6, 0))
-        self.results_tree.bind(
-            "<<TreeviewSelect>>", lambda _e: self.on_result_selected()
-        )
+        self.results = SearchResults(self.search_frame, on_pick=self.on_result_picked)
+        self.results.pack(fill="x", pady=(6, 0))
         ttk.Label(
             self.search_frame,
             textvariable=self.search_status_var,
@@ -126,6 +117,14 @@ class ChatView(ttk.Frame):
     def create_composer(self) -> None:
         composer = ttk.Frame(self, padding=(12, 8, 12, 12))
         composer.pack(side="bottom", fill="x")
+        self.composer_error = ttk.Label(
+            self,
+            textvariable=self.composer_error_var,
+            bootstyle="danger",
+            wraplength=460,
+            justify="left",
+            padding=(12, 6, 12, 0),
+        )
         ttk.Separator(self).pack(side="bottom", fill="x")
         buttons = ttk.Frame(composer)
         buttons.pack(side="right", fill="y", padx=(8, 0))
@@ -140,6 +139,10 @@ class ChatView(ttk.Frame):
             pady=4,
         )
         self.composer.pack(side="left", fill="both", expand=True)
+        self.style_composer()
+        self.composer.bind(
+            "<<ThemeChanged>>", lambda _e: self.style_composer(), add="+"
+        )
         self.composer.bind("<Return>", self.on_return)
         self.composer.bind("<KeyPress>", self.on_key, add="+")
         self.send_button = ttk.Button(
@@ -177,7 +180,7 @@ class ChatView(ttk.Frame):
         self.avatar_label.configure(
             image=self.images.avatar(person, HEADER_AVATAR, friend.presence)
         )
-        self.transcript.peer_name = person.name
+        self.transcript.set_peer_name(person.name)
         self._show_status()
 
     def set_typing(self, typing: bool) -> None:
@@ -221,16 +224,53 @@ class ChatView(ttk.Frame):
     def on_key(self, event: tk.Event) -> None:
         if event.char and event.char.isprintable():
             self.controller.typing(self.peer)
+            self.show_composer_error("")
+
+    def style_composer(self) -> None:
+        """The composer in the theme's input colours (a plain Tk widget)."""
+        colors = palette()
+        self.composer.configure(
+            background=colors.input_bg,
+            foreground=colors.input_fg,
+            insertbackground=colors.input_fg,
+            selectbackground=colors.selected,
+            selectforeground=colors.fg,
+            highlightthickness=1,
+            highlightbackground=colors.hover,
+            highlightcolor=colors.primary,
+        )
 
     def on_send(self) -> None:
         text = self.composer.get("1.0", "end-1c").strip()
         if not text:
             return
         self.composer.delete("1.0", "end")
-        self.controller.send_message(self.peer, text, on_error=self.on_send_failed)
+        self.show_composer_error("")
+        self.controller.send_message(
+            self.peer, text, on_error=lambda error: self.on_send_failed(text, error)
+        )
 
-    def on_send_failed(self, error: BaseException) -> None:
-        self._notify("Message not sent", describe(error), "danger")
+    def on_send_failed(self, text: str, error: BaseException) -> None:
+        """Put the draft back in the composer (before anything typed since) and
+        say why under the transcript, where the user is typing."""
+        if not self.winfo_exists():
+            self._notify("Message not sent", describe(error), "danger")
+            return
+        typed = self.composer.get("1.0", "end-1c")
+        if typed.strip() != text:
+            self.composer.insert("1.0", text + ("\n" if typed.strip() else ""))
+        self.show_composer_error(f"Not sent: {describe(error)}")
+        self.composer.focus_set()
+
+    def show_composer_error(self, message: str) -> None:
+        """Show ``message`` above the composer (hidden when empty)."""
+        if message == self.composer_error_var.get():
+            return
+        self.composer_error_var.set(message)
+        if message:
+            self.composer_error.pack(side="bottom", fill="x", before=self.files)
+        else:
+            self.composer_error.pack_forget()
 
     def on_choose_file(self) -> None:
         path = filedialog.askopenfilename(
@@ -266,20 +306,9 @@ class ChatView(ttk.Frame):
     def on_search_results(self, results: list[LocalMessage]) -> None:
         if not self.winfo_exists():
             return
-        self.search_results = results
-        self.results_tree.delete(*self.results_tree.get_children())
-        for message in results:
-            who = "You" if message.outgoing else self.friend.person.name
-            when = time.strftime(
-                "%Y-%m-%d %H:%M", time.localtime(message.sent_ms / 1000)
-            )
-            self.results_tree.insert(
-                "",
-                "end",
-                iid=str(message.id),
-                text=f"{who}: {message.text}",
-                values=(when,),
-            )
+        self.results.show(
+            results, self.search_var.get().strip(), self.friend.person.name
+        )
         count = len(results)
         self.search_status_var.set(
             "No messages found."
@@ -287,11 +316,7 @@ class ChatView(ttk.Frame):
             else f"{count} message{'s' if count > 1 else ''}"
         )
 
-    def on_result_selected(self) -> None:
-        selection = self.results_tree.selection()
-        if not selection:
-            return
-        message_id = int(selection[0])
+    def on_result_picked(self, message_id: int) -> None:
         self.controller.load_until(
             self.peer, message_id, on_done=lambda _r: self.transcript.reveal(message_id)
         )

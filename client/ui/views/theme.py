@@ -18,6 +18,11 @@ def _rgb(color: str) -> tuple[int, int, int]:
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)
 
 
+def _luma(color: str) -> float:
+    r, g, b = _rgb(color)
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
 def blend(a: str, b: str, amount: float) -> str:
     """``a`` moved ``amount`` (0..1) of the way towards ``b``."""
     mixed = (round(x + (y - x) * amount) for x, y in zip(_rgb(a), _rgb(b), strict=True))
@@ -39,6 +44,11 @@ class Palette:
     warning: str
     bubble_in: str
     bubble_out: str
+    found: str
+    tick_read: str
+    input_bg: str
+    input_fg: str
+    dark: bool
 
 
 def palette() -> Palette:
@@ -57,6 +67,11 @@ def palette() -> Palette:
         warning=colors.warning,
         bubble_in=blend(bg, fg, 0.07),
         bubble_out=blend(bg, colors.primary, 0.16),
+        found=blend(bg, colors.warning, 0.6),
+        tick_read=colors.primary,
+        input_bg=colors.inputbg,
+        input_fg=colors.inputfg,
+        dark=_luma(bg) < 128,
     )
 
 
