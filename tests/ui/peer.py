@@ -48,11 +48,25 @@ async def received(member: Member, peer: str) -> list[str]:
     return [m.text for m in messages if not m.outgoing]
 
 
+async def read_all(member: Member, peer: str) -> None:
+    """Mark every message ``peer`` sent us read (as an open chat would)."""
+    for _ in range(100):
+        await member.chat.drain()
+        messages = await member.store.run(member.store.history, peer, None, 1000)
+        latest = [m.seq for m in messages if m.seq and not m.outgoing]
+        if latest:
+            await member.chat.mark_read(peer, max(latest))
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message from {peer} arrived")
+
+
 OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "request_friend": request_friend,
     "send_history": send_history,
     "send_text": send_text,
     "received": received,
+    "read_all": read_all,
 }
 
 

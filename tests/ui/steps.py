@@ -17,6 +17,7 @@ import ttkbootstrap as ttk
 
 from client.ui.app import App
 from client.ui.views import ChatWindow, MeetingWindow
+from client.ui.views.theme import palette
 from codec.media.stamp import read_stamp
 
 
@@ -445,6 +446,7 @@ def settings_themes(app: App) -> list[str]:
 
 
 def choose_theme_and_save(app: App, theme: str) -> None:
+    """Pick the theme labelled ``theme`` in the settings and save."""
     dialog = app.settings_dialog
     assert dialog is not None
     dialog.theme_box.set(theme)
@@ -620,3 +622,57 @@ def leave_meeting(app: App) -> None:
 def engine(app: App) -> dict[str, object]:
     """The engine process: its pid and how often it was started again."""
     return {"pid": app.link.pid, "restarts": app.link.restarts}
+
+
+# -- looks --------------------------------------------------------------------------
+
+
+def _boxes(top: tk.Misc) -> list[tuple[str, int, int, int, int]]:
+    """Widgets with a background of their own: not scrollbars (a thumb in the
+    theme's own colour) nor separators (lines)."""
+    top.update_idletasks()
+    boxes = []
+    stack = [top]
+    while stack:
+        widget = stack.pop()
+        stack.extend(widget.winfo_children())
+        if (
+            widget.winfo_ismapped()
+            and widget.winfo_width() > 6
+            and widget.winfo_class() not in ("TScrollbar", "TSeparator")
+        ):
+            boxes.append(
+                (
+                    str(widget),
+                    widget.winfo_rootx(),
+                    widget.winfo_rooty(),
+                    widget.winfo_width(),
+                    widget.winfo_height(),
+                )
+            )
+    return boxes
+
+
+def chat_widget_boxes(app: App, peer: str) -> list[tuple[str, int, int, int, int]]:
+    """(path, x, y, width, height) on the screen of every widget shown in the
+    chat window: transcript, bubbles, composer, buttons."""
+    return _boxes(_chat(app, peer).view)
+
+
+def meeting_chat_boxes(app: App) -> list[tuple[str, int, int, int, int]]:
+    """The same for the meeting window's chat box."""
+    return _boxes(_meeting(app).chat)
+
+
+def chat_tick_color(app: App, peer: str, index: int) -> tuple[str, str]:
+    """(style, colour) of the tick of message ``index`` as drawn."""
+    transcript = _chat(app, peer).view.transcript
+    bubble = transcript.bubbles[transcript.ids[index]]
+    _, style = bubble.tick()
+    return style, str(bubble.itemcget("tick", "fill"))
+
+
+def theme_colors(app: App) -> dict[str, str]:
+    """The current palette's colours by name."""
+    colors = palette()
+    return {name: str(getattr(colors, name)) for name in ("primary", "tick_read")}

@@ -24,7 +24,7 @@ from ..controller import Controller
 from ..errors import describe
 from .images import ImageStore
 from .search import SearchResults
-from .theme import palette
+from .theme import style_text
 from .transcript import Transcript
 from .transfers import TransfersPanel
 
@@ -139,10 +139,7 @@ class ChatView(ttk.Frame):
             pady=4,
         )
         self.composer.pack(side="left", fill="both", expand=True)
-        self.style_composer()
-        self.composer.bind(
-            "<<ThemeChanged>>", lambda _e: self.style_composer(), add="+"
-        )
+        style_text(self.composer)
         self.composer.bind("<Return>", self.on_return)
         self.composer.bind("<KeyPress>", self.on_key, add="+")
         self.send_button = ttk.Button(
@@ -225,20 +222,6 @@ class ChatView(ttk.Frame):
         if event.char and event.char.isprintable():
             self.controller.typing(self.peer)
             self.show_composer_error("")
-
-    def style_composer(self) -> None:
-        """The composer in the theme's input colours (a plain Tk widget)."""
-        colors = palette()
-        self.composer.configure(
-            background=colors.input_bg,
-            foreground=colors.input_fg,
-            insertbackground=colors.input_fg,
-            selectbackground=colors.selected,
-            selectforeground=colors.fg,
-            highlightthickness=1,
-            highlightbackground=colors.hover,
-            highlightcolor=colors.primary,
-        )
 
     def on_send(self) -> None:
         text = self.composer.get("1.0", "end-1c").strip()

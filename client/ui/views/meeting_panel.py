@@ -11,6 +11,7 @@ import ttkbootstrap as ttk
 
 from ...engine.model import MeetingChanged, MeetingChatLine, Roster
 from ..controller import Controller
+from .theme import palette, style_text
 
 __all__ = ["MeetingChat", "MembersPanel"]
 
@@ -165,12 +166,17 @@ class MeetingChat(ttk.Labelframe):
             self, height=8, width=30, wrap="word", state="disabled", relief="flat"
         )
         self.text.pack(fill="both", expand=True)
+        style_text(self.text)
         self.text.tag_configure("who", font="-weight bold")
-        self.text.tag_configure("when", foreground="#888888", font="-size 8")
+        self.configure_tags()
+        self.text.bind("<<ThemeChanged>>", lambda _e: self.configure_tags(), add="+")
         self.entry = ttk.Entry(self, textvariable=self.entry_var)
         self.entry.pack(fill="x", pady=(6, 0))
         self.entry.bind("<Return>", lambda _e: self.on_send())
         self.lines: list[MeetingChatLine] = []
+
+    def configure_tags(self) -> None:
+        self.text.tag_configure("when", foreground=palette().muted, font="-size 8")
 
     def add(self, line: MeetingChatLine) -> None:
         self.lines.append(line)

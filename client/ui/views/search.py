@@ -11,7 +11,7 @@ import ttkbootstrap as ttk
 
 from ...store import LocalMessage
 from .grouping import full_date
-from .theme import palette
+from .theme import palette, style_text
 
 __all__ = ["SearchResults", "match_spans"]
 
@@ -50,17 +50,12 @@ class SearchResults(ttk.Frame):
         scrollbar.pack(side="right", fill="y")
         self.text.pack(side="left", fill="both", expand=True)
         self.text.bind("<Button-1>", self.on_click)
+        style_text(self.text)
         self.configure_tags()
         self.bind("<<ThemeChanged>>", lambda _e: self.configure_tags(), add="+")
 
     def configure_tags(self) -> None:
         colors = palette()
-        self.text.configure(
-            background=colors.input_bg,
-            foreground=colors.input_fg,
-            highlightbackground=colors.hover,
-            highlightcolor=colors.primary,
-        )
         self.text.tag_configure("date", foreground=colors.muted)
         self.text.tag_configure("who", font="-weight bold")
         self.text.tag_configure("match", background=colors.found)
