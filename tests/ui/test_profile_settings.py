@@ -125,7 +125,7 @@ def _assert_dark(
     background of each widget shown, whatever it draws in the middle (its
     right side may hold a scrollbar's thumb)."""
     light = []
-    for path, x, y, width, height in boxes:
+    for path, x, y, _width, height in boxes:
         for px, py in ((x + 2, y + 2), (x + 2, y + height - 3)):
             if _luma(image.getpixel((px, py))) > LIGHT_LUMA:
                 light.append((path, image.getpixel((px, py))))
