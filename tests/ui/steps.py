@@ -88,7 +88,36 @@ def login_state(app: App) -> dict[str, object]:
         "message": login.status_var.get(),
         "username": login.username_var.get(),
         "dialog": type(dialog).__name__ if dialog and dialog.winfo_exists() else None,
+        "errors": login.errors(),
+        "hint": login.hint(),
+        "password_shown": str(login.password_entry.cget("show")) == "",
     }
+
+
+def type_login(app: App, field: str, text: str) -> None:
+    """Type ``text`` key by key at the end of a login field (``server``,
+    ``username``, ``password`` or ``confirm``)."""
+    assert app.login is not None
+    entry = getattr(app.login, f"{field}_entry")
+    entry.icursor("end")
+    for char in text:
+        press_key(entry, "space" if char == " " else char)
+
+
+def toggle_show_password(app: App) -> None:
+    assert app.login is not None
+    app.login.show_check.invoke()
+
+
+def login_field_below(app: App, field: str) -> bool:
+    """Whether the field's error line sits right under its entry, inside the
+    form's column."""
+    assert app.login is not None
+    entry = getattr(app.login, f"{field}_entry")
+    label = app.login.field_labels[field]
+    app.login.update_idletasks()
+    gap = label.winfo_rooty() - (entry.winfo_rooty() + entry.winfo_height())
+    return label.winfo_ismapped() and 0 <= gap <= 8
 
 
 def fingerprint_shown(app: App) -> str:
