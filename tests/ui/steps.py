@@ -705,3 +705,72 @@ def theme_colors(app: App) -> dict[str, str]:
     """The current palette's colours by name."""
     colors = palette()
     return {name: str(getattr(colors, name)) for name in ("primary", "tick_read")}
+
+
+# -- meeting etiquette --------------------------------------------------------------
+
+
+def invitations(app: App) -> list[tuple[str, str]]:
+    """(meeting code, text) of the invitation bars in the main window."""
+    assert app.main is not None
+    return app.main.invitations.shown()
+
+
+def answer_invitation(app: App, room_id: str, label: str) -> None:
+    """Press Join or Decline on the invitation to ``room_id``."""
+    assert app.main is not None
+    app.main.invitations.buttons[room_id][label].invoke()
+
+
+def confirm_shown(app: App) -> tuple[str, str] | None:
+    """(title, text) of the meeting's open confirmation, None when none is."""
+    window = app.meetings.window
+    dialog = window.confirm if window is not None else None
+    if dialog is None or not dialog.winfo_exists():
+        return None
+    return str(dialog.title()), dialog.text
+
+
+def answer_confirm(app: App, label: str) -> None:
+    """Press the confirmation's action button or Cancel."""
+    dialog = _meeting(app).confirm
+    assert dialog is not None and dialog.winfo_exists()
+    button = dialog.cancel_button if label == "Cancel" else dialog.confirm_button
+    assert label == "Cancel" or str(button.cget("text")) == label
+    button.invoke()
+
+
+def end_for_all(app: App) -> None:
+    _meeting(app).end_button.invoke()
+
+
+def copy_meeting_code(app: App) -> tuple[str, str]:
+    """Press "Copy code": (the button's text right after, the clipboard)."""
+    window = _meeting(app)
+    window.copy_button.invoke()
+    return str(window.copy_button.cget("text")), window.clipboard_get()
+
+
+def copy_button_text(app: App) -> str:
+    return str(_meeting(app).copy_button.cget("text"))
+
+
+def hands_notice(app: App) -> str:
+    """The raised-hands notice above the stage, empty when hidden."""
+    label = _meeting(app).hands_label
+    return str(label.cget("text")) if label.winfo_ismapped() else ""
+
+
+def meeting_window_box(app: App) -> tuple[int, int, int, int]:
+    window = _meeting(app)
+    window.update_idletasks()
+    return (
+        window.winfo_rootx(),
+        window.winfo_rooty(),
+        window.winfo_width(),
+        window.winfo_height(),
+    )
+
+
+def screen_size(app: App) -> tuple[int, int]:
+    return app.root.winfo_screenwidth(), app.root.winfo_screenheight()

@@ -5,6 +5,7 @@ from .chat import ChatView, ChatWindow
 from .dialogs import (
     CertificateChangedDialog,
     ChangePasswordDialog,
+    ConfirmDialog,
     FingerprintDialog,
     MeetDialog,
     format_fingerprint,
@@ -15,6 +16,7 @@ from .login import LoginView
 from .main import MainView
 from .meeting import MeetingWindow
 from .people import PeopleDialog
+from .placement import OnScreen, clamp_to_screen
 from .profile import ProfileDialog
 from .settings import SettingsDialog
 from .theme import DARK_THEME, LIGHT_THEME, available_themes
@@ -32,6 +34,7 @@ __all__ = [
     "LIGHT_THEME",
     "CertificateChangedDialog",
     "ChangePasswordDialog",
+    "ConfirmDialog",
     "ChatView",
     "ChatWindow",
     "FingerprintDialog",
@@ -41,6 +44,7 @@ __all__ = [
     "MainView",
     "MeetDialog",
     "MeetingWindow",
+    "OnScreen",
     "PeopleDialog",
     "ProfileDialog",
     "SettingsDialog",
@@ -49,6 +53,7 @@ __all__ = [
     "TransfersPanel",
     "TransfersWindow",
     "available_themes",
+    "clamp_to_screen",
     "format_fingerprint",
     "open_folder",
     "prepare_styles",

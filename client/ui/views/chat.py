@@ -23,6 +23,7 @@ from ...store import LocalMessage
 from ..controller import Controller
 from ..errors import describe
 from .images import ImageStore
+from .placement import OnScreen
 from .search import SearchResults
 from .theme import style_text
 from .transcript import Transcript
@@ -305,7 +306,7 @@ class ChatView(ttk.Frame):
         )
 
 
-class ChatWindow(ttk.Toplevel):
+class ChatWindow(OnScreen, ttk.Toplevel):
     """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed,
     ``opener(path)`` shows a received file's folder."""
 

@@ -15,6 +15,7 @@ from ...errors import CertificateMismatch
 __all__ = [
     "CertificateChangedDialog",
     "ChangePasswordDialog",
+    "ConfirmDialog",
     "Dialog",
     "FingerprintDialog",
     "MeetDialog",
@@ -67,6 +68,35 @@ class Dialog(ttk.Toplevel):
 
     def on_cancel(self) -> None:
         self.destroy()
+
+
+class ConfirmDialog(Dialog):
+    """Asks before a destructive action: ``text`` says what will happen, the
+    ``action`` button (in red) calls ``on_confirm``; Cancel does nothing."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        title: str,
+        text: str,
+        action: str,
+        on_confirm: Callable[[], object],
+    ) -> None:
+        super().__init__(master, title)
+        self._on_confirm = on_confirm
+        self.text = text
+        ttk.Label(self.body, text=title, font="-size 11 -weight bold").pack(anchor="w")
+        ttk.Label(self.body, text=text, wraplength=340, justify="left").pack(
+            anchor="w", pady=(8, 0)
+        )
+        self.confirm_button = self.add_button(action, self.on_confirm, "danger")
+        self.cancel_button = self.add_button("Cancel", self.on_cancel, "secondary")
+        self.show()
+        self.cancel_button.focus_set()
+
+    def on_confirm(self) -> None:
+        self.destroy()
+        self._on_confirm()
 
 
 class FingerprintDialog(Dialog):

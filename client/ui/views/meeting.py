@@ -16,16 +16,20 @@ from ...engine.model import MeetingChanged, MeetingChatLine, Roster, TileStats
 from ..controller import Controller
 from ..errors import describe
 from ..video import TileBuffers
+from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
+from .placement import OnScreen
 from .tiles import VideoStage
 
 __all__ = ["MeetingWindow"]
 
+COPIED_MS = 2000
+"""How long "Copy code" says it copied, in ms."""
 CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
 SCREEN_SOURCES = ("screen:1", "screen:2")
 
 
-class MeetingWindow(ttk.Toplevel):
+class MeetingWindow(OnScreen, ttk.Toplevel):
     """One meeting. ``settings`` holds the chosen camera and screen;
     ``on_source(kind, spec)`` stores a new choice; ``notify(title, text,
     level)`` shows a notice."""
@@ -61,6 +65,9 @@ class MeetingWindow(ttk.Toplevel):
         self.camera_source_var = tk.StringVar(self, camera)
         self.screen_source_var = tk.StringVar(self, screen)
         self.stats_lines: dict[str, str] = {}
+        self.confirm: ConfirmDialog | None = None
+        self.ended_by_me = False
+        self._copied_timer: str | None = None
         self.create_header()
         self.create_toolbar()
         self.create_body()
@@ -77,11 +84,15 @@ class MeetingWindow(ttk.Toplevel):
         )
         self.code_label = ttk.Label(header, font="TkFixedFont", bootstyle="primary")
         self.code_label.pack(side="left", padx=(12, 0))
-        ttk.Button(
+        self.copy_button = ttk.Button(
             header, text="Copy code", command=self.on_copy_code, bootstyle="link"
-        ).pack(side="left")
+        )
+        self.copy_button.pack(side="left")
         self.lock_label = ttk.Label(header, bootstyle="warning")
         self.lock_label.pack(side="left", padx=(8, 0))
+        self.hands_label = ttk.Label(
+            self, bootstyle="@warning", padding=(14, 6), font="-weight bold"
+        )
 
     def create_toolbar(self) -> None:
         bar = ttk.Frame(self, padding=(14, 8))
@@ -161,7 +172,7 @@ class MeetingWindow(ttk.Toplevel):
         body.pack(fill="both", expand=True)
         side = ttk.Frame(body, padding=(0, 0, 14, 0), width=280)
         side.pack(side="right", fill="y")
-        self.members = MembersPanel(side, self.controller)
+        self.members = MembersPanel(side, self.controller, self.ask)
         self.members.pack(fill="x")
         self.chat = MeetingChat(side, self.controller)
         self.chat.pack(fill="both", expand=True, pady=(10, 0))
@@ -182,6 +193,7 @@ class MeetingWindow(ttk.Toplevel):
             self.end_button.pack(side="right", padx=(0, 8))
         else:
             self.end_button.pack_forget()
+        self.show_hands(state)
         self.stage.set_tiles(state.tiles)
         self.stage.set_members(state.members)
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
@@ -209,9 +221,40 @@ class MeetingWindow(ttk.Toplevel):
 
     # -- handlers ------------------------------------------------------------------
 
+    def show_hands(self, state: MeetingChanged) -> None:
+        """Tell the host, above the stage, whose hands are up."""
+        me = state.me
+        hands = [m.name for m in state.members if m.hand_raised and not m.me]
+        if me is None or not me.host or not hands:
+            self.hands_label.pack_forget()
+            return
+        who = (
+            hands[0] if len(hands) == 1 else ", ".join(hands[:-1]) + " and " + hands[-1]
+        )
+        verb = "raised a hand" if len(hands) == 1 else "raised their hands"
+        self.hands_label.configure(text=f"☝ {who} {verb}")
+        if not self.hands_label.winfo_ismapped():
+            self.hands_label.pack(fill="x", after=self.copy_button.master)
+
     def on_copy_code(self) -> None:
         self.clipboard_clear()
         self.clipboard_append(self.meeting.room_id)
+        self.copy_button.configure(text="Copied ✓")
+        if self._copied_timer is not None:
+            self.after_cancel(self._copied_timer)
+        self._copied_timer = self.after(COPIED_MS, self._end_copied)
+
+    def _end_copied(self) -> None:
+        self._copied_timer = None
+        self.copy_button.configure(text="Copy code")
+
+    def ask(
+        self, title: str, text: str, action: str, then: Callable[[], object]
+    ) -> None:
+        """Confirm a destructive action first (one question at a time)."""
+        if self.confirm is not None and self.confirm.winfo_exists():
+            self.confirm.destroy()
+        self.confirm = ConfirmDialog(self, title, text, action, then)
 
     def on_camera(self) -> None:
         self.controller.set_camera(self.camera_var.get(), on_error=self.on_video_failed)
@@ -243,7 +286,28 @@ class MeetingWindow(ttk.Toplevel):
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
 
     def on_leave(self) -> None:
-        self.controller.leave_meeting()
+        me = self.meeting.me
+        others = [m for m in self.meeting.members if not m.me]
+        if me is None or not me.host or not others:
+            self.controller.leave_meeting()
+            return
+        self.ask(
+            "Leave the meeting?",
+            "You are the host. The meeting goes on without you and another "
+            "member becomes the host.",
+            "Leave",
+            self.controller.leave_meeting,
+        )
 
     def on_end(self) -> None:
+        self.ask(
+            "End the meeting for everyone?",
+            f"All {len(self.meeting.members)} members will be taken out of the "
+            "meeting.",
+            "End for all",
+            self._end,
+        )
+
+    def _end(self) -> None:
+        self.ended_by_me = True
         self.controller.end_meeting()

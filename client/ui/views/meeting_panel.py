@@ -20,11 +20,18 @@ HOST_ACTIONS = ("Make host", "Ask to mute", "Remove")
 
 class MembersPanel(ttk.Labelframe):
     """Who is here (host, hands, microphones); the host's controls act on the
-    selected member; online friends can be invited."""
+    selected member (``ask(title, text, action, then)`` confirms a removal);
+    online friends can be invited."""
 
-    def __init__(self, master: tk.Misc, controller: Controller) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        ask: Callable[[str, str, str, Callable[[], object]], None],
+    ) -> None:
         super().__init__(master, text="Members", padding=8)
         self.controller = controller
+        self._ask = ask
         self.meeting: MeetingChanged | None = None
         self.roster = Roster()
         self.locked_var = tk.BooleanVar(self, False)
@@ -145,9 +152,17 @@ class MembersPanel(ttk.Labelframe):
         actions: dict[str, Callable[[str], object]] = {
             "Make host": self.controller.make_host,
             "Ask to mute": self.controller.ask_to_mute,
-            "Remove": self.controller.remove_member,
         }
-        actions[name](username)
+        if name in actions:
+            actions[name](username)
+            return
+        who = str(self.tree.item(username, "text"))
+        self._ask(
+            f"Remove {who}?",
+            f"{who} will be taken out of the meeting.",
+            "Remove",
+            lambda: self.controller.remove_member(username),
+        )
 
     def on_invite(self) -> None:
         username = self.invite_var.get()

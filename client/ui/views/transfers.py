@@ -21,6 +21,7 @@ import ttkbootstrap as ttk
 from ...engine.backend.files import human_size
 from ...engine.model import FileOfferEntry, TransferEntry, TransfersChanged
 from ..controller import Controller
+from .placement import OnScreen
 
 __all__ = [
     "TransfersPanel",
@@ -291,7 +292,7 @@ class TransfersPanel(ttk.Frame):
         raise KeyError(name)
 
 
-class TransfersWindow(ttk.Toplevel):
+class TransfersWindow(OnScreen, ttk.Toplevel):
     """All transfers in a window of their own."""
 
     def __init__(
