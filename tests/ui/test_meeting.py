@@ -1,4 +1,4 @@
-"""A meeting between two desktop apps with synthetic video: the invitation,
+"""A meeting between two desktop apps with synthetic video: the invitation bar,
 video tiles whose pixels carry the senders' frame stamps, self view, speaker
 layout, statistics, raised hands, the meeting chat and host controls."""
 
@@ -48,11 +48,12 @@ def test_two_apps_hold_a_meeting_with_video(
     assert a.call("meeting_members") == [(f"{alice} (you)", "★ host")]
     a.call("invite_to_meeting", bob)
     wait_until(
-        lambda: (alice, "invites you to a meeting: click to join") in b.call("toasts"),
+        lambda: b.call("invitations") == [(code, f"{alice} invites you to a meeting")],
         a,
         what="the invitation",
     )
-    b.call("click_toast", alice)
+    screenshot("meeting_invitation_bar", a, b)
+    b.call("answer_invitation", code, "Join")
     wait_until(lambda: b.call("meeting_open"), a, what="Bob in the meeting")
     assert b.call("meeting_code") == code
     wait_until(
@@ -103,8 +104,12 @@ def test_two_apps_hold_a_meeting_with_video(
     assert (f"{bob} (you)", "★ host ☝") in b.call("meeting_members")
     screenshot("meeting_members", a, b)
 
+    # Bob, host now, is asked before he leaves.
     b.call("leave_meeting")
+    assert b.call("confirm_shown")[0] == "Leave the meeting?"
+    b.call("answer_confirm", "Leave")
     wait_until(lambda: not b.call("meeting_open"), a, what="Bob gone")
+    assert b.call("invitations") == []
     wait_until(lambda: len(a.call("meeting_members")) == 1, a)
     a.call("leave_meeting")
     wait_until(lambda: not a.call("meeting_open"), a, what="Alice gone")
