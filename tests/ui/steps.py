@@ -17,6 +17,7 @@ import ttkbootstrap as ttk
 
 from client.ui.app import App
 from client.ui.views import ChatWindow, MeetingWindow
+from client.ui.views.drawer import AVATAR_SIZE
 from client.ui.views.theme import palette
 from codec.media.stamp import read_stamp
 
@@ -774,3 +775,18 @@ def meeting_window_box(app: App) -> tuple[int, int, int, int]:
 
 def screen_size(app: App) -> tuple[int, int]:
     return app.root.winfo_screenwidth(), app.root.winfo_screenheight()
+
+
+def drawer_avatar_color(app: App, username: str) -> tuple[int, ...]:
+    """The colour of a friend's letter avatar in the drawer, read from the
+    picture shown, away from the letter and the presence dot; empty while
+    the picture is not drawn yet."""
+    assert app.main is not None
+    friend = next(f for f in app.main.roster.friends if f.person.username == username)
+    image = app.main.drawer.images.avatar(friend.person, AVATAR_SIZE, friend.presence)
+    spot = AVATAR_SIZE // 4
+    try:
+        pixel = app.root.tk.call(str(image), "get", spot, spot)
+    except tk.TclError:
+        return ()
+    return tuple(int(v) for v in pixel)

@@ -7,8 +7,10 @@ import json
 import signal
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageColor
 
+from client.engine.backend.avatars import PALETTE
+from client.engine.model import avatar_tint
 from tests.conftest import ServerProcess, start_server_process
 
 from .harness import screenshot, sign_up, wait_until
@@ -71,6 +73,15 @@ def test_the_friend_filter_and_the_dark_theme(
     assert [r[1] for r in app.call("drawer")] == [hal]
     app.call("filter_friends", "")
     assert [r[1] for r in app.call("drawer")] == [gus, hal]
+
+    # Each letter avatar takes its colour from its username.
+    for name in (gus, hal):
+        expected = ImageColor.getrgb(PALETTE[avatar_tint(name, 0, len(PALETTE))])
+        wait_until(
+            lambda n=name, e=expected: _close(app.call("drawer_avatar_color", n), e),
+            app,
+            what=f"{name}'s avatar colour",
+        )
 
     light_background = app.call("drawer_background")
     assert app.call("transfer_styles_built")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from client.engine.model import avatar_tint
 from client.ui.views.login import password_hint
 from client.ui.views.placement import MARGIN, clamp_to_screen
 from client.ui.views.theme import theme_label
@@ -40,3 +41,11 @@ def test_the_password_rule_counts_down_then_holds() -> None:
     assert password_hint("") == ("At least 8 characters", False)
     assert password_hint("abcde") == ("At least 8 characters (3 more)", False)
     assert password_hint("abcdefgh") == ("✓ 8 characters or more", True)
+
+
+def test_letter_avatars_differ_by_username_and_stay_the_same() -> None:
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    tints = [avatar_tint(name, 0, 10) for name in names]
+    assert len(set(tints)) >= 4
+    assert tints == [avatar_tint(name.upper(), 0, 10) for name in names]
+    assert avatar_tint("alice", 1, 10) == (tints[0] + 1) % 10
