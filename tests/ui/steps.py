@@ -527,16 +527,54 @@ def open_transfers(app: App) -> None:
     menu.invoke(menu.index("Transfers…"))
 
 
-def transfers(app: App) -> list[tuple[str, str, str, list[str]]]:
+def transfers(app: App) -> list[tuple[str, ...]]:
+    """The cells of every row of the transfers window: name, peer, size,
+    progress, rate, state."""
     window = app.transfers_window
     if window is None or not window.winfo_exists():
         return []
     return window.panel.shown()
 
 
+def transfer_columns(app: App) -> list[str]:
+    assert app.transfers_window is not None
+    tree = app.transfers_window.panel.tree
+    return [str(tree.heading(c, "text")) for c in tree.cget("columns")]
+
+
+def transfer_actions(app: App, name: str) -> list[str]:
+    """Select the row of ``name``: the buttons that are then enabled."""
+    assert app.transfers_window is not None
+    table = app.transfers_window.panel
+    tree = table.tree
+    key = next(k for k in tree.get_children() if tree.set(k, "name") == name)
+    tree.selection_set(key)
+    table.update_buttons()
+    return [
+        label
+        for label, button in table.buttons.items()
+        if str(button.cget("state")) == "normal"
+    ]
+
+
 def press_transfer(app: App, name: str, button: str) -> None:
     assert app.transfers_window is not None
     app.transfers_window.panel.press(name, button)
+
+
+def clear_finished_transfers(app: App) -> None:
+    assert app.transfers_window is not None
+    app.transfers_window.panel.clear_button.invoke()
+
+
+def transfers_message(app: App) -> str:
+    assert app.transfers_window is not None
+    return app.transfers_window.panel.message_var.get()
+
+
+def chat_files_message(app: App, peer: str) -> str:
+    files = _chat(app, peer).view.files
+    return files.message_var.get() if files.message_label.winfo_ismapped() else ""
 
 
 # -- meetings -----------------------------------------------------------------------

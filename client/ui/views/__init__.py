@@ -22,9 +22,9 @@ from .settings import SettingsDialog
 from .theme import DARK_THEME, LIGHT_THEME, available_themes
 from .toast import Toasts
 from .transcript import Transcript
+from .transfer_table import TransfersTable, TransfersWindow
 from .transfers import (
     TransfersPanel,
-    TransfersWindow,
     open_folder,
     prepare_styles,
 )
@@ -51,6 +51,7 @@ __all__ = [
     "Toasts",
     "Transcript",
     "TransfersPanel",
+    "TransfersTable",
     "TransfersWindow",
     "available_themes",
     "clamp_to_screen",

@@ -15,6 +15,7 @@ from .dialogs import ChangePasswordDialog
 from .drawer import FriendDrawer
 from .images import ImageStore
 from .invitations import Invitations
+from .names import remember_names
 from .people import PeopleDialog
 from .profile import ProfileDialog
 
@@ -188,6 +189,7 @@ class MainView(ttk.Frame):
         self.avatar_label.configure(image=self.images.avatar(me, HEADER_AVATAR))
 
     def set_roster(self, roster: Roster) -> None:
+        remember_names(self, roster)
         self.roster = roster
         self.drawer.set_roster(roster)
         if roster.incoming != self._shown_requests:
