@@ -828,3 +828,18 @@ def drawer_avatar_color(app: App, username: str) -> tuple[int, ...]:
     except tk.TclError:
         return ()
     return tuple(int(v) for v in pixel)
+
+
+def meeting_layout(app: App) -> tuple[bool, str, str, bool]:
+    """(speaker layout on, the large tile's name label and kind, the Speaker
+    view toggle's state)."""
+    window = _meeting(app)
+    stage = window.stage
+    key = stage.speaker() if stage.speaker_layout else None
+    tile = stage.tiles[key].tile if key is not None else None
+    return (
+        stage.speaker_layout,
+        tile.username if tile is not None else "",
+        tile.kind if tile is not None else "",
+        bool(window.speaker_var.get()),
+    )

@@ -1,8 +1,8 @@
 """A meeting host's etiquette in the desktop app, with a headless member:
 windows that open on the screen, "Copy code" that says so, a raised hand the
-host cannot miss, confirmation before Remove, Leave and End for all, no
-"the host ended the meeting" told to the host who did it, and an invitation
-that waits for Join or Decline."""
+host cannot miss, a shared screen on the main stage, confirmation before
+Remove, Leave and End for all, no "the host ended the meeting" told to the
+host who did it, and an invitation that waits for Join or Decline."""
 
 from __future__ import annotations
 
@@ -65,6 +65,24 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     assert len(app.call("meeting_members")) == 2 and app.call("meeting_open")
     peer.run(lambda _m: rooms.raise_hand(False))
     wait_until(lambda: app.call("hands_notice") == "", app, what="the hand down")
+
+    # A screen Bob shares goes on the main stage by itself, and goes away.
+    peer.run(lambda _m: rooms.publish("camera", 320, 240, 15))
+    wait_until(lambda: len(app.call("meeting_tiles")) == 1, app, what="Bob's camera")
+    assert app.call("meeting_layout") == (False, "", "", False)
+    share = peer.run(lambda _m: rooms.publish("screen", 1280, 720, 5))
+    wait_until(
+        lambda: app.call("meeting_layout") == (True, bob, "screen", True),
+        app,
+        what="the share on the main stage",
+    )
+    screenshot("meeting_screen_share_staged", app)
+    peer.run(lambda _m: rooms.unpublish(share.track_id))
+    wait_until(
+        lambda: app.call("meeting_layout") == (False, "", "", False),
+        app,
+        what="the grid back",
+    )
 
     # End for all, confirmed: the host hears it was their own doing.
     app.call("end_for_all")

@@ -177,6 +177,10 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.chat = MeetingChat(side, self.controller)
         self.chat.pack(fill="both", expand=True, pady=(10, 0))
         self.stage = VideoStage(body, self.frames)
+        self.stage.bind(
+            "<<LayoutChanged>>",
+            lambda _e: self.speaker_var.set(self.stage.speaker_layout),
+        )
         self.stage.pack(side="left", fill="both", expand=True)
 
     # -- updates -------------------------------------------------------------------
@@ -195,6 +199,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             self.end_button.pack_forget()
         self.show_hands(state)
         self.stage.set_tiles(state.tiles)
+        self.speaker_var.set(self.stage.speaker_layout)
         self.stage.set_members(state.members)
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
         self.members.set_state(state)

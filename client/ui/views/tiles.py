@@ -165,11 +165,15 @@ class VideoStage(ttk.Frame):
         self.tiles: dict[str, Tile] = {}
         self.speaker_layout = False
         self.pinned: str | None = None
+        self.staged_share: str | None = None
+        """A screen share put on the main stage by itself (not by a click)."""
+        self._grid_before_share = False
         self.bind("<Configure>", lambda _e: self.layout())
 
     def set_tiles(self, tiles: tuple[MeetingTile, ...]) -> None:
         """Show exactly ``tiles`` (in order)."""
         wanted = {t.key: t for t in tiles}
+        new_keys = [key for key in wanted if key not in self.tiles]
         for key in list(self.tiles):
             if key not in wanted:
                 self.tiles.pop(key).destroy()
@@ -182,9 +186,28 @@ class VideoStage(ttk.Frame):
                 current.tile = tile
                 current.redraw()
         self.tiles = {key: self.tiles[key] for key in wanted}
+        self._stage_new_share(new_keys, wanted)
         if self.pinned not in self.tiles:
             self.pinned = None
         self.layout()
+
+    def _stage_new_share(
+        self, new_keys: list[str], wanted: dict[str, MeetingTile]
+    ) -> None:
+        """A screen someone else starts sharing goes on the main stage; when
+        it ends, the layout goes back to what it was."""
+        if self.staged_share is not None and self.staged_share not in wanted:
+            if self.pinned == self.staged_share and self._grid_before_share:
+                self.speaker_layout = False
+            self.staged_share = None
+        for key in new_keys:
+            tile = wanted[key]
+            if tile.kind == "screen" and not tile.me:
+                if self.staged_share is None:
+                    self._grid_before_share = not self.speaker_layout
+                self.staged_share = key
+                self.pinned = key
+                self.speaker_layout = True
 
     def set_members(self, members: tuple[MeetingMember, ...]) -> None:
         by_name = {m.username: m for m in members}
@@ -192,13 +215,17 @@ class VideoStage(ttk.Frame):
             tile.set_member(by_name.get(tile.tile.username))
 
     def set_speaker_layout(self, on: bool) -> None:
+        """The user's choice of layout (it stays after a share ends)."""
         self.speaker_layout = on
+        self._grid_before_share = False
         self.layout()
 
     def on_tile_click(self, key: str) -> None:
         """Pin the clicked tile as the large one (and switch to that layout)."""
         self.pinned = key
         self.speaker_layout = True
+        self._grid_before_share = False
+        self.event_generate("<<LayoutChanged>>")
         self.layout()
 
     def speaker(self) -> str | None:
