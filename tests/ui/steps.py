@@ -618,9 +618,15 @@ def meeting_members(app: App) -> list[tuple[str, str]]:
 
 
 def invite_to_meeting(app: App, username: str) -> None:
+    """Pick ``username``'s line (shown by name) in the invite box, invite."""
     panel = _meeting(app).members
-    panel.invite_box.set(username)
+    label = next(k for k, v in panel.invitable.items() if v == username)
+    panel.invite_box.set(label)
     panel.invite_button.invoke()
+
+
+def invite_choices(app: App) -> list[str]:
+    return [str(v) for v in _meeting(app).members.invite_box.cget("values")]
 
 
 def meeting_tiles(app: App) -> list[tuple[str, str, tuple[int, int], int]]:

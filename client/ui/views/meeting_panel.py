@@ -36,6 +36,8 @@ class MembersPanel(ttk.Labelframe):
         self.roster = Roster()
         self.locked_var = tk.BooleanVar(self, False)
         self.invite_var = tk.StringVar(self)
+        self.invitable: dict[str, str] = {}
+        """Online friends not in the meeting: username by the name shown."""
         self.create_list()
         self.create_host_controls()
         self.create_invite()
@@ -113,15 +115,16 @@ class MembersPanel(ttk.Labelframe):
 
     def _offer_invites(self) -> None:
         present = {m.username for m in self.meeting.members} if self.meeting else set()
-        friends = [
-            f.person.username
+        self.invitable = {
+            f.person.name: f.person.username
             for f in self.roster.friends
             if f.presence != "offline" and f.person.username not in present
-        ]
-        self.invite_box.configure(values=friends)
-        if self.invite_var.get() not in friends:
-            self.invite_var.set(friends[0] if friends else "")
-        self.invite_button.configure(state="normal" if friends else "disabled")
+        }
+        labels = list(self.invitable)
+        self.invite_box.configure(values=labels)
+        if self.invite_var.get() not in labels:
+            self.invite_var.set(labels[0] if labels else "")
+        self.invite_button.configure(state="normal" if labels else "disabled")
 
     def selected(self) -> str | None:
         selection = self.tree.selection()
@@ -165,7 +168,7 @@ class MembersPanel(ttk.Labelframe):
         )
 
     def on_invite(self) -> None:
-        username = self.invite_var.get()
+        username = self.invitable.get(self.invite_var.get())
         if username:
             self.controller.invite(username)
 

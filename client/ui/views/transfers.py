@@ -102,7 +102,7 @@ def describe_transfer(entry: TransferEntry, peer_name: str = "") -> str:
             if entry.instant:
                 status += " (the server had it already)"
         else:
-            status = "saved"
+            status = f"saved in {Path(entry.path).parent}" if entry.path else "saved"
         return f"{arrow} · {size} · {status}"
     amount = f"{human_size(entry.done)} of {size}"
     parts = [arrow, f"checking the file: {amount}" if entry.checking else amount]
