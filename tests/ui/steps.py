@@ -849,3 +849,18 @@ def meeting_layout(app: App) -> tuple[bool, str, str, bool]:
         tile.kind if tile is not None else "",
         bool(window.speaker_var.get()),
     )
+
+
+def use_camera_source(app: App, spec: str) -> None:
+    """Choose ``spec`` as the camera (what "File…" does once a file is picked)."""
+    _meeting(app).use_source("camera", spec)
+
+
+def meeting_problem(app: App) -> str:
+    """The red line above the stage, empty when hidden."""
+    label = _meeting(app).problem_label
+    return str(label.cget("text")) if label.winfo_ismapped() else ""
+
+
+def meeting_camera_on(app: App) -> bool:
+    return bool(_meeting(app).camera_var.get())

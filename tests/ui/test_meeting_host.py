@@ -6,6 +6,8 @@ host who did it, and an invitation that waits for Join or Decline."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from client.rooms import Rooms
 from tests.conftest import Member, ServerProcess
 
@@ -16,7 +18,7 @@ NEAR_THE_RIGHT_EDGE = (2300, 0)
 
 
 def test_host_actions_ask_first_and_windows_stay_on_screen(
-    apps, peers, ui_server: ServerProcess, names
+    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
 ) -> None:
     alice, bob = names("alice"), names("bob")
     app = apps("alice", position=NEAR_THE_RIGHT_EDGE)
@@ -83,6 +85,16 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
         app,
         what="the grid back",
     )
+
+    # A camera that cannot start says why, in the meeting, and stays off.
+    missing = tmp_path / "no-such-clip.mp4"
+    app.call("use_camera_source", f"file:{missing}")
+    app.call("meeting_toggle", "camera")
+    problem = wait_until(lambda: app.call("meeting_problem"), app, what="the problem")
+    assert problem.startswith("The camera did not start: ")
+    assert not app.call("meeting_camera_on")
+    assert not [t for t in app.call("toasts") if t[0] == "Video not sent"]
+    screenshot("meeting_camera_failed", app)
 
     # End for all, confirmed: the host hears it was their own doing.
     app.call("end_for_all")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tkinter as tk
 from collections.abc import Callable
+from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
@@ -26,6 +27,8 @@ __all__ = ["MeetingWindow"]
 COPIED_MS = 2000
 """How long "Copy code" says it copied, in ms."""
 CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
+FILE_CHOICE = "File…"
+"""The camera choice that opens a file dialog: a video file as the camera."""
 SCREEN_SOURCES = ("screen:1", "screen:2")
 
 
@@ -64,6 +67,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.stats_var = tk.BooleanVar(self, False)
         self.camera_source_var = tk.StringVar(self, camera)
         self.screen_source_var = tk.StringVar(self, screen)
+        self._camera_source = camera
         self.stats_lines: dict[str, str] = {}
         self.confirm: ConfirmDialog | None = None
         self.ended_by_me = False
@@ -90,6 +94,10 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.copy_button.pack(side="left")
         self.lock_label = ttk.Label(header, bootstyle="warning")
         self.lock_label.pack(side="left", padx=(8, 0))
+        self.problem_label = ttk.Label(
+            self, bootstyle="@danger", padding=(14, 6), wraplength=1000
+        )
+        self.problem_label.bind("<Button-1>", lambda _e: self.show_problem(""))
         self.hands_label = ttk.Label(
             self, bootstyle="@warning", padding=(14, 6), font="-weight bold"
         )
@@ -108,7 +116,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.camera_box = ttk.Combobox(
             bar,
             textvariable=self.camera_source_var,
-            values=CAMERA_SOURCES,
+            values=[*CAMERA_SOURCES, FILE_CHOICE],
             width=10,
             state="readonly",
         )
@@ -262,24 +270,62 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.confirm = ConfirmDialog(self, title, text, action, then)
 
     def on_camera(self) -> None:
-        self.controller.set_camera(self.camera_var.get(), on_error=self.on_video_failed)
+        self.show_problem("")
+        self.controller.set_camera(
+            self.camera_var.get(), on_error=lambda e: self.on_video_failed("camera", e)
+        )
 
     def on_screen(self) -> None:
-        self.controller.set_screen(self.screen_var.get(), on_error=self.on_video_failed)
+        self.show_problem("")
+        self.controller.set_screen(
+            self.screen_var.get(), on_error=lambda e: self.on_video_failed("screen", e)
+        )
 
-    def on_video_failed(self, error: BaseException) -> None:
-        self._notify("Video not sent", describe(error), "danger")
-        if self.winfo_exists():
-            self.set_state(self.meeting)
+    def on_video_failed(self, kind: str, error: BaseException) -> None:
+        """Say in the meeting, above the stage, why the video did not start."""
+        what = "The camera" if kind == "camera" else "Screen sharing"
+        text = f"{what} did not start: {describe(error)}"
+        if not self.winfo_exists():
+            self._notify("Video not sent", text, "danger")
+            return
+        self.show_problem(text)
+        self.set_state(self.meeting)
+
+    def show_problem(self, text: str) -> None:
+        """A red line above the stage (empty hides it); a click dismisses it."""
+        self.problem_label.configure(text=text)
+        if not text:
+            self.problem_label.pack_forget()
+        elif not self.problem_label.winfo_ismapped():
+            self.problem_label.pack(fill="x", after=self.copy_button.master)
 
     def on_source_chosen(self, kind: str) -> None:
-        """A new camera or screen was chosen: store it, and switch to it if that
-        video is on."""
-        spec = (
-            self.camera_source_var if kind == "camera" else self.screen_source_var
-        ).get()
+        """A new camera or screen was chosen (a file from a dialog for "File…"):
+        store it, and switch to it if that video is on."""
+        var = self.camera_source_var if kind == "camera" else self.screen_source_var
+        if kind == "camera" and var.get() == FILE_CHOICE:
+            path = filedialog.askopenfilename(parent=self, title="Play a video file")
+            if not path:
+                var.set(self._camera_source)
+                return
+            var.set(f"file:{path}")
+        self.use_source(kind, var.get())
+
+    def use_source(self, kind: str, spec: str) -> None:
+        """Make ``spec`` the camera or screen (restarting that video if on)."""
+        var = self.camera_source_var if kind == "camera" else self.screen_source_var
+        var.set(spec)
+        if kind == "camera":
+            self._camera_source = spec
+            values = list(CAMERA_SOURCES)
+            if spec not in values:
+                values.append(spec)
+            self.camera_box.configure(values=[*values, FILE_CHOICE])
+        self.show_problem("")
         self._on_source(kind, spec)
-        self.controller.restart_video(kind, on_error=self.on_video_failed)
+        self.controller.restart_video(
+            kind, on_error=lambda e: self.on_video_failed(kind, e)
+        )
 
     def on_hand(self) -> None:
         self.controller.raise_hand(self.hand_var.get())
