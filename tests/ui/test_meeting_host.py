@@ -70,8 +70,20 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     wait_until(lambda: app.call("hands_notice") == "", app, what="the hand down")
 
     # A screen Bob shares goes on the main stage by itself, and goes away.
+    # Everyone has a tile: without video, an avatar and the name.
+    assert [t[:2] for t in app.call("meeting_tiles")] == [
+        (f"member:{alice}", "You"),
+        (f"member:{bob}", bob),
+    ]
     peer.run(lambda _m: rooms.publish("camera", 320, 240, 15))
-    wait_until(lambda: len(app.call("meeting_tiles")) == 1, app, what="Bob's camera")
+    wait_until(
+        lambda: (
+            [t[0].split(":")[0] for t in app.call("meeting_tiles")]
+            == ["track", "member"]
+        ),
+        app,
+        what="Bob's camera tile instead of his avatar",
+    )
     assert app.call("meeting_layout") == (False, "", "", False)
     share = peer.run(lambda _m: rooms.publish("screen", 1280, 720, 5))
     wait_until(

@@ -20,7 +20,7 @@ from ..video import TileBuffers
 from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
 from .placement import OnScreen
-from .tiles import VideoStage
+from .tiles import VideoStage, with_member_tiles
 
 __all__ = ["MeetingWindow"]
 
@@ -206,7 +206,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         else:
             self.end_button.pack_forget()
         self.show_hands(state)
-        self.stage.set_tiles(state.tiles)
+        self.stage.set_tiles(with_member_tiles(state.tiles, state.members))
         self.speaker_var.set(self.stage.speaker_layout)
         self.stage.set_members(state.members)
         self.stage.set_stats(self.stats_lines, self.stats_var.get())

@@ -18,10 +18,11 @@ from typing import Literal
 import ttkbootstrap as ttk
 from PIL import Image, ImageTk
 
-from ...engine.model import MeetingMember, MeetingTile
+from ...engine.backend.avatars import PALETTE
+from ...engine.model import MeetingMember, MeetingTile, avatar_tint
 from ..video import TileBuffers, TilePicture
 
-__all__ = ["Tile", "VideoStage"]
+__all__ = ["MEMBER_KIND", "Tile", "VideoStage", "with_member_tiles"]
 
 ASPECT = 4 / 3
 MIN_TILE = (160, 120)
@@ -29,6 +30,28 @@ STRIP_HEIGHT = 120
 GAP = 6
 BACKGROUND = "#1e1e1e"
 OVERLAY = "#000000"
+MEMBER_KIND = "member"
+"""The kind of a tile that stands for a member sending no camera video."""
+
+
+def with_member_tiles(
+    tiles: tuple[MeetingTile, ...], members: tuple[MeetingMember, ...]
+) -> tuple[MeetingTile, ...]:
+    """``tiles`` and, after them, a tile for every member without a camera
+    tile (their avatar and name), so everyone in the meeting is seen."""
+    with_camera = {t.username for t in tiles if t.kind == "camera"}
+    placeholders = tuple(
+        MeetingTile(
+            f"{MEMBER_KIND}:{m.username}",
+            m.username,
+            "You" if m.me else m.name,
+            MEMBER_KIND,
+            m.me,
+        )
+        for m in members
+        if m.username not in with_camera
+    )
+    return tiles + placeholders
 
 
 class Tile(tk.Canvas):
@@ -94,7 +117,9 @@ class Tile(tk.Canvas):
         """Draw the picture item and the overlays again."""
         self.delete("all")
         width, height = self.tile_size
-        if self.photo is not None and self.picture is not None:
+        if self.tile.kind == MEMBER_KIND:
+            self._draw_avatar(width, height)
+        elif self.photo is not None and self.picture is not None:
             self.create_image(0, 0, image=self.photo, anchor="nw", tags=("picture",))
         else:
             self.create_text(
@@ -114,6 +139,23 @@ class Tile(tk.Canvas):
         self._label(6, height - 6, label, "sw", "name")
         if self.show_stats and self.stats_text:
             self._label(6, 6, self.stats_text, "nw", "stats")
+
+    def _draw_avatar(self, width: int, height: int) -> None:
+        """A member without camera video: their initial in their colour."""
+        radius = max(16, min(width, height) // 5)
+        x, y = width // 2, height // 2 - 8
+        color = PALETTE[avatar_tint(self.tile.username, 0, len(PALETTE))]
+        self.create_oval(
+            x - radius, y - radius, x + radius, y + radius,
+            fill=color, outline="", tags=("avatar",),
+        )  # fmt: skip
+        self.create_text(
+            x, y, text=self.tile.username[:1].upper(), fill="white",
+            font=f"-size {max(10, radius * 2 // 3)} -weight bold", tags=("avatar",),
+        )  # fmt: skip
+        self.create_text(
+            x, y + radius + 14, text="camera off", fill="#bbbbbb", tags=("waiting",)
+        )
 
     def _label(
         self, x: int, y: int, text: str, anchor: Literal["nw", "sw"], tag: str
@@ -232,8 +274,14 @@ class VideoStage(ttk.Frame):
         """The tile shown large in the speaker layout."""
         if self.pinned is not None:
             return self.pinned
-        remote = [k for k, t in self.tiles.items() if not t.tile.me]
-        return remote[0] if remote else next(iter(self.tiles), None)
+        ranked = sorted(
+            self.tiles,
+            key=lambda k: (
+                self.tiles[k].tile.me,
+                self.tiles[k].tile.kind == MEMBER_KIND,
+            ),
+        )
+        return ranked[0] if ranked else None
 
     def layout(self) -> None:
         width = max(self.winfo_width() - 2 * GAP, MIN_TILE[0])
