@@ -864,3 +864,20 @@ def meeting_problem(app: App) -> str:
 
 def meeting_camera_on(app: App) -> bool:
     return bool(_meeting(app).camera_var.get())
+
+
+def copy_message_text(app: App, peer: str, index: int) -> str:
+    """Right-click message ``index``'s bubble, choose "Copy text": the
+    clipboard's text after."""
+    transcript = _chat(app, peer).view.transcript
+    bubble = transcript.bubbles[transcript.ids[index]]
+    bubble.event_generate(
+        "<Button-3>",
+        x=5,
+        y=5,
+        rootx=bubble.winfo_rootx() + 5,
+        rooty=bubble.winfo_rooty() + 5,
+    )
+    transcript.menu.invoke(transcript.menu.index("Copy text"))
+    transcript.menu.unpost()
+    return transcript.clipboard_get()

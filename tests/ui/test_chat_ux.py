@@ -58,6 +58,10 @@ def test_bubbles_groups_and_a_draft_that_is_never_lost(
         column = {image.getpixel((x, y)) for y in range(by + 14, by + bh - 14)}
         assert column == {fill}, (x, column)
 
+    # A bubble's text can be copied from its menu.
+    copied = app.call("copy_message_text", bob, 1)
+    assert copied == "a longer message\nover three lines\nof text"
+
     # A message over the limit stays in the composer, its error in the chat.
     too_long = "x" * (MAX_MESSAGE_BYTES + 10)
     app.call("paste_message", bob, too_long)

@@ -63,6 +63,9 @@ class Transcript(ttk.Frame):
         self._laid_out_width = 0
         self._found_timer: str | None = None
         self.create_text()
+        self.menu_message: int | None = None
+        self.menu = ttk.Menu(self, tearoff=False)
+        self.menu.add_command(label="Copy text", command=self.on_copy_menu)
         self.configure_tags()
         self.bind("<<ThemeChanged>>", lambda _e: self.configure_tags(), add="+")
         self.text.bind("<Configure>", self.on_resize, add="+")
@@ -161,6 +164,7 @@ class Transcript(ttk.Frame):
         bubble = Bubble(self.text, message.text, self.text.cget("background"))
         for sequence in ("<MouseWheel>", "<Button-4>", "<Button-5>"):
             bubble.bind(sequence, self._forward_wheel)
+        bubble.bind("<Button-3>", lambda e, i=message.id: self.on_bubble_menu(e, i))
         self.bubbles[message.id] = bubble
         self._draw(message.id)
 
@@ -234,6 +238,20 @@ class Transcript(ttk.Frame):
         self._laid_out_width = event.width
         for message_id in self.ids:
             self._draw(message_id)
+
+    def on_bubble_menu(self, event: tk.Event, message_id: int) -> None:
+        """Right click on a bubble: a menu to copy its text."""
+        self.menu_message = message_id
+        self.menu.tk_popup(event.x_root, event.y_root)
+
+    def on_copy_menu(self) -> None:
+        if self.menu_message is not None:
+            self.copy_message(self.menu_message)
+
+    def copy_message(self, message_id: int) -> None:
+        """Put the text of message ``message_id`` on the clipboard."""
+        self.clipboard_clear()
+        self.clipboard_append(self.messages[message_id].text)
 
     def _forward_wheel(self, event: tk.Event) -> str:
         """The wheel over a bubble scrolls the transcript."""
