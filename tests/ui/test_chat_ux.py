@@ -5,6 +5,8 @@ long to send kept in the composer with its error shown right there."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from codec.messages.social import MAX_MESSAGE_BYTES
 from tests.conftest import ServerProcess
 
@@ -12,7 +14,7 @@ from .harness import befriend_peer, screenshot, sign_up, wait_until
 
 
 def test_bubbles_groups_and_a_draft_that_is_never_lost(
-    apps, peers, ui_server: ServerProcess, names
+    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
 ) -> None:
     alice, bob = names("alice"), names("bob")
     app = apps("alice")
@@ -76,3 +78,9 @@ def test_bubbles_groups_and_a_draft_that_is_never_lost(
     app.call("type_message", bob, "y")
     assert app.call("composer_error", bob) == ""
     assert app.call("composer_text", bob) == too_long + "y"
+
+    # So does a file that cannot be sent.
+    app.call("send_file", bob, str(tmp_path / "gone.bin"))
+    error = wait_until(lambda: app.call("composer_error", bob), app)
+    assert error.startswith("File not sent: ") and "gone.bin" in error
+    assert not any(t == "File not sent" for t, _ in app.call("toasts"))

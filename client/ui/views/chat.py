@@ -267,7 +267,10 @@ class ChatView(ttk.Frame):
         self.controller.send_file(self.peer, path, on_error=self.on_file_failed)
 
     def on_file_failed(self, error: BaseException) -> None:
-        self._notify("File not sent", describe(error), "danger")
+        if not self.winfo_exists():
+            self._notify("File not sent", describe(error), "danger")
+            return
+        self.show_composer_error(f"File not sent: {describe(error)}")
 
     def on_need_older(self) -> None:
         self.controller.older_messages(self.peer)
