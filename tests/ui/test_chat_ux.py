@@ -79,6 +79,12 @@ def test_bubbles_groups_and_a_draft_that_is_never_lost(
     assert app.call("composer_error", bob) == ""
     assert app.call("composer_text", bob) == too_long + "y"
 
+    # Closing the window keeps the draft for the next time it opens.
+    app.call("close_chat", bob)
+    app.call("double_click_friend", bob)
+    wait_until(lambda: app.call("chat_open", bob), app)
+    assert app.call("composer_text", bob) == too_long + "y"
+
     # So does a file that cannot be sent.
     app.call("send_file", bob, str(tmp_path / "gone.bin"))
     error = wait_until(lambda: app.call("composer_error", bob), app)

@@ -246,6 +246,11 @@ class ChatView(ttk.Frame):
         self.show_composer_error(f"Not sent: {describe(error)}")
         self.composer.focus_set()
 
+    def set_draft(self, text: str) -> None:
+        """Put ``text`` (a draft kept from before) in the composer."""
+        self.composer.delete("1.0", "end")
+        self.composer.insert("1.0", text)
+
     def show_composer_error(self, message: str) -> None:
         """Show ``message`` above the composer (hidden when empty)."""
         if message == self.composer_error_var.get():
@@ -310,7 +315,8 @@ class ChatView(ttk.Frame):
 
 
 class ChatWindow(OnScreen, ttk.Toplevel):
-    """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed,
+    """The window around a :class:`ChatView`; ``on_closed(peer, draft)`` when
+    closed (``draft``: the composer's unsent text),
     ``opener(path)`` shows a received file's folder."""
 
     def __init__(
@@ -320,7 +326,7 @@ class ChatWindow(OnScreen, ttk.Toplevel):
         images: ImageStore,
         friend: FriendEntry,
         notify: Callable[[str, str, str], None],
-        on_closed: Callable[[str], None],
+        on_closed: Callable[[str, str], None],
         opener: Callable[[Path], None],
     ) -> None:
         super().__init__(
@@ -345,7 +351,8 @@ class ChatWindow(OnScreen, ttk.Toplevel):
             self.controller.set_viewing(self.peer, visible)
 
     def on_window_close(self) -> None:
+        draft = self.view.composer.get("1.0", "end-1c")
         self.controller.set_viewing(self.peer, False)
         self.controller.close_conversation(self.peer)
         self.destroy()
-        self._on_closed(self.peer)
+        self._on_closed(self.peer, draft)
