@@ -767,6 +767,19 @@ def answer_invitation(app: App, room_id: str, label: str) -> None:
     app.main.invitations.buttons[room_id][label].invoke()
 
 
+def confirm_box(app: App) -> tuple[int, int, int, int]:
+    """Where the meeting's open confirmation is on the screen."""
+    dialog = _meeting(app).confirm
+    assert dialog is not None
+    dialog.update_idletasks()
+    return (
+        dialog.winfo_rootx(),
+        dialog.winfo_rooty(),
+        dialog.winfo_width(),
+        dialog.winfo_height(),
+    )
+
+
 def confirm_shown(app: App) -> tuple[str, str] | None:
     """(title, text) of the meeting's open confirmation, None when none is."""
     window = app.meetings.window

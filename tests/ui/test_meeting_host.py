@@ -59,6 +59,8 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
         f"{bob} will be taken out of the meeting.",
     )
     screenshot("meeting_confirm_remove", app)
+    x, y, width, height = app.call("confirm_box")
+    assert 0 <= x and x + width <= screen_w and 0 <= y and y + height <= screen_h
     app.call("answer_confirm", "Cancel")
     assert app.call("confirm_shown") is None
     app.call("leave_meeting")

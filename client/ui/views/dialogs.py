@@ -11,6 +11,7 @@ import ttkbootstrap as ttk
 
 from ...engine.model import ServerIdentity
 from ...errors import CertificateMismatch
+from .placement import clamp_to_screen
 
 __all__ = [
     "CertificateChangedDialog",
@@ -46,12 +47,19 @@ class Dialog(ttk.Toplevel):
         self.bind("<Escape>", lambda _e: self.on_cancel())
 
     def show(self) -> None:
-        """Place the dialog over its master and show it."""
+        """Place the dialog over its master, whole on the screen, and show it."""
         self.update_idletasks()
         top = self.master.winfo_toplevel()
         x = top.winfo_rootx() + max(0, (top.winfo_width() - self.winfo_reqwidth()) // 2)
         y = top.winfo_rooty() + max(
             0, (top.winfo_height() - self.winfo_reqheight()) // 3
+        )
+        x, y = clamp_to_screen(
+            x,
+            y,
+            self.winfo_reqwidth(),
+            self.winfo_reqheight(),
+            (self.winfo_screenwidth(), self.winfo_screenheight()),
         )
         self.geometry(f"+{x}+{y}")
         self.deiconify()
