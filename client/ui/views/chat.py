@@ -175,6 +175,7 @@ class ChatView(ttk.Frame):
         self.friend = friend
         person: Person = friend.person
         self.name_label.configure(text=person.name)
+        self.winfo_toplevel().title(f"{person.name} — quicmeet")
         self.avatar_label.configure(
             image=self.images.avatar(person, HEADER_AVATAR, friend.presence)
         )
