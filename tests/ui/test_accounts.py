@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client.pinning import PinStore
+from client.ui.views.login import USERNAME_RULE
 from tests.conftest import ServerProcess
 
 from .harness import PASSWORD, screenshot, sign_up, wait_until
@@ -149,7 +150,14 @@ def test_the_sign_up_form_checks_as_you_type_and_says_which_field_is_wrong(
     taken = names("erin")
     peers(taken)
     app = apps("someone")
+    # A username the server would refuse is said while typing.
+    app.call("fill_login", ui_server.address, "", "", True)
+    app.call("type_login", "username", "bo")
+    assert app.call("login_state")["errors"] == {}
+    app.call("type_login", "username", " b")
+    assert app.call("login_state")["errors"] == {"username": USERNAME_RULE}
     app.call("fill_login", ui_server.address, taken, "", True)
+    assert app.call("login_state")["errors"] == {}
 
     # The password rule shows while typing, before any round trip.
     app.call("type_login", "password", "short")

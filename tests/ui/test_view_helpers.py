@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from client.engine.model import avatar_tint
-from client.ui.views.login import password_hint
+from client.ui.views.login import USERNAME_RULE, password_hint, username_problem
 from client.ui.views.placement import MARGIN, clamp_to_screen
 from client.ui.views.theme import theme_label
 
@@ -49,3 +49,11 @@ def test_letter_avatars_differ_by_username_and_stay_the_same() -> None:
     assert len(set(tints)) >= 4
     assert tints == [avatar_tint(name.upper(), 0, 10) for name in names]
     assert avatar_tint("alice", 1, 10) == (tints[0] + 1) % 10
+
+
+def test_a_new_username_is_checked_by_the_servers_rule() -> None:
+    assert username_problem("Alice_1.x-y", complete=True) == ""
+    assert username_problem("al", complete=False) == ""
+    assert username_problem("al", complete=True) == USERNAME_RULE
+    assert username_problem("al ice", complete=False) == USERNAME_RULE
+    assert username_problem("a" * 33, complete=False) == USERNAME_RULE

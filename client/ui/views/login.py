@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tkinter as tk
 
 import ttkbootstrap as ttk
@@ -14,7 +15,13 @@ from ..controller import Controller
 from ..errors import UntrustedCertificate, describe
 from .dialogs import CertificateChangedDialog, FingerprintDialog
 
-__all__ = ["MIN_PASSWORD", "LoginView", "password_hint"]
+__all__ = [
+    "MIN_PASSWORD",
+    "USERNAME_RULE",
+    "LoginView",
+    "password_hint",
+    "username_problem",
+]
 
 MIN_PASSWORD = 8
 """The server's shortest password, in characters (its rule, checked here
@@ -26,6 +33,21 @@ FIELD_OF_CODE = {
     ErrorCode.INVALID_USERNAME: "username",
 }
 """Which field a server's refusal is about."""
+
+
+USERNAME_RULE = "Usernames are 3 to 32 characters: letters, digits, _ . and -."
+_USERNAME_CHARS = re.compile(r"^[a-z0-9_.-]*$")
+
+
+def username_problem(username: str, *, complete: bool) -> str:
+    """What is wrong with a new ``username`` by the server's rule, empty when
+    nothing is; while typing (not ``complete``) a short name is not wrong yet."""
+    name = username.strip().lower()
+    if not _USERNAME_CHARS.match(name) or len(name) > 32:
+        return USERNAME_RULE
+    if complete and len(name) < 3:
+        return USERNAME_RULE
+    return ""
 
 
 def password_hint(password: str) -> tuple[str, bool]:
@@ -106,7 +128,7 @@ class LoginView(ttk.Frame):
             entry.bind("<Return>", lambda _e: self.on_submit())
         self.password_var.trace_add("write", lambda *_: self.on_password_typed())
         self.confirm_var.trace_add("write", lambda *_: self.set_error("confirm", ""))
-        self.username_var.trace_add("write", lambda *_: self.set_error("username", ""))
+        self.username_var.trace_add("write", lambda *_: self.on_username_typed())
         self.server_var.trace_add("write", lambda *_: self.set_error("server", ""))
 
     def _field(
@@ -217,6 +239,14 @@ class LoginView(ttk.Frame):
         self.password_entry.configure(show=show)
         self.confirm_entry.configure(show=show)
 
+    def on_username_typed(self) -> None:
+        """While creating an account, a username the server would refuse is
+        said at once."""
+        problem = ""
+        if self.register_var.get():
+            problem = username_problem(self.username_var.get(), complete=False)
+        self.set_error("username", problem)
+
     def on_password_typed(self) -> None:
         """While creating an account, the rule under the password, live."""
         label = self.field_labels["password"]
@@ -269,6 +299,8 @@ class LoginView(ttk.Frame):
             "username": "Enter your username." if not username else "",
             "password": "Enter your password." if not password else "",
         }
+        if registering and username:
+            missing["username"] = username_problem(username, complete=True)
         if registering and password and not password_hint(password)[1]:
             missing["password"] = f"Use at least {MIN_PASSWORD} characters."
         if registering and password != self.confirm_var.get():
