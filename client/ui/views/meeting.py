@@ -257,6 +257,13 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             self.after_cancel(self._copied_timer)
         self._copied_timer = self.after(COPIED_MS, self._end_copied)
 
+    def destroy(self) -> None:
+        """Close, with the copy feedback's timer (it would outlive the window)."""
+        if self._copied_timer is not None:
+            self.after_cancel(self._copied_timer)
+            self._copied_timer = None
+        super().destroy()
+
     def _end_copied(self) -> None:
         self._copied_timer = None
         self.copy_button.configure(text="Copy code")

@@ -304,6 +304,13 @@ class Transcript(ttk.Frame):
             self.after_cancel(self._found_timer)
         self._found_timer = self.after(HIGHLIGHT_MS, self._end_highlight)
 
+    def destroy(self) -> None:
+        """Go, with the highlight's timer (it would outlive the widget)."""
+        if self._found_timer is not None:
+            self.after_cancel(self._found_timer)
+            self._found_timer = None
+        super().destroy()
+
     def _end_highlight(self) -> None:
         self._found_timer = None
         found, self.found = self.found, None
