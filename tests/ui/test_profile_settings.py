@@ -107,6 +107,8 @@ def test_the_friend_filter_and_the_dark_theme(
     wait_until(lambda: json.loads(config.read_text()).get("theme") == "bootstrap-dark")
     # Nothing of the chat window keeps a light background, and the read tick
     # keeps its colour.
+    app.call("search_chat", gus, "hello")
+    wait_until(lambda: app.call("search_results", gus), app)
     image = screenshot("settings_dark_theme", app)
     _assert_dark(image, app.call("chat_widget_boxes", gus))
     assert app.call("chat_tick_color", gus, 0) == (

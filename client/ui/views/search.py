@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tkinter as tk
+import tkinter.font as tkfont
 from collections.abc import Callable
 
 import ttkbootstrap as ttk
@@ -44,7 +45,10 @@ class SearchResults(ttk.Frame):
             padx=6,
             pady=4,
             state="disabled",
+            font="TkDefaultFont",
         )
+        self.bold = tkfont.nametofont("TkDefaultFont").copy()
+        self.bold.configure(weight="bold")
         scrollbar = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
         self.text.configure(yscrollcommand=scrollbar.set)
         scrollbar.pack(side="right", fill="y")
@@ -57,7 +61,7 @@ class SearchResults(ttk.Frame):
     def configure_tags(self) -> None:
         colors = palette()
         self.text.tag_configure("date", foreground=colors.muted)
-        self.text.tag_configure("who", font="-weight bold")
+        self.text.tag_configure("who", font=self.bold)
         self.text.tag_configure("match", background=colors.found)
         self.text.tag_configure("picked", background=colors.selected)
         self.text.tag_raise("match")
