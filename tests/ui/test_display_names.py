@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.rooms import Rooms
-from tests.conftest import Member, ServerProcess
+from tests.conftest import ServerProcess
 
 from .harness import screenshot, sign_up, wait_until
 
@@ -23,16 +22,13 @@ def test_a_friend_is_shown_by_display_name_everywhere(
     sign_up(app, ui_server.address, alice)
     peer = peers(bob)
 
-    async def introduce(member: Member) -> None:
-        await member.session.update_profile(display_name=SHOWN)
-        await member.friends.request(alice)
-
-    peer.run(introduce)
+    peer.run("set_display_name", SHOWN)
+    peer.run("request_friend", alice)
     wait_until(lambda: app.call("requests") == [bob], app)
     app.call("answer_request", bob, "Accept")
     wait_until(lambda: app.call("drawer") == [("online", SHOWN, "", "")], app)
 
-    peer.run(lambda m: m.chat.send(alice, "can we fix it"))
+    peer.run("send_text", alice, "can we fix it")
     wait_until(lambda: app.call("drawer")[0][3] == "1", app)
     app.call("double_click_friend", bob)
     wait_until(lambda: app.call("chat_messages", bob), app)
@@ -58,7 +54,7 @@ def test_a_friend_is_shown_by_display_name_everywhere(
     wait_until(lambda: app.call("meeting_open"), app)
     assert app.call("invite_choices") == [SHOWN]
     code = app.call("meeting_code")
-    rooms = peer.run(lambda m: _join(m, code))
+    peer.run("join_meeting", code)
     wait_until(
         lambda: (
             app.call("meeting_members") == [(f"{alice} (you)", "★ host"), (SHOWN, "")]
@@ -70,20 +66,11 @@ def test_a_friend_is_shown_by_display_name_everywhere(
     app.call("answer_confirm", "Leave")
     wait_until(lambda: not app.call("meeting_open"), app)
 
-    async def invite(_member: Member) -> str:
-        await rooms.invite(alice)
-        return rooms.room_id or ""
-
-    room = peer.run(invite)
+    room = peer.run("create_meeting")
+    peer.run("invite_to_meeting", alice)
     wait_until(
         lambda: (
             app.call("invitations") == [(room, f"{SHOWN} invites you to a meeting")]
         ),
         app,
     )
-
-
-async def _join(member: Member, code: str) -> Rooms:
-    rooms = Rooms(member.session)
-    await rooms.join(code)
-    return rooms

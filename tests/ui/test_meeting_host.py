@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.rooms import Rooms
-from tests.conftest import Member, ServerProcess
+from tests.conftest import ServerProcess
 
 from .harness import befriend_peer, screenshot, settle, sign_up, wait_until
 
@@ -36,13 +35,8 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     code = app.call("meeting_code")
     assert app.call("copy_meeting_code") == ("Copied ✓", code)
 
-    async def join_and_raise_hand(member: Member) -> Rooms:
-        rooms = Rooms(member.session)
-        await rooms.join(code)
-        await rooms.raise_hand(True)
-        return rooms
-
-    rooms = peer.run(join_and_raise_hand)
+    peer.run("join_meeting", code)
+    peer.run("raise_hand", True)
     wait_until(
         lambda: app.call("hands_notice") == f"☝ {bob} raised a hand",
         app,
@@ -68,7 +62,7 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     app.call("answer_confirm", "Cancel")
     settle(app)
     assert len(app.call("meeting_members")) == 2 and app.call("meeting_open")
-    peer.run(lambda _m: rooms.raise_hand(False))
+    peer.run("raise_hand", False)
     wait_until(lambda: app.call("hands_notice") == "", app, what="the hand down")
 
     # A screen Bob shares goes on the main stage by itself, and goes away.
@@ -77,7 +71,7 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
         (f"member:{alice}", "You"),
         (f"member:{bob}", bob),
     ]
-    peer.run(lambda _m: rooms.publish("camera", 320, 240, 15))
+    peer.run("publish", "camera", 320, 240, 15)
     wait_until(
         lambda: (
             [t[0].split(":")[0] for t in app.call("meeting_tiles")]
@@ -87,14 +81,14 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
         what="Bob's camera tile instead of his avatar",
     )
     assert app.call("meeting_layout") == (False, "", "", False)
-    share = peer.run(lambda _m: rooms.publish("screen", 1280, 720, 5))
+    share = peer.run("publish", "screen", 1280, 720, 5)
     wait_until(
         lambda: app.call("meeting_layout") == (True, bob, "screen", True),
         app,
         what="the share on the main stage",
     )
     screenshot("meeting_screen_share_staged", app)
-    peer.run(lambda _m: rooms.unpublish(share.track_id))
+    peer.run("unpublish", share)
     wait_until(
         lambda: app.call("meeting_layout") == (False, "", "", False),
         app,
@@ -126,12 +120,8 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     assert not [t for t in app.call("toasts") if t[0] == "Meeting over"]
 
     # An invitation waits in the main window until answered.
-    async def invite(member: Member) -> str:
-        state = await rooms.create()
-        await rooms.invite(alice)
-        return state.room_id
-
-    room = peer.run(invite)
+    room = peer.run("create_meeting")
+    peer.run("invite_to_meeting", alice)
     text = f"{bob} invites you to a meeting"
     wait_until(lambda: app.call("invitations") == [(room, text)], app)
     screenshot("meeting_invitation", app)
@@ -140,10 +130,10 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     app.call("answer_invitation", room, "Decline")
     assert app.call("invitations") == []
     assert not app.call("meeting_open")
-    peer.run(lambda _m: rooms.invite(alice))
+    peer.run("invite_to_meeting", alice)
     wait_until(lambda: app.call("invitations") == [(room, text)], app)
     app.call("answer_invitation", room, "Join")
     wait_until(lambda: app.call("meeting_open"), app, what="joined from the bar")
     assert app.call("meeting_code") == room
     assert app.call("invitations") == []
-    peer.run(lambda _m: rooms.leave())
+    peer.run("leave_meeting")
