@@ -6,12 +6,14 @@ type; nothing here knows Tk or asyncio.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..store import LocalMessage
 
 __all__ = [
+    "avatar_tint",
     "AvatarSpec",
     "ConnectionState",
     "ConversationUpdate",
@@ -113,6 +115,13 @@ class AvatarSpec:
             int(size),
             None if presence == "-" else presence,  # type: ignore[arg-type]
         )
+
+
+def avatar_tint(username: str, icon: int, colors: int) -> int:
+    """Which of ``colors`` colours a letter avatar gets: a stable hash of the
+    username (the same on every machine and run) shifted by the chosen icon,
+    so people who never chose one still differ."""
+    return (zlib.crc32(username.lower().encode()) + icon) % colors
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,15 +339,11 @@ class App:
                 key=f"chat:{notice.peer}",
                 on_click=functools.partial(self.open_chat, notice.peer),
             )
-        elif notice.room_id is not None:
-            self.toasts.show(
+        elif notice.room_id is not None and self.main is not None:
+            self.main.show_invitation(
+                notice.room_id,
                 notice.title,
-                notice.text,
-                notice.level,
-                key=f"meeting:{notice.room_id}",
-                on_click=functools.partial(
-                    self.controller.join_meeting, notice.room_id
-                ),
+                functools.partial(self.controller.join_meeting, notice.room_id),
             )
         else:
             self.notify(notice.title, notice.text, notice.level)

@@ -145,8 +145,11 @@ class Meetings:
             self.window.set_stats(stats)
 
     def on_left(self, event: MeetingLeft) -> None:
+        ended_here = self.window is not None and self.window.ended_by_me
         self.close()
-        if event.reason != "left":
+        if ended_here and event.reason == "ended":
+            self._notify("Meeting ended", "You ended the meeting for everyone.", "info")
+        elif event.reason != "left":
             self._notify("Meeting over", event.message, "warning")
 
     def set_roster(self, roster: Roster) -> None:

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from client.rooms import Rooms
 from tests.conftest import Member, close_member, open_member
 
 
@@ -48,11 +49,81 @@ async def received(member: Member, peer: str) -> list[str]:
     return [m.text for m in messages if not m.outgoing]
 
 
+_ROOMS: dict[str, Rooms] = {}
+"""The peer's meetings (its ``Rooms``, kept between requests)."""
+
+
+def _rooms(member: Member) -> Rooms:
+    rooms = _ROOMS.get(member.name)
+    if rooms is None:
+        rooms = _ROOMS[member.name] = Rooms(member.session)
+    return rooms
+
+
+async def set_display_name(member: Member, name: str) -> None:
+    await member.session.update_profile(display_name=name)
+
+
+async def read_all(member: Member, peer: str) -> None:
+    """Mark every message ``peer`` sent us read (as an open chat would)."""
+    for _ in range(100):
+        await member.chat.drain()
+        messages = await member.store.run(member.store.history, peer, None, 1000)
+        latest = [m.seq for m in messages if m.seq and not m.outgoing]
+        if latest:
+            await member.chat.mark_read(peer, max(latest))
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message from {peer} arrived")
+
+
+async def create_meeting(member: Member) -> str:
+    state = await _rooms(member).create()
+    return state.room_id
+
+
+async def join_meeting(member: Member, code: str) -> None:
+    await _rooms(member).join(code)
+
+
+async def invite_to_meeting(member: Member, username: str) -> None:
+    await _rooms(member).invite(username)
+
+
+async def raise_hand(member: Member, raised: bool) -> None:
+    await _rooms(member).raise_hand(raised)
+
+
+async def publish(
+    member: Member, kind: str, width: int, height: int, fps: float
+) -> int:
+    """Announce a track (no media is sent on it): its track id."""
+    track = await _rooms(member).publish(kind, width, height, fps)  # type: ignore[arg-type]
+    return track.track_id
+
+
+async def unpublish(member: Member, track_id: int) -> None:
+    await _rooms(member).unpublish(track_id)
+
+
+async def leave_meeting(member: Member) -> None:
+    await _rooms(member).leave()
+
+
 OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "request_friend": request_friend,
     "send_history": send_history,
     "send_text": send_text,
     "received": received,
+    "set_display_name": set_display_name,
+    "read_all": read_all,
+    "create_meeting": create_meeting,
+    "join_meeting": join_meeting,
+    "invite_to_meeting": invite_to_meeting,
+    "raise_hand": raise_hand,
+    "publish": publish,
+    "unpublish": unpublish,
+    "leave_meeting": leave_meeting,
 }
 
 

@@ -3,6 +3,8 @@ their place), unread counts, and search that pages back to the message found."""
 
 from __future__ import annotations
 
+import re
+
 from tests.conftest import ServerProcess
 
 from .harness import befriend_peer, screenshot, sign_up, wait_until
@@ -48,7 +50,13 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     # Search finds a message of the oldest page: the window pages back to it.
     app.call("search_chat", bob, "needle")
     wait_until(lambda: app.call("search_results", bob), app, what="search results")
-    assert app.call("search_results", bob) == [f"{bob}: message 002 with the needle"]
+    [row] = app.call("search_results", bob)
+    # The full date first, never clipped, and the match highlighted.
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d  {bob}: message 002 with the needle", row
+    )
+    assert app.call("search_results_fit", bob)
+    assert app.call("search_matches", bob) == ["needle"]
     app.call("pick_search_result", bob, 0)
     wait_until(
         lambda: app.call("chat_highlighted", bob) == "message 002 with the needle",

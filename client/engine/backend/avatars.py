@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from codec.messages.accounts import MAX_AVATAR_UPLOAD
 
 from ...errors import ClientError
-from ..model import AvatarSpec, ImageReady, UiEvent
+from ..model import AvatarSpec, ImageReady, UiEvent, avatar_tint
 
 __all__ = ["Avatars", "draw_avatar", "prepare_upload"]
 
@@ -54,7 +54,9 @@ def _circle(image: Image.Image) -> Image.Image:
 
 def _initials(username: str, icon: int, size: int) -> Image.Image:
     big = size * 4
-    image = Image.new("RGB", (big, big), PALETTE[icon % len(PALETTE)])
+    image = Image.new(
+        "RGB", (big, big), PALETTE[avatar_tint(username, icon, len(PALETTE))]
+    )
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=big * 0.5)
     draw.text(
