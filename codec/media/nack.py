@@ -17,7 +17,13 @@ from ._wire import PacketKind, first_byte, pack
 from .errors import PacketError
 from .seqnum import seq_delta
 
-__all__ = ["MAX_NACK_ENTRIES", "NACK_HEADER_SIZE", "NackPacket", "parse_nack"]
+__all__ = [
+    "MAX_NACK_ENTRIES",
+    "NACK_HEADER_SIZE",
+    "NackPacket",
+    "nack_packets",
+    "parse_nack",
+]
 
 MAX_NACK_ENTRIES = 255
 """Most (first sequence number, mask) entries in one NACK: up to 4,335 packets
@@ -111,3 +117,16 @@ def parse_nack(view: memoryview) -> NackPacket:
         _ENTRY.unpack_from(view, _HEADER.size + i * _ENTRY.size) for i in range(count)
     )
     return NackPacket(track_id, entries)
+
+
+def nack_packets(track_id: int, seqs: Iterable[int]) -> list[NackPacket]:
+    """``seqs`` of ``track_id`` as few NACKs as hold them (each at most
+    :data:`MAX_NACK_ENTRIES` entries); none for no sequence numbers."""
+    seqs = list(seqs)
+    if not seqs:
+        return []
+    entries = NackPacket.from_seqs(track_id, seqs).entries
+    return [
+        NackPacket(track_id, entries[i : i + MAX_NACK_ENTRIES])
+        for i in range(0, len(entries), MAX_NACK_ENTRIES)
+    ]
