@@ -18,9 +18,9 @@ from ..fragment import Reassembler
 
 __all__ = ["FrameBuffer", "frame_wait_s"]
 
-MIN_WAIT_S = 0.1
-"""Shortest wait: enough for the hop before this one (publisher → SFU) to
-repair a loss too, when this hop is fast."""
+MIN_WAIT_S = 0.15
+"""Shortest wait: enough for the hop before this one (publisher → SFU, up to
+about 100 ms of round trip) to repair a loss too, when this hop is fast."""
 MAX_WAIT_S = 0.3
 """Longest wait, however long the round trip: beyond it a skip costs less."""
 WAIT_MARGIN_S = 0.05
