@@ -21,8 +21,8 @@ own packets); what the publisher sends again is forwarded like any packet.
 
 The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
 datagram queue is unbounded and never expires anything, so when a
-subscriber's queue holds ``max_queued`` datagrams, or has not been empty for
-``max_queue_delay`` seconds, its path is slower than what it is sent: the
+subscriber's queue holds ``max_queued`` datagrams, or its oldest datagram has
+waited ``max_queue_delay`` seconds, its path is slower than what it is sent: the
 video frame that finds it so is dropped whole, with its track's frames up to
 the next keyframe, and the SFU asks the publisher for that keyframe. Audio
 goes ahead of queued video.
@@ -298,7 +298,7 @@ class Forwarder:
         if not due:
             return
         for packet in nack_packets(track_id, due):
-            hop.send_control(packet.serialize())
+            hop.send_control(packet.serialize(), now)
             stats.nacks_sent += 1
         stats.packets_requested += generator.stats.packets_requested - requested
 
@@ -357,7 +357,7 @@ class Forwarder:
             request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, 0]) + _TRACK_ID.pack(
                 track_id
             )
-        publisher.hop.send_control(request)
+        publisher.hop.send_control(request, now)
         self.stats.keyframe_requests_forwarded += 1
 
     def snapshot(self) -> dict[str, int]:

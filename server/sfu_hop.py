@@ -15,6 +15,7 @@ are reached through :mod:`server.quic_adapter`, from here only.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = ["Admission", "Hop"]
 _U16 = struct.Struct(">H")
 _RTT_REFRESH_S = 0.5
 _DEFAULT_RTT_S = 0.1
+_ENQUEUE_TIMES = 1024
 
 
 class Admission(Enum):
@@ -55,7 +57,7 @@ class Hop:
         "pending",
         "transmit_soon",
         "transport_seq",
-        "busy_since",
+        "enqueued_at",
         "cache",
         "dropping",
         "_rtt_s",
@@ -68,8 +70,8 @@ class Hop:
         self.pending = pending_datagrams(conn.quic)
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
-        self.busy_since = 0.0
-        """When a datagram was last queued into an empty queue (clock seconds)."""
+        self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
+        """When the last datagrams were queued (clock seconds), oldest first."""
         self.cache = RetransmitCache()
         """The video sent on this hop, to answer the member's NACKs."""
         self.dropping: set[int] = set()
@@ -87,20 +89,29 @@ class Hop:
                 self._rtt_s = rtt
         return self._rtt_s
 
-    def queue_age(self, now: float) -> float:
-        """How long, in seconds, the datagram queue has not been empty."""
-        return now - self.busy_since if self.pending else 0.0
+    def queue_delay(self, now: float) -> float:
+        """How long, in seconds, the oldest datagram still queued has waited.
+
+        aioquic sends from the head of its queue, so what waits is the last
+        ``len(pending)`` datagrams queued: the oldest of them was queued that
+        many queuings ago. (Unlike "time since the queue was last empty", this
+        stays small on a long path whose window always holds a few back.)"""
+        waiting = len(self.pending)
+        if not waiting:
+            return 0.0
+        times = self.enqueued_at
+        return now - times[-min(waiting, len(times))] if times else 0.0
 
     def congested(self, now: float, max_queued: int, max_queue_delay: float) -> bool:
         """Whether the queue is too long to take another frame in time."""
-        return len(self.pending) >= max_queued or (
-            self.queue_age(now) > max_queue_delay
+        return (
+            len(self.pending) >= max_queued or self.queue_delay(now) > max_queue_delay
         )
 
     def retransmit_budget_s(self, now: float) -> float:
         """How old (seconds since first sent) a packet may be and still reach
         the member before its frame's deadline, behind what is queued now."""
-        return frame_wait_s(self.rtt_s(now)) - self.queue_age(now)
+        return frame_wait_s(self.rtt_s(now)) - self.queue_delay(now)
 
     def admit_video(
         self,
@@ -142,8 +153,7 @@ class Hop:
         """Queue ``data`` with this hop's next transport sequence number; with
         ``first``, ahead of everything queued (audio goes before video).
         Returns the datagram queued."""
-        if not self.pending:
-            self.busy_since = now
+        self.enqueued_at.append(now)
         seq = self.transport_seq
         self.transport_seq = (seq + 1) & 0xFFFF
         datagram = data[:2] + _U16.pack(seq) + data[4:]
@@ -154,8 +164,9 @@ class Hop:
         self.transmit_soon()
         return datagram
 
-    def send_control(self, data: bytes) -> None:
+    def send_control(self, data: bytes, now: float) -> None:
         """Queue a datagram that has no transport sequence (keyframe request,
         NACK) ahead of the media: it is small and urgent."""
         self.pending.appendleft(data)
+        self.enqueued_at.append(now)
         self.transmit_soon()

@@ -208,6 +208,18 @@ def test_keyframe_requests_are_coalesced_per_track():
     assert stats.keyframe_requests_refused == 2
 
 
+def test_a_queue_that_never_empties_but_keeps_moving_is_not_congested():
+    sfu, clock, a, b, c = room_of_three()
+    for seq in range(100):  # a long path: its window always holds 3 back
+        sfu.on_datagram(a, video(7, seq))
+        clock.now += 0.02
+        for conn in (b, c):
+            queue = conn.quic._datagrams_pending
+            while len(queue) > 3:
+                queue.popleft()
+    assert sfu.stats.dropped_queue_full == 0
+
+
 def test_a_subscribers_nack_is_answered_from_the_sfu_cache():
     sfu, clock, a, b, c = room_of_three()
     for seq in range(5):
