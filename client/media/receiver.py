@@ -307,6 +307,8 @@ class VideoReceiver:
                         )
                     )
                 stats.frames_discarded = decoder.frames_discarded
+                stats.frames_hidden = decoder.frames_hidden
+                stats.refresh_recoveries = decoder.refresh_recoveries
             if decoder.needs_keyframe != needs_keyframe:
                 needs_keyframe = decoder.needs_keyframe
                 self._loop.call_soon_threadsafe(self._decoder_state, needs_keyframe)
@@ -390,6 +392,8 @@ class VideoReceiver:
             "frame_wait_ms": round(self._buffer.wait_s * 1000),
             "frames_decoded": stats.frames_decoded,
             "frames_discarded": stats.frames_discarded,
+            "frames_hidden": stats.frames_hidden,
+            "refresh_recoveries": stats.refresh_recoveries,
             "frames_rendered": stats.frames_rendered,
             "frames_skipped": self.slot.replaced,
             "fps": (

@@ -34,6 +34,10 @@ class ReceiverStats:
     nacks_sent: int = 0
     """NACK datagrams sent for this track."""
     frames_decoded: int = 0
+    frames_hidden: int = 0
+    """Pictures decoded but not shown because a lost frame damaged them."""
+    refresh_recoveries: int = 0
+    """Damaged pictures made whole by an intra refresh wave, not a keyframe."""
     frames_discarded: int = 0
     """Frames the decoder dropped while waiting for a keyframe, or rejected."""
     decode_queue_overflows: int = 0
