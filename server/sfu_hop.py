@@ -30,6 +30,11 @@ _U16 = struct.Struct(">H")
 _RTT_REFRESH_S = 0.5
 _DEFAULT_RTT_S = 0.1
 _ENQUEUE_TIMES = 1024
+KEYFRAME_GRACE_S = 0.5
+"""After a keyframe starts on a hop, how long (seconds) only the length of the
+queue, not its delay, can drop frames: a keyframe is several times a frame and
+delays the frames behind it while it drains; dropping them would throw the
+keyframe away and ask for another, a spiral on a slow path."""
 
 
 class Admission(Enum):
@@ -60,6 +65,7 @@ class Hop:
         "enqueued_at",
         "cache",
         "dropping",
+        "keyframe_grace_until",
         "_rtt_s",
         "_rtt_read_at",
     )
@@ -76,6 +82,9 @@ class Hop:
         """The video sent on this hop, to answer the member's NACKs."""
         self.dropping: set[int] = set()
         """Video tracks whose frames are dropped until their next keyframe."""
+        self.keyframe_grace_until = float("-inf")
+        """Until when (clock seconds) the queue's delay is forgiven, after a
+        keyframe (:data:`KEYFRAME_GRACE_S`)."""
         self._rtt_s = _DEFAULT_RTT_S
         self._rtt_read_at = float("-inf")
 
@@ -104,9 +113,11 @@ class Hop:
 
     def congested(self, now: float, max_queued: int, max_queue_delay: float) -> bool:
         """Whether the queue is too long to take another frame in time."""
-        return (
-            len(self.pending) >= max_queued or self.queue_delay(now) > max_queue_delay
-        )
+        if len(self.pending) >= max_queued:
+            return True
+        if now < self.keyframe_grace_until:
+            return False
+        return self.queue_delay(now) > max_queue_delay
 
     def retransmit_budget_s(self, now: float) -> float:
         """How old (seconds since first sent) a packet may be and still reach
@@ -128,6 +139,8 @@ class Hop:
         first datagram, and the rest follow it. A frame that finds the queue
         too long is dropped, with every frame of its track up to the next
         keyframe that finds room (the frames between could not be decoded).
+        For :data:`KEYFRAME_GRACE_S` after a keyframe only the queue's length
+        counts.
         """
         dropping = self.dropping
         if frame_start:
@@ -140,6 +153,8 @@ class Hop:
                 if not keyframe:
                     return Admission.DROP
                 dropping.discard(track_id)
+            if keyframe:
+                self.keyframe_grace_until = now + KEYFRAME_GRACE_S
             return Admission.SEND
         if track_id in dropping:
             return Admission.DROP

@@ -287,6 +287,23 @@ def test_frames_are_dropped_whole_not_datagram_by_datagram():
     assert [parse_packet(d).seq for d in b.take()] == [12, 13, 14]
 
 
+def test_frames_behind_a_draining_keyframe_are_not_dropped_for_its_delay():
+    sfu, clock, a, b, c = room_of_three(max_queued=40)
+    sfu.set_room("room", [(a, [7]), (b, [])])
+    for index in range(10):  # a keyframe of 10 datagrams, drained slowly
+        data = video(7, index, frame=0, index=index, count=10, keyframe=True)
+        sfu.on_datagram(a, data)
+    for number in range(1, 12):
+        clock.now += 0.033
+        b.quic._datagrams_pending.popleft()
+        sfu.on_datagram(a, video(7, 9 + number, frame=number))
+    # The oldest datagram waited 0.36 s, over 0.15 s: in the keyframe's grace.
+    assert sfu.stats.frames_dropped == 0
+    clock.now += 0.2  # grace over, queue still old: dropped
+    sfu.on_datagram(a, video(7, 21, frame=12))
+    assert sfu.stats.frames_dropped == 1
+
+
 def test_one_loss_costs_one_keyframe_however_many_ask():
     sfu, clock, a, b, c = room_of_three(keyframe_request_interval=0.3)
     request = KeyframeRequest(7, 0).serialize()
