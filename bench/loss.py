@@ -22,7 +22,7 @@ Goals (issue 12): at 2% loss and 100 ms RTT p95 under 200 ms and frozen under
 2%; at 5% loss and 50 ms RTT p95 under 150 ms and frozen under 3%.
 
 Prints one JSON object and writes a PNG plot of the frozen fraction and p95
-against loss (``--plot``, default ``bench/loss.png``).
+against loss (``--plot``, default ``artifacts/loss.png``, not committed).
 
     python bench/loss.py                       # every scenario (about 6 min)
     python bench/loss.py --quick               # the two goal scenarios, 15 s
@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--loss", type=float, action="append", help="percent")
     parser.add_argument("--rtt", type=int, action="append", help="milliseconds")
     parser.add_argument("--no-bursts", action="store_true")
-    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "loss.png")
+    parser.add_argument("--plot", type=Path, default=ROOT / "artifacts" / "loss.png")
     args = parser.parse_args()
     if args.quick:
         scenarios: list[tuple[int, float | None]] = [(100, 2.0), (50, 5.0)]
@@ -279,6 +279,7 @@ def main() -> None:
                 )
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
     plot(results, args.plot)
     print(
         json.dumps(
