@@ -110,7 +110,8 @@ async def test_video_keeps_flowing_through_random_loss(
         assert received["fps"] >= 0.5 * FPS, received
         assert received["time_frozen_s"] < 0.25 * SECONDS, received
         # ...and losses are repaired by retransmission, keyframes stay rare:
-        # the one that starts the track, and about one more per 10 s at most.
-        assert received["keyframe_requests"] <= 1 + loss_percent // 2, received
+        # the one that starts the track and a few more at most, on a busy
+        # machine too (issue 12 counted 72-105 per 30 s before retransmission).
+        assert received["keyframe_requests"] <= 3 + loss_percent // 5, received
         recovered += received["packets_recovered"]
     assert recovered > 0
