@@ -20,6 +20,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from codec.media.packet import PacketKind
 from codec.media.recovery import RetransmitCache, frame_wait_s
 
 from .quic_adapter import pending_datagrams, smoothed_rtt
@@ -30,6 +31,9 @@ _U16 = struct.Struct(">H")
 _RTT_REFRESH_S = 0.5
 _DEFAULT_RTT_S = 0.1
 _ENQUEUE_TIMES = 1024
+_VIDEO_FIRST_BYTES = frozenset(
+    (1 << 6) | (PacketKind.VIDEO << 3) | flags for flags in range(8)
+)
 KEYFRAME_GRACE_S = 0.5
 """After a keyframe starts on a hop, how long (seconds) only the length of the
 queue, not its delay, can drop frames: a keyframe is several times a frame and
@@ -173,15 +177,24 @@ class Hop:
         self.transport_seq = (seq + 1) & 0xFFFF
         datagram = data[:2] + _U16.pack(seq) + data[4:]
         if first:
-            self.pending.appendleft(datagram)
+            self._insert_ahead_of_video(datagram)
         else:
             self.quic.send_datagram_frame(datagram)
         self.transmit_soon()
         return datagram
 
+    def _insert_ahead_of_video(self, data: bytes) -> None:
+        """Queue ``data`` after what is already ahead of the video (earlier
+        audio and control datagrams keep their order) and before any video."""
+        pending = self.pending
+        index = 0
+        while index < len(pending) and pending[index][0] not in _VIDEO_FIRST_BYTES:
+            index += 1
+        pending.insert(index, data)
+
     def send_control(self, data: bytes, now: float) -> None:
         """Queue a datagram that has no transport sequence (keyframe request,
         NACK) ahead of the media: it is small and urgent."""
-        self.pending.appendleft(data)
+        self._insert_ahead_of_video(data)
         self.enqueued_at.append(now)
         self.transmit_soon()

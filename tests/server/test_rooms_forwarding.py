@@ -263,7 +263,9 @@ def test_audio_goes_ahead_of_queued_video():
     sfu.on_datagram(a, video(7, 0))
     sfu.on_datagram(a, video(7, 1))
     sfu.on_datagram(a, audio(9, 0))
-    assert [parse_packet(d).track_id for d in b.take()] == [9, 7, 7]
+    sfu.on_datagram(a, audio(9, 1))
+    sent = [parse_packet(d) for d in b.take()]
+    assert [(p.track_id, p.seq) for p in sent] == [(9, 0), (9, 1), (7, 0), (7, 1)]
 
 
 def test_frames_are_dropped_whole_not_datagram_by_datagram():
