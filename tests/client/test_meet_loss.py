@@ -57,9 +57,25 @@ def start_netsim(upstream: str, loss_percent: int) -> tuple[subprocess.Popen, st
 
 @pytest.fixture
 def server_process(tmp_path):
-    srv = start_server_process(tmp_path / "server")
+    stats = tmp_path / "server-stats.json"
+    srv = start_server_process(tmp_path / "server", extra=["--stats-file", str(stats)])
+    srv.stats_file = stats
     yield srv
     stop(srv.proc)
+
+
+async def sfu_counters(server) -> dict:
+    """The server's SFU counters, written on SIGUSR1."""
+    server.stats_file.unlink(missing_ok=True)
+    server.proc.send_signal(signal.SIGUSR1)
+    for _ in range(100):
+        if server.stats_file.exists():
+            try:
+                return json.loads(server.stats_file.read_text())
+            except json.JSONDecodeError:
+                pass  # being written
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server wrote no stats")
 
 
 @pytest.mark.parametrize("loss_percent", [2, 5])
@@ -90,6 +106,7 @@ async def test_video_keeps_flowing_through_random_loss(
         assert code == 0, alice.stderr.read()
         netsim.send_signal(signal.SIGINT)
         out, _ = await loop.run_in_executor(None, netsim.communicate, None, 10)
+        sfu = await sfu_counters(server_process)
     finally:
         for proc in procs:
             stop(proc)
@@ -115,3 +132,7 @@ async def test_video_keeps_flowing_through_random_loss(
         assert received["keyframe_requests"] <= 3 + loss_percent // 5, received
         recovered += received["packets_recovered"]
     assert recovered > 0
+    # The link carries far more than the media: the SFU dropped nothing, and
+    # answered NACKs from its own caches.
+    assert sfu["sfu_dropped_queue_full"] == 0 and sfu["sfu_frames_dropped"] == 0
+    assert sfu["sfu_retransmissions"] > 0 and sfu["sfu_nacks_sent"] > 0
