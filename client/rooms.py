@@ -266,3 +266,11 @@ class Rooms:
         if proto is None:
             return False
         return proto.send_datagrams(datagrams, max_queued)
+
+    def rtt_s(self) -> float | None:
+        """The connection's smoothed round trip in seconds (None before the
+        first sample, or without a connection)."""
+        proto = self._session._proto
+        if proto is None or proto.rtt_ms is None:
+            return None
+        return proto.rtt_ms / 1000.0

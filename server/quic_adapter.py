@@ -15,6 +15,7 @@ from collections import deque
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.recovery import QuicPacketRecovery
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
@@ -22,12 +23,14 @@ __all__ = [
     "peer_host",
     "quic_of",
     "server_socket",
+    "smoothed_rtt",
     "transmit_soon",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     QuicConnectionProtocol: ("_quic", "_transmit_soon"),
-    QuicConnection: ("_network_paths", "_datagrams_pending"),
+    QuicConnection: ("_network_paths", "_datagrams_pending", "_loss"),
+    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
     QuicServer: ("_transport",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -54,6 +57,13 @@ def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     """The connection's queue of DATAGRAM payloads not yet sent (unbounded in
     aioquic: the SFU reads its length and drops what would be late)."""
     return quic._datagrams_pending
+
+
+def smoothed_rtt(quic: QuicConnection) -> float | None:
+    """The connection's smoothed round-trip time in seconds, None before its
+    first sample (the SFU sizes retransmission deadlines with it)."""
+    loss = quic._loss
+    return loss._rtt_smoothed if loss._rtt_initialized else None
 
 
 def server_socket(server: QuicServer) -> socket.socket:

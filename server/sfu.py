@@ -4,25 +4,34 @@ The SFU never decodes media. For each datagram it reads byte 0 (version and
 kind) and the 32-bit track id, checks that the sending connection owns the
 track, and hands every other member of the room its own copy with the per-hop
 transport sequence number rewritten, the only change made (``docs/media.md``).
-This is the hot path: a dict lookup per datagram, one copy per subscriber, one
+This is the hot path: dict lookups per datagram, one copy per subscriber, one
 ``transmit`` per subscriber per loop iteration, no logging and no storage.
 Everything else is counted.
 
 Routes are rebuilt from the room's state by :meth:`Forwarder.set_room` whenever
 members or tracks change, which is rare next to the packet rate.
 
-aioquic's datagram queue is unbounded and never expires anything, so a
-subscriber whose queue already holds ``max_queued`` datagrams, or has not been
-empty for ``max_queue_delay`` seconds (its path is slower than what it is
-sent), gets nothing more until it drains: late media is worse than lost media,
-and the receiver asks for a keyframe. The queue empties at every transmit
-while the congestion window allows, so "not empty since" bounds the age of
-what waits in it.
+Each hop repairs its own losses (``docs/media.md`` section 6). Towards each
+subscriber the SFU keeps what it sent in that hop's retransmit cache and
+answers the subscriber's NACKs from it, never bothering the publisher, and only
+with packets that can still arrive before their frame's deadline behind what
+the hop has queued. From each publisher it NACKs what it missed itself (a
+:class:`~codec.media.recovery.NackGenerator` per track, driven by the track's
+own packets); what the publisher sends again is forwarded like any packet.
 
-Keyframe requests from subscribers are forwarded unchanged to the track's
-publisher, at most one per track per ``keyframe_request_interval`` seconds
-(the encoder rate-limits too, but this keeps N subscribers from costing the
-publisher N datagrams). Feedback and probes are per hop and end here.
+The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
+datagram queue is unbounded and never expires anything, so when a
+subscriber's queue holds ``max_queued`` datagrams, or its oldest datagram has
+waited ``max_queue_delay`` seconds, its path is slower than what it is sent: the
+video frame that finds it so is dropped whole, with its track's frames up to
+the next keyframe, and the SFU asks the publisher for that keyframe. Audio
+goes ahead of queued video.
+
+Keyframe requests from subscribers are forwarded to the track's publisher
+unless one is already outstanding: sent less than
+``keyframe_request_interval`` seconds ago and not yet answered by a keyframe,
+so one loss never costs two keyframes however many ask. Feedback and probes
+are per hop and end here.
 """
 
 from __future__ import annotations
@@ -33,9 +42,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from codec.media.packet import MAX_MEDIA_PAYLOAD, VIDEO_HEADER_SIZE, PacketKind
+from codec.media import PacketError
+from codec.media.nack import nack_packets, parse_nack
+from codec.media.packet import (
+    AUDIO_HEADER_SIZE,
+    MAX_MEDIA_PAYLOAD,
+    VIDEO_HEADER_SIZE,
+    PacketKind,
+)
+from codec.media.recovery import NackGenerator, frame_wait_s
 
-from .quic_adapter import pending_datagrams
+from .sfu_hop import Admission, Hop
 
 __all__ = ["MAX_FORWARDED_DATAGRAM", "Forwarder", "ForwarderStats"]
 
@@ -47,14 +64,18 @@ datagram queue for good, so it is dropped as malformed."""
 _TRACK_ID = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 _VERSION_1 = 1 << 6
-# Byte 0 values of audio and video datagrams, any flags: forwarded to members.
-_MEDIA_FIRST_BYTES = frozenset(
-    _VERSION_1 | (kind << 3) | flags
-    for kind in (PacketKind.AUDIO, PacketKind.VIDEO)
-    for flags in range(8)
+_AUDIO_FIRST_BYTES = frozenset(
+    _VERSION_1 | (PacketKind.AUDIO << 3) | f for f in range(8)
 )
+_VIDEO_FIRST_BYTES = frozenset(
+    _VERSION_1 | (PacketKind.VIDEO << 3) | f for f in range(8)
+)
+_KEYFRAME_FLAG = 0b100
+_SEQ_OFFSET = 8
+_FRAGMENT_INDEX_OFFSET = 16
 _KEYFRAME_REQUEST_FIRST_BYTE = _VERSION_1 | (PacketKind.KEYFRAME_REQUEST << 3)
 _KEYFRAME_REQUEST_SIZE = 6
+_NACK_FIRST_BYTE = _VERSION_1 | (PacketKind.NACK << 3)
 _PER_HOP_KINDS = frozenset((PacketKind.FEEDBACK, PacketKind.PROBE))
 
 
@@ -65,7 +86,7 @@ class ForwarderStats:
     received: int = 0
     """Datagrams from any connection."""
     forwarded: int = 0
-    """Copies handed to subscribers' connections."""
+    """Copies handed to subscribers' connections (retransmissions not counted)."""
     dropped_not_member: int = 0
     """From a connection that is in no room."""
     dropped_foreign_track: int = 0
@@ -73,13 +94,32 @@ class ForwarderStats:
     dropped_malformed: int = 0
     """Too short, too long, wrong version or a reserved kind."""
     dropped_queue_full: int = 0
-    """Copies not sent because the subscriber's datagram queue was full or had
-    not drained for ``max_queue_delay``."""
+    """Copies not sent because the subscriber's datagram queue was too long
+    (whole video frames and their track's frames up to the next keyframe)."""
+    frames_dropped: int = 0
+    """Video frames dropped whole for subscribers whose path was too slow (one
+    per subscriber and frame)."""
     keyframe_requests_forwarded: int = 0
+    """Keyframe requests sent to publishers (subscribers' and the SFU's own)."""
     keyframe_requests_coalesced: int = 0
-    """Keyframe requests absorbed by one already sent for the same track."""
+    """Keyframe requests absorbed by one outstanding for the same track."""
     keyframe_requests_refused: int = 0
     """Keyframe requests for a track of another room, or one's own."""
+    keyframes_forwarded: int = 0
+    """Keyframes (their first datagram) received from publishers."""
+    nacks_received: int = 0
+    """NACK datagrams from members, about the SFU → member hop."""
+    retransmissions: int = 0
+    """Packets sent again to members from the SFU's caches."""
+    retransmissions_refused: int = 0
+    """Packets NACKed by members not sent again: not held, sent too often, or
+    too late to arrive before their frame's deadline."""
+    nacks_sent: int = 0
+    """NACK datagrams sent to publishers, about the publisher → SFU hop."""
+    packets_requested: int = 0
+    """Packets the SFU asked publishers for (retries included)."""
+    packets_recovered: int = 0
+    """Packets that arrived from publishers after the SFU asked for them."""
     per_hop_received: int = 0
     """Feedback and probe datagrams, which end at the SFU."""
 
@@ -87,38 +127,19 @@ class ForwarderStats:
         return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
 
 
-class _Hop:
-    """The SFU → one connection hop: its transport sequence and its queue."""
-
-    __slots__ = (
-        "conn",
-        "quic",
-        "pending",
-        "transmit_soon",
-        "transport_seq",
-        "busy_since",
-    )
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.quic = conn.quic
-        self.pending = pending_datagrams(conn.quic)
-        self.transmit_soon: Callable[[], None] = conn.transmit_soon
-        self.transport_seq = 0
-        self.busy_since = 0.0
-        """When a datagram was last queued into an empty queue (clock seconds)."""
-
-
 class _Endpoint:
-    """A member connection: the tracks it publishes and who receives them."""
+    """A member connection: the tracks it publishes, who receives them, what
+    the SFU misses of them and the keyframes asked of it."""
 
-    __slots__ = ("hop", "room", "routes", "last_keyframe_request")
+    __slots__ = ("hop", "room", "routes", "keyframe_asked_at", "nacks")
 
-    def __init__(self, hop: _Hop, room: object) -> None:
+    def __init__(self, hop: Hop, room: object) -> None:
         self.hop = hop
         self.room = room
-        self.routes: dict[int, tuple[_Hop, ...]] = {}
-        self.last_keyframe_request: dict[int, float] = {}
+        self.routes: dict[int, tuple[Hop, ...]] = {}
+        self.keyframe_asked_at: dict[int, float] = {}
+        """Track id → when a keyframe was asked for and none has come since."""
+        self.nacks: dict[int, NackGenerator] = {}
 
 
 class Forwarder:
@@ -126,8 +147,8 @@ class Forwarder:
 
     ``clock`` returns seconds (monotonic); ``max_queued`` (datagrams) and
     ``max_queue_delay`` (seconds) bound each subscriber's aioquic datagram
-    queue; ``keyframe_request_interval`` is the shortest gap, in seconds,
-    between keyframe requests forwarded for one track.
+    queue; ``keyframe_request_interval`` is how long, in seconds, a keyframe
+    request sent for a track absorbs the next ones while no keyframe came.
     """
 
     def __init__(
@@ -135,7 +156,7 @@ class Forwarder:
         clock: Callable[[], float] = time.monotonic,
         max_queued: int = 128,
         max_queue_delay: float = 0.15,
-        keyframe_request_interval: float = 0.1,
+        keyframe_request_interval: float = 0.3,
     ) -> None:
         self.clock = clock
         self.max_queued = max_queued
@@ -159,14 +180,15 @@ class Forwarder:
             if endpoint is None or endpoint.room is not room:
                 if endpoint is not None:
                     self.remove(conn)
-                hop = endpoint.hop if endpoint is not None else _Hop(conn)
+                hop = endpoint.hop if endpoint is not None else Hop(conn)
                 endpoint = self._endpoints[conn] = _Endpoint(hop, room)
             endpoints.append(endpoint)
         for endpoint, (_, track_ids) in zip(endpoints, listed, strict=True):
             others = tuple(e.hop for e in endpoints if e is not endpoint)
             for gone in endpoint.routes.keys() - set(track_ids):
                 self._track_owner.pop(gone, None)
-                endpoint.last_keyframe_request.pop(gone, None)
+                endpoint.keyframe_asked_at.pop(gone, None)
+                endpoint.nacks.pop(gone, None)
             endpoint.routes = dict.fromkeys(track_ids, others)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
@@ -196,38 +218,113 @@ class Forwarder:
             return
         size = len(data)
         first = data[0] if size else 0
-        if first not in _MEDIA_FIRST_BYTES or not 8 <= size <= MAX_FORWARDED_DATAGRAM:
-            if first == _KEYFRAME_REQUEST_FIRST_BYTE and size == _KEYFRAME_REQUEST_SIZE:
-                self._keyframe_request(endpoint, data)
-            elif first >> 6 == 1 and (first >> 3) & 0b111 in _PER_HOP_KINDS:
-                stats.per_hop_received += 1
-            else:
-                stats.dropped_malformed += 1
+        if first in _VIDEO_FIRST_BYTES and VIDEO_HEADER_SIZE < size:
+            video = True
+        elif first in _AUDIO_FIRST_BYTES and AUDIO_HEADER_SIZE <= size:
+            video = False
+        else:
+            self._other(endpoint, first, data)
             return
-        hops = endpoint.routes.get(_TRACK_ID.unpack_from(data, 4)[0])
+        if size > MAX_FORWARDED_DATAGRAM:
+            stats.dropped_malformed += 1
+            return
+        track_id = _TRACK_ID.unpack_from(data, 4)[0]
+        hops = endpoint.routes.get(track_id)
         if hops is None:
             stats.dropped_foreign_track += 1
             return
-        # aioquic takes only immutable bytes: one copy per subscriber, made by
-        # joining the unchanged head and tail around its transport sequence.
-        head = data[:2]
-        tail = data[4:]
-        pack_seq = _U16.pack
-        max_queued = self.max_queued
         now = self.clock()
-        oldest_allowed = now - self.max_queue_delay
+        if not video:
+            for hop in hops:
+                if len(hop.pending) >= 2 * self.max_queued:
+                    stats.dropped_queue_full += 1
+                    continue
+                hop.send(data, now, first=True)
+                stats.forwarded += 1
+            return
+        seq = _U16.unpack_from(data, _SEQ_OFFSET)[0]
+        frame_start = _U16.unpack_from(data, _FRAGMENT_INDEX_OFFSET)[0] == 0
+        keyframe = bool(first & _KEYFRAME_FLAG)
+        if keyframe and frame_start:
+            stats.keyframes_forwarded += 1
+            endpoint.keyframe_asked_at.pop(track_id, None)
+        self._nack_publisher(endpoint, track_id, seq, now)
+        max_queued = self.max_queued
+        max_delay = self.max_queue_delay
         for hop in hops:
-            pending = hop.pending
-            if not pending:
-                hop.busy_since = now
-            elif len(pending) >= max_queued or hop.busy_since < oldest_allowed:
-                stats.dropped_queue_full += 1
+            admission = hop.admit_video(
+                track_id, frame_start, keyframe, now, max_queued, max_delay
+            )
+            if admission is Admission.SEND:
+                hop.cache.put(track_id, seq, hop.send(data, now), now)
+                stats.forwarded += 1
                 continue
-            seq = hop.transport_seq
-            hop.transport_seq = (seq + 1) & 0xFFFF
-            hop.quic.send_datagram_frame(head + pack_seq(seq) + tail)
-            hop.transmit_soon()
-            stats.forwarded += 1
+            stats.dropped_queue_full += 1
+            stats.frames_dropped += frame_start
+            if admission is Admission.DROP_FRAME:
+                self._ask_keyframe(endpoint, track_id, now)
+
+    def _other(self, endpoint: _Endpoint, first: int, data: bytes) -> None:
+        """A datagram that is not media to forward."""
+        size = len(data)
+        if first == _KEYFRAME_REQUEST_FIRST_BYTE and size == _KEYFRAME_REQUEST_SIZE:
+            self._keyframe_request(endpoint, data)
+        elif first == _NACK_FIRST_BYTE:
+            self._nack_from_subscriber(endpoint, data)
+        elif first >> 6 == 1 and (first >> 3) & 0b111 in _PER_HOP_KINDS:
+            self.stats.per_hop_received += 1
+        else:
+            self.stats.dropped_malformed += 1
+
+    # -- loss recovery ----------------------------------------------------------
+
+    def _nack_publisher(
+        self, endpoint: _Endpoint, track_id: int, seq: int, now: float
+    ) -> None:
+        """Track what the SFU misses of ``track_id`` and ask its publisher."""
+        stats = self.stats
+        generator = endpoint.nacks.get(track_id)
+        if generator is None:
+            generator = endpoint.nacks[track_id] = NackGenerator()
+        hop = endpoint.hop
+        rtt = hop.rtt_s(now)
+        generator.set_rtt(rtt)
+        generator.set_give_up(frame_wait_s(rtt))
+        requested = generator.stats.packets_requested
+        recovered = generator.stats.packets_recovered
+        generator.on_packet(seq, now)
+        due = generator.due(now)
+        stats.packets_recovered += generator.stats.packets_recovered - recovered
+        if not due:
+            return
+        for packet in nack_packets(track_id, due):
+            hop.send_control(packet.serialize(), now)
+            stats.nacks_sent += 1
+        stats.packets_requested += generator.stats.packets_requested - requested
+
+    def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
+        """Answer a member's NACK from what the SFU sent it."""
+        stats = self.stats
+        try:
+            nack = parse_nack(memoryview(data))
+        except PacketError:
+            stats.dropped_malformed += 1
+            return
+        stats.nacks_received += 1
+        seqs = nack.seqs()
+        hop = endpoint.hop
+        now = self.clock()
+        budget = hop.retransmit_budget_s(now)
+        if budget <= 0 or len(hop.pending) >= self.max_queued:
+            stats.retransmissions_refused += len(seqs)
+            return
+        resent = hop.cache.retransmit(nack.track_id, seqs, now, deadline_s=budget)
+        for datagram in resent:
+            hop.send(datagram, now)
+        stats.retransmissions += len(resent)
+        stats.retransmissions_refused += len(seqs) - len(resent)
+
+    # -- keyframes --------------------------------------------------------------
 
     def _keyframe_request(self, requester: _Endpoint, data: bytes) -> None:
         stats = self.stats
@@ -240,16 +337,28 @@ class Forwarder:
         ):
             stats.keyframe_requests_refused += 1
             return
-        now = self.clock()
-        last = publisher.last_keyframe_request.get(track_id)
-        if last is not None and now - last < self.keyframe_request_interval:
-            stats.keyframe_requests_coalesced += 1
+        self._ask_keyframe(publisher, track_id, self.clock(), data)
+
+    def _ask_keyframe(
+        self,
+        publisher: _Endpoint,
+        track_id: int,
+        now: float,
+        request: bytes | None = None,
+    ) -> None:
+        """Ask ``publisher`` for a keyframe of ``track_id`` unless a request is
+        already outstanding."""
+        asked = publisher.keyframe_asked_at.get(track_id)
+        if asked is not None and now - asked < self.keyframe_request_interval:
+            self.stats.keyframe_requests_coalesced += 1
             return
-        publisher.last_keyframe_request[track_id] = now
-        hop = publisher.hop
-        hop.quic.send_datagram_frame(data)
-        hop.transmit_soon()
-        stats.keyframe_requests_forwarded += 1
+        publisher.keyframe_asked_at[track_id] = now
+        if request is None:
+            request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, 0]) + _TRACK_ID.pack(
+                track_id
+            )
+        publisher.hop.send_control(request, now)
+        self.stats.keyframe_requests_forwarded += 1
 
     def snapshot(self) -> dict[str, int]:
         """Counters and gauges, for the server's stats."""
@@ -257,4 +366,7 @@ class Forwarder:
             **self.stats.as_dict(),
             "sfu_connections": len(self._endpoints),
             "sfu_tracks": len(self._track_owner),
+            "sfu_retransmit_cache_bytes": sum(
+                e.hop.cache.bytes_held for e in self._endpoints.values()
+            ),
         }

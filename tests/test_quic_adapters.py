@@ -14,7 +14,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     (conn,) = server.connections
     instances = {
         "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
-        "server": [conn, conn.quic, server._server],
+        "server": [conn, conn.quic, conn.quic._loss, server._server],
     }
     for side, adapter in (("client", client_adapter), ("server", server_adapter)):
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
@@ -34,3 +34,5 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     )
     await eventually(lambda: client_adapter.smoothed_rtt(proto.quic) is not None)
     assert 0 < client_adapter.smoothed_rtt(proto.quic) < 5
+    await eventually(lambda: server_adapter.smoothed_rtt(conn.quic) is not None)
+    assert 0 < server_adapter.smoothed_rtt(conn.quic) < 5

@@ -4,9 +4,11 @@ A :class:`Call` follows ``session.rooms``: for every remote video track the room
 announces it runs a :class:`~client.media.receiver.VideoReceiver`, and stops it
 (threads, timers, sink streams) the moment the track or its member goes. It
 dispatches the datagrams the connection receives (media to receivers, keyframe
-requests to local senders), numbers the datagrams it sends with this hop's
-transport sequence, and re-announces its tracks when the server dropped them
-(after the session moved to a new connection).
+requests and NACKs to local senders), numbers the datagrams it sends with this
+hop's transport sequence, keeps them in a retransmit cache to answer the SFU's
+NACKs (only while a retransmission can still arrive in time), and re-announces
+its tracks when the server dropped them (after the session moved to a new
+connection).
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from codec.media import KeyframeRequest, PacketError, VideoPacket, parse_packet
+from codec.media import (
+    KeyframeRequest,
+    NackPacket,
+    PacketError,
+    VideoPacket,
+    parse_packet,
+)
+from codec.media.nack import nack_packets
+from codec.media.recovery import RetransmitCache, frame_wait_s
 from codec.messages import MuteRequested, RoomLeft, RoomState, RoomUpdated
 from codec.messages.rooms import TrackKind
 
@@ -36,7 +46,7 @@ log = logging.getLogger("quicmeet.media")
 MAX_QUEUED_DATAGRAMS = 64
 """Datagrams allowed to wait in aioquic's queue before a frame is dropped: room
 for a keyframe and a few frames, not seconds of video."""
-_KEYFRAME_REQUEST_HEADROOM = 64
+_CONTROL_HEADROOM = 64
 
 
 class Call:
@@ -68,6 +78,7 @@ class Call:
         self._receivers: dict[int, VideoReceiver] = {}
         self._ended: list[VideoReceiver] = []
         self._transport_seq = 0
+        self._cache = RetransmitCache()
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
@@ -182,7 +193,12 @@ class Call:
         for track_id, track in remote.items():
             if track_id not in self._receivers:
                 receiver = VideoReceiver(
-                    track, self._loop, self._request_keyframe, self.consumers
+                    track,
+                    self._loop,
+                    self._request_keyframe,
+                    self.consumers,
+                    send_nack=self._send_nack,
+                    rtt_s=self.rooms.rtt_s,
                 )
                 self._receivers[track_id] = receiver
                 receiver.start()
@@ -230,27 +246,65 @@ class Call:
                 return
             receiver.push(packet, self._loop.time())
         elif isinstance(packet, KeyframeRequest):
-            for sender in self._senders.values():
-                if sender.track_id == packet.track_id:
-                    sender.request_keyframe()
-                    return
-            self.datagrams_unknown_track += 1
+            sender = self._sender_of(packet.track_id)
+            if sender is not None:
+                sender.request_keyframe()
+        elif isinstance(packet, NackPacket):
+            sender = self._sender_of(packet.track_id)
+            if sender is not None:
+                self._answer_nack(sender, packet)
+
+    def _sender_of(self, track_id: int) -> VideoSender | None:
+        for sender in self._senders.values():
+            if sender.track_id == track_id:
+                return sender
+        self.datagrams_unknown_track += 1
+        return None
+
+    def _answer_nack(self, sender: VideoSender, nack: NackPacket) -> None:
+        """Send again what the SFU missed, if it can still arrive in time."""
+        now = self._loop.time()
+        seqs = nack.seqs()
+        rtt = self.rooms.rtt_s()
+        deadline = frame_wait_s(rtt if rtt is not None else 0.1)
+        resent = self._cache.retransmit(nack.track_id, seqs, now, deadline)
+        if resent and self._send(resent, self.max_queued_datagrams) is None:
+            resent = []
+        sender.on_nack(len(seqs), len(resent))
 
     def _send_media(self, datagrams: Sequence[bytes]) -> bool:
+        sent = self._send(datagrams, self.max_queued_datagrams)
+        if sent is None:
+            return False
+        now = self._loop.time()
+        for data in sent:
+            track_id = int.from_bytes(data[4:8], "big")
+            self._cache.put(track_id, int.from_bytes(data[8:10], "big"), data, now)
+        return True
+
+    def _send(self, datagrams: Sequence[bytes], max_queued: int) -> list[bytes] | None:
+        """Number ``datagrams`` with this hop's transport sequence and send
+        them; the datagrams sent, or None when the queue had no room."""
         seq = self._transport_seq
         numbered = [
             data[:2] + ((seq + index) & 0xFFFF).to_bytes(2, "big") + data[4:]
             for index, data in enumerate(datagrams)
         ]
-        if not self.rooms.send_datagrams(numbered, self.max_queued_datagrams):
-            return False
+        if not self.rooms.send_datagrams(numbered, max_queued):
+            return None
         self._transport_seq = (seq + len(numbered)) & 0xFFFF
-        return True
+        return numbered
+
+    def _send_nack(self, track_id: int, seqs: list[int]) -> None:
+        datagrams = [packet.serialize() for packet in nack_packets(track_id, seqs)]
+        self.rooms.send_datagrams(
+            datagrams, self.max_queued_datagrams + _CONTROL_HEADROOM
+        )
 
     def _request_keyframe(self, track_id: int) -> None:
         request = KeyframeRequest(track_id, 0).serialize()
         self.rooms.send_datagrams(
-            [request], self.max_queued_datagrams + _KEYFRAME_REQUEST_HEADROOM
+            [request], self.max_queued_datagrams + _CONTROL_HEADROOM
         )
 
     # -- reporting ----------------------------------------------------------------

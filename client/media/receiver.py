@@ -1,10 +1,16 @@
-"""Receiving one remote video track: reassembly, keyframe requests, decoding and
-rendering, each where it belongs.
+"""Receiving one remote video track: loss recovery, keyframe requests, decoding
+and rendering, each where it belongs.
 
-- On the event loop: fragments go into a :class:`~codec.media.Reassembler`
-  (pure and cheap), whose timeout runs on a loop timer. Lost frames and a
-  decoder that needs a keyframe make the receiver ask the publisher for one,
-  at once and then every ``keyframe_retry_s`` while it still needs one.
+- On the event loop: fragments go into a
+  :class:`~codec.media.recovery.FrameBuffer` and their sequence numbers into a
+  :class:`~codec.media.recovery.NackGenerator` (both pure and cheap), whose
+  deadlines run on loop timers. A gap is NACKed at once (the SFU answers from
+  its cache), once more after a round trip, and the frame waits for it until
+  its deadline (the round trip plus a margin, capped). Only a frame that
+  retransmission could not complete in time, or a decoder that needs a
+  keyframe, makes the receiver ask the publisher for one: at once, then again
+  only when none has come within ``keyframe_retry_s`` (at least two round
+  trips), so one loss costs one keyframe.
 - On a decode thread: whole frames are decoded (``VideoDecoder`` discards
   everything until a keyframe, so no smeared picture is ever produced); each
   picture replaces the previous one in a :class:`NewestFrame` slot.
@@ -21,21 +27,21 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from codec.media import (
     CompletedFrame,
     FramesLost,
-    Reassembler,
     ReassemblyEvent,
     Unwrapper,
     VideoPacket,
 )
+from codec.media.recovery import FrameBuffer, NackGenerator
 from codec.media.stamp import read_stamp
 from codec.media.video import VideoDecoder
 from codec.messages import RoomTrack
 
 from .frames import DecodedFrame, NewestFrame
+from .receiver_stats import ReceiverStats, percentile
 from .sources import wall_clock_ms
 
 __all__ = ["FrameConsumer", "ReceiverStats", "VideoReceiver", "percentile"]
@@ -46,56 +52,20 @@ FrameConsumer = Callable[[RoomTrack, DecodedFrame], None]
 """Called on the render thread with each picture rendered (a sink)."""
 
 _LOST = object()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q``-th percentile (nearest rank) of ``values``, None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
-
-
-@dataclass(slots=True)
-class ReceiverStats:
-    """What one remote video track has done here (packets, frames, bytes)."""
-
-    packets_received: int = 0
-    bytes_received: int = 0
-    """Media payload bytes, headers not counted."""
-    frames_received: int = 0
-    """Frames reassembled whole."""
-    frames_lost: int = 0
-    """Frame numbers given up by reassembly."""
-    keyframes_received: int = 0
-    keyframe_requests: int = 0
-    frames_decoded: int = 0
-    frames_discarded: int = 0
-    """Frames the decoder dropped while waiting for a keyframe, or rejected."""
-    decode_queue_overflows: int = 0
-    frames_rendered: int = 0
-    stamps_read: int = 0
-    stamps_unreadable: int = 0
-    """Rendered pictures without an intact stamp (on a stamped stream: corrupt)."""
-    stamp_order_errors: int = 0
-    """Rendered stamps whose frame number did not grow (shown out of order)."""
-    latencies_ms: list[float] = field(default_factory=list)
-    """Glass-to-glass latency of each stamped picture rendered."""
-    first_packet_at: float | None = None
-    last_packet_at: float | None = None
-    first_render_at: float | None = None
-    last_render_at: float | None = None
-    width: int = 0
-    height: int = 0
+_LATE_TIMER_S = 0.05
+"""A timer this late (seconds) means the event loop was stalled."""
+_STALL_GRACE_S = 0.02
 
 
 class VideoReceiver:
     """Turns one remote track's datagrams into rendered pictures.
 
-    ``request_keyframe(track_id)`` sends a keyframe request datagram (on the
-    loop). ``consumers`` get every rendered picture on the render thread.
-    Call :meth:`start`, feed :meth:`push` on the loop, then :meth:`stop`.
+    ``request_keyframe(track_id)`` sends a keyframe request datagram and
+    ``send_nack(track_id, seqs)`` a NACK (both on the loop); ``rtt_s()`` gives
+    the connection's round trip in seconds (or None), which sets how long a
+    frame waits for retransmissions. ``consumers`` get every rendered picture
+    on the render thread. Call :meth:`start`, feed :meth:`push` on the loop,
+    then :meth:`stop`.
     """
 
     def __init__(
@@ -105,8 +75,9 @@ class VideoReceiver:
         request_keyframe: Callable[[int], None],
         consumers: list[FrameConsumer] | None = None,
         *,
-        keyframe_retry_s: float = 0.25,
-        reassembly_timeout_s: float = 0.15,
+        send_nack: Callable[[int, list[int]], None] | None = None,
+        rtt_s: Callable[[], float | None] | None = None,
+        keyframe_retry_s: float = 0.3,
         max_decode_queue: int = 60,
     ) -> None:
         self.track = track
@@ -117,12 +88,21 @@ class VideoReceiver:
         self._loop = loop
         self._send_keyframe_request = request_keyframe
         self._consumers = list(consumers or [])
-        self._reassembler = Reassembler(timeout_s=reassembly_timeout_s)
+        self._send_nack = send_nack
+        self._rtt_s = rtt_s
+        self._rtt_read_at = float("-inf")
+        self._buffer = FrameBuffer()
+        self._nack = NackGenerator(give_up_s=self._buffer.wait_s)
+        self._nack_timer: asyncio.TimerHandle | None = None
+        self._nack_at: float | None = None
+        self._freeze_gap_s = max(3.0 / track.fps, 0.15) if track.fps > 0 else 0.15
+        self._last_render: float | None = None
         self._seq = Unwrapper(16)
         self._lowest_seq: int | None = None
         self._highest_seq = 0
         self._expire_timer: asyncio.TimerHandle | None = None
         self._expire_at: float | None = None
+        self._graced_deadline: float | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._needs_keyframe = True
         self._last_request_at = float("-inf")
@@ -152,7 +132,7 @@ class VideoReceiver:
         """Stop the timers and tell the threads to end (returns at once, on the
         loop; :meth:`join` waits for the threads)."""
         self._stopping.set()
-        for timer in (self._expire_timer, self._retry_timer):
+        for timer in (self._expire_timer, self._retry_timer, self._nack_timer):
             if timer is not None:
                 timer.cancel()
         self._decode_queue.put(None)
@@ -179,13 +159,58 @@ class VideoReceiver:
         if self._lowest_seq is None or seq < self._lowest_seq:
             self._lowest_seq = seq
         self._highest_seq = max(self._highest_seq, seq)
-        self._handle(self._reassembler.push(packet, now), now)
+        self._follow_rtt(now)
+        self._nack.on_packet(packet.seq, now)
+        self._handle(self._buffer.push(packet, now), now)
+        self._send_nacks(now)
+
+    def _follow_rtt(self, now: float) -> None:
+        if self._rtt_s is None or now - self._rtt_read_at < 0.5:
+            return
+        self._rtt_read_at = now
+        rtt = self._rtt_s()
+        if rtt is not None:
+            self._buffer.set_rtt(rtt)
+            self._nack.set_rtt(rtt)
+            self._nack.set_give_up(self._buffer.wait_s)
+
+    def _send_nacks(self, now: float) -> None:
+        if self._send_nack is None or self._stopping.is_set():
+            return
+        due = self._nack.due(now)
+        if due:
+            self.stats.nacks_sent += 1
+            self._send_nack(self.track.track_id, due)
+        deadline = self._nack.next_deadline()
+        if deadline is None or deadline == self._nack_at:
+            return
+        if self._nack_timer is not None:
+            self._nack_timer.cancel()
+        self._nack_at = deadline
+        self._nack_timer = self._loop.call_at(deadline, self._nack_due)
+
+    def _nack_due(self) -> None:
+        self._nack_timer = None
+        self._nack_at = None
+        self._send_nacks(self._loop.time())
 
     def _expire(self) -> None:
         self._expire_timer = None
         self._expire_at = None
         now = self._loop.time()
-        self._handle(self._reassembler.expire(now), now)
+        deadline = self._buffer.next_deadline()
+        if (
+            deadline is not None
+            and now - deadline > _LATE_TIMER_S
+            and deadline != self._graced_deadline
+        ):
+            # The loop was stalled: datagrams that came meanwhile are not read
+            # yet. Give them one turn (once per deadline) before giving up.
+            self._graced_deadline = deadline
+            self._expire_at = now + _STALL_GRACE_S
+            self._expire_timer = self._loop.call_at(self._expire_at, self._expire)
+            return
+        self._handle(self._buffer.expire(now), now)
 
     def _handle(self, events: list[ReassemblyEvent], now: float) -> None:
         stats = self.stats
@@ -221,9 +246,11 @@ class VideoReceiver:
         self._decode_queue.put(item)
 
     def _arm_expiry(self) -> None:
-        deadline = self._reassembler.next_deadline()
+        deadline = self._buffer.next_deadline()
         if deadline is None or deadline == self._expire_at:
             return
+        if deadline == self._graced_deadline and self._expire_timer is not None:
+            return  # its grace turn is already scheduled
         if self._expire_timer is not None:
             self._expire_timer.cancel()
         self._expire_at = deadline
@@ -238,12 +265,15 @@ class VideoReceiver:
         if not self._needs_keyframe or self._stopping.is_set():
             return
         now = self._loop.time()
-        wait = self._last_request_at + self.keyframe_retry_s - now
+        # A keyframe takes a round trip and its own sending time to come: ask
+        # again only when it is surely lost, never for the same loss twice.
+        retry = max(self.keyframe_retry_s, 2 * self._nack.rtt_s + 0.1)
+        wait = self._last_request_at + retry - now
         if wait <= 0:
             self._last_request_at = now
             self.stats.keyframe_requests += 1
             self._send_keyframe_request(self.track.track_id)
-            wait = self.keyframe_retry_s
+            wait = retry
         if self._retry_timer is None:
             self._retry_timer = self._loop.call_later(wait, self._retry)
 
@@ -277,6 +307,8 @@ class VideoReceiver:
                         )
                     )
                 stats.frames_discarded = decoder.frames_discarded
+                stats.frames_hidden = decoder.frames_hidden
+                stats.refresh_recoveries = decoder.refresh_recoveries
             if decoder.needs_keyframe != needs_keyframe:
                 needs_keyframe = decoder.needs_keyframe
                 self._loop.call_soon_threadsafe(self._decoder_state, needs_keyframe)
@@ -296,6 +328,12 @@ class VideoReceiver:
             stats.first_render_at = now
         stats.last_render_at = now
         stats.frames_rendered += 1
+        if self._last_render is not None:
+            gap = now - self._last_render
+            if gap > self._freeze_gap_s:
+                stats.freezes += 1
+                stats.time_frozen_s += gap
+        self._last_render = now
         stats.height, stats.width = frame.image.shape[:2]
         stamp = read_stamp(frame.image)
         if stamp is None:
@@ -321,7 +359,8 @@ class VideoReceiver:
     def stats_dict(self) -> dict[str, object]:
         """The counters as plain values, with rates and percentiles."""
         stats = self.stats
-        duplicates = self._reassembler.stats.duplicate_packets
+        duplicates = self._buffer.stats.duplicate_packets
+        nack = self._nack.stats
         expected = (
             self._highest_seq - self._lowest_seq + 1
             if self._lowest_seq is not None
@@ -346,8 +385,15 @@ class VideoReceiver:
             "frames_lost": stats.frames_lost,
             "keyframes_received": stats.keyframes_received,
             "keyframe_requests": stats.keyframe_requests,
+            "nacks_sent": stats.nacks_sent,
+            "packets_requested": nack.packets_requested,
+            "packets_recovered": nack.packets_recovered,
+            "packets_given_up": nack.packets_given_up,
+            "frame_wait_ms": round(self._buffer.wait_s * 1000),
             "frames_decoded": stats.frames_decoded,
             "frames_discarded": stats.frames_discarded,
+            "frames_hidden": stats.frames_hidden,
+            "refresh_recoveries": stats.refresh_recoveries,
             "frames_rendered": stats.frames_rendered,
             "frames_skipped": self.slot.replaced,
             "fps": (
@@ -358,6 +404,8 @@ class VideoReceiver:
             "stamps_read": stats.stamps_read,
             "stamps_unreadable": stats.stamps_unreadable,
             "stamp_order_errors": stats.stamp_order_errors,
+            "freezes": stats.freezes,
+            "time_frozen_s": round(stats.time_frozen_s, 3),
         }
         if latencies:
             result["latency_ms"] = {

@@ -55,6 +55,12 @@ class SenderStats:
     keyframes_sent: int = 0
     keyframe_requests: int = 0
     """Keyframe requests received from receivers (through the SFU)."""
+    nacks_received: int = 0
+    """NACKs from the SFU for this track."""
+    packets_nacked: int = 0
+    """Packets those NACKs asked for."""
+    retransmissions: int = 0
+    """Packets sent again (the rest were too old, not held, or sent too often)."""
     packets_sent: int = 0
     bytes_sent: int = 0
     """Encoded video bytes sent, headers not counted."""
@@ -140,6 +146,13 @@ class VideoSender:
         """A receiver needs a keyframe; the encoder rate-limits what it honours."""
         self.stats.keyframe_requests += 1
         self._keyframe_wanted = True
+
+    def on_nack(self, requested: int, resent: int) -> None:
+        """Count a NACK for ``requested`` packets, ``resent`` of them sent again."""
+        stats = self.stats
+        stats.nacks_received += 1
+        stats.packets_nacked += requested
+        stats.retransmissions += resent
 
     def set_bitrate(self, bitrate_bps: int) -> None:
         """Retarget the encoder (bits per second) from the next frame on."""
@@ -260,6 +273,9 @@ class VideoSender:
             "frames_dropped": stats.frames_dropped,
             "keyframes_sent": stats.keyframes_sent,
             "keyframe_requests": stats.keyframe_requests,
+            "nacks_received": stats.nacks_received,
+            "packets_nacked": stats.packets_nacked,
+            "retransmissions": stats.retransmissions,
             "packets_sent": stats.packets_sent,
             "bytes_sent": stats.bytes_sent,
             "fps": round((stats.frames_sent - 1) / span, 2) if span > 0 else 0.0,

@@ -16,13 +16,14 @@ MAX_MEDIA_PAYLOAD = 1150
 
 
 class PacketKind(IntEnum):
-    """The 3-bit kind in byte 0. Values 5 to 7 are reserved and rejected."""
+    """The 3-bit kind in byte 0. Values 6 and 7 are reserved and rejected."""
 
     AUDIO = 0
     VIDEO = 1
     FEEDBACK = 2
     PROBE = 3
     KEYFRAME_REQUEST = 4
+    NACK = 5
 
 
 def first_byte(kind: PacketKind, flags: int = 0) -> int:

@@ -6,8 +6,8 @@ and frame counters. The receiver side is :class:`Reassembler`: pure, driven by
 ``push(packet, now)`` and ``expire(now)``, it returns events in frame order: a
 :class:`CompletedFrame` for each frame whose fragments all arrived, and a
 :class:`FramesLost` when it gives up on frames (the caller then asks for a
-keyframe). There is no retransmission in this media plane: a frame that misses a
-fragment for longer than the timeout is lost.
+keyframe). :class:`codec.media.recovery.FrameBuffer` builds on it to wait for
+retransmissions until a deadline in time.
 """
 
 from __future__ import annotations
@@ -220,13 +220,17 @@ class Reassembler:
         """When :meth:`expire` will next have work, or None if nothing waits."""
         if not self._pending:
             return None
-        return self._stall_since() + self.timeout_s
+        return self._head_deadline()
 
     def _count_stale(self, number: int) -> None:
         if number in self._delivered:
             self.stats.duplicate_packets += 1
         else:
             self.stats.late_packets += 1
+
+    def _head_deadline(self) -> float:
+        """When the frame at the delivery point is given up."""
+        return self._stall_since() + self.timeout_s
 
     def _stall_since(self) -> float:
         assert self._next is not None
@@ -243,8 +247,8 @@ class Reassembler:
             keyframe_waiting = any(
                 p.complete and p.packet.keyframe for p in self._pending.values()
             )
-            # The same sum as next_deadline(), so expire(next_deadline()) acts.
-            if not keyframe_waiting and now < self._stall_since() + self.timeout_s:
+            # The same value as next_deadline(), so expire(next_deadline()) acts.
+            if not keyframe_waiting and now < self._head_deadline():
                 return
             self._give_up_head(events)
 

@@ -6,11 +6,11 @@ byte offset 2, so the SFU rewrites it in place with :func:`rewrite_transport_seq
 without parsing the rest. The bit layouts are drawn in ``docs/media.md``.
 
 :func:`parse_packet` turns bytes into one of the packet dataclasses (feedback is
-laid out in :mod:`codec.media.feedback`) and raises only
-:class:`~codec.media.errors.PacketError`; the payload of a media packet is a
-zero-copy ``memoryview`` into the datagram. Each packet's ``serialize()`` gives its
-bytes back and raises :class:`~codec.errors.LocalProtocolError` for a field out of
-range.
+laid out in :mod:`codec.media.feedback`, NACKs in :mod:`codec.media.nack`) and
+raises only :class:`~codec.media.errors.PacketError`; the payload of a media
+packet is a zero-copy ``memoryview`` into the datagram. Each packet's
+``serialize()`` gives its bytes back and raises
+:class:`~codec.errors.LocalProtocolError` for a field out of range.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..errors import ErrorCode, LocalProtocolError
 from ._wire import MAX_MEDIA_PAYLOAD, VERSION, PacketKind, first_byte, pack
 from .errors import PacketError
 from .feedback import FeedbackPacket, parse_feedback
+from .nack import NackPacket, parse_nack
 
 __all__ = [
     "AUDIO_HEADER_SIZE",
@@ -33,6 +34,7 @@ __all__ = [
     "VIDEO_HEADER_SIZE",
     "AudioPacket",
     "KeyframeRequest",
+    "NackPacket",
     "Packet",
     "PacketKind",
     "ProbePacket",
@@ -231,7 +233,14 @@ class KeyframeRequest:
         )
 
 
-Packet = AudioPacket | VideoPacket | FeedbackPacket | ProbePacket | KeyframeRequest
+Packet = (
+    AudioPacket
+    | VideoPacket
+    | FeedbackPacket
+    | ProbePacket
+    | KeyframeRequest
+    | NackPacket
+)
 
 
 def rewrite_transport_seq(buf: bytearray, seq: int) -> None:
@@ -268,6 +277,8 @@ def parse_packet(data: bytes | bytearray | memoryview) -> Packet:
         return _parse_probe(view)
     if kind == PacketKind.KEYFRAME_REQUEST:
         return _parse_keyframe_request(view)
+    if kind == PacketKind.NACK:
+        return parse_nack(view)
     raise PacketError(f"unknown packet kind {kind}")
 
 

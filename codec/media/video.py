@@ -2,9 +2,13 @@
 
 Encoder: ``preset=ultrafast``, ``tune=zerolatency``, constrained baseline (no
 B-frames, so one frame in gives at most one access unit out, at once), Annex B
-with SPS/PPS repeated before every IDR. Keyframes come only when asked for
-(:meth:`VideoEncoder.request_keyframe`, rate-limited on the caller's clock) and
-at a long periodic interval; x264's own scene-cut keyframes are off.
+with SPS/PPS repeated before every IDR. Keyframes (IDRs) come only when asked
+for (:meth:`VideoEncoder.request_keyframe`, rate-limited on the caller's clock)
+and at a long periodic interval; x264's own scene-cut keyframes are off.
+Periodic intra refresh is on: a column of intra blocks sweeps the picture every
+``intra_refresh_s``, so a decoder that lost a frame is whole again after the
+next complete sweep (the decoder follows its recovery point SEIs), with no
+large IDR and no request.
 
 Rate control is x264's CBR mode (VBV max rate = target bitrate), the one mode in
 which x264 applies a new bitrate to a running encoder (``x264_encoder_reconfig``,
@@ -28,6 +32,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from .errors import VideoCodecError
+from .h264 import contains_idr, recovery_frame_count
 from .stamp import SyntheticPattern
 
 __all__ = [
@@ -46,8 +51,6 @@ VIDEO_CLOCK_HZ = 90_000
 MIN_BITRATE_BPS = 30_000
 """Lowest target the encoder accepts; lower requests are raised to it."""
 
-_NAL_IDR = 5
-
 
 @dataclass(frozen=True, slots=True)
 class EncodedFrame:
@@ -58,16 +61,6 @@ class EncodedFrame:
     """An IDR: decodable on its own, preceded by SPS and PPS."""
     pts: int
     """Capture time on the 90 kHz media clock, modulo 2**32."""
-
-
-def contains_idr(data: bytes) -> bool:
-    """Whether an Annex B access unit holds an IDR slice (NAL unit type 5)."""
-    start = data.find(b"\x00\x00\x01")
-    while start != -1 and start + 3 < len(data):
-        if data[start + 3] & 0x1F == _NAL_IDR:
-            return True
-        start = data.find(b"\x00\x00\x01", start + 3)
-    return False
 
 
 class VideoEncoder:
@@ -91,6 +84,7 @@ class VideoEncoder:
         keyframe_interval_s: float = 20.0,
         min_keyframe_interval_s: float = 0.5,
         vbv_buffer_s: float = 0.5,
+        intra_refresh_s: float | None = 1.0,
         threads: int = 1,
     ) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
@@ -123,7 +117,7 @@ class VideoEncoder:
             "profile": "baseline",
             "maxrate": str(self.max_bitrate_bps),
             "bufsize": str(int(buffer_bits)),
-            "x264-params": "keyint=infinite:scenecut=0",
+            "x264-params": _x264_params(fps, intra_refresh_s),
         }
         try:
             context.open()
@@ -182,12 +176,15 @@ class VideoEncoder:
         pts = round(now * VIDEO_CLOCK_HZ) & 0xFFFFFFFF
         out = []
         for packet in packets:
-            keyframe = bool(packet.is_keyframe)
+            data = bytes(packet)
+            # libx264 flags the start of a refresh wave as a keyframe too:
+            # only an IDR is one here.
+            keyframe = contains_idr(data)
             if keyframe:
                 self.keyframes_encoded += 1
                 self._last_keyframe_at = now
                 self._keyframe_requested = False
-            out.append(EncodedFrame(bytes(packet), keyframe, pts))
+            out.append(EncodedFrame(data, keyframe, pts))
         return out
 
     def _keyframe_due(self, now: float) -> bool:
@@ -198,6 +195,14 @@ class VideoEncoder:
         if since >= self.keyframe_interval_s:
             return True
         return self._keyframe_requested and since >= self.min_keyframe_interval_s
+
+
+def _x264_params(fps: float, intra_refresh_s: float | None) -> str:
+    if intra_refresh_s is None:
+        return "keyint=infinite:scenecut=0"
+    # With intra refresh, keyint is the length of one refresh sweep.
+    period = max(2, round(fps * intra_refresh_s))
+    return f"keyint={period}:scenecut=0:intra-refresh=1"
 
 
 def _to_video_frame(frame: np.ndarray | av.VideoFrame) -> av.VideoFrame:
@@ -211,52 +216,99 @@ def _to_video_frame(frame: np.ndarray | av.VideoFrame) -> av.VideoFrame:
 
 
 class VideoDecoder:
-    """Decodes H.264 access units to RGB arrays and knows when it needs a keyframe.
+    """Decodes H.264 access units to RGB arrays, shows only whole pictures,
+    and knows when it needs a keyframe.
 
-    It starts needing one, and needs one again after :meth:`frame_lost`, after
-    data FFmpeg rejects, and after a frame FFmpeg flags as corrupt. While it needs
-    one, access units without an IDR are discarded undecoded, so the caller never
-    shows a picture smeared by missing references. Nothing here raises on bad
-    input: :meth:`decode` returns no frames and :attr:`needs_keyframe` tells the
-    caller to send a :class:`~codec.media.packet.KeyframeRequest`.
+    It starts needing an IDR: until the first, access units are discarded
+    undecoded. After :meth:`frame_lost`, data FFmpeg rejects, or a frame FFmpeg
+    flags corrupt, the picture is damaged: the decoder keeps decoding (so the
+    references stay as close as they can) but shows nothing until it is whole
+    again, at the next IDR or when an intra refresh wave that began after the
+    damage completes (its recovery point SEI says after how many frames).
+    Meanwhile :attr:`needs_keyframe` is true, so the caller may ask for a
+    keyframe. Nothing here raises on bad input.
     """
 
     def __init__(self) -> None:
         self._context = av.CodecContext.create("h264", "r")
         # Frame threading would hold back one frame per thread: keep it serial.
         self._context.thread_count = 1
-        self.needs_keyframe = True
+        self._started = False
+        self._damaged = False
+        self._recovery_countdown: int | None = None
         self.frames_decoded = 0
+        """Pictures returned."""
         self.frames_discarded = 0
+        """Access units dropped before the first IDR, rejected, or flagged
+        corrupt."""
+        self.frames_hidden = 0
+        """Pictures decoded but not returned while the picture was damaged."""
+        self.refresh_recoveries = 0
+        """Times the picture was made whole by an intra refresh wave, with no
+        keyframe."""
+
+    @property
+    def needs_keyframe(self) -> bool:
+        """No whole picture can be shown until an IDR (or, once started, the
+        end of a refresh wave that begins after the damage)."""
+        return not self._started or self._damaged
 
     def frame_lost(self) -> None:
         """Tell the decoder a frame never arrived (a reassembly loss)."""
-        self.needs_keyframe = True
+        self._damage()
+
+    def _damage(self) -> None:
+        self._damaged = True
+        self._recovery_countdown = None
 
     def decode(self, data: bytes) -> list[np.ndarray]:
         """Decode one access unit; returns ``(height, width, 3)`` RGB arrays."""
         if not data:
             # An empty packet is FFmpeg's end-of-stream signal: never send one.
-            self.needs_keyframe = True
-        if self.needs_keyframe and not contains_idr(data):
+            self._damage()
             self.frames_discarded += 1
             return []
+        idr = contains_idr(data)
+        if not self._started and not idr:
+            self.frames_discarded += 1
+            return []
+        recovery = None if idr else recovery_frame_count(data)
         try:
             frames = self._context.decode(av.Packet(data))
         except av.FFmpegError:
-            self.needs_keyframe = True
+            self._damage()
             self.frames_discarded += 1
             return []
         images = []
         for frame in frames:
             if frame.is_corrupt:
-                self.needs_keyframe = True
+                self._damage()
                 self.frames_discarded += 1
                 continue
-            self.needs_keyframe = False
+            if idr:
+                self._started = True
+                self._damaged = False
+            elif self._damaged:
+                self._follow_recovery(recovery)
+            if self._damaged:
+                self.frames_hidden += 1
+                continue
             self.frames_decoded += 1
             images.append(frame.to_ndarray(format="rgb24"))
         return images
+
+    def _follow_recovery(self, recovery: int | None) -> None:
+        """Count down to the end of the first refresh wave begun while damaged."""
+        if self._recovery_countdown is None:
+            if recovery is None:
+                return
+            self._recovery_countdown = recovery
+        else:
+            self._recovery_countdown -= 1
+        if self._recovery_countdown <= 0:
+            self._damaged = False
+            self._recovery_countdown = None
+            self.refresh_recoveries += 1
 
 
 def encode_synthetic_clip(

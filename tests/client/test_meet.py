@@ -192,7 +192,7 @@ def m_state(member: Participant):
     return state.members
 
 
-async def test_meeting_through_five_percent_loss_recovers_with_keyframes(server):
+async def test_meeting_through_five_percent_loss_recovers_by_retransmission(server):
     lossy = LinkConfig(loss=0.05)
     async with ImpairmentProxy(
         upstream=server.address, up=lossy, down=lossy, seed=6
@@ -206,24 +206,37 @@ async def test_meeting_through_five_percent_loss_recovers_with_keyframes(server)
             for link in (stats.up, stats.down):
                 assert 0.03 < link.dropped_loss / link.packets_in < 0.07
             names = {m.name for m in members}
+            recovered = 0
             for member in members:
                 assert_shown_correctly(member, names - {member.name})
-                for publisher, received in member.received().items():
+                for publisher in names - {member.name}:
+                    last = [n for o, n, _ in member.shown if o == publisher][-1]
+                    assert last >= 0.5 * FPS * 5.0, (publisher, last)
+                for received in member.received().values():
                     assert received["stamps_unreadable"] == 0, received
                     assert received["stamp_order_errors"] == 0
-                    # Frames hit by a loss are skipped until a keyframe comes, and
-                    # a loaded CI machine renders fewer: a handful is enough...
-                    assert received["frames_rendered"] >= 5, received
-                    last = [n for o, n, _ in member.shown if o == publisher][-1]
-                    # ...as long as it is still decoding near the end, not frozen
-                    # since the first loss.
-                    assert last >= 0.5 * FPS * 5.0, (publisher, last)
-            lost = [
-                r for m in members for r in m.received().values() if r["frames_lost"]
-            ]
-            assert lost, "5% loss lost no frame at all"
-            assert all(r["keyframe_requests"] >= 2 for r in lost)
-            assert all(r["keyframes_received"] >= 2 for r in lost)
+                    # Losses are repaired, not waited out until a keyframe: the
+                    # picture keeps moving to the end (a loaded CI machine
+                    # renders fewer).
+                    assert received["frames_rendered"] >= 0.25 * FPS * 5.0, received
+                    # Keyframes only as a last resort: the one that starts the
+                    # track, then only for frames retransmission could not save
+                    # in time (a busy machine loses a few to late timers).
+                    requests = received["keyframe_requests"]
+                    assert requests <= 2 + 2 * received["frames_lost"], received
+                    assert requests <= 6, received
+                    recovered += received["packets_recovered"]
+                for sent in member.call.stats()["sent"]:
+                    assert sent["retransmissions"] <= sent["packets_nacked"]
+            # Both hops lose 5%: subscribers NACK the SFU, the SFU NACKs
+            # publishers, and what was lost comes back.
+            assert recovered > 0
+            sfu = server.snapshot()
+            assert sfu["sfu_retransmissions"] > 0 and sfu["sfu_nacks_sent"] > 0
+            assert sfu["sfu_packets_recovered"] > 0
+            assert sum(
+                s["retransmissions"] for m in members for s in m.call.stats()["sent"]
+            )
         finally:
             await leave_all(members)
 

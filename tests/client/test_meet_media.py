@@ -29,6 +29,7 @@ from client.media import (
 from client.media.capture import CameraSource, FileSource, ScreenSource
 from client.media.sinks import _yuv420, y4m_header
 from codec.media import VideoPacketizer, parse_packet
+from codec.media.recovery import RetransmitCache
 from codec.media.stamp import SyntheticPattern, read_stamp
 from codec.media.video import VideoEncoder
 from codec.messages import RoomTrack
@@ -291,7 +292,6 @@ async def test_receiver_recovers_from_a_lost_frame_with_a_keyframe():
         loop,
         requests.append,
         [lambda t, f: shown.append((f.frame_number, read_stamp(f.image)))],
-        reassembly_timeout_s=0.05,
     )
     receiver.start()
     assert requests == [7]  # a new receiver asks for a keyframe at once
@@ -311,20 +311,68 @@ async def test_receiver_recovers_from_a_lost_frame_with_a_keyframe():
     await send_frame(5, lose=True)
     for n in range(6, 9):
         await send_frame(n)
-    await asyncio.sleep(0.1)  # reassembly gives frame 5 up and asks again
+    await asyncio.sleep(0.3)  # no NACKs here: frame 5 is given up, asked for
     assert requests == [7, 7]
     await send_frame(9, keyframe=True)
     await send_frame(10)
     await asyncio.sleep(0.3)
     receiver.stop()
     await loop.run_in_executor(None, receiver.join)
-    assert [n for n, _ in shown][-2:] == [9, 10]
+    # The render slot keeps the newest picture: 9 may be replaced by 10.
+    assert shown[-1][0] == 10
     assert all(stamp is not None and stamp[0] == n for n, stamp in shown)
     assert not {5, 6, 7, 8} & {n for n, _ in shown}
     stats = receiver.stats_dict()
     assert stats["frames_lost"] == 1 and stats["packets_lost"] >= 1
     assert stats["keyframes_received"] == 2 and stats["keyframe_requests"] == 2
     assert stats["frames_rendered"] == len(shown)
+
+
+async def test_receiver_nacks_a_lost_fragment_and_shows_every_frame():
+    loop = asyncio.get_running_loop()
+    requests: list[int] = []
+    nacked: list[list[int]] = []
+    shown: list[tuple[int, tuple[int, int] | None]] = []
+    cache = RetransmitCache()
+    receiver = None
+
+    def answer(track_id: int, seqs: list[int]) -> None:
+        nacked.append(seqs)
+        for data in cache.retransmit(track_id, seqs, loop.time()):
+            loop.call_later(0.02, receiver.push, parse_packet(data), loop.time())
+
+    receiver = VideoReceiver(
+        track(),
+        loop,
+        requests.append,
+        [lambda t, f: shown.append((f.frame_number, read_stamp(f.image)))],
+        send_nack=answer,
+        rtt_s=lambda: 0.04,
+    )
+    receiver.start()
+    pattern = SyntheticPattern(W, H)
+    encoder = VideoEncoder(W, H, 15, 300_000)
+    packetizer = VideoPacketizer(7)
+    for n in range(12):
+        (encoded,) = encoder.encode(pattern.render(n, n), n / 15)
+        packets = packetizer.packetize(encoded.data, encoded.pts, encoded.keyframe)
+        for index, packet in enumerate(packets):
+            data = packet.serialize()
+            cache.put(7, packet.seq, data, loop.time())
+            if n in (4, 8) and index == 0:
+                continue  # lost on the way
+            receiver.push(parse_packet(data), loop.time())
+        await asyncio.sleep(0.03)
+    await asyncio.sleep(0.3)
+    receiver.stop()
+    await loop.run_in_executor(None, receiver.join)
+    assert len(nacked) == 2
+    assert [n for n, _ in shown] == list(range(12))
+    assert all(stamp is not None and stamp[0] == n for n, stamp in shown)
+    assert requests == [7]  # only the first keyframe, for starting
+    stats = receiver.stats_dict()
+    assert stats["packets_recovered"] == 2 and stats["packets_lost"] == 0
+    assert stats["frames_lost"] == 0 and stats["nacks_sent"] == 2
 
 
 class FakeScreen:

@@ -7,13 +7,29 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec.media import FeedbackPacket, KeyframeRequest, ProbePacket, VideoPacket
+from codec.media import (
+    AudioPacket,
+    FeedbackPacket,
+    KeyframeRequest,
+    NackPacket,
+    ProbePacket,
+    VideoPacket,
+    parse_packet,
+)
 from server.sfu import MAX_FORWARDED_DATAGRAM, Forwarder
+
+
+class FakeLoss:
+    """aioquic's round-trip estimate, as the SFU reads it."""
+
+    _rtt_initialized = True
+    _rtt_smoothed = 0.05
 
 
 class FakeQuic:
     def __init__(self) -> None:
         self._datagrams_pending: deque[bytes] = deque()
+        self._loss = FakeLoss()
 
     def send_datagram_frame(self, data: bytes) -> None:
         assert isinstance(data, bytes)
@@ -41,28 +57,41 @@ class Clock:
         return self.now
 
 
-def video(track_id: int, seq: int = 0, size: int = 100) -> bytes:
+def video(
+    track_id: int,
+    seq: int = 0,
+    size: int = 100,
+    *,
+    keyframe: bool = False,
+    frame: int | None = None,
+    index: int = 0,
+    count: int = 1,
+) -> bytes:
     return VideoPacket(
         track_id=track_id,
         seq=seq,
         transport_seq=0,
         timestamp=0,
-        frame_number=seq,
-        fragment_index=0,
-        fragment_count=1,
-        keyframe=False,
+        frame_number=seq if frame is None else frame,
+        fragment_index=index,
+        fragment_count=count,
+        keyframe=keyframe,
         layer=0,
         payload=b"x" * size,
     ).serialize()
 
 
-def room_of_three(max_queued: int = 128):
+def audio(track_id: int, seq: int = 0) -> bytes:
+    return AudioPacket(track_id, seq, 0, 0, 50, True, b"opus").serialize()
+
+
+def room_of_three(max_queued: int = 128, keyframe_request_interval: float = 0.1):
     clock = Clock()
     sfu = Forwarder(
         clock,
         max_queued=max_queued,
         max_queue_delay=0.15,
-        keyframe_request_interval=0.1,
+        keyframe_request_interval=keyframe_request_interval,
     )
     a, b, c = FakeConn(), FakeConn(), FakeConn()
     sfu.set_room("room", [(a, [7]), (b, [8]), (c, [])])
@@ -102,7 +131,7 @@ def test_drops_foreign_tracks_non_members_and_malformed_datagrams():
         b"",
         b"\x48\x00\x00",
         bytes([0x08]) + video(7)[1:],  # version 0
-        bytes([0x68]) + video(7)[1:],  # reserved kind 5
+        bytes([0x70]) + video(7)[1:],  # reserved kind 6
         video(7, size=1150) + b"x",  # over the 1,170-byte limit
         b"\x60\x00\x00\x00",  # a truncated keyframe request
     ):
@@ -132,8 +161,12 @@ def test_a_full_subscriber_queue_drops_for_that_subscriber_only():
         sfu.on_datagram(a, video(7, seq))
     assert len(b.take()) == 3 and len(c.take()) == 3
     assert sfu.stats.dropped_queue_full == 4
-    c.quic._datagrams_pending.extend([b"queued"] * 3)
+    # Frames up to the next keyframe are dropped, and the SFU asked for it once.
+    assert a.take() == [KeyframeRequest(7, 0).serialize()]
     sfu.on_datagram(a, video(7, 5))
+    assert b.take() == [] and sfu.stats.dropped_queue_full == 6
+    c.quic._datagrams_pending.extend([b"queued"] * 3)
+    sfu.on_datagram(a, video(7, 6, keyframe=True))
     assert len(b.take()) == 1 and c.take() == [b"queued"] * 3
 
 
@@ -148,7 +181,9 @@ def test_a_subscriber_queue_that_does_not_drain_gets_nothing_more():
     assert len(b.take()) == 2 and len(c.take()) == 2
     assert sfu.stats.dropped_queue_full == 1
     clock.now += 1.0
-    sfu.on_datagram(a, video(7, 3))  # drained: c gets media again
+    sfu.on_datagram(a, video(7, 3))  # drained, but waiting for a keyframe
+    assert c.take() == [] and len(b.take()) == 1
+    sfu.on_datagram(a, video(7, 4, keyframe=True))
     assert len(c.take()) == 1 and len(b.take()) == 1
 
 
@@ -171,6 +206,116 @@ def test_keyframe_requests_are_coalesced_per_track():
         2,
     )
     assert stats.keyframe_requests_refused == 2
+
+
+def test_a_queue_that_never_empties_but_keeps_moving_is_not_congested():
+    sfu, clock, a, b, c = room_of_three()
+    for seq in range(100):  # a long path: its window always holds 3 back
+        sfu.on_datagram(a, video(7, seq))
+        clock.now += 0.02
+        for conn in (b, c):
+            queue = conn.quic._datagrams_pending
+            while len(queue) > 3:
+                queue.popleft()
+    assert sfu.stats.dropped_queue_full == 0
+
+
+def test_a_subscribers_nack_is_answered_from_the_sfu_cache():
+    sfu, clock, a, b, c = room_of_three()
+    for seq in range(5):
+        sfu.on_datagram(a, video(7, seq))
+    b.take()
+    c.take()
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1, 3, 9]).serialize())
+    resent = [parse_packet(d) for d in b.take()]
+    assert [(p.seq, p.transport_seq) for p in resent] == [(1, 5), (3, 6)]
+    assert a.take() == [] and c.take() == []  # the publisher is not bothered
+    stats = sfu.stats
+    assert (stats.nacks_received, stats.retransmissions) == (1, 2)
+    assert stats.retransmissions_refused == 1  # 9 was never sent
+    # Later than the frame's deadline (rtt 50 ms + margin, at least 150 ms): no.
+    clock.now += 0.2
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [2]).serialize())
+    assert b.take() == [] and stats.retransmissions_refused == 2
+    sfu.on_datagram(b, b"\x68\x00")
+    assert stats.dropped_malformed == 1
+
+
+def test_the_sfu_nacks_what_it_missed_from_the_publisher():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 10))
+    sfu.on_datagram(a, video(7, 13))
+    (nack,) = [parse_packet(d) for d in a.take()]
+    assert isinstance(nack, NackPacket) and nack.seqs() == [11, 12]
+    clock.now += 0.02
+    sfu.on_datagram(a, video(7, 11))  # the retransmission, forwarded as usual
+    assert [parse_packet(d).seq for d in b.take()] == [10, 13, 11]
+    assert sfu.stats.packets_recovered == 1 and sfu.stats.nacks_sent == 1
+    clock.now += 0.05  # one round trip: 12 is asked for once more
+    sfu.on_datagram(a, video(7, 14))
+    assert [parse_packet(d).seqs() for d in a.take()] == [[12]]
+    assert sfu.stats.packets_requested == 3
+
+
+def test_audio_goes_ahead_of_queued_video():
+    sfu, _, a, b, c = room_of_three()
+    sfu.set_room("room", [(a, [7, 9]), (b, []), (c, [])])
+    sfu.on_datagram(a, video(7, 0))
+    sfu.on_datagram(a, video(7, 1))
+    sfu.on_datagram(a, audio(9, 0))
+    sfu.on_datagram(a, audio(9, 1))
+    sent = [parse_packet(d) for d in b.take()]
+    assert [(p.track_id, p.seq) for p in sent] == [(9, 0), (9, 1), (7, 0), (7, 1)]
+
+
+def test_frames_are_dropped_whole_not_datagram_by_datagram():
+    sfu, _, a, b, c = room_of_three(max_queued=4)
+
+    def frame(number: int, keyframe: bool = False) -> None:
+        for index in range(3):
+            seq = 3 * number + index
+            data = video(7, seq, frame=number, index=index, count=3, keyframe=keyframe)
+            sfu.on_datagram(a, data)
+
+    frame(0)
+    frame(1)  # starts with 3 queued, under 4: all of it goes, ending at 6
+    assert len(b.quic._datagrams_pending) == 6
+    frame(2)  # starts at a full queue: dropped whole, and frame 3 after it
+    frame(3)
+    assert len(b.take()) == 6 and sfu.stats.frames_dropped == 4  # b's and c's
+    assert sfu.stats.dropped_queue_full == 2 * 6
+    assert a.take() == [KeyframeRequest(7, 0).serialize()]
+    frame(4, keyframe=True)
+    assert [parse_packet(d).seq for d in b.take()] == [12, 13, 14]
+
+
+def test_frames_behind_a_draining_keyframe_are_not_dropped_for_its_delay():
+    sfu, clock, a, b, c = room_of_three(max_queued=40)
+    sfu.set_room("room", [(a, [7]), (b, [])])
+    for index in range(10):  # a keyframe of 10 datagrams, drained slowly
+        data = video(7, index, frame=0, index=index, count=10, keyframe=True)
+        sfu.on_datagram(a, data)
+    for number in range(1, 12):
+        clock.now += 0.033
+        b.quic._datagrams_pending.popleft()
+        sfu.on_datagram(a, video(7, 9 + number, frame=number))
+    # The oldest datagram waited 0.36 s, over 0.15 s: in the keyframe's grace.
+    assert sfu.stats.frames_dropped == 0
+    clock.now += 0.2  # grace over, queue still old: dropped
+    sfu.on_datagram(a, video(7, 21, frame=12))
+    assert sfu.stats.frames_dropped == 1
+
+
+def test_one_loss_costs_one_keyframe_however_many_ask():
+    sfu, clock, a, b, c = room_of_three(keyframe_request_interval=0.3)
+    request = KeyframeRequest(7, 0).serialize()
+    sfu.on_datagram(b, request)
+    clock.now += 0.2  # no keyframe yet: still outstanding
+    sfu.on_datagram(c, request)
+    assert a.take() == [request] and sfu.stats.keyframe_requests_coalesced == 1
+    sfu.on_datagram(a, video(7, 0, keyframe=True))
+    sfu.on_datagram(b, request)  # a new loss after the keyframe: asked again
+    assert a.take() == [request]
 
 
 def test_routes_follow_membership_and_rooms_stay_apart():

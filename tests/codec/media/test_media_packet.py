@@ -13,6 +13,7 @@ from codec.media import (
     AudioPacket,
     FeedbackPacket,
     KeyframeRequest,
+    NackPacket,
     PacketError,
     PacketKind,
     ProbePacket,
@@ -50,6 +51,7 @@ VIDEO = VideoPacket(
 )
 PROBE = ProbePacket(cluster_id=5, transport_seq=0x0A0B, padding_size=6)
 KEYFRAME_REQUEST = KeyframeRequest(track_id=0xCAFEF00D, layer=0x10)
+NACK = NackPacket(track_id=0xCAFEF00D, entries=((0xFFFE, 0x0005), (0x0040, 0)))
 FEEDBACK = FeedbackPacket(
     feedback_seq=9,
     base_seq=0xFFFD,
@@ -63,6 +65,7 @@ GOLDEN = [
     ("probe.bin", PROBE),
     ("keyframe_request.bin", KEYFRAME_REQUEST),
     ("feedback.bin", FEEDBACK),
+    ("nack.bin", NACK),
 ]
 
 
@@ -71,6 +74,21 @@ def test_golden_bytes(golden, name, packet):
     data = golden(name)
     assert packet.serialize() == data
     assert parse_packet(data) == packet
+
+
+def test_nack_packs_sequence_numbers_into_runs_across_the_wrap():
+    nack = NackPacket.from_seqs(0xCAFEF00D, [0x40, 1, 0xFFFF, 0xFFFE])
+    assert nack == NACK
+    assert nack.seqs() == [0xFFFE, 0xFFFF, 1, 0x40]
+    many = NackPacket.from_seqs(9, range(100, 200))
+    assert many.seqs() == list(range(100, 200))
+    assert len(many.entries) == 6  # 17 packets per entry
+    with pytest.raises(LocalProtocolError):
+        NackPacket.from_seqs(9, [])
+    with pytest.raises(LocalProtocolError):
+        NackPacket(9, ()).serialize()
+    with pytest.raises(LocalProtocolError):
+        NackPacket(9, ((0, 0),) * 256).serialize()
 
 
 def test_header_sizes():
@@ -97,7 +115,7 @@ def test_rewrite_transport_seq_touches_only_bytes_2_and_3(golden, name):
     assert parse_packet(buf).transport_seq == 0xABCD
 
 
-@pytest.mark.parametrize("name", ["feedback.bin", "keyframe_request.bin"])
+@pytest.mark.parametrize("name", ["feedback.bin", "keyframe_request.bin", "nack.bin"])
 def test_rewrite_transport_seq_refuses_kinds_without_one(golden, name):
     buf = bytearray(golden(name))
     with pytest.raises(PacketError):
@@ -111,7 +129,10 @@ def test_rewrite_transport_seq_refuses_kinds_without_one(golden, name):
         (b"", "empty datagram"),
         (b"\x00" * 20, "unsupported header version 0"),
         (b"\xc0" + b"\x00" * 19, "unsupported header version 3"),
-        (bytes([0x40 | (5 << 3)]) + b"\x00" * 19, "unknown packet kind 5"),
+        (bytes([0x40 | (6 << 3)]) + b"\x00" * 19, "unknown packet kind 6"),
+        (bytes.fromhex("6800CAFEF00D"), "no entries"),
+        (bytes.fromhex("6802CAFEF00DFFFE0005"), "exactly 2 entries"),
+        (bytes.fromhex("6801CAFE"), "truncated"),
         (bytes.fromhex("40AA1234"), "audio datagram of 4 bytes is truncated"),
         (bytes.fromhex("4C21FFFFCAFEF00D0102123456780203000300030000"), "fragment 3"),
         (bytes.fromhex("4C21FFFFCAFEF00D0102123456780203000000000000"), "fragment 0"),
@@ -217,6 +238,11 @@ any_packet = st.one_of(
     st.builds(ProbePacket, u8, u16, st.integers(0, MAX_MEDIA_PAYLOAD)),
     st.builds(KeyframeRequest, u32, u8),
     feedback_packets(),
+    st.builds(
+        NackPacket,
+        u32,
+        st.lists(st.tuples(u16, u16), min_size=1, max_size=255).map(tuple),
+    ),
 )
 
 

@@ -20,6 +20,7 @@ from codec.media import (
     parse_packet,
     read_stamp,
 )
+from codec.media.h264 import recovery_frame_count
 from codec.media.stamp import SyntheticPattern
 from codec.media.video import (
     MIN_BITRATE_BPS,
@@ -88,11 +89,14 @@ def bitrate_kbps(sizes: list[int]) -> float:
     return sum(sizes) * 8 * FPS / len(sizes) / 1000
 
 
-def test_bitrate_follows_set_bitrate_both_ways_without_a_keyframe():
+@pytest.mark.parametrize("intra_refresh_s", [None, 1.0])
+def test_bitrate_follows_set_bitrate_both_ways_without_a_keyframe(intra_refresh_s):
     """Open at 300 kbit/s (ceiling 1.2 Mbit/s), drop to 100 kbit/s, then raise
-    to 900 kbit/s: the last 30 frames of each 45-frame phase track the target."""
+    to 900 kbit/s: the last 30 frames of each 45-frame phase track the target.
+    With intra refresh x264 undershoots the lowest target (measured 63 kbit/s:
+    the sweep's intra blocks cost more there), but follows both ways."""
     pattern = SyntheticPattern(640, 480)
-    encoder = VideoEncoder(640, 480, FPS, 300_000)
+    encoder = VideoEncoder(640, 480, FPS, 300_000, intra_refresh_s=intra_refresh_s)
     assert encoder.max_bitrate_bps == 1_200_000
     phases = []
     for phase, target in enumerate([300_000, 100_000, 900_000]):
@@ -105,7 +109,7 @@ def test_bitrate_follows_set_bitrate_both_ways_without_a_keyframe():
         phases.append(bitrate_kbps(sizes[15:]))
     start, low, high = phases
     assert 240 < start < 360
-    assert 70 < low < 130
+    assert (70 if intra_refresh_s is None else 50) < low < 130
     assert high > 2 * start
     assert encoder.keyframes_encoded == 1
 
@@ -248,3 +252,47 @@ def test_a_synthetic_clip_loops_from_its_keyframe_with_every_stamp_readable():
         (image,) = decoder.decode(frame.data)
         assert read_stamp(image) == (n % 10, 0)
     assert decoder.frames_discarded == 0
+
+
+def test_a_refresh_wave_after_a_loss_makes_the_picture_whole_without_a_keyframe():
+    """Intra refresh every 0.5 s (15 frames): frame 20 is lost; the decoder
+    shows nothing until the wave that begins after it (frame 30) has swept the
+    picture (frame 44), then pictures identical to a lossless decode."""
+    pattern = SyntheticPattern(320, 240)
+    encoder = VideoEncoder(320, 240, FPS, 300_000, intra_refresh_s=0.5)
+    units = [
+        encoder.encode(pattern.render(n, 1000 + n), now=n / FPS)[0] for n in range(60)
+    ]
+    assert [n for n, u in enumerate(units) if u.keyframe] == [0]
+    waves = {n: recovery_frame_count(u.data) for n, u in enumerate(units)}
+    assert {n: c for n, c in waves.items() if c is not None} == {
+        15: 14,
+        30: 14,
+        45: 14,
+    }
+    reference = VideoDecoder()
+    clean = [reference.decode(u.data) for u in units]
+    decoder = VideoDecoder()
+    shown = {}
+    for n, unit in enumerate(units):
+        if n == 20:
+            decoder.frame_lost()
+            continue
+        for image in decoder.decode(unit.data):
+            shown[n] = image
+        if 20 < n < 44:
+            assert decoder.needs_keyframe
+    assert sorted(shown) == [*range(20), *range(44, 60)]
+    for n in range(44, 60):
+        assert np.array_equal(shown[n], clean[n][0])
+        assert read_stamp(shown[n]) == (n, 1000 + n)
+    assert decoder.refresh_recoveries == 1 and not decoder.needs_keyframe
+    assert decoder.frames_hidden == 23
+
+
+def test_recovery_point_parsing_never_raises():
+    for data in (b"", b"\x00\x00\x01", b"\x00\x00\x01\x06", b"\x00\x00\x01\x06\xff",
+                 b"\x00\x00\x01\x06\x06\x02", b"\x00\x00\x01\x06\x06\x01\x00",
+                 b"\x00\x00\x01\x06\x06\x01\x80\x80"):  # fmt: skip
+        assert recovery_frame_count(data) in (None, 0)
+    assert recovery_frame_count(b"\x00\x00\x01\x06\x06\x01\x80\x80") == 0

@@ -1,0 +1,133 @@
+"""What a sender of a hop keeps so it can answer NACKs: its recent datagrams.
+
+A :class:`RetransmitCache` holds the datagrams one hop sent, by track and
+16-bit sequence number, for at most ``max_age_s`` and ``max_bytes``. A NACK is
+answered only with what is still useful: a packet older than the receiver's
+frame deadline would arrive after its frame was skipped, and a packet already
+sent ``max_retransmits`` times is not sent again, so a burst of NACKs can never
+become a storm. Pure: the caller passes ``now`` (seconds on its own clock).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["CacheStats", "RetransmitCache"]
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters of one :class:`RetransmitCache` (packets unless named)."""
+
+    stored: int = 0
+    requested: int = 0
+    """Sequence numbers named by NACKs."""
+    retransmitted: int = 0
+    missing: int = 0
+    """Requested but not held: never sent on this hop, or already evicted."""
+    too_late: int = 0
+    """Held, but a retransmission would arrive after the frame's deadline."""
+    exhausted: int = 0
+    """Held, but already retransmitted ``max_retransmits`` times."""
+
+
+class _Entry:
+    __slots__ = ("data", "sent_at", "retransmits")
+
+    def __init__(self, data: bytes, sent_at: float) -> None:
+        self.data = data
+        self.sent_at = sent_at
+        self.retransmits = 0
+
+
+class RetransmitCache:
+    """The last ``max_age_s`` seconds (at most ``max_bytes`` bytes) of the
+    datagrams a hop sent, keyed by ``(track_id, seq)``.
+
+    Call :meth:`put` for every datagram sent and :meth:`retransmit` with the
+    sequence numbers of a NACK; it returns the datagrams to send again.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = 1_000_000,
+        max_age_s: float = 1.0,
+        max_retransmits: int = 2,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.max_retransmits = max_retransmits
+        self.stats = CacheStats()
+        self._entries: OrderedDict[tuple[int, int], _Entry] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def bytes_held(self) -> int:
+        """Datagram bytes held now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, track_id: int, seq: int, data: bytes, now: float) -> None:
+        """Remember ``data``, sent at ``now`` as packet ``seq`` of ``track_id``.
+
+        A datagram bigger than ``max_bytes`` is not kept."""
+        key = (track_id, seq & 0xFFFF)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.data)
+        self._evict(now)
+        if len(data) > self.max_bytes:
+            return
+        while self._bytes + len(data) > self.max_bytes:
+            self._drop_oldest()
+        self._entries[key] = _Entry(data, now)
+        self._bytes += len(data)
+        self.stats.stored += 1
+
+    def retransmit(
+        self,
+        track_id: int,
+        seqs: list[int],
+        now: float,
+        deadline_s: float | None = None,
+    ) -> list[bytes]:
+        """The datagrams to send again for a NACK of ``seqs`` of ``track_id``.
+
+        ``deadline_s`` is how long after its first sending a packet can still
+        arrive in time for its frame (the receiver's frame wait less what the
+        send queue adds); older packets are refused. Each packet is returned at
+        most ``max_retransmits`` times over the cache's life.
+        """
+        self._evict(now)
+        stats = self.stats
+        out = []
+        for seq in seqs:
+            stats.requested += 1
+            entry = self._entries.get((track_id, seq & 0xFFFF))
+            if entry is None:
+                stats.missing += 1
+            elif deadline_s is not None and now - entry.sent_at > deadline_s:
+                stats.too_late += 1
+            elif entry.retransmits >= self.max_retransmits:
+                stats.exhausted += 1
+            else:
+                entry.retransmits += 1
+                stats.retransmitted += 1
+                out.append(entry.data)
+        return out
+
+    def _evict(self, now: float) -> None:
+        oldest_allowed = now - self.max_age_s
+        entries = self._entries
+        while entries:
+            entry = next(iter(entries.values()))
+            if entry.sent_at >= oldest_allowed:
+                return
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, entry = self._entries.popitem(last=False)
+        self._bytes -= len(entry.data)

@@ -1,0 +1,171 @@
+"""The receiver side of retransmission: which packets of a track to NACK, when.
+
+A :class:`NackGenerator` watches one track's 16-bit sequence numbers (unwrapped,
+so wrap-around is seamless). A gap is asked for at once; a packet still missing
+one round trip after its request is asked for once more; a packet is given up
+when its frame's deadline (``give_up_s`` after the gap was seen) has passed.
+Reordered packets that fill a gap simply leave the list. NACK datagrams are
+rate-limited (at most one per ``min_interval_s``), each packet is asked for at
+most ``max_requests`` times, and at most ``max_missing`` packets are tracked: a
+jump bigger than that is a reset (the stream restarted, or a loss no
+retransmission can repair in time), not thousands of NACKs. Pure: every method
+takes ``now`` (seconds on the caller's clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..seqnum import Unwrapper
+
+__all__ = ["NackGenerator", "NackStats"]
+
+DEFAULT_RTT_S = 0.1
+"""Round trip assumed until :meth:`NackGenerator.set_rtt` gives a measured one."""
+
+
+@dataclass(slots=True)
+class NackStats:
+    """Counters of one :class:`NackGenerator` (packets unless named)."""
+
+    nacks_sent: int = 0
+    """NACK datagrams' worth of requests handed out by :meth:`NackGenerator.due`."""
+    packets_requested: int = 0
+    """Requests for packets, retries included."""
+    retries: int = 0
+    """Requests after the first for the same packet."""
+    packets_recovered: int = 0
+    """Packets that arrived after they had been asked for."""
+    packets_given_up: int = 0
+    """Missing packets dropped from the list at their deadline."""
+    resets: int = 0
+    """Jumps too big to repair, after which the list was cleared."""
+
+
+class _Missing:
+    __slots__ = ("seen_at", "requests", "last_request_at")
+
+    def __init__(self, seen_at: float) -> None:
+        self.seen_at = seen_at
+        self.requests = 0
+        self.last_request_at = 0.0
+
+
+class NackGenerator:
+    """Decides which packets of one track to NACK and when.
+
+    Feed every packet's sequence number to :meth:`on_packet`; call :meth:`due`
+    after it and when :meth:`next_deadline` comes; send a NACK for what it
+    returns. ``give_up_s`` is how long after a gap is seen its packets can
+    still help (the frame buffer's wait): set it with :meth:`set_give_up`.
+    """
+
+    def __init__(
+        self,
+        give_up_s: float = 0.2,
+        *,
+        max_requests: int = 2,
+        min_interval_s: float = 0.01,
+        max_missing: int = 500,
+    ) -> None:
+        self.give_up_s = give_up_s
+        self.max_requests = max_requests
+        self.min_interval_s = min_interval_s
+        self.max_missing = max_missing
+        self.rtt_s = DEFAULT_RTT_S
+        self.stats = NackStats()
+        self._unwrapper = Unwrapper(16)
+        self._highest: int | None = None
+        self._missing: dict[int, _Missing] = {}
+        self._last_nack_at = float("-inf")
+
+    @property
+    def missing(self) -> list[int]:
+        """The 16-bit sequence numbers still waited for, oldest first."""
+        return [seq & 0xFFFF for seq in sorted(self._missing)]
+
+    def set_rtt(self, rtt_s: float) -> None:
+        """The hop's measured round trip, in seconds: the wait before a retry."""
+        self.rtt_s = max(rtt_s, 0.001)
+
+    def set_give_up(self, give_up_s: float) -> None:
+        """How long, in seconds, a missing packet is asked for after its gap."""
+        self.give_up_s = give_up_s
+
+    def on_packet(self, seq: int, now: float) -> bool:
+        """Take packet ``seq`` (16 bits); True when it is one that was missing
+        (a retransmission or a reordered packet)."""
+        number = self._unwrapper.unwrap(seq)
+        highest = self._highest
+        if highest is None:
+            self._highest = number
+            return False
+        if number <= highest:
+            entry = self._missing.pop(number, None)
+            if entry is not None and entry.requests:
+                self.stats.packets_recovered += 1
+            return entry is not None
+        gap = number - highest - 1
+        self._highest = number
+        if gap > self.max_missing:
+            self.stats.resets += 1
+            self._missing.clear()
+            return False
+        for missing in range(highest + 1, number):
+            self._missing[missing] = _Missing(now)
+        while len(self._missing) > self.max_missing:
+            del self._missing[min(self._missing)]
+        return False
+
+    def due(self, now: float) -> list[int]:
+        """The 16-bit sequence numbers to NACK now (empty when nothing is due
+        or the rate limit holds them back); marks them requested."""
+        self._give_up(now)
+        # The same sum as next_deadline(), so due(next_deadline()) acts.
+        if now < self._last_nack_at + self.min_interval_s:
+            return []
+        out = []
+        for number, entry in self._missing.items():
+            if self._request_due(entry) <= now:
+                if entry.requests:
+                    self.stats.retries += 1
+                entry.requests += 1
+                entry.last_request_at = now
+                out.append(number & 0xFFFF)
+        if out:
+            self._last_nack_at = now
+            self.stats.nacks_sent += 1
+            self.stats.packets_requested += len(out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`due` next has work (a request, a retry or a give-up),
+        or None when nothing is missing."""
+        if not self._missing:
+            return None
+        soonest = min(
+            min(self._request_due(e), e.seen_at + self.give_up_s)
+            for e in self._missing.values()
+        )
+        return max(soonest, self._last_nack_at + self.min_interval_s)
+
+    def _request_due(self, entry: _Missing) -> float:
+        if entry.requests == 0:
+            return entry.seen_at
+        if entry.requests >= self.max_requests:
+            return float("inf")
+        retry_at = entry.last_request_at + self.rtt_s
+        # A retry that could not come back before the deadline is not sent.
+        if retry_at + self.rtt_s > entry.seen_at + self.give_up_s:
+            return float("inf")
+        return retry_at
+
+    def _give_up(self, now: float) -> None:
+        expired = [
+            number
+            for number, entry in self._missing.items()
+            if now >= entry.seen_at + self.give_up_s
+        ]
+        for number in expired:
+            del self._missing[number]
+        self.stats.packets_given_up += len(expired)

@@ -1,0 +1,200 @@
+"""The SFU → one connection hop: what the SFU queues to a member, what it
+keeps to answer that member's NACKs, and which of its video it drops.
+
+One :class:`Hop` per member connection. It numbers the datagrams of the hop
+(the per-hop transport sequence), puts audio ahead of video in the
+connection's datagram queue, keeps the video it sent in a
+:class:`~codec.media.recovery.RetransmitCache`, and when the member's path is
+too slow drops whole video frames of a track until its next keyframe rather
+than scattered datagrams (:meth:`Hop.admit_video`).
+
+aioquic's connection internals (its datagram queue, its round-trip estimate)
+are reached through :mod:`server.quic_adapter`, from here only.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from codec.media.packet import PacketKind
+from codec.media.recovery import RetransmitCache, frame_wait_s
+
+from .quic_adapter import pending_datagrams, smoothed_rtt
+
+__all__ = ["Admission", "Hop"]
+
+_U16 = struct.Struct(">H")
+_RTT_REFRESH_S = 0.5
+_DEFAULT_RTT_S = 0.1
+_ENQUEUE_TIMES = 1024
+_VIDEO_FIRST_BYTES = frozenset(
+    (1 << 6) | (PacketKind.VIDEO << 3) | flags for flags in range(8)
+)
+KEYFRAME_GRACE_S = 0.5
+"""After a keyframe starts on a hop, how long (seconds) only the length of the
+queue, not its delay, can drop frames: a keyframe is several times a frame and
+delays the frames behind it while it drains; dropping them would throw the
+keyframe away and ask for another, a spiral on a slow path."""
+
+
+class Admission(Enum):
+    """What :meth:`Hop.admit_video` decided for one video datagram."""
+
+    SEND = "send"
+    DROP = "drop"
+    """Part of a frame already dropped, or of a track dropping until a keyframe."""
+    DROP_FRAME = "drop frame"
+    """The first datagram of a frame the path has no room for: the frame and
+    the track's frames up to its next keyframe are dropped."""
+
+
+class Hop:
+    """The SFU → ``conn`` hop: transport sequence, queue, cache, drop state.
+
+    ``max_queued`` (datagrams) and ``max_queue_delay`` (seconds) say when the
+    connection's datagram queue is too long: aioquic never expires what it
+    queues, so what waits longer than that is late.
+    """
+
+    __slots__ = (
+        "conn",
+        "quic",
+        "pending",
+        "transmit_soon",
+        "transport_seq",
+        "enqueued_at",
+        "cache",
+        "dropping",
+        "keyframe_grace_until",
+        "_rtt_s",
+        "_rtt_read_at",
+    )
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.quic = conn.quic
+        self.pending = pending_datagrams(conn.quic)
+        self.transmit_soon: Callable[[], None] = conn.transmit_soon
+        self.transport_seq = 0
+        self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
+        """When the last datagrams were queued (clock seconds), oldest first."""
+        self.cache = RetransmitCache()
+        """The video sent on this hop, to answer the member's NACKs."""
+        self.dropping: set[int] = set()
+        """Video tracks whose frames are dropped until their next keyframe."""
+        self.keyframe_grace_until = float("-inf")
+        """Until when (clock seconds) the queue's delay is forgiven, after a
+        keyframe (:data:`KEYFRAME_GRACE_S`)."""
+        self._rtt_s = _DEFAULT_RTT_S
+        self._rtt_read_at = float("-inf")
+
+    def rtt_s(self, now: float) -> float:
+        """The connection's smoothed round trip in seconds (read from aioquic
+        at most every half second; 100 ms until it has a sample)."""
+        if now - self._rtt_read_at >= _RTT_REFRESH_S:
+            self._rtt_read_at = now
+            rtt = smoothed_rtt(self.quic)
+            if rtt is not None:
+                self._rtt_s = rtt
+        return self._rtt_s
+
+    def queue_delay(self, now: float) -> float:
+        """How long, in seconds, the oldest datagram still queued has waited.
+
+        aioquic sends from the head of its queue, so what waits is the last
+        ``len(pending)`` datagrams queued: the oldest of them was queued that
+        many queuings ago. (Unlike "time since the queue was last empty", this
+        stays small on a long path whose window always holds a few back.)"""
+        waiting = len(self.pending)
+        if not waiting:
+            return 0.0
+        times = self.enqueued_at
+        return now - times[-min(waiting, len(times))] if times else 0.0
+
+    def congested(self, now: float, max_queued: int, max_queue_delay: float) -> bool:
+        """Whether the queue is too long to take another frame in time."""
+        if len(self.pending) >= max_queued:
+            return True
+        if now < self.keyframe_grace_until:
+            return False
+        return self.queue_delay(now) > max_queue_delay
+
+    def retransmit_budget_s(self, now: float) -> float:
+        """How old (seconds since first sent) a packet may be and still reach
+        the member before its frame's deadline, behind what is queued now."""
+        return frame_wait_s(self.rtt_s(now)) - self.queue_delay(now)
+
+    def admit_video(
+        self,
+        track_id: int,
+        frame_start: bool,
+        keyframe: bool,
+        now: float,
+        max_queued: int,
+        max_queue_delay: float,
+    ) -> Admission:
+        """Decide on one video datagram of ``track_id``.
+
+        Frames are taken or dropped whole: the decision is made at a frame's
+        first datagram, and the rest follow it. A frame that finds the queue
+        too long is dropped, with every frame of its track up to the next
+        keyframe that finds room (the frames between could not be decoded).
+        For :data:`KEYFRAME_GRACE_S` after a keyframe only the queue's length
+        counts.
+        """
+        dropping = self.dropping
+        if frame_start:
+            if self.congested(now, max_queued, max_queue_delay):
+                if track_id in dropping:
+                    return Admission.DROP
+                dropping.add(track_id)
+                return Admission.DROP_FRAME
+            if track_id in dropping:
+                if not keyframe:
+                    return Admission.DROP
+                dropping.discard(track_id)
+            if keyframe:
+                self.keyframe_grace_until = now + KEYFRAME_GRACE_S
+            return Admission.SEND
+        if track_id in dropping:
+            return Admission.DROP
+        if len(self.pending) >= 2 * max_queued:
+            # Far over: even the rest of an admitted frame cannot wait.
+            dropping.add(track_id)
+            return Admission.DROP_FRAME
+        return Admission.SEND
+
+    def send(self, data: bytes, now: float, *, first: bool = False) -> bytes:
+        """Queue ``data`` with this hop's next transport sequence number; with
+        ``first``, ahead of everything queued (audio goes before video).
+        Returns the datagram queued."""
+        self.enqueued_at.append(now)
+        seq = self.transport_seq
+        self.transport_seq = (seq + 1) & 0xFFFF
+        datagram = data[:2] + _U16.pack(seq) + data[4:]
+        if first:
+            self._insert_ahead_of_video(datagram)
+        else:
+            self.quic.send_datagram_frame(datagram)
+        self.transmit_soon()
+        return datagram
+
+    def _insert_ahead_of_video(self, data: bytes) -> None:
+        """Queue ``data`` after what is already ahead of the video (earlier
+        audio and control datagrams keep their order) and before any video."""
+        pending = self.pending
+        index = 0
+        while index < len(pending) and pending[index][0] not in _VIDEO_FIRST_BYTES:
+            index += 1
+        pending.insert(index, data)
+
+    def send_control(self, data: bytes, now: float) -> None:
+        """Queue a datagram that has no transport sequence (keyframe request,
+        NACK) ahead of the media: it is small and urgent."""
+        self._insert_ahead_of_video(data)
+        self.enqueued_at.append(now)
+        self.transmit_soon()
