@@ -159,7 +159,8 @@ class ClientConnection(QuicConnectionProtocol):
                 rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
             )
         )
-        if not self._strikes.take(self.app.context.clock.monotonic()):
+        now = self.app.context.clock.monotonic()
+        if not self._strikes.take(now) and not self.closing:
             close_code = (
                 CloseCode.ABUSE
                 if code == ErrorCode.RATE_LIMITED
