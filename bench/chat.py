@@ -7,6 +7,12 @@ Counts messages delivered to recipients per second. Latency: one pair... at a
 fixed offered load spread over the pairs, the time from send to arrival at the
 recipient. Prints one JSON object.
 
+Figures that hold across machines come with it: the same senders, window and
+client code against a bare aioquic request/response server (``_bare_rr.py``:
+framing and msgpack, nothing else) in the same run, and the quicmeet
+throughput as a ratio of that baseline; the server's CPU time per delivered
+message; and which side (server or this load generator) ran out of CPU first.
+
     python bench/chat.py --pairs 20 --duration 10 --rate 1000
 """
 
@@ -15,15 +21,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import time
+from pathlib import Path
 
-from _common import percentile, start_quicmeet_server  # noqa: I001
+from _common import (  # noqa: I001
+    percentile,
+    process_cpu_seconds,
+    start_child,
+    start_quicmeet_server,
+)
 
 from client import Session
+from client.transport import open_connection
 from codec.messages import (
     AckMessages,
     ChatMessage,
     MessageAccepted,
+    Ok,
     Reply,
     RequestFriend,
     RespondFriend,
@@ -88,6 +103,12 @@ async def setup(address: str, pairs: int) -> list[tuple[Session, Session, str, s
 
 async def send_window(session: Session, to: str, stop_at: float, window: int, tag: str):
     proto = await session.wait_ready(1)
+    return await send_window_on(proto, to, stop_at, window, tag, MessageAccepted)
+
+
+async def send_window_on(proto, to: str, stop_at: float, window: int, tag: str, expect):
+    """Keep ``window`` SendMessage requests in flight on ``proto`` until
+    ``stop_at``; every reply must be an ``expect``."""
     sent = 0
     in_flight: set[asyncio.Future] = set()
     while time.perf_counter() < stop_at:
@@ -104,7 +125,7 @@ async def send_window(session: Session, to: str, stop_at: float, window: int, ta
             in_flight, return_when=asyncio.FIRST_COMPLETED
         )
         for future in done:
-            assert isinstance(future.result(), MessageAccepted)
+            assert isinstance(future.result(), expect)
     await asyncio.gather(*in_flight)
     return sent
 
@@ -141,6 +162,8 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
         recipients = [Recipient(b, a_name) for _, b, a_name, _ in sessions]
 
         # Throughput: as fast as the server commits and delivers.
+        server_cpu = process_cpu_seconds(server.proc.pid)
+        own_cpu = process_cpu_seconds()
         start = time.perf_counter()
         stop_at = start + duration
         sent = await asyncio.gather(
@@ -157,6 +180,8 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
         ):
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - start
+        server_cpu = process_cpu_seconds(server.proc.pid) - server_cpu
+        own_cpu = process_cpu_seconds() - own_cpu
         delivered = sum(r.received for r in recipients)
         throughput = delivered / elapsed
 
@@ -187,6 +212,9 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
     finally:
         server.stop()
     stats = json.loads((server.workdir / "stats.json").read_text())
+    bare = await baseline(pairs, duration, window)
+    server_load = server_cpu / elapsed
+    own_load = own_cpu / elapsed
     return {
         "pairs": pairs,
         "window": window,
@@ -204,6 +232,14 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
         },
         "server": {
             "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
+            "cpu_us_per_message": round(server_cpu / max(delivered, 1) * 1e6, 1),
+        },
+        "baseline": bare,
+        "ratio_to_bare_aioquic": round(throughput / bare["replies_per_s"], 3),
+        "saturation": {
+            "server_cores_busy": round(server_load, 2),
+            "load_generator_cores_busy": round(own_load, 2),
+            "first": saturated_first(server_load, own_load),
         },
         "goals": {
             "throughput_min_per_s": 10_000,
@@ -211,6 +247,51 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
             "met": throughput >= 10_000 and percentile(latencies, 99) * 1000 < 50,
         },
     }
+
+
+async def baseline(connections: int, duration: float, window: int) -> dict:
+    """The same senders and window against the bare request/response server."""
+    workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bare-"))
+    bare = start_child(
+        ["bench/_bare_rr.py", str(workdir / "cert.pem"), str(workdir / "key.pem")]
+    )
+    protos = []
+    try:
+        for _ in range(connections):
+            protos.append(await open_connection(bare.host, bare.port))
+        server_cpu = process_cpu_seconds(bare.proc.pid)
+        own_cpu = process_cpu_seconds()
+        start = time.perf_counter()
+        sent = await asyncio.gather(
+            *(
+                send_window_on(p, "bare", start + duration, window, f"b{i}", Ok)
+                for i, p in enumerate(protos)
+            )
+        )
+        elapsed = time.perf_counter() - start
+        server_cpu = process_cpu_seconds(bare.proc.pid) - server_cpu
+        own_cpu = process_cpu_seconds() - own_cpu
+    finally:
+        for proto in protos:
+            proto.close_quietly()
+        bare.stop()
+    return {
+        "connections": connections,
+        "replies_per_s": round(sum(sent) / elapsed, 1),
+        "server_cpu_us_per_reply": round(server_cpu / sum(sent) * 1e6, 1),
+        "saturation": {
+            "server_cores_busy": round(server_cpu / elapsed, 2),
+            "load_generator_cores_busy": round(own_cpu / elapsed, 2),
+            "first": saturated_first(server_cpu / elapsed, own_cpu / elapsed),
+        },
+    }
+
+
+def saturated_first(server_load: float, own_load: float) -> str:
+    """Which side ran out of CPU (one core's worth, less 10 %), if either."""
+    busy = {"server": server_load, "load generator": own_load}
+    side = max(busy, key=busy.__getitem__)
+    return side if busy[side] >= 0.9 else "neither"
 
 
 def main() -> None:

@@ -159,7 +159,8 @@ class ClientConnection(QuicConnectionProtocol):
                 rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
             )
         )
-        if not self._strikes.take(self.app.context.clock.monotonic()):
+        now = self.app.context.clock.monotonic()
+        if not self._strikes.take(now) and not self.closing:
             close_code = (
                 CloseCode.ABUSE
                 if code == ErrorCode.RATE_LIMITED
@@ -250,16 +251,18 @@ class ClientConnection(QuicConnectionProtocol):
 
     def send_on_stream(self, stream_id: int, message: Message, end: bool) -> None:
         """Send one frame on a transfer stream."""
-        if self.closing:
-            return
-        self.quic.send_stream_data(stream_id, encode_message(message), end)
-        self.transmit_soon()
+        self.send_stream_bytes(stream_id, encode_message(message), end)
 
     def send_stream_bytes(self, stream_id: int, data: bytes, end: bool) -> None:
         """Send payload bytes on a transfer stream."""
         if self.closing:
             return
-        self.quic.send_stream_data(stream_id, data, end)
+        try:
+            self.quic.send_stream_data(stream_id, data, end)
+        except RuntimeError:
+            # aioquic reset our side on a STOP_SENDING that came in the same
+            # packet as what we answer; its event (peer_stopped) comes next.
+            return
         self.transmit_soon()
 
     # -- sending and closing --------------------------------------------------

@@ -185,3 +185,21 @@ async def test_unidirectional_streams_are_refused_and_strike(strict_server, capl
         assert await raw.until(lambda: raw.terminated is not None)
         assert raw.terminated.error_code == CloseCode.PROTOCOL_VIOLATION
     assert errors_logged(caplog) == []
+
+
+async def test_stop_sending_with_the_request_in_one_packet(server, user, caplog):
+    """aioquic resets our side before we see the request: the answer is
+    dropped quietly and the stream still ends on both sides."""
+    await user("pete")
+    host, port = server.address
+    async with raw_connect(host, port) as raw:
+        await login(raw, "pete")
+        sid = raw._quic.get_next_available_stream_id()
+        # Refused as it is read (a file id must have 32 characters).
+        raw._quic.send_stream_data(sid, download("short"), True)
+        raw._quic.stop_stream(sid, 0)
+        raw.transmit()
+        assert await raw.until(lambda: sid in raw.resets)
+        reply = await raw.request(GetProfile(rid=4))
+        assert isinstance(reply, ProfileInfo), reply
+    assert errors_logged(caplog) == []
