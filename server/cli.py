@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .app import ServerApp
 from .config import ServerConfig
+from .storage import StorageUnavailable
 
 __all__ = ["main", "parse_args"]
 
@@ -169,8 +170,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
 
 async def run(config: ServerConfig) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    app = ServerApp(config)
-    host, port = await app.start()
+    try:
+        app = ServerApp(config)
+    except StorageUnavailable as exc:
+        raise SystemExit(f"quicmeet-server: {exc}") from None
+    try:
+        host, port = await app.start()
+    except StorageUnavailable as exc:
+        await asyncio.get_running_loop().run_in_executor(None, app.storage.close)
+        raise SystemExit(f"quicmeet-server: {exc}") from None
     print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

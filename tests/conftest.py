@@ -19,6 +19,8 @@ from client.social import Chat, Friends
 from client.store import LocalStore
 from server import ServerApp, ServerConfig
 
+from .stores import PostgresServer
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 
@@ -37,10 +39,46 @@ def server_config(tmp_path: Path, **overrides: object) -> ServerConfig:
     return config
 
 
+STORES = ("sqlite", "postgresql")
+"""The durable stores a test marked ``stores`` runs against."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stores: run the test on SQLite and on PostgreSQL (``db_url``)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("stores") and (
+        "db_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("db_url", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (tests get own databases)."""
+    pg = PostgresServer()
+    pg.start()
+    yield pg
+    pg.stop()
+
+
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """The ``--db`` URL of the test's server: None (SQLite in the data
+    directory) unless the test is marked ``stores`` and runs on PostgreSQL,
+    where it gets a fresh database of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, db_url: str | None) -> AsyncIterator[ServerApp]:
     """A real quicmeet server in this process, on a free UDP port."""
-    app = ServerApp(server_config(tmp_path))
+    app = ServerApp(server_config(tmp_path, db_url=db_url))
     await app.start()
     yield app
     await app.shutdown(grace=0.0)

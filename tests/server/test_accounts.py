@@ -12,6 +12,7 @@ from server.storage.models import AuthSession, User
 from tests.conftest import PASSWORD, address, eventually
 
 
+@pytest.mark.stores
 async def test_register_login_and_profile(user):
     alice = await user("Alice")
     assert alice.profile.username == "alice"
@@ -38,6 +39,7 @@ async def test_register_validation(connect, name, password, code):
     assert info.value.code == code
 
 
+@pytest.mark.stores
 async def test_usernames_are_unique_without_regard_to_case(connect):
     session = await connect()
     await session.register("Bob.Smith", PASSWORD)
@@ -110,6 +112,7 @@ async def test_rehash_at_login_when_parameters_change(server, connect):
     assert not server.hasher.needs_rehash(row.password_hash)
 
 
+@pytest.mark.stores
 async def test_second_login_kicks_the_first(server, user, connect):
     first = await user("gina")
     old_token = first.token
@@ -127,6 +130,7 @@ async def test_second_login_kicks_the_first(server, user, connect):
     assert (await second.get_profile()).username == "gina"
 
 
+@pytest.mark.stores
 async def test_token_resume_and_logout(user, connect):
     alice = await user("hank")
     token = alice.token
@@ -143,6 +147,7 @@ async def test_token_resume_and_logout(user, connect):
     assert info.value.code == ErrorCode.INVALID_TOKEN
 
 
+@pytest.mark.stores
 async def test_change_password_ends_other_sessions(server, user, connect):
     alice = await user("iris")
     other_token_holder = await connect()
@@ -193,6 +198,7 @@ def _image(fmt: str, size=(300, 200), mode="RGB") -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.stores
 async def test_avatar_upload_is_reencoded(user):
     alice = await user("liam")
     bob = await user("mona")
@@ -237,6 +243,7 @@ async def test_decompression_bomb_is_refused(user):
     assert info.value.code == ErrorCode.TOO_LARGE
 
 
+@pytest.mark.stores
 async def test_search_is_paged_by_key(user, connect):
     searcher = await user("zed")
     reg = await connect()

@@ -20,6 +20,7 @@ def transfers(member, tmp_path):
     )
 
 
+@pytest.mark.stores
 @pytest.mark.parametrize("size", [0, 1, 1000, 3 * 1024 * 1024 + 7])
 async def test_round_trip(member, tmp_path, size):
     a = await member("alice")
@@ -46,6 +47,7 @@ async def test_round_trip(member, tmp_path, size):
     assert delivered.file_id == offered.file.file_id
 
 
+@pytest.mark.stores
 async def test_instant_upload_sends_no_content_bytes(member, tmp_path):
     a = await member("carol")
     b = await member("dave")
@@ -101,6 +103,7 @@ async def test_forged_hash_without_content_gets_nothing(member, tmp_path):
         await transfers(mallory, tmp_path / "m").download(offer.file_id)
 
 
+@pytest.mark.stores
 async def test_only_friends_and_only_sender_and_recipient(member, tmp_path):
     a = await member("hank")
     b = await member("iris")
@@ -236,6 +239,7 @@ async def test_a_file_changed_or_gone_before_its_upload_fails_clearly(member, tm
     assert await transfers(b, tmp_path).remote() == []
 
 
+@pytest.mark.stores
 async def test_size_limit_quota_and_cancel(server, member, tmp_path):
     a = await member("mona")
     b = await member("nick")
