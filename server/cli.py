@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import backup_cli
 from .app import ServerApp
 from .config import ServerConfig
 from .storage import StorageUnavailable
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser = argparse.ArgumentParser(
         prog="quicmeet-server",
         description="quicmeet server: accounts, chat, files and meetings over QUIC",
+        epilog="`quicmeet-server backup --help` and `quicmeet-server restore --help` "
+        "copy a server's state out and back in",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -62,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--db",
         default=None,
         help="database URL (default: SQLite in --data-dir), e.g. postgresql://...",
+    )
+    parser.add_argument(
+        "--blob-dir",
+        type=Path,
+        default=None,
+        help="files' bytes (default: DATA_DIR/files); nodes may share one",
     )
     parser.add_argument("--cert", type=Path, default=Path("certs/cert.pem"))
     parser.add_argument("--key", type=Path, default=Path("certs/key.pem"))
@@ -151,6 +160,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         port=args.port,
         data_dir=args.data_dir,
         db_url=args.db,
+        blob_dir=args.blob_dir,
         cert=args.cert,
         key=args.key,
         hostnames=args.hostname,
@@ -202,7 +212,10 @@ def _write_stats(app: ServerApp, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("backup", "restore"):
+        return backup_cli.main(args)
+    config = parse_args(args)
     try:
         import uvloop
     except ImportError:

@@ -20,6 +20,9 @@ class ServerConfig:
     port: int = 4433
     data_dir: Path = Path("data")
     db_url: str | None = None
+    blob_dir: Path | None = None
+    """Where files' bytes live (default ``data_dir/files``); several nodes that
+    share one directory serve each other's files."""
     cert: Path = Path("certs/cert.pem")
     key: Path = Path("certs/key.pem")
     hostnames: list[str] = field(default_factory=list)
@@ -72,3 +75,8 @@ class ServerConfig:
 
     stats_file: Path | None = None
     """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""
+
+    @property
+    def files_dir(self) -> Path:
+        """The blob store's directory: ``blob_dir``, else ``data_dir/files``."""
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "files"

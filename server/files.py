@@ -106,7 +106,7 @@ class FileService:
     def __init__(self, app: ServerApp, social: SocialService) -> None:
         self.app = app
         self.social = social
-        self.blobs = BlobStore(app.config.data_dir / "files")
+        self.blobs = BlobStore(app.config.files_dir)
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="files")
         self.hashers: dict[str, tuple[int, Any]] = {}
         """file id -> (bytes hashed, SHA-256 state) of partial uploads."""
