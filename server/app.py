@@ -20,13 +20,13 @@ from codec.messages import Error, Reply, Request, ServerClosing, StreamRequest
 from .accounts import AccountService
 from .certs import ensure_certificate
 from .chat import ChatService
+from .cluster import AppRouter, ClusterPresence, open_cluster
 from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .errors import ServiceError
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
-from .presence import LocalPresence
 from .rooms import RoomService
 from .social import SocialService
 from .storage import Storage
@@ -57,7 +57,8 @@ class ServerApp:
             config.argon2_memlimit,
             config.argon2_concurrency,
         )
-        self.presence: LocalPresence[ClientConnection] = LocalPresence()
+        self.cluster = open_cluster(config.redis_url, config.node_id)
+        self.presence: ClusterPresence[ClientConnection] = ClusterPresence(self.cluster)
         self.connections: set[ClientConnection] = set()
         self.stats: Counter[str] = Counter()
         self.fingerprint = ""
@@ -144,6 +145,7 @@ class ServerApp:
         self.files.start()
         sockname = self._server._transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
+        await self.cluster.start(self.address, AppRouter(self))
         # One socket carries every client's media: a large buffer rides out a
         # busy moment of the loop instead of dropping datagrams (the kernel
         # caps it at net.core.rmem_max / wmem_max).
@@ -181,8 +183,8 @@ class ServerApp:
 
     async def attach(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` the account's one live session, kicking any older one."""
-        previous = self.presence.attach(account.user_id, conn)
         conn.account = account
+        previous = self.presence.attach(account.user_id, conn)
         if previous is not None and previous.account is not None:
             old_session = previous.account.session_id
             previous.account = None
@@ -284,6 +286,7 @@ class ServerApp:
             "online_users": self.presence.online_count(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
             **self.rooms.snapshot(),
+            **self.cluster.snapshot(),
         }
 
     # -- shutdown -------------------------------------------------------------
@@ -301,6 +304,7 @@ class ServerApp:
         await asyncio.sleep(0.05)
         if self._server is not None:
             self._server.close()
+        await self.cluster.stop()
         await self.chat.stop()
         self.files.stop()
         self.monitor.stop()

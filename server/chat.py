@@ -32,6 +32,7 @@ from codec.messages import (
 from codec.messages.social import MAX_MESSAGE_BYTES
 
 from .chat_store import ChatStore, SendResult
+from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Cursor, User
 from .throttle import TokenBucket
@@ -101,13 +102,17 @@ class ChatService:
     def _friend_id(self, account: Account, username: str) -> int:
         return self.social.friend_id(account.user_id, username, "only friends chat")
 
-    def _deliver(
+    def deliver(
         self, user_id: int, event: ChatMessage | Delivered | ReadReceipt
     ) -> None:
+        """Push ``event`` to the user now if their connection has synced, hold it
+        while it syncs, route it to the node that holds the user."""
         conn = self.app.presence.connection(user_id)
         if conn is None:
             return
-        if conn in self._synced:
+        if isinstance(conn, RemoteUser):
+            conn.push(event)
+        elif conn in self._synced:
             conn.push(event)
         else:
             held = self._syncing.get(conn)
@@ -152,7 +157,7 @@ class ChatService:
     ) -> MessageAccepted:
         result = await committed
         if not result.duplicate:
-            self._deliver(
+            self.deliver(
                 recipient,
                 ChatMessage(
                     sender=account.username,
@@ -192,7 +197,7 @@ class ChatService:
         delivered, _ = await self.store.advance(
             account.user_id, sender, delivered=req.up_to_seq
         )
-        self._deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
+        self.deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
         return Ok(rid=req.rid)
 
     async def mark_read(self, conn: ClientConnection, req: MarkRead) -> Ok:
@@ -200,7 +205,7 @@ class ChatService:
         assert account is not None
         sender = await self._peer_id(account, req.peer)
         _, read = await self.store.advance(account.user_id, sender, read=req.up_to_seq)
-        self._deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
+        self.deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
         return Ok(rid=req.rid)
 
     async def typing(self, conn: ClientConnection, req: Typing) -> Ok:

@@ -73,6 +73,10 @@ class ChatStore:
         self._task: asyncio.Task[None] | None = None
         self._conversations: dict[tuple[int, int], list[int]] = {}
         """(low, high) user ids -> [conversation id, last seq]; database thread only."""
+        self._shared = isinstance(storage.db, peewee.PostgresqlDatabase)
+        """Whether other server nodes may write the same conversations: then each
+        transaction locks the rows of the conversations it writes and reads their
+        last seq afresh, instead of keeping it between transactions."""
         self.batches = 0
         self.committed = 0
 
@@ -139,7 +143,21 @@ class ChatStore:
         key = (a, b) if a < b else (b, a)
         entry = self._conversations.get(key)
         if entry is None:
-            conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
+            if self._shared:
+                Conversation.insert(
+                    user_low=key[0], user_high=key[1]
+                ).on_conflict_ignore().execute()
+                conv = (
+                    Conversation.select()
+                    .where(
+                        (Conversation.user_low == key[0])
+                        & (Conversation.user_high == key[1])
+                    )
+                    .for_update()
+                    .get()
+                )
+            else:
+                conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
             entry = [int(conv.id), int(conv.last_seq)]
             self._conversations[key] = entry
         return entry
@@ -147,6 +165,8 @@ class ChatStore:
     def _commit(self, batch: list[_Send | _Cursor]) -> list[object]:
         db = Message._meta.database
         touched: dict[tuple[int, int], list[int]] = {}
+        if self._shared:
+            self._conversations.clear()
         try:
             with db.atomic():
                 results = self._apply(batch, touched)

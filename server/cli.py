@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import backup_cli
 from .app import ServerApp
+from .cluster import ClusterUnavailable
 from .config import ServerConfig
 from .storage import StorageUnavailable
 
@@ -71,6 +72,16 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         type=Path,
         default=None,
         help="files' bytes (default: DATA_DIR/files); nodes may share one",
+    )
+    parser.add_argument(
+        "--redis",
+        default=None,
+        help="Redis URL shared by the nodes of a cluster, e.g. redis://host:6379/0",
+    )
+    parser.add_argument(
+        "--node-id",
+        default=None,
+        help="this node's name in the cluster (default: random at each start)",
     )
     parser.add_argument("--cert", type=Path, default=Path("certs/cert.pem"))
     parser.add_argument("--key", type=Path, default=Path("certs/key.pem"))
@@ -161,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         data_dir=args.data_dir,
         db_url=args.db,
         blob_dir=args.blob_dir,
+        redis_url=args.redis,
+        node_id=args.node_id,
         cert=args.cert,
         key=args.key,
         hostnames=args.hostname,
@@ -182,11 +195,11 @@ async def run(config: ServerConfig) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     try:
         app = ServerApp(config)
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, ClusterUnavailable) as exc:
         raise SystemExit(f"quicmeet-server: {exc}") from None
     try:
         host, port = await app.start()
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, ClusterUnavailable) as exc:
         await asyncio.get_running_loop().run_in_executor(None, app.storage.close)
         raise SystemExit(f"quicmeet-server: {exc}") from None
     print(f"listening on {host}:{port}", flush=True)

@@ -23,6 +23,10 @@ class ServerConfig:
     blob_dir: Path | None = None
     """Where files' bytes live (default ``data_dir/files``); several nodes that
     share one directory serve each other's files."""
+    redis_url: str | None = None
+    """Redis shared by the nodes of a cluster (None: this node is alone)."""
+    node_id: str | None = None
+    """This node's name in the cluster (None: a random one at each start)."""
     cert: Path = Path("certs/cert.pem")
     key: Path = Path("certs/key.pem")
     hostnames: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ from client.social import Chat, Friends
 from client.store import LocalStore
 from server import ServerApp, ServerConfig
 
-from .stores import PostgresServer
+from .stores import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -63,6 +63,15 @@ def postgres() -> Iterator[PostgresServer]:
     pg.start()
     yield pg
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real Redis server for the whole run."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
