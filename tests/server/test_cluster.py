@@ -1,23 +1,27 @@
 """Two server nodes (real processes) on one PostgreSQL, one Redis and one shared
 blob directory: users on different nodes are friends, chat, see each other's
-presence and exchange files; a node that dies is noticed within seconds."""
+presence and exchange files; a node that dies is noticed within seconds, and
+its users resume on the other node without losing or repeating a message."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from client import Session
+from client.events import Reconnected
 from client.transfers import Transfers
 from codec.messages import (
     ChatMessage,
     Delivered,
     FileOffered,
+    FriendAccepted,
+    FriendRequested,
     Kicked,
     PresenceChanged,
 )
@@ -32,49 +36,73 @@ from tests.conftest import (
 )
 
 
-def _start_node(
-    tmp_path: Path, name: str, db_url: str, redis_url: str
-) -> ServerProcess:
-    return start_server_process(
-        tmp_path / name,
-        extra=[
-            "--db",
-            db_url,
-            "--redis",
-            redis_url,
-            "--node-id",
-            name,
-            "--blob-dir",
-            str(tmp_path / "blobs"),
-        ],
+class TwoNodes:
+    """Nodes ``a`` and ``b`` of one cluster; :meth:`ensure` restarts a node a
+    test killed (same node id, data and certificate; a new port)."""
+
+    def __init__(self, root: Path, db_url: str, redis_url: str) -> None:
+        self.root = root
+        self.db_url = db_url
+        self.redis_url = redis_url
+        self.nodes: dict[str, ServerProcess] = {}
+
+    def _start(self, name: str) -> ServerProcess:
+        return start_server_process(
+            self.root / name,
+            extra=[
+                "--db",
+                self.db_url,
+                "--redis",
+                self.redis_url,
+                "--node-id",
+                name,
+                "--blob-dir",
+                str(self.root / "blobs"),
+            ],
+        )
+
+    async def ensure(self) -> list[ServerProcess]:
+        dead = [
+            name
+            for name in "ab"
+            if name not in self.nodes or self.nodes[name].proc.poll() is not None
+        ]
+        started = await asyncio.gather(
+            *(asyncio.to_thread(self._start, name) for name in dead)
+        )
+        self.nodes.update(zip(dead, started, strict=True))
+        return [self.nodes["a"], self.nodes["b"]]
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            if node.proc.poll() is None:
+                node.stop()
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory, postgres, redis_server) -> Iterator[TwoNodes]:
+    """One cluster for the module (starting nodes is the slow part); each test
+    uses users of its own."""
+    cluster = TwoNodes(
+        tmp_path_factory.mktemp("cluster"), postgres.create_database(), redis_server.url
     )
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
-async def nodes(tmp_path, postgres, redis_server) -> AsyncIterator[list[ServerProcess]]:
-    """Nodes ``a`` and ``b`` of one cluster, started side by side."""
-    url = postgres.create_database()
-    started = await asyncio.gather(
-        asyncio.to_thread(_start_node, tmp_path, "a", url, redis_server.url),
-        asyncio.to_thread(_start_node, tmp_path, "b", url, redis_server.url),
-    )
-    yield list(started)
-    for node in started:
-        if node.proc.poll() is None:
-            node.stop()
+async def nodes(two_nodes) -> list[ServerProcess]:
+    """Nodes ``a`` and ``b``, both running."""
+    return await two_nodes.ensure()
 
 
 async def _befriend_across(a, b) -> None:
+    """Make ``a`` and ``b`` friends, returning once both have heard of it (a
+    friendship made on another node reaches a node with its event)."""
     await a.friends.request(b.name)
-    await next_of_friend_request(b)
+    await next_of(b.session, FriendRequested, timeout=10)
     await b.friends.accept(a.name)
-
-
-async def next_of_friend_request(member) -> None:
-    from codec.messages import FriendRequested
-
-    event = await next_of(member.session, FriendRequested, timeout=10)
-    assert event.request.profile.username != member.name
+    await next_of(a.session, FriendAccepted, timeout=10)
 
 
 async def test_users_on_two_nodes_chat_and_see_presence(nodes, tmp_path):
@@ -132,16 +160,16 @@ async def test_users_on_two_nodes_chat_and_see_presence(nodes, tmp_path):
 
 async def test_files_cross_nodes_through_the_shared_blob_directory(nodes, tmp_path):
     node_a, node_b = nodes
-    alice = await open_member(node_a.address, "alice", tmp_path / "h" / "alice")
-    bob = await open_member(node_b.address, "bob", tmp_path / "h" / "bob")
-    carol = await open_member(node_b.address, "carol", tmp_path / "h" / "carol")
+    alice = await open_member(node_a.address, "ann", tmp_path / "h" / "ann")
+    bob = await open_member(node_b.address, "ben", tmp_path / "h" / "ben")
+    carol = await open_member(node_b.address, "cat", tmp_path / "h" / "cat")
     try:
         await _befriend_across(alice, bob)
         await _befriend_across(carol, bob)
         source = tmp_path / "deck.bin"
         source.write_bytes(os.urandom(1_500_000))
         up = await Transfers(alice.session, alice.store, tmp_path / "d-a").send(
-            "bob", source
+            "ben", source
         )
         assert up.state == "done" and not up.instant
         offered = await next_of(bob.session, FileOffered, timeout=10)
@@ -154,7 +182,7 @@ async def test_files_cross_nodes_through_the_shared_blob_directory(nodes, tmp_pa
         copy = tmp_path / "same.bin"
         copy.write_bytes(source.read_bytes())
         again = await Transfers(carol.session, carol.store, tmp_path / "d-c").send(
-            "bob", copy
+            "ben", copy
         )
         assert again.instant and again.wire_bytes == 0 and again.state == "done"
     finally:
@@ -164,8 +192,8 @@ async def test_files_cross_nodes_through_the_shared_blob_directory(nodes, tmp_pa
 
 async def test_a_dead_node_is_noticed_and_its_users_go_offline(nodes, tmp_path):
     node_a, node_b = nodes
-    alice = await open_member(node_a.address, "alice", tmp_path / "h" / "alice")
-    bob = await open_member(node_b.address, "bob", tmp_path / "h" / "bob")
+    alice = await open_member(node_a.address, "dan", tmp_path / "h" / "dan")
+    bob = await open_member(node_b.address, "eve", tmp_path / "h" / "eve")
     try:
         await _befriend_across(alice, bob)
         await next_of(bob.session, PresenceChanged, timeout=10)
@@ -174,7 +202,7 @@ async def test_a_dead_node_is_noticed_and_its_users_go_offline(nodes, tmp_path):
         node_a.proc.send_signal(signal.SIGKILL)
         node_a.proc.wait(5)
         event = await next_of(bob.session, PresenceChanged, timeout=15)
-        while (event.username, event.presence) != ("alice", "offline"):
+        while (event.username, event.presence) != ("dan", "offline"):
             event = await next_of(bob.session, PresenceChanged, timeout=15)
         # The heartbeat expires after 3 s and is checked every second; allow a
         # slow machine twice that.
@@ -182,7 +210,59 @@ async def test_a_dead_node_is_noticed_and_its_users_go_offline(nodes, tmp_path):
         listed = await bob.friends.list()
         assert [f.presence for f in listed.friends] == ["offline"]
     finally:
-        alice.store.close()
-        await bob.chat.close()
-        await bob.session.close()
-        bob.store.close()
+        await close_member(alice)
+        await close_member(bob)
+
+
+async def test_a_node_killed_mid_chat_its_users_resume_on_the_other(nodes, tmp_path):
+    node_a, node_b = nodes
+    both = f"{node_a.address},{node_b.address}"
+    alice = await open_member(both, "fay", tmp_path / "h" / "fay", idle_timeout=2.0)
+    bob = await open_member(node_b.address, "gus", tmp_path / "h" / "gus")
+    sent: list[str] = []
+    stop = asyncio.Event()
+
+    async def chatter() -> None:
+        n = 0
+        while not stop.is_set():
+            text = f"line {n}"
+            await alice.chat.send("gus", text)  # sent, or pending while away
+            sent.append(text)
+            n += 1
+            await asyncio.sleep(0.05)
+
+    try:
+        await _befriend_across(alice, bob)
+        talking = asyncio.create_task(chatter())
+        await asyncio.sleep(0.5)
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        node_a.proc.send_signal(signal.SIGKILL)
+        node_a.proc.wait(5)
+        back = await next_of(alice.session, Reconnected, timeout=20)
+        # Silence for the client's 2 s idle timeout, then one attempt at node b;
+        # the goal is 5 s, a slow machine gets twice that.
+        assert loop.time() - killed_at < 10, back
+        assert (alice.session.host, alice.session.port) == (node_b.host, node_b.port)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await talking
+        while await alice.chat.flush():
+            pass
+        assert not await alice.store.run(alice.store.pending)
+
+        async def bob_has_all() -> bool:
+            await bob.chat.drain()
+            got = await bob.chat.history("fay", limit=10**6)
+            return len(got) >= len(sent)
+
+        deadline = loop.time() + 15
+        while not await bob_has_all():
+            assert loop.time() < deadline, "messages missing on gus's side"
+            await asyncio.sleep(0.1)
+        texts = [m.text for m in await bob.chat.history("fay", limit=10**6)]
+        assert texts == sent, "every acknowledged message once, in order"
+    finally:
+        stop.set()
+        await close_member(alice)
+        await close_member(bob)
