@@ -140,12 +140,16 @@ class ServerApp:
             configuration=self.quic_configuration(),
             create_protocol=partial(ClientConnection, app=self),
         )
+        sockname = self._server._transport.get_extra_info("sockname")
+        self.address = (sockname[0], sockname[1])
+        try:
+            await self.cluster.start(self.address, AppRouter(self))
+        except Exception:
+            self._server.close()
+            raise
         self.monitor.start()
         self.chat.start()
         self.files.start()
-        sockname = self._server._transport.get_extra_info("sockname")
-        self.address = (sockname[0], sockname[1])
-        await self.cluster.start(self.address, AppRouter(self))
         # One socket carries every client's media: a large buffer rides out a
         # busy moment of the loop instead of dropping datagrams (the kernel
         # caps it at net.core.rmem_max / wmem_max).

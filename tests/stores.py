@@ -135,7 +135,9 @@ class PostgresServer:
     def create_database(self) -> str:
         """A new empty database; returns its URL."""
         name = f"test_{next(self._names)}"
-        self.sql(f"CREATE DATABASE {name}")
+        # FILE_COPY: copying the small template's files beats writing it all
+        # to the WAL (PostgreSQL 15's default) several times over.
+        self.sql(f"CREATE DATABASE {name} STRATEGY = FILE_COPY")
         return self.url(name)
 
     def sql(self, statement: str, database: str = "postgres") -> list[tuple]:

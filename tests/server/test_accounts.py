@@ -112,7 +112,6 @@ async def test_rehash_at_login_when_parameters_change(server, connect):
     assert not server.hasher.needs_rehash(row.password_hash)
 
 
-@pytest.mark.stores
 async def test_second_login_kicks_the_first(server, user, connect):
     first = await user("gina")
     old_token = first.token
@@ -147,7 +146,6 @@ async def test_token_resume_and_logout(user, connect):
     assert info.value.code == ErrorCode.INVALID_TOKEN
 
 
-@pytest.mark.stores
 async def test_change_password_ends_other_sessions(server, user, connect):
     alice = await user("iris")
     other_token_holder = await connect()
@@ -198,7 +196,6 @@ def _image(fmt: str, size=(300, 200), mode="RGB") -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.stores
 async def test_avatar_upload_is_reencoded(user):
     alice = await user("liam")
     bob = await user("mona")

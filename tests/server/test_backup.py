@@ -79,7 +79,7 @@ async def test_backup_while_chatting_restores_users_friends_messages_files(
             await alice.chat.send("carol", text)
             acked.append(text)
             n += 1
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.03)  # under the 50 per second chat limit
 
     talking = asyncio.create_task(chatter())
     await asyncio.sleep(0.2)

@@ -25,6 +25,7 @@ from codec.messages import (
     Kicked,
     PresenceChanged,
 )
+from server import cli
 from tests.conftest import (
     PASSWORD,
     ServerProcess,
@@ -266,3 +267,31 @@ async def test_a_node_killed_mid_chat_its_users_resume_on_the_other(nodes, tmp_p
         stop.set()
         await close_member(alice)
         await close_member(bob)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://127.0.0.1:1/0", "cannot reach Redis"),
+        ("http://127.0.0.1:6379", "unsupported Redis URL scheme 'http'"),
+    ],
+)
+def test_unreachable_or_odd_redis_stops_the_node_clearly(tmp_path, url, reason):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(
+            [
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--cert",
+                str(tmp_path / "cert.pem"),
+                "--key",
+                str(tmp_path / "key.pem"),
+                "--redis",
+                url,
+                "--log-level",
+                "error",
+            ]
+        )
+    assert reason in str(stopped.value.code)

@@ -20,7 +20,6 @@ def transfers(member, tmp_path):
     )
 
 
-@pytest.mark.stores
 @pytest.mark.parametrize("size", [0, 1, 1000, 3 * 1024 * 1024 + 7])
 async def test_round_trip(member, tmp_path, size):
     a = await member("alice")
@@ -103,7 +102,6 @@ async def test_forged_hash_without_content_gets_nothing(member, tmp_path):
         await transfers(mallory, tmp_path / "m").download(offer.file_id)
 
 
-@pytest.mark.stores
 async def test_only_friends_and_only_sender_and_recipient(member, tmp_path):
     a = await member("hank")
     b = await member("iris")

@@ -45,7 +45,6 @@ async def test_friend_request_accept_and_list(member):
     assert info.value.code == ErrorCode.CONFLICT
 
 
-@pytest.mark.stores
 async def test_request_to_an_offline_user_is_delivered_at_login(
     server, member, tmp_path
 ):
@@ -170,7 +169,6 @@ async def test_chat_delivery_receipts_history_and_search(member):
     assert typing.username == "mike" and typing.typing
 
 
-@pytest.mark.stores
 async def test_only_friends_chat_and_limits(member):
     a = await member("nora")
     b = await member("olaf")
