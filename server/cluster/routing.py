@@ -59,11 +59,15 @@ class AppRouter:
             self._deliver(user_id, event)
 
     def _deliver(self, user_id: int, event: Event) -> None:
+        # Only to a connection here, never on to another node: while a user
+        # moves, two nodes' mirrors may each point at the other. A chat event
+        # that finds nobody waits in the database for the next sync.
+        conn = self.app.presence.local_connection(user_id)
+        if conn is None:
+            return
         if isinstance(event, _CHAT):
             self.app.chat.deliver(user_id, event)
-            return
-        conn = self.app.presence.local_connection(user_id)
-        if conn is not None:
+        else:
             conn.push(event)
 
     def session_taken(self, user_id: int, session_id: int) -> None:
