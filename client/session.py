@@ -277,6 +277,34 @@ class Session:
         finally:
             self._reconnect_task = None
 
+    async def move_to(self, address: str, timeout: float = 10.0) -> None:
+        """Resume this session on the cluster node at ``address`` (``host:port``),
+        then close the connection to the old one: what a node asks for when
+        what the client wants (a meeting) lives elsewhere. Chat syncs there as
+        after any reconnection. Raises :class:`ClientError` (the old connection
+        is kept then)."""
+        if self.token is None:
+            raise NotConnected("log in first")
+        target = parse_address(address)
+        if target not in self.servers:
+            self.servers.append(target)
+        old, old_target = self._proto, (self.host, self.port)
+        self.host, self.port = target
+        self._ready.clear()  # requests wait for the session on the new node
+        try:
+            await self.connect(timeout, ready=False)
+            await self._resume(self.token)
+        except ClientError:
+            self._drop_connection()
+            self.host, self.port = old_target
+            if old is not None and old.is_open:
+                self._attach(old)
+            raise
+        self._ready.set()
+        if old is not None:
+            old.close_quietly()
+        await self._after_login()
+
     def _next_server(self) -> None:
         """Move on to the next node of the cluster (no-op with one address)."""
         index = self.servers.index((self.host, self.port))

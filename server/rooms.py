@@ -29,6 +29,7 @@ from codec.messages import (
     JoinRoom,
     LeaveRoom,
     Ok,
+    RoomElsewhere,
     RoomInfo,
     RoomJoined,
     RoomLeft,
@@ -114,6 +115,7 @@ class RoomService:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "the session ended")
         room = Room(room_id, account.user_id, max_members, req.password)
         self.rooms[room_id] = room
+        self.app.cluster.room_opened(room_id)
         self._owned[account.user_id] += 1
         self.app.stats["rooms_created"] += 1
         current = self._members.get(conn)
@@ -146,6 +148,13 @@ class RoomService:
             )
         room_id = parse_room_id(req.room_id)
         room = self.rooms.get(room_id) if room_id is not None else None
+        if room is None and room_id is not None:
+            node = await self.app.cluster.room_node(room_id)
+            if node is not None:
+                conn.push(RoomElsewhere(room_id=room_id, node=node))
+                raise ServiceError(
+                    ErrorCode.ROOM_ELSEWHERE, f"the room is on the node at {node}"
+                )
         if room is None:
             self._failed(keys, now)
             raise ServiceError(ErrorCode.NOT_FOUND, "there is no room with this id")
@@ -230,6 +239,7 @@ class RoomService:
     def _close_room(self, room: Room) -> None:
         self._expiry.pop(room.room_id, None)
         if self.rooms.pop(room.room_id, None) is not None:
+            self.app.cluster.room_closed(room.room_id)
             self._owned[room.owner_id] -= 1
             if self._owned[room.owner_id] <= 0:
                 del self._owned[room.owner_id]

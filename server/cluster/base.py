@@ -71,6 +71,15 @@ class Cluster(Protocol):
     def send_event(self, node_id: str, user_id: int, event: Event) -> None:
         """Have node ``node_id`` deliver ``event`` to ``user_id``."""
 
+    def room_opened(self, room_id: str) -> None:
+        """A room now lives on this node."""
+
+    def room_closed(self, room_id: str) -> None:
+        """The room that lived on this node is gone."""
+
+    async def room_node(self, room_id: str) -> str | None:
+        """``host:port`` of the live node (not this one) where ``room_id`` lives."""
+
     def snapshot(self) -> dict[str, Any]:
         """Counters for operators."""
 
@@ -99,6 +108,15 @@ class LocalCluster:
         return None
 
     def send_event(self, node_id: str, user_id: int, event: Event) -> None:
+        return None
+
+    def room_opened(self, room_id: str) -> None:
+        return None
+
+    def room_closed(self, room_id: str) -> None:
+        return None
+
+    async def room_node(self, room_id: str) -> str | None:
         return None
 
     def snapshot(self) -> dict[str, Any]:

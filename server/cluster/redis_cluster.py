@@ -7,6 +7,8 @@ In Redis:
 - ``quicmeet:nodes``: the set of node ids; ``quicmeet:node:<id>`` a key each
   node rewrites every :data:`HEARTBEAT` seconds with a :data:`NODE_TTL`: a node
   whose key expired is dead, and the first node to notice removes its users.
+- ``quicmeet:rooms``: a hash, room id -> the node it lives on; a node asked
+  for a room it does not hold sends the client to that node if it is alive.
 - ``quicmeet:presence``: the channel every node hears: users attached,
   detached, changing status, and the users of a node that died. Each node keeps
   a mirror of the other nodes' users from it, so ``locate`` never waits.
@@ -49,6 +51,7 @@ MAX_OUTBOX = 100_000
 USERS = "quicmeet:users"
 NODES = "quicmeet:nodes"
 PRESENCE = "quicmeet:presence"
+ROOMS = "quicmeet:rooms"
 
 
 def node_key(node_id: str) -> str:
@@ -76,7 +79,14 @@ else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 redis.call('PUBLISH', KEYS[2], ARGV[4])
 return 1
 """
-# Remove every user of a dead node and the node; return the users removed.
+# Forget a room only while it is still this node's.
+_ROOM_CLOSED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# Remove a dead node, its users and its rooms; return the users removed.
 _REAP = """
 local gone = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -87,6 +97,10 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('SREM', KEYS[2], ARGV[2])
+local rooms = redis.call('HGETALL', KEYS[3])
+for i = 1, #rooms, 2 do
+  if rooms[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[3], rooms[i]) end
+end
 return gone
 """
 
@@ -178,6 +192,26 @@ class RedisCluster:
     def locate(self, user_id: int) -> tuple[str, str] | None:
         return self._remote.get(user_id)
 
+    def room_opened(self, room_id: str) -> None:
+        self._queue(("hset", ROOMS, room_id, self.node_id))
+
+    def room_closed(self, room_id: str) -> None:
+        self._queue(("if_mine_room", room_id))
+
+    async def room_node(self, room_id: str) -> str | None:
+        try:
+            node = await self._redis.hget(ROOMS, room_id)
+            if node is None or node.decode() == self.node_id:
+                return None
+            info = await self._redis.get(node_key(node.decode()))
+        except (RedisError, OSError) as exc:
+            log.warning("cannot look up room %s in Redis: %s", room_id, exc)
+            return None
+        if info is None:
+            return None  # that node is dead, and its rooms with it
+        address = json.loads(info)
+        return f"{address['host']}:{address['port']}"
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "cluster_node": self.node_id,
@@ -211,6 +245,10 @@ class RedisCluster:
                         pipe.eval(
                             _IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message
                         )
+                    elif op[0] == "hset":
+                        pipe.hset(op[1], op[2], op[3])
+                    elif op[0] == "if_mine_room":
+                        pipe.eval(_ROOM_CLOSED, 1, ROOMS, op[1], self.node_id)
                     else:
                         pipe.publish(op[1], op[2])
                 try:
@@ -326,7 +364,7 @@ class RedisCluster:
 
     async def _reap(self, node: str) -> None:
         """Remove ``node`` and its users, and tell every node they are gone."""
-        gone = await self._redis.eval(_REAP, 2, USERS, NODES, f"{node}\t", node)
+        gone = await self._redis.eval(_REAP, 3, USERS, NODES, ROOMS, f"{node}\t", node)
         self.stats["reaped"] += len(gone)
         users = [int(u) for u in gone]
         await self._redis.publish(PRESENCE, _encode(["down", node, users]))

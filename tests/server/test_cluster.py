@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from client import Session
+from client import ServerError, Session
 from client.events import Reconnected
 from client.transfers import Transfers
+from codec import ErrorCode
 from codec.messages import (
     ChatMessage,
     Delivered,
@@ -295,3 +296,27 @@ def test_unreachable_or_odd_redis_stops_the_node_clearly(tmp_path, url, reason):
             ]
         )
     assert reason in str(stopped.value.code)
+
+
+async def test_a_room_on_one_node_is_joined_through_the_other(nodes, tmp_path):
+    node_a, node_b = nodes
+    host = await open_member(node_a.address, "hal", tmp_path / "h" / "hal")
+    guest = await open_member(node_b.address, "ivy", tmp_path / "h" / "ivy")
+    try:
+        await _befriend_across(host, guest)
+        room = await host.session.rooms.create()
+        state = await guest.session.rooms.join(room.room_id)
+        assert (guest.session.host, guest.session.port) == (node_a.host, node_a.port)
+        assert sorted(m.username for m in state.members) == ["hal", "ivy"]
+        # The session moved whole: chat reaches the guest on its new node.
+        await host.chat.send("ivy", "welcome in")
+        got = await next_of(guest.session, ChatMessage, timeout=10)
+        assert got.text == "welcome in"
+
+        # A room that does not exist anywhere is still just not found.
+        with pytest.raises(ServerError) as missing:
+            await host.session.rooms.join("zzz-zzz-zzzz")
+        assert missing.value.code == ErrorCode.NOT_FOUND
+    finally:
+        await close_member(host)
+        await close_member(guest)
