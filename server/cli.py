@@ -14,6 +14,7 @@ from . import backup_cli
 from .app import ServerApp
 from .cluster import ClusterUnavailable
 from .config import ServerConfig
+from .drain import drain
 from .storage import StorageUnavailable
 
 __all__ = ["main", "parse_args"]
@@ -82,6 +83,14 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--node-id",
         default=None,
         help="this node's name in the cluster (default: random at each start)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="on SIGTERM, wait up to this many seconds for meetings to end, with "
+        "no new rooms and other users sent on to other nodes (default: 60 with "
+        "--redis, else 0: stop at once); a second signal stops at once",
     )
     parser.add_argument("--cert", type=Path, default=Path("certs/cert.pem"))
     parser.add_argument("--key", type=Path, default=Path("certs/key.pem"))
@@ -159,6 +168,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--retention-days must be positive")
     if args.max_transfers < 1:
         parser.error("--max-transfers must be at least 1")
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        parser.error("--drain-timeout must not be negative")
     if args.chat_rate <= 0 or args.request_rate <= 0:
         parser.error("--chat-rate and --request-rate must be positive")
     logging.basicConfig(
@@ -174,6 +185,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         blob_dir=args.blob_dir,
         redis_url=args.redis,
         node_id=args.node_id,
+        drain_timeout=(
+            args.drain_timeout
+            if args.drain_timeout is not None
+            else (60.0 if args.redis else 0.0)
+        ),
         cert=args.cert,
         key=args.key,
         hostnames=args.hostname,
@@ -192,7 +208,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
 
 
 async def run(config: ServerConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    """Serve until SIGINT or SIGTERM, drain if so configured, then shut down
+    cleanly."""
     try:
         app = ServerApp(config)
     except (StorageUnavailable, ClusterUnavailable) as exc:
@@ -210,6 +227,13 @@ async def run(config: ServerConfig) -> None:
     if config.stats_file is not None:
         loop.add_signal_handler(signal.SIGUSR1, _write_stats, app, config.stats_file)
     await stop.wait()
+    if config.drain_timeout > 0:
+        stop.clear()
+        draining = loop.create_task(drain(app, config.drain_timeout))
+        again = loop.create_task(stop.wait())
+        await asyncio.wait({draining, again}, return_when=asyncio.FIRST_COMPLETED)
+        draining.cancel()
+        again.cancel()
     if config.stats_file is not None:
         _write_stats(app, config.stats_file)
     await app.shutdown()

@@ -27,6 +27,9 @@ class ServerConfig:
     """Redis shared by the nodes of a cluster (None: this node is alone)."""
     node_id: str | None = None
     """This node's name in the cluster (None: a random one at each start)."""
+    drain_timeout: float = 0.0
+    """Seconds a SIGTERM waits for running meetings to end, with no new rooms
+    and other users sent on to other nodes, before stopping (0: stop at once)."""
     cert: Path = Path("certs/cert.pem")
     key: Path = Path("certs/key.pem")
     hostnames: list[str] = field(default_factory=list)

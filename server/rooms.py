@@ -67,6 +67,8 @@ class RoomService:
             free_failures=10, base_delay=1.0, max_delay=600.0, forget_after=3600.0
         )
         self._members: dict[ClientConnection, Member] = {}
+        self.accepting = True
+        """Whether new rooms are made here (False while the node drains)."""
         self._room_of: dict[int, Room] = {}
         self._join_buckets: dict[ClientConnection, TokenBucket] = {}
         self._owned: Counter[int] = Counter()
@@ -86,6 +88,15 @@ class RoomService:
         app.handle(EndRoom, self.end)
         self.actions.register_handlers(app)
 
+    def in_meeting(self, conn: ClientConnection) -> bool:
+        """Whether ``conn`` is a member of a room here."""
+        return conn in self._members
+
+    def stop_accepting(self) -> None:
+        """Refuse new rooms from now on (the node is draining); running meetings
+        and joins to them go on."""
+        self.accepting = False
+
     def snapshot(self) -> dict[str, int]:
         """Gauges and SFU counters for the server's stats."""
         return {
@@ -99,6 +110,11 @@ class RoomService:
     async def create(self, conn: ClientConnection, req: CreateRoom) -> RoomJoined:
         account = account_of(conn)
         config = self.app.config
+        if not self.accepting:
+            raise ServiceError(
+                ErrorCode.SHUTTING_DOWN,
+                "this server is about to stop; make the room on another one",
+            )
         if self._owned[account.user_id] >= config.max_rooms_per_user:
             raise ServiceError(
                 ErrorCode.QUOTA_EXCEEDED,

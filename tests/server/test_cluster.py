@@ -320,3 +320,29 @@ async def test_a_room_on_one_node_is_joined_through_the_other(nodes, tmp_path):
     finally:
         await close_member(host)
         await close_member(guest)
+
+
+async def test_sigterm_drains_a_node_meetings_end_before_it_stops(nodes, tmp_path):
+    node_a, node_b = nodes
+    both = f"{node_a.address},{node_b.address}"
+    host = await open_member(node_a.address, "jay", tmp_path / "h" / "jay")
+    guest = await open_member(node_a.address, "kim", tmp_path / "h" / "kim")
+    idle = await open_member(both, "lee", tmp_path / "h" / "lee")
+    try:
+        room = await host.session.rooms.create()
+        await guest.session.rooms.join(room.room_id)
+        node_a.proc.send_signal(signal.SIGTERM)
+        # Not in a meeting: sent on to node b at once.
+        await next_of(idle.session, Reconnected, timeout=15)
+        assert (idle.session.host, idle.session.port) == (node_b.host, node_b.port)
+        # The meeting goes on, but nothing new starts here.
+        assert node_a.proc.poll() is None
+        with pytest.raises(ServerError) as refused:
+            await host.session.rooms.create()
+        assert refused.value.code == ErrorCode.SHUTTING_DOWN
+        await guest.session.rooms.leave()
+        await host.session.rooms.leave()
+        assert await asyncio.to_thread(node_a.proc.wait, 15) == 0
+    finally:
+        for m in (host, guest, idle):
+            await close_member(m)
