@@ -175,12 +175,14 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        """Start the server; returns once it answers PING."""
+    def start(self, port: int | None = None) -> None:
+        """Start the server (on ``port``, else a free one); returns once it
+        answers PING. Start again after :meth:`stop` to restart it."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install it)")
-        self.port = free_tcp_port()
+        self.root.mkdir(exist_ok=True)
+        self.port = port or free_tcp_port()
         self._log = open(self.root / "server.log", "wb")  # noqa: SIM115
         self._proc = subprocess.Popen(
             [

@@ -122,6 +122,9 @@ class RedisCluster:
         self._redis = aioredis.from_url(url)
         self._remote: dict[int, tuple[str, str]] = {}
         """Users on other nodes: user id -> (node id, status)."""
+        self._local: dict[int, tuple[int, str]] = {}
+        """Users on this node: user id -> (session id, status), to announce them
+        again to a Redis that lost them (restarted without persistence)."""
         self._outbox: deque[tuple[Any, ...]] = deque()
         self._wake = asyncio.Event()
         self._handler: ClusterHandler | None = None
@@ -172,15 +175,22 @@ class RedisCluster:
 
     def user_attached(self, user_id: int, session_id: int) -> None:
         self._remote.pop(user_id, None)
-        message = _encode(["attach", user_id, self.node_id, "online"])
-        value = f"{self.node_id}\tonline"
+        self._local[user_id] = (session_id, "online")
+        self._announce(user_id, session_id, "online")
+
+    def _announce(self, user_id: int, session_id: int, status: str) -> None:
+        message = _encode(["attach", user_id, self.node_id, status])
+        value = f"{self.node_id}\t{status}"
         self._queue(("attach", user_id, session_id, value, message))
 
     def user_detached(self, user_id: int) -> None:
+        self._local.pop(user_id, None)
         message = _encode(["detach", user_id, self.node_id])
         self._queue(("if_mine", user_id, "", message))
 
     def set_status(self, user_id: int, status: str) -> None:
+        if user_id in self._local:
+            self._local[user_id] = (self._local[user_id][0], status)
         message = _encode(["status", user_id, self.node_id, status])
         self._queue(("if_mine", user_id, f"{self.node_id}\t{status}", message))
 
@@ -291,6 +301,9 @@ class RedisCluster:
                 await asyncio.sleep(HEARTBEAT)
                 try:
                     await pubsub.subscribe(PRESENCE, node_channel(self.node_id))
+                    # Redis may have restarted empty: say again who is here.
+                    for user_id, (session_id, status) in list(self._local.items()):
+                        self._announce(user_id, session_id, status)
                     await self._load_mirror()
                 except (RedisError, OSError):
                     pass

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from client import ServerError, Session
 from client.events import Reconnected
@@ -202,6 +203,10 @@ async def test_a_node_killed_mid_chat_its_users_resume_on_the_other(nodes, tmp_p
     alice = await open_member(both, "fay", tmp_path / "h" / "fay", idle_timeout=2.0)
     bob = await open_member(node_b.address, "gus", tmp_path / "h" / "gus")
     stays = await open_member(node_a.address, "dan", tmp_path / "h" / "dan")
+    offers: list[FileOffered] = []  # kept aside: next_of skips other events
+    bob.session.add_event_hook(
+        lambda e: offers.append(e) if isinstance(e, FileOffered) else None
+    )
     sent: list[str] = []
     stop = asyncio.Event()
 
@@ -273,9 +278,9 @@ async def test_a_node_killed_mid_chat_its_users_resume_on_the_other(nodes, tmp_p
         # Started over, it would have sent at least 3 + 6 MiB; resumed, at most
         # what was in flight (QUIC flow control: about 1 MiB) more than 6.
         assert upload.wire_bytes < 8 * MiB, "resumed, not started over"
-        offered = await next_of(bob.session, FileOffered, timeout=10)
+        await eventually(lambda: offers, timeout=10)
         got = await Transfers(bob.session, bob.store, tmp_path / "d-gus").download(
-            offered.file.file_id
+            offers[0].file.file_id
         )
         assert got.state == "done"
         assert sha256_of(tmp_path / "d-gus" / "big.bin") == sha256_of(source)
@@ -335,6 +340,32 @@ async def test_a_room_on_one_node_is_joined_through_the_other(nodes, tmp_path):
     finally:
         await close_member(host)
         await close_member(guest)
+
+
+async def test_redis_restarted_empty_the_nodes_tell_it_again(
+    nodes, tmp_path, redis_server
+):
+    node_a, node_b = nodes
+    mia = await open_member(node_a.address, "mia", tmp_path / "h" / "mia")
+    ned = await open_member(node_b.address, "ned", tmp_path / "h" / "ned")
+    try:
+        await _befriend_across(mia, ned)
+        port = redis_server.port
+        redis_server.stop()  # no persistence: it comes back empty
+        redis_server.start(port)
+        client = redis.Redis(port=port)
+        try:
+            await eventually(
+                lambda: len(client.hgetall("quicmeet:users")) >= 2, timeout=20
+            )
+        finally:
+            client.close()
+        await mia.chat.send("ned", "still routed")
+        got = await next_of(ned.session, ChatMessage, timeout=10)
+        assert got.text == "still routed"
+    finally:
+        await close_member(mia)
+        await close_member(ned)
 
 
 async def test_sigterm_drains_a_node_meetings_end_before_it_stops(nodes, tmp_path):
