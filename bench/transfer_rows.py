@@ -23,7 +23,7 @@ from collections.abc import Callable
 import ttkbootstrap as ttk
 from _common import ROOT  # noqa: F401, I001  (puts the checkout on sys.path)
 
-from client.ui.model import TransferEntry, TransfersChanged  # noqa: E402
+from client.engine.model import TransferEntry, TransfersChanged  # noqa: E402
 from client.ui.views.transfers import TransfersPanel, prepare_styles  # noqa: E402
 from tests.ui.harness import start_xvfb  # noqa: E402
 

@@ -17,21 +17,22 @@ Phases, side by side in one run:
   between two other users, alone: the rate the app's upload is compared with.
 * ``meeting_alone``: the meeting for ``--seconds``.
 * ``with_upload``: the meeting while the app uploads the file from a chat.
-* ``catch_up``: the app process stopped (``SIGSTOP``) for 250 ms
+* ``catch_up``: the app's processes stopped (``SIGSTOP``) for 250 ms
   ``--freezes`` times while the others keep sending, as a hypervisor does now
   and then; the catch-up is the Tk loop's stalls during a freeze and in the
   second after it, less the freeze.
 
-Each phase reports the Tk loop's stalls (every gap beyond a 10 ms tick:
-worst, p99), the pictures each tile showed per second, and the CPU share of
-every process. This virtual machine's host takes its CPUs away now and then
-(Linux's steal time), and a nearly idle probe process (``sched_probe.py``)
-sees the stalls every process shared: a stall during which the hypervisor
-stole 20 ms or more, or the probe woke 25 ms or more late, is counted as the
-machine's, and the app's own stalls are the others, less what the machine
-measurably took from them. Every stall over 25 ms is listed with where its
-time went (on a CPU, waiting for one, blocked, collecting garbage, stolen)
-and sampled stacks of the Tk thread.
+Each phase reports the Tk loop's stalls (every gap beyond a 10 ms tick: worst,
+p99), the pictures each tile showed per second, and the CPU share of every
+process: the app's window (``app_ui``, this process, where the Tk loop is
+measured) and its engine (``app_engine``) apart. This virtual machine's host
+takes its CPUs away now and then (Linux's steal time), and a nearly idle probe
+process (``sched_probe.py``) sees the stalls every process shared: a stall
+during which the hypervisor stole 20 ms or more, or the probe woke 25 ms or
+more late, is counted as the machine's, and the app's own stalls are the
+others, less what the machine measurably took from them. Every stall over 25 ms
+is listed with where its time went (on a CPU, waiting for one, blocked,
+collecting garbage, stolen) and sampled stacks of the Tk thread.
 
 Goals (issue 13) on the project's 2-core machine: worst Tk stall under
 50 ms and p99 under 16 ms, at least 28 fps per tile, the upload within 10%
@@ -93,22 +94,25 @@ GOALS = {
 
 FREEZER = """
 import json, os, signal, sys, time
-pid, times = int(sys.argv[1]), int(sys.argv[4])
+pids, times = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[4])
 freeze_s, gap_s = float(sys.argv[2]), float(sys.argv[3])
 frozen = []
 for _ in range(times):
     time.sleep(gap_s)
     start = time.perf_counter()
-    os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     time.sleep(freeze_s)
-    os.kill(pid, signal.SIGCONT)
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
     ended = time.perf_counter()
     frozen.append([ended, (ended - start) * 1000])
 print(json.dumps(frozen))
 """
-"""Stops process ``pid`` for ``freeze_s`` seconds ``times`` times, ``gap_s``
-apart, and prints each freeze as ``[ended, ms]`` on the ``perf_counter``
-clock. A child process: a thread of the app would be stopped with it."""
+"""Stops the processes ``pids`` (comma-separated) for ``freeze_s`` seconds
+``times`` times, ``gap_s`` apart, and prints each freeze as ``[ended, ms]``
+on the ``perf_counter`` clock. A child process: a thread of the app would be
+stopped with it."""
 
 
 class ProcessCpu:
@@ -229,10 +233,11 @@ def cli_upload(server: ServerProcess, workdir: Path, size: int) -> dict[str, Any
 
 
 def catch_up(a: LocalApp, freezes: int) -> dict[str, Any]:
-    """Stop the app process ``freezes`` times for :data:`FREEZE_S` and
-    measure how long the Tk loop then takes to catch up."""
+    """Stop the app's two processes (window and engine) ``freezes`` times for
+    :data:`FREEZE_S` and measure how long the Tk loop then takes to catch up."""
+    app_pids = f"{os.getpid()},{a.app.link.pid}"
     freezer = subprocess.Popen(
-        [sys.executable, "-c", FREEZER, str(os.getpid()), str(FREEZE_S), "2",
+        [sys.executable, "-c", FREEZER, app_pids, str(FREEZE_S), "2",
          str(freezes)],
         stdout=subprocess.PIPE,
         text=True,
@@ -246,8 +251,10 @@ def catch_up(a: LocalApp, freezes: int) -> dict[str, Any]:
     finally:
         monitor.stop()
         if freezer.poll() is None:
-            os.kill(os.getpid(), signal.SIGCONT)
             freezer.kill()
+            for pid in (os.getpid(), a.app.link.pid):
+                if pid is not None:
+                    os.kill(pid, signal.SIGCONT)
     out, _ = freezer.communicate()
     frozen = json.loads(out)
     caught_up = []
@@ -291,7 +298,9 @@ def run(
             replay = next(
                 (p for p in _children() if "tests.ui.replay" in _cmdline(p)), None
             )
-            pids = {"app": os.getpid(), "server": server.proc.pid}
+            pids = {"app_ui": os.getpid(), "server": server.proc.pid}
+            if a.app.link.pid is not None:
+                pids["app_engine"] = a.app.link.pid
             if replay is not None:
                 pids["others"] = replay
             cpu = ProcessCpu(pids)

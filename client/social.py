@@ -44,7 +44,7 @@ from .errors import ClientError, ServerError
 from .session import Session
 from .store import DELIVERED, READ, LocalMessage, LocalStore
 
-__all__ = ["Chat", "Friends"]
+__all__ = ["Chat", "Friends", "store_outgoing"]
 
 log = logging.getLogger("quicmeet.chat")
 
@@ -86,6 +86,28 @@ class Friends:
         await self.session.call(SetPresence, Reply, status=status)
 
 
+async def store_outgoing(
+    store: LocalStore, peer: str, text: str, client_id: str | None = None
+) -> LocalMessage:
+    """Record an outgoing message as pending, before any attempt to send it, so
+    that nothing can lose it; :meth:`Chat.deliver` (or the next login) sends it.
+
+    ``client_id`` is the caller's name for the message (a new one when None):
+    a message already stored under it is returned, not stored twice."""
+    peer = peer.lower()
+    if client_id is not None:
+        stored = await store.run(store.outgoing_by_client_id, peer, client_id)
+        if stored is not None:
+            return stored
+    return await store.run(
+        store.add_outgoing,
+        peer,
+        client_id or uuid.uuid4().hex,
+        text,
+        int(time.time() * 1000),
+    )
+
+
 class Chat:
     """Reliable 1:1 messaging with a local history.
 
@@ -110,23 +132,30 @@ class Chat:
 
     # -- sending ----------------------------------------------------------------
 
-    async def send(self, peer: str, text: str) -> LocalMessage:
+    async def send(
+        self, peer: str, text: str, client_id: str | None = None
+    ) -> LocalMessage:
         """Store ``text`` for ``peer`` locally, then send it.
+
+        ``client_id`` names the message (a new one when None): sending it
+        again with the same one, after a crash, stores it once and the
+        server delivers it once.
 
         Returns the message as stored after the attempt: state ``sent`` when the
         server accepted it, ``pending`` when the connection is down (it is sent
         after the next reconnect). Raises :class:`ServerError` when the server
         refuses it (the message is then marked ``failed``).
         """
-        peer = peer.lower()
-        client_id = uuid.uuid4().hex
-        message = await self.store.run(
-            self.store.add_outgoing, peer, client_id, text, int(time.time() * 1000)
-        )
+        message = await store_outgoing(self.store, peer, text, client_id)
         self.on_stored(message)
+        return await self.deliver(message)
+
+    async def deliver(self, message: LocalMessage) -> LocalMessage:
+        """Send ``message`` (stored by :func:`store_outgoing`) with any other
+        pending ones; return it as stored after the attempt, as :meth:`send`."""
         await self.flush()
         result = await self.store.run(self.store.get, message.id)
-        refusal = self._refusals.pop(client_id, None)
+        refusal = self._refusals.pop(message.client_id, None)
         if refusal is not None:
             raise refusal
         return result

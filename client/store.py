@@ -166,6 +166,15 @@ class LocalStore:
             )
         return self._local(row)
 
+    def outgoing_by_client_id(self, peer: str, client_id: str) -> LocalMessage | None:
+        """Our message to ``peer`` named ``client_id``, if it was stored."""
+        row = self.Message.get_or_none(
+            (self.Message.peer == peer)
+            & (self.Message.outgoing == True)  # noqa: E712
+            & (self.Message.client_id == client_id)
+        )
+        return None if row is None else self._local(row)
+
     def mark_sent(self, peer: str, client_id: str, seq: int, sent_ms: int) -> None:
         self.Message.update(seq=seq, sent_ms=sent_ms, state=SENT).where(
             (self.Message.peer == peer)

@@ -36,6 +36,15 @@ from codec import (
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
+from .quic_adapter import (
+    close_event,
+    peer_certificate,
+    pending_datagrams,
+    quic_of,
+    release,
+    smoothed_rtt,
+    transmit_soon,
+)
 
 __all__ = ["ClientProtocol", "StreamListener", "open_connection"]
 
@@ -52,6 +61,7 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.quic = quic_of(self)
         self.on_event: Callable[[Event], None] = lambda event: None
         self.on_closed: Callable[[ClientProtocol], None] = lambda proto: None
         self.on_datagram: Callable[[bytes], None] = lambda data: None
@@ -72,7 +82,7 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def peer_fingerprint(self) -> str:
         """SHA-256 of the certificate the server presented (hex)."""
-        cert = self._quic.tls._peer_certificate
+        cert = peer_certificate(self.quic)
         if cert is None:
             raise ConnectionFailed("the server presented no certificate")
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -80,12 +90,12 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def start(self) -> None:
         """Begin keepalives once the handshake is done."""
-        self._keepalive = self._loop.create_task(self._keepalive_loop())
+        self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:
         while not self._ended:
             await asyncio.sleep(self.keepalive_interval)
-            self._quic.send_ping(0)
+            self.quic.send_ping(0)
             self.transmit()
 
     # -- requests -------------------------------------------------------------
@@ -97,13 +107,14 @@ class ClientProtocol(QuicConnectionProtocol):
         """Send ``message`` and return its reply; raise ``ServerError`` on ``Error``."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        future: asyncio.Future[Reply] = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[message.rid] = future
-        expiry = self._loop.call_later(timeout, _expire, future, timeout)
+        expiry = loop.call_later(timeout, _expire, future, timeout)
         try:
-            self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
+            self.quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
             # Coalesce: requests made in the same loop turn share packets.
-            self._transmit_soon()
+            transmit_soon(self)
             reply = await future
         finally:
             expiry.cancel()
@@ -114,7 +125,7 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def send_raw_control(self, data: bytes) -> None:
         """Put bytes on the control stream as they are (for tests of bad input)."""
-        self._quic.send_stream_data(CONTROL_STREAM_ID, data)
+        self.quic.send_stream_data(CONTROL_STREAM_ID, data)
         self.transmit()
 
     async def upload(
@@ -123,7 +134,7 @@ class ClientProtocol(QuicConnectionProtocol):
         """Open a stream, send ``message`` then ``data``, and return the reply."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        waiter = _StreamReply(self._loop.create_future())
+        waiter = _StreamReply(asyncio.get_running_loop().create_future())
         stream_id = self.open_stream(waiter, encode_message(message) + data, end=True)
         try:
             reply = await asyncio.wait_for(waiter.future, timeout)
@@ -144,43 +155,43 @@ class ClientProtocol(QuicConnectionProtocol):
         """
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        stream_id = self._quic.get_next_available_stream_id()
+        stream_id = self.quic.get_next_available_stream_id()
         self._streams[stream_id] = listener
-        self._quic.send_stream_data(stream_id, first, end)
-        self._transmit_soon()
+        self.quic.send_stream_data(stream_id, first, end)
+        transmit_soon(self)
         return stream_id
 
     def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Queue bytes on a stream opened with :meth:`open_stream`."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        self._quic.send_stream_data(stream_id, data, end)
-        self._transmit_soon()
+        self.quic.send_stream_data(stream_id, data, end)
+        transmit_soon(self)
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
         """Stop listening to a stream; with ``error_code`` also reset it."""
         self._streams.pop(stream_id, None)
         if error_code is not None and not self._ended:
             try:
-                self._quic.reset_stream(stream_id, error_code)
-                self._quic.stop_stream(stream_id, error_code)
+                self.quic.reset_stream(stream_id, error_code)
+                self.quic.stop_stream(stream_id, error_code)
             except ValueError:
                 pass  # already finished in that direction
-            self._transmit_soon()
+            transmit_soon(self)
 
     # -- datagrams -------------------------------------------------------------
 
     @property
     def datagrams_queued(self) -> int:
         """Datagrams handed to aioquic and not yet sent (its queue never expires)."""
-        return len(self._quic._datagrams_pending)
+        return len(pending_datagrams(self.quic))
 
     @property
     def rtt_ms(self) -> float | None:
         """Smoothed round-trip time to the server in milliseconds (None before
         the first sample)."""
-        loss = self._quic._loss
-        return loss._rtt_smoothed * 1000.0 if loss._rtt_initialized else None
+        rtt = smoothed_rtt(self.quic)
+        return rtt * 1000.0 if rtt is not None else None
 
     def send_datagrams(self, datagrams: Sequence[bytes], max_queued: int) -> bool:
         """Send a burst of DATAGRAM frames with one transmit, or none of them
@@ -188,7 +199,7 @@ class ClientProtocol(QuicConnectionProtocol):
         if self._ended or self.datagrams_queued + len(datagrams) > max_queued:
             return False
         for data in datagrams:
-            self._quic.send_datagram_frame(data)
+            self.quic.send_datagram_frame(data)
         self.transmit()
         return True
 
@@ -248,11 +259,7 @@ class ClientProtocol(QuicConnectionProtocol):
         for listener in list(self._streams.values()):
             listener.broken(ConnectionLost("the connection was closed"))
         self._streams.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._transport is not None:
-            self._transport.close()
+        release(self)
         self.on_closed(self)
 
     def close_quietly(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -353,8 +360,8 @@ async def open_connection(
     try:
         await asyncio.wait_for(protocol.wait_connected(), timeout)
     except (TimeoutError, ConnectionError) as exc:
-        close_event = connection._close_event
-        reason = close_event.reason_phrase if close_event else ""
+        ended = close_event(connection)
+        reason = ended.reason_phrase if ended else ""
         protocol.close_quietly()
         transport.close()
         timed_out = isinstance(exc, asyncio.TimeoutError)

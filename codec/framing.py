@@ -10,6 +10,7 @@ connection) survives and the peer can be told with an error reply.
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -60,6 +61,12 @@ class FrameDecoder:
         """Bytes held for a frame that is not complete yet."""
         return len(self._buffer)
 
+    @property
+    def held_bytes(self) -> int:
+        """Memory the decoder holds for buffering, in bytes (its capacity,
+        which a bytearray keeps after its content is consumed)."""
+        return sys.getsizeof(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes | OversizedFrame]:
         """Take the next bytes of the stream; return every frame they complete."""
         out: list[bytes | OversizedFrame] = []
@@ -93,7 +100,11 @@ class FrameDecoder:
                 break
             out.append(bytes(buf[pos + FRAME_HEADER_SIZE : end]))
             pos = end
-        if pos:
+        if pos == len(buf):
+            # Give the memory back: a consumed bytearray keeps its capacity,
+            # which a connection would otherwise hold for its whole life.
+            self._buffer = bytearray()
+        elif pos:
             del buf[:pos]
         return out
 

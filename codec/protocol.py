@@ -88,7 +88,22 @@ def encode_message(message: Message, max_size: int = MAX_FRAME_SIZE) -> bytes:
     return encode_frame(body, max_size)
 
 
+MAX_RID = 2**53
+"""The largest request id a reply may echo (what :data:`RequestId` accepts)."""
+
+
 def _diagnose(body: bytes, decoder: msgspec.msgpack.Decoder[Any], accepted: str):
+    try:
+        return _decode(body, decoder, accepted)
+    except RecursionError:
+        # msgspec gives up past its nesting limit with a RecursionError, which
+        # is not a DecodeError: a 1 KB frame of nested arrays is enough.
+        raise MessageError(
+            "frame is nested too deeply", ErrorCode.BAD_FRAME, None
+        ) from None
+
+
+def _decode(body: bytes, decoder: msgspec.msgpack.Decoder[Any], accepted: str):
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -99,7 +114,7 @@ def _diagnose(body: bytes, decoder: msgspec.msgpack.Decoder[Any], accepted: str)
                 f"frame is not valid msgpack: {inner}", ErrorCode.BAD_FRAME, None
             ) from None
         rid = raw.get("rid") if isinstance(raw, dict) else None
-        if not isinstance(rid, int) or isinstance(rid, bool) or rid < 0:
+        if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid <= MAX_RID:
             rid = None
         if not isinstance(raw, dict):
             raise MessageError(

@@ -8,6 +8,7 @@ import io
 import re
 import secrets
 import unicodedata
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import peewee
@@ -39,11 +40,12 @@ from .connection import Account
 from .errors import ServiceError
 from .storage.models import AuthSession, User
 from .throttle import LoginThrottle
-from .timeutil import now_ms
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import ClientConnection
+    from .context import ServerContext
+    from .passwords import PasswordHasher
+    from .router import Router
     from .streams import StreamHandler
 
 __all__ = ["AccountService", "profile_of", "validate_username"]
@@ -52,6 +54,10 @@ USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD = 8
 AVATAR_SIZE = 128
 MAX_AVATAR_PIXELS = 4096 * 4096
+"""Largest avatar accepted, in pixels, as its header announces it."""
+MAX_DECODED_PIXELS = 2048 * 2048
+"""Largest avatar decoded, in pixels (16 MiB as RGBA): a JPEG is decoded at
+1/2 to 1/8 of its size, a PNG has no such shortcut and must be this small."""
 
 
 def validate_username(name: str) -> str:
@@ -92,21 +98,28 @@ def _token_hash(token: bytes) -> str:
 class AccountService:
     """Handles the account requests of :mod:`codec.messages.accounts`."""
 
-    def __init__(self, app: ServerApp) -> None:
-        self.app = app
+    def __init__(self, ctx: ServerContext, hasher: PasswordHasher) -> None:
+        self.ctx = ctx
+        self.hasher = hasher
         self.throttle = LoginThrottle()
+        self.images = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatars")
+        """Decodes avatar pictures, one at a time (each may take 16 MiB)."""
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(Register, self.register, public=True)
-        app.handle(Login, self.login, public=True)
-        app.handle(Resume, self.resume, public=True)
-        app.handle(Logout, self.logout)
-        app.handle(ChangePassword, self.change_password)
-        app.handle(GetProfile, self.get_profile)
-        app.handle(UpdateProfile, self.update_profile)
-        app.handle(GetAvatar, self.get_avatar)
-        app.handle(SearchUsers, self.search)
-        app.handle_stream(PutAvatar, self.open_avatar_upload)
+    def close(self) -> None:
+        """Finish the picture being decoded and stop the image thread."""
+        self.images.shutdown(wait=True, cancel_futures=True)
+
+    def register_handlers(self, router: Router) -> None:
+        router.handle(Register, self.register, public=True)
+        router.handle(Login, self.login, public=True)
+        router.handle(Resume, self.resume, public=True)
+        router.handle(Logout, self.logout)
+        router.handle(ChangePassword, self.change_password)
+        router.handle(GetProfile, self.get_profile)
+        router.handle(UpdateProfile, self.update_profile)
+        router.handle(GetAvatar, self.get_avatar)
+        router.handle(SearchUsers, self.search)
+        router.handle_stream(PutAvatar, self.open_avatar_upload)
 
     # -- registration and login ------------------------------------------------
 
@@ -117,7 +130,7 @@ class AccountService:
                 ErrorCode.WEAK_PASSWORD,
                 f"a password needs at least {MIN_PASSWORD} characters",
             )
-        password_hash = await self.app.hasher.hash(req.password)
+        password_hash = await self.hasher.hash(req.password)
 
         def create() -> User:
             with User._meta.database.atomic():
@@ -125,23 +138,23 @@ class AccountService:
                     username=username,
                     password_hash=password_hash,
                     display_name=username,
-                    created_ms=now_ms(),
+                    created_ms=self.ctx.clock.wall_ms(),
                 )
 
         try:
-            user = await self.app.storage.run(create)
+            user = await self.ctx.storage.run(create)
         except peewee.IntegrityError:
             raise ServiceError(
                 ErrorCode.USERNAME_TAKEN, f"the username {username!r} is taken"
             ) from None
-        self.app.stats["registrations"] += 1
+        self.ctx.stats["registrations"] += 1
         return Registered(rid=req.rid, profile=profile_of(user))
 
     def _throttle_keys(self, conn: ClientConnection, username: str) -> list[str]:
         return [f"user:{username}", f"addr:{conn.peer_host}"]
 
     def _check_throttle(self, keys: list[str]) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.clock.monotonic()
         wait = max(self.throttle.retry_after(key, now) for key in keys)
         if wait > 0:
             raise ServiceError(
@@ -156,17 +169,17 @@ class AccountService:
         """Check a password under the login throttle; return the user or raise."""
         keys = self._throttle_keys(conn, username)
         self._check_throttle(keys)
-        user = await self.app.storage.run(
+        user = await self.ctx.storage.run(
             lambda: User.get_or_none(User.username == username)
         )
-        ok = await self.app.hasher.verify(
+        ok = await self.hasher.verify(
             user.password_hash if user is not None else None, password
         )
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.clock.monotonic()
         if not ok or user is None:
             for key in keys:
                 self.throttle.failure(key, now)
-            self.app.stats["login_failures"] += 1
+            self.ctx.stats["login_failures"] += 1
             raise ServiceError(
                 ErrorCode.INVALID_CREDENTIALS, "wrong username or password"
             )
@@ -179,22 +192,22 @@ class AccountService:
             raise ServiceError(ErrorCode.ALREADY_AUTHENTICATED, "already logged in")
         username = req.username.lower()
         user = await self._verify_password(conn, username, req.password)
-        if self.app.hasher.needs_rehash(user.password_hash):
-            new_hash = await self.app.hasher.hash(req.password)
+        if self.hasher.needs_rehash(user.password_hash):
+            new_hash = await self.hasher.hash(req.password)
 
             def rehash() -> None:
                 User.update(password_hash=new_hash).where(User.id == user.id).execute()
 
-            await self.app.storage.run(rehash)
-            self.app.stats["rehashes"] += 1
+            await self.ctx.storage.run(rehash)
+            self.ctx.stats["rehashes"] += 1
         return await self._start_session(conn, req.rid, user)
 
     async def _start_session(
         self, conn: ClientConnection, rid: int, user: User
     ) -> LoggedIn:
         token = secrets.token_bytes(32)
-        now = now_ms()
-        expires = now + int(self.app.config.session_ttl * 1000)
+        now = self.ctx.clock.wall_ms()
+        expires = now + int(self.ctx.config.session_ttl * 1000)
 
         def create() -> int:
             session = AuthSession.create(
@@ -205,12 +218,14 @@ class AccountService:
             )
             return int(session.id)
 
-        session_id = await self.app.storage.run(create)
+        session_id = await self.ctx.storage.run(create)
         if conn.closing:
-            await self.app.storage.run(self._delete_session, session_id)
+            await self.ctx.storage.run(self._delete_session, session_id)
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "connection closed")
-        await self.app.attach(conn, Account(user.id, user.username, session_id))
-        self.app.stats["logins"] += 1
+        await self.ctx.sessions.attach(
+            conn, Account(user.id, user.username, session_id)
+        )
+        self.ctx.stats["logins"] += 1
         return LoggedIn(
             rid=rid, profile=profile_of(user), token=token, expires_ms=expires
         )
@@ -219,7 +234,7 @@ class AccountService:
         if conn.account is not None:
             raise ServiceError(ErrorCode.ALREADY_AUTHENTICATED, "already logged in")
         digest = _token_hash(req.token)
-        now = now_ms()
+        now = self.ctx.clock.wall_ms()
 
         def lookup() -> tuple[AuthSession, User] | None:
             session = (
@@ -235,7 +250,7 @@ class AccountService:
                 return None
             return session, session.user
 
-        found = await self.app.storage.run(lookup)
+        found = await self.ctx.storage.run(lookup)
         if found is None:
             raise ServiceError(
                 ErrorCode.INVALID_TOKEN, "session expired or revoked; log in again"
@@ -243,8 +258,10 @@ class AccountService:
         session, user = found
         if conn.closing:
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "connection closed")
-        await self.app.attach(conn, Account(user.id, user.username, int(session.id)))
-        self.app.stats["resumes"] += 1
+        await self.ctx.sessions.attach(
+            conn, Account(user.id, user.username, int(session.id))
+        )
+        self.ctx.stats["resumes"] += 1
         return LoggedIn(
             rid=req.rid,
             profile=profile_of(user),
@@ -259,14 +276,14 @@ class AccountService:
     def revoke_later(self, session_id: int) -> None:
         """Revoke a session token in the background (used when kicking)."""
         asyncio.get_running_loop().create_task(
-            self.app.storage.run(self._delete_session, session_id)
+            self.ctx.storage.run(self._delete_session, session_id)
         )
 
     async def logout(self, conn: ClientConnection, req: Logout) -> Ok:
         assert conn.account is not None
         session_id = conn.account.session_id
-        self.app.detach(conn)
-        await self.app.storage.run(self._delete_session, session_id)
+        self.ctx.sessions.detach(conn)
+        await self.ctx.storage.run(self._delete_session, session_id)
         return Ok(rid=req.rid)
 
     async def change_password(self, conn: ClientConnection, req: ChangePassword) -> Ok:
@@ -278,7 +295,7 @@ class AccountService:
                 f"a password needs at least {MIN_PASSWORD} characters",
             )
         user = await self._verify_password(conn, account.username, req.old_password)
-        new_hash = await self.app.hasher.hash(req.new_password)
+        new_hash = await self.hasher.hash(req.new_password)
 
         def update() -> None:
             with User._meta.database.atomic():
@@ -288,22 +305,22 @@ class AccountService:
                     & (AuthSession.id != account.session_id)
                 ).execute()
 
-        await self.app.storage.run(update)
-        for other in list(self.app.connections):
+        await self.ctx.storage.run(update)
+        for other in list(self.ctx.sessions.connections):
             other_account = other.account
             if (
                 other is not conn
                 and other_account is not None
                 and other_account.user_id == account.user_id
             ):
-                self.app.detach(other)
+                self.ctx.sessions.detach(other)
                 other.kick("password_changed", "the password was changed")
         return Ok(rid=req.rid)
 
     # -- profiles -------------------------------------------------------------
 
     async def _user(self, username: str) -> User:
-        user = await self.app.storage.run(
+        user = await self.ctx.storage.run(
             lambda: User.get_or_none(User.username == username.lower())
         )
         if user is None:
@@ -340,7 +357,7 @@ class AccountService:
                 User.update(changes).where(User.id == user_id).execute()
             return User.get_by_id(user_id)
 
-        user = await self.app.storage.run(update)
+        user = await self.ctx.storage.run(update)
         return ProfileInfo(rid=req.rid, profile=profile_of(user))
 
     async def get_avatar(self, conn: ClientConnection, req: GetAvatar) -> AvatarImage:
@@ -365,7 +382,7 @@ class AccountService:
                 f"an avatar picture may be at most {MAX_AVATAR_UPLOAD} bytes",
             )
         assert conn.account is not None
-        return AvatarUpload(self.app, conn.account.user_id, req)
+        return AvatarUpload(self.ctx, self.images, conn.account.user_id, req)
 
     # -- search ---------------------------------------------------------------
 
@@ -384,7 +401,7 @@ class AccountService:
                 User.select().where(cond).order_by(User.username).limit(limit + 1)
             )
 
-        users = await self.app.storage.run(query)
+        users = await self.ctx.storage.run(query)
         more = len(users) > limit
         users = users[:limit]
         return UserPage(
@@ -398,7 +415,9 @@ def reencode_avatar(data: bytes) -> bytes:
     """Decode a PNG or JPEG, shrink it to fit 128x128 and re-encode it as PNG.
 
     Re-encoding drops metadata and anything hidden in the original file; the
-    result (RGB, at most 128x128) always fits in one control frame.
+    result (RGB, at most 128x128) always fits in one control frame. The sizes
+    are checked from the header before anything is decoded, so a small file
+    that claims a huge picture costs nothing.
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -412,17 +431,21 @@ def reencode_avatar(data: bytes) -> bytes:
                     ErrorCode.TOO_LARGE, "an avatar may have at most 4096x4096 pixels"
                 )
             image.draft("RGB", (AVATAR_SIZE * 2, AVATAR_SIZE * 2))
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                picture = Image.new("RGB", rgba.size, (255, 255, 255))
-                picture.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                picture = image.convert("RGB")
-            picture.thumbnail((AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            picture.save(out, format="PNG", optimize=True)
-            return out.getvalue()
+            if image.width * image.height > MAX_DECODED_PIXELS:
+                raise ServiceError(
+                    ErrorCode.TOO_LARGE,
+                    "a PNG avatar may have at most 2048x2048 pixels",
+                )
+            alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            picture = image.convert("RGBA" if alpha else "RGB")
+        picture.thumbnail((AVATAR_SIZE, AVATAR_SIZE), Image.Resampling.LANCZOS)
+        if alpha:
+            flat = Image.new("RGB", picture.size, (255, 255, 255))
+            flat.paste(picture, mask=picture.getchannel("A"))
+            picture = flat
+        out = io.BytesIO()
+        picture.save(out, format="PNG", optimize=True)
+        return out.getvalue()
     except ServiceError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
@@ -432,10 +455,15 @@ def reencode_avatar(data: bytes) -> bytes:
 
 
 class AvatarUpload:
-    """Collects an avatar upload stream, then re-encodes and stores it."""
+    """Collects an avatar upload stream, then re-encodes it on ``images`` (the
+    one thread that decodes pictures, so at most one is in memory at a time)
+    and stores it."""
 
-    def __init__(self, app: ServerApp, user_id: int, req: PutAvatar) -> None:
-        self.app = app
+    def __init__(
+        self, ctx: ServerContext, images: Executor, user_id: int, req: PutAvatar
+    ) -> None:
+        self.ctx = ctx
+        self.images = images
         self.user_id = user_id
         self.req = req
         self._data = bytearray()
@@ -454,7 +482,8 @@ class AvatarUpload:
                 f"received {len(self._data)} of the announced {self.req.size} bytes",
             )
         loop = asyncio.get_running_loop()
-        png = await loop.run_in_executor(None, reencode_avatar, bytes(self._data))
+        data, self._data = bytes(self._data), bytearray()
+        png = await loop.run_in_executor(self.images, reencode_avatar, data)
         digest = hashlib.sha256(png).hexdigest()
         user_id = self.user_id
 
@@ -464,7 +493,7 @@ class AvatarUpload:
             ).execute()
             return User.get_by_id(user_id)
 
-        user = await self.app.storage.run(store)
+        user = await self.ctx.storage.run(store)
         return ProfileInfo(rid=self.req.rid, profile=profile_of(user))
 
     def abort(self) -> None:

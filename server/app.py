@@ -8,38 +8,36 @@ import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 from aioquic.asyncio import serve
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 
-from codec import ALPN, CloseCode, ErrorCode
-from codec.messages import Error, Reply, Request, ServerClosing, StreamRequest
+from codec import ALPN, CloseCode
+from codec.messages import ServerClosing
 
 from .accounts import AccountService
 from .certs import ensure_certificate
 from .chat import ChatService
+from .clock import Clock
 from .cluster import AppRouter, ClusterPresence, open_cluster
 from .config import ServerConfig
 from .connection import Account, ClientConnection
-from .errors import ServiceError
+from .context import ServerContext
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
+from .quic_adapter import server_socket
 from .rooms import RoomService
+from .router import Router
 from .social import SocialService
 from .storage import Storage
-from .streams import StreamHandler, StreamSink
 
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("quicmeet.server")
 
 UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
-
-Handler = Callable[[ClientConnection, Any], Awaitable[Reply]]
-StreamOpener = Callable[[ClientConnection, Any, StreamHandler], StreamSink]
 
 
 class ServerApp:
@@ -49,7 +47,7 @@ class ServerApp:
     client, closes the connections and flushes storage.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.storage = Storage(config.db_url, config.data_dir)
         self.hasher = PasswordHasher(
@@ -66,52 +64,30 @@ class ServerApp:
         self.closing = False
         self.monitor = LoopMonitor()
         self._server: QuicServer | None = None
-        self._handlers: dict[type[Request], tuple[Handler, bool]] = {}
-        self._pipelined: set[type[Request]] = set()
-        self._stream_openers: dict[type[StreamRequest], StreamOpener] = {}
         self._session_started: list[Callable[[ClientConnection], Awaitable[None]]] = []
         self._session_ended: list[Callable[[ClientConnection, Account], None]] = []
-        self.accounts = AccountService(self)
-        self.accounts.register_handlers(self)
-        self.social = SocialService(self)
-        self.social.register_handlers(self)
-        self.chat = ChatService(self, self.social)
-        self.chat.register_handlers(self)
-        self.files = FileService(self, self.social)
-        self.files.register_handlers(self)
-        self.rooms = RoomService(self)
-        self.rooms.register_handlers(self)
+        self.router = Router(self.stats, lambda: self.closing)
+        self.context = ServerContext(
+            config=config,
+            storage=self.storage,
+            presence=self.presence,
+            cluster=self.cluster,
+            stats=self.stats,
+            router=self.router,
+            sessions=self,
+            clock=clock or Clock(),
+        )
+        """What the services are given (they never see the app itself)."""
+        self.accounts = AccountService(self.context, self.hasher)
+        self.social = SocialService(self.context)
+        self.chat = ChatService(self.context, self.social)
+        self.files = FileService(self.context, self.social)
+        self.rooms = RoomService(self.context)
+        for service in (self.accounts, self.social, self.chat, self.files, self.rooms):
+            service.register_handlers(self.router)
         self.sfu = self.rooms.sfu
 
     # -- wiring ---------------------------------------------------------------
-
-    def handle(
-        self,
-        request_type: type[Request],
-        handler: Handler,
-        *,
-        public: bool = False,
-        pipelined: bool = False,
-    ) -> None:
-        """Route ``request_type`` to ``handler``; ``public`` ones need no login.
-
-        A connection handles its requests one after another, except ``pipelined``
-        ones, so a client can have many of those in flight: their handler is a
-        plain function that does its ordering-sensitive work at once (in the
-        order the requests arrived) and returns an awaitable of the reply.
-        """
-        self._handlers[request_type] = (handler, public)
-        if pipelined:
-            self._pipelined.add(request_type)
-
-    def is_pipelined(self, request: Request) -> bool:
-        return type(request) in self._pipelined
-
-    def handle_stream(
-        self, request_type: type[StreamRequest], opener: StreamOpener
-    ) -> None:
-        """Route the first frame of new streams of ``request_type`` to ``opener``."""
-        self._stream_openers[request_type] = opener
 
     def quic_configuration(self) -> QuicConfiguration:
         configuration = QuicConfiguration(
@@ -140,7 +116,8 @@ class ServerApp:
             configuration=self.quic_configuration(),
             create_protocol=partial(ClientConnection, app=self),
         )
-        sockname = self._server._transport.get_extra_info("sockname")
+        sock = server_socket(self._server)
+        sockname = sock.getsockname()
         self.address = (sockname[0], sockname[1])
         try:
             await self.cluster.start(self.address, AppRouter(self))
@@ -153,7 +130,6 @@ class ServerApp:
         # One socket carries every client's media: a large buffer rides out a
         # busy moment of the loop instead of dropping datagrams (the kernel
         # caps it at net.core.rmem_max / wmem_max).
-        sock = self._server._transport.get_extra_info("socket")
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
         return self.address
@@ -220,68 +196,6 @@ class ServerApp:
             for ended in self._session_ended:
                 ended(conn, account)
 
-    # -- requests -------------------------------------------------------------
-
-    def start_pipelined(
-        self, conn: ClientConnection, request: Request
-    ) -> Reply | Awaitable[Reply]:
-        """Run the synchronous part of a pipelined request's handler; return its
-        reply at once (on error) or an awaitable of it."""
-        handler, public = self._handlers[type(request)]
-        if self.closing:
-            return _error(request.rid, ErrorCode.SHUTTING_DOWN, "server is stopping")
-        if not public and conn.account is None:
-            return _error(request.rid, ErrorCode.NOT_AUTHENTICATED, "log in first")
-        try:
-            pending = handler(conn, request)
-        except ServiceError as exc:
-            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
-        except Exception:
-            log.exception("%s failed", type(request).__name__)
-            self.stats["internal_errors"] += 1
-            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
-        return self._finish(request, pending)
-
-    async def _finish(self, request: Request, pending: Awaitable[Reply]) -> Reply:
-        try:
-            return await pending
-        except ServiceError as exc:
-            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
-        except Exception:
-            log.exception("%s failed", type(request).__name__)
-            self.stats["internal_errors"] += 1
-            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
-
-    async def dispatch(self, conn: ClientConnection, request: Request) -> Reply:
-        """Run the handler of ``request`` and return its one reply (never raises)."""
-        entry = self._handlers.get(type(request))
-        if entry is None:
-            return _error(request.rid, ErrorCode.UNEXPECTED_MESSAGE, "not handled")
-        handler, public = entry
-        if self.closing:
-            return _error(request.rid, ErrorCode.SHUTTING_DOWN, "server is stopping")
-        if not public and conn.account is None:
-            return _error(request.rid, ErrorCode.NOT_AUTHENTICATED, "log in first")
-        try:
-            return await handler(conn, request)
-        except ServiceError as exc:
-            return _error(request.rid, exc.code, exc.message, exc.retry_after_ms)
-        except Exception:
-            log.exception("%s failed", type(request).__name__)
-            self.stats["internal_errors"] += 1
-            return _error(request.rid, ErrorCode.INTERNAL, "internal server error")
-
-    def open_stream(
-        self, conn: ClientConnection, request: StreamRequest, stream: StreamHandler
-    ) -> StreamSink:
-        """Find the service for a new transfer stream; raises ServiceError."""
-        opener = self._stream_openers.get(type(request))
-        if opener is None:
-            raise ServiceError(ErrorCode.UNEXPECTED_MESSAGE, "not handled")
-        if conn.account is None:
-            raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
-        return opener(conn, request, stream)
-
     def snapshot(self) -> dict[str, object]:
         """Counters and gauges for operators and benchmarks."""
         return {
@@ -311,15 +225,8 @@ class ServerApp:
         await self.cluster.stop()
         await self.chat.stop()
         self.files.stop()
+        self.accounts.close()
         self.monitor.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
         log.info("stopped")
-
-
-def _error(
-    rid: int, code: ErrorCode, message: str, retry_after_ms: int | None = None
-) -> Error:
-    return Error(
-        rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
-    )

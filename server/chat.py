@@ -38,8 +38,9 @@ from .storage.models import Cursor, User
 from .throttle import TokenBucket
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import Account, ClientConnection
+    from .context import ServerContext
+    from .router import Router
     from .social import SocialService
 
 __all__ = ["ChatService"]
@@ -53,10 +54,10 @@ PURGE_INTERVAL = 3600.0
 class ChatService:
     """Handles the chat requests of :mod:`codec.messages.social`."""
 
-    def __init__(self, app: ServerApp, social: SocialService) -> None:
-        self.app = app
+    def __init__(self, ctx: ServerContext, social: SocialService) -> None:
+        self.ctx = ctx
         self.social = social
-        self.store = ChatStore(app.storage)
+        self.store = ChatStore(ctx.storage)
         self._synced: weakref.WeakSet[ClientConnection] = weakref.WeakSet()
         self._syncing: weakref.WeakKeyDictionary[
             ClientConnection, list[ChatMessage | Delivered | ReadReceipt]
@@ -72,13 +73,13 @@ class ChatService:
         self._buckets: dict[int, TokenBucket] = {}
         self._purger: asyncio.Task[None] | None = None
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(SendMessage, self.send, pipelined=True)
-        app.handle(AckMessages, self.ack)
-        app.handle(MarkRead, self.mark_read)
-        app.handle(Typing, self.typing)
-        app.handle(SyncMessages, self.sync)
-        app.on_session(None, self._session_ended)
+    def register_handlers(self, router: Router) -> None:
+        router.handle(SendMessage, self.send, pipelined=True)
+        router.handle(AckMessages, self.ack)
+        router.handle(MarkRead, self.mark_read)
+        router.handle(Typing, self.typing)
+        router.handle(SyncMessages, self.sync)
+        self.ctx.sessions.on_session(None, self._session_ended)
 
     def start(self) -> None:
         self.store.start()
@@ -90,10 +91,10 @@ class ChatService:
         await self.store.stop()
 
     async def _purge_loop(self) -> None:
-        retention_ms = int(self.app.config.retention_days * 86_400_000)
+        retention_ms = int(self.ctx.config.retention_days * 86_400_000)
         while True:
             try:
-                removed = await self.app.storage.run(ChatStore.purge, retention_ms)
+                removed = await self.ctx.storage.run(ChatStore.purge, retention_ms)
             except Exception:
                 log.exception("purging old messages failed")
             else:
@@ -115,7 +116,7 @@ class ChatService:
     ) -> None:
         """Push ``event`` to the user now if their connection has synced, hold it
         while it syncs, route it to the node that holds the user."""
-        conn = self.app.presence.connection(user_id)
+        conn = self.ctx.presence.connection(user_id)
         if conn is None:
             return
         if isinstance(conn, RemoteUser):
@@ -150,9 +151,9 @@ class ChatService:
         if not req.text.strip():
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, "the message is empty")
         bucket = self._buckets.get(account.user_id)
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.clock.monotonic()
         if bucket is None:
-            config = self.app.config
+            config = self.ctx.config
             bucket = TokenBucket(config.chat_rate, config.chat_burst, now)
             self._buckets[account.user_id] = bucket
         if not bucket.take(now):
@@ -174,7 +175,7 @@ class ChatService:
         result = await committed
         # The sender knows the conversation up to its own message's seq, so a
         # reply after it is no gap (both directions share one sequence).
-        own = self.app.presence.local_connection(account.user_id)
+        own = self.ctx.presence.local_connection(account.user_id)
         pushed = self._pushed.get(own) if own is not None else None
         if pushed is not None:
             peer = req.to.lower()
@@ -200,26 +201,37 @@ class ChatService:
         )
 
     async def _peer_id(self, account: Account, username: str) -> int:
-        """A friend's id, or (for acks of an ex-friend's messages) any user's."""
+        """A friend's id, or (for receipts of an ex-friend's messages) any user's;
+        :meth:`_receipt` refuses users the caller never chatted with."""
         name = username.lower()
         for friend_id, friend_name in self.social.friends_of.get(
             account.user_id, {}
         ).items():
             if friend_name == name:
                 return friend_id
-        user = await self.app.storage.run(
+        user = await self.ctx.storage.run(
             lambda: User.get_or_none(User.username == name)
         )
         if user is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no user {username!r}")
         return int(user.id)
 
+    async def _receipt(
+        self, account: Account, peer: str, delivered: int = 0, read: int = 0
+    ) -> tuple[int, int, int]:
+        """Advance the cursors of ``peer``'s messages to ``account``; return the
+        peer's id and the cursors. Only someone ``peer`` wrote to may do so."""
+        sender = await self._peer_id(account, peer)
+        cursors = await self.store.advance(account.user_id, sender, delivered, read)
+        if cursors is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no conversation with {peer!r}")
+        return sender, cursors[0], cursors[1]
+
     async def ack(self, conn: ClientConnection, req: AckMessages) -> Ok:
         account = conn.account
         assert account is not None
-        sender = await self._peer_id(account, req.peer)
-        delivered, _ = await self.store.advance(
-            account.user_id, sender, delivered=req.up_to_seq
+        sender, delivered, _ = await self._receipt(
+            account, req.peer, delivered=req.up_to_seq
         )
         self.deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
         return Ok(rid=req.rid)
@@ -227,8 +239,7 @@ class ChatService:
     async def mark_read(self, conn: ClientConnection, req: MarkRead) -> Ok:
         account = conn.account
         assert account is not None
-        sender = await self._peer_id(account, req.peer)
-        _, read = await self.store.advance(account.user_id, sender, read=req.up_to_seq)
+        sender, _, read = await self._receipt(account, req.peer, read=req.up_to_seq)
         self.deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
         return Ok(rid=req.rid)
 
@@ -236,7 +247,7 @@ class ChatService:
         account = conn.account
         assert account is not None
         friend = self._friend_id(account, req.to)
-        target = self.app.presence.connection(friend)
+        target = self.ctx.presence.connection(friend)
         if target is not None:
             target.push(TypingChanged(username=account.username, typing=req.typing))
         return Ok(rid=req.rid)
@@ -246,7 +257,7 @@ class ChatService:
         account = conn.account
         assert account is not None
         names = {name.lower() for name in req.seen}
-        by_name = await self.app.storage.run(_user_ids, names)
+        by_name = await self.ctx.storage.run(_user_ids, names)
         seen = {
             by_name[name.lower()]: seq
             for name, seq in req.seen.items()
@@ -263,11 +274,11 @@ class ChatService:
             return
         self._synced.discard(conn)
         self._syncing[conn] = [event]
-        self.app.stats["chat_gaps_filled"] += 1
+        self.ctx.stats["chat_gaps_filled"] += 1
 
         async def run() -> None:
             names = {name: seq for name, seq in pushed.items()}
-            by_name = await self.app.storage.run(_user_ids, set(names))
+            by_name = await self.ctx.storage.run(_user_ids, set(names))
             seen = {
                 by_name[name]: seq for name, seq in names.items() if name in by_name
             }
@@ -294,7 +305,7 @@ class ChatService:
         count = 0
         after: tuple[int, int] | None = None
         while True:
-            page = await self.app.storage.run(
+            page = await self.ctx.storage.run(
                 ChatStore.unseen_for, me, seen, after, SYNC_PAGE
             )
             if conn.account is not account:
@@ -315,7 +326,7 @@ class ChatService:
                 break
             after = (page[-1].sender_id, page[-1].seq)
             await asyncio.sleep(0)
-        cursors = await self.app.storage.run(
+        cursors = await self.ctx.storage.run(
             lambda: list(
                 Cursor.select(Cursor, User)
                 .join(User, on=Cursor.recipient)

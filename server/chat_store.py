@@ -62,7 +62,7 @@ class _Cursor:
     sender: int
     delivered: int
     read: int
-    future: asyncio.Future[tuple[int, int]] = field(repr=False)
+    future: asyncio.Future[tuple[int, int] | None] = field(repr=False)
 
 
 class ChatStore:
@@ -106,10 +106,11 @@ class ChatStore:
 
     def advance(
         self, recipient: int, sender: int, delivered: int = 0, read: int = 0
-    ) -> asyncio.Future[tuple[int, int]]:
-        """Move the delivered/read cursors of sender→recipient forward (never back);
-        the future gives the cursors (delivered, read) after the commit."""
-        future: asyncio.Future[tuple[int, int]] = (
+    ) -> asyncio.Future[tuple[int, int] | None]:
+        """Move the delivered/read cursors of sender→recipient forward (never back,
+        never past the conversation's last message); the future gives the cursors
+        (delivered, read) after the commit, or None when the two never chatted."""
+        future: asyncio.Future[tuple[int, int] | None] = (
             asyncio.get_running_loop().create_future()
         )
         self._pending.append(
@@ -251,10 +252,19 @@ class ChatStore:
             ).execute()
         return results
 
-    def _advance(self, op: _Cursor) -> tuple[int, int]:
+    def _advance(self, op: _Cursor) -> tuple[int, int] | None:
+        key = (min(op.sender, op.recipient), max(op.sender, op.recipient))
+        entry = self._conversations.get(key)
+        if entry is None:
+            conv = Conversation.get_or_none(user_low=key[0], user_high=key[1])
+            if conv is None:
+                return None
+            entry = [int(conv.id), int(conv.last_seq)]
+            self._conversations[key] = entry
+        last_seq = entry[1]
         cursor, _ = Cursor.get_or_create(recipient=op.recipient, sender=op.sender)
-        delivered = max(cursor.delivered_seq, op.delivered)
-        read = max(cursor.read_seq, op.read)
+        delivered = max(cursor.delivered_seq, min(op.delivered, last_seq))
+        read = max(cursor.read_seq, min(op.read, last_seq))
         if (delivered, read) != (cursor.delivered_seq, cursor.read_seq):
             Cursor.update(delivered_seq=delivered, read_seq=read).where(
                 Cursor.id == cursor.id

@@ -177,6 +177,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.log_level != "debug":
+        # aioquic logs every connection's handshake at INFO: noise for an
+        # operator, kept for --log-level debug.
+        logging.getLogger("quic").setLevel(logging.WARNING)
     return ServerConfig(
         host=args.host,
         port=args.port,

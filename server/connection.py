@@ -2,7 +2,7 @@
 
 This is the thin asyncio adapter between aioquic and the services. It decodes
 frames with :mod:`codec`, refuses what is malformed or over the limits with an
-``Error`` reply, queues well-formed requests for :meth:`ServerApp.dispatch` (one
+``Error`` reply, queues well-formed requests for :meth:`Router.dispatch` (one
 at a time per connection, so replies come in request order), and closes a
 connection that keeps misbehaving.
 """
@@ -28,6 +28,7 @@ from codec import (
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
 
+from .quic_adapter import peer_host, quic_of, transmit_soon
 from .streams import StreamHandler
 from .throttle import TokenBucket
 
@@ -66,17 +67,20 @@ class ClientConnection(QuicConnectionProtocol):
         self._queue: asyncio.Queue[Request] = asyncio.Queue(
             app.config.max_pending_requests
         )
-        now = self._loop.time()
+        now = self.app.context.clock.monotonic()
         self._requests = TokenBucket(
             app.config.request_rate, app.config.request_burst, now
         )
         self._strikes = TokenBucket(1.0, app.config.abuse_strikes, now)
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[Reply]] = set()
+        self.quic = quic_of(self)
         self._streams: dict[int, StreamHandler] = {}
+        """Transfer streams by id, from their first byte until both sides end."""
+        self._refused: set[int] = set()
+        """Streams refused at their first byte whose client side has not ended."""
         self._registered = False
         self._control_open = False
-        self._last_stream_id = CONTROL_STREAM_ID
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -87,17 +91,23 @@ class ClientConnection(QuicConnectionProtocol):
             else:
                 self._stream_data(event)
         elif isinstance(event, events.HandshakeCompleted):
-            paths = self._quic._network_paths
-            self.peer_host = str(paths[0].addr[0]) if paths else "?"
+            self.peer_host = peer_host(self.quic)
             self._registered = True
             self.app.connection_opened(self)
-            self._worker = self._loop.create_task(self._serve_requests())
+            self._worker = asyncio.get_running_loop().create_task(
+                self._serve_requests()
+            )
         elif isinstance(event, events.DatagramFrameReceived):
             self.app.sfu.on_datagram(self, event.data)
         elif isinstance(event, events.StreamReset):
-            handler = self._streams.pop(event.stream_id, None)
+            self._refused.discard(event.stream_id)
+            handler = self._streams.get(event.stream_id)
             if handler is not None:
-                handler.abort()
+                handler.peer_reset()
+        elif isinstance(event, events.StopSendingReceived):
+            handler = self._streams.get(event.stream_id)
+            if handler is not None:
+                handler.peer_stopped()
         elif isinstance(event, events.ConnectionTerminated):
             self._terminated()
 
@@ -118,7 +128,7 @@ class ClientConnection(QuicConnectionProtocol):
             except MessageError as exc:
                 self._refuse(exc.rid, exc.code, exc.message)
                 continue
-            now = self._loop.time()
+            now = self.app.context.clock.monotonic()
             if not self._requests.take(now):
                 wait_ms = int(self._requests.wait_time(now) * 1000) + 1
                 self._refuse(
@@ -149,7 +159,7 @@ class ClientConnection(QuicConnectionProtocol):
                 rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
             )
         )
-        if not self._strikes.take(self._loop.time()):
+        if not self._strikes.take(self.app.context.clock.monotonic()):
             close_code = (
                 CloseCode.ABUSE
                 if code == ErrorCode.RATE_LIMITED
@@ -164,20 +174,20 @@ class ClientConnection(QuicConnectionProtocol):
     async def _serve_requests(self) -> None:
         while True:
             request = await self._queue.get()
-            if self.app.is_pipelined(request):
+            if self.app.router.is_pipelined(request):
                 while len(self._in_flight) >= MAX_IN_FLIGHT:
                     await asyncio.wait(
                         self._in_flight, return_when=asyncio.FIRST_COMPLETED
                     )
-                outcome = self.app.start_pipelined(self, request)
+                outcome = self.app.router.start(self, request)
                 if isinstance(outcome, Reply):
                     self.send(outcome)
                     continue
-                task = self._loop.create_task(outcome)  # type: ignore[arg-type]
+                task = asyncio.get_running_loop().create_task(outcome)  # type: ignore[arg-type]
                 self._in_flight.add(task)
                 task.add_done_callback(self._pipelined_done)
                 continue
-            reply = await self.app.dispatch(self, request)
+            reply = await self.app.router.dispatch(self, request)
             if self.closing:
                 return
             self.send(reply)
@@ -192,37 +202,71 @@ class ClientConnection(QuicConnectionProtocol):
     def _stream_data(self, event: events.StreamDataReceived) -> None:
         stream_id = event.stream_id
         handler = self._streams.get(stream_id)
-        if handler is None:
-            if stream_id <= self._last_stream_id:
-                return  # late bytes of a stream we already finished with
-            if stream_id % 4 != 0 or self.closing:
-                self._quic.reset_stream(stream_id, ErrorCode.UNEXPECTED_MESSAGE)
-                self.transmit()
-                return
-            self._last_stream_id = stream_id
+        if handler is not None:
+            handler.feed(event.data, event.end_stream)
+            return
+        if stream_id in self._refused:
+            if event.end_stream:
+                self._refused.discard(stream_id)
+            return
+        # Streams may arrive in any order (a lost first packet delays one), so
+        # any client-opened bidirectional stream not seen before is a new one.
+        if stream_id % 4 == 0 and not self.closing:
             handler = StreamHandler(self, stream_id)
             self._streams[stream_id] = handler
-        handler.feed(event.data, event.end_stream)
+            handler.feed(event.data, event.end_stream)
+            return
+        if stream_id % 4 == 0:
+            self.reset_stream(stream_id, ErrorCode.SHUTTING_DOWN)
+        self.stop_receiving(stream_id, ErrorCode.UNEXPECTED_MESSAGE)
+        if not event.end_stream:
+            self._refused.add(stream_id)
+        if stream_id % 4 == 2:
+            self._refuse(
+                None,
+                ErrorCode.UNEXPECTED_MESSAGE,
+                "the protocol opens no unidirectional streams",
+            )
 
     def stream_done(self, stream_id: int) -> None:
-        """Called by a stream handler when its stream is finished."""
+        """Called by a stream handler once both sides of its stream have ended."""
         self._streams.pop(stream_id, None)
+
+    def reset_stream(self, stream_id: int, code: int) -> None:
+        """End our side of a stream abruptly."""
+        if not self.closing:
+            self.quic.reset_stream(stream_id, int(code))
+            self.transmit_soon()
+
+    def stop_receiving(self, stream_id: int, code: int) -> None:
+        """Ask the client to stop sending on a stream (STOP_SENDING)."""
+        if self.closing:
+            return
+        try:
+            self.quic.stop_stream(stream_id, int(code))
+        except ValueError:
+            return  # aioquic already forgot the stream: both sides are done
+        self.transmit_soon()
 
     def send_on_stream(self, stream_id: int, message: Message, end: bool) -> None:
         """Send one frame on a transfer stream."""
         if self.closing:
             return
-        self._quic.send_stream_data(stream_id, encode_message(message), end)
-        self._transmit_soon()
+        self.quic.send_stream_data(stream_id, encode_message(message), end)
+        self.transmit_soon()
 
     def send_stream_bytes(self, stream_id: int, data: bytes, end: bool) -> None:
         """Send payload bytes on a transfer stream."""
         if self.closing:
             return
-        self._quic.send_stream_data(stream_id, data, end)
-        self._transmit_soon()
+        self.quic.send_stream_data(stream_id, data, end)
+        self.transmit_soon()
 
     # -- sending and closing --------------------------------------------------
+
+    def transmit_soon(self) -> None:
+        """Send what is queued at the end of this loop iteration."""
+        transmit_soon(self)
 
     def send(self, message: Message) -> None:
         """Queue ``message`` on the control stream and transmit soon.
@@ -232,8 +276,8 @@ class ClientConnection(QuicConnectionProtocol):
         """
         if self.closing or not self._control_open:
             return
-        self._quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
-        self._transmit_soon()
+        self.quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
+        self.transmit_soon()
 
     def push(self, event: Event) -> None:
         """Send a server event to this client."""
@@ -261,8 +305,9 @@ class ClientConnection(QuicConnectionProtocol):
         for task in list(self._in_flight):
             task.cancel()
         for handler in list(self._streams.values()):
-            handler.abort()
+            handler.close()
         self._streams.clear()
+        self._refused.clear()
         if self._registered:
             self._registered = False
             self.closing = True

@@ -209,7 +209,7 @@ class UploadStream(TransferStream):
                     await service.run_io(_write_and_hash, fd, data, digest)
                 except DiskFull:
                     service.hashers.pop(row.id, None)
-                    service.app.stats["disk_full"] += 1
+                    service.ctx.stats["disk_full"] += 1
                     raise ServiceError(
                         ErrorCode.STORAGE_FULL,
                         "the server's disk is full; the upload resumes later",
@@ -223,7 +223,7 @@ class UploadStream(TransferStream):
         finally:
             await service.run_io(_close, fd)
             try:
-                await service.app.storage.run(_store_received, row.id, written)
+                await service.ctx.storage.run(_store_received, row.id, written)
             except peewee.OperationalError as exc:
                 # Informative only: the partial file's length is the truth.
                 log.warning("could not record upload progress: %s", exc)
@@ -284,7 +284,22 @@ class DownloadStream(TransferStream):
             self._progress.set()
 
     async def finish(self) -> Reply | None:
+        """The downloader ended its side, so it acknowledges nothing more: the
+        transfer ends as soon as it would wait for an acknowledgement."""
+        self._progress.set()
+        await asyncio.wait([self.task])
         return None
+
+    async def _acknowledged(self, position: int) -> None:
+        """Wait until the downloader has acknowledged up to ``position``."""
+        while self._acked < position:
+            if self.stream.peer_ended:
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "the downloader ended its stream before acknowledging the data",
+                )
+            self._progress.clear()
+            await self._progress.wait()
 
     async def run(self) -> None:
         service = self.service
@@ -304,9 +319,7 @@ class DownloadStream(TransferStream):
             await service.run_io(handle.seek, self.req.offset)
             position = self.req.offset
             while position < row.size:
-                while position - self._acked >= WINDOW:
-                    self._progress.clear()
-                    await self._progress.wait()
+                await self._acknowledged(position - WINDOW + 1)
                 chunk = await service.run_io(
                     handle.read, min(READ_CHUNK, row.size - position)
                 )
@@ -318,11 +331,9 @@ class DownloadStream(TransferStream):
                 self.stream.send_raw(b"", end=True)
         finally:
             await service.run_io(handle.close)
-        while self._acked < row.size:
-            self._progress.clear()
-            await self._progress.wait()
+        await self._acknowledged(row.size)
         if self.user_id == row.recipient_id and not row.downloaded:
-            await service.app.storage.run(_mark_downloaded, row.id)
+            await service.ctx.storage.run(_mark_downloaded, row.id)
             service.social.push(row.sender_id, FileDelivered(file_id=row.id))
 
 

@@ -44,12 +44,12 @@ from codec.ownership import ownership_proof
 from .blobs import EMPTY_SHA256, BlobStore, hash_file_prefix, read_ranges
 from .errors import ServiceError
 from .storage.models import FileTransfer, User
-from .timeutil import now_ms
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import ClientConnection
+    from .context import ServerContext
     from .file_streams import TransferStream
+    from .router import Router
     from .social import SocialService
     from .streams import StreamHandler
 
@@ -103,10 +103,10 @@ def file_info(row: FileTransfer, sender: str, recipient: str) -> FileInfo:
 class FileService:
     """Handles file requests and owns the blob store."""
 
-    def __init__(self, app: ServerApp, social: SocialService) -> None:
-        self.app = app
+    def __init__(self, ctx: ServerContext, social: SocialService) -> None:
+        self.ctx = ctx
         self.social = social
-        self.blobs = BlobStore(app.config.files_dir)
+        self.blobs = BlobStore(ctx.config.files_dir)
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="files")
         self.hashers: dict[str, tuple[int, Any]] = {}
         """file id -> (bytes hashed, SHA-256 state) of partial uploads."""
@@ -115,13 +115,13 @@ class FileService:
         self.streams_per_user: Counter[int] = Counter()
         self._purger: asyncio.Task[None] | None = None
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(OfferFile, self.offer)
-        app.handle(ProveFile, self.prove)
-        app.handle(CancelFile, self.cancel)
-        app.handle(ListFiles, self.list_files)
-        app.handle_stream(UploadFile, self.open_upload)
-        app.handle_stream(DownloadFile, self.open_download)
+    def register_handlers(self, router: Router) -> None:
+        router.handle(OfferFile, self.offer)
+        router.handle(ProveFile, self.prove)
+        router.handle(CancelFile, self.cancel)
+        router.handle(ListFiles, self.list_files)
+        router.handle_stream(UploadFile, self.open_upload)
+        router.handle_stream(DownloadFile, self.open_download)
 
     def start(self) -> None:
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
@@ -160,7 +160,7 @@ class FileService:
             }
             return row, names[row.sender_id], names[row.recipient_id]
 
-        found = await self.app.storage.run(load)
+        found = await self.ctx.storage.run(load)
         if found is None:
             raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
         return found
@@ -180,14 +180,14 @@ class FileService:
         self, row: FileTransfer, sender: str, recipient: str
     ) -> FileInfo:
         """Mark a transfer ready and tell its recipient."""
-        finished = now_ms()
+        finished = self.ctx.clock.wall_ms()
 
         def store() -> None:
             FileTransfer.update(
                 state="ready", received=row.size, finished_ms=finished
             ).where(FileTransfer.id == row.id).execute()
 
-        await self.app.storage.run(store)
+        await self.ctx.storage.run(store)
         row.state, row.received, row.finished_ms = "ready", row.size, finished
         self.hashers.pop(row.id, None)
         info = file_info(row, sender, recipient)
@@ -200,7 +200,7 @@ class FileService:
         account = conn.account
         assert account is not None
         recipient = self.friend_id(conn, req.to)
-        config = self.app.config
+        config = self.ctx.config
         if req.size > config.max_file_size:
             raise ServiceError(
                 ErrorCode.TOO_LARGE,
@@ -243,10 +243,10 @@ class FileService:
                     name=name,
                     size=req.size,
                     sha256=req.sha256,
-                    created_ms=now_ms(),
+                    created_ms=self.ctx.clock.wall_ms(),
                 )
 
-        row = await self.app.storage.run(find_or_create)
+        row = await self.ctx.storage.run(find_or_create)
         if row is None:
             raise ServiceError(
                 ErrorCode.QUOTA_EXCEEDED,
@@ -263,7 +263,7 @@ class FileService:
         self._challenges[row.id] = (
             nonce,
             ranges,
-            asyncio.get_running_loop().time() + CHALLENGE_TTL,
+            self.ctx.clock.monotonic() + CHALLENGE_TTL,
         )
         return FileOffer(
             rid=req.rid,
@@ -283,7 +283,7 @@ class FileService:
         return [(rng.randint(0, size - length), length) for _ in range(PROOF_RANGES)]
 
     def _expire_challenges(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.clock.monotonic()
         for file_id in [k for k, v in self._challenges.items() if v[2] < now]:
             del self._challenges[file_id]
 
@@ -311,7 +311,7 @@ class FileService:
             if hmac.compare_digest(expected, req.proof):
                 await self.run_io(self.blobs.delete_partial, row.id)
                 await self.complete(row, sender, recipient)
-                self.app.stats["instant_uploads"] += 1
+                self.ctx.stats["instant_uploads"] += 1
                 return FileStored(
                     rid=req.rid,
                     file_id=row.id,
@@ -331,9 +331,11 @@ class FileService:
         if account.user_id not in (row.sender_id, row.recipient_id):
             raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
         if row.state != "cancelled":
-            await self.app.storage.run(
+            await self.ctx.storage.run(
                 lambda: (
-                    FileTransfer.update(state="cancelled", finished_ms=now_ms())
+                    FileTransfer.update(
+                        state="cancelled", finished_ms=self.ctx.clock.wall_ms()
+                    )
                     .where(FileTransfer.id == row.id)
                     .execute()
                 )
@@ -373,7 +375,7 @@ class FileService:
                 out.append(file_info(row, row.sender.username, row.recipient.username))
             return out
 
-        files = await self.app.storage.run(load)
+        files = await self.ctx.storage.run(load)
         return FileList(rid=req.rid, files=files)
 
     # -- streams --------------------------------------------------------------
@@ -381,10 +383,10 @@ class FileService:
     def _check_capacity(self, conn: ClientConnection) -> int:
         account = conn.account
         assert account is not None
-        if self.streams_per_user[account.user_id] >= self.app.config.max_transfers:
+        if self.streams_per_user[account.user_id] >= self.ctx.config.max_transfers:
             raise ServiceError(
                 ErrorCode.BUSY,
-                f"at most {self.app.config.max_transfers} transfers at once",
+                f"at most {self.ctx.config.max_transfers} transfers at once",
                 1000,
             )
         return account.user_id
@@ -417,7 +419,9 @@ class FileService:
 
     async def purge(self) -> int:
         """Forget transfers past the retention and delete unreferenced blobs."""
-        cutoff = now_ms() - int(self.app.config.retention_days * 86_400_000)
+        cutoff = self.ctx.clock.wall_ms() - int(
+            self.ctx.config.retention_days * 86_400_000
+        )
 
         def expired() -> tuple[list[str], list[str]]:
             done = (FileTransfer.state != "uploading") & (
@@ -449,7 +453,7 @@ class FileService:
             )
             return ids, sorted(candidates - still)
 
-        ids, orphaned = await self.app.storage.run(expired)
+        ids, orphaned = await self.ctx.storage.run(expired)
         active = set(self.active)
         for file_id in ids:
             if file_id not in active:

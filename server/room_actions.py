@@ -29,12 +29,11 @@ from codec.messages.rooms import MAX_ROOM_CHAT_BYTES
 from .errors import ServiceError
 from .room_state import Invitation, Member, Room, Track, account_of
 from .storage.models import Friendship, User
-from .timeutil import now_ms
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import ClientConnection
     from .rooms import RoomService
+    from .router import Router
 
 __all__ = ["RoomActions"]
 
@@ -52,16 +51,16 @@ class RoomActions:
         self.rooms = rooms
         self._next_track_id = 1
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(LockRoom, self.lock)
-        app.handle(RemoveMember, self.remove_member)
-        app.handle(AskToMute, self.ask_to_mute)
-        app.handle(TransferHost, self.transfer_host)
-        app.handle(InviteToRoom, self.invite)
-        app.handle(SetMemberState, self.set_member_state)
-        app.handle(SendRoomChat, self.chat)
-        app.handle(PublishTrack, self.publish)
-        app.handle(UnpublishTrack, self.unpublish)
+    def register_handlers(self, router: Router) -> None:
+        router.handle(LockRoom, self.lock)
+        router.handle(RemoveMember, self.remove_member)
+        router.handle(AskToMute, self.ask_to_mute)
+        router.handle(TransferHost, self.transfer_host)
+        router.handle(InviteToRoom, self.invite)
+        router.handle(SetMemberState, self.set_member_state)
+        router.handle(SendRoomChat, self.chat)
+        router.handle(PublishTrack, self.publish)
+        router.handle(UnpublishTrack, self.unpublish)
 
     # -- host powers ------------------------------------------------------------
 
@@ -126,7 +125,7 @@ class RoomActions:
             )
             return user.id, friends
 
-        found = await self.rooms.app.storage.run(lookup)
+        found = await self.rooms.ctx.storage.run(lookup)
         if found is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no user named {name}")
         user_id, friends = found
@@ -134,7 +133,7 @@ class RoomActions:
             raise ServiceError(ErrorCode.FORBIDDEN, "you can invite only your friends")
         if user_id in room.members:
             raise ServiceError(ErrorCode.CONFLICT, f"{name} is already in the room")
-        target = self.rooms.app.presence.connection(user_id)
+        target = self.rooms.ctx.presence.connection(user_id)
         if target is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"{name} is not online")
         if member.user_id not in room.members:
@@ -150,7 +149,7 @@ class RoomActions:
             RoomInvitation(
                 room_id=room.room_id,
                 inviter=member.username,
-                expires_ms=now_ms() + int(INVITATION_TTL * 1000),
+                expires_ms=self.rooms.ctx.clock.wall_ms() + int(INVITATION_TTL * 1000),
             )
         )
         return Ok(rid=req.rid)
@@ -186,7 +185,7 @@ class RoomActions:
                 seq=room.chat_seq,
                 sender=member.username,
                 text=req.text,
-                sent_ms=now_ms(),
+                sent_ms=self.rooms.ctx.clock.wall_ms(),
             ),
         )
         return Ok(rid=req.rid)

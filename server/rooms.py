@@ -43,11 +43,11 @@ from .room_state import Member, Room, account_of, new_room_id
 from .sfu import Forwarder
 from .storage.models import User
 from .throttle import LoginThrottle, TokenBucket
-from .timeutil import now_ms
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import ClientConnection
+    from .context import ServerContext
+    from .router import Router
 
 __all__ = ["RoomService"]
 
@@ -55,12 +55,13 @@ __all__ = ["RoomService"]
 class RoomService:
     """Handles the requests of :mod:`codec.messages.rooms` and owns the SFU."""
 
-    def __init__(self, app: ServerApp) -> None:
-        self.app = app
-        config = app.config
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        config = ctx.config
         self.sfu = Forwarder(
             max_queued=config.sfu_max_queued_datagrams,
             max_queue_delay=config.sfu_max_queue_delay,
+            clock=ctx.clock.monotonic,
         )
         self.rooms: dict[str, Room] = {}
         self.join_failures = LoginThrottle(
@@ -75,18 +76,17 @@ class RoomService:
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self.actions = RoomActions(self)
 
-    @staticmethod
-    def now() -> float:
-        """The event loop's clock, in seconds."""
-        return asyncio.get_running_loop().time()
+    def now(self) -> float:
+        """The server's monotonic clock, in seconds."""
+        return self.ctx.clock.monotonic()
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(CreateRoom, self.create)
-        app.handle(JoinRoom, self.join)
-        app.handle(LeaveRoom, self.leave)
-        app.handle(GetRoom, self.get_room)
-        app.handle(EndRoom, self.end)
-        self.actions.register_handlers(app)
+    def register_handlers(self, router: Router) -> None:
+        router.handle(CreateRoom, self.create)
+        router.handle(JoinRoom, self.join)
+        router.handle(LeaveRoom, self.leave)
+        router.handle(GetRoom, self.get_room)
+        router.handle(EndRoom, self.end)
+        self.actions.register_handlers(router)
 
     def in_meeting(self, conn: ClientConnection) -> bool:
         """Whether ``conn`` is a member of a room here."""
@@ -109,7 +109,7 @@ class RoomService:
 
     async def create(self, conn: ClientConnection, req: CreateRoom) -> RoomJoined:
         account = account_of(conn)
-        config = self.app.config
+        config = self.ctx.config
         if not self.accepting:
             raise ServiceError(
                 ErrorCode.SHUTTING_DOWN,
@@ -131,9 +131,9 @@ class RoomService:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "the session ended")
         room = Room(room_id, account.user_id, max_members, req.password)
         self.rooms[room_id] = room
-        self.app.cluster.room_opened(room_id)
+        self.ctx.cluster.room_opened(room_id)
         self._owned[account.user_id] += 1
-        self.app.stats["rooms_created"] += 1
+        self.ctx.stats["rooms_created"] += 1
         current = self._members.get(conn)
         if current is not None:
             self.remove(current, "left", "you created another room")
@@ -146,7 +146,7 @@ class RoomService:
         bucket = self._join_buckets.get(conn)
         if bucket is None:
             bucket = self._join_buckets[conn] = TokenBucket(
-                self.app.config.room_join_rate, 5.0, now
+                self.ctx.config.room_join_rate, 5.0, now
             )
         if not bucket.take(now):
             raise ServiceError(
@@ -165,7 +165,7 @@ class RoomService:
         room_id = parse_room_id(req.room_id)
         room = self.rooms.get(room_id) if room_id is not None else None
         if room is None and room_id is not None:
-            node = await self.app.cluster.room_node(room_id)
+            node = await self.ctx.cluster.room_node(room_id)
             if node is not None:
                 conn.push(RoomElsewhere(room_id=room_id, node=node))
                 raise ServiceError(
@@ -220,7 +220,7 @@ class RoomService:
             display_name=display_name,
             session_id=account.session_id,
             conn=conn,
-            joined_ms=now_ms(),
+            joined_ms=self.ctx.clock.wall_ms(),
         )
         room.add(member)
         self._members[conn] = member
@@ -249,13 +249,13 @@ class RoomService:
             self.changed(room)
         else:
             self._expiry[room.room_id] = asyncio.get_running_loop().call_later(
-                self.app.config.empty_room_ttl, self._close_room, room
+                self.ctx.config.empty_room_ttl, self._close_room, room
             )
 
     def _close_room(self, room: Room) -> None:
         self._expiry.pop(room.room_id, None)
         if self.rooms.pop(room.room_id, None) is not None:
-            self.app.cluster.room_closed(room.room_id)
+            self.ctx.cluster.room_closed(room.room_id)
             self._owned[room.owner_id] -= 1
             if self._owned[room.owner_id] <= 0:
                 del self._owned[room.owner_id]
@@ -267,7 +267,7 @@ class RoomService:
         member = self._members.get(conn)
         if member is None:
             return
-        successor = self.app.presence.connection(member.user_id)
+        successor = self.ctx.presence.connection(member.user_id)
         if (
             successor is not None
             and successor is not conn
@@ -328,7 +328,7 @@ class RoomService:
             user = User.get_or_none(User.id == user_id)
             return "" if user is None else user.display_name
 
-        return await self.app.storage.run(lookup)
+        return await self.ctx.storage.run(lookup)
 
     def changed(self, room: Room, skip: Member | None = None) -> None:
         """Route the room's media anew and push its state to the members."""

@@ -35,6 +35,8 @@ from typing import Any
 
 from codec.media.packet import MAX_MEDIA_PAYLOAD, VIDEO_HEADER_SIZE, PacketKind
 
+from .quic_adapter import pending_datagrams
+
 __all__ = ["MAX_FORWARDED_DATAGRAM", "Forwarder", "ForwarderStats"]
 
 MAX_FORWARDED_DATAGRAM = VIDEO_HEADER_SIZE + MAX_MEDIA_PAYLOAD
@@ -99,9 +101,9 @@ class _Hop:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.quic = conn._quic
-        self.pending = conn._quic._datagrams_pending
-        self.transmit_soon: Callable[[], None] = conn._transmit_soon
+        self.quic = conn.quic
+        self.pending = pending_datagrams(conn.quic)
+        self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
         self.busy_since = 0.0
         """When a datagram was last queued into an empty queue (clock seconds)."""

@@ -39,11 +39,11 @@ from .accounts import profile_of
 from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Block, FriendRequest, Friendship, User
-from .timeutil import now_ms
 
 if TYPE_CHECKING:
-    from .app import ServerApp
     from .connection import Account, ClientConnection
+    from .context import ServerContext
+    from .router import Router
 
 __all__ = ["SocialService"]
 
@@ -51,23 +51,23 @@ __all__ = ["SocialService"]
 class SocialService:
     """Handles friend requests, friendships, blocks and presence."""
 
-    def __init__(self, app: ServerApp) -> None:
-        self.app = app
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
         self.friends_of: dict[int, dict[int, str]] = {}
         """For each online user: friend id -> friend username."""
         self.status: dict[int, str] = {}
         """For each online user: ``online`` or ``away``."""
 
-    def register_handlers(self, app: ServerApp) -> None:
-        app.handle(RequestFriend, self.request_friend)
-        app.handle(RespondFriend, self.respond_friend)
-        app.handle(CancelFriendRequest, self.cancel_request)
-        app.handle(RemoveFriend, self.remove_friend)
-        app.handle(BlockUser, self.block)
-        app.handle(UnblockUser, self.unblock)
-        app.handle(ListFriends, self.list_friends)
-        app.handle(SetPresence, self.set_presence)
-        app.on_session(self.session_started, self.session_ended)
+    def register_handlers(self, router: Router) -> None:
+        router.handle(RequestFriend, self.request_friend)
+        router.handle(RespondFriend, self.respond_friend)
+        router.handle(CancelFriendRequest, self.cancel_request)
+        router.handle(RemoveFriend, self.remove_friend)
+        router.handle(BlockUser, self.block)
+        router.handle(UnblockUser, self.unblock)
+        router.handle(ListFriends, self.list_friends)
+        router.handle(SetPresence, self.set_presence)
+        self.ctx.sessions.on_session(self.session_started, self.session_ended)
 
     def friend_id(self, user_id: int, username: str, why: str) -> int:
         """The id of ``user_id``'s friend ``username``; raises ``FORBIDDEN``
@@ -81,7 +81,7 @@ class SocialService:
     # -- presence -------------------------------------------------------------
 
     def presence_of(self, user_id: int) -> str:
-        conn = self.app.presence.connection(user_id)
+        conn = self.ctx.presence.connection(user_id)
         if conn is None:
             return "offline"
         if isinstance(conn, RemoteUser):
@@ -90,7 +90,7 @@ class SocialService:
 
     def push(self, user_id: int, event: Event) -> None:
         """Send ``event`` to ``user_id`` if they are online."""
-        conn = self.app.presence.connection(user_id)
+        conn = self.ctx.presence.connection(user_id)
         if conn is not None:
             conn.push(event)
 
@@ -118,12 +118,12 @@ class SocialService:
             )
             return friends, pending
 
-        friends, pending = await self.app.storage.run(load)
+        friends, pending = await self.ctx.storage.run(load)
         if conn.account is not account:
             return
         self.friends_of[user_id] = friends
         self.status[user_id] = "online"
-        self._broadcast_presence(user_id, account.username, now_ms())
+        self._broadcast_presence(user_id, account.username, self.ctx.clock.wall_ms())
         for request in pending:
             conn.push(
                 FriendRequested(
@@ -139,13 +139,13 @@ class SocialService:
         """Read the friend list of ``user_id`` (online here) again: it changed
         on another node."""
 
-        friends = await self.app.storage.run(_friends_of, user_id)
+        friends = await self.ctx.storage.run(_friends_of, user_id)
         if user_id in self.friends_of:
             self.friends_of[user_id] = friends
 
     def session_ended(self, conn: ClientConnection, account: Account) -> None:
         user_id = account.user_id
-        seen = now_ms()
+        seen = self.ctx.clock.wall_ms()
         self._broadcast_presence(user_id, account.username, seen)
         self.friends_of.pop(user_id, None)
         self.status.pop(user_id, None)
@@ -153,15 +153,17 @@ class SocialService:
         def store() -> None:
             User.update(last_seen_ms=seen).where(User.id == user_id).execute()
 
-        asyncio.get_running_loop().create_task(self.app.storage.run(store))
+        asyncio.get_running_loop().create_task(self.ctx.storage.run(store))
 
     async def set_presence(self, conn: ClientConnection, req: SetPresence) -> Ok:
         account = conn.account
         assert account is not None
         if self.status.get(account.user_id) != req.status:
             self.status[account.user_id] = req.status
-            self.app.presence.set_status(account.user_id, req.status)
-            self._broadcast_presence(account.user_id, account.username, now_ms())
+            self.ctx.presence.set_status(account.user_id, req.status)
+            self._broadcast_presence(
+                account.user_id, account.username, self.ctx.clock.wall_ms()
+            )
         return Ok(rid=req.rid)
 
     # -- friend list ------------------------------------------------------------
@@ -208,7 +210,7 @@ class SocialService:
             ]
             return friends, incoming, outgoing, blocked
 
-        friends, incoming, outgoing, blocked = await self.app.storage.run(load)
+        friends, incoming, outgoing, blocked = await self.ctx.storage.run(load)
         return FriendList(
             rid=req.rid,
             friends=[self._friend(row.friend, row.since_ms) for row in friends],
@@ -233,7 +235,7 @@ class SocialService:
         assert conn.account is not None
         me = conn.account.user_id
         name = username.lower()
-        other = await self.app.storage.run(
+        other = await self.ctx.storage.run(
             lambda: User.get_or_none(User.username == name)
         )
         if other is None:
@@ -256,7 +258,7 @@ class SocialService:
     async def request_friend(self, conn: ClientConnection, req: RequestFriend) -> Ok:
         me, other = await self._other(conn, req.username)
         note = req.note.strip()
-        now = now_ms()
+        now = self.ctx.clock.wall_ms()
 
         def apply() -> str:
             with User._meta.database.atomic():
@@ -295,7 +297,7 @@ class SocialService:
                     return "pending"
                 return "requested"
 
-        outcome = await self.app.storage.run(apply)
+        outcome = await self.ctx.storage.run(apply)
         account = conn.account
         assert account is not None
         if outcome == "blocked":
@@ -309,7 +311,7 @@ class SocialService:
         if outcome == "accepted":
             await self._announce_friendship(me, other.id, now)
         elif outcome == "requested":
-            me_user = await self.app.storage.run(User.get_by_id, me)
+            me_user = await self.ctx.storage.run(User.get_by_id, me)
             self.push(
                 other.id,
                 FriendRequested(
@@ -321,15 +323,15 @@ class SocialService:
         return Ok(rid=req.rid)
 
     async def _announce_friendship(self, a: int, b: int, since: int) -> None:
-        users = await self.app.storage.run(
+        users = await self.ctx.storage.run(
             lambda: {u.id: u for u in User.select().where(User.id.in_([a, b]))}
         )
         self._befriend(a, users[a].username, b, users[b].username)
         self.push(a, FriendAccepted(friend=self._friend(users[b], since)))
         self.push(b, FriendAccepted(friend=self._friend(users[a], since)))
-        if self.app.presence.connection(a) is not None:
+        if self.ctx.presence.connection(a) is not None:
             self.push(b, self._presence_event(users[a]))
-        if self.app.presence.connection(b) is not None:
+        if self.ctx.presence.connection(b) is not None:
             self.push(a, self._presence_event(users[b]))
 
     def _presence_event(self, user: User) -> PresenceChanged:
@@ -341,7 +343,7 @@ class SocialService:
 
     async def respond_friend(self, conn: ClientConnection, req: RespondFriend) -> Ok:
         me, other = await self._other(conn, req.username)
-        now = now_ms()
+        now = self.ctx.clock.wall_ms()
 
         def apply() -> bool:
             with User._meta.database.atomic():
@@ -364,7 +366,7 @@ class SocialService:
                     ).on_conflict_ignore().execute()
                 return True
 
-        if not await self.app.storage.run(apply):
+        if not await self.ctx.storage.run(apply):
             raise ServiceError(
                 ErrorCode.NOT_FOUND, f"no friend request from {other.username}"
             )
@@ -380,7 +382,7 @@ class SocialService:
         self, conn: ClientConnection, req: CancelFriendRequest
     ) -> Ok:
         me, other = await self._other(conn, req.username)
-        deleted = await self.app.storage.run(
+        deleted = await self.ctx.storage.run(
             lambda: (
                 FriendRequest.delete()
                 .where(
@@ -415,7 +417,7 @@ class SocialService:
 
     async def remove_friend(self, conn: ClientConnection, req: RemoveFriend) -> Ok:
         me, other = await self._other(conn, req.username)
-        if not await self.app.storage.run(self._sever, me, other.id):
+        if not await self.ctx.storage.run(self._sever, me, other.id):
             raise ServiceError(
                 ErrorCode.NOT_FOUND, f"{other.username} is not your friend"
             )
@@ -441,7 +443,7 @@ class SocialService:
                 ).execute()
                 return self._sever(me, other.id)
 
-        severed = await self.app.storage.run(apply)
+        severed = await self.ctx.storage.run(apply)
         assert conn.account is not None
         if severed:
             self._announce_removal(me, conn.account.username, other)
@@ -449,7 +451,7 @@ class SocialService:
 
     async def unblock(self, conn: ClientConnection, req: UnblockUser) -> Ok:
         me, other = await self._other(conn, req.username)
-        deleted = await self.app.storage.run(
+        deleted = await self.ctx.storage.run(
             lambda: (
                 Block.delete()
                 .where((Block.user == me) & (Block.blocked == other.id))

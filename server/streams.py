@@ -10,12 +10,11 @@ delays the control stream: QUIC gives each its own flow.
 from __future__ import annotations
 
 import asyncio
-import logging
 import struct
 from typing import TYPE_CHECKING, Protocol
 
 from codec import ErrorCode, MessageError, decode_stream_request
-from codec.framing import FRAME_HEADER_SIZE, MAX_FRAME_SIZE
+from codec.framing import FRAME_HEADER_SIZE
 from codec.messages import Error, Message, Reply
 
 from .errors import ServiceError
@@ -23,9 +22,15 @@ from .errors import ServiceError
 if TYPE_CHECKING:
     from .connection import ClientConnection
 
-__all__ = ["StreamHandler", "StreamSink"]
+__all__ = ["STREAM_ABANDONED", "StreamHandler", "StreamSink"]
 
-log = logging.getLogger("quicmeet.streams")
+MAX_STREAM_REQUEST = 4096
+"""Largest request frame that opens a transfer stream, in bytes. The requests
+are tiny; a larger announced length is refused at once rather than buffered
+(a connection may hold a hundred streams)."""
+STREAM_ABANDONED = 0
+"""Application error code of a reset or STOP_SENDING that only says this side
+gave up on the stream (the client's own resets use it too)."""
 
 
 class StreamSink(Protocol):
@@ -43,7 +48,15 @@ class StreamSink(Protocol):
 
 
 class StreamHandler:
-    """Drives one transfer stream of a connection."""
+    """Owns one client-opened transfer stream from its first byte until both
+    sides have ended.
+
+    The client's side ends with its FIN or a reset; ours with our last frame,
+    a reset, or the client's STOP_SENDING. Only when both have ended does the
+    handler leave its connection (:meth:`ClientConnection.stream_done`), so a
+    sink that is still sending or waiting for progress always has an owner to
+    abort it, and bytes that arrive after we answered are dropped here.
+    """
 
     def __init__(self, conn: ClientConnection, stream_id: int) -> None:
         self.conn = conn
@@ -51,19 +64,29 @@ class StreamHandler:
         self._head = bytearray()
         self._sink: StreamSink | None = None
         self._rid: int | None = None
-        self._done = False
+        self._local_ended = False
+        self._peer_ended = False
+        self._raw_started = False
+        self._accepting = True
+        """False once the stream failed or was stopped: later bytes are dropped."""
         self._task: asyncio.Task[None] | None = None
 
     def feed(self, data: bytes, end_stream: bool) -> None:
-        if self._done:
+        """Bytes the client sent on the stream (``end_stream``: its FIN)."""
+        if self._peer_ended:
+            return
+        self._peer_ended = end_stream
+        if not self._accepting:
+            self._settle()
             return
         if self._sink is None:
             self._head += data
             if not self._read_request():
-                if end_stream and not self._done:
+                if end_stream and not self._local_ended:
                     self._fail(
                         None, ErrorCode.BAD_FRAME, "stream ended before its request"
                     )
+                self._settle()
                 return
             data, self._head = bytes(self._head), bytearray()
         sink = self._sink
@@ -83,8 +106,12 @@ class StreamHandler:
         if len(self._head) < FRAME_HEADER_SIZE:
             return False
         (length,) = struct.unpack_from(">I", self._head)
-        if length > MAX_FRAME_SIZE:
-            self._fail(None, ErrorCode.FRAME_TOO_LARGE, "request frame over 64 KiB")
+        if length > MAX_STREAM_REQUEST:
+            self._fail(
+                None,
+                ErrorCode.FRAME_TOO_LARGE,
+                f"a stream's request frame is at most {MAX_STREAM_REQUEST} bytes",
+            )
             return False
         end = FRAME_HEADER_SIZE + length
         if len(self._head) < end:
@@ -98,48 +125,82 @@ class StreamHandler:
             return False
         self._rid = request.rid
         try:
-            self._sink = self.conn.app.open_stream(self.conn, request, self)
+            self._sink = self.conn.app.router.open_stream(self.conn, request, self)
         except ServiceError as exc:
             self._fail(request.rid, exc.code, exc.message, exc.retry_after_ms)
             return False
         return True
 
     async def _finish(self, sink: StreamSink) -> None:
-        try:
-            reply = await sink.finish()
-        except ServiceError as exc:
-            reply = Error(
-                rid=self._rid,
-                code=int(exc.code),
-                message=exc.message,
-                retry_after_ms=exc.retry_after_ms,
-            )
-        except Exception:
-            log.exception("upload stream failed")
-            reply = Error(
-                rid=self._rid, code=int(ErrorCode.INTERNAL), message="internal error"
-            )
-        self._done = True
-        if reply is not None:
-            self.conn.send_on_stream(self.stream_id, reply, end=True)
-        self.conn.stream_done(self.stream_id)
+        reply = await self.conn.app.router.settle(
+            self._rid, type(sink).__name__, sink.finish()
+        )
+        if reply is not None and not self._local_ended:
+            self.send(reply, end=True)
+        self._settle()
 
     def _fail(
         self,
         rid: int | None,
-        code: ErrorCode,
+        code: ErrorCode | int,
         message: str,
         retry_after_ms: int | None = None,
     ) -> None:
-        """Answer with an error, end our side, and ask the peer to stop sending."""
-        self._done = True
-        error = Error(
-            rid=rid, code=int(code), message=message, retry_after_ms=retry_after_ms
-        )
-        self.conn.send_on_stream(self.stream_id, error, end=True)
-        if not self.conn.closing:
-            self.conn._quic.stop_stream(self.stream_id, int(code))
-        self.conn.stream_done(self.stream_id)
+        """Answer with an error (or a reset, inside raw payload bytes), end our
+        side, and ask the client to stop sending."""
+        self._accepting = False
+        self._head = bytearray()
+        if not self._local_ended:
+            if self._raw_started:
+                self.conn.reset_stream(self.stream_id, code)
+            else:
+                error = Error(
+                    rid=rid,
+                    code=int(code),
+                    message=message,
+                    retry_after_ms=retry_after_ms,
+                )
+                self.conn.send_on_stream(self.stream_id, error, end=True)
+            self._local_ended = True
+        if not self._peer_ended:
+            self.conn.stop_receiving(self.stream_id, code)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._local_ended and self._peer_ended:
+            self.conn.stream_done(self.stream_id)
+
+    # -- events of the connection ---------------------------------------------
+
+    def peer_reset(self) -> None:
+        """The client reset its side: drop everything and end ours too."""
+        self._peer_ended = True
+        self._stop_sink()
+        if not self._local_ended:
+            self._local_ended = True
+            self.conn.reset_stream(self.stream_id, STREAM_ABANDONED)
+        self._settle()
+
+    def peer_stopped(self) -> None:
+        """The client sent STOP_SENDING (aioquic has reset our side already)."""
+        self._local_ended = True
+        self._stop_sink()
+        if not self._peer_ended:
+            self.conn.stop_receiving(self.stream_id, STREAM_ABANDONED)
+        self._settle()
+
+    def close(self) -> None:
+        """The connection is gone: drop the sink and its work."""
+        self._local_ended = self._peer_ended = True
+        self._stop_sink()
+
+    def _stop_sink(self) -> None:
+        self._accepting = False
+        self._head = bytearray()
+        if self._sink is not None:
+            self._sink.abort()
+        if self._task is not None:
+            self._task.cancel()
 
     # -- for sinks ------------------------------------------------------------
 
@@ -150,27 +211,37 @@ class StreamHandler:
 
     @property
     def finished(self) -> bool:
-        return self._done
+        """Whether our side of the stream has ended."""
+        return self._local_ended
+
+    @property
+    def peer_ended(self) -> bool:
+        """Whether the client has ended its side (FIN or reset)."""
+        return self._peer_ended
 
     def send(self, message: Message, end: bool = False) -> None:
         """Send one frame to the client on this stream (``end``: and end our
         side; the client may still send until it ends its own)."""
+        if self._local_ended:
+            return
         self.conn.send_on_stream(self.stream_id, message, end)
+        if end:
+            self._local_ended = True
+            self._settle()
 
     def send_raw(self, data: bytes, end: bool = False) -> None:
         """Send payload bytes (not a frame) to the client on this stream."""
+        if self._local_ended:
+            return
+        self._raw_started = True
         self.conn.send_stream_bytes(self.stream_id, data, end)
+        if end:
+            self._local_ended = True
+            self._settle()
 
     def fail(
-        self, code: ErrorCode, message: str, retry_after_ms: int | None = None
+        self, code: ErrorCode | int, message: str, retry_after_ms: int | None = None
     ) -> None:
-        """End the stream with an ``Error`` frame and ask the client to stop."""
-        if not self._done:
-            self._fail(self._rid, code, message, retry_after_ms)
-
-    def abort(self) -> None:
-        self._done = True
-        if self._sink is not None:
-            self._sink.abort()
-        if self._task is not None:
-            self._task.cancel()
+        """End the stream with an ``Error`` frame (a reset once payload bytes
+        went out) and ask the client to stop sending."""
+        self._fail(self._rid, code, message, retry_after_ms)

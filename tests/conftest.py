@@ -18,6 +18,7 @@ from client import Session
 from client.social import Chat, Friends
 from client.store import LocalStore
 from server import ServerApp, ServerConfig
+from server.clock import ShiftedClock
 
 from .stores import PostgresServer, RedisServer
 
@@ -86,8 +87,9 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def server(tmp_path: Path, db_url: str | None) -> AsyncIterator[ServerApp]:
-    """A real quicmeet server in this process, on a free UDP port."""
-    app = ServerApp(server_config(tmp_path, db_url=db_url))
+    """A real quicmeet server in this process, on a free UDP port; its clock
+    (``server.context.clock``) can be moved forward past a timer."""
+    app = ServerApp(server_config(tmp_path, db_url=db_url), clock=ShiftedClock())
     await app.start()
     yield app
     await app.shutdown(grace=0.0)

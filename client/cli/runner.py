@@ -38,6 +38,8 @@ EXIT_SERVER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 EXIT_NOT_LOGGED_IN = 4
+EXIT_PENDING = 5
+"""Stored locally but not sent yet: the next command that connects sends it."""
 
 
 class CliFailure(Exception):
@@ -178,18 +180,23 @@ class Context:
         self.session = session
         return session
 
-    async def logged_in(
-        self,
-        reconnect: bool = False,
-        attach: Callable[[Session], None] | None = None,
-    ) -> Session:
-        """Connect and resume the saved session."""
+    def saved_login(self) -> SavedSession:
+        """The saved session for this server; raises when there is none."""
         saved = self.home.saved_session()
         if saved is None or saved.server != self.server:
             raise CliFailure(
                 f"not logged in on {self.server}; run: quicmeet-cli login USER",
                 EXIT_NOT_LOGGED_IN,
             )
+        return saved
+
+    async def logged_in(
+        self,
+        reconnect: bool = False,
+        attach: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """Connect and resume the saved session."""
+        saved = self.saved_login()
         session = await self.connect(reconnect=reconnect, attach=attach)
         try:
             await session.resume(saved.token)

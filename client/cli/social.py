@@ -7,8 +7,9 @@ import asyncio
 import datetime
 from typing import Any
 
-from ..errors import ClientError
-from .runner import EXIT_CONNECTION, CliFailure, Context
+from ..errors import ClientError, ConnectionFailed
+from ..social import store_outgoing
+from .runner import EXIT_PENDING, CliFailure, Context
 
 __all__ = ["add_commands"]
 
@@ -67,13 +68,24 @@ async def cmd_friend(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_send(ctx: Context, args: argparse.Namespace) -> None:
-    member = await ctx.member()
-    message = await member.chat.send(args.user, args.text)
+    ctx.saved_login()
+    store = ctx.open_store()
+    message = await store_outgoing(store, args.user, args.text)
+    try:
+        member = await ctx.member()
+    except ConnectionFailed as exc:
+        raise CliFailure(
+            f"{exc}; the message is stored and is sent with the next command "
+            "that connects",
+            EXIT_PENDING,
+            name="PENDING",
+        ) from None
+    message = await member.chat.deliver(message)
     if message.state == "pending":
         raise CliFailure(
-            "the message is saved but not sent yet (connection lost); it is sent "
+            "the message is stored but not sent yet (connection lost); it is sent "
             "with the next command that connects",
-            EXIT_CONNECTION,
+            EXIT_PENDING,
             name="PENDING",
         )
     ctx.emit(

@@ -1,13 +1,14 @@
 """The desktop client (``quicmeet``): ttkbootstrap views over the client core.
 
-Tk owns the main thread; the client core runs on an asyncio loop in one thread
-beside it (:mod:`client.ui.bridge`); the views only show UI events
-(:mod:`client.ui.model`) and call the :class:`~client.ui.controller.Controller`.
+This process holds Tk and the views only; the client core runs in the engine
+process (:mod:`client.engine`), reached through :mod:`client.ui.link`. The
+views show UI events (:mod:`client.engine.model`) and call the
+:class:`~client.ui.controller.Controller`.
 """
 
 from .app import App
-from .bridge import Bridge
 from .controller import Controller
+from .link import EngineLink
 from .main import main
 
-__all__ = ["App", "Bridge", "Controller", "main"]
+__all__ = ["App", "Controller", "EngineLink", "main"]

@@ -1,10 +1,12 @@
 """The desktop client: ``quicmeet``.
 
-:class:`App` owns the Tk root on the main thread and a :class:`Bridge` whose
-asyncio thread runs the client core. It swaps the login and main views, and
-every UI tick dispatches the events drained from the bridge to what shows
-them: its own views, the chat windows (:class:`~client.ui.chats.Chats`) and
-the meeting (:class:`~client.ui.meetings.Meetings`).
+:class:`App` owns the Tk root on the main thread and an
+:class:`~client.ui.link.EngineLink` to the engine process that runs the
+client core. It swaps the login and main views, and every UI tick dispatches
+the events drained from the link to what shows them: its own views, the chat
+windows (:class:`~client.ui.chats.Chats`) and the meeting
+(:class:`~client.ui.meetings.Meetings`). When the engine dies it starts a new
+one and takes the user back where they were.
 """
 
 from __future__ import annotations
@@ -16,16 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import ttkbootstrap as ttk
+from PIL import Image
 
-from ..errors import ClientError
-from ..home import Home
-from .backend import Backend
-from .bridge import Bridge, CommandDone
-from .chats import Chats
-from .controller import Controller
-from .errors import NotSignedIn, describe
-from .meetings import Meetings
-from .model import (
+from ..engine.errors import EngineStopped, NotSignedIn
+from ..engine.model import (
     ConnectionState,
     ConversationUpdate,
     ImageReady,
@@ -43,9 +39,16 @@ from .model import (
     TransfersChanged,
     UiEvent,
 )
+from ..errors import ClientError
+from ..home import Home
+from .chats import Chats
+from .controller import Controller
+from .errors import describe
+from .link import CommandDone, EngineExited, EngineLink
+from .meetings import Meetings
+from .recovery import EngineRecovery
 from .ticker import Ticker
-from .tuning import BACKGROUND_NICE, TkThreadTuning
-from .video import TileFrames
+from .video import TileBuffers
 from .views import (
     LIGHT_THEME,
     ChatWindow,
@@ -65,12 +68,13 @@ log = logging.getLogger("quicmeet.ui")
 
 DEFAULT_SERVER = "127.0.0.1:4433"
 POLL_MS = 15
-"""The UI tick: the Tk thread drains the bridge's queue and shows the meeting's
+"""The UI tick: the Tk thread drains the link's queue and shows the meeting's
 new pictures. Each tick shows only pictures that arrived since the last one,
 so it runs well above the frame rate (a 30 fps track against a 33 ms tick
-drifts in and out of phase, and two pictures in one tick lose one of them),
-and there is only one: every Python callback from Tcl waits for the GIL, up
-to the switch interval while the loop thread is busy."""
+drifts in and out of phase, and two pictures in one tick lose one of them)."""
+ENGINE_START_S = 30.0
+"""How long the window waits for a new engine's first answer (its imports
+take about a second here, several on a slow, busy machine)."""
 MAIN_SIZE = (400, 680)
 SIGN_OUT_NOTICES = {
     "signed_in_elsewhere": "This account signed in on another device.",
@@ -99,15 +103,17 @@ class App:
         idle_timeout: float = 5.0,
     ) -> None:
         self.home = home
-        self.bridge = Bridge(nice=BACKGROUND_NICE)
-        self.bridge.start()
-        self.frames = TileFrames()
-        """Meeting pictures, handed from decode and capture threads to the tiles."""
-        self.backend = self.bridge.run(
-            self._create_backend(home, ca_file, idle_timeout)
-        ).result(10)
-        self.controller = Controller(self.bridge, self.backend)
-        settings = self.bridge.run(self.backend.settings()).result(10)
+        self.link = EngineLink(home.path, ca_file=ca_file, idle_timeout=idle_timeout)
+        self.link.start()
+        self.controller = Controller(self.link)
+        self.controller.report = self.report_error
+        self.frames = TileBuffers(self.controller.tile)
+        """Meeting pictures, written by the engine into one buffer per tile."""
+        try:
+            settings = self.link.wait(self.controller.settings(), ENGINE_START_S)
+        except BaseException:
+            self.link.close()
+            raise
         self.theme = theme or settings.get("theme") or LIGHT_THEME
         self.root = ttk.Window(
             title="quicmeet",
@@ -147,8 +153,11 @@ class App:
         self.opener: Callable[[Path], None] = open_folder
         """Shows a file's folder (tests replace it)."""
         self.closed = False
+        self.recovery = EngineRecovery(self)
+        """Starts a new engine when this one dies and takes the user back."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             CommandDone: self.on_command_done,
+            EngineExited: self.recovery.on_engine_exited,
             SignedIn: self.on_signed_in,
             SignedOut: self.on_signed_out,
             ProfileUpdated: self.on_profile,
@@ -167,30 +176,18 @@ class App:
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self._pump = Ticker(self.root, POLL_MS, self._tick)
         self._pump.start()
-        self.tuning = TkThreadTuning(self.root)
         self.root.after_idle(prepare_styles, self.root)
         self.show_login(username=settings.get("username", ""))
         if auto_sign_in and home.saved_session() is not None:
             self._resume_saved()
 
-    async def _create_backend(
-        self, home: Home, ca_file: Path | None, idle_timeout: float
-    ) -> Backend:
-        return Backend(
-            home,
-            self.bridge.post,
-            frames=self.frames,
-            ca_file=ca_file,
-            idle_timeout=idle_timeout,
-        )
-
     # -- the event pump ----------------------------------------------------------------
 
     def _tick(self) -> None:
-        self.bridge.drain(self.handle)
+        self.link.drain(self.handle)
         self.meetings.render()
 
-    def handle(self, event: UiEvent | CommandDone) -> None:
+    def handle(self, event: UiEvent | CommandDone | EngineExited) -> None:
         """Show one event (Tk thread); a failing view is logged, not fatal."""
         try:
             self._handlers[type(event)](event)
@@ -207,7 +204,7 @@ class App:
             self.report_error(done.error)
 
     def report_error(self, error: BaseException) -> None:
-        if isinstance(error, NotSignedIn):
+        if isinstance(error, NotSignedIn | EngineStopped):
             return
         if not isinstance(error, ClientError):
             log.error("command failed", exc_info=error)
@@ -259,6 +256,16 @@ class App:
         self.controller.resume_saved(on_done=done, on_error=failed)
 
     def on_signed_in(self, event: SignedIn) -> None:
+        if (
+            self.recovery.recovering
+            and self.main is not None
+            and self.me is not None
+            and self.me.username == event.me.username
+        ):
+            # A new engine signed the same user in again: keep the windows.
+            self.on_profile(ProfileUpdated(event.me))
+            self.main.set_connection(ConnectionState(True))
+            return
         self.me = event.me
         self.server = event.server
         main = MainView(
@@ -302,7 +309,8 @@ class App:
         self.meetings.set_roster(roster)
 
     def on_image(self, event: ImageReady) -> None:
-        self.images.put(event.key, event.image)
+        picture = Image.frombytes(event.mode, (event.width, event.height), event.pixels)
+        self.images.put(event.key, picture)
 
     def on_transfers(self, snapshot: TransfersChanged) -> None:
         self.transfers = snapshot
@@ -331,15 +339,11 @@ class App:
                 key=f"chat:{notice.peer}",
                 on_click=functools.partial(self.open_chat, notice.peer),
             )
-        elif notice.room_id is not None:
-            self.toasts.show(
+        elif notice.room_id is not None and self.main is not None:
+            self.main.show_invitation(
+                notice.room_id,
                 notice.title,
-                notice.text,
-                notice.level,
-                key=f"meeting:{notice.room_id}",
-                on_click=functools.partial(
-                    self.controller.join_meeting, notice.room_id
-                ),
+                functools.partial(self.controller.join_meeting, notice.room_id),
             )
         else:
             self.notify(notice.title, notice.text, notice.level)
@@ -416,7 +420,7 @@ class App:
             return
         self.closed = True
         self._pump.stop()
-        self.tuning.cancel()
-        self.bridge.stop(self.backend.close)
+        self.root.withdraw()
+        self.link.close()
+        self.frames.close()
         self.root.destroy()
-        self.tuning.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import ttkbootstrap as ttk
 
+from ..engine.model import ConversationUpdate, PeerTyping, Roster, TransfersChanged
 from .controller import Controller
-from .model import ConversationUpdate, PeerTyping, Roster, TransfersChanged
 from .views import ChatWindow, ImageStore
 
 __all__ = ["Chats"]
@@ -42,6 +42,8 @@ class Chats:
         self._open_folder = open_folder
         self._origin = origin
         self._windows: dict[str, ChatWindow] = {}
+        self.drafts: dict[str, str] = {}
+        """What was left in the composer of a closed chat, by friend."""
         self.roster = Roster()
         self.transfers = TransfersChanged()
 
@@ -74,13 +76,17 @@ class Chats:
             self._open_folder,
         )
         window.view.set_transfers(self.transfers)
+        window.view.set_draft(self.drafts.pop(peer, ""))
         x, y = self._origin()
         window.geometry(f"{CHAT_SIZE[0]}x{CHAT_SIZE[1]}+{x}+{y}")
         self._windows[peer] = window
         return window
 
-    def _on_closed(self, peer: str) -> None:
+    def _on_closed(self, peer: str, draft: str) -> None:
+        """Forget the window and keep its unsent text for the next one."""
         self._windows.pop(peer, None)
+        if draft.strip():
+            self.drafts[peer] = draft
 
     def set_roster(self, roster: Roster) -> None:
         self.roster = roster
@@ -104,9 +110,17 @@ class Chats:
         for window in self._windows.values():
             window.view.set_transfers(snapshot)
 
+    def reopen(self) -> None:
+        """Tell a new engine which conversations are open and shown."""
+        for peer, window in self._windows.items():
+            self.controller.open_conversation(peer)
+            if window.winfo_ismapped():
+                self.controller.set_viewing(peer, True)
+
     def close_all(self) -> None:
         """Close every chat window (signed out)."""
         for peer in list(self._windows):
             self._windows.pop(peer).destroy()
+        self.drafts.clear()
         self.roster = Roster()
         self.transfers = TransfersChanged()

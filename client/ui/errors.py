@@ -1,9 +1,11 @@
-"""Errors of the desktop client, and the words the views use for any error."""
+"""The words the views use for any error (the error classes live in
+:mod:`client.engine.errors`, shared by both processes)."""
 
 from __future__ import annotations
 
 from codec.errors import ErrorCode
 
+from ..engine.errors import EngineStopped, NotSignedIn, UntrustedCertificate
 from ..errors import (
     CertificateMismatch,
     ClientError,
@@ -12,22 +14,8 @@ from ..errors import (
     ServerError,
     SessionEnded,
 )
-from .model import ServerIdentity
 
 __all__ = ["NotSignedIn", "UntrustedCertificate", "describe"]
-
-
-class UntrustedCertificate(ClientError):
-    """First connection to a server: its certificate must be confirmed by the
-    user (:meth:`Backend.trust`) before anything is sent."""
-
-    def __init__(self, identity: ServerIdentity) -> None:
-        super().__init__(f"the certificate of {identity.address} is not trusted yet")
-        self.identity = identity
-
-
-class NotSignedIn(ClientError):
-    """A command that needs a signed-in account was given without one."""
 
 
 _FRIENDLY: dict[int, str] = {
@@ -58,6 +46,8 @@ def describe(error: BaseException) -> str:
         return f"Cannot reach the server: {error}."
     if isinstance(error, NotConnected):
         return "Not connected; trying to reconnect."
+    if isinstance(error, EngineStopped):
+        return "The engine stopped before it answered; it is starting again."
     if isinstance(error, SessionEnded):
         return str(error)
     if isinstance(error, ClientError):

@@ -8,6 +8,7 @@ import sys
 import tkinter
 from pathlib import Path
 
+from ..engine.errors import EngineStopped
 from ..home import Home, default_home
 from .app import App
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             theme=args.theme,
             auto_sign_in=not args.no_auto_sign_in,
         )
+    except EngineStopped as exc:
+        print(f"quicmeet: the engine did not start ({exc})", file=sys.stderr)
+        return 1
     except tkinter.TclError as exc:
         print(
             f"quicmeet: cannot open a window ({exc}); run it on a desktop, or set "

@@ -8,10 +8,16 @@ from typing import Any
 
 import ttkbootstrap as ttk
 
+from ..engine.model import (
+    MeetingChanged,
+    MeetingChatLine,
+    MeetingLeft,
+    Roster,
+    TileStats,
+)
 from .controller import Controller
 from .errors import describe
-from .model import MeetingChanged, MeetingChatLine, MeetingLeft, Roster, TileStats
-from .video import TileFrames
+from .video import TileBuffers
 from .views import MeetDialog, MeetingWindow
 
 __all__ = ["Meetings"]
@@ -30,7 +36,7 @@ class Meetings:
         self,
         root: ttk.Window,
         controller: Controller,
-        frames: TileFrames,
+        frames: TileBuffers,
         *,
         settings: Callable[[], dict[str, Any]],
         save_setting: Callable[[str, str], None],
@@ -46,6 +52,9 @@ class Meetings:
         self._place = place
         self._notify = notify
         self._on_active = on_active
+        self.password = ""
+        """The password we created or joined the meeting with (to rejoin it)."""
+        self._before_restart: MeetingChanged | None = None
         self.dialog: MeetDialog | None = None
         self.window: MeetingWindow | None = None
         self.roster = Roster()
@@ -58,15 +67,20 @@ class Meetings:
         if self.dialog is not None and self.dialog.winfo_exists():
             self.dialog.lift()
             return
-        dialog = MeetDialog(
-            self.root,
-            on_create=lambda password: self.controller.create_meeting(
+
+        def create(password: str) -> None:
+            self.password = password
+            self.controller.create_meeting(
                 password, on_error=lambda e: dialog.on_failed(describe(e))
-            ),
-            on_join=lambda code, password: self.controller.join_meeting(
+            )
+
+        def join(code: str, password: str) -> None:
+            self.password = password
+            self.controller.join_meeting(
                 code, password, on_error=lambda e: dialog.on_failed(describe(e))
-            ),
-        )
+            )
+
+        dialog = MeetDialog(self.root, on_create=create, on_join=join)
         self.dialog = dialog
 
     def on_changed(self, state: MeetingChanged) -> None:
@@ -90,6 +104,33 @@ class Meetings:
         self._place(self.window)
         self._on_active(True)
 
+    def engine_stopped(self) -> None:
+        """The engine died: remember the meeting as it was, for :meth:`rejoin`
+        (the new engine's first events may show it without our video)."""
+        self._before_restart = self.window.meeting if self.window else None
+
+    def rejoin(self) -> None:
+        """Join the meeting we were in again, with the video we sent (a new
+        engine signed in); if that fails the window closes and the user hears
+        why."""
+        state, self._before_restart = self._before_restart, None
+        if state is None or self.window is None:
+            return
+
+        def joined(_code: str) -> None:
+            if state.camera_on:
+                self.controller.set_camera(True)
+            if state.screen_on:
+                self.controller.set_screen(True)
+
+        def failed(error: BaseException) -> None:
+            self.close()
+            self._notify("Meeting over", describe(error), "warning")
+
+        self.controller.join_meeting(
+            state.room_id, self.password, on_done=joined, on_error=failed
+        )
+
     def render(self) -> None:
         """Paste the newest pictures into the tiles (every UI tick)."""
         if self.window is not None:
@@ -104,8 +145,11 @@ class Meetings:
             self.window.set_stats(stats)
 
     def on_left(self, event: MeetingLeft) -> None:
+        ended_here = self.window is not None and self.window.ended_by_me
         self.close()
-        if event.reason != "left":
+        if ended_here and event.reason == "ended":
+            self._notify("Meeting ended", "You ended the meeting for everyone.", "info")
+        elif event.reason != "left":
             self._notify("Meeting over", event.message, "warning")
 
     def set_roster(self, roster: Roster) -> None:

@@ -1,24 +1,24 @@
-"""Pictures for the meeting's video tiles, handed from the threads that make
-them to the Tk thread that shows them.
+"""Meeting pictures on the Tk side: one shared buffer per tile, written by the
+engine (see :mod:`client.engine.shared` for the layout and the sequence lock).
 
-Decoded remote pictures arrive on each track's render thread, self-view
-pictures on the capture thread. There they are scaled (letterboxed) to the
-size of their tile, so the Tk thread only pastes a ready image into the tile's
-one ``PhotoImage``. Each tile keeps just its newest picture: a picture not yet
-shown is replaced, never queued, so a busy Tk loop skips frames instead of
-falling behind.
+The Tk side says how big each tile is (:meth:`TileBuffers.set_size`: a new
+buffer of that size, named to the engine) and takes new pictures
+(:meth:`TileBuffers.take`) every UI tick. Only a picture newer than the last
+one taken is copied, straight from the buffer into the image the tile pastes.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import shared_memory
 
-import cv2
-import numpy as np
 from PIL import Image
 
-__all__ = ["TileFrames", "TilePicture"]
+from ..engine.messages import DropTile, ShowTile
+from ..engine.shared import HEADER, buffer_size, pixels, read_header
+
+__all__ = ["TileBuffers", "TilePicture"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,78 +31,73 @@ class TilePicture:
     source_height: int
 
 
-def fit(frame: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """``frame`` (RGB array) scaled to fit ``size``, centred on black.
-
-    OpenCV scales (about ten times faster than Pillow here, and without the
-    GIL): bilinear, or by pixel area when shrinking by more than half.
-    """
-    height, width = frame.shape[:2]
-    tile_w, tile_h = size
-    scale = min(tile_w / width, tile_h / height)
-    fitted = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if fitted != (width, height):
-        interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-        frame = cv2.resize(frame, fitted, interpolation=interpolation)
-    picture = Image.fromarray(frame, "RGB")
-    if fitted == size:
-        return picture
-    tile = Image.new("RGB", size)
-    tile.paste(picture, ((tile_w - fitted[0]) // 2, (tile_h - fitted[1]) // 2))
-    return tile
+@dataclass
+class _Buffer:
+    memory: shared_memory.SharedMemory
+    size: tuple[int, int]
+    seq: int = 0
 
 
-class TileFrames:
-    """The newest picture of every tile, by tile key (thread-safe).
+class TileBuffers:
+    """The tiles' buffers, by tile key (Tk thread only); ``send(command)``
+    tells the engine about them."""
 
-    The Tk side says how big each tile is (:meth:`set_size`) and takes new
-    pictures (:meth:`take`); producers :meth:`put` frames, which are dropped
-    for tiles nobody shows.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sizes: dict[str, tuple[int, int]] = {}
-        self._pictures: dict[str, TilePicture] = {}
-        self._fresh: set[str] = set()
+    def __init__(self, send: Callable[[ShowTile | DropTile], object]) -> None:
+        self._send = send
+        self._buffers: dict[str, _Buffer] = {}
         self.replaced = 0
-        """Pictures replaced before they were shown (frames the Tk side skipped)."""
+        """Pictures the engine wrote over before they were taken (frames the
+        Tk side skipped)."""
 
     def set_size(self, key: str, size: tuple[int, int]) -> None:
-        with self._lock:
-            self._sizes[key] = size
-            self._pictures.pop(key, None)
-            self._fresh.discard(key)
+        """Show the pictures of ``key`` at ``size`` (pixels) from now on."""
+        self._release(key)
+        memory = shared_memory.SharedMemory(create=True, size=buffer_size(*size))
+        self._buffers[key] = _Buffer(memory, size)
+        self._send(ShowTile(key, memory.name, *size))
 
     def drop(self, key: str) -> None:
         """Stop keeping pictures for ``key`` (its tile is gone)."""
-        with self._lock:
-            self._sizes.pop(key, None)
-            self._pictures.pop(key, None)
-            self._fresh.discard(key)
+        if self._release(key):
+            self._send(DropTile(key))
 
-    def put(self, key: str, frame: np.ndarray, frame_number: int) -> None:
-        """Scale ``frame`` for the tile ``key`` and keep it as its newest
-        picture (on the producing thread)."""
-        with self._lock:
-            size = self._sizes.get(key)
-        if size is None:
-            return
-        picture = TilePicture(
-            fit(frame, size), frame_number, frame.shape[1], frame.shape[0]
-        )
-        with self._lock:
-            if self._sizes.get(key) != size:
-                return
-            if key in self._fresh:
-                self.replaced += 1
-            self._pictures[key] = picture
-            self._fresh.add(key)
+    def reattach(self) -> None:
+        """Name every buffer to the engine again (a new engine started)."""
+        for key, buffer in self._buffers.items():
+            self._send(ShowTile(key, buffer.memory.name, *buffer.size))
 
     def take(self, key: str) -> TilePicture | None:
-        """The newest picture of ``key`` not taken yet, or None."""
-        with self._lock:
-            if key not in self._fresh:
-                return None
-            self._fresh.discard(key)
-            return self._pictures[key]
+        """The newest picture of ``key`` not taken yet, or None (none new, or
+        the engine is writing it right now: try at the next tick)."""
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            return None
+        header = read_header(buffer.memory)
+        if header.seq == buffer.seq or header.seq % 2:
+            return None
+        width, height = buffer.size
+        image = Image.frombytes(
+            "RGB",
+            buffer.size,
+            pixels(buffer.memory)[HEADER : HEADER + width * height * 3],
+        )
+        if read_header(buffer.memory).seq != header.seq:
+            return None
+        self.replaced += max(0, (header.seq - buffer.seq) // 2 - 1)
+        buffer.seq = header.seq
+        return TilePicture(
+            image, header.frame_number, header.source_width, header.source_height
+        )
+
+    def close(self) -> None:
+        """Free every buffer (the window is closing)."""
+        for key in list(self._buffers):
+            self._release(key)
+
+    def _release(self, key: str) -> bool:
+        buffer = self._buffers.pop(key, None)
+        if buffer is None:
+            return False
+        buffer.memory.close()
+        buffer.memory.unlink()
+        return True

@@ -7,8 +7,14 @@ that holds the recipient's connection.
 
 from __future__ import annotations
 
-from .base import Cluster, ClusterHandler, ClusterPresence, LocalCluster, RemoteUser
-from .redis_cluster import ClusterUnavailable, RedisCluster
+from .base import (
+    Cluster,
+    ClusterHandler,
+    ClusterPresence,
+    ClusterUnavailable,
+    LocalCluster,
+    RemoteUser,
+)
 from .routing import AppRouter
 
 __all__ = [
@@ -18,7 +24,6 @@ __all__ = [
     "ClusterPresence",
     "ClusterUnavailable",
     "LocalCluster",
-    "RedisCluster",
     "RemoteUser",
     "open_cluster",
 ]
@@ -33,4 +38,8 @@ def open_cluster(redis_url: str | None, node_id: str | None = None) -> Cluster:
             f"unsupported Redis URL scheme {redis_url.split(':', 1)[0][:20]!r}: "
             "use redis://HOST:PORT/DB"
         )
+    # Imported here: the redis package is needed only with --redis (the
+    # ``scale`` extra installs it).
+    from .redis_cluster import RedisCluster
+
     return RedisCluster(redis_url, node_id)

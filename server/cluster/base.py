@@ -21,11 +21,16 @@ __all__ = [
     "Cluster",
     "ClusterHandler",
     "ClusterPresence",
+    "ClusterUnavailable",
     "LocalCluster",
     "RemoteUser",
 ]
 
 C = TypeVar("C")
+
+
+class ClusterUnavailable(RuntimeError):
+    """The cluster's Redis URL is not one we take, or Redis cannot be reached."""
 
 
 class ClusterHandler(Protocol):

@@ -35,9 +35,9 @@ from redis.exceptions import RedisError
 
 from codec.messages import EVENTS, Event
 
-from .base import ClusterHandler
+from .base import ClusterHandler, ClusterUnavailable
 
-__all__ = ["ClusterUnavailable", "RedisCluster"]
+__all__ = ["RedisCluster"]
 
 log = logging.getLogger("quicmeet.cluster")
 
@@ -107,10 +107,6 @@ return gone
 _encode = msgspec.msgpack.Encoder().encode
 _decode_list = msgspec.msgpack.Decoder(list).decode
 _decode_event = msgspec.msgpack.Decoder(Union[EVENTS]).decode  # type: ignore[arg-type]  # noqa: UP007
-
-
-class ClusterUnavailable(RuntimeError):
-    """Redis cannot be reached at start."""
 
 
 class RedisCluster:

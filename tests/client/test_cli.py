@@ -9,8 +9,9 @@ import time
 
 from PIL import Image
 
+from client.store import LocalStore
 from tests.cli import cli_args
-from tests.conftest import PASSWORD, ROOT
+from tests.conftest import PASSWORD, ROOT, start_server_process
 
 
 def cli(server, home, *args, password=PASSWORD, new_password=None, timeout=30):
@@ -228,3 +229,35 @@ def test_desktop_client_without_a_display_says_so(tmp_path):
     )
     assert r.returncode == 2
     assert "cannot open a window" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_send_while_the_server_is_down_stores_first_and_says_so(
+    server_process, tmp_path
+):
+    ann, ben = tmp_path / "ann", tmp_path / "ben"
+    for home, name in ((ann, "ann"), (ben, "ben")):
+        assert cli(server_process, home, "register", name).returncode == 0
+    assert cli(server_process, ann, "friend", "add", "ben").returncode == 0
+    assert cli(server_process, ben, "friend", "accept", "ann").returncode == 0
+    server_process.stop()
+    r = cli(server_process, ann, "--json", "send", "ben", "written while down")
+    assert r.returncode == 5, r.stderr  # stored, not sent yet
+    assert as_json(r)["error"]["name"] == "PENDING"
+    store = LocalStore(ann / "history.db")
+    try:
+        assert [(m.text, m.state) for m in store.history("ben", None, 10)] == [
+            ("written while down", "pending")
+        ]
+    finally:
+        store.close()
+    restarted = start_server_process(tmp_path, port=server_process.port)
+    try:
+        r = cli(restarted, ann, "--json", "send", "ben", "and after")
+        assert r.returncode == 0, r.stderr
+        r = cli(restarted, ben, "--json", "history", "ann")
+        assert [m["text"] for m in as_json(r)["messages"]] == [
+            "written while down",
+            "and after",
+        ]
+    finally:
+        restarted.stop()

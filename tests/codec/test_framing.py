@@ -92,3 +92,12 @@ def test_garbage_never_raises_while_feeding(data, max_size):
             assert isinstance(frame, (bytes, OversizedFrame))
             if isinstance(frame, bytes):
                 assert len(frame) <= max_size
+
+
+def test_a_decoder_gives_its_buffer_back_once_a_frame_completes():
+    decoder = FrameDecoder()
+    frame = encode_frame(b"x" * 60_000)
+    assert decoder.feed(frame[:40_000]) == []
+    assert decoder.held_bytes >= 40_000
+    assert decoder.feed(frame[40_000:]) == [b"x" * 60_000]
+    assert decoder.buffered == 0 and decoder.held_bytes < 1024

@@ -216,3 +216,26 @@ def test_maps_with_wrong_shapes_raise_only_message_errors(mapping):
 def test_error_reply_keeps_retry_after():
     err = Error(rid=9, code=400, message="slow down", retry_after_ms=250)
     assert decode_server_message(body(encode_message(err))) == err
+
+
+@pytest.mark.parametrize("nesting", [b"\x91", b"\x81\xa1a"])
+def test_deeply_nested_msgpack_is_a_bad_frame(nesting):
+    """About 1,000 levels of arrays or maps overflow msgspec's recursion limit;
+    that must come out as the decoder's own error, not a RecursionError."""
+    for decode in (decode_request, decode_stream_request, decode_server_message):
+        with pytest.raises(MessageError) as info:
+            decode(nesting * 1000 + b"\xc0")
+        assert info.value.code == ErrorCode.BAD_FRAME
+        assert "nested" in info.value.message
+
+
+@pytest.mark.parametrize("rid", [2**53 + 1, 2**63, 2**64 - 1, -1])
+def test_a_request_id_out_of_range_is_not_echoed(rid):
+    """A reply may carry only a rid the client can decode (0 .. 2**53)."""
+    frame = msgspec.msgpack.encode({"type": "GetProfile", "rid": rid})
+    with pytest.raises(MessageError) as info:
+        decode_request(frame)
+    assert info.value.code == ErrorCode.INVALID_MESSAGE
+    assert info.value.rid is None
+    error = Error(rid=info.value.rid, code=int(info.value.code), message="x")
+    assert decode_server_message(body(encode_message(error))) == error

@@ -23,8 +23,12 @@ class RawClient(QuicConnectionProtocol):
         self.arrived = asyncio.Event()
         self.terminated: events.ConnectionTerminated | None = None
         self.stream_frames: dict[int, list[Message]] = {}
-        self._stream_decoders: dict[int, FrameDecoder] = {}
+        """The first frame the server sent on each stream."""
+        self.stream_data: dict[int, bytearray] = {}
+        """Every byte the server sent on each stream."""
         self.resets: list[int] = []
+        self.stream_ended: set[int] = set()
+        self.stopped: list[int] = []
 
     def quic_event_received(self, event):
         if isinstance(event, events.StreamDataReceived):
@@ -32,14 +36,23 @@ class RawClient(QuicConnectionProtocol):
                 for frame in self.decoder.feed(event.data):
                     self.received.append(decode_server_message(frame))
             else:
-                dec = self._stream_decoders.setdefault(event.stream_id, FrameDecoder())
-                for frame in dec.feed(event.data):
-                    self.stream_frames.setdefault(event.stream_id, []).append(
-                        decode_server_message(frame)
-                    )
+                data = self.stream_data.setdefault(event.stream_id, bytearray())
+                data += event.data
+                frames = self.stream_frames.setdefault(event.stream_id, [])
+                if not frames and len(data) >= 4:
+                    # Only the first frame: a download's raw bytes follow it.
+                    end = 4 + int.from_bytes(data[:4], "big")
+                    if len(data) >= end:
+                        frames.append(decode_server_message(bytes(data[4:end])))
+                if event.end_stream:
+                    self.stream_ended.add(event.stream_id)
             self.arrived.set()
         elif isinstance(event, events.StreamReset):
             self.resets.append(event.stream_id)
+            self.arrived.set()
+        elif isinstance(event, events.StopSendingReceived):
+            self.stopped.append(event.stream_id)
+            self.arrived.set()
         elif isinstance(event, events.ConnectionTerminated):
             self.terminated = event
             self.arrived.set()
@@ -65,6 +78,28 @@ class RawClient(QuicConnectionProtocol):
             except TimeoutError:
                 break
         return self.received
+
+    async def until(self, predicate, timeout: float = 5.0) -> bool:
+        """Wait until ``predicate()`` holds (or the connection ended); say if it
+        did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate() and self.terminated is None:
+            self.arrived.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        return bool(predicate())
+
+    def open_stream(self, data: bytes, end: bool = False) -> int:
+        """Open a new bidirectional stream with ``data``; return its id."""
+        stream_id = self._quic.get_next_available_stream_id()
+        self.send_raw(data, stream_id, end)
+        return stream_id
 
     async def request(self, message: Message, timeout: float = 5.0) -> Message:
         before = len(self.received)

@@ -22,15 +22,15 @@ class FakeQuic:
 
 class FakeConn:
     def __init__(self) -> None:
-        self._quic = FakeQuic()
+        self.quic = FakeQuic()
         self.transmits = 0
 
-    def _transmit_soon(self) -> None:
+    def transmit_soon(self) -> None:
         self.transmits += 1
 
     def take(self) -> list[bytes]:
-        sent = list(self._quic._datagrams_pending)
-        self._quic._datagrams_pending.clear()
+        sent = list(self.quic._datagrams_pending)
+        self.quic._datagrams_pending.clear()
         return sent
 
 
@@ -132,7 +132,7 @@ def test_a_full_subscriber_queue_drops_for_that_subscriber_only():
         sfu.on_datagram(a, video(7, seq))
     assert len(b.take()) == 3 and len(c.take()) == 3
     assert sfu.stats.dropped_queue_full == 4
-    c._quic._datagrams_pending.extend([b"queued"] * 3)
+    c.quic._datagrams_pending.extend([b"queued"] * 3)
     sfu.on_datagram(a, video(7, 5))
     assert len(b.take()) == 1 and c.take() == [b"queued"] * 3
 

@@ -7,6 +7,7 @@ import pytest
 from client import ServerError
 from codec import ErrorCode
 from codec.messages import (
+    AckMessages,
     ChatMessage,
     Delivered,
     FriendAccepted,
@@ -14,6 +15,8 @@ from codec.messages import (
     FriendRequestCancelled,
     FriendRequestDeclined,
     FriendRequested,
+    MarkRead,
+    Ok,
     PresenceChanged,
     ReadReceipt,
     TypingChanged,
@@ -256,3 +259,28 @@ async def test_flooding_is_rate_limited_without_delaying_others(member):
     limited = [r for r in results if isinstance(r, ServerError)]
     assert limited and all(r.code == ErrorCode.RATE_LIMITED for r in limited)
     assert max(latencies) < 0.5
+
+
+async def test_receipts_go_only_to_whom_one_chats_with(member):
+    a = await member("nora")
+    b = await member("omar")
+    eve = await member("eve")
+    await befriend(a, b)
+    for request in (AckMessages, MarkRead):
+        with pytest.raises(ServerError) as info:
+            await eve.session.call(request, Ok, peer="nora", up_to_seq=5)
+        assert info.value.code == ErrorCode.NOT_FOUND
+    await a.chat.send("omar", "hi")
+    await next_of(b.session, ChatMessage)
+    # A receipt past the conversation's last message claims no more than it.
+    await b.session.call(MarkRead, Ok, peer="nora", up_to_seq=10**6)
+    receipts = []
+    while len(receipts) < 2:
+        event = await next_of(a.session, (Delivered, ReadReceipt), timeout=5)
+        receipts.append((type(event).__name__, event.peer, event.up_to_seq))
+    assert sorted(receipts) == [("Delivered", "omar", 1), ("ReadReceipt", "omar", 1)]
+    # The stranger's receipts never reached Nora.
+    assert all(peer != "eve" for _, peer, _ in receipts)
+    # Someone who is no longer a friend may still acknowledge what they got.
+    await b.friends.remove("nora")
+    await b.session.call(AckMessages, Ok, peer="nora", up_to_seq=1)

@@ -19,9 +19,8 @@ from PIL import Image, ImageGrab
 
 from client.home import Home
 from client.ui.app import App
-from client.ui.bridge import Bridge
 from client.ui.ticker import Ticker
-from tests.conftest import ROOT, Member, close_member, open_member
+from tests.conftest import ROOT
 
 from . import steps
 
@@ -85,25 +84,14 @@ class LocalApp:
         self.app.close()
 
 
-class RemoteApp:
-    """An app in a child process (see :mod:`tests.ui.remote`), driven over a
-    socket pair."""
+class _Child:
+    """A child process running ``python -m module FD ...``, answering
+    ``(name, args)`` requests over a socket pair."""
 
-    def __init__(self, home: Path, server: str, position: tuple[int, int]) -> None:
+    def __init__(self, module: str, args: list[str]) -> None:
         ours, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.ui.remote",
-                str(theirs.fileno()),
-                "--home",
-                str(home),
-                "--server",
-                server,
-                "--position",
-                f"{position[0]},{position[1]}",
-            ],
+            [sys.executable, "-m", module, str(theirs.fileno()), *args],
             cwd=ROOT,
             pass_fds=[theirs.fileno()],
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -117,21 +105,18 @@ class RemoteApp:
         deadline = time.monotonic() + timeout
         while not self._conn.poll(0.1):
             if self.proc.poll() is not None:
-                raise AssertionError(f"the child app exited ({self.proc.returncode})")
+                raise AssertionError(f"the child exited ({self.proc.returncode})")
             if time.monotonic() > deadline:
-                raise TimeoutError("the app in the child process did not answer")
+                raise TimeoutError("the child process did not answer")
         reply: tuple[str, Any] = self._conn.recv()
         return reply
 
-    def call(self, step: str, *args: Any) -> Any:
-        self._conn.send((step, args))
-        kind, value = self._receive(30)
+    def call(self, name: str, args: tuple[Any, ...], timeout: float = 30) -> Any:
+        self._conn.send((name, args))
+        kind, value = self._receive(timeout)
         if kind == "error":
-            raise AssertionError(f"step {step} failed in the child app:\n{value}")
+            raise AssertionError(f"{name} failed in the child:\n{value}")
         return value
-
-    def pump(self) -> None:
-        """The child runs its own loop."""
 
     def close(self) -> None:
         try:
@@ -143,30 +128,56 @@ class RemoteApp:
         self._conn.close()
 
 
+class RemoteApp:
+    """An app in a child process (see :mod:`tests.ui.remote`), driven over a
+    socket pair."""
+
+    def __init__(self, home: Path, server: str, position: tuple[int, int]) -> None:
+        self.child = _Child(
+            "tests.ui.remote",
+            [
+                "--home",
+                str(home),
+                "--server",
+                server,
+                "--position",
+                f"{position[0]},{position[1]}",
+            ],
+        )
+
+    def call(self, step: str, *args: Any) -> Any:
+        return self.child.call(step, args)
+
+    def pump(self) -> None:
+        """The child runs its own loop."""
+
+    def close(self) -> None:
+        self.child.close()
+
+
 AnyApp = LocalApp | RemoteApp
 
 
 class Peer:
-    """A user without a window: the client core on a loop thread of its own."""
+    """A user without a window, in a child process (see :mod:`tests.ui.peer`)."""
 
     def __init__(
         self, server: str, name: str, home: Path, register: bool = True
     ) -> None:
         self.name = name
-        self.bridge = Bridge()
-        self.bridge.start()
-        self.member: Member = self.bridge.run(
-            open_member(server, name, home, register=register)
-        ).result(30)
+        home.mkdir(parents=True, exist_ok=True)
+        self.child = _Child(
+            "tests.ui.peer",
+            ["--server", server, "--name", name, "--home", str(home)]
+            + (["--register"] if register else []),
+        )
 
-    def run(self, command: Callable[[Member], Any], timeout: float = 30) -> Any:
-        async def _run() -> Any:
-            return await command(self.member)
-
-        return self.bridge.run(_run()).result(timeout)
+    def run(self, operation: str, *args: Any, timeout: float = 30) -> Any:
+        """Run ``operation`` of :data:`tests.ui.peer.OPS` with ``args``."""
+        return self.child.call(operation, args, timeout)
 
     def close(self) -> None:
-        self.bridge.stop(lambda: close_member(self.member))
+        self.child.close()
 
 
 def wait_until(
@@ -316,7 +327,7 @@ def befriend_peer(
     app: AnyApp, peer: Peer, app_name: str, peer_name: str, note: str = ""
 ) -> None:
     """The headless ``peer`` asks; ``app`` accepts through its view."""
-    peer.run(lambda m: m.friends.request(app_name, note))
+    peer.run("request_friend", app_name, note)
     wait_until(lambda: app.call("requests") == [peer_name], app)
     app.call("answer_request", peer_name, "Accept")
     wait_until(lambda: app.call("drawer") == [("online", peer_name, "", "")], app)

@@ -3,8 +3,9 @@
 ttkbootstrap keeps one style per process, so a second app that runs at the
 same time as the test's own needs a process of its own. The child runs the
 app's Tk loop on its main thread; requests (a step of :mod:`tests.ui.steps`
-and its arguments) arrive on a reader thread and run on the Tk thread from an
-``after()`` poll, exactly like the app's own events.
+and its arguments) are read and run on the Tk thread from an ``after()``
+poll, exactly like the app's own events (no other thread: see
+:mod:`client.ui.link` for why).
 
 Run as ``python -m tests.ui.remote FD --home DIR --server S --position X,Y``
 with FD one end of a socket pair whose other end the test holds.
@@ -14,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
 import sys
-import threading
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from client.home import Home
 from client.ui.app import App
@@ -31,25 +29,15 @@ POLL_MS = 10
 
 
 def _serve(app: App, conn: Connection) -> None:
-    requests: queue.Queue[tuple[str, tuple[Any, ...]] | None] = queue.Queue()
-
-    def read() -> None:
-        while True:
-            try:
-                requests.put(conn.recv())
-            except (EOFError, OSError):
-                requests.put(None)
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-
     def poll() -> None:
         while True:
             try:
-                request = requests.get_nowait()
-            except queue.Empty:
-                app.root.after(POLL_MS, poll)
-                return
+                if not conn.poll(0):
+                    app.root.after(POLL_MS, poll)
+                    return
+                request = conn.recv()
+            except (EOFError, OSError):
+                request = None
             if request is None or request[0] == "close":
                 app.close()
                 conn.send(("ok", None))

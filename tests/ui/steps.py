@@ -17,6 +17,8 @@ import ttkbootstrap as ttk
 
 from client.ui.app import App
 from client.ui.views import ChatWindow, MeetingWindow
+from client.ui.views.drawer import AVATAR_SIZE
+from client.ui.views.theme import palette
 from codec.media.stamp import read_stamp
 
 
@@ -87,7 +89,36 @@ def login_state(app: App) -> dict[str, object]:
         "message": login.status_var.get(),
         "username": login.username_var.get(),
         "dialog": type(dialog).__name__ if dialog and dialog.winfo_exists() else None,
+        "errors": login.errors(),
+        "hint": login.hint(),
+        "password_shown": str(login.password_entry.cget("show")) == "",
     }
+
+
+def type_login(app: App, field: str, text: str) -> None:
+    """Type ``text`` key by key at the end of a login field (``server``,
+    ``username``, ``password`` or ``confirm``)."""
+    assert app.login is not None
+    entry = getattr(app.login, f"{field}_entry")
+    entry.icursor("end")
+    for char in text:
+        press_key(entry, "space" if char == " " else char)
+
+
+def toggle_show_password(app: App) -> None:
+    assert app.login is not None
+    app.login.show_check.invoke()
+
+
+def login_field_below(app: App, field: str) -> bool:
+    """Whether the field's error line sits right under its entry, inside the
+    form's column."""
+    assert app.login is not None
+    entry = getattr(app.login, f"{field}_entry")
+    label = app.login.field_labels[field]
+    app.login.update_idletasks()
+    gap = label.winfo_rooty() - (entry.winfo_rooty() + entry.winfo_height())
+    return label.winfo_ismapped() and 0 <= gap <= 8
 
 
 def fingerprint_shown(app: App) -> str:
@@ -307,19 +338,85 @@ def search_chat(app: App, peer: str, text: str) -> None:
 
 
 def search_results(app: App, peer: str) -> list[str]:
-    tree = _chat(app, peer).view.results_tree
-    return [str(tree.item(iid, "text")) for iid in tree.get_children()]
+    """The result rows as shown: ``date time  who: text``."""
+    return _chat(app, peer).view.results.rows()
+
+
+def search_matches(app: App, peer: str) -> list[str]:
+    """The highlighted parts of the result rows."""
+    return _chat(app, peer).view.results.highlighted()
+
+
+def search_results_fit(app: App, peer: str) -> bool:
+    """Whether every result row's start (its date) is inside the list's width."""
+    text = _chat(app, peer).view.results.text
+    text.update_idletasks()
+    return all(
+        (box := text.bbox(f"{row}.15")) is not None
+        and box[0] + box[2] <= text.winfo_width()
+        for row in range(1, int(text.index("end-1c").split(".")[0]) + 1)
+    )
 
 
 def pick_search_result(app: App, peer: str, index: int) -> None:
-    tree = _chat(app, peer).view.results_tree
-    tree.selection_set(tree.get_children()[index])
+    """Click row ``index`` of the results."""
+    text = _chat(app, peer).view.results.text
+    text.update_idletasks()
+    x, y, _, height = text.bbox(f"{index + 1}.0")
+    text.event_generate("<Button-1>", x=x + 4, y=y + height // 2)
 
 
 def chat_highlighted(app: App, peer: str) -> str:
-    text = _chat(app, peer).view.transcript.text
-    ranges = text.tag_ranges("found")
-    return text.get(ranges[0], ranges[1]).strip() if ranges else ""
+    """The text of the message highlighted in the transcript."""
+    transcript = _chat(app, peer).view.transcript
+    found = transcript.found
+    return transcript.messages[found].text if found is not None else ""
+
+
+def chat_leads(app: App, peer: str) -> list[str]:
+    """The date separators and sender headers of the transcript, in order."""
+    return _chat(app, peer).view.transcript.leads()
+
+
+def paste_message(app: App, peer: str, text: str) -> None:
+    """Paste ``text`` into the composer (as Ctrl+V would)."""
+    composer = _chat(app, peer).view.composer
+    composer.insert("insert", text)
+
+
+def composer_error(app: App, peer: str) -> str:
+    """The error shown above the composer, empty when none is shown."""
+    view = _chat(app, peer).view
+    return view.composer_error_var.get() if view.composer_error.winfo_ismapped() else ""
+
+
+def chat_window_box(app: App, peer: str) -> tuple[int, int, int, int]:
+    window = _chat(app, peer)
+    window.update_idletasks()
+    return (
+        window.winfo_rootx(),
+        window.winfo_rooty(),
+        window.winfo_width(),
+        window.winfo_height(),
+    )
+
+
+def bubble_boxes(app: App, peer: str) -> list[tuple[int, int, int, int]]:
+    """(x, y, width, height) on the screen of every message's bubble."""
+    transcript = _chat(app, peer).view.transcript
+    transcript.update_idletasks()
+    boxes = []
+    for message_id in transcript.ids:
+        bubble = transcript.bubbles[message_id]
+        boxes.append(
+            (
+                bubble.winfo_rootx(),
+                bubble.winfo_rooty(),
+                bubble.winfo_width(),
+                bubble.winfo_height(),
+            )
+        )
+    return boxes
 
 
 def click_toast(app: App, title: str) -> None:
@@ -379,6 +476,7 @@ def settings_themes(app: App) -> list[str]:
 
 
 def choose_theme_and_save(app: App, theme: str) -> None:
+    """Pick the theme labelled ``theme`` in the settings and save."""
     dialog = app.settings_dialog
     assert dialog is not None
     dialog.theme_box.set(theme)
@@ -429,16 +527,54 @@ def open_transfers(app: App) -> None:
     menu.invoke(menu.index("Transfers…"))
 
 
-def transfers(app: App) -> list[tuple[str, str, str, list[str]]]:
+def transfers(app: App) -> list[tuple[str, ...]]:
+    """The cells of every row of the transfers window: name, peer, size,
+    progress, rate, state."""
     window = app.transfers_window
     if window is None or not window.winfo_exists():
         return []
     return window.panel.shown()
 
 
+def transfer_columns(app: App) -> list[str]:
+    assert app.transfers_window is not None
+    tree = app.transfers_window.panel.tree
+    return [str(tree.heading(c, "text")) for c in tree.cget("columns")]
+
+
+def transfer_actions(app: App, name: str) -> list[str]:
+    """Select the row of ``name``: the buttons that are then enabled."""
+    assert app.transfers_window is not None
+    table = app.transfers_window.panel
+    tree = table.tree
+    key = next(k for k in tree.get_children() if tree.set(k, "name") == name)
+    tree.selection_set(key)
+    table.update_buttons()
+    return [
+        label
+        for label, button in table.buttons.items()
+        if str(button.cget("state")) == "normal"
+    ]
+
+
 def press_transfer(app: App, name: str, button: str) -> None:
     assert app.transfers_window is not None
     app.transfers_window.panel.press(name, button)
+
+
+def clear_finished_transfers(app: App) -> None:
+    assert app.transfers_window is not None
+    app.transfers_window.panel.clear_button.invoke()
+
+
+def transfers_message(app: App) -> str:
+    assert app.transfers_window is not None
+    return app.transfers_window.panel.message_var.get()
+
+
+def chat_files_message(app: App, peer: str) -> str:
+    files = _chat(app, peer).view.files
+    return files.message_var.get() if files.message_label.winfo_ismapped() else ""
 
 
 # -- meetings -----------------------------------------------------------------------
@@ -482,9 +618,15 @@ def meeting_members(app: App) -> list[tuple[str, str]]:
 
 
 def invite_to_meeting(app: App, username: str) -> None:
+    """Pick ``username``'s line (shown by name) in the invite box, invite."""
     panel = _meeting(app).members
-    panel.invite_box.set(username)
+    label = next(k for k, v in panel.invitable.items() if v == username)
+    panel.invite_box.set(label)
     panel.invite_button.invoke()
+
+
+def invite_choices(app: App) -> list[str]:
+    return [str(v) for v in _meeting(app).members.invite_box.cget("values")]
 
 
 def meeting_tiles(app: App) -> list[tuple[str, str, tuple[int, int], int]]:
@@ -546,3 +688,209 @@ def end_button_shown(app: App) -> bool:
 
 def leave_meeting(app: App) -> None:
     _meeting(app).leave_button.invoke()
+
+
+# -- the engine ----------------------------------------------------------------------
+
+
+def engine(app: App) -> dict[str, object]:
+    """The engine process: its pid and how often it was started again."""
+    return {"pid": app.link.pid, "restarts": app.link.restarts}
+
+
+# -- looks --------------------------------------------------------------------------
+
+
+def _boxes(top: tk.Misc) -> list[tuple[str, int, int, int, int]]:
+    """Widgets with a background of their own: not scrollbars (a thumb in the
+    theme's own colour) nor separators (lines)."""
+    top.update_idletasks()
+    boxes = []
+    stack = [top]
+    while stack:
+        widget = stack.pop()
+        stack.extend(widget.winfo_children())
+        if (
+            widget.winfo_ismapped()
+            and widget.winfo_width() > 6
+            and widget.winfo_class() not in ("TScrollbar", "TSeparator")
+        ):
+            boxes.append(
+                (
+                    str(widget),
+                    widget.winfo_rootx(),
+                    widget.winfo_rooty(),
+                    widget.winfo_width(),
+                    widget.winfo_height(),
+                )
+            )
+    return boxes
+
+
+def chat_widget_boxes(app: App, peer: str) -> list[tuple[str, int, int, int, int]]:
+    """(path, x, y, width, height) on the screen of every widget shown in the
+    chat window: transcript, bubbles, composer, buttons."""
+    return _boxes(_chat(app, peer).view)
+
+
+def meeting_chat_boxes(app: App) -> list[tuple[str, int, int, int, int]]:
+    """The same for the meeting window's chat box."""
+    return _boxes(_meeting(app).chat)
+
+
+def chat_tick_color(app: App, peer: str, index: int) -> tuple[str, str]:
+    """(style, colour) of the tick of message ``index`` as drawn."""
+    transcript = _chat(app, peer).view.transcript
+    bubble = transcript.bubbles[transcript.ids[index]]
+    _, style = bubble.tick()
+    return style, str(bubble.itemcget("tick", "fill"))
+
+
+def theme_colors(app: App) -> dict[str, str]:
+    """The current palette's colours by name."""
+    colors = palette()
+    return {name: str(getattr(colors, name)) for name in ("primary", "tick_read")}
+
+
+# -- meeting etiquette --------------------------------------------------------------
+
+
+def invitations(app: App) -> list[tuple[str, str]]:
+    """(meeting code, text) of the invitation bars in the main window."""
+    assert app.main is not None
+    return app.main.invitations.shown()
+
+
+def answer_invitation(app: App, room_id: str, label: str) -> None:
+    """Press Join or Decline on the invitation to ``room_id``."""
+    assert app.main is not None
+    app.main.invitations.buttons[room_id][label].invoke()
+
+
+def confirm_box(app: App) -> tuple[int, int, int, int]:
+    """Where the meeting's open confirmation is on the screen."""
+    dialog = _meeting(app).confirm
+    assert dialog is not None
+    dialog.update_idletasks()
+    return (
+        dialog.winfo_rootx(),
+        dialog.winfo_rooty(),
+        dialog.winfo_width(),
+        dialog.winfo_height(),
+    )
+
+
+def confirm_shown(app: App) -> tuple[str, str] | None:
+    """(title, text) of the meeting's open confirmation, None when none is."""
+    window = app.meetings.window
+    dialog = window.confirm if window is not None else None
+    if dialog is None or not dialog.winfo_exists():
+        return None
+    return str(dialog.title()), dialog.text
+
+
+def answer_confirm(app: App, label: str) -> None:
+    """Press the confirmation's action button or Cancel."""
+    dialog = _meeting(app).confirm
+    assert dialog is not None and dialog.winfo_exists()
+    button = dialog.cancel_button if label == "Cancel" else dialog.confirm_button
+    assert label == "Cancel" or str(button.cget("text")) == label
+    button.invoke()
+
+
+def end_for_all(app: App) -> None:
+    _meeting(app).end_button.invoke()
+
+
+def copy_meeting_code(app: App) -> tuple[str, str]:
+    """Press "Copy code": (the button's text right after, the clipboard)."""
+    window = _meeting(app)
+    window.copy_button.invoke()
+    return str(window.copy_button.cget("text")), window.clipboard_get()
+
+
+def copy_button_text(app: App) -> str:
+    return str(_meeting(app).copy_button.cget("text"))
+
+
+def hands_notice(app: App) -> str:
+    """The raised-hands notice above the stage, empty when hidden."""
+    label = _meeting(app).hands_label
+    return str(label.cget("text")) if label.winfo_ismapped() else ""
+
+
+def meeting_window_box(app: App) -> tuple[int, int, int, int]:
+    window = _meeting(app)
+    window.update_idletasks()
+    return (
+        window.winfo_rootx(),
+        window.winfo_rooty(),
+        window.winfo_width(),
+        window.winfo_height(),
+    )
+
+
+def screen_size(app: App) -> tuple[int, int]:
+    return app.root.winfo_screenwidth(), app.root.winfo_screenheight()
+
+
+def drawer_avatar_color(app: App, username: str) -> tuple[int, ...]:
+    """The colour of a friend's letter avatar in the drawer, read from the
+    picture shown, away from the letter and the presence dot; empty while
+    the picture is not drawn yet."""
+    assert app.main is not None
+    friend = next(f for f in app.main.roster.friends if f.person.username == username)
+    image = app.main.drawer.images.avatar(friend.person, AVATAR_SIZE, friend.presence)
+    spot = AVATAR_SIZE // 4
+    try:
+        pixel = app.root.tk.call(str(image), "get", spot, spot)
+    except tk.TclError:
+        return ()
+    return tuple(int(v) for v in pixel)
+
+
+def meeting_layout(app: App) -> tuple[bool, str, str, bool]:
+    """(speaker layout on, the large tile's name label and kind, the Speaker
+    view toggle's state)."""
+    window = _meeting(app)
+    stage = window.stage
+    key = stage.speaker() if stage.speaker_layout else None
+    tile = stage.tiles[key].tile if key is not None else None
+    return (
+        stage.speaker_layout,
+        tile.username if tile is not None else "",
+        tile.kind if tile is not None else "",
+        bool(window.speaker_var.get()),
+    )
+
+
+def use_camera_source(app: App, spec: str) -> None:
+    """Choose ``spec`` as the camera (what "File…" does once a file is picked)."""
+    _meeting(app).use_source("camera", spec)
+
+
+def meeting_problem(app: App) -> str:
+    """The red line above the stage, empty when hidden."""
+    label = _meeting(app).problem_label
+    return str(label.cget("text")) if label.winfo_ismapped() else ""
+
+
+def meeting_camera_on(app: App) -> bool:
+    return bool(_meeting(app).camera_var.get())
+
+
+def copy_message_text(app: App, peer: str, index: int) -> str:
+    """Right-click message ``index``'s bubble, choose "Copy text": the
+    clipboard's text after."""
+    transcript = _chat(app, peer).view.transcript
+    bubble = transcript.bubbles[transcript.ids[index]]
+    bubble.event_generate(
+        "<Button-3>",
+        x=5,
+        y=5,
+        rootx=bubble.winfo_rootx() + 5,
+        rooty=bubble.winfo_rooty() + 5,
+    )
+    transcript.menu.invoke(transcript.menu.index("Copy text"))
+    transcript.menu.unpost()
+    return transcript.clipboard_get()

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client.pinning import PinStore
+from client.ui.views.login import USERNAME_RULE
 from tests.conftest import ServerProcess
 
 from .harness import PASSWORD, screenshot, sign_up, wait_until
@@ -131,10 +132,65 @@ def test_change_password_sign_out_and_in_again(
     app.call("fill_login", ui_server.address, dave, PASSWORD, False)
     app.call("submit_login")
     wait_until(
-        lambda: app.call("login_state")["message"] == "Wrong username or password.",
+        lambda: (
+            app.call("login_state")["errors"]
+            == {"password": "Wrong username or password."}
+        ),
         app,
-        what="the refusal of the old password",
+        what="the refusal of the old password, under the password",
     )
     app.call("fill_login", ui_server.address, dave, new_password, False)
     app.call("submit_login")
     wait_until(lambda: app.call("screen") == "main", app, what="signing in again")
+
+
+def test_the_sign_up_form_checks_as_you_type_and_says_which_field_is_wrong(
+    apps, ui_server: ServerProcess, peers, names
+) -> None:
+    taken = names("erin")
+    peers(taken)
+    app = apps("someone")
+    # A username the server would refuse is said while typing.
+    app.call("fill_login", ui_server.address, "", "", True)
+    app.call("type_login", "username", "bo")
+    assert app.call("login_state")["errors"] == {}
+    app.call("type_login", "username", " b")
+    assert app.call("login_state")["errors"] == {"username": USERNAME_RULE}
+    app.call("fill_login", ui_server.address, taken, "", True)
+    assert app.call("login_state")["errors"] == {}
+
+    # The password rule shows while typing, before any round trip.
+    app.call("type_login", "password", "short")
+    state = app.call("login_state")
+    assert state["hint"] == "At least 8 characters (3 more)"
+    assert state["errors"] == {}
+    assert not state["password_shown"]
+    app.call("toggle_show_password")
+    assert app.call("login_state")["password_shown"]
+    screenshot("accounts_password_rule", app)
+    app.call("submit_login")
+    state = app.call("login_state")
+    assert state["errors"] == {
+        "password": "Use at least 8 characters.",
+        "confirm": "The passwords differ.",
+    }
+    assert not state["working"] and state["dialog"] is None
+    app.call("type_login", "password", "xenough")
+    assert app.call("login_state")["hint"] == "✓ 8 characters or more"
+    app.call("type_login", "confirm", "shortxenough")
+    assert app.call("login_state")["errors"] == {}
+
+    # The server's refusal lands under the field it concerns.
+    app.call("submit_login")
+    wait_until(lambda: app.call("login_state")["dialog"], app, what="the fingerprint")
+    app.call("trust_server")
+    wait_until(
+        lambda: (
+            app.call("login_state")["errors"] == {"username": "That username is taken."}
+        ),
+        app,
+        what="the refusal under the username",
+    )
+    assert app.call("login_field_below", "username")
+    assert app.call("login_state")["message"] == ""
+    screenshot("accounts_field_error", app)

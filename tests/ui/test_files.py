@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from client.ui.views.transfer_table import progress_text
 from tests.conftest import ServerProcess
 
 from .harness import (
@@ -20,6 +21,7 @@ from .harness import (
     write_config,
 )
 
+FULL = progress_text(1, 1)
 LEFT = (0, 0)
 RIGHT = (960, 0)
 
@@ -84,7 +86,7 @@ def test_send_a_file_from_the_chat_and_download_it_on_the_other_side(
                 (
                     "transfer",
                     "report.bin",
-                    f"↓ from {alice} · 300.0 kB · saved",
+                    f"↓ from {alice} · 300.0 kB · saved in {received}",
                     ["Open folder"],
                 )
             ]
@@ -103,7 +105,10 @@ def test_send_a_file_from_the_chat_and_download_it_on_the_other_side(
 
     b.call("open_transfers")
     wait_until(
-        lambda: [r[:2] for r in b.call("transfers")] == [("transfer", "report.bin")],
+        lambda: (
+            b.call("transfers")
+            == [("report.bin", f"from {alice}", "300.0 kB", FULL, "", "saved")]
+        ),
         a,
     )
     screenshot("files_done", a, b)
@@ -190,15 +195,18 @@ def test_pause_an_upload_and_resume_it_after_a_restart(
     wait_until(lambda: again.call("screen") == "main", again, what="signed in again")
     again.call("open_transfers")
     paused = wait_until(
-        lambda: [r for r in again.call("transfers") if r[1] == "video.bin"],
+        lambda: [r for r in again.call("transfers") if r[0] == "video.bin"],
         again,
         what="the paused upload listed",
     )
-    assert paused[0][3] == ["Resume", "Cancel"] and "paused" in paused[0][2]
+    assert paused[0][5] == "paused"
+    assert again.call("transfer_actions", "video.bin") == ["Resume", "Cancel"]
     screenshot("files_after_restart", again)
     again.call("press_transfer", "video.bin", "Resume")
     wait_until(
-        lambda: again.call("transfers")[0][2] == f"↑ to {bob} · 50.3 MB · sent",
+        lambda: (
+            again.call("transfers")[0][1:] == (f"to {bob}", "50.3 MB", FULL, "", "sent")
+        ),
         again,
         timeout=60,
         what="the upload finished",

@@ -3,25 +3,15 @@ their place), unread counts, and search that pages back to the message found."""
 
 from __future__ import annotations
 
-import asyncio
+import re
 
-from tests.conftest import Member, ServerProcess
+from tests.conftest import ServerProcess
 
 from .harness import befriend_peer, screenshot, sign_up, wait_until
 
 COUNT = 105
 """Three pages of history (50 per page)."""
 NEEDLE = 2
-
-
-async def send_history(member: Member, to: str) -> None:
-    """Send ``COUNT`` numbered messages, pausing under the server's rate limit
-    (a burst of 100, then 50 a second)."""
-    for i in range(COUNT):
-        text = f"message {i:03d}" + (" with the needle" if i == NEEDLE else "")
-        await member.chat.send(to, text)
-        if i == 89:
-            await asyncio.sleep(0.4)
 
 
 def test_history_pages_back_in_place_and_search_finds_old_messages(
@@ -33,7 +23,7 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     peer = peers(bob)
     befriend_peer(app, peer, alice, bob, "hi")
 
-    peer.run(lambda m: send_history(m, alice))
+    peer.run("send_history", alice, COUNT, NEEDLE)
     wait_until(
         lambda: app.call("drawer") == [("online", bob, "", "99+")],
         app,
@@ -60,7 +50,13 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     # Search finds a message of the oldest page: the window pages back to it.
     app.call("search_chat", bob, "needle")
     wait_until(lambda: app.call("search_results", bob), app, what="search results")
-    assert app.call("search_results", bob) == [f"{bob}: message 002 with the needle"]
+    [row] = app.call("search_results", bob)
+    # The full date first, never clipped, and the match highlighted.
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d  {bob}: message 002 with the needle", row
+    )
+    assert app.call("search_results_fit", bob)
+    assert app.call("search_matches", bob) == ["needle"]
     app.call("pick_search_result", bob, 0)
     wait_until(
         lambda: app.call("chat_highlighted", bob) == "message 002 with the needle",

@@ -1,4 +1,4 @@
-"""A meeting between two desktop apps with synthetic video: the invitation,
+"""A meeting between two desktop apps with synthetic video: the invitation bar,
 video tiles whose pixels carry the senders' frame stamps, self view, speaker
 layout, statistics, raised hands, the meeting chat and host controls."""
 
@@ -13,6 +13,11 @@ from .harness import befriend, screenshot, sign_up, wait_until, write_config
 LEFT = (0, 0)
 RIGHT = (0, 730)
 VIDEO = {"camera": "synthetic", "camera_size": "320x240", "camera_fps": "15"}
+
+
+def is_video(tile) -> bool:
+    """Whether a tile of ``meeting_tiles`` shows video (not a member's avatar)."""
+    return not tile[0].startswith("member:")
 
 
 def advancing_stamp(app, key: str):
@@ -48,11 +53,12 @@ def test_two_apps_hold_a_meeting_with_video(
     assert a.call("meeting_members") == [(f"{alice} (you)", "★ host")]
     a.call("invite_to_meeting", bob)
     wait_until(
-        lambda: (alice, "invites you to a meeting: click to join") in b.call("toasts"),
+        lambda: b.call("invitations") == [(code, f"{alice} invites you to a meeting")],
         a,
         what="the invitation",
     )
-    b.call("click_toast", alice)
+    screenshot("meeting_invitation_bar", a, b)
+    b.call("answer_invitation", code, "Join")
     wait_until(lambda: b.call("meeting_open"), a, what="Bob in the meeting")
     assert b.call("meeting_code") == code
     wait_until(
@@ -64,7 +70,10 @@ def test_two_apps_hold_a_meeting_with_video(
     a.call("meeting_toggle", "camera")
     advancing_stamp(a, "self:camera")
     alice_tile = wait_until(
-        lambda: next((t for t in b.call("meeting_tiles") if t[1] == alice), None),
+        lambda: next(
+            (t for t in b.call("meeting_tiles") if t[1] == alice and is_video(t)),
+            None,
+        ),
         a,
         what="Alice's tile on Bob's side",
     )
@@ -74,7 +83,10 @@ def test_two_apps_hold_a_meeting_with_video(
     # Bob's camera too; statistics on his side; speaker layout on hers.
     b.call("meeting_toggle", "camera")
     bob_tile = wait_until(
-        lambda: next((t for t in a.call("meeting_tiles") if t[1] == bob), None), a
+        lambda: next(
+            (t for t in a.call("meeting_tiles") if t[1] == bob and is_video(t)), None
+        ),
+        a,
     )
     advancing_stamp(a, bob_tile[0])
     b.call("meeting_toggle", "stats")
@@ -103,8 +115,12 @@ def test_two_apps_hold_a_meeting_with_video(
     assert (f"{bob} (you)", "★ host ☝") in b.call("meeting_members")
     screenshot("meeting_members", a, b)
 
+    # Bob, host now, is asked before he leaves.
     b.call("leave_meeting")
+    assert b.call("confirm_shown")[0] == "Leave the meeting?"
+    b.call("answer_confirm", "Leave")
     wait_until(lambda: not b.call("meeting_open"), a, what="Bob gone")
+    assert b.call("invitations") == []
     wait_until(lambda: len(a.call("meeting_members")) == 1, a)
     a.call("leave_meeting")
     wait_until(lambda: not a.call("meeting_open"), a, what="Alice gone")

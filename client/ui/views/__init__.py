@@ -5,6 +5,7 @@ from .chat import ChatView, ChatWindow
 from .dialogs import (
     CertificateChangedDialog,
     ChangePasswordDialog,
+    ConfirmDialog,
     FingerprintDialog,
     MeetDialog,
     format_fingerprint,
@@ -15,14 +16,15 @@ from .login import LoginView
 from .main import MainView
 from .meeting import MeetingWindow
 from .people import PeopleDialog
+from .placement import OnScreen, clamp_to_screen
 from .profile import ProfileDialog
 from .settings import SettingsDialog
 from .theme import DARK_THEME, LIGHT_THEME, available_themes
 from .toast import Toasts
 from .transcript import Transcript
+from .transfer_table import TransfersTable, TransfersWindow
 from .transfers import (
     TransfersPanel,
-    TransfersWindow,
     open_folder,
     prepare_styles,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "LIGHT_THEME",
     "CertificateChangedDialog",
     "ChangePasswordDialog",
+    "ConfirmDialog",
     "ChatView",
     "ChatWindow",
     "FingerprintDialog",
@@ -41,14 +44,17 @@ __all__ = [
     "MainView",
     "MeetDialog",
     "MeetingWindow",
+    "OnScreen",
     "PeopleDialog",
     "ProfileDialog",
     "SettingsDialog",
     "Toasts",
     "Transcript",
     "TransfersPanel",
+    "TransfersTable",
     "TransfersWindow",
     "available_themes",
+    "clamp_to_screen",
     "format_fingerprint",
     "open_folder",
     "prepare_styles",

@@ -11,10 +11,7 @@ from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
-from ...store import LocalMessage
-from ..controller import Controller
-from ..errors import describe
-from ..model import (
+from ...engine.model import (
     ConversationUpdate,
     FileOfferEntry,
     FriendEntry,
@@ -22,7 +19,13 @@ from ..model import (
     TransferEntry,
     TransfersChanged,
 )
+from ...store import LocalMessage
+from ..controller import Controller
+from ..errors import describe
 from .images import ImageStore
+from .placement import OnScreen
+from .search import SearchResults
+from .theme import style_text
 from .transcript import Transcript
 from .transfers import TransfersPanel
 
@@ -54,8 +57,8 @@ class ChatView(ttk.Frame):
         self.status_var = tk.StringVar(self)
         self.search_var = tk.StringVar(self)
         self.search_status_var = tk.StringVar(self)
+        self.composer_error_var = tk.StringVar(self)
         self.typing = False
-        self.search_results: list[LocalMessage] = []
         self.create_header()
         self.create_search()
         self.create_composer()
@@ -98,19 +101,8 @@ class ChatView(ttk.Frame):
         ttk.Button(row, text="Find", command=self.on_search).pack(
             side="left", padx=(6, 0)
         )
-        self.results_tree = ttk.Treeview(
-            self.search_frame,
-            columns=("when",),
-            show="tree",
-            height=4,
-            selectmode="browse",
-        )
-        self.results_tree.column("#0", width=200, stretch=True)
-        self.results_tree.column("when", width=130, stretch=False, anchor="e")
-        self.results_tree.pack(fill="x", pady=(6, 0))
-        self.results_tree.bind(
-            "<<TreeviewSelect>>", lambda _e: self.on_result_selected()
-        )
+        self.results = SearchResults(self.search_frame, on_pick=self.on_result_picked)
+        self.results.pack(fill="x", pady=(6, 0))
         ttk.Label(
             self.search_frame,
             textvariable=self.search_status_var,
@@ -126,6 +118,14 @@ class ChatView(ttk.Frame):
     def create_composer(self) -> None:
         composer = ttk.Frame(self, padding=(12, 8, 12, 12))
         composer.pack(side="bottom", fill="x")
+        self.composer_error = ttk.Label(
+            self,
+            textvariable=self.composer_error_var,
+            bootstyle="danger",
+            wraplength=460,
+            justify="left",
+            padding=(12, 6, 12, 0),
+        )
         ttk.Separator(self).pack(side="bottom", fill="x")
         buttons = ttk.Frame(composer)
         buttons.pack(side="right", fill="y", padx=(8, 0))
@@ -140,6 +140,7 @@ class ChatView(ttk.Frame):
             pady=4,
         )
         self.composer.pack(side="left", fill="both", expand=True)
+        style_text(self.composer)
         self.composer.bind("<Return>", self.on_return)
         self.composer.bind("<KeyPress>", self.on_key, add="+")
         self.send_button = ttk.Button(
@@ -174,10 +175,11 @@ class ChatView(ttk.Frame):
         self.friend = friend
         person: Person = friend.person
         self.name_label.configure(text=person.name)
+        self.winfo_toplevel().title(f"{person.name} — quicmeet")
         self.avatar_label.configure(
             image=self.images.avatar(person, HEADER_AVATAR, friend.presence)
         )
-        self.transcript.peer_name = person.name
+        self.transcript.set_peer_name(person.name)
         self._show_status()
 
     def set_typing(self, typing: bool) -> None:
@@ -221,16 +223,44 @@ class ChatView(ttk.Frame):
     def on_key(self, event: tk.Event) -> None:
         if event.char and event.char.isprintable():
             self.controller.typing(self.peer)
+            self.show_composer_error("")
 
     def on_send(self) -> None:
         text = self.composer.get("1.0", "end-1c").strip()
         if not text:
             return
         self.composer.delete("1.0", "end")
-        self.controller.send_message(self.peer, text, on_error=self.on_send_failed)
+        self.show_composer_error("")
+        self.controller.send_message(
+            self.peer, text, on_error=lambda error: self.on_send_failed(text, error)
+        )
 
-    def on_send_failed(self, error: BaseException) -> None:
-        self._notify("Message not sent", describe(error), "danger")
+    def on_send_failed(self, text: str, error: BaseException) -> None:
+        """Put the draft back in the composer (before anything typed since) and
+        say why under the transcript, where the user is typing."""
+        if not self.winfo_exists():
+            self._notify("Message not sent", describe(error), "danger")
+            return
+        typed = self.composer.get("1.0", "end-1c")
+        if typed.strip() != text:
+            self.composer.insert("1.0", text + ("\n" if typed.strip() else ""))
+        self.show_composer_error(f"Not sent: {describe(error)}")
+        self.composer.focus_set()
+
+    def set_draft(self, text: str) -> None:
+        """Put ``text`` (a draft kept from before) in the composer."""
+        self.composer.delete("1.0", "end")
+        self.composer.insert("1.0", text)
+
+    def show_composer_error(self, message: str) -> None:
+        """Show ``message`` above the composer (hidden when empty)."""
+        if message == self.composer_error_var.get():
+            return
+        self.composer_error_var.set(message)
+        if message:
+            self.composer_error.pack(side="bottom", fill="x", before=self.files)
+        else:
+            self.composer_error.pack_forget()
 
     def on_choose_file(self) -> None:
         path = filedialog.askopenfilename(
@@ -243,7 +273,10 @@ class ChatView(ttk.Frame):
         self.controller.send_file(self.peer, path, on_error=self.on_file_failed)
 
     def on_file_failed(self, error: BaseException) -> None:
-        self._notify("File not sent", describe(error), "danger")
+        if not self.winfo_exists():
+            self._notify("File not sent", describe(error), "danger")
+            return
+        self.show_composer_error(f"File not sent: {describe(error)}")
 
     def on_need_older(self) -> None:
         self.controller.older_messages(self.peer)
@@ -266,20 +299,9 @@ class ChatView(ttk.Frame):
     def on_search_results(self, results: list[LocalMessage]) -> None:
         if not self.winfo_exists():
             return
-        self.search_results = results
-        self.results_tree.delete(*self.results_tree.get_children())
-        for message in results:
-            who = "You" if message.outgoing else self.friend.person.name
-            when = time.strftime(
-                "%Y-%m-%d %H:%M", time.localtime(message.sent_ms / 1000)
-            )
-            self.results_tree.insert(
-                "",
-                "end",
-                iid=str(message.id),
-                text=f"{who}: {message.text}",
-                values=(when,),
-            )
+        self.results.show(
+            results, self.search_var.get().strip(), self.friend.person.name
+        )
         count = len(results)
         self.search_status_var.set(
             "No messages found."
@@ -287,18 +309,15 @@ class ChatView(ttk.Frame):
             else f"{count} message{'s' if count > 1 else ''}"
         )
 
-    def on_result_selected(self) -> None:
-        selection = self.results_tree.selection()
-        if not selection:
-            return
-        message_id = int(selection[0])
+    def on_result_picked(self, message_id: int) -> None:
         self.controller.load_until(
             self.peer, message_id, on_done=lambda _r: self.transcript.reveal(message_id)
         )
 
 
-class ChatWindow(ttk.Toplevel):
-    """The window around a :class:`ChatView`; ``on_closed(peer)`` when closed,
+class ChatWindow(OnScreen, ttk.Toplevel):
+    """The window around a :class:`ChatView`; ``on_closed(peer, draft)`` when
+    closed (``draft``: the composer's unsent text),
     ``opener(path)`` shows a received file's folder."""
 
     def __init__(
@@ -308,7 +327,7 @@ class ChatWindow(ttk.Toplevel):
         images: ImageStore,
         friend: FriendEntry,
         notify: Callable[[str, str, str], None],
-        on_closed: Callable[[str], None],
+        on_closed: Callable[[str, str], None],
         opener: Callable[[Path], None],
     ) -> None:
         super().__init__(
@@ -333,7 +352,8 @@ class ChatWindow(ttk.Toplevel):
             self.controller.set_viewing(self.peer, visible)
 
     def on_window_close(self) -> None:
+        draft = self.view.composer.get("1.0", "end-1c")
         self.controller.set_viewing(self.peer, False)
         self.controller.close_conversation(self.peer)
         self.destroy()
-        self._on_closed(self.peer)
+        self._on_closed(self.peer, draft)

@@ -9,12 +9,14 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import ServerIdentity
 from ...errors import CertificateMismatch
-from ..model import ServerIdentity
+from .placement import clamp_to_screen
 
 __all__ = [
     "CertificateChangedDialog",
     "ChangePasswordDialog",
+    "ConfirmDialog",
     "Dialog",
     "FingerprintDialog",
     "MeetDialog",
@@ -45,12 +47,19 @@ class Dialog(ttk.Toplevel):
         self.bind("<Escape>", lambda _e: self.on_cancel())
 
     def show(self) -> None:
-        """Place the dialog over its master and show it."""
+        """Place the dialog over its master, whole on the screen, and show it."""
         self.update_idletasks()
         top = self.master.winfo_toplevel()
         x = top.winfo_rootx() + max(0, (top.winfo_width() - self.winfo_reqwidth()) // 2)
         y = top.winfo_rooty() + max(
             0, (top.winfo_height() - self.winfo_reqheight()) // 3
+        )
+        x, y = clamp_to_screen(
+            x,
+            y,
+            self.winfo_reqwidth(),
+            self.winfo_reqheight(),
+            (self.winfo_screenwidth(), self.winfo_screenheight()),
         )
         self.geometry(f"+{x}+{y}")
         self.deiconify()
@@ -67,6 +76,35 @@ class Dialog(ttk.Toplevel):
 
     def on_cancel(self) -> None:
         self.destroy()
+
+
+class ConfirmDialog(Dialog):
+    """Asks before a destructive action: ``text`` says what will happen, the
+    ``action`` button (in red) calls ``on_confirm``; Cancel does nothing."""
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        title: str,
+        text: str,
+        action: str,
+        on_confirm: Callable[[], object],
+    ) -> None:
+        super().__init__(master, title)
+        self._on_confirm = on_confirm
+        self.text = text
+        ttk.Label(self.body, text=title, font="-size 11 -weight bold").pack(anchor="w")
+        ttk.Label(self.body, text=text, wraplength=340, justify="left").pack(
+            anchor="w", pady=(8, 0)
+        )
+        self.confirm_button = self.add_button(action, self.on_confirm, "danger")
+        self.cancel_button = self.add_button("Cancel", self.on_cancel, "secondary")
+        self.show()
+        self.cancel_button.focus_set()
+
+    def on_confirm(self) -> None:
+        self.destroy()
+        self._on_confirm()
 
 
 class FingerprintDialog(Dialog):

@@ -2,7 +2,7 @@
 presence dot, name, mood and an unread badge; sent requests below.
 
 Drawn on a canvas (two-line rows, coloured badges, collapsible groups) from
-the last :class:`~client.ui.model.Roster` it was given, filtered by a text.
+the last :class:`~client.engine.model.Roster` it was given, filtered by a text.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import ttkbootstrap as ttk
 
-from ..model import FriendEntry, Roster
+from ...engine.model import FriendEntry, Roster
 from .images import ImageStore
 from .theme import palette
 

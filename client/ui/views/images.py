@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from PIL import Image, ImageTk
 
-from ..model import AvatarSpec, Person, Presence
+from ...engine.model import AvatarSpec, Person, Presence
 
 __all__ = ["ImageStore"]
 

@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import ConnectionState, Person, RequestEntry, Roster
 from ..controller import Controller
 from ..errors import describe
-from ..model import ConnectionState, Person, RequestEntry, Roster
 from .dialogs import ChangePasswordDialog
 from .drawer import FriendDrawer
 from .images import ImageStore
+from .invitations import Invitations
+from .names import remember_names
 from .people import PeopleDialog
 from .profile import ProfileDialog
 
@@ -70,6 +72,8 @@ class MainView(ttk.Frame):
         self.password_dialog: ChangePasswordDialog | None = None
         self.create_header()
         self.create_banner()
+        self.invitations = Invitations(self)
+        self.invitations.pack(fill="x")
         self.create_requests()
         self.create_filter()
         self.create_drawer()
@@ -185,12 +189,19 @@ class MainView(ttk.Frame):
         self.avatar_label.configure(image=self.images.avatar(me, HEADER_AVATAR))
 
     def set_roster(self, roster: Roster) -> None:
+        remember_names(self, roster)
         self.roster = roster
         self.drawer.set_roster(roster)
         if roster.incoming != self._shown_requests:
             self._render_requests(roster.incoming)
         if self.people_dialog is not None and self.people_dialog.winfo_exists():
             self.people_dialog.set_roster(roster)
+
+    def show_invitation(
+        self, room_id: str, inviter: str, on_join: Callable[[], object]
+    ) -> None:
+        """A bar with Join and Decline for ``inviter``'s meeting ``room_id``."""
+        self.invitations.show(room_id, inviter, on_join)
 
     def set_connection(self, state: ConnectionState) -> None:
         if state.online:

@@ -1,6 +1,6 @@
 """The meeting window: the video stage, the toolbar, members and chat.
 
-It shows :class:`~client.ui.model.MeetingChanged` snapshots and pastes the
+It shows :class:`~client.engine.model.MeetingChanged` snapshots and pastes the
 newest pictures into the tiles on a frame tick of its own; every button is a
 controller command.
 """
@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import tkinter as tk
 from collections.abc import Callable
+from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
+from ...engine.model import MeetingChanged, MeetingChatLine, Roster, TileStats
 from ..controller import Controller
 from ..errors import describe
-from ..model import MeetingChanged, MeetingChatLine, Roster, TileStats
-from ..video import TileFrames
+from ..video import TileBuffers
+from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
-from .tiles import VideoStage
+from .placement import OnScreen
+from .tiles import VideoStage, with_member_tiles
 
 __all__ = ["MeetingWindow"]
 
+COPIED_MS = 2000
+"""How long "Copy code" says it copied, in ms."""
 CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
+FILE_CHOICE = "File…"
+"""The camera choice that opens a file dialog: a video file as the camera."""
 SCREEN_SOURCES = ("screen:1", "screen:2")
 
 
-class MeetingWindow(ttk.Toplevel):
+class MeetingWindow(OnScreen, ttk.Toplevel):
     """One meeting. ``settings`` holds the chosen camera and screen;
     ``on_source(kind, spec)`` stores a new choice; ``notify(title, text,
     level)`` shows a notice."""
@@ -34,7 +41,7 @@ class MeetingWindow(ttk.Toplevel):
         self,
         master: tk.Misc,
         controller: Controller,
-        frames: TileFrames,
+        frames: TileBuffers,
         state: MeetingChanged,
         *,
         camera: str,
@@ -60,7 +67,11 @@ class MeetingWindow(ttk.Toplevel):
         self.stats_var = tk.BooleanVar(self, False)
         self.camera_source_var = tk.StringVar(self, camera)
         self.screen_source_var = tk.StringVar(self, screen)
+        self._camera_source = camera
         self.stats_lines: dict[str, str] = {}
+        self.confirm: ConfirmDialog | None = None
+        self.ended_by_me = False
+        self._copied_timer: str | None = None
         self.create_header()
         self.create_toolbar()
         self.create_body()
@@ -77,11 +88,19 @@ class MeetingWindow(ttk.Toplevel):
         )
         self.code_label = ttk.Label(header, font="TkFixedFont", bootstyle="primary")
         self.code_label.pack(side="left", padx=(12, 0))
-        ttk.Button(
+        self.copy_button = ttk.Button(
             header, text="Copy code", command=self.on_copy_code, bootstyle="link"
-        ).pack(side="left")
+        )
+        self.copy_button.pack(side="left")
         self.lock_label = ttk.Label(header, bootstyle="warning")
         self.lock_label.pack(side="left", padx=(8, 0))
+        self.problem_label = ttk.Label(
+            self, bootstyle="@danger", padding=(14, 6), wraplength=1000
+        )
+        self.problem_label.bind("<Button-1>", lambda _e: self.show_problem(""))
+        self.hands_label = ttk.Label(
+            self, bootstyle="@warning", padding=(14, 6), font="-weight bold"
+        )
 
     def create_toolbar(self) -> None:
         bar = ttk.Frame(self, padding=(14, 8))
@@ -97,7 +116,7 @@ class MeetingWindow(ttk.Toplevel):
         self.camera_box = ttk.Combobox(
             bar,
             textvariable=self.camera_source_var,
-            values=CAMERA_SOURCES,
+            values=[*CAMERA_SOURCES, FILE_CHOICE],
             width=10,
             state="readonly",
         )
@@ -161,11 +180,15 @@ class MeetingWindow(ttk.Toplevel):
         body.pack(fill="both", expand=True)
         side = ttk.Frame(body, padding=(0, 0, 14, 0), width=280)
         side.pack(side="right", fill="y")
-        self.members = MembersPanel(side, self.controller)
+        self.members = MembersPanel(side, self.controller, self.ask)
         self.members.pack(fill="x")
         self.chat = MeetingChat(side, self.controller)
         self.chat.pack(fill="both", expand=True, pady=(10, 0))
         self.stage = VideoStage(body, self.frames)
+        self.stage.bind(
+            "<<LayoutChanged>>",
+            lambda _e: self.speaker_var.set(self.stage.speaker_layout),
+        )
         self.stage.pack(side="left", fill="both", expand=True)
 
     # -- updates -------------------------------------------------------------------
@@ -182,7 +205,9 @@ class MeetingWindow(ttk.Toplevel):
             self.end_button.pack(side="right", padx=(0, 8))
         else:
             self.end_button.pack_forget()
-        self.stage.set_tiles(state.tiles)
+        self.show_hands(state)
+        self.stage.set_tiles(with_member_tiles(state.tiles, state.members))
+        self.speaker_var.set(self.stage.speaker_layout)
         self.stage.set_members(state.members)
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
         self.members.set_state(state)
@@ -209,29 +234,105 @@ class MeetingWindow(ttk.Toplevel):
 
     # -- handlers ------------------------------------------------------------------
 
+    def show_hands(self, state: MeetingChanged) -> None:
+        """Tell the host, above the stage, whose hands are up."""
+        me = state.me
+        hands = [m.name for m in state.members if m.hand_raised and not m.me]
+        if me is None or not me.host or not hands:
+            self.hands_label.pack_forget()
+            return
+        who = (
+            hands[0] if len(hands) == 1 else ", ".join(hands[:-1]) + " and " + hands[-1]
+        )
+        verb = "raised a hand" if len(hands) == 1 else "raised their hands"
+        self.hands_label.configure(text=f"☝ {who} {verb}")
+        if not self.hands_label.winfo_ismapped():
+            self.hands_label.pack(fill="x", after=self.copy_button.master)
+
     def on_copy_code(self) -> None:
         self.clipboard_clear()
         self.clipboard_append(self.meeting.room_id)
+        self.copy_button.configure(text="Copied ✓")
+        if self._copied_timer is not None:
+            self.after_cancel(self._copied_timer)
+        self._copied_timer = self.after(COPIED_MS, self._end_copied)
+
+    def destroy(self) -> None:
+        """Close, with the copy feedback's timer (it would outlive the window)."""
+        if self._copied_timer is not None:
+            self.after_cancel(self._copied_timer)
+            self._copied_timer = None
+        super().destroy()
+
+    def _end_copied(self) -> None:
+        self._copied_timer = None
+        self.copy_button.configure(text="Copy code")
+
+    def ask(
+        self, title: str, text: str, action: str, then: Callable[[], object]
+    ) -> None:
+        """Confirm a destructive action first (one question at a time)."""
+        if self.confirm is not None and self.confirm.winfo_exists():
+            self.confirm.destroy()
+        self.confirm = ConfirmDialog(self, title, text, action, then)
 
     def on_camera(self) -> None:
-        self.controller.set_camera(self.camera_var.get(), on_error=self.on_video_failed)
+        self.show_problem("")
+        self.controller.set_camera(
+            self.camera_var.get(), on_error=lambda e: self.on_video_failed("camera", e)
+        )
 
     def on_screen(self) -> None:
-        self.controller.set_screen(self.screen_var.get(), on_error=self.on_video_failed)
+        self.show_problem("")
+        self.controller.set_screen(
+            self.screen_var.get(), on_error=lambda e: self.on_video_failed("screen", e)
+        )
 
-    def on_video_failed(self, error: BaseException) -> None:
-        self._notify("Video not sent", describe(error), "danger")
-        if self.winfo_exists():
-            self.set_state(self.meeting)
+    def on_video_failed(self, kind: str, error: BaseException) -> None:
+        """Say in the meeting, above the stage, why the video did not start."""
+        what = "The camera" if kind == "camera" else "Screen sharing"
+        text = f"{what} did not start: {describe(error)}"
+        if not self.winfo_exists():
+            self._notify("Video not sent", text, "danger")
+            return
+        self.show_problem(text)
+        self.set_state(self.meeting)
+
+    def show_problem(self, text: str) -> None:
+        """A red line above the stage (empty hides it); a click dismisses it."""
+        self.problem_label.configure(text=text)
+        if not text:
+            self.problem_label.pack_forget()
+        elif not self.problem_label.winfo_ismapped():
+            self.problem_label.pack(fill="x", after=self.copy_button.master)
 
     def on_source_chosen(self, kind: str) -> None:
-        """A new camera or screen was chosen: store it, and switch to it if that
-        video is on."""
-        spec = (
-            self.camera_source_var if kind == "camera" else self.screen_source_var
-        ).get()
+        """A new camera or screen was chosen (a file from a dialog for "File…"):
+        store it, and switch to it if that video is on."""
+        var = self.camera_source_var if kind == "camera" else self.screen_source_var
+        if kind == "camera" and var.get() == FILE_CHOICE:
+            path = filedialog.askopenfilename(parent=self, title="Play a video file")
+            if not path:
+                var.set(self._camera_source)
+                return
+            var.set(f"file:{path}")
+        self.use_source(kind, var.get())
+
+    def use_source(self, kind: str, spec: str) -> None:
+        """Make ``spec`` the camera or screen (restarting that video if on)."""
+        var = self.camera_source_var if kind == "camera" else self.screen_source_var
+        var.set(spec)
+        if kind == "camera":
+            self._camera_source = spec
+            values = list(CAMERA_SOURCES)
+            if spec not in values:
+                values.append(spec)
+            self.camera_box.configure(values=[*values, FILE_CHOICE])
+        self.show_problem("")
         self._on_source(kind, spec)
-        self.controller.restart_video(kind, on_error=self.on_video_failed)
+        self.controller.restart_video(
+            kind, on_error=lambda e: self.on_video_failed(kind, e)
+        )
 
     def on_hand(self) -> None:
         self.controller.raise_hand(self.hand_var.get())
@@ -243,7 +344,28 @@ class MeetingWindow(ttk.Toplevel):
         self.stage.set_stats(self.stats_lines, self.stats_var.get())
 
     def on_leave(self) -> None:
-        self.controller.leave_meeting()
+        me = self.meeting.me
+        others = [m for m in self.meeting.members if not m.me]
+        if me is None or not me.host or not others:
+            self.controller.leave_meeting()
+            return
+        self.ask(
+            "Leave the meeting?",
+            "You are the host. The meeting goes on without you and another "
+            "member becomes the host.",
+            "Leave",
+            self.controller.leave_meeting,
+        )
 
     def on_end(self) -> None:
+        self.ask(
+            "End the meeting for everyone?",
+            f"All {len(self.meeting.members)} members will be taken out of the "
+            "meeting.",
+            "End for all",
+            self._end,
+        )
+
+    def _end(self) -> None:
+        self.ended_by_me = True
         self.controller.end_meeting()

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.model import MeetingChanged, MeetingChatLine, Roster
 from ..controller import Controller
-from ..model import MeetingChanged, MeetingChatLine, Roster
+from .theme import palette, style_text
 
 __all__ = ["MeetingChat", "MembersPanel"]
 
@@ -19,15 +20,24 @@ HOST_ACTIONS = ("Make host", "Ask to mute", "Remove")
 
 class MembersPanel(ttk.Labelframe):
     """Who is here (host, hands, microphones); the host's controls act on the
-    selected member; online friends can be invited."""
+    selected member (``ask(title, text, action, then)`` confirms a removal);
+    online friends can be invited."""
 
-    def __init__(self, master: tk.Misc, controller: Controller) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        controller: Controller,
+        ask: Callable[[str, str, str, Callable[[], object]], None],
+    ) -> None:
         super().__init__(master, text="Members", padding=8)
         self.controller = controller
+        self._ask = ask
         self.meeting: MeetingChanged | None = None
         self.roster = Roster()
         self.locked_var = tk.BooleanVar(self, False)
         self.invite_var = tk.StringVar(self)
+        self.invitable: dict[str, str] = {}
+        """Online friends not in the meeting: username by the name shown."""
         self.create_list()
         self.create_host_controls()
         self.create_invite()
@@ -105,15 +115,16 @@ class MembersPanel(ttk.Labelframe):
 
     def _offer_invites(self) -> None:
         present = {m.username for m in self.meeting.members} if self.meeting else set()
-        friends = [
-            f.person.username
+        self.invitable = {
+            f.person.name: f.person.username
             for f in self.roster.friends
             if f.presence != "offline" and f.person.username not in present
-        ]
-        self.invite_box.configure(values=friends)
-        if self.invite_var.get() not in friends:
-            self.invite_var.set(friends[0] if friends else "")
-        self.invite_button.configure(state="normal" if friends else "disabled")
+        }
+        labels = list(self.invitable)
+        self.invite_box.configure(values=labels)
+        if self.invite_var.get() not in labels:
+            self.invite_var.set(labels[0] if labels else "")
+        self.invite_button.configure(state="normal" if labels else "disabled")
 
     def selected(self) -> str | None:
         selection = self.tree.selection()
@@ -144,12 +155,20 @@ class MembersPanel(ttk.Labelframe):
         actions: dict[str, Callable[[str], object]] = {
             "Make host": self.controller.make_host,
             "Ask to mute": self.controller.ask_to_mute,
-            "Remove": self.controller.remove_member,
         }
-        actions[name](username)
+        if name in actions:
+            actions[name](username)
+            return
+        who = str(self.tree.item(username, "text"))
+        self._ask(
+            f"Remove {who}?",
+            f"{who} will be taken out of the meeting.",
+            "Remove",
+            lambda: self.controller.remove_member(username),
+        )
 
     def on_invite(self) -> None:
-        username = self.invite_var.get()
+        username = self.invitable.get(self.invite_var.get())
         if username:
             self.controller.invite(username)
 
@@ -165,12 +184,17 @@ class MeetingChat(ttk.Labelframe):
             self, height=8, width=30, wrap="word", state="disabled", relief="flat"
         )
         self.text.pack(fill="both", expand=True)
+        style_text(self.text)
         self.text.tag_configure("who", font="-weight bold")
-        self.text.tag_configure("when", foreground="#888888", font="-size 8")
+        self.configure_tags()
+        self.text.bind("<<ThemeChanged>>", lambda _e: self.configure_tags(), add="+")
         self.entry = ttk.Entry(self, textvariable=self.entry_var)
         self.entry.pack(fill="x", pady=(6, 0))
         self.entry.bind("<Return>", lambda _e: self.on_send())
         self.lines: list[MeetingChatLine] = []
+
+    def configure_tags(self) -> None:
+        self.text.tag_configure("when", foreground=palette().muted, font="-size 8")
 
     def add(self, line: MeetingChatLine) -> None:
         self.lines.append(line)

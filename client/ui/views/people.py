@@ -6,9 +6,9 @@ import tkinter as tk
 
 import ttkbootstrap as ttk
 
+from ...engine.model import Person, Roster
 from ..controller import Controller
 from ..errors import describe
-from ..model import Person, Roster
 from .dialogs import Dialog
 from .images import ImageStore
 

@@ -8,9 +8,9 @@ from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
+from ...engine.model import Person
 from ..controller import Controller
 from ..errors import describe
-from ..model import Person
 from .dialogs import Dialog
 from .images import ImageStore
 

@@ -12,7 +12,7 @@ import ttkbootstrap as ttk
 
 from .dialogs import Dialog
 from .meeting import CAMERA_SOURCES, SCREEN_SOURCES
-from .theme import available_themes
+from .theme import available_themes, theme_label, theme_named
 
 __all__ = ["SettingsDialog"]
 
@@ -39,7 +39,7 @@ class SettingsDialog(Dialog):
         self._on_save = on_save
         self._on_preview = on_preview
         self.original_theme = current_theme
-        self.theme_var = tk.StringVar(self, current_theme)
+        self.theme_var = tk.StringVar(self, theme_label(current_theme))
         self.server_var = tk.StringVar(self, settings.get("server", ""))
         self.auto_var = tk.BooleanVar(self, settings.get("auto_sign_in", True))
         self.downloads_var = tk.StringVar(self, settings.get("downloads", ""))
@@ -63,13 +63,13 @@ class SettingsDialog(Dialog):
         self.theme_box = ttk.Combobox(
             row,
             textvariable=self.theme_var,
-            values=available_themes(),
+            values=[theme_label(name) for name in available_themes()],
             state="readonly",
             width=24,
         )
         self.theme_box.pack(side="left", padx=(10, 0))
         self.theme_box.bind(
-            "<<ComboboxSelected>>", lambda _e: self._on_preview(self.theme_var.get())
+            "<<ComboboxSelected>>", lambda _e: self._on_preview(self.theme)
         )
 
     def create_account(self, data_folder: str) -> None:
@@ -129,6 +129,11 @@ class SettingsDialog(Dialog):
                 row=row, column=1, sticky="w", padx=(10, 0), pady=2
             )
 
+    @property
+    def theme(self) -> str:
+        """The name of the theme chosen (the box shows its friendly label)."""
+        return theme_named(self.theme_var.get())
+
     def on_choose_downloads(self) -> None:
         folder = filedialog.askdirectory(
             parent=self, initialdir=self.downloads_var.get(), mustexist=False
@@ -138,7 +143,7 @@ class SettingsDialog(Dialog):
 
     def on_save(self) -> None:
         changes: dict[str, Any] = {
-            "theme": self.theme_var.get(),
+            "theme": self.theme,
             "auto_sign_in": self.auto_var.get(),
             "downloads": self.downloads_var.get().strip(),
             "camera": self.camera_var.get().strip(),
@@ -153,6 +158,6 @@ class SettingsDialog(Dialog):
         self._on_save(changes)
 
     def on_cancel(self) -> None:
-        if self.theme_var.get() != self.original_theme:
+        if self.theme != self.original_theme:
             self._on_preview(self.original_theme)
         self.destroy()

@@ -18,10 +18,11 @@ from typing import Literal
 import ttkbootstrap as ttk
 from PIL import Image, ImageTk
 
-from ..model import MeetingMember, MeetingTile
-from ..video import TileFrames, TilePicture
+from ...engine.backend.avatars import PALETTE
+from ...engine.model import MeetingMember, MeetingTile, avatar_tint
+from ..video import TileBuffers, TilePicture
 
-__all__ = ["Tile", "VideoStage"]
+__all__ = ["MEMBER_KIND", "Tile", "VideoStage", "with_member_tiles"]
 
 ASPECT = 4 / 3
 MIN_TILE = (160, 120)
@@ -29,6 +30,28 @@ STRIP_HEIGHT = 120
 GAP = 6
 BACKGROUND = "#1e1e1e"
 OVERLAY = "#000000"
+MEMBER_KIND = "member"
+"""The kind of a tile that stands for a member sending no camera video."""
+
+
+def with_member_tiles(
+    tiles: tuple[MeetingTile, ...], members: tuple[MeetingMember, ...]
+) -> tuple[MeetingTile, ...]:
+    """``tiles`` and, after them, a tile for every member without a camera
+    tile (their avatar and name), so everyone in the meeting is seen."""
+    with_camera = {t.username for t in tiles if t.kind == "camera"}
+    placeholders = tuple(
+        MeetingTile(
+            f"{MEMBER_KIND}:{m.username}",
+            m.username,
+            "You" if m.me else m.name,
+            MEMBER_KIND,
+            m.me,
+        )
+        for m in members
+        if m.username not in with_camera
+    )
+    return tiles + placeholders
 
 
 class Tile(tk.Canvas):
@@ -94,7 +117,9 @@ class Tile(tk.Canvas):
         """Draw the picture item and the overlays again."""
         self.delete("all")
         width, height = self.tile_size
-        if self.photo is not None and self.picture is not None:
+        if self.tile.kind == MEMBER_KIND:
+            self._draw_avatar(width, height)
+        elif self.photo is not None and self.picture is not None:
             self.create_image(0, 0, image=self.photo, anchor="nw", tags=("picture",))
         else:
             self.create_text(
@@ -114,6 +139,23 @@ class Tile(tk.Canvas):
         self._label(6, height - 6, label, "sw", "name")
         if self.show_stats and self.stats_text:
             self._label(6, 6, self.stats_text, "nw", "stats")
+
+    def _draw_avatar(self, width: int, height: int) -> None:
+        """A member without camera video: their initial in their colour."""
+        radius = max(16, min(width, height) // 5)
+        x, y = width // 2, height // 2 - 8
+        color = PALETTE[avatar_tint(self.tile.username, 0, len(PALETTE))]
+        self.create_oval(
+            x - radius, y - radius, x + radius, y + radius,
+            fill=color, outline="", tags=("avatar",),
+        )  # fmt: skip
+        self.create_text(
+            x, y, text=self.tile.username[:1].upper(), fill="white",
+            font=f"-size {max(10, radius * 2 // 3)} -weight bold", tags=("avatar",),
+        )  # fmt: skip
+        self.create_text(
+            x, y + radius + 14, text="camera off", fill="#bbbbbb", tags=("waiting",)
+        )
 
     def _label(
         self, x: int, y: int, text: str, anchor: Literal["nw", "sw"], tag: str
@@ -159,17 +201,21 @@ class Tile(tk.Canvas):
 class VideoStage(ttk.Frame):
     """Lays out the tiles: a grid, or the pinned tile large (speaker layout)."""
 
-    def __init__(self, master: tk.Misc, frames: TileFrames) -> None:
+    def __init__(self, master: tk.Misc, frames: TileBuffers) -> None:
         super().__init__(master, padding=GAP)
         self.frames = frames
         self.tiles: dict[str, Tile] = {}
         self.speaker_layout = False
         self.pinned: str | None = None
+        self.staged_share: str | None = None
+        """A screen share put on the main stage by itself (not by a click)."""
+        self._grid_before_share = False
         self.bind("<Configure>", lambda _e: self.layout())
 
     def set_tiles(self, tiles: tuple[MeetingTile, ...]) -> None:
         """Show exactly ``tiles`` (in order)."""
         wanted = {t.key: t for t in tiles}
+        new_keys = [key for key in wanted if key not in self.tiles]
         for key in list(self.tiles):
             if key not in wanted:
                 self.tiles.pop(key).destroy()
@@ -182,9 +228,28 @@ class VideoStage(ttk.Frame):
                 current.tile = tile
                 current.redraw()
         self.tiles = {key: self.tiles[key] for key in wanted}
+        self._stage_new_share(new_keys, wanted)
         if self.pinned not in self.tiles:
             self.pinned = None
         self.layout()
+
+    def _stage_new_share(
+        self, new_keys: list[str], wanted: dict[str, MeetingTile]
+    ) -> None:
+        """A screen someone else starts sharing goes on the main stage; when
+        it ends, the layout goes back to what it was."""
+        if self.staged_share is not None and self.staged_share not in wanted:
+            if self.pinned == self.staged_share and self._grid_before_share:
+                self.speaker_layout = False
+            self.staged_share = None
+        for key in new_keys:
+            tile = wanted[key]
+            if tile.kind == "screen" and not tile.me:
+                if self.staged_share is None:
+                    self._grid_before_share = not self.speaker_layout
+                self.staged_share = key
+                self.pinned = key
+                self.speaker_layout = True
 
     def set_members(self, members: tuple[MeetingMember, ...]) -> None:
         by_name = {m.username: m for m in members}
@@ -192,21 +257,31 @@ class VideoStage(ttk.Frame):
             tile.set_member(by_name.get(tile.tile.username))
 
     def set_speaker_layout(self, on: bool) -> None:
+        """The user's choice of layout (it stays after a share ends)."""
         self.speaker_layout = on
+        self._grid_before_share = False
         self.layout()
 
     def on_tile_click(self, key: str) -> None:
         """Pin the clicked tile as the large one (and switch to that layout)."""
         self.pinned = key
         self.speaker_layout = True
+        self._grid_before_share = False
+        self.event_generate("<<LayoutChanged>>")
         self.layout()
 
     def speaker(self) -> str | None:
         """The tile shown large in the speaker layout."""
         if self.pinned is not None:
             return self.pinned
-        remote = [k for k, t in self.tiles.items() if not t.tile.me]
-        return remote[0] if remote else next(iter(self.tiles), None)
+        ranked = sorted(
+            self.tiles,
+            key=lambda k: (
+                self.tiles[k].tile.me,
+                self.tiles[k].tile.kind == MEMBER_KIND,
+            ),
+        )
+        return ranked[0] if ranked else None
 
     def layout(self) -> None:
         width = max(self.winfo_width() - 2 * GAP, MIN_TILE[0])

@@ -1,7 +1,7 @@
 """Transfers: every upload and download with a progress bar, rate, time left
 and its actions, and the files friends sent that wait to be downloaded.
 
-:class:`TransfersPanel` shows a :class:`~client.ui.model.TransfersChanged`
+:class:`TransfersPanel` shows a :class:`~client.engine.model.TransfersChanged`
 snapshot, filtered as its owner wants: all of it in the transfers window, one
 friend's in a chat window. Rows are kept and updated in place, so ten
 snapshots a second cost a few label and progress-bar updates.
@@ -10,6 +10,7 @@ snapshots a second cost a few label and progress-bar updates.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tkinter as tk
@@ -18,15 +19,17 @@ from pathlib import Path
 
 import ttkbootstrap as ttk
 
-from ..backend.files import human_size
+from ...engine.backend.files import human_size
+from ...engine.model import FileOfferEntry, TransferEntry, TransfersChanged
 from ..controller import Controller
-from ..model import FileOfferEntry, TransferEntry, TransfersChanged
+from .names import display_name
 
 __all__ = [
+    "CannotOpenFolder",
     "TransfersPanel",
-    "TransfersWindow",
     "describe_transfer",
     "open_folder",
+    "open_in_folder",
     "prepare_styles",
 ]
 
@@ -37,16 +40,45 @@ STATE_TEXT = {
 }
 
 
+class CannotOpenFolder(Exception):
+    """The folder could not be shown; the message says why and where it is."""
+
+
 def open_folder(path: Path) -> None:
-    """Show ``path``'s folder in the desktop's file manager."""
+    """Show ``path``'s folder in the desktop's file manager; raises
+    :class:`CannotOpenFolder` when there is no way to."""
     folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        raise CannotOpenFolder(f"The folder {folder} no longer exists.")
     if sys.platform == "win32":
         os.startfile(folder)  # type: ignore[attr-defined]
         return
     opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen(
-        [opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    program = shutil.which(opener)
+    if program is None:
+        raise CannotOpenFolder(
+            f"Cannot open the folder: {opener} is not installed. "
+            f"The file is in {folder}"
+        )
+    try:
+        subprocess.Popen(
+            [program, str(folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise CannotOpenFolder(
+            f"Cannot open the folder ({exc.strerror}). The file is in {folder}"
+        ) from exc
+
+
+def open_in_folder(opener: Callable[[Path], None], path: Path) -> str:
+    """Call ``opener(path)``; the sentence to show when it could not (else "")."""
+    try:
+        opener(path)
+    except CannotOpenFolder as exc:
+        return str(exc)
+    return ""
 
 
 def _duration(seconds: float) -> str:
@@ -58,9 +90,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def describe_transfer(entry: TransferEntry) -> str:
-    """The line under a transfer's name: direction, peer, amounts, rate, time."""
-    arrow = f"↑ to {entry.peer}" if entry.direction == "up" else f"↓ from {entry.peer}"
+def describe_transfer(entry: TransferEntry, peer_name: str = "") -> str:
+    """The line under a transfer's name: direction, peer (``peer_name``, else
+    the username), amounts, rate, time."""
+    peer = peer_name or entry.peer
+    arrow = f"↑ to {peer}" if entry.direction == "up" else f"↓ from {peer}"
     size = human_size(entry.size)
     if entry.state == "done":
         if entry.direction == "up":
@@ -68,7 +102,7 @@ def describe_transfer(entry: TransferEntry) -> str:
             if entry.instant:
                 status += " (the server had it already)"
         else:
-            status = "saved"
+            status = f"saved in {Path(entry.path).parent}" if entry.path else "saved"
         return f"{arrow} · {size} · {status}"
     amount = f"{human_size(entry.done)} of {size}"
     parts = [arrow, f"checking the file: {amount}" if entry.checking else amount]
@@ -114,10 +148,12 @@ class _TransferRow(ttk.Frame):
         controller: Controller,
         opener: Callable[[Path], None],
         entry: TransferEntry,
+        on_message: Callable[[str], None],
     ) -> None:
         super().__init__(master, padding=(0, 6))
         self.controller = controller
         self._opener = opener
+        self._on_message = on_message
         self.entry = entry
         self.detail_var = tk.StringVar(self)
         self.name_label = ttk.Label(self, text=entry.name, font="-weight bold")
@@ -138,7 +174,7 @@ class _TransferRow(ttk.Frame):
     def show(self, entry: TransferEntry) -> None:
         self.entry = entry
         self.bar.configure(value=entry.size if entry.state == "done" else entry.done)
-        self.detail_var.set(describe_transfer(entry))
+        self.detail_var.set(describe_transfer(entry, display_name(self, entry.peer)))
         bar_style = BAR_STYLES.get(entry.state, BAR_STYLE_MOVING)
         if bar_style != self._bar_style:
             self._bar_style = bar_style
@@ -178,7 +214,7 @@ class _TransferRow(ttk.Frame):
         elif name == "Cancel":
             self.controller.cancel_transfer(transfer_id)
         elif name == "Open folder":
-            self._opener(Path(self.entry.path))
+            self._on_message(open_in_folder(self._opener, Path(self.entry.path)))
 
 
 class _OfferRow(ttk.Frame):
@@ -194,7 +230,8 @@ class _OfferRow(ttk.Frame):
         ttk.Label(text, text=offer.name, font="-weight bold").pack(anchor="w")
         ttk.Label(
             text,
-            text=f"↓ from {offer.sender} · {human_size(offer.size)} · waiting for you",
+            text=f"↓ from {display_name(self, offer.sender)} · "
+            f"{human_size(offer.size)} · waiting for you",
             bootstyle="secondary",
             font="-size 9",
         ).pack(anchor="w")
@@ -228,6 +265,22 @@ class TransfersPanel(ttk.Frame):
         self.empty_label = ttk.Label(self, text=empty_text, bootstyle="secondary")
         if empty_text:
             self.empty_label.pack(anchor="w", pady=8)
+        self.message_var = tk.StringVar(self)
+        self.message_label = ttk.Label(
+            self,
+            textvariable=self.message_var,
+            bootstyle="danger",
+            wraplength=460,
+            justify="left",
+        )
+
+    def set_message(self, text: str) -> None:
+        """Show ``text`` under the rows (why a folder did not open); empty hides."""
+        self.message_var.set(text)
+        if text:
+            self.message_label.pack(side="bottom", anchor="w", pady=(2, 4))
+        else:
+            self.message_label.pack_forget()
 
     def show(self, snapshot: TransfersChanged) -> None:
         wanted: list[tuple[str, TransferEntry | FileOfferEntry]] = [
@@ -244,7 +297,7 @@ class TransfersPanel(ttk.Frame):
                         row.show(item)
                 else:
                     self.rows[key] = _TransferRow(
-                        self, self.controller, self.opener, item
+                        self, self.controller, self.opener, item, self.set_message
                     )
             elif row is None:
                 self.rows[key] = _OfferRow(self, self.controller, item)
@@ -289,30 +342,3 @@ class TransfersPanel(ttk.Frame):
                 row.download_button.invoke()
                 return
         raise KeyError(name)
-
-
-class TransfersWindow(ttk.Toplevel):
-    """All transfers in a window of their own."""
-
-    def __init__(
-        self,
-        master: tk.Misc,
-        controller: Controller,
-        snapshot: TransfersChanged,
-        opener: Callable[[Path], None],
-    ) -> None:
-        super().__init__(
-            master=master,
-            title="Transfers — quicmeet",
-            size=(560, 420),
-            minsize=(420, 240),
-        )
-        frame = ttk.Frame(self, padding=14)
-        frame.pack(fill="both", expand=True)
-        self.scrolled = ttk.ScrolledFrame(frame, auto_hide=True)
-        self.scrolled.pack(fill="both", expand=True)
-        self.panel = TransfersPanel(
-            self.scrolled, controller, opener=opener, empty_text="No transfers yet."
-        )
-        self.panel.pack(fill="both", expand=True, padx=(0, 12))
-        self.panel.show(snapshot)

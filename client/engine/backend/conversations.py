@@ -24,7 +24,7 @@ from ..model import ConversationUpdate, PeerTyping, UiEvent
 
 __all__ = ["Conversations"]
 
-log = logging.getLogger("quicmeet.ui.conversations")
+log = logging.getLogger("quicmeet.engine.conversations")
 
 PAGE = 50
 """Messages per page of history."""
@@ -191,8 +191,11 @@ class Conversations:
 
     # -- sending and searching ---------------------------------------------------
 
-    async def send(self, peer: str, text: str) -> LocalMessage:
-        """Send ``text`` to ``peer``; the window hears of it through updates."""
+    async def send(
+        self, peer: str, text: str, client_id: str | None = None
+    ) -> LocalMessage:
+        """Send ``text`` to ``peer``; the window hears of it through updates.
+        The same ``client_id`` again stores and sends it only once."""
         size = len(text.encode())
         if size > MAX_MESSAGE_BYTES:
             raise ClientError(
@@ -200,7 +203,7 @@ class Conversations:
             )
         self._stop_typing(peer)
         try:
-            return await self._chat.send(peer, text)
+            return await self._chat.send(peer, text, client_id)
         finally:
             self.request_refresh([peer])
 

@@ -3,7 +3,7 @@ progress, and the files friends sent that wait to be downloaded.
 
 The transfers themselves (resumable, verified, persisted) are
 :class:`client.transfers.Transfers`; this model turns its callbacks and the
-file events into :class:`~client.ui.model.TransfersChanged` snapshots, at most
+file events into :class:`~client.engine.model.TransfersChanged` snapshots, at most
 ten a second however fast the bytes move.
 """
 
@@ -20,9 +20,16 @@ from codec.messages import Event, FileCancelled, FileDelivered, FileOffered
 from ...session import Session
 from ...store import LocalStore
 from ...transfers import Progress, Transfer, Transfers
-from ..model import FileOfferEntry, Notice, TransferEntry, TransfersChanged, UiEvent
+from ..model import (
+    FileOfferEntry,
+    Notice,
+    TransferEntry,
+    TransfersChanged,
+    UiEvent,
+    human_size,
+)
 
-__all__ = ["FilesModel", "default_downloads", "human_size"]
+__all__ = ["FilesModel", "default_downloads"]
 
 PUBLISH_INTERVAL_S = 0.1
 """Shortest time between two snapshots (progress arrives every MiB)."""
@@ -34,15 +41,6 @@ def default_downloads() -> Path:
     """Where received files go unless the settings say otherwise."""
     env = os.environ.get("XDG_DOWNLOAD_DIR")
     return Path(env) if env else Path.home() / "Downloads"
-
-
-def human_size(size: float) -> str:
-    """``size`` bytes for people: ``512 B``, ``1.5 MB``, ``2.0 GB``."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 class FilesModel:

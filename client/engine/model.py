@@ -1,16 +1,19 @@
-"""What the client core tells the views: plain, immutable UI events and the view
-models they carry. The backend (loop thread) makes them, the app (Tk thread)
-dispatches them by type; nothing here knows Tk, asyncio or the wire format.
+"""What the engine tells the views: plain, immutable UI events and the view
+models they carry. The engine's backend makes them, the channel carries them
+up (:mod:`client.engine.messages`), the app (Tk thread) dispatches them by
+type; nothing here knows Tk or asyncio.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from ..store import LocalMessage
 
 __all__ = [
+    "avatar_tint",
     "AvatarSpec",
     "ConnectionState",
     "ConversationUpdate",
@@ -36,6 +39,7 @@ __all__ = [
     "TransfersChanged",
     "UiEvent",
     "coalescing_key",
+    "human_size",
 ]
 
 Presence = Literal["online", "away", "offline"]
@@ -113,6 +117,13 @@ class AvatarSpec:
         )
 
 
+def avatar_tint(username: str, icon: int, colors: int) -> int:
+    """Which of ``colors`` colours a letter avatar gets: a stable hash of the
+    username (the same on every machine and run) shifted by the chosen icon,
+    so people who never chose one still differ."""
+    return (zlib.crc32(username.lower().encode()) + icon) % colors
+
+
 @dataclass(frozen=True, slots=True)
 class ServerIdentity:
     """A server's address (``host:port``) and its certificate's SHA-256."""
@@ -181,8 +192,8 @@ class MeetingMember:
 
 @dataclass(frozen=True, slots=True)
 class MeetingTile:
-    """A video tile: ``key`` names its pictures in
-    :class:`~client.ui.video.TileFrames`; ``kind`` is ``camera`` or ``screen``."""
+    """A video tile: ``key`` names its pictures' shared buffer
+    (:mod:`client.engine.shared`); ``kind`` is ``camera`` or ``screen``."""
 
     key: str
     username: str
@@ -244,10 +255,14 @@ class Roster:
 
 @dataclass(frozen=True, slots=True)
 class ImageReady:
-    """The picture named ``key`` (a Pillow image, already decoded and sized)."""
+    """The picture named ``key``, already drawn and sized: ``pixels`` in
+    Pillow's raw layout of ``mode`` (``RGBA``), ``width`` x ``height``."""
 
     key: str
-    image: Any = field(repr=False)
+    mode: str
+    width: int
+    height: int
+    pixels: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,3 +392,12 @@ def coalescing_key(event: object) -> object | None:
     if isinstance(event, PeerTyping):
         return (PeerTyping, event.peer)
     return None
+
+
+def human_size(size: float) -> str:
+    """``size`` bytes for people: ``512 B``, ``1.5 MB``, ``2.0 GB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

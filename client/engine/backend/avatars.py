@@ -1,6 +1,6 @@
 """Avatar pictures: fetched once per version, decoded and drawn off the Tk thread.
 
-Every rendering is named by an :class:`~client.ui.model.AvatarSpec` key; the Tk
+Every rendering is named by an :class:`~client.engine.model.AvatarSpec` key; the Tk
 side asks for a key the first time it shows it and gets an ``ImageReady``.
 """
 
@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from codec.messages.accounts import MAX_AVATAR_UPLOAD
 
 from ...errors import ClientError
-from ..model import AvatarSpec, ImageReady, UiEvent
+from ..model import AvatarSpec, ImageReady, UiEvent, avatar_tint
 
 __all__ = ["Avatars", "draw_avatar", "prepare_upload"]
 
-log = logging.getLogger("quicmeet.ui.avatars")
+log = logging.getLogger("quicmeet.engine.avatars")
 
 PALETTE = (
     "#4c6ef5",
@@ -54,7 +54,9 @@ def _circle(image: Image.Image) -> Image.Image:
 
 def _initials(username: str, icon: int, size: int) -> Image.Image:
     big = size * 4
-    image = Image.new("RGB", (big, big), PALETTE[icon % len(PALETTE)])
+    image = Image.new(
+        "RGB", (big, big), PALETTE[avatar_tint(username, icon, len(PALETTE))]
+    )
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=big * 0.5)
     draw.text(
@@ -147,7 +149,9 @@ class Avatars:
             except (ClientError, OSError, ValueError) as exc:
                 log.info("no avatar picture for %s: %s", spec.username, exc)
         image = await loop.run_in_executor(self._executor, draw_avatar, spec, picture)
-        self._post(ImageReady(key, image))
+        self._post(
+            ImageReady(key, image.mode, image.width, image.height, image.tobytes())
+        )
 
     async def _picture(self, username: str, version: str) -> Image.Image:
         cached = self._pictures.get((username, version))

@@ -25,8 +25,8 @@ from ...session import Session
 from ...social import Chat, Friends
 from ...store import LocalMessage, LocalStore
 from ...transfers import Transfer
+from ..frames import TileFrames
 from ..model import ConnectionState, Notice, Person, ProfileUpdated, UiEvent
-from ..video import TileFrames
 from .avatars import Avatars, prepare_upload
 from .conversations import Conversations
 from .files import FilesModel
@@ -35,7 +35,7 @@ from .roster import RosterModel, person
 
 __all__ = ["Account"]
 
-log = logging.getLogger("quicmeet.ui.account")
+log = logging.getLogger("quicmeet.engine.account")
 
 NOTICE_TEXT_CHARS = 120
 

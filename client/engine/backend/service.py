@@ -1,9 +1,9 @@
 """The desktop client's backend: signing in and out on the loop thread.
 
-:class:`Backend` is created on the bridge's loop and lives as long as the app.
+:class:`Backend` is created on the engine's loop and lives as long as the app.
 It confirms server certificates with the user before trusting them, opens the
 account's local store, signs in (password or saved token), and hands out the
-signed-in :class:`~client.ui.backend.account.Account` to commands.
+signed-in :class:`~client.engine.backend.account.Account` to commands.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from ...pinning import PinStore
 from ...session import Session, parse_address
 from ...store import LocalStore
 from ..errors import NotSignedIn, UntrustedCertificate
+from ..frames import TileFrames
 from ..model import ServerIdentity, SignedIn, SignedOut, UiEvent
-from ..video import TileFrames
 from .account import Account
 from .files import default_downloads
 from .meeting import VideoSettings
 
 __all__ = ["Backend", "open_history"]
 
-log = logging.getLogger("quicmeet.ui.backend")
+log = logging.getLogger("quicmeet.engine.backend")
 
 REVOKING_REASONS = ("signed_in_elsewhere", "password_changed", "token_invalid")
 """Session endings after which the saved token must not be used again."""

@@ -2,10 +2,10 @@
 
 :class:`MeetingModel` follows ``session.rooms`` and runs a
 :class:`~client.media.Call` while we are in a room: remote pictures go from
-each track's render thread straight into :class:`~client.ui.video.TileFrames`
+each track's render thread straight into :class:`~client.engine.frames.TileFrames`
 (never through the event queue), our own camera and screen pictures from the
 capture thread through :class:`SelfView`. Room changes become
-:class:`~client.ui.model.MeetingChanged` snapshots, and once a second each
+:class:`~client.engine.model.MeetingChanged` snapshots, and once a second each
 tile gets a line of statistics.
 """
 
@@ -15,9 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
-
-import numpy as np
+from typing import TYPE_CHECKING, cast
 
 from codec.messages import (
     MuteRequested,
@@ -30,9 +28,14 @@ from codec.messages import (
 from codec.messages.rooms import parse_room_id
 
 from ...errors import ClientError
-from ...media import Call, DecodedFrame, VideoSource, parse_video_source
 from ...rooms import RoomEvent
 from ...session import Session
+from ..frames import TileFrames
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ...media import Call, DecodedFrame, VideoSource
 from ..model import (
     MeetingChanged,
     MeetingChatLine,
@@ -43,11 +46,10 @@ from ..model import (
     TileStats,
     UiEvent,
 )
-from ..video import TileFrames
 
 __all__ = ["MeetingModel", "SelfView", "VideoSettings", "tile_key"]
 
-log = logging.getLogger("quicmeet.ui.meeting")
+log = logging.getLogger("quicmeet.engine.meeting")
 
 STATS_INTERVAL_S = 1.0
 SCREEN_SIZE = (1280, 720)
@@ -173,6 +175,10 @@ class MeetingModel:
 
     def _ensure_call(self) -> None:
         if self._call is None:
+            # The media stack (PyAV, OpenCV) loads with the first meeting: an
+            # engine that only chats starts in half the time.
+            from ...media import Call
+
             self._call = Call(self._session, [self._on_frame])
             self._call.start()
             self._stats_task = asyncio.get_running_loop().create_task(
@@ -225,6 +231,8 @@ class MeetingModel:
         key = tile_key(own=kind)
         if on and kind not in call.senders:
             loop = asyncio.get_running_loop()
+            from ...media import parse_video_source
+
             source = await loop.run_in_executor(
                 None, parse_video_source, spec, width, height, fps
             )

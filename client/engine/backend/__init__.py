@@ -1,4 +1,4 @@
-"""The desktop client's logic on the bridge's asyncio thread (no Tk here)."""
+"""The desktop client's logic in the engine process, on its asyncio loop."""
 
 from .account import Account
 from .service import Backend

@@ -1,0 +1,81 @@
+"""The one place the client reaches into aioquic's private attributes.
+
+aioquic offers no public way to read the server's certificate after the
+handshake, the smoothed round-trip time, the queue of datagrams waiting to be
+sent, or why a handshake failed, nor to release a protocol's timer and socket
+at once. Each such access is a function here, so that an aioquic upgrade
+breaks one module (and the test that checks these attributes still exist);
+``pyproject.toml`` pins aioquic below the next minor version for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated
+from aioquic.quic.recovery import QuicPacketRecovery
+from aioquic.tls import Context
+from cryptography.x509 import Certificate
+
+__all__ = [
+    "PRIVATE_ATTRIBUTES",
+    "close_event",
+    "peer_certificate",
+    "pending_datagrams",
+    "quic_of",
+    "release",
+    "smoothed_rtt",
+    "transmit_soon",
+]
+
+PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
+    QuicConnectionProtocol: ("_quic", "_transmit_soon", "_timer", "_transport"),
+    QuicConnection: ("_datagrams_pending", "_loss", "_close_event"),
+    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
+    Context: ("_peer_certificate",),
+}
+"""Which private attribute of which aioquic class this module reads."""
+
+
+def quic_of(protocol: QuicConnectionProtocol) -> QuicConnection:
+    """The sans-I/O connection behind an asyncio protocol."""
+    return protocol._quic
+
+
+def transmit_soon(protocol: QuicConnectionProtocol) -> None:
+    """Have the protocol send what is queued at the end of this loop iteration
+    (one ``transmit`` for many queued frames)."""
+    protocol._transmit_soon()
+
+
+def release(protocol: QuicConnectionProtocol) -> None:
+    """Cancel the protocol's timer and close its socket, without waiting for
+    aioquic's own teardown (the connection is already given up)."""
+    if protocol._timer is not None:
+        protocol._timer.cancel()
+        protocol._timer = None
+    if protocol._transport is not None:
+        protocol._transport.close()
+
+
+def peer_certificate(quic: QuicConnection) -> Certificate | None:
+    """The certificate the server presented in the handshake."""
+    return quic.tls._peer_certificate
+
+
+def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
+    """The queue of DATAGRAM payloads not yet sent (it never expires)."""
+    return quic._datagrams_pending
+
+
+def smoothed_rtt(quic: QuicConnection) -> float | None:
+    """The smoothed round-trip time in seconds, None before the first sample."""
+    loss = quic._loss
+    return loss._rtt_smoothed if loss._rtt_initialized else None
+
+
+def close_event(quic: QuicConnection) -> ConnectionTerminated | None:
+    """Why the connection ended (for a handshake that failed), if it has."""
+    return quic._close_event

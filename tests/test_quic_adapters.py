@@ -1,0 +1,36 @@
+"""The aioquic private attributes our two adapters read still exist, and each
+adapter function works on a real connection (run this after any aioquic
+upgrade: pyproject.toml pins it below the next minor version)."""
+
+from client import quic_adapter as client_adapter
+from server import quic_adapter as server_adapter
+from tests.conftest import eventually
+
+
+async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
+    session = await connect()
+    proto = await session.wait_ready(5)
+    await eventually(lambda: server.connections)
+    (conn,) = server.connections
+    instances = {
+        "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
+        "server": [conn, conn.quic, server._server],
+    }
+    for side, adapter in (("client", client_adapter), ("server", server_adapter)):
+        for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
+            objects = [o for o in instances[side] if isinstance(o, cls)]
+            assert objects, f"{side}: no live {cls.__name__} to check"
+            for name in attributes:
+                assert hasattr(objects[0], name), f"{cls.__name__}.{name} is gone"
+
+    assert client_adapter.peer_certificate(proto.quic) is not None
+    assert len(client_adapter.pending_datagrams(proto.quic)) == 0
+    assert client_adapter.close_event(proto.quic) is None
+    assert server_adapter.peer_host(conn.quic) == "127.0.0.1"
+    assert len(server_adapter.pending_datagrams(conn.quic)) == 0
+    assert (
+        server_adapter.server_socket(server._server).getsockname()[1]
+        == (server.address[1])
+    )
+    await eventually(lambda: client_adapter.smoothed_rtt(proto.quic) is not None)
+    assert 0 < client_adapter.smoothed_rtt(proto.quic) < 5

@@ -1,0 +1,176 @@
+"""A user without a window, in a child process, driven by the test through a
+socket pair (as :mod:`tests.ui.remote` drives an app).
+
+The client core runs on this process's asyncio loop. It runs apart from the
+test's own app because the test process holds Tk: a garbage collection
+started on a loop thread there could finalize Tk variables on that thread.
+
+Run as ``python -m tests.ui.peer FD --server S --name N --home DIR [--register]``.
+Requests are ``(operation, args)`` with an operation of this module's ``OPS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from client.rooms import Rooms
+from tests.conftest import Member, close_member, open_member
+
+
+async def request_friend(member: Member, username: str, note: str = "") -> None:
+    await member.friends.request(username, note)
+
+
+async def send_history(member: Member, to: str, count: int, needle: int) -> None:
+    """Send ``count`` numbered messages, pausing under the server's rate limit
+    (a burst of 100, then 50 a second)."""
+    for i in range(count):
+        text = f"message {i:03d}" + (" with the needle" if i == needle else "")
+        await member.chat.send(to, text)
+        if i == 89:
+            await asyncio.sleep(0.4)
+
+
+async def send_text(member: Member, to: str, text: str) -> None:
+    await member.chat.send(to, text)
+
+
+async def received(member: Member, peer: str) -> list[str]:
+    """Texts of the messages ``peer`` sent us, oldest first."""
+    await member.chat.drain()
+    messages = await member.store.run(member.store.history, peer, None, 1000)
+    return [m.text for m in messages if not m.outgoing]
+
+
+_ROOMS: dict[str, Rooms] = {}
+"""The peer's meetings (its ``Rooms``, kept between requests)."""
+
+
+def _rooms(member: Member) -> Rooms:
+    rooms = _ROOMS.get(member.name)
+    if rooms is None:
+        rooms = _ROOMS[member.name] = Rooms(member.session)
+    return rooms
+
+
+async def set_display_name(member: Member, name: str) -> None:
+    await member.session.update_profile(display_name=name)
+
+
+async def read_all(member: Member, peer: str) -> None:
+    """Mark every message ``peer`` sent us read (as an open chat would)."""
+    for _ in range(100):
+        await member.chat.drain()
+        messages = await member.store.run(member.store.history, peer, None, 1000)
+        latest = [m.seq for m in messages if m.seq and not m.outgoing]
+        if latest:
+            await member.chat.mark_read(peer, max(latest))
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message from {peer} arrived")
+
+
+async def create_meeting(member: Member) -> str:
+    state = await _rooms(member).create()
+    return state.room_id
+
+
+async def join_meeting(member: Member, code: str) -> None:
+    await _rooms(member).join(code)
+
+
+async def invite_to_meeting(member: Member, username: str) -> None:
+    await _rooms(member).invite(username)
+
+
+async def raise_hand(member: Member, raised: bool) -> None:
+    await _rooms(member).raise_hand(raised)
+
+
+async def publish(
+    member: Member, kind: str, width: int, height: int, fps: float
+) -> int:
+    """Announce a track (no media is sent on it): its track id."""
+    track = await _rooms(member).publish(kind, width, height, fps)  # type: ignore[arg-type]
+    return track.track_id
+
+
+async def unpublish(member: Member, track_id: int) -> None:
+    await _rooms(member).unpublish(track_id)
+
+
+async def leave_meeting(member: Member) -> None:
+    await _rooms(member).leave()
+
+
+OPS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "request_friend": request_friend,
+    "send_history": send_history,
+    "send_text": send_text,
+    "received": received,
+    "set_display_name": set_display_name,
+    "read_all": read_all,
+    "create_meeting": create_meeting,
+    "join_meeting": join_meeting,
+    "invite_to_meeting": invite_to_meeting,
+    "raise_hand": raise_hand,
+    "publish": publish,
+    "unpublish": unpublish,
+    "leave_meeting": leave_meeting,
+}
+
+
+async def serve(conn: Connection, member: Member) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        request = await loop.run_in_executor(None, _receive, conn)
+        if request is None or request[0] == "close":
+            await close_member(member)
+            conn.send(("ok", None))
+            return
+        name, args = request
+        try:
+            result = await OPS[name](member, *args)
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+        else:
+            conn.send(("ok", result))
+
+
+def _receive(conn: Connection) -> tuple[str, tuple[Any, ...]] | None:
+    try:
+        request: tuple[str, tuple[Any, ...]] = conn.recv()
+    except (EOFError, OSError):
+        return None
+    return request
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    conn = Connection(args.fd)
+    member = await open_member(
+        args.server, args.name, args.home, register=args.register
+    )
+    conn.send(("ready", None))
+    await serve(conn, member)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("fd", type=int)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--register", action="store_true")
+    asyncio.run(main_async(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

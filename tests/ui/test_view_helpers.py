@@ -1,0 +1,59 @@
+"""Pure helpers of the views: where a window may go, how themes are named,
+the rule shown under a new password."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.engine.model import avatar_tint
+from client.ui.views.login import USERNAME_RULE, password_hint, username_problem
+from client.ui.views.placement import MARGIN, clamp_to_screen
+from client.ui.views.theme import theme_label
+
+SCREEN = (1600, 900)
+
+
+def test_a_window_past_the_edge_comes_back_whole() -> None:
+    assert clamp_to_screen(1612, 0, 520, 640, SCREEN) == (1600 - 520 - MARGIN, 0)
+    assert clamp_to_screen(100, 800, 520, 640, SCREEN) == (100, 900 - 640 - MARGIN)
+    assert clamp_to_screen(-50, -20, 520, 640, SCREEN) == (0, 0)
+    assert clamp_to_screen(30, 40, 520, 640, SCREEN) == (30, 40)
+
+
+def test_a_window_larger_than_the_screen_keeps_its_corner_on_it() -> None:
+    assert clamp_to_screen(500, 500, 2000, 1000, SCREEN) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("bootstrap-light", "Bootstrap (light)"),
+        ("tokyo-night-dark", "Tokyo Night (dark)"),
+        ("one-dark", "One (dark)"),
+        ("plain", "Plain"),
+    ],
+)
+def test_themes_have_names_for_people(name: str, label: str) -> None:
+    assert theme_label(name) == label
+
+
+def test_the_password_rule_counts_down_then_holds() -> None:
+    assert password_hint("") == ("At least 8 characters", False)
+    assert password_hint("abcde") == ("At least 8 characters (3 more)", False)
+    assert password_hint("abcdefgh") == ("✓ 8 characters or more", True)
+
+
+def test_letter_avatars_differ_by_username_and_stay_the_same() -> None:
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    tints = [avatar_tint(name, 0, 10) for name in names]
+    assert len(set(tints)) >= 4
+    assert tints == [avatar_tint(name.upper(), 0, 10) for name in names]
+    assert avatar_tint("alice", 1, 10) == (tints[0] + 1) % 10
+
+
+def test_a_new_username_is_checked_by_the_servers_rule() -> None:
+    assert username_problem("Alice_1.x-y", complete=True) == ""
+    assert username_problem("al", complete=False) == ""
+    assert username_problem("al", complete=True) == USERNAME_RULE
+    assert username_problem("al ice", complete=False) == USERNAME_RULE
+    assert username_problem("a" * 33, complete=False) == USERNAME_RULE
