@@ -94,6 +94,7 @@ class PostgresServer:
             ],
             check=True,
             capture_output=True,
+            cwd=self.root,  # the postgres user may not enter the caller's directory
             **self._as_user,  # type: ignore[arg-type]
         )
         self.port = free_tcp_port()
@@ -118,6 +119,7 @@ class PostgresServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
+            cwd=self.root,
             **self._as_user,  # type: ignore[arg-type]
         )
         deadline = time.monotonic() + START_TIMEOUT
