@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,9 +82,18 @@ class TwoNodes:
         return [self.nodes["a"], self.nodes["b"]]
 
     def stop(self) -> None:
-        for node in self.nodes.values():
-            if node.proc.poll() is None:
-                node.stop()
+        """SIGTERM both (they drain at once: nobody is left in a meeting); a
+        node that has not stopped after 15 s is killed, so none outlives the
+        tests even when one failed mid-meeting."""
+        running = [n for n in self.nodes.values() if n.proc.poll() is None]
+        for node in running:
+            node.proc.send_signal(signal.SIGTERM)
+        for node in running:
+            try:
+                node.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                node.proc.wait(5)
 
 
 @pytest.fixture(scope="module")
