@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from codec import ErrorCode
 from codec.messages import (
     AskToMute,
     CreateRoom,
@@ -34,6 +35,7 @@ from codec.messages import (
     PublishTrack,
     RemoveMember,
     RoomChat,
+    RoomElsewhere,
     RoomInfo,
     RoomInvitation,
     RoomJoined,
@@ -47,9 +49,9 @@ from codec.messages import (
     TransferHost,
     UnpublishTrack,
 )
-from codec.messages.rooms import TrackKind
+from codec.messages.rooms import TrackKind, parse_room_id
 
-from .errors import ClientError
+from .errors import ClientError, ServerError
 
 if TYPE_CHECKING:
     from .session import Session
@@ -76,6 +78,8 @@ class Rooms:
         """Called on the event loop with every datagram the server sends."""
         self._password: str | None = None
         self._listeners: list[RoomListener] = []
+        self._elsewhere: dict[str, str] = {}
+        """Room id -> ``host:port`` of the node hosting it, as a node told us."""
         session.add_restore_hook(self._rejoin)
         session.add_event_hook(self.on_event)
 
@@ -107,6 +111,9 @@ class Rooms:
 
     def on_event(self, event: Event) -> None:
         """Take a server event (the session hands every one over)."""
+        if isinstance(event, RoomElsewhere):
+            self._elsewhere[event.room_id] = event.node
+            return
         if not isinstance(event, _ROOM_EVENTS):
             return
         if isinstance(event, RoomUpdated):
@@ -175,10 +182,20 @@ class Rooms:
         return self._entered(reply.room, password)
 
     async def join(self, room_id: str, password: str | None = None) -> RoomState:
-        """Join a room by id (as typed); leaves the room we were in."""
-        reply = await self._session.call(
-            JoinRoom, RoomJoined, room_id=room_id, password=password
-        )
+        """Join a room by id (as typed); leaves the room we were in. A room on
+        another node of the cluster is joined there: the session moves first."""
+        try:
+            reply = await self._session.call(
+                JoinRoom, RoomJoined, room_id=room_id, password=password
+            )
+        except ServerError as exc:
+            elsewhere = self._elsewhere.pop(parse_room_id(room_id) or "", None)
+            if exc.code != ErrorCode.ROOM_ELSEWHERE or elsewhere is None:
+                raise
+            await self._session.move_to(elsewhere)
+            reply = await self._session.call(
+                JoinRoom, RoomJoined, room_id=room_id, password=password
+            )
         return self._entered(reply.room, password)
 
     async def accept(self, invitation: RoomInvitation) -> RoomState:

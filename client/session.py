@@ -83,6 +83,9 @@ def parse_address(server: str, default_port: int = 4433) -> tuple[str, int]:
 class Session:
     """A connection to one quicmeet server, and the login on it.
 
+    ``server`` is ``host:port``, or several nodes of one cluster separated by
+    commas: the first is used first, and each reconnection attempt goes to the
+    next node, so a client whose node died is back on another one at once.
     ``pins`` pins certificates (trust on first use); ``ca_file`` trusts a CA
     instead. ``reconnect`` turns automatic reconnection on after a login.
     ``on_login`` is called with every ``LoggedIn`` reply (to save the token).
@@ -103,7 +106,9 @@ class Session:
         on_login: Callable[[LoggedIn], None] | None = None,
     ) -> None:
         self.server = server
-        self.host, self.port = parse_address(server)
+        self.servers = [parse_address(part.strip()) for part in server.split(",")]
+        """Every node of the server's cluster the client may use, in order."""
+        self.host, self.port = self.servers[0]
         self.pins = pins if pins is not None else PinStore(None)
         self.ca_file = ca_file
         self.reconnect = reconnect
@@ -236,6 +241,7 @@ class Session:
                 attempt += 1
                 delay = min(self.max_backoff, 0.2 * 2 ** min(attempt - 1, 10))
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                self._next_server()
                 try:
                     # Requests wait until the session is resumed, not just
                     # until the connection is up.
@@ -270,6 +276,39 @@ class Session:
                 return
         finally:
             self._reconnect_task = None
+
+    async def move_to(self, address: str, timeout: float = 10.0) -> None:
+        """Resume this session on the cluster node at ``address`` (``host:port``),
+        then close the connection to the old one: what a node asks for when
+        what the client wants (a meeting) lives elsewhere. Chat syncs there as
+        after any reconnection. Raises :class:`ClientError` (the old connection
+        is kept then)."""
+        if self.token is None:
+            raise NotConnected("log in first")
+        target = parse_address(address)
+        if target not in self.servers:
+            self.servers.append(target)
+        old, old_target = self._proto, (self.host, self.port)
+        self.host, self.port = target
+        self._ready.clear()  # requests wait for the session on the new node
+        try:
+            await self.connect(timeout, ready=False)
+            await self._resume(self.token)
+        except ClientError:
+            self._drop_connection()
+            self.host, self.port = old_target
+            if old is not None and old.is_open:
+                self._attach(old)
+            raise
+        self._ready.set()
+        if old is not None:
+            old.close_quietly()
+        await self._after_login()
+
+    def _next_server(self) -> None:
+        """Move on to the next node of the cluster (no-op with one address)."""
+        index = self.servers.index((self.host, self.port))
+        self.host, self.port = self.servers[(index + 1) % len(self.servers)]
 
     def _drop_connection(self) -> None:
         proto = self._proto

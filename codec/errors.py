@@ -65,6 +65,9 @@ class ErrorCode(IntEnum):
     """A field has a value the request does not accept; the message says which."""
     CONFLICT = 303
     """The request contradicts the current state (already friends, offset mismatch)."""
+    ROOM_ELSEWHERE = 304
+    """The room lives on another node of the cluster; the ``RoomElsewhere`` event
+    sent just before this reply says where: move the session there and join."""
 
     RATE_LIMITED = 400
     """Too many requests; see ``retry_after_ms``."""

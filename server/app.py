@@ -20,13 +20,13 @@ from .accounts import AccountService
 from .certs import ensure_certificate
 from .chat import ChatService
 from .clock import Clock
+from .cluster import AppRouter, ClusterPresence, open_cluster
 from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .context import ServerContext
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
-from .presence import LocalPresence
 from .quic_adapter import server_socket
 from .rooms import RoomService
 from .router import Router
@@ -55,7 +55,8 @@ class ServerApp:
             config.argon2_memlimit,
             config.argon2_concurrency,
         )
-        self.presence: LocalPresence[ClientConnection] = LocalPresence()
+        self.cluster = open_cluster(config.redis_url, config.node_id)
+        self.presence: ClusterPresence[ClientConnection] = ClusterPresence(self.cluster)
         self.connections: set[ClientConnection] = set()
         self.stats: Counter[str] = Counter()
         self.fingerprint = ""
@@ -70,6 +71,7 @@ class ServerApp:
             config=config,
             storage=self.storage,
             presence=self.presence,
+            cluster=self.cluster,
             stats=self.stats,
             router=self.router,
             sessions=self,
@@ -114,12 +116,17 @@ class ServerApp:
             configuration=self.quic_configuration(),
             create_protocol=partial(ClientConnection, app=self),
         )
-        self.monitor.start()
-        self.chat.start()
-        self.files.start()
         sock = server_socket(self._server)
         sockname = sock.getsockname()
         self.address = (sockname[0], sockname[1])
+        try:
+            await self.cluster.start(self.address, AppRouter(self))
+        except Exception:
+            self._server.close()
+            raise
+        self.monitor.start()
+        self.chat.start()
+        self.files.start()
         # One socket carries every client's media: a large buffer rides out a
         # busy moment of the loop instead of dropping datagrams (the kernel
         # caps it at net.core.rmem_max / wmem_max).
@@ -156,8 +163,8 @@ class ServerApp:
 
     async def attach(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` the account's one live session, kicking any older one."""
-        previous = self.presence.attach(account.user_id, conn)
         conn.account = account
+        previous = self.presence.attach(account.user_id, conn)
         if previous is not None and previous.account is not None:
             old_session = previous.account.session_id
             previous.account = None
@@ -197,6 +204,7 @@ class ServerApp:
             "online_users": self.presence.online_count(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
             **self.rooms.snapshot(),
+            **self.cluster.snapshot(),
         }
 
     # -- shutdown -------------------------------------------------------------
@@ -214,6 +222,7 @@ class ServerApp:
         await asyncio.sleep(0.05)
         if self._server is not None:
             self._server.close()
+        await self.cluster.stop()
         await self.chat.stop()
         self.files.stop()
         self.accounts.close()

@@ -32,6 +32,7 @@ from codec.messages import (
 from codec.messages.social import MAX_MESSAGE_BYTES
 
 from .chat_store import ChatStore, SendResult
+from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Cursor, User
 from .throttle import TokenBucket
@@ -62,6 +63,13 @@ class ChatService:
             ClientConnection, list[ChatMessage | Delivered | ReadReceipt]
         ] = weakref.WeakKeyDictionary()
         """Live events held back while a connection syncs, sent right after."""
+        self._pushed: weakref.WeakKeyDictionary[ClientConnection, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """For each synced connection: the newest seq it has been sent, by sender.
+        A live message past the next one means some went missing on the way (a
+        node died between committing them and routing them here): the
+        connection then catches up from the database, in order."""
         self._buckets: dict[int, TokenBucket] = {}
         self._purger: asyncio.Task[None] | None = None
 
@@ -97,18 +105,31 @@ class ChatService:
     def _session_ended(self, conn: ClientConnection, account: Account) -> None:
         self._synced.discard(conn)
         self._syncing.pop(conn, None)
+        self._pushed.pop(conn, None)
         self._buckets.pop(account.user_id, None)
 
     def _friend_id(self, account: Account, username: str) -> int:
         return self.social.friend_id(account.user_id, username, "only friends chat")
 
-    def _deliver(
+    def deliver(
         self, user_id: int, event: ChatMessage | Delivered | ReadReceipt
     ) -> None:
+        """Push ``event`` to the user now if their connection has synced, hold it
+        while it syncs, route it to the node that holds the user."""
         conn = self.ctx.presence.connection(user_id)
         if conn is None:
             return
-        if conn in self._synced:
+        if isinstance(conn, RemoteUser):
+            conn.push(event)
+        elif conn in self._synced:
+            pushed = self._pushed.get(conn)
+            if isinstance(event, ChatMessage) and pushed is not None:
+                last = pushed.get(event.sender)
+                if last is not None and event.seq > last + 1:
+                    self._catch_up_later(conn, event)
+                    return
+                if last is None or event.seq > last:
+                    pushed[event.sender] = event.seq
             conn.push(event)
         else:
             held = self._syncing.get(conn)
@@ -152,17 +173,25 @@ class ChatService:
         committed: asyncio.Future[SendResult],
     ) -> MessageAccepted:
         result = await committed
-        if not result.duplicate:
-            self._deliver(
-                recipient,
-                ChatMessage(
-                    sender=account.username,
-                    seq=result.seq,
-                    client_id=req.client_id,
-                    text=req.text,
-                    sent_ms=result.sent_ms,
-                ),
-            )
+        # The sender knows the conversation up to its own message's seq, so a
+        # reply after it is no gap (both directions share one sequence).
+        own = self.ctx.presence.local_connection(account.user_id)
+        pushed = self._pushed.get(own) if own is not None else None
+        if pushed is not None:
+            peer = req.to.lower()
+            pushed[peer] = max(pushed.get(peer, 0), result.seq)
+        # A retry is delivered again too: the node that first stored it may have
+        # died before passing it on (the recipient drops what it already has).
+        self.deliver(
+            recipient,
+            ChatMessage(
+                sender=account.username,
+                seq=result.seq,
+                client_id=req.client_id,
+                text=req.text,
+                sent_ms=result.sent_ms,
+            ),
+        )
         return MessageAccepted(
             rid=req.rid,
             client_id=req.client_id,
@@ -204,14 +233,14 @@ class ChatService:
         sender, delivered, _ = await self._receipt(
             account, req.peer, delivered=req.up_to_seq
         )
-        self._deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
+        self.deliver(sender, Delivered(peer=account.username, up_to_seq=delivered))
         return Ok(rid=req.rid)
 
     async def mark_read(self, conn: ClientConnection, req: MarkRead) -> Ok:
         account = conn.account
         assert account is not None
         sender, _, read = await self._receipt(account, req.peer, read=req.up_to_seq)
-        self._deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
+        self.deliver(sender, ReadReceipt(peer=account.username, up_to_seq=read))
         return Ok(rid=req.rid)
 
     async def typing(self, conn: ClientConnection, req: Typing) -> Ok:
@@ -227,26 +256,52 @@ class ChatService:
         """Send the messages the client lacks, in order, then let live ones flow."""
         account = conn.account
         assert account is not None
-        me = account.user_id
         names = {name.lower() for name in req.seen}
-
-        def ids() -> dict[str, int]:
-            if not names:
-                return {}
-            query = User.select(User.id, User.username).where(
-                User.username.in_(list(names))
-            )
-            return {u.username: u.id for u in query}
-
-        by_name = await self.ctx.storage.run(ids)
+        by_name = await self.ctx.storage.run(_user_ids, names)
         seen = {
             by_name[name.lower()]: seq
             for name, seq in req.seen.items()
             if name.lower() in by_name
         }
+        count = await self._catch_up(conn, account, seen, req.seen)
+        return SyncDone(rid=req.rid, count=count)
+
+    def _catch_up_later(self, conn: ClientConnection, event: ChatMessage) -> None:
+        """Hold ``event`` and send what is missing before it from the database."""
+        account = conn.account
+        pushed = self._pushed.get(conn)
+        if account is None or pushed is None:
+            return
         self._synced.discard(conn)
-        self._syncing[conn] = []
-        newest = {name.lower(): seq for name, seq in req.seen.items()}
+        self._syncing[conn] = [event]
+        self.ctx.stats["chat_gaps_filled"] += 1
+
+        async def run() -> None:
+            names = {name: seq for name, seq in pushed.items()}
+            by_name = await self.ctx.storage.run(_user_ids, set(names))
+            seen = {
+                by_name[name]: seq for name, seq in names.items() if name in by_name
+            }
+            try:
+                await self._catch_up(conn, account, seen, names)
+            except ServiceError:
+                pass  # the session ended meanwhile
+
+        asyncio.get_running_loop().create_task(run())
+
+    async def _catch_up(
+        self,
+        conn: ClientConnection,
+        account: Account,
+        seen: dict[int, int],
+        seen_names: dict[str, int],
+    ) -> int:
+        """Send ``conn`` the messages past ``seen`` (seq by sender id), in order,
+        then the live events held meanwhile; return how many were stored ones."""
+        me = account.user_id
+        self._synced.discard(conn)
+        self._syncing.setdefault(conn, [])
+        newest = {name.lower(): seq for name, seq in seen_names.items()}
         count = 0
         after: tuple[int, int] | None = None
         while True:
@@ -285,10 +340,19 @@ class ChatService:
             if cursor.read_seq:
                 conn.push(ReadReceipt(peer=peer, up_to_seq=cursor.read_seq))
         for event in self._syncing.pop(conn, []):
-            if isinstance(event, ChatMessage) and event.seq <= newest.get(
-                event.sender, 0
-            ):
-                continue
+            if isinstance(event, ChatMessage):
+                if event.seq <= newest.get(event.sender, 0):
+                    continue
+                newest[event.sender] = event.seq
             conn.push(event)
+        self._pushed[conn] = newest
         self._synced.add(conn)
-        return SyncDone(rid=req.rid, count=count)
+        return count
+
+
+def _user_ids(names: set[str]) -> dict[str, int]:
+    """Username -> id of the users named (database thread)."""
+    if not names:
+        return {}
+    query = User.select(User.id, User.username).where(User.username.in_(list(names)))
+    return {u.username: u.id for u in query}

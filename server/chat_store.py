@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import TYPE_CHECKING
 
 import peewee
@@ -73,6 +75,10 @@ class ChatStore:
         self._task: asyncio.Task[None] | None = None
         self._conversations: dict[tuple[int, int], list[int]] = {}
         """(low, high) user ids -> [conversation id, last seq]; database thread only."""
+        self._shared = isinstance(storage.db, peewee.PostgresqlDatabase)
+        """Whether other server nodes may write the same conversations: then each
+        transaction locks the rows of the conversations it writes and reads their
+        last seq afresh, instead of keeping it between transactions."""
         self.batches = 0
         self.committed = 0
 
@@ -145,9 +151,42 @@ class ChatStore:
             self._conversations[key] = entry
         return entry
 
+    def _lock_conversations(self, pairs: set[tuple[int, int]]) -> None:
+        """Shared database: create the conversations of ``pairs`` (low, high)
+        that are missing, lock all of them (in id order, so two nodes never
+        deadlock) and cache their last seq for this transaction. Two statements
+        for the whole batch, whatever its size."""
+        if not pairs:
+            return
+        Conversation.insert_many(
+            [{"user_low": low, "user_high": high} for low, high in pairs]
+        ).on_conflict_ignore().execute()
+        match = reduce(
+            operator.or_,
+            (
+                (Conversation.user_low == low) & (Conversation.user_high == high)
+                for low, high in pairs
+            ),
+        )
+        query = (
+            Conversation.select(
+                Conversation.id,
+                Conversation.user_low,
+                Conversation.user_high,
+                Conversation.last_seq,
+            )
+            .where(match)
+            .order_by(Conversation.id)
+            .for_update()
+        )
+        for conv_id, low, high, last_seq in query.tuples():
+            self._conversations[(low, high)] = [int(conv_id), int(last_seq)]
+
     def _commit(self, batch: list[_Send | _Cursor]) -> list[object]:
         db = Message._meta.database
         touched: dict[tuple[int, int], list[int]] = {}
+        if self._shared:
+            self._conversations.clear()
         try:
             with db.atomic():
                 results = self._apply(batch, touched)
@@ -164,18 +203,16 @@ class ChatStore:
         for op in batch:
             if isinstance(op, _Send):
                 by_sender.setdefault(op.sender, set()).add(op.client_id)
-        existing: dict[tuple[int, str], tuple[int, int]] = {}
-        for sender, client_ids in by_sender.items():
-            ids = list(client_ids)
-            for start in range(0, len(ids), _CHUNK):
-                query = Message.select(
-                    Message.client_id, Message.seq, Message.sent_ms
-                ).where(
-                    (Message.sender == sender)
-                    & Message.client_id.in_(ids[start : start + _CHUNK])
-                )
-                for client_id, seq, sent_ms in query.tuples():
-                    existing[(sender, client_id)] = (seq, sent_ms)
+        existing = _already_stored(by_sender)
+        if self._shared:
+            self._lock_conversations(
+                {
+                    (min(op.sender, op.recipient), max(op.sender, op.recipient))
+                    for op in batch
+                    if isinstance(op, _Send)
+                    and (op.sender, op.client_id) not in existing
+                }
+            )
         now = now_ms()
         rows: list[tuple[int, int, int, int, str, str, int]] = []
         results: list[object] = []
@@ -208,9 +245,10 @@ class ChatStore:
         ]
         for start in range(0, len(rows), _CHUNK):
             Message.insert_many(rows[start : start + _CHUNK], fields=fields).execute()
-        for conv_id, last_seq in touched.values():
-            Conversation.update(last_seq=last_seq).where(
-                Conversation.id == conv_id
+        if touched:
+            last = [(conv_id, last_seq) for conv_id, last_seq in touched.values()]
+            Conversation.update(last_seq=peewee.Case(Conversation.id, last)).where(
+                Conversation.id.in_([conv_id for conv_id, _ in last])
             ).execute()
         return results
 
@@ -274,6 +312,32 @@ class ChatStore:
             .where((Message.sent_ms < cutoff) & (Message.seq <= delivered))
             .execute()
         )
+
+
+def _already_stored(
+    by_sender: dict[int, set[str]],
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(sender, client id) -> (seq, sent ms) of the messages of ``by_sender``
+    that are stored already (retries), in as few queries as the chunk allows."""
+    existing: dict[tuple[int, str], tuple[int, int]] = {}
+    pieces = [
+        (sender, ids[start : start + _CHUNK])
+        for sender, client_ids in by_sender.items()
+        for ids in [sorted(client_ids)]
+        for start in range(0, len(ids), _CHUNK)
+    ]
+    while pieces:
+        group, count = [], 0
+        while pieces and (not group or count + len(pieces[0][1]) <= _CHUNK):
+            sender, ids = pieces.pop(0)
+            group.append((Message.sender == sender) & Message.client_id.in_(ids))
+            count += len(ids)
+        query = Message.select(
+            Message.sender, Message.client_id, Message.seq, Message.sent_ms
+        ).where(reduce(operator.or_, group))
+        for sender, client_id, seq, sent_ms in query.tuples():
+            existing[(sender, client_id)] = (seq, sent_ms)
+    return existing
 
 
 def _storage_error(exc: Exception) -> ServiceError:

@@ -10,8 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
+from . import backup_cli
 from .app import ServerApp
+from .cluster import ClusterUnavailable
 from .config import ServerConfig
+from .drain import drain
+from .storage import StorageUnavailable
 
 __all__ = ["main", "parse_args"]
 
@@ -49,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser = argparse.ArgumentParser(
         prog="quicmeet-server",
         description="quicmeet server: accounts, chat, files and meetings over QUIC",
+        epilog="`quicmeet-server backup --help` and `quicmeet-server restore --help` "
+        "copy a server's state out and back in",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -61,6 +67,30 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--db",
         default=None,
         help="database URL (default: SQLite in --data-dir), e.g. postgresql://...",
+    )
+    parser.add_argument(
+        "--blob-dir",
+        type=Path,
+        default=None,
+        help="files' bytes (default: DATA_DIR/files); nodes may share one",
+    )
+    parser.add_argument(
+        "--redis",
+        default=None,
+        help="Redis URL shared by the nodes of a cluster, e.g. redis://host:6379/0",
+    )
+    parser.add_argument(
+        "--node-id",
+        default=None,
+        help="this node's name in the cluster (default: random at each start)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="on SIGTERM, wait up to this many seconds for meetings to end, with "
+        "no new rooms and other users sent on to other nodes (default: 60 with "
+        "--redis, else 0: stop at once); a second signal stops at once",
     )
     parser.add_argument("--cert", type=Path, default=Path("certs/cert.pem"))
     parser.add_argument("--key", type=Path, default=Path("certs/key.pem"))
@@ -138,6 +168,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--retention-days must be positive")
     if args.max_transfers < 1:
         parser.error("--max-transfers must be at least 1")
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        parser.error("--drain-timeout must not be negative")
     if args.chat_rate <= 0 or args.request_rate <= 0:
         parser.error("--chat-rate and --request-rate must be positive")
     logging.basicConfig(
@@ -154,6 +186,14 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         port=args.port,
         data_dir=args.data_dir,
         db_url=args.db,
+        blob_dir=args.blob_dir,
+        redis_url=args.redis,
+        node_id=args.node_id,
+        drain_timeout=(
+            args.drain_timeout
+            if args.drain_timeout is not None
+            else (60.0 if args.redis else 0.0)
+        ),
         cert=args.cert,
         key=args.key,
         hostnames=args.hostname,
@@ -172,9 +212,17 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
 
 
 async def run(config: ServerConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    app = ServerApp(config)
-    host, port = await app.start()
+    """Serve until SIGINT or SIGTERM, drain if so configured, then shut down
+    cleanly."""
+    try:
+        app = ServerApp(config)
+    except (StorageUnavailable, ClusterUnavailable) as exc:
+        raise SystemExit(f"quicmeet-server: {exc}") from None
+    try:
+        host, port = await app.start()
+    except (StorageUnavailable, ClusterUnavailable) as exc:
+        await asyncio.get_running_loop().run_in_executor(None, app.storage.close)
+        raise SystemExit(f"quicmeet-server: {exc}") from None
     print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -183,6 +231,13 @@ async def run(config: ServerConfig) -> None:
     if config.stats_file is not None:
         loop.add_signal_handler(signal.SIGUSR1, _write_stats, app, config.stats_file)
     await stop.wait()
+    if config.drain_timeout > 0:
+        stop.clear()
+        draining = loop.create_task(drain(app, config.drain_timeout))
+        again = loop.create_task(stop.wait())
+        await asyncio.wait({draining, again}, return_when=asyncio.FIRST_COMPLETED)
+        draining.cancel()
+        again.cancel()
     if config.stats_file is not None:
         _write_stats(app, config.stats_file)
     await app.shutdown()
@@ -198,7 +253,10 @@ def _write_stats(app: ServerApp, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("backup", "restore"):
+        return backup_cli.main(args)
+    config = parse_args(args)
     try:
         import uvloop
     except ImportError:

@@ -20,6 +20,16 @@ class ServerConfig:
     port: int = 4433
     data_dir: Path = Path("data")
     db_url: str | None = None
+    blob_dir: Path | None = None
+    """Where files' bytes live (default ``data_dir/files``); several nodes that
+    share one directory serve each other's files."""
+    redis_url: str | None = None
+    """Redis shared by the nodes of a cluster (None: this node is alone)."""
+    node_id: str | None = None
+    """This node's name in the cluster (None: a random one at each start)."""
+    drain_timeout: float = 0.0
+    """Seconds a SIGTERM waits for running meetings to end, with no new rooms
+    and other users sent on to other nodes, before stopping (0: stop at once)."""
     cert: Path = Path("certs/cert.pem")
     key: Path = Path("certs/key.pem")
     hostnames: list[str] = field(default_factory=list)
@@ -72,3 +82,8 @@ class ServerConfig:
 
     stats_file: Path | None = None
     """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""
+
+    @property
+    def files_dir(self) -> Path:
+        """The blob store's directory: ``blob_dir``, else ``data_dir/files``."""
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "files"

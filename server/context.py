@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .clock import Clock
+from .cluster import Cluster, ClusterPresence, LocalCluster
 from .config import ServerConfig
-from .presence import LocalPresence
 from .router import Router
 from .storage import Storage
 
@@ -50,9 +50,11 @@ class ServerContext:
 
     config: ServerConfig
     storage: Storage
-    presence: LocalPresence[ClientConnection]
+    presence: ClusterPresence[ClientConnection]
     stats: Counter[str]
     """Counters for operators and benchmarks (see ``ServerApp.snapshot``)."""
     router: Router
     sessions: Sessions
     clock: Clock = field(default_factory=Clock)
+    cluster: Cluster = field(default_factory=LocalCluster)
+    """The other server nodes (a cluster of one without ``--redis``)."""

@@ -106,7 +106,7 @@ class FileService:
     def __init__(self, ctx: ServerContext, social: SocialService) -> None:
         self.ctx = ctx
         self.social = social
-        self.blobs = BlobStore(ctx.config.data_dir / "files")
+        self.blobs = BlobStore(ctx.config.files_dir)
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="files")
         self.hashers: dict[str, tuple[int, Any]] = {}
         """file id -> (bytes hashed, SHA-256 state) of partial uploads."""

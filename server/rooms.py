@@ -29,6 +29,7 @@ from codec.messages import (
     JoinRoom,
     LeaveRoom,
     Ok,
+    RoomElsewhere,
     RoomInfo,
     RoomJoined,
     RoomLeft,
@@ -67,6 +68,8 @@ class RoomService:
             free_failures=10, base_delay=1.0, max_delay=600.0, forget_after=3600.0
         )
         self._members: dict[ClientConnection, Member] = {}
+        self.accepting = True
+        """Whether new rooms are made here (False while the node drains)."""
         self._room_of: dict[int, Room] = {}
         self._join_buckets: dict[ClientConnection, TokenBucket] = {}
         self._owned: Counter[int] = Counter()
@@ -85,6 +88,15 @@ class RoomService:
         router.handle(EndRoom, self.end)
         self.actions.register_handlers(router)
 
+    def in_meeting(self, conn: ClientConnection) -> bool:
+        """Whether ``conn`` is a member of a room here."""
+        return conn in self._members
+
+    def stop_accepting(self) -> None:
+        """Refuse new rooms from now on (the node is draining); running meetings
+        and joins to them go on."""
+        self.accepting = False
+
     def snapshot(self) -> dict[str, int]:
         """Gauges and SFU counters for the server's stats."""
         return {
@@ -98,6 +110,11 @@ class RoomService:
     async def create(self, conn: ClientConnection, req: CreateRoom) -> RoomJoined:
         account = account_of(conn)
         config = self.ctx.config
+        if not self.accepting:
+            raise ServiceError(
+                ErrorCode.SHUTTING_DOWN,
+                "this server is about to stop; make the room on another one",
+            )
         if self._owned[account.user_id] >= config.max_rooms_per_user:
             raise ServiceError(
                 ErrorCode.QUOTA_EXCEEDED,
@@ -114,6 +131,7 @@ class RoomService:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "the session ended")
         room = Room(room_id, account.user_id, max_members, req.password)
         self.rooms[room_id] = room
+        self.ctx.cluster.room_opened(room_id)
         self._owned[account.user_id] += 1
         self.ctx.stats["rooms_created"] += 1
         current = self._members.get(conn)
@@ -146,6 +164,13 @@ class RoomService:
             )
         room_id = parse_room_id(req.room_id)
         room = self.rooms.get(room_id) if room_id is not None else None
+        if room is None and room_id is not None:
+            node = await self.ctx.cluster.room_node(room_id)
+            if node is not None:
+                conn.push(RoomElsewhere(room_id=room_id, node=node))
+                raise ServiceError(
+                    ErrorCode.ROOM_ELSEWHERE, f"the room is on the node at {node}"
+                )
         if room is None:
             self._failed(keys, now)
             raise ServiceError(ErrorCode.NOT_FOUND, "there is no room with this id")
@@ -230,6 +255,7 @@ class RoomService:
     def _close_room(self, room: Room) -> None:
         self._expiry.pop(room.room_id, None)
         if self.rooms.pop(room.room_id, None) is not None:
+            self.ctx.cluster.room_closed(room.room_id)
             self._owned[room.owner_id] -= 1
             if self._owned[room.owner_id] <= 0:
                 del self._owned[room.owner_id]

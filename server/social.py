@@ -36,6 +36,7 @@ from codec.messages import (
 from codec.messages.base import Event
 
 from .accounts import profile_of
+from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Block, FriendRequest, Friendship, User
 
@@ -80,8 +81,11 @@ class SocialService:
     # -- presence -------------------------------------------------------------
 
     def presence_of(self, user_id: int) -> str:
-        if self.ctx.presence.connection(user_id) is None:
+        conn = self.ctx.presence.connection(user_id)
+        if conn is None:
             return "offline"
+        if isinstance(conn, RemoteUser):
+            return conn.status
         return self.status.get(user_id, "online")
 
     def push(self, user_id: int, event: Event) -> None:
@@ -105,12 +109,7 @@ class SocialService:
         user_id = account.user_id
 
         def load() -> tuple[dict[int, str], list[FriendRequest]]:
-            friends = {
-                row.friend.id: row.friend.username
-                for row in Friendship.select(Friendship, User)
-                .join(User, on=Friendship.friend)
-                .where(Friendship.user == user_id)
-            }
+            friends = _friends_of(user_id)
             pending = list(
                 FriendRequest.select(FriendRequest, User)
                 .join(User, on=FriendRequest.sender)
@@ -136,6 +135,14 @@ class SocialService:
                 )
             )
 
+    async def reload_friends(self, user_id: int) -> None:
+        """Read the friend list of ``user_id`` (online here) again: it changed
+        on another node."""
+
+        friends = await self.ctx.storage.run(_friends_of, user_id)
+        if user_id in self.friends_of:
+            self.friends_of[user_id] = friends
+
     def session_ended(self, conn: ClientConnection, account: Account) -> None:
         user_id = account.user_id
         seen = self.ctx.clock.wall_ms()
@@ -153,6 +160,7 @@ class SocialService:
         assert account is not None
         if self.status.get(account.user_id) != req.status:
             self.status[account.user_id] = req.status
+            self.ctx.presence.set_status(account.user_id, req.status)
             self._broadcast_presence(
                 account.user_id, account.username, self.ctx.clock.wall_ms()
             )
@@ -453,3 +461,13 @@ class SocialService:
         if not deleted:
             raise ServiceError(ErrorCode.NOT_FOUND, f"{other.username} is not blocked")
         return Ok(rid=req.rid)
+
+
+def _friends_of(user_id: int) -> dict[int, str]:
+    """Friend id -> username of every friend of ``user_id`` (database thread)."""
+    return {
+        row.friend.id: row.friend.username
+        for row in Friendship.select(Friendship, User)
+        .join(User, on=Friendship.friend)
+        .where(Friendship.user == user_id)
+    }

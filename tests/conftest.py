@@ -20,6 +20,8 @@ from client.store import LocalStore
 from server import ServerApp, ServerConfig
 from server.clock import ShiftedClock
 
+from .stores import PostgresServer, RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 
@@ -38,11 +40,56 @@ def server_config(tmp_path: Path, **overrides: object) -> ServerConfig:
     return config
 
 
+STORES = ("sqlite", "postgresql")
+"""The durable stores a test marked ``stores`` runs against."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stores: run the test on SQLite and on PostgreSQL (``db_url``)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("stores") and (
+        "db_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("db_url", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (tests get own databases)."""
+    pg = PostgresServer()
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real Redis server for the whole run."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerApp]:
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """The ``--db`` URL of the test's server: None (SQLite in the data
+    directory) unless the test is marked ``stores`` and runs on PostgreSQL,
+    where it gets a fresh database of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, db_url: str | None) -> AsyncIterator[ServerApp]:
     """A real quicmeet server in this process, on a free UDP port; its clock
     (``server.context.clock``) can be moved forward past a timer."""
-    app = ServerApp(server_config(tmp_path), clock=ShiftedClock())
+    app = ServerApp(server_config(tmp_path, db_url=db_url), clock=ShiftedClock())
     await app.start()
     yield app
     await app.shutdown(grace=0.0)

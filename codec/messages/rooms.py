@@ -33,6 +33,7 @@ __all__ = [
     "PublishTrack",
     "RemoveMember",
     "RoomChat",
+    "RoomElsewhere",
     "RoomInfo",
     "RoomInvitation",
     "RoomJoined",
@@ -300,6 +301,14 @@ class RoomInvitation(Event):
     room_id: str
     inviter: str
     expires_ms: int
+
+
+class RoomElsewhere(Event):
+    """``room_id`` is hosted by the cluster node at ``node`` (``host:port``): sent
+    just before a ``ROOM_ELSEWHERE`` error; resume the session there to join."""
+
+    room_id: str
+    node: str
 
 
 class RoomChat(Event):

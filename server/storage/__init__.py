@@ -15,7 +15,14 @@ from playhouse.db_url import connect
 from . import models
 from .migrations import SCHEMA_VERSION, migrate
 
-__all__ = ["SCHEMA_VERSION", "Storage", "models", "open_database"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Storage",
+    "StorageUnavailable",
+    "is_postgresql",
+    "models",
+    "open_database",
+]
 
 T = TypeVar("T")
 
@@ -28,16 +35,36 @@ _SQLITE_PRAGMAS = {
 }
 
 
+_POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StorageUnavailable(RuntimeError):
+    """The database URL is not one we take, or the database cannot be reached;
+    the message says which, without the URL's password."""
+
+
+def is_postgresql(url: str | None) -> bool:
+    """Whether ``url`` names a PostgreSQL database (else SQLite)."""
+    return url is not None and url.startswith(_POSTGRESQL_SCHEMES)
+
+
 def open_database(url: str | None, data_dir: Path) -> peewee.Database:
-    """Open ``url`` (any peewee database URL), or SQLite under ``data_dir``."""
+    """Open ``url`` (``sqlite:///path`` or ``postgresql://user@host/db``), or
+    SQLite under ``data_dir``; raises :class:`StorageUnavailable` for others."""
     if url is None:
         data_dir.mkdir(parents=True, exist_ok=True)
         return peewee.SqliteDatabase(
             str(data_dir / "quicmeet.db"), pragmas=_SQLITE_PRAGMAS
         )
-    if url.startswith("sqlite"):
+    if url.startswith("sqlite:///"):
         return connect(url, pragmas=_SQLITE_PRAGMAS)
-    return connect(url)
+    if is_postgresql(url):
+        return connect(url)
+    scheme = url.split(":", 1)[0][:20]
+    raise StorageUnavailable(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH or "
+        "postgresql://USER@HOST:PORT/DATABASE"
+    )
 
 
 class Storage:
@@ -53,9 +80,13 @@ class Storage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
 
     async def start(self) -> tuple[int, int]:
-        """Connect and migrate; return (schema version before, after)."""
+        """Connect and migrate; return (schema version before, after). Raises
+        :class:`StorageUnavailable` when the database cannot be reached."""
         models.database.initialize(self.db)
-        return await self.run(self._open)
+        try:
+            return await self.run(self._open)
+        except peewee.OperationalError as exc:
+            raise StorageUnavailable(f"cannot open the database: {exc}") from None
 
     def _open(self) -> tuple[int, int]:
         self.db.connect(reuse_if_open=True)

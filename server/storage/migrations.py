@@ -52,9 +52,16 @@ MIGRATIONS: list[Callable[[peewee.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+MIGRATION_LOCK = 0x71756963
+"""The PostgreSQL advisory lock held while migrating ("quic"), so nodes that
+start together on one new database migrate it one after the other."""
+
+
 def migrate(db: peewee.Database) -> tuple[int, int]:
     """Apply the missing steps; return (version before, version after)."""
     with db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         db.create_tables([models.SchemaVersion])
         row = models.SchemaVersion.select().first()
         before = row.version if row else 0

@@ -11,6 +11,7 @@ from server.storage.models import AuthSession, User
 from tests.conftest import PASSWORD, address, eventually
 
 
+@pytest.mark.stores
 async def test_register_login_and_profile(user):
     alice = await user("Alice")
     assert alice.profile.username == "alice"
@@ -37,6 +38,7 @@ async def test_register_validation(connect, name, password, code):
     assert info.value.code == code
 
 
+@pytest.mark.stores
 async def test_usernames_are_unique_without_regard_to_case(connect):
     session = await connect()
     await session.register("Bob.Smith", PASSWORD)
@@ -126,6 +128,7 @@ async def test_second_login_kicks_the_first(server, user, connect):
     assert (await second.get_profile()).username == "gina"
 
 
+@pytest.mark.stores
 async def test_token_resume_and_logout(user, connect):
     alice = await user("hank")
     token = alice.token
@@ -236,6 +239,7 @@ async def test_decompression_bomb_is_refused(user):
     assert info.value.code == ErrorCode.TOO_LARGE
 
 
+@pytest.mark.stores
 async def test_search_is_paged_by_key(user, connect):
     searcher = await user("zed")
     reg = await connect()

@@ -46,6 +46,7 @@ async def test_round_trip(member, tmp_path, size):
     assert delivered.file_id == offered.file.file_id
 
 
+@pytest.mark.stores
 async def test_instant_upload_sends_no_content_bytes(member, tmp_path):
     a = await member("carol")
     b = await member("dave")
@@ -236,6 +237,7 @@ async def test_a_file_changed_or_gone_before_its_upload_fails_clearly(member, tm
     assert await transfers(b, tmp_path).remote() == []
 
 
+@pytest.mark.stores
 async def test_size_limit_quota_and_cancel(server, member, tmp_path):
     a = await member("mona")
     b = await member("nick")

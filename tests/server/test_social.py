@@ -24,6 +24,7 @@ from codec.messages import (
 from tests.conftest import address, befriend, close_member, next_of, open_member
 
 
+@pytest.mark.stores
 async def test_friend_request_accept_and_list(member):
     alice = await member("alice")
     bob = await member("bob")
@@ -66,6 +67,7 @@ async def test_request_to_an_offline_user_is_delivered_at_login(
         await close_member(dave_again)
 
 
+@pytest.mark.stores
 async def test_decline_cancel_remove_block(member):
     a = await member("erin")
     b = await member("frank")
@@ -135,6 +137,7 @@ async def test_vanished_friend_turns_offline_within_ten_seconds(member):
     b.session._proto = None
 
 
+@pytest.mark.stores
 async def test_chat_delivery_receipts_history_and_search(member):
     a = await member("lena")
     b = await member("mike")
@@ -183,6 +186,7 @@ async def test_only_friends_chat_and_limits(member):
     assert (await a.chat.send("olaf", "x" * 8192)).state == "sent"
 
 
+@pytest.mark.stores
 async def test_offline_recipient_gets_messages_at_next_login(server, member, tmp_path):
     a = await member("pia")
     b = await member("quinn")
@@ -206,6 +210,7 @@ async def test_offline_recipient_gets_messages_at_next_login(server, member, tmp
         await close_member(again)
 
 
+@pytest.mark.stores
 async def test_retry_with_the_same_client_id_is_not_duplicated(member):
     from codec.messages import MessageAccepted, SendMessage
 

@@ -1,0 +1,216 @@
+"""Two nodes on one PostgreSQL and one Redis: chat latency across nodes, and the
+time from a node's death to its users being served again by the other.
+
+Starts a private PostgreSQL and Redis (as the tests do) and two server nodes.
+Latency: N pairs, each sender on node a and its recipient on node b, at a fixed
+offered load spread over the pairs; the time from send to arrival (the message
+is committed to PostgreSQL, then routed through Redis to node b). Failover: M
+clients on node a that know both nodes (``a,b``); node a is killed (SIGKILL) and
+the time until every one of them has resumed its session on node b is measured.
+Prints one JSON object.
+
+    python bench/cluster.py --pairs 20 --rate 1000 --duration 10 --failover 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import tempfile
+import time
+
+from _common import Child, percentile, start_quicmeet_server  # noqa: I001
+from chat import PASSWORD, Recipient, send_paced
+
+from client import Session
+from client.events import Reconnected
+from codec.messages import (
+    FriendAccepted,
+    Reply,
+    RequestFriend,
+    RespondFriend,
+    SyncDone,
+    SyncMessages,
+)
+from tests.stores import PostgresServer, RedisServer
+
+IDLE_TIMEOUT = 2.0
+"""Seconds of silence after which the failover clients give their node up."""
+
+
+def start_node(name: str, db_url: str, redis_url: str, blob_dir: str) -> Child:
+    return start_quicmeet_server(
+        [
+            "--db",
+            db_url,
+            "--redis",
+            redis_url,
+            "--node-id",
+            name,
+            "--blob-dir",
+            blob_dir,
+            "--chat-rate",
+            "1000000",
+            "--request-rate",
+            "1000000",
+        ]
+    )
+
+
+async def login(address: str, name: str, **kwargs: object) -> Session:
+    session = Session(address, **kwargs)  # type: ignore[arg-type]
+    await session.connect()
+    await session.register(name, PASSWORD)
+    await session.login(name, PASSWORD)
+    await session.call(SyncMessages, SyncDone, seen={})
+    return session
+
+
+async def befriend(a: Session, a_name: str, b: Session, b_name: str) -> None:
+    """Friends across nodes; returns once ``a``'s node has heard of it."""
+    accepted = asyncio.Event()
+    a.add_event_hook(
+        lambda event: accepted.set() if isinstance(event, FriendAccepted) else None
+    )
+    await a.call(RequestFriend, Reply, username=b_name)
+    await b.call(RespondFriend, Reply, username=a_name, accept=True)
+    await asyncio.wait_for(accepted.wait(), 10)
+
+
+async def latency(a: str, b: str, pairs: int, rate: float, duration: float) -> dict:
+    sessions = []
+    for i in range(pairs):
+        sender = await login(a, f"snd{i:03d}", reconnect=False)
+        recipient = await login(b, f"rcv{i:03d}", reconnect=False)
+        await befriend(sender, f"snd{i:03d}", recipient, f"rcv{i:03d}")
+        sessions.append((sender, recipient, f"snd{i:03d}", f"rcv{i:03d}"))
+    recipients = [Recipient(r, s_name) for _, r, s_name, _ in sessions]
+    stop_at = time.perf_counter() + duration
+    sent = await asyncio.gather(
+        *(
+            send_paced(s, r_name, stop_at, rate / pairs, f"p{i}")
+            for i, (s, _, _, r_name) in enumerate(sessions)
+        )
+    )
+    deadline = time.perf_counter() + 10
+    while (
+        sum(r.received for r in recipients) < sum(sent)
+        and time.perf_counter() < deadline
+    ):
+        await asyncio.sleep(0.01)
+    latencies = [x for r in recipients for x in r.latencies]
+    for r in recipients:
+        r.stop()
+    for s, r, _, _ in sessions:
+        await s.close()
+        await r.close()
+    return {
+        "offered_per_s": rate,
+        "sent": sum(sent),
+        "delivered": len(latencies),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+async def failover(node_a: Child, b: str, clients: int) -> dict:
+    both = f"{node_a.address},{b}"
+    sessions = [
+        await login(both, f"fo{i:04d}", idle_timeout=IDLE_TIMEOUT)
+        for i in range(clients)
+    ]
+    back: list[float] = []
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    watchers = [
+        loop.create_task(_watch_reconnect(session, back, clients, done))
+        for session in sessions
+    ]
+    killed_at = loop.time()
+    node_a.proc.send_signal(signal.SIGKILL)
+    node_a.proc.wait(5)
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+    except TimeoutError:
+        pass
+    for task in watchers:
+        task.cancel()
+    times = sorted(t - killed_at for t in back)
+    for session in sessions:
+        await session.close()
+    return {
+        "clients": clients,
+        "resumed": len(times),
+        "client_idle_timeout_s": IDLE_TIMEOUT,
+        "median_s": round(percentile(times, 50), 2),
+        "all_back_s": round(times[-1], 2) if len(times) == clients else None,
+    }
+
+
+async def _watch_reconnect(
+    session: Session, back: list[float], clients: int, done: asyncio.Event
+) -> None:
+    """Note when ``session`` has resumed on another node."""
+    while True:
+        event = await session.next_event()
+        if isinstance(event, Reconnected):
+            back.append(asyncio.get_running_loop().time())
+            if len(back) == clients:
+                done.set()
+            return
+
+
+async def run(pairs: int, rate: float, duration: float, clients: int) -> dict:
+    pg, redis = PostgresServer(), RedisServer()
+    pg.start()
+    redis.start()
+    nodes = []
+    blobs = ""
+    try:
+        url = pg.create_database()
+        blobs = tempfile.mkdtemp(prefix="quicmeet-bench-blobs-")
+        nodes = [start_node(name, url, redis.url, blobs) for name in "ab"]
+        a, b = nodes
+        result = {
+            "latency_across_nodes": await latency(
+                a.address, b.address, pairs, rate, duration
+            ),
+            "failover": await failover(a, b.address, clients),
+        }
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(blobs, ignore_errors=True)
+    lat, fo = result["latency_across_nodes"], result["failover"]
+    result["goals"] = {
+        "p99_max_ms": 50,
+        "failover_max_s": 5,
+        "met": lat["p99_ms"] < 50
+        and fo["all_back_s"] is not None
+        and fo["all_back_s"] < 5,
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=1000.0, help="messages/s")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--failover", type=int, default=50, help="clients on node a")
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            asyncio.run(run(args.pairs, args.rate, args.duration, args.failover)),
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

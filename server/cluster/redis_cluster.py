@@ -1,0 +1,379 @@
+"""Several server nodes sharing what is live through Redis.
+
+In Redis:
+
+- ``quicmeet:users``: a hash, user id -> ``"<node id>\\t<status>"``: which node
+  holds each online user's connection (the truth; see the scripts below).
+- ``quicmeet:nodes``: the set of node ids; ``quicmeet:node:<id>`` a key each
+  node rewrites every :data:`HEARTBEAT` seconds with a :data:`NODE_TTL`: a node
+  whose key expired is dead, and the first node to notice removes its users.
+- ``quicmeet:rooms``: a hash, room id -> the node it lives on; a node asked
+  for a room it does not hold sends the client to that node if it is alive.
+- ``quicmeet:presence``: the channel every node hears: users attached,
+  detached, changing status, and the users of a node that died. Each node keeps
+  a mirror of the other nodes' users from it, so ``locate`` never waits.
+- ``quicmeet:to:<node id>``: the node's own channel: events for its users and
+  "your user logged in elsewhere".
+
+Everything a node sends goes through one queue drained by one task on one
+connection, so the other nodes see it in the order it happened here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any, Union
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from codec.messages import EVENTS, Event
+
+from .base import ClusterHandler, ClusterUnavailable
+
+__all__ = ["RedisCluster"]
+
+log = logging.getLogger("quicmeet.cluster")
+
+HEARTBEAT = 1.0
+"""Seconds between a node's heartbeats (and its checks for dead nodes)."""
+NODE_TTL = 3.0
+"""Seconds after its last heartbeat at which a node counts as dead."""
+MAX_OUTBOX = 100_000
+"""Queued messages beyond which new ones are dropped while Redis is away."""
+
+USERS = "quicmeet:users"
+NODES = "quicmeet:nodes"
+PRESENCE = "quicmeet:presence"
+ROOMS = "quicmeet:rooms"
+
+
+def node_key(node_id: str) -> str:
+    return f"quicmeet:node:{node_id}"
+
+
+def node_channel(node_id: str) -> str:
+    return f"quicmeet:to:{node_id}"
+
+
+# Set the user's node and status; return what was there (to tell that node).
+_ATTACH = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return old
+"""
+# Change or remove the user's entry only while it is still this node's (a
+# login on another node may have taken it meanwhile).
+_IF_MINE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or string.sub(current, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
+else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+redis.call('PUBLISH', KEYS[2], ARGV[4])
+return 1
+"""
+# Forget a room only while it is still this node's.
+_ROOM_CLOSED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# Remove a dead node, its users and its rooms; return the users removed.
+_REAP = """
+local gone = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i + 1], 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], all[i])
+    table.insert(gone, all[i])
+  end
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+local rooms = redis.call('HGETALL', KEYS[3])
+for i = 1, #rooms, 2 do
+  if rooms[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[3], rooms[i]) end
+end
+return gone
+"""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_list = msgspec.msgpack.Decoder(list).decode
+_decode_event = msgspec.msgpack.Decoder(Union[EVENTS]).decode  # type: ignore[arg-type]  # noqa: UP007
+
+
+class RedisCluster:
+    """One node's membership of a cluster whose live state is in Redis."""
+
+    def __init__(self, url: str, node_id: str | None = None) -> None:
+        self.node_id = node_id or secrets.token_hex(6)
+        self._url = url
+        self._redis = aioredis.from_url(url)
+        self._remote: dict[int, tuple[str, str]] = {}
+        """Users on other nodes: user id -> (node id, status)."""
+        self._local: dict[int, tuple[int, str]] = {}
+        """Users on this node: user id -> (session id, status), to announce them
+        again to a Redis that lost them (restarted without persistence)."""
+        self._outbox: deque[tuple[Any, ...]] = deque()
+        self._wake = asyncio.Event()
+        self._handler: ClusterHandler | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._address: tuple[str, int] = ("", 0)
+        self.stats = {"routed_out": 0, "routed_in": 0, "dropped": 0, "reaped": 0}
+
+    # -- life -----------------------------------------------------------------
+
+    async def start(self, address: tuple[str, int], handler: ClusterHandler) -> None:
+        self._handler = handler
+        self._address = address
+        try:
+            await self._redis.ping()
+            pubsub = self._redis.pubsub()
+            await pubsub.subscribe(PRESENCE, node_channel(self.node_id))
+            # Leftovers of an earlier run under this node id are gone.
+            await self._reap(self.node_id)
+            await self._heartbeat()
+            await self._load_mirror()
+        except (RedisError, OSError) as exc:
+            raise ClusterUnavailable(f"cannot reach Redis: {exc}") from None
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read(pubsub)),
+            loop.create_task(self._write()),
+            loop.create_task(self._watch()),
+        ]
+        log.info("node %s joined the cluster", self.node_id)
+
+    async def stop(self) -> None:
+        """Flush what is queued, then leave: this node's users go offline."""
+        for _ in range(50):
+            if not self._outbox:
+                break
+            await asyncio.sleep(0.02)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._redis.delete(node_key(self.node_id))
+            await self._reap(self.node_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not leave the cluster cleanly: %s", exc)
+        await self._redis.aclose()
+
+    # -- what the node tells the others ----------------------------------------
+
+    def user_attached(self, user_id: int, session_id: int) -> None:
+        self._remote.pop(user_id, None)
+        self._local[user_id] = (session_id, "online")
+        self._announce(user_id, session_id, "online")
+
+    def _announce(self, user_id: int, session_id: int, status: str) -> None:
+        message = _encode(["attach", user_id, self.node_id, status])
+        value = f"{self.node_id}\t{status}"
+        self._queue(("attach", user_id, session_id, value, message))
+
+    def user_detached(self, user_id: int) -> None:
+        self._local.pop(user_id, None)
+        message = _encode(["detach", user_id, self.node_id])
+        self._queue(("if_mine", user_id, "", message))
+
+    def set_status(self, user_id: int, status: str) -> None:
+        if user_id in self._local:
+            self._local[user_id] = (self._local[user_id][0], status)
+        message = _encode(["status", user_id, self.node_id, status])
+        self._queue(("if_mine", user_id, f"{self.node_id}\t{status}", message))
+
+    def send_event(self, node_id: str, user_id: int, event: Event) -> None:
+        self.stats["routed_out"] += 1
+        payload = _encode(["event", user_id, _encode(event)])
+        self._queue(("publish", node_channel(node_id), payload))
+
+    def locate(self, user_id: int) -> tuple[str, str] | None:
+        return self._remote.get(user_id)
+
+    def room_opened(self, room_id: str) -> None:
+        self._queue(("hset", ROOMS, room_id, self.node_id))
+
+    def room_closed(self, room_id: str) -> None:
+        self._queue(("if_mine_room", room_id))
+
+    async def room_node(self, room_id: str) -> str | None:
+        try:
+            node = await self._redis.hget(ROOMS, room_id)
+            if node is None or node.decode() == self.node_id:
+                return None
+            info = await self._redis.get(node_key(node.decode()))
+        except (RedisError, OSError) as exc:
+            log.warning("cannot look up room %s in Redis: %s", room_id, exc)
+            return None
+        if info is None:
+            return None  # that node is dead, and its rooms with it
+        address = json.loads(info)
+        return f"{address['host']}:{address['port']}"
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "cluster_node": self.node_id,
+            "cluster_remote_users": len(self._remote),
+            **{f"cluster_{name}": value for name, value in self.stats.items()},
+        }
+
+    def _queue(self, op: tuple[Any, ...]) -> None:
+        if len(self._outbox) >= MAX_OUTBOX:
+            self.stats["dropped"] += 1
+            return
+        self._outbox.append(op)
+        self._wake.set()
+
+    # -- the writer: one connection, in order ------------------------------------
+
+    async def _write(self) -> None:
+        mine = f"{self.node_id}\t"
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                batch = list(self._outbox)
+                pipe = self._redis.pipeline(transaction=False)
+                for op in batch:
+                    if op[0] == "attach":
+                        _, user_id, _, value, message = op
+                        pipe.eval(_ATTACH, 2, USERS, PRESENCE, user_id, value, message)
+                    elif op[0] == "if_mine":
+                        _, user_id, value, message = op
+                        pipe.eval(
+                            _IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message
+                        )
+                    elif op[0] == "hset":
+                        pipe.hset(op[1], op[2], op[3])
+                    elif op[0] == "if_mine_room":
+                        pipe.eval(_ROOM_CLOSED, 1, ROOMS, op[1], self.node_id)
+                    else:
+                        pipe.publish(op[1], op[2])
+                try:
+                    results = await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    log.warning("Redis write failed (will retry): %s", exc)
+                    await asyncio.sleep(HEARTBEAT)
+                    continue
+                for _ in batch:
+                    self._outbox.popleft()
+                for op, result in zip(batch, results, strict=True):
+                    if op[0] == "attach" and result:
+                        self._taken_from(op[1], op[2], result.decode())
+
+    def _taken_from(self, user_id: int, session_id: int, previous: str) -> None:
+        """The user was on another node until this login: tell that node."""
+        node = previous.split("\t", 1)[0]
+        if node != self.node_id:
+            payload = _encode(["taken", user_id, session_id])
+            self._queue(("publish", node_channel(node), payload))
+
+    # -- the reader -----------------------------------------------------------------
+
+    async def _load_mirror(self) -> None:
+        entries = await self._redis.hgetall(USERS)
+        self._remote.clear()
+        for key, value in entries.items():
+            node, _, status = value.decode().partition("\t")
+            if node != self.node_id:
+                self._remote[int(key)] = (node, status or "online")
+
+    async def _read(self, pubsub: Any) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=HEARTBEAT
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("Redis subscription lost (resubscribing): %s", exc)
+                await asyncio.sleep(HEARTBEAT)
+                try:
+                    await pubsub.subscribe(PRESENCE, node_channel(self.node_id))
+                    # Redis may have restarted empty: say again who is here.
+                    for user_id, (session_id, status) in list(self._local.items()):
+                        self._announce(user_id, session_id, status)
+                    await self._load_mirror()
+                except (RedisError, OSError):
+                    pass
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                self._receive(message["channel"].decode(), message["data"])
+            except Exception:
+                log.exception("bad message from the cluster")
+
+    def _receive(self, channel: str, data: bytes) -> None:
+        assert self._handler is not None
+        fields = _decode_list(data)
+        kind = fields[0]
+        if channel != PRESENCE:
+            if kind == "event":
+                self.stats["routed_in"] += 1
+                self._handler.event_for(int(fields[1]), _decode_event(fields[2]))
+            elif kind == "taken":
+                self._handler.session_taken(int(fields[1]), int(fields[2]))
+            return
+        if kind == "down":
+            _, node, users = fields
+            gone = {
+                int(u) for u in users if self._remote.get(int(u), (node,))[0] == node
+            }
+            for user_id in list(self._remote):
+                if self._remote[user_id][0] == node:
+                    gone.add(user_id)
+                    del self._remote[user_id]
+            if gone:
+                now = int(time.time() * 1000)
+                self._handler.users_gone(dict.fromkeys(gone, now))
+            return
+        user_id, node = int(fields[1]), fields[2]
+        if node == self.node_id:
+            return
+        if kind in ("attach", "status"):
+            self._remote[user_id] = (node, fields[3])
+        elif kind == "detach" and self._remote.get(user_id, ("",))[0] == node:
+            del self._remote[user_id]
+
+    # -- heartbeat and dead nodes -----------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        info = json.dumps({"host": self._address[0], "port": self._address[1]})
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(node_key(self.node_id), info, px=int(NODE_TTL * 1000))
+        pipe.sadd(NODES, self.node_id)
+        await pipe.execute()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._heartbeat()
+                nodes = [n.decode() for n in await self._redis.smembers(NODES)]
+                others = [n for n in nodes if n != self.node_id]
+                if not others:
+                    continue
+                alive = await self._redis.exists(*[node_key(n) for n in others])
+                if alive == len(others):
+                    continue
+                for node in others:
+                    if not await self._redis.exists(node_key(node)):
+                        log.warning("node %s stopped its heartbeat: dead", node)
+                        await self._reap(node)
+            except (RedisError, OSError) as exc:
+                log.warning("Redis heartbeat failed: %s", exc)
+
+    async def _reap(self, node: str) -> None:
+        """Remove ``node`` and its users, and tell every node they are gone."""
+        gone = await self._redis.eval(_REAP, 3, USERS, NODES, ROOMS, f"{node}\t", node)
+        self.stats["reaped"] += len(gone)
+        users = [int(u) for u in gone]
+        await self._redis.publish(PRESENCE, _encode(["down", node, users]))
