@@ -42,7 +42,9 @@ class DtxDecision:
 
     send: bool
     voice: bool
-    """The frame counts as speech (RFC 6464's V bit), hangover included."""
+    """The VAD called the frame speech (RFC 6464's V bit). Hangover frames
+    go out without it, so a receiver whose buffer runs dry after one knows
+    the talk spurt ended rather than that packets were lost."""
     keepalive: bool = False
     """Sent only to show the speaker is still there."""
 
@@ -71,7 +73,7 @@ class DtxGate:
         )
         if speech or in_hangover:
             self._last_sent_s = now
-            return DtxDecision(True, True)
+            return DtxDecision(True, speech)
         if self._last_sent_s is None or now - self._last_sent_s >= (
             self.keepalive_s - 1e-9
         ):
