@@ -26,6 +26,7 @@ from .audio_receiver import AudioPlayout, AudioReceiver
 from .audio_sender import AudioSender, CaptureProcessor
 from .audio_sinks import AudioSink
 from .audio_sources import AudioSource
+from .errors import AudioUnavailable, SinkError
 
 __all__ = ["AudioCall", "AudioEvent", "MuteAsked"]
 
@@ -64,6 +65,8 @@ class AudioCall:
         self.receivers: dict[int, AudioReceiver] = {}
         self.ended: list[AudioReceiver] = []
         self.unknown_track = 0
+        self.unavailable: str | None = None
+        """Why playback or capture is off, if it is."""
         self._loop = loop
         self._send = send
         self._listeners: list[AudioListener] = []
@@ -76,9 +79,15 @@ class AudioCall:
         return lambda: self._listeners.remove(listener)
 
     def start(self) -> None:
-        """Start the sink's playout clock (if there is a sink)."""
+        """Start the sink's playout clock (if there is a sink). A sink that
+        cannot start turns playback off (:attr:`unavailable` says why)."""
         if self.sink is not None:
-            self.sink.start(self.playout.pull)
+            try:
+                self.sink.start(self.playout.pull)
+            except (AudioUnavailable, SinkError) as exc:
+                self.unavailable = str(exc)
+                log.warning("%s", exc)
+                self.sink = None
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
 
     async def publish(
@@ -209,4 +218,5 @@ class AudioCall:
             ],
             "active_speaker": self.active.current,
             "audio_sink": None if self.sink is None else self.sink.report(),
+            "audio_unavailable": self.unavailable,
         }

@@ -90,8 +90,8 @@ class AudioReceiver:
             self._quiet_samples += FRAME_SAMPLES
             return
         if self._quiet_samples >= SAMPLE_RATE // 2:
-            played = now + loud[0] / SAMPLE_RATE
-            self._latencies_ms.append((played - np.floor(played)) * 1000.0)
+            played = now + int(loud[0]) / SAMPLE_RATE
+            self._latencies_ms.append((played % 1.0) * 1000.0)
         self._quiet_samples = FRAME_SAMPLES - 1 - int(loud[-1])
 
     def close(self) -> None:
@@ -120,15 +120,19 @@ class AudioReceiver:
             }
         latencies = list(self._latencies_ms)
         values["jitter_buffer_delay_ms"] = {
-            "p50": percentile(delays, 50),
-            "p95": percentile(delays, 95),
+            "p50": _rounded(percentile(delays, 50)),
+            "p95": _rounded(percentile(delays, 95)),
         }
         values["stamped_latency_ms"] = {
             "count": len(latencies),
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
+            "p50": _rounded(percentile(latencies, 50)),
+            "p95": _rounded(percentile(latencies, 95)),
         }
         return values
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
 
 
 class AudioPlayout:

@@ -33,7 +33,7 @@ from codec.media.audio import (
 )
 
 from .audio_sources import AudioSource
-from .errors import SourceError
+from .errors import MediaError, SourceError
 
 __all__ = ["AudioSender", "AudioSenderStats", "CaptureProcessor"]
 
@@ -144,7 +144,7 @@ class AudioSender:
             self.source.open()
             encoder = OpusEncoder(self.bitrate_bps)
             detector = VoiceDetector()
-        except (SourceError, AudioCodecError) as exc:
+        except (MediaError, AudioCodecError) as exc:
             self._opened.set_exception(exc)
             self.source.close()
             return

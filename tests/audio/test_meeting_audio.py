@@ -15,9 +15,13 @@ from client.media import (
     Call,
     MuteAsked,
     SilenceSource,
+    SinkError,
+    SourceError,
     ToneSource,
     WavSink,
     WavSource,
+    parse_audio_sink,
+    parse_audio_source,
     read_wav,
 )
 from codec.media.audio import SAMPLE_RATE, ActiveSpeakerChanged
@@ -156,9 +160,25 @@ async def test_mute_ask_to_mute_and_active_speaker(server, tmp_path: Path):
             await session.close()
 
 
-@pytest.mark.parametrize("spec", ["tone", "wav:x.wav", "silence", "mic", "none"])
-def test_audio_source_specs(spec):
-    from client.media import parse_audio_source
-
-    source = parse_audio_source(spec)
-    assert (source is None) == (spec == "none")
+def test_audio_specs_and_bad_input(tmp_path: Path):
+    assert isinstance(parse_audio_source("tone"), ToneSource)
+    assert isinstance(parse_audio_source("silence"), SilenceSource)
+    assert isinstance(parse_audio_source("wav:x.wav"), WavSource)
+    assert parse_audio_source("mic:USB").device == "USB"
+    assert parse_audio_source("none") is None
+    assert isinstance(parse_audio_sink("wav:out.wav"), WavSink)
+    assert parse_audio_sink("speaker:2").device == "2"
+    assert parse_audio_sink("none") is None
+    for bad in ("bogus", "wav:", "tone:3", "none:x"):
+        with pytest.raises(ValueError, match="unknown audio source"):
+            parse_audio_source(bad)
+    for bad in ("mic", "wav:", "file:x"):
+        with pytest.raises(ValueError, match="unknown audio sink"):
+            parse_audio_sink(bad)
+    with pytest.raises(SourceError, match="cannot read"):
+        WavSource(tmp_path / "missing.wav").open()
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(SourceError, match="cannot read"):
+        WavSource(tmp_path / "junk.wav").open()
+    with pytest.raises(SinkError, match="cannot write"):
+        WavSink(tmp_path / "junk.wav" / "x.wav").start(lambda now: None)
