@@ -73,8 +73,11 @@ def list_audio_devices() -> list[AudioDevice]:
     ]
 
 
-def _resolve(sd: ModuleType, spec: str | None, output: bool) -> tuple[int, int]:
-    """(device index, the rate to open it at) for a name, index or default."""
+def _resolve(
+    sd: ModuleType, spec: str | None, output: bool, rate: int | None
+) -> tuple[int, int]:
+    """(device index, the rate to open it at) for a name, index or default;
+    ``rate`` forces a device rate (else 48 kHz when the device takes it)."""
     what = "speaker" if output else "microphone"
     channels = "max_output_channels" if output else "max_input_channels"
     try:
@@ -99,8 +102,9 @@ def _resolve(sd: ModuleType, spec: str | None, output: bool) -> tuple[int, int]:
             raise AudioUnavailable(f"audio is off: no {what} {spec!r}")
         check = sd.check_output_settings if output else sd.check_input_settings
         try:
-            check(device=index, channels=1, samplerate=SAMPLE_RATE, dtype="int16")
-            rate = SAMPLE_RATE
+            wanted = rate or SAMPLE_RATE
+            check(device=index, channels=1, samplerate=wanted, dtype="int16")
+            rate = wanted
         except (sd.PortAudioError, ValueError):
             rate = int(devices[index]["default_samplerate"])
     except sd.PortAudioError as exc:
@@ -109,17 +113,22 @@ def _resolve(sd: ModuleType, spec: str | None, output: bool) -> tuple[int, int]:
 
 
 class Microphone:
-    """Captures 48 kHz mono frames from an input device.
+    """Captures 48 kHz mono frames from an input device (``rate``: run the
+    device at another rate and resample).
 
     ``on_frame(frame, capture_s)`` gets each 20 ms int16 frame with the time
     (``time.time()`` seconds) its first sample was captured.
     """
 
     def __init__(
-        self, device: str | None, on_frame: Callable[[np.ndarray, float], None]
+        self,
+        device: str | None,
+        on_frame: Callable[[np.ndarray, float], None],
+        *,
+        rate: int | None = None,
     ) -> None:
         self.sd = _sounddevice()
-        self.index, self.rate = _resolve(self.sd, device, output=False)
+        self.index, self.rate = _resolve(self.sd, device, False, rate)
         self.on_frame = on_frame
         self.overflows = 0
         self._pending = np.zeros(0, dtype=np.int16)
@@ -171,15 +180,22 @@ class Microphone:
 
 
 class Speaker:
-    """Plays 48 kHz mono frames on an output device.
+    """Plays 48 kHz mono frames on an output device (``rate``: run the device
+    at another rate and resample).
 
     ``pull(now)`` returns the next 20 ms int16 frame; it runs in PortAudio's
     callback, so it must be quick and never block.
     """
 
-    def __init__(self, device: str | None, pull: Callable[[float], np.ndarray]):
+    def __init__(
+        self,
+        device: str | None,
+        pull: Callable[[float], np.ndarray],
+        *,
+        rate: int | None = None,
+    ) -> None:
         self.sd = _sounddevice()
-        self.index, self.rate = _resolve(self.sd, device, output=True)
+        self.index, self.rate = _resolve(self.sd, device, True, rate)
         self.pull = pull
         self.underflows = 0
         self.callbacks = 0
