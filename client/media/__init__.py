@@ -10,6 +10,7 @@ speaker from the sink's own playout clock.
 
 from .audio_call import AudioCall, AudioEvent, MuteAsked
 from .audio_devices import AudioDevice, Microphone, Speaker, list_audio_devices
+from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
 from .audio_sender import AudioSender, CaptureProcessor
 from .audio_sinks import AudioSink, SpeakerSink, WavSink, parse_audio_sink
@@ -42,6 +43,7 @@ __all__ = [
     "AudioUnavailable",
     "Call",
     "CaptureProcessor",
+    "EchoCanceller",
     "DecodedFrame",
     "FrameConsumer",
     "FramePacer",

@@ -22,10 +22,11 @@ from codec.messages import RoomState
 
 from ..errors import ClientError
 from ..rooms import Rooms
+from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
 from .audio_sender import AudioSender, CaptureProcessor
 from .audio_sinks import AudioSink
-from .audio_sources import AudioSource
+from .audio_sources import AudioSource, MicSource
 from .errors import AudioUnavailable, SinkError
 
 __all__ = ["AudioCall", "AudioEvent", "MuteAsked"]
@@ -93,9 +94,22 @@ class AudioCall:
     async def publish(
         self, source: AudioSource, processor: CaptureProcessor | None = None
     ) -> AudioSender:
-        """Open ``source`` and send it as the microphone track."""
+        """Open ``source`` and send it as the microphone track.
+
+        A microphone gets the capture chain (echo cancellation against what
+        the sink plays, noise suppression, gain) unless ``processor`` says
+        otherwise; test sources (tone, WAV, silence) go out as they are.
+        """
         if self.sender is not None:
             raise ClientError("a microphone track is already published")
+        if processor is None and isinstance(source, MicSource):
+            try:
+                processor = EchoCanceller()
+            except AudioUnavailable as exc:
+                self.unavailable = str(exc)
+                log.warning("%s", exc)
+        if isinstance(processor, EchoCanceller):
+            self.playout.on_played = processor.on_played
         sender = AudioSender(source, self._send, self._loop, processor=processor)
         sender.start()
         try:
