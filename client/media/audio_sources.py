@@ -106,7 +106,8 @@ def buzz(samples: int, offset: int = 0) -> np.ndarray:
     """A voiced 150 Hz buzz (harmonics falling 1/k), speech-like enough for
     the VAD; ``offset`` is the sample index of its start (for phase)."""
     t = (np.arange(samples) + offset) / SAMPLE_RATE
-    wave_ = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 16))
+    harmonics = np.arange(1, 16)[:, None]
+    wave_ = np.sum(np.sin(2 * np.pi * 150 * harmonics * t) / harmonics, axis=0)
     return (wave_ * 5000).astype(np.int16)
 
 

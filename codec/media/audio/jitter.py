@@ -8,9 +8,10 @@ follows a high quantile of the rest, as libwebrtc's NetEQ does, never below
 one frame. Playout runs ``target`` behind the fastest packet: when it falls
 behind (the network calmed, the window forgot the jitter) it catches up by
 dropping frames of silence, or speech only when far behind; when it runs
-ahead it holds back by stretching silence or concealment. A missing frame is
-rebuilt from the next packet's in-band FEC when that packet is there, or
-concealed; playout then moves on, so one loss never stalls it.
+ahead, or a packet is a little late, it holds back by stretching silence or
+concealment. A missing frame is rebuilt from the next packet's in-band FEC
+when that packet is there, or concealed; playout then moves on, so one loss
+never stalls it.
 
 DTX: the sender's sequence numbers stay consecutive across a silence while its
 timestamps jump, so a gap in timestamps alone is silence, not loss.
@@ -93,7 +94,9 @@ class JitterBuffer:
     ``window_s``: how much arrival history the delay estimate looks at (it
     shrinks back that long after the jitter ends); ``quantile``: share of
     packets that should arrive in time; ``min_delay_s``, ``max_delay_s``:
-    bounds of the target.
+    bounds of the target; ``idle_s``: silence after which the speaker counts
+    as paused; ``max_expand_frames``: how many frames of concealment playout
+    waits for a packet that is behind schedule before it counts it lost.
     """
 
     def __init__(
@@ -104,12 +107,15 @@ class JitterBuffer:
         min_delay_s: float = 0.02,
         max_delay_s: float = 0.4,
         idle_s: float = 0.3,
+        max_expand_frames: int = 3,
     ) -> None:
         self.window_s = window_s
         self.quantile = quantile
         self.min_delay_s = min_delay_s
         self.max_delay_s = max_delay_s
         self.idle_s = idle_s
+        self.max_expand_frames = max_expand_frames
+        self._expanded = 0
         self.stats = JitterStats()
         self._seq = Unwrapper(16)
         self._ts = Unwrapper(32)
@@ -124,7 +130,12 @@ class JitterBuffer:
     # -- input ---------------------------------------------------------------------
 
     def push(
-        self, seq: int, timestamp: int, payload: bytes, voice: bool, now: float
+        self,
+        seq: int,
+        timestamp: int,
+        payload: bytes | memoryview,
+        voice: bool,
+        now: float,
     ) -> None:
         """Take a packet (16-bit ``seq``, 32-bit 48 kHz ``timestamp``) that
         arrived at ``now`` (seconds)."""
@@ -209,6 +220,7 @@ class JitterBuffer:
         return self._play(entry, now)
 
     def _play(self, entry: _Entry, now: float) -> Playout:
+        self._expanded = 0
         self._discard(entry)
         self._last_voice = entry.voice
         self.stats.played += 1
@@ -238,6 +250,7 @@ class JitterBuffer:
         """Sequence numbers are missing before ``later``: recover or conceal one."""
         assert self._next_seq is not None and self._play_ts is not None
         lost_ts = self._play_ts
+        self._expanded = 0
         self.stats.lost += 1
         self._next_seq += 1
         self._play_ts += FRAME_SAMPLES
@@ -253,8 +266,11 @@ class JitterBuffer:
         if now - self._last_arrival_s > self.idle_s or not self._last_voice:
             # Silence: the sender stopped (DTX or gone); hold the timeline.
             return Playout(PlayoutKind.SILENCE)
-        if lag < 0.0:
-            # Ahead of schedule: the packet is probably only late; wait for it.
+        if lag < 0.0 or self._expanded < self.max_expand_frames:
+            # Ahead of schedule, or only just behind: the packet is probably
+            # late rather than lost, so conceal and wait for it (the delay
+            # grows by a frame, given back later in silence), as NetEQ expands.
+            self._expanded += 1
             self.stats.stretched += 1
             self.stats.concealed += 1
             return Playout(PlayoutKind.CONCEAL)
