@@ -310,3 +310,20 @@ def test_jitter_buffer_counts_duplicates_and_late_packets():
     buffer.push(1, FRAME_SAMPLES, b"b", True, 0.055)
     assert buffer.stats.late == 1
     assert buffer.pop(0.07).payload == b"c"
+
+
+def test_jitter_buffer_waits_for_a_late_packet_instead_of_losing_it():
+    buffer = JitterBuffer()
+    buffer.push(0, 0, b"a", True, 0.0)
+    buffer.pop(0.0)
+    assert buffer.pop(0.02).payload == b"a"
+    # Packet 1 is 30 ms late: playout conceals in place and then plays it.
+    assert buffer.pop(0.04).kind is PlayoutKind.CONCEAL
+    buffer.push(1, FRAME_SAMPLES, b"b", True, 0.05)
+    assert buffer.pop(0.06).payload == b"b"
+    assert buffer.stats.lost == 0 and buffer.stats.late == 0
+    assert buffer.stats.stretched == 1
+    # A packet that never comes: after three frames of waiting it is lost.
+    kinds = [buffer.pop(0.08 + 0.02 * i).kind for i in range(5)]
+    assert kinds == [PlayoutKind.CONCEAL] * 5
+    assert buffer.stats.lost == 2 and buffer.stats.stretched == 4
