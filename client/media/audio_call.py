@@ -123,6 +123,25 @@ class AudioCall:
         sender.begin(track.track_id)
         return sender
 
+    async def switch_source(self, source: AudioSource) -> None:
+        """Send from ``source`` from now on, on the same track (a device
+        change during the meeting). The old source goes on if the new one
+        cannot be opened (its error is raised)."""
+        if self.sender is None:
+            raise ClientError("no microphone track is published")
+        await self.sender.switch_source(source)
+
+    async def switch_sink(self, sink: AudioSink | None) -> None:
+        """Play on ``sink`` from now on (``None``: nowhere). When the new sink
+        cannot start, playback is off and its error is raised."""
+        old, self.sink = self.sink, None
+        if old is not None:
+            await self._loop.run_in_executor(None, old.stop)
+        if sink is not None:
+            sink.start(self.playout.pull)
+            self.sink = sink
+            self.unavailable = None
+
     async def unpublish(self) -> None:
         """Stop sending audio and tell the room."""
         sender, self.sender = self.sender, None

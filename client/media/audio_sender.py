@@ -101,6 +101,9 @@ class AudioSender:
         self._opened: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._track_ready = threading.Event()
         self._new_bitrate: int | None = None
+        self._new_source: tuple[AudioSource, concurrent.futures.Future[None]] | None = (
+            None
+        )
         self._seq = 0
 
     def start(self) -> None:
@@ -130,6 +133,14 @@ class AudioSender:
     def set_bitrate(self, bitrate_bps: int) -> None:
         """Change the Opus bitrate from the next frame on."""
         self._new_bitrate = bitrate_bps
+
+    async def switch_source(self, source: AudioSource) -> None:
+        """Capture from ``source`` from the next frame on (another microphone,
+        say), on the same track. Raises the new source's error (and keeps the
+        old one) when it cannot be opened."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._new_source = (source, done)
+        await asyncio.wrap_future(done)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -164,6 +175,9 @@ class AudioSender:
         timestamp = 0
         first_capture: float | None = None
         while not self._stopping.is_set():
+            if self._new_source is not None:
+                self._switch(*self._new_source)
+                self._new_source = None
             frame, capture_s = self.source.read()
             self.stats.frames_captured += 1
             if first_capture is None:
@@ -202,6 +216,18 @@ class AudioSender:
             self.stats.keepalives_sent += decision.keepalive
             self.stats.bytes_sent += len(payload)
             self._loop.call_soon_threadsafe(self._deliver, packet.serialize())
+
+    def _switch(
+        self, source: AudioSource, done: concurrent.futures.Future[None]
+    ) -> None:
+        try:
+            source.open()
+        except MediaError as exc:
+            done.set_exception(exc)
+            return
+        self.source.close()
+        self.source = source
+        done.set_result(None)
 
     def _deliver(self, datagram: bytes) -> None:
         if self._send([datagram]):

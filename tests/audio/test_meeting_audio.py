@@ -182,3 +182,31 @@ def test_audio_specs_and_bad_input(tmp_path: Path):
         WavSource(tmp_path / "junk.wav").open()
     with pytest.raises(SinkError, match="cannot write"):
         WavSink(tmp_path / "junk.wav" / "x.wav").start(lambda now: None)
+
+
+async def test_switching_source_and_sink_during_the_meeting(server, tmp_path: Path):
+    a_session, a_call = await join(address(server), "fran", None)
+    b_session, b_call = await join(
+        address(server),
+        "gus",
+        a_session.rooms.room_id,
+        audio_sink=WavSink(tmp_path / "first.wav"),
+    )
+    try:
+        await a_call.audio.publish(SilenceSource())
+        with pytest.raises(SourceError, match="cannot read"):
+            await a_call.audio.switch_source(WavSource(tmp_path / "missing.wav"))
+        await a_call.audio.switch_source(ToneSource())
+        await asyncio.sleep(1.5)
+        await b_call.audio.switch_sink(WavSink(tmp_path / "second.wav"))
+        await asyncio.sleep(1.5)
+        sent = a_call.stats()["audio_sent"]
+        assert sent["frames_voiced"] >= 10  # the tone, after the silence
+    finally:
+        for session, call in ((a_session, a_call), (b_session, b_call)):
+            await call.close()
+            await session.close()
+    for name in ("first", "second"):
+        heard = read_wav(tmp_path / f"{name}.wav")
+        assert heard.size >= SAMPLE_RATE  # each played its part of the meeting
+        assert np.abs(heard.astype(int)).max() > 2000, name  # and heard buzzes
