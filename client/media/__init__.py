@@ -8,7 +8,7 @@ pictures reach renderers through a newest-frame-only slot; audio reaches the
 speaker from the sink's own playout clock.
 """
 
-from .audio_call import AudioCall, AudioEvent, MuteAsked
+from .audio_call import AudioCall, AudioEvent, MuteAsked, SpeakingChanged
 from .audio_devices import AudioDevice, Microphone, Speaker, list_audio_devices
 from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
@@ -58,6 +58,7 @@ __all__ = [
     "SourceError",
     "Speaker",
     "SpeakerSink",
+    "SpeakingChanged",
     "SyntheticSource",
     "ToneSource",
     "VideoReceiver",

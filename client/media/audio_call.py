@@ -29,7 +29,7 @@ from .audio_sinks import AudioSink
 from .audio_sources import AudioSource, MicSource
 from .errors import AudioUnavailable, SinkError
 
-__all__ = ["AudioCall", "AudioEvent", "MuteAsked"]
+__all__ = ["AudioCall", "AudioEvent", "MuteAsked", "SpeakingChanged"]
 
 log = logging.getLogger("quicmeet.media")
 
@@ -44,7 +44,18 @@ class MuteAsked:
     by: str
 
 
-AudioEvent = MuteAsked | ActiveSpeakerChanged
+@dataclass(frozen=True, slots=True)
+class SpeakingChanged:
+    """``user`` started or stopped speaking (their packets' V bit, held for
+    :data:`SPEAKING_HOLD_S` so the indicator does not flicker between words)."""
+
+    user: str
+    speaking: bool
+
+
+SPEAKING_HOLD_S = 0.4
+
+AudioEvent = MuteAsked | ActiveSpeakerChanged | SpeakingChanged
 AudioListener = Callable[[AudioEvent], None]
 
 
@@ -71,6 +82,8 @@ class AudioCall:
         self._loop = loop
         self._send = send
         self._listeners: list[AudioListener] = []
+        self._last_voice_s: dict[str, float] = {}
+        self._push_to_talk = False
         self._ticker: asyncio.TimerHandle | None = None
 
     def add_listener(self, listener: AudioListener) -> Callable[[], None]:
@@ -111,6 +124,7 @@ class AudioCall:
         if isinstance(processor, EchoCanceller):
             self.playout.on_played = processor.on_played
         sender = AudioSender(source, self._send, self._loop, processor=processor)
+        sender.muted = self._push_to_talk
         sender.start()
         try:
             await sender.wait_started()
@@ -158,6 +172,28 @@ class AudioCall:
             self.sender.muted = muted
         await self.rooms.set_muted(muted)
 
+    def set_push_to_talk(self, enabled: bool) -> None:
+        """Push-to-talk: while enabled the microphone sends only between
+        :meth:`press_to_talk` and :meth:`release_to_talk`."""
+        self._push_to_talk = enabled
+        if self.sender is not None:
+            self.sender.muted = enabled
+
+    def press_to_talk(self) -> None:
+        """The talk key went down (push-to-talk only)."""
+        if self._push_to_talk and self.sender is not None:
+            self.sender.muted = False
+
+    def release_to_talk(self) -> None:
+        """The talk key went up (push-to-talk only)."""
+        if self._push_to_talk and self.sender is not None:
+            self.sender.muted = True
+
+    @property
+    def speaking(self) -> set[str]:
+        """Who speaks now, by the V bits of their packets."""
+        return set(self._last_voice_s)
+
     def set_volume(self, user: str, volume: float) -> None:
         """``user``'s volume for us: 0.0 to 2.0 (0-200 %)."""
         self.playout.mixer.set_volume(user, volume)
@@ -198,11 +234,14 @@ class AudioCall:
             return
         now = time.time()
         receiver.push(packet, now)
-        event = self.active.update(
-            receiver.track.owner, packet.level, packet.voice_activity, now
-        )
+        user = receiver.track.owner
+        event = self.active.update(user, packet.level, packet.voice_activity, now)
         if event is not None:
             self._emit(event)
+        if packet.voice_activity:
+            if user not in self._last_voice_s:
+                self._emit(SpeakingChanged(user, True))
+            self._last_voice_s[user] = now
 
     def left(self) -> None:
         for track_id in list(self.receivers):
@@ -225,15 +264,22 @@ class AudioCall:
     def _drop(self, track_id: int) -> None:
         receiver = self.receivers.pop(track_id)
         self.playout.remove(track_id)
+        if self._last_voice_s.pop(receiver.track.owner, None) is not None:
+            self._emit(SpeakingChanged(receiver.track.owner, False))
         self.ended.append(receiver)
         event = self.active.forget(receiver.track.owner, time.time())
         if event is not None:
             self._emit(event)
 
     def _tick(self) -> None:
-        event = self.active.tick(time.time())
+        now = time.time()
+        event = self.active.tick(now)
         if event is not None:
             self._emit(event)
+        for user, last in list(self._last_voice_s.items()):
+            if now - last > SPEAKING_HOLD_S:
+                del self._last_voice_s[user]
+                self._emit(SpeakingChanged(user, False))
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
 
     def _emit(self, event: AudioEvent) -> None:

@@ -17,6 +17,7 @@ from client.media import (
     SilenceSource,
     SinkError,
     SourceError,
+    SpeakingChanged,
     ToneSource,
     WavSink,
     WavSource,
@@ -152,8 +153,22 @@ async def test_mute_ask_to_mute_and_active_speaker(server, tmp_path: Path):
         await eventually(
             lambda: ActiveSpeakerChanged("guest") in host_events, timeout=10
         )
+        assert SpeakingChanged("guest", True) in host_events
+        assert "guest" in host.audio.speaking
         stamped = host.stats()["audio_received"][0]["stamped_latency_ms"]
         assert stamped["count"] == 0  # the host plays nothing: no sink
+        # Push-to-talk: silent until the key goes down.
+        guest.audio.set_push_to_talk(True)
+        await eventually(
+            lambda: SpeakingChanged("guest", False) in host_events, timeout=10
+        )
+        host_events.clear()
+        guest.audio.press_to_talk()
+        await eventually(
+            lambda: SpeakingChanged("guest", True) in host_events, timeout=10
+        )
+        guest.audio.release_to_talk()
+        assert guest.audio.sender.muted
     finally:
         for session, call in ((host_session, host), (guest_session, guest)):
             await call.close()
