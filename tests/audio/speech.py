@@ -67,8 +67,9 @@ def _best(ref: np.ndarray, rec: np.ndarray, lags: range) -> tuple[float, int]:
 def find(reference: np.ndarray, recording: np.ndarray) -> tuple[float, float]:
     """How well ``reference`` appears in ``recording``: the median over its
     half-second pieces of (energy envelope correlation, waveform correlation),
-    each piece found near where the whole sentence matches best, so the
-    jitter buffer's dropped or stretched silences do not count against it."""
+    each piece found within 0.5 s of where the whole sentence matches best,
+    so the jitter buffer's dropped or stretched frames (many on a busy
+    machine) do not count against it."""
     ref_env, rec_env = envelope(reference), envelope(recording)
     _, start = _best(ref_env, rec_env, range(max(0, rec_env.size - ref_env.size + 1)))
     piece = 50  # envelope windows of 10 ms
@@ -78,7 +79,7 @@ def find(reference: np.ndarray, recording: np.ndarray) -> tuple[float, float]:
         score, at = _best(
             ref_env[first : first + piece],
             rec_env,
-            range(max(0, near - 20), near + 21),
+            range(max(0, near - 50), near + 51),
         )
         envelopes.append(score)
         ref_wave = reference[first * 480 : (first + piece) * 480].astype(float)

@@ -88,8 +88,8 @@ async def test_three_members_hear_each_others_speech(server, tmp_path: Path):
                 assert match < 0.25, (listener, score, match)
                 continue
             # Generous for a busy machine, where late packets are concealed.
-            assert score > 0.8, (listener, speaker, score)
-            assert match > 0.5, (listener, speaker, match)
+            assert score > 0.7, (listener, speaker, score, match)
+            assert match > 0.45, (listener, speaker, score, match)
             r = received[speaker]
             assert r["corrupt"] == 0
             assert r["packets_lost"] <= 0.1 * r["packets_received"]
