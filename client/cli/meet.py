@@ -1,12 +1,16 @@
 """``meet``: a headless meeting participant, for scripts, tests and benchmarks.
 
 ``quicmeet-cli meet (--create | --room ID) [--password P] --video SOURCE
-[--screen SOURCE] [--audio none] [--duration SECONDS] [--stats FILE]
-[--sink y4m:PATH] [--save-frames DIR --every N]`` joins (or creates) a room,
-sends its video, receives everyone else's, renders it to the sinks, and at the
-end writes per-track statistics as JSON: frames received, decoded and rendered,
-frame rate, keyframe requests, packets lost, bitrate, and, for stamped
-(synthetic) sources, glass-to-glass latency percentiles read from the pictures.
+[--screen SOURCE] [--audio SOURCE] [--play SINK] [--duration SECONDS]
+[--stats FILE] [--sink y4m:PATH] [--save-frames DIR --every N]`` joins (or
+creates) a room, sends its video and audio, receives everyone else's, renders
+video to the sinks and plays the audio mix, and at the end writes per-track
+statistics as JSON: frames received, decoded and rendered, frame rate,
+keyframe requests, packets lost, bitrate, and, for stamped (synthetic)
+sources, glass-to-glass latency percentiles read from the pictures; per
+speaker: packets received, lost, concealed, recovered by FEC, jitter-buffer
+delay and, for the stamped tone, mouth-to-ear latency. Without PortAudio or a
+device, audio is off with a note on stderr and the rest goes on.
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ from typing import Any
 from codec.messages.rooms import TrackKind
 
 from ..media import (
+    AudioSink,
+    AudioSource,
+    AudioUnavailable,
     Call,
     FrameConsumer,
     FrameSaver,
     SourceError,
     VideoSource,
     Y4mSink,
+    parse_audio_sink,
+    parse_audio_source,
     parse_sink,
     parse_video_source,
 )
@@ -95,6 +104,11 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
         raise CliFailure(
             "--video screen and --screen would both share a screen", EXIT_USAGE
         )
+    try:
+        audio_source: AudioSource | None = parse_audio_source(args.audio)
+        audio_sink: AudioSink | None = parse_audio_sink(args.play)
+    except ValueError as exc:
+        raise CliFailure(str(exc), EXIT_USAGE) from None
     consumers: list[FrameConsumer] = []
     sink: Y4mSink | None = None
     saver: FrameSaver | None = None
@@ -115,13 +129,22 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
         state = await session.rooms.join(args.room, args.password)
     ctx.emit({"room": state}, room_text(state))
 
-    call = Call(session, consumers)
+    call = Call(session, consumers, audio_sink=audio_sink)
     call.start()
+    if call.audio.unavailable is not None:
+        ctx.note(call.audio.unavailable)
     started = time.monotonic()
     try:
         for source, kind in sources:
             try:
                 await call.publish_video(source, kind, bitrate_bps=_bitrate(args, kind))
+            except SourceError as exc:
+                raise CliFailure(str(exc), EXIT_MEDIA, name="SOURCE_FAILED") from None
+        if audio_source is not None:
+            try:
+                await call.audio.publish(audio_source)
+            except AudioUnavailable as exc:
+                ctx.note(str(exc))
             except SourceError as exc:
                 raise CliFailure(str(exc), EXIT_MEDIA, name="SOURCE_FAILED") from None
         ended_by = await _meet_until_done(session, args.duration)
@@ -144,11 +167,18 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
     ctx.emit(
         {"stats": report},
         "\n".join(
-            f"{r['user']} {r['kind']}: {r['frames_rendered']} frames rendered, "
-            f"{r['fps']} fps"
-            for r in report["received"]  # type: ignore[attr-defined]
+            [
+                f"{r['user']} {r['kind']}: {r['frames_rendered']} frames rendered, "
+                f"{r['fps']} fps"
+                for r in report["received"]  # type: ignore[attr-defined]
+            ]
+            + [
+                f"{r['user']} audio: {r['frames_played']} frames played, "
+                f"{r['packets_lost']} lost, {r['frames_fec_recovered']} by FEC"
+                for r in report["audio_received"]  # type: ignore[attr-defined]
+            ]
         )
-        or "no video received",
+        or "no media received",
     )
 
 
@@ -214,9 +244,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--screen-bitrate", type=int, metavar="BPS")
     p.add_argument(
         "--audio",
-        choices=["none"],
         default="none",
-        help="audio source (none: this client does not send audio yet)",
+        metavar="SOURCE",
+        help="tone (stamped test buzz), wav:PATH, silence, mic[:DEVICE], or none "
+        "(default)",
+    )
+    p.add_argument(
+        "--play",
+        default="none",
+        metavar="SINK",
+        help="where the audio mix goes: speaker[:DEVICE], wav:PATH, or none (default)",
     )
     p.add_argument(
         "--duration",

@@ -1,8 +1,9 @@
-"""The media of one meeting for one session: local tracks out, remote video in.
+"""The media of one meeting for one session: local tracks out, remote media in.
 
 A :class:`Call` follows ``session.rooms``: for every remote video track the room
 announces it runs a :class:`~client.media.receiver.VideoReceiver`, and stops it
-(threads, timers, sink streams) the moment the track or its member goes. It
+(threads, timers, sink streams) the moment the track or its member goes; audio
+goes to :attr:`Call.audio` (:class:`~client.media.audio_call.AudioCall`). It
 dispatches the datagrams the connection receives (media to receivers, keyframe
 requests and NACKs to local senders), numbers the datagrams it sends with this
 hop's transport sequence, keeps them in a retransmit cache to answer the SFU's
@@ -19,6 +20,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from codec.media import (
+    AudioPacket,
     KeyframeRequest,
     NackPacket,
     PacketError,
@@ -32,6 +34,8 @@ from codec.messages.rooms import TrackKind
 
 from ..errors import ClientError
 from ..rooms import RoomEvent
+from .audio_call import AudioCall
+from .audio_sinks import AudioSink
 from .receiver import FrameConsumer, VideoReceiver
 from .sender import VideoSender
 from .sources import VideoSource
@@ -47,6 +51,8 @@ MAX_QUEUED_DATAGRAMS = 64
 """Datagrams allowed to wait in aioquic's queue before a frame is dropped: room
 for a keyframe and a few frames, not seconds of video."""
 _CONTROL_HEADROOM = 64
+_AUDIO_HEADROOM = 64
+"""Audio goes first: it is still queued when video has filled its share."""
 
 
 class Call:
@@ -63,6 +69,7 @@ class Call:
         consumers: Sequence[FrameConsumer] = (),
         *,
         max_queued_datagrams: int = MAX_QUEUED_DATAGRAMS,
+        audio_sink: AudioSink | None = None,
     ) -> None:
         self.session = session
         self.rooms = session.rooms
@@ -82,6 +89,8 @@ class Call:
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
+        self.audio = AudioCall(self.rooms, self._loop, self._send_audio, audio_sink)
+        """Local audio, every speaker's audio, mute and the active speaker."""
 
     @property
     def receivers(self) -> dict[int, VideoReceiver]:
@@ -97,6 +106,7 @@ class Call:
         """Follow the room: take its datagrams and receive its video tracks."""
         self._unlisten = self.rooms.add_listener(self._on_room_event)
         self.rooms.datagram_handler = self._on_datagram
+        self.audio.start()
         if self.rooms.state is not None:
             self._sync(self.rooms.state)
 
@@ -156,6 +166,7 @@ class Call:
         ]
         for sender in senders:
             sender.stop()
+        await self.audio.close()
 
         def join_all() -> None:
             for sender in senders:
@@ -177,8 +188,10 @@ class Call:
                 self._loop.run_in_executor(None, receiver.join)
             for sender in self._senders.values():
                 sender.stop()
+            self.audio.left()
         elif isinstance(event, MuteRequested):
             self.mute_requests += 1
+            self.audio.on_mute_requested(event.by)
             self._spawn(self.rooms.set_muted(True))
 
     def _sync(self, state: RoomState) -> None:
@@ -207,6 +220,9 @@ class Call:
             if sender.track_id not in mine and kind not in self._republishing:
                 self._republishing.add(kind)
                 self._spawn(self._republish(kind, sender))
+        if self.audio.sync(state, me) and "microphone" not in self._republishing:
+            self._republishing.add("microphone")
+            self._spawn(self._republish_audio())
 
     async def _republish(self, kind: str, sender: VideoSender) -> None:
         try:
@@ -219,6 +235,16 @@ class Call:
             log.warning("could not announce the %s track again: %s", kind, exc)
         finally:
             self._republishing.discard(kind)
+
+    async def _republish_audio(self) -> None:
+        try:
+            track = await self.rooms.publish("microphone")
+            if self.audio.sender is not None:
+                self.audio.sender.retarget(track.track_id)
+        except ClientError as exc:
+            log.warning("could not announce the microphone track again: %s", exc)
+        finally:
+            self._republishing.discard("microphone")
 
     def _drop_receiver(self, track_id: int) -> VideoReceiver:
         receiver = self._receivers.pop(track_id)
@@ -239,7 +265,9 @@ class Call:
         except PacketError:
             self.datagrams_malformed += 1
             return
-        if isinstance(packet, VideoPacket):
+        if isinstance(packet, AudioPacket):
+            self.audio.on_packet(packet)
+        elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
             if receiver is None:
                 self.datagrams_unknown_track += 1
@@ -301,6 +329,10 @@ class Call:
             datagrams, self.max_queued_datagrams + _CONTROL_HEADROOM
         )
 
+    def _send_audio(self, datagrams: Sequence[bytes]) -> bool:
+        sent = self._send(datagrams, self.max_queued_datagrams + _AUDIO_HEADROOM)
+        return sent is not None
+
     def _request_keyframe(self, track_id: int) -> None:
         request = KeyframeRequest(track_id, 0).serialize()
         self.rooms.send_datagrams(
@@ -323,5 +355,6 @@ class Call:
             "datagrams_malformed": self.datagrams_malformed,
             "datagrams_unknown_track": self.datagrams_unknown_track,
             "mute_requests": self.mute_requests,
+            **self.audio.stats(),
             "left": None if self.left is None else self.left.reason,
         }

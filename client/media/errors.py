@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ClientError
 
-__all__ = ["MediaError", "SinkError", "SourceError"]
+__all__ = ["AudioUnavailable", "MediaError", "SinkError", "SourceError"]
 
 
 class MediaError(ClientError):
@@ -21,3 +21,8 @@ class SourceError(MediaError):
 
 class SinkError(MediaError):
     """A sink for received video could not be opened or written."""
+
+
+class AudioUnavailable(MediaError):
+    """No audio here: PortAudio is missing, or the device asked for is not
+    there or refuses 48 kHz mono. Audio is off; everything else works."""

@@ -220,10 +220,12 @@ async def test_meeting_through_five_percent_loss_recovers_by_retransmission(serv
                     # renders fewer).
                     assert received["frames_rendered"] >= 0.25 * FPS * 5.0, received
                     # Keyframes only as a last resort: the one that starts the
-                    # track, then only for frames retransmission could not save
-                    # in time (a busy machine loses a few to late timers).
+                    # track (asked again while that large frame is still in
+                    # flight over the lossy link), then only for frames
+                    # retransmission could not save in time (a busy machine
+                    # loses a few to late timers).
                     requests = received["keyframe_requests"]
-                    assert requests <= 2 + 2 * received["frames_lost"], received
+                    assert requests <= 3 + 2 * received["frames_lost"], received
                     assert requests <= 6, received
                     recovered += received["packets_recovered"]
                 for sent in member.call.stats()["sent"]:

@@ -1,0 +1,244 @@
+"""Microphones and speakers through sounddevice (PortAudio).
+
+The one module that imports sounddevice. Inside the client audio is 48 kHz
+mono int16 in 20 ms frames; a device that will not run at 48 kHz runs at its
+own default rate and soxr converts on the way. Without PortAudio, or without
+the device asked for, opening raises :class:`AudioUnavailable` with a message
+for people and the rest of the client carries on.
+
+:class:`Microphone` hands each captured 20 ms frame to a callback (on
+PortAudio's thread: the callback must only queue it). :class:`Speaker` asks a
+``pull`` function for each 20 ms frame from PortAudio's callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from codec.media.audio import FRAME_SAMPLES, SAMPLE_RATE
+
+from .errors import AudioUnavailable
+
+__all__ = ["AudioDevice", "Microphone", "Speaker", "list_audio_devices"]
+
+
+def _sounddevice() -> ModuleType:
+    try:
+        import sounddevice
+    except OSError as exc:  # the module loads, PortAudio does not
+        raise AudioUnavailable(
+            f"audio is off: PortAudio is not installed ({exc}); install libportaudio2"
+        ) from None
+    return sounddevice
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDevice:
+    """One PortAudio device as the pickers show it."""
+
+    index: int
+    name: str
+    inputs: int
+    outputs: int
+    default_rate: int
+    default_input: bool = False
+    default_output: bool = False
+
+
+def list_audio_devices() -> list[AudioDevice]:
+    """Every input and output device PortAudio sees (may be empty)."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        default_in, default_out = sd.default.device
+    except sd.PortAudioError as exc:
+        raise AudioUnavailable(f"audio is off: {exc}") from None
+    return [
+        AudioDevice(
+            index,
+            str(info["name"]),
+            int(info["max_input_channels"]),
+            int(info["max_output_channels"]),
+            int(info["default_samplerate"]),
+            index == default_in,
+            index == default_out,
+        )
+        for index, info in enumerate(devices)
+    ]
+
+
+def _resolve(
+    sd: ModuleType, spec: str | None, output: bool, rate: int | None
+) -> tuple[int, int]:
+    """(device index, the rate to open it at) for a name, index or default;
+    ``rate`` forces a device rate (else 48 kHz when the device takes it)."""
+    what = "speaker" if output else "microphone"
+    channels = "max_output_channels" if output else "max_input_channels"
+    try:
+        devices = sd.query_devices()
+        if spec is None or spec == "":
+            default = sd.default.device[1 if output else 0]
+            if default is None or default < 0:
+                raise AudioUnavailable(f"audio is off: no default {what}")
+            index = int(default)
+        elif spec.isdigit():
+            index = int(spec)
+        else:
+            matches = [
+                i
+                for i, d in enumerate(devices)
+                if spec.lower() in str(d["name"]).lower() and d[channels] > 0
+            ]
+            if not matches:
+                raise AudioUnavailable(f"audio is off: no {what} named {spec!r}")
+            index = matches[0]
+        if not 0 <= index < len(devices) or devices[index][channels] < 1:
+            raise AudioUnavailable(f"audio is off: no {what} {spec!r}")
+        check = sd.check_output_settings if output else sd.check_input_settings
+        try:
+            wanted = rate or SAMPLE_RATE
+            check(device=index, channels=1, samplerate=wanted, dtype="int16")
+            rate = wanted
+        except (sd.PortAudioError, ValueError):
+            rate = int(devices[index]["default_samplerate"])
+    except sd.PortAudioError as exc:
+        raise AudioUnavailable(f"audio is off: {exc}") from None
+    return index, rate
+
+
+class Microphone:
+    """Captures 48 kHz mono frames from an input device (``rate``: run the
+    device at another rate and resample).
+
+    ``on_frame(frame, capture_s)`` gets each 20 ms int16 frame with the time
+    (``time.time()`` seconds) its first sample was captured.
+    """
+
+    def __init__(
+        self,
+        device: str | None,
+        on_frame: Callable[[np.ndarray, float], None],
+        *,
+        rate: int | None = None,
+    ) -> None:
+        self.sd = _sounddevice()
+        self.index, self.rate = _resolve(self.sd, device, False, rate)
+        self.on_frame = on_frame
+        self.overflows = 0
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler: Any = None
+        self._stream: Any = None
+
+    def start(self) -> None:
+        """Open the stream; frames start arriving on PortAudio's thread."""
+        if self.rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, "int16")
+        try:
+            self._stream = self.sd.InputStream(
+                device=self.index,
+                channels=1,
+                samplerate=self.rate,
+                dtype="int16",
+                blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
+                callback=self._callback,
+            )
+            self._stream.start()
+        except self.sd.PortAudioError as exc:
+            raise AudioUnavailable(
+                f"audio is off: cannot open the microphone: {exc}"
+            ) from None
+
+    def _callback(self, data: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        now = time.time()
+        samples = data[:, 0]
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        self._pending = np.concatenate((self._pending, samples))
+        while self._pending.size >= FRAME_SAMPLES:
+            frame, self._pending = (
+                self._pending[:FRAME_SAMPLES].copy(),
+                self._pending[FRAME_SAMPLES:],
+            )
+            self.on_frame(frame, now - self._pending.size / SAMPLE_RATE)
+
+    def stop(self) -> None:
+        """Close the stream (no callback runs afterwards)."""
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+
+class Speaker:
+    """Plays 48 kHz mono frames on an output device (``rate``: run the device
+    at another rate and resample).
+
+    ``pull(now)`` returns the next 20 ms int16 frame; it runs in PortAudio's
+    callback, so it must be quick and never block.
+    """
+
+    def __init__(
+        self,
+        device: str | None,
+        pull: Callable[[float], np.ndarray],
+        *,
+        rate: int | None = None,
+    ) -> None:
+        self.sd = _sounddevice()
+        self.index, self.rate = _resolve(self.sd, device, True, rate)
+        self.pull = pull
+        self.underflows = 0
+        self.callbacks = 0
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler: Any = None
+        self._stream: Any = None
+
+    def start(self) -> None:
+        """Open the stream; ``pull`` starts being called."""
+        if self.rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(SAMPLE_RATE, self.rate, 1, "int16")
+        try:
+            self._stream = self.sd.OutputStream(
+                device=self.index,
+                channels=1,
+                samplerate=self.rate,
+                dtype="int16",
+                blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
+                callback=self._callback,
+            )
+            self._stream.start()
+        except self.sd.PortAudioError as exc:
+            raise AudioUnavailable(
+                f"audio is off: cannot open the speaker: {exc}"
+            ) from None
+
+    def _callback(self, out: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        self.callbacks += 1
+        if status.output_underflow:
+            self.underflows += 1
+        while self._pending.size < frames:
+            frame = self.pull(time.time())
+            if self._resampler is not None:
+                frame = self._resampler.resample_chunk(frame)
+            self._pending = np.concatenate((self._pending, frame))
+        out[:, 0] = self._pending[:frames]
+        self._pending = self._pending[frames:]
+
+    def stop(self) -> None:
+        """Close the stream (no callback runs afterwards)."""
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None

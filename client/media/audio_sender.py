@@ -1,0 +1,246 @@
+"""Sending the local microphone track: capture, VAD, DTX, Opus on a thread,
+datagrams on the wire from the event loop.
+
+The sender's thread owns the source, the capture processing (echo
+cancellation with what is played as the reference, when one is given), the
+VAD and the encoder. Each frame that DTX lets through becomes one audio
+datagram with its RFC 6464 level, handed to the loop with
+``call_soon_threadsafe``. While muted the thread still runs (so unmuting is
+instant) but encodes silence, which DTX reduces to keep-alives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from codec.media import AudioPacket
+from codec.media.audio import (
+    DEFAULT_BITRATE_BPS,
+    FRAME_SAMPLES,
+    AudioCodecError,
+    DtxGate,
+    OpusEncoder,
+    VoiceDetector,
+    audio_level,
+)
+
+from .audio_sources import AudioSource
+from .errors import MediaError, SourceError
+
+__all__ = ["AudioSender", "AudioSenderStats", "CaptureProcessor"]
+
+log = logging.getLogger("quicmeet.media")
+
+SendAudio = Callable[[Sequence[bytes]], bool]
+
+
+class CaptureProcessor(Protocol):
+    """Cleans the captured frame before the VAD: echo cancellation against
+    what was played, noise suppression, gain."""
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """One 20 ms int16 frame in, the cleaned frame out."""
+
+
+@dataclass(slots=True)
+class AudioSenderStats:
+    """What the local audio track has done (20 ms frames, datagrams, bytes)."""
+
+    frames_captured: int = 0
+    frames_voiced: int = 0
+    """Frames the VAD called speech."""
+    packets_sent: int = 0
+    keepalives_sent: int = 0
+    frames_suppressed: int = 0
+    """Frames DTX did not send (silence)."""
+    packets_dropped: int = 0
+    """Packets not sent: no connection, or its datagram queue was full."""
+    bytes_sent: int = 0
+    """Opus bytes, headers not counted."""
+
+
+class AudioSender:
+    """Captures, encodes and sends the local audio track from ``source``.
+
+    As :class:`~client.media.sender.VideoSender`: :meth:`start`, await
+    :meth:`wait_started`, :meth:`begin` with the track id, then :meth:`stop`
+    and :meth:`join`. ``muted`` may be set from any thread.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        send: SendAudio,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        bitrate_bps: int = DEFAULT_BITRATE_BPS,
+        processor: CaptureProcessor | None = None,
+        dtx: bool = True,
+    ) -> None:
+        self.source = source
+        self.kind = "microphone"
+        self.bitrate_bps = bitrate_bps
+        self.processor = processor
+        self.dtx = dtx
+        self.muted = False
+        self.stats = AudioSenderStats()
+        self.track_id: int | None = None
+        self.error: SourceError | None = None
+        self._send = send
+        self._loop = loop
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._opened: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._track_ready = threading.Event()
+        self._new_bitrate: int | None = None
+        self._new_source: tuple[AudioSource, concurrent.futures.Future[None]] | None = (
+            None
+        )
+        self._seq = 0
+
+    def start(self) -> None:
+        """Start the thread, which opens the source; returns at once."""
+        self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
+        self._thread.start()
+
+    async def wait_started(self, timeout: float = 10.0) -> None:
+        """Wait until the source is open; :class:`SourceError` (or
+        :class:`~client.media.errors.AudioUnavailable`) when it failed."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._opened), timeout)
+        except TimeoutError:
+            raise SourceError(
+                f"the audio source did not open in {timeout:g} s"
+            ) from None
+
+    def begin(self, track_id: int) -> None:
+        """Send as ``track_id`` (once the source is open)."""
+        self.track_id = track_id
+        self._track_ready.set()
+
+    def retarget(self, track_id: int) -> None:
+        """Send as ``track_id`` from the next frame on."""
+        self.track_id = track_id
+
+    def set_bitrate(self, bitrate_bps: int) -> None:
+        """Change the Opus bitrate from the next frame on."""
+        self._new_bitrate = bitrate_bps
+
+    async def switch_source(self, source: AudioSource) -> None:
+        """Capture from ``source`` from the next frame on (another microphone,
+        say), on the same track. Raises the new source's error (and keeps the
+        old one) when it cannot be opened."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._new_source = (source, done)
+        await asyncio.wrap_future(done)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._track_ready.set()
+
+    def join(self, timeout: float | None = 10.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.source.open()
+            encoder = OpusEncoder(self.bitrate_bps)
+            detector = VoiceDetector()
+        except (MediaError, AudioCodecError) as exc:
+            self._opened.set_exception(exc)
+            self.source.close()
+            return
+        self._opened.set_result(None)
+        try:
+            self._track_ready.wait()
+            self._capture(encoder, detector)
+        except SourceError as exc:
+            self.error = exc
+            log.warning("audio source stopped: %s", exc)
+        finally:
+            self.source.close()
+            encoder.close()
+
+    def _capture(self, encoder: OpusEncoder, detector: VoiceDetector) -> None:
+        gate = DtxGate()
+        timestamp = 0
+        first_capture: float | None = None
+        while not self._stopping.is_set():
+            if self._new_source is not None:
+                self._switch(*self._new_source)
+                self._new_source = None
+            frame, capture_s = self.source.read()
+            self.stats.frames_captured += 1
+            if first_capture is None:
+                first_capture = capture_s
+            # A source stall (frames never captured) shows as a jump of
+            # whole frames, as DTX does; capture jitter below a frame does not.
+            behind = round((capture_s - first_capture) * 48_000) - timestamp
+            if behind >= 2 * FRAME_SAMPLES:
+                timestamp += (behind // FRAME_SAMPLES) * FRAME_SAMPLES
+            if self.processor is not None:
+                frame = self.processor.process(frame)
+            if self.muted:
+                frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            if self._new_bitrate is not None:
+                encoder.set_bitrate(self._new_bitrate)
+                self.bitrate_bps, self._new_bitrate = self._new_bitrate, None
+            speech = detector.is_speech(frame)
+            self.stats.frames_voiced += speech
+            decision = gate.decide(speech, capture_s)
+            if self.dtx and not decision.send:
+                self.stats.frames_suppressed += 1
+                timestamp += FRAME_SAMPLES
+                continue
+            payload = encoder.encode(frame)
+            packet = AudioPacket(
+                track_id=self.track_id or 0,
+                seq=self._seq & 0xFFFF,
+                transport_seq=0,
+                timestamp=timestamp & 0xFFFFFFFF,
+                level=audio_level(frame),
+                voice_activity=decision.voice or not self.dtx,
+                payload=payload,
+            )
+            self._seq += 1
+            timestamp += FRAME_SAMPLES
+            self.stats.keepalives_sent += decision.keepalive
+            self.stats.bytes_sent += len(payload)
+            self._loop.call_soon_threadsafe(self._deliver, packet.serialize())
+
+    def _switch(
+        self, source: AudioSource, done: concurrent.futures.Future[None]
+    ) -> None:
+        try:
+            source.open()
+        except MediaError as exc:
+            done.set_exception(exc)
+            return
+        self.source.close()
+        self.source = source
+        done.set_result(None)
+
+    def _deliver(self, datagram: bytes) -> None:
+        if self._send([datagram]):
+            self.stats.packets_sent += 1
+        else:
+            self.stats.packets_dropped += 1
+
+    def stats_dict(self) -> dict[str, object]:
+        """Counters as plain values for a stats file."""
+        return {
+            "kind": self.kind,
+            "track_id": self.track_id,
+            "bitrate_bps": self.bitrate_bps,
+            "muted": self.muted,
+            **{name: getattr(self.stats, name) for name in self.stats.__slots__},
+        }

@@ -1,0 +1,46 @@
+"""Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer.
+
+Sans-I/O as the rest of :mod:`codec`: callers pass ``now`` (seconds on their
+own monotonic clock) and 20 ms frames of 48 kHz mono int16 samples
+(:data:`FRAME_SAMPLES` of them). Importing this package loads numpy; libopus
+and webrtcvad load when a codec or detector is created.
+"""
+
+from __future__ import annotations
+
+from .dtx import DtxDecision, DtxGate, VoiceDetector
+from .errors import AudioCodecError
+from .jitter import JitterBuffer, JitterStats, Playout, PlayoutKind
+from .level import SILENT_LEVEL, ActiveSpeaker, ActiveSpeakerChanged, audio_level
+from .mixer import MAX_VOLUME, Mixer
+from .opus import (
+    DEFAULT_BITRATE_BPS,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    OpusDecoder,
+    OpusEncoder,
+)
+
+__all__ = [
+    "DEFAULT_BITRATE_BPS",
+    "FRAME_MS",
+    "FRAME_SAMPLES",
+    "MAX_VOLUME",
+    "SAMPLE_RATE",
+    "SILENT_LEVEL",
+    "ActiveSpeaker",
+    "ActiveSpeakerChanged",
+    "AudioCodecError",
+    "DtxDecision",
+    "DtxGate",
+    "JitterBuffer",
+    "JitterStats",
+    "Mixer",
+    "OpusDecoder",
+    "OpusEncoder",
+    "Playout",
+    "PlayoutKind",
+    "VoiceDetector",
+    "audio_level",
+]
