@@ -93,14 +93,21 @@ class TileFrames:
         self._lock = threading.Lock()
         self._tiles: dict[str, _Tile] = {}
 
-    def attach(self, key: str, name: str, size: tuple[int, int]) -> None:
-        """Write the pictures of ``key`` into the buffer ``name`` from now on."""
-        tile = _Tile(name, size)
+    def attach(self, key: str, name: str, size: tuple[int, int]) -> bool:
+        """Write the pictures of ``key`` into the buffer ``name`` from now on;
+        ``False`` when the buffer is gone: the UI replaced or dropped the tile
+        before this command was read (a resize in quick succession), and a
+        newer command for ``key`` follows."""
+        try:
+            tile = _Tile(name, size)
+        except FileNotFoundError:
+            return False
         with self._lock:
             old = self._tiles.get(key)
             self._tiles[key] = tile
         if old is not None:
             old.close()
+        return True
 
     def drop(self, key: str) -> None:
         """Stop writing pictures of ``key`` (its tile is gone)."""

@@ -128,6 +128,13 @@ def test_a_new_tile_size_discards_pictures_made_for_the_old_one(
     assert frames.take("k") is None
 
 
+def test_a_buffer_the_window_already_replaced_is_skipped_quietly() -> None:
+    engine = TileFrames()
+    assert engine.attach("k", "psm_gone_before_the_engine_read_it", (32, 24)) is False
+    engine.put("k", solid(64, 48, (1, 2, 3)), 0)  # no tile: nothing written
+    engine.close()
+
+
 def test_producers_on_several_threads_never_hand_over_a_torn_picture(
     frames: Tiles,
 ) -> None:
