@@ -125,16 +125,8 @@ class AudioCall:
             self.playout.on_played = processor.on_played
         sender = AudioSender(source, self._send, self._loop, processor=processor)
         sender.muted = self._push_to_talk
-        sender.start()
-        try:
-            await sender.wait_started()
-            track = await self.rooms.publish("microphone")
-        except BaseException:
-            sender.stop()
-            await self._loop.run_in_executor(None, sender.join)
-            raise
+        await sender.publish(lambda: self.rooms.publish("microphone"))
         self.sender = sender
-        sender.begin(track.track_id)
         return sender
 
     async def switch_source(self, source: AudioSource) -> None:
@@ -161,10 +153,7 @@ class AudioCall:
         sender, self.sender = self.sender, None
         if sender is None:
             return
-        sender.stop()
-        if sender.track_id is not None and self.rooms.state is not None:
-            await self.rooms.unpublish(sender.track_id)
-        await self._loop.run_in_executor(None, sender.join)
+        await sender.withdraw(self.rooms)
 
     async def set_muted(self, muted: bool) -> None:
         """Mute or unmute the microphone and tell the room."""
@@ -254,8 +243,7 @@ class AudioCall:
             self._ticker.cancel()
         sender = self.sender
         if sender is not None:
-            sender.stop()
-            await self._loop.run_in_executor(None, sender.join)
+            await sender.halt()
         if self.sink is not None:
             await self._loop.run_in_executor(None, self.sink.stop)
         for track_id in list(self.receivers):

@@ -13,7 +13,11 @@ import asyncio
 import concurrent.futures
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
+from codec.messages import RoomTrack
+
+from ..rooms import Rooms
 from .errors import SourceError
 
 
@@ -69,6 +73,37 @@ class TrackSender(ABC):
         """Stop capturing and sending (returns at once; ``join`` waits)."""
         self._stopping.set()
         self._track_ready.set()
+
+    async def publish(self, announce: Callable[[], Awaitable[RoomTrack]]) -> None:
+        """Start the thread, wait for the source, then ``announce`` the track
+        and send as the id the room gave it. When either fails the thread is
+        stopped and joined (off the loop) and the error raised: nothing is
+        announced for a source that does not work."""
+        self.start()
+        try:
+            await self.wait_started()
+            track = await announce()
+        except BaseException:
+            await self.halt()
+            raise
+        self.begin(track.track_id)
+
+    async def withdraw(self, rooms: Rooms) -> None:
+        """Stop sending, tell the room the track is gone (when it has one and
+        the room is still joined) and wait for the thread off the loop."""
+        self.stop()
+        if self.track_id is not None and rooms.state is not None:
+            await rooms.unpublish(self.track_id)
+        await self._loop.run_in_executor(None, self.join)
+
+    async def halt(self) -> None:
+        """Stop and wait for the thread off the loop."""
+        self.stop()
+        await self._loop.run_in_executor(None, self.join)
+
+    @abstractmethod
+    def join(self) -> None:
+        """Wait for the capture thread to end (blocking)."""
 
     @abstractmethod
     def _run(self) -> None:
