@@ -52,6 +52,7 @@ from codec.messages import (
 from codec.messages.rooms import TrackKind, parse_room_id
 
 from .errors import ClientError, ServerError
+from .listeners import Listeners
 
 if TYPE_CHECKING:
     from .session import Session
@@ -77,7 +78,7 @@ class Rooms:
         self.datagram_handler: Callable[[bytes], None] | None = None
         """Called on the event loop with every datagram the server sends."""
         self._password: str | None = None
-        self._listeners: list[RoomListener] = []
+        self._listeners: Listeners[RoomEvent] = Listeners(log, "room")
         self._elsewhere: dict[str, str] = {}
         """Room id -> ``host:port`` of the node hosting it, as a node told us."""
         session.add_restore_hook(self._rejoin)
@@ -101,13 +102,7 @@ class Rooms:
     def add_listener(self, listener: RoomListener) -> Callable[[], None]:
         """Call ``listener`` with every room event; returns a function that stops
         it (calling that again does nothing)."""
-        self._listeners.append(listener)
-
-        def stop() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return stop
+        return self._listeners.add(listener)
 
     def on_event(self, event: Event) -> None:
         """Take a server event (the session hands every one over)."""
@@ -132,20 +127,13 @@ class Rooms:
             self._password = None
         elif isinstance(event, RoomInvitation):
             self.invitations[event.room_id] = event
-        self._notify(event)
-
-    def _notify(self, event: RoomEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("room listener failed on %s", type(event).__name__)
+        self._listeners.notify(event)
 
     def _entered(self, state: RoomState, password: str | None) -> RoomState:
         self.state = state
         self._password = password
         self.invitations.pop(state.room_id, None)
-        self._notify(RoomUpdated(room=state))
+        self._listeners.notify(RoomUpdated(room=state))
         return state
 
     async def _rejoin(self) -> None:
@@ -160,7 +148,7 @@ class Rooms:
         except ClientError as exc:
             self.state = None
             self._password = None
-            self._notify(
+            self._listeners.notify(
                 RoomLeft(
                     room_id=room_id,
                     reason="connection_lost",
@@ -209,7 +197,9 @@ class Rooms:
         self.state = None
         self._password = None
         if room_id is not None:
-            self._notify(RoomLeft(room_id=room_id, reason="left", message="you left"))
+            self._listeners.notify(
+                RoomLeft(room_id=room_id, reason="left", message="you left")
+            )
 
     async def refresh(self) -> RoomState:
         """Fetch the room's state from the server."""

@@ -21,6 +21,7 @@ from codec.media.audio import ActiveSpeaker, ActiveSpeakerChanged
 from codec.messages import RoomState
 
 from ..errors import ClientError
+from ..listeners import Listeners
 from ..rooms import Rooms
 from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
@@ -81,16 +82,15 @@ class AudioCall:
         """Why playback or capture is off, if it is."""
         self._loop = loop
         self._send = send
-        self._listeners: list[AudioListener] = []
+        self._listeners: Listeners[AudioEvent] = Listeners(log, "audio event")
         self._last_voice_s: dict[str, float] = {}
         self._push_to_talk = False
         self._ticker: asyncio.TimerHandle | None = None
 
     def add_listener(self, listener: AudioListener) -> Callable[[], None]:
         """Call ``listener`` (on the loop) for each audio event; returns a
-        function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        function that removes it (calling that again does nothing)."""
+        return self._listeners.add(listener)
 
     def start(self) -> None:
         """Start the sink's playout clock (if there is a sink). A sink that
@@ -125,16 +125,8 @@ class AudioCall:
             self.playout.on_played = processor.on_played
         sender = AudioSender(source, self._send, self._loop, processor=processor)
         sender.muted = self._push_to_talk
-        sender.start()
-        try:
-            await sender.wait_started()
-            track = await self.rooms.publish("microphone")
-        except BaseException:
-            sender.stop()
-            await self._loop.run_in_executor(None, sender.join)
-            raise
+        await sender.publish(lambda: self.rooms.publish("microphone"))
         self.sender = sender
-        sender.begin(track.track_id)
         return sender
 
     async def switch_source(self, source: AudioSource) -> None:
@@ -161,10 +153,7 @@ class AudioCall:
         sender, self.sender = self.sender, None
         if sender is None:
             return
-        sender.stop()
-        if sender.track_id is not None and self.rooms.state is not None:
-            await self.rooms.unpublish(sender.track_id)
-        await self._loop.run_in_executor(None, sender.join)
+        await sender.withdraw(self.rooms)
 
     async def set_muted(self, muted: bool) -> None:
         """Mute or unmute the microphone and tell the room."""
@@ -207,7 +196,7 @@ class AudioCall:
     def on_mute_requested(self, by: str) -> None:
         if self.sender is not None:
             self.sender.muted = True
-        self._emit(MuteAsked(by))
+        self._listeners.notify(MuteAsked(by))
 
     def sync(self, state: RoomState, me: str | None) -> list[str]:
         """Follow the room's audio tracks; returns the kinds of our own tracks
@@ -237,10 +226,10 @@ class AudioCall:
         user = receiver.track.owner
         event = self.active.update(user, packet.level, packet.voice_activity, now)
         if event is not None:
-            self._emit(event)
+            self._listeners.notify(event)
         if packet.voice_activity:
             if user not in self._last_voice_s:
-                self._emit(SpeakingChanged(user, True))
+                self._listeners.notify(SpeakingChanged(user, True))
             self._last_voice_s[user] = now
 
     def left(self) -> None:
@@ -254,8 +243,7 @@ class AudioCall:
             self._ticker.cancel()
         sender = self.sender
         if sender is not None:
-            sender.stop()
-            await self._loop.run_in_executor(None, sender.join)
+            await sender.halt()
         if self.sink is not None:
             await self._loop.run_in_executor(None, self.sink.stop)
         for track_id in list(self.receivers):
@@ -265,29 +253,22 @@ class AudioCall:
         receiver = self.receivers.pop(track_id)
         self.playout.remove(track_id)
         if self._last_voice_s.pop(receiver.track.owner, None) is not None:
-            self._emit(SpeakingChanged(receiver.track.owner, False))
+            self._listeners.notify(SpeakingChanged(receiver.track.owner, False))
         self.ended.append(receiver)
         event = self.active.forget(receiver.track.owner, time.time())
         if event is not None:
-            self._emit(event)
+            self._listeners.notify(event)
 
     def _tick(self) -> None:
         now = time.time()
         event = self.active.tick(now)
         if event is not None:
-            self._emit(event)
+            self._listeners.notify(event)
         for user, last in list(self._last_voice_s.items()):
             if now - last > SPEAKING_HOLD_S:
                 del self._last_voice_s[user]
-                self._emit(SpeakingChanged(user, False))
+                self._listeners.notify(SpeakingChanged(user, False))
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
-
-    def _emit(self, event: AudioEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("audio event listener failed")
 
     def stats(self) -> dict[str, object]:
         return {

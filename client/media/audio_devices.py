@@ -14,6 +14,7 @@ PortAudio's thread: the callback must only queue it). :class:`Speaker` asks a
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -112,37 +113,36 @@ def _resolve(
     return index, rate
 
 
-class Microphone:
-    """Captures 48 kHz mono frames from an input device (``rate``: run the
-    device at another rate and resample).
+class _DeviceStream(ABC):
+    """What a microphone and a speaker share: the device resolved at
+    construction, a PortAudio stream of 20 ms blocks opened by :meth:`start`
+    (with soxr between the device's rate and 48 kHz when they differ) and
+    closed by :meth:`stop`. Subclasses say which way audio flows and give the
+    stream's ``_callback``."""
 
-    ``on_frame(frame, capture_s)`` gets each 20 ms int16 frame with the time
-    (``time.time()`` seconds) its first sample was captured.
-    """
+    _output: bool
+    _what: str
+    """The device as the error message names it ("microphone", "speaker")."""
 
-    def __init__(
-        self,
-        device: str | None,
-        on_frame: Callable[[np.ndarray, float], None],
-        *,
-        rate: int | None = None,
-    ) -> None:
+    def __init__(self, device: str | None, rate: int | None) -> None:
         self.sd = _sounddevice()
-        self.index, self.rate = _resolve(self.sd, device, False, rate)
-        self.on_frame = on_frame
-        self.overflows = 0
+        self.index, self.rate = _resolve(self.sd, device, self._output, rate)
         self._pending = np.zeros(0, dtype=np.int16)
         self._resampler: Any = None
         self._stream: Any = None
 
     def start(self) -> None:
-        """Open the stream; frames start arriving on PortAudio's thread."""
+        """Open the stream; its callback starts running on PortAudio's thread."""
         if self.rate != SAMPLE_RATE:
             import soxr
 
-            self._resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, "int16")
+            rates = (
+                (SAMPLE_RATE, self.rate) if self._output else (self.rate, SAMPLE_RATE)
+            )
+            self._resampler = soxr.ResampleStream(*rates, 1, "int16")
+        stream_type = self.sd.OutputStream if self._output else self.sd.InputStream
         try:
-            self._stream = self.sd.InputStream(
+            self._stream = stream_type(
                 device=self.index,
                 channels=1,
                 samplerate=self.rate,
@@ -153,8 +153,42 @@ class Microphone:
             self._stream.start()
         except self.sd.PortAudioError as exc:
             raise AudioUnavailable(
-                f"audio is off: cannot open the microphone: {exc}"
+                f"audio is off: cannot open the {self._what}: {exc}"
             ) from None
+
+    @abstractmethod
+    def _callback(self, data: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        """PortAudio's callback: ``frames`` samples in (or out) through ``data``."""
+
+    def stop(self) -> None:
+        """Close the stream (no callback runs afterwards)."""
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+
+class Microphone(_DeviceStream):
+    """Captures 48 kHz mono frames from an input device (``rate``: run the
+    device at another rate and resample).
+
+    ``on_frame(frame, capture_s)`` gets each 20 ms int16 frame with the time
+    (``time.time()`` seconds) its first sample was captured.
+    """
+
+    _output = False
+    _what = "microphone"
+
+    def __init__(
+        self,
+        device: str | None,
+        on_frame: Callable[[np.ndarray, float], None],
+        *,
+        rate: int | None = None,
+    ) -> None:
+        super().__init__(device, rate)
+        self.on_frame = on_frame
+        self.overflows = 0
 
     def _callback(self, data: np.ndarray, frames: int, times: Any, status: Any) -> None:
         if status.input_overflow:
@@ -171,21 +205,17 @@ class Microphone:
             )
             self.on_frame(frame, now - self._pending.size / SAMPLE_RATE)
 
-    def stop(self) -> None:
-        """Close the stream (no callback runs afterwards)."""
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
 
-
-class Speaker:
+class Speaker(_DeviceStream):
     """Plays 48 kHz mono frames on an output device (``rate``: run the device
     at another rate and resample).
 
     ``pull(now)`` returns the next 20 ms int16 frame; it runs in PortAudio's
     callback, so it must be quick and never block.
     """
+
+    _output = True
+    _what = "speaker"
 
     def __init__(
         self,
@@ -194,35 +224,10 @@ class Speaker:
         *,
         rate: int | None = None,
     ) -> None:
-        self.sd = _sounddevice()
-        self.index, self.rate = _resolve(self.sd, device, True, rate)
+        super().__init__(device, rate)
         self.pull = pull
         self.underflows = 0
         self.callbacks = 0
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._resampler: Any = None
-        self._stream: Any = None
-
-    def start(self) -> None:
-        """Open the stream; ``pull`` starts being called."""
-        if self.rate != SAMPLE_RATE:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(SAMPLE_RATE, self.rate, 1, "int16")
-        try:
-            self._stream = self.sd.OutputStream(
-                device=self.index,
-                channels=1,
-                samplerate=self.rate,
-                dtype="int16",
-                blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
-                callback=self._callback,
-            )
-            self._stream.start()
-        except self.sd.PortAudioError as exc:
-            raise AudioUnavailable(
-                f"audio is off: cannot open the speaker: {exc}"
-            ) from None
 
     def _callback(self, out: np.ndarray, frames: int, times: Any, status: Any) -> None:
         self.callbacks += 1
@@ -235,10 +240,3 @@ class Speaker:
             self._pending = np.concatenate((self._pending, frame))
         out[:, 0] = self._pending[:frames]
         self._pending = self._pending[frames:]
-
-    def stop(self) -> None:
-        """Close the stream (no callback runs afterwards)."""
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,6 +33,7 @@ from codec.media.audio import (
 
 from .audio_sources import AudioSource
 from .errors import MediaError, SourceError
+from .track_sender import TrackSender
 
 __all__ = ["AudioSender", "AudioSenderStats", "CaptureProcessor"]
 
@@ -67,7 +67,7 @@ class AudioSenderStats:
     """Opus bytes, headers not counted."""
 
 
-class AudioSender:
+class AudioSender(TrackSender):
     """Captures, encodes and sends the local audio track from ``source``.
 
     As :class:`~client.media.sender.VideoSender`: :meth:`start`, await
@@ -85,6 +85,7 @@ class AudioSender:
         processor: CaptureProcessor | None = None,
         dtx: bool = True,
     ) -> None:
+        super().__init__(loop, media="audio", thread_name="audio")
         self.source = source
         self.kind = "microphone"
         self.bitrate_bps = bitrate_bps
@@ -92,43 +93,13 @@ class AudioSender:
         self.dtx = dtx
         self.muted = False
         self.stats = AudioSenderStats()
-        self.track_id: int | None = None
         self.error: SourceError | None = None
         self._send = send
-        self._loop = loop
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._opened: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._track_ready = threading.Event()
         self._new_bitrate: int | None = None
         self._new_source: tuple[AudioSource, concurrent.futures.Future[None]] | None = (
             None
         )
         self._seq = 0
-
-    def start(self) -> None:
-        """Start the thread, which opens the source; returns at once."""
-        self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
-        self._thread.start()
-
-    async def wait_started(self, timeout: float = 10.0) -> None:
-        """Wait until the source is open; :class:`SourceError` (or
-        :class:`~client.media.errors.AudioUnavailable`) when it failed."""
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(self._opened), timeout)
-        except TimeoutError:
-            raise SourceError(
-                f"the audio source did not open in {timeout:g} s"
-            ) from None
-
-    def begin(self, track_id: int) -> None:
-        """Send as ``track_id`` (once the source is open)."""
-        self.track_id = track_id
-        self._track_ready.set()
-
-    def retarget(self, track_id: int) -> None:
-        """Send as ``track_id`` from the next frame on."""
-        self.track_id = track_id
 
     def set_bitrate(self, bitrate_bps: int) -> None:
         """Change the Opus bitrate from the next frame on."""
@@ -141,10 +112,6 @@ class AudioSender:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._new_source = (source, done)
         await asyncio.wrap_future(done)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._track_ready.set()
 
     def join(self, timeout: float | None = 10.0) -> None:
         if self._thread is not None:

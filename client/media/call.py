@@ -128,18 +128,10 @@ class Call:
         sender = VideoSender(
             source, kind, self._send_media, self._loop, bitrate_bps=bitrate_bps
         )
-        sender.start()
-        try:
-            await sender.wait_started()
-            track = await self.rooms.publish(
-                kind, source.width, source.height, source.fps
-            )
-        except BaseException:
-            sender.stop()
-            await self._loop.run_in_executor(None, sender.join)
-            raise
+        await sender.publish(
+            lambda: self.rooms.publish(kind, source.width, source.height, source.fps)
+        )
         self._senders[kind] = sender
-        sender.begin(track.track_id)
         return sender
 
     async def unpublish_video(self, kind: str) -> None:
@@ -147,10 +139,7 @@ class Call:
         sender = self._senders.pop(kind, None)
         if sender is None:
             return
-        sender.stop()
-        if sender.track_id is not None and self.rooms.state is not None:
-            await self.rooms.unpublish(sender.track_id)
-        await self._loop.run_in_executor(None, sender.join)
+        await sender.withdraw(self.rooms)
 
     async def close(self) -> None:
         """Stop every sender and receiver and let go of the room's datagrams

@@ -13,9 +13,7 @@ dropped one cannot be decoded.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from codec.messages.rooms import TrackKind
 
 from .errors import SourceError
 from .sources import VideoSource
+from .track_sender import TrackSender
 
 __all__ = ["SenderStats", "VideoSender", "default_bitrate_bps"]
 
@@ -68,7 +67,7 @@ class SenderStats:
     last_sent_at: float | None = None
 
 
-class VideoSender:
+class VideoSender(TrackSender):
     """Captures, encodes and sends one video track from ``source``.
 
     ``send`` puts a burst of datagrams on the wire (the loop side of a
@@ -91,6 +90,7 @@ class VideoSender:
         keyframe_interval_s: float = 20.0,
         min_keyframe_interval_s: float = 0.5,
     ) -> None:
+        super().__init__(loop, media="video", thread_name=f"video-{kind}")
         self.source = source
         self.kind = kind
         self.bitrate_bps = bitrate_bps or default_bitrate_bps(
@@ -99,47 +99,19 @@ class VideoSender:
         self.keyframe_interval_s = keyframe_interval_s
         self.min_keyframe_interval_s = min_keyframe_interval_s
         self.stats = SenderStats()
-        self.track_id: int | None = None
         self.error: SourceError | None = None
         """Why the capture thread stopped early, if it did."""
         self._send = send
-        self._loop = loop
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._opened: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._track_ready = threading.Event()
         self._keyframe_wanted = False
         self._force_keyframe = False
         self._new_bitrate: int | None = None
 
     # -- control (any thread) ---------------------------------------------------
 
-    def start(self) -> None:
-        """Start the capture thread, which opens the source; returns at once."""
-        self._thread = threading.Thread(
-            target=self._run, name=f"video-{self.kind}", daemon=True
-        )
-        self._thread.start()
-
-    async def wait_started(self, timeout: float = 10.0) -> None:
-        """Wait until the source is open; raises :class:`SourceError` when it
-        failed or took longer than ``timeout`` seconds."""
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(self._opened), timeout)
-        except TimeoutError:
-            raise SourceError(
-                f"the video source did not open in {timeout:g} s"
-            ) from None
-
-    def begin(self, track_id: int) -> None:
-        """Capture and send as ``track_id`` (once the source is open)."""
-        self.track_id = track_id
-        self._track_ready.set()
-
     def retarget(self, track_id: int) -> None:
         """Send as ``track_id`` from the next frame on, starting with a keyframe
         (after the server re-announced the track, e.g. on a new connection)."""
-        self.track_id = track_id
+        super().retarget(track_id)
         self._force_keyframe = True
 
     def request_keyframe(self) -> None:
@@ -158,11 +130,6 @@ class VideoSender:
         """Retarget the encoder (bits per second) from the next frame on."""
         self.bitrate_bps = bitrate_bps
         self._new_bitrate = bitrate_bps
-
-    def stop(self) -> None:
-        """Stop capturing and sending (returns at once; :meth:`join` waits)."""
-        self._stopping.set()
-        self._track_ready.set()
 
     def join(self, timeout: float = 2.0) -> None:
         """Wait up to ``timeout`` s for the capture thread to end (blocking: run
