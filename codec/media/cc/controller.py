@@ -1,0 +1,400 @@
+"""The congestion controller of quicmeet's QUIC connections, for aioquic.
+
+A model-based controller in the manner of BBR: it measures the bottleneck's
+delivery rate (a windowed maximum) and the path's propagation delay (a windowed
+minimum of the RTT) and keeps ``gain x rate x delay`` bytes in flight, so it fills
+the pipe without filling the queue. It does not treat every loss as congestion,
+as Reno and Cubic do; it backs off on:
+
+- loss that comes with a queue (the recent RTTs stand above the propagation delay
+  by more than the queue the controller itself allows);
+- heavy loss, queue or not (more than ``HEAVY_LOSS_FRACTION`` of the packets of a
+  measurement interval);
+- a queue that stays for ``QUEUE_ROUNDS`` round trips: the capacity has dropped,
+  so the bandwidth model is reset to what the path delivers now and the queue is
+  drained;
+- persistent congestion as RFC 9002 declares it: the window collapses and the
+  model starts again.
+
+aioquic paces at ``congestion_window / smoothed_rtt``, so the window is the one
+control: the gain cycle of ``PROBE_BW`` moves the window, and the pacing rate
+follows. Every callback takes its time from aioquic; nothing here reads a clock.
+See docs/congestion.md for the state machine and the measurements.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+from aioquic.quic.congestion.base import (
+    QuicCongestionControl,
+    register_congestion_control,
+)
+from aioquic.quic.packet_builder import QuicSentPacket
+
+from .delivery import DeliverySampler
+from .windowed import windowed_max, windowed_min
+
+__all__ = [
+    "CONGESTION_CONTROL_NAME",
+    "MediaCongestionControl",
+    "Mode",
+    "register_media_congestion_control",
+]
+
+CONGESTION_CONTROL_NAME = "quicmeet"
+"""The name the controller is registered under in aioquic."""
+
+MIN_WINDOW_PACKETS = 4
+"""The window never shrinks below this many full-sized packets."""
+HEADROOM_PACKETS = 2
+"""Packets allowed in flight above ``gain x BDP``, for ACKs that come in clumps."""
+STARTUP_GROWTH_FRACTION = 0.5
+"""In ``STARTUP`` the window grows only while at least this fraction of it is in
+flight, so an idle connection does not grow a window it never used."""
+APP_LIMITED_FRACTION = 0.5
+"""A packet sent with less than this fraction of the window in flight marks the
+sender app-limited: its rate samples may raise the bandwidth estimate, never
+lower it."""
+FULL_BANDWIDTH_GROWTH = 1.25
+"""``STARTUP`` ends after ``FULL_BANDWIDTH_ROUNDS`` rounds without the bandwidth
+growing by this factor."""
+FULL_BANDWIDTH_ROUNDS = 3
+DRAIN_GAIN = 0.75
+"""Window gain while draining a queue."""
+PROBE_GAINS = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+"""Window gains of ``PROBE_BW``, one round trip each: probe, drain what the probe
+queued, cruise."""
+CRUISE_PHASE = 2
+"""The phase ``PROBE_BW`` starts in (cruising; a probe comes six rounds later)."""
+BANDWIDTH_WINDOW_ROUNDS = 8
+"""Round trips the bandwidth maximum looks back over: one gain cycle."""
+MIN_RTT_WINDOW_S = 10.0
+"""Seconds the propagation-delay minimum looks back over."""
+QUEUE_FRACTION = 1 / 3
+"""Queueing delay, as a fraction of the propagation delay, above which a queue is
+said to stand (the probe phase alone queues a quarter)."""
+QUEUE_FLOOR_S = 0.008
+"""Queueing delay that always counts as noise (jitter, ACK timing), in seconds."""
+JITTER_FACTOR = 3.0
+"""A queue must also stand above this many times the RTT jitter (the mean change
+from one RTT sample to the next, as RFC 3550 measures interarrival jitter), so a
+jittery path does not look queued."""
+JITTER_GAIN = 1 / 16
+QUEUE_ROUNDS = 2
+STARTUP_QUEUE_FRACTION = 1 / 8
+"""In ``STARTUP``, whose window doubles each round trip, a queue is judged
+earlier: above this fraction of the propagation delay, clamped between the two
+bounds below (HyStart++'s rule)."""
+STARTUP_QUEUE_MIN_S = 0.004
+STARTUP_QUEUE_MAX_S = 0.016
+"""Round trips in a row whose lowest RTT shows a queue before the controller
+decides the capacity has dropped."""
+RECENT_RTT_SAMPLES = 8
+"""RTT samples whose minimum is the queue a loss (or ``STARTUP``) is judged
+against: a queue raises all of them, jitter rarely does."""
+LOSS_INTERVAL_PACKETS = 100
+"""Packets (acknowledged or lost) over which a loss fraction is measured; an
+interval also lasts at least one round trip."""
+HEAVY_LOSS_FRACTION = 0.10
+"""Loss fraction of an interval that counts as congestion even without a queue."""
+BETA = 0.8
+"""Factor on the bandwidth the controller allows itself at a congestion event."""
+CAP_RECOVERY = 1.25
+"""Factor by which that allowance grows back after each clean interval."""
+
+
+class Mode(enum.Enum):
+    """The controller's state (see docs/congestion.md for the transitions)."""
+
+    STARTUP = "startup"
+    """Doubling the window each round trip until the pipe is full."""
+    DRAIN = "drain"
+    """Sending below the model until the queue startup or a capacity drop left
+    behind is gone."""
+    PROBE_BW = "probe_bw"
+    """Cruising at the model's bandwidth-delay product, probing once a cycle."""
+
+
+def _key(packet: QuicSentPacket) -> Hashable:
+    return (packet.epoch, packet.packet_number)
+
+
+class MediaCongestionControl(QuicCongestionControl):
+    """aioquic congestion control that random loss does not collapse.
+
+    Sizes are bytes, rates bytes per second, times seconds on aioquic's clock.
+    """
+
+    def __init__(self, *, max_datagram_size: int) -> None:
+        super().__init__(max_datagram_size=max_datagram_size)
+        self._mss = max_datagram_size
+        self._min_window = MIN_WINDOW_PACKETS * max_datagram_size
+        self._sampler = DeliverySampler()
+        self._bandwidth = windowed_max(BANDWIDTH_WINDOW_ROUNDS, BANDWIDTH_WINDOW_ROUNDS)
+        self._min_rtt = windowed_min(MIN_RTT_WINDOW_S, 10)
+        self._recent_rtts: deque[float] = deque(maxlen=RECENT_RTT_SAMPLES)
+        self._jitter = 0.0
+        self._cap: float | None = None
+        self.mode = Mode.STARTUP
+        self._cycle_index = CRUISE_PHASE
+        self._full_bandwidth = 0.0
+        self._rounds_without_growth = 0
+        self._queue_rounds = 0
+        self._round_min_rtt = math.inf
+        self._round_max_rate = 0.0
+        self._round_app_limited = False
+        self._recovery_start = -math.inf
+        self._interval_acked = 0
+        self._interval_lost = 0
+        self._interval_start_round = 0
+        self._interval_congested = False
+        self.congestion_events = 0
+        """Times the controller backed off (queue loss, heavy loss, capacity drop,
+        persistent congestion)."""
+
+    @property
+    def bandwidth(self) -> float | None:
+        """The bandwidth the model allows, in bytes per second; None before the
+        first rate sample."""
+        measured = self._bandwidth.value
+        if measured is None or self._cap is None:
+            return measured
+        return min(measured, self._cap)
+
+    @property
+    def min_rtt(self) -> float | None:
+        """The propagation delay estimate, in seconds; None before an RTT sample."""
+        return self._min_rtt.value
+
+    @property
+    def gain(self) -> float:
+        """The window gain in force."""
+        if self.mode is Mode.DRAIN:
+            return DRAIN_GAIN
+        if self.mode is Mode.PROBE_BW:
+            return PROBE_GAINS[self._cycle_index]
+        return 1.0
+
+    def bdp(self) -> float | None:
+        """The bandwidth-delay product of the model, in bytes; None until both
+        estimates exist."""
+        bandwidth, min_rtt = self.bandwidth, self.min_rtt
+        if bandwidth is None or min_rtt is None:
+            return None
+        return bandwidth * min_rtt
+
+    def queue_threshold(self) -> float | None:
+        """Queueing delay above which a queue counts as standing, in seconds:
+        what the controller allows itself (the probe phase, the headroom) plus
+        noise."""
+        bandwidth, min_rtt = self.bandwidth, self.min_rtt
+        if min_rtt is None:
+            return None
+        own = HEADROOM_PACKETS * self._mss / bandwidth if bandwidth else 0.0
+        if self.mode is Mode.STARTUP:
+            allowed = min(
+                STARTUP_QUEUE_MAX_S,
+                max(STARTUP_QUEUE_MIN_S, min_rtt * STARTUP_QUEUE_FRACTION),
+            )
+        else:
+            allowed = max(QUEUE_FLOOR_S, min_rtt * QUEUE_FRACTION)
+        return max(allowed, JITTER_FACTOR * self._jitter) + own
+
+    def _queue_delay(self, rtt: float) -> float | None:
+        min_rtt = self.min_rtt
+        return None if min_rtt is None else rtt - min_rtt
+
+    def _queue_stands(self, rtt: float) -> bool:
+        delay, threshold = self._queue_delay(rtt), self.queue_threshold()
+        return delay is not None and threshold is not None and delay > threshold
+
+    # aioquic's callbacks
+
+    def on_packet_sent(self, *, packet: QuicSentPacket) -> None:
+        before = self.bytes_in_flight
+        if before + packet.sent_bytes < self.congestion_window * APP_LIMITED_FRACTION:
+            self._sampler.mark_app_limited(before + packet.sent_bytes)
+        self._sampler.on_sent(_key(packet), packet.sent_time or 0.0, before)
+        self.bytes_in_flight += packet.sent_bytes
+
+    def on_packet_acked(self, *, now: float, packet: QuicSentPacket) -> None:
+        in_flight_before = self.bytes_in_flight
+        self.bytes_in_flight -= packet.sent_bytes
+        rounds = self._sampler.round_count
+        sample = self._sampler.on_acked(
+            _key(packet), packet.sent_bytes, packet.sent_time or 0.0, now
+        )
+        self._interval_acked += 1
+        if sample is not None:
+            rate = sample.rate_bytes_per_s
+            self._round_max_rate = max(self._round_max_rate, rate)
+            self._round_app_limited = sample.app_limited
+            measured = self._bandwidth.value
+            if not sample.app_limited or measured is None or rate > measured:
+                self._bandwidth.update(rate, self._sampler.round_count)
+        if self._sampler.round_count != rounds:
+            self._on_round_end(now)
+        if (
+            self.mode is Mode.STARTUP
+            and (packet.sent_time or 0.0) > self._recovery_start
+            and in_flight_before >= self.congestion_window * STARTUP_GROWTH_FRACTION
+        ):
+            self.congestion_window += packet.sent_bytes
+        if self.mode is Mode.DRAIN:
+            bdp = self.bdp()
+            if bdp is not None and self.bytes_in_flight <= bdp:
+                self._enter_probe_bw()
+        self._update_window()
+
+    def on_packets_expired(self, *, packets: Iterable[QuicSentPacket]) -> None:
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+            self._sampler.on_removed(_key(packet))
+
+    def on_packets_lost(self, *, now: float, packets: Iterable[QuicSentPacket]) -> None:
+        newest_sent = -math.inf
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+            self._sampler.on_removed(_key(packet))
+            self._interval_lost += 1
+            newest_sent = max(newest_sent, packet.sent_time or 0.0)
+        if (
+            newest_sent > self._recovery_start
+            and self._recent_rtts
+            and self._queue_stands(min(self._recent_rtts))
+        ):
+            self._back_off(now)
+
+    def on_persistent_congestion(self) -> None:
+        self.congestion_events += 1
+        self._bandwidth.clear()
+        self._cap = None
+        self.mode = Mode.STARTUP
+        self._full_bandwidth = 0.0
+        self._rounds_without_growth = 0
+        self.congestion_window = self._min_window
+
+    def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
+        self._min_rtt.update(rtt, now)
+        if self._recent_rtts:
+            change = abs(rtt - self._recent_rtts[-1])
+            self._jitter += (change - self._jitter) * JITTER_GAIN
+        self._recent_rtts.append(rtt)
+        self._round_min_rtt = min(self._round_min_rtt, rtt)
+        if (
+            self.mode is Mode.STARTUP
+            and len(self._recent_rtts) == RECENT_RTT_SAMPLES
+            and self._queue_stands(min(self._recent_rtts))
+        ):
+            self.mode = Mode.DRAIN
+        self._update_window()
+
+    def get_log_data(self) -> dict[str, Any]:
+        data = super().get_log_data()
+        data["mode"] = self.mode.value
+        bandwidth = self.bandwidth
+        if bandwidth is not None:
+            data["bandwidth_bps"] = int(bandwidth * 8)
+        return data
+
+    # the state machine
+
+    def _on_round_end(self, now: float) -> None:
+        queue = self._round_min_rtt < math.inf and self._queue_stands(
+            self._round_min_rtt
+        )
+        if self.mode is Mode.STARTUP:
+            self._check_full_bandwidth(queue)
+        elif self.mode is Mode.PROBE_BW:
+            self._queue_rounds = self._queue_rounds + 1 if queue else 0
+            if self._queue_rounds >= QUEUE_ROUNDS:
+                self._on_capacity_drop()
+            else:
+                self._cycle_index = (self._cycle_index + 1) % len(PROBE_GAINS)
+        self._check_loss_interval(now)
+        self._round_min_rtt = math.inf
+        self._round_max_rate = 0.0
+
+    def _check_full_bandwidth(self, queue: bool) -> None:
+        measured = self._bandwidth.value
+        if measured is None or self._round_app_limited:
+            return
+        if measured >= self._full_bandwidth * FULL_BANDWIDTH_GROWTH:
+            self._full_bandwidth = measured
+            self._rounds_without_growth = 0
+        else:
+            self._rounds_without_growth += 1
+        if queue or self._rounds_without_growth >= FULL_BANDWIDTH_ROUNDS:
+            self.mode = Mode.DRAIN
+
+    def _on_capacity_drop(self) -> None:
+        """A queue has stood for rounds: the path delivers less than the model
+        says. What it delivered in the last round, with the queue keeping it busy,
+        is its capacity now."""
+        self.congestion_events += 1
+        self._queue_rounds = 0
+        if self._round_max_rate > 0:
+            self._bandwidth.reset(self._round_max_rate, self._sampler.round_count)
+        self.mode = Mode.DRAIN
+
+    def _enter_probe_bw(self) -> None:
+        self.mode = Mode.PROBE_BW
+        self._cycle_index = CRUISE_PHASE
+        self._queue_rounds = 0
+
+    def _check_loss_interval(self, now: float) -> None:
+        packets = self._interval_acked + self._interval_lost
+        if (
+            packets < LOSS_INTERVAL_PACKETS
+            or self._sampler.round_count <= self._interval_start_round
+        ):
+            return
+        if self._interval_lost > packets * HEAVY_LOSS_FRACTION:
+            self._back_off(now)
+        elif not self._interval_congested and self._cap is not None:
+            measured = self._bandwidth.value
+            self._cap *= CAP_RECOVERY
+            if measured is None or self._cap >= measured:
+                self._cap = None
+        self._interval_acked = 0
+        self._interval_lost = 0
+        self._interval_start_round = self._sampler.round_count
+        self._interval_congested = False
+
+    def _back_off(self, now: float) -> None:
+        """A congestion event: allow ``BETA`` of the bandwidth, once per round trip
+        (losses of packets sent before ``now`` belong to this event)."""
+        self.congestion_events += 1
+        self._recovery_start = now
+        self._interval_congested = True
+        bandwidth = self.bandwidth
+        if bandwidth is not None:
+            self._cap = bandwidth * BETA
+        if self.mode is Mode.STARTUP:
+            self.mode = Mode.DRAIN
+            self.congestion_window = max(
+                self._min_window, int(self.congestion_window * BETA)
+            )
+        self._update_window()
+
+    def _update_window(self) -> None:
+        if self.mode is Mode.STARTUP:
+            return
+        bdp = self.bdp()
+        if bdp is None:
+            return
+        headroom = HEADROOM_PACKETS * self._mss if self.mode is Mode.PROBE_BW else 0
+        self.congestion_window = max(self._min_window, int(self.gain * bdp + headroom))
+
+
+def register_media_congestion_control() -> str:
+    """Make the controller available to aioquic; return the name to put in
+    ``QuicConfiguration.congestion_control_algorithm``. Calling it again is
+    harmless."""
+    register_congestion_control(CONGESTION_CONTROL_NAME, MediaCongestionControl)
+    return CONGESTION_CONTROL_NAME
