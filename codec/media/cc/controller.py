@@ -85,6 +85,20 @@ JITTER_FACTOR = 3.0
 from one RTT sample to the next, as RFC 3550 measures interarrival jitter), so a
 jittery path does not look queued."""
 JITTER_GAIN = 1 / 16
+SPREAD_FACTOR = 2.0
+"""The window covers the propagation delay plus this many times the RTT spread
+(below): the high end of a jittery path's RTTs (the top of a uniform spread)."""
+QUEUE_SPREAD_FACTOR = 3.0
+"""A queue must stand above this many times the RTT spread, so that a stretch of
+high jitter does not look queued."""
+SPREAD_WINDOW_ROUNDS = 16
+"""Round trips over which the RTT spread is the lowest of the cruising rounds'
+spreads (a round's mean RTT above its minimum). The window adds the spread to
+the propagation delay: on a jittery path the window must cover more than the
+minimum RTT or the flow starves itself. Jitter spreads every round; a queue that
+builds once spreads only a few, and the minimum ignores them."""
+MAX_SPREAD_FRACTION = 0.5
+"""The spread counts at most this fraction of the propagation delay."""
 QUEUE_ROUNDS = 2
 STARTUP_QUEUE_FRACTION = 1 / 8
 """In ``STARTUP``, whose window doubles each round trip, a queue is judged
@@ -139,6 +153,7 @@ class MediaCongestionControl(QuicCongestionControl):
         self._min_rtt = windowed_min(MIN_RTT_WINDOW_S, 10)
         self._recent_rtts: deque[float] = deque(maxlen=RECENT_RTT_SAMPLES)
         self._jitter = 0.0
+        self._spreads = windowed_min(SPREAD_WINDOW_ROUNDS, SPREAD_WINDOW_ROUNDS)
         self._cap: float | None = None
         self.mode = Mode.STARTUP
         self._cycle_index = CRUISE_PHASE
@@ -146,6 +161,8 @@ class MediaCongestionControl(QuicCongestionControl):
         self._rounds_without_growth = 0
         self._queue_rounds = 0
         self._round_min_rtt = math.inf
+        self._round_rtt_sum = 0.0
+        self._round_rtt_count = 0
         self._round_max_rate = 0.0
         self._round_app_limited = False
         self._recovery_start = -math.inf
@@ -172,6 +189,11 @@ class MediaCongestionControl(QuicCongestionControl):
         return self._min_rtt.value
 
     @property
+    def rounds(self) -> int:
+        """Round trips completed since the connection started."""
+        return self._sampler.round_count
+
+    @property
     def gain(self) -> float:
         """The window gain in force."""
         if self.mode is Mode.DRAIN:
@@ -181,12 +203,21 @@ class MediaCongestionControl(QuicCongestionControl):
         return 1.0
 
     def bdp(self) -> float | None:
-        """The bandwidth-delay product of the model, in bytes; None until both
-        estimates exist."""
+        """The bandwidth-delay product of the model, in bytes: the bandwidth times
+        the propagation delay plus ``SPREAD_FACTOR`` times the RTT spread; None
+        until both estimates exist."""
         bandwidth, min_rtt = self.bandwidth, self.min_rtt
         if bandwidth is None or min_rtt is None:
             return None
-        return bandwidth * min_rtt
+        return bandwidth * (min_rtt + SPREAD_FACTOR * self.rtt_spread())
+
+    def rtt_spread(self) -> float:
+        """How far the RTT of a cruising round typically stands above that
+        round's minimum, in seconds: the path's jitter, not a queue."""
+        spread, min_rtt = self._spreads.value, self.min_rtt
+        if spread is None or min_rtt is None:
+            return 0.0
+        return min(spread, min_rtt * MAX_SPREAD_FRACTION)
 
     def queue_threshold(self) -> float | None:
         """Queueing delay above which a queue counts as standing, in seconds:
@@ -196,6 +227,10 @@ class MediaCongestionControl(QuicCongestionControl):
         if min_rtt is None:
             return None
         own = HEADROOM_PACKETS * self._mss / bandwidth if bandwidth else 0.0
+        if self.mode is Mode.PROBE_BW and self._cycle_index < CRUISE_PHASE:
+            # The probe queues what it sends above the model until its drain
+            # round has taken it away again.
+            own += (max(PROBE_GAINS) - 1) * min_rtt
         if self.mode is Mode.STARTUP:
             allowed = min(
                 STARTUP_QUEUE_MAX_S,
@@ -203,7 +238,10 @@ class MediaCongestionControl(QuicCongestionControl):
             )
         else:
             allowed = max(QUEUE_FLOOR_S, min_rtt * QUEUE_FRACTION)
-        return max(allowed, JITTER_FACTOR * self._jitter) + own
+        noise = max(
+            JITTER_FACTOR * self._jitter, QUEUE_SPREAD_FACTOR * self.rtt_spread()
+        )
+        return max(allowed, noise) + own
 
     def _queue_delay(self, rtt: float) -> float | None:
         min_rtt = self.min_rtt
@@ -286,6 +324,8 @@ class MediaCongestionControl(QuicCongestionControl):
             self._jitter += (change - self._jitter) * JITTER_GAIN
         self._recent_rtts.append(rtt)
         self._round_min_rtt = min(self._round_min_rtt, rtt)
+        self._round_rtt_sum += rtt
+        self._round_rtt_count += 1
         if (
             self.mode is Mode.STARTUP
             and len(self._recent_rtts) == RECENT_RTT_SAMPLES
@@ -308,6 +348,16 @@ class MediaCongestionControl(QuicCongestionControl):
         queue = self._round_min_rtt < math.inf and self._queue_stands(
             self._round_min_rtt
         )
+        if (
+            self.mode is Mode.PROBE_BW
+            and self._cycle_index > CRUISE_PHASE
+            and not queue
+            and self._round_rtt_count
+        ):
+            # Only a cruising round measures the path's own spread: in the others
+            # the flow's own probing or draining moves the RTT.
+            spread = self._round_rtt_sum / self._round_rtt_count - self._round_min_rtt
+            self._spreads.update(spread, self._sampler.round_count)
         if self.mode is Mode.STARTUP:
             self._check_full_bandwidth(queue)
         elif self.mode is Mode.PROBE_BW:
@@ -318,6 +368,8 @@ class MediaCongestionControl(QuicCongestionControl):
                 self._cycle_index = (self._cycle_index + 1) % len(PROBE_GAINS)
         self._check_loss_interval(now)
         self._round_min_rtt = math.inf
+        self._round_rtt_sum = 0.0
+        self._round_rtt_count = 0
         self._round_max_rate = 0.0
 
     def _check_full_bandwidth(self, queue: bool) -> None:
