@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from codec.media.cc import register_media_congestion_control
-from netsim import LinkConfig, QuicPair, ScheduleStep
+from netsim import EndpointEvent, LinkConfig, QuicPair, ScheduleStep
 
 CHUNK = bytes(64 * 1024)
+CHAT_MESSAGE_BYTES = 64
+"""Size of each chat message: fixed, so arrivals are counted from stream bytes."""
 AHEAD_BYTES = 1024 * 1024
 """Bytes the client keeps written beyond what the server has received."""
 TICK_S = 0.01
@@ -42,6 +44,14 @@ class BulkResult:
     waiting over the rate in force."""
     dropped_queue: int = 0
     """Packets the bottleneck dropped because its queue was full."""
+    chat_sent: list[float] = field(default_factory=list)
+    """Virtual times the client wrote each chat message."""
+    chat_received: list[float] = field(default_factory=list)
+    """Virtual times the server had each chat message in full, in order."""
+
+    def chat_delays(self) -> list[float]:
+        """Seconds from writing each delivered chat message to its arrival."""
+        return [r - s for s, r in zip(self.chat_sent, self.chat_received, strict=False)]
 
     def goodput_bps(self, start_s: float, end_s: float) -> float:
         """Stream bytes received between two virtual times, in bits per second."""
@@ -102,13 +112,15 @@ def run_bulk(
     duration_s: float,
     seed: int = 1,
     up_schedule: Iterable[ScheduleStep] = (),
+    chat_interval_s: float | None = None,
 ) -> BulkResult:
     """Push one stream from client to server through ``up`` for ``duration_s``
     virtual seconds after the handshake; times in the result count from the
-    stream's start."""
+    stream's start. With ``chat_interval_s``, the client also writes a small
+    message on a second stream that often, as chat beside a file upload."""
     client, server = connections(algorithm)
     down = LinkConfig(delay_s=up.delay_s)
-    pair = QuicPair(client, server, up=up, down=down, seed=seed, up_schedule=())
+    pair = QuicPair(client, server, up=up, down=down, seed=seed)
     pair.connect()
     if not pair.run_until(
         lambda: pair.has_event("client", HandshakeCompleted), timeout=10
@@ -120,12 +132,26 @@ def run_bulk(
         pair.call_at(start + step.at_s, lambda c=changes: pair.up.update(pair.now, **c))
     result = BulkResult(algorithm)
     stream_id = client.get_next_available_stream_id()
-    state = {"written": 0, "received": 0}
+    chat_stream_id = stream_id + 4
+    state = {"written": 0, "received": 0, "chat": 0}
 
-    def on_event(stamped: object) -> None:
-        event = stamped.event  # type: ignore[attr-defined]
-        if isinstance(event, StreamDataReceived) and stamped.side == "server":  # type: ignore[attr-defined]
+    def on_event(stamped: EndpointEvent) -> None:
+        event = stamped.event
+        if not isinstance(event, StreamDataReceived) or stamped.side != "server":
+            return
+        if event.stream_id == stream_id:
             state["received"] += len(event.data)
+        elif event.stream_id == chat_stream_id:
+            state["chat"] += len(event.data)
+            complete = state["chat"] // CHAT_MESSAGE_BYTES
+            while len(result.chat_received) < complete:
+                result.chat_received.append(pair.now - start)
+
+    def chat() -> None:
+        client.send_stream_data(chat_stream_id, bytes(CHAT_MESSAGE_BYTES))
+        result.chat_sent.append(pair.now - start)
+        if chat_interval_s is not None:
+            pair.call_later(chat_interval_s, chat)
 
     def tick() -> None:
         while state["written"] - state["received"] < AHEAD_BYTES:
@@ -141,6 +167,8 @@ def run_bulk(
 
     pair.on_event(on_event)
     tick()
+    if chat_interval_s is not None:
+        pair.call_later(chat_interval_s, chat)
     pair.run_for(duration_s)
     result.dropped_queue = pair.up.stats.dropped_queue
     return result
