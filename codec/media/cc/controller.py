@@ -37,6 +37,36 @@ from aioquic.quic.congestion.base import (
 from aioquic.quic.packet_builder import QuicSentPacket
 
 from .delivery import DeliverySampler
+from .tuning import (
+    APP_LIMITED_FRACTION,
+    BANDWIDTH_WINDOW_ROUNDS,
+    BETA,
+    CAP_RECOVERY,
+    CRUISE_PHASE,
+    DRAIN_GAIN,
+    FULL_BANDWIDTH_GROWTH,
+    FULL_BANDWIDTH_ROUNDS,
+    HEADROOM_PACKETS,
+    HEAVY_LOSS_FRACTION,
+    JITTER_FACTOR,
+    JITTER_GAIN,
+    LOSS_INTERVAL_PACKETS,
+    MAX_SPREAD_FRACTION,
+    MIN_RTT_WINDOW_S,
+    MIN_WINDOW_PACKETS,
+    PROBE_GAINS,
+    QUEUE_FLOOR_S,
+    QUEUE_FRACTION,
+    QUEUE_ROUNDS,
+    QUEUE_SPREAD_FACTOR,
+    RECENT_RTT_SAMPLES,
+    SPREAD_FACTOR,
+    SPREAD_WINDOW_ROUNDS,
+    STARTUP_GROWTH_FRACTION,
+    STARTUP_QUEUE_FRACTION,
+    STARTUP_QUEUE_MAX_S,
+    STARTUP_QUEUE_MIN_S,
+)
 from .windowed import windowed_max, windowed_min
 
 __all__ = [
@@ -48,78 +78,6 @@ __all__ = [
 
 CONGESTION_CONTROL_NAME = "quicmeet"
 """The name the controller is registered under in aioquic."""
-
-MIN_WINDOW_PACKETS = 4
-"""The window never shrinks below this many full-sized packets."""
-HEADROOM_PACKETS = 2
-"""Packets allowed in flight above ``gain x BDP``, for ACKs that come in clumps."""
-STARTUP_GROWTH_FRACTION = 0.5
-"""In ``STARTUP`` the window grows only while at least this fraction of it is in
-flight, so an idle connection does not grow a window it never used."""
-APP_LIMITED_FRACTION = 0.5
-"""A packet sent with less than this fraction of the window in flight marks the
-sender app-limited: its rate samples may raise the bandwidth estimate, never
-lower it."""
-FULL_BANDWIDTH_GROWTH = 1.25
-"""``STARTUP`` ends after ``FULL_BANDWIDTH_ROUNDS`` rounds without the bandwidth
-growing by this factor."""
-FULL_BANDWIDTH_ROUNDS = 3
-DRAIN_GAIN = 0.75
-"""Window gain while draining a queue."""
-PROBE_GAINS = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-"""Window gains of ``PROBE_BW``, one round trip each: probe, drain what the probe
-queued, cruise."""
-CRUISE_PHASE = 2
-"""The phase ``PROBE_BW`` starts in (cruising; a probe comes six rounds later)."""
-BANDWIDTH_WINDOW_ROUNDS = 8
-"""Round trips the bandwidth maximum looks back over: one gain cycle."""
-MIN_RTT_WINDOW_S = 10.0
-"""Seconds the propagation-delay minimum looks back over."""
-QUEUE_FRACTION = 1 / 3
-"""Queueing delay, as a fraction of the propagation delay, above which a queue is
-said to stand (the probe phase alone queues a quarter)."""
-QUEUE_FLOOR_S = 0.008
-"""Queueing delay that always counts as noise (jitter, ACK timing), in seconds."""
-JITTER_FACTOR = 3.0
-"""A queue must also stand above this many times the RTT jitter (the mean change
-from one RTT sample to the next, as RFC 3550 measures interarrival jitter), so a
-jittery path does not look queued."""
-JITTER_GAIN = 1 / 16
-SPREAD_FACTOR = 2.0
-"""The window covers the propagation delay plus this many times the RTT spread
-(below): the high end of a jittery path's RTTs (the top of a uniform spread)."""
-QUEUE_SPREAD_FACTOR = 3.0
-"""A queue must stand above this many times the RTT spread, so that a stretch of
-high jitter does not look queued."""
-SPREAD_WINDOW_ROUNDS = 16
-"""Round trips over which the RTT spread is the lowest of the cruising rounds'
-spreads (a round's mean RTT above its minimum). The window adds the spread to
-the propagation delay: on a jittery path the window must cover more than the
-minimum RTT or the flow starves itself. Jitter spreads every round; a queue that
-builds once spreads only a few, and the minimum ignores them."""
-MAX_SPREAD_FRACTION = 0.5
-"""The spread counts at most this fraction of the propagation delay."""
-QUEUE_ROUNDS = 2
-STARTUP_QUEUE_FRACTION = 1 / 8
-"""In ``STARTUP``, whose window doubles each round trip, a queue is judged
-earlier: above this fraction of the propagation delay, clamped between the two
-bounds below (HyStart++'s rule)."""
-STARTUP_QUEUE_MIN_S = 0.004
-STARTUP_QUEUE_MAX_S = 0.016
-"""Round trips in a row whose lowest RTT shows a queue before the controller
-decides the capacity has dropped."""
-RECENT_RTT_SAMPLES = 8
-"""RTT samples whose minimum is the queue a loss (or ``STARTUP``) is judged
-against: a queue raises all of them, jitter rarely does."""
-LOSS_INTERVAL_PACKETS = 100
-"""Packets (acknowledged or lost) over which a loss fraction is measured; an
-interval also lasts at least one round trip."""
-HEAVY_LOSS_FRACTION = 0.10
-"""Loss fraction of an interval that counts as congestion even without a queue."""
-BETA = 0.8
-"""Factor on the bandwidth the controller allows itself at a congestion event."""
-CAP_RECOVERY = 1.25
-"""Factor by which that allowance grows back after each clean interval."""
 
 
 class Mode(enum.Enum):
@@ -164,7 +122,8 @@ class MediaCongestionControl(QuicCongestionControl):
         self._round_rtt_sum = 0.0
         self._round_rtt_count = 0
         self._round_max_rate = 0.0
-        self._round_app_limited = False
+        self._round_app_limited = True
+        self._app_limited = True
         self._recovery_start = -math.inf
         self._interval_acked = 0
         self._interval_lost = 0
@@ -271,7 +230,9 @@ class MediaCongestionControl(QuicCongestionControl):
         if sample is not None:
             rate = sample.rate_bytes_per_s
             self._round_max_rate = max(self._round_max_rate, rate)
-            self._round_app_limited = sample.app_limited
+            self._app_limited = sample.app_limited
+            if not sample.app_limited:
+                self._round_app_limited = False
             measured = self._bandwidth.value
             if not sample.app_limited or measured is None or rate > measured:
                 self._bandwidth.update(rate, self._sampler.round_count)
@@ -328,9 +289,12 @@ class MediaCongestionControl(QuicCongestionControl):
         self._round_rtt_count += 1
         if (
             self.mode is Mode.STARTUP
+            and not self._app_limited
             and len(self._recent_rtts) == RECENT_RTT_SAMPLES
             and self._queue_stands(min(self._recent_rtts))
         ):
+            # A queue the flow did not fill itself (it had little to send) is not
+            # a full pipe: a stalled peer or cross traffic.
             self.mode = Mode.DRAIN
         self._update_window()
 
@@ -345,8 +309,12 @@ class MediaCongestionControl(QuicCongestionControl):
     # the state machine
 
     def _on_round_end(self, now: float) -> None:
-        queue = self._round_min_rtt < math.inf and self._queue_stands(
-            self._round_min_rtt
+        # Only a round in which the flow filled its window can show that the
+        # flow's own model is wrong; an app-limited flow did not make the queue.
+        queue = (
+            not self._round_app_limited
+            and self._round_min_rtt < math.inf
+            and self._queue_stands(self._round_min_rtt)
         )
         if (
             self.mode is Mode.PROBE_BW
@@ -371,6 +339,7 @@ class MediaCongestionControl(QuicCongestionControl):
         self._round_rtt_sum = 0.0
         self._round_rtt_count = 0
         self._round_max_rate = 0.0
+        self._round_app_limited = True
 
     def _check_full_bandwidth(self, queue: bool) -> None:
         measured = self._bandwidth.value
