@@ -36,6 +36,7 @@ from aioquic.quic.congestion.base import (
 )
 from aioquic.quic.packet_builder import QuicSentPacket
 
+from .aggregation import AckAggregation
 from .delivery import DeliverySampler
 from .tuning import (
     APP_LIMITED_FRACTION,
@@ -51,7 +52,7 @@ from .tuning import (
     JITTER_FACTOR,
     JITTER_GAIN,
     LOSS_INTERVAL_PACKETS,
-    MAX_SPREAD_FRACTION,
+    MAX_AGGREGATION_FRACTION,
     MIN_RTT_WINDOW_S,
     MIN_WINDOW_PACKETS,
     PROBE_GAINS,
@@ -61,7 +62,8 @@ from .tuning import (
     QUEUE_SPREAD_FACTOR,
     RECENT_RTT_SAMPLES,
     SPREAD_FACTOR,
-    SPREAD_WINDOW_ROUNDS,
+    SPREAD_GROUP_SAMPLES,
+    SPREAD_WINDOW_GROUPS,
     STARTUP_GROWTH_FRACTION,
     STARTUP_QUEUE_FRACTION,
     STARTUP_QUEUE_MAX_S,
@@ -107,11 +109,16 @@ class MediaCongestionControl(QuicCongestionControl):
         self._mss = max_datagram_size
         self._min_window = MIN_WINDOW_PACKETS * max_datagram_size
         self._sampler = DeliverySampler()
+        self._aggregation = AckAggregation(BANDWIDTH_WINDOW_ROUNDS)
         self._bandwidth = windowed_max(BANDWIDTH_WINDOW_ROUNDS, BANDWIDTH_WINDOW_ROUNDS)
         self._min_rtt = windowed_min(MIN_RTT_WINDOW_S, 10)
         self._recent_rtts: deque[float] = deque(maxlen=RECENT_RTT_SAMPLES)
         self._jitter = 0.0
-        self._spreads = windowed_min(SPREAD_WINDOW_ROUNDS, SPREAD_WINDOW_ROUNDS)
+        self._spreads = windowed_min(SPREAD_WINDOW_GROUPS, SPREAD_WINDOW_GROUPS)
+        self._spread_groups = 0
+        self._group_rtt_sum = 0.0
+        self._group_rtt_count = 0
+        self._group_min_rtt = math.inf
         self._cap: float | None = None
         self.mode = Mode.STARTUP
         self._cycle_index = CRUISE_PHASE
@@ -119,8 +126,6 @@ class MediaCongestionControl(QuicCongestionControl):
         self._rounds_without_growth = 0
         self._queue_rounds = 0
         self._round_min_rtt = math.inf
-        self._round_rtt_sum = 0.0
-        self._round_rtt_count = 0
         self._round_max_rate = 0.0
         self._round_app_limited = True
         self._app_limited = True
@@ -171,12 +176,10 @@ class MediaCongestionControl(QuicCongestionControl):
         return bandwidth * (min_rtt + SPREAD_FACTOR * self.rtt_spread())
 
     def rtt_spread(self) -> float:
-        """How far the RTT of a cruising round typically stands above that
-        round's minimum, in seconds: the path's jitter, not a queue."""
-        spread, min_rtt = self._spreads.value, self.min_rtt
-        if spread is None or min_rtt is None:
-            return 0.0
-        return min(spread, min_rtt * MAX_SPREAD_FRACTION)
+        """How far the RTTs of a cruising flow typically stand above their
+        minimum, in seconds: the path's jitter (or a host's), not a queue."""
+        spread = self._spreads.value
+        return 0.0 if spread is None else spread
 
     def queue_threshold(self) -> float | None:
         """Queueing delay above which a queue counts as standing, in seconds:
@@ -236,6 +239,17 @@ class MediaCongestionControl(QuicCongestionControl):
             measured = self._bandwidth.value
             if not sample.app_limited or measured is None or rate > measured:
                 self._bandwidth.update(rate, self._sampler.round_count)
+        bdp = self.bdp()
+        if bdp is not None:
+            # Against what the path has delivered at best (not the allowance after
+            # a back-off, which ACKs may exceed), and at most a part of the BDP.
+            self._aggregation.on_acked(
+                packet.sent_bytes,
+                now,
+                self._bandwidth.value,
+                self._sampler.round_count,
+                int(bdp * MAX_AGGREGATION_FRACTION),
+            )
         if self._sampler.round_count != rounds:
             self._on_round_end(now)
         if (
@@ -285,8 +299,12 @@ class MediaCongestionControl(QuicCongestionControl):
             self._jitter += (change - self._jitter) * JITTER_GAIN
         self._recent_rtts.append(rtt)
         self._round_min_rtt = min(self._round_min_rtt, rtt)
-        self._round_rtt_sum += rtt
-        self._round_rtt_count += 1
+        if self.mode is Mode.PROBE_BW and self._cycle_index > CRUISE_PHASE:
+            # Only cruising measures the path's own spread: while probing or
+            # draining the flow moves the RTT itself.
+            self._group_rtt_sum += rtt
+            self._group_rtt_count += 1
+            self._group_min_rtt = min(self._group_min_rtt, rtt)
         if (
             self.mode is Mode.STARTUP
             and not self._app_limited
@@ -316,16 +334,13 @@ class MediaCongestionControl(QuicCongestionControl):
             and self._round_min_rtt < math.inf
             and self._queue_stands(self._round_min_rtt)
         )
-        if (
-            self.mode is Mode.PROBE_BW
-            and self._cycle_index > CRUISE_PHASE
-            and not queue
-            and self._round_rtt_count
-        ):
-            # Only a cruising round measures the path's own spread: in the others
-            # the flow's own probing or draining moves the RTT.
-            spread = self._round_rtt_sum / self._round_rtt_count - self._round_min_rtt
-            self._spreads.update(spread, self._sampler.round_count)
+        if self._group_rtt_count >= SPREAD_GROUP_SAMPLES:
+            mean = self._group_rtt_sum / self._group_rtt_count
+            self._spreads.update(mean - self._group_min_rtt, self._spread_groups)
+            self._spread_groups += 1
+            self._group_rtt_sum = 0.0
+            self._group_rtt_count = 0
+            self._group_min_rtt = math.inf
         if self.mode is Mode.STARTUP:
             self._check_full_bandwidth(queue)
         elif self.mode is Mode.PROBE_BW:
@@ -336,8 +351,6 @@ class MediaCongestionControl(QuicCongestionControl):
                 self._cycle_index = (self._cycle_index + 1) % len(PROBE_GAINS)
         self._check_loss_interval(now)
         self._round_min_rtt = math.inf
-        self._round_rtt_sum = 0.0
-        self._round_rtt_count = 0
         self._round_max_rate = 0.0
         self._round_app_limited = True
 
@@ -409,7 +422,9 @@ class MediaCongestionControl(QuicCongestionControl):
         bdp = self.bdp()
         if bdp is None:
             return
-        headroom = HEADROOM_PACKETS * self._mss if self.mode is Mode.PROBE_BW else 0
+        headroom = 0
+        if self.mode is Mode.PROBE_BW:
+            headroom = HEADROOM_PACKETS * self._mss + self._aggregation.extra_bytes
         self.congestion_window = max(self._min_window, int(self.gain * bdp + headroom))
 
 

@@ -51,14 +51,19 @@ SPREAD_FACTOR = 2.0
 QUEUE_SPREAD_FACTOR = 3.0
 """A queue must stand above this many times the RTT spread, so that a stretch of
 high jitter does not look queued."""
-SPREAD_WINDOW_ROUNDS = 16
-"""Round trips over which the RTT spread is the lowest of the cruising rounds'
-spreads (a round's mean RTT above its minimum). The window adds the spread to
-the propagation delay: on a jittery path the window must cover more than the
-minimum RTT or the flow starves itself. Jitter spreads every round; a queue that
-builds once spreads only a few, and the minimum ignores them."""
-MAX_SPREAD_FRACTION = 0.5
-"""The spread counts at most this fraction of the propagation delay."""
+SPREAD_GROUP_SAMPLES = 16
+"""RTT samples, taken while cruising, in one measurement of the RTT spread (their
+mean above their minimum); a group also ends only with a round trip, so on a fast
+path it is a round and on a short one (a LAN, loopback) it spans many."""
+SPREAD_WINDOW_GROUPS = 16
+"""Groups over which the spread is the lowest measured. The window adds the
+spread to the propagation delay: on a jittery path the window must cover more
+than the minimum RTT or the flow starves itself. Jitter spreads every group; a
+queue that builds once spreads only a few, and the minimum ignores them."""
+MAX_AGGREGATION_FRACTION = 0.25
+"""The window covers ACK clumps (``aggregation``) up to this fraction of the BDP:
+enough for a host that answers in bursts (loopback file transfers starve without
+it), not so much that jitter the RTT spread already covers fills a queue twice."""
 QUEUE_ROUNDS = 2
 """Round trips in a row whose lowest RTT shows a queue before the controller
 decides the capacity has dropped."""
