@@ -11,7 +11,7 @@ Python QUIC could not fill it in real time. Prints one JSON object:
 - ``step``: per controller, the capacity drops from ``--step-from`` to
   ``--step-to`` Mbit/s at 5 s: goodput before and after, the queueing delay from
   2 s after the drop on, and how long after the drop the queue took to stay
-  under 20 ms for a full second (null: it never did).
+  under 30 ms (ten packets at 3 Mbit/s) for a full second (null: it never did).
 
     python bench/congestion.py [--quick] [--seconds 12] [--rate 20] [--rtt-ms 50]
 """
@@ -37,7 +37,7 @@ from tests.ccbulk import BulkResult, run_bulk  # noqa: E402
 ALGORITHMS = ("reno", "cubic", CONGESTION_CONTROL_NAME)
 WARMUP_S = 2.0
 STEP_AT_S = 5.0
-SETTLED_QUEUE_S = 0.020
+SETTLED_QUEUE_S = 0.030
 SETTLED_FOR_S = 1.0
 
 

@@ -38,6 +38,7 @@ from aioquic.quic.packet_builder import QuicSentPacket
 
 from .aggregation import AckAggregation
 from .delivery import DeliverySampler
+from .noise import RttNoise
 from .tuning import (
     APP_LIMITED_FRACTION,
     BANDWIDTH_WINDOW_ROUNDS,
@@ -113,12 +114,11 @@ class MediaCongestionControl(QuicCongestionControl):
         self._bandwidth = windowed_max(BANDWIDTH_WINDOW_ROUNDS, BANDWIDTH_WINDOW_ROUNDS)
         self._min_rtt = windowed_min(MIN_RTT_WINDOW_S, 10)
         self._recent_rtts: deque[float] = deque(maxlen=RECENT_RTT_SAMPLES)
-        self._jitter = 0.0
-        self._spreads = windowed_min(SPREAD_WINDOW_GROUPS, SPREAD_WINDOW_GROUPS)
-        self._spread_groups = 0
-        self._group_rtt_sum = 0.0
-        self._group_rtt_count = 0
-        self._group_min_rtt = math.inf
+        self._noise = RttNoise(
+            jitter_gain=JITTER_GAIN,
+            group_samples=SPREAD_GROUP_SAMPLES,
+            window_groups=SPREAD_WINDOW_GROUPS,
+        )
         self._cap: float | None = None
         self.mode = Mode.STARTUP
         self._cycle_index = CRUISE_PHASE
@@ -178,8 +178,7 @@ class MediaCongestionControl(QuicCongestionControl):
     def rtt_spread(self) -> float:
         """How far the RTTs of a cruising flow typically stand above their
         minimum, in seconds: the path's jitter (or a host's), not a queue."""
-        spread = self._spreads.value
-        return 0.0 if spread is None else spread
+        return self._noise.spread
 
     def queue_threshold(self) -> float | None:
         """Queueing delay above which a queue counts as standing, in seconds:
@@ -201,7 +200,7 @@ class MediaCongestionControl(QuicCongestionControl):
         else:
             allowed = max(QUEUE_FLOOR_S, min_rtt * QUEUE_FRACTION)
         noise = max(
-            JITTER_FACTOR * self._jitter, QUEUE_SPREAD_FACTOR * self.rtt_spread()
+            JITTER_FACTOR * self._noise.jitter, QUEUE_SPREAD_FACTOR * self.rtt_spread()
         )
         return max(allowed, noise) + own
 
@@ -294,17 +293,12 @@ class MediaCongestionControl(QuicCongestionControl):
 
     def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
         self._min_rtt.update(rtt, now)
-        if self._recent_rtts:
-            change = abs(rtt - self._recent_rtts[-1])
-            self._jitter += (change - self._jitter) * JITTER_GAIN
         self._recent_rtts.append(rtt)
         self._round_min_rtt = min(self._round_min_rtt, rtt)
-        if self.mode is Mode.PROBE_BW and self._cycle_index > CRUISE_PHASE:
-            # Only cruising measures the path's own spread: while probing or
-            # draining the flow moves the RTT itself.
-            self._group_rtt_sum += rtt
-            self._group_rtt_count += 1
-            self._group_min_rtt = min(self._group_min_rtt, rtt)
+        self._noise.on_rtt(
+            rtt,
+            cruising=self.mode is Mode.PROBE_BW and self._cycle_index > CRUISE_PHASE,
+        )
         if (
             self.mode is Mode.STARTUP
             and not self._app_limited
@@ -334,13 +328,7 @@ class MediaCongestionControl(QuicCongestionControl):
             and self._round_min_rtt < math.inf
             and self._queue_stands(self._round_min_rtt)
         )
-        if self._group_rtt_count >= SPREAD_GROUP_SAMPLES:
-            mean = self._group_rtt_sum / self._group_rtt_count
-            self._spreads.update(mean - self._group_min_rtt, self._spread_groups)
-            self._spread_groups += 1
-            self._group_rtt_sum = 0.0
-            self._group_rtt_count = 0
-            self._group_min_rtt = math.inf
+        self._noise.on_round_end()
         if self.mode is Mode.STARTUP:
             self._check_full_bandwidth(queue)
         elif self.mode is Mode.PROBE_BW:
