@@ -2,9 +2,11 @@
 
 :class:`MediaCongestionControl` is the QUIC connection's own controller, run by
 aioquic (register it with :func:`register_media_congestion_control`); it is built
-on the delivery-rate sampler and the windowed filters of this package.
+on the delivery-rate sampler, the ACK-aggregation and RTT-noise estimators and
+the windowed filters of this package. See docs/congestion.md.
 """
 
+from .aggregation import AckAggregation
 from .controller import (
     CONGESTION_CONTROL_NAME,
     MediaCongestionControl,
@@ -12,14 +14,17 @@ from .controller import (
     register_media_congestion_control,
 )
 from .delivery import DeliverySampler, RateSample
+from .noise import RttNoise
 from .windowed import WindowedFilter, windowed_max, windowed_min
 
 __all__ = [
     "CONGESTION_CONTROL_NAME",
+    "AckAggregation",
     "DeliverySampler",
     "MediaCongestionControl",
     "Mode",
     "RateSample",
+    "RttNoise",
     "WindowedFilter",
     "register_media_congestion_control",
     "windowed_max",

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from codec.media.cc import DeliverySampler, WindowedFilter, windowed_max, windowed_min
+from codec.media.cc import (
+    AckAggregation,
+    DeliverySampler,
+    RttNoise,
+    WindowedFilter,
+    windowed_max,
+    windowed_min,
+)
 
 
 def test_windowed_max_keeps_the_best_sample_of_the_window() -> None:
@@ -86,3 +93,51 @@ def test_unknown_or_removed_packets_give_no_sample() -> None:
     assert sampler.on_acked(1, 1000, 0.0, 0.05) is None
     assert sampler.on_acked(2, 1000, 0.0, 0.05) is None
     assert sampler.delivered == 0
+
+
+def test_acks_at_the_bandwidth_leave_no_excess_and_a_clump_does() -> None:
+    aggregation = AckAggregation(window_rounds=8)
+    bandwidth = 1e6  # bytes per second: a 1000-byte packet per millisecond
+    for number in range(100):
+        aggregation.on_acked(1000, number * 0.001, bandwidth, 0, 10**6)
+    assert aggregation.extra_bytes <= 1000
+    # After 2 ms of silence (deliveries fell behind the rate: a new epoch), ten
+    # packets acknowledged at one instant: all 10 kB beyond the rate.
+    for _ in range(10):
+        aggregation.on_acked(1000, 0.101, bandwidth, 1, 10**6)
+    assert aggregation.extra_bytes == 10_000
+    # The excess counts at most the cap, and nothing without a bandwidth.
+    capped = AckAggregation(window_rounds=8)
+    for _ in range(50):
+        capped.on_acked(1000, 1.0, bandwidth, 0, 5000)
+        capped.on_acked(1000, 1.0, None, 0, 5000)
+    assert capped.extra_bytes == 5000
+
+
+def test_rtt_noise_measures_jitter_and_spread_but_not_a_one_off_ramp() -> None:
+    steady = RttNoise(jitter_gain=1 / 16, group_samples=16, window_groups=16)
+    for _ in range(64):
+        steady.on_rtt(0.050, cruising=True)
+        steady.on_round_end()
+    assert steady.jitter == 0 and steady.spread == pytest.approx(0, abs=1e-12)
+
+    jittery = RttNoise(jitter_gain=1 / 16, group_samples=16, window_groups=16)
+    for number in range(64):
+        jittery.on_rtt(0.040 if number % 2 else 0.060, cruising=True)
+        jittery.on_round_end()
+    assert jittery.spread == pytest.approx(0.010)
+    assert jittery.jitter == pytest.approx(0.020, rel=0.1)
+    # A queue building once (one group ramping to 200 ms) leaves the spread alone.
+    for number in range(16):
+        jittery.on_rtt(0.040 + number * 0.010, cruising=True)
+    jittery.on_round_end()
+    assert jittery.spread == pytest.approx(0.010)
+
+
+def test_rtt_noise_ignores_samples_taken_while_not_cruising() -> None:
+    noise = RttNoise(jitter_gain=1 / 16, group_samples=4, window_groups=4)
+    for number in range(40):
+        noise.on_rtt(0.040 if number % 2 else 0.080, cruising=False)
+        noise.on_round_end()
+    assert noise.spread == 0
+    assert noise.jitter > 0
