@@ -55,6 +55,7 @@ from .tuning import (
     LOSS_INTERVAL_PACKETS,
     MAX_AGGREGATION_FRACTION,
     MIN_RTT_WINDOW_S,
+    MIN_WINDOW_DELAY_S,
     MIN_WINDOW_PACKETS,
     PROBE_GAINS,
     QUEUE_FLOOR_S,
@@ -173,7 +174,8 @@ class MediaCongestionControl(QuicCongestionControl):
         bandwidth, min_rtt = self.bandwidth, self.min_rtt
         if bandwidth is None or min_rtt is None:
             return None
-        return bandwidth * (min_rtt + SPREAD_FACTOR * self.rtt_spread())
+        delay = max(MIN_WINDOW_DELAY_S, min_rtt + SPREAD_FACTOR * self.rtt_spread())
+        return bandwidth * delay
 
     def rtt_spread(self) -> float:
         """How far the RTTs of a cruising flow typically stand above their

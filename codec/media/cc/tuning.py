@@ -45,6 +45,12 @@ from one RTT sample to the next, as RFC 3550 measures interarrival jitter), so a
 jittery path does not look queued."""
 JITTER_GAIN = 1 / 16
 """Weight of each RTT change in the jitter average (RFC 3550's)."""
+MIN_WINDOW_DELAY_S = 0.010
+"""The window covers at least this much time at the estimated bandwidth: an
+endpoint in Python answers in turns of milliseconds, so on a path whose
+propagation delay is below that (loopback, a LAN) a window of one minimum RTT
+starves the flow whenever the host is busy (a 256 MiB download over loopback
+ran at a quarter of Reno's rate without it)."""
 SPREAD_FACTOR = 2.0
 """The window covers the propagation delay plus this many times the RTT spread
 (below): the high end of a jittery path's RTTs (the top of a uniform spread)."""
