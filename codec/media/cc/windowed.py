@@ -1,0 +1,77 @@
+"""A running maximum or minimum over a sliding window, in buckets.
+
+The congestion controller keeps two such filters: the highest delivery rate over
+the last few round trips (the bottleneck bandwidth) and the lowest round-trip time
+over the last seconds (the propagation delay). Time is whatever the caller counts
+in (round trips, seconds); the window is cut into equal buckets that each keep
+their own extreme, so memory is bounded by the number of buckets however many
+samples arrive, and a sample leaves the filter at most one bucket late.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["WindowedFilter", "windowed_max", "windowed_min"]
+
+
+class WindowedFilter:
+    """The best sample (by ``pick``) seen during the last ``window`` time units.
+
+    ``buckets`` sets the resolution: samples are grouped by
+    ``floor(time / (window / buckets))``. Time must not go backwards.
+    """
+
+    def __init__(
+        self, window: float, buckets: int, pick: Callable[[float, float], float]
+    ) -> None:
+        if window <= 0 or buckets < 1:
+            raise ValueError("the window and the number of buckets must be positive")
+        self._width = window / buckets
+        self._buckets = buckets
+        self._pick = pick
+        self._slots: deque[tuple[int, float]] = deque()
+        self._best: float | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The best sample still in the window; None before the first sample."""
+        return self._best
+
+    def update(self, sample: float, time: float) -> None:
+        """Add ``sample`` taken at ``time``; samples older than the window leave."""
+        key = math.floor(time / self._width)
+        slots = self._slots
+        if slots and slots[-1][0] == key:
+            slots[-1] = (key, self._pick(slots[-1][1], sample))
+        else:
+            slots.append((key, sample))
+        while slots[0][0] <= key - self._buckets:
+            slots.popleft()
+        best = slots[0][1]
+        for _, value in slots:
+            best = self._pick(best, value)
+        self._best = best
+
+    def reset(self, sample: float, time: float) -> None:
+        """Forget every sample and start again from ``sample`` at ``time``."""
+        self._slots.clear()
+        self._best = None
+        self.update(sample, time)
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        self._slots.clear()
+        self._best = None
+
+
+def windowed_max(window: float, buckets: int) -> WindowedFilter:
+    """A filter that keeps the highest sample of the window."""
+    return WindowedFilter(window, buckets, max)
+
+
+def windowed_min(window: float, buckets: int) -> WindowedFilter:
+    """A filter that keeps the lowest sample of the window."""
+    return WindowedFilter(window, buckets, min)
