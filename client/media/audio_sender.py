@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -95,23 +97,40 @@ class AudioSender(TrackSender):
         self.stats = AudioSenderStats()
         self.error: SourceError | None = None
         self._send = send
+        # Requests from the loop thread, taken by the capture thread: each
+        # switch is answered in order (a single slot lost a request made while
+        # the previous one was being answered, and its caller waited forever).
+        self._bitrate_lock = threading.Lock()
         self._new_bitrate: int | None = None
-        self._new_source: tuple[AudioSource, concurrent.futures.Future[None]] | None = (
-            None
-        )
+        self._switches: queue.SimpleQueue[
+            tuple[AudioSource, concurrent.futures.Future[None]]
+        ] = queue.SimpleQueue()
         self._seq = 0
 
     def set_bitrate(self, bitrate_bps: int) -> None:
         """Change the Opus bitrate from the next frame on."""
-        self._new_bitrate = bitrate_bps
+        with self._bitrate_lock:
+            self._new_bitrate = bitrate_bps
 
     async def switch_source(self, source: AudioSource) -> None:
         """Capture from ``source`` from the next frame on (another microphone,
         say), on the same track. Raises the new source's error (and keeps the
         old one) when it cannot be opened."""
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._new_source = (source, done)
+        self._switches.put((source, done))
+        if self._thread is None or not self._thread.is_alive():
+            self._refuse_switches()
         await asyncio.wrap_future(done)
+
+    def _refuse_switches(self) -> None:
+        """Answer every waiting switch with an error: the sender has stopped."""
+        while True:
+            try:
+                _, done = self._switches.get_nowait()
+            except queue.Empty:
+                return
+            if not done.done():
+                done.set_exception(SourceError("the audio sender has stopped"))
 
     def join(self, timeout: float | None = 10.0) -> None:
         if self._thread is not None:
@@ -136,15 +155,19 @@ class AudioSender(TrackSender):
         finally:
             self.source.close()
             encoder.close()
+            self._refuse_switches()
 
     def _capture(self, encoder: OpusEncoder, detector: VoiceDetector) -> None:
         gate = DtxGate()
         timestamp = 0
         first_capture: float | None = None
         while not self._stopping.is_set():
-            if self._new_source is not None:
-                self._switch(*self._new_source)
-                self._new_source = None
+            while True:
+                try:
+                    request = self._switches.get_nowait()
+                except queue.Empty:
+                    break
+                self._switch(*request)
             frame, capture_s = self.source.read()
             self.stats.frames_captured += 1
             if first_capture is None:
@@ -158,9 +181,11 @@ class AudioSender(TrackSender):
                 frame = self.processor.process(frame)
             if self.muted:
                 frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-            if self._new_bitrate is not None:
-                encoder.set_bitrate(self._new_bitrate)
-                self.bitrate_bps, self._new_bitrate = self._new_bitrate, None
+            with self._bitrate_lock:
+                bitrate, self._new_bitrate = self._new_bitrate, None
+            if bitrate is not None:
+                encoder.set_bitrate(bitrate)
+                self.bitrate_bps = bitrate
             speech = detector.is_speech(frame)
             self.stats.frames_voiced += speech
             decision = gate.decide(speech, capture_s)

@@ -7,7 +7,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from codec.errors import LocalProtocolError
@@ -260,6 +260,8 @@ def test_fragments_that_contradict_their_frame_are_dropped():
     duplicate=st.sampled_from([0.0, 0.1]),
     max_frames=st.sampled_from([4, 16]),
 )
+# A keyframe (frame 8) whole before the last fragment of frame 7 arrives.
+@example(sizes=[1] * 7 + [2301, 1], seed=0, loss=0.0, duplicate=0.0, max_frames=4)
 def test_any_network_yields_each_frame_exactly_once_or_a_loss(
     sizes, seed, loss, duplicate, max_frames
 ):
@@ -297,7 +299,13 @@ def test_any_network_yields_each_frame_exactly_once_or_a_loss(
     assert outcome == list(range(first, first + len(outcome)))
     assert not outcome or outcome[-1] <= len(sizes) - 1
     if loss == 0.0:
-        assert delivered(events) == list(range(first, len(sizes)))
+        # Nothing was lost on the way: every frame is delivered, but for one
+        # still incomplete when a whole keyframe overtook it (reordering), which
+        # the reassembler gives up to jump to the keyframe rather than wait.
+        assert outcome == list(range(first, len(sizes)))
+        for event in events:
+            if isinstance(event, FramesLost):
+                assert (event.first + event.count) % 8 == 0, event
     stats = reassembler.stats
     assert stats.frames_completed == len(delivered(events))
     assert stats.frames_lost == sum(count for _, count in lost(events))
