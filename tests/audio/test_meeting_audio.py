@@ -94,7 +94,7 @@ async def test_three_members_hear_each_others_speech(server, tmp_path: Path):
             assert r["corrupt"] == 0
             # Nothing is lost on loopback, but a packet later than the jitter
             # buffer waits counts as lost: how many depends on how busy the
-            # machine is (a quiet one once counted 139 of 144 during a stall),
+            # machine is (a quiet one once counted 139 of 144 as lost),
             # so that is bench/audio.py's concealment ratio, not a bound here.
             assert r["frames_played"] >= 0.8 * len(reference) / 960
         sent = stats[listener]["audio_sent"]
