@@ -208,3 +208,25 @@ def test_the_issues_jittery_lossy_link_is_used_in_full() -> None:
     sim.run_until(12.0)
     assert sim.goodput_bps(2.0, 12.0) >= 0.85 * rate
     assert statistics.median(sim.queue_delays(2.0, 12.0)) < 0.040
+
+
+def test_on_a_path_shorter_than_a_hosts_turn_the_window_covers_ten_ms() -> None:
+    """Loopback or a LAN: a window of one minimum RTT (here 0.2 ms) would starve
+    a flow whose host answers in turns of milliseconds; it covers 10 ms at the
+    estimated bandwidth instead (``MIN_WINDOW_DELAY_S``)."""
+    rate = 20e6
+    sim = BottleneckSim(
+        MediaCongestionControl(max_datagram_size=MSS),
+        LinkConfig(delay_s=0.0001, rate_bps=rate, queue_delay_s=0.1),
+        ack_delay_s=0.0001,
+    )
+    cc = sim.cc
+    assert isinstance(cc, MediaCongestionControl)
+    sim.run_until(1.0)
+    assert cc.mode is Mode.PROBE_BW and cc.bandwidth is not None
+    assert cc.min_rtt is not None and cc.min_rtt < 0.002
+    for _ in range(20):
+        sim.run_until(sim.now + 0.01)
+        # The lowest gain of the cycle (the drain round) times 10 ms of data.
+        assert cc.congestion_window >= 0.75 * cc.bandwidth * 0.010, sim.now
+    assert sim.goodput_bps(1.0, sim.now) >= 0.85 * rate
