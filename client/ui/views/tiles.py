@@ -40,7 +40,7 @@ def with_member_tiles(
     """``tiles`` and, after them, a tile for every member without a camera
     tile (their avatar and name), so everyone in the meeting is seen."""
     with_camera = {t.username for t in tiles if t.kind == "camera"}
-    placeholders = tuple(
+    avatar_tiles = tuple(
         MeetingTile(
             f"{MEMBER_KIND}:{m.username}",
             m.username,
@@ -51,7 +51,7 @@ def with_member_tiles(
         for m in members
         if m.username not in with_camera
     )
-    return tiles + placeholders
+    return tiles + avatar_tiles
 
 
 class Tile(tk.Canvas):
