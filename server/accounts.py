@@ -8,6 +8,7 @@ import io
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -98,9 +99,16 @@ def _token_hash(token: bytes) -> str:
 class AccountService:
     """Handles the account requests of :mod:`codec.messages.accounts`."""
 
-    def __init__(self, ctx: ServerContext, hasher: PasswordHasher) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        hasher: PasswordHasher,
+        announce: Callable[[int, Profile], None],
+    ) -> None:
         self.ctx = ctx
         self.hasher = hasher
+        self.announce = announce
+        """Called with a user id and their new profile after every change."""
         self.throttle = LoginThrottle()
         self.images = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatars")
         """Decodes avatar pictures, one at a time (each may take 16 MiB)."""
@@ -358,7 +366,10 @@ class AccountService:
             return User.get_by_id(user_id)
 
         user = await self.ctx.storage.run(update)
-        return ProfileInfo(rid=req.rid, profile=profile_of(user))
+        profile = profile_of(user)
+        if changes:
+            self.announce(user_id, profile)
+        return ProfileInfo(rid=req.rid, profile=profile)
 
     async def get_avatar(self, conn: ClientConnection, req: GetAvatar) -> AvatarImage:
         user = await self._user(req.username)
@@ -382,7 +393,9 @@ class AccountService:
                 f"an avatar picture may be at most {MAX_AVATAR_UPLOAD} bytes",
             )
         assert conn.account is not None
-        return AvatarUpload(self.ctx, self.images, conn.account.user_id, req)
+        return AvatarUpload(
+            self.ctx, self.images, conn.account.user_id, req, self.announce
+        )
 
     # -- search ---------------------------------------------------------------
 
@@ -460,9 +473,15 @@ class AvatarUpload:
     and stores it."""
 
     def __init__(
-        self, ctx: ServerContext, images: Executor, user_id: int, req: PutAvatar
+        self,
+        ctx: ServerContext,
+        images: Executor,
+        user_id: int,
+        req: PutAvatar,
+        announce: Callable[[int, Profile], None],
     ) -> None:
         self.ctx = ctx
+        self.announce = announce
         self.images = images
         self.user_id = user_id
         self.req = req
@@ -494,7 +513,9 @@ class AvatarUpload:
             return User.get_by_id(user_id)
 
         user = await self.ctx.storage.run(store)
-        return ProfileInfo(rid=self.req.rid, profile=profile_of(user))
+        profile = profile_of(user)
+        self.announce(user_id, profile)
+        return ProfileInfo(rid=self.req.rid, profile=profile)
 
     def abort(self) -> None:
         self._data = bytearray()

@@ -78,8 +78,10 @@ class ServerApp:
             clock=clock or Clock(),
         )
         """What the services are given (they never see the app itself)."""
-        self.accounts = AccountService(self.context, self.hasher)
         self.social = SocialService(self.context)
+        self.accounts = AccountService(
+            self.context, self.hasher, self.social.announce_profile
+        )
         self.chat = ChatService(self.context, self.social)
         self.files = FileService(self.context, self.social)
         self.rooms = RoomService(self.context)

@@ -1,5 +1,5 @@
 """Friends and presence: requests (also to offline users), friendships, blocks,
-and online/away/offline pushed to online friends.
+and online/away/offline and profile changes pushed to online friends.
 
 Friend sets of online users are cached in memory (``friends_of``), so the chat
 service can authorise a message without touching the database.
@@ -27,6 +27,8 @@ from codec.messages import (
     ListFriends,
     Ok,
     PresenceChanged,
+    Profile,
+    ProfileChanged,
     RemoveFriend,
     RequestFriend,
     RespondFriend,
@@ -100,6 +102,13 @@ class SocialService:
             presence=self.presence_of(user_id),
             last_seen_ms=last_seen,
         )
+        for friend_id in self.friends_of.get(user_id, {}):
+            self.push(friend_id, event)
+
+    def announce_profile(self, user_id: int, profile: Profile) -> None:
+        """Tell the online friends of ``user_id`` (online here) that their
+        profile is now ``profile``."""
+        event = ProfileChanged(profile=profile)
         for friend_id in self.friends_of.get(user_id, {}):
             self.push(friend_id, event)
 

@@ -27,6 +27,7 @@ __all__ = [
     "MarkRead",
     "MessageAccepted",
     "PresenceChanged",
+    "ProfileChanged",
     "ReadReceipt",
     "RemoveFriend",
     "RequestFriend",
@@ -168,6 +169,13 @@ class PresenceChanged(Event):
     username: str
     presence: Presence
     last_seen_ms: int = 0
+
+
+class ProfileChanged(Event):
+    """A friend changed their display name, mood or avatar: their whole profile
+    as it is now (a new ``avatar_sha256`` means a new picture to fetch)."""
+
+    profile: Profile
 
 
 # -- chat -----------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Friends, presence and chat between real clients over real QUIC."""
 
 import asyncio
+import io
 
 import pytest
+from PIL import Image
 
 from client import ServerError
 from codec import ErrorCode
@@ -18,6 +20,7 @@ from codec.messages import (
     MarkRead,
     Ok,
     PresenceChanged,
+    ProfileChanged,
     ReadReceipt,
     TypingChanged,
 )
@@ -120,6 +123,32 @@ async def test_presence_is_pushed_to_friends_only(member):
     await asyncio.sleep(0.2)
     while not stranger.session._events.empty():
         assert not isinstance(stranger.session._events.get_nowait(), PresenceChanged)
+
+
+async def test_profile_changes_are_pushed_to_friends_only(member):
+    a = await member("pat")
+    b = await member("quentin")
+    stranger = await member("rhea")
+    await befriend(a, b)
+    await b.session.update_profile(display_name="Quentin Q", mood="on the road")
+    change = await next_of(a.session, ProfileChanged)
+    assert change.profile.username == "quentin"
+    assert (change.profile.display_name, change.profile.mood) == (
+        "Quentin Q",
+        "on the road",
+    )
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 200)).save(out, format="PNG")
+    await b.session.set_avatar(out.getvalue())
+    pictured = await next_of(a.session, ProfileChanged)
+    assert pictured.profile.avatar_sha256 is not None
+    assert pictured.profile.display_name == "Quentin Q"
+    await b.session.update_profile()
+    await a.session.update_profile(mood="unchanged for quentin")
+    await asyncio.sleep(0.2)
+    for session in (a.session, stranger.session):
+        while not session._events.empty():
+            assert not isinstance(session._events.get_nowait(), ProfileChanged)
 
 
 async def test_vanished_friend_turns_offline_within_ten_seconds(member):

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from client.rooms import Rooms
 from tests.conftest import Member, close_member, open_member
@@ -62,6 +65,17 @@ def _rooms(member: Member) -> Rooms:
 
 async def set_display_name(member: Member, name: str) -> None:
     await member.session.update_profile(display_name=name)
+
+
+async def set_profile(member: Member, name: str, mood: str) -> None:
+    await member.session.update_profile(display_name=name, mood=mood)
+
+
+async def set_avatar_color(member: Member, rgb: tuple[int, int, int]) -> None:
+    """Upload a plain picture of colour ``rgb`` as the avatar."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), tuple(rgb)).save(out, format="PNG")
+    await member.session.set_avatar(out.getvalue())
 
 
 async def read_all(member: Member, peer: str) -> None:
@@ -116,6 +130,8 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "send_text": send_text,
     "received": received,
     "set_display_name": set_display_name,
+    "set_profile": set_profile,
+    "set_avatar_color": set_avatar_color,
     "read_all": read_all,
     "create_meeting": create_meeting,
     "join_meeting": join_meeting,

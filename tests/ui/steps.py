@@ -253,6 +253,12 @@ def chat_messages(app: App, peer: str) -> list[tuple[int, bool, str, str, str]]:
     return _chat(app, peer).view.transcript.shown()
 
 
+def chat_peer_name(app: App, peer: str) -> tuple[str, str]:
+    """The name in the chat's header and the chat window's title."""
+    window = _chat(app, peer)
+    return str(window.view.name_label.cget("text")), window.title()
+
+
 def chat_status(app: App, peer: str) -> str:
     return _chat(app, peer).view.status_var.get()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from codec.messages import (
     Event,
     Friend,
@@ -16,6 +18,7 @@ from codec.messages import (
     FriendRequestInfo,
     PresenceChanged,
     Profile,
+    ProfileChanged,
 )
 
 from ...social import Friends
@@ -30,6 +33,7 @@ ROSTER_EVENTS = (
     FriendRequestDeclined,
     FriendRequested,
     PresenceChanged,
+    ProfileChanged,
 )
 
 
@@ -80,6 +84,8 @@ class RosterModel:
                 last_seen_ms=event.last_seen_ms or friend.last_seen_ms,
                 since_ms=friend.since_ms,
             )
+        elif isinstance(event, ProfileChanged):
+            self._apply_profile(event.profile)
         elif isinstance(event, FriendRequested):
             entry = _request(event.request)
             self.incoming[entry.person.username] = entry
@@ -98,6 +104,19 @@ class RosterModel:
             return False
         self.publish()
         return True
+
+    def _apply_profile(self, profile: Profile) -> None:
+        """A friend's or requester's new profile replaces the one we held."""
+        name = profile.username
+        friend = self.friends.get(name)
+        if friend is not None:
+            self.friends[name] = msgspec.structs.replace(friend, profile=profile)
+        for requests in (self.incoming, self.outgoing):
+            entry = requests.get(name)
+            if entry is not None:
+                requests[name] = RequestEntry(
+                    person(profile), entry.note, entry.sent_ms
+                )
 
     def set_unread(self, counts: dict[str, int]) -> None:
         self.unread = counts
