@@ -305,6 +305,14 @@ class LocalStore:
         )
         return [self._local(row) for row in rows]
 
+    def latest_messages(self) -> dict[str, LocalMessage]:
+        """The newest message of every conversation (as its chat shows it last)."""
+        M = self.Message
+        newest = M.select(peewee.fn.MAX(M.id)).group_by(M.peer)
+        return {
+            row.peer: self._local(row) for row in M.select().where(M.id.in_(newest))
+        }
+
     def unread_counts(self) -> dict[str, int]:
         """Incoming messages per peer after the last one we marked read."""
         marks = self.get_json("read_marks", {})

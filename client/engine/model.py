@@ -64,12 +64,17 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class FriendEntry:
-    """A friend in the drawer; ``last_seen_ms`` is Unix ms, ``unread`` a count."""
+    """A friend in the drawer; ``last_seen_ms`` is Unix ms, ``unread`` a count.
+    ``last_text`` is the newest message of the conversation (empty if none),
+    sent at ``last_ms`` (Unix ms), by us if ``last_outgoing``."""
 
     person: Person
     presence: Presence
     last_seen_ms: int = 0
     unread: int = 0
+    last_text: str = ""
+    last_ms: int = 0
+    last_outgoing: bool = False
 
 
 @dataclass(frozen=True, slots=True)

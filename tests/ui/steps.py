@@ -151,9 +151,16 @@ def header(app: App) -> tuple[str, str]:
 
 
 def drawer(app: App) -> list[tuple[str, str, str, str]]:
-    """(group, name, mood, badge) per row, as drawn."""
+    """(group, name, second line, badge) per row, as drawn; the second line is
+    the newest message, else the mood."""
     assert app.main is not None
     return app.main.drawer.shown()
+
+
+def drawer_times(app: App) -> dict[str, str]:
+    """The time of the newest message on each friend's row, as drawn."""
+    assert app.main is not None
+    return app.main.drawer.times()
 
 
 def requests(app: App) -> list[str]:

@@ -91,7 +91,9 @@ def test_the_engine_killed_during_a_chat_comes_back_and_loses_nothing(
         lambda: a.call("banner") == "", a, timeout=RECOVERY_S, what="signed in again"
     )
     assert a.call("screen") == "main"
-    wait_until(lambda: a.call("drawer") == [("online", bob, "", "")], a)
+    wait_until(
+        lambda: a.call("drawer") == [("online", bob, "You: sent as it died", "")], a
+    )
     assert a.call("composer_text", bob) == "a draft"
     wait_until(
         lambda: peer.run("received", alice) == ["before the crash", "sent as it died"],

@@ -50,7 +50,7 @@ def test_two_apps_befriend_and_chat(apps, ui_server: ServerProcess, names) -> No
         what="the delivered tick",
     )
     assert [(m[1], m[2], m[4]) for m in sent] == [(True, "hello bob", "tick")]
-    wait_until(lambda: b.call("drawer") == [("online", alice, "", "1")], a)
+    wait_until(lambda: b.call("drawer") == [("online", alice, "hello bob", "1")], a)
     assert (alice, "hello bob") in b.call("toasts")
     screenshot("chat_unread_badge", a, b)
 
@@ -64,7 +64,7 @@ def test_two_apps_befriend_and_chat(apps, ui_server: ServerProcess, names) -> No
         ),
         a,
     )
-    wait_until(lambda: b.call("drawer") == [("online", alice, "", "")], a)
+    wait_until(lambda: b.call("drawer") == [("online", alice, "hello bob", "")], a)
     wait_until(
         lambda: a.call("chat_messages", bob)[0][3:] == ("✓✓", "tick_read"),
         a,
@@ -91,11 +91,11 @@ def test_two_apps_befriend_and_chat(apps, ui_server: ServerProcess, names) -> No
 
     # Presence: Bob goes away, Alice's drawer and chat header follow.
     b.call("set_presence", "Away")
-    wait_until(lambda: a.call("drawer") == [("away", bob, "", "")], a)
+    wait_until(lambda: a.call("drawer") == [("away", bob, "hi alice", "")], a)
     wait_until(lambda: a.call("chat_status", bob) == "away", a)
     b.close()
     wait_until(
-        lambda: a.call("drawer") == [("offline", bob, "", "")],
+        lambda: a.call("drawer") == [("offline", bob, "hi alice", "")],
         a,
         timeout=20,
         what="Bob offline",

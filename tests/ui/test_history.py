@@ -25,7 +25,7 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
 
     peer.run("send_history", alice, COUNT, NEEDLE)
     wait_until(
-        lambda: app.call("drawer") == [("online", bob, "", "99+")],
+        lambda: app.call("drawer") == [("online", bob, "message 104", "99+")],
         app,
         what="the unread badge",
     )
@@ -35,7 +35,7 @@ def test_history_pages_back_in_place_and_search_finds_old_messages(
     texts = [m[2] for m in app.call("chat_messages", bob)]
     assert texts[0] == "message 055" and texts[-1] == "message 104"
     wait_until(lambda: "message 104" in app.call("chat_visible", bob), app)
-    wait_until(lambda: app.call("drawer") == [("online", bob, "", "")], app)
+    wait_until(lambda: app.call("drawer") == [("online", bob, "message 104", "")], app)
 
     # Scrolling to the top loads the page before, and what was at the top
     # stays in view.

@@ -3,9 +3,12 @@ the rule shown under a new password."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from client.engine.model import avatar_tint
+from client.ui.views.grouping import short_time
 from client.ui.views.login import USERNAME_RULE, password_hint, username_problem
 from client.ui.views.placement import MARGIN, clamp_to_screen
 from client.ui.views.theme import theme_label
@@ -57,3 +60,17 @@ def test_a_new_username_is_checked_by_the_servers_rule() -> None:
     assert username_problem("al", complete=True) == USERNAME_RULE
     assert username_problem("al ice", complete=False) == USERNAME_RULE
     assert username_problem("a" * 33, complete=False) == USERNAME_RULE
+
+
+def _local_ms(*fields: int) -> int:
+    """Unix ms of a local date and time (year, month, day, hour, minute)."""
+    return int(time.mktime((*fields, 0, 0, 0, -1)) * 1000)
+
+
+def test_a_conversation_time_is_short_and_says_the_day_when_not_today() -> None:
+    now = _local_ms(2026, 12, 2, 15, 30)
+    assert short_time(_local_ms(2026, 12, 2, 9, 5), now) == "09:05"
+    assert short_time(_local_ms(2026, 12, 1, 23, 59), now) == "Yesterday"
+    assert short_time(_local_ms(2026, 11, 28, 12, 0), now) == "Sat"
+    assert short_time(_local_ms(2026, 11, 3, 12, 0), now) == "3 Nov"
+    assert short_time(_local_ms(2025, 12, 24, 12, 0), now) == "24 Dec 2025"

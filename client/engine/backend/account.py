@@ -132,6 +132,7 @@ class Account:
     def _on_stored(self, message: LocalMessage | None) -> None:
         if message is not None:
             self.conversations.request_refresh([message.peer])
+            self.request_unread()
             return
         self.conversations.request_refresh(self._dirty)
         self._dirty.clear()
@@ -184,10 +185,11 @@ class Account:
                 Notice("New friend", f"You and {who.name} are friends.", "success")
             )
 
-    # -- unread counts -------------------------------------------------------------
+    # -- unread counts and newest messages ------------------------------------------
 
     def request_unread(self) -> None:
-        """Recount unread messages soon (coalesced)."""
+        """Recount unread messages and find each conversation's newest one,
+        soon (coalesced): the drawer shows both."""
         if self._unread_task is not None and not self._unread_task.done():
             self._unread_again = True
             return
@@ -197,7 +199,8 @@ class Account:
         while True:
             self._unread_again = False
             counts = await self.store.run(self.store.unread_counts)
-            self.roster.set_unread(counts)
+            latest = await self.store.run(self.store.latest_messages)
+            self.roster.set_history(counts, latest)
             if not self._unread_again:
                 return
 

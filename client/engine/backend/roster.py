@@ -1,5 +1,6 @@
-"""The friend list as the drawer shows it: friends with presence and unread
-counts, and pending requests both ways, kept current from server events."""
+"""The friend list as the drawer shows it: friends with presence, unread
+counts and the newest message of each conversation, and pending requests both
+ways, kept current from server events."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from codec.messages import (
 )
 
 from ...social import Friends
+from ...store import LocalMessage
 from ..model import FriendEntry, Person, RequestEntry, Roster, UiEvent
 
 __all__ = ["RosterModel", "person"]
@@ -62,6 +64,7 @@ class RosterModel:
         self.incoming: dict[str, RequestEntry] = {}
         self.outgoing: dict[str, RequestEntry] = {}
         self.unread: dict[str, int] = {}
+        self.latest: dict[str, LocalMessage] = {}
         self._last: Roster | None = None
 
     async def refresh(self) -> None:
@@ -118,23 +121,33 @@ class RosterModel:
                     person(profile), entry.note, entry.sent_ms
                 )
 
-    def set_unread(self, counts: dict[str, int]) -> None:
-        self.unread = counts
+    def set_history(
+        self, unread: dict[str, int], latest: dict[str, LocalMessage]
+    ) -> None:
+        """Unread counts and newest messages by peer, read from the history."""
+        self.unread = unread
+        self.latest = latest
         self.publish()
 
     def person(self, username: str) -> Person | None:
         friend = self.friends.get(username)
         return person(friend.profile) if friend is not None else None
 
+    def _entry(self, name: str, friend: Friend) -> FriendEntry:
+        last = self.latest.get(name)
+        return FriendEntry(
+            person(friend.profile),
+            friend.presence,
+            friend.last_seen_ms,
+            self.unread.get(name, 0),
+            last.text if last is not None else "",
+            last.sent_ms if last is not None else 0,
+            last.outgoing if last is not None else False,
+        )
+
     def snapshot(self) -> Roster:
         friends = tuple(
-            FriendEntry(
-                person(f.profile),
-                f.presence,
-                f.last_seen_ms,
-                self.unread.get(name, 0),
-            )
-            for name, f in sorted(self.friends.items())
+            self._entry(name, friend) for name, friend in sorted(self.friends.items())
         )
         return Roster(
             friends,

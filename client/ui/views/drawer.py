@@ -1,5 +1,6 @@
 """The friend drawer: friends grouped by presence, each with an avatar and a
-presence dot, name, mood and an unread badge; sent requests below.
+presence dot, name, the newest message and its time (the mood while there is
+none) and an unread badge; sent requests below.
 
 Drawn on a canvas (two-line rows, coloured badges, collapsible groups) from
 the last :class:`~client.engine.model.Roster` it was given, filtered by a text.
@@ -7,14 +8,18 @@ the last :class:`~client.engine.model.Roster` it was given, filtered by a text.
 
 from __future__ import annotations
 
+import time
 import tkinter as tk
+import tkinter.font as tkfont
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import ttkbootstrap as ttk
 
 from ...engine.model import FriendEntry, Roster
+from .grouping import short_time
 from .images import ImageStore
+from .textfit import fit_text
 from .theme import palette
 
 __all__ = ["DrawerRow", "FriendDrawer"]
@@ -23,6 +28,9 @@ ROW_HEIGHT = 52
 HEADER_HEIGHT = 30
 AVATAR_SIZE = 36
 PAD = 12
+NAME_FONT = "-size 10"
+LINE_FONT = "-size 9"
+TIME_FONT = "-size 8"
 GROUPS = (
     ("online", "Online"),
     ("away", "Away"),
@@ -64,6 +72,7 @@ class FriendDrawer(ttk.Frame):
         self.selected: str | None = None
         self.rows: list[DrawerRow] = []
         self._hover: str | None = None
+        self._fonts: dict[str, tkfont.Font] = {}
         self.create_canvas()
 
     def create_canvas(self) -> None:
@@ -182,30 +191,49 @@ class FriendDrawer(ttk.Frame):
         )
         text_x = PAD + AVATAR_SIZE + 10
         unread = entry.unread
-        second = "waiting for an answer" if kind == "requested" else entry.person.mood
+        badge = (str(unread) if unread < 100 else "99+") if unread else ""
+        badge_width = max(22, 9 * len(badge) + 12) if badge else 0
+        when = (
+            short_time(entry.last_ms, int(time.time() * 1000))
+            if entry.last_text
+            else ""
+        )
+        second = _second_line(entry, kind)
+        right = width - PAD
+        name_font = NAME_FONT + (" -weight bold" if unread else "")
+        time_width = self._font(TIME_FONT).measure(when) + 8 if when else 0
         canvas.create_text(
             text_x,
             y + 17 if second else y + ROW_HEIGHT // 2,
-            text=entry.person.name,
+            text=self._fit(entry.person.name, name_font, right - time_width - text_x),
             anchor="w",
             fill=colors.fg if presence != "offline" or unread else colors.muted,
-            font="-size 10 -weight bold" if unread else "-size 10",
+            font=name_font,
             tags=("row", tag, f"name:{username}"),
         )
         canvas.create_text(
+            right,
+            y + 17,
+            text=when,
+            anchor="e",
+            fill=colors.muted,
+            font=TIME_FONT,
+            tags=("row", tag, f"time:{username}"),
+        )
+        badge_room = badge_width + 8 if badge else 0
+        canvas.create_text(
             text_x,
             y + 35,
-            text=second,
+            text=self._fit(second, LINE_FONT, right - badge_room - text_x),
             anchor="w",
             fill=colors.muted,
-            font="-size 9",
-            tags=("row", tag, f"mood:{username}"),
+            font=LINE_FONT,
+            tags=("row", tag, f"line:{username}"),
         )
-        if unread:
-            label = str(unread) if unread < 100 else "99+"
-            right = width - PAD
-            left = right - max(22, 9 * len(label) + 12)
-            top, bottom = y + ROW_HEIGHT // 2 - 10, y + ROW_HEIGHT // 2 + 10
+        if badge:
+            label = badge
+            left = right - badge_width
+            top, bottom = y + 35 - 10, y + 35 + 10
             canvas.create_oval(
                 left,
                 top,
@@ -235,7 +263,7 @@ class FriendDrawer(ttk.Frame):
             )
             canvas.create_text(
                 (left + right) // 2,
-                y + ROW_HEIGHT // 2,
+                y + 35,
                 text=label,
                 fill="white",
                 font="-size 9 -weight bold",
@@ -243,6 +271,15 @@ class FriendDrawer(ttk.Frame):
             )
         self.rows.append(DrawerRow(kind, username, y, y + ROW_HEIGHT))
         return y + ROW_HEIGHT
+
+    def _font(self, spec: str) -> tkfont.Font:
+        font = self._fonts.get(spec)
+        if font is None:
+            font = self._fonts[spec] = tkfont.Font(root=self, font=spec)
+        return font
+
+    def _fit(self, text: str, spec: str, room: int) -> str:
+        return fit_text(text, self._font(spec), room)
 
     # -- reading back what is shown ------------------------------------------------
 
@@ -255,8 +292,9 @@ class FriendDrawer(ttk.Frame):
         return None
 
     def shown(self) -> list[tuple[str, str, str, str]]:
-        """What the canvas shows, top to bottom: (group, name, mood, badge) for
-        every person row, read from the drawn items."""
+        """What the canvas shows, top to bottom: (group, name, second line,
+        badge) for every person row, read from the drawn items; the second
+        line is the newest message, else the mood."""
         result = []
         group = ""
         for row in self.rows:
@@ -267,11 +305,19 @@ class FriendDrawer(ttk.Frame):
                 (
                     group,
                     self._item_text(f"name:{row.key}"),
-                    self._item_text(f"mood:{row.key}"),
+                    self._item_text(f"line:{row.key}"),
                     self._item_text(f"badge:{row.key}"),
                 )
             )
         return result
+
+    def times(self) -> dict[str, str]:
+        """The time shown on each person row, by username (empty if none)."""
+        return {
+            row.key: self._item_text(f"time:{row.key}")
+            for row in self.rows
+            if row.kind != "header"
+        }
 
     def _item_text(self, tag: str) -> str:
         items = self.canvas.find_withtag(tag)
@@ -338,3 +384,13 @@ class FriendDrawer(ttk.Frame):
             row.kind == "friend" and row.key == self.selected for row in self.rows
         ):
             self._on_open(self.selected)
+
+
+def _second_line(entry: FriendEntry, kind: str) -> str:
+    """Under the name: the newest message (ours marked ``You:``), else the mood."""
+    if kind == "requested":
+        return "waiting for an answer"
+    if not entry.last_text:
+        return entry.person.mood
+    text = " ".join(entry.last_text.split())
+    return f"You: {text}" if entry.last_outgoing else text

@@ -6,7 +6,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-__all__ = ["GROUP_GAP_MS", "Lead", "clock", "day_label", "full_date", "lead_of"]
+__all__ = [
+    "GROUP_GAP_MS",
+    "Lead",
+    "clock",
+    "day_label",
+    "full_date",
+    "lead_of",
+    "short_time",
+]
 
 GROUP_GAP_MS = 5 * 60 * 1000
 """Messages of one sender further apart than this (ms) start a new group."""
@@ -39,6 +47,22 @@ def day_label(sent_ms: int, now_ms: int) -> str:
 def clock(sent_ms: int) -> str:
     """The time of day of ``sent_ms`` as ``HH:MM`` (local time)."""
     return time.strftime("%H:%M", time.localtime(sent_ms / 1000))
+
+
+def short_time(sent_ms: int, now_ms: int) -> str:
+    """When ``sent_ms`` was, as a list of conversations says it (local time):
+    ``HH:MM`` today, ``Yesterday``, the weekday within the week, else the date
+    (with the year when it is not this one)."""
+    when = time.localtime(sent_ms / 1000)
+    if _day(sent_ms) == _day(now_ms):
+        return clock(sent_ms)
+    if _day(sent_ms) == _day(now_ms - 86_400_000):
+        return "Yesterday"
+    if 0 <= now_ms - sent_ms < 6 * 86_400_000:
+        return time.strftime("%a", when)
+    if when.tm_year == time.localtime(now_ms / 1000).tm_year:
+        return time.strftime("%-d %b", when)
+    return time.strftime("%-d %b %Y", when)
 
 
 def full_date(sent_ms: int) -> str:
