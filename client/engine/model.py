@@ -146,7 +146,8 @@ class TransferEntry:
     seconds left. ``delivered``: the recipient downloaded our file.
     ``recent``: it ran or changed since the app started. ``checking``: an
     upload still hashing its file (``done``, the rate and the time left are
-    the hashing's).
+    the hashing's). ``file_id``: the server's id of the file, once known
+    (empty before).
     """
 
     id: int
@@ -164,6 +165,7 @@ class TransferEntry:
     delivered: bool = False
     recent: bool = True
     checking: bool = False
+    file_id: str = ""
 
     @property
     def finished(self) -> bool:

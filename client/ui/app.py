@@ -58,6 +58,7 @@ from .views import (
     SettingsDialog,
     Toasts,
     TransfersWindow,
+    open_file,
     open_folder,
     prepare_styles,
 )
@@ -135,6 +136,7 @@ class App:
             images=lambda: self.images,
             notify=self.notify,
             open_folder=lambda path: self.opener(path),
+            open_file=lambda path: self.file_opener(path),
             origin=self._new_window_origin,
         )
         self.transfers = TransfersChanged()
@@ -152,6 +154,8 @@ class App:
         )
         self.opener: Callable[[Path], None] = open_folder
         """Shows a file's folder (tests replace it)."""
+        self.file_opener: Callable[[Path], None] = open_file
+        """Opens a received file (tests replace it)."""
         self.closed = False
         self.recovery = EngineRecovery(self)
         """Starts a new engine when this one dies and takes the user back."""

@@ -21,7 +21,8 @@ class Chats:
     """The open chat windows of ``root``, by friend.
 
     ``images()`` gives the current avatar store, ``notify(title, text, level)``
-    shows a notice, ``open_folder(path)`` shows a file's folder and
+    shows a notice, ``open_folder(path)`` shows a file's folder,
+    ``open_file(path)`` opens a received file and
     ``origin()`` says where a new window goes (x, y).
     """
 
@@ -33,6 +34,7 @@ class Chats:
         images: Callable[[], ImageStore],
         notify: Callable[[str, str, str], None],
         open_folder: Callable[[Path], None],
+        open_file: Callable[[Path], None],
         origin: Callable[[], tuple[int, int]],
     ) -> None:
         self.root = root
@@ -40,6 +42,7 @@ class Chats:
         self._images = images
         self._notify = notify
         self._open_folder = open_folder
+        self._open_file = open_file
         self._origin = origin
         self._windows: dict[str, ChatWindow] = {}
         self.drafts: dict[str, str] = {}
@@ -74,6 +77,7 @@ class Chats:
             self._notify,
             self._on_closed,
             self._open_folder,
+            self._open_file,
         )
         window.view.set_transfers(self.transfers)
         window.view.set_draft(self.drafts.pop(peer, ""))

@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from client.rooms import Rooms
+from client.transfers import Transfers
 from tests.conftest import Member, close_member, open_member
 
 
@@ -76,6 +77,12 @@ async def set_avatar_color(member: Member, rgb: tuple[int, int, int]) -> None:
     out = io.BytesIO()
     Image.new("RGB", (64, 64), tuple(rgb)).save(out, format="PNG")
     await member.session.set_avatar(out.getvalue())
+
+
+async def send_file(member: Member, to: str, path: str) -> None:
+    """Send the file at ``path`` to ``to`` and wait until the server holds it."""
+    transfers = Transfers(member.session, member.store, Path(path).parent)
+    await transfers.send(to, Path(path))
 
 
 async def read_all(member: Member, peer: str) -> None:
@@ -132,6 +139,7 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "set_display_name": set_display_name,
     "set_profile": set_profile,
     "set_avatar_color": set_avatar_color,
+    "send_file": send_file,
     "read_all": read_all,
     "create_meeting": create_meeting,
     "join_meeting": join_meeting,

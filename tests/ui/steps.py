@@ -530,6 +530,12 @@ def chat_files(app: App, peer: str) -> list[tuple[str, str, str, list[str]]]:
     return _chat(app, peer).view.files.shown()
 
 
+def chat_blocks(app: App, peer: str) -> list[str]:
+    """The transcript top to bottom: each message's text, each file's name in
+    brackets."""
+    return _chat(app, peer).view.transcript.blocks()
+
+
 def press_chat_file(app: App, peer: str, name: str, button: str) -> None:
     _chat(app, peer).view.files.press(name, button)
 

@@ -87,7 +87,7 @@ def test_send_a_file_from_the_chat_and_download_it_on_the_other_side(
                     "transfer",
                     "report.bin",
                     f"↓ from {alice} · 300.0 kB · saved in {received}",
-                    ["Open folder"],
+                    ["Open", "Open folder"],
                 )
             ]
         ),

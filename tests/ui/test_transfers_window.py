@@ -30,7 +30,7 @@ def test_the_table_its_actions_and_a_folder_that_cannot_open(
     wait_until(
         lambda: (
             [r[2] for r in app.call("chat_files", bob)]
-            == [f"↑ to {bob} · 250.0 kB · sent", f"↑ to {bob} · 1.0 kB · sent"]
+            == [f"↑ to {bob} · 1.0 kB · sent", f"↑ to {bob} · 250.0 kB · sent"]
         ),
         app,
         what="both uploads done",

@@ -155,6 +155,7 @@ class FilesModel:
             or not self._loading
             or not finished,
             checking=checking,
+            file_id=transfer.file_id or "",
         )
         self._schedule()
 

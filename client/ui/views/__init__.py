@@ -11,6 +11,7 @@ from .dialogs import (
     format_fingerprint,
 )
 from .drawer import FriendDrawer
+from .filecards import FileCards
 from .images import ImageStore
 from .login import LoginView
 from .main import MainView
@@ -23,11 +24,7 @@ from .theme import DARK_THEME, LIGHT_THEME, available_themes
 from .toast import Toasts
 from .transcript import Transcript
 from .transfer_table import TransfersTable, TransfersWindow
-from .transfers import (
-    TransfersPanel,
-    open_folder,
-    prepare_styles,
-)
+from .transfers import open_file, open_folder, prepare_styles
 
 __all__ = [
     "DARK_THEME",
@@ -37,6 +34,7 @@ __all__ = [
     "ConfirmDialog",
     "ChatView",
     "ChatWindow",
+    "FileCards",
     "FingerprintDialog",
     "FriendDrawer",
     "ImageStore",
@@ -50,12 +48,12 @@ __all__ = [
     "SettingsDialog",
     "Toasts",
     "Transcript",
-    "TransfersPanel",
     "TransfersTable",
     "TransfersWindow",
     "available_themes",
     "clamp_to_screen",
     "format_fingerprint",
+    "open_file",
     "open_folder",
     "prepare_styles",
 ]

@@ -13,21 +13,19 @@ import ttkbootstrap as ttk
 
 from ...engine.model import (
     ConversationUpdate,
-    FileOfferEntry,
     FriendEntry,
     Person,
-    TransferEntry,
     TransfersChanged,
 )
 from ...store import LocalMessage
 from ..controller import Controller
 from ..errors import describe
+from .filecards import FileCards
 from .images import ImageStore
 from .placement import OnScreen
 from .search import SearchResults
 from .theme import style_text
 from .transcript import Transcript
-from .transfers import TransfersPanel
 
 __all__ = ["ChatView", "ChatWindow"]
 
@@ -46,6 +44,7 @@ class ChatView(ttk.Frame):
         friend: FriendEntry,
         notify: Callable[[str, str, str], None],
         opener: Callable[[Path], None],
+        file_opener: Callable[[Path], None],
     ) -> None:
         super().__init__(master)
         self.controller = controller
@@ -54,6 +53,7 @@ class ChatView(ttk.Frame):
         self.peer = friend.person.username
         self._notify = notify
         self._opener = opener
+        self._file_opener = file_opener
         self.status_var = tk.StringVar(self)
         self.search_var = tk.StringVar(self)
         self.search_status_var = tk.StringVar(self)
@@ -62,8 +62,8 @@ class ChatView(ttk.Frame):
         self.create_header()
         self.create_search()
         self.create_composer()
-        self.create_files()
         self.create_transcript()
+        self.create_files()
         self.set_friend(friend)
 
     # -- layout ------------------------------------------------------------------------
@@ -156,18 +156,17 @@ class ChatView(ttk.Frame):
         self.file_button.pack(fill="x", pady=(4, 0))
 
     def create_files(self) -> None:
-        """The transfers with this friend, between transcript and composer."""
-        self.files = TransfersPanel(
-            self, self.controller, opener=self._opener, keep=self._keep_file
+        """The files sent both ways, as cards in the transcript; why one did not
+        open shows between transcript and composer."""
+        self.files = FileCards(
+            self,
+            self.controller,
+            self.transcript,
+            self.peer,
+            open_folder=self._opener,
+            open_file=self._file_opener,
         )
-        self.files.pack(side="bottom", fill="x", padx=12)
-
-    def _keep_file(self, item: TransferEntry | FileOfferEntry) -> bool:
-        """Offers from this friend, and transfers with them that are unfinished
-        or ran since the app started."""
-        if isinstance(item, FileOfferEntry):
-            return item.sender == self.peer
-        return item.peer == self.peer and (item.recent or not item.finished)
+        self.files.pack(side="bottom", fill="x", before=self.transcript)
 
     # -- updates from the app ----------------------------------------------------------
 
@@ -318,7 +317,8 @@ class ChatView(ttk.Frame):
 class ChatWindow(OnScreen, ttk.Toplevel):
     """The window around a :class:`ChatView`; ``on_closed(peer, draft)`` when
     closed (``draft``: the composer's unsent text),
-    ``opener(path)`` shows a received file's folder."""
+    ``opener(path)`` shows a file's folder, ``file_opener(path)`` opens a
+    received file."""
 
     def __init__(
         self,
@@ -329,6 +329,7 @@ class ChatWindow(OnScreen, ttk.Toplevel):
         notify: Callable[[str, str, str], None],
         on_closed: Callable[[str, str], None],
         opener: Callable[[Path], None],
+        file_opener: Callable[[Path], None],
     ) -> None:
         super().__init__(
             master=master,
@@ -339,7 +340,9 @@ class ChatWindow(OnScreen, ttk.Toplevel):
         self.controller = controller
         self.peer = friend.person.username
         self._on_closed = on_closed
-        self.view = ChatView(self, controller, images, friend, notify, opener)
+        self.view = ChatView(
+            self, controller, images, friend, notify, opener, file_opener
+        )
         self.view.pack(fill="both", expand=True)
         self.protocol("WM_DELETE_WINDOW", self.on_window_close)
         self.bind("<Map>", lambda e: self.on_visibility(e, True), add="+")

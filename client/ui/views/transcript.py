@@ -6,6 +6,8 @@ sender's name when a new group starts (see :mod:`.grouping`). The block is
 tagged with its local id (``msg<id>``), the lead ``lead<id>`` and the bubble
 ``body<id>``, so an older page is inserted above without moving what the user
 is reading, and tests read back exactly what is on screen.
+
+Cards (files sent or offered) sit among the messages; see :mod:`.cardslots`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import ttkbootstrap as ttk
 
 from ...store import LocalMessage
 from .bubble import Bubble, BubbleLook
+from .cardslots import CardSlots
 from .grouping import clock, lead_of
 from .theme import palette
 
@@ -40,7 +43,7 @@ SIDE_MARGIN = 8
 DEFAULT_WIDTH = 480
 
 
-class Transcript(ttk.Frame):
+class Transcript(CardSlots, ttk.Frame):
     """Shows messages; ``on_need_older()`` is called when the user scrolls to
     the top and older messages exist."""
 
@@ -62,6 +65,8 @@ class Transcript(ttk.Frame):
         self.loading_older = False
         self._laid_out_width = 0
         self._found_timer: str | None = None
+        self.cards = {}
+        self._card_serial = 0
         self.create_text()
         self.menu_message: int | None = None
         self.menu = ttk.Menu(self, tearoff=False)
@@ -118,7 +123,7 @@ class Transcript(ttk.Frame):
         """Show exactly ``messages`` and scroll to the newest."""
         self._edit(lambda: self.text.delete("1.0", "end"))
         for tag in self.text.tag_names():
-            if tag.startswith(("msg", "body", "lead")) and tag[-1].isdigit():
+            if tag.startswith(("msg", "body", "lead", "card")) and tag[-1].isdigit():
                 self.text.tag_delete(tag)
         for bubble in self.bubbles.values():
             bubble.destroy()
@@ -127,7 +132,13 @@ class Transcript(ttk.Frame):
         self.ids.clear()
         self.found = None
         self.has_more = has_more
+        for card in self.cards.values():
+            card.widget = None
         self.upsert(messages, scroll=True)
+        for key, card in list(self.cards.items()):
+            del self.cards[key]
+            self.set_card(key, card.time_ms, card.outgoing, card.make)
+        self.text.see("end")
 
     def prepend(self, messages: tuple[LocalMessage, ...], has_more: bool) -> None:
         """Insert an older page above, keeping the user's place."""
@@ -156,7 +167,7 @@ class Transcript(ttk.Frame):
     def _insert(self, message: LocalMessage) -> None:
         position = bisect.bisect(self.ids, message.id)
         following = self.ids[position] if position < len(self.ids) else None
-        index = f"msg{following}.first" if following is not None else "end-1c"
+        index = self._index_before((message.id, 0, 0))
         self.ids.insert(position, message.id)
         self.messages[message.id] = message
         side = "out" if message.outgoing else "in"
@@ -238,6 +249,9 @@ class Transcript(ttk.Frame):
         self._laid_out_width = event.width
         for message_id in self.ids:
             self._draw(message_id)
+        for card in self.cards.values():
+            if card.widget is not None:
+                card.widget.set_width(self._bubble_width())
 
     def on_bubble_menu(self, event: tk.Event, message_id: int) -> None:
         """Right click on a bubble: a menu to copy its text."""
@@ -330,6 +344,22 @@ class Transcript(ttk.Frame):
             outgoing = self.messages[message_id].outgoing
             result.append((message_id, outgoing, body.strip(), tick, style))
         return result
+
+    def blocks(self) -> list[str]:
+        """Top to bottom: each message's text, each card's title in brackets."""
+        placed = [
+            (self.text.index(f"body{i}.first"), self.messages[i].text) for i in self.ids
+        ] + [
+            (self.text.index(f"{c.tag}.first"), f"[{c.widget.title()}]")
+            for c in self.cards.values()
+            if c.widget is not None and self.text.tag_ranges(c.tag)
+        ]
+        return [
+            text
+            for _, text in sorted(
+                placed, key=lambda p: tuple(map(int, p[0].split(".")))
+            )
+        ]
 
     def leads(self) -> list[str]:
         """The separator and header lines as shown, top to bottom."""

@@ -1,0 +1,74 @@
+"""Files inside the conversation: a file offered or sent is a card among the
+messages, where it happened, and its download turns the same card into
+progress, then Open and Open folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import ServerProcess
+
+from .harness import (
+    LocalApp,
+    befriend_peer,
+    screenshot,
+    sign_up,
+    wait_until,
+    write_config,
+)
+
+
+def test_a_file_is_a_card_among_the_messages(
+    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
+) -> None:
+    alice, bob = names("alice"), names("bob")
+    received = tmp_path / "alice-downloads"
+    write_config(tmp_path / "homes" / "alice", downloads=str(received))
+    app = apps("alice")
+    assert isinstance(app, LocalApp)
+    opened: list[Path] = []
+    app.app.file_opener = opened.append
+    sign_up(app, ui_server.address, alice)
+    peer = peers(bob)
+    befriend_peer(app, peer, alice, bob)
+
+    peer.run("send_text", alice, "the minutes are coming")
+    minutes = tmp_path / "minutes.txt"
+    minutes.write_text("we met\n" * 100)
+    peer.run("send_file", alice, str(minutes))
+    app.call("double_click_friend", bob)
+    wait_until(
+        lambda: (
+            app.call("chat_blocks", bob) == ["the minutes are coming", "[minutes.txt]"]
+        ),
+        app,
+        what="the offer as a card after the message",
+    )
+    assert app.call("chat_files", bob) == [("offer", "minutes.txt", bob, ["Download"])]
+
+    app.call("type_message", bob, "got it thanks")
+    app.call("press_return", bob)
+    order = ["the minutes are coming", "[minutes.txt]", "got it thanks"]
+    wait_until(lambda: app.call("chat_blocks", bob) == order, app, what="our answer")
+
+    app.call("press_chat_file", bob, "minutes.txt", "Download")
+    wait_until(
+        lambda: (
+            app.call("chat_files", bob)
+            == [
+                (
+                    "transfer",
+                    "minutes.txt",
+                    f"↓ from {bob} · 700 B · saved in {received}",
+                    ["Open", "Open folder"],
+                )
+            ]
+        ),
+        app,
+        what="the download done, in the same card",
+    )
+    assert app.call("chat_blocks", bob) == order
+    assert (received / "minutes.txt").read_text() == minutes.read_text()
+    app.call("press_chat_file", bob, "minutes.txt", "Open")
+    assert opened == [received / "minutes.txt"]
+    screenshot("chat_file_card", app)
