@@ -4,6 +4,7 @@ and the tiles' shared buffers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from . import messages as m
 from .backend import Backend
 from .frames import TileFrames
+from .video_model import VideoDevice, VideoDeviceList
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -27,6 +29,22 @@ async def _show_tile(_backend: Backend, frames: TileFrames, c: m.ShowTile) -> No
 
 async def _drop_tile(_backend: Backend, frames: TileFrames, c: m.DropTile) -> None:
     frames.drop(c.key)
+
+
+def _find_video_devices() -> VideoDeviceList:
+    """Probe the machine (a worker thread: opening cameras blocks)."""
+    from ..media.video_devices import list_cameras, list_screens
+
+    return VideoDeviceList(
+        tuple(VideoDevice(d.spec, d.label) for d in list_cameras()),
+        tuple(VideoDevice(d.spec, d.label) for d in list_screens()),
+    )
+
+
+async def _video_devices(
+    _backend: Backend, _frames: TileFrames, _c: m.VideoDevices
+) -> VideoDeviceList:
+    return await asyncio.to_thread(_find_video_devices)
 
 
 HANDLERS: dict[type[m.Command], Handler] = {
@@ -75,6 +93,7 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.SetCamera: lambda b, f, c: b.account().meeting.set_camera(c.on),
     m.SetScreen: lambda b, f, c: b.account().meeting.set_screen(c.on),
     m.RestartVideo: lambda b, f, c: b.account().meeting.restart_video(c.kind),
+    m.VideoDevices: _video_devices,
     m.MeetingChat: lambda b, f, c: b.account().meeting.chat(c.text),
     m.RaiseHand: lambda b, f, c: b.account().meeting.raise_hand(c.raised),
     m.LockMeeting: lambda b, f, c: b.account().meeting.lock(c.locked),

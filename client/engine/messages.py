@@ -36,6 +36,7 @@ from .model import (
     TileStats,
     TransfersChanged,
 )
+from .video_model import VideoDeviceList
 
 __all__ = [
     "COMMANDS",
@@ -267,6 +268,13 @@ class RestartVideo(Command, frozen=True, tag="restart_video"):
     kind: str
 
 
+class VideoDevices(Command, frozen=True, tag="video_devices"):
+    """The cameras that open and the screens that can be captured (probing
+    opens each camera for a moment: not while ours is on)."""
+
+    result: ClassVar[Any] = VideoDeviceList
+
+
 class MeetingChat(Command, frozen=True, tag="meeting_chat"):
     text: str
 
@@ -332,7 +340,8 @@ AnyCommand = (
     | SendMessage | SearchMessages | Typing
     | SendFile | Download | PauseTransfer | ResumeTransfer | CancelTransfer
     | CreateMeeting | JoinMeeting | LeaveMeeting | EndMeeting | SetCamera | SetScreen
-    | RestartVideo | MeetingChat | RaiseHand | LockMeeting | Invite | RemoveMember
+    | RestartVideo | VideoDevices | MeetingChat | RaiseHand | LockMeeting | Invite
+    | RemoveMember
     | MakeHost | AskToMute | RenderImage | ShowTile | DropTile
 )  # fmt: skip
 

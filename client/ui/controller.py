@@ -18,6 +18,7 @@ from typing import Any
 from ..engine import messages as m
 from ..engine.errors import EngineStopped
 from ..engine.model import Person, ServerIdentity
+from ..engine.video_model import VideoDeviceList
 from ..store import LocalMessage
 from ..transfers import Transfer
 from .link import EngineLink
@@ -244,6 +245,11 @@ class Controller:
 
     def restart_video(self, kind: str, on_error: Failed = None) -> Future[None]:
         return self._run(m.RestartVideo(kind), None, on_error)
+
+    def video_devices(
+        self, on_done: Done = None, on_error: Failed = None
+    ) -> Future[VideoDeviceList]:
+        return self._run(m.VideoDevices(), on_done, on_error)
 
     def meeting_chat(self, text: str) -> Future[None]:
         return self._run(m.MeetingChat(text))

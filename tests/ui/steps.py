@@ -888,6 +888,27 @@ def use_camera_source(app: App, spec: str) -> None:
     _meeting(app).use_source("camera", spec)
 
 
+def video_choices(app: App) -> tuple[list[str], list[str], bool]:
+    """The camera and screen pickers' choices as listed, and whether the
+    engine's device list arrived."""
+    window = _meeting(app)
+    return (
+        window.camera_box.labels(),
+        window.screen_box.labels(),
+        window.camera_box.found and window.screen_box.found,
+    )
+
+
+def choose_video_source(app: App, kind: str, label: str) -> str:
+    """Pick ``label`` in the camera or screen picker as a user does; the spec
+    now in use."""
+    window = _meeting(app)
+    box = window.camera_box if kind == "camera" else window.screen_box
+    box.var.set(label)
+    box.event_generate("<<ComboboxSelected>>")
+    return box.spec
+
+
 def meeting_problem(app: App) -> str:
     """The red line above the stage, empty when hidden."""
     label = _meeting(app).problem_label

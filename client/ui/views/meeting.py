@@ -14,22 +14,20 @@ from tkinter import filedialog
 import ttkbootstrap as ttk
 
 from ...engine.model import MeetingChanged, MeetingChatLine, Roster, TileStats
+from ...engine.video_model import VideoDeviceList
 from ..controller import Controller
 from ..errors import describe
 from ..video import TileBuffers
 from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
 from .placement import OnScreen
+from .source_box import SourceBox
 from .tiles import VideoStage, with_member_tiles
 
 __all__ = ["MeetingWindow"]
 
 COPIED_MS = 2000
 """How long "Copy code" says it copied, in ms."""
-CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
-FILE_CHOICE = "File…"
-"""The camera choice that opens a file dialog: a video file as the camera."""
-SCREEN_SOURCES = ("screen:1", "screen:2")
 
 
 class MeetingWindow(OnScreen, ttk.Toplevel):
@@ -65,18 +63,18 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.hand_var = tk.BooleanVar(self, False)
         self.speaker_var = tk.BooleanVar(self, False)
         self.stats_var = tk.BooleanVar(self, False)
-        self.camera_source_var = tk.StringVar(self, camera)
-        self.screen_source_var = tk.StringVar(self, screen)
-        self._camera_source = camera
         self.stats_lines: dict[str, str] = {}
         self.confirm: ConfirmDialog | None = None
         self.ended_by_me = False
         self._copied_timer: str | None = None
         self.create_header()
-        self.create_toolbar()
+        self.create_toolbar(camera, screen)
         self.create_body()
         self.protocol("WM_DELETE_WINDOW", self.on_leave)
         self.set_state(state)
+        for box in (self.camera_box, self.screen_box):
+            box.configure(postcommand=self.find_devices)
+        self.find_devices()
 
     # -- layout --------------------------------------------------------------------
 
@@ -102,7 +100,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             self, bootstyle="@warning", padding=(14, 6), font="-weight bold"
         )
 
-    def create_toolbar(self) -> None:
+    def create_toolbar(self, camera: str, screen: str) -> None:
         bar = ttk.Frame(self, padding=(14, 8))
         bar.pack(side="bottom", fill="x")
         self.camera_button = ttk.Checkbutton(
@@ -113,13 +111,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             bootstyle="success-toolbutton",
         )
         self.camera_button.pack(side="left")
-        self.camera_box = ttk.Combobox(
-            bar,
-            textvariable=self.camera_source_var,
-            values=[*CAMERA_SOURCES, FILE_CHOICE],
-            width=10,
-            state="readonly",
-        )
+        self.camera_box = SourceBox(bar, "camera", camera, width=12)
         self.camera_box.pack(side="left", padx=(4, 12))
         self.camera_box.bind(
             "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("camera")
@@ -132,13 +124,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             bootstyle="success-toolbutton",
         )
         self.screen_button.pack(side="left")
-        self.screen_box = ttk.Combobox(
-            bar,
-            textvariable=self.screen_source_var,
-            values=SCREEN_SOURCES,
-            width=9,
-            state="readonly",
-        )
+        self.screen_box = SourceBox(bar, "screen", screen, width=12)
         self.screen_box.pack(side="left", padx=(4, 12))
         self.screen_box.bind(
             "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("screen")
@@ -170,7 +156,9 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.leave_button = ttk.Button(
             bar, text="Leave", command=self.on_leave, bootstyle="danger"
         )
-        self.leave_button.pack(side="right")
+        # Packed ahead of the toggles: a narrow window squeezes them, never
+        # Leave and End for all.
+        self.leave_button.pack(side="right", before=self.camera_button)
         self.end_button = ttk.Button(
             bar, text="End for all", command=self.on_end, bootstyle="danger-outline"
         )
@@ -202,7 +190,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         me = state.me
         self.hand_var.set(me is not None and me.hand_raised)
         if me is not None and me.host:
-            self.end_button.pack(side="right", padx=(0, 8))
+            self.end_button.pack(side="right", padx=(0, 8), before=self.camera_button)
         else:
             self.end_button.pack_forget()
         self.show_hands(state)
@@ -306,28 +294,41 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         elif not self.problem_label.winfo_ismapped():
             self.problem_label.pack(fill="x", after=self.copy_button.master)
 
+    def find_devices(self) -> None:
+        """Ask the engine which cameras and screens this machine has (not
+        while our camera is on: probing would open it a second time)."""
+        if not self.camera_var.get():
+            self.controller.video_devices(on_done=self.set_devices)
+
+    def set_devices(self, devices: VideoDeviceList) -> None:
+        """List the devices found; keep a choice that is gone from changing
+        the settings silently."""
+        if not self.winfo_exists():
+            return
+        for box, found in (
+            (self.camera_box, devices.cameras),
+            (self.screen_box, devices.screens),
+        ):
+            if box.set_devices(found):
+                self._on_source(box.kind, box.spec)
+
     def on_source_chosen(self, kind: str) -> None:
         """A new camera or screen was chosen (a file from a dialog for "File…"):
         store it, and switch to it if that video is on."""
-        var = self.camera_source_var if kind == "camera" else self.screen_source_var
-        if kind == "camera" and var.get() == FILE_CHOICE:
+        box = self.camera_box if kind == "camera" else self.screen_box
+        spec = box.chosen()
+        if spec is None:
             path = filedialog.askopenfilename(parent=self, title="Play a video file")
             if not path:
-                var.set(self._camera_source)
+                box.restore()
                 return
-            var.set(f"file:{path}")
-        self.use_source(kind, var.get())
+            spec = f"file:{path}"
+        self.use_source(kind, spec)
 
     def use_source(self, kind: str, spec: str) -> None:
         """Make ``spec`` the camera or screen (restarting that video if on)."""
-        var = self.camera_source_var if kind == "camera" else self.screen_source_var
-        var.set(spec)
-        if kind == "camera":
-            self._camera_source = spec
-            values = list(CAMERA_SOURCES)
-            if spec not in values:
-                values.append(spec)
-            self.camera_box.configure(values=[*values, FILE_CHOICE])
+        box = self.camera_box if kind == "camera" else self.screen_box
+        box.select(spec)
         self.show_problem("")
         self._on_source(kind, spec)
         self.controller.restart_video(

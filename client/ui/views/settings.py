@@ -11,11 +11,13 @@ from typing import Any
 import ttkbootstrap as ttk
 
 from .dialogs import Dialog
-from .meeting import CAMERA_SOURCES, SCREEN_SOURCES
 from .theme import available_themes, theme_label, theme_named
 
 __all__ = ["SettingsDialog"]
 
+CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
+"""Typed sources offered here; the meeting lists the devices found and files."""
+SCREEN_SOURCES = ("screen:1", "screen:2")
 CAMERA_SIZES = ("320x240", "640x480", "1280x720")
 CAMERA_RATES = ("15", "30")
 
