@@ -23,9 +23,11 @@ from codec import ErrorCode
 from codec.messages import (
     AskToMute,
     CreateRoom,
+    DeclineInvitation,
     EndRoom,
     Event,
     GetRoom,
+    InvitationDeclined,
     InviteToRoom,
     JoinRoom,
     LeaveRoom,
@@ -61,9 +63,23 @@ __all__ = ["RoomEvent", "RoomListener", "Rooms"]
 
 log = logging.getLogger("quicmeet.rooms")
 
-RoomEvent = RoomUpdated | RoomLeft | RoomChat | RoomInvitation | MuteRequested
+RoomEvent = (
+    RoomUpdated
+    | RoomLeft
+    | RoomChat
+    | RoomInvitation
+    | InvitationDeclined
+    | MuteRequested
+)
 RoomListener = Callable[[RoomEvent], None]
-_ROOM_EVENTS = (RoomUpdated, RoomLeft, RoomChat, RoomInvitation, MuteRequested)
+_ROOM_EVENTS = (
+    RoomUpdated,
+    RoomLeft,
+    RoomChat,
+    RoomInvitation,
+    InvitationDeclined,
+    MuteRequested,
+)
 
 
 class Rooms:
@@ -189,6 +205,11 @@ class Rooms:
     async def accept(self, invitation: RoomInvitation) -> RoomState:
         """Accept an invitation: join its room without a password."""
         return await self.join(invitation.room_id)
+
+    async def decline(self, room_id: str) -> None:
+        """Say no to the invitation to ``room_id``; the inviter is told."""
+        self.invitations.pop(room_id, None)
+        await self._session.call(DeclineInvitation, Ok, room_id=room_id)
 
     async def leave(self) -> None:
         """Leave the room; our tracks end."""

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from codec.errors import ErrorCode
 from codec.messages import (
     AskToMute,
+    DeclineInvitation,
+    InvitationDeclined,
     InviteToRoom,
     LockRoom,
     MuteRequested,
@@ -24,7 +26,7 @@ from codec.messages import (
     TransferHost,
     UnpublishTrack,
 )
-from codec.messages.rooms import MAX_ROOM_CHAT_BYTES
+from codec.messages.rooms import MAX_ROOM_CHAT_BYTES, parse_room_id
 
 from .errors import ServiceError
 from .room_state import Invitation, Member, Room, Track, account_of
@@ -57,6 +59,7 @@ class RoomActions:
         router.handle(AskToMute, self.ask_to_mute)
         router.handle(TransferHost, self.transfer_host)
         router.handle(InviteToRoom, self.invite)
+        router.handle(DeclineInvitation, self.decline)
         router.handle(SetMemberState, self.set_member_state)
         router.handle(SendRoomChat, self.chat)
         router.handle(PublishTrack, self.publish)
@@ -143,7 +146,9 @@ class RoomActions:
         if len(room.invitations) >= MAX_INVITATIONS and user_id not in room.invitations:
             raise ServiceError(ErrorCode.QUOTA_EXCEEDED, "too many pending invitations")
         room.invitations[user_id] = Invitation(
-            expires_at=now + INVITATION_TTL, by_host=room.host_id == member.user_id
+            expires_at=now + INVITATION_TTL,
+            by_host=room.host_id == member.user_id,
+            inviter_id=member.user_id,
         )
         target.push(
             RoomInvitation(
@@ -152,6 +157,27 @@ class RoomActions:
                 expires_ms=self.rooms.ctx.clock.wall_ms() + int(INVITATION_TTL * 1000),
             )
         )
+        return Ok(rid=req.rid)
+
+    async def decline(self, conn: ClientConnection, req: DeclineInvitation) -> Ok:
+        account = account_of(conn)
+        room_id = parse_room_id(req.room_id)
+        room = self.rooms.rooms.get(room_id) if room_id is not None else None
+        invitation = (
+            room.invitation(account.user_id, self.rooms.now())
+            if room is not None
+            else None
+        )
+        if room is None or invitation is None:
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, "no pending invitation to that meeting"
+            )
+        del room.invitations[account.user_id]
+        inviter = self.rooms.ctx.presence.connection(invitation.inviter_id)
+        if inviter is not None:
+            inviter.push(
+                InvitationDeclined(room_id=room.room_id, username=account.username)
+            )
         return Ok(rid=req.rid)
 
     async def set_member_state(self, conn: ClientConnection, req: SetMemberState) -> Ok:

@@ -62,10 +62,12 @@ class Member:
 
 @dataclass(slots=True)
 class Invitation:
-    """An invitation to one user; ``by_host`` ones also pass a lock or a removal."""
+    """An invitation to one user from ``inviter_id``; ``by_host`` ones also pass
+    a lock or a removal."""
 
     expires_at: float
     by_host: bool
+    inviter_id: int
 
 
 class Room:

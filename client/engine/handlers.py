@@ -98,6 +98,7 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.RaiseHand: lambda b, f, c: b.account().meeting.raise_hand(c.raised),
     m.LockMeeting: lambda b, f, c: b.account().meeting.lock(c.locked),
     m.Invite: lambda b, f, c: b.account().meeting.invite(c.username),
+    m.DeclineMeeting: lambda b, f, c: b.account().meeting.decline(c.room_id),
     m.RemoveMember: lambda b, f, c: b.account().meeting.remove(c.username),
     m.MakeHost: lambda b, f, c: b.account().meeting.make_host(c.username),
     m.AskToMute: lambda b, f, c: b.account().meeting.ask_to_mute(c.username),

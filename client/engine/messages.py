@@ -291,6 +291,12 @@ class Invite(Command, frozen=True, tag="invite"):
     username: str
 
 
+class DeclineMeeting(Command, frozen=True, tag="decline_meeting"):
+    """Say no to the invitation to meeting ``room_id``."""
+
+    room_id: str
+
+
 class RemoveMember(Command, frozen=True, tag="remove_member"):
     username: str
 
@@ -341,7 +347,7 @@ AnyCommand = (
     | SendFile | Download | PauseTransfer | ResumeTransfer | CancelTransfer
     | CreateMeeting | JoinMeeting | LeaveMeeting | EndMeeting | SetCamera | SetScreen
     | RestartVideo | VideoDevices | MeetingChat | RaiseHand | LockMeeting | Invite
-    | RemoveMember
+    | DeclineMeeting | RemoveMember
     | MakeHost | AskToMute | RenderImage | ShowTile | DropTile
 )  # fmt: skip
 

@@ -348,6 +348,7 @@ class App:
                 notice.room_id,
                 notice.title,
                 functools.partial(self.controller.join_meeting, notice.room_id),
+                functools.partial(self.controller.decline_meeting, notice.room_id),
             )
         else:
             self.notify(notice.title, notice.text, notice.level)

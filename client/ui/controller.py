@@ -263,6 +263,11 @@ class Controller:
     def invite(self, username: str) -> Future[None]:
         return self._run(m.Invite(username))
 
+    def decline_meeting(self, room_id: str) -> Future[None]:
+        # Whether or not the server still held the invitation (it may have
+        # expired), the user's answer is given: nothing to show on failure.
+        return self._run(m.DeclineMeeting(room_id), None, lambda _error: None)
+
     def remove_member(self, username: str) -> Future[None]:
         return self._run(m.RemoveMember(username))
 

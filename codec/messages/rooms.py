@@ -23,8 +23,10 @@ __all__ = [
     "ROOM_ID_LENGTH",
     "AskToMute",
     "CreateRoom",
+    "DeclineInvitation",
     "EndRoom",
     "GetRoom",
+    "InvitationDeclined",
     "InviteToRoom",
     "JoinRoom",
     "LeaveRoom",
@@ -236,6 +238,13 @@ class InviteToRoom(Request):
     username: Username
 
 
+class DeclineInvitation(Request):
+    """Say no to the pending invitation to ``room_id``: it is dropped and the
+    one who invited, if online, gets ``InvitationDeclined``."""
+
+    room_id: RoomIdText
+
+
 class SetMemberState(Request):
     """Raise or lower one's hand, or declare one's microphone muted; fields left
     null keep their value."""
@@ -301,6 +310,13 @@ class RoomInvitation(Event):
     room_id: str
     inviter: str
     expires_ms: int
+
+
+class InvitationDeclined(Event):
+    """``username`` said no to our invitation to ``room_id``."""
+
+    room_id: str
+    username: str
 
 
 class RoomElsewhere(Event):

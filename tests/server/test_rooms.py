@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from client import ServerError, Session
 from codec.errors import ErrorCode
 from codec.messages import (
+    InvitationDeclined,
     MuteRequested,
     Ok,
     RequestFriend,
@@ -301,6 +302,28 @@ async def test_invitations_go_to_online_friends_and_admit(server, user):
     assert "not online" in error.message
     # Without an invitation the password and the lock still hold.
     await expect_error(ErrorCode.FORBIDDEN, carol.rooms.join(room_id, "secret words"))
+
+
+async def test_a_declined_invitation_is_dropped_and_the_inviter_told(server, user):
+    alice, bob, carol = [await user(n) for n in ("alice", "bob", "carol")]
+    await make_friends(alice, bob)
+    room_id = (await alice.rooms.create()).room_id
+    await alice.rooms.lock()
+    alice_seen, bob_seen = Recorder(alice), Recorder(bob)
+    await alice.rooms.invite("bob")
+    await eventually(lambda: bob_seen.of(RoomInvitation))
+
+    await bob.rooms.decline(room_id)
+    await eventually(lambda: alice_seen.of(InvitationDeclined))
+    declined = alice_seen.of(InvitationDeclined)[0]
+    assert (declined.room_id, declined.username) == (room_id, "bob")
+    assert room_id not in bob.rooms.invitations
+    # Declined, the invitation no longer opens the locked room...
+    await expect_error(ErrorCode.FORBIDDEN, bob.rooms.join(room_id))
+    # ...and cannot be declined twice, nor can one that was never made.
+    await expect_error(ErrorCode.NOT_FOUND, bob.rooms.decline(room_id))
+    await expect_error(ErrorCode.NOT_FOUND, carol.rooms.decline(room_id))
+    await expect_error(ErrorCode.NOT_FOUND, carol.rooms.decline("no-such-room"))
 
 
 async def test_chat_and_raised_hands_reach_every_member(server, user):

@@ -23,8 +23,9 @@ from typing import Any
 
 from PIL import Image
 
-from client.rooms import Rooms
+from client.rooms import RoomEvent, Rooms
 from client.transfers import Transfers
+from codec.messages import InvitationDeclined, RoomInvitation
 from tests.conftest import Member, close_member, open_member
 
 
@@ -55,13 +56,39 @@ async def received(member: Member, peer: str) -> list[str]:
 
 _ROOMS: dict[str, Rooms] = {}
 """The peer's meetings (its ``Rooms``, kept between requests)."""
+_ROOM_EVENTS: list[RoomEvent] = []
+"""Every room event the peer's ``Rooms`` saw, oldest first."""
 
 
 def _rooms(member: Member) -> Rooms:
     rooms = _ROOMS.get(member.name)
     if rooms is None:
         rooms = _ROOMS[member.name] = Rooms(member.session)
+        rooms.add_listener(_ROOM_EVENTS.append)
     return rooms
+
+
+async def follow_rooms(member: Member) -> None:
+    """Start hearing room events (invitations) before any meeting."""
+    _rooms(member)
+
+
+async def invitations(member: Member) -> list[str]:
+    """The rooms we were invited to, by id."""
+    return [e.room_id for e in _ROOM_EVENTS if isinstance(e, RoomInvitation)]
+
+
+async def decline_invitation(member: Member, room_id: str) -> None:
+    await _rooms(member).decline(room_id)
+
+
+async def declined(member: Member) -> list[tuple[str, str]]:
+    """(room id, who) of every decline of our invitations heard so far."""
+    return [
+        (e.room_id, e.username)
+        for e in _ROOM_EVENTS
+        if isinstance(e, InvitationDeclined)
+    ]
 
 
 async def set_display_name(member: Member, name: str) -> None:
@@ -144,6 +171,10 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "create_meeting": create_meeting,
     "join_meeting": join_meeting,
     "invite_to_meeting": invite_to_meeting,
+    "follow_rooms": follow_rooms,
+    "invitations": invitations,
+    "decline_invitation": decline_invitation,
+    "declined": declined,
     "raise_hand": raise_hand,
     "publish": publish,
     "unpublish": unpublish,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from codec.messages import (
+    InvitationDeclined,
     MuteRequested,
     RoomChat,
     RoomInvitation,
@@ -250,6 +251,10 @@ class MeetingModel:
     async def invite(self, username: str) -> None:
         await self._rooms.invite(username)
 
+    async def decline(self, room_id: str) -> None:
+        """Say no to an invitation; the one who invited is told."""
+        await self._rooms.decline(room_id)
+
     async def chat(self, text: str) -> None:
         await self._rooms.chat(text)
 
@@ -295,6 +300,13 @@ class MeetingModel:
         elif isinstance(event, RoomLeft):
             asyncio.get_running_loop().create_task(self._end_call())
             self._post(MeetingLeft(event.reason, event.message))
+        elif isinstance(event, InvitationDeclined):
+            self._post(
+                Notice(
+                    self._name_of(event.username),
+                    "declined your invitation to the meeting.",
+                )
+            )
         elif isinstance(event, MuteRequested):
             self._post(
                 Notice(

@@ -20,9 +20,15 @@ class Invitations(ttk.Frame):
         self.texts: dict[str, str] = {}
         self.buttons: dict[str, dict[str, ttk.Button]] = {}
 
-    def show(self, room_id: str, inviter: str, on_join: Callable[[], object]) -> None:
+    def show(
+        self,
+        room_id: str,
+        inviter: str,
+        on_join: Callable[[], object],
+        on_decline: Callable[[], object],
+    ) -> None:
         """Show ``inviter``'s invitation to ``room_id`` (replacing an older one
-        to the same meeting); Join calls ``on_join``."""
+        to the same meeting); Join calls ``on_join``, Decline ``on_decline``."""
         self.dismiss(room_id)
         bar = ttk.Frame(self, padding=(14, 8), bootstyle="info")
         text = f"{inviter} invites you to a meeting"
@@ -34,7 +40,7 @@ class Invitations(ttk.Frame):
             bar,
             text="Decline",
             bootstyle="light",
-            command=lambda: self.dismiss(room_id),
+            command=lambda: (self.dismiss(room_id), on_decline()),
         )
         decline.pack(side="right")
         join = ttk.Button(

@@ -198,10 +198,14 @@ class MainView(ttk.Frame):
             self.people_dialog.set_roster(roster)
 
     def show_invitation(
-        self, room_id: str, inviter: str, on_join: Callable[[], object]
+        self,
+        room_id: str,
+        inviter: str,
+        on_join: Callable[[], object],
+        on_decline: Callable[[], object],
     ) -> None:
         """A bar with Join and Decline for ``inviter``'s meeting ``room_id``."""
-        self.invitations.show(room_id, inviter, on_join)
+        self.invitations.show(room_id, inviter, on_join, on_decline)
 
     def set_connection(self, state: ConnectionState) -> None:
         if state.online:
