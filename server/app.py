@@ -14,7 +14,7 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 
 from codec import ALPN, CloseCode
-from codec.messages import ServerClosing
+from codec.messages import Profile, ServerClosing
 
 from .accounts import AccountService
 from .certs import ensure_certificate
@@ -79,9 +79,7 @@ class ServerApp:
         )
         """What the services are given (they never see the app itself)."""
         self.social = SocialService(self.context)
-        self.accounts = AccountService(
-            self.context, self.hasher, self.social.announce_profile
-        )
+        self.accounts = AccountService(self.context, self.hasher, self._profile_changed)
         self.chat = ChatService(self.context, self.social)
         self.files = FileService(self.context, self.social)
         self.rooms = RoomService(self.context)
@@ -90,6 +88,11 @@ class ServerApp:
         self.sfu = self.rooms.sfu
 
     # -- wiring ---------------------------------------------------------------
+
+    def _profile_changed(self, user_id: int, profile: Profile) -> None:
+        """Friends and the user's meeting learn the new profile at once."""
+        self.social.announce_profile(user_id, profile)
+        self.rooms.rename(user_id, profile.display_name)
 
     def quic_configuration(self) -> QuicConfiguration:
         configuration = QuicConfiguration(

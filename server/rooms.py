@@ -323,6 +323,16 @@ class RoomService:
             raise ServiceError(ErrorCode.NOT_FOUND, "you are not in a room")
         return member
 
+    def rename(self, user_id: int, display_name: str) -> None:
+        """``user_id`` has a new display name: show it in their room, if any."""
+        room = self._room_of.get(user_id)
+        member = room.members.get(user_id) if room is not None else None
+        if room is None or member is None or member.display_name == display_name:
+            return
+        member.display_name = display_name
+        room.version += 1
+        self.changed(room)
+
     async def _display_name(self, user_id: int) -> str:
         def lookup() -> str:
             user = User.get_or_none(User.id == user_id)

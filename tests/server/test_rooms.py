@@ -304,6 +304,20 @@ async def test_invitations_go_to_online_friends_and_admit(server, user):
     await expect_error(ErrorCode.FORBIDDEN, carol.rooms.join(room_id, "secret words"))
 
 
+async def test_a_new_display_name_shows_in_the_meeting_at_once(server, user):
+    alice, bob = await user("alice"), await user("bob")
+    room_id = (await alice.rooms.create()).room_id
+    await bob.rooms.join(room_id)
+    await bob.update_profile(display_name="Bob Builder")
+
+    def shown() -> list[tuple[str, str]]:
+        state = alice.rooms.state
+        members = state.members if state is not None else []
+        return [(m.username, m.display_name) for m in members]
+
+    await eventually(lambda: ("bob", "Bob Builder") in shown())
+
+
 async def test_a_declined_invitation_is_dropped_and_the_inviter_told(server, user):
     alice, bob, carol = [await user(n) for n in ("alice", "bob", "carol")]
     await make_friends(alice, bob)

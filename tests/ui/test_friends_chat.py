@@ -26,6 +26,7 @@ def test_two_apps_befriend_and_chat(apps, ui_server: ServerProcess, names) -> No
         lambda: a.call("people_status") == f"Request sent to {bob}.", a, what="sent"
     )
     wait_until(lambda: (bob, "requested") in a.call("people_results"), a)
+    screenshot("people_search", a, b)
     a.call("close_people")
     assert a.call("drawer") == [("requested", bob, "waiting for an answer", "")]
     wait_until(lambda: b.call("requests") == [alice], a, what="the request on Bob's")
