@@ -60,4 +60,9 @@ def test_the_meeting_lists_the_devices_and_says_when_one_fails(
     problem = wait_until(lambda: app.call("meeting_problem"), app, what="the problem")
     assert problem == "The camera did not start: cannot open camera 7"
     assert not app.call("meeting_camera_on")
+    wait_until(
+        lambda: [t[0] for t in app.call("meeting_tiles")] == [f"member:{alice}"],
+        app,
+        what="our avatar tile back",
+    )
     screenshot("meeting_devices_camera_failed", app)
