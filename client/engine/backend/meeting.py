@@ -134,6 +134,9 @@ class MeetingModel:
         self._call: Call | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._counters: dict[str, _Counters] = {}
+        self._video_lock = asyncio.Lock()
+        """Held while the camera or screen starts or stops: a click on Camera
+        while the last one is still being undone waits its turn."""
         self._unlisten = self._rooms.add_listener(self._on_room_event)
 
     @property
@@ -203,25 +206,34 @@ class MeetingModel:
 
     async def set_camera(self, on: bool) -> None:
         """Send our camera (the source the settings name), or stop."""
+        async with self._video_lock:
+            await self._camera(on)
+
+    async def set_screen(self, on: bool) -> None:
+        """Share our screen (the source the settings name), or stop."""
+        async with self._video_lock:
+            await self._screen(on)
+
+    async def restart_video(self, kind: str) -> None:
+        """Switch the ``camera`` or ``screen`` we send to the source the
+        settings name now (nothing if it is off)."""
+        async with self._video_lock:
+            if self._call is not None and kind in self._call.senders:
+                switch = self._camera if kind == "camera" else self._screen
+                await switch(False)
+                await switch(True)
+
+    async def _camera(self, on: bool) -> None:
         settings = self._video_settings()
         await self._set_video(
             "camera", on, settings.camera, settings.width, settings.height, settings.fps
         )
 
-    async def set_screen(self, on: bool) -> None:
-        """Share our screen (the source the settings name), or stop."""
+    async def _screen(self, on: bool) -> None:
         width, height = SCREEN_SIZE
         await self._set_video(
             "screen", on, self._video_settings().screen, width, height, SCREEN_FPS
         )
-
-    async def restart_video(self, kind: str) -> None:
-        """Switch the ``camera`` or ``screen`` we send to the source the
-        settings name now (nothing if it is off)."""
-        if self._call is not None and kind in self._call.senders:
-            set_video = self.set_camera if kind == "camera" else self.set_screen
-            await set_video(False)
-            await set_video(True)
 
     async def _set_video(
         self, kind: str, on: bool, spec: str, width: int, height: int, fps: float
