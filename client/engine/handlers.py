@@ -83,6 +83,7 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.Typing: _typing,
     m.SendFile: lambda b, f, c: b.account().send_file(c.peer, Path(c.path)),
     m.Download: lambda b, f, c: b.account().download(c.file_id),
+    m.DeclineFile: lambda b, f, c: b.account().decline_file(c.file_id),
     m.PauseTransfer: lambda b, f, c: b.account().pause_transfer(c.transfer_id),
     m.ResumeTransfer: lambda b, f, c: b.account().resume_transfer(c.transfer_id),
     m.CancelTransfer: lambda b, f, c: b.account().cancel_transfer(c.transfer_id),

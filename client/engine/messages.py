@@ -215,6 +215,12 @@ class Download(Command, frozen=True, tag="download"):
     result: ClassVar[Any] = Transfer
 
 
+class DeclineFile(Command, frozen=True, tag="decline_file"):
+    """Refuse the file ``file_id`` offered to us (the sender is told)."""
+
+    file_id: str
+
+
 class PauseTransfer(Command, frozen=True, tag="pause_transfer"):
     transfer_id: int
     result: ClassVar[Any] = Transfer
@@ -344,7 +350,8 @@ AnyCommand = (
     | SearchPeople | RequestFriend | Respond | CancelRequest | RemoveFriend | Block
     | OpenConversation | CloseConversation | OlderMessages | LoadUntil | SetViewing
     | SendMessage | SearchMessages | Typing
-    | SendFile | Download | PauseTransfer | ResumeTransfer | CancelTransfer
+    | SendFile | Download | DeclineFile | PauseTransfer | ResumeTransfer
+    | CancelTransfer
     | CreateMeeting | JoinMeeting | LeaveMeeting | EndMeeting | SetCamera | SetScreen
     | RestartVideo | VideoDevices | MeetingChat | RaiseHand | LockMeeting | Invite
     | DeclineMeeting | RemoveMember

@@ -206,6 +206,9 @@ class Controller:
     def download(self, file_id: str) -> Future[Transfer]:
         return self._run(m.Download(file_id))
 
+    def decline_file(self, file_id: str) -> Future[None]:
+        return self._run(m.DeclineFile(file_id))
+
     def pause_transfer(self, transfer_id: int) -> Future[Transfer]:
         return self._run(m.PauseTransfer(transfer_id))
 

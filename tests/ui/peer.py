@@ -25,7 +25,7 @@ from PIL import Image
 
 from client.rooms import RoomEvent, Rooms
 from client.transfers import Transfers
-from codec.messages import InvitationDeclined, RoomInvitation
+from codec.messages import FileCancelled, InvitationDeclined, RoomInvitation
 from tests.conftest import Member, close_member, open_member
 
 
@@ -106,10 +106,27 @@ async def set_avatar_color(member: Member, rgb: tuple[int, int, int]) -> None:
     await member.session.set_avatar(out.getvalue())
 
 
+_CANCELLED: list[FileCancelled] = []
+"""Cancellations of the files the peer sent, as they arrived."""
+
+
 async def send_file(member: Member, to: str, path: str) -> None:
     """Send the file at ``path`` to ``to`` and wait until the server holds it."""
-    transfers = Transfers(member.session, member.store, Path(path).parent)
-    await transfers.send(to, Path(path))
+    if not _TRANSFERS:
+        member.session.add_event_hook(
+            lambda e: _CANCELLED.append(e) if isinstance(e, FileCancelled) else None
+        )
+        _TRANSFERS.append(Transfers(member.session, member.store, Path(path).parent))
+    await _TRANSFERS[0].send(to, Path(path))
+
+
+_TRANSFERS: list[Transfers] = []
+"""The peer's one ``Transfers``, made by its first file."""
+
+
+async def files_cancelled(member: Member) -> list[str]:
+    """Who cancelled each file we sent (a recipient who declined), in order."""
+    return [e.by for e in _CANCELLED]
 
 
 async def read_all(member: Member, peer: str) -> None:
@@ -167,6 +184,7 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "set_profile": set_profile,
     "set_avatar_color": set_avatar_color,
     "send_file": send_file,
+    "files_cancelled": files_cancelled,
     "read_all": read_all,
     "create_meeting": create_meeting,
     "join_meeting": join_meeting,

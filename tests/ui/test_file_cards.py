@@ -44,7 +44,9 @@ def test_a_file_is_a_card_among_the_messages(
         app,
         what="the offer as a card after the message",
     )
-    assert app.call("chat_files", bob) == [("offer", "minutes.txt", bob, ["Download"])]
+    assert app.call("chat_files", bob) == [
+        ("offer", "minutes.txt", bob, ["Download", "Decline"])
+    ]
 
     app.call("type_message", bob, "got it thanks")
     app.call("press_return", bob)
@@ -72,3 +74,12 @@ def test_a_file_is_a_card_among_the_messages(
     app.call("press_chat_file", bob, "minutes.txt", "Open")
     assert opened == [received / "minutes.txt"]
     screenshot("chat_file_card", app)
+
+    # A file we do not want: Decline takes its card away, and Bob is told.
+    spam = tmp_path / "spam.bin"
+    spam.write_bytes(b"x" * 2000)
+    peer.run("send_file", alice, str(spam))
+    wait_until(lambda: app.call("chat_blocks", bob) == [*order, "[spam.bin]"], app)
+    app.call("press_chat_file", bob, "spam.bin", "Decline")
+    wait_until(lambda: app.call("chat_blocks", bob) == order, app, what="gone")
+    wait_until(lambda: peer.run("files_cancelled") == [alice], app, what="Bob told")

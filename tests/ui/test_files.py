@@ -72,7 +72,7 @@ def test_send_a_file_from_the_chat_and_download_it_on_the_other_side(
     wait_until(
         lambda: (
             b.call("chat_files", alice)
-            == [("offer", "report.bin", alice, ["Download"])]
+            == [("offer", "report.bin", alice, ["Download", "Decline"])]
         ),
         a,
         what="the offer in Bob's chat",

@@ -275,6 +275,10 @@ class Account:
         """Download a file offered to us into the downloads folder."""
         return await self.files.transfers.download(file_id)
 
+    async def decline_file(self, file_id: str) -> None:
+        """Refuse a file offered to us; the sender is told."""
+        await self.files.decline(file_id)
+
     async def pause_transfer(self, transfer_id: int) -> Transfer:
         return await self.files.transfers.pause(transfer_id)
 

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from codec.messages import Event, FileCancelled, FileDelivered, FileOffered
+from codec.messages import (
+    CancelFile,
+    Event,
+    FileCancelled,
+    FileDelivered,
+    FileOffered,
+    Ok,
+)
 
 from ...session import Session
 from ...store import LocalStore
@@ -94,6 +101,13 @@ class FilesModel:
             key: replace(entry, delivered=self._file_ids.get(key) in self._delivered)
             for key, entry in self._entries.items()
         }
+        self._schedule()
+
+    async def decline(self, file_id: str) -> None:
+        """Refuse a file offered to us: the server drops it and the sender is
+        told."""
+        await self._session.call(CancelFile, Ok, file_id=file_id)
+        self._offers.pop(file_id, None)
         self._schedule()
 
     def on_event(self, event: Event, sender_name: Callable[[str], str]) -> bool:

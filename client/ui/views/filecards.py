@@ -46,7 +46,7 @@ def card_key(item: FileItem) -> str:
 def card_actions(item: FileItem) -> list[str]:
     """The buttons of a card, by what can be done with the file now."""
     if isinstance(item, FileOfferEntry):
-        return ["Download"]
+        return ["Download", "Decline"]
     if item.state == "active":
         return ["Pause", "Cancel"]
     if item.state in ("paused", "failed"):
@@ -234,7 +234,10 @@ class FileCards(ttk.Frame):
 
     def on_action(self, item: FileItem, label: str) -> None:
         if isinstance(item, FileOfferEntry):
-            self.controller.download(item.file_id)
+            if label == "Decline":
+                self.controller.decline_file(item.file_id)
+            else:
+                self.controller.download(item.file_id)
         elif label == "Pause":
             self.controller.pause_transfer(item.id)
         elif label == "Resume":
