@@ -536,6 +536,13 @@ def chat_blocks(app: App, peer: str) -> list[str]:
     return _chat(app, peer).view.transcript.blocks()
 
 
+def chat_card_backgrounds(app: App, peer: str) -> list[str]:
+    """The background colour of each file card in the chat, top to bottom."""
+    transcript = _chat(app, peer).view.transcript
+    cards = [transcript.card(key) for key in transcript.card_order()]
+    return [str(card.cget("background")) for card in cards if card is not None]
+
+
 def press_chat_file(app: App, peer: str, name: str, button: str) -> None:
     _chat(app, peer).view.files.press(name, button)
 

@@ -75,6 +75,21 @@ def test_a_file_is_a_card_among_the_messages(
     assert opened == [received / "minutes.txt"]
     screenshot("chat_file_card", app)
 
+    # In the dark theme the card is dark too.
+    light = app.call("chat_card_backgrounds", bob)
+    app.call("open_settings")
+    wait_until(lambda: app.call("settings_themes"), app, what="the settings")
+    app.call("choose_theme_and_save", "Bootstrap (dark)")
+    wait_until(lambda: app.call("theme") == "bootstrap-dark", app)
+    dark = wait_until(
+        lambda: (lambda c: c if c != light else None)(
+            app.call("chat_card_backgrounds", bob)
+        ),
+        app,
+        what="the card repainted",
+    )
+    assert sum(int(dark[0][i : i + 2], 16) for i in (1, 3, 5)) < 3 * 80, dark
+
     # A file we do not want: Decline takes its card away, and Bob is told.
     spam = tmp_path / "spam.bin"
     spam.write_bytes(b"x" * 2000)
