@@ -11,6 +11,7 @@ from typing import Any
 
 from . import messages as m
 from .backend import Backend
+from .errors import NotSignedIn
 from .frames import TileFrames
 from .video_model import VideoDevice, VideoDeviceList
 
@@ -31,20 +32,32 @@ async def _drop_tile(_backend: Backend, frames: TileFrames, c: m.DropTile) -> No
     frames.drop(c.key)
 
 
-def _find_video_devices() -> VideoDeviceList:
-    """Probe the machine (a worker thread: opening cameras blocks)."""
-    from ..media.video_devices import list_cameras, list_screens
+def _find_video_devices(in_use: int | None) -> VideoDeviceList:
+    """Probe the machine (a worker thread: opening cameras blocks); camera
+    ``in_use`` is ours, listed without opening it again."""
+    from ..media.video_devices import camera_candidates, list_cameras, list_screens
 
+    candidates = camera_candidates()
+    if in_use is not None and in_use not in candidates:
+        candidates = sorted([*candidates, in_use])
     return VideoDeviceList(
-        tuple(VideoDevice(d.spec, d.label) for d in list_cameras()),
+        tuple(VideoDevice(d.spec, d.label) for d in list_cameras(candidates, in_use)),
         tuple(VideoDevice(d.spec, d.label) for d in list_screens()),
     )
 
 
 async def _video_devices(
-    _backend: Backend, _frames: TileFrames, _c: m.VideoDevices
+    backend: Backend, _frames: TileFrames, _c: m.VideoDevices
 ) -> VideoDeviceList:
-    return await asyncio.to_thread(_find_video_devices)
+    in_use = None
+    try:
+        spec = backend.account().meeting.camera_in_use
+    except NotSignedIn:
+        spec = None
+    kind, _, number = (spec or "").partition(":")
+    if kind == "camera":
+        in_use = int(number or 0)
+    return await asyncio.to_thread(_find_video_devices, in_use)
 
 
 HANDLERS: dict[type[m.Command], Handler] = {

@@ -276,7 +276,7 @@ class RestartVideo(Command, frozen=True, tag="restart_video"):
 
 class VideoDevices(Command, frozen=True, tag="video_devices"):
     """The cameras that open and the screens that can be captured (probing
-    opens each camera for a moment: not while ours is on)."""
+    opens each camera for a moment, but not the one we send)."""
 
     result: ClassVar[Any] = VideoDeviceList
 

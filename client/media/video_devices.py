@@ -50,14 +50,20 @@ def _camera_name(index: int) -> str:
     return f"{name} (camera {index})" if name else f"Camera {index}"
 
 
-def list_cameras(candidates: list[int] | None = None) -> list[VideoDeviceInfo]:
+def list_cameras(
+    candidates: list[int] | None = None, in_use: int | None = None
+) -> list[VideoDeviceInfo]:
     """The cameras among ``candidates`` (default :func:`camera_candidates`)
     that open and deliver a picture; a metadata node or a camera another
-    program holds is left out."""
+    program holds is left out. Camera ``in_use`` (ours, sending) is listed
+    without being opened a second time."""
     import cv2
 
     cameras = []
     for index in camera_candidates() if candidates is None else candidates:
+        if index == in_use:
+            cameras.append(VideoDeviceInfo(f"camera:{index}", _camera_name(index)))
+            continue
         capture = cv2.VideoCapture(index)
         try:
             works = capture.isOpened() and capture.read()[0]

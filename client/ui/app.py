@@ -398,6 +398,7 @@ class App:
                 on_save=self.on_settings_saved,
                 on_preview=self.apply_theme,
             )
+            self.controller.video_devices(on_done=self.settings_dialog.set_devices)
 
         self.controller.settings(on_done=show)
 

@@ -497,6 +497,29 @@ def choose_theme_and_save(app: App, theme: str) -> None:
     dialog.buttons.winfo_children()[0].invoke()
 
 
+def settings_video(app: App) -> tuple[list[str], list[str], bool]:
+    """The settings' camera and screen choices, and whether the engine's
+    device list arrived."""
+    dialog = app.settings_dialog
+    assert dialog is not None
+    cameras, screens = dialog.camera_box, dialog.screen_box
+    return cameras.labels(), screens.labels(), cameras.found and screens.found
+
+
+def type_settings_source(app: App, kind: str, text: str) -> None:
+    """Type ``text`` into the settings' camera or screen box."""
+    dialog = app.settings_dialog
+    assert dialog is not None
+    box = dialog.camera_box if kind == "camera" else dialog.screen_box
+    box.var.set(text)
+
+
+def save_settings(app: App) -> None:
+    dialog = app.settings_dialog
+    assert dialog is not None
+    dialog.buttons.winfo_children()[0].invoke()
+
+
 def theme(app: App) -> str:
     return str(ttk.Style.get_instance().theme_use())
 

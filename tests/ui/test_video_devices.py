@@ -4,6 +4,9 @@ that cannot start says why in the meeting."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from client.media.video_devices import (
     VideoDeviceInfo,
     camera_candidates,
@@ -30,11 +33,31 @@ def test_the_screens_are_the_displays_monitors(display: str) -> None:
 
 
 def test_the_meeting_lists_the_devices_and_says_when_one_fails(
-    apps, ui_server: ServerProcess, names
+    apps, ui_server: ServerProcess, names, tmp_path: Path
 ) -> None:
     alice = names("alice")
     app = apps("alice")
     sign_up(app, ui_server.address, alice)
+
+    # Settings list the same devices, and still take a spec typed in.
+    app.call("open_settings")
+    cameras, screens, _ = wait_until(
+        lambda: (lambda c: c if c and c[2] else None)(
+            app.call("settings_video") if app.call("settings_themes") else None
+        ),
+        app,
+        what="the settings' device lists",
+    )
+    assert cameras[-2:] == ["Test pattern", "File…"]
+    assert screens == [f"Screen 1 · {WIDTH}×{HEIGHT}"]
+    app.call("type_settings_source", "screen", "screen:0,0,640,480")
+    app.call("save_settings")
+    config = tmp_path / "homes" / "alice" / "config.json"
+    wait_until(
+        lambda: json.loads(config.read_text()).get("screen") == "screen:0,0,640,480",
+        app,
+        what="the typed screen saved",
+    )
     app.call("start_meeting")
     wait_until(lambda: app.call("meeting_open"), app)
     cameras, screens, _ = wait_until(
@@ -46,8 +69,9 @@ def test_the_meeting_lists_the_devices_and_says_when_one_fails(
     # machine has no camera at all.
     found = [c.label for c in list_cameras()] or ["Camera 0 (not found)"]
     assert cameras == [*found, "Test pattern", "File…"]
-    assert screens == [f"Screen 1 · {WIDTH}×{HEIGHT}"]
-    assert app.call("choose_video_source", "screen", screens[0]) == "screen:1"
+    # The region typed in the settings stays the choice, the monitor is listed.
+    assert screens == ["Screen area 640×480 at 0,0", f"Screen 1 · {WIDTH}×{HEIGHT}"]
+    assert app.call("choose_video_source", "screen", screens[1]) == "screen:1"
 
     assert app.call("choose_video_source", "camera", "Test pattern") == "synthetic"
     app.call("meeting_toggle", "camera")

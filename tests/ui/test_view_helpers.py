@@ -11,6 +11,7 @@ from client.engine.model import avatar_tint
 from client.ui.views.grouping import short_time
 from client.ui.views.login import USERNAME_RULE, password_hint, username_problem
 from client.ui.views.placement import MARGIN, clamp_to_screen
+from client.ui.views.source_box import source_label
 from client.ui.views.theme import theme_label
 
 SCREEN = (1600, 900)
@@ -74,3 +75,12 @@ def test_a_conversation_time_is_short_and_says_the_day_when_not_today() -> None:
     assert short_time(_local_ms(2026, 11, 28, 12, 0), now) == "Sat"
     assert short_time(_local_ms(2026, 11, 3, 12, 0), now) == "3 Nov"
     assert short_time(_local_ms(2025, 12, 24, 12, 0), now) == "24 Dec 2025"
+
+
+def test_a_video_source_has_a_name_before_the_devices_are_known() -> None:
+    assert source_label("synthetic") == "Test pattern"
+    assert source_label("file:/videos/talk.mp4") == "File: talk.mp4"
+    assert source_label("camera:2") == "Camera 2"
+    assert source_label("screen") == "Screen 1"
+    assert source_label("screen:0,10,640,480") == "Screen area 640×480 at 0,10"
+    assert source_label("screen:1,2,3") == "screen:1,2,3"

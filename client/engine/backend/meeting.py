@@ -134,10 +134,17 @@ class MeetingModel:
         self._call: Call | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._counters: dict[str, _Counters] = {}
+        self._sending: dict[str, str] = {}
+        """The source spec of the camera and screen we send, by kind."""
         self._video_lock = asyncio.Lock()
         """Held while the camera or screen starts or stops: a click on Camera
         while the last one is still being undone waits its turn."""
         self._unlisten = self._rooms.add_listener(self._on_room_event)
+
+    @property
+    def camera_in_use(self) -> str | None:
+        """The source spec of the camera we send, None when it is off."""
+        return self._sending.get("camera") if self._call is not None else None
 
     @property
     def call(self) -> Call | None:
@@ -253,8 +260,10 @@ class MeetingModel:
                 SelfView(source, self._frames, key),
                 "camera" if kind == "camera" else "screen",
             )
+            self._sending[kind] = spec
         elif not on:
             await call.unpublish_video(kind)
+            self._sending.pop(kind, None)
             self._frames.drop(key)
         self.publish()
 

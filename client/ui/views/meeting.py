@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tkinter as tk
 from collections.abc import Callable
-from tkinter import filedialog
 
 import ttkbootstrap as ttk
 
@@ -111,11 +110,10 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             bootstyle="success-toolbutton",
         )
         self.camera_button.pack(side="left")
-        self.camera_box = SourceBox(bar, "camera", camera, width=12)
-        self.camera_box.pack(side="left", padx=(4, 12))
-        self.camera_box.bind(
-            "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("camera")
+        self.camera_box = SourceBox(
+            bar, "camera", camera, 12, lambda spec: self.use_source("camera", spec)
         )
+        self.camera_box.pack(side="left", padx=(4, 12))
         self.screen_button = ttk.Checkbutton(
             bar,
             text="Share screen",
@@ -124,11 +122,10 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             bootstyle="success-toolbutton",
         )
         self.screen_button.pack(side="left")
-        self.screen_box = SourceBox(bar, "screen", screen, width=12)
-        self.screen_box.pack(side="left", padx=(4, 12))
-        self.screen_box.bind(
-            "<<ComboboxSelected>>", lambda _e: self.on_source_chosen("screen")
+        self.screen_box = SourceBox(
+            bar, "screen", screen, 12, lambda spec: self.use_source("screen", spec)
         )
+        self.screen_box.pack(side="left", padx=(4, 12))
         self.hand_button = ttk.Checkbutton(
             bar,
             text="☝ Raise hand",
@@ -295,10 +292,8 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             self.problem_label.pack(fill="x", after=self.copy_button.master)
 
     def find_devices(self) -> None:
-        """Ask the engine which cameras and screens this machine has (not
-        while our camera is on: probing would open it a second time)."""
-        if not self.camera_var.get():
-            self.controller.video_devices(on_done=self.set_devices)
+        """Ask the engine which cameras and screens this machine has."""
+        self.controller.video_devices(on_done=self.set_devices)
 
     def set_devices(self, devices: VideoDeviceList) -> None:
         """List the devices found; keep a choice that is gone from changing
@@ -311,19 +306,6 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         ):
             if box.set_devices(found):
                 self._on_source(box.kind, box.spec)
-
-    def on_source_chosen(self, kind: str) -> None:
-        """A new camera or screen was chosen (a file from a dialog for "File…"):
-        store it, and switch to it if that video is on."""
-        box = self.camera_box if kind == "camera" else self.screen_box
-        spec = box.chosen()
-        if spec is None:
-            path = filedialog.askopenfilename(parent=self, title="Play a video file")
-            if not path:
-                box.restore()
-                return
-            spec = f"file:{path}"
-        self.use_source(kind, spec)
 
     def use_source(self, kind: str, spec: str) -> None:
         """Make ``spec`` the camera or screen (restarting that video if on)."""

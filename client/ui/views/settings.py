@@ -10,14 +10,13 @@ from typing import Any
 
 import ttkbootstrap as ttk
 
+from ...engine.video_model import VideoDeviceList
 from .dialogs import Dialog
+from .source_box import SourceBox
 from .theme import available_themes, theme_label, theme_named
 
 __all__ = ["SettingsDialog"]
 
-CAMERA_SOURCES = ("camera:0", "camera:1", "synthetic")
-"""Typed sources offered here; the meeting lists the devices found and files."""
-SCREEN_SOURCES = ("screen:1", "screen:2")
 CAMERA_SIZES = ("320x240", "640x480", "1280x720")
 CAMERA_RATES = ("15", "30")
 
@@ -45,14 +44,12 @@ class SettingsDialog(Dialog):
         self.server_var = tk.StringVar(self, settings.get("server", ""))
         self.auto_var = tk.BooleanVar(self, settings.get("auto_sign_in", True))
         self.downloads_var = tk.StringVar(self, settings.get("downloads", ""))
-        self.camera_var = tk.StringVar(self, settings.get("camera") or "camera:0")
         self.size_var = tk.StringVar(self, settings.get("camera_size") or "640x480")
         self.fps_var = tk.StringVar(self, str(settings.get("camera_fps") or 30))
-        self.screen_var = tk.StringVar(self, settings.get("screen") or "screen:1")
         self.create_appearance()
         self.create_account(data_folder)
         self.create_files()
-        self.create_devices()
+        self.create_devices(settings)
         self.add_button("Save", self.on_save)
         self.add_button("Cancel", self.on_cancel, "secondary")
         self.show()
@@ -113,23 +110,39 @@ class SettingsDialog(Dialog):
             bootstyle="secondary-outline",
         ).pack(side="left", padx=(6, 0))
 
-    def create_devices(self) -> None:
+    def create_devices(self, settings: dict[str, Any]) -> None:
+        """The camera and screen (the devices found on this machine, the test
+        pattern, a file, or a spec typed in), and the camera's size and rate."""
         ttk.Label(self.body, text="Video", font="-weight bold").pack(
             anchor="w", pady=(16, 0)
         )
         grid = ttk.Frame(self.body)
         grid.pack(fill="x", pady=(6, 0))
-        rows = (
-            ("Camera", self.camera_var, CAMERA_SOURCES),
-            ("Camera size", self.size_var, CAMERA_SIZES),
-            ("Frames per second", self.fps_var, CAMERA_RATES),
-            ("Screen", self.screen_var, SCREEN_SOURCES),
+        self.camera_box = SourceBox(
+            grid, "camera", settings.get("camera") or "camera:0", 18, editable=True
         )
-        for row, (label, var, values) in enumerate(rows):
+        self.screen_box = SourceBox(
+            grid, "screen", settings.get("screen") or "screen:1", 18, editable=True
+        )
+        rows: tuple[tuple[str, ttk.Combobox], ...] = (
+            ("Camera", self.camera_box),
+            ("Camera size", ttk.Combobox(
+                grid, textvariable=self.size_var, values=CAMERA_SIZES, width=14
+            )),
+            ("Frames per second", ttk.Combobox(
+                grid, textvariable=self.fps_var, values=CAMERA_RATES, width=14
+            )),
+            ("Screen", self.screen_box),
+        )  # fmt: skip
+        for row, (label, box) in enumerate(rows):
             ttk.Label(grid, text=label).grid(row=row, column=0, sticky="w", pady=2)
-            ttk.Combobox(grid, textvariable=var, values=values, width=14).grid(
-                row=row, column=1, sticky="w", padx=(10, 0), pady=2
-            )
+            box.grid(row=row, column=1, sticky="w", padx=(10, 0), pady=2)
+
+    def set_devices(self, devices: VideoDeviceList) -> None:
+        """List the cameras and screens the engine found."""
+        if self.winfo_exists():
+            self.camera_box.set_devices(devices.cameras)
+            self.screen_box.set_devices(devices.screens)
 
     @property
     def theme(self) -> str:
@@ -148,10 +161,10 @@ class SettingsDialog(Dialog):
             "theme": self.theme,
             "auto_sign_in": self.auto_var.get(),
             "downloads": self.downloads_var.get().strip(),
-            "camera": self.camera_var.get().strip(),
+            "camera": self.camera_box.typed(),
             "camera_size": self.size_var.get().strip(),
             "camera_fps": self.fps_var.get().strip(),
-            "screen": self.screen_var.get().strip(),
+            "screen": self.screen_box.typed(),
         }
         server = self.server_var.get().strip()
         if server:
