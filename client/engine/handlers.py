@@ -4,16 +4,14 @@ and the tiles' shared buffers."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from . import messages as m
 from .backend import Backend
-from .errors import NotSignedIn
+from .backend.devices import video_devices
 from .frames import TileFrames
-from .video_model import VideoDevice, VideoDeviceList
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -30,34 +28,6 @@ async def _show_tile(_backend: Backend, frames: TileFrames, c: m.ShowTile) -> No
 
 async def _drop_tile(_backend: Backend, frames: TileFrames, c: m.DropTile) -> None:
     frames.drop(c.key)
-
-
-def _find_video_devices(in_use: int | None) -> VideoDeviceList:
-    """Probe the machine (a worker thread: opening cameras blocks); camera
-    ``in_use`` is ours, listed without opening it again."""
-    from ..media.video_devices import camera_candidates, list_cameras, list_screens
-
-    candidates = camera_candidates()
-    if in_use is not None and in_use not in candidates:
-        candidates = sorted([*candidates, in_use])
-    return VideoDeviceList(
-        tuple(VideoDevice(d.spec, d.label) for d in list_cameras(candidates, in_use)),
-        tuple(VideoDevice(d.spec, d.label) for d in list_screens()),
-    )
-
-
-async def _video_devices(
-    backend: Backend, _frames: TileFrames, _c: m.VideoDevices
-) -> VideoDeviceList:
-    in_use = None
-    try:
-        spec = backend.account().meeting.camera_in_use
-    except NotSignedIn:
-        spec = None
-    kind, _, number = (spec or "").partition(":")
-    if kind == "camera":
-        in_use = int(number or 0)
-    return await asyncio.to_thread(_find_video_devices, in_use)
 
 
 HANDLERS: dict[type[m.Command], Handler] = {
@@ -107,7 +77,7 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.SetCamera: lambda b, f, c: b.account().meeting.set_camera(c.on),
     m.SetScreen: lambda b, f, c: b.account().meeting.set_screen(c.on),
     m.RestartVideo: lambda b, f, c: b.account().meeting.restart_video(c.kind),
-    m.VideoDevices: _video_devices,
+    m.VideoDevices: lambda b, f, c: video_devices(b),
     m.MeetingChat: lambda b, f, c: b.account().meeting.chat(c.text),
     m.RaiseHand: lambda b, f, c: b.account().meeting.raise_hand(c.raised),
     m.LockMeeting: lambda b, f, c: b.account().meeting.lock(c.locked),
