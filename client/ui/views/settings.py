@@ -6,14 +6,16 @@ from __future__ import annotations
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import filedialog
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ttkbootstrap as ttk
 
-from ...engine.video_model import VideoDeviceList
 from .dialogs import Dialog
 from .source_box import SourceBox
 from .theme import available_themes, theme_label, theme_named
+
+if TYPE_CHECKING:
+    from ...engine.video_model import VideoDeviceList
 
 __all__ = ["SettingsDialog"]
 
@@ -44,12 +46,14 @@ class SettingsDialog(Dialog):
         self.server_var = tk.StringVar(self, settings.get("server", ""))
         self.auto_var = tk.BooleanVar(self, settings.get("auto_sign_in", True))
         self.downloads_var = tk.StringVar(self, settings.get("downloads", ""))
+        self.camera_spec: str = settings.get("camera") or "camera:0"
         self.size_var = tk.StringVar(self, settings.get("camera_size") or "640x480")
         self.fps_var = tk.StringVar(self, str(settings.get("camera_fps") or 30))
+        self.screen_spec: str = settings.get("screen") or "screen:1"
         self.create_appearance()
         self.create_account(data_folder)
         self.create_files()
-        self.create_devices(settings)
+        self.create_devices()
         self.add_button("Save", self.on_save)
         self.add_button("Cancel", self.on_cancel, "secondary")
         self.show()
@@ -110,7 +114,7 @@ class SettingsDialog(Dialog):
             bootstyle="secondary-outline",
         ).pack(side="left", padx=(6, 0))
 
-    def create_devices(self, settings: dict[str, Any]) -> None:
+    def create_devices(self) -> None:
         """The camera and screen (the devices found on this machine, the test
         pattern, a file, or a spec typed in), and the camera's size and rate."""
         ttk.Label(self.body, text="Video", font="-weight bold").pack(
@@ -118,12 +122,8 @@ class SettingsDialog(Dialog):
         )
         grid = ttk.Frame(self.body)
         grid.pack(fill="x", pady=(6, 0))
-        self.camera_box = SourceBox(
-            grid, "camera", settings.get("camera") or "camera:0", 18, editable=True
-        )
-        self.screen_box = SourceBox(
-            grid, "screen", settings.get("screen") or "screen:1", 18, editable=True
-        )
+        self.camera_box = SourceBox(grid, "camera", self.camera_spec, 18, editable=True)
+        self.screen_box = SourceBox(grid, "screen", self.screen_spec, 18, editable=True)
         rows: tuple[tuple[str, ttk.Combobox], ...] = (
             ("Camera", self.camera_box),
             ("Camera size", ttk.Combobox(
