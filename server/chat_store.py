@@ -23,6 +23,13 @@ import peewee
 
 from codec.errors import ErrorCode
 
+from .chat_writes import (
+    MessageRow,
+    already_stored,
+    insert_messages,
+    read_cursors,
+    write_cursors,
+)
 from .errors import ServiceError
 from .storage.models import Conversation, Cursor, Message, User
 from .timeutil import now_ms
@@ -35,7 +42,6 @@ __all__ = ["ChatStore", "SendResult"]
 log = logging.getLogger("quicmeet.chat")
 
 MAX_BATCH = 2000
-_CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +206,13 @@ class ChatStore:
         self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
     ) -> list[object]:
         by_sender: dict[int, set[str]] = {}
+        cursor_pairs: set[tuple[int, int]] = set()
         for op in batch:
             if isinstance(op, _Send):
                 by_sender.setdefault(op.sender, set()).add(op.client_id)
-        existing = _already_stored(by_sender)
+            else:
+                cursor_pairs.add((op.recipient, op.sender))
+        existing = already_stored(by_sender)
         if self._shared:
             self._lock_conversations(
                 {
@@ -213,12 +222,14 @@ class ChatStore:
                     and (op.sender, op.client_id) not in existing
                 }
             )
+        cursors = read_cursors(cursor_pairs) if cursor_pairs else {}
+        moved: dict[tuple[int, int], tuple[int, int]] = {}
         now = now_ms()
-        rows: list[tuple[int, int, int, int, str, str, int]] = []
+        rows: list[MessageRow] = []
         results: list[object] = []
         for op in batch:
             if isinstance(op, _Cursor):
-                results.append(self._advance(op))
+                results.append(self._advance(op, cursors, moved))
                 continue
             key = (op.sender, op.client_id)
             if key in existing:
@@ -234,25 +245,24 @@ class ChatStore:
                 (conv[0], conv[1], op.sender, op.recipient, op.client_id, op.text, now)
             )
             results.append(SendResult(conv[1], now, False))
-        fields = [
-            Message.conversation,
-            Message.seq,
-            Message.sender,
-            Message.recipient,
-            Message.client_id,
-            Message.text,
-            Message.sent_ms,
-        ]
-        for start in range(0, len(rows), _CHUNK):
-            Message.insert_many(rows[start : start + _CHUNK], fields=fields).execute()
+        insert_messages(rows)
         if touched:
             last = [(conv_id, last_seq) for conv_id, last_seq in touched.values()]
             Conversation.update(last_seq=peewee.Case(Conversation.id, last)).where(
                 Conversation.id.in_([conv_id for conv_id, _ in last])
             ).execute()
+        if moved:
+            write_cursors(moved)
         return results
 
-    def _advance(self, op: _Cursor) -> tuple[int, int] | None:
+    def _advance(
+        self,
+        op: _Cursor,
+        cursors: dict[tuple[int, int], tuple[int, int]],
+        moved: dict[tuple[int, int], tuple[int, int]],
+    ) -> tuple[int, int] | None:
+        """Move one cursor in ``cursors`` (read for the whole batch), noting in
+        ``moved`` what the batch must write; None when the two never chatted."""
         key = (min(op.sender, op.recipient), max(op.sender, op.recipient))
         entry = self._conversations.get(key)
         if entry is None:
@@ -262,13 +272,12 @@ class ChatStore:
             entry = [int(conv.id), int(conv.last_seq)]
             self._conversations[key] = entry
         last_seq = entry[1]
-        cursor, _ = Cursor.get_or_create(recipient=op.recipient, sender=op.sender)
-        delivered = max(cursor.delivered_seq, min(op.delivered, last_seq))
-        read = max(cursor.read_seq, min(op.read, last_seq))
-        if (delivered, read) != (cursor.delivered_seq, cursor.read_seq):
-            Cursor.update(delivered_seq=delivered, read_seq=read).where(
-                Cursor.id == cursor.id
-            ).execute()
+        pair = (op.recipient, op.sender)
+        old_delivered, old_read = cursors.get(pair, (0, 0))
+        delivered = max(old_delivered, min(op.delivered, last_seq))
+        read = max(old_read, min(op.read, last_seq))
+        if pair not in cursors or (delivered, read) != (old_delivered, old_read):
+            cursors[pair] = moved[pair] = (delivered, read)
         return delivered, read
 
     # -- reads and housekeeping (database thread, through Storage.run) -------------
@@ -312,32 +321,6 @@ class ChatStore:
             .where((Message.sent_ms < cutoff) & (Message.seq <= delivered))
             .execute()
         )
-
-
-def _already_stored(
-    by_sender: dict[int, set[str]],
-) -> dict[tuple[int, str], tuple[int, int]]:
-    """(sender, client id) -> (seq, sent ms) of the messages of ``by_sender``
-    that are stored already (retries), in as few queries as the chunk allows."""
-    existing: dict[tuple[int, str], tuple[int, int]] = {}
-    pieces = [
-        (sender, ids[start : start + _CHUNK])
-        for sender, client_ids in by_sender.items()
-        for ids in [sorted(client_ids)]
-        for start in range(0, len(ids), _CHUNK)
-    ]
-    while pieces:
-        group, count = [], 0
-        while pieces and (not group or count + len(pieces[0][1]) <= _CHUNK):
-            sender, ids = pieces.pop(0)
-            group.append((Message.sender == sender) & Message.client_id.in_(ids))
-            count += len(ids)
-        query = Message.select(
-            Message.sender, Message.client_id, Message.seq, Message.sent_ms
-        ).where(reduce(operator.or_, group))
-        for sender, client_id, seq, sent_ms in query.tuples():
-            existing[(sender, client_id)] = (seq, sent_ms)
-    return existing
 
 
 def _storage_error(exc: Exception) -> ServiceError:

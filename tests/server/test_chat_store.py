@@ -1,0 +1,84 @@
+"""The chat store's group commit: a fixed few statements per batch, whatever
+its size, so the database thread hands the GIL back and forth with the event
+loop a fixed few times per commit (each hand-back can cost the loop's switch
+interval)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.chat_store import ChatStore
+from server.storage import Storage
+from server.storage.models import Cursor, User
+
+
+async def _store(tmp_path) -> tuple[Storage, ChatStore, list[int]]:
+    storage = Storage(None, tmp_path / "data")
+    await storage.start()
+    ids = await storage.run(
+        lambda: [
+            User.create(
+                username=f"u{i}", password_hash="x", display_name="", created_ms=0
+            ).id
+            for i in range(6)
+        ]
+    )
+    return storage, ChatStore(storage), ids
+
+
+def _count_statements(storage: Storage) -> list[str]:
+    statements: list[str] = []
+    db = storage.db
+    original = db.execute_sql
+
+    def counted(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    db.execute_sql = counted  # type: ignore[method-assign]
+    return statements
+
+
+async def _commit_round(store: ChatStore, ids: list[int], per_pair: int, tag: str):
+    """``per_pair`` messages each way between three pairs of users, then a
+    delivery ack and a read mark for each direction, all in one batch."""
+    futures = []
+    for a, b in zip(ids[0::2], ids[1::2], strict=True):
+        for n in range(per_pair):
+            futures.append(store.send(a, b, f"{tag}-{a}-{n}", f"hello {n}"))
+            futures.append(store.send(b, a, f"{tag}-{b}-{n}", f"back {n}"))
+        for recipient, sender in ((b, a), (a, b)):
+            futures.append(store.advance(recipient, sender, delivered=10**6))
+            futures.append(store.advance(recipient, sender, read=per_pair))
+    return await asyncio.gather(*futures)
+
+
+async def test_a_batch_of_any_size_commits_with_the_same_few_statements(tmp_path):
+    storage, store, ids = await _store(tmp_path)
+    statements = _count_statements(storage)
+    store.start()
+    try:
+        await _commit_round(store, ids, 1, "warm")
+        counts = []
+        for per_pair in (2, 30):
+            statements.clear()
+            results = await _commit_round(store, ids, per_pair, f"r{per_pair}")
+            assert store.batches and len(results) == 3 * (2 * per_pair + 4)
+            counts.append(len(statements))
+        # The same statements for 2 or 30 messages each way and 4 receipts
+        # per pair (all within one chunk of 200 rows): one for retries, one
+        # insert, one update of the conversations, one read and one write of
+        # the cursors.
+        assert counts[0] == counts[1] <= 6, counts
+        cursors = await storage.run(
+            lambda: sorted(
+                (c.recipient_id, c.sender_id, c.delivered_seq, c.read_seq)
+                for c in Cursor.select()
+            )
+        )
+        # Each conversation holds 1 + 2 + 30 messages from each side, 66 in
+        # all; delivery is clamped to the last, read to what was asked.
+        assert [(d, r) for _, _, d, r in cursors] == [(66, 30)] * 6
+    finally:
+        await store.stop()
+        storage.close()
