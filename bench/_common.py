@@ -1,12 +1,16 @@
-"""Helpers shared by the benchmarks: child processes, RSS, percentiles."""
+"""Helpers shared by the benchmarks: child processes, RSS, percentiles, CPU
+figures per phase, the server's stats."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +112,88 @@ def start_quicmeet_server(extra: list[str] | None = None) -> Child:
         ],
         workdir,
     )
+
+
+def thread_cpu_wait_seconds(pid: int, tid: int | None = None) -> float:
+    """Seconds thread ``tid`` of ``pid`` (its main thread by default) has spent
+    runnable but waiting for a CPU (Linux schedstat): time the machine, not
+    the program, took."""
+    with open(f"/proc/{pid}/task/{tid or pid}/schedstat") as fh:
+        return int(fh.read().split()[1]) / 1e9
+
+
+class LoopLag:
+    """How late this process's event loop wakes: a task sleeps ``interval``
+    seconds over and over and records each oversleep (seconds)."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.lags.clear()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.lags.append(loop.time() - before - self.interval)
+
+    def stop(self) -> list[float]:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        return self.lags
+
+
+class Phase:
+    """CPU figures of one phase: how busy the server and this process were
+    (cores) and how long each one's loop thread waited for a CPU (share of the
+    phase's wall time)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.start = time.perf_counter()
+        self.server_cpu = process_cpu_seconds(server_pid)
+        self.own_cpu = process_cpu_seconds()
+        self.server_wait = thread_cpu_wait_seconds(server_pid)
+        self.own_wait = thread_cpu_wait_seconds(os.getpid())
+
+    def finish(self) -> dict:
+        elapsed = time.perf_counter() - self.start
+        server = (process_cpu_seconds(self.server_pid) - self.server_cpu) / elapsed
+        own = (process_cpu_seconds() - self.own_cpu) / elapsed
+        server_wait = thread_cpu_wait_seconds(self.server_pid) - self.server_wait
+        own_wait = thread_cpu_wait_seconds(os.getpid()) - self.own_wait
+        return {
+            "seconds": round(elapsed, 2),
+            "server_cores_busy": round(server, 2),
+            "load_generator_cores_busy": round(own, 2),
+            "server_loop_waited_for_cpu": round(server_wait / elapsed, 3),
+            "load_generator_loop_waited_for_cpu": round(own_wait / elapsed, 3),
+            "first": saturated_first(server, own),
+        }
+
+
+async def server_stats(server: Child) -> dict:
+    """The server's counters; its worst loop stall then restarts, so each call
+    covers the time since the previous one."""
+    path = server.workdir / "stats.json"
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    server.proc.send_signal(signal.SIGUSR1)
+    deadline = time.perf_counter() + 5
+    while time.perf_counter() < deadline:
+        if path.exists() and path.stat().st_mtime_ns != before:
+            return json.loads(path.read_text())
+        await asyncio.sleep(0.01)
+    raise RuntimeError("the server wrote no stats")
+
+
+def saturated_first(server_load: float, own_load: float) -> str:
+    """Which side ran out of CPU (one core's worth, less 10 %), if either."""
+    busy = {"server": server_load, "load generator": own_load}
+    side = max(busy, key=busy.__getitem__)
+    return side if busy[side] >= 0.9 else "neither"
