@@ -28,6 +28,7 @@ from .chat_writes import (
     already_stored,
     insert_messages,
     read_cursors,
+    update_last_seqs,
     write_cursors,
 )
 from .errors import ServiceError
@@ -246,11 +247,7 @@ class ChatStore:
             )
             results.append(SendResult(conv[1], now, False))
         insert_messages(rows)
-        if touched:
-            last = [(conv_id, last_seq) for conv_id, last_seq in touched.values()]
-            Conversation.update(last_seq=peewee.Case(Conversation.id, last)).where(
-                Conversation.id.in_([conv_id for conv_id, _ in last])
-            ).execute()
+        update_last_seqs(dict(touched.values()))
         if moved:
             write_cursors(moved)
         return results

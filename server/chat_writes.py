@@ -13,12 +13,9 @@ conversations' last seq. All functions here run on the database thread.
 
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 import peewee
 
-from .storage.models import Cursor, Message
+from .storage.models import Conversation, Cursor, Message
 
 __all__ = [
     "CHUNK",
@@ -26,59 +23,91 @@ __all__ = [
     "already_stored",
     "insert_messages",
     "read_cursors",
+    "update_last_seqs",
     "write_cursors",
 ]
 
 CHUNK = 200
 """Rows per statement (SQLite allows 32,766 parameters; 7 per message row)."""
 
-_MESSAGE_COLUMNS = (
-    Message.conversation,
-    Message.seq,
-    Message.sender,
-    Message.recipient,
-    Message.client_id,
-    Message.text,
-    Message.sent_ms,
-)
-
 MessageRow = tuple[int, int, int, int, str, str, int]
 """conversation id, seq, sender id, recipient id, client id, text, sent (Unix ms)."""
 
 
-def _insert_sql(db: peewee.Database, rows: int) -> str:
-    """``INSERT INTO message (...) VALUES (?, ...), ...`` for ``rows`` rows."""
+class _Sql:
+    """SQL text in the database's own quoting and placeholder, for the
+    statements below (peewee's query builder costs more Python per row than
+    the database spends on it)."""
 
-    def quote(name: str) -> str:
-        return f"{db.quote[0]}{name}{db.quote[1]}"
+    def __init__(self, db: peewee.Database) -> None:
+        self.param = db.param
+        self._quotes = db.quote
+        self.message = self.quote(Message._meta.table_name)
+        self.cursor = self.quote(Cursor._meta.table_name)
+        self.conversation = self.quote(Conversation._meta.table_name)
+        self._inserts: dict[int, str] = {}
 
-    columns = ", ".join(quote(field.column_name) for field in _MESSAGE_COLUMNS)
-    one = "(" + ", ".join([db.param] * len(_MESSAGE_COLUMNS)) + ")"
-    table = quote(Message._meta.table_name)
-    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * rows)
+    def quote(self, name: str) -> str:
+        return f"{self._quotes[0]}{name}{self._quotes[1]}"
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.param] * count)
+
+    def insert_messages(self, rows: int) -> str:
+        sql = self._inserts.get(rows)
+        if sql is None:
+            one = f"({self.params(7)})"
+            columns = ", ".join(
+                self.quote(name)
+                for name in (
+                    "conversation_id",
+                    "seq",
+                    "sender_id",
+                    "recipient_id",
+                    "client_id",
+                    "text",
+                    "sent_ms",
+                )
+            )
+            sql = self._inserts[rows] = (
+                f"INSERT INTO {self.message} ({columns}) VALUES "
+                + ", ".join([one] * rows)
+            )
+        return sql
 
 
-_insert_cache: dict[tuple[str, str, int], str] = {}
-"""SQL text by (placeholder, quote characters, row count)."""
+_sql_by_db: dict[tuple[str, str], _Sql] = {}
+
+
+def _sql() -> _Sql:
+    db = Message._meta.database
+    key = (db.param, db.quote)
+    sql = _sql_by_db.get(key)
+    if sql is None:
+        sql = _sql_by_db[key] = _Sql(db)
+    return sql
+
+
+def _execute(sql: str, params: list[object]) -> list[tuple]:
+    return list(Message._meta.database.execute_sql(sql, params).fetchall())
 
 
 def insert_messages(rows: list[MessageRow]) -> None:
     """Insert ``rows`` with one statement per :data:`CHUNK` rows."""
-    db = Message._meta.database
+    sql = _sql()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        key = (db.param, db.quote, len(chunk))
-        sql = _insert_cache.get(key)
-        if sql is None:
-            sql = _insert_cache[key] = _insert_sql(db, len(chunk))
-        db.execute_sql(sql, [value for row in chunk for value in row])
+        Message._meta.database.execute_sql(
+            sql.insert_messages(len(chunk)), [value for row in chunk for value in row]
+        )
 
 
 def already_stored(
     by_sender: dict[int, set[str]],
 ) -> dict[tuple[int, str], tuple[int, int]]:
     """(sender, client id) -> (seq, sent ms) of the messages of ``by_sender``
-    that are stored already (retries), in as few queries as the chunk allows."""
+    that are stored already (retries), one query per :data:`CHUNK` ids."""
+    sql = _sql()
     existing: dict[tuple[int, str], tuple[int, int]] = {}
     pieces = [
         (sender, ids[start : start + CHUNK])
@@ -87,17 +116,37 @@ def already_stored(
         for start in range(0, len(ids), CHUNK)
     ]
     while pieces:
-        group, count = [], 0
-        while pieces and (not group or count + len(pieces[0][1]) <= CHUNK):
+        terms: list[str] = []
+        params: list[object] = []
+        count = 0
+        while pieces and (not terms or count + len(pieces[0][1]) <= CHUNK):
             sender, ids = pieces.pop(0)
-            group.append((Message.sender == sender) & Message.client_id.in_(ids))
             count += len(ids)
-        query = Message.select(
-            Message.sender, Message.client_id, Message.seq, Message.sent_ms
-        ).where(reduce(operator.or_, group))
-        for sender, client_id, seq, sent_ms in query.tuples():
+            terms.append(
+                f"(sender_id = {sql.param} AND client_id IN ({sql.params(len(ids))}))"
+            )
+            params += [sender, *ids]
+        query = (
+            f"SELECT sender_id, client_id, seq, sent_ms FROM {sql.message} "
+            "WHERE " + " OR ".join(terms)
+        )
+        for sender, client_id, seq, sent_ms in _execute(query, params):
             existing[(sender, client_id)] = (seq, sent_ms)
     return existing
+
+
+def update_last_seqs(last: dict[int, int]) -> None:
+    """Set the ``last_seq`` of conversations (id -> seq), one statement."""
+    if not last:
+        return
+    sql = _sql()
+    cases = " ".join([f"WHEN {sql.param} THEN {sql.param}"] * len(last))
+    params: list[object] = [value for item in last.items() for value in item]
+    Message._meta.database.execute_sql(
+        f"UPDATE {sql.conversation} SET last_seq = CASE id {cases} END "
+        f"WHERE id IN ({sql.params(len(last))})",
+        params + list(last),
+    )
 
 
 def read_cursors(
@@ -105,20 +154,18 @@ def read_cursors(
 ) -> dict[tuple[int, int], tuple[int, int]]:
     """(recipient, sender) -> (delivered seq, read seq) of the stored cursors of
     ``pairs``; one query per :data:`CHUNK` pairs."""
+    sql = _sql()
     found: dict[tuple[int, int], tuple[int, int]] = {}
     ordered = sorted(pairs)
+    term = f"(recipient_id = {sql.param} AND sender_id = {sql.param})"
     for start in range(0, len(ordered), CHUNK):
-        match = reduce(
-            operator.or_,
-            (
-                (Cursor.recipient == recipient) & (Cursor.sender == sender)
-                for recipient, sender in ordered[start : start + CHUNK]
-            ),
+        chunk = ordered[start : start + CHUNK]
+        query = (
+            f"SELECT recipient_id, sender_id, delivered_seq, read_seq "
+            f"FROM {sql.cursor} WHERE " + " OR ".join([term] * len(chunk))
         )
-        query = Cursor.select(
-            Cursor.recipient, Cursor.sender, Cursor.delivered_seq, Cursor.read_seq
-        ).where(match)
-        for recipient, sender, delivered, read in query.tuples():
+        params = [value for pair in chunk for value in pair]
+        for recipient, sender, delivered, read in _execute(query, params):
             found[(recipient, sender)] = (delivered, read)
     return found
 
@@ -127,29 +174,19 @@ def write_cursors(cursors: dict[tuple[int, int], tuple[int, int]]) -> None:
     """Create or move forward the cursors (recipient, sender) -> (delivered,
     read) in one statement per chunk. A cursor never moves back, even when
     another server node moved it further meanwhile."""
+    sql = _sql()
     items = sorted(cursors.items())
-    excluded = peewee.EXCLUDED
+    one = f"({sql.params(4)})"
+    keep_greater = " ".join(
+        f"{column} = CASE WHEN excluded.{column} > {sql.cursor}.{column} "
+        f"THEN excluded.{column} ELSE {sql.cursor}.{column} END,"
+        for column in ("delivered_seq", "read_seq")
+    ).rstrip(",")
     for start in range(0, len(items), CHUNK):
-        rows = [
-            {
-                "recipient": recipient,
-                "sender": sender,
-                "delivered_seq": delivered,
-                "read_seq": read,
-            }
-            for (recipient, sender), (delivered, read) in items[start : start + CHUNK]
-        ]
-        Cursor.insert_many(rows).on_conflict(
-            conflict_target=[Cursor.recipient, Cursor.sender],
-            update={
-                Cursor.delivered_seq: _greater(
-                    Cursor.delivered_seq, excluded.delivered_seq
-                ),
-                Cursor.read_seq: _greater(Cursor.read_seq, excluded.read_seq),
-            },
-        ).execute()
-
-
-def _greater(current: peewee.Node, proposed: peewee.Node) -> peewee.Node:
-    """The larger of two columns, in SQL both SQLite and PostgreSQL run."""
-    return peewee.Case(None, [(proposed > current, proposed)], current)
+        chunk = items[start : start + CHUNK]
+        Message._meta.database.execute_sql(
+            f"INSERT INTO {sql.cursor} (recipient_id, sender_id, delivered_seq, "
+            "read_seq) VALUES " + ", ".join([one] * len(chunk)) + " ON CONFLICT "
+            f"(recipient_id, sender_id) DO UPDATE SET {keep_greater}",
+            [value for pair, seqs in chunk for value in (*pair, *seqs)],
+        )
