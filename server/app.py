@@ -208,6 +208,11 @@ class ServerApp:
             "connections": len(self.connections),
             "online_users": self.presence.online_count(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
+            "worst_own_loop_stall_ms": (
+                None
+                if self.monitor.worst_own_stall_ms is None
+                else round(self.monitor.worst_own_stall_ms, 3)
+            ),
             **self.rooms.snapshot(),
             **self.cluster.snapshot(),
         }
