@@ -247,7 +247,7 @@ class ChatStore:
             )
             results.append(SendResult(conv[1], now, False))
         insert_messages(rows)
-        update_last_seqs(dict(touched.values()))
+        update_last_seqs({conv_id: seq for conv_id, seq in touched.values()})
         if moved:
             write_cursors(moved)
         return results

@@ -1,14 +1,14 @@
 """The statements a chat commit runs: a fixed few per batch, whatever its size.
 
 Every statement the database thread runs gives up the GIL while the database
-works and must win it back from the event loop afterwards, which can take up to
-the interpreter's switch interval (5 ms) while the loop is busy. A commit that
-ran a statement or three per delivery ack, and built each multi-row insert
-value by value in peewee, spent most of its time waiting for the GIL, and the
-chat messages queued behind it waited with it. So a batch of any size runs one
-query for retries, one insert per chunk of messages (SQL text built once per
-chunk size), one read and one upsert for all its cursors, and one update of the
-conversations' last seq. All functions here run on the database thread.
+works and must win it back from the event loop afterwards, which can take up
+to the interpreter's switch interval (5 ms) while the loop is busy; Python
+spent building SQL holds the GIL from the loop. Chat messages queued behind a
+commit wait for both. So a batch of any size runs one query for retries, one
+insert per chunk of messages, one update of the conversations' last seq, and
+one read and one upsert for all its cursors, as SQL text built once per shape
+rather than through peewee's query builder. All functions here run on the
+database thread.
 """
 
 from __future__ import annotations
