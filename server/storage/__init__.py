@@ -13,6 +13,7 @@ import peewee
 from playhouse.db_url import connect
 
 from . import models
+from .checkpoint import WRITER_CHECKPOINT_PAGES, WalCheckpointer
 from .migrations import SCHEMA_VERSION, migrate
 
 __all__ = [
@@ -78,18 +79,29 @@ class Storage:
         self.data_dir = data_dir
         self.db = open_database(url, data_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        self.checkpointer = (
+            WalCheckpointer(self.db.database)
+            if isinstance(self.db, peewee.SqliteDatabase)
+            else None
+        )
+        """SQLite: what moves checkpoints off the commit path (else None)."""
 
     async def start(self) -> tuple[int, int]:
         """Connect and migrate; return (schema version before, after). Raises
         :class:`StorageUnavailable` when the database cannot be reached."""
         models.database.initialize(self.db)
         try:
-            return await self.run(self._open)
+            versions = await self.run(self._open)
         except peewee.OperationalError as exc:
             raise StorageUnavailable(f"cannot open the database: {exc}") from None
+        if self.checkpointer is not None:
+            self.checkpointer.start()
+        return versions
 
     def _open(self) -> tuple[int, int]:
         self.db.connect(reuse_if_open=True)
+        if self.checkpointer is not None:
+            self.db.execute_sql(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         return migrate(self.db)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -109,6 +121,8 @@ class Storage:
                 self.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
 
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         try:
             self._executor.submit(_close).result(timeout=30)
         finally:
