@@ -182,11 +182,17 @@ async def server_stats(server: Child) -> dict:
     """The server's counters; its worst loop stall then restarts, so each call
     covers the time since the previous one."""
     path = server.workdir / "stats.json"
-    before = path.stat().st_mtime_ns if path.exists() else 0
+
+    def version() -> tuple[int, int] | None:
+        # The server replaces the file, so a new write is a new inode even
+        # within one tick of the file system's clock.
+        return (path.stat().st_ino, path.stat().st_mtime_ns) if path.exists() else None
+
+    before = version()
     server.proc.send_signal(signal.SIGUSR1)
     deadline = time.perf_counter() + 5
     while time.perf_counter() < deadline:
-        if path.exists() and path.stat().st_mtime_ns != before:
+        if version() not in (None, before):
             return json.loads(path.read_text())
         await asyncio.sleep(0.01)
     raise RuntimeError("the server wrote no stats")

@@ -3,9 +3,9 @@ after commit).
 
 Throughput: N sender/recipient pairs; each sender keeps a window of messages in
 flight (pipelined SendMessage); recipients acknowledge cumulatively every 50 ms.
-Counts messages delivered to recipients per second. Latency: one pair... at a
-fixed offered load spread over the pairs, the time from send to arrival at the
-recipient. Prints one JSON object.
+Counts messages delivered to recipients per second. Latency: at a fixed
+offered load spread over the pairs, the time from send to arrival at the
+recipient, and to the sender's acknowledgement. Prints one JSON object.
 
 Figures that hold across machines come with it: the same senders, window,
 rate and client code against a bare aioquic request/response server
