@@ -122,6 +122,7 @@ class FileService:
         router.handle(ListFiles, self.list_files)
         router.handle_stream(UploadFile, self.open_upload)
         router.handle_stream(DownloadFile, self.open_download)
+        self.ctx.sessions.on_session(self.session_started, None)
 
     def start(self) -> None:
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
@@ -193,6 +194,37 @@ class FileService:
         info = file_info(row, sender, recipient)
         self.social.push(row.recipient_id, FileOffered(file=info))
         return info
+
+    async def session_started(self, conn: ClientConnection) -> None:
+        """Offer again what waits for the user: an offer is pushed once, when
+        the upload completes, and is lost with a recipient's connection that
+        was dead or being replaced at that moment (a network drop)."""
+        account = conn.account
+        assert account is not None
+        me = account.user_id
+
+        def load() -> list[FileInfo]:
+            Sender = User.alias()
+            query = (
+                FileTransfer.select(FileTransfer, Sender.username)
+                .join(Sender, on=(FileTransfer.sender == Sender.id))
+                .where(
+                    (FileTransfer.recipient == me)
+                    & (FileTransfer.state == "ready")
+                    & ~FileTransfer.downloaded
+                )
+                .order_by(FileTransfer.finished_ms)
+            )
+            return [
+                file_info(row, row.sender.username, account.username)
+                for row in query.objects()
+            ]
+
+        offers = await self.ctx.storage.run(load)
+        if conn.account is not account:
+            return
+        for info in offers:
+            conn.push(FileOffered(file=info))
 
     # -- requests -------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from client.transfers.streams import DownloadListener
 from client.transfers.upload import HASH_STEP
 from codec import ErrorCode, encode_message
 from codec.messages import DownloadFile, FileDelivered, FileOffered
-from tests.conftest import befriend, next_of, sha256_of
+from tests.conftest import PASSWORD, befriend, next_of, sha256_of
 
 
 def transfers(member, tmp_path):
@@ -424,3 +424,33 @@ async def test_upload_at_the_wrong_offset_is_refused_and_changes_nothing(
     assert reply.code == ErrorCode.CONFLICT
     assert "holds 0 bytes" in reply.message
     assert server.files.blobs.partial_size(offer.file_id) == 0
+
+
+@pytest.mark.stores
+async def test_an_offer_made_while_the_recipient_was_away_reaches_them_at_login(
+    server, member, tmp_path
+):
+    # The offer is pushed when the upload completes; a recipient whose connection
+    # was dead at that moment (a network drop) must still hear of it.
+    a = await member("alice")
+    b = await member("bob")
+    await befriend(a, b)
+    await b.session.logout()
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(os.urandom(1000))
+    second.write_bytes(os.urandom(2000))
+    for source in (first, second):
+        assert (await transfers(a, tmp_path).send("bob", source)).state == "done"
+    await b.session.login("bob", PASSWORD)
+    offers = [await next_of(b.session, FileOffered) for _ in range(2)]
+    assert [o.file.name for o in offers] == ["first.bin", "second.bin"]
+    got = await transfers(b, tmp_path).download(offers[0].file.file_id)
+    assert got.state == "done"
+
+    # What was downloaded is not offered again; what waits still is.
+    await b.session.logout()
+    await b.session.login("bob", PASSWORD)
+    again = await next_of(b.session, FileOffered)
+    assert again.file.name == "second.bin"
+    with pytest.raises(TimeoutError):
+        await next_of(b.session, FileOffered, timeout=0.5)

@@ -114,7 +114,12 @@ class FilesModel:
         """Apply a file event; return False if it is not one."""
         if isinstance(event, FileOffered):
             info = event.file
-            if info.file_id not in self._file_ids.values():
+            # The server offers again at each login what still waits: a notice
+            # only for an offer not known yet.
+            if (
+                info.file_id not in self._file_ids.values()
+                and info.file_id not in self._offers
+            ):
                 self._offers[info.file_id] = FileOfferEntry(
                     info.file_id, info.sender, info.name, info.size, info.created_ms
                 )
