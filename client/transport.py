@@ -33,6 +33,7 @@ from codec import (
     decode_server_message,
     encode_message,
 )
+from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
@@ -317,6 +318,9 @@ def client_configuration(
         idle_timeout=idle_timeout,
         max_datagram_frame_size=65536,
         server_name=server_name,
+        # Media, files and chat share the connection: a controller that random
+        # loss does not collapse and that keeps the queue short (docs/congestion.md).
+        congestion_control_algorithm=register_media_congestion_control(),
     )
     if ca_file is not None:
         configuration.load_verify_locations(cafile=str(ca_file))

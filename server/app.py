@@ -14,6 +14,7 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 
 from codec import ALPN, CloseCode
+from codec.media.cc import register_media_congestion_control
 from codec.messages import Profile, ServerClosing
 
 from .accounts import AccountService
@@ -100,6 +101,8 @@ class ServerApp:
             alpn_protocols=[ALPN],
             idle_timeout=self.config.idle_timeout,
             max_datagram_frame_size=65536,
+            # The same controller as the client's (docs/congestion.md).
+            congestion_control_algorithm=register_media_congestion_control(),
         )
         configuration.load_cert_chain(self.config.cert, self.config.key)
         return configuration
