@@ -2,7 +2,7 @@
 
 :class:`FrameBuffer` is a :class:`~codec.media.fragment.Reassembler` whose wait
 is a deadline derived from the hop's round trip: a frame at the delivery point
-is held while it can still be completed by a retransmission (one round trip
+is held while it can still be completed by a retransmission (two round trips
 plus a margin, between ``min_wait_s`` and ``max_wait_s``, counted from the last
 progress on it), and never longer than ``max_hold_s`` in all, so a trickle of
 retransmissions cannot hold the picture back. Then it is skipped
@@ -25,8 +25,13 @@ frame's last packet, whose loss shows only when the next frame starts."""
 MAX_WAIT_S = 0.3
 """Longest wait, however long the round trip: beyond it a skip costs less."""
 WAIT_MARGIN_S = 0.05
-"""Added to the round trip: the gap is seen one packet late, and the sender's
+"""Added to the round trips: the gap is seen one packet late, and the sender's
 queue and jitter delay the retransmission."""
+REPAIR_ROUND_TRIPS = 2
+"""Round trips a frame is waited for: the NACK and its retransmission, and
+when either was lost, the one retry a round trip later and its
+retransmission. With one round trip the retry could never come back in time,
+so a NACK or a retransmission lost cost the frame, and a keyframe."""
 
 
 def frame_wait_s(
@@ -37,8 +42,9 @@ def frame_wait_s(
     max_wait_s: float = MAX_WAIT_S,
 ) -> float:
     """How long, in seconds, a frame is waited for on a hop of round trip
-    ``rtt_s``: ``rtt_s + margin_s`` clamped to ``[min_wait_s, max_wait_s]``."""
-    return min(max_wait_s, max(min_wait_s, rtt_s + margin_s))
+    ``rtt_s``: ``REPAIR_ROUND_TRIPS x rtt_s + margin_s`` clamped to
+    ``[min_wait_s, max_wait_s]``."""
+    return min(max_wait_s, max(min_wait_s, REPAIR_ROUND_TRIPS * rtt_s + margin_s))
 
 
 class FrameBuffer(Reassembler):

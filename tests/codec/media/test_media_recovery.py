@@ -135,13 +135,27 @@ def packets_of(packetizer: VideoPacketizer, n: int, size: int = 2500, key=False)
 
 
 def test_frame_wait_follows_the_round_trip_within_bounds():
-    assert frame_wait_s(0.2) == pytest.approx(0.25)
+    assert frame_wait_s(0.11) == pytest.approx(0.27)
     assert frame_wait_s(0.001) == pytest.approx(0.2)
     assert frame_wait_s(2.0) == pytest.approx(0.3)
     buffer = FrameBuffer(rtt_s=0.02)
     assert buffer.wait_s == pytest.approx(0.2)
-    buffer.set_rtt(0.2)
-    assert buffer.wait_s == pytest.approx(0.25)
+    buffer.set_rtt(0.11)
+    assert buffer.wait_s == pytest.approx(0.27)
+
+
+@pytest.mark.parametrize("rtt", [0.03, 0.07, 0.11])
+def test_the_frame_wait_leaves_time_for_the_retry_of_a_lost_repair(rtt):
+    # A NACK or its retransmission lost: the retry a round trip later must
+    # still come back before the frame is given up (on a 110 ms path the
+    # wait once covered one round trip and the retry was never sent).
+    nack = NackGenerator(give_up_s=frame_wait_s(rtt))
+    nack.set_rtt(rtt)
+    assert feed(nack, [1, 3], 0.0) == [2]
+    retry_at = nack.next_deadline()
+    assert retry_at == pytest.approx(rtt)
+    assert nack.due(retry_at) == [2] and nack.stats.retries == 1
+    assert retry_at + rtt < frame_wait_s(rtt)
 
 
 def test_a_frame_waits_for_its_retransmission_then_flows_in_order():
