@@ -18,10 +18,11 @@ from ..fragment import Reassembler
 
 __all__ = ["FrameBuffer", "frame_wait_s"]
 
-MIN_WAIT_S = 0.2
+MIN_WAIT_S = 0.25
 """Shortest wait: enough for the hop before this one (publisher → SFU, up to
-about 100 ms of round trip) to repair a loss too when this hop is fast, even a
-frame's last packet, whose loss shows only when the next frame starts."""
+about 100 ms of round trip) to repair a loss too when this hop is fast, with
+its retry (two of its round trips), even a frame's last packet, whose loss
+shows only when the next frame starts."""
 MAX_WAIT_S = 0.3
 """Longest wait, however long the round trip: beyond it a skip costs less."""
 WAIT_MARGIN_S = 0.05
