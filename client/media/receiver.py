@@ -11,9 +11,14 @@ and rendering, each where it belongs.
   keyframe, makes the receiver ask the publisher for one: at once, then again
   only when none has come within ``keyframe_retry_s`` (at least two round
   trips), so one loss costs one keyframe.
+- Each whole frame is given its playout time by a
+  :class:`~codec.media.recovery.PlayoutDelay`: its capture time plus one delay
+  for all frames that covers the recent repairs (capped), so a frame a
+  retransmission completed is shown on time and the cadence stays even.
 - On a decode thread: whole frames are decoded (``VideoDecoder`` discards
   everything until a keyframe, so no smeared picture is ever produced); each
-  picture replaces the previous one in a :class:`NewestFrame` slot.
+  picture is held until its playout time, then replaces the previous one in a
+  :class:`NewestFrame` slot.
 - On a render thread: the newest picture is taken when the renderer is ready,
   its stamp read (latency, order) and handed to the sinks. A slow sink makes
   frames be skipped, never queued.
@@ -27,6 +32,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from codec.media import (
     CompletedFrame,
@@ -35,7 +41,7 @@ from codec.media import (
     Unwrapper,
     VideoPacket,
 )
-from codec.media.recovery import FrameBuffer, NackGenerator
+from codec.media.recovery import FrameBuffer, NackGenerator, PlayoutDelay
 from codec.media.stamp import read_stamp
 from codec.media.video import VideoDecoder
 from codec.messages import RoomTrack
@@ -52,6 +58,16 @@ FrameConsumer = Callable[[RoomTrack, DecodedFrame], None]
 """Called on the render thread with each picture rendered (a sink)."""
 
 _LOST = object()
+
+
+class _Scheduled(NamedTuple):
+    """A whole frame for the decode thread, and when to show it
+    (``time.monotonic()``)."""
+
+    frame: CompletedFrame
+    show_at: float
+
+
 _LATE_TIMER_S = 0.05
 """A timer this late (seconds) means the event loop was stalled."""
 _STALL_GRACE_S = 0.02
@@ -93,6 +109,7 @@ class VideoReceiver:
         self._rtt_read_at = float("-inf")
         self._buffer = FrameBuffer()
         self._nack = NackGenerator(give_up_s=self._buffer.wait_s)
+        self._playout = PlayoutDelay()
         self._nack_timer: asyncio.TimerHandle | None = None
         self._nack_at: float | None = None
         self._freeze_gap_s = max(3.0 / track.fps, 0.15) if track.fps > 0 else 0.15
@@ -221,7 +238,11 @@ class VideoReceiver:
                     stats.keyframes_received += 1
                     # The decoder will say whether it took; do not re-ask meanwhile.
                     self._last_request_at = now
-                self._enqueue(event)
+                self._playout.on_frame(event.timestamp, now)
+                # The decode thread's clock is time.monotonic(), the loop's may
+                # not be: hand it the time left, not the loop's instant.
+                show_in = self._playout.render_time(event.timestamp) - now
+                self._enqueue(_Scheduled(event, time.monotonic() + show_in))
             elif isinstance(event, FramesLost):
                 stats.frames_lost += event.count
                 self._enqueue(_LOST)
@@ -294,16 +315,20 @@ class VideoReceiver:
             if item is _LOST:
                 decoder.frame_lost()
             else:
-                assert isinstance(item, CompletedFrame)
-                for image in decoder.decode(item.data):
+                assert isinstance(item, _Scheduled)
+                frame = item.frame
+                for image in decoder.decode(frame.data):
                     stats.frames_decoded += 1
+                    decoded_at = time.monotonic()
+                    if self._stopping.wait(item.show_at - decoded_at):
+                        return
                     self.slot.put(
                         DecodedFrame(
                             image=image,
-                            frame_number=item.frame_number,
-                            timestamp=item.timestamp,
-                            keyframe=item.keyframe,
-                            decoded_at=time.monotonic(),
+                            frame_number=frame.frame_number,
+                            timestamp=frame.timestamp,
+                            keyframe=frame.keyframe,
+                            decoded_at=decoded_at,
                         )
                     )
                 stats.frames_discarded = decoder.frames_discarded
@@ -390,6 +415,7 @@ class VideoReceiver:
             "packets_recovered": nack.packets_recovered,
             "packets_given_up": nack.packets_given_up,
             "frame_wait_ms": round(self._buffer.wait_s * 1000),
+            "playout_delay_ms": round(self._playout.delay_s * 1000),
             "frames_decoded": stats.frames_decoded,
             "frames_discarded": stats.frames_discarded,
             "frames_hidden": stats.frames_hidden,

@@ -1,18 +1,21 @@
 """Loss recovery for the media plane, per hop and pure: the sender's
-retransmit cache, the receiver's NACK generator, and the video frame buffer
-that waits for retransmissions until a deadline in time."""
+retransmit cache, the receiver's NACK generator, the video frame buffer
+that waits for retransmissions until a deadline in time, and the playout
+delay that shows every frame on an even cadence despite the repairs."""
 
 from __future__ import annotations
 
 from .cache import CacheStats, RetransmitCache
 from .frame_buffer import FrameBuffer, frame_wait_s
 from .nack import NackGenerator, NackStats
+from .playout import PlayoutDelay
 
 __all__ = [
     "CacheStats",
     "FrameBuffer",
     "NackGenerator",
     "NackStats",
+    "PlayoutDelay",
     "RetransmitCache",
     "frame_wait_s",
 ]

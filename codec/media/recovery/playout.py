@@ -1,0 +1,115 @@
+"""When to show each video frame: at its capture time plus one playout delay.
+
+A receiver that shows each frame as soon as it is whole shows most frames at
+once and stalls on the one a retransmission repairs: that frame comes a round
+trip late, the frames behind it wait for it in the frame buffer, and the
+picture freezes for the whole repair. As WebRTC's video jitter buffer does,
+:class:`PlayoutDelay` instead schedules every frame at ``capture time + base +
+delay``:
+
+- ``base`` is the lowest transit (local time when the frame was ready minus
+  its capture time) of the recent frames: the fastest path through encoder,
+  network and reassembly, clock offset included;
+- ``delay`` covers how much later than that the recent frames were ready (the
+  highest of the last ``window_s``): a repair costs one NACK round trip on
+  whichever hop lost the packet (the publisher's or this receiver's), and a
+  frame it repaired is shown in its turn, the cadence even. Less
+  ``tolerance_s``: a frame shown that much after its turn makes a hitch of
+  about three frame intervals, not a freeze, and covering it would delay
+  every frame as much. Capped at ``max_delay_s``, so the latency stays
+  bounded whatever the network does; a frame later than that is shown late,
+  but by less than its repair took.
+
+The delay follows increases at once (one longer gap, then an even cadence) and
+decreases by at most ``decay`` of a frame interval per frame, so a calm network
+brings it down without visible jumps. Pure: the caller passes ``now`` (seconds
+on its own clock) and the frames' 90 kHz capture timestamps.
+"""
+
+from __future__ import annotations
+
+from ..cc.windowed import windowed_max, windowed_min
+from ..seqnum import Unwrapper
+
+__all__ = ["PlayoutDelay"]
+
+CLOCK_HZ = 90_000
+"""The video timestamps' clock (``codec.media.video.VIDEO_CLOCK_HZ``, not
+imported: that module loads PyAV, and this one is pure arithmetic)."""
+BASE_WINDOW_S = 10.0
+"""Seconds the lowest transit is remembered: long enough to keep a fast frame
+seen before a spell of queueing, short enough to follow a path that changes."""
+LATENESS_WINDOW_S = 4.0
+"""Seconds the highest lateness is remembered: a few repairs at 1-2 % loss."""
+TOLERANCE_S = 0.07
+"""How late after its turn a repaired frame may be shown: the gap before it is
+then about 100 ms at 30 fps, under what reads as a freeze (150 ms)."""
+MAX_DELAY_S = 0.12
+"""The delay never exceeds this: beyond it the picture lags more than a
+repaired frame is worth."""
+DECAY = 0.05
+"""Fraction of the frame interval by which the delay shrinks at each frame."""
+
+
+class PlayoutDelay:
+    """The playout schedule of one video track.
+
+    Call :meth:`on_frame` when a frame is ready to decode (whole, in order),
+    then :meth:`render_time` for when to show it. Times are seconds,
+    timestamps the 32-bit 90 kHz capture clock of the media header.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_delay_s: float = MAX_DELAY_S,
+        tolerance_s: float = TOLERANCE_S,
+        window_s: float = LATENESS_WINDOW_S,
+        decay: float = DECAY,
+    ) -> None:
+        self.max_delay_s = max_delay_s
+        self.tolerance_s = tolerance_s
+        self.decay = decay
+        self.delay_s = 0.0
+        """The delay in force above the fastest transit, in seconds."""
+        self._unwrapper = Unwrapper(32)
+        self._base = windowed_min(BASE_WINDOW_S, 10)
+        self._lateness = windowed_max(window_s, 8)
+        self._last_capture_s: float | None = None
+
+    @property
+    def base_s(self) -> float | None:
+        """The lowest recent transit, in seconds (None before a frame)."""
+        return self._base.value
+
+    def on_frame(self, timestamp: int, now: float) -> None:
+        """Frame of capture ``timestamp`` is ready to decode at ``now``."""
+        capture = self._capture_s(timestamp)
+        transit = now - capture
+        self._base.update(transit, now)
+        base = self._base.value
+        assert base is not None
+        self._lateness.update(transit - base, now)
+        lateness = self._lateness.value or 0.0
+        target = min(self.max_delay_s, max(0.0, lateness - self.tolerance_s))
+        interval = (
+            capture - self._last_capture_s
+            if self._last_capture_s is not None and capture > self._last_capture_s
+            else 0.0
+        )
+        self._last_capture_s = max(capture, self._last_capture_s or capture)
+        if target >= self.delay_s:
+            self.delay_s = target
+        else:
+            self.delay_s = max(target, self.delay_s - self.decay * interval)
+
+    def render_time(self, timestamp: int) -> float:
+        """When to show the frame of capture ``timestamp``, on the clock of
+        ``now``; call :meth:`on_frame` for it first."""
+        base = self._base.value
+        if base is None:
+            raise ValueError("render_time() before any on_frame()")
+        return self._capture_s(timestamp) + base + self.delay_s
+
+    def _capture_s(self, timestamp: int) -> float:
+        return self._unwrapper.unwrap(timestamp) / CLOCK_HZ

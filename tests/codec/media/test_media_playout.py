@@ -1,0 +1,134 @@
+"""The playout delay on a virtual clock: frames a retransmission repaired are
+shown on an even cadence, the delay is bounded, and it comes down again."""
+
+from __future__ import annotations
+
+import pytest
+
+from codec.media.recovery import PlayoutDelay
+
+HZ = 90_000
+FPS = 30
+INTERVAL = 1 / FPS
+TRANSIT = 0.07
+"""Capture to ready to decode, for a frame that needed no repair (seconds)."""
+OFFSET = 1000.0
+"""The receiver's clock minus the sender's: the two clocks share no origin."""
+
+
+def ready_times(frames: int, repaired: set[int], repair_s: float) -> list[float]:
+    """When each frame is ready to decode (whole, in order): a repaired frame
+    comes ``repair_s`` late, and the frames behind it wait for it in the frame
+    buffer (they are released together with it)."""
+    out: list[float] = []
+    for n in range(frames):
+        ready = OFFSET + n * INTERVAL + TRANSIT + (repair_s if n in repaired else 0)
+        out.append(max(ready, out[-1]) if out else ready)
+    return out
+
+
+def timestamp(n: int, start: int = 0) -> int:
+    return (start + round(n * INTERVAL * HZ)) & 0xFFFFFFFF
+
+
+def play(
+    playout: PlayoutDelay, ready: list[float], start: int = 0
+) -> list[tuple[float, float]]:
+    """(shown at, capture time on the receiver's clock) of each frame, each
+    shown at its render time or at once when that has passed."""
+    shown = []
+    for n, now in enumerate(ready):
+        playout.on_frame(timestamp(n, start), now)
+        at = max(now, playout.render_time(timestamp(n, start)))
+        shown.append((at, OFFSET + n * INTERVAL))
+    return shown
+
+
+def gaps(shown: list[tuple[float, float]]) -> list[float]:
+    return [b[0] - a[0] for a, b in zip(shown, shown[1:], strict=False)]
+
+
+def test_a_clean_stream_is_shown_as_soon_as_it_is_ready():
+    playout = PlayoutDelay()
+    ready = ready_times(90, set(), 0.0)
+    shown = play(playout, ready)
+    assert playout.delay_s == 0.0
+    assert [at for at, _ in shown] == pytest.approx(ready)
+
+
+def test_frames_a_retransmission_repaired_keep_the_cadence():
+    # One frame a second waits 100 ms for its retransmission (a round trip on
+    # a 100 ms path); shown as soon as ready, every repair is a freeze.
+    repaired = {n for n in range(300) if n % 30 == 15}
+    ready = ready_times(300, repaired, 0.1)
+    ready_gaps = gaps([(t, 0.0) for t in ready])
+    assert max(ready_gaps) > 0.13
+
+    playout = PlayoutDelay(tolerance_s=0.0)
+    shown = play(playout, ready)
+    # The first repair comes before the delay knew of any: shown late once.
+    after_first = gaps(shown[16:])
+    assert max(after_first) == pytest.approx(INTERVAL, abs=1e-6)
+    assert min(after_first) == pytest.approx(INTERVAL, abs=1e-6)
+    # Every frame shown at the same latency: the fastest transit plus the
+    # repair time, which is within the cap.
+    latencies = [at - capture for at, capture in shown[16:]]
+    assert max(latencies) == pytest.approx(TRANSIT + 0.1, abs=1e-6)
+    assert min(latencies) == pytest.approx(TRANSIT + 0.1, abs=1e-6)
+
+
+def test_a_repair_within_the_tolerance_is_shown_late_and_delays_no_frame():
+    repaired = {n for n in range(300) if n % 30 == 15}
+    playout = PlayoutDelay(tolerance_s=0.07)
+    shown = play(playout, ready_times(300, repaired, 0.06))
+    assert playout.delay_s == 0.0
+    assert max(gaps(shown)) == pytest.approx(INTERVAL + 0.06, abs=1e-6)
+
+    playout = PlayoutDelay(tolerance_s=0.07)
+    shown = play(playout, ready_times(300, repaired, 0.1))
+    assert playout.delay_s == pytest.approx(0.03)
+    # Every frame but the repaired ones 30 ms later; those shown 70 ms after
+    # their turn, so no gap is longer than a frame interval plus that.
+    latencies = sorted(at - capture for at, capture in shown[16:])
+    assert latencies[len(latencies) // 2] == pytest.approx(TRANSIT + 0.03, abs=1e-6)
+    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL + 0.07, abs=1e-6)
+
+
+def test_the_delay_is_capped_and_a_longer_repair_is_shown_late_by_less():
+    repaired = {n for n in range(300) if n % 30 == 15}
+    ready = ready_times(300, repaired, 0.25)  # a retransmission lost again
+    playout = PlayoutDelay(max_delay_s=0.1, tolerance_s=0.0)
+    shown = play(playout, ready)
+    assert playout.delay_s == pytest.approx(0.1)
+    latencies = [at - capture for at, capture in shown]
+    assert max(latencies) == pytest.approx(TRANSIT + 0.25, abs=1e-6)
+    # Frames that needed no repair wait no longer than the cap.
+    assert sorted(latencies)[len(latencies) // 2] == pytest.approx(
+        TRANSIT + 0.1, abs=1e-6
+    )
+    # The repaired frame is shown 150 ms late, not 250 ms: the gap before it
+    # stays under a freeze (max(3 frame intervals, 150 ms)).
+    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL + 0.15, abs=1e-6)
+
+
+def test_the_delay_comes_down_gently_when_the_repairs_stop():
+    repaired = {15, 45}
+    ready = ready_times(600, repaired, 0.1)
+    playout = PlayoutDelay(decay=0.05, tolerance_s=0.0)
+    shown = play(playout, ready)
+    assert playout.delay_s == 0.0
+    # It shrank by at most 5% of a frame interval per frame: no jump.
+    assert min(gaps(shown[46:])) >= INTERVAL * 0.95 - 1e-9
+
+
+def test_timestamps_that_wrap_around():
+    repaired = {n for n in range(200) if n % 30 == 15}
+    ready = ready_times(200, repaired, 0.1)
+    near_wrap = 0xFFFFFFFF - round(3 * HZ)  # wraps after 3 s, frame 90
+    shown = play(PlayoutDelay(tolerance_s=0.0), ready, start=near_wrap)
+    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL, abs=1e-6)
+
+
+def test_render_time_needs_a_frame_first():
+    with pytest.raises(ValueError):
+        PlayoutDelay().render_time(0)
