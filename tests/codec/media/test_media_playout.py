@@ -57,28 +57,28 @@ def test_a_clean_stream_is_shown_as_soon_as_it_is_ready():
 
 
 def test_frames_a_retransmission_repaired_keep_the_cadence():
-    # One frame a second waits 100 ms for its retransmission (a round trip on
+    # One frame in ten waits 100 ms for its retransmission (a round trip on
     # a 100 ms path); shown as soon as ready, every repair is a freeze.
-    repaired = {n for n in range(300) if n % 30 == 15}
+    repaired = {n for n in range(300) if n % 10 == 5}
     ready = ready_times(300, repaired, 0.1)
     ready_gaps = gaps([(t, 0.0) for t in ready])
     assert max(ready_gaps) > 0.13
 
     playout = PlayoutDelay(tolerance_s=0.0)
     shown = play(playout, ready)
-    # The first repair comes before the delay knew of any: shown late once.
-    after_first = gaps(shown[16:])
+    # The first repairs come before the delay covers them: shown late.
+    after_first = gaps(shown[36:])
     assert max(after_first) == pytest.approx(INTERVAL, abs=1e-6)
     assert min(after_first) == pytest.approx(INTERVAL, abs=1e-6)
     # Every frame shown at the same latency: the fastest transit plus the
     # repair time, which is within the cap.
-    latencies = [at - capture for at, capture in shown[16:]]
+    latencies = [at - capture for at, capture in shown[36:]]
     assert max(latencies) == pytest.approx(TRANSIT + 0.1, abs=1e-6)
     assert min(latencies) == pytest.approx(TRANSIT + 0.1, abs=1e-6)
 
 
 def test_a_repair_within_the_tolerance_is_shown_late_and_delays_no_frame():
-    repaired = {n for n in range(300) if n % 30 == 15}
+    repaired = {n for n in range(300) if n % 10 == 5}
     playout = PlayoutDelay(tolerance_s=0.07)
     shown = play(playout, ready_times(300, repaired, 0.06))
     assert playout.delay_s == 0.0
@@ -89,13 +89,23 @@ def test_a_repair_within_the_tolerance_is_shown_late_and_delays_no_frame():
     assert playout.delay_s == pytest.approx(0.03)
     # Every frame but the repaired ones 30 ms later; those shown 70 ms after
     # their turn, so no gap is longer than a frame interval plus that.
-    latencies = sorted(at - capture for at, capture in shown[16:])
+    latencies = sorted(at - capture for at, capture in shown[36:])
     assert latencies[len(latencies) // 2] == pytest.approx(TRANSIT + 0.03, abs=1e-6)
-    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL + 0.07, abs=1e-6)
+    assert max(gaps(shown[36:])) == pytest.approx(INTERVAL + 0.07, abs=1e-6)
+
+
+def test_a_lone_late_frame_delays_no_other():
+    # A host that stalled once (150 ms, holding the four frames behind too)
+    # is not a repair to cover for seconds.
+    playout = PlayoutDelay(tolerance_s=0.0)
+    shown = play(playout, ready_times(300, {100}, 0.15))
+    assert playout.delay_s == 0.0
+    latencies = [at - capture for at, capture in shown]
+    assert sorted(latencies)[-20] == pytest.approx(TRANSIT, abs=1e-6)
 
 
 def test_the_delay_is_capped_and_a_longer_repair_is_shown_late_by_less():
-    repaired = {n for n in range(300) if n % 30 == 15}
+    repaired = {n for n in range(300) if n % 10 == 5}
     ready = ready_times(300, repaired, 0.25)  # a retransmission lost again
     playout = PlayoutDelay(max_delay_s=0.1, tolerance_s=0.0)
     shown = play(playout, ready)
@@ -103,30 +113,28 @@ def test_the_delay_is_capped_and_a_longer_repair_is_shown_late_by_less():
     latencies = [at - capture for at, capture in shown]
     assert max(latencies) == pytest.approx(TRANSIT + 0.25, abs=1e-6)
     # Frames that needed no repair wait no longer than the cap.
-    assert sorted(latencies)[len(latencies) // 2] == pytest.approx(
-        TRANSIT + 0.1, abs=1e-6
-    )
+    assert min(latencies[36:]) == pytest.approx(TRANSIT + 0.1, abs=1e-6)
     # The repaired frame is shown 150 ms late, not 250 ms: the gap before it
     # stays under a freeze (max(3 frame intervals, 150 ms)).
-    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL + 0.15, abs=1e-6)
+    assert max(gaps(shown[36:])) == pytest.approx(INTERVAL + 0.15, abs=1e-6)
 
 
 def test_the_delay_comes_down_gently_when_the_repairs_stop():
-    repaired = {15, 45}
+    repaired = set(range(5, 60, 10))
     ready = ready_times(600, repaired, 0.1)
     playout = PlayoutDelay(decay=0.05, tolerance_s=0.0)
     shown = play(playout, ready)
     assert playout.delay_s == 0.0
     # It shrank by at most 5% of a frame interval per frame: no jump.
-    assert min(gaps(shown[46:])) >= INTERVAL * 0.95 - 1e-9
+    assert min(gaps(shown[56:])) >= INTERVAL * 0.95 - 1e-9
 
 
 def test_timestamps_that_wrap_around():
-    repaired = {n for n in range(200) if n % 30 == 15}
+    repaired = {n for n in range(200) if n % 10 == 5}
     ready = ready_times(200, repaired, 0.1)
     near_wrap = 0xFFFFFFFF - round(3 * HZ)  # wraps after 3 s, frame 90
     shown = play(PlayoutDelay(tolerance_s=0.0), ready, start=near_wrap)
-    assert max(gaps(shown[16:])) == pytest.approx(INTERVAL, abs=1e-6)
+    assert max(gaps(shown[36:])) == pytest.approx(INTERVAL, abs=1e-6)
 
 
 def test_render_time_needs_a_frame_first():
