@@ -44,13 +44,14 @@ seen before a spell of queueing, short enough to follow a path that changes."""
 LATENESS_WINDOW_S = 4.0
 """Seconds of frames whose lateness sets the delay: several repairs at 1-5 %
 loss."""
-QUANTILE = 0.95
+QUANTILE = 0.98
 """The share of those frames the delay covers: a repair holds its frame and
 the few behind it (several per cent of the frames at 2 % loss), while the
-odd frame a stalled host held is among the one in twenty left out."""
-TOLERANCE_S = 0.07
+odd frame a stalled host held is among the one in fifty left out."""
+TOLERANCE_S = 0.05
 """How late after its turn a repaired frame may be shown: the gap before it is
-then about 100 ms at 30 fps, under what reads as a freeze (150 ms)."""
+then about 85 ms at 30 fps, under what reads as a freeze (150 ms) with room
+for the host's own jitter."""
 MAX_DELAY_S = 0.12
 """The delay never exceeds this: beyond it the picture lags more than a
 repaired frame is worth."""

@@ -95,10 +95,10 @@ def test_a_repair_within_the_tolerance_is_shown_late_and_delays_no_frame():
 
 
 def test_a_lone_late_frame_delays_no_other():
-    # A host that stalled once (150 ms, holding the four frames behind too)
+    # A host that stalled once (100 ms, holding the two frames behind too)
     # is not a repair to cover for seconds.
     playout = PlayoutDelay(tolerance_s=0.0)
-    shown = play(playout, ready_times(300, {100}, 0.15))
+    shown = play(playout, ready_times(300, {100}, 0.1))
     assert playout.delay_s == 0.0
     latencies = [at - capture for at, capture in shown]
     assert sorted(latencies)[-20] == pytest.approx(TRANSIT, abs=1e-6)

@@ -12,6 +12,7 @@ from codec.media import CompletedFrame, FramesLost, VideoPacketizer, parse_packe
 from codec.media.recovery import (
     FrameBuffer,
     NackGenerator,
+    PlayoutDelay,
     RetransmitCache,
     frame_wait_s,
 )
@@ -130,8 +131,13 @@ def test_nacks_are_rate_limited_and_bursts_bounded():
 W = frame_wait_s(0.1)
 
 
+def packets_of_timestamp(n: int) -> int:
+    """The 90 kHz timestamp of frame ``n`` of a 30 fps track."""
+    return n * 3000
+
+
 def packets_of(packetizer: VideoPacketizer, n: int, size: int = 2500, key=False):
-    return packetizer.packetize(bytes([n % 256]) * size, n * 3000, key)
+    return packetizer.packetize(bytes([n % 256]) * size, packets_of_timestamp(n), key)
 
 
 def test_frame_wait_follows_the_round_trip_within_bounds():
@@ -206,12 +212,20 @@ def test_a_trickle_of_retransmissions_cannot_hold_a_frame_past_the_cap():
 # -- everything together over a lossy link ----------------------------------------
 
 
-def simulate(loss: float, seed: int, *, burst: int = 1, max_retransmits: int = 2):
+def simulate(
+    loss: float,
+    seed: int,
+    *,
+    burst: int = 1,
+    max_retransmits: int = 2,
+    ready_at: dict[int, float] | None = None,
+):
     """A publisher sending 30 fps of 3-packet frames over a first-in first-out
     link of 50 ms one way that loses ``loss`` of the packets (in bursts of
     ``burst``) both ways;
     the receiver NACKs, the sender answers from its cache. Returns the
-    receiver's frames delivered and lost, and the generator's stats."""
+    receiver's frames delivered and lost, and the generator's stats; fills
+    ``ready_at`` with when each frame was delivered."""
     rng = random.Random(seed)
     delay, rtt = 0.05, 0.1
     packetizer = VideoPacketizer(5, first_seq=65000)
@@ -260,6 +274,8 @@ def simulate(loss: float, seed: int, *, burst: int = 1, max_retransmits: int = 2
         for event in out:
             if isinstance(event, CompletedFrame):
                 delivered.append(event.frame_number)
+                if ready_at is not None:
+                    ready_at[event.frame_number] = now
             else:
                 lost += event.count
         if seqs := nack.due(now):
@@ -287,3 +303,28 @@ def test_retransmission_recovers_almost_every_frame(loss, burst):
 def test_without_retransmission_the_same_link_loses_many_frames():
     _, lost, stats = simulate(0.05, seed=11, max_retransmits=0)
     assert lost > 20 and stats.packets_recovered == 0
+
+
+def frozen_s(shown_at: list[float]) -> float:
+    """Time in gaps between shown frames longer than max(3 frame intervals,
+    150 ms), as the receiver counts freezes."""
+    gaps = [b - a for a, b in zip(shown_at, shown_at[1:], strict=False)]
+    return sum(gap for gap in gaps if gap > max(3 / 30, 0.15))
+
+
+@pytest.mark.parametrize("loss", [0.02, 0.05])
+def test_frames_shown_at_their_playout_time_do_not_freeze_at_each_repair(loss):
+    ready_at: dict[int, float] = {}
+    delivered, lost, _ = simulate(loss, seed=11, ready_at=ready_at)
+    playout = PlayoutDelay()
+    shown_at = []
+    for n in delivered:
+        playout.on_frame(packets_of_timestamp(n), ready_at[n])
+        shown_at.append(max(ready_at[n], playout.render_time(packets_of_timestamp(n))))
+    as_ready = frozen_s([ready_at[n] for n in delivered])
+    scheduled = frozen_s(shown_at)
+    # Shown when whole, a frame a retransmission repaired (a 100 ms round trip)
+    # freezes the picture; shown at its playout time, only a lost frame does.
+    assert as_ready > 0.5, (as_ready, lost)
+    assert scheduled <= 0.4 * as_ready, (scheduled, as_ready, lost)
+    assert playout.delay_s <= 0.12
