@@ -180,6 +180,8 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "frames_rendered": rendered,
         "frozen_fraction": round(got["time_frozen_s"] / span, 4) if span else None,
         "freezes": got["freezes"],
+        "freezes_late_frame": got.get("freezes_late_frame"),
+        "frames_hidden": got["frames_hidden"],
         "stamps_unreadable": got["stamps_unreadable"],
         "keyframe_requests": got["keyframe_requests"],
         "keyframes_sent": sent["keyframes_sent"],

@@ -49,6 +49,11 @@ class ReceiverStats:
     """Rendered stamps whose frame number did not grow (shown out of order)."""
     freezes: int = 0
     """Gaps between rendered pictures longer than max(3 frame intervals, 150 ms)."""
+    freezes_late_frame: int = 0
+    """Freezes ended by a picture put out over a frame interval after its
+    playout time (a repair the playout delay did not cover, or decoding that
+    fell behind); the others end with a picture on time after pictures that
+    never came (frames skipped, or hidden until the decoder recovered)."""
     time_frozen_s: float = 0.0
     """The sum of those gaps, in seconds."""
     latencies_ms: list[float] = field(default_factory=list)
