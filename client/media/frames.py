@@ -29,6 +29,8 @@ class DecodedFrame:
     keyframe: bool
     decoded_at: float
     """``time.monotonic()`` when decoding finished."""
+    late_s: float = 0.0
+    """How long after its playout time the picture was put out, in seconds."""
 
 
 class NewestFrame:

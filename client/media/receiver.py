@@ -71,8 +71,6 @@ class _Scheduled(NamedTuple):
 _LATE_TIMER_S = 0.05
 """A timer this late (seconds) means the event loop was stalled."""
 _STALL_GRACE_S = 0.02
-_LATE_BY_KEPT = 64
-"""Pictures whose lateness is kept for the renderer (it skips some)."""
 
 
 class VideoReceiver:
@@ -116,9 +114,6 @@ class VideoReceiver:
         self._nack_at: float | None = None
         self._freeze_gap_s = max(3.0 / track.fps, 0.15) if track.fps > 0 else 0.15
         self._frame_interval_s = 1.0 / track.fps if track.fps > 0 else 0.05
-        self._late_by: dict[int, float] = {}
-        """Seconds each picture was put out after its playout time, by frame
-        number, from the decode thread to the render thread."""
         self._last_render: float | None = None
         self._seq = Unwrapper(16)
         self._lowest_seq: int | None = None
@@ -328,10 +323,6 @@ class VideoReceiver:
                     decoded_at = time.monotonic()
                     if self._stopping.wait(item.show_at - decoded_at):
                         return
-                    late_by = self._late_by
-                    late_by[frame.frame_number] = time.monotonic() - item.show_at
-                    while len(late_by) > _LATE_BY_KEPT:
-                        del late_by[next(iter(late_by))]
                     self.slot.put(
                         DecodedFrame(
                             image=image,
@@ -339,6 +330,7 @@ class VideoReceiver:
                             timestamp=frame.timestamp,
                             keyframe=frame.keyframe,
                             decoded_at=decoded_at,
+                            late_s=time.monotonic() - item.show_at,
                         )
                     )
                 stats.frames_discarded = decoder.frames_discarded
@@ -363,13 +355,12 @@ class VideoReceiver:
             stats.first_render_at = now
         stats.last_render_at = now
         stats.frames_rendered += 1
-        late_by = self._late_by.pop(frame.frame_number, 0.0)
         if self._last_render is not None:
             gap = now - self._last_render
             if gap > self._freeze_gap_s:
                 stats.freezes += 1
                 stats.time_frozen_s += gap
-                if late_by > self._frame_interval_s:
+                if frame.late_s > self._frame_interval_s:
                     # Ready after its turn: a repair longer than the playout
                     # delay covers, or decoding fell behind.
                     stats.freezes_late_frame += 1
