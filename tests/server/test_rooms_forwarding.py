@@ -233,8 +233,9 @@ def test_a_subscribers_nack_is_answered_from_the_sfu_cache():
     stats = sfu.stats
     assert (stats.nacks_received, stats.retransmissions) == (1, 2)
     assert stats.retransmissions_refused == 1  # 9 was never sent
-    # Later than the frame's deadline (rtt 50 ms + margin, at least 150 ms): no.
-    clock.now += 0.2
+    # Later than the frame's deadline (two round trips of 50 ms + margin, at
+    # least 250 ms): no.
+    clock.now += 0.3
     sfu.on_datagram(b, NackPacket.from_seqs(7, [2]).serialize())
     assert b.take() == [] and stats.retransmissions_refused == 2
     sfu.on_datagram(b, b"\x68\x00")
