@@ -196,9 +196,10 @@ class FileService:
         return info
 
     async def session_started(self, conn: ClientConnection) -> None:
-        """Offer again what waits for the user: an offer is pushed once, when
-        the upload completes, and is lost with a recipient's connection that
-        was dead or being replaced at that moment (a network drop)."""
+        """Offer again what waits for the user (the oldest 500, as many as
+        ``list_files`` gives): an offer is pushed once, when the upload
+        completes, and is lost with a recipient's connection that was dead or
+        being replaced at that moment (a network drop)."""
         account = conn.account
         assert account is not None
         me = account.user_id
@@ -214,6 +215,7 @@ class FileService:
                     & ~FileTransfer.downloaded
                 )
                 .order_by(FileTransfer.finished_ms)
+                .limit(500)
             )
             return [
                 file_info(row, row.sender.username, account.username)
