@@ -78,20 +78,16 @@ class PlayoutDelay:
     ) -> None:
         self.max_delay_s = max_delay_s
         self.tolerance_s = tolerance_s
+        self.window_s = window_s
+        self.quantile = quantile
         self.decay = decay
         self.delay_s = 0.0
         """The delay in force above the fastest transit, in seconds."""
         self._unwrapper = Unwrapper(32)
         self._base = windowed_min(BASE_WINDOW_S, 10)
-        self.window_s = window_s
-        self.quantile = quantile
         self._recent: deque[tuple[float, float]] = deque()
+        """(time ready, lateness above the base) of the last ``window_s``."""
         self._last_capture_s: float | None = None
-
-    @property
-    def base_s(self) -> float | None:
-        """The lowest recent transit, in seconds (None before a frame)."""
-        return self._base.value
 
     def on_frame(self, timestamp: int, now: float) -> None:
         """Frame of capture ``timestamp`` is ready to decode at ``now``."""
@@ -107,12 +103,9 @@ class PlayoutDelay:
         ordered = sorted(late for _, late in recent)
         lateness = ordered[int(self.quantile * (len(ordered) - 1))]
         target = min(self.max_delay_s, max(0.0, lateness - self.tolerance_s))
-        interval = (
-            capture - self._last_capture_s
-            if self._last_capture_s is not None and capture > self._last_capture_s
-            else 0.0
-        )
-        self._last_capture_s = max(capture, self._last_capture_s or capture)
+        last = self._last_capture_s
+        interval = 0.0 if last is None else max(0.0, capture - last)
+        self._last_capture_s = capture if last is None else max(last, capture)
         if target >= self.delay_s:
             self.delay_s = target
         else:
