@@ -139,12 +139,18 @@ class AudioCall:
 
     async def switch_sink(self, sink: AudioSink | None) -> None:
         """Play on ``sink`` from now on (``None``: nowhere). When the new sink
-        cannot start, playback is off and its error is raised."""
+        cannot start, playback is off, :attr:`unavailable` says why and the
+        error is raised. Devices open and close in an executor (PortAudio
+        may take a moment), never on the loop."""
         old, self.sink = self.sink, None
         if old is not None:
             await self._loop.run_in_executor(None, old.stop)
         if sink is not None:
-            sink.start(self.playout.pull)
+            try:
+                await self._loop.run_in_executor(None, sink.start, self.playout.pull)
+            except (AudioUnavailable, SinkError) as exc:
+                self.unavailable = str(exc)
+                raise
             self.sink = sink
             self.unavailable = None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import ttkbootstrap as ttk
 
+from ..engine.audio_model import AudioActivity
 from ..engine.model import (
     MeetingChanged,
     MeetingChatLine,
@@ -139,6 +140,10 @@ class Meetings:
     def on_chat(self, line: MeetingChatLine) -> None:
         if self.window is not None:
             self.window.add_chat(line)
+
+    def on_activity(self, activity: AudioActivity) -> None:
+        if self.window is not None:
+            self.window.set_activity(activity)
 
     def on_stats(self, stats: TileStats) -> None:
         if self.window is not None:

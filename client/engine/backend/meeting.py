@@ -32,6 +32,7 @@ from ...errors import ClientError
 from ...rooms import RoomEvent
 from ...session import Session
 from ..frames import TileFrames
+from .meeting_audio import AudioSettings, MeetingAudio
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,6 +125,7 @@ class MeetingModel:
         frames: TileFrames,
         video_settings: Callable[[], VideoSettings],
         name_of: Callable[[str], str],
+        audio_settings: Callable[[], AudioSettings] = AudioSettings,
     ) -> None:
         self._session = session
         self._rooms = session.rooms
@@ -140,6 +142,9 @@ class MeetingModel:
         """Held while the camera or screen starts or stops: a click on Camera
         while the last one is still being undone waits its turn."""
         self._unlisten = self._rooms.add_listener(self._on_room_event)
+        self.audio = MeetingAudio(post, audio_settings, self.publish)
+        """The microphone, the speaker and each person's volume."""
+        self._audio_task: asyncio.Task[None] | None = None
 
     @property
     def camera_in_use(self) -> str | None:
@@ -192,9 +197,9 @@ class MeetingModel:
 
             self._call = Call(self._session, [self._on_frame])
             self._call.start()
-            self._stats_task = asyncio.get_running_loop().create_task(
-                self._report_stats()
-            )
+            loop = asyncio.get_running_loop()
+            self._stats_task = loop.create_task(self._report_stats())
+            self._audio_task = loop.create_task(self.audio.attach(self._call))
 
     async def _end_call_if_out(self) -> None:
         if self._rooms.state is None:
@@ -205,6 +210,12 @@ class MeetingModel:
         if self._stats_task is not None:
             self._stats_task.cancel()
             self._stats_task = None
+        if self._audio_task is not None:
+            # The speaker may still be opening: let it finish, then close it
+            # with the call.
+            await asyncio.gather(self._audio_task, return_exceptions=True)
+            self._audio_task = None
+        await self.audio.detach()
         if call is not None:
             await call.close()
         self._counters.clear()
@@ -381,6 +392,8 @@ class MeetingModel:
                 tuple(tiles),
                 "camera" in senders,
                 "screen" in senders,
+                self.audio.microphone_on,
+                self.audio.problem,
             )
         )
 
@@ -417,6 +430,8 @@ class MeetingModel:
                     f"{delta.bytes * 8 // 1000} kbit/s · loss {loss:.1f}% · {rtt_text}",
                 )
             )
+        for user in sorted({r.track.owner for r in call.audio.receivers.values()}):
+            lines.append((f"audio:{user}", self.audio.stats_line(user)))
         for kind, sender in call.senders.items():
             sent = sender.stats
             delta = self._delta(

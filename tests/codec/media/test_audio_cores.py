@@ -189,6 +189,21 @@ def test_mixer_volume_mute_and_limiter_never_wrap():
         fresh.set_volume("b", 2.5)
 
 
+def test_mixer_reports_each_speakers_played_level_after_volume_and_mute():
+    mixer = Mixer()
+    half = np.full(FRAME_SAMPLES, 16384, dtype=np.int16)
+    mixer.mix({"a": half, "b": half // 4})
+    assert mixer.played_dbov("a") == pytest.approx(-6.02, abs=0.01)
+    assert mixer.played_dbov("b") == pytest.approx(-18.06, abs=0.01)
+    assert mixer.played_dbov("a") == -127.0  # reading starts a new period
+    mixer.set_volume("a", 0.5)
+    mixer.set_muted("b", True)
+    mixer.mix({"a": half, "b": half})
+    mixer.mix({"a": half // 8, "b": half})
+    assert mixer.played_dbov("a") == pytest.approx(-12.04, abs=0.01)  # the loudest
+    assert mixer.played_dbov("b") == -127.0
+
+
 # -- jitter buffer ---------------------------------------------------------------
 
 
