@@ -34,6 +34,7 @@ from codec.media.audio import (
 )
 from codec.messages import RoomTrack
 
+from .lip_sync import LipSync
 from .receiver import percentile
 
 __all__ = ["AudioPlayout", "AudioReceiver"]
@@ -45,8 +46,10 @@ _ONSET = 2000
 class AudioReceiver:
     """One remote speaker's audio track: jitter buffer, decoder, stats."""
 
-    def __init__(self, track: RoomTrack) -> None:
+    def __init__(self, track: RoomTrack, lip_sync: LipSync | None = None) -> None:
         self.track = track
+        self.lip_sync = lip_sync
+        """The speaker's lip sync (their video waits for this audio)."""
         self.buffer = JitterBuffer()
         self.decoder = OpusDecoder()
         self.corrupt = 0
@@ -67,8 +70,13 @@ class AudioReceiver:
 
     def pull(self, now: float) -> np.ndarray:
         """The frame to play at ``now``: decoded, recovered or concealed."""
+        sync = self.lip_sync
         with self._lock:
+            if sync is not None:
+                self.buffer.sync_delay_s = sync.audio_delay_wanted_s()
             decision = self.buffer.pop(now)
+        if sync is not None and decision.voice and decision.timestamp is not None:
+            sync.audio_played(decision.timestamp)
         try:
             if decision.kind is PlayoutKind.NORMAL:
                 frame = self.decoder.decode(decision.payload or b"")
@@ -123,6 +131,8 @@ class AudioReceiver:
             "p50": _rounded(percentile(delays, 50)),
             "p95": _rounded(percentile(delays, 95)),
         }
+        if self.lip_sync is not None:
+            values["av_offset_ms"] = self.lip_sync.stats_dict()
         values["stamped_latency_ms"] = {
             "count": len(latencies),
             "p50": _rounded(percentile(latencies, 50)),

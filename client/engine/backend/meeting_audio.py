@@ -162,7 +162,11 @@ class MeetingAudio:
             played = f"played {level:.0f} dBov"
         volume = self._volumes.get(user, 100)
         target = receiver.buffer.target_delay_s * 1000.0
-        return f"audio: {played} · volume {volume}% · buffer {target:.0f} ms"
+        line = f"audio: {played} · volume {volume}% · buffer {target:.0f} ms"
+        sync = receiver.lip_sync.stats_dict() if receiver.lip_sync else {}
+        if sync.get("median") is not None:
+            line += f" · A/V {sync['median']:+.0f} ms"
+        return line
 
     # -- internals ----------------------------------------------------------------
 
