@@ -113,6 +113,18 @@ def _resolve(
     return index, rate
 
 
+DEVICE_LATENCY_S = 0.1
+"""How much sound the device buffers ahead of (or behind) our callback.
+
+PortAudio's default on PulseAudio is 40 ms: in the desktop app's engine,
+with four video tiles and a file upload on a busy two-core machine, its
+callbacks then came late enough for 9 underruns in 22 s (the callback needs
+Python's GIL and a core, and both are shared with the decoders, the upload
+and the other processes). With 100 ms none came late in the same test
+(``tests/ui/test_responsiveness.py``); it adds 60 ms to mouth-to-ear, which
+the issue's figure (capture to playback callback) does not count."""
+
+
 class _DeviceStream(ABC):
     """What a microphone and a speaker share: the device resolved at
     construction, a PortAudio stream of 20 ms blocks opened by :meth:`start`
@@ -149,6 +161,7 @@ class _DeviceStream(ABC):
                 dtype="int16",
                 blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
                 callback=self._callback,
+                latency=DEVICE_LATENCY_S,
             )
             self._stream.start()
         except self.sd.PortAudioError as exc:

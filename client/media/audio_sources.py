@@ -179,6 +179,11 @@ class MicSource:
         self._mic = Microphone(self.device, self._on_frame)
         self._mic.start()
 
+    @property
+    def overflows(self) -> int:
+        """Times the device had more input than its callback took in time."""
+        return self._mic.overflows if self._mic is not None else 0
+
     def _on_frame(self, frame: np.ndarray, capture_s: float) -> None:
         try:
             self._frames.put_nowait((frame, capture_s))

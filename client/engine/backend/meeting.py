@@ -432,6 +432,9 @@ class MeetingModel:
             )
         for user in sorted({r.track.owner for r in call.audio.receivers.values()}):
             lines.append((f"audio:{user}", self.audio.stats_line(user)))
+        devices = self.audio.devices_line()
+        if devices and self._rooms.me is not None:
+            lines.append((f"audio:{self._rooms.me}", devices))
         for kind, sender in call.senders.items():
             sent = sender.stats
             delta = self._delta(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ...errors import ClientError
 from ..audio_model import TEST_TONE, AudioActivity
@@ -167,6 +167,31 @@ class MeetingAudio:
         if sync.get("median") is not None:
             line += f" · A/V {sync['median']:+.0f} ms"
         return line
+
+    def devices_line(self) -> str:
+        """A line for our own tile: how our speaker and microphone keep up
+        (underruns and overruns are callbacks that came too late)."""
+        call = self._call
+        if call is None:
+            return ""
+        from ...media.audio_sources import MicSource
+
+        parts = []
+        sink = call.audio.sink
+        if sink is not None:
+            report = sink.report()
+            if "underflows" in report:
+                parts.append(
+                    f"speaker {round(cast(float, report['seconds']))} s, "
+                    f"{report['underflows']} underruns"
+                )
+        sender = call.audio.sender
+        if sender is not None and isinstance(sender.source, MicSource):
+            source = sender.source
+            parts.append(
+                f"microphone {source.overflows} overruns, {source.dropped} dropped"
+            )
+        return "sound: " + " · ".join(parts) if parts else ""
 
     # -- internals ----------------------------------------------------------------
 
