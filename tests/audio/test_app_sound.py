@@ -1,17 +1,20 @@
 """The desktop app's meeting sound as the engine runs it (``MeetingAudio``),
 on a real call over loopback and PulseAudio's null sink: the Mic button's
 publish and mute, devices switched when the settings change during the
-meeting, and a device that does not open."""
+meeting, and a device that does not open; the settings' sound check."""
 
 from __future__ import annotations
 
 import pytest
 
+from client.engine.audio_model import InputLevel
 from client.engine.backend.meeting_audio import AudioSettings, MeetingAudio
+from client.engine.backend.sound_check import SoundCheck
 from client.errors import ClientError
+from client.media import AudioUnavailable
 from client.media.audio_sources import MicSource, ToneSource
 from tests.audio.test_meeting_audio import join
-from tests.conftest import address
+from tests.conftest import address, eventually
 
 
 async def test_microphone_and_devices_follow_the_settings(pulse_devices, server):
@@ -48,3 +51,30 @@ async def test_microphone_and_devices_follow_the_settings(pulse_devices, server)
         await audio.detach()
         await call.close()
         await session.close()
+
+
+async def test_sound_check_lists_meters_and_refuses_missing_devices(pulse_devices):
+    posted: list[object] = []
+    check = SoundCheck(posted.append)
+    try:
+        devices = await check.devices()
+        assert devices.problem == "" and "pulse" in devices.inputs
+        assert "pulse" in devices.outputs
+
+        await check.watch_input("nope")
+        assert posted == [
+            InputLevel("nope", -127.0, "audio is off: no microphone named 'nope'")
+        ]
+        with pytest.raises(AudioUnavailable, match="no speaker named 'nope'"):
+            await check.play_tone("nope")
+
+        # The tone on the null sink comes back on its monitor, the meter's input.
+        posted.clear()
+        await check.watch_input("pulse")
+        await eventually(lambda: len(posted) >= 3, timeout=10)
+        assert max(e.level_dbov for e in posted) < -60
+        await check.play_tone("pulse")
+        await eventually(lambda: any(e.level_dbov > -30 for e in posted), timeout=10)
+        assert all(e.device == "pulse" and e.problem == "" for e in posted)
+    finally:
+        await check.close()

@@ -83,7 +83,7 @@ def test_meeting_sound_ring_speaker_view_microphone_and_volume(
     wait_until(lambda: b.run("audio_from", alice)["speaking"], a, what="Alice's voice")
     assert a.call("meeting_sound")["microphone"]
     a.call("meeting_toggle", "microphone")
-    wait_until(lambda: not a.call("meeting_sound")["microphone"], a)
+    wait_until(lambda: not a.call("meeting_sound")["microphone"], a, what="mic off")
     quiet = wait_until(
         lambda: (
             (h := b.run("audio_from", alice))["level"] == 127
@@ -107,16 +107,25 @@ def test_meeting_sound_ring_speaker_view_microphone_and_volume(
     def played() -> float | None:
         return played_dbov(a.call("tile_stats", tile))
 
-    normal = wait_until(lambda: (p := played()) and p > -60 and p, a, what="level")
+    normal = wait_until(
+        lambda: (p := played()) and p > -60 and p, a, timeout=30, what="a level"
+    )
     a.call("tile_menu", tile, "Mute for me")
-    wait_until(lambda: "muted for you" in a.call("tile_stats", tile), a)
+    wait_until(
+        lambda: "muted for you" in a.call("tile_stats", tile), a, what="muted for me"
+    )
     a.call("tile_menu", tile, "Mute for me")
     a.call("tile_menu", tile, "200 %")
-    wait_until(lambda: "volume 200%" in a.call("tile_stats", tile), a)
-    louder = wait_until(lambda: (p := played()) and p > normal + 3 and p, a)
+    wait_until(lambda: "volume 200%" in a.call("tile_stats", tile), a, what="200%")
+    louder = wait_until(
+        lambda: (p := played()) and p > normal + 3 and p,
+        a,
+        timeout=30,
+        what=f"louder than {normal} dBov",
+    )
     a.call("tile_menu", tile, "0 %")
-    wait_until(lambda: played() == -127, a, what="silence at 0 %")
+    wait_until(lambda: played() == -127, a, timeout=30, what="silence at 0 %")
     assert louder <= 0
     b.run("leave_call")
     a.call("leave_meeting")
-    wait_until(lambda: not a.call("meeting_open"), a)
+    wait_until(lambda: not a.call("meeting_open"), a, what="the meeting closed")

@@ -62,6 +62,14 @@ class PersonAudio:
         self.menu = menu
         return menu
 
+    def resend(self) -> None:
+        """Tell a new engine every choice made (it started with none)."""
+        for username, volume in self.volumes.items():
+            if volume.get() != 100:
+                self._on_volume(username, volume.get())
+            if self.silenced[username].get():
+                self._on_silence(username, True)
+
     def show(self, username: str, name: str, x: int, y: int) -> None:
         """Open the menu at screen position ``x``, ``y``."""
         menu = self.build_menu(username, name)
