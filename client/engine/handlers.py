@@ -105,6 +105,7 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.WatchInput: lambda b, f, c: b.sound.watch_input(c.device),
     m.PlayTestTone: lambda b, f, c: b.sound.play_tone(c.device),
     m.SetMicrophone: lambda b, f, c: b.account().meeting.audio.set_microphone(c.on),
+    m.PushToTalk: lambda b, f, c: b.account().meeting.audio.push_to_talk(c.pressed),
     m.SetPersonVolume: _set_person_volume,
     m.SilencePerson: _silence_person,
 }

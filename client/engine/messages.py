@@ -370,6 +370,13 @@ class SetMicrophone(Command, frozen=True, tag="set_microphone"):
     on: bool
 
 
+class PushToTalk(Command, frozen=True, tag="push_to_talk"):
+    """The talk key went down (``pressed``) or up: send the microphone only
+    while it is held (when the Mic button is off)."""
+
+    pressed: bool
+
+
 class SetPersonVolume(Command, frozen=True, tag="set_person_volume"):
     """How loud ``username`` plays for us, 0-200 %."""
 
@@ -399,8 +406,8 @@ AnyCommand = (
     | RestartVideo | VideoDevices | MeetingChat | RaiseHand | LockMeeting | Invite
     | DeclineMeeting | RemoveMember
     | MakeHost | AskToMute | RenderImage | ShowTile | DropTile
-    | AudioDevices | WatchInput | PlayTestTone | SetMicrophone | SetPersonVolume
-    | SilencePerson
+    | AudioDevices | WatchInput | PlayTestTone | SetMicrophone | PushToTalk
+    | SetPersonVolume | SilencePerson
 )  # fmt: skip
 
 

@@ -286,6 +286,9 @@ class Controller:
     def set_microphone(self, on: bool, on_error: Failed = None) -> Future[None]:
         return self._run(m.SetMicrophone(on), None, on_error)
 
+    def push_to_talk(self, pressed: bool) -> Future[None]:
+        return self._run(m.PushToTalk(pressed), None, _ignore)
+
     def set_person_volume(self, username: str, percent: int) -> Future[None]:
         return self._run(m.SetPersonVolume(username, percent))
 

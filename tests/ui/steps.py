@@ -762,6 +762,14 @@ def speaking_tiles(app: App) -> list[str]:
     ]
 
 
+def talk(app: App, pressed: bool) -> None:
+    """Press or release the space bar over the stage (push to talk)."""
+    stage = _meeting(app).stage
+    stage.focus_force()
+    stage.update()
+    stage.event_generate("<KeyPress>" if pressed else "<KeyRelease>", keysym="space")
+
+
 def tile_menu(app: App, key: str, entry: str) -> None:
     """Open ``key``'s tile menu (a right click) and pick ``entry``: "Mute for
     me", or a volume such as "50 %" from its Volume submenu."""

@@ -1,8 +1,9 @@
 """Sound in the desktop app, on PulseAudio's null sink: the settings list the
 real devices, meter the microphone and play a test tone; in a meeting a
 speaking ring follows a remote talker, the speaker view follows the active
-speaker, the microphone button really mutes, and each person's volume and
-mute change what the engine mixes."""
+speaker, the microphone button really mutes, push to talk sends while the
+space bar is held, and each person's volume and mute change what the engine
+mixes."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_meeting_sound_ring_speaker_view_microphone_and_volume(
     # only silence and the rare keep-alive.
     a.call("meeting_toggle", "microphone")
     wait_until(lambda: b.run("audio_from", alice)["speaking"], a, what="Alice's voice")
-    assert a.call("meeting_sound")["microphone"]
+    wait_until(lambda: a.call("meeting_sound")["microphone"], a, what="Mic on")
     a.call("meeting_toggle", "microphone")
     wait_until(lambda: not a.call("meeting_sound")["microphone"], a, what="mic off")
     quiet = wait_until(
@@ -100,6 +101,16 @@ def test_meeting_sound_ring_speaker_view_microphone_and_volume(
     later = b.run("audio_from", alice)
     assert not later["speaking"] and later["level"] == 127
     assert later["packets"] - quiet["packets"] <= 4  # keep-alives, not 125 frames
+
+    # Push to talk: the space bar held sends her microphone, for as long.
+    a.call("talk", True)
+    wait_until(lambda: b.run("audio_from", alice)["speaking"], a, what="push to talk")
+    wait_until(lambda: a.call("meeting_sound")["microphone"], a, what="Mic shown on")
+    a.call("talk", False)
+    wait_until(lambda: not a.call("meeting_sound")["microphone"], a, what="released")
+    wait_until(
+        lambda: not b.run("audio_from", alice)["speaking"], a, what="silence again"
+    )
 
     # Bob's volume and mute, for Alice only: what the engine mixes follows.
     a.call("meeting_toggle", "stats")
@@ -127,5 +138,6 @@ def test_meeting_sound_ring_speaker_view_microphone_and_volume(
     wait_until(lambda: played() == -127, a, timeout=30, what="silence at 0 %")
     assert louder <= 0
     b.run("leave_call")
-    a.call("leave_meeting")
+    wait_until(lambda: len(a.call("meeting_members")) == 1, a, what="Bob gone")
+    a.call("leave_meeting")  # the host alone: no question asked
     wait_until(lambda: not a.call("meeting_open"), a, what="the meeting closed")

@@ -23,6 +23,7 @@ from ..model import UiEvent
 if TYPE_CHECKING:
     from ...media import Call
     from ...media.audio_call import AudioEvent
+    from ...media.audio_sender import AudioSender
     from ...media.audio_sources import AudioSource
 
 __all__ = ["AudioSettings", "MeetingAudio"]
@@ -63,6 +64,7 @@ class MeetingAudio:
         self._in_use = AudioSettings()
         self._speaking: set[str] = set()
         self._active: str | None = None
+        self._talking = False
         self.problem = ""
         """Why sound is off, for the meeting window (empty when it is on)."""
 
@@ -119,13 +121,29 @@ class MeetingAudio:
         if call is None:
             raise ClientError("not in a meeting")
         if on and call.audio.sender is None:
-            microphone = self._settings().microphone
-            if microphone == "none":
-                raise ClientError("no microphone is chosen in the settings")
-            await call.audio.publish(_source(microphone))
-            self._in_use = AudioSettings(microphone, self._in_use.speaker)
+            await self._publish(call)
         if call.audio.sender is not None:
             await call.audio.set_muted(not on)
+        self._talking = False
+        self._changed()
+
+    async def push_to_talk(self, pressed: bool) -> None:
+        """Send the microphone while the talk key is held, though the Mic
+        button is off (for us only: the room still shows us muted). The
+        first press publishes the microphone, as the button does."""
+        call = self._call
+        if call is None:
+            raise ClientError("not in a meeting")
+        sender = call.audio.sender
+        if pressed and not self.microphone_on:
+            if sender is None:
+                sender = await self._publish(call)
+                await call.audio.set_muted(True)
+            sender.muted = False
+            self._talking = True
+        elif not pressed and self._talking and sender is not None:
+            sender.muted = True
+            self._talking = False
         self._changed()
 
     def set_volume(self, user: str, percent: int) -> None:
@@ -194,6 +212,14 @@ class MeetingAudio:
         return "sound: " + " · ".join(parts) if parts else ""
 
     # -- internals ----------------------------------------------------------------
+
+    async def _publish(self, call: Call) -> AudioSender:
+        microphone = self._settings().microphone
+        if microphone == "none":
+            raise ClientError("no microphone is chosen in the settings")
+        sender = await call.audio.publish(_source(microphone))
+        self._in_use = AudioSettings(microphone, self._in_use.speaker)
+        return sender
 
     async def _open_speaker(self, speaker: str) -> None:
         call = self._call

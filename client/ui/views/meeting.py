@@ -22,6 +22,7 @@ from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
 from .placement import OnScreen
 from .source_box import SourceBox
+from .talk_key import TalkKey
 from .tiles import VideoStage, with_member_tiles
 
 __all__ = ["MeetingWindow"]
@@ -74,6 +75,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.create_toolbar(camera, screen)
         self.create_body()
         self.protocol("WM_DELETE_WINDOW", self.on_leave)
+        self.talk_key = TalkKey(self, self.controller.push_to_talk)
         self.set_state(state)
         for box in (self.camera_box, self.screen_box):
             box.configure(postcommand=self.find_devices)
@@ -269,10 +271,11 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self._copied_timer = self.after(COPIED_MS, self._end_copied)
 
     def destroy(self) -> None:
-        """Close, with the copy feedback's timer (it would outlive the window)."""
+        """Close, with the timers that would outlive the window."""
         if self._copied_timer is not None:
             self.after_cancel(self._copied_timer)
             self._copied_timer = None
+        self.talk_key.cancel()
         super().destroy()
 
     def _end_copied(self) -> None:
