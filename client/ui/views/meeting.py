@@ -51,7 +51,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         super().__init__(
             master=master,
             title="Meeting — quicmeet",
-            size=(1100, 680),
+            size=(1180, 680),
             minsize=(760, 480),
         )
         self.controller = controller
