@@ -14,7 +14,9 @@ when that packet is there, or concealed; playout then moves on, so one loss
 never stalls it.
 
 DTX: the sender's sequence numbers stay consecutive across a silence while its
-timestamps jump, so a gap in timestamps alone is silence, not loss.
+timestamps jump, so a gap in timestamps alone is silence, not loss. So does a
+sender whose capture stalled in mid-speech; playout, which concealed and
+counted those frames lost meanwhile, takes up its numbers again.
 """
 
 from __future__ import annotations
@@ -155,11 +157,16 @@ class JitterBuffer:
         if useq in self._packets:
             self.stats.duplicates += 1
             return
-        if self._next_seq is not None and (
-            useq < self._next_seq or uts < (self._play_ts or 0)
-        ):
+        if self._next_seq is not None and uts < (self._play_ts or 0):
             self.stats.late += 1
             return
+        if self._next_seq is not None and useq < self._next_seq:
+            # Still ahead of playout in time, but playout already counted its
+            # sequence number: the sender stalled during speech (numbers
+            # stop, timestamps jump) while playout concealed and moved on.
+            # Follow the sender's numbers again, or every packet from here
+            # on would count as late.
+            self._next_seq = useq
         self._packets[useq] = _Entry(useq, uts, bytes(payload), voice, now)
 
     def _note_transit(self, transit: float, now: float) -> None:

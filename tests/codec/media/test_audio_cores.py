@@ -245,6 +245,27 @@ def test_jitter_buffer_clean_link_plays_every_frame_at_the_minimum_delay():
     assert max(stats.delays_ms) <= 45
 
 
+def test_jitter_buffer_resumes_after_a_senders_stall_in_mid_speech():
+    """The sender's capture stalls 300 ms while someone speaks: its sequence
+    numbers stop and its timestamps jump. Playout conceals meanwhile (and
+    counts those frames lost), then plays the packets that follow; before,
+    it had moved its sequence numbers on and took every later packet as
+    late, concealing for good."""
+    buffer = JitterBuffer()
+    seq = 0
+    kinds = []
+    for tick in range(200):
+        now = tick * FRAME_S
+        if not 50 <= tick < 65:
+            buffer.push(seq, tick * FRAME_SAMPLES, b"x", True, now + 0.03)
+            seq += 1
+        kinds.append(buffer.pop(now + 0.031).kind)
+    stats = buffer.stats
+    assert stats.late == 0
+    assert stats.played >= stats.received - 2
+    assert kinds[80:] == [PlayoutKind.NORMAL] * 120
+
+
 def test_jitter_buffer_follows_jitter_and_shrinks_when_the_network_calms():
     buffer = JitterBuffer(window_s=4.0)
     run_path(LinkConfig(delay_s=0.03, jitter_s=0.04, keep_order=False), 8.0, jb=buffer)
