@@ -120,9 +120,12 @@ PortAudio's default on PulseAudio is 40 ms: in the desktop app's engine,
 with four video tiles and a file upload on a busy two-core machine, its
 callbacks then came late enough for 9 underruns in 22 s (the callback needs
 Python's GIL and a core, and both are shared with the decoders, the upload
-and the other processes). With 100 ms none came late in the same test
-(``tests/ui/test_responsiveness.py``); it adds 60 ms to mouth-to-ear, which
-the issue's figure (capture to playback callback) does not count."""
+and the other processes). With 100 ms none came late in the same run,
+but 6 in 31 s in a busier one (the Tk process stalled 183 ms then too: the
+machine, not the engine). It adds 60 ms to mouth-to-ear, which the issue's
+figure (capture to playback callback) does not count; a slow or busy
+machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
+setting)."""
 
 
 class _DeviceStream(ABC):
@@ -136,7 +139,11 @@ class _DeviceStream(ABC):
     _what: str
     """The device as the error message names it ("microphone", "speaker")."""
 
-    def __init__(self, device: str | None, rate: int | None) -> None:
+    def __init__(
+        self, device: str | None, rate: int | None, latency_s: float | None
+    ) -> None:
+        self.latency_s = latency_s or DEVICE_LATENCY_S
+        """Sound the device buffers, seconds (see :data:`DEVICE_LATENCY_S`)."""
         self.sd = _sounddevice()
         self.index, self.rate = _resolve(self.sd, device, self._output, rate)
         self._pending = np.zeros(0, dtype=np.int16)
@@ -161,7 +168,7 @@ class _DeviceStream(ABC):
                 dtype="int16",
                 blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
                 callback=self._callback,
-                latency=DEVICE_LATENCY_S,
+                latency=self.latency_s,
             )
             self._stream.start()
         except self.sd.PortAudioError as exc:
@@ -198,8 +205,9 @@ class Microphone(_DeviceStream):
         on_frame: Callable[[np.ndarray, float], None],
         *,
         rate: int | None = None,
+        latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate)
+        super().__init__(device, rate, latency_s)
         self.on_frame = on_frame
         self.overflows = 0
 
@@ -236,8 +244,9 @@ class Speaker(_DeviceStream):
         pull: Callable[[float], np.ndarray],
         *,
         rate: int | None = None,
+        latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate)
+        super().__init__(device, rate, latency_s)
         self.pull = pull
         self.underflows = 0
         self.callbacks = 0

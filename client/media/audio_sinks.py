@@ -94,10 +94,14 @@ class WavSink:
 
 
 class SpeakerSink:
-    """Plays on an output device (``None``: the default one)."""
+    """Plays on an output device (``None``: the default one), buffering
+    ``latency_s`` (None: :data:`~client.media.audio_devices.DEVICE_LATENCY_S`)."""
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, *, latency_s: float | None = None
+    ) -> None:
         self.device = device
+        self.latency_s = latency_s
         self._speaker: Speaker | None = None
         self.frames = 0
 
@@ -106,7 +110,7 @@ class SpeakerSink:
             self.frames += 1
             return pull(now)
 
-        self._speaker = Speaker(self.device, counted)
+        self._speaker = Speaker(self.device, counted, latency_s=self.latency_s)
         self._speaker.start()
 
     def stop(self) -> None:

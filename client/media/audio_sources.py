@@ -169,14 +169,17 @@ class MicSource:
 
     stamped = False
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, *, latency_s: float | None = None
+    ) -> None:
         self.device = device
+        self.latency_s = latency_s
         self._frames: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(50)
         self._mic: Microphone | None = None
         self.dropped = 0
 
     def open(self) -> None:
-        self._mic = Microphone(self.device, self._on_frame)
+        self._mic = Microphone(self.device, self._on_frame, latency_s=self.latency_s)
         self._mic.start()
 
     @property

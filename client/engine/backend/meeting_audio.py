@@ -41,6 +41,8 @@ class AudioSettings:
 
     microphone: str = ""
     speaker: str = ""
+    buffer_s: float | None = None
+    """The devices' buffer (None: the client's default, 100 ms)."""
 
 
 class MeetingAudio:
@@ -104,7 +106,7 @@ class MeetingAudio:
         if settings.speaker != self._in_use.speaker:
             await self._open_speaker(settings.speaker)
         if settings.microphone != self._in_use.microphone and call.audio.sender:
-            source = _source(settings.microphone)
+            source = _source(settings.microphone, settings.buffer_s)
             try:
                 await call.audio.switch_source(source)
             except Exception as exc:  # the device's error, for people
@@ -217,7 +219,9 @@ class MeetingAudio:
         microphone = self._settings().microphone
         if microphone == "none":
             raise ClientError("no microphone is chosen in the settings")
-        sender = await call.audio.publish(_source(microphone))
+        sender = await call.audio.publish(
+            _source(microphone, self._settings().buffer_s)
+        )
         self._in_use = AudioSettings(microphone, self._in_use.speaker)
         return sender
 
@@ -227,7 +231,11 @@ class MeetingAudio:
         from ...media.audio_sinks import SpeakerSink
         from ...media.errors import AudioUnavailable, SinkError
 
-        sink = None if speaker == "none" else SpeakerSink(speaker or None)
+        sink = (
+            None
+            if speaker == "none"
+            else SpeakerSink(speaker or None, latency_s=self._settings().buffer_s)
+        )
         try:
             await call.audio.switch_sink(sink)
         except (AudioUnavailable, SinkError) as exc:
@@ -257,9 +265,9 @@ class MeetingAudio:
         self._post(AudioActivity(tuple(sorted(self._speaking)), self._active))
 
 
-def _source(microphone: str) -> AudioSource:
+def _source(microphone: str, buffer_s: float | None) -> AudioSource:
     from ...media.audio_sources import MicSource, ToneSource
 
     if microphone == TEST_TONE:
         return ToneSource()
-    return MicSource(microphone or None)
+    return MicSource(microphone or None, latency_s=buffer_s)

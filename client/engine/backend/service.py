@@ -114,10 +114,17 @@ class Backend:
 
     def audio_settings(self) -> AudioSettings:
         """The microphone and speaker to use (``microphone`` and ``speaker``
-        settings: device names, ``""`` for the default device)."""
+        settings: device names, ``""`` for the default device) and how much
+        they buffer (``audio_buffer_ms``, 10-2000, for a slow or busy machine;
+        anything else means the default)."""
         config = self.home.config()
+        buffer_ms = config.get("audio_buffer_ms")
         return AudioSettings(
-            str(config.get("microphone") or ""), str(config.get("speaker") or "")
+            str(config.get("microphone") or ""),
+            str(config.get("speaker") or ""),
+            buffer_ms / 1000.0
+            if isinstance(buffer_ms, int | float) and 10 <= buffer_ms <= 2000
+            else None,
         )
 
     def downloads(self) -> Path:
