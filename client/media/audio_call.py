@@ -102,6 +102,7 @@ class AudioCall:
         if self.sink is not None:
             try:
                 self.sink.start(self.playout.pull)
+                self.playout.output_delay_s = self.sink.output_delay_s
             except (AudioUnavailable, SinkError) as exc:
                 self.unavailable = str(exc)
                 log.warning("%s", exc)
@@ -158,6 +159,7 @@ class AudioCall:
                 self.unavailable = str(exc)
                 raise
             self.sink = sink
+            self.playout.output_delay_s = sink.output_delay_s
             self.unavailable = None
 
     async def unpublish(self) -> None:

@@ -171,6 +171,8 @@ class _DeviceStream(ABC):
                 latency=self.latency_s,
             )
             self._stream.start()
+            if self._output:
+                self.output_latency_s = float(self._stream.latency)
         except self.sd.PortAudioError as exc:
             raise AudioUnavailable(
                 f"audio is off: cannot open the {self._what}: {exc}"
@@ -248,6 +250,9 @@ class Speaker(_DeviceStream):
     ) -> None:
         super().__init__(device, rate, latency_s)
         self.pull = pull
+        self.output_latency_s = 0.0
+        """What PortAudio reports once the stream is open: how long a frame
+        waits in the device before it is heard, seconds."""
         self.underflows = 0
         self.callbacks = 0
 

@@ -68,15 +68,21 @@ class AudioReceiver:
                 packet.seq, packet.timestamp, packet.payload, packet.voice_activity, now
             )
 
-    def pull(self, now: float) -> np.ndarray:
-        """The frame to play at ``now``: decoded, recovered or concealed."""
+    def pull(self, now: float, heard_after_s: float = 0.0) -> np.ndarray:
+        """The frame to play at ``now``: decoded, recovered or concealed;
+        ``heard_after_s``: the device's delay before it is heard (lip sync
+        counts from then)."""
         sync = self.lip_sync
         with self._lock:
             if sync is not None:
-                self.buffer.sync_delay_s = sync.audio_delay_wanted_s()
+                wanted = sync.audio_delay_wanted_s()
+                # The device adds its own delay after the pull.
+                self.buffer.sync_delay_s = (
+                    None if wanted is None else wanted - heard_after_s
+                )
             decision = self.buffer.pop(now)
         if sync is not None and decision.voice and decision.timestamp is not None:
-            sync.audio_played(decision.timestamp)
+            sync.audio_played(decision.timestamp, heard_after_s)
         try:
             if decision.kind is PlayoutKind.NORMAL:
                 frame = self.decoder.decode(decision.payload or b"")
@@ -155,6 +161,8 @@ class AudioPlayout:
     def __init__(self, on_played: Callable[[np.ndarray], None] | None = None) -> None:
         self.mixer = Mixer()
         self.on_played = on_played
+        self.output_delay_s = 0.0
+        """The sink's delay from pull to sound (set when it starts)."""
         self.frames = 0
         self._receivers: dict[int, AudioReceiver] = {}
         self._lock = threading.Lock()
@@ -171,7 +179,8 @@ class AudioPlayout:
         """The next 20 ms of the mix (call from the sink's playout clock)."""
         with self._lock:
             receivers = list(self._receivers.values())
-        frames = {r.track.owner: r.pull(now) for r in receivers}
+        delay = self.output_delay_s
+        frames = {r.track.owner: r.pull(now, delay) for r in receivers}
         mixed = self.mixer.mix(frames)
         self.frames += 1
         if self.on_played is not None:

@@ -40,9 +40,17 @@ class AudioSink(Protocol):
     def report(self) -> dict[str, object]:
         """What was played, as plain values for a stats file."""
 
+    @property
+    def output_delay_s(self) -> float:
+        """How long after it is pulled a frame is heard (the device's own
+        buffer; 0 for a file), seconds: lip sync counts from then."""
+
 
 class WavSink:
     """Writes what would be played to a 48 kHz mono 16-bit WAV file."""
+
+    output_delay_s = 0.0
+    """A file "hears" a frame when it is pulled."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -112,6 +120,11 @@ class SpeakerSink:
 
         self._speaker = Speaker(self.device, counted, latency_s=self.latency_s)
         self._speaker.start()
+
+    @property
+    def output_delay_s(self) -> float:
+        """The output latency PortAudio reports for the open device."""
+        return self._speaker.output_latency_s if self._speaker is not None else 0.0
 
     def stop(self) -> None:
         if self._speaker is not None:

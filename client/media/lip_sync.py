@@ -42,10 +42,11 @@ class LipSync:
         self._sync = AvSync()
         self._lock = threading.Lock()
 
-    def audio_played(self, timestamp: int) -> None:
-        """A speech frame with unwrapped 48 kHz ``timestamp`` plays now."""
+    def audio_played(self, timestamp: int, heard_after_s: float = 0.0) -> None:
+        """A speech frame with unwrapped 48 kHz ``timestamp`` is pulled now
+        and heard ``heard_after_s`` later (the device's buffer)."""
         with self._lock:
-            self._sync.on_audio_played(timestamp, time.time())
+            self._sync.on_audio_played(timestamp, time.time() + heard_after_s)
 
     def audio_delay_wanted_s(self) -> float | None:
         """For the jitter buffer's ``sync_delay_s``."""

@@ -26,6 +26,9 @@ async def test_microphone_and_devices_follow_the_settings(pulse_devices, server)
     try:
         await audio.attach(call)
         assert audio.problem == "" and call.audio.sink is not None
+        # Lip sync counts from when a frame is heard: after the device buffer.
+        assert call.audio.playout.output_delay_s == call.audio.sink.output_delay_s
+        assert 0.05 <= call.audio.sink.output_delay_s <= 1.0
         assert not audio.microphone_on and call.audio.sender is None
 
         await audio.set_microphone(True)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from client.media import SyntheticSource, ToneSource, WavSink
+from client.media.lip_sync import LipSync
+from codec.media.audio import SAMPLE_RATE
+from codec.media.audio.sync import VIDEO_CLOCK_HZ
 from tests.audio.test_meeting_audio import join
 from tests.conftest import address, eventually
 
@@ -37,3 +40,12 @@ async def test_pictures_are_shown_with_their_sound(server, tmp_path: Path):
         for call, session in ((bob, bob_session), (alice, alice_session)):
             await call.close()
             await session.close()
+
+
+def test_pictures_wait_for_the_sound_to_leave_the_device():
+    """A speaker's buffer delays what is heard after the pull: a picture
+    captured with a speech frame waits that much longer."""
+    sync = LipSync()
+    sync.audio_played(100 * SAMPLE_RATE, heard_after_s=0.1)
+    wait = sync.render_in_s(100 * VIDEO_CLOCK_HZ)
+    assert 0.08 <= wait <= 0.1
