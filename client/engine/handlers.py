@@ -30,6 +30,18 @@ async def _drop_tile(_backend: Backend, frames: TileFrames, c: m.DropTile) -> No
     frames.drop(c.key)
 
 
+async def _set_person_volume(
+    backend: Backend, _frames: TileFrames, c: m.SetPersonVolume
+) -> None:
+    backend.account().meeting.audio.set_volume(c.username, c.percent)
+
+
+async def _silence_person(
+    backend: Backend, _frames: TileFrames, c: m.SilencePerson
+) -> None:
+    backend.account().meeting.audio.set_silenced(c.username, c.silenced)
+
+
 HANDLERS: dict[type[m.Command], Handler] = {
     m.Settings: lambda b, f, c: b.settings(),
     m.SaveSettings: lambda b, f, c: b.save_settings(**c.values),
@@ -89,5 +101,12 @@ HANDLERS: dict[type[m.Command], Handler] = {
     m.RenderImage: lambda b, f, c: b.account().avatars.render(c.key),
     m.ShowTile: _show_tile,
     m.DropTile: _drop_tile,
+    m.AudioDevices: lambda b, f, c: b.sound.devices(),
+    m.WatchInput: lambda b, f, c: b.sound.watch_input(c.device),
+    m.PlayTestTone: lambda b, f, c: b.sound.play_tone(c.device),
+    m.SetMicrophone: lambda b, f, c: b.account().meeting.audio.set_microphone(c.on),
+    m.PushToTalk: lambda b, f, c: b.account().meeting.audio.push_to_talk(c.pressed),
+    m.SetPersonVolume: _set_person_volume,
+    m.SilencePerson: _silence_person,
 }
 """The coroutine that runs each command (every one of ``COMMANDS`` has one)."""

@@ -18,6 +18,7 @@ import msgspec
 
 from ..store import LocalMessage
 from ..transfers import Transfer
+from .audio_model import AudioActivity, AudioDeviceList, InputLevel
 from .model import (
     ConnectionState,
     ConversationUpdate,
@@ -341,6 +342,55 @@ class DropTile(Command, frozen=True, tag="drop_tile"):
     key: str
 
 
+# -- sound ---------------------------------------------------------------------------
+
+
+class AudioDevices(Command, frozen=True, tag="audio_devices"):
+    """The sound devices the pickers list."""
+
+    result: ClassVar[Any] = AudioDeviceList
+
+
+class WatchInput(Command, frozen=True, tag="watch_input"):
+    """Post the level of input ``device`` (``""``: the default) as
+    ``InputLevel`` events; ``None`` stops."""
+
+    device: str | None
+
+
+class PlayTestTone(Command, frozen=True, tag="play_test_tone"):
+    """A short tone on output ``device`` (``""``: the default)."""
+
+    device: str
+
+
+class SetMicrophone(Command, frozen=True, tag="set_microphone"):
+    """Send the microphone in the meeting, or mute it."""
+
+    on: bool
+
+
+class PushToTalk(Command, frozen=True, tag="push_to_talk"):
+    """The talk key went down (``pressed``) or up: send the microphone only
+    while it is held (when the Mic button is off)."""
+
+    pressed: bool
+
+
+class SetPersonVolume(Command, frozen=True, tag="set_person_volume"):
+    """How loud ``username`` plays for us, 0-200 %."""
+
+    username: str
+    percent: int
+
+
+class SilencePerson(Command, frozen=True, tag="silence_person"):
+    """Mute ``username`` for us only, or unmute."""
+
+    username: str
+    silenced: bool
+
+
 COMMANDS: tuple[type[Command], ...] = tuple(Command.__subclasses__())
 """Every command the engine runs."""
 
@@ -356,6 +406,8 @@ AnyCommand = (
     | RestartVideo | VideoDevices | MeetingChat | RaiseHand | LockMeeting | Invite
     | DeclineMeeting | RemoveMember
     | MakeHost | AskToMute | RenderImage | ShowTile | DropTile
+    | AudioDevices | WatchInput | PlayTestTone | SetMicrophone | PushToTalk
+    | SetPersonVolume | SilencePerson
 )  # fmt: skip
 
 
@@ -417,6 +469,8 @@ EVENT_TYPES: dict[str, type] = {
         MeetingLeft,
         TileStats,
         Notice,
+        AudioActivity,
+        InputLevel,
     )
 }
 """The UI events by the ``kind`` that names them on the channel."""

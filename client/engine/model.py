@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..store import LocalMessage
+from .audio_model import AudioActivity, InputLevel
 
 __all__ = [
     "avatar_tint",
@@ -308,8 +309,9 @@ class TransfersChanged:
 class MeetingChanged:
     """The meeting we are in, as it is now (a newer one replaces an older one).
 
-    ``camera_on`` and ``screen_on`` say what we send; ``room_id`` is the code
-    others join with.
+    ``camera_on``, ``screen_on`` and ``microphone_on`` say what we send;
+    ``audio_problem`` why sound is off (empty when it is on); ``room_id`` is
+    the code others join with.
     """
 
     room_id: str
@@ -320,6 +322,8 @@ class MeetingChanged:
     tiles: tuple[MeetingTile, ...]
     camera_on: bool = False
     screen_on: bool = False
+    microphone_on: bool = False
+    audio_problem: str = ""
 
     @property
     def me(self) -> MeetingMember | None:
@@ -381,6 +385,8 @@ UiEvent = (
     | MeetingLeft
     | TileStats
     | Notice
+    | AudioActivity
+    | InputLevel
 )
 
 
@@ -393,6 +399,8 @@ def coalescing_key(event: object) -> object | None:
         TransfersChanged,
         MeetingChanged,
         TileStats,
+        AudioActivity,
+        InputLevel,
     )
     if isinstance(event, snapshots):
         return type(event)

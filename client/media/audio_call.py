@@ -29,6 +29,7 @@ from .audio_sender import AudioSender, CaptureProcessor
 from .audio_sinks import AudioSink
 from .audio_sources import AudioSource, MicSource
 from .errors import AudioUnavailable, SinkError
+from .lip_sync import LipSync, MediaClock
 
 __all__ = ["AudioCall", "AudioEvent", "MuteAsked", "SpeakingChanged"]
 
@@ -86,6 +87,9 @@ class AudioCall:
         self._last_voice_s: dict[str, float] = {}
         self._push_to_talk = False
         self._ticker: asyncio.TimerHandle | None = None
+        self.clock = MediaClock()
+        """The capture clock our audio and video tracks share (lip sync)."""
+        self._lip_syncs: dict[str, LipSync] = {}
 
     def add_listener(self, listener: AudioListener) -> Callable[[], None]:
         """Call ``listener`` (on the loop) for each audio event; returns a
@@ -98,6 +102,7 @@ class AudioCall:
         if self.sink is not None:
             try:
                 self.sink.start(self.playout.pull)
+                self.playout.output_delay_s = self.sink.output_delay_s
             except (AudioUnavailable, SinkError) as exc:
                 self.unavailable = str(exc)
                 log.warning("%s", exc)
@@ -123,7 +128,9 @@ class AudioCall:
                 log.warning("%s", exc)
         if isinstance(processor, EchoCanceller):
             self.playout.on_played = processor.on_played
-        sender = AudioSender(source, self._send, self._loop, processor=processor)
+        sender = AudioSender(
+            source, self._send, self._loop, processor=processor, clock=self.clock
+        )
         sender.muted = self._push_to_talk
         await sender.publish(lambda: self.rooms.publish("microphone"))
         self.sender = sender
@@ -139,13 +146,20 @@ class AudioCall:
 
     async def switch_sink(self, sink: AudioSink | None) -> None:
         """Play on ``sink`` from now on (``None``: nowhere). When the new sink
-        cannot start, playback is off and its error is raised."""
+        cannot start, playback is off, :attr:`unavailable` says why and the
+        error is raised. Devices open and close in an executor (PortAudio
+        may take a moment), never on the loop."""
         old, self.sink = self.sink, None
         if old is not None:
             await self._loop.run_in_executor(None, old.stop)
         if sink is not None:
-            sink.start(self.playout.pull)
+            try:
+                await self._loop.run_in_executor(None, sink.start, self.playout.pull)
+            except (AudioUnavailable, SinkError) as exc:
+                self.unavailable = str(exc)
+                raise
             self.sink = sink
+            self.playout.output_delay_s = sink.output_delay_s
             self.unavailable = None
 
     async def unpublish(self) -> None:
@@ -183,6 +197,13 @@ class AudioCall:
         """Who speaks now, by the V bits of their packets."""
         return set(self._last_voice_s)
 
+    def lip_sync(self, user: str) -> LipSync:
+        """``user``'s lip sync, shared by their audio and camera receivers."""
+        sync = self._lip_syncs.get(user)
+        if sync is None:
+            sync = self._lip_syncs[user] = LipSync()
+        return sync
+
     def set_volume(self, user: str, volume: float) -> None:
         """``user``'s volume for us: 0.0 to 2.0 (0-200 %)."""
         self.playout.mixer.set_volume(user, volume)
@@ -209,7 +230,7 @@ class AudioCall:
                 self._drop(track_id)
         for track_id, track in remote.items():
             if track_id not in self.receivers:
-                receiver = AudioReceiver(track)
+                receiver = AudioReceiver(track, self.lip_sync(track.owner))
                 self.receivers[track_id] = receiver
                 self.playout.add(receiver)
         mine = {t.track_id for t in state.tracks if t.owner == me}

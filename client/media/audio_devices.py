@@ -113,6 +113,21 @@ def _resolve(
     return index, rate
 
 
+DEVICE_LATENCY_S = 0.1
+"""How much sound the device buffers ahead of (or behind) our callback.
+
+PortAudio's default on PulseAudio is 40 ms: in the desktop app's engine,
+with four video tiles and a file upload on a busy two-core machine, its
+callbacks then came late enough for 9 underruns in 22 s (the callback needs
+Python's GIL and a core, and both are shared with the decoders, the upload
+and the other processes). With 100 ms none came late in the same run,
+but 6 in 31 s in a busier one (the Tk process stalled 183 ms then too: the
+machine, not the engine). It adds 60 ms to mouth-to-ear, which the issue's
+figure (capture to playback callback) does not count; a slow or busy
+machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
+setting)."""
+
+
 class _DeviceStream(ABC):
     """What a microphone and a speaker share: the device resolved at
     construction, a PortAudio stream of 20 ms blocks opened by :meth:`start`
@@ -124,7 +139,11 @@ class _DeviceStream(ABC):
     _what: str
     """The device as the error message names it ("microphone", "speaker")."""
 
-    def __init__(self, device: str | None, rate: int | None) -> None:
+    def __init__(
+        self, device: str | None, rate: int | None, latency_s: float | None
+    ) -> None:
+        self.latency_s = latency_s or DEVICE_LATENCY_S
+        """Sound the device buffers, seconds (see :data:`DEVICE_LATENCY_S`)."""
         self.sd = _sounddevice()
         self.index, self.rate = _resolve(self.sd, device, self._output, rate)
         self._pending = np.zeros(0, dtype=np.int16)
@@ -149,8 +168,11 @@ class _DeviceStream(ABC):
                 dtype="int16",
                 blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
                 callback=self._callback,
+                latency=self.latency_s,
             )
             self._stream.start()
+            if self._output:
+                self.output_latency_s = float(self._stream.latency)
         except self.sd.PortAudioError as exc:
             raise AudioUnavailable(
                 f"audio is off: cannot open the {self._what}: {exc}"
@@ -185,8 +207,9 @@ class Microphone(_DeviceStream):
         on_frame: Callable[[np.ndarray, float], None],
         *,
         rate: int | None = None,
+        latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate)
+        super().__init__(device, rate, latency_s)
         self.on_frame = on_frame
         self.overflows = 0
 
@@ -223,9 +246,13 @@ class Speaker(_DeviceStream):
         pull: Callable[[float], np.ndarray],
         *,
         rate: int | None = None,
+        latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate)
+        super().__init__(device, rate, latency_s)
         self.pull = pull
+        self.output_latency_s = 0.0
+        """What PortAudio reports once the stream is open: how long a frame
+        waits in the device before it is heard, seconds."""
         self.underflows = 0
         self.callbacks = 0
 

@@ -34,6 +34,7 @@ from codec.media.audio import (
 )
 from codec.messages import RoomTrack
 
+from .lip_sync import LipSync
 from .receiver import percentile
 
 __all__ = ["AudioPlayout", "AudioReceiver"]
@@ -45,8 +46,10 @@ _ONSET = 2000
 class AudioReceiver:
     """One remote speaker's audio track: jitter buffer, decoder, stats."""
 
-    def __init__(self, track: RoomTrack) -> None:
+    def __init__(self, track: RoomTrack, lip_sync: LipSync | None = None) -> None:
         self.track = track
+        self.lip_sync = lip_sync
+        """The speaker's lip sync (their video waits for this audio)."""
         self.buffer = JitterBuffer()
         self.decoder = OpusDecoder()
         self.corrupt = 0
@@ -65,10 +68,21 @@ class AudioReceiver:
                 packet.seq, packet.timestamp, packet.payload, packet.voice_activity, now
             )
 
-    def pull(self, now: float) -> np.ndarray:
-        """The frame to play at ``now``: decoded, recovered or concealed."""
+    def pull(self, now: float, heard_after_s: float = 0.0) -> np.ndarray:
+        """The frame to play at ``now``: decoded, recovered or concealed;
+        ``heard_after_s``: the device's delay before it is heard (lip sync
+        counts from then)."""
+        sync = self.lip_sync
         with self._lock:
+            if sync is not None:
+                wanted = sync.audio_delay_wanted_s()
+                # The device adds its own delay after the pull.
+                self.buffer.sync_delay_s = (
+                    None if wanted is None else wanted - heard_after_s
+                )
             decision = self.buffer.pop(now)
+        if sync is not None and decision.voice and decision.timestamp is not None:
+            sync.audio_played(decision.timestamp, heard_after_s)
         try:
             if decision.kind is PlayoutKind.NORMAL:
                 frame = self.decoder.decode(decision.payload or b"")
@@ -123,6 +137,8 @@ class AudioReceiver:
             "p50": _rounded(percentile(delays, 50)),
             "p95": _rounded(percentile(delays, 95)),
         }
+        if self.lip_sync is not None:
+            values["av_offset_ms"] = self.lip_sync.stats_dict()
         values["stamped_latency_ms"] = {
             "count": len(latencies),
             "p50": _rounded(percentile(latencies, 50)),
@@ -145,6 +161,8 @@ class AudioPlayout:
     def __init__(self, on_played: Callable[[np.ndarray], None] | None = None) -> None:
         self.mixer = Mixer()
         self.on_played = on_played
+        self.output_delay_s = 0.0
+        """The sink's delay from pull to sound (set when it starts)."""
         self.frames = 0
         self._receivers: dict[int, AudioReceiver] = {}
         self._lock = threading.Lock()
@@ -161,7 +179,8 @@ class AudioPlayout:
         """The next 20 ms of the mix (call from the sink's playout clock)."""
         with self._lock:
             receivers = list(self._receivers.values())
-        frames = {r.track.owner: r.pull(now) for r in receivers}
+        delay = self.output_delay_s
+        frames = {r.track.owner: r.pull(now, delay) for r in receivers}
         mixed = self.mixer.mix(frames)
         self.frames += 1
         if self.on_played is not None:

@@ -35,6 +35,7 @@ from codec.media.audio import (
 
 from .audio_sources import AudioSource
 from .errors import MediaError, SourceError
+from .lip_sync import MediaClock
 from .track_sender import TrackSender
 
 __all__ = ["AudioSender", "AudioSenderStats", "CaptureProcessor"]
@@ -86,6 +87,7 @@ class AudioSender(TrackSender):
         bitrate_bps: int = DEFAULT_BITRATE_BPS,
         processor: CaptureProcessor | None = None,
         dtx: bool = True,
+        clock: MediaClock | None = None,
     ) -> None:
         super().__init__(loop, media="audio", thread_name="audio")
         self.source = source
@@ -94,6 +96,8 @@ class AudioSender(TrackSender):
         self.processor = processor
         self.dtx = dtx
         self.muted = False
+        self.clock = clock or MediaClock()
+        """Timestamps count from its start, as the call's video does."""
         self.stats = AudioSenderStats()
         self.error: SourceError | None = None
         self._send = send
@@ -159,8 +163,7 @@ class AudioSender(TrackSender):
 
     def _capture(self, encoder: OpusEncoder, detector: VoiceDetector) -> None:
         gate = DtxGate()
-        timestamp = 0
-        first_capture: float | None = None
+        timestamp: int | None = None
         while not self._stopping.is_set():
             while True:
                 try:
@@ -170,11 +173,13 @@ class AudioSender(TrackSender):
                 self._switch(*request)
             frame, capture_s = self.source.read()
             self.stats.frames_captured += 1
-            if first_capture is None:
-                first_capture = capture_s
+            # On the call's clock, so receivers can match our video with it.
+            captured = round(self.clock.from_wall(capture_s) * 48_000)
+            if timestamp is None:
+                timestamp = captured
             # A source stall (frames never captured) shows as a jump of
             # whole frames, as DTX does; capture jitter below a frame does not.
-            behind = round((capture_s - first_capture) * 48_000) - timestamp
+            behind = captured - timestamp
             if behind >= 2 * FRAME_SAMPLES:
                 timestamp += (behind // FRAME_SAMPLES) * FRAME_SAMPLES
             if self.processor is not None:

@@ -40,9 +40,17 @@ class AudioSink(Protocol):
     def report(self) -> dict[str, object]:
         """What was played, as plain values for a stats file."""
 
+    @property
+    def output_delay_s(self) -> float:
+        """How long after it is pulled a frame is heard (the device's own
+        buffer; 0 for a file), seconds: lip sync counts from then."""
+
 
 class WavSink:
     """Writes what would be played to a 48 kHz mono 16-bit WAV file."""
+
+    output_delay_s = 0.0
+    """A file "hears" a frame when it is pulled."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -94,10 +102,14 @@ class WavSink:
 
 
 class SpeakerSink:
-    """Plays on an output device (``None``: the default one)."""
+    """Plays on an output device (``None``: the default one), buffering
+    ``latency_s`` (None: :data:`~client.media.audio_devices.DEVICE_LATENCY_S`)."""
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, *, latency_s: float | None = None
+    ) -> None:
         self.device = device
+        self.latency_s = latency_s
         self._speaker: Speaker | None = None
         self.frames = 0
 
@@ -106,8 +118,13 @@ class SpeakerSink:
             self.frames += 1
             return pull(now)
 
-        self._speaker = Speaker(self.device, counted)
+        self._speaker = Speaker(self.device, counted, latency_s=self.latency_s)
         self._speaker.start()
+
+    @property
+    def output_delay_s(self) -> float:
+        """The output latency PortAudio reports for the open device."""
+        return self._speaker.output_latency_s if self._speaker is not None else 0.0
 
     def stop(self) -> None:
         if self._speaker is not None:

@@ -169,15 +169,23 @@ class MicSource:
 
     stamped = False
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(
+        self, device: str | None = None, *, latency_s: float | None = None
+    ) -> None:
         self.device = device
+        self.latency_s = latency_s
         self._frames: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(50)
         self._mic: Microphone | None = None
         self.dropped = 0
 
     def open(self) -> None:
-        self._mic = Microphone(self.device, self._on_frame)
+        self._mic = Microphone(self.device, self._on_frame, latency_s=self.latency_s)
         self._mic.start()
+
+    @property
+    def overflows(self) -> int:
+        """Times the device had more input than its callback took in time."""
+        return self._mic.overflows if self._mic is not None else 0
 
     def _on_frame(self, frame: np.ndarray, capture_s: float) -> None:
         try:

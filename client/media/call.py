@@ -126,7 +126,12 @@ class Call:
         if kind in self._senders:
             raise ClientError(f"a {kind} track is already published")
         sender = VideoSender(
-            source, kind, self._send_media, self._loop, bitrate_bps=bitrate_bps
+            source,
+            kind,
+            self._send_media,
+            self._loop,
+            bitrate_bps=bitrate_bps,
+            clock=self.audio.clock,
         )
         await sender.publish(
             lambda: self.rooms.publish(kind, source.width, source.height, source.fps)
@@ -201,6 +206,11 @@ class Call:
                     self.consumers,
                     send_nack=self._send_nack,
                     rtt_s=self.rooms.rtt_s,
+                    lip_sync=(
+                        self.audio.lip_sync(track.owner)
+                        if track.kind == "camera"
+                        else None
+                    ),
                 )
                 self._receivers[track_id] = receiver
                 receiver.start()

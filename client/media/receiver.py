@@ -21,7 +21,10 @@ and rendering, each where it belongs.
   :class:`NewestFrame` slot.
 - On a render thread: the newest picture is taken when the renderer is ready,
   its stamp read (latency, order) and handed to the sinks. A slow sink makes
-  frames be skipped, never queued.
+  frames be skipped, never queued. With lip sync (a camera whose owner's
+  audio plays here), a picture waits until its audio plays: pictures taken
+  meanwhile wait in order behind it, and of those due together only the
+  newest is shown.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -47,6 +51,7 @@ from codec.media.video import VideoDecoder
 from codec.messages import RoomTrack
 
 from .frames import DecodedFrame, NewestFrame
+from .lip_sync import LipSync
 from .receiver_stats import ReceiverStats, percentile
 from .sources import wall_clock_ms
 
@@ -95,8 +100,10 @@ class VideoReceiver:
         rtt_s: Callable[[], float | None] | None = None,
         keyframe_retry_s: float = 0.3,
         max_decode_queue: int = 60,
+        lip_sync: LipSync | None = None,
     ) -> None:
         self.track = track
+        self.lip_sync = lip_sync
         self.stats = ReceiverStats()
         self.slot = NewestFrame()
         self.keyframe_retry_s = keyframe_retry_s
@@ -343,10 +350,24 @@ class VideoReceiver:
     # -- render thread ------------------------------------------------------------
 
     def _render_loop(self) -> None:
+        sync = self.lip_sync
+        held: deque[tuple[float, DecodedFrame]] = deque()
         while not self._stopping.is_set():
-            frame = self.slot.take(timeout=0.5)
+            wait = 0.5 if not held else max(0.0, held[0][0] - time.monotonic())
+            frame = self.slot.take(timeout=wait)
             if frame is not None:
-                self._render(frame)
+                if sync is None:
+                    self._render(frame)
+                    continue
+                delay = sync.render_in_s(frame.timestamp)
+                held.append((time.monotonic() + delay, frame))
+            due = None
+            while held and held[0][0] <= time.monotonic():
+                due = held.popleft()[1]
+            if due is not None:
+                self._render(due)
+                assert sync is not None
+                sync.rendered(due.timestamp)
 
     def _render(self, frame: DecodedFrame) -> None:
         stats = self.stats
@@ -440,6 +461,8 @@ class VideoReceiver:
             "freezes_late_frame": stats.freezes_late_frame,
             "time_frozen_s": round(stats.time_frozen_s, 3),
         }
+        if self.lip_sync is not None:
+            result["av_offset_ms"] = self.lip_sync.stats_dict()
         if latencies:
             result["latency_ms"] = {
                 "p50": percentile(latencies, 50),

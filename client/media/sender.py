@@ -23,6 +23,7 @@ from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
 from .errors import SourceError
+from .lip_sync import MediaClock
 from .sources import VideoSource
 from .track_sender import TrackSender
 
@@ -89,8 +90,12 @@ class VideoSender(TrackSender):
         bitrate_bps: int | None = None,
         keyframe_interval_s: float = 20.0,
         min_keyframe_interval_s: float = 0.5,
+        clock: MediaClock | None = None,
     ) -> None:
         super().__init__(loop, media="video", thread_name=f"video-{kind}")
+        self.clock = clock or MediaClock()
+        """Timestamps count from its start, as the call's audio does (lip
+        sync)."""
         self.source = source
         self.kind = kind
         self.bitrate_bps = bitrate_bps or default_bitrate_bps(
@@ -190,7 +195,8 @@ class VideoSender(TrackSender):
             if packetizer.track_id != self.track_id:
                 assert self.track_id is not None
                 packetizer = VideoPacketizer(self.track_id)
-            for encoded in encoder.encode(image, now, force_keyframe=force):
+            captured = self.clock.from_monotonic(now)
+            for encoded in encoder.encode(image, captured, force_keyframe=force):
                 stats.frames_encoded += 1
                 packets = packetizer.packetize(
                     encoded.data, encoded.pts, encoded.keyframe

@@ -20,6 +20,7 @@ from typing import Any
 import ttkbootstrap as ttk
 from PIL import Image
 
+from ..engine.audio_model import AudioActivity, InputLevel
 from ..engine.errors import EngineStopped, NotSignedIn
 from ..engine.model import (
     ConnectionState,
@@ -176,6 +177,8 @@ class App:
             MeetingLeft: self.meetings.on_left,
             TileStats: self.meetings.on_stats,
             Notice: self.on_notice,
+            AudioActivity: self.meetings.on_activity,
+            InputLevel: self.on_input_level,
         }
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self._pump = Ticker(self.root, POLL_MS, self._tick)
@@ -397,10 +400,17 @@ class App:
                 data_folder=str(self.home.path),
                 on_save=self.on_settings_saved,
                 on_preview=self.apply_theme,
+                controller=self.controller,
             )
             self.controller.video_devices(on_done=self.settings_dialog.set_devices)
 
         self.controller.settings(on_done=show)
+
+    def on_input_level(self, event: InputLevel) -> None:
+        """The microphone level for the settings' meter."""
+        dialog = self.settings_dialog
+        if dialog is not None and dialog.winfo_exists() and dialog.audio is not None:
+            dialog.audio.set_level(event)
 
     def on_settings_saved(self, changes: dict[str, Any]) -> None:
         self.settings = {**self.settings, **changes}

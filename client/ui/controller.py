@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import messages as m
+from ..engine.audio_model import AudioDeviceList
 from ..engine.errors import EngineStopped
 from ..engine.model import Person, ServerIdentity
 from ..engine.video_model import VideoDeviceList
@@ -279,6 +280,31 @@ class Controller:
 
     def ask_to_mute(self, username: str) -> Future[None]:
         return self._run(m.AskToMute(username))
+
+    # -- sound -----------------------------------------------------------------------
+
+    def set_microphone(self, on: bool, on_error: Failed = None) -> Future[None]:
+        return self._run(m.SetMicrophone(on), None, on_error)
+
+    def push_to_talk(self, pressed: bool) -> Future[None]:
+        return self._run(m.PushToTalk(pressed), None, _ignore)
+
+    def set_person_volume(self, username: str, percent: int) -> Future[None]:
+        return self._run(m.SetPersonVolume(username, percent))
+
+    def silence_person(self, username: str, silenced: bool) -> Future[None]:
+        return self._run(m.SilencePerson(username, silenced))
+
+    def audio_devices(self, on_done: Done = None) -> Future[AudioDeviceList]:
+        return self._run(m.AudioDevices(), on_done)
+
+    def watch_input(self, device: str | None) -> Future[None]:
+        """Level events of input ``device`` (None: stop); a device that does
+        not open comes back as an ``InputLevel`` with its problem."""
+        return self._run(m.WatchInput(device), None, _ignore)
+
+    def play_test_tone(self, device: str, on_error: Failed = None) -> Future[None]:
+        return self._run(m.PlayTestTone(device), None, on_error)
 
     def tile(self, command: m.ShowTile | m.DropTile) -> Future[None]:
         """Name a tile's shared buffer to the engine, or let it go."""

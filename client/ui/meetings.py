@@ -8,6 +8,7 @@ from typing import Any
 
 import ttkbootstrap as ttk
 
+from ..engine.audio_model import AudioActivity
 from ..engine.model import (
     MeetingChanged,
     MeetingChatLine,
@@ -110,9 +111,9 @@ class Meetings:
         self._before_restart = self.window.meeting if self.window else None
 
     def rejoin(self) -> None:
-        """Join the meeting we were in again, with the video we sent (a new
-        engine signed in); if that fails the window closes and the user hears
-        why."""
+        """Join the meeting we were in again, with the video and microphone
+        we sent and the volumes we chose (a new engine signed in); if that
+        fails the window closes and the user hears why."""
         state, self._before_restart = self._before_restart, None
         if state is None or self.window is None:
             return
@@ -122,6 +123,10 @@ class Meetings:
                 self.controller.set_camera(True)
             if state.screen_on:
                 self.controller.set_screen(True)
+            if state.microphone_on:
+                self.controller.set_microphone(True)
+            if self.window is not None:
+                self.window.stage.people.resend()
 
         def failed(error: BaseException) -> None:
             self.close()
@@ -139,6 +144,10 @@ class Meetings:
     def on_chat(self, line: MeetingChatLine) -> None:
         if self.window is not None:
             self.window.add_chat(line)
+
+    def on_activity(self, activity: AudioActivity) -> None:
+        if self.window is not None:
+            self.window.set_activity(activity)
 
     def on_stats(self, stats: TileStats) -> None:
         if self.window is not None:

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess, start_server_process
+from tests.pulse import pulse_devices
 
 from .harness import LocalApp, Peer, RemoteApp, start_xvfb
+
+__all__ = ["pulse_devices"]
 
 SCREEN = "2560x1440x24"
 

@@ -175,6 +175,45 @@ async def leave_meeting(member: Member) -> None:
     await _rooms(member).leave()
 
 
+_CALLS: dict[str, Any] = {}
+"""The peer's meeting with sound (a :class:`~client.media.Call`), by name."""
+
+
+async def join_with_tone(member: Member, code: str) -> None:
+    """Join the meeting ``code`` through the session's own rooms and send the
+    stamped test buzz as the microphone (nothing is played)."""
+    from client.media import Call
+    from client.media.audio_sources import ToneSource
+
+    await member.session.rooms.join(code)
+    call = Call(member.session)
+    call.start()
+    await call.audio.publish(ToneSource())
+    _CALLS[member.name] = call
+
+
+async def audio_from(member: Member, username: str) -> dict[str, Any]:
+    """What arrives of ``username``'s sound: whether they speak now (voice
+    bits), the last packet's level (127: silence) and packets so far."""
+    audio = _CALLS[member.name].audio
+    receiver = next(
+        (r for r in audio.receivers.values() if r.track.owner == username), None
+    )
+    if receiver is None:
+        return {"speaking": False, "level": None, "packets": 0}
+    return {
+        "speaking": username in audio.speaking,
+        "level": receiver.last_level,
+        "packets": receiver.stats_dict()["packets_received"],
+    }
+
+
+async def leave_call(member: Member) -> None:
+    call = _CALLS.pop(member.name)
+    await member.session.rooms.leave()
+    await call.close()
+
+
 OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "request_friend": request_friend,
     "send_history": send_history,
@@ -197,6 +236,9 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "publish": publish,
     "unpublish": unpublish,
     "leave_meeting": leave_meeting,
+    "join_with_tone": join_with_tone,
+    "audio_from": audio_from,
+    "leave_call": leave_call,
 }
 
 

@@ -709,6 +709,7 @@ def meeting_toggle(app: App, button: str) -> None:
         "hand": window.hand_button,
         "speaker": window.speaker_button,
         "stats": window.stats_button,
+        "microphone": window.microphone_button,
     }
     buttons[button].invoke()
 
@@ -737,6 +738,90 @@ def end_button_shown(app: App) -> bool:
 
 def leave_meeting(app: App) -> None:
     _meeting(app).leave_button.invoke()
+
+
+# -- meeting sound -------------------------------------------------------------------
+
+
+def meeting_sound(app: App) -> dict[str, object]:
+    """The microphone button's state, the "sound off" label and its reason."""
+    window = _meeting(app)
+    return {
+        "microphone": bool(window.microphone_var.get()),
+        "label": str(window.sound_label.cget("text")),
+        "problem": window.audio_problem,
+    }
+
+
+def speaking_tiles(app: App) -> list[str]:
+    """The keys of the tiles drawn with a speaking ring."""
+    return [
+        key
+        for key, tile in _meeting(app).stage.tiles.items()
+        if tile.find_withtag("speaking")
+    ]
+
+
+def talk(app: App, pressed: bool) -> None:
+    """Press or release the space bar over the stage (push to talk)."""
+    stage = _meeting(app).stage
+    stage.focus_force()
+    stage.update()
+    stage.event_generate("<KeyPress>" if pressed else "<KeyRelease>", keysym="space")
+
+
+def tile_menu(app: App, key: str, entry: str) -> None:
+    """Open ``key``'s tile menu (a right click) and pick ``entry``: "Mute for
+    me", or a volume such as "50 %" from its Volume submenu."""
+    window = _meeting(app)
+    tile = window.stage.tiles[key]
+    tile.event_generate("<Button-3>", x=10, y=10, rootx=10, rooty=10)
+    menu = window.stage.people.menu
+    assert menu is not None, "no menu opened"
+    menu.unpost()
+    if entry.endswith(" %"):
+        submenu = menu.nametowidget(menu.entrycget(1, "menu"))
+        submenu.invoke(submenu.index(entry))
+    else:
+        menu.invoke(menu.index(entry))
+
+
+def _settings_audio(app: App):
+    dialog = app.settings_dialog
+    assert dialog is not None and dialog.winfo_exists(), "settings not open"
+    assert dialog.audio is not None
+    return dialog.audio
+
+
+def sound_devices(app: App) -> dict[str, object]:
+    """What the settings' sound pickers offer and show."""
+    panel = _settings_audio(app)
+    return {
+        "microphones": [str(v) for v in panel.microphone_box.cget("values")],
+        "speakers": [str(v) for v in panel.speaker_box.cget("values")],
+        "status": panel.status_var.get(),
+        "level_dbov": panel.level_dbov,
+        "levels_shown": panel.levels_shown,
+        "meter": panel.level_var.get(),
+    }
+
+
+def choose_sound_devices(app: App, microphone: str, speaker: str) -> None:
+    panel = _settings_audio(app)
+    panel.microphone_box.set(microphone)
+    panel.microphone_box.event_generate("<<ComboboxSelected>>")
+    panel.speaker_box.set(speaker)
+    panel.speaker_box.event_generate("<<ComboboxSelected>>")
+
+
+def press_test_tone(app: App) -> None:
+    _settings_audio(app).tone_button.invoke()
+
+
+def close_settings(app: App) -> None:
+    dialog = app.settings_dialog
+    assert dialog is not None
+    dialog.on_cancel()
 
 
 # -- the engine ----------------------------------------------------------------------

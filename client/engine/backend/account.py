@@ -31,6 +31,7 @@ from .avatars import Avatars, prepare_upload
 from .conversations import Conversations
 from .files import FilesModel
 from .meeting import MeetingModel, VideoSettings
+from .meeting_audio import AudioSettings
 from .roster import RosterModel, person
 
 __all__ = ["Account"]
@@ -58,6 +59,7 @@ class Account:
         downloads: Path,
         frames: TileFrames,
         video_settings: Callable[[], VideoSettings],
+        audio_settings: Callable[[], AudioSettings] = AudioSettings,
     ) -> None:
         self.session = session
         self.store = store
@@ -72,7 +74,7 @@ class Account:
         self.avatars = Avatars(post, session.get_avatar)
         self.files = FilesModel(session, store, post, downloads)
         self.meeting = MeetingModel(
-            session, post, frames, video_settings, self._name_of
+            session, post, frames, video_settings, self._name_of, audio_settings
         )
         self._dirty: set[str] = set()
         self._unread_task: asyncio.Task[None] | None = None

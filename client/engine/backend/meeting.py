@@ -6,7 +6,7 @@ each track's render thread straight into :class:`~client.engine.frames.TileFrame
 (never through the event queue), our own camera and screen pictures from the
 capture thread through :class:`SelfView`. Room changes become
 :class:`~client.engine.model.MeetingChanged` snapshots, and once a second each
-tile gets a line of statistics.
+tile gets a line of statistics (:mod:`.tile_stats`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from codec.messages import (
     InvitationDeclined,
@@ -32,6 +32,8 @@ from ...errors import ClientError
 from ...rooms import RoomEvent
 from ...session import Session
 from ..frames import TileFrames
+from .meeting_audio import AudioSettings, MeetingAudio
+from .tile_stats import STATS_INTERVAL_S, TileStatLines
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +54,6 @@ __all__ = ["MeetingModel", "SelfView", "VideoSettings", "tile_key"]
 
 log = logging.getLogger("quicmeet.engine.meeting")
 
-STATS_INTERVAL_S = 1.0
 SCREEN_SIZE = (1280, 720)
 SCREEN_FPS = 10.0
 
@@ -105,14 +106,6 @@ class SelfView:
         self._source.close()
 
 
-@dataclass
-class _Counters:
-    frames: int = 0
-    bytes: int = 0
-    packets: int = 0
-    lost: int = 0
-
-
 class MeetingModel:
     """Meetings of the signed-in user; ``video_settings()`` says which devices
     to send when the camera or screen sharing is turned on."""
@@ -124,6 +117,7 @@ class MeetingModel:
         frames: TileFrames,
         video_settings: Callable[[], VideoSettings],
         name_of: Callable[[str], str],
+        audio_settings: Callable[[], AudioSettings] = AudioSettings,
     ) -> None:
         self._session = session
         self._rooms = session.rooms
@@ -133,13 +127,18 @@ class MeetingModel:
         self._name_of = name_of
         self._call: Call | None = None
         self._stats_task: asyncio.Task[None] | None = None
-        self._counters: dict[str, _Counters] = {}
         self._sending: dict[str, str] = {}
         """The source spec of the camera and screen we send, by kind."""
         self._video_lock = asyncio.Lock()
         """Held while the camera or screen starts or stops: a click on Camera
         while the last one is still being undone waits its turn."""
         self._unlisten = self._rooms.add_listener(self._on_room_event)
+        self.audio = MeetingAudio(post, audio_settings, self.publish)
+        """The microphone, the speaker and each person's volume."""
+        self._stats = TileStatLines(
+            self.audio, lambda: session.rtt_ms, lambda: self._rooms.me
+        )
+        self._audio_task: asyncio.Task[None] | None = None
 
     @property
     def camera_in_use(self) -> str | None:
@@ -192,9 +191,9 @@ class MeetingModel:
 
             self._call = Call(self._session, [self._on_frame])
             self._call.start()
-            self._stats_task = asyncio.get_running_loop().create_task(
-                self._report_stats()
-            )
+            loop = asyncio.get_running_loop()
+            self._stats_task = loop.create_task(self._report_stats())
+            self._audio_task = loop.create_task(self.audio.attach(self._call))
 
     async def _end_call_if_out(self) -> None:
         if self._rooms.state is None:
@@ -205,9 +204,15 @@ class MeetingModel:
         if self._stats_task is not None:
             self._stats_task.cancel()
             self._stats_task = None
+        if self._audio_task is not None:
+            # The speaker may still be opening: let it finish, then close it
+            # with the call.
+            await asyncio.gather(self._audio_task, return_exceptions=True)
+            self._audio_task = None
+        await self.audio.detach()
         if call is not None:
             await call.close()
-        self._counters.clear()
+        self._stats.clear()
 
     # -- what we send ------------------------------------------------------------------
 
@@ -381,6 +386,8 @@ class MeetingModel:
                 tuple(tiles),
                 "camera" in senders,
                 "screen" in senders,
+                self.audio.microphone_on,
+                self.audio.problem,
             )
         )
 
@@ -390,58 +397,7 @@ class MeetingModel:
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
             if self._call is not None:
-                self._post(TileStats(tuple(self._stat_lines(self._call))))
-
-    def _stat_lines(self, call: Call) -> list[tuple[str, str]]:
-        rtt = self._session.rtt_ms
-        rtt_text = f"rtt {rtt:.0f} ms" if rtt is not None else "rtt –"
-        lines = []
-        for track_id, receiver in call.receivers.items():
-            stats = receiver.stats
-            lost = cast(int, receiver.stats_dict()["packets_lost"])
-            delta = self._delta(
-                f"track:{track_id}",
-                _Counters(
-                    stats.frames_rendered,
-                    stats.bytes_received,
-                    stats.packets_received,
-                    lost,
-                ),
-            )
-            packets = delta.packets + delta.lost
-            loss = 100.0 * delta.lost / packets if packets else 0.0
-            lines.append(
-                (
-                    f"track:{track_id}",
-                    f"{stats.width}x{stats.height} · {delta.frames} fps · "
-                    f"{delta.bytes * 8 // 1000} kbit/s · loss {loss:.1f}% · {rtt_text}",
-                )
-            )
-        for kind, sender in call.senders.items():
-            sent = sender.stats
-            delta = self._delta(
-                f"self:{kind}",
-                _Counters(sent.frames_sent, sent.bytes_sent, sent.packets_sent, 0),
-            )
-            source = sender.source
-            lines.append(
-                (
-                    f"self:{kind}",
-                    f"{source.width}x{source.height} · {delta.frames} fps · "
-                    f"{delta.bytes * 8 // 1000} kbit/s sent · {rtt_text}",
-                )
-            )
-        return lines
-
-    def _delta(self, key: str, now: _Counters) -> _Counters:
-        before = self._counters.get(key, _Counters())
-        self._counters[key] = now
-        return _Counters(
-            now.frames - before.frames,
-            now.bytes - before.bytes,
-            now.packets - before.packets,
-            now.lost - before.lost,
-        )
+                self._post(TileStats(tuple(self._stats.lines(self._call))))
 
     async def close(self) -> None:
         self._unlisten()

@@ -28,6 +28,8 @@ from ..model import ServerIdentity, SignedIn, SignedOut, UiEvent
 from .account import Account
 from .files import default_downloads
 from .meeting import VideoSettings
+from .meeting_audio import AudioSettings
+from .sound_check import SoundCheck
 
 __all__ = ["Backend", "open_history"]
 
@@ -71,6 +73,8 @@ class Backend:
         self.frames = frames
         self.ca_file = ca_file
         self.idle_timeout = idle_timeout
+        self.sound = SoundCheck(post)
+        """The settings' device list, input meter and test tone."""
         self._account: Account | None = None
 
     def account(self) -> Account:
@@ -91,6 +95,8 @@ class Backend:
             self.home.clear_session()
         if "downloads" in values and self._account is not None:
             self._account.set_downloads(self.downloads())
+        if {"microphone", "speaker"} & values.keys() and self._account is not None:
+            await self._account.meeting.audio.apply_settings()
 
     def video_settings(self) -> VideoSettings:
         """The camera and screen to send (``camera``, ``camera_size``,
@@ -104,6 +110,21 @@ class Backend:
             width=int(width) if width.isdigit() else default.width,
             height=int(height) if height.isdigit() else default.height,
             fps=float(config.get("camera_fps") or default.fps),
+        )
+
+    def audio_settings(self) -> AudioSettings:
+        """The microphone and speaker to use (``microphone`` and ``speaker``
+        settings: device names, ``""`` for the default device) and how much
+        they buffer (``audio_buffer_ms``, 10-2000, for a slow or busy machine;
+        anything else means the default)."""
+        config = self.home.config()
+        buffer_ms = config.get("audio_buffer_ms")
+        return AudioSettings(
+            str(config.get("microphone") or ""),
+            str(config.get("speaker") or ""),
+            buffer_ms / 1000.0
+            if isinstance(buffer_ms, int | float) and 10 <= buffer_ms <= 2000
+            else None,
         )
 
     def downloads(self) -> Path:
@@ -191,6 +212,7 @@ class Backend:
             self.downloads(),
             self.frames,
             self.video_settings,
+            self.audio_settings,
         )
         try:
             fingerprint = await session.connect()
@@ -254,3 +276,4 @@ class Backend:
     async def close(self) -> None:
         """Close the connection at exit, keeping the saved token."""
         await self._drop_account()
+        await self.sound.close()

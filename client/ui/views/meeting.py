@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
+from ...engine.audio_model import AudioActivity
 from ...engine.model import MeetingChanged, MeetingChatLine, Roster, TileStats
 from ...engine.video_model import VideoDeviceList
 from ..controller import Controller
@@ -21,6 +22,7 @@ from .dialogs import ConfirmDialog
 from .meeting_panel import MeetingChat, MembersPanel
 from .placement import OnScreen
 from .source_box import SourceBox
+from .talk_key import TalkKey
 from .tiles import VideoStage, with_member_tiles
 
 __all__ = ["MeetingWindow"]
@@ -49,7 +51,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         super().__init__(
             master=master,
             title="Meeting — quicmeet",
-            size=(1100, 680),
+            size=(1180, 680),
             minsize=(760, 480),
         )
         self.controller = controller
@@ -57,12 +59,15 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.meeting = state
         self._on_source = on_source
         self._notify = notify
+        self.microphone_var = tk.BooleanVar(self, False)
         self.camera_var = tk.BooleanVar(self, False)
         self.screen_var = tk.BooleanVar(self, False)
         self.hand_var = tk.BooleanVar(self, False)
         self.speaker_var = tk.BooleanVar(self, False)
         self.stats_var = tk.BooleanVar(self, False)
         self.stats_lines: dict[str, str] = {}
+        self.audio_problem = ""
+        """Why sound is off in this meeting (empty when it is on)."""
         self.confirm: ConfirmDialog | None = None
         self.ended_by_me = False
         self._copied_timer: str | None = None
@@ -70,6 +75,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.create_toolbar(camera, screen)
         self.create_body()
         self.protocol("WM_DELETE_WINDOW", self.on_leave)
+        self.talk_key = TalkKey(self, self.controller.push_to_talk)
         self.set_state(state)
         for box in (self.camera_box, self.screen_box):
             box.configure(postcommand=self.find_devices)
@@ -91,6 +97,8 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.copy_button.pack(side="left")
         self.lock_label = ttk.Label(header, bootstyle="warning")
         self.lock_label.pack(side="left", padx=(8, 0))
+        self.sound_label = ttk.Label(header, bootstyle="warning")
+        self.sound_label.pack(side="left", padx=(12, 0))
         self.problem_label = ttk.Label(
             self, bootstyle="@danger", padding=(14, 6), wraplength=1000
         )
@@ -102,6 +110,14 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
     def create_toolbar(self, camera: str, screen: str) -> None:
         bar = ttk.Frame(self, padding=(14, 8))
         bar.pack(side="bottom", fill="x")
+        self.microphone_button = ttk.Checkbutton(
+            bar,
+            text="Mic",
+            variable=self.microphone_var,
+            command=self.on_microphone,
+            bootstyle="success-toolbutton",
+        )
+        self.microphone_button.pack(side="left", padx=(0, 12))
         self.camera_button = ttk.Checkbutton(
             bar,
             text="Camera",
@@ -169,7 +185,12 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.members.pack(fill="x")
         self.chat = MeetingChat(side, self.controller)
         self.chat.pack(fill="both", expand=True, pady=(10, 0))
-        self.stage = VideoStage(body, self.frames)
+        self.stage = VideoStage(
+            body,
+            self.frames,
+            on_volume=self.controller.set_person_volume,
+            on_silence=self.controller.silence_person,
+        )
         self.stage.bind(
             "<<LayoutChanged>>",
             lambda _e: self.speaker_var.set(self.stage.speaker_layout),
@@ -184,6 +205,8 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.lock_label.configure(text="locked" if state.locked else "")
         self.camera_var.set(state.camera_on)
         self.screen_var.set(state.screen_on)
+        self.microphone_var.set(state.microphone_on)
+        self.show_audio_problem(state.audio_problem)
         me = state.me
         self.hand_var.set(me is not None and me.hand_raised)
         if me is not None and me.host:
@@ -202,6 +225,11 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
 
     def add_chat(self, line: MeetingChatLine) -> None:
         self.chat.add(line)
+
+    def set_activity(self, activity: AudioActivity) -> None:
+        """Ring the tiles of who speaks; the speaker view follows the active
+        speaker."""
+        self.stage.set_activity(activity)
 
     def set_stats(self, stats: TileStats) -> None:
         self.stats_lines = dict(stats.lines)
@@ -243,10 +271,11 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self._copied_timer = self.after(COPIED_MS, self._end_copied)
 
     def destroy(self) -> None:
-        """Close, with the copy feedback's timer (it would outlive the window)."""
+        """Close, with the timers that would outlive the window."""
         if self._copied_timer is not None:
             self.after_cancel(self._copied_timer)
             self._copied_timer = None
+        self.talk_key.cancel()
         super().destroy()
 
     def _end_copied(self) -> None:
@@ -260,6 +289,25 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         if self.confirm is not None and self.confirm.winfo_exists():
             self.confirm.destroy()
         self.confirm = ConfirmDialog(self, title, text, action, then)
+
+    def on_microphone(self) -> None:
+        self.controller.set_microphone(
+            self.microphone_var.get(), on_error=self.on_microphone_failed
+        )
+
+    def on_microphone_failed(self, error: BaseException) -> None:
+        """Say above the stage why the microphone did not start."""
+        text = f"The microphone did not start: {describe(error)}"
+        if not self.winfo_exists():
+            self._notify("Microphone off", text, "danger")
+            return
+        self.show_problem(text)
+        self.set_state(self.meeting)
+
+    def show_audio_problem(self, text: str) -> None:
+        """Say in the header why sound is off (empty: it is on)."""
+        self.audio_problem = text
+        self.sound_label.configure(text=f"No sound ({text})" if text else "")
 
     def on_camera(self) -> None:
         self.show_problem("")

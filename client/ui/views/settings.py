@@ -1,5 +1,5 @@
 """Settings: theme, the server to sign in to, signing in automatically,
-where received files are saved, and the video devices."""
+where received files are saved, and the video and sound devices."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import ttkbootstrap as ttk
 
+from ..controller import Controller
+from .audio_settings import AudioSettingsPanel
 from .dialogs import Dialog
 from .source_box import SourceBox
 from .theme import available_themes, theme_label, theme_named
@@ -37,6 +39,7 @@ class SettingsDialog(Dialog):
         data_folder: str,
         on_save: Callable[[dict[str, Any]], None],
         on_preview: Callable[[str], None],
+        controller: Controller | None = None,
     ) -> None:
         super().__init__(master, "Settings")
         self._on_save = on_save
@@ -54,6 +57,11 @@ class SettingsDialog(Dialog):
         self.create_account(data_folder)
         self.create_files()
         self.create_devices()
+        self.audio: AudioSettingsPanel | None = None
+        """The sound devices (when the dialog can ask the engine for them)."""
+        if controller is not None:
+            self.audio = AudioSettingsPanel(self.body, controller, settings)
+            self.audio.pack(fill="x")
         self.add_button("Save", self.on_save)
         self.add_button("Cancel", self.on_cancel, "secondary")
         self.show()
@@ -169,6 +177,8 @@ class SettingsDialog(Dialog):
         server = self.server_var.get().strip()
         if server:
             changes["server"] = server
+        if self.audio is not None:
+            changes.update(self.audio.changes())
         self.destroy()
         self._on_save(changes)
 
@@ -176,3 +186,9 @@ class SettingsDialog(Dialog):
         if self.theme != self.original_theme:
             self._on_preview(self.original_theme)
         self.destroy()
+
+    def destroy(self) -> None:
+        """Close, and stop the engine metering the microphone."""
+        if self.audio is not None:
+            self.audio.close()
+        super().destroy()

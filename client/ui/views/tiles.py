@@ -4,8 +4,10 @@ a strip below (speaker layout).
 Each tile is a canvas with one ``PhotoImage``, made at the tile's size; every
 render tick pastes the newest picture of its track into it (the picture was
 already scaled on the thread that made it). Over the picture: the member's
-name, their hand and microphone state, and optionally a line of statistics;
-an active speaker's outline will be drawn there too once meetings carry audio.
+name, their hand and microphone state, optionally a line of statistics, and
+a ring while they speak. A remote person's tile has a menu (right click) with
+their volume and mute for us; the speaker layout shows the active speaker
+large unless the user pinned a tile.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Literal
 import ttkbootstrap as ttk
 from PIL import Image, ImageTk
 
+from ...engine.audio_model import AudioActivity
 from ...engine.backend.avatars import PALETTE
 from ...engine.model import MeetingMember, MeetingTile, avatar_tint
 from ..video import TileBuffers, TilePicture
+from .tile_menu import PersonAudio
 
 __all__ = ["MEMBER_KIND", "Tile", "VideoStage", "with_member_tiles"]
 
@@ -30,6 +34,8 @@ STRIP_HEIGHT = 120
 GAP = 6
 BACKGROUND = "#1e1e1e"
 OVERLAY = "#000000"
+SPEAKING_RING = "#2ecc71"
+RING_WIDTH = 4
 MEMBER_KIND = "member"
 """The kind of a tile that stands for a member sending no camera video."""
 
@@ -58,12 +64,18 @@ class Tile(tk.Canvas):
     """One video tile; ``on_click(key)`` when clicked (to pin it large)."""
 
     def __init__(
-        self, master: tk.Misc, tile: MeetingTile, on_click: Callable[[str], None]
+        self,
+        master: tk.Misc,
+        tile: MeetingTile,
+        on_click: Callable[[str], None],
+        on_menu: Callable[[Tile, int, int], None] | None = None,
     ) -> None:
         super().__init__(
             master, background=BACKGROUND, highlightthickness=0, borderwidth=0
         )
         self.tile = tile
+        self.speaking = False
+        """Whether the tile's person speaks now (the ring is drawn)."""
         self.tile_size = (0, 0)
         self.photo: ImageTk.PhotoImage | None = None
         self.picture: TilePicture | None = None
@@ -73,6 +85,8 @@ class Tile(tk.Canvas):
         self.stats_text = ""
         self.show_stats = False
         self.bind("<Button-1>", lambda _e: on_click(self.tile.key))
+        if on_menu is not None:
+            self.bind("<Button-3>", lambda e: on_menu(self, e.x_root, e.y_root))
 
     @property
     def key(self) -> str:
@@ -108,6 +122,11 @@ class Tile(tk.Canvas):
             self.member = member
             self.redraw()
 
+    def set_speaking(self, speaking: bool) -> None:
+        if speaking != self.speaking:
+            self.speaking = speaking
+            self.redraw()
+
     def set_stats(self, text: str, shown: bool) -> None:
         if (text, shown) != (self.stats_text, self.show_stats):
             self.stats_text, self.show_stats = text, shown
@@ -139,6 +158,12 @@ class Tile(tk.Canvas):
         self._label(6, height - 6, label, "sw", "name")
         if self.show_stats and self.stats_text:
             self._label(6, 6, self.stats_text, "nw", "stats")
+        if self.speaking:
+            inset = RING_WIDTH // 2
+            self.create_rectangle(
+                inset, inset, width - inset, height - inset,
+                outline=SPEAKING_RING, width=RING_WIDTH, tags=("speaking",),
+            )  # fmt: skip
 
     def _draw_avatar(self, width: int, height: int) -> None:
         """A member without camera video: their initial in their colour."""
@@ -201,9 +226,19 @@ class Tile(tk.Canvas):
 class VideoStage(ttk.Frame):
     """Lays out the tiles: a grid, or the pinned tile large (speaker layout)."""
 
-    def __init__(self, master: tk.Misc, frames: TileBuffers) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        frames: TileBuffers,
+        *,
+        on_volume: Callable[[str, int], object] = lambda _user, _percent: None,
+        on_silence: Callable[[str, bool], object] = lambda _user, _muted: None,
+    ) -> None:
         super().__init__(master, padding=GAP)
         self.frames = frames
+        self.people = PersonAudio(self, on_volume, on_silence)
+        """Each remote person's volume and mute for us (the tiles' menu)."""
+        self.activity = AudioActivity()
         self.tiles: dict[str, Tile] = {}
         self.speaker_layout = False
         self.pinned: str | None = None
@@ -223,7 +258,9 @@ class VideoStage(ttk.Frame):
         for key, tile in wanted.items():
             current = self.tiles.get(key)
             if current is None:
-                self.tiles[key] = Tile(self, tile, self.on_tile_click)
+                on_menu = None if tile.me or tile.kind == "screen" else self.on_menu
+                self.tiles[key] = Tile(self, tile, self.on_tile_click, on_menu)
+                self.tiles[key].speaking = self._speaks(tile)
             elif current.tile != tile:
                 current.tile = tile
                 current.redraw()
@@ -270,10 +307,39 @@ class VideoStage(ttk.Frame):
         self.event_generate("<<LayoutChanged>>")
         self.layout()
 
+    def on_menu(self, tile: Tile, x: int, y: int) -> None:
+        """Open the volume and mute menu of ``tile``'s person."""
+        self.people.show(tile.tile.username, tile.tile.name, x, y)
+
+    def _speaks(self, tile: MeetingTile) -> bool:
+        return tile.kind != "screen" and tile.username in self.activity.speaking
+
+    def set_activity(self, activity: AudioActivity) -> None:
+        """Ring the tiles of who speaks; follow a new active speaker in the
+        speaker layout (unless a tile is pinned)."""
+        before = self.speaker()
+        self.activity = activity
+        for tile in self.tiles.values():
+            tile.set_speaking(self._speaks(tile.tile))
+        if self.speaker_layout and self.speaker() != before:
+            self.layout()
+
     def speaker(self) -> str | None:
-        """The tile shown large in the speaker layout."""
+        """The tile shown large in the speaker layout: the pinned one, else
+        the active speaker's (their camera, else their avatar)."""
         if self.pinned is not None:
             return self.pinned
+        active = self.activity.active
+        if active is not None:
+            theirs = [
+                k
+                for k, t in self.tiles.items()
+                if t.tile.username == active and not t.tile.me
+            ]
+            for kind in ("camera", MEMBER_KIND):
+                for key in theirs:
+                    if self.tiles[key].tile.kind == kind:
+                        return key
         ranked = sorted(
             self.tiles,
             key=lambda k: (
@@ -338,5 +404,11 @@ class VideoStage(ttk.Frame):
             tile.render(self.frames.take(key))
 
     def set_stats(self, lines: dict[str, str], shown: bool) -> None:
+        """Each tile's line, and under a person's camera or avatar their
+        audio's line (``audio:<username>``)."""
         for key, tile in self.tiles.items():
-            tile.set_stats(lines.get(key, ""), shown)
+            text = lines.get(key, "")
+            if tile.tile.kind in ("camera", MEMBER_KIND):
+                audio = lines.get(f"audio:{tile.tile.username}", "")
+                text = "\n".join(t for t in (text, audio) if t)
+            tile.set_stats(text, shown)

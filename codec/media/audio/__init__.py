@@ -1,4 +1,5 @@
-"""Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer.
+"""Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer,
+lip sync.
 
 Sans-I/O as the rest of :mod:`codec`: callers pass ``now`` (seconds on their
 own monotonic clock) and 20 ms frames of 48 kHz mono int16 samples
@@ -21,6 +22,7 @@ from .opus import (
     OpusDecoder,
     OpusEncoder,
 )
+from .sync import AvSync, AvSyncStats
 
 __all__ = [
     "DEFAULT_BITRATE_BPS",
@@ -32,6 +34,8 @@ __all__ = [
     "ActiveSpeaker",
     "ActiveSpeakerChanged",
     "AudioCodecError",
+    "AvSync",
+    "AvSyncStats",
     "DtxDecision",
     "DtxGate",
     "JitterBuffer",

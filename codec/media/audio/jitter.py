@@ -14,7 +14,9 @@ when that packet is there, or concealed; playout then moves on, so one loss
 never stalls it.
 
 DTX: the sender's sequence numbers stay consecutive across a silence while its
-timestamps jump, so a gap in timestamps alone is silence, not loss.
+timestamps jump, so a gap in timestamps alone is silence, not loss. So does a
+sender whose capture stalled in mid-speech; playout, which concealed and
+counted those frames lost meanwhile, takes up its numbers again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Playout:
     """Unwrapped 48 kHz timestamp of the frame played (``None`` for silence)."""
     arrival_s: float | None = None
     """When the played packet arrived (``NORMAL`` only), for delay stats."""
+    voice: bool = False
+    """The frame played is speech (its packet's V bit; for ``FEC``, the next
+    packet's): lip sync follows the audio's delay only while someone speaks."""
 
 
 @dataclass(slots=True)
@@ -115,6 +120,11 @@ class JitterBuffer:
         self.max_delay_s = max_delay_s
         self.idle_s = idle_s
         self.max_expand_frames = max_expand_frames
+        self.sync_delay_s: float | None = None
+        """Lip sync's wish (:attr:`AvSync.audio_delay_wanted_s`): capture to
+        play, on the transit scale (arrival clock less media time); the
+        target rises to meet it, within ``max_delay_s``, taking the time in
+        silence and concealment as for jitter. None: no wish."""
         self._expanded = 0
         self.stats = JitterStats()
         self._seq = Unwrapper(16)
@@ -147,11 +157,16 @@ class JitterBuffer:
         if useq in self._packets:
             self.stats.duplicates += 1
             return
-        if self._next_seq is not None and (
-            useq < self._next_seq or uts < (self._play_ts or 0)
-        ):
+        if self._next_seq is not None and uts < (self._play_ts or 0):
             self.stats.late += 1
             return
+        if self._next_seq is not None and useq < self._next_seq:
+            # Still ahead of playout in time, but playout already counted its
+            # sequence number: the sender stalled during speech (numbers
+            # stop, timestamps jump) while playout concealed and moved on.
+            # Follow the sender's numbers again, or every packet from here
+            # on would count as late.
+            self._next_seq = useq
         self._packets[useq] = _Entry(useq, uts, bytes(payload), voice, now)
 
     def _note_transit(self, transit: float, now: float) -> None:
@@ -170,7 +185,11 @@ class JitterBuffer:
             return self.min_delay_s
         index = min(len(self._sorted) - 1, int(self.quantile * len(self._sorted)))
         jitter = self._sorted[index] - self._sorted[0]
-        return max(self.min_delay_s, min(self.max_delay_s, jitter + _FRAME_S / 2))
+        target = max(self.min_delay_s, min(self.max_delay_s, jitter + _FRAME_S / 2))
+        if self.sync_delay_s is not None:
+            synced = min(self.max_delay_s, self.sync_delay_s - self._sorted[0])
+            target = max(target, synced)
+        return target
 
     def _lag_frames(self, now: float) -> float:
         """How far playout is behind its schedule, in frames (negative: ahead)."""
@@ -226,7 +245,11 @@ class JitterBuffer:
         self.stats.played += 1
         self.stats.delays_ms.append((now - entry.arrival_s) * 1000.0)
         return Playout(
-            PlayoutKind.NORMAL, entry.payload, entry.timestamp, entry.arrival_s
+            PlayoutKind.NORMAL,
+            entry.payload,
+            entry.timestamp,
+            entry.arrival_s,
+            entry.voice,
         )
 
     def _discard(self, entry: _Entry) -> None:
@@ -256,7 +279,7 @@ class JitterBuffer:
         self._play_ts += FRAME_SAMPLES
         if later.seq == self._next_seq and later.timestamp == self._play_ts:
             self.stats.fec_recovered += 1
-            return Playout(PlayoutKind.FEC, later.payload, lost_ts)
+            return Playout(PlayoutKind.FEC, later.payload, lost_ts, voice=later.voice)
         self.stats.concealed += 1
         return Playout(PlayoutKind.CONCEAL, None, lost_ts)
 

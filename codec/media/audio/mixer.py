@@ -19,6 +19,12 @@ __all__ = ["MAX_VOLUME", "Mixer"]
 
 MAX_VOLUME = 2.0
 _FULL_SCALE = 32767.0
+_SILENT_DBOV = -127.0
+
+
+def _dbov(samples: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float32)))) / 32768.0
+    return max(_SILENT_DBOV, 20.0 * math.log10(rms)) if rms > 0.0 else _SILENT_DBOV
 
 
 class Mixer:
@@ -36,6 +42,7 @@ class Mixer:
         self._muted: set[str] = set()
         self.limited_frames = 0
         """Frames in which the limiter reduced the gain."""
+        self._loudest: dict[str, float] = {}
 
     def set_volume(self, speaker: str, volume: float) -> None:
         """Set ``speaker``'s volume: 0.0 (silent) to 2.0 (200 %)."""
@@ -56,6 +63,12 @@ class Mixer:
     def is_muted(self, speaker: str) -> bool:
         return speaker in self._muted
 
+    def played_dbov(self, speaker: str) -> float:
+        """The loudest 20 ms of ``speaker`` as mixed in (after volume and
+        mute, before the limiter) since the last call, in dBov: -127 for
+        silence or nothing mixed. Reading starts a new period."""
+        return self._loudest.pop(speaker, _SILENT_DBOV)
+
     def mix(self, frames: Mapping[str, np.ndarray]) -> np.ndarray:
         """One output frame of :data:`FRAME_SAMPLES` int16 from each speaker's."""
         total = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -64,7 +77,11 @@ class Mixer:
                 continue
             volume = self._volume.get(speaker, 1.0)
             if volume > 0.0:
-                total += frame.astype(np.float32) * volume
+                scaled = frame.astype(np.float32) * volume
+                total += scaled
+                level = _dbov(scaled)
+                if level > self._loudest.get(speaker, _SILENT_DBOV):
+                    self._loudest[speaker] = level
         peak = float(np.max(np.abs(total))) if total.size else 0.0
         wanted = 1.0
         if peak > self.ceiling * _FULL_SCALE:

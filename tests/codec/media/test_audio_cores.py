@@ -189,6 +189,21 @@ def test_mixer_volume_mute_and_limiter_never_wrap():
         fresh.set_volume("b", 2.5)
 
 
+def test_mixer_reports_each_speakers_played_level_after_volume_and_mute():
+    mixer = Mixer()
+    half = np.full(FRAME_SAMPLES, 16384, dtype=np.int16)
+    mixer.mix({"a": half, "b": half // 4})
+    assert mixer.played_dbov("a") == pytest.approx(-6.02, abs=0.01)
+    assert mixer.played_dbov("b") == pytest.approx(-18.06, abs=0.01)
+    assert mixer.played_dbov("a") == -127.0  # reading starts a new period
+    mixer.set_volume("a", 0.5)
+    mixer.set_muted("b", True)
+    mixer.mix({"a": half, "b": half})
+    mixer.mix({"a": half // 8, "b": half})
+    assert mixer.played_dbov("a") == pytest.approx(-12.04, abs=0.01)  # the loudest
+    assert mixer.played_dbov("b") == -127.0
+
+
 # -- jitter buffer ---------------------------------------------------------------
 
 
@@ -228,6 +243,27 @@ def test_jitter_buffer_clean_link_plays_every_frame_at_the_minimum_delay():
     assert stats.played >= stats.received - 2  # the last ones still wait
     assert buffer.target_delay_s == pytest.approx(0.02)
     assert max(stats.delays_ms) <= 45
+
+
+def test_jitter_buffer_resumes_after_a_senders_stall_in_mid_speech():
+    """The sender's capture stalls 300 ms while someone speaks: its sequence
+    numbers stop and its timestamps jump. Playout conceals meanwhile (and
+    counts those frames lost), then plays the packets that follow; before,
+    it had moved its sequence numbers on and took every later packet as
+    late, concealing for good."""
+    buffer = JitterBuffer()
+    seq = 0
+    kinds = []
+    for tick in range(200):
+        now = tick * FRAME_S
+        if not 50 <= tick < 65:
+            buffer.push(seq, tick * FRAME_SAMPLES, b"x", True, now + 0.03)
+            seq += 1
+        kinds.append(buffer.pop(now + 0.031).kind)
+    stats = buffer.stats
+    assert stats.late == 0
+    assert stats.played >= stats.received - 2
+    assert kinds[80:] == [PlayoutKind.NORMAL] * 120
 
 
 def test_jitter_buffer_follows_jitter_and_shrinks_when_the_network_calms():

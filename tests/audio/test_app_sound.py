@@ -1,0 +1,83 @@
+"""The desktop app's meeting sound as the engine runs it (``MeetingAudio``),
+on a real call over loopback and PulseAudio's null sink: the Mic button's
+publish and mute, devices switched when the settings change during the
+meeting, and a device that does not open; the settings' sound check."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.engine.audio_model import InputLevel
+from client.engine.backend.meeting_audio import AudioSettings, MeetingAudio
+from client.engine.backend.sound_check import SoundCheck
+from client.errors import ClientError
+from client.media import AudioUnavailable
+from client.media.audio_sources import MicSource, ToneSource
+from tests.audio.test_meeting_audio import join
+from tests.conftest import address, eventually
+
+
+async def test_microphone_and_devices_follow_the_settings(pulse_devices, server):
+    settings = AudioSettings(microphone="tone", speaker="pulse")
+    posted: list[object] = []
+    changes: list[bool] = []
+    audio = MeetingAudio(posted.append, lambda: settings, lambda: changes.append(True))
+    session, call = await join(address(server), "alice", None)
+    try:
+        await audio.attach(call)
+        assert audio.problem == "" and call.audio.sink is not None
+        # Lip sync counts from when a frame is heard: after the device buffer.
+        assert call.audio.playout.output_delay_s == call.audio.sink.output_delay_s
+        assert 0.05 <= call.audio.sink.output_delay_s <= 1.0
+        assert not audio.microphone_on and call.audio.sender is None
+
+        await audio.set_microphone(True)
+        assert audio.microphone_on and isinstance(call.audio.sender.source, ToneSource)
+        await audio.set_microphone(False)
+        assert not audio.microphone_on and call.audio.sender.muted
+        assert session.rooms.state.members[0].muted
+
+        settings = AudioSettings(microphone="pulse", speaker="nope")
+        await audio.apply_settings()
+        assert isinstance(call.audio.sender.source, MicSource)
+        assert "no speaker named 'nope'" in audio.problem
+        assert call.audio.sink is None
+
+        settings = AudioSettings(microphone="pulse", speaker="pulse")
+        await audio.apply_settings()
+        assert audio.problem == "" and call.audio.sink is not None
+        assert changes
+
+        with pytest.raises(ClientError, match="a volume is 0 to 200 %, not 250"):
+            audio.set_volume("bob", 250)
+    finally:
+        await audio.detach()
+        await call.close()
+        await session.close()
+
+
+async def test_sound_check_lists_meters_and_refuses_missing_devices(pulse_devices):
+    posted: list[object] = []
+    check = SoundCheck(posted.append)
+    try:
+        devices = await check.devices()
+        assert devices.problem == "" and "pulse" in devices.inputs
+        assert "pulse" in devices.outputs
+
+        await check.watch_input("nope")
+        assert posted == [
+            InputLevel("nope", -127.0, "audio is off: no microphone named 'nope'")
+        ]
+        with pytest.raises(AudioUnavailable, match="no speaker named 'nope'"):
+            await check.play_tone("nope")
+
+        # The tone on the null sink comes back on its monitor, the meter's input.
+        posted.clear()
+        await check.watch_input("pulse")
+        await eventually(lambda: len(posted) >= 3, timeout=10)
+        assert max(e.level_dbov for e in posted) < -60
+        await check.play_tone("pulse")
+        await eventually(lambda: any(e.level_dbov > -30 for e in posted), timeout=10)
+        assert all(e.device == "pulse" and e.problem == "" for e in posted)
+    finally:
+        await check.close()
