@@ -28,7 +28,13 @@ from codec import (
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
 
-from .quic_adapter import peer_host, quic_of, transmit_soon
+from .quic_adapter import (
+    forget_unacknowledged_acks,
+    peer_host,
+    quic_of,
+    release_handshake_state,
+    transmit_soon,
+)
 from .streams import StreamHandler
 from .throttle import TokenBucket
 
@@ -91,6 +97,7 @@ class ClientConnection(QuicConnectionProtocol):
             else:
                 self._stream_data(event)
         elif isinstance(event, events.HandshakeCompleted):
+            release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
             self.app.connection_opened(self)
@@ -266,6 +273,13 @@ class ClientConnection(QuicConnectionProtocol):
         self.transmit_soon()
 
     # -- sending and closing --------------------------------------------------
+
+    def transmit(self) -> None:
+        """Send what aioquic has queued, then forget the ACK-only packets an
+        idle client will never acknowledge (its keepalives only draw ACKs)."""
+        super().transmit()
+        if self._registered:
+            forget_unacknowledged_acks(self.quic)
 
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop iteration."""

@@ -5,32 +5,57 @@ datagrams waiting to be sent, or the socket of a listening server. Each such
 access is a function here, so that an aioquic upgrade breaks one module (and
 the test that checks these attributes still exist) instead of the services.
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
+
+The memory an idle connection costs is trimmed here too (aioquic keeps its
+handshake buffers, a per-connection table of frame handlers, and every ACK-only
+packet it sent to a peer that only pings; see docs/performance.md).
 """
 
 from __future__ import annotations
 
 import socket
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
+from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.recovery import QuicPacketRecovery
+from aioquic.quic.crypto import CryptoContext, NoCallback
+from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
+    "forget_unacknowledged_acks",
+    "holds_handshake_buffers",
     "pending_datagrams",
     "peer_host",
     "quic_of",
+    "release_handshake_state",
+    "sent_packet_records",
     "server_socket",
     "smoothed_rtt",
     "transmit_soon",
 ]
 
+_FRAME_HANDLERS = "_QuicConnection__frame_handlers"
+"""aioquic's per-connection dict: frame type -> (bound handler, allowed epochs)."""
+
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     QuicConnectionProtocol: ("_quic", "_transmit_soon"),
-    QuicConnection: ("_network_paths", "_datagrams_pending", "_loss"),
+    QuicConnection: (
+        "_network_paths",
+        "_datagrams_pending",
+        "_loss",
+        "_crypto_buffers",
+        "_cryptos",
+        "_quic_logger",
+        "_spaces",
+        _FRAME_HANDLERS,
+    ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
+    CryptoContext: ("_setup_cb", "_teardown_cb"),
     QuicServer: ("_transport",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -70,3 +95,99 @@ def server_socket(server: QuicServer) -> socket.socket:
     """The UDP socket a listening server reads and writes."""
     sock: socket.socket = server._transport.get_extra_info("socket")
     return sock
+
+
+# -- memory of an idle connection ---------------------------------------------
+
+_SHARED_HANDLERS: dict[int, tuple[Callable[..., None], frozenset[tls.Epoch]]] = {}
+"""aioquic's frame handler table as plain functions and shared epoch sets,
+built from the first connection that is trimmed (the table is the same for
+every connection of a given aioquic version)."""
+
+
+class _FrameHandlers:
+    """Stands in for aioquic's per-connection frame handler dict (33 bound
+    methods and 33 frozensets, about 12 KiB a connection): binds the shared
+    handler on lookup. An unknown frame type raises ``KeyError`` as the dict
+    did, which aioquic turns into FRAME_ENCODING_ERROR."""
+
+    __slots__ = ("_quic",)
+
+    def __init__(self, quic: QuicConnection) -> None:
+        self._quic = quic
+
+    def __getitem__(self, frame_type: int) -> tuple[Any, frozenset[tls.Epoch]]:
+        function, epochs = _SHARED_HANDLERS[frame_type]
+        return function.__get__(self._quic), epochs
+
+
+def _share_frame_handlers(quic: QuicConnection) -> None:
+    table = getattr(quic, _FRAME_HANDLERS)
+    if isinstance(table, _FrameHandlers):
+        return
+    if not _SHARED_HANDLERS:
+        epoch_sets: dict[frozenset[tls.Epoch], frozenset[tls.Epoch]] = {}
+        for frame_type, (handler, epochs) in table.items():
+            shared = epoch_sets.setdefault(epochs, epochs)
+            _SHARED_HANDLERS[frame_type] = (handler.__func__, shared)
+    setattr(quic, _FRAME_HANDLERS, _FrameHandlers(quic))
+
+
+def release_handshake_state(quic: QuicConnection) -> None:
+    """Free what a server connection kept only for its handshake.
+
+    Call on ``HandshakeCompleted``: a server confirms the handshake at once, so
+    its Initial and Handshake keys are gone and its TLS context answers any
+    further CRYPTO data with an alert before writing anything. Frees the three
+    16 KiB buffers TLS wrote its handshake messages into, the key-logging
+    callbacks of each key phase when no qlog is kept, and swaps the frame
+    handler table for one shared by all connections. Raises ``ValueError`` on
+    a connection whose server handshake has not completed.
+    """
+    if (
+        quic.configuration.is_client
+        or quic.tls.state != tls.State.SERVER_POST_HANDSHAKE
+    ):
+        raise ValueError("only a server connection past its handshake is trimmed")
+    quic._crypto_buffers = {}
+    if quic._quic_logger is None:
+        for pair in quic._cryptos.values():
+            for context in (pair.recv, pair.send):
+                context._setup_cb = NoCallback
+                context._teardown_cb = NoCallback
+    _share_frame_handlers(quic)
+
+
+def holds_handshake_buffers(quic: QuicConnection) -> bool:
+    """Whether the connection still keeps TLS's handshake output buffers."""
+    return bool(quic._crypto_buffers)
+
+
+def _application_space(quic: QuicConnection) -> QuicPacketSpace:
+    return quic._spaces[tls.Epoch.ONE_RTT]
+
+
+def forget_unacknowledged_acks(quic: QuicConnection) -> int:
+    """Drop the record of sent ACK-only packets while nothing ack-eliciting is
+    in flight; return how many were dropped.
+
+    aioquic keeps every packet it sent until it is acknowledged or declared
+    lost, but a peer acknowledges only ack-eliciting packets, and detecting a
+    loss needs a later acknowledgement: a connection that only answers its
+    client's keepalive PINGs would keep one record (about 340 bytes) per PING
+    for as long as it stays idle. The records only serve to trim the ranges
+    our ACK frames repeat, which aioquic caps anyway. Packets that count
+    towards bytes in flight are kept (the congestion controller needs them).
+    """
+    space = _application_space(quic)
+    if space.ack_eliciting_in_flight or not space.sent_packets:
+        return 0
+    stale = [n for n, packet in space.sent_packets.items() if not packet.in_flight]
+    for number in stale:
+        del space.sent_packets[number]
+    return len(stale)
+
+
+def sent_packet_records(quic: QuicConnection) -> int:
+    """How many sent 1-RTT packets the connection still keeps a record of."""
+    return len(_application_space(quic).sent_packets)

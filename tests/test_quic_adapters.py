@@ -2,6 +2,8 @@
 adapter function works on a real connection (run this after any aioquic
 upgrade: pyproject.toml pins it below the next minor version)."""
 
+from aioquic import tls
+
 from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from tests.conftest import eventually
@@ -14,7 +16,13 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     (conn,) = server.connections
     instances = {
         "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
-        "server": [conn, conn.quic, conn.quic._loss, server._server],
+        "server": [
+            conn,
+            conn.quic,
+            conn.quic._loss,
+            conn.quic._cryptos[tls.Epoch.ONE_RTT].send,
+            server._server,
+        ],
     }
     for side, adapter in (("client", client_adapter), ("server", server_adapter)):
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():

@@ -1,0 +1,86 @@
+"""What an idle server connection keeps: the handshake's buffers are released
+and the ACK-only packets answering keepalives are not kept, yet the connection
+still carries chat, files, meetings and a key update afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from client.transfers import Transfers
+from codec.messages import ChatMessage, FileOffered
+from server.quic_adapter import holds_handshake_buffers, sent_packet_records
+from tests.conftest import befriend, eventually, next_of, sha256_of
+from tests.server.test_rooms_sfu import video
+
+
+def server_side(server, member):
+    (conn,) = [
+        c
+        for c in server.connections
+        if c.account is not None and c.account.username == member.name
+    ]
+    return conn
+
+
+async def test_handshake_state_is_released_and_the_connection_still_works(
+    server, member, tmp_path
+):
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    conns = [server_side(server, alice), server_side(server, bob)]
+    assert not any(holds_handshake_buffers(c.quic) for c in conns)
+
+    # A key update from each client (the new keys come from the 1-RTT secrets,
+    # not from the released TLS buffers) and the traffic after it.
+    for m in (alice, bob):
+        proto = await m.session.wait_ready(5)
+        proto.quic.request_key_update()
+        proto.transmit()
+    sent = await alice.chat.send("bob", "after the key update")
+    assert sent.state in ("sent", "delivered")
+    got = await next_of(bob.session, ChatMessage, timeout=10)
+    assert got.text == "after the key update"
+
+    source = tmp_path / "notes.bin"
+    source.write_bytes(os.urandom(300_000))
+    up = await Transfers(alice.session, alice.store, tmp_path / "d-a").send(
+        "bob", source
+    )
+    assert up.state == "done"
+    offered = await next_of(bob.session, FileOffered, timeout=10)
+    down = await Transfers(bob.session, bob.store, tmp_path / "d-b").download(
+        offered.file.file_id
+    )
+    assert down.state == "done"
+    assert sha256_of(tmp_path / "d-b" / "notes.bin") == sha256_of(source)
+
+    inbox: list[bytes] = []
+    bob.session.rooms.datagram_handler = inbox.append
+    room_id = (await alice.session.rooms.create()).room_id
+    await bob.session.rooms.join(room_id)
+    track = await alice.session.rooms.publish("camera", 320, 240, 15)
+    assert alice.session.rooms.send_datagrams(
+        [video(track.track_id, seq) for seq in range(10)], max_queued=100
+    )
+    await eventually(lambda: len(inbox) == 10)
+
+
+async def test_keepalives_of_an_idle_client_leave_no_packet_records(server, member):
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    conn = server_side(server, alice)
+    proto = await alice.session.wait_ready(5)
+    await asyncio.sleep(0.3)  # the login's own packets acknowledged
+    for _ in range(40):
+        proto.quic.send_ping(0)
+        proto.transmit()
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    # Each PING drew an ACK-only packet that the client never acknowledges;
+    # aioquic alone keeps a record of all 40.
+    assert sent_packet_records(conn.quic) < 5
+    sent = await alice.chat.send("bob", "still here")
+    assert sent.state in ("sent", "delivered")
