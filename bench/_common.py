@@ -67,12 +67,15 @@ def process_cpu_seconds(pid: int | None = None) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def start_child(args: list[str], workdir: Path | None = None) -> Child:
-    """Start ``python ARGS`` and wait for its ``listening on HOST:PORT`` line."""
+def start_child(
+    args: list[str], workdir: Path | None = None, root: Path = ROOT
+) -> Child:
+    """Start ``python ARGS`` in ``root`` (a checkout of the project) and wait
+    for its ``listening on HOST:PORT`` line."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     proc = subprocess.Popen(
         [sys.executable, *args],
-        cwd=ROOT,
+        cwd=root,
         stdout=subprocess.PIPE,
         stderr=open(os.environ.get("BENCH_CHILD_LOG", os.devnull), "w"),
         text=True,

@@ -1,19 +1,24 @@
-"""Load generator: many logged-in QUIC connections over a few UDP sockets.
+"""Load generator: many logged-in QUIC connections, few UDP sockets, one node.
 
-Each socket carries many client connections (aioquic's sans-I/O
-``QuicConnection``), told apart by the destination connection id of every
-datagram that comes back (the ids each connection issues are tracked from its
-``ConnectionIdIssued`` events). The users and their session tokens are written
-straight into the server's database before it starts, so logging in is a token
-resume (no Argon2 per user); users 2k and 2k+1 are friends.
+The users and their session tokens are written straight into the server's
+database before it starts, so logging in is a token resume (no Argon2 per
+user); users 2k and 2k+1 are friends. ``--procs`` generator processes
+(bench/_load_clients.py) each carry their share of the users over
+``--sockets`` UDP sockets.
 
-Connections open at a limited rate (``--ramp`` per second), resume, sync their
-chat and then stay idle with a PING every 1.5 s, while ``--chat-rate`` messages
-per second go from random users to their friends. Reports connections held,
-the server's memory per connection, chat latency percentiles and errors.
-Prints one JSON object.
+The connections are opened in ``--steps`` steps up to ``--connections``, at
+most ``--ramp`` new ones a second and ``--in-flight`` logins under way per
+process; they resume, sync their chat and stay idle with a PING every 1.5 s.
+After each step the server's memory is read, then ``--chat-rate`` messages a
+second go from random users to their friends for ``--duration`` seconds.
+``--rooms`` then starts meetings of four whose host publishes ``--fps``
+one-datagram video frames a second. Reports connections held, the server's
+memory per connection, chat (and media) latency percentiles, CPU seconds of
+the server and of each generator (which one limited the run), and errors;
+``--plot`` writes memory and latency against connections as a PNG. Prints one
+JSON object (and each step, as it is measured, on stderr).
 
-    python bench/load.py --connections 2000 --sockets 4 --ramp 200 --chat-rate 100
+    python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
 """
 
 from __future__ import annotations
@@ -22,33 +27,16 @@ import argparse
 import asyncio
 import hashlib
 import json
-import random
+import multiprocessing
 import secrets
-import socket
-import ssl
+import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from _common import Child, percentile, start_child  # noqa: I001
-from aioquic.quic import events
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
-
-from codec import ALPN, FrameDecoder, decode_server_message, encode_message
-from codec.messages import (
-    ChatMessage,
-    Error,
-    LoggedIn,
-    Resume,
-    SendMessage,
-    SyncDone,
-    SyncMessages,
-)
-
-KEEPALIVE = 1.5
-"""Seconds between a connection's PINGs (as the client core sends them)."""
-
+from _common import ROOT, Child, percentile, process_cpu_seconds, start_child  # noqa: I001
+from _load_clients import serve
 
 # -- seeding the database --------------------------------------------------------
 
@@ -103,177 +91,43 @@ async def seed(data_dir: Path, users: int) -> list[bytes]:
     return tokens
 
 
-# -- many connections over one socket ----------------------------------------------
-
-
-class Mux(asyncio.DatagramProtocol):
-    """One UDP socket and the client connections it carries."""
-
-    def __init__(self, server: tuple[str, int]) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-        self.by_cid: dict[bytes, Client] = {}
-        self.cid_length = 8
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not data:
-            return
-        if data[0] & 0x80:  # long header: the id's length is written out
-            length = data[5]
-            cid = data[6 : 6 + length]
-        else:
-            cid = data[1 : 1 + self.cid_length]
-        client = self.by_cid.get(cid)
-        if client is not None:
-            client.receive(data, addr)
-
-
-class Client:
-    """One user's connection: resume, sync, then idle (and chat when asked)."""
-
-    def __init__(self, mux: Mux, index: int, token: bytes, stats: Stats) -> None:
-        self.mux = mux
-        self.index = index
-        self.token = token
-        self.stats = stats
-        self.loop = asyncio.get_running_loop()
-        configuration = QuicConfiguration(
-            is_client=True,
-            alpn_protocols=[ALPN],
-            verify_mode=ssl.CERT_NONE,
-            server_name="localhost",
-            idle_timeout=5.0,
-            max_datagram_frame_size=65536,
-        )
-        self.quic = QuicConnection(configuration=configuration)
-        mux.cid_length = configuration.connection_id_length
-        mux.by_cid[self.quic.host_cid] = self
-        self.decoder = FrameDecoder()
-        self.timer: asyncio.TimerHandle | None = None
-        self.rid = 0
-        self.ready = False
-        self.closed = False
-
-    @property
-    def pending(self) -> bool:
-        """Started and neither logged in nor closed yet."""
-        return not self.ready and not self.closed
-
-    def start(self) -> None:
-        self.quic.connect(self.mux.server, now=self.loop.time())
-        self.flush()
-
-    def request(self, message: object) -> None:
-        self.quic.send_stream_data(0, encode_message(message))  # type: ignore[arg-type]
-        self.flush()
-
-    def next_rid(self) -> int:
-        self.rid += 1
-        return self.rid
-
-    def ping(self) -> None:
-        if not self.closed:
-            self.quic.send_ping(0)
-            self.flush()
-
-    def receive(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.quic.receive_datagram(data, addr, now=self.loop.time())
-        self.process()
-
-    def on_timer(self) -> None:
-        self.timer = None
-        self.quic.handle_timer(now=self.loop.time())
-        self.process()
-
-    def process(self) -> None:
-        while (event := self.quic.next_event()) is not None:
-            if isinstance(event, events.HandshakeCompleted):
-                self.request(Resume(rid=self.next_rid(), token=self.token))
-            elif isinstance(event, events.StreamDataReceived):
-                for frame in self.decoder.feed(event.data):
-                    self.on_message(decode_server_message(frame))  # type: ignore[arg-type]
-            elif isinstance(event, events.ConnectionIdIssued):
-                self.mux.by_cid[event.connection_id] = self
-            elif isinstance(event, events.ConnectionIdRetired):
-                self.mux.by_cid.pop(event.connection_id, None)
-            elif isinstance(event, events.ConnectionTerminated):
-                if not self.closed:
-                    self.closed = True
-                    self.stats.errors.append(f"closed: {event.reason_phrase}")
-        self.flush()
-
-    def on_message(self, message: object) -> None:
-        if isinstance(message, LoggedIn):
-            self.request(SyncMessages(rid=self.next_rid(), seen={}))
-        elif isinstance(message, SyncDone):
-            self.ready = True
-            self.stats.logged_in += 1
-        elif isinstance(message, ChatMessage):
-            sent_at = float(message.text.split(" ", 1)[0])
-            self.stats.latencies.append(time.perf_counter() - sent_at)
-        elif isinstance(message, Error):
-            self.stats.errors.append(f"{message.code}: {message.message}")
-
-    def flush(self) -> None:
-        transport = self.mux.transport
-        assert transport is not None
-        for data, addr in self.quic.datagrams_to_send(now=self.loop.time()):
-            transport.sendto(data, addr)
-        when = self.quic.get_timer()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if when is not None:
-            self.timer = self.loop.call_at(when, self.on_timer)
-
-
-class Stats:
-    def __init__(self) -> None:
-        self.logged_in = 0
-        self.errors: list[str] = []
-        self.latencies: list[float] = []
-
-
 # -- the run -------------------------------------------------------------------------
 
 
-async def keepalive(clients: list[Client]) -> None:
-    """PING every connection every :data:`KEEPALIVE` s, spread over the period."""
-    while True:
-        start = time.monotonic()
-        for n, client in enumerate(clients):
-            client.ping()
-            if n % 200 == 199:
-                await asyncio.sleep(0)
-        await asyncio.sleep(max(0.05, KEEPALIVE - (time.monotonic() - start)))
+def start_generators(
+    server: tuple[str, int], tokens: list[bytes], args: argparse.Namespace
+) -> list[Connection]:
+    """``--procs`` generator processes; friends (2k, 2k+1) share a process."""
+    context = multiprocessing.get_context("spawn")
+    pipes = []
+    for p in range(args.procs):
+        users = [(i, t) for i, t in enumerate(tokens) if (i // 2) % args.procs == p]
+        ours, theirs = context.Pipe()
+        context.Process(
+            target=serve,
+            args=(theirs, server, users, args.sockets, args.in_flight),
+            daemon=True,
+        ).start()
+        pipes.append(ours)
+    return pipes
 
 
-async def chat(clients: list[Client], rate: float, stop_at: float) -> int:
-    """Send ``rate`` messages per second from random users to their friend."""
-    sent = 0
-    next_at = time.perf_counter()
-    while next_at < stop_at:
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        sender = random.choice(clients)
-        friend = sender.index ^ 1
-        if sender.ready and friend < len(clients) and clients[friend].ready:
-            sender.request(
-                SendMessage(
-                    rid=sender.next_rid(),
-                    to=f"load{friend:06d}",
-                    client_id=secrets.token_hex(8),
-                    text=f"{time.perf_counter()!r} load",
-                )
-            )
-            sent += 1
-        next_at += 1.0 / rate
-    return sent
+async def ask(pipes: list[Connection], command: str, *args: object) -> list[dict]:
+    """Send a command to every generator and wait for all their answers."""
+    loop = asyncio.get_running_loop()
+    for pipe in pipes:
+        pipe.send((command, args))
+    return list(
+        await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
+    )
 
 
-async def run(args: argparse.Namespace) -> dict:
+def ms(values: list[float], q: float) -> float:
+    return round(percentile(values, q) * 1000, 2)
+
+
+async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
+    """One load run against the server of the checkout at ``root``."""
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-load-"))
     tokens = await seed(workdir / "data", args.connections)
     server: Child = start_child(
@@ -292,97 +146,156 @@ async def run(args: argparse.Namespace) -> dict:
             "error",
             "--chat-rate",
             "1000000",
+            "--idle-timeout",
+            "30",
         ],
         workdir,
+        root,
     )
-    stats = Stats()
-    loop = asyncio.get_running_loop()
+    steps: list[dict] = []
+    pipes: list[Connection] = []
     try:
+        pipes = start_generators((server.host, server.port), tokens, args)
         await asyncio.sleep(1.0)
         rss_idle = server.rss_kib()
-        muxes = []
-        for _ in range(args.sockets):
-            _, mux = await loop.create_datagram_endpoint(
-                lambda: Mux((server.host, server.port)),
-                local_addr=("127.0.0.1", 0),
-                family=socket.AF_INET,
+        for step in range(1, args.steps + 1):
+            target = args.connections * step // args.steps
+            per_proc = -(-target // args.procs)
+            server_cpu = process_cpu_seconds(server.proc.pid)
+            answers = await ask(
+                pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
             )
-            muxes.append(mux)
-        clients: list[Client] = []
-        pinger = loop.create_task(keepalive(clients))
-        ramp_start = time.perf_counter()
-        for i, token in enumerate(tokens):
-            # Ramp-limited: at most --ramp new connections a second, and no more
-            # than --in-flight logins at once (the server's handshakes and
-            # resumes are the slow part; beyond that they would only time out).
-            while (
-                sum(1 for c in clients[-args.in_flight * 4 :] if c.pending)
-                >= args.in_flight
-            ):
-                await asyncio.sleep(0.005)
-            client = Client(muxes[i % len(muxes)], i, token, stats)
-            clients.append(client)
-            client.start()
-            await asyncio.sleep(1.0 / args.ramp)
-        deadline = time.perf_counter() + 30
-        while stats.logged_in < len(clients) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.1)
-        ramp_s = time.perf_counter() - ramp_start
-        await asyncio.sleep(args.settle)
-        rss_loaded = server.rss_kib()
-        chat_sent = await chat(
-            clients, args.chat_rate, time.perf_counter() + args.duration
-        )
-        await asyncio.sleep(1.0)
-        held = sum(1 for c in clients if c.ready and not c.closed)
-        pinger.cancel()
-        for client in clients:
-            client.quic.close()
-            client.flush()
-        await asyncio.sleep(0.2)
+            held = sum(a["held"] for a in answers)
+            await asyncio.sleep(args.settle)
+            rss = server.rss_kib()
+            chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
+            latencies = [x for c in chats for x in c["latencies"]]
+            before = (
+                steps[-1] if steps else {"connections": 0, "server_rss_kib": rss_idle}
+            )
+            added = held - before["connections"]
+            steps.append(
+                {
+                    "connections": held,
+                    "ramp_s": round(max(a["ramp_s"] for a in answers), 1),
+                    "server_rss_kib": rss,
+                    "server_kib_per_connection": round((rss - rss_idle) / held, 2)
+                    if held
+                    else None,
+                    "marginal_kib_per_connection": round(
+                        (rss - before["server_rss_kib"]) / added, 2
+                    )
+                    if added
+                    else None,
+                    "chat_sent": sum(c["sent"] for c in chats),
+                    "chat_received": len(latencies),
+                    "chat_p50_ms": ms(latencies, 50),
+                    "chat_p99_ms": ms(latencies, 99),
+                    "server_cpu_s": round(
+                        process_cpu_seconds(server.proc.pid) - server_cpu, 1
+                    ),
+                    "generator_cpu_s": [
+                        round(a["cpu_s"] + c["cpu_s"], 1)
+                        for a, c in zip(answers, chats, strict=True)
+                    ],
+                    "errors": sum(c["errors"] for c in chats),
+                }
+            )
+            print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
+        meeting: dict = {}
+        if args.rooms:
+            await ask(pipes, "meet", -(-args.rooms // args.procs), args.fps)
+            await asyncio.sleep(args.duration)
+            media = [x for a in await ask(pipes, "media") for x in a["latencies"]]
+            meeting = {
+                "rooms": args.rooms,
+                "fps": args.fps,
+                "datagrams_received": len(media),
+                "p50_ms": ms(media, 50),
+                "p99_ms": ms(media, 99),
+            }
+        final = await ask(pipes, "stop")
     finally:
         server.stop()
-    per_connection = (rss_loaded - rss_idle) / max(1, stats.logged_in)
-    return {
+    errors = [e for a in final for e in a["errors"]]
+    last = steps[-1]
+    result = {
         "connections": args.connections,
-        "sockets": args.sockets,
-        "in_flight": args.in_flight,
-        "logged_in": stats.logged_in,
-        "held_at_end": held,
-        "ramp_s": round(ramp_s, 1),
+        "procs": args.procs,
+        "sockets_per_proc": args.sockets,
         "server_rss_idle_kib": rss_idle,
-        "server_rss_loaded_kib": rss_loaded,
-        "server_kib_per_connection": round(per_connection, 1),
-        "chat": {
-            "offered_per_s": args.chat_rate,
-            "sent": chat_sent,
-            "received": len(stats.latencies),
-            "p50_ms": round(percentile(stats.latencies, 50) * 1000, 2),
-            "p99_ms": round(percentile(stats.latencies, 99) * 1000, 2),
-        },
-        "errors": len(stats.errors),
-        "first_errors": stats.errors[:5],
+        "steps": steps,
+        "meeting": meeting,
+        "errors": len(errors),
+        "first_errors": errors[:5],
         "goals": {
             "connections": 100_000,
             "kib_per_connection_max": 30,
-            "met": held >= 100_000 and per_connection < 30,
+            "met": last["connections"] >= 100_000
+            and (last["server_kib_per_connection"] or 99) < 30,
         },
     }
+    return result
+
+
+async def run_all(args: argparse.Namespace) -> dict:
+    """The run, and the same run against ``--baseline``'s server after it."""
+    result = await run(args)
+    runs = {"this": result["steps"]}
+    if args.baseline:
+        result["baseline"] = await run(args, args.baseline.resolve())
+        runs["baseline"] = result["baseline"]["steps"]
+    if args.plot:
+        plot(runs, args.plot)
+    return result
+
+
+def plot(runs: dict[str, list[dict]], path: Path) -> None:
+    """Server memory per connection and chat latency against connections."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (mem, lat) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    for name, steps in runs.items():
+        xs = [s["connections"] for s in steps]
+        mib = [s["server_rss_kib"] / 1024 for s in steps]
+        mem.plot(xs, mib, "o-", label=f"{name}: server RSS")
+        lat.plot(xs, [s["chat_p50_ms"] for s in steps], "o-", label=f"{name}: p50")
+        lat.plot(xs, [s["chat_p99_ms"] for s in steps], "s--", label=f"{name}: p99")
+    mem.set_ylabel("server RSS (MiB)")
+    mem.legend()
+    lat.set_ylabel("chat latency (ms)")
+    lat.set_xlabel("idle logged-in connections")
+    lat.legend()
+    fig.suptitle("quicmeet: one node under bench/load.py")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=2000)
-    parser.add_argument("--sockets", type=int, default=4)
+    parser.add_argument("--procs", type=int, default=2, help="generator processes")
+    parser.add_argument("--sockets", type=int, default=4, help="per process")
     parser.add_argument("--ramp", type=float, default=200.0, help="new per second")
     parser.add_argument(
-        "--in-flight", type=int, default=32, help="logins under way at most"
+        "--in-flight", type=int, default=32, help="logins under way per process"
     )
+    parser.add_argument("--steps", type=int, default=4, help="measuring points")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds idle")
     parser.add_argument("--chat-rate", type=float, default=100.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of chat")
+    parser.add_argument("--timeout", type=float, default=60.0, help="ramp seconds")
+    parser.add_argument("--rooms", type=int, default=0, help="meetings of 4")
+    parser.add_argument("--fps", type=float, default=30.0, help="video datagrams/s")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG to write")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another checkout to compare"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args)), indent=1))
+    print(json.dumps(asyncio.run(run_all(args)), indent=1))
 
 
 if __name__ == "__main__":

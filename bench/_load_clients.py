@@ -1,0 +1,401 @@
+"""The load generator's clients: many QUIC connections over a few UDP sockets.
+
+Each socket carries many client connections (aioquic's sans-I/O
+``QuicConnection``), told apart by the destination connection id of every
+datagram that comes back (the ids each connection issues are tracked from its
+``ConnectionIdIssued`` events). A :class:`Generator` is one process's share of
+the users; ``bench/load.py`` runs several in child processes and steers them
+through a pipe (see :func:`serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from _common import process_cpu_seconds  # noqa: I001
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from codec import ALPN, FrameDecoder, decode_server_message, encode_message
+from codec.media import VideoPacket, parse_packet
+from codec.messages import (
+    ChatMessage,
+    CreateRoom,
+    Error,
+    JoinRoom,
+    LoggedIn,
+    PublishTrack,
+    Resume,
+    RoomJoined,
+    SendMessage,
+    SyncDone,
+    SyncMessages,
+    TrackPublished,
+)
+
+KEEPALIVE = 1.5
+"""Seconds between a connection's PINGs (as the client core sends them)."""
+IDLE_TIMEOUT = 30.0
+"""The clients' QUIC idle timeout in seconds (the server's own applies too)."""
+ROOM_SIZE = 4
+"""Members of each meeting of the meeting mix; the first publishes video."""
+
+
+class Mux(asyncio.DatagramProtocol):
+    """One UDP socket and the client connections it carries."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.by_cid: dict[bytes, Client] = {}
+        self.cid_length = 8
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not data:
+            return
+        if data[0] & 0x80:  # long header: the id's length is written out
+            cid = data[6 : 6 + data[5]]
+        else:
+            cid = data[1 : 1 + self.cid_length]
+        client = self.by_cid.get(cid)
+        if client is not None:
+            client.receive(data, addr)
+
+
+class Stats:
+    """What one generator process saw."""
+
+    def __init__(self) -> None:
+        self.logged_in = 0
+        self.errors: list[str] = []
+        self.latencies: list[float] = []
+        self.media_latencies: list[float] = []
+
+
+class Client:
+    """One user's connection: resume, sync, then idle (chat or meet when asked)."""
+
+    def __init__(self, mux: Mux, index: int, token: bytes, stats: Stats) -> None:
+        self.mux = mux
+        self.index = index
+        self.token = token
+        self.stats = stats
+        self.loop = asyncio.get_running_loop()
+        configuration = QuicConfiguration(
+            is_client=True,
+            alpn_protocols=[ALPN],
+            verify_mode=ssl.CERT_NONE,
+            server_name="localhost",
+            idle_timeout=IDLE_TIMEOUT,
+            max_datagram_frame_size=65536,
+        )
+        self.quic = QuicConnection(configuration=configuration)
+        mux.cid_length = configuration.connection_id_length
+        mux.by_cid[self.quic.host_cid] = self
+        self.decoder = FrameDecoder()
+        self.timer: asyncio.TimerHandle | None = None
+        self.rid = 0
+        self.replies: dict[int, Callable[[Any], None]] = {}
+        self.ready = False
+        self.closed = False
+        self.stopping = False
+
+    @property
+    def pending(self) -> bool:
+        """Started and neither logged in nor closed yet."""
+        return not self.ready and not self.closed
+
+    def start(self) -> None:
+        self.quic.connect(self.mux.server, now=self.loop.time())
+        self.flush()
+
+    def request(
+        self,
+        message_type: type,
+        on_reply: Callable[[Any], None] | None = None,
+        **fields: Any,
+    ) -> None:
+        self.rid += 1
+        if on_reply is not None:
+            self.replies[self.rid] = on_reply
+        self.quic.send_stream_data(
+            0, encode_message(message_type(rid=self.rid, **fields))
+        )
+        self.flush()
+
+    def ping(self) -> None:
+        if not self.closed:
+            self.quic.send_ping(0)
+            self.flush()
+
+    def send_datagram(self, data: bytes) -> None:
+        if not self.closed:
+            self.quic.send_datagram_frame(data)
+            self.flush()
+
+    def receive(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.quic.receive_datagram(data, addr, now=self.loop.time())
+        self.process()
+
+    def on_timer(self) -> None:
+        self.timer = None
+        self.quic.handle_timer(now=self.loop.time())
+        self.process()
+
+    def process(self) -> None:
+        while (event := self.quic.next_event()) is not None:
+            if isinstance(event, events.HandshakeCompleted):
+                self.request(Resume, token=self.token)
+            elif isinstance(event, events.StreamDataReceived):
+                for frame in self.decoder.feed(event.data):
+                    self.on_message(decode_server_message(frame))  # type: ignore[arg-type]
+            elif isinstance(event, events.DatagramFrameReceived):
+                sent_at = struct.unpack_from("!d", parse_packet(event.data).payload)[0]
+                self.stats.media_latencies.append(time.perf_counter() - sent_at)
+            elif isinstance(event, events.ConnectionIdIssued):
+                self.mux.by_cid[event.connection_id] = self
+            elif isinstance(event, events.ConnectionIdRetired):
+                self.mux.by_cid.pop(event.connection_id, None)
+            elif isinstance(event, events.ConnectionTerminated):
+                if not self.closed and not self.stopping:
+                    self.stats.errors.append(f"closed: {event.reason_phrase}")
+                self.closed = True
+        self.flush()
+
+    def on_message(self, message: Any) -> None:
+        on_reply = self.replies.pop(getattr(message, "rid", None) or 0, None)
+        if isinstance(message, Error):
+            self.stats.errors.append(f"{message.code}: {message.message}")
+        elif on_reply is not None:
+            on_reply(message)
+        elif isinstance(message, LoggedIn):
+            self.request(SyncMessages, seen={})
+        elif isinstance(message, SyncDone):
+            self.ready = True
+            self.stats.logged_in += 1
+        elif isinstance(message, ChatMessage):
+            sent_at = float(message.text.split(" ", 1)[0])
+            self.stats.latencies.append(time.perf_counter() - sent_at)
+
+    def close(self) -> None:
+        self.stopping = True
+        self.quic.close()
+        self.flush()
+
+    def flush(self) -> None:
+        transport = self.mux.transport
+        assert transport is not None
+        for data, addr in self.quic.datagrams_to_send(now=self.loop.time()):
+            transport.sendto(data, addr)
+        when = self.quic.get_timer()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if when is not None:
+            self.timer = self.loop.call_at(when, self.on_timer)
+
+
+class Generator:
+    """One process's users: ramp them up, keep them alive, offer traffic."""
+
+    def __init__(
+        self,
+        server: tuple[str, int],
+        users: list[tuple[int, bytes]],
+        sockets: int,
+        in_flight: int,
+    ) -> None:
+        self.server = server
+        self.users = users
+        self.sockets = sockets
+        self.in_flight = in_flight
+        self.stats = Stats()
+        self.clients: list[Client] = []
+        self.by_index: dict[int, Client] = {}
+        self.muxes: list[Mux] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.sockets):
+            _, mux = await loop.create_datagram_endpoint(
+                lambda: Mux(self.server),
+                local_addr=("127.0.0.1", 0),
+                family=socket.AF_INET,
+            )
+            self.muxes.append(mux)
+        self.tasks.append(loop.create_task(self._keepalive()))
+
+    async def ramp(self, count: int, rate: float, timeout: float) -> dict[str, Any]:
+        """Open connections until ``count`` of this process's users are up, at
+        most ``rate`` new ones a second and ``in_flight`` logins at once."""
+        start = time.perf_counter()
+        while len(self.clients) < min(count, len(self.users)):
+            while sum(1 for c in self.clients[-self.in_flight * 4 :] if c.pending) >= (
+                self.in_flight
+            ):
+                await asyncio.sleep(0.005)
+            index, token = self.users[len(self.clients)]
+            client = Client(
+                self.muxes[index % len(self.muxes)], index, token, self.stats
+            )
+            self.clients.append(client)
+            self.by_index[index] = client
+            client.start()
+            await asyncio.sleep(1.0 / rate)
+        deadline = time.perf_counter() + timeout
+        while any(c.pending for c in self.clients) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return {"held": self.held(), "ramp_s": time.perf_counter() - start}
+
+    def held(self) -> int:
+        return sum(1 for c in self.clients if c.ready and not c.closed)
+
+    async def _keepalive(self) -> None:
+        """PING every connection every :data:`KEEPALIVE` s, spread over it."""
+        while True:
+            start = time.monotonic()
+            for n, client in enumerate(list(self.clients)):
+                client.ping()
+                if n % 200 == 199:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(max(0.05, KEEPALIVE - (time.monotonic() - start)))
+
+    async def chat(self, rate: float, duration: float) -> dict[str, Any]:
+        """Send ``rate`` messages a second from random users to their friend
+        (user 2k and 2k+1 are friends, and always in the same process)."""
+        self.stats.latencies = []
+        sent = 0
+        stop_at = time.perf_counter() + duration
+        next_at = time.perf_counter()
+        while next_at < stop_at and rate > 0:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            sender = random.choice(self.clients)
+            friend = self.by_index.get(sender.index ^ 1)
+            if sender.ready and friend is not None and friend.ready:
+                sender.request(
+                    SendMessage,
+                    to=f"load{friend.index:06d}",
+                    client_id=secrets.token_hex(8),
+                    text=f"{time.perf_counter()!r} load",
+                )
+                sent += 1
+            next_at += 1.0 / rate
+        deadline = time.perf_counter() + 5.0
+        while len(self.stats.latencies) < sent and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return {"sent": sent, "latencies": self.stats.latencies}
+
+    async def meet(self, rooms: int, fps: float) -> None:
+        """Put the first ``rooms`` x 4 users into meetings whose first member
+        publishes video at ``fps`` one-datagram frames a second."""
+        for r in range(min(rooms, len(self.clients) // ROOM_SIZE)):
+            members = self.clients[r * ROOM_SIZE : (r + 1) * ROOM_SIZE]
+            task = asyncio.get_running_loop().create_task(self._meeting(members, fps))
+            task.add_done_callback(self._task_done)
+            self.tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.errors.append(f"meeting: {task.exception()!r}")
+
+    async def _meeting(self, members: list[Client], fps: float) -> None:
+        loop = asyncio.get_running_loop()
+        created: asyncio.Future[Any] = loop.create_future()
+        members[0].request(CreateRoom, created.set_result)
+        room_id = (await created).room.room_id
+        for member in members[1:]:
+            joined: asyncio.Future[Any] = loop.create_future()
+            member.request(JoinRoom, joined.set_result, room_id=room_id)
+            assert isinstance(await joined, RoomJoined)
+        published: asyncio.Future[Any] = loop.create_future()
+        members[0].request(
+            PublishTrack,
+            published.set_result,
+            kind="camera",
+            width=320,
+            height=240,
+            fps=fps,
+        )
+        reply = await published
+        assert isinstance(reply, TrackPublished)
+        track_id = reply.track.track_id
+        padding = os.urandom(900)
+        seq = 0
+        while True:
+            seq += 1
+            stamp = struct.pack("!d", time.perf_counter())
+            packet = VideoPacket(
+                track_id=track_id,
+                seq=seq & 0xFFFF,
+                transport_seq=0,
+                timestamp=seq * 3000,
+                frame_number=seq & 0xFFFF,
+                fragment_index=0,
+                fragment_count=1,
+                keyframe=seq == 1,
+                layer=0,
+                payload=stamp + padding,
+            )
+            members[0].send_datagram(packet.serialize())
+            await asyncio.sleep(1.0 / fps)
+
+    def media(self) -> list[float]:
+        taken, self.stats.media_latencies = self.stats.media_latencies, []
+        return taken
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for client in self.clients:
+            client.close()
+        await asyncio.sleep(0.2)
+
+
+async def _serve(pipe: Connection, generator: Generator) -> None:
+    loop = asyncio.get_running_loop()
+    await generator.open()
+    while True:
+        command, args = await loop.run_in_executor(None, pipe.recv)
+        cpu = process_cpu_seconds()
+        if command == "ramp":
+            result = await generator.ramp(*args)
+        elif command == "chat":
+            result = await generator.chat(*args)
+        elif command == "meet":
+            await generator.meet(*args)
+            result = {}
+        elif command == "media":
+            result = {"latencies": generator.media()}
+        else:
+            await generator.close()
+            pipe.send({"errors": generator.stats.errors})
+            return
+        result["cpu_s"] = process_cpu_seconds() - cpu
+        result["errors"] = len(generator.stats.errors)
+        pipe.send(result)
+
+
+def serve(
+    pipe: Connection,
+    server: tuple[str, int],
+    users: list[tuple[int, bytes]],
+    sockets: int,
+    in_flight: int,
+) -> None:
+    """A generator process: answer the commands ``bench/load.py`` sends."""
+    asyncio.run(_serve(pipe, Generator(server, users, sockets, in_flight)))
