@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +71,9 @@ class ClientConnection(QuicConnectionProtocol):
         self.peer_host = "?"
         self.closing = False
         self._decoder = FrameDecoder()
-        self._queue: asyncio.Queue[Request] = asyncio.Queue(
-            app.config.max_pending_requests
-        )
+        self._queue: deque[Request] = deque()
+        """Requests waiting for the worker, which runs only while there are any
+        (an idle connection holds no task, future or queue of waiters)."""
         now = self.app.context.clock.monotonic()
         self._requests = TokenBucket(
             app.config.request_rate, app.config.request_burst, now
@@ -101,9 +102,6 @@ class ClientConnection(QuicConnectionProtocol):
             self.peer_host = peer_host(self.quic)
             self._registered = True
             self.app.connection_opened(self)
-            self._worker = asyncio.get_running_loop().create_task(
-                self._serve_requests()
-            )
         elif isinstance(event, events.DatagramFrameReceived):
             self.app.sfu.on_datagram(self, event.data)
         elif isinstance(event, events.StreamReset):
@@ -142,14 +140,18 @@ class ClientConnection(QuicConnectionProtocol):
                     request.rid, ErrorCode.RATE_LIMITED, "too many requests", wait_ms
                 )
                 continue
-            try:
-                self._queue.put_nowait(request)
-            except asyncio.QueueFull:
+            if len(self._queue) >= self.app.config.max_pending_requests:
                 self._refuse(
                     request.rid,
                     ErrorCode.RATE_LIMITED,
                     "too many requests waiting for replies",
                     100,
+                )
+                continue
+            self._queue.append(request)
+            if self._worker is None and not self.closing:
+                self._worker = asyncio.get_running_loop().create_task(
+                    self._serve_requests()
                 )
         if end_stream:
             self.close_with(CloseCode.NORMAL, "control stream closed")
@@ -180,25 +182,29 @@ class ClientConnection(QuicConnectionProtocol):
             self.close_with(close_code, "too many bad or refused requests")
 
     async def _serve_requests(self) -> None:
-        while True:
-            request = await self._queue.get()
-            if self.app.router.is_pipelined(request):
-                while len(self._in_flight) >= MAX_IN_FLIGHT:
-                    await asyncio.wait(
-                        self._in_flight, return_when=asyncio.FIRST_COMPLETED
-                    )
-                outcome = self.app.router.start(self, request)
-                if isinstance(outcome, Reply):
-                    self.send(outcome)
+        try:
+            while self._queue:
+                request = self._queue.popleft()
+                if self.app.router.is_pipelined(request):
+                    while len(self._in_flight) >= MAX_IN_FLIGHT:
+                        await asyncio.wait(
+                            self._in_flight, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    outcome = self.app.router.start(self, request)
+                    if isinstance(outcome, Reply):
+                        self.send(outcome)
+                        continue
+                    task = asyncio.get_running_loop().create_task(outcome)  # type: ignore[arg-type]
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._pipelined_done)
                     continue
-                task = asyncio.get_running_loop().create_task(outcome)  # type: ignore[arg-type]
-                self._in_flight.add(task)
-                task.add_done_callback(self._pipelined_done)
-                continue
-            reply = await self.app.router.dispatch(self, request)
-            if self.closing:
-                return
-            self.send(reply)
+                reply = await self.app.router.dispatch(self, request)
+                if self.closing:
+                    return
+                self.send(reply)
+        finally:
+            if self._worker is asyncio.current_task():
+                self._worker = None
 
     def _pipelined_done(self, task: asyncio.Task[Reply]) -> None:
         self._in_flight.discard(task)

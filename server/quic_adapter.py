@@ -49,6 +49,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_datagrams_pending",
         "_loss",
         "_crypto_buffers",
+        "_crypto_streams",
         "_cryptos",
         "_quic_logger",
         "_spaces",
@@ -56,6 +57,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
+    tls.Context: ("_key_schedule_psk", "_key_schedule_proxy"),
     QuicServer: ("_transport",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -139,9 +141,10 @@ def release_handshake_state(quic: QuicConnection) -> None:
     Call on ``HandshakeCompleted``: a server confirms the handshake at once, so
     its Initial and Handshake keys are gone and its TLS context answers any
     further CRYPTO data with an alert before writing anything. Frees the three
-    16 KiB buffers TLS wrote its handshake messages into, the key-logging
-    callbacks of each key phase when no qlog is kept, and swaps the frame
-    handler table for one shared by all connections. Raises ``ValueError`` on
+    16 KiB buffers TLS wrote its handshake messages into, the CRYPTO streams
+    of the discarded Initial and Handshake epochs, the TLS key schedules, the
+    key-logging callbacks of each key phase when no qlog is kept, and swaps
+    the frame handler table for one shared by all connections. Raises ``ValueError`` on
     a connection whose server handshake has not completed.
     """
     if (
@@ -150,6 +153,15 @@ def release_handshake_state(quic: QuicConnection) -> None:
     ):
         raise ValueError("only a server connection past its handshake is trimmed")
     quic._crypto_buffers = {}
+    for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):
+        if quic._spaces[epoch].discarded:
+            # Only CRYPTO frames of packets decrypted in that epoch reach these.
+            quic._crypto_streams.pop(epoch, None)
+    # The key schedules (transcript hashes) only derive handshake secrets; the
+    # 1-RTT keys and their updates live in the connection's crypto pairs.
+    quic.tls.key_schedule = None
+    quic.tls._key_schedule_psk = None
+    quic.tls._key_schedule_proxy = None
     if quic._quic_logger is None:
         for pair in quic._cryptos.values():
             for context in (pair.recv, pair.send):

@@ -21,6 +21,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
             conn.quic,
             conn.quic._loss,
             conn.quic._cryptos[tls.Epoch.ONE_RTT].send,
+            conn.quic.tls,
             server._server,
         ],
     }

@@ -1,6 +1,7 @@
-"""What an idle server connection keeps: the handshake's buffers are released
-and the ACK-only packets answering keepalives are not kept, yet the connection
-still carries chat, files, meetings and a key update afterwards."""
+"""What an idle server connection keeps: the handshake's buffers are released,
+the ACK-only packets answering keepalives are not kept and no request worker
+waits, yet the connection still carries chat, files, meetings and a key update
+afterwards."""
 
 from __future__ import annotations
 
@@ -84,3 +85,24 @@ async def test_keepalives_of_an_idle_client_leave_no_packet_records(server, memb
     assert sent_packet_records(conn.quic) < 5
     sent = await alice.chat.send("bob", "still here")
     assert sent.state in ("sent", "delivered")
+
+
+def request_workers() -> list[asyncio.Task]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if t.get_coro().__qualname__ == "ClientConnection._serve_requests"
+    ]
+
+
+async def test_an_idle_connection_holds_no_request_worker(server, member):
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    await eventually(lambda: not request_workers())
+    # Requests still get their replies, in order, and the worker ends after.
+    replies = await asyncio.gather(
+        *(alice.chat.send("bob", f"message {n}") for n in range(20))
+    )
+    assert [r.seq for r in replies] == list(range(1, 21))
+    await eventually(lambda: not request_workers())
