@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RoomService"]
 
+ROOM_PLACEMENT_WAIT = 2.0
+"""Seconds a new room's reply waits at most for the cluster to learn where the
+room lives (past that, Redis is down and the room works on this node only)."""
+
 
 class RoomService:
     """Handles the requests of :mod:`codec.messages.rooms` and owns the SFU."""
@@ -138,6 +142,9 @@ class RoomService:
         if current is not None:
             self.remove(current, "left", "you created another room")
         self._admit(conn, room, display_name)
+        # The id goes out in the reply: another node asked to join it must
+        # already find where it lives.
+        await self.ctx.cluster.flushed(ROOM_PLACEMENT_WAIT)
         return RoomJoined(rid=req.rid, room=room.snapshot())
 
     async def join(self, conn: ClientConnection, req: JoinRoom) -> RoomJoined:

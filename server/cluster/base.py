@@ -82,6 +82,10 @@ class Cluster(Protocol):
     def room_closed(self, room_id: str) -> None:
         """The room that lived on this node is gone."""
 
+    async def flushed(self, timeout: float) -> bool:
+        """Wait until what this node has told the cluster so far is visible to
+        the other nodes; False if that took over ``timeout`` seconds."""
+
     async def room_node(self, room_id: str) -> str | None:
         """``host:port`` of the live node (not this one) where ``room_id`` lives."""
 
@@ -120,6 +124,9 @@ class LocalCluster:
 
     def room_closed(self, room_id: str) -> None:
         return None
+
+    async def flushed(self, timeout: float) -> bool:
+        return True
 
     async def room_node(self, room_id: str) -> str | None:
         return None

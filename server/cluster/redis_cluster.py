@@ -123,6 +123,10 @@ class RedisCluster:
         again to a Redis that lost them (restarted without persistence)."""
         self._outbox: deque[tuple[Any, ...]] = deque()
         self._wake = asyncio.Event()
+        self._queued = 0
+        self._written = 0
+        """Writes ever queued and ever done, for :meth:`flushed`."""
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._handler: ClusterHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._address: tuple[str, int] = ("", 0)
@@ -204,6 +208,18 @@ class RedisCluster:
     def room_closed(self, room_id: str) -> None:
         self._queue(("if_mine_room", room_id))
 
+    async def flushed(self, timeout: float) -> bool:
+        target = self._queued
+        if self._written >= target:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def room_node(self, room_id: str) -> str | None:
         try:
             node = await self._redis.hget(ROOMS, room_id)
@@ -230,6 +246,7 @@ class RedisCluster:
             self.stats["dropped"] += 1
             return
         self._outbox.append(op)
+        self._queued += 1
         self._wake.set()
 
     # -- the writer: one connection, in order ------------------------------------
@@ -265,6 +282,13 @@ class RedisCluster:
                     continue
                 for _ in batch:
                     self._outbox.popleft()
+                self._written += len(batch)
+                waiting, self._flush_waiters = self._flush_waiters, []
+                for target, waiter in waiting:
+                    if target > self._written:
+                        self._flush_waiters.append((target, waiter))
+                    elif not waiter.done():
+                        waiter.set_result(None)
                 for op, result in zip(batch, results, strict=True):
                     if op[0] == "attach" and result:
                         self._taken_from(op[1], op[2], result.decode())

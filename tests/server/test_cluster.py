@@ -328,13 +328,22 @@ def test_unreachable_or_odd_redis_stops_the_node_clearly(tmp_path, url, reason):
     assert reason in str(stopped.value.code)
 
 
-async def test_a_room_on_one_node_is_joined_through_the_other(nodes, tmp_path):
+async def test_a_room_on_one_node_is_joined_through_the_other(
+    nodes, tmp_path, redis_server
+):
     node_a, node_b = nodes
     host = await open_member(node_a.address, "hal", tmp_path / "h" / "hal")
     guest = await open_member(node_b.address, "ivy", tmp_path / "h" / "ivy")
     try:
         await _befriend_across(host, guest)
         room = await host.session.rooms.create()
+        # Where the room lives is in Redis before its id goes out (a join
+        # through node b right after the reply once found no room).
+        client = redis.Redis(port=redis_server.port)
+        try:
+            assert client.hget("quicmeet:rooms", room.room_id) is not None
+        finally:
+            client.close()
         state = await guest.session.rooms.join(room.room_id)
         assert (guest.session.host, guest.session.port) == (node_a.host, node_a.port)
         assert sorted(m.username for m in state.members) == ["hal", "ivy"]
