@@ -80,13 +80,17 @@ async def befriend(a: Session, a_name: str, b: Session, b_name: str) -> None:
     await asyncio.wait_for(accepted.wait(), 10)
 
 
-async def latency(a: str, b: str, pairs: int, rate: float, duration: float) -> dict:
+async def latency(
+    a: str, b: str, pairs: int, rate: float, duration: float, tag: str
+) -> dict:
+    """Chat latency from senders on ``a`` to their recipients on ``b``."""
     sessions = []
     for i in range(pairs):
-        sender = await login(a, f"snd{i:03d}", reconnect=False)
-        recipient = await login(b, f"rcv{i:03d}", reconnect=False)
-        await befriend(sender, f"snd{i:03d}", recipient, f"rcv{i:03d}")
-        sessions.append((sender, recipient, f"snd{i:03d}", f"rcv{i:03d}"))
+        s_name, r_name = f"{tag}s{i:03d}", f"{tag}r{i:03d}"
+        sender = await login(a, s_name, reconnect=False)
+        recipient = await login(b, r_name, reconnect=False)
+        await befriend(sender, s_name, recipient, r_name)
+        sessions.append((sender, recipient, s_name, r_name))
     recipients = [Recipient(r, s_name) for _, r, s_name, _ in sessions]
     stop_at = time.perf_counter() + duration
     sent = await asyncio.gather(
@@ -175,8 +179,13 @@ async def run(pairs: int, rate: float, duration: float, clients: int) -> dict:
         nodes = [start_node(name, url, redis.url, blobs) for name in "ab"]
         a, b = nodes
         result = {
+            # The same load with both ends on node a first: what the nodes,
+            # PostgreSQL and this machine cost without the hop through Redis.
+            "latency_same_node": await latency(
+                a.address, a.address, pairs, rate, duration, "same"
+            ),
             "latency_across_nodes": await latency(
-                a.address, b.address, pairs, rate, duration
+                a.address, b.address, pairs, rate, duration, "cross"
             ),
             "failover": await failover(a, b.address, clients),
         }
