@@ -242,12 +242,17 @@ class Generator:
 
     async def ramp(self, count: int, rate: float, timeout: float) -> dict[str, Any]:
         """Open connections until ``count`` of this process's users are up, at
-        most ``rate`` new ones a second and ``in_flight`` logins at once."""
+        most ``rate`` new ones a second and ``in_flight`` logins at once; give
+        up after ``timeout`` seconds (``pending`` then says how many hang)."""
         start = time.perf_counter()
+        deadline = start + timeout
         while len(self.clients) < min(count, len(self.users)):
-            while sum(1 for c in self.clients[-self.in_flight * 4 :] if c.pending) >= (
-                self.in_flight
-            ):
+            # Logins finish roughly in order: the newest few show how many
+            # are under way without walking every connection.
+            recent = self.clients[-self.in_flight * 4 :]
+            while sum(1 for c in recent if c.pending) >= self.in_flight:
+                if time.perf_counter() > deadline:
+                    return self._ramped(start)
                 await asyncio.sleep(0.005)
             index, token = self.users[len(self.clients)]
             client = Client(
@@ -257,10 +262,19 @@ class Generator:
             self.by_index[index] = client
             client.start()
             await asyncio.sleep(1.0 / rate)
-        deadline = time.perf_counter() + timeout
-        while any(c.pending for c in self.clients) and time.perf_counter() < deadline:
+        while self.pending() and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
-        return {"held": self.held(), "ramp_s": time.perf_counter() - start}
+        return self._ramped(start)
+
+    def pending(self) -> int:
+        return sum(1 for c in self.clients if c.pending)
+
+    def _ramped(self, start: float) -> dict[str, Any]:
+        return {
+            "held": self.held(),
+            "pending": self.pending(),
+            "ramp_s": time.perf_counter() - start,
+        }
 
     def held(self) -> int:
         return sum(1 for c in self.clients if c.ready and not c.closed)

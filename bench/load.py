@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -166,6 +167,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                 pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
             )
             held = sum(a["held"] for a in answers)
+            pending = sum(a["pending"] for a in answers)
             await asyncio.sleep(args.settle)
             rss = server.rss_kib()
             chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
@@ -177,6 +179,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             steps.append(
                 {
                     "connections": held,
+                    "still_logging_in": pending,
                     "ramp_s": round(max(a["ramp_s"] for a in answers), 1),
                     "server_rss_kib": rss,
                     "server_kib_per_connection": round((rss - rss_idle) / held, 2)
@@ -240,6 +243,10 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
 
 async def run_all(args: argparse.Namespace) -> dict:
     """The run, and the same run against ``--baseline``'s server after it."""
+    # Stopped (timeout, ^C from a script): still stop the server we started.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     result = await run(args)
     runs = {"this": result["steps"]}
     if args.baseline:
