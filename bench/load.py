@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -220,6 +221,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
         final = await ask(pipes, "stop")
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     errors = [e for a in final for e in a["errors"]]
     last = steps[-1]
     result = {
