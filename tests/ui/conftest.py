@@ -7,13 +7,14 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from tests.conftest import ServerProcess, start_server_process
 from tests.pulse import pulse_devices
 
-from .harness import LocalApp, Peer, RemoteApp, start_xvfb
+from .harness import LocalApp, Peer, RemoteApp, befriend_peer, sign_up, start_xvfb
 
 __all__ = ["pulse_devices"]
 
@@ -93,3 +94,33 @@ def peers(ui_server: ServerProcess, tmp_path: Path) -> Iterator[Callable[..., Pe
     yield _start
     for peer in started:
         peer.close()
+
+
+class Friends(NamedTuple):
+    """An app signed up as ``alice``, befriended with the headless ``bob``."""
+
+    app: LocalApp | RemoteApp
+    peer: Peer
+    alice: str
+    bob: str
+
+
+@pytest.fixture
+def app_with_friend(
+    apps: Callable[..., LocalApp | RemoteApp],
+    peers: Callable[..., Peer],
+    ui_server: ServerProcess,
+    names: Callable[[str], str],
+) -> Callable[..., Friends]:
+    """Factory: the start most chat and meeting tests share; ``note`` goes
+    with the friend request, ``position`` places the window."""
+
+    def _start(note: str = "", position: tuple[int, int] = (0, 0)) -> Friends:
+        alice, bob = names("alice"), names("bob")
+        app = apps("alice", position=position)
+        sign_up(app, ui_server.address, alice)
+        peer = peers(bob)
+        befriend_peer(app, peer, alice, bob, note)
+        return Friends(app, peer, alice, bob)
+
+    return _start

@@ -8,19 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from codec.messages.social import MAX_MESSAGE_BYTES
-from tests.conftest import ServerProcess
 
-from .harness import befriend_peer, screenshot, sign_up, wait_until
+from .harness import screenshot, wait_until
 
 
 def test_bubbles_groups_and_a_draft_that_is_never_lost(
-    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
+    app_with_friend, tmp_path: Path
 ) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice")
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob)
+    app, peer, alice, bob = app_with_friend()
 
     peer.run("send_text", alice, "hi alice")
     peer.run("send_text", alice, "a longer message\nover three lines\nof text")

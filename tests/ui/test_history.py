@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ServerProcess
-
-from .harness import befriend_peer, screenshot, sign_up, wait_until
+from .harness import screenshot, wait_until
 
 COUNT = 105
 """Three pages of history (50 per page)."""
@@ -15,13 +13,9 @@ NEEDLE = 2
 
 
 def test_history_pages_back_in_place_and_search_finds_old_messages(
-    apps, peers, ui_server: ServerProcess, names
+    app_with_friend,
 ) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice")
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob, "hi")
+    app, peer, alice, bob = app_with_friend("hi")
 
     peer.run("send_history", alice, COUNT, NEEDLE)
     wait_until(

@@ -3,19 +3,11 @@ app's Decline tells a friend's client, and a friend's decline shows in the app."
 
 from __future__ import annotations
 
-from tests.conftest import ServerProcess
-
-from .harness import befriend_peer, screenshot, sign_up, wait_until
+from .harness import screenshot, wait_until
 
 
-def test_a_declined_invitation_is_told_to_the_inviter(
-    apps, peers, ui_server: ServerProcess, names
-) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice")
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob)
+def test_a_declined_invitation_is_told_to_the_inviter(app_with_friend) -> None:
+    app, peer, alice, bob = app_with_friend()
 
     # Bob invites; Alice's Decline reaches Bob.
     room = peer.run("create_meeting")

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import ServerProcess
-
-from .harness import befriend_peer, screenshot, sign_up, wait_until
+from .harness import screenshot, wait_until
 
 PICTURE = (200, 40, 160)
 
 
-def test_a_profile_change_reaches_a_friends_open_app(
-    apps, peers, ui_server: ServerProcess, names
-) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice")
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob)
+def test_a_profile_change_reaches_a_friends_open_app(app_with_friend) -> None:
+    app, peer, alice, bob = app_with_friend()
     app.call("double_click_friend", bob)
     wait_until(lambda: app.call("chat_open", bob), app)
 

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import ServerProcess
-
-from .harness import befriend_peer, screenshot, settle, sign_up, wait_until
+from .harness import screenshot, settle, wait_until
 
 NEAR_THE_RIGHT_EDGE = (2300, 0)
 """The main window there: new windows beside it would start off the screen."""
 
 
 def test_host_actions_ask_first_and_windows_stay_on_screen(
-    apps, peers, ui_server: ServerProcess, names, tmp_path: Path
+    app_with_friend, tmp_path: Path
 ) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice", position=NEAR_THE_RIGHT_EDGE)
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob)
+    app, peer, alice, bob = app_with_friend(position=NEAR_THE_RIGHT_EDGE)
 
     app.call("start_meeting")
     wait_until(lambda: app.call("meeting_open"), app, what="the meeting window")

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ServerProcess
-
-from .harness import befriend_peer, screenshot, sign_up, wait_until
+from .harness import screenshot, wait_until
 
 LONG = "a reply long enough that it cannot fit beside the avatar in the list " * 3
 
 
-def test_the_friend_list_previews_the_newest_message(
-    apps, peers, ui_server: ServerProcess, names
-) -> None:
-    alice, bob = names("alice"), names("bob")
-    app = apps("alice")
-    sign_up(app, ui_server.address, alice)
-    peer = peers(bob)
-    befriend_peer(app, peer, alice, bob)
+def test_the_friend_list_previews_the_newest_message(app_with_friend) -> None:
+    app, peer, alice, bob = app_with_friend()
     assert app.call("drawer_times") == {bob: ""}
 
     peer.run("send_text", alice, "lunch at noon?\n  by the river")
