@@ -1049,3 +1049,21 @@ def copy_message_text(app: App, peer: str, index: int) -> str:
     transcript.menu.invoke(transcript.menu.index("Copy text"))
     transcript.menu.unpost()
     return transcript.clipboard_get()
+
+
+def meeting_toolbar_cut_off(app: App) -> list[str]:
+    """The meeting toolbar's buttons that are squeezed or cut off, with the
+    window shrunk to its minimum width."""
+    window = _meeting(app)
+    window.geometry(f"{window.minsize()[0]}x{window.winfo_height()}")
+    window.update()
+    bar = window.toolbar
+    return [
+        str(child.cget("text")) if "text" in child.keys() else str(child)
+        for child in bar.winfo_children()
+        if child.winfo_manager()
+        and (
+            child.winfo_width() < child.winfo_reqwidth()
+            or child.winfo_x() + child.winfo_width() > bar.winfo_width()
+        )
+    ]

@@ -25,6 +25,8 @@ def test_host_actions_ask_first_and_windows_stay_on_screen(
     x, y, width, height = app.call("meeting_window_box")
     screen_w, screen_h = app.call("screen_size")
     assert 0 <= x and x + width <= screen_w and 0 <= y and y + height <= screen_h
+    # The host's toolbar (Mic to End for all) fits the narrowest window.
+    assert app.call("meeting_toolbar_cut_off") == []
 
     code = app.call("meeting_code")
     assert app.call("copy_meeting_code") == ("Copied ✓", code)

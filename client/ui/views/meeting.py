@@ -29,6 +29,8 @@ __all__ = ["MeetingWindow"]
 
 COPIED_MS = 2000
 """How long "Copy code" says it copied, in ms."""
+MIN_WIDTH, MIN_HEIGHT = 760, 480
+"""The smallest window, in pixels, unless the toolbar needs more width."""
 
 
 class MeetingWindow(OnScreen, ttk.Toplevel):
@@ -52,7 +54,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
             master=master,
             title="Meeting — quicmeet",
             size=(1180, 680),
-            minsize=(760, 480),
+            minsize=(MIN_WIDTH, MIN_HEIGHT),
         )
         self.controller = controller
         self.frames = frames
@@ -76,6 +78,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.create_body()
         self.protocol("WM_DELETE_WINDOW", self.on_leave)
         self.talk_key = TalkKey(self, self.controller.push_to_talk)
+        self.fit_toolbar()
         self.set_state(state)
         for box in (self.camera_box, self.screen_box):
             box.configure(postcommand=self.find_devices)
@@ -108,7 +111,7 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         )
 
     def create_toolbar(self, camera: str, screen: str) -> None:
-        bar = ttk.Frame(self, padding=(14, 8))
+        self.toolbar = bar = ttk.Frame(self, padding=(14, 8))
         bar.pack(side="bottom", fill="x")
         self.microphone_button = ttk.Checkbutton(
             bar,
@@ -197,6 +200,19 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         )
         self.stage.pack(side="left", fill="both", expand=True)
 
+    def fit_toolbar(self) -> None:
+        """Keep the window at least as wide as its toolbar, so no button is
+        ever cut off: End for all comes and goes with the host's seat, and the
+        device boxes widen to their longest name."""
+        self.toolbar.update_idletasks()
+        width = max(MIN_WIDTH, self.toolbar.winfo_reqwidth())
+        self.minsize(width, MIN_HEIGHT)
+        if self.winfo_ismapped() and self.winfo_width() < width:
+            # Grown here rather than by the window manager, so that it is
+            # placed on the screen again at its new width.
+            height = self.winfo_height()
+            self.geometry(f"{width}x{height}+{self.winfo_x()}+{self.winfo_y()}")
+
     # -- updates -------------------------------------------------------------------
 
     def set_state(self, state: MeetingChanged) -> None:
@@ -209,10 +225,15 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         self.show_audio_problem(state.audio_problem)
         me = state.me
         self.hand_var.set(me is not None and me.hand_raised)
-        if me is not None and me.host:
-            self.end_button.pack(side="right", padx=(0, 8), before=self.camera_button)
-        else:
-            self.end_button.pack_forget()
+        host = me is not None and me.host
+        if host != bool(self.end_button.winfo_manager()):
+            if host:
+                self.end_button.pack(
+                    side="right", padx=(0, 8), before=self.camera_button
+                )
+            else:
+                self.end_button.pack_forget()
+            self.fit_toolbar()
         self.show_hands(state)
         self.stage.set_tiles(with_member_tiles(state.tiles, state.members))
         self.speaker_var.set(self.stage.speaker_layout)
@@ -354,11 +375,13 @@ class MeetingWindow(OnScreen, ttk.Toplevel):
         ):
             if box.set_devices(found):
                 self._on_source(box.kind, box.spec)
+        self.fit_toolbar()
 
     def use_source(self, kind: str, spec: str) -> None:
         """Make ``spec`` the camera or screen (restarting that video if on)."""
         box = self.camera_box if kind == "camera" else self.screen_box
         box.select(spec)
+        self.fit_toolbar()
         self.show_problem("")
         self._on_source(kind, spec)
         self.controller.restart_video(
