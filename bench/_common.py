@@ -90,6 +90,32 @@ def start_child(
     return Child(proc, host, int(port), workdir)
 
 
+def start_netsim(upstream: str, link: list[str], seed: int) -> Child:
+    """Start ``quicmeet-netsim`` in front of ``upstream`` with the link
+    options ``link`` (``--delay``, ``--loss``...); its address is the child's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netsim", "--listen", "127.0.0.1:0",
+         "--upstream", upstream, "--seed", str(seed), "--stats-format", "json",
+         "--stats-every", "0", *link],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    start = json.loads(proc.stdout.readline())
+    host, _, port = start["listen"].rpartition(":")
+    return Child(proc, host, int(port), Path(tempfile.gettempdir()))
+
+
+def start_meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:
+    """Start ``quicmeet-cli --json meet ARGS`` as the user whose home is
+    ``home``; its JSON lines come on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "client", "--server", address, "--home", str(home),
+         "--json", "meet", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
 def start_quicmeet_server(extra: list[str] | None = None) -> Child:
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     profile = os.environ.get("BENCH_PROFILE_SERVER")

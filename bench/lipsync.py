@@ -25,13 +25,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, Child, percentile, start_quicmeet_server  # noqa: I001
+from _common import (  # noqa: I001
+    ROOT,
+    Child,
+    percentile,
+    start_meet,
+    start_netsim,
+    start_quicmeet_server,
+)
 from meeting import make_accounts
 
 sys.path.insert(0, str(ROOT))
@@ -80,25 +85,7 @@ def _netsim(upstream: str, jitter_ms: int) -> Child:
     link = ["--delay", "15ms"]
     if jitter_ms:
         link += ["--jitter", f"{jitter_ms}ms"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netsim", "--listen", "127.0.0.1:0",
-         "--upstream", upstream, "--seed", "5", "--stats-format", "json",
-         "--stats-every", "0", *link],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    start = json.loads(proc.stdout.readline())
-    host, _, port = start["listen"].rpartition(":")
-    return Child(proc, host, int(port), Path(tempfile.gettempdir()))
-
-
-def _meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "client", "--server", address, "--home", str(home),
-         "--json", "meet", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    return start_netsim(upstream, link, 5)
 
 
 def loopback(jitter_ms: int, seconds: float) -> dict:
@@ -113,15 +100,18 @@ def loopback(jitter_ms: int, seconds: float) -> dict:
             Home(work / name).save_session(
                 SavedSession(addresses[name], name, token, 2**53)
             )
-        far = _meet(netsim.address, work / "far", "--create",
-                    "--video", "synthetic", "--size", "320x240", "--fps", "15",
-                    "--audio", "tone", "--duration", str(seconds + 4))  # fmt: skip
+        far = start_meet(
+            netsim.address, work / "far", "--create",
+            "--video", "synthetic", "--size", "320x240", "--fps", "15",
+            "--audio", "tone", "--duration", str(seconds + 4),
+        )  # fmt: skip
         assert far.stdout is not None
         room_id = json.loads(far.stdout.readline())["room"]["room_id"]
-        near = _meet(server.address, work / "near", "--room", room_id,
-                     "--video", "none", "--play", f"wav:{work / 'heard.wav'}",
-                     "--duration", str(seconds),
-                     "--stats", str(work / "near.json"))  # fmt: skip
+        near = start_meet(
+            server.address, work / "near", "--room", room_id,
+            "--video", "none", "--play", f"wav:{work / 'heard.wav'}",
+            "--duration", str(seconds), "--stats", str(work / "near.json"),
+        )  # fmt: skip
         for proc in (near, far):
             if proc.wait(seconds + 60) != 0:
                 raise RuntimeError(f"meet failed: {proc.stderr.read()}")

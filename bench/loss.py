@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Child, start_quicmeet_server  # noqa: I001
+from _common import ROOT, Child, start_meet, start_netsim, start_quicmeet_server  # noqa: I001
 from meeting import make_accounts, sfu_counters
 
 from client import Home
@@ -64,60 +63,12 @@ def _netsim(upstream: str, rtt_ms: int, loss: float | None, seed: int) -> Child:
         link += ["--ge", GILBERT_ELLIOTT]
     elif loss > 0:
         link += ["--loss", f"{loss:g}%"]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netsim",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--seed",
-            str(seed),
-            "--stats-format",
-            "json",
-            "--stats-every",
-            "0",
-            *link,
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    start = json.loads(proc.stdout.readline())
-    host, _, port = start["listen"].rpartition(":")
-    return Child(proc, host, int(port), Path(tempfile.gettempdir()))
+    return start_netsim(upstream, link, seed)
 
 
 def _meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "--server",
-            address,
-            "--home",
-            str(home),
-            "--json",
-            "meet",
-            "--video",
-            "synthetic",
-            "--size",
-            "640x480",
-            "--fps",
-            "30",
-            *args,
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    video = ("--video", "synthetic", "--size", "640x480", "--fps", "30")
+    return start_meet(address, home, *video, *args)
 
 
 def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> dict:

@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from _common import (  # noqa: I001
     Child,
     process_cpu_seconds,
     start_child,
+    start_meet,
     start_quicmeet_server,
 )
 from _meeting_load import Load, pre_encode
@@ -71,28 +71,6 @@ async def make_accounts(address: str, names: list[str]) -> list[bytes]:
 # -- part 1: glass-to-glass latency ------------------------------------------------
 
 
-def _meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "--server",
-            address,
-            "--home",
-            str(home),
-            "--json",
-            "meet",
-            *args,
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def latency_run(args: argparse.Namespace) -> dict[str, object]:
     server = start_quicmeet_server()
     work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-meeting-"))
@@ -107,7 +85,7 @@ def latency_run(args: argparse.Namespace) -> dict[str, object]:
         cpu_before = process_cpu_seconds(server.proc.pid)
         started = time.monotonic()
         duration = args.latency_seconds
-        first = _meet(server.address, work / names[0], "--create", *common,
+        first = start_meet(server.address, work / names[0], "--create", *common,
                       "--duration", str(duration + 2 * len(names)),
                       "--stats", str(work / f"{names[0]}.json"))  # fmt: skip
         line = first.stdout.readline()
@@ -115,7 +93,7 @@ def latency_run(args: argparse.Namespace) -> dict[str, object]:
         procs = [first]
         for i, name in enumerate(names[1:], start=1):
             procs.append(
-                _meet(
+                start_meet(
                     server.address,
                     work / name,
                     "--room",
