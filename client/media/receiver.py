@@ -301,6 +301,8 @@ class VideoReceiver:
         if wait <= 0:
             self._last_request_at = now
             self.stats.keyframe_requests += 1
+            if self.stats.frames_decoded == 0:
+                self.stats.keyframe_requests_to_start += 1
             self._send_keyframe_request(self.track.track_id)
             wait = retry
         if self._retry_timer is None:
@@ -437,6 +439,7 @@ class VideoReceiver:
             "frames_lost": stats.frames_lost,
             "keyframes_received": stats.keyframes_received,
             "keyframe_requests": stats.keyframe_requests,
+            "keyframe_requests_to_start": stats.keyframe_requests_to_start,
             "nacks_sent": stats.nacks_sent,
             "packets_requested": nack.packets_requested,
             "packets_recovered": nack.packets_recovered,

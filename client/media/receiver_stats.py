@@ -31,6 +31,9 @@ class ReceiverStats:
     """Frame numbers given up by reassembly."""
     keyframes_received: int = 0
     keyframe_requests: int = 0
+    keyframe_requests_to_start: int = 0
+    """Those made before the first picture was decoded (how many depends on
+    how long the publisher's encoder takes to start, not on losses)."""
     nacks_sent: int = 0
     """NACK datagrams sent for this track."""
     frames_decoded: int = 0

@@ -126,12 +126,15 @@ async def test_video_keeps_flowing_through_random_loss(
         # machine renders fewer)...
         assert received["fps"] >= 0.5 * FPS, received
         assert received["time_frozen_s"] < 0.25 * SECONDS, received
-        # ...and losses are repaired by retransmission, keyframes stay rare:
-        # the one that starts the track and a few more at most, on a busy
-        # machine too (issue 12 counted 72-105 per 30 s before retransmission).
+        # ...and losses are repaired by retransmission, keyframes stay rare
+        # once the picture runs (issue 12 counted 72-105 per 30 s before
+        # retransmission). How often the first one is asked for depends on
+        # how fast the publisher's encoder starts, so it is bounded loosely.
         requests = received["keyframe_requests"]
-        assert requests <= 2 + 2 * received["frames_lost"], received
-        assert requests <= 3 + loss_percent // 5, received
+        to_start = received["keyframe_requests_to_start"]
+        assert 1 <= to_start <= 8, received
+        assert requests - to_start <= 1 + 2 * received["frames_lost"], received
+        assert requests - to_start <= 1 + loss_percent // 5, received
         recovered += received["packets_recovered"]
     assert recovered > 0
     # The link carries far more than the media: the SFU dropped nothing, and

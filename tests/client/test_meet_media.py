@@ -325,6 +325,7 @@ async def test_receiver_recovers_from_a_lost_frame_with_a_keyframe():
     stats = receiver.stats_dict()
     assert stats["frames_lost"] == 1 and stats["packets_lost"] >= 1
     assert stats["keyframes_received"] == 2 and stats["keyframe_requests"] == 2
+    assert stats["keyframe_requests_to_start"] == 1  # the other was for the loss
     assert stats["frames_rendered"] == len(shown)
 
 
