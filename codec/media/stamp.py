@@ -11,8 +11,8 @@ first, row by row:
 - capture time in milliseconds modulo 2**32, 32 bits;
 - CRC-32 of ``b"qmstamp1"`` followed by the 8 bytes above.
 
-Cells are read from their inner half; a cell whose mean is neither clearly dark
-nor clearly light, or a CRC mismatch, makes :func:`read_stamp` return None rather
+Cells are read from their inner half; a cell whose mean is near mid-grey
+(neither dark nor light), or a CRC mismatch, makes :func:`read_stamp` return None rather
 than a wrong value. Because cell positions scale with the width, a stamp survives
 the encoder's resolution ladder.
 """
@@ -32,8 +32,11 @@ _CELLS_PER_WIDTH = 40
 _MAGIC = b"qmstamp1"
 _FIELDS = struct.Struct(">II")
 _CHECKED = struct.Struct(">III")
-_DARK_BELOW = 80.0
-_LIGHT_ABOVE = 176.0
+# A quarter of the range either side of mid-grey: a low-bitrate encode smears
+# cells by up to about 90 levels (a light cell read 172 at 320x240 and 150
+# kbit/s), a grey one is damage, and the CRC catches what slips through.
+_DARK_BELOW = 112.0
+_LIGHT_ABOVE = 144.0
 
 
 def _edges(width: int) -> tuple[list[int], list[int]]:

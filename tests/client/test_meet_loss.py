@@ -126,15 +126,17 @@ async def test_video_keeps_flowing_through_random_loss(
         # machine renders fewer)...
         assert received["fps"] >= 0.5 * FPS, received
         assert received["time_frozen_s"] < 0.25 * SECONDS, received
-        # ...and losses are repaired by retransmission, keyframes stay rare
-        # once the picture runs (issue 12 counted 72-105 per 30 s before
-        # retransmission). How often the first one is asked for depends on
-        # how fast the publisher's encoder starts, so it is bounded loosely.
+        # ...and losses are repaired by retransmission: once the picture runs,
+        # a keyframe only for a frame retransmission could not save, never
+        # twice for one (issue 12 counted 72-105 per 30 s before
+        # retransmission). How many frames a machine loses to late timers
+        # depends on its load; bench/loss.py measures the rate. How often the
+        # first keyframe is asked for depends on how fast the publisher's
+        # encoder starts, so it is bounded loosely.
         requests = received["keyframe_requests"]
         to_start = received["keyframe_requests_to_start"]
         assert 1 <= to_start <= 8, received
         assert requests - to_start <= 1 + 2 * received["frames_lost"], received
-        assert requests - to_start <= 1 + loss_percent // 5, received
         recovered += received["packets_recovered"]
     assert recovered > 0
     # The link carries far more than the media: the SFU dropped nothing, and
