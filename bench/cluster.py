@@ -17,12 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import signal
 import tempfile
 import time
 
-from _common import Child, percentile, start_quicmeet_server  # noqa: I001
+from _common import (  # noqa: I001
+    Child,
+    percentile,
+    process_cpu_seconds,
+    start_quicmeet_server,
+)
 from chat import PASSWORD, Recipient, send_paced
 
 from client import Session
@@ -60,6 +66,41 @@ def start_node(name: str, db_url: str, redis_url: str, blob_dir: str) -> Child:
     )
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children (PostgreSQL's backends)."""
+    total = process_cpu_seconds(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                total += process_cpu_seconds(int(entry))
+        except (OSError, ValueError):
+            continue  # the process ended meanwhile
+    return total
+
+
+class CpuShares:
+    """Cores each process of the cluster kept busy during one phase, to tell
+    where the time of a chat message goes (nodes, PostgreSQL, Redis, or this
+    load generator) and whether the machine was saturated."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = time.perf_counter()
+        self.before = {name: _tree_cpu_seconds(pid) for name, pid in pids.items()}
+
+    def finish(self) -> dict:
+        elapsed = time.perf_counter() - self.start
+        busy = {
+            name: round((_tree_cpu_seconds(pid) - self.before[name]) / elapsed, 2)
+            for name, pid in self.pids.items()
+        }
+        return {**busy, "total": round(sum(busy.values()), 2)}
+
+
 async def login(address: str, name: str, **kwargs: object) -> Session:
     session = Session(address, **kwargs)  # type: ignore[arg-type]
     await session.connect()
@@ -81,7 +122,13 @@ async def befriend(a: Session, a_name: str, b: Session, b_name: str) -> None:
 
 
 async def latency(
-    a: str, b: str, pairs: int, rate: float, duration: float, tag: str
+    a: str,
+    b: str,
+    pairs: int,
+    rate: float,
+    duration: float,
+    tag: str,
+    pids: dict[str, int],
 ) -> dict:
     """Chat latency from senders on ``a`` to their recipients on ``b``."""
     sessions = []
@@ -92,6 +139,8 @@ async def latency(
         await befriend(sender, s_name, recipient, r_name)
         sessions.append((sender, recipient, s_name, r_name))
     recipients = [Recipient(r, s_name) for _, r, s_name, _ in sessions]
+    cpu = CpuShares(pids)
+    load_before = os.getloadavg()[0]
     stop_at = time.perf_counter() + duration
     sent = await asyncio.gather(
         *(
@@ -105,6 +154,7 @@ async def latency(
         and time.perf_counter() < deadline
     ):
         await asyncio.sleep(0.01)
+    cores_busy = cpu.finish()
     latencies = [x for r in recipients for x in r.latencies]
     for r in recipients:
         r.stop()
@@ -117,6 +167,8 @@ async def latency(
         "delivered": len(latencies),
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "cores_busy": cores_busy,
+        "load_average_before": round(load_before, 2),
     }
 
 
@@ -178,14 +230,21 @@ async def run(pairs: int, rate: float, duration: float, clients: int) -> dict:
         blobs = tempfile.mkdtemp(prefix="quicmeet-bench-blobs-")
         nodes = [start_node(name, url, redis.url, blobs) for name in "ab"]
         a, b = nodes
+        pids = {
+            "node_a": a.proc.pid,
+            "node_b": b.proc.pid,
+            "postgresql": pg.pid,
+            "redis": redis.pid,
+            "load_generator": os.getpid(),
+        }
         result = {
             # The same load with both ends on node a first: what the nodes,
             # PostgreSQL and this machine cost without the hop through Redis.
             "latency_same_node": await latency(
-                a.address, a.address, pairs, rate, duration, "same"
+                a.address, a.address, pairs, rate, duration, "same", pids
             ),
             "latency_across_nodes": await latency(
-                a.address, b.address, pairs, rate, duration, "cross"
+                a.address, b.address, pairs, rate, duration, "cross", pids
             ),
             "failover": await failover(a, b.address, clients),
         }

@@ -74,6 +74,11 @@ class PostgresServer:
     def data_dir(self) -> Path:
         return self.root / "data"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (benchmarks read its CPU)."""
+        return self._proc.pid if self._proc is not None else None
+
     def url(self, database: str = "postgres") -> str:
         """The ``postgresql://`` URL of ``database`` on this server."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -176,6 +181,11 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks read its CPU)."""
+        return self._proc.pid if self._proc is not None else None
 
     def start(self, port: int | None = None) -> None:
         """Start the server (on ``port``, else a free one); returns once it
