@@ -12,10 +12,11 @@ In Redis:
 - ``quicmeet:presence``: the channel every node hears: users attached,
   detached, changing status, and the users of a node that died. Each node keeps
   a mirror of the other nodes' users from it, so ``locate`` never waits.
-- ``quicmeet:to:<node id>``: the node's own channel: events for its users and
-  "your user logged in elsewhere".
+- ``quicmeet:to:<node id>``: the node's own channel: events for its users
+  (those routed to one node in a row travel as one message) and "your user
+  logged in elsewhere".
 
-Everything a node sends goes through one queue drained by one task on one
+Everything a node sends goes through one :class:`OrderedWriter` on one
 connection, so the other nodes see it in the order it happened here.
 """
 
@@ -26,7 +27,6 @@ import json
 import logging
 import secrets
 import time
-from collections import deque
 from typing import Any, Union
 
 import msgspec
@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from codec.messages import EVENTS, Event
 
 from .base import ClusterHandler, ClusterUnavailable
+from .redis_writer import OrderedWriter
 
 __all__ = ["RedisCluster"]
 
@@ -121,16 +122,17 @@ class RedisCluster:
         self._local: dict[int, tuple[int, str]] = {}
         """Users on this node: user id -> (session id, status), to announce them
         again to a Redis that lost them (restarted without persistence)."""
-        self._outbox: deque[tuple[Any, ...]] = deque()
-        self._wake = asyncio.Event()
-        self._queued = 0
-        self._written = 0
-        """Writes ever queued and ever done, for :meth:`flushed`."""
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer = OrderedWriter(
+            self._redis, MAX_OUTBOX, HEARTBEAT, before_send=self._flush_events
+        )
+        self._events_to = ""
+        self._events: list[int | bytes] = []
+        """Events for users of node ``_events_to`` gathered since the writer
+        last sent: user id, event, user id, event..., published as one."""
         self._handler: ClusterHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._address: tuple[str, int] = ("", 0)
-        self.stats = {"routed_out": 0, "routed_in": 0, "dropped": 0, "reaped": 0}
+        self.stats = {"routed_out": 0, "routed_in": 0, "reaped": 0}
 
     # -- life -----------------------------------------------------------------
 
@@ -150,15 +152,16 @@ class RedisCluster:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._read(pubsub)),
-            loop.create_task(self._write()),
+            loop.create_task(self._writer.run()),
             loop.create_task(self._watch()),
         ]
         log.info("node %s joined the cluster", self.node_id)
 
     async def stop(self) -> None:
         """Flush what is queued, then leave: this node's users go offline."""
+        self._flush_events()
         for _ in range(50):
-            if not self._outbox:
+            if not self._writer.pending:
                 break
             await asyncio.sleep(0.02)
         for task in self._tasks:
@@ -181,44 +184,55 @@ class RedisCluster:
     def _announce(self, user_id: int, session_id: int, status: str) -> None:
         message = _encode(["attach", user_id, self.node_id, status])
         value = f"{self.node_id}\t{status}"
-        self._queue(("attach", user_id, session_id, value, message))
+        self._queue(
+            ("EVAL", _ATTACH, 2, USERS, PRESENCE, user_id, value, message),
+            lambda previous: self._taken_from(user_id, session_id, previous),
+        )
 
     def user_detached(self, user_id: int) -> None:
         self._local.pop(user_id, None)
         message = _encode(["detach", user_id, self.node_id])
-        self._queue(("if_mine", user_id, "", message))
+        self._if_mine(user_id, "", message)
 
     def set_status(self, user_id: int, status: str) -> None:
         if user_id in self._local:
             self._local[user_id] = (self._local[user_id][0], status)
         message = _encode(["status", user_id, self.node_id, status])
-        self._queue(("if_mine", user_id, f"{self.node_id}\t{status}", message))
+        self._if_mine(user_id, f"{self.node_id}\t{status}", message)
+
+    def _if_mine(self, user_id: int, value: str, message: bytes) -> None:
+        mine = f"{self.node_id}\t"
+        self._queue(
+            ("EVAL", _IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message)
+        )
 
     def send_event(self, node_id: str, user_id: int, event: Event) -> None:
         self.stats["routed_out"] += 1
-        payload = _encode(["event", user_id, _encode(event)])
-        self._queue(("publish", node_channel(node_id), payload))
+        if node_id != self._events_to:
+            self._flush_events()
+            self._events_to = node_id
+        self._events += (user_id, _encode(event))
+        self._writer.wake()
+
+    def _flush_events(self) -> None:
+        """Queue the events gathered for one node as one message to it."""
+        if self._events:
+            payload = _encode(["events", self._events])
+            self._events = []
+            self._writer.queue(("PUBLISH", node_channel(self._events_to), payload))
 
     def locate(self, user_id: int) -> tuple[str, str] | None:
         return self._remote.get(user_id)
 
     def room_opened(self, room_id: str) -> None:
-        self._queue(("hset", ROOMS, room_id, self.node_id))
+        self._queue(("HSET", ROOMS, room_id, self.node_id))
 
     def room_closed(self, room_id: str) -> None:
-        self._queue(("if_mine_room", room_id))
+        self._queue(("EVAL", _ROOM_CLOSED, 1, ROOMS, room_id, self.node_id))
 
     async def flushed(self, timeout: float) -> bool:
-        target = self._queued
-        if self._written >= target:
-            return True
-        waiter = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((target, waiter))
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except TimeoutError:
-            return False
-        return True
+        self._flush_events()
+        return await self._writer.flushed(timeout)
 
     async def room_node(self, room_id: str) -> str | None:
         try:
@@ -238,67 +252,24 @@ class RedisCluster:
         return {
             "cluster_node": self.node_id,
             "cluster_remote_users": len(self._remote),
+            "cluster_dropped": self._writer.dropped,
             **{f"cluster_{name}": value for name, value in self.stats.items()},
         }
 
-    def _queue(self, op: tuple[Any, ...]) -> None:
-        if len(self._outbox) >= MAX_OUTBOX:
-            self.stats["dropped"] += 1
+    def _queue(self, command: tuple[Any, ...], on_reply: Any = None) -> None:
+        """Queue ``command`` after the events gathered so far (order is kept)."""
+        self._flush_events()
+        self._writer.queue(command, on_reply)
+
+    def _taken_from(self, user_id: int, session_id: int, previous: Any) -> None:
+        """Reply to an attach: ``previous`` is where the user was until this
+        login (None: nowhere); another node is told to end that session."""
+        if not isinstance(previous, bytes):
             return
-        self._outbox.append(op)
-        self._queued += 1
-        self._wake.set()
-
-    # -- the writer: one connection, in order ------------------------------------
-
-    async def _write(self) -> None:
-        mine = f"{self.node_id}\t"
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                batch = list(self._outbox)
-                pipe = self._redis.pipeline(transaction=False)
-                for op in batch:
-                    if op[0] == "attach":
-                        _, user_id, _, value, message = op
-                        pipe.eval(_ATTACH, 2, USERS, PRESENCE, user_id, value, message)
-                    elif op[0] == "if_mine":
-                        _, user_id, value, message = op
-                        pipe.eval(
-                            _IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message
-                        )
-                    elif op[0] == "hset":
-                        pipe.hset(op[1], op[2], op[3])
-                    elif op[0] == "if_mine_room":
-                        pipe.eval(_ROOM_CLOSED, 1, ROOMS, op[1], self.node_id)
-                    else:
-                        pipe.publish(op[1], op[2])
-                try:
-                    results = await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    log.warning("Redis write failed (will retry): %s", exc)
-                    await asyncio.sleep(HEARTBEAT)
-                    continue
-                for _ in batch:
-                    self._outbox.popleft()
-                self._written += len(batch)
-                waiting, self._flush_waiters = self._flush_waiters, []
-                for target, waiter in waiting:
-                    if target > self._written:
-                        self._flush_waiters.append((target, waiter))
-                    elif not waiter.done():
-                        waiter.set_result(None)
-                for op, result in zip(batch, results, strict=True):
-                    if op[0] == "attach" and result:
-                        self._taken_from(op[1], op[2], result.decode())
-
-    def _taken_from(self, user_id: int, session_id: int, previous: str) -> None:
-        """The user was on another node until this login: tell that node."""
-        node = previous.split("\t", 1)[0]
+        node = previous.decode().split("\t", 1)[0]
         if node != self.node_id:
             payload = _encode(["taken", user_id, session_id])
-            self._queue(("publish", node_channel(node), payload))
+            self._queue(("PUBLISH", node_channel(node), payload))
 
     # -- the reader -----------------------------------------------------------------
 
@@ -340,9 +311,11 @@ class RedisCluster:
         fields = _decode_list(data)
         kind = fields[0]
         if channel != PRESENCE:
-            if kind == "event":
-                self.stats["routed_in"] += 1
-                self._handler.event_for(int(fields[1]), _decode_event(fields[2]))
+            if kind == "events":
+                batch = fields[1]
+                self.stats["routed_in"] += len(batch) // 2
+                for i in range(0, len(batch), 2):
+                    self._handler.event_for(int(batch[i]), _decode_event(batch[i + 1]))
             elif kind == "taken":
                 self._handler.session_taken(int(fields[1]), int(fields[2]))
             return
