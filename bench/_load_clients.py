@@ -50,6 +50,12 @@ IDLE_TIMEOUT = 30.0
 """The clients' QUIC idle timeout in seconds (the server's own applies too)."""
 ROOM_SIZE = 4
 """Members of each meeting of the meeting mix; the first publishes video."""
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+"""Each socket's kernel buffers, as the server's: a socket carries hundreds of
+connections, whose handshake flights and keepalive replies come in bursts
+while this process's loop is busy; the default (208 KiB, about 90 full-size
+datagrams) overflows and drops them, and a lost handshake packet costs a
+login a probe timeout that doubles each time."""
 
 
 class Mux(asyncio.DatagramProtocol):
@@ -81,6 +87,10 @@ class Stats:
 
     def __init__(self) -> None:
         self.logged_in = 0
+        self.login_times: list[float] = []
+        """Seconds from a connection's first packet to its sync being done."""
+        self.handshake_times: list[float] = []
+        """Seconds from a connection's first packet to its handshake's end."""
         self.errors: list[str] = []
         self.latencies: list[float] = []
         self.media_latencies: list[float] = []
@@ -113,6 +123,7 @@ class Client:
         self.ready = False
         self.closed = False
         self.stopping = False
+        self.started = 0.0
 
     @property
     def pending(self) -> bool:
@@ -120,6 +131,7 @@ class Client:
         return not self.ready and not self.closed
 
     def start(self) -> None:
+        self.started = time.perf_counter()
         self.quic.connect(self.mux.server, now=self.loop.time())
         self.flush()
 
@@ -159,6 +171,7 @@ class Client:
     def process(self) -> None:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
+                self.stats.handshake_times.append(time.perf_counter() - self.started)
                 self.request(Resume, token=self.token)
             elif isinstance(event, events.StreamDataReceived):
                 for frame in self.decoder.feed(event.data):
@@ -187,6 +200,7 @@ class Client:
         elif isinstance(message, SyncDone):
             self.ready = True
             self.stats.logged_in += 1
+            self.stats.login_times.append(time.perf_counter() - self.started)
         elif isinstance(message, ChatMessage):
             sent_at = float(message.text.split(" ", 1)[0])
             self.stats.latencies.append(time.perf_counter() - sent_at)
@@ -232,11 +246,14 @@ class Generator:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         for _ in range(self.sockets):
-            _, mux = await loop.create_datagram_endpoint(
+            transport, mux = await loop.create_datagram_endpoint(
                 lambda: Mux(self.server),
                 local_addr=("127.0.0.1", 0),
                 family=socket.AF_INET,
             )
+            sock = transport.get_extra_info("socket")
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
             self.muxes.append(mux)
         self.tasks.append(loop.create_task(self._keepalive()))
 
@@ -270,10 +287,14 @@ class Generator:
         return sum(1 for c in self.clients if c.pending)
 
     def _ramped(self, start: float) -> dict[str, Any]:
+        logins, self.stats.login_times = self.stats.login_times, []
+        handshakes, self.stats.handshake_times = self.stats.handshake_times, []
         return {
             "held": self.held(),
             "pending": self.pending(),
             "ramp_s": time.perf_counter() - start,
+            "login_s": logins,
+            "handshake_s": handshakes,
         }
 
     def held(self) -> int:

@@ -124,6 +124,14 @@ async def ask(pipes: list[Connection], command: str, *args: object) -> list[dict
     )
 
 
+def udp_receive_drops() -> int:
+    """Datagrams this machine's UDP sockets dropped for a full receive buffer
+    (all sockets: other work on the machine counts too)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = [line for line in lines if line[0] == "Udp:"][:2]
+    return int(values[names.index("RcvbufErrors")])
+
+
 def ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 2)
 
@@ -164,10 +172,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             target = args.connections * step // args.steps
             per_proc = -(-target // args.procs)
             server_cpu = process_cpu_seconds(server.proc.pid)
+            drops = udp_receive_drops()
             answers = await ask(
                 pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
             )
             held = sum(a["held"] for a in answers)
+            logins = [x for a in answers for x in a["login_s"]]
+            handshakes = [x for a in answers for x in a["handshake_s"]]
             pending = sum(a["pending"] for a in answers)
             await asyncio.sleep(args.settle)
             rss = server.rss_kib()
@@ -182,6 +193,12 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "connections": held,
                     "still_logging_in": pending,
                     "ramp_s": round(max(a["ramp_s"] for a in answers), 1),
+                    "handshake_p50_p99_s": [
+                        round(percentile(handshakes, q), 2) for q in (50, 99)
+                    ],
+                    "login_p50_p99_s": [
+                        round(percentile(logins, q), 2) for q in (50, 99)
+                    ],
                     "server_rss_kib": rss,
                     "server_kib_per_connection": round((rss - rss_idle) / held, 2)
                     if held
@@ -203,6 +220,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         for a, c in zip(answers, chats, strict=True)
                     ],
                     "errors": sum(c["errors"] for c in chats),
+                    "udp_receive_buffer_drops": udp_receive_drops() - drops,
                 }
             )
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
