@@ -31,6 +31,7 @@ from codec.messages import Error, Event, Kicked, Message, Reply, Request
 
 from .quic_adapter import (
     forget_unacknowledged_acks,
+    limit_peer_connection_ids,
     peer_host,
     quic_of,
     release_handshake_state,
@@ -82,6 +83,7 @@ class ClientConnection(QuicConnectionProtocol):
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[Reply]] = set()
         self.quic = quic_of(self)
+        limit_peer_connection_ids(self.quic)
         self._streams: dict[int, StreamHandler] = {}
         """Transfer streams by id, from their first byte until both sides end."""
         self._refused: set[int] = set()

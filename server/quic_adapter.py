@@ -7,8 +7,10 @@ the test that checks these attributes still exist) instead of the services.
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
 
 The memory an idle connection costs is trimmed here too (aioquic keeps its
-handshake buffers, a per-connection table of frame handlers, and every ACK-only
-packet it sent to a peer that only pings; see docs/performance.md).
+handshake buffers, a per-connection table of frame handlers, every ACK-only
+packet it sent to a peer that only pings, four queues that are empty while
+the connection idles, and eight connection ids from its peer; see
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ from aioquic.quic.crypto import CryptoContext, NoCallback
 from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
 
 __all__ = [
+    "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
+    "IdleQueue",
     "forget_unacknowledged_acks",
     "holds_handshake_buffers",
+    "idle_queues",
+    "limit_peer_connection_ids",
+    "peer_connection_ids",
     "pending_datagrams",
     "peer_host",
     "quic_of",
@@ -53,6 +60,10 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_cryptos",
         "_quic_logger",
         "_spaces",
+        "_events",
+        "_local_active_connection_id_limit",
+        "_peer_cid",
+        "_peer_cid_available",
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
@@ -80,7 +91,7 @@ def peer_host(quic: QuicConnection) -> str:
     return str(paths[0].addr[0]) if paths else "?"
 
 
-def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
+def pending_datagrams(quic: QuicConnection) -> deque[bytes] | IdleQueue:
     """The connection's queue of DATAGRAM payloads not yet sent (unbounded in
     aioquic: the SFU reads its length and drops what would be late)."""
     return quic._datagrams_pending
@@ -100,6 +111,70 @@ def server_socket(server: QuicServer) -> socket.socket:
 
 
 # -- memory of an idle connection ---------------------------------------------
+
+PEER_CONNECTION_IDS = 2
+"""Connection ids a server connection asks its client for (the active one and
+a spare): the least RFC 9000 allows. aioquic asks for 8, each about 240 bytes
+kept for the connection's life; a client that changes network uses the spare
+and gets another one issued as it retires the old."""
+
+
+def limit_peer_connection_ids(quic: QuicConnection) -> None:
+    """Ask the client for :data:`PEER_CONNECTION_IDS` connection ids; call
+    before the connection receives its first datagram (the limit travels in
+    the server's transport parameters)."""
+    quic._local_active_connection_id_limit = PEER_CONNECTION_IDS
+
+
+def peer_connection_ids(quic: QuicConnection) -> int:
+    """How many of the client's connection ids the connection keeps."""
+    return len(quic._peer_cid_available) + (quic._peer_cid is not None)
+
+
+class IdleQueue(list):  # type: ignore[type-arg]
+    """Stands in for the deques aioquic gives each connection (its events,
+    its DATAGRAM frames waiting, and each network path's challenges): an empty
+    deque holds a 64-slot block, about 760 bytes, while an empty list holds
+    nothing but itself. The queues are short, so ``popleft`` (O(n) on a list)
+    costs less than a deque's allocation would. ``maxlen`` drops the oldest
+    item past it, as a bounded deque does."""
+
+    __slots__ = ("maxlen",)
+
+    def __init__(self, items: Any = (), maxlen: int | None = None) -> None:
+        super().__init__(items)
+        self.maxlen = maxlen
+
+    def popleft(self) -> Any:
+        """Remove and return the oldest item; ``IndexError`` when empty."""
+        return self.pop(0)
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if self.maxlen is not None and len(self) > self.maxlen:
+            del self[0]
+
+
+def idle_queues(quic: QuicConnection) -> list[Any]:
+    """The queues :func:`release_handshake_state` swaps for :class:`IdleQueue`
+    ones: the connection's events and DATAGRAM frames, each path's challenges."""
+    paths = [(p.local_challenges, p.remote_challenges) for p in quic._network_paths]
+    return [quic._events, quic._datagrams_pending, *(q for p in paths for q in p)]
+
+
+def _swap_idle_queues(quic: QuicConnection) -> None:
+    if not isinstance(quic._events, IdleQueue):
+        quic._events = IdleQueue(quic._events)
+    if not isinstance(quic._datagrams_pending, IdleQueue):
+        quic._datagrams_pending = IdleQueue(quic._datagrams_pending)
+    for path in quic._network_paths:
+        if not isinstance(path.local_challenges, IdleQueue):
+            path.local_challenges = IdleQueue(
+                path.local_challenges, path.local_challenges.maxlen
+            )
+        if not isinstance(path.remote_challenges, IdleQueue):
+            path.remote_challenges = IdleQueue(path.remote_challenges)
+
 
 _SHARED_HANDLERS: dict[int, tuple[Callable[..., None], frozenset[tls.Epoch]]] = {}
 """aioquic's frame handler table as plain functions and shared epoch sets,
@@ -144,8 +219,9 @@ def release_handshake_state(quic: QuicConnection) -> None:
     16 KiB buffers TLS wrote its handshake messages into, the CRYPTO streams
     of the discarded Initial and Handshake epochs, the TLS key schedules, the
     key-logging callbacks of each key phase when no qlog is kept, and swaps
-    the frame handler table for one shared by all connections. Raises ``ValueError`` on
-    a connection whose server handshake has not completed.
+    the frame handler table for one shared by all connections and aioquic's
+    queues for :class:`IdleQueue` ones. Raises ``ValueError`` on a connection
+    whose server handshake has not completed.
     """
     if (
         quic.configuration.is_client
@@ -168,6 +244,7 @@ def release_handshake_state(quic: QuicConnection) -> None:
                 context._setup_cb = NoCallback
                 context._teardown_cb = NoCallback
     _share_frame_handlers(quic)
+    _swap_idle_queues(quic)
 
 
 def holds_handshake_buffers(quic: QuicConnection) -> bool:

@@ -1,16 +1,28 @@
 """What an idle server connection keeps: the handshake's buffers are released,
-the ACK-only packets answering keepalives are not kept and no request worker
-waits, yet the connection still carries chat, files, meetings and a key update
-afterwards."""
+the ACK-only packets answering keepalives are not kept, no request worker
+waits, its queues hold no deque's block and it asks its client for two
+connection ids, yet the connection still carries chat, files, meetings, a key
+update and a change of connection id afterwards."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections import deque
+
+import pytest
 
 from client.transfers import Transfers
 from codec.messages import ChatMessage, FileOffered
-from server.quic_adapter import holds_handshake_buffers, sent_packet_records
+from server.quic_adapter import (
+    PEER_CONNECTION_IDS,
+    IdleQueue,
+    holds_handshake_buffers,
+    idle_queues,
+    peer_connection_ids,
+    sent_packet_records,
+)
 from tests.conftest import befriend, eventually, next_of, sha256_of
 from tests.server.test_rooms_sfu import video
 
@@ -106,3 +118,43 @@ async def test_an_idle_connection_holds_no_request_worker(server, member):
     )
     assert [r.seq for r in replies] == list(range(1, 21))
     await eventually(lambda: not request_workers())
+
+
+def test_an_idle_queue_behaves_as_the_deque_it_replaces():
+    queue = IdleQueue(deque([1, 2]))
+    queue.append(3)
+    queue.insert(1, 9)
+    assert (queue.popleft(), queue[0], len(queue)) == (1, 9, 3)
+    bounded = IdleQueue(maxlen=2)
+    for item in "abc":
+        bounded.append(item)
+    assert list(bounded) == ["b", "c"]
+    bounded.clear()
+    with pytest.raises(IndexError):
+        bounded.popleft()
+    assert sys.getsizeof(IdleQueue()) < sys.getsizeof(deque()) / 5
+
+
+async def test_an_idle_connection_keeps_small_queues_and_two_connection_ids(
+    server, member
+):
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    conn = server_side(server, alice)
+    quic = conn.quic
+    queues = idle_queues(quic)
+    assert len(queues) == 4
+    assert all(isinstance(q, IdleQueue) for q in queues)
+    assert peer_connection_ids(quic) <= PEER_CONNECTION_IDS
+    # The client moves to its spare id: the server is issued another and
+    # still keeps no more than two; chat goes on.
+    client_quic = (await alice.session.wait_ready(5)).quic
+    for _ in range(2):
+        client_quic.change_connection_id()
+        sent = await alice.chat.send("bob", "on a new connection id")
+        assert sent.state in ("sent", "delivered")
+        assert (await next_of(bob.session, ChatMessage, timeout=10)).text == (
+            "on a new connection id"
+        )
+    await eventually(lambda: peer_connection_ids(quic) == PEER_CONNECTION_IDS)
