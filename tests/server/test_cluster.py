@@ -418,3 +418,52 @@ async def test_sigterm_drains_a_node_meetings_end_before_it_stops(nodes, tmp_pat
     finally:
         for m in (host, guest, idle):
             await close_member(m)
+
+
+async def test_sigterm_a_meeting_past_the_drain_limit_ends_with_its_node(
+    two_nodes, nodes, tmp_path
+):
+    node_b = nodes[1]
+    node_c = await asyncio.to_thread(
+        start_server_process,
+        two_nodes.root / "c",
+        extra=[
+            "--db",
+            two_nodes.db_url,
+            "--redis",
+            two_nodes.redis_url,
+            "--node-id",
+            "c",
+            "--blob-dir",
+            str(two_nodes.root / "blobs"),
+            "--drain-timeout",
+            "1",
+        ],
+    )
+    both = f"{node_c.address},{node_b.address}"
+    host = await open_member(both, "oda", tmp_path / "h" / "oda")
+    guest = await open_member(both, "pia", tmp_path / "h" / "pia")
+    try:
+        room = await host.session.rooms.create()
+        await guest.session.rooms.join(room.room_id)
+        node_c.proc.send_signal(signal.SIGTERM)
+        # Meetings are not moved: past the limit the node stops anyway.
+        assert await asyncio.to_thread(node_c.proc.wait, 20) == 0
+        on_b = (node_b.host, node_b.port)
+        await eventually(
+            lambda: all(
+                (m.session.host, m.session.port) == on_b and m.session.logged_in
+                for m in (host, guest)
+            ),
+            timeout=20,
+        )
+        # The room ended with its node: nowhere to join it now.
+        with pytest.raises(ServerError) as gone:
+            await guest.session.rooms.join(room.room_id)
+        assert gone.value.code == ErrorCode.NOT_FOUND
+    finally:
+        for m in (host, guest):
+            await close_member(m)
+        if node_c.proc.poll() is None:
+            node_c.proc.kill()
+            node_c.proc.wait(5)
