@@ -131,6 +131,7 @@ class RedisCluster:
         last sent: user id, event, user id, event..., published as one."""
         self._handler: ClusterHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._address: tuple[str, int] = ("", 0)
         self.stats = {"routed_out": 0, "routed_in": 0, "reaped": 0}
 
@@ -164,6 +165,11 @@ class RedisCluster:
             if not self._writer.pending:
                 break
             await asyncio.sleep(0.02)
+        # redis-py may turn a cancellation inside a command into an error of
+        # its own, which the loops take for Redis trouble: they also stop
+        # when they see this flag.
+        self._stopping = True
+        self._writer.stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -282,7 +288,7 @@ class RedisCluster:
                 self._remote[int(key)] = (node, status or "online")
 
     async def _read(self, pubsub: Any) -> None:
-        while True:
+        while not self._stopping:
             try:
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=HEARTBEAT
@@ -350,7 +356,7 @@ class RedisCluster:
         await pipe.execute()
 
     async def _watch(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await self._heartbeat()

@@ -64,6 +64,9 @@ class OrderedWriter:
         self.dropped = 0
         """Commands dropped because :data:`max_queued` were waiting."""
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.stopping = False
+        """Set before cancelling :meth:`run`, which then ends even when
+        redis-py turned the cancellation into an error of its own."""
 
     @property
     def pending(self) -> int:
@@ -99,7 +102,7 @@ class OrderedWriter:
 
     async def run(self) -> None:
         """Write until cancelled, reconnecting after a failure."""
-        while True:
+        while not self.stopping:
             try:
                 connection = await self._redis.connection_pool.get_connection()
             except (RedisError, OSError) as exc:
