@@ -1,0 +1,33 @@
+"""Rate adaptation of the media plane, per hop and pure: the receiver's
+arrival recorder (feedback), the sender's send history, the delay-based
+(trendline + AIMD) and loss-based estimate with probing, and the pacer that is
+the hop's one egress point. See docs/adaptation.md."""
+
+from __future__ import annotations
+
+from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
+from .estimator import BandwidthEstimator, EstimatorStats
+from .history import PacketResult, SendHistory
+from .pacer import Pacer, PacerStats, Released
+from .probe import ProbeCluster, ProbeController, probe_result
+from .rate_control import AimdRateControl, RateState
+from .trendline import DelayDetector, Usage
+
+__all__ = [
+    "FEEDBACK_INTERVAL_S",
+    "AimdRateControl",
+    "ArrivalRecorder",
+    "BandwidthEstimator",
+    "DelayDetector",
+    "EstimatorStats",
+    "PacerStats",
+    "Pacer",
+    "PacketResult",
+    "ProbeCluster",
+    "ProbeController",
+    "RateState",
+    "Released",
+    "SendHistory",
+    "Usage",
+    "probe_result",
+]

@@ -1,0 +1,274 @@
+"""The bandwidth estimate of one hop's sender: delay-based, loss-based, probed.
+
+:class:`BandwidthEstimator` is what a hop's sender runs: it records every
+datagram as it leaves (:meth:`~BandwidthEstimator.on_sent`), reads the
+receiver's feedback (:meth:`~BandwidthEstimator.on_feedback`), and keeps
+
+- the **delay-based** rate: trendline detector (:mod:`.trendline`) driving
+  AIMD (:mod:`.rate_control`);
+- the **loss-based** bound: none while loss stays under
+  :data:`HEAVY_LOSS` (random loss that retransmission repairs must not cut the
+  rate, and a queue that overflows shows up in the delay first); over it,
+  the acknowledged rate times ``1 - loss / 2``, growing back 8% a second once
+  the loss falls, dropped when it no longer binds;
+- **probing** (:mod:`.probe`): clusters to send, and their results lifting
+  both.
+
+``target_bps`` is the smaller of the two, within ``[min_bps, max_bps]``. Pure:
+every call takes ``now`` (seconds).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..feedback import FeedbackPacket
+from .history import PacketResult, SendHistory
+from .probe import ProbeCluster, ProbeController, probe_result
+from .rate_control import AimdRateControl
+from .trendline import DelayDetector, Usage
+
+__all__ = ["HEAVY_LOSS", "BandwidthEstimator", "EstimatorStats"]
+
+HEAVY_LOSS = 0.10
+"""Loss over a :data:`LOSS_INTERVAL_S` interval above this fraction cuts the
+rate (draft-ietf-rmcat-gcc's upper loss threshold)."""
+QUEUED_LOSS = 0.02
+"""Loss over this fraction (draft-ietf-rmcat-gcc's lower threshold) cuts the
+rate when it comes with a standing queue: a drop-tail buffer that overflows
+keeps a constant delay, which the trendline (a slope) does not see."""
+STANDING_QUEUE_S = 0.05
+"""A queue is standing when even the least-delayed packet of a loss interval
+waited this long (seconds) above the lowest one-way delay seen."""
+LONG_QUEUE_S = 0.1
+"""A standing queue this long cuts the rate even without loss: nothing else
+drains it (the trendline sees only growth), and a meeting cannot afford it.
+The price: a loss-based flow that keeps a shared buffer full wins over us."""
+QUEUE_WINDOW_S = 0.5
+"""The standing queue is the least queueing delay over this long (seconds)."""
+LOSS_INTERVAL_S = 1.0
+LOSS_INTERVAL_PACKETS = 20
+ACKED_WINDOW_S = 0.5
+"""The acknowledged rate is what arrived over this long (receiver clock)."""
+PROBE_PLAUSIBILITY = 0.9
+"""The estimate is set to this much of a probe's result (the result is a
+burst's rate; leave room for the media's own jitter)."""
+CALM_S = 3.0
+"""No overuse for this long before a periodic probe."""
+
+
+@dataclass(slots=True)
+class EstimatorStats:
+    """A snapshot of one estimator (rates in bits per second)."""
+
+    target_bps: int
+    delay_based_bps: int
+    loss_based_bps: int | None
+    acked_bps: int | None
+    loss_fraction: float
+    usage: str
+    threshold_ms: float
+    decreases: int
+    probes_sent: int
+    feedback_received: int
+
+
+class BandwidthEstimator:
+    """The estimate of what one hop carries, in bits per second."""
+
+    def __init__(
+        self,
+        start_bps: float = 300_000,
+        min_bps: float = 50_000,
+        max_bps: float = 2_500_000,
+    ) -> None:
+        self.min_bps = min_bps
+        self.max_bps = max_bps
+        self.history = SendHistory()
+        self.detector = DelayDetector()
+        self.rate = AimdRateControl(start_bps, min_bps, max_bps)
+        self.probes = ProbeController(max_bps)
+        self.loss_bound_bps: float | None = None
+        self.loss_fraction = 0.0
+        self.acked_bps: float | None = None
+        self._arrivals: deque[tuple[float, int]] = deque()
+        self._interval_start: float | None = None
+        self._interval_lost = 0
+        self._interval_total = 0
+        self._window_start: float | None = None
+        self._window_min_offset = float("inf")
+        self.standing_queue_s = 0.0
+        """Queueing delay no packet of the last window escaped (seconds)."""
+        self._base_offset = float("inf")
+        """Lowest arrival minus send time seen (seconds): the path's one-way
+        delay plus the clocks' offset, which queueing delay is measured from."""
+        self._loss_updated_at: float | None = None
+        self._cluster_size: dict[int, int] = {}
+        self._cluster_results: dict[int, list[PacketResult]] = {}
+        self._overuse_at = float("-inf")
+        self._recent: deque[PacketResult] = deque()
+        """Results of the last second, media and probes: a probe's result
+        counts everything that crossed the path while it was sent."""
+
+    @property
+    def target_bps(self) -> float:
+        """The estimate: the smaller of the delay- and loss-based rates."""
+        rate = self.rate.rate_bps
+        if self.loss_bound_bps is not None:
+            rate = min(rate, self.loss_bound_bps)
+        return min(max(rate, self.min_bps), self.max_bps)
+
+    def set_rtt(self, rtt_s: float) -> None:
+        """The hop's round trip (seconds), which paces decreases."""
+        self.rate.rtt_s = rtt_s
+
+    def start(self, now: float) -> list[ProbeCluster]:
+        """The clusters to probe with at the start of the hop."""
+        return self._track(self.probes.start(self.target_bps, now))
+
+    def on_sent(
+        self, seq: int, size: int, now: float, probe_cluster: int | None = None
+    ) -> None:
+        """A datagram numbered ``seq`` (16 bits) of ``size`` bytes left at ``now``."""
+        self.history.on_sent(seq, size, now, probe_cluster)
+
+    def poll(self, now: float) -> list[ProbeCluster]:
+        """Periodic probes due at ``now`` (call a few times a second)."""
+        calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
+        clusters = self.probes.periodic(self.target_bps, calm, now)
+        for cluster_id in list(self._cluster_size):
+            if not self.probes.pending(cluster_id):
+                del self._cluster_size[cluster_id]
+                self._cluster_results.pop(cluster_id, None)
+        return self._track(clusters)
+
+    def on_feedback(self, feedback: FeedbackPacket, now: float) -> list[ProbeCluster]:
+        """Read one feedback packet; returns further probe clusters to send."""
+        results = self.history.on_feedback(feedback)
+        if not results:
+            return []
+        self._update_acked(results)
+        recent = self._recent
+        recent.extend(results)
+        while recent and recent[0].sent_at < results[-1].sent_at - 1.0:
+            recent.popleft()
+        media = [r for r in results if r.probe_cluster is None]
+        usage = self.detector.update(results)
+        if usage is Usage.OVERUSE:
+            self._overuse_at = now
+        self.rate.update(usage, self.acked_bps, now)
+        self._update_queue(results, now)
+        self._update_loss(media, now)
+        return self._track(self._probe_results(results, now))
+
+    def _update_acked(self, results: list[PacketResult]) -> None:
+        arrivals = self._arrivals
+        for result in results:
+            if result.arrived_at is not None:
+                arrivals.append((result.arrived_at, result.size))
+        if not arrivals:
+            return
+        latest = max(t for t, _ in arrivals)
+        while arrivals and arrivals[0][0] < latest - ACKED_WINDOW_S:
+            arrivals.popleft()
+        span = latest - arrivals[0][0]
+        if span >= ACKED_WINDOW_S / 2:
+            self.acked_bps = (
+                sum(size for _, size in arrivals) * 8 / max(span, ACKED_WINDOW_S)
+            )
+
+    def _update_queue(self, results: list[PacketResult], now: float) -> None:
+        for result in results:
+            if result.arrived_at is not None:
+                offset = result.arrived_at - result.sent_at
+                self._base_offset = min(self._base_offset, offset)
+                self._window_min_offset = min(self._window_min_offset, offset)
+        if self._window_start is None:
+            self._window_start = now
+        if now - self._window_start < QUEUE_WINDOW_S:
+            return
+        self.standing_queue_s = max(0.0, self._window_min_offset - self._base_offset)
+        self._window_min_offset = float("inf")
+        self._window_start = now
+        if self.standing_queue_s > LONG_QUEUE_S:
+            self.rate.drain(self.acked_bps, self.standing_queue_s, now)
+            self._overuse_at = now
+
+    def _update_loss(self, results: list[PacketResult], now: float) -> None:
+        if self._interval_start is None:
+            self._interval_start = now
+        self._interval_total += len(results)
+        self._interval_lost += sum(r.arrived_at is None for r in results)
+        if (
+            now - self._interval_start < LOSS_INTERVAL_S
+            or self._interval_total < LOSS_INTERVAL_PACKETS
+        ):
+            return
+        loss = self._interval_lost / self._interval_total
+        self.loss_fraction = loss
+        standing_queue_s = self.standing_queue_s
+        elapsed = 0.0 if self._loss_updated_at is None else now - self._loss_updated_at
+        self._loss_updated_at = now
+        self._interval_start = now
+        self._interval_lost = self._interval_total = 0
+        if loss > QUEUED_LOSS and standing_queue_s > STANDING_QUEUE_S:
+            self.rate.drain(self.acked_bps, standing_queue_s, now)
+            self._overuse_at = now
+        if loss > HEAVY_LOSS:
+            base = self.acked_bps if self.acked_bps is not None else self.target_bps
+            bound = base * (1 - loss / 2)
+            if self.loss_bound_bps is None or bound < self.loss_bound_bps:
+                self.loss_bound_bps = max(bound, self.min_bps)
+        elif self.loss_bound_bps is not None:
+            self.loss_bound_bps *= 1.08 ** min(elapsed, 2.0)
+            if self.loss_bound_bps >= self.rate.rate_bps:
+                self.loss_bound_bps = None
+
+    def _probe_results(
+        self, results: list[PacketResult], now: float
+    ) -> list[ProbeCluster]:
+        further: list[ProbeCluster] = []
+        for result in results:
+            cluster = result.probe_cluster
+            if cluster is None or cluster not in self._cluster_size:
+                continue
+            held = self._cluster_results.setdefault(cluster, [])
+            held.append(result)
+            if len(held) < self._cluster_size[cluster]:
+                continue
+            del self._cluster_size[cluster]
+            del self._cluster_results[cluster]
+            first = min(r.sent_at for r in held)
+            last = max(r.sent_at for r in held)
+            rate = probe_result([r for r in self._recent if first <= r.sent_at <= last])
+            if rate is None:
+                self.probes.forget(cluster)
+                continue
+            if PROBE_PLAUSIBILITY * rate > self.rate.rate_bps:
+                self.rate.set_rate(PROBE_PLAUSIBILITY * rate, now)
+            further += self.probes.on_result(cluster, rate, now)
+        return further
+
+    def _track(self, clusters: list[ProbeCluster]) -> list[ProbeCluster]:
+        for cluster in clusters:
+            self._cluster_size[cluster.cluster_id] = cluster.packets
+            self._cluster_results.pop(cluster.cluster_id, None)
+        return clusters
+
+    def snapshot(self) -> EstimatorStats:
+        """The estimator's state, for stats."""
+        return EstimatorStats(
+            target_bps=round(self.target_bps),
+            delay_based_bps=round(self.rate.rate_bps),
+            loss_based_bps=None
+            if self.loss_bound_bps is None
+            else round(self.loss_bound_bps),
+            acked_bps=None if self.acked_bps is None else round(self.acked_bps),
+            loss_fraction=round(self.loss_fraction, 4),
+            usage=self.detector.usage.value,
+            threshold_ms=round(self.detector.threshold_ms, 2),
+            decreases=self.rate.decreases,
+            probes_sent=self.probes.clusters_sent,
+            feedback_received=self.history.feedback_received,
+        )

@@ -1,0 +1,147 @@
+"""Probing: short bursts above the estimate that find capacity quickly.
+
+Delay-based growth is slow on purpose (8% a second), so a call that starts at
+300 kbit/s on a 5 Mbit/s path, or whose path recovers after a drop, would take
+many seconds to use it. Like libwebrtc's probe controller, the
+:class:`ProbeController` asks for clusters of probe datagrams sent at a
+multiple of the estimate: at the start (3x and 6x), again at twice the result
+while a probe keeps finding more, and every :data:`PERIODIC_PROBE_S` while the
+estimate is below the maximum and the path is calm. :func:`probe_result`
+reads a cluster's feedback: the rate it was received at, when enough of it
+arrived. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .history import PacketResult
+
+__all__ = [
+    "PERIODIC_PROBE_S",
+    "ProbeCluster",
+    "ProbeController",
+    "probe_result",
+]
+
+INITIAL_MULTIPLIERS = (3.0, 6.0)
+FURTHER_MULTIPLIER = 2.0
+FURTHER_FRACTION = 0.7
+"""Probe again when a result reached this fraction of what was probed."""
+PERIODIC_PROBE_S = 5.0
+CLUSTER_DURATION_S = 0.015
+"""A cluster lasts this long at its rate (libwebrtc's 15 ms)..."""
+MIN_CLUSTER_PACKETS = 5
+"""...and holds at least this many packets."""
+MIN_RECEIVED_FRACTION = 0.8
+"""A cluster with fewer packets back than this says nothing."""
+RESULT_TIMEOUT_S = 2.0
+"""A cluster whose result has not come by then never will (its packets were
+not all sent, or their feedback was lost)."""
+PROBE_PACKET_BYTES = 1000
+"""Size of one probe datagram (the probe header and padding) at most..."""
+MIN_PROBE_PACKET_BYTES = 200
+"""...and at least: a slow cluster has smaller packets, not fewer, so that
+probing a slow link does not fill its queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeCluster:
+    """A burst to send: ``packets`` probe datagrams at ``rate_bps``."""
+
+    cluster_id: int
+    """8 bits, carried in each probe datagram."""
+    rate_bps: float
+    packets: int
+    packet_bytes: int = PROBE_PACKET_BYTES
+
+
+class ProbeController:
+    """Decides when to probe and how fast; up to ``max_bps``."""
+
+    def __init__(self, max_bps: float) -> None:
+        self.max_bps = max_bps
+        self.clusters_sent = 0
+        self._next_id = 0
+        self._started = False
+        self._pending: dict[int, tuple[float, float]] = {}
+        """Cluster id → (rate probed, when), for clusters awaiting their result."""
+        self._last_probe_at = float("-inf")
+
+    def start(self, estimate_bps: float, now: float) -> list[ProbeCluster]:
+        """The initial clusters (once)."""
+        if self._started:
+            return []
+        self._started = True
+        return [self._cluster(estimate_bps * m, now) for m in INITIAL_MULTIPLIERS]
+
+    def on_result(
+        self, cluster_id: int, result_bps: float, now: float
+    ) -> list[ProbeCluster]:
+        """A cluster's result arrived; a further cluster when it found more."""
+        pending = self._pending.pop(cluster_id, None)
+        if pending is None or result_bps < FURTHER_FRACTION * pending[0]:
+            return []
+        if self._pending:
+            return []  # a faster cluster of the same round is still out
+        return [self._cluster(FURTHER_MULTIPLIER * result_bps, now)]
+
+    def periodic(
+        self, estimate_bps: float, calm: bool, now: float
+    ) -> list[ProbeCluster]:
+        """A cluster at twice the estimate every :data:`PERIODIC_PROBE_S` while
+        the path is ``calm`` (no overuse lately) and below the maximum."""
+        for cluster_id, (_, at) in list(self._pending.items()):
+            if now - at > RESULT_TIMEOUT_S:
+                del self._pending[cluster_id]
+        if (
+            not self._started
+            or not calm
+            or self._pending
+            or now - self._last_probe_at < PERIODIC_PROBE_S
+            or estimate_bps >= self.max_bps
+        ):
+            return []
+        return [self._cluster(FURTHER_MULTIPLIER * estimate_bps, now)]
+
+    def _cluster(self, rate_bps: float, now: float) -> ProbeCluster:
+        rate = min(rate_bps, 2 * self.max_bps)
+        cluster_id = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFF
+        cluster_bytes = rate * CLUSTER_DURATION_S / 8
+        packets = max(MIN_CLUSTER_PACKETS, round(cluster_bytes / PROBE_PACKET_BYTES))
+        size = round(cluster_bytes / packets)
+        size = min(max(size, MIN_PROBE_PACKET_BYTES), PROBE_PACKET_BYTES)
+        self._pending[cluster_id] = (rate, now)
+        self._last_probe_at = now
+        self.clusters_sent += 1
+        return ProbeCluster(cluster_id, rate, packets, size)
+
+    def pending(self, cluster_id: int) -> bool:
+        """Whether the result of ``cluster_id`` is still awaited."""
+        return cluster_id in self._pending
+
+    def forget(self, cluster_id: int) -> None:
+        """A cluster whose result will never come (too few packets came back)."""
+        self._pending.pop(cluster_id, None)
+
+
+def probe_result(results: list[PacketResult]) -> float | None:
+    """The rate (bits per second) one cluster's packets were received at, no
+    more than they were sent at; None when too few arrived to say."""
+    arrived = [r for r in results if r.arrived_at is not None]
+    if len(results) < MIN_CLUSTER_PACKETS or len(arrived) < max(
+        2, MIN_RECEIVED_FRACTION * len(results)
+    ):
+        return None
+    by_send = sorted(results, key=lambda r: r.sent_at)
+    send_span = by_send[-1].sent_at - by_send[0].sent_at
+    by_arrival = sorted(arrived, key=lambda r: r.arrived_at or 0.0)
+    first, last = by_arrival[0].arrived_at, by_arrival[-1].arrived_at
+    assert first is not None and last is not None
+    receive_span = last - first
+    if receive_span <= 0 or send_span <= 0:
+        return None
+    sent_bps = sum(r.size for r in by_send[:-1]) * 8 / send_span
+    received_bps = sum(r.size for r in by_arrival[1:]) * 8 / receive_span
+    return min(sent_bps, received_bps)

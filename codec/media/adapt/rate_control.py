@@ -1,0 +1,145 @@
+"""Turning the delay detector's verdicts into a rate: AIMD, as in
+draft-ietf-rmcat-gcc section 5.5 and libwebrtc's ``AimdRateControl``.
+
+- **Overuse**: decrease to :data:`BETA` times the rate the receiver actually
+  got (the acknowledged rate), at most once per round trip, then hold.
+- **Underuse**: hold (the queue is draining; sending more would refill it).
+- **Normal**: increase, multiplicatively (8% per second) while far from the
+  capacity last seen at a decrease, additively (about one packet per response
+  time) near it, never above 1.5 times the acknowledged rate, so the estimate
+  cannot run away from what the path has shown it carries.
+
+Pure: every call takes ``now`` (seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+from .trendline import Usage
+
+__all__ = ["BETA", "AimdRateControl", "RateState"]
+
+BETA = 0.85
+"""Decrease factor on overuse (the draft's 0.85)."""
+MULTIPLICATIVE_GAIN_PER_S = 1.08
+"""Growth per second far from the last known capacity."""
+ACKED_HEADROOM = 1.5
+"""The estimate never exceeds this many times the acknowledged rate (+10 kbit/s)."""
+ACKED_SLACK_BPS = 10_000
+PACKET_BITS = 1200 * 8
+"""An average media packet, for the additive increase."""
+MIN_ADDITIVE_BPS_PER_S = 4_000
+RESPONSE_TIME_EXTRA_S = 0.1
+"""Response time = round trip + this (feedback interval and encoder reaction)."""
+CONVERGENCE_STDDEVS = 3.0
+"""Near the last capacity means within this many standard deviations of it."""
+
+
+class RateState(Enum):
+    HOLD = "hold"
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class AimdRateControl:
+    """The delay-based rate (bits per second), moved by :meth:`update`."""
+
+    def __init__(self, start_bps: float, min_bps: float, max_bps: float) -> None:
+        self.rate_bps = float(start_bps)
+        self.min_bps = float(min_bps)
+        self.max_bps = float(max_bps)
+        self.state = RateState.HOLD
+        self.rtt_s = 0.1
+        self.decreases = 0
+        self._updated_at: float | None = None
+        self._decreased_at = float("-inf")
+        self._capacity_mean_kbps: float | None = None
+        self._capacity_var = 0.4
+        """Variance of the capacity estimate, normalised by its mean (libwebrtc's)."""
+
+    def set_rate(self, rate_bps: float, now: float) -> None:
+        """Jump to ``rate_bps`` (a probe found more), clamped to the limits."""
+        self.rate_bps = min(max(rate_bps, self.min_bps), self.max_bps)
+        self._updated_at = now
+
+    def update(self, usage: Usage, acked_bps: float | None, now: float) -> float:
+        """Apply one detector verdict at ``now``; the new rate."""
+        elapsed = 0.0 if self._updated_at is None else now - self._updated_at
+        elapsed = min(max(elapsed, 0.0), 1.0)
+        self._updated_at = now
+        if usage is Usage.OVERUSE:
+            self.state = RateState.DECREASE
+        elif usage is Usage.UNDERUSE:
+            self.state = RateState.HOLD
+        elif self.state is not RateState.INCREASE:
+            self.state = RateState.INCREASE
+        if self.state is RateState.INCREASE:
+            self._increase(acked_bps, elapsed)
+        elif self.state is RateState.DECREASE:
+            self._decrease(acked_bps, now)
+        self.rate_bps = min(max(self.rate_bps, self.min_bps), self.max_bps)
+        return self.rate_bps
+
+    def _increase(self, acked_bps: float | None, elapsed: float) -> None:
+        mean = self._capacity_mean_kbps
+        if acked_bps is not None and mean is not None:
+            spread = CONVERGENCE_STDDEVS * math.sqrt(self._capacity_var * mean)
+            if acked_bps / 1000 > mean + spread:
+                self._capacity_mean_kbps = None  # the capacity went up: forget
+                mean = None
+        if mean is not None:
+            response_s = self.rtt_s + RESPONSE_TIME_EXTRA_S
+            per_s = max(MIN_ADDITIVE_BPS_PER_S, PACKET_BITS / response_s)
+            new = self.rate_bps + per_s * elapsed
+        else:
+            new = self.rate_bps * MULTIPLICATIVE_GAIN_PER_S**elapsed
+        if acked_bps is not None:
+            # An app-limited sender keeps its rate, but grows no further than
+            # what the path has shown it carries.
+            limit = ACKED_HEADROOM * acked_bps + ACKED_SLACK_BPS
+            new = min(new, max(self.rate_bps, limit))
+        self.rate_bps = new
+
+    def drain(self, acked_bps: float | None, queue_s: float, now: float) -> float:
+        """A queue of ``queue_s`` seconds stands at the bottleneck: go below
+        what arrives by enough to drain it in about a second (at most by
+        half), then hold. Counts as a decrease; at most one per round trip."""
+        self.state = RateState.HOLD
+        if now - self._decreased_at < self.rtt_s or acked_bps is None:
+            return self.rate_bps
+        new = acked_bps * max(0.5, min(BETA, 1 - queue_s))
+        if new < self.rate_bps:
+            self.rate_bps = max(new, self.min_bps)
+            self._decreased_at = now
+            self.decreases += 1
+        self._updated_at = now
+        return self.rate_bps
+
+    def _decrease(self, acked_bps: float | None, now: float) -> None:
+        self.state = RateState.HOLD
+        if now - self._decreased_at < self.rtt_s:
+            return
+        base = acked_bps if acked_bps is not None else self.rate_bps
+        new = BETA * base
+        if new >= self.rate_bps:
+            return
+        self.rate_bps = new
+        self._decreased_at = now
+        self.decreases += 1
+        self._on_capacity(base / 1000)
+
+    def _on_capacity(self, kbps: float) -> None:
+        mean = self._capacity_mean_kbps
+        if mean is None:
+            self._capacity_mean_kbps = kbps
+            return
+        alpha = 0.05
+        mean = (1 - alpha) * mean + alpha * kbps
+        norm = max(mean, 1.0)
+        self._capacity_var = (1 - alpha) * self._capacity_var + alpha * (
+            (mean - kbps) ** 2 / norm
+        )
+        self._capacity_var = min(max(self._capacity_var, 0.4), 2.5)
+        self._capacity_mean_kbps = mean

@@ -1,0 +1,130 @@
+"""The bandwidth estimate, pure: detector, AIMD, probes, and whole runs of a
+video flow through a netsim bottleneck on a virtual clock (``adapt_sim``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from codec.media.adapt import (
+    AimdRateControl,
+    DelayDetector,
+    PacketResult,
+    Usage,
+    probe_result,
+)
+from netsim import LinkConfig, ScheduleStep
+
+from .adapt_sim import AdaptSim, between, mean
+
+
+def _results(
+    count: int, send_gap: float, arrival_gap: float, start: int = 0
+) -> list[PacketResult]:
+    return [
+        PacketResult(
+            seq=start + i,
+            size=1000,
+            sent_at=(start + i) * send_gap,
+            arrived_at=1.0 + (start + i) * arrival_gap,
+        )
+        for i in range(count)
+    ]
+
+
+def _feed(detector: DelayDetector, arrival_gaps: list[float]) -> list[Usage]:
+    """Packets sent every 10 ms arriving ``arrival_gaps`` apart, ten per
+    feedback; the detector's verdict after each feedback."""
+    results = []
+    arrival = 1.0
+    for seq, gap in enumerate(arrival_gaps):
+        arrival += gap
+        results.append(PacketResult(seq, 1000, seq * 0.01, arrival))
+    return [detector.update(results[i : i + 10]) for i in range(0, len(results), 10)]
+
+
+def test_the_detector_tells_a_growing_queue_from_a_steady_one() -> None:
+    assert set(_feed(DelayDetector(), [0.01] * 200)) == {Usage.NORMAL}
+    assert Usage.OVERUSE in _feed(DelayDetector(), [0.012] * 200)
+    draining = _feed(DelayDetector(), [0.01] * 200 + [0.008] * 100)
+    assert Usage.UNDERUSE in draining[20:]
+    assert Usage.OVERUSE not in draining
+
+
+def test_aimd_cuts_to_beta_of_what_arrived_then_grows_multiplicatively() -> None:
+    rate = AimdRateControl(1_000_000, 50_000, 5_000_000)
+    rate.rtt_s = 0.1
+    assert rate.update(Usage.OVERUSE, 800_000, 0.0) == pytest.approx(680_000)
+    # A second overuse within a round trip does not cut again.
+    assert rate.update(Usage.OVERUSE, 600_000, 0.05) == pytest.approx(680_000)
+    assert rate.update(Usage.UNDERUSE, 600_000, 0.1) == pytest.approx(680_000)
+    fresh = AimdRateControl(500_000, 50_000, 5_000_000)
+    fresh.update(Usage.NORMAL, 500_000, 0.0)
+    assert fresh.update(Usage.NORMAL, 500_000, 1.0) == pytest.approx(540_000)
+    # Never far above what the path has shown it carries.
+    capped = AimdRateControl(500_000, 50_000, 5_000_000)
+    capped.update(Usage.NORMAL, 100_000, 0.0)
+    assert capped.update(Usage.NORMAL, 100_000, 1.0) == pytest.approx(500_000)
+
+
+def test_a_probe_result_is_the_slower_of_sending_and_receiving() -> None:
+    fast_path = _results(6, 0.001, 0.001)
+    assert probe_result(fast_path) == pytest.approx(8_000_000)
+    bottleneck = _results(6, 0.001, 0.004)
+    assert probe_result(bottleneck) == pytest.approx(2_000_000)
+    lost = [
+        r if r.seq < 3 else PacketResult(r.seq, r.size, r.sent_at, None)
+        for r in fast_path
+    ]
+    assert probe_result(lost) is None
+    assert probe_result(fast_path[:3]) is None
+
+
+RFC8867_STEPS = [
+    ScheduleStep(20, {"rate_bps": 2.5e6}),
+    ScheduleStep(40, {"rate_bps": 0.6e6}),
+    ScheduleStep(60, {"rate_bps": 1e6}),
+]
+
+
+def test_capacity_steps_are_followed_with_a_short_queue() -> None:
+    sim = AdaptSim(
+        LinkConfig(delay_s=0.05, rate_bps=1e6, queue_delay_s=0.3), RFC8867_STEPS
+    )
+    samples = sim.run(80)
+    for start, end, capacity in ((5, 20, 1e6), (25, 40, 2.5e6), (65, 80, 1e6)):
+        used = mean(s.sent_bps for s in between(samples, start, end)) / capacity
+        assert 0.75 <= used <= 1.05, (start, used)
+    # After the drop to 0.6 Mbit/s the queue is gone within 3 s.
+    after_drop = between(samples, 43, 60)
+    assert max(s.delay_s for s in after_drop) < 0.05 + 0.2
+    assert mean(s.sent_bps for s in between(samples, 45, 60)) <= 0.6e6
+    # Probing finds the capacity at the start within 2 s.
+    assert between(samples, 2, 3)[0].estimate_bps >= 0.7e6
+
+
+def test_random_loss_does_not_cut_the_rate() -> None:
+    link = LinkConfig(
+        delay_s=0.05, jitter_s=0.02, rate_bps=1.5e6, queue_delay_s=0.3, loss=0.02
+    )
+    sim = AdaptSim(link)
+    samples = sim.run(30)
+    assert mean(s.sent_bps for s in between(samples, 10, 30)) >= 0.75 * 1.5e6
+
+
+def test_heavy_loss_cuts_the_rate() -> None:
+    light = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=1.5e6, loss=0.02))
+    heavy = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=1.5e6, loss=0.25))
+    light_rate = mean(s.estimate_bps for s in between(light.run(20), 10, 20))
+    heavy_rate = mean(s.estimate_bps for s in between(heavy.run(20), 10, 20))
+    assert heavy_rate < 0.6 * light_rate
+
+
+def test_a_slow_link_from_the_start_keeps_the_queue_short() -> None:
+    sim = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=300_000, queue_delay_s=0.3))
+    samples = sim.run(20)
+    steady = between(samples, 5, 20)
+    assert mean(s.sent_bps for s in steady) <= 300_000
+    assert mean(s.sent_bps for s in steady) >= 0.6 * 300_000
+    delays = sorted(s.delay_s for s in steady)
+    assert delays[int(0.95 * len(delays))] < 0.05 + 0.2
+    assert sim.frames_sent >= 20 * 30 * 0.8
