@@ -295,6 +295,13 @@ class Rooms:
             return False
         return proto.send_datagrams(datagrams, max_queued)
 
+    def datagrams_queued(self) -> int | None:
+        """Datagrams waiting in the connection's queue (None: no connection)."""
+        proto = self._session._proto
+        if proto is None:
+            return None
+        return proto.datagrams_queued
+
     def rtt_s(self) -> float | None:
         """The connection's smoothed round trip in seconds (None before the
         first sample, or without a connection)."""

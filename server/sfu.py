@@ -31,7 +31,10 @@ Keyframe requests from subscribers are forwarded to the track's publisher
 unless one is already outstanding: sent less than
 ``keyframe_request_interval`` seconds ago and not yet answered by a keyframe,
 so one loss never costs two keyframes however many ask. Feedback and probes
-are per hop and end here.
+are per hop and end here: every audio, video and probe datagram from a member
+is recorded by its hop, which reports them back to the member every 50 ms
+(:meth:`~server.sfu_hop.Hop.on_arrival`); a member's feedback about what the
+SFU sent it feeds that hop's estimate.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codec.media import PacketError
+from codec.media.feedback import parse_feedback
 from codec.media.nack import nack_packets, parse_nack
 from codec.media.packet import (
     AUDIO_HEADER_SIZE,
@@ -76,7 +80,9 @@ _FRAGMENT_INDEX_OFFSET = 16
 _KEYFRAME_REQUEST_FIRST_BYTE = _VERSION_1 | (PacketKind.KEYFRAME_REQUEST << 3)
 _KEYFRAME_REQUEST_SIZE = 6
 _NACK_FIRST_BYTE = _VERSION_1 | (PacketKind.NACK << 3)
-_PER_HOP_KINDS = frozenset((PacketKind.FEEDBACK, PacketKind.PROBE))
+_FEEDBACK_FIRST_BYTE = _VERSION_1 | (PacketKind.FEEDBACK << 3)
+_PROBE_FIRST_BYTE = _VERSION_1 | (PacketKind.PROBE << 3)
+_PROBE_HEADER_SIZE = 4
 
 
 @dataclass(slots=True)
@@ -122,6 +128,8 @@ class ForwarderStats:
     """Packets that arrived from publishers after the SFU asked for them."""
     per_hop_received: int = 0
     """Feedback and probe datagrams, which end at the SFU."""
+    feedback_sent: int = 0
+    """Feedback datagrams sent to members about what they sent the SFU."""
 
     def as_dict(self) -> dict[str, int]:
         return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
@@ -228,12 +236,13 @@ class Forwarder:
         if size > MAX_FORWARDED_DATAGRAM:
             stats.dropped_malformed += 1
             return
+        now = self.clock()
+        self._arrived(endpoint.hop, data, now)
         track_id = _TRACK_ID.unpack_from(data, 4)[0]
         hops = endpoint.routes.get(track_id)
         if hops is None:
             stats.dropped_foreign_track += 1
             return
-        now = self.clock()
         if not video:
             for hop in hops:
                 if len(hop.pending) >= 2 * self.max_queued:
@@ -271,10 +280,31 @@ class Forwarder:
             self._keyframe_request(endpoint, data)
         elif first == _NACK_FIRST_BYTE:
             self._nack_from_subscriber(endpoint, data)
-        elif first >> 6 == 1 and (first >> 3) & 0b111 in _PER_HOP_KINDS:
+        elif first == _FEEDBACK_FIRST_BYTE:
             self.stats.per_hop_received += 1
+            self._feedback(endpoint, data)
+        elif first == _PROBE_FIRST_BYTE and size >= _PROBE_HEADER_SIZE:
+            self.stats.per_hop_received += 1
+            self._arrived(endpoint.hop, data, self.clock())
         else:
             self.stats.dropped_malformed += 1
+
+    # -- congestion feedback ----------------------------------------------------
+
+    def _arrived(self, hop: Hop, data: bytes, now: float) -> None:
+        """Record a datagram's transport sequence number for the hop's feedback."""
+        sent = hop.recorder.feedback_sent
+        hop.on_arrival(_U16.unpack_from(data, 2)[0], now)
+        self.stats.feedback_sent += hop.recorder.feedback_sent - sent
+
+    def _feedback(self, endpoint: _Endpoint, data: bytes) -> None:
+        """A member's feedback about what the SFU sent it."""
+        try:
+            feedback = parse_feedback(memoryview(data))
+        except PacketError:
+            self.stats.dropped_malformed += 1
+            return
+        endpoint.hop.estimator.on_feedback(feedback, self.clock())
 
     # -- loss recovery ----------------------------------------------------------
 
@@ -368,5 +398,9 @@ class Forwarder:
             "sfu_tracks": len(self._track_owner),
             "sfu_retransmit_cache_bytes": sum(
                 e.hop.cache.bytes_held for e in self._endpoints.values()
+            ),
+            "sfu_hop_estimate_min_bps": min(
+                (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
+                default=0,
             ),
         }

@@ -8,6 +8,13 @@ connection's datagram queue, keeps the video it sent in a
 too slow drops whole video frames of a track until its next keyframe rather
 than scattered datagrams (:meth:`Hop.admit_video`).
 
+Congestion feedback runs per hop too: the hop's
+:class:`~codec.media.adapt.ArrivalRecorder` records what the member sent the
+SFU and reports it to the member (its pacer and estimate are on the other
+end); the hop's :class:`~codec.media.adapt.BandwidthEstimator` reads the
+member's feedback about what the SFU sent it, an estimate of the SFU →
+member path shown in the server's stats.
+
 aioquic's connection internals (its datagram queue, its round-trip estimate)
 are reached through :mod:`server.quic_adapter`, from here only.
 """
@@ -20,6 +27,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from codec.media.adapt import ArrivalRecorder, BandwidthEstimator
 from codec.media.packet import PacketKind
 from codec.media.recovery import RetransmitCache, frame_wait_s
 
@@ -70,6 +78,8 @@ class Hop:
         "cache",
         "dropping",
         "keyframe_grace_until",
+        "recorder",
+        "estimator",
         "_rtt_s",
         "_rtt_read_at",
     )
@@ -89,6 +99,10 @@ class Hop:
         self.keyframe_grace_until = float("-inf")
         """Until when (clock seconds) the queue's delay is forgiven, after a
         keyframe (:data:`KEYFRAME_GRACE_S`)."""
+        self.recorder = ArrivalRecorder()
+        """What the member sent the SFU, for the feedback the SFU sends it."""
+        self.estimator = BandwidthEstimator()
+        """What the SFU → member path carries, from the member's feedback."""
         self._rtt_s = _DEFAULT_RTT_S
         self._rtt_read_at = float("-inf")
 
@@ -100,6 +114,7 @@ class Hop:
             rtt = smoothed_rtt(self.quic)
             if rtt is not None:
                 self._rtt_s = rtt
+                self.estimator.set_rtt(rtt)
         return self._rtt_s
 
     def queue_delay(self, now: float) -> float:
@@ -176,6 +191,7 @@ class Hop:
         seq = self.transport_seq
         self.transport_seq = (seq + 1) & 0xFFFF
         datagram = data[:2] + _U16.pack(seq) + data[4:]
+        self.estimator.on_sent(seq, len(datagram), now)
         if first:
             self._insert_ahead_of_video(datagram)
         else:
@@ -191,6 +207,16 @@ class Hop:
         while index < len(pending) and pending[index][0] not in _VIDEO_FIRST_BYTES:
             index += 1
         pending.insert(index, data)
+
+    def on_arrival(self, transport_seq: int, now: float) -> None:
+        """A datagram numbered ``transport_seq`` came from the member; report
+        what came when a report is due (arrivals drive it: a member that sends
+        nothing needs no feedback)."""
+        recorder = self.recorder
+        recorder.on_packet(transport_seq, now)
+        if recorder.due(now):
+            for packet in recorder.feedback(now):
+                self.send_control(packet.serialize(), now)
 
     def send_control(self, data: bytes, now: float) -> None:
         """Queue a datagram that has no transport sequence (keyframe request,

@@ -5,11 +5,13 @@ announces it runs a :class:`~client.media.receiver.VideoReceiver`, and stops it
 (threads, timers, sink streams) the moment the track or its member goes; audio
 goes to :attr:`Call.audio` (:class:`~client.media.audio_call.AudioCall`). It
 dispatches the datagrams the connection receives (media to receivers, keyframe
-requests and NACKs to local senders), numbers the datagrams it sends with this
-hop's transport sequence, keeps them in a retransmit cache to answer the SFU's
-NACKs (only while a retransmission can still arrive in time), and re-announces
-its tracks when the server dropped them (after the session moved to a new
-connection).
+requests and NACKs to local senders, feedback to the hop), sends every media
+datagram through the hop's pacer (:class:`~client.media.hop.MediaHop`, which
+numbers them with the hop's transport sequence and keeps video in a retransmit
+cache to answer the SFU's NACKs while a retransmission can still arrive in
+time), shares the hop's bandwidth estimate among the local tracks, and
+re-announces its tracks when the server dropped them (after the session moved
+to a new connection).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from codec.media import (
     AudioPacket,
+    FeedbackPacket,
     KeyframeRequest,
     NackPacket,
     PacketError,
+    ProbePacket,
     VideoPacket,
     parse_packet,
 )
 from codec.media.nack import nack_packets
-from codec.media.recovery import RetransmitCache, frame_wait_s
+from codec.media.recovery import frame_wait_s
 from codec.messages import MuteRequested, RoomLeft, RoomState, RoomUpdated
 from codec.messages.rooms import TrackKind
 
@@ -36,6 +40,7 @@ from ..errors import ClientError
 from ..rooms import RoomEvent
 from .audio_call import AudioCall
 from .audio_sinks import AudioSink
+from .hop import MediaHop
 from .receiver import FrameConsumer, VideoReceiver
 from .sender import VideoSender
 from .sources import VideoSource
@@ -48,11 +53,16 @@ __all__ = ["Call"]
 log = logging.getLogger("quicmeet.media")
 
 MAX_QUEUED_DATAGRAMS = 64
-"""Datagrams allowed to wait in aioquic's queue before a frame is dropped: room
-for a keyframe and a few frames, not seconds of video."""
+"""Datagrams allowed to wait in aioquic's queue before a control datagram
+(NACK, keyframe request) is dropped; media waits in the pacer instead."""
 _CONTROL_HEADROOM = 64
-_AUDIO_HEADROOM = 64
-"""Audio goes first: it is still queued when video has filled its share."""
+AUDIO_RESERVE_BPS = 48_000
+"""What the estimate keeps for a microphone track (Opus at 32 kbit/s and its
+headers) before video shares the rest."""
+SCREEN_WEIGHT = 2.0
+"""A screen track gets this many shares of the video budget to a camera's one:
+text must stay sharp."""
+MIN_VIDEO_BUDGET_BPS = 30_000
 
 
 class Call:
@@ -84,8 +94,10 @@ class Call:
         self._senders: dict[str, VideoSender] = {}
         self._receivers: dict[int, VideoReceiver] = {}
         self._ended: list[VideoReceiver] = []
-        self._transport_seq = 0
-        self._cache = RetransmitCache()
+        self.hop = MediaHop(self.rooms, self._loop)
+        """The hop to the SFU: pacer, bandwidth estimate, feedback."""
+        self.hop.on_estimate = self._share_estimate
+        self.hop.on_frame_dropped = self._frame_dropped
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
@@ -106,6 +118,7 @@ class Call:
         """Follow the room: take its datagrams and receive its video tracks."""
         self._unlisten = self.rooms.add_listener(self._on_room_event)
         self.rooms.datagram_handler = self._on_datagram
+        self.hop.start()
         self.audio.start()
         if self.rooms.state is not None:
             self._sync(self.rooms.state)
@@ -132,11 +145,19 @@ class Call:
             self._loop,
             bitrate_bps=bitrate_bps,
             clock=self.audio.clock,
-        )
-        await sender.publish(
-            lambda: self.rooms.publish(kind, source.width, source.height, source.fps)
+            pacer_delay_s=lambda: self.hop.queue_delay_s,
         )
         self._senders[kind] = sender
+        self._share_estimate(self.hop.estimator.target_bps)
+        try:
+            await sender.publish(
+                lambda: self.rooms.publish(
+                    kind, source.width, source.height, source.fps
+                )
+            )
+        except BaseException:
+            self._senders.pop(kind, None)
+            raise
         return sender
 
     async def unpublish_video(self, kind: str) -> None:
@@ -150,6 +171,7 @@ class Call:
         """Stop every sender and receiver and let go of the room's datagrams
         (closing again does nothing more)."""
         self._unlisten()
+        self.hop.close()
         if self.rooms.datagram_handler == self._on_datagram:
             self.rooms.datagram_handler = None
         for task in list(self._tasks):
@@ -264,8 +286,12 @@ class Call:
         except PacketError:
             self.datagrams_malformed += 1
             return
+        if isinstance(packet, (AudioPacket, VideoPacket, ProbePacket)):
+            self.hop.on_received(packet.transport_seq)
         if isinstance(packet, AudioPacket):
             self.audio.on_packet(packet)
+        elif isinstance(packet, FeedbackPacket):
+            self.hop.on_feedback(packet)
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
             if receiver is None:
@@ -290,37 +316,32 @@ class Call:
 
     def _answer_nack(self, sender: VideoSender, nack: NackPacket) -> None:
         """Send again what the SFU missed, if it can still arrive in time."""
-        now = self._loop.time()
         seqs = nack.seqs()
         rtt = self.rooms.rtt_s()
-        deadline = frame_wait_s(rtt if rtt is not None else 0.1)
-        resent = self._cache.retransmit(nack.track_id, seqs, now, deadline)
-        if resent and self._send(resent, self.max_queued_datagrams) is None:
-            resent = []
-        sender.on_nack(len(seqs), len(resent))
+        budget = frame_wait_s(rtt if rtt is not None else 0.1)
+        resent = self.hop.retransmit(nack.track_id, seqs, budget)
+        sender.on_nack(len(seqs), resent)
 
-    def _send_media(self, datagrams: Sequence[bytes]) -> bool:
-        sent = self._send(datagrams, self.max_queued_datagrams)
-        if sent is None:
-            return False
-        now = self._loop.time()
-        for data in sent:
-            track_id = int.from_bytes(data[4:8], "big")
-            self._cache.put(track_id, int.from_bytes(data[8:10], "big"), data, now)
-        return True
+    def _send_media(self, datagrams: Sequence[bytes], keyframe: bool) -> bool:
+        track_id = int.from_bytes(datagrams[0][4:8], "big")
+        return self.hop.send_frame(track_id, datagrams, keyframe)
 
-    def _send(self, datagrams: Sequence[bytes], max_queued: int) -> list[bytes] | None:
-        """Number ``datagrams`` with this hop's transport sequence and send
-        them; the datagrams sent, or None when the queue had no room."""
-        seq = self._transport_seq
-        numbered = [
-            data[:2] + ((seq + index) & 0xFFFF).to_bytes(2, "big") + data[4:]
-            for index, data in enumerate(datagrams)
-        ]
-        if not self.rooms.send_datagrams(numbered, max_queued):
-            return None
-        self._transport_seq = (seq + len(numbered)) & 0xFFFF
-        return numbered
+    def _share_estimate(self, estimate_bps: float) -> None:
+        """Give each local video track its share of the hop's estimate."""
+        budget = estimate_bps
+        if self.audio.sender is not None:
+            budget -= AUDIO_RESERVE_BPS
+        senders = list(self._senders.values())
+        weights = [SCREEN_WEIGHT if s.kind == "screen" else 1.0 for s in senders]
+        total = sum(weights)
+        for sender, weight in zip(senders, weights, strict=True):
+            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, budget * weight / total))
+
+    def _frame_dropped(self, track_id: int) -> None:
+        """The pacer dropped a frame of ``track_id``: its next must be a keyframe."""
+        for sender in self._senders.values():
+            if sender.track_id == track_id:
+                sender.frame_dropped()
 
     def _send_nack(self, track_id: int, seqs: list[int]) -> None:
         datagrams = [packet.serialize() for packet in nack_packets(track_id, seqs)]
@@ -329,8 +350,7 @@ class Call:
         )
 
     def _send_audio(self, datagrams: Sequence[bytes]) -> bool:
-        sent = self._send(datagrams, self.max_queued_datagrams + _AUDIO_HEADROOM)
-        return sent is not None
+        return self.hop.send_audio(datagrams)
 
     def _request_keyframe(self, track_id: int) -> None:
         request = KeyframeRequest(track_id, 0).serialize()
@@ -354,6 +374,7 @@ class Call:
             "datagrams_malformed": self.datagrams_malformed,
             "datagrams_unknown_track": self.datagrams_unknown_track,
             "mute_requests": self.mute_requests,
+            "hop": self.hop.stats(),
             **self.audio.stats(),
             "left": None if self.left is None else self.left.reason,
         }

@@ -3,11 +3,18 @@ put the datagrams on the wire from the event loop.
 
 The capture thread owns the source and the encoder (CPU work never runs on the
 loop). Each encoded frame becomes one burst of datagrams handed to the loop
-with ``call_soon_threadsafe``; the loop sends the burst with one transmit, or
-drops the whole frame when the connection's datagram queue is already long
-(aioquic never expires what it queues, so sending more would only build
-delay) and then asks its own encoder for a keyframe, since the frames after a
+with ``call_soon_threadsafe``; the loop queues the burst in the hop's pacer,
+which may refuse it (it would leave too late) or drop it later; either way
+the sender asks its own encoder for a keyframe, since the frames after a
 dropped one cannot be decoded.
+
+The sender follows its share of the hop's bandwidth estimate
+(:meth:`VideoSender.set_budget`) through a
+:class:`~codec.media.adapt.QualityLadder`: the encoder's bitrate changes in
+place, then frames are skipped to halve the frame rate, then the resolution
+is halved (a new encoder, so a keyframe), and back up when the budget
+returns. While the pacer holds more than a frame interval, the frame is not
+even encoded: a lower frame rate, never a backlog.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codec.media import VideoCodecError, VideoPacketizer
+from codec.media.adapt import Quality, QualityLadder
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
@@ -31,8 +39,12 @@ __all__ = ["SenderStats", "VideoSender", "default_bitrate_bps"]
 
 log = logging.getLogger("quicmeet.media")
 
-SendBurst = Callable[[Sequence[bytes]], bool]
-"""Sends the datagrams of one frame (on the loop); False when it dropped them."""
+SendBurst = Callable[[Sequence[bytes], bool], bool]
+"""Queues the datagrams of one frame (on the loop), saying whether it is a
+keyframe; False when it dropped them."""
+MAX_BITRATE_FACTOR = 4
+"""The encoder's ceiling: this many times the source's default bitrate (the
+VBV max rate is fixed when the encoder opens: ``docs/media.md`` 4.3)."""
 
 
 def default_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
@@ -51,7 +63,12 @@ class SenderStats:
     frames_encoded: int = 0
     frames_sent: int = 0
     frames_dropped: int = 0
-    """Encoded frames not sent: no connection, or its datagram queue was full."""
+    """Encoded frames not sent: no connection, or the pacer dropped them."""
+    frames_skipped: int = 0
+    """Frames captured and not encoded: the pacer was behind, or the ladder
+    lowered the frame rate."""
+    quality_changes: int = 0
+    """Steps of the ladder (frame rate or resolution) up or down."""
     keyframes_sent: int = 0
     keyframe_requests: int = 0
     """Keyframe requests received from receivers (through the SFU)."""
@@ -91,6 +108,7 @@ class VideoSender(TrackSender):
         keyframe_interval_s: float = 20.0,
         min_keyframe_interval_s: float = 0.5,
         clock: MediaClock | None = None,
+        pacer_delay_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
         super().__init__(loop, media="video", thread_name=f"video-{kind}")
         self.clock = clock or MediaClock()
@@ -110,6 +128,10 @@ class VideoSender(TrackSender):
         self._keyframe_wanted = False
         self._force_keyframe = False
         self._new_bitrate: int | None = None
+        self._pacer_delay_s = pacer_delay_s
+        self._budget_bps: float | None = None
+        self.quality: Quality | None = None
+        """What the ladder chose last (None before a budget came)."""
 
     # -- control (any thread) ---------------------------------------------------
 
@@ -132,9 +154,20 @@ class VideoSender(TrackSender):
         stats.retransmissions += resent
 
     def set_bitrate(self, bitrate_bps: int) -> None:
-        """Retarget the encoder (bits per second) from the next frame on."""
+        """Retarget the encoder (bits per second) from the next frame on, for a
+        sender that has no budget (a budget overrides it)."""
         self.bitrate_bps = bitrate_bps
         self._new_bitrate = bitrate_bps
+
+    def set_budget(self, budget_bps: float) -> None:
+        """This track's share of the estimate (bits per second): the ladder
+        turns it into bitrate, frame rate and resolution from the next frame."""
+        self._budget_bps = budget_bps
+
+    def frame_dropped(self) -> None:
+        """A frame was dropped after it was queued: the next is a keyframe."""
+        self.stats.frames_dropped += 1
+        self._force_keyframe = True
 
     def join(self, timeout: float = 2.0) -> None:
         """Wait up to ``timeout`` s for the capture thread to end (blocking: run
@@ -168,18 +201,55 @@ class VideoSender(TrackSender):
         finally:
             source.close()
 
-    def _capture_loop(self, source: VideoSource) -> None:
-        encoder = VideoEncoder(
-            source.width,
-            source.height,
+    def _new_encoder(self, width: int, height: int) -> VideoEncoder:
+        source = self.source
+        ceiling = MAX_BITRATE_FACTOR * default_bitrate_bps(
+            source.width, source.height, source.fps, self.kind
+        )
+        return VideoEncoder(
+            width,
+            height,
             source.fps,
-            self.bitrate_bps,
+            min(self.bitrate_bps, ceiling),
+            max_bitrate_bps=max(ceiling, self.bitrate_bps),
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
         )
+
+    def _follow_budget(
+        self, ladder: QualityLadder, encoder: VideoEncoder, now: float
+    ) -> tuple[VideoEncoder, float]:
+        """Apply the ladder to the budget; the encoder to use (a new one when
+        the resolution changed) and the frame rate to encode at."""
+        budget = self._budget_bps
+        source = self.source
+        if budget is None:
+            return encoder, source.fps
+        quality = ladder.update(budget, now)
+        if self.quality is not None and quality.rung != self.quality.rung:
+            self.stats.quality_changes += 1
+        self.quality = quality
+        if (quality.width, quality.height) != (encoder.width, encoder.height):
+            self.bitrate_bps = quality.bitrate_bps
+            encoder = self._new_encoder(quality.width, quality.height)
+            self._force_keyframe = True
+        # x264 counts every frame it is given as 1/fps of the source's rate,
+        # so a halved frame rate needs twice the bits per frame.
+        wanted = int(quality.bitrate_bps * source.fps / quality.fps)
+        if abs(wanted - encoder.bitrate_bps) > 0.03 * encoder.bitrate_bps:
+            encoder.set_bitrate(wanted)
+        self.bitrate_bps = quality.bitrate_bps
+        return encoder, quality.fps
+
+    def _capture_loop(self, source: VideoSource) -> None:
+        if self._budget_bps is not None:
+            self.bitrate_bps = int(self._budget_bps)
+        encoder = self._new_encoder(source.width, source.height)
+        ladder = QualityLadder(source.width, source.height, source.fps)
         assert self.track_id is not None
         packetizer = VideoPacketizer(self.track_id)
         stats = self.stats
+        next_encode_at = 0.0
         while not self._stopping.is_set():
             image = source.read()
             now = time.monotonic()
@@ -187,6 +257,13 @@ class VideoSender(TrackSender):
             if self._new_bitrate is not None:
                 encoder.set_bitrate(self._new_bitrate)
                 self._new_bitrate = None
+            encoder, fps = self._follow_budget(ladder, encoder, now)
+            interval = 1.0 / fps
+            slack = 0.5 / source.fps
+            if now + slack < next_encode_at or self._pacer_delay_s() > interval:
+                stats.frames_skipped += 1
+                continue
+            next_encode_at = max(next_encode_at + interval, now - slack)
             if self._keyframe_wanted:
                 self._keyframe_wanted = False
                 encoder.request_keyframe()
@@ -212,7 +289,7 @@ class VideoSender(TrackSender):
         stats = self.stats
         if self._stopping.is_set():
             return
-        if not self._send(datagrams):
+        if not self._send(datagrams, keyframe):
             stats.frames_dropped += 1
             self._keyframe_wanted = True
             return
@@ -244,6 +321,12 @@ class VideoSender(TrackSender):
             "frames_encoded": stats.frames_encoded,
             "frames_sent": stats.frames_sent,
             "frames_dropped": stats.frames_dropped,
+            "frames_skipped": stats.frames_skipped,
+            "quality_changes": stats.quality_changes,
+            "encoded_width": None if self.quality is None else self.quality.width,
+            "encoded_height": None if self.quality is None else self.quality.height,
+            "encoded_fps": None if self.quality is None else self.quality.fps,
+            "ladder_rung": None if self.quality is None else self.quality.rung,
             "keyframes_sent": stats.keyframes_sent,
             "keyframe_requests": stats.keyframe_requests,
             "nacks_received": stats.nacks_received,

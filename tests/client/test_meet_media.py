@@ -257,7 +257,7 @@ async def test_sender_drops_whole_frames_when_the_link_is_backed_up():
     bursts: list[list[bytes]] = []
     refuse = {3, 4}
 
-    def send(datagrams) -> bool:
+    def send(datagrams, keyframe) -> bool:
         if len(bursts) in refuse:
             refuse.discard(len(bursts))
             return False
@@ -281,6 +281,40 @@ async def test_sender_drops_whole_frames_when_the_link_is_backed_up():
     # The first frame, and the first after each drop, is a keyframe.
     assert keyframes[0] and keyframes[3]
     assert stats["keyframes_sent"] == sum(keyframes)
+
+
+async def test_sender_follows_its_budget_down_the_ladder_and_skips_when_paced_behind():
+    loop = asyncio.get_running_loop()
+    bursts: list[tuple[int, bool]] = []
+    pacer_delay = [0.0]
+
+    def send(datagrams, keyframe) -> bool:
+        bursts.append((sum(len(d) for d in datagrams), keyframe))
+        return True
+
+    source = SyntheticSource(320, 240, 30)
+    sender = VideoSender(
+        source, "camera", send, loop, pacer_delay_s=lambda: pacer_delay[0]
+    )
+    # 320x240 at 30 fps needs about 58 kbit/s before the frame rate halves.
+    sender.set_budget(40_000)
+    sender.start()
+    await sender.wait_started()
+    sender.begin(42)
+    await asyncio.sleep(0.6)
+    quality = sender.quality
+    assert quality is not None and quality.fps == 15 and quality.width == 320
+    sent_at_half_rate = len(bursts)
+    pacer_delay[0] = 1.0  # the pacer is a second behind: encode nothing
+    await asyncio.sleep(0.3)
+    stalled = len(bursts)
+    sender.stop()
+    await loop.run_in_executor(None, sender.join)
+    stats = sender.stats_dict()
+    assert stats["frames_skipped"] >= sent_at_half_rate / 2
+    assert stalled - sent_at_half_rate <= 2
+    assert stats["keyframes_sent"] == 1  # the rate changes cost no keyframe
+    assert stats["target_bitrate_bps"] == 40_000
 
 
 async def test_receiver_recovers_from_a_lost_frame_with_a_keyframe():
@@ -450,7 +484,7 @@ async def test_sender_changes_bitrate_without_a_new_keyframe():
     loop = asyncio.get_running_loop()
     sizes: list[tuple[float, int]] = []
 
-    def send(datagrams) -> bool:
+    def send(datagrams, keyframe) -> bool:
         payload = sum(len(parse_packet(d).payload) for d in datagrams)
         sizes.append((time.monotonic(), payload))
         return True

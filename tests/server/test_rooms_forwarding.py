@@ -16,6 +16,7 @@ from codec.media import (
     VideoPacket,
     parse_packet,
 )
+from codec.media.feedback import parse_feedback
 from server.sfu import MAX_FORWARDED_DATAGRAM, Forwarder
 
 
@@ -40,12 +41,19 @@ class FakeConn:
     def __init__(self) -> None:
         self.quic = FakeQuic()
         self.transmits = 0
+        self.feedback: list[FeedbackPacket] = []
+        """The SFU's per-hop feedback to this member, set apart by take()."""
 
     def transmit_soon(self) -> None:
         self.transmits += 1
 
     def take(self) -> list[bytes]:
-        sent = list(self.quic._datagrams_pending)
+        sent = []
+        for data in self.quic._datagrams_pending:
+            if data[:1] == b"\x50":  # version 1, kind feedback
+                self.feedback.append(parse_feedback(memoryview(data)))
+            else:
+                sent.append(data)
         self.quic._datagrams_pending.clear()
         return sent
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from codec.media import KeyframeRequest, VideoPacket, parse_packet
+from codec.media import (
+    FeedbackPacket,
+    KeyframeRequest,
+    PacketKind,
+    VideoPacket,
+    parse_packet,
+)
+from codec.media.packet import rewrite_transport_seq
 from tests.conftest import eventually
+
+_FEEDBACK_FIRST_BYTE = 0x40 | (PacketKind.FEEDBACK << 3)
 
 
 def video(track_id: int, seq: int, payload: bytes = b"\x00\x00\x01\x65frame") -> bytes:
@@ -23,12 +32,22 @@ def video(track_id: int, seq: int, payload: bytes = b"\x00\x00\x01\x65frame") ->
     ).serialize()
 
 
-async def meeting(user, names):
+def _media_only(inbox: list, feedback: list):
+    """A datagram handler that keeps the SFU's per-hop feedback apart."""
+    return lambda data: (feedback if data[0] == _FEEDBACK_FIRST_BYTE else inbox).append(
+        data
+    )
+
+
+async def meeting(user, names, feedback=None):
     sessions = [await user(name) for name in names]
     inboxes = {}
     for session in sessions:
         inboxes[session.profile.username] = inbox = []
-        session.rooms.datagram_handler = inbox.append
+        kept = ({} if feedback is None else feedback).setdefault(
+            session.profile.username, []
+        )
+        session.rooms.datagram_handler = _media_only(inbox, kept)
     room_id = (await sessions[0].rooms.create()).room_id
     for session in sessions[1:]:
         await session.rooms.join(room_id)
@@ -73,6 +92,38 @@ async def test_media_reaches_the_other_members_only(server, user):
     await eventually(lambda: len(inboxes["carol"]) == 21)
     await asyncio.sleep(0.2)
     assert len(inboxes["bob"]) == 20
+
+
+async def test_the_sfu_reports_what_each_member_sent_it(server, user):
+    feedback: dict[str, list[bytes]] = {}
+    (alice, bob), inboxes = await meeting(user, ["alice", "bob"], feedback)
+    track = await alice.rooms.publish("camera", 320, 240, 15)
+    for burst in range(4):
+        datagrams = []
+        for index in range(5):
+            data = bytearray(video(track.track_id, burst * 5 + index))
+            rewrite_transport_seq(data, 100 + burst * 5 + index)
+            if (burst, index) != (1, 2):  # never sent: reported missing
+                datagrams.append(bytes(data))
+        assert alice.rooms.send_datagrams(datagrams, max_queued=100)
+        await asyncio.sleep(0.07)
+
+    def reported() -> dict[int, bool]:
+        seen = {}
+        for data in feedback["alice"]:
+            packet = parse_packet(data)
+            assert isinstance(packet, FeedbackPacket)
+            for offset, arrival in enumerate(packet.arrivals):
+                seen[(packet.base_seq + offset) & 0xFFFF] = arrival is not None
+        return seen
+
+    await eventually(lambda: len(reported()) >= 15)
+    seen = reported()
+    assert seen[107] is False
+    assert all(seen[seq] for seq in seen if seq != 107)
+    assert min(seen) == 100
+    assert feedback["bob"] == []  # bob sent nothing: nothing to report
+    assert server.snapshot()["sfu_feedback_sent"] == len(feedback["alice"])
 
 
 async def test_keyframe_requests_go_to_the_publisher_coalesced(server, user):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
 from .estimator import BandwidthEstimator, EstimatorStats
 from .history import PacketResult, SendHistory
+from .ladder import Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
 from .probe import ProbeCluster, ProbeController, probe_result
 from .rate_control import AimdRateControl, RateState
@@ -25,6 +26,8 @@ __all__ = [
     "PacketResult",
     "ProbeCluster",
     "ProbeController",
+    "Quality",
+    "QualityLadder",
     "RateState",
     "Released",
     "SendHistory",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codec.media import AudioPacket, ProbePacket, VideoPacketizer, parse_packet
-from codec.media.adapt import Pacer, ProbeCluster
+from codec.media.adapt import Pacer, ProbeCluster, QualityLadder
 
 
 def _audio(seq: int) -> bytes:
@@ -148,3 +148,24 @@ def test_a_rate_that_is_not_positive_is_refused() -> None:
     pacer = Pacer(100_000)
     with pytest.raises(ValueError, match="positive"):
         pacer.set_rate(-1, 0.0)
+
+
+def test_the_ladder_lowers_bitrate_then_frame_rate_then_resolution() -> None:
+    ladder = QualityLadder(640, 480, 30)
+    full = ladder.update(500_000, 0.0)
+    assert (full.width, full.height, full.fps, full.bitrate_bps) == (
+        640,
+        480,
+        30,
+        500_000,
+    )
+    assert ladder.update(300_000, 1.0).rung == 0  # bitrate alone
+    half_rate = ladder.update(200_000, 2.0)
+    assert (half_rate.width, half_rate.fps) == (640, 15)
+    small = ladder.update(80_000, 3.0)
+    assert (small.width, small.height, small.fps) == (320, 240, 15)
+    # Back up only after a while, and only with a margin.
+    assert ladder.update(1_000_000, 4.0).rung == small.rung
+    assert ladder.update(1_000_000, 9.0).rung == 0
+    assert ladder.update(240_000, 20.0).rung == 0
+    assert ladder.steps == 3

@@ -1,0 +1,83 @@
+"""What a video sender makes of its share of the estimate: bitrate first, then
+frame rate, then resolution, and back up.
+
+The encoder's bitrate follows the budget in place, freely (no new encoder, no
+keyframe: ``docs/media.md`` section 4.3). When the budget leaves too few bits
+per pixel for a clean picture the frame rate is halved (frames skipped at the
+source: the same encoder, and each frame gets twice the bits), then the
+resolution halved (a new encoder, so a keyframe: rare, and held for
+:data:`MIN_STEP_UP_S` before going back up). Hysteresis keeps it from flapping:
+a step up needs :data:`UP_MARGIN` times the bits per pixel that a step down
+gave up at. Pure: every call takes ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIN_BITS_PER_PIXEL", "Quality", "QualityLadder"]
+
+MIN_BITS_PER_PIXEL = 0.025
+"""Below this many bits per pixel per frame H.264 at ultrafast smears; step
+down (640x480 at 30 fps: 230 kbit/s)."""
+UP_MARGIN = 1.6
+MIN_STEP_UP_S = 5.0
+"""A step up waits this long after the last step (seconds)."""
+_RUNGS = ((1, 1), (1, 2), (2, 2), (4, 2))
+"""(resolution divisor, frame-rate divisor), best first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """What the encoder should do now."""
+
+    bitrate_bps: int
+    """The encoder's target, already corrected for skipped frames."""
+    fps: float
+    """Frames encoded per second (the source's rate or a divisor of it)."""
+    width: int
+    height: int
+    rung: int
+    """0 for full quality; each further rung halves fps or resolution."""
+
+
+class QualityLadder:
+    """The ladder of one source of ``width`` x ``height`` at ``fps``."""
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.rung = 0
+        self.steps = 0
+        self._changed_at = float("-inf")
+
+    def _size(self, rung: int) -> tuple[int, int, float]:
+        scale, skip = _RUNGS[rung]
+        # Encoders want even sizes; keep at least 16 pixels.
+        width = max(16, self.width // scale // 2 * 2)
+        height = max(16, self.height // scale // 2 * 2)
+        return width, height, self.fps / skip
+
+    def _bpp(self, budget_bps: float, rung: int) -> float:
+        width, height, fps = self._size(rung)
+        return budget_bps / (width * height * fps)
+
+    def update(self, budget_bps: float, now: float) -> Quality:
+        """The quality for ``budget_bps`` (bits per second) at ``now``."""
+        rung = self.rung
+        while rung + 1 < len(_RUNGS) and self._bpp(budget_bps, rung) < (
+            MIN_BITS_PER_PIXEL
+        ):
+            rung += 1
+        if rung == self.rung and now - self._changed_at >= MIN_STEP_UP_S:
+            while rung > 0 and self._bpp(budget_bps, rung - 1) >= (
+                UP_MARGIN * MIN_BITS_PER_PIXEL
+            ):
+                rung -= 1
+        if rung != self.rung:
+            self.rung = rung
+            self.steps += 1
+            self._changed_at = now
+        width, height, fps = self._size(self.rung)
+        return Quality(int(budget_bps), fps, width, height, self.rung)
