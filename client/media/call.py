@@ -360,13 +360,25 @@ class Call:
 
     # -- reporting ----------------------------------------------------------------
 
+    def _sent_stats(self, sender: VideoSender) -> dict[str, object]:
+        """A local track's counters with what its hop knows: the estimate it
+        shares, the round trip and the loss the feedback shows."""
+        rtt = self.rooms.rtt_s()
+        estimate = self.hop.estimator
+        return {
+            **sender.stats_dict(),
+            "estimate_bps": round(estimate.target_bps),
+            "rtt_ms": None if rtt is None else round(rtt * 1000, 1),
+            "loss_fraction": round(estimate.loss_fraction, 4),
+        }
+
     def stats(self) -> dict[str, object]:
         """Per track sent and received (including tracks that ended), as plain
         values for a stats file."""
         return {
             "user": self.rooms.me,
             "room_id": self.rooms.room_id,
-            "sent": [sender.stats_dict() for sender in self._senders.values()],
+            "sent": [self._sent_stats(sender) for sender in self._senders.values()],
             "received": [
                 receiver.stats_dict()
                 for receiver in [*self._ended, *self._receivers.values()]

@@ -24,6 +24,8 @@ than ``max_queued`` datagrams, so that wait is short.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,8 @@ START_BPS = 300_000
 """The estimate a hop starts from; probing finds more within a second."""
 MAX_BPS = 4_000_000
 _TICK_S = 0.05
+TIMELINE_TICKS = 12_000
+"""Ticks the timeline keeps: ten minutes."""
 _RETRY_S = 0.002
 """How soon to try again when aioquic's queue is full (seconds)."""
 _VIDEO_FIRST_BYTES = frozenset(
@@ -81,6 +85,9 @@ class MediaHop:
         self._timer_at: float | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._closed = False
+        self.timeline: deque[tuple[float, int, int]] = deque(maxlen=TIMELINE_TICKS)
+        """(Unix time in seconds, estimate in bits per second, bytes sent so
+        far) at every tick: the estimate and the sent rate over time."""
         self.queue_delay_s = 0.0
         """How long what waits in the pacer takes to leave, as of the last
         release (seconds; read by the capture threads, written here)."""
@@ -208,6 +215,9 @@ class MediaHop:
         for cluster in self.estimator.poll(now):
             self.pacer.add_probe(cluster, now)
         self._pump()
+        self.timeline.append(
+            (time.time(), round(self.estimator.target_bps), self.bytes_sent)
+        )
         self._tick = self._loop.call_later(_TICK_S, self._on_tick)
 
     def stats(self) -> dict[str, object]:
@@ -222,10 +232,12 @@ class MediaHop:
             "loss_fraction": estimate.loss_fraction,
             "usage": estimate.usage,
             "rate_decreases": estimate.decreases,
+            "rate_cuts": estimate.cuts,
             "probe_clusters": estimate.probes_sent,
             "feedback_received": estimate.feedback_received,
             "feedback_sent": self.recorder.feedback_sent,
             "pacer_frames_dropped": pacer.frames_dropped,
             "pacer_retransmissions_expired": pacer.retransmissions_expired,
             "pacer_delay_ms": round(self.queue_delay_s * 1000, 1),
+            "timeline": [[round(t, 3), bps, sent] for t, bps, sent in self.timeline],
         }

@@ -390,6 +390,7 @@ class VideoReceiver:
         self._last_render = now
         stats.height, stats.width = frame.image.shape[:2]
         stamp = read_stamp(frame.image)
+        latency: float | None = None
         if stamp is None:
             stats.stamps_unreadable += 1
         else:
@@ -400,7 +401,9 @@ class VideoReceiver:
             self._last_stamp_frame = number
             age = (wall_clock_ms() - capture_ms) & 0xFFFFFFFF
             if age < 0x80000000:
-                stats.latencies_ms.append(float(age))
+                latency = float(age)
+                stats.latencies_ms.append(latency)
+        stats.timeline.append((time.time(), latency))
         for consumer in list(self._consumers):
             try:
                 consumer(self.track, frame)
@@ -463,6 +466,7 @@ class VideoReceiver:
             "freezes": stats.freezes,
             "freezes_late_frame": stats.freezes_late_frame,
             "time_frozen_s": round(stats.time_frozen_s, 3),
+            "timeline": [[round(t, 3), lat] for t, lat in stats.timeline],
         }
         if self.lip_sync is not None:
             result["av_offset_ms"] = self.lip_sync.stats_dict()

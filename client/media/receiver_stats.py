@@ -4,9 +4,13 @@ report."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["ReceiverStats", "percentile"]
+__all__ = ["TIMELINE_FRAMES", "ReceiverStats", "percentile"]
+
+TIMELINE_FRAMES = 18_000
+"""Pictures the timeline keeps: ten minutes at 30 fps."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -61,6 +65,11 @@ class ReceiverStats:
     """The sum of those gaps, in seconds."""
     latencies_ms: list[float] = field(default_factory=list)
     """Glass-to-glass latency of each stamped picture rendered."""
+    timeline: deque[tuple[float, float | None]] = field(
+        default_factory=lambda: deque(maxlen=TIMELINE_FRAMES)
+    )
+    """(Unix time in seconds, glass-to-glass ms or None) of each picture
+    rendered, the last :data:`TIMELINE_FRAMES`: latency and freezes over time."""
     first_packet_at: float | None = None
     last_packet_at: float | None = None
     first_render_at: float | None = None

@@ -13,8 +13,10 @@ The sender follows its share of the hop's bandwidth estimate
 :class:`~codec.media.adapt.QualityLadder`: the encoder's bitrate changes in
 place, then frames are skipped to halve the frame rate, then the resolution
 is halved (a new encoder, so a keyframe), and back up when the budget
-returns. While the pacer holds more than a frame interval, the frame is not
-even encoded: a lower frame rate, never a backlog.
+returns. An :class:`~codec.media.adapt.EncoderCorrection` asks x264 for more
+(or less) than the budget when it makes less (or more) of its target. While
+the pacer holds more than a frame interval, the frame is not even encoded: a
+lower frame rate, never a backlog.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from codec.media import VideoCodecError, VideoPacketizer
-from codec.media.adapt import Quality, QualityLadder
+from codec.media.adapt import EncoderCorrection, Quality, QualityLadder
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
@@ -42,6 +44,10 @@ log = logging.getLogger("quicmeet.media")
 SendBurst = Callable[[Sequence[bytes], bool], bool]
 """Queues the datagrams of one frame (on the loop), saying whether it is a
 keyframe; False when it dropped them."""
+VBV_BUFFER_S = 0.3
+"""The encoder's rate buffer, in seconds of its start rate: it bounds a
+keyframe's size, which on a slow link must not overflow the bottleneck's
+queue (300 kbit/s: 11 KB, about the 300 ms a router buffers)."""
 MAX_BITRATE_FACTOR = 4
 """The encoder's ceiling: this many times the source's default bitrate (the
 VBV max rate is fixed when the encoder opens: ``docs/media.md`` 4.3)."""
@@ -214,10 +220,15 @@ class VideoSender(TrackSender):
             max_bitrate_bps=max(ceiling, self.bitrate_bps),
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
+            vbv_buffer_s=VBV_BUFFER_S,
         )
 
     def _follow_budget(
-        self, ladder: QualityLadder, encoder: VideoEncoder, now: float
+        self,
+        ladder: QualityLadder,
+        encoder: VideoEncoder,
+        now: float,
+        correction: float,
     ) -> tuple[VideoEncoder, float]:
         """Apply the ladder to the budget; the encoder to use (a new one when
         the resolution changed) and the frame rate to encode at."""
@@ -235,7 +246,7 @@ class VideoSender(TrackSender):
             self._force_keyframe = True
         # x264 counts every frame it is given as 1/fps of the source's rate,
         # so a halved frame rate needs twice the bits per frame.
-        wanted = int(quality.bitrate_bps * source.fps / quality.fps)
+        wanted = int(quality.bitrate_bps * source.fps / quality.fps * correction)
         if abs(wanted - encoder.bitrate_bps) > 0.03 * encoder.bitrate_bps:
             encoder.set_bitrate(wanted)
         self.bitrate_bps = quality.bitrate_bps
@@ -246,6 +257,7 @@ class VideoSender(TrackSender):
             self.bitrate_bps = int(self._budget_bps)
         encoder = self._new_encoder(source.width, source.height)
         ladder = QualityLadder(source.width, source.height, source.fps)
+        correction = EncoderCorrection()
         assert self.track_id is not None
         packetizer = VideoPacketizer(self.track_id)
         stats = self.stats
@@ -257,7 +269,7 @@ class VideoSender(TrackSender):
             if self._new_bitrate is not None:
                 encoder.set_bitrate(self._new_bitrate)
                 self._new_bitrate = None
-            encoder, fps = self._follow_budget(ladder, encoder, now)
+            encoder, fps = self._follow_budget(ladder, encoder, now, correction.factor)
             interval = 1.0 / fps
             slack = 0.5 / source.fps
             if now + slack < next_encode_at or self._pacer_delay_s() > interval:
@@ -275,6 +287,12 @@ class VideoSender(TrackSender):
             captured = self.clock.from_monotonic(now)
             for encoded in encoder.encode(image, captured, force_keyframe=force):
                 stats.frames_encoded += 1
+                correction.on_frame(
+                    now,
+                    len(encoded.data) * 8,
+                    encoder.bitrate_bps / source.fps,
+                    encoded.keyframe,
+                )
                 packets = packetizer.packetize(
                     encoded.data, encoded.pts, encoded.keyframe
                 )

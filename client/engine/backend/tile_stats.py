@@ -86,11 +86,20 @@ class TileStatLines:
                 _Counters(sent.frames_sent, sent.bytes_sent, sent.packets_sent, 0),
             )
             source = sender.source
+            quality = sender.quality
+            size = (
+                f"{source.width}x{source.height}"
+                if quality is None
+                else f"{quality.width}x{quality.height} (rung {quality.rung})"
+            )
+            estimate = call.hop.estimator
             lines.append(
                 (
                     f"self:{kind}",
-                    f"{source.width}x{source.height} · {delta.frames} fps · "
-                    f"{delta.bytes * 8 // 1000} kbit/s sent · {rtt_text}",
+                    f"{size} · {delta.frames} fps · "
+                    f"{delta.bytes * 8 // 1000}/{sender.bitrate_bps // 1000} kbit/s "
+                    f"sent/target · estimate {estimate.target_bps / 1000:.0f} kbit/s "
+                    f"· loss {100 * estimate.loss_fraction:.1f}% · {rtt_text}",
                 )
             )
         return lines

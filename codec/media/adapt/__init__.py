@@ -8,7 +8,7 @@ from __future__ import annotations
 from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
 from .estimator import BandwidthEstimator, EstimatorStats
 from .history import PacketResult, SendHistory
-from .ladder import Quality, QualityLadder
+from .ladder import EncoderCorrection, Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
 from .probe import ProbeCluster, ProbeController, probe_result
 from .rate_control import AimdRateControl, RateState
@@ -20,6 +20,7 @@ __all__ = [
     "ArrivalRecorder",
     "BandwidthEstimator",
     "DelayDetector",
+    "EncoderCorrection",
     "EstimatorStats",
     "PacerStats",
     "Pacer",

@@ -70,6 +70,8 @@ class EstimatorStats:
     usage: str
     threshold_ms: float
     decreases: int
+    cuts: dict[str, int]
+    """Decreases by cause: overuse, standing queue, queue with loss."""
     probes_sent: int
     feedback_received: int
 
@@ -92,12 +94,14 @@ class BandwidthEstimator:
         self.loss_bound_bps: float | None = None
         self.loss_fraction = 0.0
         self.acked_bps: float | None = None
+        self.cuts = {"overuse": 0, "standing_queue": 0, "queue_with_loss": 0}
+        """Decreases of the delay-based rate, by what caused them."""
         self._arrivals: deque[tuple[float, int]] = deque()
         self._interval_start: float | None = None
         self._interval_lost = 0
         self._interval_total = 0
-        self._window_start: float | None = None
-        self._window_min_offset = float("inf")
+        self._offsets: deque[tuple[float, float]] = deque()
+        """(feedback time, arrival minus send time) over the last window."""
         self.standing_queue_s = 0.0
         """Queueing delay no packet of the last window escaped (seconds)."""
         self._base_offset = float("inf")
@@ -154,10 +158,18 @@ class BandwidthEstimator:
         while recent and recent[0].sent_at < results[-1].sent_at - 1.0:
             recent.popleft()
         media = [r for r in results if r.probe_cluster is None]
-        usage = self.detector.update(results)
+        # Probe clusters queue up for a moment by design: the delay detector
+        # judges the media alone.
+        usage = self.detector.update(media)
         if usage is Usage.OVERUSE:
             self._overuse_at = now
+        elif usage is Usage.NORMAL and self.standing_queue_s > STANDING_QUEUE_S:
+            # A queue that no packet escapes is no time to grow, whatever the
+            # slope says (a noisy path raises the threshold over a slow ramp).
+            usage = Usage.UNDERUSE
+        before = self.rate.decreases
         self.rate.update(usage, self.acked_bps, now)
+        self.cuts["overuse"] += self.rate.decreases - before
         self._update_queue(results, now)
         self._update_loss(media, now)
         return self._track(self._probe_results(results, now))
@@ -179,20 +191,22 @@ class BandwidthEstimator:
             )
 
     def _update_queue(self, results: list[PacketResult], now: float) -> None:
+        offsets = self._offsets
         for result in results:
             if result.arrived_at is not None:
                 offset = result.arrived_at - result.sent_at
                 self._base_offset = min(self._base_offset, offset)
-                self._window_min_offset = min(self._window_min_offset, offset)
-        if self._window_start is None:
-            self._window_start = now
-        if now - self._window_start < QUEUE_WINDOW_S:
+                offsets.append((now, offset))
+        while offsets and offsets[0][0] < now - QUEUE_WINDOW_S:
+            offsets.popleft()
+        if not offsets or now - offsets[0][0] < QUEUE_WINDOW_S / 2:
             return
-        self.standing_queue_s = max(0.0, self._window_min_offset - self._base_offset)
-        self._window_min_offset = float("inf")
-        self._window_start = now
+        lowest = min(offset for _, offset in offsets)
+        self.standing_queue_s = max(0.0, lowest - self._base_offset)
         if self.standing_queue_s > LONG_QUEUE_S:
+            before = self.rate.decreases
             self.rate.drain(self.acked_bps, self.standing_queue_s, now)
+            self.cuts["standing_queue"] += self.rate.decreases - before
             self._overuse_at = now
 
     def _update_loss(self, results: list[PacketResult], now: float) -> None:
@@ -213,7 +227,9 @@ class BandwidthEstimator:
         self._interval_start = now
         self._interval_lost = self._interval_total = 0
         if loss > QUEUED_LOSS and standing_queue_s > STANDING_QUEUE_S:
+            before = self.rate.decreases
             self.rate.drain(self.acked_bps, standing_queue_s, now)
+            self.cuts["queue_with_loss"] += self.rate.decreases - before
             self._overuse_at = now
         if loss > HEAVY_LOSS:
             base = self.acked_bps if self.acked_bps is not None else self.target_bps
@@ -269,6 +285,7 @@ class BandwidthEstimator:
             usage=self.detector.usage.value,
             threshold_ms=round(self.detector.threshold_ms, 2),
             decreases=self.rate.decreases,
+            cuts=dict(self.cuts),
             probes_sent=self.probes.clusters_sent,
             feedback_received=self.history.feedback_received,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIN_BITS_PER_PIXEL", "Quality", "QualityLadder"]
+__all__ = ["MIN_BITS_PER_PIXEL", "EncoderCorrection", "Quality", "QualityLadder"]
 
 MIN_BITS_PER_PIXEL = 0.025
 """Below this many bits per pixel per frame H.264 at ultrafast smears; step
@@ -81,3 +81,45 @@ class QualityLadder:
             self._changed_at = now
         width, height, fps = self._size(self.rung)
         return Quality(int(budget_bps), fps, width, height, self.rung)
+
+
+EFFICIENCY_WINDOW_S = 2.0
+MIN_CORRECTION, MAX_CORRECTION = 0.8, 1.3
+
+
+class EncoderCorrection:
+    """How much to over- or under-ask the encoder so that what it makes
+    matches the budget: x264 in CBR undershoots on easy content (and the
+    estimate, capped near what arrives, would then never grow to the link).
+
+    Feed :meth:`on_frame` each frame's size and what the encoder was asked
+    for it; :attr:`factor` multiplies the next target, within
+    ``[0.8, 1.3]`` (more would turn into bursts on complex pictures). Keyframes
+    are left out: they overshoot by design.
+    """
+
+    def __init__(self) -> None:
+        self.factor = 1.0
+        self._frames: list[tuple[float, int, float]] = []
+
+    def on_frame(
+        self, now: float, produced_bits: int, requested_bits: float, keyframe: bool
+    ) -> float:
+        """Record one frame; the factor to apply from now on."""
+        if keyframe:
+            return self.factor
+        frames = self._frames
+        frames.append((now, produced_bits, requested_bits))
+        while frames and frames[0][0] < now - EFFICIENCY_WINDOW_S:
+            frames.pop(0)
+        if now - frames[0][0] < EFFICIENCY_WINDOW_S / 2:
+            return self.factor
+        requested = sum(r for _, _, r in frames)
+        produced = sum(p for _, p, _ in frames)
+        if requested <= 0 or produced <= 0:
+            return self.factor
+        # What the encoder makes of a target is ``efficiency`` times it (the
+        # requested bits are what it was asked, factor included).
+        efficiency = produced / requested
+        self.factor = min(max(1 / efficiency, MIN_CORRECTION), MAX_CORRECTION)
+        return self.factor

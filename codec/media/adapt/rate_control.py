@@ -25,8 +25,10 @@ BETA = 0.85
 """Decrease factor on overuse (the draft's 0.85)."""
 MULTIPLICATIVE_GAIN_PER_S = 1.08
 """Growth per second far from the last known capacity."""
-ACKED_HEADROOM = 1.5
-"""The estimate never exceeds this many times the acknowledged rate (+10 kbit/s)."""
+ACKED_HEADROOM = 1.25
+"""The estimate grows no further than this many times the acknowledged rate
+(+10 kbit/s): an encoder that undershoots its target must not let the
+estimate run ahead of what the path has shown it carries (probes find more)."""
 ACKED_SLACK_BPS = 10_000
 PACKET_BITS = 1200 * 8
 """An average media packet, for the additive increase."""
@@ -90,8 +92,12 @@ class AimdRateControl:
                 self._capacity_mean_kbps = None  # the capacity went up: forget
                 mean = None
         if mean is not None:
+            # About one average packet per response time (libwebrtc's rule): a
+            # frame at 30 fps split into packets of at most PACKET_BITS.
+            frame_bits = self.rate_bps / 30
+            packet_bits = frame_bits / math.ceil(frame_bits / PACKET_BITS)
             response_s = self.rtt_s + RESPONSE_TIME_EXTRA_S
-            per_s = max(MIN_ADDITIVE_BPS_PER_S, PACKET_BITS / response_s)
+            per_s = max(MIN_ADDITIVE_BPS_PER_S, packet_bits / response_s)
             new = self.rate_bps + per_s * elapsed
         else:
             new = self.rate_bps * MULTIPLICATIVE_GAIN_PER_S**elapsed
@@ -114,6 +120,7 @@ class AimdRateControl:
             self.rate_bps = max(new, self.min_bps)
             self._decreased_at = now
             self.decreases += 1
+            self._on_capacity(acked_bps / 1000)
         self._updated_at = now
         return self.rate_bps
 

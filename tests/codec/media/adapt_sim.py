@@ -46,6 +46,8 @@ class AdaptSim:
     start_bps: float = 300_000
     max_bps: float = 3_000_000
     seed: int = 1
+    encoder_efficiency: float = 1.0
+    """What the model encoder makes of its target (x264 undershoots)."""
     samples: list[Sample] = field(default_factory=list)
     frames_sent: int = 0
     frames_skipped: int = 0
@@ -74,7 +76,12 @@ class AdaptSim:
                 if pacer.delay_s(now) > 1 / FPS:
                     self.frames_skipped += 1
                 else:
-                    bits = estimator.target_bps / FPS * (5 if first_frame else 1)
+                    bits = (
+                        self.encoder_efficiency
+                        * estimator.target_bps
+                        / FPS
+                        * (5 if first_frame else 1)
+                    )
                     packets = packetizer.packetize(
                         bytes(max(1, int(bits / 8))), 0, first_frame
                     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codec.media import AudioPacket, ProbePacket, VideoPacketizer, parse_packet
-from codec.media.adapt import Pacer, ProbeCluster, QualityLadder
+from codec.media.adapt import EncoderCorrection, Pacer, ProbeCluster, QualityLadder
 
 
 def _audio(seq: int) -> bytes:
@@ -169,3 +169,21 @@ def test_the_ladder_lowers_bitrate_then_frame_rate_then_resolution() -> None:
     assert ladder.update(1_000_000, 9.0).rung == 0
     assert ladder.update(240_000, 20.0).rung == 0
     assert ladder.steps == 3
+
+
+def test_the_encoder_is_asked_for_more_when_it_undershoots() -> None:
+    correction = EncoderCorrection()
+    now = 0.0
+    for _ in range(90):  # three seconds at 30 fps, making 80% of the target
+        asked = 10_000 * correction.factor
+        correction.on_frame(now, int(0.8 * asked), asked, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == pytest.approx(1.25, rel=0.02)
+    # Keyframes overshoot by design and are not counted.
+    assert correction.on_frame(now, 200_000, 10_000, keyframe=True) == pytest.approx(
+        1.25, rel=0.02
+    )
+    for _ in range(90):  # never beyond the bounds
+        correction.on_frame(now, 1, 10_000, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == 1.3

@@ -1,0 +1,253 @@
+"""Media that fits its link: scenarios through ``quicmeet-netsim``, real processes.
+
+For each scenario a publisher sends synthetic stamped 640x480 video at 30 fps
+through ``quicmeet-netsim`` (both directions of its link impaired) to a
+receiver on loopback, for the scenario's length. Reported per scenario:
+utilisation of the capacity in steady state (each phase of the capacity
+schedule from 5 s after its start), recovery after a capacity drop (how long
+until every 1 s window's glass-to-glass p95 stays under the lowest latency
+plus 100 ms), time from the receiver's start (process start, join, first
+keyframe) to its first picture, the longest freeze after it,
+glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
+not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
+sent rate, and glass-to-glass latency over time) in ``--plots``.
+
+The runner is general: a scenario is netsim arguments and a capacity
+schedule; a system (``_adapt_runs.System``) is anything that holds a call
+through the relay and returns the same time series, so other systems can be
+compared on identical links.
+
+    python bench/adaptation.py                          # every scenario, ~3.5 min
+    python bench/adaptation.py --scenario slow-300k     # one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _adapt_runs import Quicmeet, Run, System, start_netsim  # noqa: I001
+from _common import ROOT, percentile
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    link_args: list[str]
+    capacity: list[tuple[float, float]]
+    """(seconds from the link's start, bits per second) steps."""
+    seconds: float
+    goals: dict[str, float] = field(default_factory=dict)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario(
+            "capacity-steps",
+            "RFC 8867 5.1: 1 -> 2.5 -> 0.6 -> 1 Mbit/s at 0/40/60/80 s, "
+            "50 ms one-way, 300 ms queue",
+            ["--scenario", "rfc8867-5.1"],
+            [(0, 1e6), (40, 2.5e6), (60, 0.6e6), (80, 1e6)],
+            100,
+            {"min_utilisation": 0.85, "max_recovery_s": 2.0},
+        ),
+        Scenario(
+            "slow-300k",
+            "300 kbit/s from the start, 25 ms one-way, 300 ms queue",
+            ["--delay", "25ms", "--rate", "300kbit", "--queue", "300ms"],
+            [(0, 300e3)],
+            30,
+            {"max_first_picture_s": 2.0, "max_freeze_s": 0.5, "max_p95_ms": 300},
+        ),
+        Scenario(
+            "loss-2pct",
+            "1.5 Mbit/s, 50 ms one-way (100 ms RTT), 20 ms jitter, 2% random loss",
+            [
+                "--delay",
+                "50ms",
+                "--jitter",
+                "20ms",
+                "--loss",
+                "2%",
+                "--rate",
+                "1.5mbit",
+                "--queue",
+                "300ms",
+            ],  # fmt: skip
+            [(0, 1.5e6)],
+            30,
+            {"max_p95_ms": 250, "min_fps": 25, "max_freeze_s": 0.5},
+        ),
+    )
+}
+
+
+def capacity_at(scenario: Scenario, t: float) -> float:
+    value = scenario.capacity[0][1]
+    for at, bps in scenario.capacity:
+        if t >= at:
+            value = bps
+    return value
+
+
+def phases(scenario: Scenario) -> list[tuple[float, float, float]]:
+    """(start, end, capacity) of each step of the schedule."""
+    steps = scenario.capacity
+    ends = [at for at, _ in steps[1:]] + [scenario.seconds]
+    return [(at, end, bps) for (at, bps), end in zip(steps, ends, strict=True)]
+
+
+def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
+    """The figures of one run; times relative to the link's start ``t0``."""
+    sent = [(t - t0, bps) for t, bps in run.sent]
+    frames = [(t - t0, lat) for t, lat in run.frames]
+    joined = run.receiver_started_at - t0
+    result: dict[str, Any] = {}
+    if not frames:
+        return {"error": "no picture shown"}
+    first = frames[0][0]
+    result["first_picture_s"] = round(first - joined, 2)
+    times = [t for t, _ in frames]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    result["max_freeze_s"] = round(max(gaps, default=0.0), 3)
+    result["freezes_over_500ms"] = sum(g > 0.5 for g in gaps)
+    measured = [lat for t, lat in frames if t >= first + 2 and lat is not None]
+    result["p50_ms"] = percentile(measured, 50) if measured else None
+    result["p95_ms"] = percentile(measured, 95) if measured else None
+    span = times[-1] - times[0]
+    result["fps"] = round((len(times) - 1) / span, 1) if span > 0 else 0.0
+    used = capacity_used = 0.0
+    per_phase = []
+    for begin, end, bps in phases(scenario):
+        window = [r for t, r in sent if begin + 5 <= t < end]
+        if end - begin < 10 or not window:
+            continue
+        mean = sum(window) / len(window)
+        per_phase.append({"from_s": begin, "capacity_bps": bps,
+                          "sent_bps": round(mean),
+                          "utilisation": round(mean / bps, 3)})  # fmt: skip
+        used += mean * (end - begin - 5)
+        capacity_used += bps * (end - begin - 5)
+    result["phases"] = per_phase
+    if capacity_used:
+        result["utilisation"] = round(used / capacity_used, 3)
+    latencies = [lat for _, lat in frames if lat is not None]
+    floor = percentile(latencies, 5) if latencies else None
+    result["lowest_latency_ms"] = floor
+    recoveries = []
+    for (_, before), (begin, end, bps) in zip(
+        scenario.capacity, phases(scenario)[1:], strict=False
+    ):
+        if bps < before and floor is not None:
+            recoveries.append(_recovery(frames, begin, end, floor + 100))
+    if recoveries:
+        result["recovery_s"] = recoveries
+    return result
+
+
+def _recovery(
+    frames: list[tuple[float, float | None]], drop: float, end: float, limit: float
+) -> float | None:
+    """Seconds after ``drop`` from which every 1 s window until ``end`` has a
+    glass-to-glass p95 under ``limit`` ms (None: never)."""
+    windows = []
+    t = drop
+    while t + 1 <= end:
+        lats = [lat for s, lat in frames if t <= s < t + 1 and lat is not None]
+        windows.append((t, percentile(lats, 95) if lats else None))
+        t += 0.25
+    recovered: float | None = None
+    for at, p95 in windows:
+        if p95 is None or p95 >= limit:
+            recovered = None
+        elif recovered is None:
+            recovered = at - drop
+    return None if recovered is None else round(recovered, 2)
+
+
+def goals_met(result: dict[str, Any], goals: dict[str, float]) -> dict[str, bool]:
+    checks = {
+        "min_utilisation": lambda v: (result.get("utilisation") or 0) >= v,
+        "max_recovery_s": lambda v: all(
+            r is not None and r <= v for r in result.get("recovery_s", [None])
+        ),
+        "max_first_picture_s": lambda v: result.get("first_picture_s", 1e9) <= v,
+        "max_freeze_s": lambda v: result.get("max_freeze_s", 1e9) <= v,
+        "max_p95_ms": lambda v: (result.get("p95_ms") or 1e9) < v,
+        "min_fps": lambda v: result.get("fps", 0) >= v,
+    }
+    return {name: checks[name](value) for name, value in goals.items()}
+
+
+def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rates, latency) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    steps = [at for at, _ in scenario.capacity] + [scenario.seconds]
+    values = [bps for _, bps in scenario.capacity]
+    rates.step(steps, [v / 1e3 for v in values] + [values[-1] / 1e3],
+               where="post", label="capacity", color="black")  # fmt: skip
+    rates.plot([t - t0 for t, _ in run.estimate],
+               [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
+    rates.plot([t - t0 for t, _ in run.sent],
+               [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
+    rates.set(ylabel="kbit/s", title=f"{scenario.name}: {scenario.description}")
+    rates.legend(fontsize=8)
+    latency.plot([t - t0 for t, lat in run.frames if lat is not None],
+                 [lat for _, lat in run.frames if lat is not None],
+                 ".", markersize=2)  # fmt: skip
+    latency.set(xlabel="seconds", ylabel="glass-to-glass (ms)")
+    for axis in (rates, latency):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> dict:
+    server = Quicmeet().server()
+    netsim = start_netsim(server.address, scenario.link_args, seed)
+    t0 = time.time()
+    try:
+        run = system.run(netsim, scenario.seconds - (time.time() - t0), server)
+    finally:
+        netsim.stop()
+        server.stop()
+    result = {"scenario": scenario.name, "system": system.name, "seed": seed,
+              **analyse(scenario, run, t0), "counters": run.extra}  # fmt: skip
+    result["goals"] = scenario.goals
+    result["goals_met"] = goals_met(result, scenario.goals)
+    plots.mkdir(parents=True, exist_ok=True)
+    plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--plots", type=Path, default=ROOT / "artifacts")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = []
+    for name in args.scenario or list(SCENARIOS):
+        result = run_scenario(Quicmeet(), SCENARIOS[name], args.seed, args.plots)
+        print(json.dumps(result), file=sys.stderr, flush=True)
+        results.append(result)
+    print(json.dumps({"elapsed_s": round(time.monotonic() - started, 1),
+                      "plots": str(args.plots), "results": results},
+                     indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
