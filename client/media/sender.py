@@ -136,6 +136,7 @@ class VideoSender(TrackSender):
         self._new_bitrate: int | None = None
         self._pacer_delay_s = pacer_delay_s
         self._budget_bps: float | None = None
+        self._retargeted_at = float("-inf")
         self.quality: Quality | None = None
         """What the ladder chose last (None before a budget came)."""
 
@@ -247,9 +248,14 @@ class VideoSender(TrackSender):
         # x264 counts every frame it is given as 1/fps of the source's rate,
         # so a halved frame rate needs twice the bits per frame.
         wanted = int(quality.bitrate_bps * source.fps / quality.fps * correction)
-        if abs(wanted - encoder.bitrate_bps) > 0.03 * encoder.bitrate_bps:
+        wanted = min(wanted, encoder.max_bitrate_bps)
+        change = abs(wanted - encoder.bitrate_bps) / encoder.bitrate_bps
+        # Retarget on a large change at once, on a small one at most once a
+        # second: each change reconfigures x264.
+        if change > 0.1 or (change > 0.03 and now - self._retargeted_at >= 1.0):
             encoder.set_bitrate(wanted)
-        self.bitrate_bps = quality.bitrate_bps
+            self._retargeted_at = now
+        self.bitrate_bps = min(quality.bitrate_bps, encoder.max_bitrate_bps)
         return encoder, quality.fps
 
     def _capture_loop(self, source: VideoSource) -> None:

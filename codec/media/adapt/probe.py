@@ -29,10 +29,14 @@ FURTHER_MULTIPLIER = 2.0
 FURTHER_FRACTION = 0.7
 """Probe again when a result reached this fraction of what was probed."""
 PERIODIC_PROBE_S = 5.0
-CLUSTER_DURATION_S = 0.015
-"""A cluster lasts this long at its rate (libwebrtc's 15 ms)..."""
+CLUSTER_DURATION_S = 0.03
+"""A cluster lasts this long at its rate (twice libwebrtc's 15 ms: arrival times
+taken by a Python event loop are only good to a few milliseconds)..."""
 MIN_CLUSTER_PACKETS = 5
 """...and holds at least this many packets."""
+MIN_SPREAD = 0.8
+"""A cluster whose arrivals span less than this fraction of its sends is
+not measured: a path does not bunch packets, a receiver's busy loop does."""
 MIN_RECEIVED_FRACTION = 0.8
 """A cluster with fewer packets back than this says nothing."""
 RESULT_TIMEOUT_S = 2.0
@@ -141,6 +145,10 @@ def probe_result(results: list[PacketResult]) -> float | None:
     assert first is not None and last is not None
     receive_span = last - first
     if receive_span <= 0 or send_span <= 0:
+        return None
+    if receive_span < MIN_SPREAD * send_span:
+        # Arrivals far more bunched than the sends: the receiver read them in
+        # one go (a busy event loop), which says nothing about the path.
         return None
     sent_bps = sum(r.size for r in by_send[:-1]) * 8 / send_span
     received_bps = sum(r.size for r in by_arrival[1:]) * 8 / receive_span

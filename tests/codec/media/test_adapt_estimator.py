@@ -77,6 +77,9 @@ def test_a_probe_result_is_the_slower_of_sending_and_receiving() -> None:
     ]
     assert probe_result(lost) is None
     assert probe_result(fast_path[:3]) is None
+    # Arrivals read in one go by a busy receiver measure nothing.
+    bunched = _results(6, 0.004, 0.0005)
+    assert probe_result(bunched) is None
 
 
 RFC8867_STEPS = [
