@@ -23,6 +23,8 @@ __all__ = ["BETA", "AimdRateControl", "RateState"]
 
 BETA = 0.85
 """Decrease factor on overuse (the draft's 0.85)."""
+MAX_CUT = 0.5
+"""No decrease takes the rate below this fraction of what it was."""
 MULTIPLICATIVE_GAIN_PER_S = 1.08
 """Growth per second far from the last known capacity."""
 ACKED_HEADROOM = 1.25
@@ -115,7 +117,7 @@ class AimdRateControl:
         self.state = RateState.HOLD
         if now - self._decreased_at < self.rtt_s or acked_bps is None:
             return self.rate_bps
-        new = acked_bps * max(0.5, min(BETA, 1 - queue_s))
+        new = max(acked_bps * max(0.5, min(BETA, 1 - queue_s)), MAX_CUT * self.rate_bps)
         if new < self.rate_bps:
             self.rate_bps = max(new, self.min_bps)
             self._decreased_at = now
@@ -129,7 +131,9 @@ class AimdRateControl:
         if now - self._decreased_at < self.rtt_s:
             return
         base = acked_bps if acked_bps is not None else self.rate_bps
-        new = BETA * base
+        # At most halve per cut: the acknowledged rate of a sender that was
+        # starting or skipping frames is far below what the path carries.
+        new = max(BETA * base, MAX_CUT * self.rate_bps)
         if new >= self.rate_bps:
             return
         self.rate_bps = new
