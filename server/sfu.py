@@ -130,6 +130,8 @@ class ForwarderStats:
     """Feedback and probe datagrams, which end at the SFU."""
     feedback_sent: int = 0
     """Feedback datagrams sent to members about what they sent the SFU."""
+    feedback_read: int = 0
+    """Members' feedback datagrams read into their hop's estimate."""
 
     def as_dict(self) -> dict[str, int]:
         return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
@@ -305,6 +307,7 @@ class Forwarder:
             self.stats.dropped_malformed += 1
             return
         endpoint.hop.estimator.on_feedback(feedback, self.clock())
+        self.stats.feedback_read += 1
 
     # -- loss recovery ----------------------------------------------------------
 

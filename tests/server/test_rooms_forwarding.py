@@ -383,3 +383,31 @@ def test_garbage_never_raises_and_only_owned_media_gets_through(data):
         assert copy[:2] + copy[4:] == data[:2] + data[4:]
     stats = sfu.stats
     assert stats.received == 1 and stats.forwarded == 2 * len(forwarded)
+
+
+def test_feedback_per_hop_both_ways():
+    sfu, clock, a, b, c = room_of_three()
+    # What a publisher sends is reported back to it every 50 ms or so.
+    for seq in range(20):
+        data = bytearray(video(7, seq))
+        data[2:4] = (1000 + seq).to_bytes(2, "big")
+        if seq != 5:
+            sfu.on_datagram(a, bytes(data))
+        clock.now += 0.01
+    a.take()
+    reported = {}
+    for packet in a.feedback:
+        for offset, arrival in enumerate(packet.arrivals):
+            reported[packet.base_seq + offset] = arrival is not None
+    assert set(reported) >= set(range(1000, 1015))
+    assert reported[1005] is False and reported[1004] and reported[1006]
+    assert sfu.stats.feedback_sent == len(a.feedback) >= 2
+    # A subscriber's feedback about what the SFU sent it is read, and a
+    # malformed one is counted, not raised.
+    sent = c.take()
+    arrivals = [0.001 * i for i in range(len(sent))]
+    report = FeedbackPacket.from_arrival_times(0, 0, arrivals).serialize()
+    sfu.on_datagram(c, report)
+    sfu.on_datagram(c, report[:-1])
+    assert sfu.stats.dropped_malformed == 1
+    assert sfu.stats.feedback_read == 1
