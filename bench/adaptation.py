@@ -19,6 +19,12 @@ compared on identical links.
 
     python bench/adaptation.py                          # every scenario, ~3.5 min
     python bench/adaptation.py --scenario slow-300k     # one
+    python bench/adaptation.py --virtual                # the pure stack, seconds
+
+``--virtual`` runs the same links through the pure adaptation stack on a
+virtual clock instead (``tests/codec/media/adapt_sim.py``: a model encoder
+that makes exactly its target, the pacer, the estimator, a netsim ``Link``):
+the same figures on any machine, for the algorithm alone.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ from typing import Any
 from _adapt_runs import Quicmeet, Run, System, start_netsim  # noqa: I001
 from _common import ROOT, percentile
 
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from netsim import LinkConfig, ScheduleStep  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -44,6 +55,8 @@ class Scenario:
     """(seconds from the link's start, bits per second) steps."""
     seconds: float
     goals: dict[str, float] = field(default_factory=dict)
+    virtual_link: LinkConfig = field(default_factory=LinkConfig)
+    """The same link for ``--virtual`` (the schedule comes from ``capacity``)."""
 
 
 SCENARIOS = {
@@ -57,6 +70,7 @@ SCENARIOS = {
             [(0, 1e6), (40, 2.5e6), (60, 0.6e6), (80, 1e6)],
             100,
             {"min_utilisation": 0.85, "max_recovery_s": 2.0},
+            LinkConfig(delay_s=0.05, rate_bps=1e6, queue_delay_s=0.3),
         ),
         Scenario(
             "slow-300k",
@@ -65,6 +79,7 @@ SCENARIOS = {
             [(0, 300e3)],
             30,
             {"max_first_picture_s": 2.0, "max_freeze_s": 0.5, "max_p95_ms": 300},
+            LinkConfig(delay_s=0.025, rate_bps=300e3, queue_delay_s=0.3),
         ),
         Scenario(
             "loss-2pct",
@@ -84,6 +99,13 @@ SCENARIOS = {
             [(0, 1.5e6)],
             30,
             {"max_p95_ms": 250, "min_fps": 25, "max_freeze_s": 0.5},
+            LinkConfig(
+                delay_s=0.05,
+                jitter_s=0.02,
+                loss=0.02,
+                rate_bps=1.5e6,
+                queue_delay_s=0.3,
+            ),
         ),
     )
 }
@@ -232,16 +254,73 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
     return result
 
 
+def run_virtual(scenario: Scenario) -> dict:
+    """The scenario's link through the pure stack on a virtual clock."""
+    from tests.codec.media.adapt_sim import AdaptSim, between
+
+    schedule = [
+        ScheduleStep(at, {"rate_bps": bps}) for at, bps in scenario.capacity[1:]
+    ]
+    sim = AdaptSim(scenario.virtual_link, schedule, return_delay_s=0.05)
+    samples = sim.run(scenario.seconds)
+    per_phase = []
+    used = offered = 0.0
+    for begin, end, bps in phases(scenario):
+        window = between(samples, begin + 5, end)
+        mean = sum(s.sent_bps for s in window) / len(window)
+        per_phase.append({"from_s": begin, "capacity_bps": bps,
+                          "utilisation": round(mean / bps, 3)})  # fmt: skip
+        used += mean * (end - begin - 5)
+        offered += bps * (end - begin - 5)
+    delays = [s.delay_s * 1000 for s in samples if s.time >= 5]
+    base_ms = scenario.virtual_link.delay_s * 1000
+    recoveries = []
+    for (_, before), (begin, end, bps) in zip(
+        scenario.capacity, phases(scenario)[1:], strict=False
+    ):
+        if bps < before:
+            recoveries.append(_virtual_recovery(between(samples, begin, end), begin,
+                                                base_ms + 100))  # fmt: skip
+    return {
+        "scenario": scenario.name,
+        "system": "pure stack, virtual clock",
+        "phases": per_phase,
+        "utilisation": round(used / offered, 3),
+        "one_way_delay_p95_ms": round(percentile(delays, 95), 1),
+        "one_way_delay_max_ms": round(max(delays), 1),
+        "recovery_s": recoveries,
+        "frames_skipped_at_source": sim.frames_skipped,
+    }
+
+
+def _virtual_recovery(samples: list, drop: float, limit_ms: float) -> float | None:
+    """Seconds after ``drop`` until the highest one-way delay of every 100 ms
+    stays under ``limit_ms`` for a second (None: never)."""
+    calm_since: float | None = None
+    for sample in samples:
+        if sample.delay_s * 1000 >= limit_ms:
+            calm_since = None
+        elif calm_since is None:
+            calm_since = sample.time
+        if calm_since is not None and sample.time - calm_since >= 1.0:
+            return round(calm_since - drop, 2)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plots", type=Path, default=ROOT / "artifacts")
+    parser.add_argument("--virtual", action="store_true")
     args = parser.parse_args()
     started = time.monotonic()
     results = []
     for name in args.scenario or list(SCENARIOS):
-        result = run_scenario(Quicmeet(), SCENARIOS[name], args.seed, args.plots)
+        if args.virtual:
+            result = run_virtual(SCENARIOS[name])
+        else:
+            result = run_scenario(Quicmeet(), SCENARIOS[name], args.seed, args.plots)
         print(json.dumps(result), file=sys.stderr, flush=True)
         results.append(result)
     print(json.dumps({"elapsed_s": round(time.monotonic() - started, 1),
