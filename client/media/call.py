@@ -28,6 +28,7 @@ from codec.media import (
     NackPacket,
     PacketError,
     ProbePacket,
+    RateLimit,
     VideoPacket,
     parse_packet,
 )
@@ -63,6 +64,9 @@ SCREEN_WEIGHT = 2.0
 """A screen track gets this many shares of the video budget to a camera's one:
 text must stay sharp."""
 MIN_VIDEO_BUDGET_BPS = 30_000
+RATE_LIMIT_TTL_S = 2.0
+"""A rate limit from the SFU holds this long (seconds) unless repeated (the SFU
+repeats it every half second while a subscriber's path needs it)."""
 
 
 class Call:
@@ -98,6 +102,8 @@ class Call:
         """The hop to the SFU: pacer, bandwidth estimate, feedback."""
         self.hop.on_estimate = self._share_estimate
         self.hop.on_frame_dropped = self._frame_dropped
+        self._limits: dict[int, tuple[int, float]] = {}
+        """Track id → (most bits per second, when) the SFU last asked for."""
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
@@ -292,6 +298,9 @@ class Call:
             self.audio.on_packet(packet)
         elif isinstance(packet, FeedbackPacket):
             self.hop.on_feedback(packet)
+        elif isinstance(packet, RateLimit):
+            self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
+            self._share_estimate(self.hop.estimator.target_bps)
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
             if receiver is None:
@@ -327,15 +336,21 @@ class Call:
         return self.hop.send_frame(track_id, datagrams, keyframe)
 
     def _share_estimate(self, estimate_bps: float) -> None:
-        """Give each local video track its share of the hop's estimate."""
+        """Give each local video track its share of the hop's estimate, no
+        more than the SFU's limit for it while that holds."""
         budget = estimate_bps
         if self.audio.sender is not None:
             budget -= AUDIO_RESERVE_BPS
+        now = self._loop.time()
         senders = list(self._senders.values())
         weights = [SCREEN_WEIGHT if s.kind == "screen" else 1.0 for s in senders]
         total = sum(weights)
         for sender, weight in zip(senders, weights, strict=True):
-            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, budget * weight / total))
+            share = budget * weight / total
+            limit = self._limits.get(sender.track_id or -1)
+            if limit is not None and now - limit[1] < RATE_LIMIT_TTL_S:
+                share = min(share, limit[0])
+            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share))
 
     def _frame_dropped(self, track_id: int) -> None:
         """The pacer dropped a frame of ``track_id``: its next must be a keyframe."""
@@ -387,6 +402,9 @@ class Call:
             "datagrams_unknown_track": self.datagrams_unknown_track,
             "mute_requests": self.mute_requests,
             "hop": self.hop.stats(),
+            "rate_limits": {
+                str(track_id): bps for track_id, (bps, _) in self._limits.items()
+            },
             **self.audio.stats(),
             "left": None if self.left is None else self.left.reason,
         }

@@ -16,7 +16,7 @@ MAX_MEDIA_PAYLOAD = 1150
 
 
 class PacketKind(IntEnum):
-    """The 3-bit kind in byte 0. Values 6 and 7 are reserved and rejected."""
+    """The 3-bit kind in byte 0. Value 7 is reserved and rejected."""
 
     AUDIO = 0
     VIDEO = 1
@@ -24,6 +24,7 @@ class PacketKind(IntEnum):
     PROBE = 3
     KEYFRAME_REQUEST = 4
     NACK = 5
+    RATE_LIMIT = 6
 
 
 def first_byte(kind: PacketKind, flags: int = 0) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "Packet",
     "PacketKind",
     "ProbePacket",
+    "RateLimit",
     "VideoPacket",
     "parse_packet",
     "rewrite_transport_seq",
@@ -54,6 +55,7 @@ _AUDIO = struct.Struct(">BBHIHI")
 _VIDEO = struct.Struct(">BBHIHIHHH")
 _PROBE = struct.Struct(">BBH")
 _KEYFRAME_REQUEST = struct.Struct(">BBI")
+_RATE_LIMIT = struct.Struct(">BBII")
 _U16 = struct.Struct(">H")
 
 AUDIO_HEADER_SIZE = _AUDIO.size
@@ -233,6 +235,32 @@ class KeyframeRequest:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """The SFU tells a publisher the most one of its tracks should send.
+
+    Sent SFU → publisher when a subscriber's path carries less than the track
+    arrives with; the publisher's sender takes the smaller of this and its own
+    share of its hop's estimate, and forgets the limit when it is not repeated.
+    """
+
+    track_id: int
+    """The video track to limit (32 bits)."""
+    max_bps: int
+    """Most bits per second the track should send (32 bits)."""
+
+    def serialize(self) -> bytes:
+        """The datagram bytes: exactly 10 of them."""
+        return pack(
+            _RATE_LIMIT,
+            "rate limit",
+            first_byte(PacketKind.RATE_LIMIT),
+            0,
+            self.track_id,
+            self.max_bps,
+        )
+
+
 Packet = (
     AudioPacket
     | VideoPacket
@@ -240,6 +268,7 @@ Packet = (
     | ProbePacket
     | KeyframeRequest
     | NackPacket
+    | RateLimit
 )
 
 
@@ -279,6 +308,8 @@ def parse_packet(data: bytes | bytearray | memoryview) -> Packet:
         return _parse_keyframe_request(view)
     if kind == PacketKind.NACK:
         return parse_nack(view)
+    if kind == PacketKind.RATE_LIMIT:
+        return _parse_rate_limit(view)
     raise PacketError(f"unknown packet kind {kind}")
 
 
@@ -332,6 +363,13 @@ def _parse_probe(view: memoryview) -> ProbePacket:
     payload = _media_payload(view, _PROBE.size, "probe")
     _, cluster_id, transport_seq = _PROBE.unpack_from(view)
     return ProbePacket(cluster_id, transport_seq, len(payload))
+
+
+def _parse_rate_limit(view: memoryview) -> RateLimit:
+    if len(view) != _RATE_LIMIT.size:
+        raise PacketError(f"rate limit of {len(view)} bytes, expected 10")
+    _, _, track_id, max_bps = _RATE_LIMIT.unpack_from(view)
+    return RateLimit(track_id, max_bps)
 
 
 def _parse_keyframe_request(view: memoryview) -> KeyframeRequest:

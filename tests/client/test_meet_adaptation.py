@@ -38,3 +38,26 @@ async def test_a_slow_uplink_is_followed_and_the_picture_keeps_moving(server):
     # loaded machine) and every one intact.
     assert got["frames_rendered"] >= 0.5 * 15 * 6, got
     assert_shown_correctly(bob, {"alice"})
+
+
+async def test_a_slow_downlink_limits_the_publisher_through_the_sfu(server):
+    slow = LinkConfig(delay_s=0.025, rate_bps=CAPACITY_BPS, queue_delay_s=0.3)
+    async with ImpairmentProxy(upstream=server.address, down=slow, seed=4) as proxy:
+        host, port = proxy.listen_address
+        alice = await participant(address(server), "alice", None)
+        room_id = alice.session.rooms.room_id
+        bob = await participant(f"{host}:{port}", "bob", room_id)
+        members = [alice, bob]
+        try:
+            await asyncio.sleep(8.0)
+            stats = alice.call.stats()
+            got = bob.received()["alice"]
+        finally:
+            await leave_all(members)
+    # Alice's own hop is fast, but bob's path from the SFU is not: the SFU
+    # told her so, and her track was held near what bob's path takes.
+    (track,) = stats["sent"]
+    assert str(track["track_id"]) in stats["rate_limits"], stats["rate_limits"]
+    assert track["bitrate_bps"] < 2 * CAPACITY_BPS, track
+    assert got["frames_rendered"] >= 0.5 * 15 * 6, got
+    assert_shown_correctly(bob, {"alice"})

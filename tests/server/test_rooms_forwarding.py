@@ -13,6 +13,7 @@ from codec.media import (
     KeyframeRequest,
     NackPacket,
     ProbePacket,
+    RateLimit,
     VideoPacket,
     parse_packet,
 )
@@ -139,7 +140,7 @@ def test_drops_foreign_tracks_non_members_and_malformed_datagrams():
         b"",
         b"\x48\x00\x00",
         bytes([0x08]) + video(7)[1:],  # version 0
-        bytes([0x70]) + video(7)[1:],  # reserved kind 6
+        bytes([0x78]) + video(7)[1:],  # reserved kind 7
         video(7, size=1150) + b"x",  # over the 1,170-byte limit
         b"\x60\x00\x00\x00",  # a truncated keyframe request
     ):
@@ -411,3 +412,26 @@ def test_feedback_per_hop_both_ways():
     sfu.on_datagram(c, report[:-1])
     assert sfu.stats.dropped_malformed == 1
     assert sfu.stats.feedback_read == 1
+
+
+def test_a_publisher_is_limited_to_what_a_cut_subscriber_path_takes():
+    sfu, clock, a, b, c = room_of_three()
+    feedback_seq = 0
+    for i in range(300):
+        clock.now = 100 + i * 0.01
+        sfu.on_datagram(a, video(7, i, size=1000, frame=i))
+        if i % 5 == 4:
+            # c's path delivers at half the rate the SFU sends: a queue grows.
+            got = [parse_packet(d).transport_seq for d in c.take()]
+            arrivals = [0.02 * seq for seq in got]
+            report = FeedbackPacket.from_arrival_times(feedback_seq, got[0], arrivals)
+            feedback_seq = (feedback_seq + 1) & 0xFF
+            sfu.on_datagram(c, report.serialize())
+    limits = [parse_packet(d) for d in a.take() if d[0] == 0x70]
+    assert limits, sfu.stats
+    assert all(isinstance(limit, RateLimit) for limit in limits)
+    assert {limit.track_id for limit in limits} == {7}
+    # About 800 kbit/s arrive; c's path takes about half, shared by the two
+    # tracks routed to it.
+    assert all(limit.max_bps < 0.9 * 800_000 for limit in limits)
+    assert sfu.stats.rate_limits_sent == len(limits)

@@ -58,7 +58,8 @@ class AimdRateControl:
         self.rtt_s = 0.1
         self.decreases = 0
         self._updated_at: float | None = None
-        self._decreased_at = float("-inf")
+        self.decreased_at = float("-inf")
+        """When (seconds) the rate was last cut."""
         self._capacity_mean_kbps: float | None = None
         self._capacity_var = 0.4
         """Variance of the capacity estimate, normalised by its mean (libwebrtc's)."""
@@ -115,12 +116,12 @@ class AimdRateControl:
         what arrives by enough to drain it in about a second (at most by
         half), then hold. Counts as a decrease; at most one per round trip."""
         self.state = RateState.HOLD
-        if now - self._decreased_at < self.rtt_s or acked_bps is None:
+        if now - self.decreased_at < self.rtt_s or acked_bps is None:
             return self.rate_bps
         new = max(acked_bps * max(0.5, min(BETA, 1 - queue_s)), MAX_CUT * self.rate_bps)
         if new < self.rate_bps:
             self.rate_bps = max(new, self.min_bps)
-            self._decreased_at = now
+            self.decreased_at = now
             self.decreases += 1
             self._on_capacity(acked_bps / 1000)
         self._updated_at = now
@@ -128,7 +129,7 @@ class AimdRateControl:
 
     def _decrease(self, acked_bps: float | None, now: float) -> None:
         self.state = RateState.HOLD
-        if now - self._decreased_at < self.rtt_s:
+        if now - self.decreased_at < self.rtt_s:
             return
         base = acked_bps if acked_bps is not None else self.rate_bps
         # At most halve per cut: the acknowledged rate of a sender that was
@@ -137,7 +138,7 @@ class AimdRateControl:
         if new >= self.rate_bps:
             return
         self.rate_bps = new
-        self._decreased_at = now
+        self.decreased_at = now
         self.decreases += 1
         self._on_capacity(base / 1000)
 

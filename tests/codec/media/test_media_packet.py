@@ -17,6 +17,7 @@ from codec.media import (
     PacketError,
     PacketKind,
     ProbePacket,
+    RateLimit,
     Unwrapper,
     VideoPacket,
     parse_packet,
@@ -51,6 +52,7 @@ VIDEO = VideoPacket(
 )
 PROBE = ProbePacket(cluster_id=5, transport_seq=0x0A0B, padding_size=6)
 KEYFRAME_REQUEST = KeyframeRequest(track_id=0xCAFEF00D, layer=0x10)
+RATE_LIMIT = RateLimit(track_id=0xCAFEF00D, max_bps=250_000)
 NACK = NackPacket(track_id=0xCAFEF00D, entries=((0xFFFE, 0x0005), (0x0040, 0)))
 FEEDBACK = FeedbackPacket(
     feedback_seq=9,
@@ -66,6 +68,7 @@ GOLDEN = [
     ("keyframe_request.bin", KEYFRAME_REQUEST),
     ("feedback.bin", FEEDBACK),
     ("nack.bin", NACK),
+    ("rate_limit.bin", RATE_LIMIT),
 ]
 
 
@@ -115,7 +118,9 @@ def test_rewrite_transport_seq_touches_only_bytes_2_and_3(golden, name):
     assert parse_packet(buf).transport_seq == 0xABCD
 
 
-@pytest.mark.parametrize("name", ["feedback.bin", "keyframe_request.bin", "nack.bin"])
+@pytest.mark.parametrize(
+    "name", ["feedback.bin", "keyframe_request.bin", "nack.bin", "rate_limit.bin"]
+)
 def test_rewrite_transport_seq_refuses_kinds_without_one(golden, name):
     buf = bytearray(golden(name))
     with pytest.raises(PacketError):
@@ -129,7 +134,8 @@ def test_rewrite_transport_seq_refuses_kinds_without_one(golden, name):
         (b"", "empty datagram"),
         (b"\x00" * 20, "unsupported header version 0"),
         (b"\xc0" + b"\x00" * 19, "unsupported header version 3"),
-        (bytes([0x40 | (6 << 3)]) + b"\x00" * 19, "unknown packet kind 6"),
+        (bytes([0x40 | (7 << 3)]) + b"\x00" * 19, "unknown packet kind 7"),
+        (bytes.fromhex("7000CAFEF00D0003D0"), "rate limit of 9 bytes"),
         (bytes.fromhex("6800CAFEF00D"), "no entries"),
         (bytes.fromhex("6802CAFEF00DFFFE0005"), "exactly 2 entries"),
         (bytes.fromhex("6801CAFE"), "truncated"),
