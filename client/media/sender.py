@@ -37,7 +37,7 @@ from .lip_sync import MediaClock
 from .sources import VideoSource
 from .track_sender import TrackSender
 
-__all__ = ["SenderStats", "VideoSender", "default_bitrate_bps"]
+__all__ = ["SenderStats", "VideoSender", "default_bitrate_bps", "max_bitrate_bps"]
 
 log = logging.getLogger("quicmeet.media")
 
@@ -49,16 +49,29 @@ VBV_BUFFER_S = 0.3
 keyframe's size, which on a slow link must not overflow the bottleneck's
 queue (300 kbit/s: 11 KB, about the 300 ms a router buffers)."""
 MAX_BITRATE_FACTOR = 4
-"""The encoder's ceiling: this many times the source's default bitrate (the
-VBV max rate is fixed when the encoder opens: ``docs/media.md`` 4.3)."""
+"""The encoder's ceiling: this many times the nominal rate of the source's
+pixels (the VBV max rate is fixed when the encoder opens: ``docs/media.md``
+4.3)."""
 
 
 def default_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
     """A starting bitrate for a track: about 0.055 bits per pixel per frame for
     camera video (500 kbit/s at 640x480, 30 fps), twice that for screen content
     so that text stays sharp; never below 150 kbit/s."""
+    return max(150_000, _nominal_bps(width, height, fps, kind))
+
+
+def max_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
+    """The most a track's encoder is asked for, however much the link takes:
+    :data:`MAX_BITRATE_FACTOR` times the nominal rate of its pixels (2 Mbit/s
+    at 640x480, 30 fps), at least 300 kbit/s. More makes every frame more
+    packets, each a chance of loss, for little visible gain."""
+    return max(300_000, MAX_BITRATE_FACTOR * _nominal_bps(width, height, fps, kind))
+
+
+def _nominal_bps(width: int, height: int, fps: float, kind: str) -> int:
     bits_per_pixel = 0.11 if kind == "screen" else 0.055
-    return max(150_000, int(width * height * fps * bits_per_pixel))
+    return int(width * height * fps * bits_per_pixel)
 
 
 @dataclass(slots=True)
@@ -210,9 +223,7 @@ class VideoSender(TrackSender):
 
     def _new_encoder(self, width: int, height: int) -> VideoEncoder:
         source = self.source
-        ceiling = MAX_BITRATE_FACTOR * default_bitrate_bps(
-            source.width, source.height, source.fps, self.kind
-        )
+        ceiling = max_bitrate_bps(source.width, source.height, source.fps, self.kind)
         return VideoEncoder(
             width,
             height,
