@@ -34,12 +34,12 @@ so one loss never costs two keyframes however many ask. Feedback and probes
 are per hop and end here: every audio, video and probe datagram from a member
 is recorded by its hop, which reports them back to the member every 50 ms
 (:meth:`~server.sfu_hop.Hop.on_arrival`); a member's feedback about what the
-SFU sent it feeds that hop's estimate. When a subscriber's path was cut
-(its hop's estimate decreased lately) and now carries less than a video track
-arrives with, the SFU tells the track's publisher the most it should send
-(a ``RateLimit`` datagram, every half second while it holds): that
-subscriber's estimate shared among the tracks it receives. Without simulcast
-the slowest such subscriber sets the rate for everyone.
+SFU sent it feeds that hop's estimate (:class:`~codec.media.adapt.ForwardedPath`).
+While a subscriber's path is constrained (its estimate was cut in the last
+10 s), the SFU tells the publishers of the video it receives the most they
+should send (a ``RateLimit`` datagram, every half second): that subscriber's
+estimate shared among the tracks it receives. Without simulcast the slowest
+such subscriber sets the rate for everyone.
 """
 
 from __future__ import annotations
@@ -91,13 +91,6 @@ _PROBE_HEADER_SIZE = 4
 RATE_LIMIT_INTERVAL_S = 0.5
 """How often (seconds) a publisher's video track is weighed against what its
 subscribers' paths carry."""
-RATE_LIMIT_FRACTION = 0.9
-"""A limit is sent when a subscriber's share is under this fraction of what
-the track arrives with."""
-CUT_EVIDENCE_S = 2.0
-"""A subscriber's estimate limits a publisher only when it was cut this
-recently: the SFU does not probe, so an estimate that was never cut only
-trails what it forwards and says nothing of the path."""
 
 
 @dataclass(slots=True)
@@ -148,7 +141,8 @@ class ForwarderStats:
     feedback_read: int = 0
     """Members' feedback datagrams read into their hop's estimate."""
     rate_limits_sent: int = 0
-    """Rate limits sent to publishers for subscribers whose paths were cut."""
+    """Rate limits sent to publishers for subscribers whose paths are
+    constrained."""
 
     def as_dict(self) -> dict[str, int]:
         return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
@@ -158,7 +152,7 @@ class _Endpoint:
     """A member connection: the tracks it publishes, who receives them, what
     the SFU misses of them and the keyframes asked of it."""
 
-    __slots__ = ("hop", "room", "routes", "keyframe_asked_at", "nacks", "meters")
+    __slots__ = ("hop", "room", "routes", "keyframe_asked_at", "nacks", "weighed_at")
 
     def __init__(self, hop: Hop, room: object) -> None:
         self.hop = hop
@@ -167,8 +161,8 @@ class _Endpoint:
         self.keyframe_asked_at: dict[int, float] = {}
         """Track id → when a keyframe was asked for and none has come since."""
         self.nacks: dict[int, NackGenerator] = {}
-        self.meters: dict[int, list[float]] = {}
-        """Track id → [since when, bytes since]: what the track arrives with."""
+        self.weighed_at: dict[int, float] = {}
+        """Track id → when its subscribers' paths were last weighed."""
 
 
 class Forwarder:
@@ -218,7 +212,7 @@ class Forwarder:
                 self._track_owner.pop(gone, None)
                 endpoint.keyframe_asked_at.pop(gone, None)
                 endpoint.nacks.pop(gone, None)
-                endpoint.meters.pop(gone, None)
+                endpoint.weighed_at.pop(gone, None)
             endpoint.routes = dict.fromkeys(track_ids, others)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
@@ -280,7 +274,7 @@ class Forwarder:
             stats.keyframes_forwarded += 1
             endpoint.keyframe_asked_at.pop(track_id, None)
         self._nack_publisher(endpoint, track_id, seq, now)
-        self._weigh(endpoint, track_id, hops, size, now)
+        self._weigh(endpoint, track_id, hops, now)
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
@@ -331,31 +325,23 @@ class Forwarder:
         self.stats.feedback_read += 1
 
     def _weigh(
-        self,
-        publisher: _Endpoint,
-        track_id: int,
-        hops: tuple[Hop, ...],
-        size: int,
-        now: float,
+        self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
     ) -> None:
         """Every :data:`RATE_LIMIT_INTERVAL_S`, limit ``track_id`` to what its
-        most constrained subscriber (one whose path was cut lately) takes."""
-        meter = publisher.meters.get(track_id)
-        if meter is None:
-            publisher.meters[track_id] = [now, size]
+        most constrained subscriber path takes, while one is constrained."""
+        weighed_at = publisher.weighed_at.get(track_id)
+        if weighed_at is not None and now - weighed_at < RATE_LIMIT_INTERVAL_S:
             return
-        meter[1] += size
-        elapsed = now - meter[0]
-        if elapsed < RATE_LIMIT_INTERVAL_S:
-            return
-        arriving_bps = meter[1] * 8 / elapsed
-        meter[0], meter[1] = now, 0
+        publisher.weighed_at[track_id] = now
+        # The limit is repeated while the path is constrained, even when the
+        # publisher already sends less: it keeps the publisher there, and a
+        # lapse would let it climb back over the path within seconds.
         shares = [
-            hop.estimator.target_bps / self._tracks_to(hop)
+            limit / self._tracks_to(hop)
             for hop in hops
-            if now - hop.estimator.rate.decreased_at < CUT_EVIDENCE_S
+            if (limit := hop.path.limit_bps(now)) is not None
         ]
-        if not shares or min(shares) >= RATE_LIMIT_FRACTION * arriving_bps:
+        if not shares:
             return
         limit = RateLimit(track_id, int(min(shares))).serialize()
         publisher.hop.send_control(limit, now)

@@ -11,9 +11,9 @@ than scattered datagrams (:meth:`Hop.admit_video`).
 Congestion feedback runs per hop too: the hop's
 :class:`~codec.media.adapt.ArrivalRecorder` records what the member sent the
 SFU and reports it to the member (its pacer and estimate are on the other
-end); the hop's :class:`~codec.media.adapt.BandwidthEstimator` reads the
+end); the hop's :class:`~codec.media.adapt.ForwardedPath` reads the
 member's feedback about what the SFU sent it, an estimate of the SFU →
-member path shown in the server's stats.
+member path that limits publishers once the path was cut.
 
 aioquic's connection internals (its datagram queue, its round-trip estimate)
 are reached through :mod:`server.quic_adapter`, from here only.
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from codec.media.adapt import ArrivalRecorder, BandwidthEstimator
+from codec.media.adapt import ArrivalRecorder, ForwardedPath
 from codec.media.packet import PacketKind
 from codec.media.recovery import RetransmitCache, frame_wait_s
 
@@ -79,6 +79,7 @@ class Hop:
         "dropping",
         "keyframe_grace_until",
         "recorder",
+        "path",
         "estimator",
         "_rtt_s",
         "_rtt_read_at",
@@ -101,8 +102,10 @@ class Hop:
         keyframe (:data:`KEYFRAME_GRACE_S`)."""
         self.recorder = ArrivalRecorder()
         """What the member sent the SFU, for the feedback the SFU sends it."""
-        self.estimator = BandwidthEstimator()
-        """What the SFU → member path carries, from the member's feedback."""
+        self.path = ForwardedPath()
+        """What the SFU → member path carries, from the member's feedback, and
+        the limit it sets for publishers."""
+        self.estimator = self.path.estimator
         self._rtt_s = _DEFAULT_RTT_S
         self._rtt_read_at = float("-inf")
 

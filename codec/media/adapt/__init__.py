@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
 from .estimator import BandwidthEstimator, EstimatorStats
+from .forwarded import CONSTRAINED_S, FORWARDED_MAX_BPS, ForwardedPath
 from .history import PacketResult, SendHistory
 from .ladder import EncoderCorrection, Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
@@ -15,13 +16,16 @@ from .rate_control import AimdRateControl, RateState
 from .trendline import DelayDetector, Usage
 
 __all__ = [
+    "CONSTRAINED_S",
     "FEEDBACK_INTERVAL_S",
+    "FORWARDED_MAX_BPS",
     "AimdRateControl",
     "ArrivalRecorder",
     "BandwidthEstimator",
     "DelayDetector",
     "EncoderCorrection",
     "EstimatorStats",
+    "ForwardedPath",
     "PacerStats",
     "Pacer",
     "PacketResult",

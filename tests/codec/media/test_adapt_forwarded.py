@@ -1,0 +1,92 @@
+"""The SFU's estimate of a subscriber's path, pure: a forwarder that sends
+what a publisher offers (no more than the path's limit, once there is one)
+through a netsim bottleneck, feedback back after 25 ms, on a virtual clock."""
+
+from __future__ import annotations
+
+import heapq
+
+from codec.media import VideoPacketizer, parse_packet
+from codec.media.adapt import CONSTRAINED_S, ArrivalRecorder, ForwardedPath
+from netsim import Link, LinkConfig
+
+TICK_S = 0.002
+FPS = 30
+
+
+def _forward(
+    link_config: LinkConfig, offered_bps: float, seconds: float
+) -> list[tuple[float, float | None, float]]:
+    """(time, limit, highest one-way delay of the last 0.5 s) every 0.5 s,
+    the offered rate following the limit at once (as a publisher's encoder
+    does within a frame)."""
+    link: Link[bytes] = Link(link_config, seed=3)
+    path = ForwardedPath()
+    path.estimator.set_rtt(0.05)
+    recorder = ArrivalRecorder()
+    packetizer = VideoPacketizer(7)
+    feedback: list[tuple[float, int, bytes]] = []
+    sent_at: dict[int, float] = {}
+    samples = []
+    seq = counter = 0
+    now = next_frame = 0.0
+    next_sample = 0.5
+    worst = 0.0
+    while now < seconds:
+        if now >= next_frame:
+            next_frame += 1 / FPS
+            limit = path.limit_bps(now)
+            rate = offered_bps if limit is None else min(offered_bps, limit)
+            for packet in packetizer.packetize(bytes(int(rate / FPS / 8)), 0, False):
+                data = bytearray(packet.serialize())
+                data[2:4] = seq.to_bytes(2, "big")
+                path.estimator.on_sent(seq, len(data), now)
+                sent_at[seq] = now
+                seq = (seq + 1) & 0xFFFF
+                link.send(bytes(data), now)
+        for data in link.receive(now):
+            arrived = int.from_bytes(data[2:4], "big")
+            recorder.on_packet(arrived, now)
+            worst = max(worst, now - sent_at.pop(arrived))
+        if recorder.due(now):
+            for report in recorder.feedback(now):
+                counter += 1
+                heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
+        while feedback and feedback[0][0] <= now:
+            report = parse_packet(heapq.heappop(feedback)[2])
+            path.estimator.on_feedback(report, now)  # type: ignore[arg-type]
+        if now >= next_sample:
+            next_sample += 0.5
+            samples.append((now, path.limit_bps(now), worst))
+            worst = 0.0
+        now = round(now + TICK_S, 6)
+    return samples
+
+
+def test_a_path_slower_than_what_arrives_becomes_a_limit_that_holds():
+    # 2 Mbit/s offered into 1.5 Mbit/s with 5% random loss, 25 ms each way,
+    # a 300 ms queue: the clean-side publisher of bench/loss.py's 5% scenario.
+    link = LinkConfig(delay_s=0.025, loss=0.05, rate_bps=1_500_000, queue_delay_s=0.3)
+    samples = _forward(link, 2_000_000, 30.0)
+    limited = [i for i, (_, limit, _) in enumerate(samples) if limit is not None]
+    assert limited, "the path was never cut"
+    first = limited[0]
+    assert samples[first][0] < 3.0
+    # Once cut, the limit never lapses while the path stays slower than what
+    # the publisher offers: a lapse lets the publisher overload it again.
+    assert limited == list(range(first, len(samples)))
+    # AIMD's sawtooth about the capacity, after the first cuts (each at most
+    # halves the estimate, which starts at 4 Mbit/s).
+    limits = [limit or 0.0 for time, limit, _ in samples if time > 5.0]
+    assert all(0.5 * 1_500_000 < limit < 1.2 * 1_500_000 for limit in limits)
+    assert 0.7 * 1_500_000 < sum(limits) / len(limits) < 1_500_000
+    # Followed, the limit keeps the bottleneck's queue short.
+    late = sorted(delay for time, _, delay in samples if time > 10.0)
+    assert late[int(0.9 * len(late))] < 0.025 + 0.15
+
+
+def test_a_path_that_carries_what_arrives_sets_no_limit():
+    link = LinkConfig(delay_s=0.025, loss=0.02, rate_bps=10_000_000)
+    samples = _forward(link, 2_000_000, 10.0)
+    assert all(limit is None for _, limit, _ in samples)
+    assert CONSTRAINED_S > 2 * 0.5  # the SFU weighs twice a second
