@@ -321,7 +321,7 @@ class Forwarder:
         except PacketError:
             self.stats.dropped_malformed += 1
             return
-        endpoint.hop.estimator.on_feedback(feedback, self.clock())
+        endpoint.hop.path.on_feedback(feedback, self.clock())
         self.stats.feedback_read += 1
 
     def _weigh(

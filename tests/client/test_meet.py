@@ -43,13 +43,24 @@ class Participant:
         return {r["user"]: r for r in self.call.stats()["received"]}
 
 
-async def participant(
-    server_address: str, name: str, room_id: str | None
-) -> Participant:
+async def signed_in(server_address: str, name: str) -> Session:
+    """A new account's session (registering hashes a password: slow on a
+    loaded machine, and no part of joining a meeting)."""
     session = Session(server_address)
     await session.connect()
     await session.register(name, PASSWORD)
     await session.login(name, PASSWORD)
+    return session
+
+
+async def participant(
+    server_address: str,
+    name: str,
+    room_id: str | None,
+    session: Session | None = None,
+) -> Participant:
+    if session is None:
+        session = await signed_in(server_address, name)
     if room_id is None:
         await session.rooms.create()
     else:
@@ -131,9 +142,10 @@ async def test_a_late_joiner_gets_a_keyframe_within_a_second(server):
     members = await meeting(address(server), ["alice", "bob", "carol"])
     try:
         await asyncio.sleep(1.5)  # well past everyone's first keyframes
+        session = await signed_in(address(server), "dave")
         started = time.monotonic()
         late = await participant(
-            address(server), "dave", members[0].session.rooms.room_id
+            address(server), "dave", members[0].session.rooms.room_id, session
         )
         members.append(late)
         receivers = late.call.receivers

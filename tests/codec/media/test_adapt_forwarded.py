@@ -54,7 +54,7 @@ def _forward(
                 heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
         while feedback and feedback[0][0] <= now:
             report = parse_packet(heapq.heappop(feedback)[2])
-            path.estimator.on_feedback(report, now)  # type: ignore[arg-type]
+            path.on_feedback(report, now)  # type: ignore[arg-type]
         if now >= next_sample:
             next_sample += 0.5
             samples.append((now, path.limit_bps(now), worst))
@@ -83,6 +83,18 @@ def test_a_path_slower_than_what_arrives_becomes_a_limit_that_holds():
     # Followed, the limit keeps the bottleneck's queue short.
     late = sorted(delay for time, _, delay in samples if time > 10.0)
     assert late[int(0.9 * len(late))] < 0.025 + 0.15
+
+
+def test_the_first_cut_goes_straight_to_what_the_path_carries():
+    # Not three halvings from the 4 Mbit/s start while a 300 kbit/s path's
+    # queue overflows.
+    link = LinkConfig(delay_s=0.025, rate_bps=300_000, queue_delay_s=0.3)
+    samples = _forward(link, 2_000_000, 4.0)
+    first = next(time for time, limit, _ in samples if limit is not None)
+    assert first <= 1.5
+    assert all(
+        limit is not None and limit < 300_000 for t, limit, _ in samples if t >= first
+    )
 
 
 def test_a_path_that_carries_what_arrives_sets_no_limit():
