@@ -19,12 +19,9 @@ class TurnByTurn:
 
     :meth:`run` calls the pieces in order at once until one returns True (it
     did some work); the rest wait for the loop's next idle turn, and so on.
-    A piece that returns False (nothing to do) costs no turn. A
-    :meth:`run` while pieces of an earlier one still wait does nothing: the
-    waiting ones go first, so the last of a list is never starved by runs
-    that start again from the first (a piece should look at the newest state
-    when it runs). :meth:`cancel` drops them (call it before the widget is
-    destroyed)."""
+    A piece that returns False (nothing to do) costs no turn. A new
+    :meth:`run` replaces the pieces still waiting; :meth:`cancel` drops them
+    (call it before the widget is destroyed)."""
 
     def __init__(self, widget: tk.Misc) -> None:
         self._widget = widget
@@ -32,8 +29,7 @@ class TurnByTurn:
         self._after: str | None = None
 
     def run(self, pieces: Iterable[Callable[[], bool]]) -> None:
-        if self._pieces:
-            return
+        self.cancel()
         self._pieces.extend(pieces)
         self._next()
 
