@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import tkinter as tk
 from collections.abc import Callable
-from functools import partial
 from typing import Literal
 
 import ttkbootstrap as ttk
@@ -26,7 +25,6 @@ from ...engine.backend.avatars import PALETTE
 from ...engine.model import MeetingMember, MeetingTile, avatar_tint
 from ..video import TileBuffers, TilePicture
 from .tile_menu import PersonAudio
-from .turns import TurnByTurn
 
 __all__ = ["MEMBER_KIND", "Tile", "VideoStage", "with_member_tiles"]
 
@@ -104,22 +102,20 @@ class Tile(tk.Canvas):
         self.picture = None
         self.redraw()
 
-    def render(self, picture: TilePicture | None) -> bool:
-        """Paste ``picture`` (the newest one, if any) into the tile; whether
-        it was pasted."""
+    def render(self, picture: TilePicture | None) -> None:
+        """Paste ``picture`` (the newest one, if any) into the tile."""
         if (
             picture is None
             or self.photo is None
             or picture.image.size != self.tile_size
         ):
-            return False
+            return
         first = self.picture is None
         self.photo.paste(picture.image)
         self.picture = picture
         self.frames_shown += 1
         if first:
             self.redraw()
-        return True
 
     def set_member(self, member: MeetingMember | None) -> None:
         if member != self.member:
@@ -249,7 +245,6 @@ class VideoStage(ttk.Frame):
         self.staged_share: str | None = None
         """A screen share put on the main stage by itself (not by a click)."""
         self._grid_before_share = False
-        self._painting = TurnByTurn(self)
         self.bind("<Configure>", lambda _e: self.layout())
 
     def set_tiles(self, tiles: tuple[MeetingTile, ...]) -> None:
@@ -404,17 +399,9 @@ class VideoStage(ttk.Frame):
         tile.place(x=x + GAP, y=y + GAP)
 
     def render(self) -> None:
-        """Paste the newest picture of every tile (called every frame tick),
-        one paste per turn of the Tk loop."""
-        self._painting.run(partial(self._paint, key) for key in self.tiles)
-
-    def _paint(self, key: str) -> bool:
-        tile = self.tiles.get(key)
-        return tile is not None and tile.render(self.frames.take(key))
-
-    def destroy(self) -> None:
-        self._painting.cancel()
-        super().destroy()
+        """Paste the newest picture of every tile (called every frame tick)."""
+        for key, tile in self.tiles.items():
+            tile.render(self.frames.take(key))
 
     def set_stats(self, lines: dict[str, str], shown: bool) -> None:
         """Each tile's line, and under a person's camera or avatar their
