@@ -11,12 +11,12 @@ from .streams import Rate
 if TYPE_CHECKING:
     from .manager import Transfers
 
-__all__ = ["WINDOW", "Job"]
+__all__ = ["CHUNK", "WINDOW", "Job"]
 
 WINDOW = 1024 * 1024
-"""How often (bytes) a transfer saves its progress and looks whether it
-should stop; a download also lets the server run this far ahead of what it
-has written."""
+"""Bytes a transfer may run ahead of what the other side has confirmed; also
+how often it saves its progress and looks whether it should stop."""
+CHUNK = 64 * 1024
 
 
 class Job:

@@ -21,7 +21,7 @@ from codec.messages import (
 
 from ..errors import ClientError, ConnectionLost, NotConnected, ServerError
 from .files import hash_step, prefix_state, ranges_proof
-from .job import WINDOW, Job
+from .job import CHUNK, WINDOW, Job
 from .records import DONE, Interrupted, Transfer, TransferError
 from .streams import Rate, UploadListener
 
@@ -29,14 +29,6 @@ __all__ = ["upload"]
 
 log = logging.getLogger("quicmeet.transfers")
 
-AHEAD = 4 * 1024 * 1024
-"""Bytes an upload may run ahead of what the server reports written: enough
-to keep the path full while the loop thread reads the server's progress late
-(in the app it shares its process with a meeting's decoders)."""
-READ = 1024 * 1024
-"""Bytes read from the file per trip to an executor thread: each trip makes
-the loop thread take the GIL back, and it waits for it behind the meeting's
-decode and render threads."""
 HASH_STEP = 8 * 1024 * 1024
 """Bytes hashed between two progress reports and two looks at whether to
 stop: 6-25 ms of work here (0.8-3 s per GiB, cached or not)."""
@@ -124,7 +116,7 @@ async def check(job: Job, path: Path) -> Transfer:
 
 
 async def stream_upload(job: Job, file_id: str, offset: int) -> tuple[Transfer, int]:
-    """Send the file from ``offset`` on, at most :data:`AHEAD` ahead of what
+    """Send the file from ``offset`` on, at most :data:`WINDOW` ahead of what
     the server reports written."""
     transfer = job.transfer
     loop = asyncio.get_running_loop()
@@ -150,16 +142,14 @@ async def stream_upload(job: Job, file_id: str, offset: int) -> tuple[Transfer, 
                 await job.set(done=listener.written)
                 if await job.should_stop():
                     break
-            while (
-                position - listener.written > AHEAD - READ and not listener.final.done()
-            ):
+            while position - listener.written >= WINDOW and not listener.final.done():
                 listener.moved.clear()
                 await listener.moved.wait()
                 job.report(listener.written)
             if listener.final.done():
                 break
             chunk = await loop.run_in_executor(
-                None, handle.read, min(READ, transfer.size - position)
+                None, handle.read, min(CHUNK, transfer.size - position)
             )
             if not chunk:
                 raise TransferError(f"{transfer.path} is shorter than before")
