@@ -410,16 +410,18 @@ class VideoReceiver:
 
     # -- reporting ----------------------------------------------------------------
 
+    @property
+    def packets_lost(self) -> int:
+        """Packets of the track's sequence that never arrived (so far)."""
+        received = self.stats.packets_received - self._buffer.stats.duplicate_packets
+        if self._lowest_seq is None:
+            return 0
+        return max(0, self._highest_seq - self._lowest_seq + 1 - received)
+
     def stats_dict(self) -> dict[str, object]:
         """The counters as plain values, with rates and percentiles."""
         stats = self.stats
-        duplicates = self._buffer.stats.duplicate_packets
         nack = self._nack.stats
-        expected = (
-            self._highest_seq - self._lowest_seq + 1
-            if self._lowest_seq is not None
-            else 0
-        )
         packet_span = (stats.last_packet_at or 0.0) - (stats.first_packet_at or 0.0)
         render_span = (stats.last_render_at or 0.0) - (stats.first_render_at or 0.0)
         latencies = list(stats.latencies_ms)
@@ -430,7 +432,7 @@ class VideoReceiver:
             "width": stats.width,
             "height": stats.height,
             "packets_received": stats.packets_received,
-            "packets_lost": max(0, expected - (stats.packets_received - duplicates)),
+            "packets_lost": self.packets_lost,
             "bytes_received": stats.bytes_received,
             "bitrate_bps": (
                 round(stats.bytes_received * 8 / packet_span) if packet_span > 0 else 0
