@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -34,19 +35,32 @@ from codec.media.audio import (
 )
 from codec.messages import RoomTrack
 
-from .lip_sync import LipSync
 from .receiver import percentile
 
-__all__ = ["AudioPlayout", "AudioReceiver"]
+__all__ = ["AudioPlayout", "AudioReceiver", "PlayoutSync"]
 
 _ONSET = 2000
 """Sample magnitude where a stamped buzz counts as begun."""
 
 
+class PlayoutSync(Protocol):
+    """What a receiver needs of its speaker's lip sync
+    (:class:`~client.media.lip_sync.LipSync`, or the audio process's proxy)."""
+
+    def audio_delay_wanted_s(self) -> float | None:
+        """How long video wants this audio held, seconds (None: no wish)."""
+
+    def audio_played(self, timestamp: int, heard_after_s: float = 0.0) -> None:
+        """A speech frame with 48 kHz ``timestamp`` is pulled now."""
+
+    def stats_dict(self) -> dict[str, object]:
+        """The measured audio/video offsets."""
+
+
 class AudioReceiver:
     """One remote speaker's audio track: jitter buffer, decoder, stats."""
 
-    def __init__(self, track: RoomTrack, lip_sync: LipSync | None = None) -> None:
+    def __init__(self, track: RoomTrack, lip_sync: PlayoutSync | None = None) -> None:
         self.track = track
         self.lip_sync = lip_sync
         """The speaker's lip sync (their video waits for this audio)."""
