@@ -255,8 +255,12 @@ class Speaker(_DeviceStream):
         waits in the device before it is heard, seconds."""
         self.underflows = 0
         self.callbacks = 0
+        self.on_block: Callable[[np.ndarray, float], None] | None = None
+        """Sees each block as it goes to the device (at the device's rate)
+        with the time its callback began: where stamped audio is heard."""
 
     def _callback(self, out: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        called = time.time()
         self.callbacks += 1
         if status.output_underflow:
             self.underflows += 1
@@ -267,3 +271,5 @@ class Speaker(_DeviceStream):
             self._pending = np.concatenate((self._pending, frame))
         out[:, 0] = self._pending[:frames]
         self._pending = self._pending[frames:]
+        if self.on_block is not None:
+            self.on_block(out[:, 0], called)

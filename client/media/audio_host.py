@@ -19,13 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing import shared_memory
 
 import numpy as np
 
 from codec.media import AudioPacket
-from codec.media.audio.ring import ByteRing
+from codec.media.audio import ByteRing
 from codec.messages import RoomTrack
 
 from . import audio_link as link
@@ -123,8 +123,16 @@ class AudioHost:
     tracks, :meth:`stop` at the end. ``on_problem(text)`` (called on the
     host's thread) hears of a process that died and was restarted."""
 
-    def __init__(self, on_problem: Callable[[str], None] = lambda text: None) -> None:
+    def __init__(
+        self,
+        on_problem: Callable[[str], None] = lambda text: None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.on_problem = on_problem
+        self.env = env
+        """The process's environment (None: ours), e.g. PulseAudio's
+        ``PULSE_SINK`` and ``PULSE_SOURCE``."""
         self.captured: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(50)
         self.stats: link.Stats | None = None
         """The audio process's last counters."""
@@ -291,6 +299,7 @@ class AudioHost:
                 str(DOWN_BYTES),
             ],
             stdin=subprocess.PIPE,
+            env=None if self.env is None else dict(self.env),
         )
 
     def _end_process(self) -> None:

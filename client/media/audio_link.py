@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from codec.media.audio.ring import ByteRing
+from codec.media.audio import ByteRing
 
 __all__ = [
     "AddTrack",
@@ -139,7 +139,9 @@ class Stats(_Message, frozen=True):
     """The audio process's counters: ``tracks`` by track id (the receiver's
     stats dict, its ``played_dbov`` added), the speaker's seconds played
     and underruns, the microphone's overruns and frames dropped (the
-    capture ring was full), and the records the engine's ring refused."""
+    capture ring was full), the records the engine's ring refused, and the
+    last onsets of stamped audio (``time.time()`` seconds) in the capture
+    callback and in the playback callback (mouth-to-ear)."""
 
     tracks: dict[int, dict[str, object]]
     speaker_s: float
@@ -147,6 +149,8 @@ class Stats(_Message, frozen=True):
     overruns: int
     dropped: int
     refused: int
+    capture_onsets: list[float] = []
+    play_onsets: list[float] = []
 
 
 Up = DeviceState | Captured | Played | Stats

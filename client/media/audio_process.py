@@ -24,13 +24,14 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import msgspec
 import numpy as np
 
 from codec.media import AudioPacket
-from codec.media.audio.ring import ByteRing
+from codec.media.audio import ByteRing, OnsetDetector
 from codec.messages import RoomTrack
 
 from . import audio_link as link
@@ -44,6 +45,8 @@ __all__ = ["main"]
 POLL_S = 0.002
 """How often the process looks for the engine's records when there are none."""
 STATS_EVERY_S = 0.25
+ONSETS_KEPT = 60
+"""Onsets of stamped audio reported (one a second: the last minute)."""
 
 
 class _Sync:
@@ -85,6 +88,10 @@ class AudioProcess:
         self._up_lock = threading.Lock()
         self._captured: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(50)
         self._cleaner: threading.Thread | None = None
+        self.capture_onsets: deque[float] = deque(maxlen=ONSETS_KEPT)
+        self.play_onsets: deque[float] = deque(maxlen=ONSETS_KEPT)
+        self._capture_onsets = OnsetDetector()
+        self._play_onsets = OnsetDetector()
 
     def send(self, message: link.Up) -> None:
         record = link.encode(message)
@@ -140,6 +147,8 @@ class AudioProcess:
                 self.speaker = Speaker(
                     device, self.playout.pull, latency_s=message.latency_s
                 )
+                self.speaker.on_block = self._on_block
+                self._play_onsets = OnsetDetector(rate=self.speaker.rate)
                 self.speaker.start()
                 self.playout.output_delay_s = self.speaker.output_latency_s
                 latency = self.speaker.output_latency_s
@@ -177,6 +186,11 @@ class AudioProcess:
             self._cleaner.join()
             self._cleaner = None
 
+    def _on_block(self, block: np.ndarray, called_s: float) -> None:
+        onset = self._play_onsets.feed(block, called_s)
+        if onset is not None:
+            self.play_onsets.append(onset)
+
     def _on_frame(self, frame: np.ndarray, capture_s: float) -> None:
         # PortAudio's thread: hand over, never wait.
         try:
@@ -187,6 +201,9 @@ class AudioProcess:
     def _clean(self) -> None:
         while (item := self._captured.get()) is not None:
             frame, capture_s = item
+            onset = self._capture_onsets.feed(frame, capture_s)
+            if onset is not None:
+                self.capture_onsets.append(onset)
             if self.canceller is not None:
                 frame = self.canceller.process(frame)
             self.send(link.Captured(frame.astype("<i2").tobytes(), capture_s))
@@ -205,6 +222,8 @@ class AudioProcess:
             0 if microphone is None else microphone.overflows,
             self.dropped,
             self.refused,
+            list(self.capture_onsets),
+            list(self.play_onsets),
         )
 
     def run(self, stop: threading.Event) -> None:

@@ -26,10 +26,10 @@ import numpy as np
 from codec.media import AudioPacket
 from codec.media.audio import (
     FRAME_SAMPLES,
-    SAMPLE_RATE,
     AudioCodecError,
     JitterBuffer,
     Mixer,
+    OnsetDetector,
     OpusDecoder,
     PlayoutKind,
 )
@@ -38,9 +38,6 @@ from codec.messages import RoomTrack
 from .receiver import percentile
 
 __all__ = ["AudioPlayout", "AudioReceiver", "PlayoutSync"]
-
-_ONSET = 2000
-"""Sample magnitude where a stamped buzz counts as begun."""
 
 
 class PlayoutSync(Protocol):
@@ -70,7 +67,7 @@ class AudioReceiver:
         self.last_level = 127
         self.speaking = False
         self._lock = threading.Lock()
-        self._quiet_samples = SAMPLE_RATE
+        self._onsets = OnsetDetector()
         self._latencies_ms: deque[float] = deque(maxlen=200)
 
     def push(self, packet: AudioPacket, now: float) -> None:
@@ -113,14 +110,9 @@ class AudioReceiver:
         return frame
 
     def _note_stamp(self, frame: np.ndarray, now: float) -> None:
-        loud = np.flatnonzero(np.abs(frame.astype(np.int32)) > _ONSET)
-        if loud.size == 0:
-            self._quiet_samples += FRAME_SAMPLES
-            return
-        if self._quiet_samples >= SAMPLE_RATE // 2:
-            played = now + int(loud[0]) / SAMPLE_RATE
-            self._latencies_ms.append((played % 1.0) * 1000.0)
-        self._quiet_samples = FRAME_SAMPLES - 1 - int(loud[-1])
+        onset = self._onsets.feed(frame, now)
+        if onset is not None:
+            self._latencies_ms.append((onset % 1.0) * 1000.0)
 
     def close(self) -> None:
         self.decoder.close()
