@@ -39,7 +39,7 @@ from client.media import Call
 from client.media.audio_host import AudioHost, HostMicrophone
 from client.media.audio_link import OpenDevice
 from client.media.audio_sources import BEEP_S, buzz
-from codec.media.audio import SAMPLE_RATE
+from codec.media.audio import SAMPLE_RATE, pair_onsets
 
 PASSWORD = "correct horse battery staple"
 MOUTH, EAR = "mouth", "ear"
@@ -100,17 +100,6 @@ def play_buzzes(env: dict[str, str], stop: threading.Event) -> None:
         pacat.wait()
 
 
-def pair(capture: list[float], play: list[float]) -> list[float]:
-    """Mouth-to-ear samples, ms: each playback onset against the latest
-    capture onset before it (within half a second: one buzz a second)."""
-    samples = []
-    for heard in play:
-        before = [c for c in capture if 0 < heard - c < 0.5]
-        if before:
-            samples.append((heard - max(before)) * 1000.0)
-    return samples
-
-
 async def measure(
     address: str, env: dict[str, str], seconds: float, buffer_s: float
 ) -> dict:
@@ -144,7 +133,7 @@ async def measure(
         await asyncio.sleep(0.5)  # the last counters
         talked, heard = talker_host.stats, listener_host.stats
         assert talked is not None and heard is not None
-        samples = pair(talked.capture_onsets, heard.play_onsets)
+        samples = pair_onsets(talked.capture_onsets, heard.play_onsets)
         received = calls[1].audio.stats()["audio_received"]
     finally:
         stop.set()

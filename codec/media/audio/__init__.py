@@ -15,7 +15,7 @@ from .errors import AudioCodecError
 from .jitter import JitterBuffer, JitterStats, Playout, PlayoutKind
 from .level import SILENT_LEVEL, ActiveSpeaker, ActiveSpeakerChanged, audio_level
 from .mixer import MAX_VOLUME, Mixer
-from .onset import ONSET_LEVEL, OnsetDetector
+from .onset import ONSET_LEVEL, OnsetDetector, pair_onsets
 from .opus import (
     DEFAULT_BITRATE_BPS,
     FRAME_MS,
@@ -53,4 +53,5 @@ __all__ = [
     "PlayoutKind",
     "VoiceDetector",
     "audio_level",
+    "pair_onsets",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .opus import SAMPLE_RATE
 
-__all__ = ["ONSET_LEVEL", "OnsetDetector"]
+__all__ = ["ONSET_LEVEL", "OnsetDetector", "pair_onsets"]
 
 ONSET_LEVEL = 2000
 """Sample magnitude (int16) where a buzz counts as begun."""
@@ -49,3 +49,17 @@ class OnsetDetector:
             onset = first_s + int(loud[0]) / self.rate
         self._quiet = samples.size - 1 - int(loud[-1])
         return onset
+
+
+def pair_onsets(
+    earlier: list[float], later: list[float], *, within_s: float = 0.5
+) -> list[float]:
+    """Latencies between two points, ms: each onset of ``later`` against
+    the latest onset of ``earlier`` before it, if one is ``within_s``
+    seconds before (buzzes further apart than that tell them apart)."""
+    latencies = []
+    for heard in later:
+        before = [e for e in earlier if 0.0 < heard - e < within_s]
+        if before:
+            latencies.append((heard - max(before)) * 1000.0)
+    return latencies

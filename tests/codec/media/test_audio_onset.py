@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.media.audio import OnsetDetector
+from codec.media.audio import OnsetDetector, pair_onsets
 
 
 def stream(rate: int) -> np.ndarray:
@@ -43,3 +43,9 @@ def test_no_onset_without_the_quiet_before() -> None:
     for n in range(25):
         detector.feed(quiet, 0.06 + n * 0.02)
     assert detector.feed(loud, 0.56) == 0.56
+
+
+def test_onsets_pair_with_the_latest_one_before() -> None:
+    captured = [1.0, 2.0, 3.0, 4.0]
+    played = [0.9, 1.05, 2.3, 3.7, 4.049]
+    assert pair_onsets(captured, played) == pytest.approx([50.0, 300.0, 49.0])
