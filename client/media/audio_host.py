@@ -125,7 +125,7 @@ class AudioHost:
 
     def __init__(
         self,
-        on_problem: Callable[[str], None] = lambda text: None,
+        on_problem: Callable[[str], object] = lambda text: None,
         *,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -252,7 +252,7 @@ class AudioHost:
             packet.seq,
             packet.timestamp,
             packet.voice_activity,
-            packet.payload,
+            bytes(packet.payload),
             now,
         )
         with self._lock:
@@ -286,6 +286,7 @@ class AudioHost:
 
     def _spawn(self) -> None:
         block = shared_memory.SharedMemory(create=True, size=DOWN_BYTES + UP_BYTES)
+        assert block.buf is not None  # None only once closed
         self._down, self._up = link.split_rings(block.buf, DOWN_BYTES, reset=True)
         self._block = block
         self._process = subprocess.Popen(
