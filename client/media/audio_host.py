@@ -43,7 +43,9 @@ UP_BYTES = 1 << 20
 POLL_S = 0.005
 SYNC_EVERY_S = 0.1
 """How often lip sync's wanted delay goes down."""
-OPEN_TIMEOUT_S = 10.0
+OPEN_TIMEOUT_S = 30.0
+"""How long a device may take to open, the process's start included (PyAV
+and livekit load first: seconds on a slow, busy machine)."""
 
 
 class RemoteReceiver:
