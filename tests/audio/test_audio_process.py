@@ -1,7 +1,8 @@
 """The audio process on PulseAudio's null sink: it plays a track the engine
 feeds it and captures it back; it says why a device will not open; a process
 that dies is restarted with its devices and tracks; stopping it, or killing
-the engine that started it, leaves no process and no shared memory."""
+the engine that started it, leaves no process and no shared memory; a
+malformed record from the engine is skipped."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import pytest
 
 from client.media import AudioUnavailable, SourceError
 from client.media.audio_host import AudioHost, HostMicrophone
-from client.media.audio_link import OpenDevice
+from client.media.audio_link import AddTrack, OpenDevice, decode_up, encode, split_rings
+from client.media.audio_process import AudioProcess
 from client.media.audio_sources import buzz
 from client.media.lip_sync import LipSync
 from codec.media import AudioPacket
@@ -202,3 +204,23 @@ def test_an_engine_killed_leaves_no_audio_process(pulse_devices) -> None:
     finally:
         engine.kill()
         engine.wait()
+
+
+def test_a_malformed_record_is_counted_and_skipped() -> None:
+    block = memoryview(bytearray(1 << 16))
+    down, up = split_rings(block, 1 << 15, reset=True)
+    process = AudioProcess(down, up)
+    assert down.write(b"\xc1 not msgpack")
+    assert down.write(encode(AddTrack(TRACK.track_id, TRACK.owner)))
+    stop = threading.Event()
+    runner = threading.Thread(target=process.run, args=(stop,))
+    runner.start()
+    try:
+        wait_for(lambda: TRACK.track_id in process.receivers, what="the track")
+        assert process.malformed == 1
+        # Its counters come up the other ring.
+        stats = wait_for(lambda: up.read(), what="the counters")
+        assert TRACK.track_id in decode_up(stats).tracks
+    finally:
+        stop.set()
+        runner.join()
