@@ -2,7 +2,7 @@
 plays against what a talker sent, across ``quicmeet-netsim``.
 
 A real server; the talker's ``quicmeet-cli meet`` sends espeak-ng speech
-(``wav:``, after 3 s of silence so the listener is in the room) through
+(``wav:``, after 8 s of silence so the listener is in the room) through
 ``quicmeet-netsim`` (30 ms delay, 20 ms jitter that may reorder, random
 loss 0/2/5/10 %, both directions of the talker's connection); the
 listener, on the server directly, plays into a WAV sink. What it played is
@@ -35,8 +35,10 @@ from client.home import SavedSession
 from client.media.audio_sources import read_wav
 from codec.media.audio import SAMPLE_RATE
 
-LEAD_S = 3.0
-"""Silence before the speech: the listener joins meanwhile."""
+LEAD_S = 8.0
+"""Silence before the speech: the listener joins meanwhile (3 s was too
+little on a loaded machine: a listener that took longer to start heard
+only the last third)."""
 TAIL_S = 2.0
 
 
