@@ -10,9 +10,9 @@ speaker and a microphone on PulseAudio's null sink, with the app's default
 behind the engine's GIL) keep playing and recording without breaking up:
 fewer underruns, overruns and dropped frames together than one per two
 seconds. Zero is the goal but not yet the bound: with the test's processes
-held to one core's worth of CPU time on a machine other work kept at a load
-of 10, the speaker underran 2 times in 446 s (when the engine still ran the
-devices, 20 times in 127 s with a 250 ms buffer).
+held to one core's worth of CPU time the speaker underran 0 times in 162 s,
+but 2 times in 446 s on a machine other work kept at a load of 10 (when the
+engine still ran the devices, 20 times in 127 s with a 250 ms buffer).
 The cameras send 320x240: on a machine half as fast as the project's, four
 640x480 tiles and the upload together want more than its two cores (the
 tiles fell to 14-20 fps with the test's processes held to one core's worth
