@@ -1,15 +1,20 @@
 """The desktop app's meeting sound as the engine runs it (``MeetingAudio``),
 on a real call over loopback and PulseAudio's null sink: the Mic button's
 publish and mute, devices switched when the settings change during the
-meeting, and a device that does not open; the settings' sound check."""
+meeting, a device that does not open, an audio process that dies; the
+settings' sound check."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import pytest
 
 from client.engine.audio_model import InputLevel
 from client.engine.backend.meeting_audio import AudioSettings, MeetingAudio
 from client.engine.backend.sound_check import SoundCheck
+from client.engine.model import Notice
 from client.errors import ClientError
 from client.media import AudioUnavailable
 from client.media.audio_host import HostMicrophone
@@ -54,6 +59,14 @@ async def test_microphone_and_devices_follow_the_settings(pulse_devices, server)
 
         with pytest.raises(ClientError, match="a volume is 0 to 200 %, not 250"):
             audio.set_volume("bob", 250)
+
+        # The audio process dies: the user is told, and it plays again.
+        os.kill(host.pid, signal.SIGKILL)
+        await eventually(lambda: host.restarts == 1, timeout=20)
+        await eventually(lambda: any(isinstance(e, Notice) for e in posted))
+        notice = next(e for e in posted if isinstance(e, Notice))
+        assert "audio process stopped" in notice.text
+        await eventually(lambda: (host.report()["speaker_s"] or 0) > 0, timeout=30)
     finally:
         await audio.detach()
         await call.close()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 
 from ...errors import ClientError
 from ..audio_model import TEST_TONE, AudioActivity
-from ..model import UiEvent
+from ..model import Notice, UiEvent
 
 if TYPE_CHECKING:
     from ...media import Call
@@ -90,9 +90,7 @@ class MeetingAudio:
         self._call = call
         self._unlisten = call.audio.add_listener(self._on_audio_event)
         loop = asyncio.get_running_loop()
-        host = AudioHost(
-            lambda text: loop.call_soon_threadsafe(self._set_problem, text)
-        )
+        host = AudioHost(lambda text: loop.call_soon_threadsafe(self._host_said, text))
         await loop.run_in_executor(None, host.start)
         self._host = host
         call.audio.use_host(host)
@@ -267,6 +265,11 @@ class MeetingAudio:
             return ToneSource()
         assert self._host is not None
         return HostMicrophone(self._host, microphone, buffer_s)
+
+    def _host_said(self, text: str) -> None:
+        # A restarted audio process plays again: a toast, not "No sound".
+        log.warning("%s", text)
+        self._post(Notice("Sound", text, "warning"))
 
     def _set_problem(self, text: str) -> None:
         log.warning("%s", text)
