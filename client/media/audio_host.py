@@ -325,7 +325,6 @@ class AudioHost:
             block.unlink()
 
     def _restart(self, code: int | None) -> None:
-        self.restarts += 1
         self.on_problem(
             f"the audio process stopped (exit code {code}); started it again"
         )
@@ -340,6 +339,7 @@ class AudioHost:
                 self._write(link.SetVolume(user, volume, muted))
             for request in self._devices.values():
                 self._write(request)
+        self.restarts += 1
 
     def _run(self) -> None:
         next_check = 0.0

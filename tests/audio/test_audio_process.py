@@ -103,7 +103,7 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
             what="the track's counters",
         )
         track = host.track_stats(TRACK.track_id)
-        assert cast_float(track["frames_played"]) > 50, track
+        assert cast_float(track["frames_played"]) > 25, track
         report = host.report()
         assert cast_float(report["speaker_s"]) > 1.0, report
     finally:
