@@ -102,11 +102,13 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
         netsim.stop()
         server.stop()
     sfu = {k: after[k] - before.get(k, 0) for k in after}
+    result_sfu = {k: v for k, v in sfu.items() if "retransmi" in k}
     result: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "loss_percent": loss,
         "bursts": GILBERT_ELLIOTT if loss is None else None,
         "seed": seed,
+        "sfu_retransmission_counters": result_sfu,
     }
     for direction, sender, receiver in (("up", "far", "near"), ("down", "near", "far")):
         result[direction] = _direction(stats[sender], stats[receiver], sfu)
@@ -153,6 +155,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
             2,
         ),
         "sfu_frames_dropped_both_directions": sfu.get("sfu_frames_dropped"),
+        "packets_given_up": got.get("packets_given_up"),
+        "given_up_after_retry": got.get("given_up_after_retry"),
+        "given_up_unasked": got.get("given_up_unasked"),
+        "freeze_log": got.get("freeze_log", []),
     }
 
 

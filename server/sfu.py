@@ -114,6 +114,18 @@ class ForwarderStats:
     retransmissions_refused: int = 0
     """Packets NACKed by members not sent again: not held, sent too often, or
     too late to arrive before their frame's deadline."""
+    retransmissions_refused_queue: int = 0
+    """Of those, packets refused because the member's queue was too long."""
+    retransmissions_refused_missing: int = 0
+    """Of those, packets the SFU did not hold (lost on the publisher's hop
+    and not yet repaired there, or evicted)."""
+    retransmissions_refused_late: int = 0
+    """Of those, packets that would have arrived after their frame's deadline."""
+    retransmissions_refused_exhausted: int = 0
+    """Of those, packets already sent again as often as allowed."""
+    retransmit_queued_behind: int = 0
+    """Datagrams already queued ahead of the retransmissions when they were
+    queued, summed (over ``retransmissions``: the mean wait in datagrams)."""
     nacks_sent: int = 0
     """NACK datagrams sent to publishers, about the publisher → SFU hop."""
     packets_requested: int = 0
@@ -317,9 +329,16 @@ class Forwarder:
         budget = hop.retransmit_budget_s(now)
         if budget <= 0 or len(hop.pending) >= self.max_queued:
             stats.retransmissions_refused += len(seqs)
+            stats.retransmissions_refused_queue += len(seqs)
             return
+        cache = hop.cache.stats
+        missing, late, exhausted = cache.missing, cache.too_late, cache.exhausted
         resent = hop.cache.retransmit(nack.track_id, seqs, now, deadline_s=budget)
+        stats.retransmissions_refused_missing += cache.missing - missing
+        stats.retransmissions_refused_late += cache.too_late - late
+        stats.retransmissions_refused_exhausted += cache.exhausted - exhausted
         for datagram in resent:
+            stats.retransmit_queued_behind += len(hop.pending)
             hop.send(datagram, now)
         stats.retransmissions += len(resent)
         stats.retransmissions_refused += len(seqs) - len(resent)

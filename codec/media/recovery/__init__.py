@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .cache import CacheStats, RetransmitCache
 from .frame_buffer import FrameBuffer, frame_wait_s
-from .nack import NackGenerator, NackStats
+from .nack import NackGenerator, NackStats, Recovery
 from .playout import PlayoutDelay
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "NackGenerator",
     "NackStats",
     "PlayoutDelay",
+    "Recovery",
     "RetransmitCache",
     "frame_wait_s",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..seqnum import Unwrapper
 
-__all__ = ["NackGenerator", "NackStats"]
+__all__ = ["NackGenerator", "NackStats", "Recovery"]
 
 DEFAULT_RTT_S = 0.1
 """Round trip assumed until :meth:`NackGenerator.set_rtt` gives a measured one."""
@@ -38,16 +38,36 @@ class NackStats:
     """Packets that arrived after they had been asked for."""
     packets_given_up: int = 0
     """Missing packets dropped from the list at their deadline."""
+    given_up_unasked: int = 0
+    """Of those, packets never asked for (the rate limit or a late timer)."""
+    given_up_after_retry: int = 0
+    """Of those, packets asked for ``max_requests`` times: a NACK or a
+    retransmission was lost each time, or the sender refused."""
     resets: int = 0
     """Jumps too big to repair, after which the list was cleared."""
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How one missing packet came back (seconds on the caller's clock)."""
+
+    seen_at: float
+    """When its gap was seen."""
+    first_request_at: float | None
+    """When it was first asked for; None when it came before (reordered)."""
+    requests: int
+    """How many times it was asked for (2: the first NACK or its
+    retransmission was lost, or the sender's answer was late)."""
+    arrived_at: float
+
+
 class _Missing:
-    __slots__ = ("seen_at", "requests", "last_request_at")
+    __slots__ = ("seen_at", "requests", "first_request_at", "last_request_at")
 
     def __init__(self, seen_at: float) -> None:
         self.seen_at = seen_at
         self.requests = 0
+        self.first_request_at: float | None = None
         self.last_request_at = 0.0
 
 
@@ -78,6 +98,8 @@ class NackGenerator:
         self._highest: int | None = None
         self._missing: dict[int, _Missing] = {}
         self._last_nack_at = float("-inf")
+        self.last_recovery: Recovery | None = None
+        """How the last packet :meth:`on_packet` found missing came back."""
 
     @property
     def missing(self) -> list[int]:
@@ -102,9 +124,14 @@ class NackGenerator:
             return False
         if number <= highest:
             entry = self._missing.pop(number, None)
-            if entry is not None and entry.requests:
+            if entry is None:
+                return False
+            if entry.requests:
                 self.stats.packets_recovered += 1
-            return entry is not None
+            self.last_recovery = Recovery(
+                entry.seen_at, entry.first_request_at, entry.requests, now
+            )
+            return True
         gap = number - highest - 1
         self._highest = number
         if gap > self.max_missing:
@@ -129,6 +156,8 @@ class NackGenerator:
             if self._request_due(entry) <= now:
                 if entry.requests:
                     self.stats.retries += 1
+                else:
+                    entry.first_request_at = now
                 entry.requests += 1
                 entry.last_request_at = now
                 out.append(number & 0xFFFF)
@@ -161,11 +190,14 @@ class NackGenerator:
         return retry_at
 
     def _give_up(self, now: float) -> None:
+        stats = self.stats
         expired = [
             number
             for number, entry in self._missing.items()
             if now >= entry.seen_at + self.give_up_s
         ]
         for number in expired:
-            del self._missing[number]
-        self.stats.packets_given_up += len(expired)
+            requests = self._missing.pop(number).requests
+            stats.given_up_unasked += requests == 0
+            stats.given_up_after_retry += requests >= self.max_requests
+        stats.packets_given_up += len(expired)
