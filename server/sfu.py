@@ -14,10 +14,13 @@ members or tracks change, which is rare next to the packet rate.
 Each hop repairs its own losses (``docs/media.md`` section 6). Towards each
 subscriber the SFU keeps what it sent in that hop's retransmit cache and
 answers the subscriber's NACKs from it, never bothering the publisher, and only
-with packets that can still arrive before their frame's deadline behind what
-the hop has queued. From each publisher it NACKs what it missed itself (a
+with packets that can still arrive before their frame's deadline. From each
+publisher it NACKs what it missed itself (a
 :class:`~codec.media.recovery.NackGenerator` per track, driven by the track's
-own packets); what the publisher sends again is forwarded like any packet.
+own packets); what the publisher sends again is forwarded like any packet,
+but as a repair. Repairs, both kinds, go ahead of the video queued to a
+subscriber (behind its audio): a repair is already late, and behind a
+keyframe it would wait for the whole keyframe to be sent.
 
 The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
 datagram queue is unbounded and never expires anything, so when a
@@ -260,7 +263,7 @@ class Forwarder:
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
             endpoint.keyframe_asked_at.pop(track_id, None)
-        self._nack_publisher(endpoint, track_id, seq, now)
+        repair = self._nack_publisher(endpoint, track_id, seq, now)
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
@@ -268,7 +271,8 @@ class Forwarder:
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
             if admission is Admission.SEND:
-                hop.cache.put(track_id, seq, hop.send(data, now), now)
+                sent = hop.send(data, now, repair=repair)
+                hop.cache.put(track_id, seq, sent, now)
                 stats.forwarded += 1
                 continue
             stats.dropped_queue_full += 1
@@ -292,8 +296,10 @@ class Forwarder:
 
     def _nack_publisher(
         self, endpoint: _Endpoint, track_id: int, seq: int, now: float
-    ) -> None:
-        """Track what the SFU misses of ``track_id`` and ask its publisher."""
+    ) -> bool:
+        """Track what the SFU misses of ``track_id`` and ask its publisher;
+        True when packet ``seq`` was one it missed (a repair, to be forwarded
+        ahead of the video queued)."""
         stats = self.stats
         generator = endpoint.nacks.get(track_id)
         if generator is None:
@@ -304,15 +310,15 @@ class Forwarder:
         generator.set_give_up(frame_wait_s(rtt))
         requested = generator.stats.packets_requested
         recovered = generator.stats.packets_recovered
-        generator.on_packet(seq, now)
+        repair = generator.on_packet(seq, now)
         due = generator.due(now)
         stats.packets_recovered += generator.stats.packets_recovered - recovered
-        if not due:
-            return
-        for packet in nack_packets(track_id, due):
-            hop.send_control(packet.serialize(), now)
-            stats.nacks_sent += 1
-        stats.packets_requested += generator.stats.packets_requested - requested
+        if due:
+            for packet in nack_packets(track_id, due):
+                hop.send_control(packet.serialize(), now)
+                stats.nacks_sent += 1
+            stats.packets_requested += generator.stats.packets_requested - requested
+        return repair
 
     def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
         """Answer a member's NACK from what the SFU sent it."""
@@ -339,7 +345,7 @@ class Forwarder:
         stats.retransmissions_refused_exhausted += cache.exhausted - exhausted
         for datagram in resent:
             stats.retransmit_queued_behind += len(hop.pending)
-            hop.send(datagram, now)
+            hop.send(datagram, now, repair=True)
         stats.retransmissions += len(resent)
         stats.retransmissions_refused += len(seqs) - len(resent)
 

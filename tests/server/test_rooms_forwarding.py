@@ -249,8 +249,9 @@ def test_the_sfu_nacks_what_it_missed_from_the_publisher():
     (nack,) = [parse_packet(d) for d in a.take()]
     assert isinstance(nack, NackPacket) and nack.seqs() == [11, 12]
     clock.now += 0.02
-    sfu.on_datagram(a, video(7, 11))  # the retransmission, forwarded as usual
-    assert [parse_packet(d).seq for d in b.take()] == [10, 13, 11]
+    # The retransmission, forwarded ahead of the video still queued.
+    sfu.on_datagram(a, video(7, 11))
+    assert [parse_packet(d).seq for d in b.take()] == [11, 10, 13]
     assert sfu.stats.packets_recovered == 1 and sfu.stats.nacks_sent == 1
     clock.now += 0.05  # one round trip: 12 is asked for once more
     sfu.on_datagram(a, video(7, 14))
@@ -375,3 +376,58 @@ def test_garbage_never_raises_and_only_owned_media_gets_through(data):
         assert copy[:2] + copy[4:] == data[:2] + data[4:]
     stats = sfu.stats
     assert stats.received == 1 and stats.forwarded == 2 * len(forwarded)
+
+
+def test_repairs_go_ahead_of_queued_video_behind_audio_in_order():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.set_room("room", [(a, [7, 9]), (b, []), (c, [])])
+    for seq in range(3):
+        sfu.on_datagram(a, video(7, seq))
+    b.take()  # sent: seqs 0-2 are in b's retransmit cache
+    for seq in range(3, 6):
+        sfu.on_datagram(a, video(7, seq))  # a keyframe's worth, still queued
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1]).serialize())
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [2]).serialize())
+    sfu.on_datagram(a, audio(9, 0))
+    sent = [parse_packet(d) for d in b.take()]
+    assert [(p.track_id, p.seq) for p in sent] == [
+        (9, 0),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (7, 5),
+    ]
+    assert sfu.stats.retransmit_queued_behind == 3 + 4
+
+
+def test_a_repair_from_the_publisher_goes_ahead_of_queued_video():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 0))
+    sfu.on_datagram(a, video(7, 2))  # 1 lost on the publisher's hop
+    a.take()  # the SFU's NACK
+    b.take()
+    sfu.on_datagram(a, video(7, 3))
+    sfu.on_datagram(a, video(7, 4))
+    sfu.on_datagram(a, video(7, 1))  # the publisher's retransmission
+    assert [parse_packet(d).seq for d in b.take()] == [1, 3, 4]
+    assert sfu.stats.packets_recovered == 1
+
+
+def test_refused_retransmissions_are_counted_by_reason():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 0))
+    b.take()
+    for _ in range(3):
+        sfu.on_datagram(b, NackPacket.from_seqs(7, [0, 5]).serialize())
+    stats = sfu.stats
+    assert stats.retransmissions == 2  # at most twice per packet
+    assert stats.retransmissions_refused_missing == 3
+    assert stats.retransmissions_refused_exhausted == 1
+    b.take()
+    clock.now += 0.3
+    sfu.on_datagram(a, video(7, 1))
+    b.take()
+    clock.now += 0.3
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1]).serialize())
+    assert stats.retransmissions_refused_late == 1
