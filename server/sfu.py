@@ -53,7 +53,12 @@ from codec.media.packet import (
     VIDEO_HEADER_SIZE,
     PacketKind,
 )
-from codec.media.recovery import NackGenerator, frame_wait_s
+from codec.media.recovery import (
+    NACK_COPY_DELAY_S,
+    Arrival,
+    NackGenerator,
+    frame_wait_s,
+)
 
 from .sfu_hop import Admission, Hop
 
@@ -96,6 +101,9 @@ class ForwarderStats:
     """Media whose track id the sending connection does not own."""
     dropped_malformed: int = 0
     """Too short, too long, wrong version or a reserved kind."""
+    dropped_duplicate: int = 0
+    """Video from a publisher that was neither new nor missing: the second
+    copy of a repair, or one too late (the receivers have it or gave up)."""
     dropped_queue_full: int = 0
     """Copies not sent because the subscriber's datagram queue was too long
     (whole video frames and their track's frames up to the next keyframe)."""
@@ -113,7 +121,10 @@ class ForwarderStats:
     nacks_received: int = 0
     """NACK datagrams from members, about the SFU → member hop."""
     retransmissions: int = 0
-    """Packets sent again to members from the SFU's caches."""
+    """Datagrams sent again to members from the SFU's caches (each repair
+    twice: :data:`~codec.media.recovery.REPAIR_COPIES`)."""
+    nack_copies_ignored: int = 0
+    """Packets asked for again by a NACK's copy soon after they were resent."""
     retransmissions_refused: int = 0
     """Packets NACKed by members not sent again: not held, sent too often, or
     too late to arrive before their frame's deadline."""
@@ -263,7 +274,11 @@ class Forwarder:
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
             endpoint.keyframe_asked_at.pop(track_id, None)
-        repair = self._nack_publisher(endpoint, track_id, seq, now)
+        arrival = self._nack_publisher(endpoint, track_id, seq, now)
+        if arrival is Arrival.OLD:
+            stats.dropped_duplicate += 1
+            return
+        repair = arrival is Arrival.FILLED
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
@@ -296,21 +311,23 @@ class Forwarder:
 
     def _nack_publisher(
         self, endpoint: _Endpoint, track_id: int, seq: int, now: float
-    ) -> bool:
+    ) -> Arrival:
         """Track what the SFU misses of ``track_id`` and ask its publisher;
-        True when packet ``seq`` was one it missed (a repair, to be forwarded
-        ahead of the video queued)."""
+        says whether packet ``seq`` was new, one it missed (a repair, to be
+        forwarded ahead of the video queued) or neither (not forwarded)."""
         stats = self.stats
         generator = endpoint.nacks.get(track_id)
         if generator is None:
-            generator = endpoint.nacks[track_id] = NackGenerator()
+            generator = endpoint.nacks[track_id] = NackGenerator(
+                copy_delay_s=NACK_COPY_DELAY_S
+            )
         hop = endpoint.hop
         rtt = hop.rtt_s(now)
         generator.set_rtt(rtt)
         generator.set_give_up(frame_wait_s(rtt))
         requested = generator.stats.packets_requested
         recovered = generator.stats.packets_recovered
-        repair = generator.on_packet(seq, now)
+        arrival = generator.on_packet(seq, now)
         due = generator.due(now)
         stats.packets_recovered += generator.stats.packets_recovered - recovered
         if due:
@@ -318,7 +335,7 @@ class Forwarder:
                 hop.send_control(packet.serialize(), now)
                 stats.nacks_sent += 1
             stats.packets_requested += generator.stats.packets_requested - requested
-        return repair
+        return arrival
 
     def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
         """Answer a member's NACK from what the SFU sent it."""
@@ -332,22 +349,32 @@ class Forwarder:
         seqs = nack.seqs()
         hop = endpoint.hop
         now = self.clock()
-        budget = hop.retransmit_budget_s(now)
-        if budget <= 0 or len(hop.pending) >= self.max_queued:
+        if len(hop.pending) >= self.max_queued:
             stats.retransmissions_refused += len(seqs)
             stats.retransmissions_refused_queue += len(seqs)
             return
         cache = hop.cache.stats
-        missing, late, exhausted = cache.missing, cache.too_late, cache.exhausted
-        resent = hop.cache.retransmit(nack.track_id, seqs, now, deadline_s=budget)
-        stats.retransmissions_refused_missing += cache.missing - missing
-        stats.retransmissions_refused_late += cache.too_late - late
-        stats.retransmissions_refused_exhausted += cache.exhausted - exhausted
+        before = (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored)
+        resent = hop.cache.retransmit(
+            nack.track_id, seqs, now, deadline_s=hop.retransmit_budget_s(now)
+        )
+        missing, late, exhausted, copies = (
+            after - was
+            for after, was in zip(
+                (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored),
+                before,
+                strict=True,
+            )
+        )
+        stats.retransmissions_refused_missing += missing
+        stats.retransmissions_refused_late += late
+        stats.retransmissions_refused_exhausted += exhausted
+        stats.retransmissions_refused += missing + late + exhausted
+        stats.nack_copies_ignored += copies
         for datagram in resent:
             stats.retransmit_queued_behind += len(hop.pending)
             hop.send(datagram, now, repair=True)
         stats.retransmissions += len(resent)
-        stats.retransmissions_refused += len(seqs) - len(resent)
 
     # -- keyframes --------------------------------------------------------------
 

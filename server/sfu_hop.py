@@ -23,7 +23,12 @@ from enum import Enum
 from typing import Any
 
 from codec.media.packet import PacketKind
-from codec.media.recovery import RetransmitCache, frame_wait_s
+from codec.media.recovery import (
+    REPAIR_COPIES,
+    REPEAT_WINDOW_S,
+    RetransmitCache,
+    frame_wait_s,
+)
 
 from .quic_adapter import pending_datagrams, smoothed_rtt
 
@@ -85,7 +90,9 @@ class Hop:
         self.transport_seq = 0
         self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
         """When the last datagrams were queued (clock seconds), oldest first."""
-        self.cache = RetransmitCache()
+        self.cache = RetransmitCache(
+            copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
+        )
         """The video sent on this hop, to answer the member's NACKs."""
         self.dropping: set[int] = set()
         """Video tracks whose frames are dropped until their next keyframe."""

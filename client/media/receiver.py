@@ -45,7 +45,13 @@ from codec.media import (
     Unwrapper,
     VideoPacket,
 )
-from codec.media.recovery import FrameBuffer, NackGenerator, PlayoutDelay
+from codec.media.recovery import (
+    NACK_COPY_DELAY_S,
+    Arrival,
+    FrameBuffer,
+    NackGenerator,
+    PlayoutDelay,
+)
 from codec.media.stamp import read_stamp
 from codec.media.video import VideoDecoder
 from codec.messages import RoomTrack
@@ -117,7 +123,9 @@ class VideoReceiver:
         self._rtt_s = rtt_s
         self._rtt_read_at = float("-inf")
         self._buffer = FrameBuffer()
-        self._nack = NackGenerator(give_up_s=self._buffer.wait_s)
+        self._nack = NackGenerator(
+            give_up_s=self._buffer.wait_s, copy_delay_s=NACK_COPY_DELAY_S
+        )
         self._playout = PlayoutDelay()
         self._nack_timer: asyncio.TimerHandle | None = None
         self._nack_at: float | None = None
@@ -193,7 +201,7 @@ class VideoReceiver:
             self._lowest_seq = seq
         self._highest_seq = max(self._highest_seq, seq)
         self._follow_rtt(now)
-        if self._nack.on_packet(packet.seq, now):
+        if self._nack.on_packet(packet.seq, now) is Arrival.FILLED:
             recovery = self._nack.last_recovery
             assert recovery is not None
             self._repairs.on_recovered(packet.frame_number, recovery)
