@@ -46,10 +46,11 @@ REPAIR_COPIES = 2
 repairs sent once is lost and freezes the picture for a round trip; sent
 twice, one in four hundred (at the cost of twice the retransmitted bytes, a
 few per cent of the video)."""
-REPEAT_WINDOW_S = 0.03
+REPEAT_WINDOW_S = 0.015
 """A request this soon after the packet's last retransmission is a NACK's
-copy (sent :data:`~codec.media.recovery.nack.NACK_COPY_DELAY_S` after it),
-not a retry, which comes a round trip later."""
+copy (sent :data:`~codec.media.recovery.nack.NACK_COPY_DELAY_S` after it, on
+the same path), not a retry, which comes a round trip later and at least
+twice that delay later."""
 
 
 class _Entry:

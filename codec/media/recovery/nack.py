@@ -225,7 +225,13 @@ class NackGenerator:
             return entry.seen_at
         if entry.requests >= self.max_requests:
             return float("inf")
-        retry_at = entry.last_request_at + self.rtt_s
+        wait = self.rtt_s
+        if self.copy_delay_s is not None:
+            # The sender takes a request soon after its answer for the copy
+            # of the NACK it answered (RetransmitCache.min_interval_s): a
+            # retry on a short round trip must come after that window.
+            wait = max(wait, 2 * self.copy_delay_s)
+        retry_at = entry.last_request_at + wait
         # A retry that could not come back before the deadline is not sent.
         if retry_at + self.rtt_s > entry.seen_at + self.give_up_s:
             return float("inf")

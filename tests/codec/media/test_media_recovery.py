@@ -411,3 +411,21 @@ def test_nacks_and_repairs_sent_twice_spare_the_freeze_of_a_retry(loss):
     once = sum(frozen_with_playout(loss, seed, 1) for seed in range(1, 11))
     twice = sum(frozen_with_playout(loss, seed, REPAIR_COPIES) for seed in range(1, 11))
     assert once > 1.0 and twice <= 0.3 * once, (twice, once)
+
+
+def test_a_retry_on_a_short_round_trip_waits_past_the_copy_window():
+    # On a 5 ms round trip a retry at 5 ms would fall in the sender's window
+    # for the NACK's copy and be ignored: it waits for two copy delays.
+    nack = NackGenerator(give_up_s=0.25, copy_delay_s=NACK_COPY_DELAY_S)
+    nack.set_rtt(0.005)
+    cache = RetransmitCache(copies=2, min_interval_s=REPEAT_WINDOW_S)
+    cache.put(1, 2, b"x", now=0.0)
+    assert feed(nack, [1, 3], 0.0) == [2]
+    assert cache.retransmit(1, [2], now=0.0) == [b"x", b"x"]
+    assert nack.due(NACK_COPY_DELAY_S) == [2]  # the copy
+    assert cache.retransmit(1, [2], now=NACK_COPY_DELAY_S) == []
+    retry_at = nack.next_deadline()
+    assert retry_at == pytest.approx(2 * NACK_COPY_DELAY_S)
+    assert retry_at > REPEAT_WINDOW_S
+    assert nack.due(retry_at) == [2]
+    assert cache.retransmit(1, [2], now=retry_at) == [b"x", b"x"]
