@@ -144,8 +144,12 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "packets_recovered": got["packets_recovered"],
         "packets_lost_after_recovery": got["packets_lost"],
         "publisher_retransmissions": sent["retransmissions"],
+        # Datagrams, each copy of a repair counted: the overhead on the wire.
         "publisher_retransmission_percent": round(
-            100 * sent["retransmissions"] / max(1, sent["packets_sent"]), 2
+            100
+            * sent.get("retransmitted_datagrams", sent["retransmissions"])
+            / max(1, sent["packets_sent"]),
+            2,
         ),
         "sfu_retransmissions_both_directions": sfu.get("sfu_retransmissions"),
         "sfu_retransmission_percent_both_directions": round(

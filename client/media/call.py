@@ -304,7 +304,7 @@ class Call:
         resent = self._cache.retransmit(nack.track_id, seqs, now, deadline)
         if resent and self._send(resent, self.max_queued_datagrams) is None:
             resent = []
-        sender.on_nack(len(seqs), len(resent))
+        sender.on_nack(len(seqs), len(resent) // REPAIR_COPIES, len(resent))
 
     def _send_media(self, datagrams: Sequence[bytes]) -> bool:
         sent = self._send(datagrams, self.max_queued_datagrams)
