@@ -217,6 +217,12 @@ class VideoReceiver:
             self._buffer.set_rtt(rtt)
             self._nack.set_rtt(rtt)
             self._nack.set_give_up(self._buffer.wait_s)
+            # A repair on this hop: a round trip, after the frame interval in
+            # which a frame's last packet lost does not show yet.
+            playout = self._playout
+            playout.set_initial_delay(
+                rtt + self._frame_interval_s - playout.tolerance_s
+            )
 
     def _send_nacks(self, now: float) -> None:
         if self._send_nack is None or self._stopping.is_set():
