@@ -368,12 +368,14 @@ async def test_receiver_nacks_a_lost_fragment_and_shows_every_frame():
     receiver.stop()
     await loop.run_in_executor(None, receiver.join)
     # Each NACK, and its copy 10 ms later unless the retransmission (20 ms)
-    # came first on a late loop; the sender does not answer a copy again.
+    # came first; the sender does not answer a copy again. (A loop late by a
+    # round trip may add a retry, answered as such.)
     lost = {seqs[0] for seqs in nacked}
     assert len(lost) == 2 and all(len(seqs) == 1 for seqs in nacked)
-    assert 2 <= len(nacked) <= 4
-    assert cache.stats.retransmitted == 2
-    assert cache.stats.copies_ignored == len(nacked) - 2
+    assert 2 <= len(nacked) <= 8
+    stats_of_cache = cache.stats
+    assert stats_of_cache.retransmitted >= 2
+    assert stats_of_cache.retransmitted + stats_of_cache.copies_ignored == len(nacked)
     assert [n for n, _ in shown] == list(range(12))
     assert all(stamp is not None and stamp[0] == n for n, stamp in shown)
     assert requests == [7]  # only the first keyframe, for starting
