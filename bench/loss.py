@@ -102,11 +102,13 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
         netsim.stop()
         server.stop()
     sfu = {k: after[k] - before.get(k, 0) for k in after}
+    result_sfu = {k: v for k, v in sfu.items() if "retransmi" in k}
     result: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "loss_percent": loss,
         "bursts": GILBERT_ELLIOTT if loss is None else None,
         "seed": seed,
+        "sfu_retransmission_counters": result_sfu,
     }
     for direction, sender, receiver in (("up", "far", "near"), ("down", "near", "far")):
         result[direction] = _direction(stats[sender], stats[receiver], sfu)
@@ -142,8 +144,12 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "packets_recovered": got["packets_recovered"],
         "packets_lost_after_recovery": got["packets_lost"],
         "publisher_retransmissions": sent["retransmissions"],
+        # Datagrams, each copy of a repair counted: the overhead on the wire.
         "publisher_retransmission_percent": round(
-            100 * sent["retransmissions"] / max(1, sent["packets_sent"]), 2
+            100
+            * sent.get("retransmitted_datagrams", sent["retransmissions"])
+            / max(1, sent["packets_sent"]),
+            2,
         ),
         "sfu_retransmissions_both_directions": sfu.get("sfu_retransmissions"),
         "sfu_retransmission_percent_both_directions": round(
@@ -153,6 +159,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
             2,
         ),
         "sfu_frames_dropped_both_directions": sfu.get("sfu_frames_dropped"),
+        "packets_given_up": got.get("packets_given_up"),
+        "given_up_after_retry": got.get("given_up_after_retry"),
+        "given_up_unasked": got.get("given_up_unasked"),
+        "freeze_log": got.get("freeze_log", []),
     }
 
 

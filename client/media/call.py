@@ -28,7 +28,12 @@ from codec.media import (
     parse_packet,
 )
 from codec.media.nack import nack_packets
-from codec.media.recovery import RetransmitCache, frame_wait_s
+from codec.media.recovery import (
+    REPAIR_COPIES,
+    REPEAT_WINDOW_S,
+    RetransmitCache,
+    frame_wait_s,
+)
 from codec.messages import MuteRequested, RoomLeft, RoomState, RoomUpdated
 from codec.messages.rooms import TrackKind
 
@@ -85,7 +90,9 @@ class Call:
         self._receivers: dict[int, VideoReceiver] = {}
         self._ended: list[VideoReceiver] = []
         self._transport_seq = 0
-        self._cache = RetransmitCache()
+        self._cache = RetransmitCache(
+            copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
+        )
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
@@ -297,7 +304,7 @@ class Call:
         resent = self._cache.retransmit(nack.track_id, seqs, now, deadline)
         if resent and self._send(resent, self.max_queued_datagrams) is None:
             resent = []
-        sender.on_nack(len(seqs), len(resent))
+        sender.on_nack(len(seqs), len(resent) // REPAIR_COPIES, len(resent))
 
     def _send_media(self, datagrams: Sequence[bytes]) -> bool:
         sent = self._send(datagrams, self.max_queued_datagrams)
