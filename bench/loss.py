@@ -32,7 +32,6 @@ against loss (``--plot``, default ``artifacts/loss.png``, not committed).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -42,10 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, Child, start_meet, start_netsim, start_quicmeet_server  # noqa: I001
-from meeting import make_accounts, sfu_counters
-
-from client import Home
-from client.home import SavedSession
+from meeting import make_homes, sfu_counters
 
 RATE = "1.5mbit"
 GOALS = {
@@ -78,12 +74,9 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
     work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-loss-"))
     names = ["far", "near"]
     try:
-        tokens = asyncio.run(make_accounts(server.address, names))
-        addresses = {"far": netsim.address, "near": server.address}
-        for name, token in zip(names, tokens, strict=True):
-            Home(work / name).save_session(
-                SavedSession(addresses[name], name, token, 2**53)
-            )
+        make_homes(
+            work, server.address, {"far": netsim.address, "near": server.address}
+        )
         before = sfu_counters(server)
         far = _meet(netsim.address, work / "far", "--create",
                     "--duration", str(seconds + 4),
