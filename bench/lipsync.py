@@ -23,7 +23,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -37,12 +36,10 @@ from _common import (  # noqa: I001
     start_netsim,
     start_quicmeet_server,
 )
-from meeting import make_accounts
+from meeting import make_homes
 
 sys.path.insert(0, str(ROOT))
 
-from client import Home  # noqa: E402
-from client.home import SavedSession  # noqa: E402
 from netsim import LinkConfig  # noqa: E402
 from tests.codec.media.lipsync_path import run_lip_sync  # noqa: E402
 
@@ -92,14 +89,10 @@ def loopback(jitter_ms: int, seconds: float) -> dict:
     server = start_quicmeet_server()
     netsim = _netsim(server.address, jitter_ms)
     work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-lipsync-"))
-    names = ["far", "near"]
     try:
-        tokens = asyncio.run(make_accounts(server.address, names))
-        addresses = {"far": netsim.address, "near": server.address}
-        for name, token in zip(names, tokens, strict=True):
-            Home(work / name).save_session(
-                SavedSession(addresses[name], name, token, 2**53)
-            )
+        make_homes(
+            work, server.address, {"far": netsim.address, "near": server.address}
+        )
         far = start_meet(
             netsim.address, work / "far", "--create",
             "--video", "synthetic", "--size", "320x240", "--fps", "15",

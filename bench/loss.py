@@ -32,7 +32,6 @@ against loss (``--plot``, default ``artifacts/loss.png``, not committed).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -42,10 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, Child, start_meet, start_netsim, start_quicmeet_server  # noqa: I001
-from meeting import make_accounts, sfu_counters
-
-from client import Home
-from client.home import SavedSession
+from meeting import make_homes, sfu_counters
 
 RATE = "1.5mbit"
 GOALS = {
@@ -78,12 +74,9 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
     work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-loss-"))
     names = ["far", "near"]
     try:
-        tokens = asyncio.run(make_accounts(server.address, names))
-        addresses = {"far": netsim.address, "near": server.address}
-        for name, token in zip(names, tokens, strict=True):
-            Home(work / name).save_session(
-                SavedSession(addresses[name], name, token, 2**53)
-            )
+        make_homes(
+            work, server.address, {"far": netsim.address, "near": server.address}
+        )
         before = sfu_counters(server)
         far = _meet(netsim.address, work / "far", "--create",
                     "--duration", str(seconds + 4),
@@ -102,11 +95,13 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
         netsim.stop()
         server.stop()
     sfu = {k: after[k] - before.get(k, 0) for k in after}
+    result_sfu = {k: v for k, v in sfu.items() if "retransmi" in k}
     result: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "loss_percent": loss,
         "bursts": GILBERT_ELLIOTT if loss is None else None,
         "seed": seed,
+        "sfu_retransmission_counters": result_sfu,
     }
     for direction, sender, receiver in (("up", "far", "near"), ("down", "near", "far")):
         result[direction] = _direction(stats[sender], stats[receiver], sfu)
@@ -142,8 +137,12 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "packets_recovered": got["packets_recovered"],
         "packets_lost_after_recovery": got["packets_lost"],
         "publisher_retransmissions": sent["retransmissions"],
+        # Datagrams, each copy of a repair counted: the overhead on the wire.
         "publisher_retransmission_percent": round(
-            100 * sent["retransmissions"] / max(1, sent["packets_sent"]), 2
+            100
+            * sent.get("retransmitted_datagrams", sent["retransmissions"])
+            / max(1, sent["packets_sent"]),
+            2,
         ),
         "sfu_retransmissions_both_directions": sfu.get("sfu_retransmissions"),
         "sfu_retransmission_percent_both_directions": round(
@@ -153,6 +152,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
             2,
         ),
         "sfu_frames_dropped_both_directions": sfu.get("sfu_frames_dropped"),
+        "packets_given_up": got.get("packets_given_up"),
+        "given_up_after_retry": got.get("given_up_after_retry"),
+        "given_up_unasked": got.get("given_up_unasked"),
+        "freeze_log": got.get("freeze_log", []),
     }
 
 

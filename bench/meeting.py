@@ -68,6 +68,18 @@ async def make_accounts(address: str, names: list[str]) -> list[bytes]:
     return tokens
 
 
+def make_homes(work: Path, server: str, addresses: dict[str, str]) -> None:
+    """Register each name of ``addresses`` at ``server`` and save its session
+    in ``work/<name>``, pointing at its address (the server itself, or a
+    netsim in front of it)."""
+    names = list(addresses)
+    tokens = asyncio.run(make_accounts(server, names))
+    for name, token in zip(names, tokens, strict=True):
+        Home(work / name).save_session(
+            SavedSession(addresses[name], name, token, 2**53)
+        )
+
+
 # -- part 1: glass-to-glass latency ------------------------------------------------
 
 
@@ -76,11 +88,7 @@ def latency_run(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-meeting-"))
     names = [f"member{i}" for i in range(args.participants)]
     try:
-        tokens = asyncio.run(make_accounts(server.address, names))
-        for name, token in zip(names, tokens, strict=True):
-            Home(work / name).save_session(
-                SavedSession(server.address, name, token, 2**53)
-            )
+        make_homes(work, server.address, dict.fromkeys(names, server.address))
         common = ["--video", "synthetic", "--size", args.size, "--fps", str(args.fps)]
         cpu_before = process_cpu_seconds(server.proc.pid)
         started = time.monotonic()

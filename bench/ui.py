@@ -15,6 +15,8 @@ Phases, side by side in one run:
 
 * ``cli_upload``: ``quicmeet-cli file send`` of a file of the same size
   between two other users, alone: the rate the app's upload is compared with.
+* ``app_upload_alone``: the app uploads a file of the same size from a chat
+  with no meeting: what the app's own path costs, apart from the meeting.
 * ``meeting_alone``: the meeting for ``--seconds``.
 * ``with_upload``: the meeting while the app uploads the file from a chat.
 * ``catch_up``: the app's processes stopped (``SIGSTOP``) for 250 ms
@@ -232,6 +234,26 @@ def cli_upload(server: ServerProcess, workdir: Path, size: int) -> dict[str, Any
     return {"seconds": round(seconds, 1), "mb_per_s": round(size / seconds / 1e6, 2)}
 
 
+def _sent(a: LocalApp, name: str) -> bool:
+    """Whether the chat with bob shows the file ``name`` as sent."""
+    return any(
+        r[1] == name and r[2].endswith("· sent") for r in a.query("chat_files", "bob")
+    )
+
+
+def app_upload(a: LocalApp, path: Path, size: int) -> dict[str, Any]:
+    """The app's upload of ``size`` bytes to bob from the open chat, with no
+    meeting, timed from the command to the row saying sent (hashing
+    included, as for the CLI)."""
+    sparse_file(path, size)
+    started = time.perf_counter()
+    a.call("send_file", "bob", str(path))
+    run_until(a, lambda: _sent(a, path.name), timeout=3600, what="the upload")
+    seconds = time.perf_counter() - started
+    path.unlink()
+    return {"seconds": round(seconds, 1), "mb_per_s": round(size / seconds / 1e6, 2)}
+
+
 def catch_up(a: LocalApp, freezes: int) -> dict[str, Any]:
     """Stop the app's two processes (window and engine) ``freezes`` times for
     :data:`FREEZE_S` and measure how long the Tk loop then takes to catch up."""
@@ -293,6 +315,15 @@ def run(
         result: dict[str, Any] = {"video": f"{size}@{fps:g}", "tiles": 4}
         result["cli_upload"] = cli_upload(server, workdir, upload_bytes)
         sign_up(a, server.address, "viewer")
+        bob = Peer(server.address, "bob", workdir / "bob")
+        befriend_peer(a, bob, "viewer", "bob")
+        a.call("double_click_friend", "bob")
+        wait_until(lambda: a.call("chat_open", "bob"), a)
+        result["app_upload_alone"] = app_upload(a, workdir / "alone.bin", upload_bytes)
+        result["app_upload_alone"]["upload_rate_vs_cli"] = round(
+            result["app_upload_alone"]["mb_per_s"] / result["cli_upload"]["mb_per_s"],
+            3,
+        )
         others = ["carol", "dave", "erin"]
         with meeting_of_four(a, server.address, others, size, fps) as keys:
             replay = next(
@@ -304,10 +335,6 @@ def run(
             if replay is not None:
                 pids["others"] = replay
             cpu = ProcessCpu(pids)
-            bob = Peer(server.address, "bob", workdir / "bob")
-            befriend_peer(a, bob, "viewer", "bob")
-            a.call("double_click_friend", "bob")
-            wait_until(lambda: a.call("chat_open", "bob"), a)
 
             deadline = time.monotonic() + seconds
             result["meeting_alone"] = measure(
@@ -316,16 +343,7 @@ def run(
             big = workdir / "big.bin"
             sparse_file(big, upload_bytes)
             a.call("send_file", "bob", str(big))
-            loaded = measure(
-                a,
-                keys,
-                cpu,
-                lambda: any(
-                    r[1] == "big.bin" and r[2].endswith("· sent")
-                    for r in a.query("chat_files", "bob")
-                ),
-                timeout=3600,
-            )
+            loaded = measure(a, keys, cpu, lambda: _sent(a, "big.bin"), timeout=3600)
             rate = upload_bytes / loaded["seconds"] / 1e6
             result["with_upload"] = {
                 "upload_bytes": upload_bytes,

@@ -14,10 +14,13 @@ members or tracks change, which is rare next to the packet rate.
 Each hop repairs its own losses (``docs/media.md`` section 6). Towards each
 subscriber the SFU keeps what it sent in that hop's retransmit cache and
 answers the subscriber's NACKs from it, never bothering the publisher, and only
-with packets that can still arrive before their frame's deadline behind what
-the hop has queued. From each publisher it NACKs what it missed itself (a
+with packets that can still arrive before their frame's deadline. From each
+publisher it NACKs what it missed itself (a
 :class:`~codec.media.recovery.NackGenerator` per track, driven by the track's
-own packets); what the publisher sends again is forwarded like any packet.
+own packets); what the publisher sends again is forwarded like any packet,
+but as a repair. Repairs, both kinds, go ahead of the video queued to a
+subscriber (behind its audio): a repair is already late, and behind a
+keyframe it would wait for the whole keyframe to be sent.
 
 The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
 datagram queue is unbounded and never expires anything, so when a
@@ -59,7 +62,12 @@ from codec.media.packet import (
     VIDEO_HEADER_SIZE,
     PacketKind,
 )
-from codec.media.recovery import NackGenerator, frame_wait_s
+from codec.media.recovery import (
+    NACK_COPY_DELAY_S,
+    Arrival,
+    NackGenerator,
+    frame_wait_s,
+)
 
 from .sfu_hop import Admission, Hop
 
@@ -107,6 +115,9 @@ class ForwarderStats:
     """Media whose track id the sending connection does not own."""
     dropped_malformed: int = 0
     """Too short, too long, wrong version or a reserved kind."""
+    dropped_duplicate: int = 0
+    """Video from a publisher that was neither new nor missing: the second
+    copy of a repair, or one too late (the receivers have it or gave up)."""
     dropped_queue_full: int = 0
     """Copies not sent because the subscriber's datagram queue was too long
     (whole video frames and their track's frames up to the next keyframe)."""
@@ -124,10 +135,25 @@ class ForwarderStats:
     nacks_received: int = 0
     """NACK datagrams from members, about the SFU → member hop."""
     retransmissions: int = 0
-    """Packets sent again to members from the SFU's caches."""
+    """Datagrams sent again to members from the SFU's caches (each repair
+    twice: :data:`~codec.media.recovery.REPAIR_COPIES`)."""
+    nack_copies_ignored: int = 0
+    """Packets asked for again by a NACK's copy soon after they were resent."""
     retransmissions_refused: int = 0
     """Packets NACKed by members not sent again: not held, sent too often, or
     too late to arrive before their frame's deadline."""
+    retransmissions_refused_queue: int = 0
+    """Of those, packets refused because the member's queue was too long."""
+    retransmissions_refused_missing: int = 0
+    """Of those, packets the SFU did not hold (lost on the publisher's hop
+    and not yet repaired there, or evicted)."""
+    retransmissions_refused_late: int = 0
+    """Of those, packets that would have arrived after their frame's deadline."""
+    retransmissions_refused_exhausted: int = 0
+    """Of those, packets already sent again as often as allowed."""
+    retransmit_queued_behind: int = 0
+    """Datagrams already queued ahead of the retransmissions when they were
+    queued, summed (over ``retransmissions``: the mean wait in datagrams)."""
     nacks_sent: int = 0
     """NACK datagrams sent to publishers, about the publisher → SFU hop."""
     packets_requested: int = 0
@@ -273,7 +299,11 @@ class Forwarder:
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
             endpoint.keyframe_asked_at.pop(track_id, None)
-        self._nack_publisher(endpoint, track_id, seq, now)
+        arrival = self._nack_publisher(endpoint, track_id, seq, now)
+        if arrival is Arrival.OLD:
+            stats.dropped_duplicate += 1
+            return
+        repair = arrival is Arrival.FILLED
         self._weigh(endpoint, track_id, hops, now)
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
@@ -282,7 +312,8 @@ class Forwarder:
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
             if admission is Admission.SEND:
-                hop.cache.put(track_id, seq, hop.send(data, now), now)
+                sent = hop.send(data, now, repair=repair)
+                hop.cache.put(track_id, seq, sent, now)
                 stats.forwarded += 1
                 continue
             stats.dropped_queue_full += 1
@@ -362,27 +393,31 @@ class Forwarder:
 
     def _nack_publisher(
         self, endpoint: _Endpoint, track_id: int, seq: int, now: float
-    ) -> None:
-        """Track what the SFU misses of ``track_id`` and ask its publisher."""
+    ) -> Arrival:
+        """Track what the SFU misses of ``track_id`` and ask its publisher;
+        says whether packet ``seq`` was new, one it missed (a repair, to be
+        forwarded ahead of the video queued) or neither (not forwarded)."""
         stats = self.stats
         generator = endpoint.nacks.get(track_id)
         if generator is None:
-            generator = endpoint.nacks[track_id] = NackGenerator()
+            generator = endpoint.nacks[track_id] = NackGenerator(
+                copy_delay_s=NACK_COPY_DELAY_S
+            )
         hop = endpoint.hop
         rtt = hop.rtt_s(now)
         generator.set_rtt(rtt)
         generator.set_give_up(frame_wait_s(rtt))
         requested = generator.stats.packets_requested
         recovered = generator.stats.packets_recovered
-        generator.on_packet(seq, now)
+        arrival = generator.on_packet(seq, now)
         due = generator.due(now)
         stats.packets_recovered += generator.stats.packets_recovered - recovered
-        if not due:
-            return
-        for packet in nack_packets(track_id, due):
-            hop.send_control(packet.serialize(), now)
-            stats.nacks_sent += 1
-        stats.packets_requested += generator.stats.packets_requested - requested
+        if due:
+            for packet in nack_packets(track_id, due):
+                hop.send_control(packet.serialize(), now)
+                stats.nacks_sent += 1
+            stats.packets_requested += generator.stats.packets_requested - requested
+        return arrival
 
     def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
         """Answer a member's NACK from what the SFU sent it."""
@@ -396,15 +431,32 @@ class Forwarder:
         seqs = nack.seqs()
         hop = endpoint.hop
         now = self.clock()
-        budget = hop.retransmit_budget_s(now)
-        if budget <= 0 or len(hop.pending) >= self.max_queued:
+        if len(hop.pending) >= self.max_queued:
             stats.retransmissions_refused += len(seqs)
+            stats.retransmissions_refused_queue += len(seqs)
             return
-        resent = hop.cache.retransmit(nack.track_id, seqs, now, deadline_s=budget)
+        cache = hop.cache.stats
+        before = (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored)
+        resent = hop.cache.retransmit(
+            nack.track_id, seqs, now, deadline_s=hop.retransmit_budget_s(now)
+        )
+        missing, late, exhausted, copies = (
+            after - was
+            for after, was in zip(
+                (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored),
+                before,
+                strict=True,
+            )
+        )
+        stats.retransmissions_refused_missing += missing
+        stats.retransmissions_refused_late += late
+        stats.retransmissions_refused_exhausted += exhausted
+        stats.retransmissions_refused += missing + late + exhausted
+        stats.nack_copies_ignored += copies
         for datagram in resent:
-            hop.send(datagram, now)
+            stats.retransmit_queued_behind += len(hop.pending)
+            hop.send(datagram, now, repair=True)
         stats.retransmissions += len(resent)
-        stats.retransmissions_refused += len(seqs) - len(resent)
 
     # -- keyframes --------------------------------------------------------------
 

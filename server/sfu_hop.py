@@ -2,8 +2,10 @@
 keeps to answer that member's NACKs, and which of its video it drops.
 
 One :class:`Hop` per member connection. It numbers the datagrams of the hop
-(the per-hop transport sequence), puts audio ahead of video in the
-connection's datagram queue, keeps the video it sent in a
+(the per-hop transport sequence), puts audio ahead of video and repairs
+(retransmissions) ahead of video sent for the first time in the connection's
+datagram queue (a repair is already late; behind a keyframe's datagrams it
+would wait the keyframe's whole sending time), keeps the video it sent in a
 :class:`~codec.media.recovery.RetransmitCache`, and when the member's path is
 too slow drops whole video frames of a track until its next keyframe rather
 than scattered datagrams (:meth:`Hop.admit_video`).
@@ -29,7 +31,12 @@ from typing import Any
 
 from codec.media.adapt import ArrivalRecorder, ForwardedPath
 from codec.media.packet import PacketKind
-from codec.media.recovery import RetransmitCache, frame_wait_s
+from codec.media.recovery import (
+    REPAIR_COPIES,
+    REPEAT_WINDOW_S,
+    RetransmitCache,
+    frame_wait_s,
+)
 
 from .quic_adapter import pending_datagrams, smoothed_rtt
 
@@ -81,6 +88,7 @@ class Hop:
         "recorder",
         "path",
         "estimator",
+        "_repairs_queued",
         "_rtt_s",
         "_rtt_read_at",
     )
@@ -93,7 +101,9 @@ class Hop:
         self.transport_seq = 0
         self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
         """When the last datagrams were queued (clock seconds), oldest first."""
-        self.cache = RetransmitCache()
+        self.cache = RetransmitCache(
+            copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
+        )
         """The video sent on this hop, to answer the member's NACKs."""
         self.dropping: set[int] = set()
         """Video tracks whose frames are dropped until their next keyframe."""
@@ -106,6 +116,8 @@ class Hop:
         """What the SFU → member path carries, from the member's feedback, and
         the limit it sets for publishers."""
         self.estimator = self.path.estimator
+        self._repairs_queued: set[bytes] = set()
+        """Repairs that may still wait at the head of the queue."""
         self._rtt_s = _DEFAULT_RTT_S
         self._rtt_read_at = float("-inf")
 
@@ -143,8 +155,9 @@ class Hop:
 
     def retransmit_budget_s(self, now: float) -> float:
         """How old (seconds since first sent) a packet may be and still reach
-        the member before its frame's deadline, behind what is queued now."""
-        return frame_wait_s(self.rtt_s(now)) - self.queue_delay(now)
+        the member before its frame's deadline. A repair waits only behind
+        audio and earlier repairs, not behind the video queued."""
+        return frame_wait_s(self.rtt_s(now))
 
     def admit_video(
         self,
@@ -186,10 +199,14 @@ class Hop:
             return Admission.DROP_FRAME
         return Admission.SEND
 
-    def send(self, data: bytes, now: float, *, first: bool = False) -> bytes:
+    def send(
+        self, data: bytes, now: float, *, first: bool = False, repair: bool = False
+    ) -> bytes:
         """Queue ``data`` with this hop's next transport sequence number; with
-        ``first``, ahead of everything queued (audio goes before video).
-        Returns the datagram queued."""
+        ``first``, ahead of everything queued (audio goes before video); with
+        ``repair`` (a retransmission), behind audio and earlier repairs but
+        ahead of the video queued for the first time. Returns the datagram
+        queued."""
         self.enqueued_at.append(now)
         seq = self.transport_seq
         self.transport_seq = (seq + 1) & 0xFFFF
@@ -197,6 +214,8 @@ class Hop:
         self.estimator.on_sent(seq, len(datagram), now)
         if first:
             self._insert_ahead_of_video(datagram)
+        elif repair:
+            self._insert_repair(datagram)
         else:
             self.quic.send_datagram_frame(datagram)
         self.transmit_soon()
@@ -220,6 +239,25 @@ class Hop:
         if recorder.due(now):
             for packet in recorder.feedback(now):
                 self.send_control(packet.serialize(), now)
+
+    def _insert_repair(self, data: bytes) -> None:
+        """Queue ``data`` behind what is ahead of the video and the repairs
+        already queued, ahead of the rest of the video."""
+        pending = self.pending
+        queued = self._repairs_queued
+        still_queued = set()
+        index = 0
+        while index < len(pending):
+            head = pending[index]
+            if head in queued:
+                still_queued.add(head)
+            elif head[0] in _VIDEO_FIRST_BYTES:
+                break
+            index += 1
+        # Repairs only ever wait in the head run: any not found there is sent.
+        still_queued.add(data)
+        self._repairs_queued = still_queued
+        pending.insert(index, data)
 
     def send_control(self, data: bytes, now: float) -> None:
         """Queue a datagram that has no transport sequence (keyframe request,

@@ -33,7 +33,7 @@ from codec.media import (
     parse_packet,
 )
 from codec.media.nack import nack_packets
-from codec.media.recovery import frame_wait_s
+from codec.media.recovery import REPAIR_COPIES, frame_wait_s
 from codec.messages import MuteRequested, RoomLeft, RoomState, RoomUpdated
 from codec.messages.rooms import TrackKind
 
@@ -329,7 +329,7 @@ class Call:
         rtt = self.rooms.rtt_s()
         budget = frame_wait_s(rtt if rtt is not None else 0.1)
         resent = self.hop.retransmit(nack.track_id, seqs, budget)
-        sender.on_nack(len(seqs), resent)
+        sender.on_nack(len(seqs), resent // REPAIR_COPIES, resent)
 
     def _send_media(self, datagrams: Sequence[bytes], keyframe: bool) -> bool:
         track_id = int.from_bytes(datagrams[0][4:8], "big")

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .freeze_log import FrameTrace
 
 __all__ = ["DecodedFrame", "NewestFrame"]
 
@@ -31,6 +35,8 @@ class DecodedFrame:
     """``time.monotonic()`` when decoding finished."""
     late_s: float = 0.0
     """How long after its playout time the picture was put out, in seconds."""
+    trace: FrameTrace | None = None
+    """What the receiver knew of how the frame came (for the freeze log)."""
 
 
 class NewestFrame:

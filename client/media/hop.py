@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from codec.media import FeedbackPacket
 from codec.media.adapt import ArrivalRecorder, BandwidthEstimator, Pacer
 from codec.media.packet import PacketKind
-from codec.media.recovery import RetransmitCache
+from codec.media.recovery import REPAIR_COPIES, REPEAT_WINDOW_S, RetransmitCache
 
 if TYPE_CHECKING:
     from ..rooms import Rooms
@@ -75,7 +75,9 @@ class MediaHop:
         self.max_queued = max_queued
         self.estimator = BandwidthEstimator(start_bps, max_bps=max_bps)
         self.pacer = Pacer(self.estimator.target_bps)
-        self.cache = RetransmitCache()
+        self.cache = RetransmitCache(
+            copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
+        )
         self.recorder = ArrivalRecorder()
         self.on_estimate: Callable[[float], None] = lambda bps: None
         self.on_frame_dropped: Callable[[int], None] = lambda track_id: None
@@ -132,7 +134,9 @@ class MediaHop:
         return queued
 
     def retransmit(self, track_id: int, seqs: Sequence[int], budget_s: float) -> int:
-        """Queue again what is still useful of ``seqs``; how many were queued."""
+        """Queue again what is still useful of ``seqs``, each packet in
+        :data:`~codec.media.recovery.REPAIR_COPIES` copies; how many datagrams
+        were queued. They go after audio, ahead of video."""
         now = self._loop.time()
         resent = self.cache.retransmit(track_id, list(seqs), now, budget_s)
         for data in resent:

@@ -45,12 +45,19 @@ from codec.media import (
     Unwrapper,
     VideoPacket,
 )
-from codec.media.recovery import FrameBuffer, NackGenerator, PlayoutDelay
+from codec.media.recovery import (
+    NACK_COPY_DELAY_S,
+    Arrival,
+    FrameBuffer,
+    NackGenerator,
+    PlayoutDelay,
+)
 from codec.media.stamp import read_stamp
 from codec.media.video import VideoDecoder
 from codec.messages import RoomTrack
 
 from .frames import DecodedFrame, NewestFrame
+from .freeze_log import FrameTrace, FreezeLog, RepairTracker
 from .lip_sync import LipSync
 from .receiver_stats import ReceiverStats, percentile
 from .sources import wall_clock_ms
@@ -71,6 +78,7 @@ class _Scheduled(NamedTuple):
 
     frame: CompletedFrame
     show_at: float
+    trace: FrameTrace
 
 
 _LATE_TIMER_S = 0.05
@@ -115,13 +123,21 @@ class VideoReceiver:
         self._rtt_s = rtt_s
         self._rtt_read_at = float("-inf")
         self._buffer = FrameBuffer()
-        self._nack = NackGenerator(give_up_s=self._buffer.wait_s)
+        self._nack = NackGenerator(
+            give_up_s=self._buffer.wait_s, copy_delay_s=NACK_COPY_DELAY_S
+        )
         self._playout = PlayoutDelay()
         self._nack_timer: asyncio.TimerHandle | None = None
         self._nack_at: float | None = None
         self._freeze_gap_s = max(3.0 / track.fps, 0.15) if track.fps > 0 else 0.15
         self._frame_interval_s = 1.0 / track.fps if track.fps > 0 else 0.05
         self._last_render: float | None = None
+        self._last_rendered_number: int | None = None
+        self._repairs = RepairTracker()
+        self.freeze_log = FreezeLog(self._frame_interval_s)
+        """One record per freeze: what ended it (see :mod:`.freeze_log`)."""
+        self._skipped_since_frame = 0
+        self._timer_late_s = 0.0
         self._seq = Unwrapper(16)
         self._lowest_seq: int | None = None
         self._highest_seq = 0
@@ -185,7 +201,10 @@ class VideoReceiver:
             self._lowest_seq = seq
         self._highest_seq = max(self._highest_seq, seq)
         self._follow_rtt(now)
-        self._nack.on_packet(packet.seq, now)
+        if self._nack.on_packet(packet.seq, now) is Arrival.FILLED:
+            recovery = self._nack.last_recovery
+            assert recovery is not None
+            self._repairs.on_recovered(packet.frame_number, recovery)
         self._handle(self._buffer.push(packet, now), now)
         self._send_nacks(now)
 
@@ -198,6 +217,12 @@ class VideoReceiver:
             self._buffer.set_rtt(rtt)
             self._nack.set_rtt(rtt)
             self._nack.set_give_up(self._buffer.wait_s)
+            # A repair on this hop: a round trip, after the frame interval in
+            # which a frame's last packet lost does not show yet.
+            playout = self._playout
+            playout.set_initial_delay(
+                rtt + self._frame_interval_s - playout.tolerance_s
+            )
 
     def _send_nacks(self, now: float) -> None:
         if self._send_nack is None or self._stopping.is_set():
@@ -215,14 +240,19 @@ class VideoReceiver:
         self._nack_timer = self._loop.call_at(deadline, self._nack_due)
 
     def _nack_due(self) -> None:
+        now = self._loop.time()
+        if self._nack_at is not None:
+            self._timer_late_s = max(self._timer_late_s, now - self._nack_at)
         self._nack_timer = None
         self._nack_at = None
-        self._send_nacks(self._loop.time())
+        self._send_nacks(now)
 
     def _expire(self) -> None:
+        now = self._loop.time()
+        if self._expire_at is not None:
+            self._timer_late_s = max(self._timer_late_s, now - self._expire_at)
         self._expire_timer = None
         self._expire_at = None
-        now = self._loop.time()
         deadline = self._buffer.next_deadline()
         if (
             deadline is not None
@@ -246,13 +276,26 @@ class VideoReceiver:
                     stats.keyframes_received += 1
                     # The decoder will say whether it took; do not re-ask meanwhile.
                     self._last_request_at = now
-                self._playout.on_frame(event.timestamp, now)
+                playout = self._playout
+                playout.on_frame(event.timestamp, now)
                 # The decode thread's clock is time.monotonic(), the loop's may
                 # not be: hand it the time left, not the loop's instant.
-                show_in = self._playout.render_time(event.timestamp) - now
-                self._enqueue(_Scheduled(event, time.monotonic() + show_in))
+                show_in = playout.render_time(event.timestamp) - now
+                trace = FrameTrace(
+                    repair=self._repairs.take(event.frame_number),
+                    buffered_s=now - event.first_arrival,
+                    lateness_s=playout.delay_s - show_in,
+                    playout_delay_s=playout.delay_s,
+                    skipped_before=self._skipped_since_frame,
+                    timer_late_s=self._timer_late_s,
+                    rtt_s=self._nack.rtt_s,
+                )
+                self._skipped_since_frame = 0
+                self._timer_late_s = 0.0
+                self._enqueue(_Scheduled(event, time.monotonic() + show_in, trace))
             elif isinstance(event, FramesLost):
                 stats.frames_lost += event.count
+                self._skipped_since_frame += event.count
                 self._enqueue(_LOST)
                 self._needs_keyframe = True
                 self._ask_for_keyframe()
@@ -318,6 +361,7 @@ class VideoReceiver:
         decoder = VideoDecoder()
         needs_keyframe = True
         stats = self.stats
+        hidden_at_last_picture = 0
         while True:
             item = self._decode_queue.get()
             if item is None:
@@ -329,6 +373,8 @@ class VideoReceiver:
                 frame = item.frame
                 for image in decoder.decode(frame.data):
                     stats.frames_decoded += 1
+                    hidden = decoder.frames_hidden - hidden_at_last_picture
+                    hidden_at_last_picture = decoder.frames_hidden
                     decoded_at = time.monotonic()
                     if self._stopping.wait(item.show_at - decoded_at):
                         return
@@ -340,6 +386,7 @@ class VideoReceiver:
                             keyframe=frame.keyframe,
                             decoded_at=decoded_at,
                             late_s=time.monotonic() - item.show_at,
+                            trace=item.trace._replace(hidden_before=hidden),
                         )
                     )
                 stats.frames_discarded = decoder.frames_discarded
@@ -387,7 +434,19 @@ class VideoReceiver:
                     # Ready after its turn: a repair longer than the playout
                     # delay covers, or decoding fell behind.
                     stats.freezes_late_frame += 1
+                assert stats.first_render_at is not None
+                self.freeze_log.record(
+                    at_s=now - stats.first_render_at,
+                    gap_s=gap,
+                    frame_number=frame.frame_number,
+                    frames_between=frame.frame_number
+                    - (self._last_rendered_number or 0)
+                    - 1,
+                    late_s=frame.late_s,
+                    trace=frame.trace,
+                )
         self._last_render = now
+        self._last_rendered_number = frame.frame_number
         stats.height, stats.width = frame.image.shape[:2]
         stamp = read_stamp(frame.image)
         latency: float | None = None
@@ -413,16 +472,18 @@ class VideoReceiver:
 
     # -- reporting ----------------------------------------------------------------
 
+    @property
+    def packets_lost(self) -> int:
+        """Packets of the track's sequence that never arrived (so far)."""
+        received = self.stats.packets_received - self._buffer.stats.duplicate_packets
+        if self._lowest_seq is None:
+            return 0
+        return max(0, self._highest_seq - self._lowest_seq + 1 - received)
+
     def stats_dict(self) -> dict[str, object]:
         """The counters as plain values, with rates and percentiles."""
         stats = self.stats
-        duplicates = self._buffer.stats.duplicate_packets
         nack = self._nack.stats
-        expected = (
-            self._highest_seq - self._lowest_seq + 1
-            if self._lowest_seq is not None
-            else 0
-        )
         packet_span = (stats.last_packet_at or 0.0) - (stats.first_packet_at or 0.0)
         render_span = (stats.last_render_at or 0.0) - (stats.first_render_at or 0.0)
         latencies = list(stats.latencies_ms)
@@ -433,7 +494,7 @@ class VideoReceiver:
             "width": stats.width,
             "height": stats.height,
             "packets_received": stats.packets_received,
-            "packets_lost": max(0, expected - (stats.packets_received - duplicates)),
+            "packets_lost": self.packets_lost,
             "bytes_received": stats.bytes_received,
             "bitrate_bps": (
                 round(stats.bytes_received * 8 / packet_span) if packet_span > 0 else 0
@@ -447,6 +508,8 @@ class VideoReceiver:
             "packets_requested": nack.packets_requested,
             "packets_recovered": nack.packets_recovered,
             "packets_given_up": nack.packets_given_up,
+            "given_up_unasked": nack.given_up_unasked,
+            "given_up_after_retry": nack.given_up_after_retry,
             "frame_wait_ms": round(self._buffer.wait_s * 1000),
             "playout_delay_ms": round(self._playout.delay_s * 1000),
             "frames_decoded": stats.frames_decoded,
@@ -467,6 +530,7 @@ class VideoReceiver:
             "freezes_late_frame": stats.freezes_late_frame,
             "time_frozen_s": round(stats.time_frozen_s, 3),
             "timeline": [[round(t, 3), lat] for t, lat in stats.timeline],
+            "freeze_log": list(self.freeze_log.records),
         }
         if self.lip_sync is not None:
             result["av_offset_ms"] = self.lip_sync.stats_dict()

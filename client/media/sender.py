@@ -97,6 +97,8 @@ class SenderStats:
     """Packets those NACKs asked for."""
     retransmissions: int = 0
     """Packets sent again (the rest were too old, not held, or sent too often)."""
+    retransmitted_datagrams: int = 0
+    """Datagrams those took (each packet is sent again in copies)."""
     packets_sent: int = 0
     bytes_sent: int = 0
     """Encoded video bytes sent, headers not counted."""
@@ -166,12 +168,14 @@ class VideoSender(TrackSender):
         self.stats.keyframe_requests += 1
         self._keyframe_wanted = True
 
-    def on_nack(self, requested: int, resent: int) -> None:
-        """Count a NACK for ``requested`` packets, ``resent`` of them sent again."""
+    def on_nack(self, requested: int, resent: int, datagrams: int) -> None:
+        """Count a NACK for ``requested`` packets, ``resent`` of them sent
+        again in ``datagrams`` datagrams."""
         stats = self.stats
         stats.nacks_received += 1
         stats.packets_nacked += requested
         stats.retransmissions += resent
+        stats.retransmitted_datagrams += datagrams
 
     def set_bitrate(self, bitrate_bps: int) -> None:
         """Retarget the encoder (bits per second) from the next frame on, for a
@@ -367,6 +371,7 @@ class VideoSender(TrackSender):
             "nacks_received": stats.nacks_received,
             "packets_nacked": stats.packets_nacked,
             "retransmissions": stats.retransmissions,
+            "retransmitted_datagrams": stats.retransmitted_datagrams,
             "packets_sent": stats.packets_sent,
             "bytes_sent": stats.bytes_sent,
             "fps": round((stats.frames_sent - 1) / span, 2) if span > 0 else 0.0,

@@ -209,7 +209,11 @@ def _to_video_frame(frame: np.ndarray | av.VideoFrame) -> av.VideoFrame:
     if isinstance(frame, av.VideoFrame):
         return frame
     if frame.ndim == 3 and frame.shape[2] == 3:
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        # A view of the array, not a copy: encode() converts it to the
+        # encoder's format before it returns, and the copy held the GIL.
+        return av.VideoFrame.from_numpy_buffer(
+            np.ascontiguousarray(frame), format="rgb24"
+        )
     if frame.ndim == 2:
         return av.VideoFrame.from_ndarray(frame, format="yuv420p")
     raise ValueError(f"cannot encode an array of shape {frame.shape}")

@@ -124,8 +124,8 @@ def test_forwards_to_the_others_with_their_own_transport_sequence():
 
 def test_transport_sequence_wraps_at_16_bits():
     sfu, _, a, _, c = room_of_three(max_queued=10**6)
-    for _ in range(65537):
-        sfu.on_datagram(a, video(7))
+    for seq in range(65537):
+        sfu.on_datagram(a, video(7, seq & 0xFFFF))
     sent = c.take()
     assert sent[65535][2:4] == b"\xff\xff" and sent[65536][2:4] == b"\x00\x00"
 
@@ -237,11 +237,21 @@ def test_a_subscribers_nack_is_answered_from_the_sfu_cache():
     c.take()
     sfu.on_datagram(b, NackPacket.from_seqs(7, [1, 3, 9]).serialize())
     resent = [parse_packet(d) for d in b.take()]
-    assert [(p.seq, p.transport_seq) for p in resent] == [(1, 5), (3, 6)]
+    # Each repair twice, in its own datagram (lost only if both are).
+    assert [(p.seq, p.transport_seq) for p in resent] == [
+        (1, 5),
+        (1, 6),
+        (3, 7),
+        (3, 8),
+    ]
     assert a.take() == [] and c.take() == []  # the publisher is not bothered
     stats = sfu.stats
-    assert (stats.nacks_received, stats.retransmissions) == (1, 2)
+    assert (stats.nacks_received, stats.retransmissions) == (1, 4)
     assert stats.retransmissions_refused == 1  # 9 was never sent
+    # The NACK's copy, 10 ms later, is not answered again.
+    clock.now += 0.01
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1, 3]).serialize())
+    assert b.take() == [] and stats.nack_copies_ignored == 2
     # Later than the frame's deadline (two round trips of 50 ms + margin, at
     # least 250 ms): no.
     clock.now += 0.3
@@ -258,9 +268,15 @@ def test_the_sfu_nacks_what_it_missed_from_the_publisher():
     (nack,) = [parse_packet(d) for d in a.take()]
     assert isinstance(nack, NackPacket) and nack.seqs() == [11, 12]
     clock.now += 0.02
-    sfu.on_datagram(a, video(7, 11))  # the retransmission, forwarded as usual
-    assert [parse_packet(d).seq for d in b.take()] == [10, 13, 11]
-    assert sfu.stats.packets_recovered == 1 and sfu.stats.nacks_sent == 1
+    # The retransmission, forwarded ahead of the video still queued; its
+    # second copy is not forwarded.
+    sfu.on_datagram(a, video(7, 11))
+    sfu.on_datagram(a, video(7, 11))
+    assert [parse_packet(d).seq for d in b.take()] == [11, 10, 13]
+    assert sfu.stats.packets_recovered == 1 and sfu.stats.dropped_duplicate == 1
+    # The NACK's copy, for what is still missing (not a new request).
+    assert [parse_packet(d).seqs() for d in a.take()] == [[12]]
+    assert sfu.stats.nacks_sent == 2 and sfu.stats.packets_requested == 2
     clock.now += 0.05  # one round trip: 12 is asked for once more
     sfu.on_datagram(a, video(7, 14))
     assert [parse_packet(d).seqs() for d in a.take()] == [[12]]
@@ -342,8 +358,8 @@ def test_routes_follow_membership_and_rooms_stay_apart():
     # c leaves: routes are rebuilt without it, and its datagrams go nowhere.
     sfu.remove(c)
     sfu.set_room("room", [(a, [7]), (b, [8])])
-    sfu.on_datagram(a, video(7))
-    sfu.on_datagram(c, video(7))
+    sfu.on_datagram(a, video(7, 1))
+    sfu.on_datagram(c, video(7, 2))
     assert len(b.take()) == 1 and c.take() == []
     assert not sfu.is_routed(c)
     # b stops publishing track 8: its datagrams become foreign.
@@ -435,3 +451,61 @@ def test_a_publisher_is_limited_to_what_a_cut_subscriber_path_takes():
     # tracks routed to it.
     assert all(limit.max_bps < 0.9 * 800_000 for limit in limits)
     assert sfu.stats.rate_limits_sent == len(limits)
+
+
+def test_repairs_go_ahead_of_queued_video_behind_audio_in_order():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.set_room("room", [(a, [7, 9]), (b, []), (c, [])])
+    for seq in range(3):
+        sfu.on_datagram(a, video(7, seq))
+    b.take()  # sent: seqs 0-2 are in b's retransmit cache
+    for seq in range(3, 6):
+        sfu.on_datagram(a, video(7, seq))  # a keyframe's worth, still queued
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1]).serialize())
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [2]).serialize())
+    sfu.on_datagram(a, audio(9, 0))
+    sent = [parse_packet(d) for d in b.take()]
+    assert [(p.track_id, p.seq) for p in sent] == [
+        (9, 0),
+        (7, 1),
+        (7, 1),
+        (7, 2),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (7, 5),
+    ]
+    assert sfu.stats.retransmit_queued_behind == 3 + 4 + 5 + 6
+
+
+def test_a_repair_from_the_publisher_goes_ahead_of_queued_video():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 0))
+    sfu.on_datagram(a, video(7, 2))  # 1 lost on the publisher's hop
+    a.take()  # the SFU's NACK
+    b.take()
+    sfu.on_datagram(a, video(7, 3))
+    sfu.on_datagram(a, video(7, 4))
+    sfu.on_datagram(a, video(7, 1))  # the publisher's retransmission
+    assert [parse_packet(d).seq for d in b.take()] == [1, 3, 4]
+    assert sfu.stats.packets_recovered == 1
+
+
+def test_refused_retransmissions_are_counted_by_reason():
+    sfu, clock, a, b, c = room_of_three()
+    sfu.on_datagram(a, video(7, 0))
+    b.take()
+    for _ in range(3):
+        sfu.on_datagram(b, NackPacket.from_seqs(7, [0, 5]).serialize())
+        clock.now += 0.05
+    stats = sfu.stats
+    assert stats.retransmissions == 2 * 2  # at most twice per packet, 2 copies
+    assert stats.retransmissions_refused_missing == 3
+    assert stats.retransmissions_refused_exhausted == 1
+    b.take()
+    clock.now += 0.3
+    sfu.on_datagram(a, video(7, 1))
+    b.take()
+    clock.now += 0.3
+    sfu.on_datagram(b, NackPacket.from_seqs(7, [1]).serialize())
+    assert stats.retransmissions_refused_late == 1

@@ -5,17 +5,22 @@ delay that shows every frame on an even cadence despite the repairs."""
 
 from __future__ import annotations
 
-from .cache import CacheStats, RetransmitCache
+from .cache import REPAIR_COPIES, REPEAT_WINDOW_S, CacheStats, RetransmitCache
 from .frame_buffer import FrameBuffer, frame_wait_s
-from .nack import NackGenerator, NackStats
+from .nack import NACK_COPY_DELAY_S, Arrival, NackGenerator, NackStats, Recovery
 from .playout import PlayoutDelay
 
 __all__ = [
+    "REPAIR_COPIES",
+    "REPEAT_WINDOW_S",
+    "NACK_COPY_DELAY_S",
+    "Arrival",
     "CacheStats",
     "FrameBuffer",
     "NackGenerator",
     "NackStats",
     "PlayoutDelay",
+    "Recovery",
     "RetransmitCache",
     "frame_wait_s",
 ]

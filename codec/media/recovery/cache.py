@@ -5,7 +5,13 @@ A :class:`RetransmitCache` holds the datagrams one hop sent, by track and
 answered only with what is still useful: a packet older than the receiver's
 frame deadline would arrive after its frame was skipped, and a packet already
 sent ``max_retransmits`` times is not sent again, so a burst of NACKs can never
-become a storm. Pure: the caller passes ``now`` (seconds on its own clock).
+become a storm. A request within ``min_interval_s`` of the packet's last
+retransmission is the copy of a NACK already answered (see
+:class:`~codec.media.recovery.NackGenerator`), not a retry, and is ignored.
+With ``copies`` each retransmission is sent that many times: a repair is
+lost only when every copy is, where a lost repair costs a round trip more
+than the playout delay covers, and a freeze. Pure: the caller passes ``now``
+(seconds on its own clock).
 """
 
 from __future__ import annotations
@@ -24,21 +30,37 @@ class CacheStats:
     requested: int = 0
     """Sequence numbers named by NACKs."""
     retransmitted: int = 0
+    """Packets retransmitted (each sent ``copies`` times)."""
     missing: int = 0
     """Requested but not held: never sent on this hop, or already evicted."""
     too_late: int = 0
     """Held, but a retransmission would arrive after the frame's deadline."""
     exhausted: int = 0
     """Held, but already retransmitted ``max_retransmits`` times."""
+    copies_ignored: int = 0
+    """Requests within ``min_interval_s`` of their last retransmission."""
+
+
+REPAIR_COPIES = 2
+"""How many times each retransmission is sent: at 5 % loss, one in twenty
+repairs sent once is lost and freezes the picture for a round trip; sent
+twice, one in four hundred (at the cost of twice the retransmitted bytes, a
+few per cent of the video)."""
+REPEAT_WINDOW_S = 0.015
+"""A request this soon after the packet's last retransmission is a NACK's
+copy (sent :data:`~codec.media.recovery.nack.NACK_COPY_DELAY_S` after it, on
+the same path), not a retry, which comes a round trip later and at least
+twice that delay later."""
 
 
 class _Entry:
-    __slots__ = ("data", "sent_at", "retransmits")
+    __slots__ = ("data", "sent_at", "retransmits", "resent_at")
 
     def __init__(self, data: bytes, sent_at: float) -> None:
         self.data = data
         self.sent_at = sent_at
         self.retransmits = 0
+        self.resent_at = float("-inf")
 
 
 class RetransmitCache:
@@ -54,10 +76,15 @@ class RetransmitCache:
         max_bytes: int = 1_000_000,
         max_age_s: float = 1.0,
         max_retransmits: int = 2,
+        *,
+        copies: int = 1,
+        min_interval_s: float = 0.0,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.max_retransmits = max_retransmits
+        self.copies = copies
+        self.min_interval_s = min_interval_s
         self.stats = CacheStats()
         self._entries: OrderedDict[tuple[int, int], _Entry] = OrderedDict()
         self._bytes = 0
@@ -98,8 +125,9 @@ class RetransmitCache:
 
         ``deadline_s`` is how long after its first sending a packet can still
         arrive in time for its frame (the receiver's frame wait less what the
-        send queue adds); older packets are refused. Each packet is returned at
-        most ``max_retransmits`` times over the cache's life.
+        send queue adds); older packets are refused. Each packet is returned
+        ``copies`` times per retransmission and at most ``max_retransmits``
+        retransmissions over the cache's life.
         """
         self._evict(now)
         stats = self.stats
@@ -111,12 +139,15 @@ class RetransmitCache:
                 stats.missing += 1
             elif deadline_s is not None and now - entry.sent_at > deadline_s:
                 stats.too_late += 1
+            elif now - entry.resent_at < self.min_interval_s:
+                stats.copies_ignored += 1
             elif entry.retransmits >= self.max_retransmits:
                 stats.exhausted += 1
             else:
                 entry.retransmits += 1
+                entry.resent_at = now
                 stats.retransmitted += 1
-                out.append(entry.data)
+                out.extend([entry.data] * self.copies)
         return out
 
     def _evict(self, now: float) -> None:

@@ -20,6 +20,13 @@ delay``:
   bounded whatever the network does; a frame later than that is shown late,
   but by less than its repair took.
 
+Until ``window_s`` of frames have been seen there is nothing to take a
+quantile of, and the first repair would find no delay at all: a freeze in
+the first seconds of nearly every call on a lossy link. For that time the
+delay is at least ``initial_delay_s``, the caller's guess at what a repair
+costs (a round trip of its own hop, with the frame interval during which the
+gap is not yet seen, less ``tolerance_s``; :meth:`set_initial_delay`).
+
 The delay follows increases at once (one longer gap, then an even cadence) and
 decreases by at most ``decay`` of a frame interval per frame, so a calm network
 brings it down without visible jumps. Pure: the caller passes ``now`` (seconds
@@ -75,14 +82,17 @@ class PlayoutDelay:
         window_s: float = LATENESS_WINDOW_S,
         quantile: float = QUANTILE,
         decay: float = DECAY,
+        initial_delay_s: float = 0.0,
     ) -> None:
         self.max_delay_s = max_delay_s
         self.tolerance_s = tolerance_s
         self.window_s = window_s
         self.quantile = quantile
         self.decay = decay
-        self.delay_s = 0.0
+        self.initial_delay_s = min(initial_delay_s, max_delay_s)
+        self.delay_s = self.initial_delay_s
         """The delay in force above the fastest transit, in seconds."""
+        self._first_frame_at: float | None = None
         self._unwrapper = Unwrapper(32)
         self._base = windowed_min(BASE_WINDOW_S, 10)
         self._recent: deque[tuple[float, float]] = deque()
@@ -103,6 +113,10 @@ class PlayoutDelay:
         ordered = sorted(late for _, late in recent)
         lateness = ordered[int(self.quantile * (len(ordered) - 1))]
         target = min(self.max_delay_s, max(0.0, lateness - self.tolerance_s))
+        if self._first_frame_at is None:
+            self._first_frame_at = now
+        if now - self._first_frame_at < self.window_s:
+            target = max(target, self.initial_delay_s)
         last = self._last_capture_s
         interval = 0.0 if last is None else max(0.0, capture - last)
         self._last_capture_s = capture if last is None else max(last, capture)
@@ -110,6 +124,14 @@ class PlayoutDelay:
             self.delay_s = target
         else:
             self.delay_s = max(target, self.delay_s - self.decay * interval)
+
+    def set_initial_delay(self, delay_s: float) -> None:
+        """The delay (seconds, capped) to hold until ``window_s`` of frames
+        have been seen: what a repair is expected to cost, less the
+        tolerance. Set it as soon as the round trip is known."""
+        self.initial_delay_s = min(max(0.0, delay_s), self.max_delay_s)
+        if self._first_frame_at is None:
+            self.delay_s = self.initial_delay_s
 
     def render_time(self, timestamp: int) -> float:
         """When to show the frame of capture ``timestamp``, on the clock of

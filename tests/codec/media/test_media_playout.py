@@ -140,3 +140,20 @@ def test_timestamps_that_wrap_around():
 def test_render_time_needs_a_frame_first():
     with pytest.raises(ValueError):
         PlayoutDelay().render_time(0)
+
+
+def test_a_repair_in_the_first_seconds_is_covered_by_the_initial_delay():
+    # A repair of 150 ms at frame 10 (a 100 ms round trip, the frame interval
+    # before the gap shows, the queues), before any quantile could see one:
+    # with no initial delay the gap before it is a freeze (over 150 ms); with
+    # the receiver's guess (the round trip and a frame, less the 50 ms
+    # tolerance) it is not.
+    ready = ready_times(300, {10}, 0.15)
+    cold = play(PlayoutDelay(), ready)
+    assert max(gaps(cold)) > 0.15
+    warm = PlayoutDelay()
+    warm.set_initial_delay(0.1 + INTERVAL - 0.05)
+    assert max(gaps(play(warm, ready))) < 0.15
+    # It holds only for the first window: then, with no repair since, the
+    # delay comes down to what the frames need.
+    assert warm.delay_s == 0.0

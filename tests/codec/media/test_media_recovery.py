@@ -10,9 +10,14 @@ import pytest
 
 from codec.media import CompletedFrame, FramesLost, VideoPacketizer, parse_packet
 from codec.media.recovery import (
+    NACK_COPY_DELAY_S,
+    REPAIR_COPIES,
+    REPEAT_WINDOW_S,
+    Arrival,
     FrameBuffer,
     NackGenerator,
     PlayoutDelay,
+    Recovery,
     RetransmitCache,
     frame_wait_s,
 )
@@ -55,6 +60,17 @@ def test_cache_retransmits_a_packet_a_bounded_number_of_times_and_never_late():
     assert cache.retransmit(1, [0], now=0.15, deadline_s=0.2) == [b"y"]
 
 
+def test_cache_sends_each_repair_in_copies_and_ignores_a_nacks_copy():
+    cache = RetransmitCache(copies=2, min_interval_s=0.03)
+    cache.put(1, 5, b"x", now=0.0)
+    assert cache.retransmit(1, [5], now=0.05) == [b"x", b"x"]
+    assert cache.retransmit(1, [5], now=0.06) == []  # the NACK's copy
+    assert cache.stats.copies_ignored == 1
+    assert cache.retransmit(1, [5], now=0.15) == [b"x", b"x"]  # a retry
+    assert cache.retransmit(1, [5], now=0.25) == []
+    assert cache.stats.retransmitted == 2 and cache.stats.exhausted == 1
+
+
 # -- NACK generator --------------------------------------------------------------
 
 
@@ -82,10 +98,43 @@ def test_a_gap_is_nacked_at_once_then_once_more_after_a_round_trip():
 def test_retransmissions_that_arrive_leave_the_list_and_count_as_recovered():
     nack = NackGenerator()
     assert feed(nack, [1, 2, 5], 0.0) == [3, 4]
-    assert nack.on_packet(4, 0.05) is True
-    assert nack.on_packet(4, 0.06) is False  # a duplicate
+    assert nack.on_packet(4, 0.05) is Arrival.FILLED
+    assert nack.on_packet(4, 0.06) is Arrival.OLD  # a duplicate
+    assert nack.on_packet(6, 0.06) is Arrival.NEW
     assert nack.missing == [3]
     assert nack.stats.packets_recovered == 1
+
+
+def test_each_nack_is_copied_once_for_what_is_still_missing():
+    nack = NackGenerator(give_up_s=0.5, copy_delay_s=0.01)
+    nack.set_rtt(0.1)
+    assert feed(nack, [1, 4], 0.0) == [2, 3]
+    assert nack.next_deadline() == pytest.approx(0.01)
+    nack.on_packet(2, 0.005)
+    assert nack.due(0.01) == [3]  # the copy, not a second request
+    assert nack.due(0.05) == []
+    assert (nack.stats.copies, nack.stats.retries) == (1, 0)
+    assert nack.stats.packets_requested == 2 and nack.stats.nacks_sent == 2
+    assert nack.due(0.1) == [3]  # the retry a round trip later
+    assert nack.due(0.11) == [3]  # and its copy
+    assert nack.due(0.3) == []
+    assert (nack.stats.copies, nack.stats.retries) == (2, 1)
+    recovered = nack.on_packet(3, 0.31)
+    assert recovered is Arrival.FILLED
+    assert nack.last_recovery == Recovery(0.0, 0.0, 2, 0.31)
+
+
+def test_given_up_packets_are_told_apart_by_the_requests_made():
+    nack = NackGenerator(give_up_s=0.3)
+    nack.set_rtt(0.1)
+    assert feed(nack, [1, 3], 0.0) == [2]
+    assert nack.due(0.1) == [2]  # the retry
+    assert nack.due(0.3) == [] and nack.stats.given_up_after_retry == 1
+    # A loop stalled past the whole wait: given up before it was asked for.
+    assert feed(nack, [5], 0.31) == [4]
+    nack.on_packet(7, 0.32)
+    assert nack.due(0.7) == []
+    assert nack.stats.given_up_unasked == 1 and nack.stats.packets_given_up == 3
 
 
 def test_no_retry_is_sent_that_could_not_return_before_the_deadline():
@@ -219,19 +268,29 @@ def simulate(
     burst: int = 1,
     max_retransmits: int = 2,
     ready_at: dict[int, float] | None = None,
+    copies: int = 1,
 ):
     """A publisher sending 30 fps of 3-packet frames over a first-in first-out
     link of 50 ms one way that loses ``loss`` of the packets (in bursts of
     ``burst``) both ways;
-    the receiver NACKs, the sender answers from its cache. Returns the
+    the receiver NACKs, the sender answers from its cache (with ``copies`` >
+    1, each NACK is sent again 10 ms later and each repair ``copies`` times).
+    Returns the
     receiver's frames delivered and lost, and the generator's stats; fills
     ``ready_at`` with when each frame was delivered."""
     rng = random.Random(seed)
     delay, rtt = 0.05, 0.1
     packetizer = VideoPacketizer(5, first_seq=65000)
-    cache = RetransmitCache(max_retransmits=max_retransmits)
+    copied = copies > 1
+    cache = RetransmitCache(
+        max_retransmits=max_retransmits,
+        copies=copies,
+        min_interval_s=REPEAT_WINDOW_S if copied else 0.0,
+    )
     buffer = FrameBuffer(rtt_s=rtt)
-    nack = NackGenerator(give_up_s=buffer.wait_s)
+    nack = NackGenerator(
+        give_up_s=buffer.wait_s, copy_delay_s=NACK_COPY_DELAY_S if copied else None
+    )
     nack.set_rtt(rtt)
     events: list[tuple[float, int, str, object]] = []
     order = 0
@@ -328,3 +387,45 @@ def test_frames_shown_at_their_playout_time_do_not_freeze_at_each_repair(loss):
     assert as_ready > 0.5, (as_ready, lost)
     assert scheduled <= 0.4 * as_ready, (scheduled, as_ready, lost)
     assert playout.delay_s <= 0.12
+
+
+def frozen_with_playout(loss: float, seed: int, copies: int) -> float:
+    """Frozen time after the first 2 s (before, the playout delay has seen no
+    repair yet, and the first repaired frame freezes however it came)."""
+    ready_at: dict[int, float] = {}
+    delivered, _, _ = simulate(loss, seed, ready_at=ready_at, copies=copies)
+    playout = PlayoutDelay()
+    shown_at = []
+    for n in delivered:
+        playout.on_frame(packets_of_timestamp(n), ready_at[n])
+        shown = max(ready_at[n], playout.render_time(packets_of_timestamp(n)))
+        if n >= 60:
+            shown_at.append(shown)
+    return frozen_s(shown_at)
+
+
+@pytest.mark.parametrize("loss", [0.02, 0.05])
+def test_nacks_and_repairs_sent_twice_spare_the_freeze_of_a_retry(loss):
+    # A repair whose NACK or retransmission is lost comes a round trip later
+    # than the playout delay covers: a freeze. Sent twice, both must be lost.
+    once = sum(frozen_with_playout(loss, seed, 1) for seed in range(1, 11))
+    twice = sum(frozen_with_playout(loss, seed, REPAIR_COPIES) for seed in range(1, 11))
+    assert once > 1.0 and twice <= 0.3 * once, (twice, once)
+
+
+def test_a_retry_on_a_short_round_trip_waits_past_the_copy_window():
+    # On a 5 ms round trip a retry at 5 ms would fall in the sender's window
+    # for the NACK's copy and be ignored: it waits for two copy delays.
+    nack = NackGenerator(give_up_s=0.25, copy_delay_s=NACK_COPY_DELAY_S)
+    nack.set_rtt(0.005)
+    cache = RetransmitCache(copies=2, min_interval_s=REPEAT_WINDOW_S)
+    cache.put(1, 2, b"x", now=0.0)
+    assert feed(nack, [1, 3], 0.0) == [2]
+    assert cache.retransmit(1, [2], now=0.0) == [b"x", b"x"]
+    assert nack.due(NACK_COPY_DELAY_S) == [2]  # the copy
+    assert cache.retransmit(1, [2], now=NACK_COPY_DELAY_S) == []
+    retry_at = nack.next_deadline()
+    assert retry_at == pytest.approx(2 * NACK_COPY_DELAY_S)
+    assert retry_at > REPEAT_WINDOW_S
+    assert nack.due(retry_at) == [2]
+    assert cache.retransmit(1, [2], now=retry_at) == [b"x", b"x"]

@@ -86,6 +86,28 @@ def test_a_gray_or_flipped_cell_reads_as_none():
     assert read_stamp(flipped) is None
 
 
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (333, 250), (1280, 720)])
+def test_only_each_cells_inner_half_is_read(width, height):
+    """Blurred cell edges (what a decoder leaves) do not count; a cell whose
+    inner half is between dark and light does, wherever it is."""
+    frame = SyntheticPattern(width, height).render(2**31 + 5, 99)
+    for row in range(STAMP_ROWS):
+        for column in range(STAMP_COLUMNS):
+            edges = cell(frame, row, column)
+            inset_y, inset_x = edges.shape[0] // 4, edges.shape[1] // 4
+            inner = edges[inset_y : edges.shape[0] - inset_y, inset_x:-inset_x].copy()
+            edges[:] = 128
+            edges[inset_y : edges.shape[0] - inset_y, inset_x:-inset_x] = inner
+    assert read_stamp(frame) == (2**31 + 5, 99)
+    for row, column in [(0, 0), (0, STAMP_COLUMNS - 1), (STAMP_ROWS - 1, 0),
+                        (STAMP_ROWS - 1, STAMP_COLUMNS - 1)]:  # fmt: skip
+        damaged = frame.copy()
+        edges = cell(damaged, row, column)
+        inset_y, inset_x = edges.shape[0] // 4, edges.shape[1] // 4
+        edges[inset_y : edges.shape[0] - inset_y, inset_x:-inset_x] = 128
+        assert read_stamp(damaged) is None
+
+
 @SETTINGS
 @given(
     a=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
