@@ -160,7 +160,7 @@ class MediaHop:
                     self.estimator.on_sent(item.seq, item.size, now, item.probe_cluster)
                     self.bytes_sent += item.size
                     data = item.data
-                    if data[0] in _VIDEO_FIRST_BYTES:
+                    if data[0] in _VIDEO_FIRST_BYTES and not item.repair:
                         track_id = int.from_bytes(data[4:8], "big")
                         seq = int.from_bytes(data[8:10], "big")
                         self.cache.put(track_id, seq, data, now)

@@ -48,6 +48,9 @@ class Released:
     seq: int
     size: int
     probe_cluster: int | None = None
+    repair: bool = False
+    """A retransmission: its sender must not keep it as a first sending (that
+    would reset what its retransmit cache counts for the packet)."""
 
 
 @dataclass(slots=True)
@@ -221,21 +224,23 @@ class Pacer:
                 continue
             if self._budget <= 0:
                 break
-            data = self._next_media(now)
-            if data is None:
+            media = self._next_media(now)
+            if media is None:
                 break
+            data, repair = media
             self._budget -= len(data)
             self._queued_bytes -= len(data)
-            out.append(self._number(data))
+            out.append(self._number(data, repair))
         return out
 
-    def _next_media(self, now: float) -> bytes | None:
+    def _next_media(self, now: float) -> tuple[bytes, bool] | None:
+        """The next media datagram to release, and whether it is a repair."""
         if self._audio:
-            return self._audio.popleft()
+            return self._audio.popleft(), False
         while self._retransmissions:
             data, deadline = self._retransmissions.popleft()
             if now <= deadline:
-                return data
+                return data, True
             self._queued_bytes -= len(data)
             self.stats.retransmissions_expired += 1
         while self._frames:
@@ -254,7 +259,7 @@ class Pacer:
             data = frame.datagrams.popleft()
             if not frame.datagrams:
                 self._frames.popleft()
-            return data
+            return data, False
         return None
 
     def _release_probe(self, probe: _Probe) -> Released:
@@ -275,13 +280,13 @@ class Pacer:
         self.stats.probes_released += 1
         return Released(data, seq, len(data), cluster.cluster_id)
 
-    def _number(self, data: bytes) -> Released:
+    def _number(self, data: bytes, repair: bool) -> Released:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         numbered = data[:2] + seq.to_bytes(2, "big") + data[4:]
         self.stats.released += 1
         self.stats.bytes_released += len(numbered)
-        return Released(numbered, seq, len(numbered))
+        return Released(numbered, seq, len(numbered), repair=repair)
 
     def _refill(self, now: float) -> None:
         if self._refilled_at is not None and now > self._refilled_at:

@@ -73,6 +73,19 @@ def test_audio_then_retransmissions_in_time_then_video() -> None:
     assert len(sent) == 2 + 3
 
 
+def test_a_released_retransmission_is_marked_as_a_repair() -> None:
+    # The hop keeps first sendings in its retransmit cache; keeping a repair
+    # again would reset the packet's retransmission count and its copy window,
+    # so a NACK's copy would be answered twice more.
+    pacer = Pacer(1_000_000)
+    packetizer = VideoPacketizer(9)
+    frame = _frame(packetizer, 1_000)
+    pacer.enqueue_frame(9, frame, 0.0)
+    pacer.enqueue_retransmission(frame[0], 0.0, deadline=1.0)
+    released = pacer.release(0.0)
+    assert [r.repair for r in released] == [True, False]
+
+
 def test_transport_sequence_numbers_are_assigned_at_release_in_order() -> None:
     pacer = Pacer(1_000_000)
     packetizer = VideoPacketizer(9)
