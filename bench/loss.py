@@ -132,6 +132,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "keyframe_requests": got["keyframe_requests"],
         "keyframes_sent": sent["keyframes_sent"],
         "publisher_frames_dropped": sent["frames_dropped"],
+        # What the sender made and aimed at (bits per second); None where the
+        # build does not adapt its rate.
+        "publisher_bitrate_bps": sent.get("bitrate_bps"),
+        "publisher_target_bps": sent.get("target_bitrate_bps"),
         "frames_skipped": got["frames_lost"],
         "nacks_sent": got["nacks_sent"],
         "packets_recovered": got["packets_recovered"],

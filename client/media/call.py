@@ -154,7 +154,7 @@ class Call:
             pacer_delay_s=lambda: self.hop.queue_delay_s,
         )
         self._senders[kind] = sender
-        self._share_estimate(self.hop.estimator.target_bps)
+        self._share_estimate(self.hop.media_budget_bps())
         try:
             await sender.publish(
                 lambda: self.rooms.publish(
@@ -300,7 +300,7 @@ class Call:
             self.hop.on_feedback(packet)
         elif isinstance(packet, RateLimit):
             self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
-            self._share_estimate(self.hop.estimator.target_bps)
+            self._share_estimate(self.hop.media_budget_bps())
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
             if receiver is None:

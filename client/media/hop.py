@@ -30,7 +30,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from codec.media import FeedbackPacket
-from codec.media.adapt import ArrivalRecorder, BandwidthEstimator, Pacer
+from codec.media.adapt import (
+    ArrivalRecorder,
+    BandwidthEstimator,
+    Pacer,
+    RepairShare,
+)
 from codec.media.packet import PacketKind
 from codec.media.recovery import REPAIR_COPIES, REPEAT_WINDOW_S, RetransmitCache
 
@@ -79,6 +84,8 @@ class MediaHop:
             copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
         )
         self.recorder = ArrivalRecorder()
+        self.repairs = RepairShare()
+        """What share of the media sent were repairs: the encoders leave it."""
         self.on_estimate: Callable[[float], None] = lambda bps: None
         self.on_frame_dropped: Callable[[int], None] = lambda track_id: None
         self.bytes_sent = 0
@@ -159,6 +166,8 @@ class MediaHop:
                 for item in released:
                     self.estimator.on_sent(item.seq, item.size, now, item.probe_cluster)
                     self.bytes_sent += item.size
+                    if item.probe_cluster is None:
+                        self.repairs.on_released(item.size, item.repair, now)
                     data = item.data
                     if data[0] in _VIDEO_FIRST_BYTES and not item.repair:
                         track_id = int.from_bytes(data[4:8], "big")
@@ -200,10 +209,15 @@ class MediaHop:
             self.pacer.add_probe(cluster, now)
         self._follow_estimate(now)
 
+    def media_budget_bps(self) -> float:
+        """What the encoders may make (bits per second): the estimate less
+        the share the repairs took lately (:mod:`~codec.media.adapt.repair_share`)."""
+        now = self._loop.time()
+        return self.estimator.target_bps * (1 - self.repairs.share(now))
+
     def _follow_estimate(self, now: float) -> None:
-        target = self.estimator.target_bps
-        self.pacer.set_rate(target, now)
-        self.on_estimate(target)
+        self.pacer.set_rate(self.estimator.target_bps, now)
+        self.on_estimate(self.media_budget_bps())
         self._pump()
 
     def _on_tick(self) -> None:
@@ -233,6 +247,7 @@ class MediaHop:
             "delay_based_bps": estimate.delay_based_bps,
             "loss_based_bps": estimate.loss_based_bps,
             "acked_bps": estimate.acked_bps,
+            "repair_share": round(self.repairs.share(self._loop.time()), 4),
             "loss_fraction": estimate.loss_fraction,
             "usage": estimate.usage,
             "rate_decreases": estimate.decreases,

@@ -13,6 +13,7 @@ from .ladder import EncoderCorrection, Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
 from .probe import ProbeCluster, ProbeController, probe_result
 from .rate_control import AimdRateControl, RateState
+from .repair_share import RepairShare
 from .trendline import DelayDetector, Usage
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "QualityLadder",
     "RateState",
     "Released",
+    "RepairShare",
     "SendHistory",
     "Usage",
     "probe_result",

@@ -6,6 +6,7 @@ import pytest
 
 from codec.media import AudioPacket, ProbePacket, VideoPacketizer, parse_packet
 from codec.media.adapt import EncoderCorrection, Pacer, ProbeCluster, QualityLadder
+from codec.media.adapt.repair_share import MAX_REPAIR_SHARE, RepairShare
 
 
 def _audio(seq: int) -> bytes:
@@ -200,3 +201,19 @@ def test_the_encoder_is_asked_for_more_when_it_undershoots() -> None:
         correction.on_frame(now, 1, 10_000, keyframe=False)
         now += 1 / 30
     assert correction.factor == 1.3
+
+
+def test_the_repairs_share_of_what_left_is_measured_over_a_window() -> None:
+    # The encoders get the estimate less what the repairs took: at 5% loss,
+    # each repair sent twice, about a tenth.
+    share = RepairShare(window_s=2.0)
+    assert share.share(0.0) == 0.0
+    for i in range(200):
+        share.on_released(1200, i % 10 == 0, i * 0.01)
+    assert abs(share.share(2.0) - 0.1) < 0.01
+    for i in range(200, 400):
+        share.on_released(1200, False, i * 0.01)
+    assert share.share(4.0) == 0.0  # the repairs left the window
+    for i in range(400, 600):
+        share.on_released(1200, True, i * 0.01)
+    assert share.share(6.0) == MAX_REPAIR_SHARE
