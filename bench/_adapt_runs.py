@@ -11,7 +11,6 @@ address, so both meet identical links.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -23,10 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from _common import ROOT, Child, start_quicmeet_server  # noqa: I001
-from meeting import make_accounts
-
-from client import Home
-from client.home import SavedSession
+from meeting import make_homes
 
 
 @dataclass
@@ -53,36 +49,6 @@ class System(Protocol):
     def run(self, relay: Child, seconds: float, upstream: Child) -> Run:
         """Hold a call of ``seconds`` with the publisher behind ``relay``."""
         ...
-
-
-def start_netsim(upstream: str, link_args: list[str], seed: int) -> Child:
-    """``quicmeet-netsim`` relaying to ``upstream`` with ``link_args``."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netsim",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--seed",
-            str(seed),
-            "--stats-format",
-            "json",
-            "--stats-every",
-            "0",
-            *link_args,
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    start = json.loads(proc.stdout.readline())
-    host, _, port = start["listen"].rpartition(":")
-    return Child(proc, host, int(port), Path(tempfile.gettempdir()))
 
 
 def _first_line(path: Path, proc: subprocess.Popen[str], timeout: float = 30) -> str:
@@ -114,13 +80,9 @@ class Quicmeet:
     def run(self, relay: Child, seconds: float, upstream: Child) -> Run:
 
         work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-adapt-"))
-        names = ["far", "near"]
-        tokens = asyncio.run(make_accounts(upstream.address, names))
-        addresses = {"far": relay.address, "near": upstream.address}
-        for name, token in zip(names, tokens, strict=True):
-            Home(work / name).save_session(
-                SavedSession(addresses[name], name, token, 2**53)
-            )
+        make_homes(
+            work, upstream.address, {"far": relay.address, "near": upstream.address}
+        )
         started = time.time()
         far = self._meet(relay.address, work / "far", "--create",
                          "--duration", str(seconds + 2),

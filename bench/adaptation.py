@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _adapt_runs import Quicmeet, Run, System, start_netsim  # noqa: I001
-from _common import ROOT, percentile
+from _adapt_runs import Quicmeet, Run, System  # noqa: I001
+from _common import ROOT, percentile, start_netsim
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
