@@ -96,12 +96,16 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
         server.stop()
     sfu = {k: after[k] - before.get(k, 0) for k in after}
     result_sfu = {k: v for k, v in sfu.items() if "retransmi" in k}
+    adaptation = ("rate_limit", "feedback", "frames_dropped", "estimate")
     result: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "loss_percent": loss,
         "bursts": GILBERT_ELLIOTT if loss is None else None,
         "seed": seed,
         "sfu_retransmission_counters": result_sfu,
+        "sfu_adaptation_counters": {
+            k: v for k, v in sfu.items() if any(word in k for word in adaptation)
+        },
     }
     for direction, sender, receiver in (("up", "far", "near"), ("down", "near", "far")):
         result[direction] = _direction(stats[sender], stats[receiver], sfu)
@@ -136,6 +140,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         # build does not adapt its rate.
         "publisher_bitrate_bps": sent.get("bitrate_bps"),
         "publisher_target_bps": sent.get("target_bitrate_bps"),
+        "publisher_rate_limits": sender.get("rate_limits"),
+        "publisher_hop": {
+            k: v for k, v in sender.get("hop", {}).items() if k != "timeline"
+        },
         "frames_skipped": got["frames_lost"],
         "nacks_sent": got["nacks_sent"],
         "packets_recovered": got["packets_recovered"],
