@@ -319,10 +319,6 @@ class Forwarder:
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
-                # The path takes less than it is sent: limit the publishers
-                # to it (the feedback alone may never show it, section 7 of
-                # docs/adaptation.md).
-                hop.path.on_queue_overflow(hop.queue_delay(now), now)
                 self._ask_keyframe(endpoint, track_id, now)
 
     def _other(self, endpoint: _Endpoint, first: int, data: bytes) -> None:

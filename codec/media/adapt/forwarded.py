@@ -19,13 +19,6 @@ congestion cuts it again. A limit that lapsed two seconds after the last cut
 let the publisher return to its own rate and overload the path every few
 seconds.
 
-The SFU's own queue to the subscriber is a second signal. When it holds a
-frame past its delay bound the SFU drops the frame whole, and those datagrams
-never reach the path: a path kept just full by those drops shows the feedback
-neither a growing delay nor a loss, so the estimate alone may never be cut
-while the SFU throws frames away. :meth:`ForwardedPath.on_queue_overflow`
-cuts it then to what the path carried, as a standing queue does.
-
 Pure: every call takes ``now`` (seconds).
 """
 
@@ -53,8 +46,6 @@ class ForwardedPath:
         self.estimator = BandwidthEstimator(start_bps=max_bps, max_bps=max_bps)
         """Fed with what the SFU sends (``on_sent``); feedback goes through
         :meth:`on_feedback`."""
-        self.overflow_cuts = 0
-        """Cuts made by :meth:`on_queue_overflow`."""
 
     def on_feedback(self, feedback: FeedbackPacket, now: float) -> None:
         """Read the subscriber's feedback about what the SFU sent it."""
@@ -64,25 +55,6 @@ class ForwardedPath:
         estimator.on_feedback(feedback, now)
         acked = estimator.acked_bps
         if uncut and rate.decreases and acked is not None:
-            rate.set_rate(min(rate.rate_bps, BETA * acked), now)
-
-    def on_queue_overflow(self, queue_s: float, now: float) -> None:
-        """The SFU dropped a frame for this subscriber: its queue to the path
-        held ``queue_s`` seconds. Cut the estimate to what the path carried
-        (at most once per round trip, as any cut), which constrains it."""
-        estimator = self.estimator
-        acked = estimator.acked_bps
-        if acked is None:
-            return
-        rate = estimator.rate
-        before = rate.decreases
-        rate.drain(acked, queue_s, now)
-        if rate.decreases == before:
-            return
-        self.overflow_cuts += 1
-        if before == 0:
-            # The first cut, from the fictitious start: straight to what the
-            # path carried, as in on_feedback.
             rate.set_rate(min(rate.rate_bps, BETA * acked), now)
 
     def limit_bps(self, now: float) -> float | None:

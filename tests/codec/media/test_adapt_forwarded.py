@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 
-from codec.media import FeedbackPacket, VideoPacketizer, parse_packet
+from codec.media import VideoPacketizer, parse_packet
 from codec.media.adapt import CONSTRAINED_S, ArrivalRecorder, ForwardedPath
 from netsim import Link, LinkConfig
 
@@ -102,35 +102,3 @@ def test_a_path_that_carries_what_arrives_sets_no_limit():
     samples = _forward(link, 2_000_000, 10.0)
     assert all(limit is None for _, limit, _ in samples)
     assert CONSTRAINED_S > 2 * 0.5  # the SFU weighs twice a second
-
-
-def test_the_sfu_dropping_frames_for_a_path_cuts_it_to_what_it_carried():
-    # A path kept just full by the SFU's own frame drops: every datagram the
-    # SFU sends arrives, at a steady 1 Mbit/s and a steady delay, so the
-    # feedback shows neither growth nor loss; only the drops tell.
-    path = ForwardedPath()
-    path.estimator.set_rtt(0.05)
-    now = 0.0
-    seq = 0
-    for report in range(20):
-        base = seq
-        arrivals = []
-        for _ in range(5):  # 5 x 1250 bytes per 50 ms: 1 Mbit/s
-            path.estimator.on_sent(seq, 1250, now)
-            arrivals.append(now + 0.03)
-            seq += 1
-            now += 0.01
-        feedback = FeedbackPacket.from_arrival_times(report, base, arrivals)
-        path.on_feedback(feedback, now + 0.03)
-    assert path.limit_bps(now) is None
-    path.on_queue_overflow(0.15, now)
-    limit = path.limit_bps(now)
-    assert limit is not None and 0.7 * 1_000_000 < limit < 0.9 * 1_000_000
-    assert path.overflow_cuts == 1
-    # At most one cut per round trip, however many frames are dropped.
-    path.on_queue_overflow(0.15, now + 0.01)
-    assert path.overflow_cuts == 1 and path.limit_bps(now + 0.01) == limit
-    # Nor below what the path carried, however long the drops go on.
-    path.on_queue_overflow(0.15, now + 0.2)
-    assert path.limit_bps(now + 0.2) == limit
-    assert path.limit_bps(now + CONSTRAINED_S + 0.3) is None
