@@ -15,7 +15,9 @@ on the wire.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,14 @@ RoomEvent = (
     | MuteRequested
 )
 RoomListener = Callable[[RoomEvent], None]
+
+REJOIN_PATIENCE = 15.0
+"""Seconds a rejoin after a reconnect keeps trying while the cluster sends us
+to the room's old node: a node that died is known dead within seconds."""
+REJOIN_MOVE_TIMEOUT = 2.0
+"""Seconds to reach the room's node when rejoining (a dead one never answers)."""
+REJOIN_RETRY = 0.5
+"""Seconds between attempts to rejoin."""
 _ROOM_EVENTS = (
     RoomUpdated,
     RoomLeft,
@@ -153,26 +163,50 @@ class Rooms:
         return state
 
     async def _rejoin(self) -> None:
-        """After a reconnect: take our seat again (the server may have kept it)."""
+        """After a reconnect: take our seat again (the server may have kept it).
+
+        In a cluster we may land on another node than the room's. While that
+        node lives we move there; when it died, the cluster takes a few seconds
+        to know it, and then the room is taken over where we are."""
         room_id = self.room_id
         if room_id is None:
             return
-        try:
-            reply = await self._session.call(
-                JoinRoom, RoomJoined, room_id=room_id, password=self._password
-            )
-        except ClientError as exc:
-            self.state = None
-            self._password = None
-            self._listeners.notify(
-                RoomLeft(
-                    room_id=room_id,
-                    reason="connection_lost",
-                    message=f"could not rejoin after reconnecting: {exc}",
+        key = parse_room_id(room_id) or room_id
+        deadline = time.monotonic() + REJOIN_PATIENCE
+        while True:
+            try:
+                reply = await self._session.call(
+                    JoinRoom, RoomJoined, room_id=room_id, password=self._password
                 )
-            )
-            return
+                break
+            except ClientError as exc:
+                elsewhere = self._elsewhere.pop(key, None)
+                if (
+                    not isinstance(exc, ServerError)
+                    or exc.code != ErrorCode.ROOM_ELSEWHERE
+                    or time.monotonic() >= deadline
+                ):
+                    self._lost(room_id, exc)
+                    return
+            try:
+                if elsewhere is None:
+                    raise ClientError("where the room lives is not known yet")
+                await self._session.move_to(elsewhere, timeout=REJOIN_MOVE_TIMEOUT)
+            except ClientError as exc:
+                log.debug("room %s: not rejoined yet: %s", room_id, exc)
+                await asyncio.sleep(REJOIN_RETRY)
         self._entered(reply.room, self._password)
+
+    def _lost(self, room_id: str, exc: ClientError) -> None:
+        self.state = None
+        self._password = None
+        self._listeners.notify(
+            RoomLeft(
+                room_id=room_id,
+                reason="connection_lost",
+                message=f"could not rejoin after reconnecting: {exc}",
+            )
+        )
 
     # -- joining and leaving ----------------------------------------------------
 
