@@ -77,11 +77,16 @@ RoomListener = Callable[[RoomEvent], None]
 
 REJOIN_PATIENCE = 15.0
 """Seconds a rejoin after a reconnect keeps trying while the cluster sends us
-to the room's old node: a node that died is known dead within seconds."""
+to the room's node."""
+REJOIN_MOVE_AFTER = 5.0
+"""Seconds of being sent to the room's node before we go there: a node that
+died counts as alive for up to about 4 s (its heartbeat's time to live), and
+then the node we are on takes the room over."""
 REJOIN_MOVE_TIMEOUT = 2.0
 """Seconds to reach the room's node when rejoining (a dead one never answers)."""
-REJOIN_RETRY = 0.5
-"""Seconds between attempts to rejoin."""
+REJOIN_RETRY = 1.0
+"""Seconds between attempts to rejoin (a server lets a connection try to join
+once a second, in bursts of five)."""
 _ROOM_EVENTS = (
     RoomUpdated,
     RoomLeft,
@@ -165,14 +170,15 @@ class Rooms:
     async def _rejoin(self) -> None:
         """After a reconnect: take our seat again (the server may have kept it).
 
-        In a cluster we may land on another node than the room's. While that
-        node lives we move there; when it died, the cluster takes a few seconds
-        to know it, and then the room is taken over where we are."""
+        In a cluster we may land on another node than the room's. When that
+        node died, the cluster knows it within seconds and the room is then
+        taken over where we are: so we ask again here first, and move to the
+        room's node only if it still counts as alive after that."""
         room_id = self.room_id
         if room_id is None:
             return
         key = parse_room_id(room_id) or room_id
-        deadline = time.monotonic() + REJOIN_PATIENCE
+        started = time.monotonic()
         while True:
             try:
                 reply = await self._session.call(
@@ -181,20 +187,21 @@ class Rooms:
                 break
             except ClientError as exc:
                 elsewhere = self._elsewhere.pop(key, None)
+                waited = time.monotonic() - started
                 if (
                     not isinstance(exc, ServerError)
                     or exc.code != ErrorCode.ROOM_ELSEWHERE
-                    or time.monotonic() >= deadline
+                    or waited >= REJOIN_PATIENCE
                 ):
                     self._lost(room_id, exc)
                     return
-            try:
-                if elsewhere is None:
-                    raise ClientError("where the room lives is not known yet")
-                await self._session.move_to(elsewhere, timeout=REJOIN_MOVE_TIMEOUT)
-            except ClientError as exc:
-                log.debug("room %s: not rejoined yet: %s", room_id, exc)
-                await asyncio.sleep(REJOIN_RETRY)
+            if elsewhere is not None and waited >= REJOIN_MOVE_AFTER:
+                try:
+                    await self._session.move_to(elsewhere, timeout=REJOIN_MOVE_TIMEOUT)
+                    continue
+                except ClientError as exc:
+                    log.debug("room %s: its node did not answer: %s", room_id, exc)
+            await asyncio.sleep(REJOIN_RETRY)
         self._entered(reply.room, self._password)
 
     def _lost(self, room_id: str, exc: ClientError) -> None:
