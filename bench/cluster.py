@@ -6,8 +6,10 @@ Latency: N pairs, each sender on node a and its recipient on node b, at a fixed
 offered load spread over the pairs; the time from send to arrival (the message
 is committed to PostgreSQL, then routed through Redis to node b). Failover: M
 clients on node a that know both nodes (``a,b``); node a is killed (SIGKILL) and
-the time until every one of them has resumed its session on node b is measured.
-Prints one JSON object.
+the time until every one of them has resumed its session on node b is measured,
+and, for a meeting of two of them on node a (one sends synthetic video), the
+time until the other sees the video again through node b. Prints one JSON
+object.
 
     python bench/cluster.py --pairs 20 --rate 1000 --duration 10 --failover 50
 """
@@ -33,6 +35,7 @@ from chat import PASSWORD, Recipient, send_paced
 
 from client import Session
 from client.events import Reconnected
+from client.media import Call, SyntheticSource
 from codec.messages import (
     FriendAccepted,
     Reply,
@@ -178,23 +181,49 @@ async def failover(node_a: Child, b: str, clients: int) -> dict:
         await login(both, f"fo{i:04d}", idle_timeout=IDLE_TIMEOUT)
         for i in range(clients)
     ]
-    back: list[float] = []
     loop = asyncio.get_running_loop()
+    # A meeting among them: the first sends video, the second watches it.
+    shown: list[float] = []
+    room = await sessions[0].rooms.create()
+    await sessions[1].rooms.join(room.room_id)
+    calls = [
+        Call(sessions[0]),
+        Call(sessions[1], [lambda track, frame: shown.append(loop.time())]),
+    ]
+    for call in calls:
+        call.start()
+    await calls[0].publish_video(SyntheticSource(160, 120, 15.0))
+    while not shown:
+        await asyncio.sleep(0.1)
+    back: list[float] = []
+    viewer_back: list[float] = []
     done = asyncio.Event()
     watchers = [
-        loop.create_task(_watch_reconnect(session, back, clients, done))
-        for session in sessions
+        loop.create_task(
+            _watch_reconnect(
+                session, back, clients, done, viewer_back if i == 1 else None
+            )
+        )
+        for i, session in enumerate(sessions)
     ]
     killed_at = loop.time()
     node_a.proc.send_signal(signal.SIGKILL)
     node_a.proc.wait(5)
     try:
         await asyncio.wait_for(done.wait(), 60)
+        # The viewer is back in the meeting (it rejoins before it says it
+        # reconnected): the first picture after that came through node b.
+        deadline = loop.time() + 30
+        while loop.time() < deadline and not any(t > viewer_back[0] for t in shown):
+            await asyncio.sleep(0.05)
     except TimeoutError:
         pass
     for task in watchers:
         task.cancel()
     times = sorted(t - killed_at for t in back)
+    video = [t - killed_at for t in shown if viewer_back and t > viewer_back[0]]
+    for call in calls:
+        await call.close()
     for session in sessions:
         await session.close()
     return {
@@ -203,17 +232,25 @@ async def failover(node_a: Child, b: str, clients: int) -> dict:
         "client_idle_timeout_s": IDLE_TIMEOUT,
         "median_s": round(percentile(times, 50), 2),
         "all_back_s": round(times[-1], 2) if len(times) == clients else None,
+        "meeting_video_back_s": round(video[0], 2) if video else None,
     }
 
 
 async def _watch_reconnect(
-    session: Session, back: list[float], clients: int, done: asyncio.Event
+    session: Session,
+    back: list[float],
+    clients: int,
+    done: asyncio.Event,
+    mine: list[float] | None = None,
 ) -> None:
-    """Note when ``session`` has resumed on another node."""
+    """Note when ``session`` has resumed on another node (also in ``mine``)."""
     while True:
         event = await session.next_event()
         if isinstance(event, Reconnected):
-            back.append(asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            back.append(now)
+            if mine is not None:
+                mine.append(now)
             if len(back) == clients:
                 done.set()
             return
@@ -260,7 +297,9 @@ async def run(pairs: int, rate: float, duration: float, clients: int) -> dict:
         "failover_max_s": 5,
         "met": lat["p99_ms"] < 50
         and fo["all_back_s"] is not None
-        and fo["all_back_s"] < 5,
+        and fo["all_back_s"] < 5
+        and fo["meeting_video_back_s"] is not None
+        and fo["meeting_video_back_s"] < 5,
     }
     return result
 
@@ -270,8 +309,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--rate", type=float, default=1000.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--failover", type=int, default=50, help="clients on node a")
+    parser.add_argument(
+        "--failover", type=int, default=50, help="clients on node a (at least 2)"
+    )
     args = parser.parse_args()
+    if args.failover < 2:
+        parser.error("--failover needs at least 2 clients (two of them meet)")
     print(
         json.dumps(
             asyncio.run(run(args.pairs, args.rate, args.duration, args.failover)),

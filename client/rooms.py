@@ -15,7 +15,9 @@ on the wire.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,19 @@ RoomEvent = (
     | MuteRequested
 )
 RoomListener = Callable[[RoomEvent], None]
+
+REJOIN_PATIENCE = 15.0
+"""Seconds a rejoin after a reconnect keeps trying while the cluster sends us
+to the room's node."""
+REJOIN_MOVE_AFTER = 5.0
+"""Seconds of being sent to the room's node before we go there: a node that
+died counts as alive for up to about 4 s (its heartbeat's time to live), and
+then the node we are on takes the room over."""
+REJOIN_MOVE_TIMEOUT = 2.0
+"""Seconds to reach the room's node when rejoining (a dead one never answers)."""
+REJOIN_RETRY = 1.0
+"""Seconds between attempts to rejoin (a server lets a connection try to join
+once a second, in bursts of five)."""
 _ROOM_EVENTS = (
     RoomUpdated,
     RoomLeft,
@@ -153,26 +168,52 @@ class Rooms:
         return state
 
     async def _rejoin(self) -> None:
-        """After a reconnect: take our seat again (the server may have kept it)."""
+        """After a reconnect: take our seat again (the server may have kept it).
+
+        In a cluster we may land on another node than the room's. When that
+        node died, the cluster knows it within seconds and the room is then
+        taken over where we are: so we ask again here first, and move to the
+        room's node only if it still counts as alive after that."""
         room_id = self.room_id
         if room_id is None:
             return
-        try:
-            reply = await self._session.call(
-                JoinRoom, RoomJoined, room_id=room_id, password=self._password
-            )
-        except ClientError as exc:
-            self.state = None
-            self._password = None
-            self._listeners.notify(
-                RoomLeft(
-                    room_id=room_id,
-                    reason="connection_lost",
-                    message=f"could not rejoin after reconnecting: {exc}",
+        key = parse_room_id(room_id) or room_id
+        started = time.monotonic()
+        while True:
+            try:
+                reply = await self._session.call(
+                    JoinRoom, RoomJoined, room_id=room_id, password=self._password
                 )
-            )
-            return
+                break
+            except ClientError as exc:
+                elsewhere = self._elsewhere.pop(key, None)
+                waited = time.monotonic() - started
+                if (
+                    not isinstance(exc, ServerError)
+                    or exc.code != ErrorCode.ROOM_ELSEWHERE
+                    or waited >= REJOIN_PATIENCE
+                ):
+                    self._lost(room_id, exc)
+                    return
+            if elsewhere is not None and waited >= REJOIN_MOVE_AFTER:
+                try:
+                    await self._session.move_to(elsewhere, timeout=REJOIN_MOVE_TIMEOUT)
+                    continue
+                except ClientError as exc:
+                    log.debug("room %s: its node did not answer: %s", room_id, exc)
+            await asyncio.sleep(REJOIN_RETRY)
         self._entered(reply.room, self._password)
+
+    def _lost(self, room_id: str, exc: ClientError) -> None:
+        self.state = None
+        self._password = None
+        self._listeners.notify(
+            RoomLeft(
+                room_id=room_id,
+                reason="connection_lost",
+                message=f"could not rejoin after reconnecting: {exc}",
+            )
+        )
 
     # -- joining and leaving ----------------------------------------------------
 

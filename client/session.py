@@ -295,7 +295,8 @@ class Session:
             await self.connect(timeout, ready=False)
             await self._resume(self.token)
         except ClientError:
-            self._drop_connection()
+            if self._proto is not old:  # the new connection came up, then failed
+                self._drop_connection()
             self.host, self.port = old_target
             if old is not None and old.is_open:
                 self._attach(old)

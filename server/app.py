@@ -226,6 +226,7 @@ class ServerApp:
         """Tell every client, close all connections, flush storage."""
         log.info("shutting down: %d connections", len(self.connections))
         self.closing = True
+        self.rooms.handover.stop()
         for conn in list(self.connections):
             conn.send(ServerClosing(message="server is shutting down"))
             conn.transmit()

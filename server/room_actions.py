@@ -94,8 +94,7 @@ class RoomActions:
     async def transfer_host(self, conn: ClientConnection, req: TransferHost) -> Ok:
         room = self.rooms.hosted_room(conn)
         target = self._target(room, conn, req.username)
-        room.host_id = target.user_id
-        room.version += 1
+        room.transfer_host(target.user_id)
         self.rooms.changed(room)
         return Ok(rid=req.rid)
 

@@ -3,6 +3,11 @@
 Plain in-memory state with no I/O; :class:`server.rooms.RoomService` changes it
 in response to requests and tells members and the SFU. Times are seconds on the
 event loop's clock unless a name says ``_ms`` (Unix milliseconds).
+
+A :class:`RoomRecord` is what a cluster keeps of a room so that another node
+can take the meeting over when the room's node dies: who owns and hosts it, its
+lock, password digest and removals, and who sat in it. Invitations, hands and
+tracks are not in it: members publish their tracks again when they rejoin.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from codec.errors import ErrorCode
 from codec.messages import RoomMember, RoomState, RoomTrack
 from codec.messages.rooms import ROOM_ID_ALPHABET, ROOM_ID_LENGTH, format_room_id
@@ -22,7 +29,15 @@ from .errors import ServiceError
 if TYPE_CHECKING:
     from .connection import Account, ClientConnection
 
-__all__ = ["Invitation", "Member", "Room", "Track", "account_of", "new_room_id"]
+__all__ = [
+    "Invitation",
+    "Member",
+    "Room",
+    "RoomRecord",
+    "Track",
+    "account_of",
+    "new_room_id",
+]
 
 
 def new_room_id() -> str:
@@ -70,6 +85,27 @@ class Invitation:
     inviter_id: int
 
 
+class RoomRecord(msgspec.Struct, frozen=True):
+    """A room as another node needs it to go on with the meeting."""
+
+    owner_id: int
+    max_members: int
+    salt: bytes
+    password_digest: bytes | None
+    host_id: int | None
+    locked: bool
+    banned: list[int]
+    seated: list[int]
+    """Members when the record was made, in join order: they get their seat
+    back without the password, the lock or an invitation."""
+    version: int
+    chat_seq: int
+
+
+encode_record = msgspec.msgpack.Encoder().encode
+decode_record = msgspec.msgpack.Decoder(RoomRecord).decode
+
+
 class Room:
     """One meeting room.
 
@@ -97,6 +133,43 @@ class Room:
         self.chat_seq = 0
         self._salt = secrets.token_bytes(16)
         self._password_digest = None if password is None else self._digest(password)
+        self.returning: set[int] = set()
+        """Members of the room before it moved here who have not rejoined yet."""
+        self.returning_host: int | None = None
+        """The host before the room moved here, until they rejoin: they are
+        host again then (someone else holds the role meanwhile)."""
+
+    def record(self) -> RoomRecord:
+        """What another node needs to take this room over."""
+        return RoomRecord(
+            owner_id=self.owner_id,
+            max_members=self.max_members,
+            salt=self._salt,
+            password_digest=self._password_digest,
+            host_id=(
+                self.host_id if self.returning_host is None else self.returning_host
+            ),
+            locked=self.locked,
+            banned=sorted(self.banned),
+            seated=[*self.members, *sorted(self.returning - self.members.keys())],
+            version=self.version,
+            chat_seq=self.chat_seq,
+        )
+
+    @classmethod
+    def from_record(cls, room_id: str, record: RoomRecord) -> Room:
+        """The room of ``record``, empty, waiting for its members to rejoin; its
+        version goes on past the record's so members take its states as newer."""
+        room = cls(room_id, record.owner_id, record.max_members, None)
+        room._salt = record.salt
+        room._password_digest = record.password_digest
+        room.locked = record.locked
+        room.banned = set(record.banned)
+        room.returning = set(record.seated)
+        room.returning_host = record.host_id
+        room.version = record.version + 1
+        room.chat_seq = record.chat_seq
+        return room
 
     @property
     def has_password(self) -> bool:
@@ -138,10 +211,22 @@ class Room:
         return None if self.host_id is None else self.members.get(self.host_id)
 
     def add(self, member: Member) -> None:
-        """Admit ``member``; the first member of an empty room becomes host."""
+        """Admit ``member``; the first member of an empty room becomes host,
+        and a host from before the room moved takes the role back."""
         self.members[member.user_id] = member
-        if self.host_id not in self.members:
+        self.returning.discard(member.user_id)
+        if member.user_id == self.returning_host:
+            self.returning_host = None
             self.host_id = member.user_id
+        elif self.host_id not in self.members:
+            self.host_id = member.user_id
+        self.version += 1
+
+    def transfer_host(self, user_id: int) -> None:
+        """Make member ``user_id`` the host (a returning host no longer takes
+        the role back: the room's host chose another)."""
+        self.host_id = user_id
+        self.returning_host = None
         self.version += 1
 
     def remove(self, member: Member) -> None:

@@ -12,6 +12,9 @@ room (host powers, invitations, chat, tracks) is :mod:`server.room_actions`.
 Joining is throttled per connection (a token bucket) and failed attempts per
 account and per address (exponential backoff), so a ~49.5-bit room id cannot
 be guessed in practice.
+
+In a cluster, :mod:`server.room_handover` keeps each room's record where
+another node takes the meeting over from if this one dies.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from codec.messages import (
     JoinRoom,
     LeaveRoom,
     Ok,
-    RoomElsewhere,
     RoomInfo,
     RoomJoined,
     RoomLeft,
@@ -39,6 +41,7 @@ from codec.messages.rooms import parse_room_id
 
 from .errors import ServiceError
 from .room_actions import RoomActions
+from .room_handover import RoomHandover
 from .room_state import Member, Room, account_of, new_room_id
 from .sfu import Forwarder
 from .storage.models import User
@@ -78,6 +81,7 @@ class RoomService:
         self._join_buckets: dict[ClientConnection, TokenBucket] = {}
         self._owned: Counter[int] = Counter()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self.handover = RoomHandover(self)
         self.actions = RoomActions(self)
 
     def now(self) -> float:
@@ -172,32 +176,15 @@ class RoomService:
         room_id = parse_room_id(req.room_id)
         room = self.rooms.get(room_id) if room_id is not None else None
         if room is None and room_id is not None:
-            node = await self.ctx.cluster.room_node(room_id)
-            if node is not None:
-                conn.push(RoomElsewhere(room_id=room_id, node=node))
-                raise ServiceError(
-                    ErrorCode.ROOM_ELSEWHERE, f"the room is on the node at {node}"
-                )
+            room = await self.handover.find(conn, room_id)
         if room is None:
             self._failed(keys, now)
             raise ServiceError(ErrorCode.NOT_FOUND, "there is no room with this id")
         current = self._members.get(conn)
         if current is not None and room.members.get(account.user_id) is current:
             return RoomJoined(rid=req.rid, room=room.snapshot())
-        invitation = room.invitation(account.user_id, now)
-        host_invited = invitation is not None and invitation.by_host
-        if account.user_id in room.banned and not host_invited:
-            raise ServiceError(
-                ErrorCode.FORBIDDEN, "the host removed you from this room"
-            )
-        if room.locked and not host_invited:
-            raise ServiceError(ErrorCode.FORBIDDEN, "the room is locked")
-        if invitation is None and not room.password_matches(req.password):
-            self._failed(keys, now)
-            message = (
-                "wrong room password" if req.password else "this room needs a password"
-            )
-            raise ServiceError(ErrorCode.FORBIDDEN, message)
+        if account.user_id not in room.returning:
+            self._admission(room, account.user_id, req.password, keys, now)
         if len(room.members) >= room.max_members:
             raise ServiceError(
                 ErrorCode.ROOM_FULL, f"the room is full ({room.max_members} members)"
@@ -214,6 +201,31 @@ class RoomService:
             self.remove(current, "left", "you joined another room")
         self._admit(conn, room, display_name)
         return RoomJoined(rid=req.rid, room=room.snapshot())
+
+    def _admission(
+        self,
+        room: Room,
+        user_id: int,
+        password: str | None,
+        keys: list[str],
+        now: float,
+    ) -> None:
+        """Refuse ``user_id`` if the room's removals, lock or password keep
+        them out (an invitation from the host passes all three)."""
+        invitation = room.invitation(user_id, now)
+        host_invited = invitation is not None and invitation.by_host
+        if user_id in room.banned and not host_invited:
+            raise ServiceError(
+                ErrorCode.FORBIDDEN, "the host removed you from this room"
+            )
+        if room.locked and not host_invited:
+            raise ServiceError(ErrorCode.FORBIDDEN, "the room is locked")
+        if invitation is None and not room.password_matches(password):
+            self._failed(keys, now)
+            message = (
+                "wrong room password" if password else "this room needs a password"
+            )
+            raise ServiceError(ErrorCode.FORBIDDEN, message)
 
     def _failed(self, keys: list[str], now: float) -> None:
         for key in keys:
@@ -255,13 +267,24 @@ class RoomService:
         if room.members:
             self.changed(room)
         else:
+            self.handover.save(room)
             self._expiry[room.room_id] = asyncio.get_running_loop().call_later(
                 self.ctx.config.empty_room_ttl, self._close_room, room
             )
 
+    def hold(self, room: Room) -> None:
+        """Hold ``room``, taken over from a node that died, empty until its
+        members come back (it closes after the empty-room time if none does)."""
+        self.rooms[room.room_id] = room
+        self._owned[room.owner_id] += 1
+        self._expiry[room.room_id] = asyncio.get_running_loop().call_later(
+            self.ctx.config.empty_room_ttl, self._close_room, room
+        )
+
     def _close_room(self, room: Room) -> None:
         self._expiry.pop(room.room_id, None)
         if self.rooms.pop(room.room_id, None) is not None:
+            self.handover.forget(room.room_id)
             self.ctx.cluster.room_closed(room.room_id)
             self._owned[room.owner_id] -= 1
             if self._owned[room.owner_id] <= 0:
@@ -356,6 +379,7 @@ class RoomService:
         for member in room.members.values():
             if member is not skip:
                 member.conn.push(event)
+        self.handover.save(room)
 
     @staticmethod
     def broadcast(room: Room, event: Event) -> None:

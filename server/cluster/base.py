@@ -82,6 +82,16 @@ class Cluster(Protocol):
     def room_closed(self, room_id: str) -> None:
         """The room that lived on this node is gone."""
 
+    def room_saved(self, room_id: str, record: bytes) -> None:
+        """The room on this node changed: ``record`` (an encoded
+        :class:`~server.room_state.RoomRecord`) is what another node takes it
+        over with if this one dies."""
+
+    async def adopt_room(self, room_id: str) -> bytes | None:
+        """Take ``room_id`` over from a node that died: its record, the room
+        now living here; None when there is no such room to take (unknown,
+        ended, or its node is alive)."""
+
     async def flushed(self, timeout: float) -> bool:
         """Wait until what this node has told the cluster so far is visible to
         the other nodes; False if that took over ``timeout`` seconds."""
@@ -123,6 +133,12 @@ class LocalCluster:
         return None
 
     def room_closed(self, room_id: str) -> None:
+        return None
+
+    def room_saved(self, room_id: str, record: bytes) -> None:
+        return None
+
+    async def adopt_room(self, room_id: str) -> bytes | None:
         return None
 
     async def flushed(self, timeout: float) -> bool:

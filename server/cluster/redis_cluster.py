@@ -8,7 +8,11 @@ In Redis:
   node rewrites every :data:`HEARTBEAT` seconds with a :data:`NODE_TTL`: a node
   whose key expired is dead, and the first node to notice removes its users.
 - ``quicmeet:rooms``: a hash, room id -> the node it lives on; a node asked
-  for a room it does not hold sends the client to that node if it is alive.
+  for a room it does not hold sends the client to that node if it is alive,
+  and takes the room over if that node died.
+- ``quicmeet:room:<id>``: the room's record (:class:`~server.room_state.RoomRecord`),
+  rewritten by its node as it changes. When the node dies it is kept for
+  :data:`ADOPT_WINDOW` seconds for the first member who rejoins elsewhere.
 - ``quicmeet:presence``: the channel every node hears: users attached,
   detached, changing status, and the users of a node that died. Each node keeps
   a mirror of the other nodes' users from it, so ``locate`` never waits.
@@ -37,6 +41,7 @@ from codec.messages import EVENTS, Event
 
 from .base import ClusterHandler, ClusterUnavailable
 from .redis_writer import OrderedWriter
+from .scripts import ADOPT, ATTACH, IF_MINE, REAP, ROOM_CLOSED, ROOM_SAVED
 
 __all__ = ["RedisCluster"]
 
@@ -46,6 +51,8 @@ HEARTBEAT = 1.0
 """Seconds between a node's heartbeats (and its checks for dead nodes)."""
 NODE_TTL = 3.0
 """Seconds after its last heartbeat at which a node counts as dead."""
+ADOPT_WINDOW = 300.0
+"""Seconds a dead node's rooms wait for a member to take them over elsewhere."""
 MAX_OUTBOX = 100_000
 """Queued messages beyond which new ones are dropped while Redis is away."""
 
@@ -53,57 +60,21 @@ USERS = "quicmeet:users"
 NODES = "quicmeet:nodes"
 PRESENCE = "quicmeet:presence"
 ROOMS = "quicmeet:rooms"
+NODE_PREFIX = "quicmeet:node:"
+ROOM_PREFIX = "quicmeet:room:"
 
 
 def node_key(node_id: str) -> str:
-    return f"quicmeet:node:{node_id}"
+    return f"{NODE_PREFIX}{node_id}"
+
+
+def room_key(room_id: str) -> str:
+    return f"{ROOM_PREFIX}{room_id}"
 
 
 def node_channel(node_id: str) -> str:
     return f"quicmeet:to:{node_id}"
 
-
-# Set the user's node and status; return what was there (to tell that node).
-_ATTACH = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PUBLISH', KEYS[2], ARGV[3])
-return old
-"""
-# Change or remove the user's entry only while it is still this node's (a
-# login on another node may have taken it meanwhile).
-_IF_MINE = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current or string.sub(current, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
-if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
-else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
-redis.call('PUBLISH', KEYS[2], ARGV[4])
-return 1
-"""
-# Forget a room only while it is still this node's.
-_ROOM_CLOSED = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
-# Remove a dead node, its users and its rooms; return the users removed.
-_REAP = """
-local gone = {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if string.sub(all[i + 1], 1, #ARGV[1]) == ARGV[1] then
-    redis.call('HDEL', KEYS[1], all[i])
-    table.insert(gone, all[i])
-  end
-end
-redis.call('SREM', KEYS[2], ARGV[2])
-local rooms = redis.call('HGETALL', KEYS[3])
-for i = 1, #rooms, 2 do
-  if rooms[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[3], rooms[i]) end
-end
-return gone
-"""
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_list = msgspec.msgpack.Decoder(list).decode
@@ -191,7 +162,7 @@ class RedisCluster:
         message = _encode(["attach", user_id, self.node_id, status])
         value = f"{self.node_id}\t{status}"
         self._queue(
-            ("EVAL", _ATTACH, 2, USERS, PRESENCE, user_id, value, message),
+            ("EVAL", ATTACH, 2, USERS, PRESENCE, user_id, value, message),
             lambda previous: self._taken_from(user_id, session_id, previous),
         )
 
@@ -209,7 +180,7 @@ class RedisCluster:
     def _if_mine(self, user_id: int, value: str, message: bytes) -> None:
         mine = f"{self.node_id}\t"
         self._queue(
-            ("EVAL", _IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message)
+            ("EVAL", IF_MINE, 2, USERS, PRESENCE, user_id, mine, value, message)
         )
 
     def send_event(self, node_id: str, user_id: int, event: Event) -> None:
@@ -234,7 +205,23 @@ class RedisCluster:
         self._queue(("HSET", ROOMS, room_id, self.node_id))
 
     def room_closed(self, room_id: str) -> None:
-        self._queue(("EVAL", _ROOM_CLOSED, 1, ROOMS, room_id, self.node_id))
+        self._queue(
+            ("EVAL", ROOM_CLOSED, 2, ROOMS, room_key(room_id), room_id, self.node_id)
+        )
+
+    def room_saved(self, room_id: str, record: bytes) -> None:
+        key = room_key(room_id)
+        self._queue(("EVAL", ROOM_SAVED, 2, ROOMS, key, room_id, self.node_id, record))
+
+    async def adopt_room(self, room_id: str) -> bytes | None:
+        try:
+            record = await self._redis.eval(
+                ADOPT, 2, ROOMS, room_key(room_id), room_id, self.node_id, NODE_PREFIX
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("cannot take room %s over: %s", room_id, exc)
+            return None
+        return record
 
     async def flushed(self, timeout: float) -> bool:
         self._flush_events()
@@ -376,7 +363,17 @@ class RedisCluster:
 
     async def _reap(self, node: str) -> None:
         """Remove ``node`` and its users, and tell every node they are gone."""
-        gone = await self._redis.eval(_REAP, 3, USERS, NODES, ROOMS, f"{node}\t", node)
+        gone = await self._redis.eval(
+            REAP,
+            3,
+            USERS,
+            NODES,
+            ROOMS,
+            f"{node}\t",
+            node,
+            ROOM_PREFIX,
+            int(ADOPT_WINDOW * 1000),
+        )
         self.stats["reaped"] += len(gone)
         users = [int(u) for u in gone]
         await self._redis.publish(PRESENCE, _encode(["down", node, users]))

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import socket
 
 import pytest
 from cryptography import x509
@@ -162,3 +163,25 @@ async def test_home_keeps_pins_and_session_private(tmp_path):
     home.clear_session()
     assert home.saved_session() is None
     await asyncio.sleep(0)
+
+
+async def test_a_move_to_a_node_that_does_not_answer_keeps_the_connection(
+    server, tmp_path
+):
+    host, port = server.address
+    session = Session(f"{host}:{port}")
+    await session.connect()
+    await session.register("homebody", PASSWORD)
+    await session.login("homebody", PASSWORD)
+    try:
+        # A UDP port nobody listens on: the handshake never completes.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            silent = probe.getsockname()[1]
+            with pytest.raises(ConnectionFailed):
+                await session.move_to(f"127.0.0.1:{silent}", timeout=0.5)
+        assert (session.host, session.port) == (host, port)
+        assert session.connected
+        assert (await session.get_profile()).username == "homebody"
+    finally:
+        await session.close()
