@@ -96,7 +96,7 @@ def run_scenario(rtt_ms: int, loss: float | None, seconds: float, seed: int) -> 
         server.stop()
     sfu = {k: after[k] - before.get(k, 0) for k in after}
     result_sfu = {k: v for k, v in sfu.items() if "retransmi" in k}
-    adaptation = ("rate_limit", "feedback", "frames_dropped")
+    adaptation = ("rate_limit", "feedback", "frames_dropped", "frame_starts")
     result: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "loss_percent": loss,

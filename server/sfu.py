@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,7 @@ from codec.media.recovery import (
     frame_wait_s,
 )
 
-from .sfu_hop import Admission, Hop
+from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Admission, Hop
 
 __all__ = ["MAX_FORWARDED_DATAGRAM", "Forwarder", "ForwarderStats"]
 
@@ -213,6 +214,8 @@ class Forwarder:
         self.keyframe_request_interval = keyframe_request_interval
         self.stats = ForwarderStats()
         self._endpoints: dict[Any, _Endpoint] = {}
+        self._retired: Counter[str] = Counter()
+        """What the hops of members gone counted of their frame drops."""
         self._track_owner: dict[int, _Endpoint] = {}
 
     # -- routes -----------------------------------------------------------------
@@ -248,6 +251,7 @@ class Forwarder:
         endpoint = self._endpoints.pop(conn, None)
         if endpoint is None:
             return
+        _count_drops(self._retired, endpoint.hop)
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
@@ -503,8 +507,35 @@ class Forwarder:
             "sfu_retransmit_cache_bytes": sum(
                 e.hop.cache.bytes_held for e in self._endpoints.values()
             ),
+            **self._drop_counters(),
             "sfu_hop_estimate_min_bps": min(
                 (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
                 default=0,
             ),
         }
+
+    def _drop_counters(self) -> dict[str, int]:
+        """Frame drops by cause and the queue delays frame starts found, over
+        every hop the SFU had (:attr:`Hop.drops`, :attr:`Hop.delay_seen`)."""
+        counters = Counter(self._retired)
+        for endpoint in self._endpoints.values():
+            _count_drops(counters, endpoint.hop)
+        return {
+            **{
+                f"sfu_frames_dropped_{cause}": counters[f"sfu_frames_dropped_{cause}"]
+                for cause in DROP_CAUSES
+            },
+            **{
+                f"sfu_frame_starts_queue_{n}": counters[f"sfu_frame_starts_queue_{n}"]
+                for n in DELAY_BUCKET_NAMES
+            },
+        }
+
+
+def _count_drops(counters: Counter[str], hop: Hop) -> None:
+    """Add ``hop``'s frame drops by cause and the queue delays its frame
+    starts found to ``counters`` (named as in the SFU's stats)."""
+    for cause, count in hop.drops.items():
+        counters[f"sfu_frames_dropped_{cause}"] += count
+    for name, count in zip(DELAY_BUCKET_NAMES, hop.delay_seen, strict=True):
+        counters[f"sfu_frame_starts_queue_{name}"] += count

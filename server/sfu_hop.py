@@ -40,7 +40,7 @@ from codec.media.recovery import (
 
 from .quic_adapter import pending_datagrams, smoothed_rtt
 
-__all__ = ["Admission", "Hop"]
+__all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "Admission", "Hop"]
 
 _U16 = struct.Struct(">H")
 _RTT_REFRESH_S = 0.5
@@ -54,6 +54,12 @@ KEYFRAME_GRACE_S = 0.5
 queue, not its delay, can drop frames: a keyframe is several times a frame and
 delays the frames behind it while it drains; dropping them would throw the
 keyframe away and ask for another, a spiral on a slow path."""
+DELAY_BUCKETS_S = (0.05, 0.1, 0.15, float("inf"))
+"""Upper bounds (seconds) of the queue delays counted at frame starts..."""
+DELAY_BUCKET_NAMES = ("0_50ms", "50_100ms", "100_150ms", "over_150ms")
+"""...and their names in the SFU's stats."""
+DROP_CAUSES = ("length", "delay", "after_keyframe")
+"""The keys of :attr:`Hop.drops`."""
 
 
 class Admission(Enum):
@@ -88,6 +94,8 @@ class Hop:
         "recorder",
         "path",
         "estimator",
+        "drops",
+        "delay_seen",
         "_repairs_queued",
         "_rtt_s",
         "_rtt_read_at",
@@ -116,6 +124,13 @@ class Hop:
         """What the SFU → member path carries, from the member's feedback, and
         the limit it sets for publishers."""
         self.estimator = self.path.estimator
+        self.drops = dict.fromkeys(DROP_CAUSES, 0)
+        """Frames dropped (their first datagram) because the queue was too
+        long, because it waited too long, and (of either) within a second of
+        a keyframe starting on this hop: where the drops come from."""
+        self.delay_seen = [0] * len(DELAY_BUCKETS_S)
+        """How many frame starts found the queue's delay in each of
+        :data:`DELAY_BUCKETS_S`."""
         self._repairs_queued: set[bytes] = set()
         """Repairs that may still wait at the head of the queue."""
         self._rtt_s = _DEFAULT_RTT_S
@@ -179,10 +194,15 @@ class Hop:
         """
         dropping = self.dropping
         if frame_start:
+            delay = self.queue_delay(now)
+            self.delay_seen[
+                next(i for i, b in enumerate(DELAY_BUCKETS_S) if delay < b)
+            ] += 1
             if self.congested(now, max_queued, max_queue_delay):
                 if track_id in dropping:
                     return Admission.DROP
                 dropping.add(track_id)
+                self._count_drop(now, len(self.pending) >= max_queued)
                 return Admission.DROP_FRAME
             if track_id in dropping:
                 if not keyframe:
@@ -196,8 +216,15 @@ class Hop:
         if len(self.pending) >= 2 * max_queued:
             # Far over: even the rest of an admitted frame cannot wait.
             dropping.add(track_id)
+            self._count_drop(now, True)
             return Admission.DROP_FRAME
         return Admission.SEND
+
+    def _count_drop(self, now: float, length: bool) -> None:
+        drops = self.drops
+        drops["length" if length else "delay"] += 1
+        if now < self.keyframe_grace_until - KEYFRAME_GRACE_S + 1.0:
+            drops["after_keyframe"] += 1
 
     def send(
         self, data: bytes, now: float, *, first: bool = False, repair: bool = False
