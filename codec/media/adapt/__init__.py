@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
 from .estimator import BandwidthEstimator, EstimatorStats
-from .forwarded import CONSTRAINED_S, FORWARDED_MAX_BPS, ForwardedPath
+from .forwarded import FORWARDED_MAX_BPS, LIMIT_SHARE, ForwardedPath
 from .history import PacketResult, SendHistory
 from .ladder import EncoderCorrection, Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
@@ -17,9 +17,9 @@ from .repair_share import RepairShare
 from .trendline import DelayDetector, Usage
 
 __all__ = [
-    "CONSTRAINED_S",
     "FEEDBACK_INTERVAL_S",
     "FORWARDED_MAX_BPS",
+    "LIMIT_SHARE",
     "AimdRateControl",
     "ArrivalRecorder",
     "BandwidthEstimator",
