@@ -188,7 +188,8 @@ class Hop:
         Frames are taken or dropped whole: the decision is made at a frame's
         first datagram, and the rest follow it. A frame that finds the queue
         too long is dropped, with every frame of its track up to the next
-        keyframe that finds room (the frames between could not be decoded).
+        keyframe that finds room (the frames between could not be decoded); a
+        keyframe that finds no room is a new :attr:`Admission.DROP_FRAME`.
         For :data:`KEYFRAME_GRACE_S` after a keyframe only the queue's length
         counts.
         """
@@ -199,8 +200,10 @@ class Hop:
                 next(i for i, b in enumerate(DELAY_BUCKETS_S) if delay < b)
             ] += 1
             if self.congested(now, max_queued, max_queue_delay):
-                if track_id in dropping:
+                if track_id in dropping and not keyframe:
                     return Admission.DROP
+                # A keyframe that finds no room is a frame dropped like the
+                # first: the track needs another one (nothing else asks).
                 dropping.add(track_id)
                 self._count_drop(now, len(self.pending) >= max_queued)
                 return Admission.DROP_FRAME

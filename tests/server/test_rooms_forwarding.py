@@ -509,3 +509,22 @@ def test_refused_retransmissions_are_counted_by_reason():
     clock.now += 0.3
     sfu.on_datagram(b, NackPacket.from_seqs(7, [1]).serialize())
     assert stats.retransmissions_refused_late == 1
+
+
+def test_a_keyframe_dropped_for_a_full_queue_asks_for_another():
+    # bench/loss.py once saw a subscriber get 25 pictures in 15 s: the
+    # keyframe the SFU asked for came while the queue was still full, was
+    # dropped like the frames before it, and nothing asked again.
+    sfu, clock, a, b, c = room_of_three(max_queued=4, keyframe_request_interval=0.3)
+    sfu.set_room("room", [(a, [7]), (b, [])])
+    for seq in range(5):
+        sfu.on_datagram(a, video(7, seq))  # the fifth finds 4 queued: dropped
+    assert a.take() == [KeyframeRequest(7, 0).serialize()]
+    clock.now += 0.05
+    sfu.on_datagram(a, video(7, 5, keyframe=True))  # queue still full
+    assert a.take() == [KeyframeRequest(7, 0).serialize()]
+    assert sfu.stats.frames_dropped == 2
+    b.take()
+    clock.now += 0.05
+    sfu.on_datagram(a, video(7, 6, keyframe=True))
+    assert [parse_packet(d).seq for d in b.take()] == [6]
