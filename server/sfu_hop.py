@@ -190,8 +190,8 @@ class Hop:
         too long is dropped, with every frame of its track up to the next
         keyframe that finds room (the frames between could not be decoded); a
         keyframe that finds no room is a new :attr:`Admission.DROP_FRAME`.
-        For :data:`KEYFRAME_GRACE_S` after a keyframe only the queue's length
-        counts.
+        For :data:`KEYFRAME_GRACE_S` after a keyframe that started on a queue
+        in time only the queue's length counts.
         """
         dropping = self.dropping
         if frame_start:
@@ -211,7 +211,10 @@ class Hop:
                 if not keyframe:
                     return Admission.DROP
                 dropping.discard(track_id)
-            if keyframe:
+            if keyframe and self.queue_delay(now) <= max_queue_delay:
+                # Only a keyframe that starts on a queue in time gets a grace:
+                # one joining a late queue (admitted in an earlier grace)
+                # renewing it let a slow path's queue wait seconds.
                 self.keyframe_grace_until = now + KEYFRAME_GRACE_S
             return Admission.SEND
         if track_id in dropping:

@@ -528,3 +528,23 @@ def test_a_keyframe_dropped_for_a_full_queue_asks_for_another():
     clock.now += 0.05
     sfu.on_datagram(a, video(7, 6, keyframe=True))
     assert [parse_packet(d).seq for d in b.take()] == [6]
+
+
+def test_a_keyframe_into_a_late_queue_does_not_extend_the_grace():
+    # Keyframes every half second, each renewing the grace, once let a
+    # 300 kbit/s subscriber's queue wait 1.5 s: the grace is for a keyframe
+    # that starts on a queue in time, not for one that joins a late one.
+    sfu, clock, a, b, c = room_of_three(max_queued=60)
+    sfu.set_room("room", [(a, [7]), (b, [])])
+    for index in range(10):
+        sfu.on_datagram(
+            a, video(7, index, frame=0, index=index, count=10, keyframe=True)
+        )
+    clock.now += 0.4  # nothing drained: the queue waits 0.4 s
+    for index in range(10):
+        data = video(7, 10 + index, frame=1, index=index, count=10, keyframe=True)
+        sfu.on_datagram(a, data)  # in the first keyframe's grace: it goes
+    assert sfu.stats.frames_dropped == 0
+    clock.now += 0.2  # the first grace is over; the queue waits 0.6 s
+    sfu.on_datagram(a, video(7, 20, frame=2))
+    assert sfu.stats.frames_dropped == 1
