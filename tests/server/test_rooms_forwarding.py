@@ -528,6 +528,15 @@ def test_a_keyframe_dropped_for_a_full_queue_asks_for_another():
     clock.now += 0.05
     sfu.on_datagram(a, video(7, 6, keyframe=True))
     assert [parse_packet(d).seq for d in b.take()] == [6]
+    # Both drops were for the queue's length, and all seven frame starts
+    # found it waiting under 150 ms (the clock moved only 0.1 s).
+    counters = sfu.snapshot()
+    assert counters["sfu_frames_dropped_length"] == 2
+    assert counters["sfu_frames_dropped_delay"] == 0
+    starts = [v for k, v in counters.items() if k.startswith("sfu_frame_starts")]
+    assert sum(starts) == 7 and counters["sfu_frame_starts_queue_over_150ms"] == 0
+    sfu.remove(b)  # a member gone keeps what its hop counted
+    assert sfu.snapshot()["sfu_frames_dropped_length"] == 2
 
 
 def test_a_keyframe_into_a_late_queue_does_not_extend_the_grace():
