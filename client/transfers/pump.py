@@ -10,14 +10,14 @@ the hash, the offer, pause, cancel and resume (``docs/engine.md``).
 
     python -m client.transfers.pump
 
-reads one JSON line on stdin (:class:`Order`), then ``stop`` lines (end the
-stream where it is, as a pause does); end of file on stdin ends the pump at
-once (its engine is gone). It writes JSON lines on stdout: ``{"attached":
-true}`` once the server accepted the connection, ``{"written": n}`` every
-window, and last one of ``{"stored": state, "received": n, "moved": n}``,
-``{"error": code, "message": text, "retry_after_ms": ms, "written": n,
-"moved": n}`` (the server refused the stream) or ``{"lost": reason,
-"written": n, "moved": n}``.
+reads one JSON line on stdin (:class:`~client.transfers.pumping.Order`),
+then ``stop`` lines (end the stream where it is, as a pause does); end of
+file on stdin ends the pump at once (its engine is gone). It writes JSON
+lines on stdout: ``{"attached": true}`` once the server accepted the
+connection, ``{"written": n}`` every window, and last one of ``{"stored":
+state, "received": n, "moved": n}``, ``{"error": code, "message": text,
+"retry_after_ms": ms, "written": n, "moved": n}`` (the server refused the
+stream) or ``{"lost": reason, "written": n, "moved": n}``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,27 +39,12 @@ from ..errors import ClientError
 from ..pinning import PinStore
 from ..session import Session
 from .outbound import StreamLost, send_from
+from .pumping import Order
 from .records import TransferError
 
-__all__ = ["Order", "main"]
+__all__ = ["main"]
 
 log = logging.getLogger("quicmeet.transfers.pump")
-
-
-class Order(msgspec.Struct, kw_only=True):
-    """What a pump is to send: ``path`` from ``offset`` to ``size`` as the file
-    ``file_id``, to the server node ``server`` (``host:port``) whose
-    certificate has the SHA-256 ``fingerprint`` (or chains to ``ca_file``),
-    in the session of ``token`` (hex)."""
-
-    server: str
-    fingerprint: str
-    ca_file: str | None = None
-    token: str
-    file_id: str
-    path: str
-    offset: int
-    size: int
 
 
 def _say(**line: Any) -> None:
@@ -147,6 +134,10 @@ async def _run() -> None:
 def main() -> None:
     """Run one pump (``python -m client.transfers.pump``)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        # Its end of file is how a pump learns that its engine is gone.
+        sys.exit("pump: stdin must be a pipe from the engine")
     try:
         asyncio.run(_run())
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -16,16 +16,31 @@ from codec.messages import Error, FileStored
 
 from .job import Job
 from .outbound import Sent
-from .pump import Order
 from .records import Interrupted
 
-__all__ = ["pumped_upload"]
+__all__ = ["Order", "pumped_upload"]
 
 log = logging.getLogger("quicmeet.transfers")
 
 POLL_S = 0.25
 """How often the engine looks whether a pause was asked while the pump is
 quiet: a pause reaches the pump within this."""
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """What a pump is to send: ``path`` from ``offset`` to ``size`` as the file
+    ``file_id``, to the server node ``server`` (``host:port``) whose
+    certificate has the SHA-256 ``fingerprint`` (or chains to ``ca_file``),
+    in the session of ``token`` (hex)."""
+
+    server: str
+    fingerprint: str
+    ca_file: str | None = None
+    token: str
+    file_id: str
+    path: str
+    offset: int
+    size: int
 
 
 def _address(host: str, port: int) -> str:

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from client.transfers import Transfers
-from client.transfers.pump import Order
+from client.transfers.pumping import Order
 from tests.conftest import ROOT, address, befriend, eventually
 
 MiB = 1024 * 1024
