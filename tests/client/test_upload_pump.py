@@ -16,7 +16,7 @@ import pytest
 
 from client.transfers import Transfers
 from client.transfers.pumping import Order
-from tests.conftest import ROOT, address, befriend, eventually
+from tests.conftest import PASSWORD, ROOT, address, befriend, eventually
 
 MiB = 1024 * 1024
 
@@ -132,3 +132,59 @@ async def test_a_pump_without_a_live_session_says_so(member, server, tmp_path):
     line = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
     assert "not attached" in line["lost"] and "INVALID_TOKEN" in line["lost"]
     assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+ENGINE = """
+import asyncio, sys
+from pathlib import Path
+from client.session import Session
+from client.store import LocalStore
+from client.transfers import Transfers
+
+async def main(server, home, path):
+    session = Session(server)
+    await session.connect()
+    await session.login("alice", sys.argv[4])
+    store = LocalStore(Path(home) / "history.db")
+    await Transfers(session, store, Path(home), pump_at=0).send("bob", Path(path))
+
+asyncio.run(main(*sys.argv[1:4]))
+"""
+"""An engine's part of an upload, in a process the test can kill."""
+
+
+def pump_children(pid):
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            for child in fh.read().split():
+                with open(f"/proc/{child}/cmdline", "rb") as cmd:
+                    if b"client.transfers.pump" in cmd.read():
+                        found.append(int(child))
+    return found
+
+
+async def test_a_pump_exits_when_its_engine_dies(member, server, tmp_path):
+    alice, bob = await member("alice"), await member("bob")
+    await befriend(alice, bob)
+    await alice.session.close()
+    path = big_file(tmp_path, 128 * MiB)
+    (tmp_path / "engine").mkdir()
+    engine = subprocess.Popen(
+        [sys.executable, "-c", ENGINE, address(server), str(tmp_path / "engine"),
+         str(path), PASSWORD],
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (pumps := pump_children(engine.pid)):
+            assert engine.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        engine.kill()
+        # Its pipes to the dead engine (end of file on stdin, a broken
+        # stdout), not the server (which notices the dead engine only after
+        # its idle timeout), end the pump.
+        await eventually(lambda: not alive(pumps[0]), timeout=4)
+    finally:
+        engine.kill()
+        engine.wait()
