@@ -116,13 +116,11 @@ def _resolve(
 DEVICE_LATENCY_S = 0.1
 """How much sound the device buffers ahead of (or behind) our callback.
 
-PortAudio's default on PulseAudio is 40 ms: in the desktop app's engine,
-with four video tiles and a file upload on a busy two-core machine, its
-callbacks then came late enough for 9 underruns in 22 s (the callback needs
-Python's GIL and a core, and both are shared with the decoders, the upload
-and the other processes). With 100 ms none came late in the same run,
-but 6 in 31 s in a busier one (the Tk process stalled 183 ms then too: the
-machine, not the engine). It adds 60 ms to mouth-to-ear, which the issue's
+PortAudio's default on PulseAudio is 40 ms: when the desktop app's engine ran
+the callbacks (needing its GIL, shared with QUIC, the decoders and an
+upload) that underran 9 times in 22 s. The app's devices now run in the
+meeting's audio process (:mod:`client.media.audio_process`), where 100 ms
+holds (``docs/audio.md``). It adds to mouth-to-ear, which the issue's
 figure (capture to playback callback) does not count; a slow or busy
 machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
 setting)."""
@@ -255,8 +253,12 @@ class Speaker(_DeviceStream):
         waits in the device before it is heard, seconds."""
         self.underflows = 0
         self.callbacks = 0
+        self.on_block: Callable[[np.ndarray, float], None] | None = None
+        """Sees each block as it goes to the device (at the device's rate)
+        with the time its callback began: where stamped audio is heard."""
 
     def _callback(self, out: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        called = time.time()
         self.callbacks += 1
         if status.output_underflow:
             self.underflows += 1
@@ -267,3 +269,5 @@ class Speaker(_DeviceStream):
             self._pending = np.concatenate((self._pending, frame))
         out[:, 0] = self._pending[:frames]
         self._pending = self._pending[frames:]
+        if self.on_block is not None:
+            self.on_block(out[:, 0], called)
