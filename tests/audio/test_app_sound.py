@@ -6,6 +6,7 @@ settings' sound check."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -73,6 +74,30 @@ async def test_microphone_and_devices_follow_the_settings(pulse_devices, server)
         await session.close()
     # The meeting's end stopped (and reaped) the audio process.
     assert host.pid is None
+
+
+async def test_sound_is_not_off_while_the_speaker_opens(pulse_devices, server):
+    # The audio process takes seconds to start on a busy machine or a fresh
+    # install: the window must not say "No sound" for a speaker about to play.
+    settings = AudioSettings(speaker="pulse")
+    audio = MeetingAudio(lambda event: None, lambda: settings, lambda: None)
+    session, call = await join(address(server), "alice", None)
+    seen: set[str] = set()
+    try:
+        attaching = asyncio.create_task(audio.attach(call))
+        while not attaching.done():
+            seen.add(audio.problem)
+            await asyncio.sleep(0.001)
+        await attaching
+        assert seen == {""}
+        assert call.audio.host is not None and call.audio.host.device_open(True)
+        settings = AudioSettings(speaker="none")
+        await audio.apply_settings()
+        assert audio.problem == "the speaker is off"
+    finally:
+        await audio.detach()
+        await call.close()
+        await session.close()
 
 
 async def test_sound_check_lists_meters_and_refuses_missing_devices(pulse_devices):

@@ -246,16 +246,19 @@ class MeetingAudio:
         assert host is not None
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, host.close_device, True)
-        self.problem = "the speaker is off"
-        if speaker != "none":
-            request = OpenDevice(True, speaker, self._settings().buffer_s)
-            try:
-                await loop.run_in_executor(None, host.open_device, request)
-            except AudioUnavailable as exc:
-                self._set_problem(str(exc))
-            else:
-                self.problem = ""
+        # While the speaker opens (the audio process starting: seconds on a
+        # busy machine, with a fresh install's imports) sound is not "off":
+        # the window would show "No sound" for a speaker about to play.
+        self.problem = ""
         self._in_use = AudioSettings(self._in_use.microphone, speaker)
+        if speaker == "none":
+            self.problem = "the speaker is off"
+            return
+        request = OpenDevice(True, speaker, self._settings().buffer_s)
+        try:
+            await loop.run_in_executor(None, host.open_device, request)
+        except AudioUnavailable as exc:
+            self._set_problem(str(exc))
 
     def _source(self, microphone: str, buffer_s: float | None) -> AudioSource:
         from ...media.audio_host import HostMicrophone
