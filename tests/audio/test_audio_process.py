@@ -119,6 +119,47 @@ def cast_float(value: object) -> float:
     return float(value)
 
 
+def test_a_starved_speaker_counts_the_underrun_and_plays_on(
+    pulse_devices, capfd
+) -> None:
+    # A busy machine starves the audio process: stopped for 0.6 s, its
+    # speaker's buffer (0.1 s) runs dry. ALSA's pulse device used to report
+    # that to PortAudio as an xrun, and PortAudio then stalled the stream for
+    # about 1.5 s; now PulseAudio plays silence and the speaker counts the gap.
+    host = AudioHost()
+    host.start()
+    try:
+        host.open_device(OpenDevice(True, "pulse", None))
+        warm = wait_for(
+            lambda: (
+                (r := host.report())["speaker_s"] is not None
+                and cast_float(r["speaker_s"]) >= 1.5
+                and r
+            ),
+            what="the speaker past its first second",
+        )
+        pid = host.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.6)
+        os.kill(pid, signal.SIGCONT)
+        wait_for(
+            lambda: (
+                cast_float(host.report()["underflows"]) > cast_float(warm["underflows"])
+            ),
+            what="the underrun counted",
+        )
+        resumed = cast_float(host.report()["speaker_s"])
+        wait_for(
+            lambda: cast_float(host.report()["speaker_s"]) > resumed + 1.0,
+            what="the speaker to play on",
+        )
+        assert host.restarts == 0
+    finally:
+        host.stop()
+    assert "underrun occurred" not in capfd.readouterr().err
+
+
 def test_a_device_that_will_not_open_says_why(pulse_devices) -> None:
     host = AudioHost()
     host.start()
