@@ -85,6 +85,7 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
         microphone.open()
         host.add_track(TRACK, LipSync())
         heard: list[np.ndarray] = []
+        capturing = threading.Event()
 
         def read() -> None:
             # A loaded machine may hold the first frames back for a second.
@@ -92,9 +93,15 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
             while len(heard) < 100 and time.monotonic() < deadline:
                 with contextlib.suppress(SourceError):
                     heard.append(microphone.read()[0])
+                    capturing.set()
 
         reader = threading.Thread(target=read)
         reader.start()
+        # PortAudio's capture from PulseAudio starts up to 1.5 s late (the
+        # frames before are not kept): the buzz starts once it runs, so that
+        # the 2 s read is the buzz, not the decoder's concealment after it
+        # (which drifts in pitch: 191 Hz for this 150 Hz buzz in CI).
+        assert capturing.wait(15), "the microphone delivered nothing"
         feed_buzz(host, 2.0)
         reader.join(20)
         microphone.close()
