@@ -121,6 +121,41 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
     assert abs(spectrum_peak(loud) - 150) < 5
 
 
+def test_the_played_level_is_the_loudest_since_it_was_last_read(
+    pulse_devices,
+) -> None:
+    # The tile's line reads it once a second; the process reports a level
+    # per 250 ms: a buzz followed by a second of silence still shows.
+    host = AudioHost()
+    host.start()
+    try:
+        host.open_device(OpenDevice(True, "pulse", None))
+        host.add_track(TRACK, LipSync())
+        feed_buzz(host, 0.4)
+
+        def track() -> dict[str, object]:
+            # The raw last report: track_stats() would start a new period.
+            stats = host.stats
+            return {} if stats is None else stats.tracks.get(TRACK.track_id, {})
+
+        wait_for(
+            lambda: (
+                track().get("packets_received") == 20
+                and cast_float(track()["frames_played"]) > 0
+            ),
+            what="the buzz played",
+        )
+        # Long past the jitter buffer's delay: six periods of silence.
+        time.sleep(1.5)
+        level = cast_float(host.track_stats(TRACK.track_id)["played_dbov"])
+        assert level > -40, level
+        # Reading started a new period: silence since.
+        time.sleep(0.6)
+        assert host.track_stats(TRACK.track_id)["played_dbov"] == -127.0
+    finally:
+        host.stop()
+
+
 def cast_float(value: object) -> float:
     assert isinstance(value, int | float), value
     return float(value)
