@@ -154,9 +154,12 @@ machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
 setting)."""
 
 
-STARVED_SLACK_S = 0.02
+STARVED_SLACK = 0.5
 """How far a speaker's callback may run behind the sound handed over before
-it counts as an underrun (callbacks come in bursts of a period or so)."""
+it counts as an underrun, as a share of the device buffer: the count starts
+at the first callback, but the device starts playing only once PortAudio
+has filled part of its buffer, so a callback a little behind the count is
+not yet a gap (with 20 ms, one run at load 11 counted 10 in 31 s)."""
 WARMUP_S = 1.0
 """A stream's first second: PortAudio and PulseAudio start slowly and fill
 the buffer before anything plays, so a slow callback is not yet a gap."""
@@ -290,7 +293,7 @@ class Speaker(_DeviceStream):
         self.underflows = 0
         """Times the device ran dry: PortAudio said so, or a callback came
         later than the sound handed over so far lasts (see
-        :data:`STARVED_SLACK_S`)."""
+        :data:`STARVED_SLACK`)."""
         self.callbacks = 0
         self._anchor_s: float | None = None
         self._first_s = 0.0
@@ -325,7 +328,7 @@ class Speaker(_DeviceStream):
             self._anchor_s = called
             self._first_s = called
         behind_s = called - self._anchor_s - self._delivered_s
-        if behind_s <= STARVED_SLACK_S:
+        if behind_s <= STARVED_SLACK * self.latency_s:
             return False
         self._anchor_s = called - self._delivered_s
         return called - self._first_s > WARMUP_S
