@@ -59,11 +59,14 @@ class Child:
                 self.proc.wait(5)
 
 
-def process_cpu_seconds(pid: int | None = None) -> float:
-    """User plus system CPU time of ``pid`` (this process by default; Linux)."""
+def process_cpu_seconds(pid: int | None = None, *, children: bool = False) -> float:
+    """User plus system CPU time of ``pid`` (this process by default; Linux);
+    with ``children``, that of its child processes that ended and were
+    waited for instead."""
     with open(f"/proc/{pid or os.getpid()}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
+    first = 13 if children else 11
+    ticks = int(fields[first]) + int(fields[first + 1])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -15,6 +15,11 @@ return loss enhancement, DTX.
 - ``dtx``: packets per second for speech with 50 % silence, against sending
   every frame.
 
+The same with real parts: ``bench/audio_mouth_to_ear.py`` (capture callback
+to playback callback on PulseAudio null sinks, through both sides' audio
+processes) and ``bench/audio_netsim.py`` (PESQ through ``quicmeet-cli``
+processes and ``quicmeet-netsim``).
+
     python bench/audio.py [--seconds 8] [--plot audio.png]
 
 Prints one JSON object.

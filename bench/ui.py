@@ -27,7 +27,8 @@ Phases, side by side in one run:
 Each phase reports the Tk loop's stalls (every gap beyond a 10 ms tick: worst,
 p99), the pictures each tile showed per second, and the CPU share of every
 process: the app's window (``app_ui``, this process, where the Tk loop is
-measured) and its engine (``app_engine``) apart. This virtual machine's host
+measured) and its engine (``app_engine``) apart, with the engine's upload
+pumps (``app_pumps``, counted once they ended). This virtual machine's host
 takes its CPUs away now and then (Linux's steal time), and a nearly idle probe
 process (``sched_probe.py``) sees the stalls every process shared: a stall
 during which the hypervisor stole 20 ms or more, or the probe woke 25 ms or
@@ -125,10 +126,16 @@ class ProcessCpu:
         self._start: dict[str, float] = {}
         self._wall = 0.0
 
+    def _now(self) -> dict[str, float]:
+        now = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        engine = self.pids.get("app_engine")
+        if engine is not None:
+            # The engine's upload pumps, once they ended (docs/engine.md).
+            now["app_pumps"] = process_cpu_seconds(engine, children=True)
+        return now
+
     def start(self) -> None:
-        self._start = {
-            name: process_cpu_seconds(pid) for name, pid in self.pids.items()
-        }
+        self._start = self._now()
         self._wall = time.perf_counter()
 
     def shares(self) -> dict[str, float]:
@@ -136,8 +143,8 @@ class ProcessCpu:
         (1.0 is one whole core)."""
         wall = time.perf_counter() - self._wall
         return {
-            name: round((process_cpu_seconds(pid) - self._start[name]) / wall, 3)
-            for name, pid in self.pids.items()
+            name: round((seconds - self._start[name]) / wall, 3)
+            for name, seconds in self._now().items()
         }
 
 

@@ -22,6 +22,7 @@ from cryptography.x509 import Certificate
 __all__ = [
     "PRIVATE_ATTRIBUTES",
     "close_event",
+    "limit_peer_connection_ids",
     "peer_certificate",
     "pending_datagrams",
     "quic_of",
@@ -32,11 +33,28 @@ __all__ = [
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     QuicConnectionProtocol: ("_quic", "_transmit_soon", "_timer", "_transport"),
-    QuicConnection: ("_datagrams_pending", "_loss", "_close_event"),
+    QuicConnection: (
+        "_datagrams_pending",
+        "_loss",
+        "_close_event",
+        "_local_active_connection_id_limit",
+    ),
     QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
     Context: ("_peer_certificate",),
 }
 """Which private attribute of which aioquic class this module reads."""
+
+
+PEER_CONNECTION_IDS = 2
+"""Connection ids the client asks the server for (the active one and a spare,
+the least RFC 9000 allows; aioquic asks for 8). The server keeps each id it
+issues for the connection's life, about 120 bytes each in every connection."""
+
+
+def limit_peer_connection_ids(quic: QuicConnection) -> None:
+    """Ask the server for :data:`PEER_CONNECTION_IDS` connection ids; call
+    before connecting (the limit travels in the client's transport parameters)."""
+    quic._local_active_connection_id_limit = PEER_CONNECTION_IDS
 
 
 def quic_of(protocol: QuicConnectionProtocol) -> QuicConnection:

@@ -39,6 +39,7 @@ from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
     close_event,
+    limit_peer_connection_ids,
     peer_certificate,
     pending_datagrams,
     quic_of,
@@ -355,6 +356,7 @@ async def open_connection(
         server_name = host if is_name or ca_file else None
         configuration = client_configuration(ca_file, server_name, idle_timeout)
     connection = QuicConnection(configuration=configuration)
+    limit_peer_connection_ids(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: ClientProtocol(connection), local_addr=(local, 0)

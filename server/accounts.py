@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from codec.errors import ErrorCode
 from codec.messages import (
+    AttachTransfers,
     AvatarImage,
     ChangePassword,
     GetAvatar,
@@ -121,6 +122,7 @@ class AccountService:
         router.handle(Register, self.register, public=True)
         router.handle(Login, self.login, public=True)
         router.handle(Resume, self.resume, public=True)
+        router.handle(AttachTransfers, self.attach_transfers, public=True)
         router.handle(Logout, self.logout)
         router.handle(ChangePassword, self.change_password)
         router.handle(GetProfile, self.get_profile)
@@ -241,24 +243,7 @@ class AccountService:
     async def resume(self, conn: ClientConnection, req: Resume) -> LoggedIn:
         if conn.account is not None:
             raise ServiceError(ErrorCode.ALREADY_AUTHENTICATED, "already logged in")
-        digest = _token_hash(req.token)
-        now = self.ctx.clock.wall_ms()
-
-        def lookup() -> tuple[AuthSession, User] | None:
-            session = (
-                AuthSession.select(AuthSession, User)
-                .join(User)
-                .where(AuthSession.token_hash == digest)
-                .first()
-            )
-            if session is None:
-                return None
-            if session.expires_ms <= now:
-                session.delete_instance()
-                return None
-            return session, session.user
-
-        found = await self.ctx.storage.run(lookup)
+        found = await self._session_of(req.token)
         if found is None:
             raise ServiceError(
                 ErrorCode.INVALID_TOKEN, "session expired or revoked; log in again"
@@ -276,6 +261,57 @@ class AccountService:
             token=req.token,
             expires_ms=session.expires_ms,
         )
+
+    async def attach_transfers(
+        self, conn: ClientConnection, req: AttachTransfers
+    ) -> Ok:
+        if conn.account is not None:
+            raise ServiceError(ErrorCode.ALREADY_AUTHENTICATED, "already logged in")
+        found = await self._session_of(req.token)
+        main = None
+        if found is not None:
+            main = self.ctx.presence.local_connection(found[1].id)
+        if (
+            found is None
+            or main is None
+            or main.account is None
+            or main.account.session_id != found[0].id
+        ):
+            # Only the session's live connection on this node gets a transfer
+            # connection: one that outlived its session would upload as a
+            # user who is offline or signed in elsewhere.
+            raise ServiceError(
+                ErrorCode.INVALID_TOKEN, "no live session of this token here"
+            )
+        if conn.closing:
+            raise ServiceError(ErrorCode.SHUTTING_DOWN, "connection closed")
+        session, user = found
+        self.ctx.sessions.attach_transfers(
+            conn, Account(user.id, user.username, int(session.id), transfer_only=True)
+        )
+        self.ctx.stats["transfer_connections"] += 1
+        return Ok(rid=req.rid)
+
+    async def _session_of(self, token: bytes) -> tuple[AuthSession, User] | None:
+        """The unexpired session of ``token`` and its user, or None."""
+        digest = _token_hash(token)
+        now = self.ctx.clock.wall_ms()
+
+        def lookup() -> tuple[AuthSession, User] | None:
+            session = (
+                AuthSession.select(AuthSession, User)
+                .join(User)
+                .where(AuthSession.token_hash == digest)
+                .first()
+            )
+            if session is None:
+                return None
+            if session.expires_ms <= now:
+                session.delete_instance()
+                return None
+            return session, session.user
+
+        return await self.ctx.storage.run(lookup)
 
     @staticmethod
     def _delete_session(session_id: int) -> None:

@@ -59,6 +59,8 @@ class ServerApp:
         self.cluster = open_cluster(config.redis_url, config.node_id)
         self.presence: ClusterPresence[ClientConnection] = ClusterPresence(self.cluster)
         self.connections: set[ClientConnection] = set()
+        self.transfer_connections: dict[int, set[ClientConnection]] = {}
+        """The transfer connections of each live session, by session id."""
         self.stats: Counter[str] = Counter()
         self.fingerprint = ""
         self.address: tuple[str, int] = (config.host, config.port)
@@ -184,11 +186,24 @@ class ServerApp:
                 )
             else:
                 self.accounts.revoke_later(old_session)
+                self.close_transfers(old_session, "signed in on another device")
                 previous.kick(
                     "signed_in_elsewhere", "this account signed in on another device"
                 )
         for started in self._session_started:
             await started(conn)
+
+    def attach_transfers(self, conn: ClientConnection, account: Account) -> None:
+        """Make ``conn`` a transfer connection of the session ``account``
+        names (whose live connection the caller checked)."""
+        conn.account = account
+        self.transfer_connections.setdefault(account.session_id, set()).add(conn)
+
+    def close_transfers(self, session_id: int, reason: str) -> None:
+        """Close every transfer connection of the session ``session_id``."""
+        for conn in self.transfer_connections.pop(session_id, set()):
+            conn.account = None
+            conn.close_with(CloseCode.KICKED, f"session ended: {reason}")
 
     def detach(self, conn: ClientConnection) -> None:
         """End the connection's session (logout) without closing the connection."""
@@ -200,6 +215,13 @@ class ServerApp:
         if account is None:
             return
         conn.account = None
+        if account.transfer_only:
+            others = self.transfer_connections.get(account.session_id, set())
+            others.discard(conn)
+            if not others:
+                self.transfer_connections.pop(account.session_id, None)
+            return
+        self.close_transfers(account.session_id, "logged out or offline")
         if self.presence.detach(account.user_id, conn):
             for ended in self._session_ended:
                 ended(conn, account)

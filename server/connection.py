@@ -60,6 +60,9 @@ class Account:
     user_id: int
     username: str
     session_id: int
+    transfer_only: bool = False
+    """A transfer connection of the session (``AttachTransfers``): file
+    streams only, no presence, no events."""
 
 
 class ClientConnection(QuicConnectionProtocol):

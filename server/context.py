@@ -33,6 +33,9 @@ class Sessions(Protocol):
     async def attach(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` the account's one live session, kicking any older one."""
 
+    def attach_transfers(self, conn: ClientConnection, account: Account) -> None:
+        """Make ``conn`` a transfer connection of ``account``'s live session."""
+
     def detach(self, conn: ClientConnection) -> None:
         """End the connection's session (logout) without closing the connection."""
 

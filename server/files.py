@@ -120,8 +120,8 @@ class FileService:
         router.handle(ProveFile, self.prove)
         router.handle(CancelFile, self.cancel)
         router.handle(ListFiles, self.list_files)
-        router.handle_stream(UploadFile, self.open_upload)
-        router.handle_stream(DownloadFile, self.open_download)
+        router.handle_stream(UploadFile, self.open_upload, transfer=True)
+        router.handle_stream(DownloadFile, self.open_download, transfer=True)
         self.ctx.sessions.on_session(self.session_started, None)
 
     def start(self) -> None:

@@ -58,6 +58,8 @@ class Router:
         self._handlers: dict[type[Request], tuple[Handler, bool]] = {}
         self._pipelined: set[type[Request]] = set()
         self._stream_openers: dict[type[StreamRequest], StreamOpener] = {}
+        self._transfer_streams: set[type[StreamRequest]] = set()
+        """Streams a transfer connection may open (it may send no request)."""
 
     def handle(
         self,
@@ -79,10 +81,17 @@ class Router:
             self._pipelined.add(request_type)
 
     def handle_stream(
-        self, request_type: type[StreamRequest], opener: StreamOpener
+        self,
+        request_type: type[StreamRequest],
+        opener: StreamOpener,
+        *,
+        transfer: bool = False,
     ) -> None:
-        """Route the first frame of new streams of ``request_type`` to ``opener``."""
+        """Route the first frame of new streams of ``request_type`` to ``opener``;
+        ``transfer`` ones may also open on a transfer connection."""
         self._stream_openers[request_type] = opener
+        if transfer:
+            self._transfer_streams.add(request_type)
 
     def is_pipelined(self, request: Request) -> bool:
         return type(request) in self._pipelined
@@ -98,6 +107,12 @@ class Router:
             )
         if not public and conn.account is None:
             return error_reply(request.rid, ErrorCode.NOT_AUTHENTICATED, "log in first")
+        if conn.account is not None and conn.account.transfer_only:
+            return error_reply(
+                request.rid,
+                ErrorCode.UNEXPECTED_MESSAGE,
+                "a transfer connection carries file transfers only",
+            )
         return handler
 
     def start(
@@ -134,6 +149,11 @@ class Router:
             raise ServiceError(ErrorCode.SHUTTING_DOWN, "server is stopping")
         if conn.account is None:
             raise ServiceError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+        if conn.account.transfer_only and type(request) not in self._transfer_streams:
+            raise ServiceError(
+                ErrorCode.UNEXPECTED_MESSAGE,
+                "a transfer connection carries file transfers only",
+            )
         return opener(conn, request, stream)
 
     async def settle(

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from codec.media import AudioPacket
 from codec.media.audio import ActiveSpeaker, ActiveSpeakerChanged
-from codec.messages import RoomState
+from codec.messages import RoomState, RoomTrack
 
 from ..errors import ClientError
 from ..listeners import Listeners
 from ..rooms import Rooms
+from .audio_host import AudioHost, RemoteReceiver
 from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
 from .audio_sender import AudioSender, CaptureProcessor
@@ -76,8 +77,8 @@ class AudioCall:
         self.playout = AudioPlayout()
         self.active = ActiveSpeaker()
         self.sender: AudioSender | None = None
-        self.receivers: dict[int, AudioReceiver] = {}
-        self.ended: list[AudioReceiver] = []
+        self.receivers: dict[int, AudioReceiver | RemoteReceiver] = {}
+        self.ended: list[AudioReceiver | RemoteReceiver] = []
         self.unknown_track = 0
         self.unavailable: str | None = None
         """Why playback or capture is off, if it is."""
@@ -90,6 +91,9 @@ class AudioCall:
         self.clock = MediaClock()
         """The capture clock our audio and video tracks share (lip sync)."""
         self._lip_syncs: dict[str, LipSync] = {}
+        self.host: AudioHost | None = None
+        """The audio process that plays and captures, when there is one
+        (:meth:`use_host`); else the sink pulls :attr:`playout` here."""
 
     def add_listener(self, listener: AudioListener) -> Callable[[], None]:
         """Call ``listener`` (on the loop) for each audio event; returns a
@@ -108,6 +112,17 @@ class AudioCall:
                 log.warning("%s", exc)
                 self.sink = None
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
+
+    def use_host(self, host: AudioHost) -> None:
+        """Play every speaker in ``host``'s audio process from now on (the
+        desktop app's engine: its devices' callbacks never wait for the
+        engine's GIL). The local sink, if any, stops being fed."""
+        self.host = host
+        for track_id, receiver in list(self.receivers.items()):
+            self.playout.remove(track_id)
+            self.receivers[track_id] = host.add_track(
+                receiver.track, self.lip_sync(receiver.track.owner)
+            )
 
     async def publish(
         self, source: AudioSource, processor: CaptureProcessor | None = None
@@ -207,10 +222,17 @@ class AudioCall:
     def set_volume(self, user: str, volume: float) -> None:
         """``user``'s volume for us: 0.0 to 2.0 (0-200 %)."""
         self.playout.mixer.set_volume(user, volume)
+        self._tell_host(user)
 
     def set_speaker_muted(self, user: str, muted: bool) -> None:
         """Silence ``user`` for us only."""
         self.playout.mixer.set_muted(user, muted)
+        self._tell_host(user)
+
+    def _tell_host(self, user: str) -> None:
+        mixer = self.playout.mixer
+        if self.host is not None:
+            self.host.set_volume(user, mixer.volume(user), mixer.is_muted(user))
 
     # -- from the Call --------------------------------------------------------------
 
@@ -230,12 +252,18 @@ class AudioCall:
                 self._drop(track_id)
         for track_id, track in remote.items():
             if track_id not in self.receivers:
-                receiver = AudioReceiver(track, self.lip_sync(track.owner))
-                self.receivers[track_id] = receiver
-                self.playout.add(receiver)
+                self.receivers[track_id] = self._receiver(track)
         mine = {t.track_id for t in state.tracks if t.owner == me}
         sender = self.sender
         return [] if sender is None or sender.track_id in mine else ["microphone"]
+
+    def _receiver(self, track: RoomTrack) -> AudioReceiver | RemoteReceiver:
+        sync = self.lip_sync(track.owner)
+        if self.host is not None:
+            return self.host.add_track(track, sync)
+        receiver = AudioReceiver(track, sync)
+        self.playout.add(receiver)
+        return receiver
 
     def on_packet(self, packet: AudioPacket) -> None:
         receiver = self.receivers.get(packet.track_id)
@@ -273,6 +301,8 @@ class AudioCall:
     def _drop(self, track_id: int) -> None:
         receiver = self.receivers.pop(track_id)
         self.playout.remove(track_id)
+        if self.host is not None:
+            self.host.remove_track(track_id)
         if self._last_voice_s.pop(receiver.track.owner, None) is not None:
             self._listeners.notify(SpeakingChanged(receiver.track.owner, False))
         self.ended.append(receiver)
@@ -299,5 +329,6 @@ class AudioCall:
             ],
             "active_speaker": self.active.current,
             "audio_sink": None if self.sink is None else self.sink.report(),
+            "audio_process": None if self.host is None else self.host.report(),
             "audio_unavailable": self.unavailable,
         }

@@ -13,10 +13,13 @@ PortAudio's thread: the callback must only queue it). :class:`Speaker` asks a
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,7 +32,32 @@ from .errors import AudioUnavailable
 __all__ = ["AudioDevice", "Microphone", "Speaker", "list_audio_devices"]
 
 
+ALSA_DEFAULT_CONFIG = Path("/usr/share/alsa/alsa.conf")
+"""ALSA's own top-level configuration (where Debian and most distributions
+install it); our file is read after it."""
+ALSA_PULSE_CONFIG = Path(__file__).with_name("alsa_pulse.conf")
+
+
+def _configure_alsa() -> None:
+    """Have ALSA read :data:`ALSA_PULSE_CONFIG` after its own files: the
+    ``pulse`` device then leaves underruns to PulseAudio instead of stalling
+    PortAudio for 1.5 s after each (``docs/audio.md``, *Underruns*).
+
+    ALSA reads ``ALSA_CONFIG_PATH`` when PortAudio initializes (on importing
+    sounddevice), and again only if a file changes; the variable stays set so
+    that the processes we start (the audio process) read the same."""
+    paths = os.environ.get("ALSA_CONFIG_PATH")
+    if paths is None:
+        if not ALSA_DEFAULT_CONFIG.exists():
+            return
+        paths = str(ALSA_DEFAULT_CONFIG)
+    if str(ALSA_PULSE_CONFIG) not in paths.split(":"):
+        os.environ["ALSA_CONFIG_PATH"] = f"{paths}:{ALSA_PULSE_CONFIG}"
+
+
 def _sounddevice() -> ModuleType:
+    if "sounddevice" not in sys.modules:
+        _configure_alsa()
     try:
         import sounddevice
     except OSError as exc:  # the module loads, PortAudio does not
@@ -116,16 +144,25 @@ def _resolve(
 DEVICE_LATENCY_S = 0.1
 """How much sound the device buffers ahead of (or behind) our callback.
 
-PortAudio's default on PulseAudio is 40 ms: in the desktop app's engine,
-with four video tiles and a file upload on a busy two-core machine, its
-callbacks then came late enough for 9 underruns in 22 s (the callback needs
-Python's GIL and a core, and both are shared with the decoders, the upload
-and the other processes). With 100 ms none came late in the same run,
-but 6 in 31 s in a busier one (the Tk process stalled 183 ms then too: the
-machine, not the engine). It adds 60 ms to mouth-to-ear, which the issue's
+PortAudio's default on PulseAudio is 40 ms: when the desktop app's engine ran
+the callbacks (needing its GIL, shared with QUIC, the decoders and an
+upload) that underran 9 times in 22 s. The app's devices now run in the
+meeting's audio process (:mod:`client.media.audio_process`), where 100 ms
+holds (``docs/audio.md``). It adds to mouth-to-ear, which the issue's
 figure (capture to playback callback) does not count; a slow or busy
 machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
 setting)."""
+
+
+STARVED_SLACK = 0.5
+"""How far a speaker's callback may run behind the sound handed over before
+it counts as an underrun, as a share of the device buffer: the count starts
+at the first callback, but the device starts playing only once PortAudio
+has filled part of its buffer, so a callback a little behind the count is
+not yet a gap (with 20 ms, one run at load 11 counted 10 in 31 s)."""
+WARMUP_S = 1.0
+"""A stream's first second: PortAudio and PulseAudio start slowly and fill
+the buffer before anything plays, so a slow callback is not yet a gap."""
 
 
 class _DeviceStream(ABC):
@@ -254,11 +291,21 @@ class Speaker(_DeviceStream):
         """What PortAudio reports once the stream is open: how long a frame
         waits in the device before it is heard, seconds."""
         self.underflows = 0
+        """Times the device ran dry: PortAudio said so, or a callback came
+        later than the sound handed over so far lasts (see
+        :data:`STARVED_SLACK`)."""
         self.callbacks = 0
+        self._anchor_s: float | None = None
+        self._first_s = 0.0
+        self._delivered_s = 0.0
+        self.on_block: Callable[[np.ndarray, float], None] | None = None
+        """Sees each block as it goes to the device (at the device's rate)
+        with the time its callback began: where stamped audio is heard."""
 
     def _callback(self, out: np.ndarray, frames: int, times: Any, status: Any) -> None:
+        called = time.time()
         self.callbacks += 1
-        if status.output_underflow:
+        if self._starved(called) or status.output_underflow:
             self.underflows += 1
         while self._pending.size < frames:
             frame = self.pull(time.time())
@@ -266,4 +313,22 @@ class Speaker(_DeviceStream):
                 frame = self._resampler.resample_chunk(frame)
             self._pending = np.concatenate((self._pending, frame))
         out[:, 0] = self._pending[:frames]
+        self._delivered_s += frames / self.rate
         self._pending = self._pending[frames:]
+        if self.on_block is not None:
+            self.on_block(out[:, 0], called)
+
+    def _starved(self, called: float) -> bool:
+        # The device plays in real time what we handed over since the
+        # anchor: a callback after all of it has played means it ran dry.
+        # PulseAudio (its ALSA device does not report underruns: see
+        # alsa_pulse.conf) then plays silence and goes on from there, so we
+        # count from here again.
+        if self._anchor_s is None:
+            self._anchor_s = called
+            self._first_s = called
+        behind_s = called - self._anchor_s - self._delivered_s
+        if behind_s <= STARVED_SLACK * self.latency_s:
+            return False
+        self._anchor_s = called - self._delivered_s
+        return called - self._first_s > WARMUP_S

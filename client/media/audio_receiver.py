@@ -19,34 +19,45 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from codec.media import AudioPacket
 from codec.media.audio import (
     FRAME_SAMPLES,
-    SAMPLE_RATE,
     AudioCodecError,
     JitterBuffer,
     Mixer,
+    OnsetDetector,
     OpusDecoder,
     PlayoutKind,
 )
 from codec.messages import RoomTrack
 
-from .lip_sync import LipSync
 from .receiver import percentile
 
-__all__ = ["AudioPlayout", "AudioReceiver"]
+__all__ = ["AudioPlayout", "AudioReceiver", "PlayoutSync"]
 
-_ONSET = 2000
-"""Sample magnitude where a stamped buzz counts as begun."""
+
+class PlayoutSync(Protocol):
+    """What a receiver needs of its speaker's lip sync
+    (:class:`~client.media.lip_sync.LipSync`, or the audio process's proxy)."""
+
+    def audio_delay_wanted_s(self) -> float | None:
+        """How long video wants this audio held, seconds (None: no wish)."""
+
+    def audio_played(self, timestamp: int, heard_after_s: float = 0.0) -> None:
+        """A speech frame with 48 kHz ``timestamp`` is pulled now."""
+
+    def stats_dict(self) -> dict[str, object]:
+        """The measured audio/video offsets."""
 
 
 class AudioReceiver:
     """One remote speaker's audio track: jitter buffer, decoder, stats."""
 
-    def __init__(self, track: RoomTrack, lip_sync: LipSync | None = None) -> None:
+    def __init__(self, track: RoomTrack, lip_sync: PlayoutSync | None = None) -> None:
         self.track = track
         self.lip_sync = lip_sync
         """The speaker's lip sync (their video waits for this audio)."""
@@ -56,7 +67,7 @@ class AudioReceiver:
         self.last_level = 127
         self.speaking = False
         self._lock = threading.Lock()
-        self._quiet_samples = SAMPLE_RATE
+        self._onsets = OnsetDetector()
         self._latencies_ms: deque[float] = deque(maxlen=200)
 
     def push(self, packet: AudioPacket, now: float) -> None:
@@ -99,14 +110,9 @@ class AudioReceiver:
         return frame
 
     def _note_stamp(self, frame: np.ndarray, now: float) -> None:
-        loud = np.flatnonzero(np.abs(frame.astype(np.int32)) > _ONSET)
-        if loud.size == 0:
-            self._quiet_samples += FRAME_SAMPLES
-            return
-        if self._quiet_samples >= SAMPLE_RATE // 2:
-            played = now + int(loud[0]) / SAMPLE_RATE
-            self._latencies_ms.append((played % 1.0) * 1000.0)
-        self._quiet_samples = FRAME_SAMPLES - 1 - int(loud[-1])
+        onset = self._onsets.feed(frame, now)
+        if onset is not None:
+            self._latencies_ms.append((onset % 1.0) * 1000.0)
 
     def close(self) -> None:
         self.decoder.close()

@@ -48,6 +48,12 @@ class LipSync:
         with self._lock:
             self._sync.on_audio_played(timestamp, time.time() + heard_after_s)
 
+    def audio_played_at(self, timestamp: int, heard_s: float) -> None:
+        """As :meth:`audio_played`, for a frame heard at ``heard_s``
+        (``time.time()`` seconds): the audio process's marks."""
+        with self._lock:
+            self._sync.on_audio_played(timestamp, heard_s)
+
     def audio_delay_wanted_s(self) -> float | None:
         """For the jitter buffer's ``sync_delay_s``."""
         with self._lock:

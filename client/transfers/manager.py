@@ -52,7 +52,10 @@ class Transfers:
 
     ``downloads`` is where received files go. ``max_parallel`` bounds transfers
     running at once. With ``auto_resume`` interrupted transfers restart after
-    every login and reconnect.
+    every login and reconnect. An upload with at least ``pump_at`` bytes left
+    to send sends them from an upload pump process of its own
+    (:mod:`client.transfers.pump`); None sends everything on the session's
+    connection.
     """
 
     def __init__(
@@ -63,11 +66,15 @@ class Transfers:
         *,
         max_parallel: int = 3,
         auto_resume: bool = False,
+        pump_at: int | None = None,
     ) -> None:
         self.session = session
         self.store = store
         self.downloads = downloads
         self.auto_resume = auto_resume
+        self.pump_at = pump_at
+        self.pumps: dict[int, int] = {}
+        """The process id of each transfer's running upload pump."""
         self.on_progress: Callable[[Progress], None] = lambda progress: None
         self.on_change: Callable[[Transfer], None] = lambda transfer: None
         self._slots = asyncio.Semaphore(max_parallel)

@@ -7,7 +7,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-from codec import encode_message
 from codec.messages import (
     CancelFile,
     Error,
@@ -16,14 +15,15 @@ from codec.messages import (
     OfferFile,
     ProveFile,
     Reply,
-    UploadFile,
 )
 
 from ..errors import ClientError, ConnectionLost, NotConnected, ServerError
 from .files import hash_step, prefix_state, ranges_proof
-from .job import CHUNK, WINDOW, Job
+from .job import Job
+from .outbound import Sent, StreamLost, send_from
+from .pumping import pumped_upload
 from .records import DONE, Interrupted, Transfer, TransferError
-from .streams import Rate, UploadListener
+from .streams import Rate
 
 __all__ = ["upload"]
 
@@ -116,60 +116,42 @@ async def check(job: Job, path: Path) -> Transfer:
 
 
 async def stream_upload(job: Job, file_id: str, offset: int) -> tuple[Transfer, int]:
-    """Send the file from ``offset`` on, at most :data:`WINDOW` ahead of what
-    the server reports written."""
+    """Send the file from ``offset`` on: through an upload pump process when
+    at least :attr:`Transfers.pump_at` bytes are left, else on the session's
+    own connection."""
     transfer = job.transfer
-    loop = asyncio.get_running_loop()
+    pump_at = job.owner.pump_at
+    if pump_at is not None and transfer.size - offset >= pump_at:
+        pumped = await pumped_upload(job, file_id, offset)
+        if pumped is not None:
+            return await finish(job, pumped)
     try:
         proto = await job.session.wait_ready(30)
-        listener = UploadListener()
-        request = UploadFile(rid=proto.next_rid(), file_id=file_id, offset=offset)
-        stream_id = proto.open_stream(listener, encode_message(request))
     except ClientError as exc:
         raise Interrupted(0) from exc
-    listener.written = offset
-    moved = 0
-    handle = await loop.run_in_executor(None, open, transfer.path, "rb")
+
+    async def checkpoint(written: int) -> bool:
+        await job.set(done=written)
+        return await job.should_stop()
+
     try:
-        await loop.run_in_executor(None, handle.seek, offset)
-        position = offset
-        next_check = position + WINDOW
-        while position < transfer.size:
-            if job.stopping:
-                break
-            if position >= next_check:
-                next_check = position + WINDOW
-                await job.set(done=listener.written)
-                if await job.should_stop():
-                    break
-            while position - listener.written >= WINDOW and not listener.final.done():
-                listener.moved.clear()
-                await listener.moved.wait()
-                job.report(listener.written)
-            if listener.final.done():
-                break
-            chunk = await loop.run_in_executor(
-                None, handle.read, min(CHUNK, transfer.size - position)
-            )
-            if not chunk:
-                raise TransferError(f"{transfer.path} is shorter than before")
-            proto.send_stream(stream_id, chunk)
-            position += len(chunk)
-            moved += len(chunk)
-        if not listener.final.done():
-            proto.send_stream(stream_id, b"", end=True)
-        reply = await listener.final
-    except ClientError as exc:
-        if isinstance(exc, (ConnectionLost, NotConnected)):
-            await job.set(done=listener.written)
-            raise Interrupted(moved) from exc
-        raise
-    finally:
-        await loop.run_in_executor(None, handle.close)
-        proto.close_stream(stream_id)
+        sent = await send_from(
+            proto, file_id, transfer.path, offset, transfer.size,
+            checkpoint, job.report, lambda: job.stopping,
+        )  # fmt: skip
+    except StreamLost as lost:
+        await job.set(done=lost.written)
+        raise Interrupted(lost.moved) from lost
+    return await finish(job, sent)
+
+
+async def finish(job: Job, sent: Sent) -> tuple[Transfer, int]:
+    """Keep what the server's last word on the stream says: the row as it
+    ends and the content bytes sent."""
+    transfer, reply, moved = job.transfer, sent.reply, sent.moved
     if isinstance(reply, Error):
         if reply.code == 502:  # STORAGE_FULL: keep what is there, retry later
-            await job.set(done=listener.written)
+            await job.set(done=sent.written)
         raise ServerError(reply.code, reply.message, reply.retry_after_ms)
     assert isinstance(reply, FileStored)
     job.report(reply.received)

@@ -8,6 +8,7 @@ built from these tuples, so a message missing here exists nowhere.
 from __future__ import annotations
 
 from .accounts import (
+    AttachTransfers,
     AvatarImage,
     ChangePassword,
     GetAvatar,
@@ -111,6 +112,7 @@ REQUESTS: tuple[type[Request], ...] = (
     Register,
     Login,
     Resume,
+    AttachTransfers,
     Logout,
     ChangePassword,
     GetProfile,
@@ -252,6 +254,7 @@ __all__ = [
     "Reply",
     "Request",
     "Resume",
+    "AttachTransfers",
     "SearchUsers",
     "ServerClosing",
     "StreamRequest",

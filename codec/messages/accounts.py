@@ -9,6 +9,7 @@ import msgspec
 from .base import Reply, Request, StreamRequest
 
 __all__ = [
+    "AttachTransfers",
     "AvatarImage",
     "ChangePassword",
     "GetAvatar",
@@ -77,6 +78,17 @@ class Login(Request):
 
 class Resume(Request):
     """Log in again with the token of an earlier ``LoggedIn``, without a password."""
+
+    token: Token
+
+
+class AttachTransfers(Request):
+    """Make this connection a *transfer connection* of the live session whose
+    token is ``token``: it carries upload and download streams of that user
+    and nothing else (no presence, no events, no other request). It is closed
+    when the session ends (logout, another login, a changed password). Answers
+    ``Ok``; a token of no session online on this node is refused
+    (``INVALID_TOKEN``)."""
 
     token: Token
 

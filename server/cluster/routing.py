@@ -80,6 +80,7 @@ class AppRouter:
             conn.close_with(CloseCode.NORMAL, "session moved to another node")
         else:
             self.app.accounts.revoke_later(conn.account.session_id)
+            self.app.close_transfers(conn.account.session_id, "signed in elsewhere")
             conn.kick("signed_in_elsewhere", "this account signed in on another device")
 
     def users_gone(self, users: dict[int, int]) -> None:

@@ -150,6 +150,9 @@ async def test_an_idle_connection_keeps_small_queues_and_two_connection_ids(
     # The client moves to its spare id: the server is issued another and
     # still keeps no more than two; chat goes on.
     client_quic = (await alice.session.wait_ready(5)).quic
+    # And the client asks the server for two only (each one issued is kept in
+    # the server's connection for its life).
+    assert peer_connection_ids(client_quic) <= PEER_CONNECTION_IDS
     for _ in range(2):
         client_quic.change_connection_id()
         sent = await alice.chat.send("bob", "on a new connection id")

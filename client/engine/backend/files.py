@@ -38,6 +38,12 @@ from ..model import (
 
 __all__ = ["FilesModel", "default_downloads"]
 
+PUMP_AT = 64 * 1024 * 1024
+"""Uploads with this many bytes or more left send them from an upload pump
+process (``docs/engine.md``): the meeting's media on the engine's loop no
+longer slows them. Below it, a pump's start (about 0.3 s) costs more than
+it saves."""
+
 PUBLISH_INTERVAL_S = 0.1
 """Shortest time between two snapshots (progress arrives every MiB)."""
 MAX_FINISHED_SHOWN = 200
@@ -63,7 +69,9 @@ class FilesModel:
     ) -> None:
         self._session = session
         self._post = post
-        self.transfers = Transfers(session, store, downloads, auto_resume=True)
+        self.transfers = Transfers(
+            session, store, downloads, auto_resume=True, pump_at=PUMP_AT
+        )
         self.transfers.on_change = self._on_change
         self.transfers.on_progress = self._on_progress
         self._entries: dict[int, TransferEntry] = {}

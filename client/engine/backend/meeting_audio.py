@@ -2,15 +2,18 @@
 settings name, the microphone button, each person's volume and mute for us,
 and who speaks.
 
-Audio runs here, in the engine process, never behind Tk: the speaker's
-callback pulls the mix on PortAudio's thread and the microphone is sent from
-the sender's thread. The window only sends commands and shows
+The devices run in an audio process of the meeting's own
+(:class:`~client.media.audio_host.AudioHost`: PortAudio's callbacks, the
+jitter buffers, the mix and the capture chain), so they never wait for the
+engine's GIL, nor the engine for them; the engine hands it every audio
+datagram and sends what it captures. The window only sends commands and shows
 :class:`~client.engine.audio_model.AudioActivity` and the meeting's
 ``microphone_on`` and ``audio_problem``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +21,12 @@ from typing import TYPE_CHECKING, cast
 
 from ...errors import ClientError
 from ..audio_model import TEST_TONE, AudioActivity
-from ..model import UiEvent
+from ..model import Notice, UiEvent
 
 if TYPE_CHECKING:
     from ...media import Call
     from ...media.audio_call import AudioEvent
+    from ...media.audio_host import AudioHost
     from ...media.audio_sender import AudioSender
     from ...media.audio_sources import AudioSource
 
@@ -60,6 +64,7 @@ class MeetingAudio:
         self._settings = settings
         self._changed = changed
         self._call: Call | None = None
+        self._host: AudioHost | None = None
         self._unlisten: Callable[[], None] = lambda: None
         self._volumes: dict[str, int] = {}
         self._silenced: set[str] = set()
@@ -80,8 +85,15 @@ class MeetingAudio:
     async def attach(self, call: Call) -> None:
         """Play the meeting on the speaker the settings name (a speaker that
         cannot open leaves sound off, with :attr:`problem` saying why)."""
+        from ...media.audio_host import AudioHost
+
         self._call = call
         self._unlisten = call.audio.add_listener(self._on_audio_event)
+        loop = asyncio.get_running_loop()
+        host = AudioHost(lambda text: loop.call_soon_threadsafe(self._host_said, text))
+        await loop.run_in_executor(None, host.start)
+        self._host = host
+        call.audio.use_host(host)
         for user, percent in self._volumes.items():
             call.audio.set_volume(user, percent / 100.0)
         for user in self._silenced:
@@ -93,6 +105,11 @@ class MeetingAudio:
         self._unlisten()
         self._unlisten = lambda: None
         self._call = None
+        host, self._host = self._host, None
+        if host is not None:
+            # The microphone track, if any, ends with "the audio process
+            # stopped"; the call closes it next.
+            await asyncio.get_running_loop().run_in_executor(None, host.stop)
         self.problem = ""
         self._speaking.clear()
         self._active = None
@@ -106,7 +123,7 @@ class MeetingAudio:
         if settings.speaker != self._in_use.speaker:
             await self._open_speaker(settings.speaker)
         if settings.microphone != self._in_use.microphone and call.audio.sender:
-            source = _source(settings.microphone, settings.buffer_s)
+            source = self._source(settings.microphone, settings.buffer_s)
             try:
                 await call.audio.switch_source(source)
             except Exception as exc:  # the device's error, for people
@@ -175,13 +192,14 @@ class MeetingAudio:
         )
         if receiver is None:
             return ""
+        stats = receiver.stats_dict()
         if user in self._silenced:
             played = "muted for you"
         else:
-            level = call.audio.playout.mixer.played_dbov(user)
+            level = cast(float, stats.get("played_dbov", -127.0))
             played = f"played {level:.0f} dBov"
         volume = self._volumes.get(user, 100)
-        target = receiver.buffer.target_delay_s * 1000.0
+        target = cast(float, stats.get("target_delay_ms", 0.0))
         line = f"audio: {played} · volume {volume}% · buffer {target:.0f} ms"
         sync = receiver.lip_sync.stats_dict() if receiver.lip_sync else {}
         if sync.get("median") is not None:
@@ -191,25 +209,20 @@ class MeetingAudio:
     def devices_line(self) -> str:
         """A line for our own tile: how our speaker and microphone keep up
         (underruns and overruns are callbacks that came too late)."""
-        call = self._call
-        if call is None:
+        host = self._host
+        if host is None:
             return ""
-        from ...media.audio_sources import MicSource
-
+        report = host.report()
         parts = []
-        sink = call.audio.sink
-        if sink is not None:
-            report = sink.report()
-            if "underflows" in report:
-                parts.append(
-                    f"speaker {round(cast(float, report['seconds']))} s, "
-                    f"{report['underflows']} underruns"
-                )
-        sender = call.audio.sender
-        if sender is not None and isinstance(sender.source, MicSource):
-            source = sender.source
+        if host.device_open(True) and report["speaker_s"] is not None:
             parts.append(
-                f"microphone {source.overflows} overruns, {source.dropped} dropped"
+                f"speaker {round(cast(float, report['speaker_s']))} s, "
+                f"{report['underflows']} underruns"
+            )
+        if host.device_open(False):
+            parts.append(
+                f"microphone {report['overflows']} overruns, "
+                f"{report['dropped']} dropped"
             )
         return "sound: " + " · ".join(parts) if parts else ""
 
@@ -220,29 +233,46 @@ class MeetingAudio:
         if microphone == "none":
             raise ClientError("no microphone is chosen in the settings")
         sender = await call.audio.publish(
-            _source(microphone, self._settings().buffer_s)
+            self._source(microphone, self._settings().buffer_s)
         )
         self._in_use = AudioSettings(microphone, self._in_use.speaker)
         return sender
 
     async def _open_speaker(self, speaker: str) -> None:
-        call = self._call
-        assert call is not None
-        from ...media.audio_sinks import SpeakerSink
-        from ...media.errors import AudioUnavailable, SinkError
+        from ...media.audio_link import OpenDevice
+        from ...media.errors import AudioUnavailable
 
-        sink = (
-            None
-            if speaker == "none"
-            else SpeakerSink(speaker or None, latency_s=self._settings().buffer_s)
-        )
-        try:
-            await call.audio.switch_sink(sink)
-        except (AudioUnavailable, SinkError) as exc:
-            self._set_problem(str(exc))
-        else:
-            self.problem = "" if sink is not None else "the speaker is off"
+        host = self._host
+        assert host is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, host.close_device, True)
+        # While the speaker opens (the audio process starting: seconds on a
+        # busy machine, with a fresh install's imports) sound is not "off":
+        # the window would show "No sound" for a speaker about to play.
+        self.problem = ""
         self._in_use = AudioSettings(self._in_use.microphone, speaker)
+        if speaker == "none":
+            self.problem = "the speaker is off"
+            return
+        request = OpenDevice(True, speaker, self._settings().buffer_s)
+        try:
+            await loop.run_in_executor(None, host.open_device, request)
+        except AudioUnavailable as exc:
+            self._set_problem(str(exc))
+
+    def _source(self, microphone: str, buffer_s: float | None) -> AudioSource:
+        from ...media.audio_host import HostMicrophone
+        from ...media.audio_sources import ToneSource
+
+        if microphone == TEST_TONE:
+            return ToneSource()
+        assert self._host is not None
+        return HostMicrophone(self._host, microphone, buffer_s)
+
+    def _host_said(self, text: str) -> None:
+        # A restarted audio process plays again: a toast, not "No sound".
+        log.warning("%s", text)
+        self._post(Notice("Sound", text, "warning"))
 
     def _set_problem(self, text: str) -> None:
         log.warning("%s", text)
@@ -263,11 +293,3 @@ class MeetingAudio:
         else:
             self._active = event.speaker
         self._post(AudioActivity(tuple(sorted(self._speaking)), self._active))
-
-
-def _source(microphone: str, buffer_s: float | None) -> AudioSource:
-    from ...media.audio_sources import MicSource, ToneSource
-
-    if microphone == TEST_TONE:
-        return ToneSource()
-    return MicSource(microphone or None, latency_s=buffer_s)

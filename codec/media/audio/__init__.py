@@ -1,5 +1,6 @@
 """Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer,
-lip sync.
+lip sync, the onsets of stamped audio, and the ring of records the audio
+process and the engine share.
 
 Sans-I/O as the rest of :mod:`codec`: callers pass ``now`` (seconds on their
 own monotonic clock) and 20 ms frames of 48 kHz mono int16 samples
@@ -14,6 +15,7 @@ from .errors import AudioCodecError
 from .jitter import JitterBuffer, JitterStats, Playout, PlayoutKind
 from .level import SILENT_LEVEL, ActiveSpeaker, ActiveSpeakerChanged, audio_level
 from .mixer import MAX_VOLUME, Mixer
+from .onset import ONSET_LEVEL, OnsetDetector, pair_onsets
 from .opus import (
     DEFAULT_BITRATE_BPS,
     FRAME_MS,
@@ -22,6 +24,7 @@ from .opus import (
     OpusDecoder,
     OpusEncoder,
 )
+from .ring import ByteRing
 from .sync import AvSync, AvSyncStats
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "FRAME_MS",
     "FRAME_SAMPLES",
     "MAX_VOLUME",
+    "ONSET_LEVEL",
     "SAMPLE_RATE",
     "SILENT_LEVEL",
     "ActiveSpeaker",
@@ -36,15 +40,18 @@ __all__ = [
     "AudioCodecError",
     "AvSync",
     "AvSyncStats",
+    "ByteRing",
     "DtxDecision",
     "DtxGate",
     "JitterBuffer",
     "JitterStats",
     "Mixer",
+    "OnsetDetector",
     "OpusDecoder",
     "OpusEncoder",
     "Playout",
     "PlayoutKind",
     "VoiceDetector",
     "audio_level",
+    "pair_onsets",
 ]
