@@ -35,6 +35,7 @@ from codec import (
 )
 from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
+from udpio import UdpEndpoint, open_endpoint
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
@@ -76,7 +77,27 @@ class ClientProtocol(QuicConnectionProtocol):
         self._streams: dict[int, StreamListener] = {}
         self._keepalive: asyncio.Task[None] | None = None
         self._ended = False
+        self._endpoint: UdpEndpoint | None = None
         self.keepalive_interval = KEEPALIVE_INTERVAL
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, UdpEndpoint):
+            self._endpoint = transport
+
+    def transmit(self) -> None:
+        """Send what aioquic has queued; while the endpoint reads a burst of
+        datagrams, once at the end of the burst instead."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
+        super().transmit()
+
+    def transmit_soon(self) -> None:
+        """Send what is queued at the end of this loop turn (or of the burst
+        of datagrams being read): requests made in one turn share packets."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
+        transmit_soon(self)
 
     @property
     def is_open(self) -> bool:
@@ -116,7 +137,7 @@ class ClientProtocol(QuicConnectionProtocol):
         try:
             self.quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
             # Coalesce: requests made in the same loop turn share packets.
-            transmit_soon(self)
+            self.transmit_soon()
             reply = await future
         finally:
             expiry.cancel()
@@ -160,7 +181,7 @@ class ClientProtocol(QuicConnectionProtocol):
         stream_id = self.quic.get_next_available_stream_id()
         self._streams[stream_id] = listener
         self.quic.send_stream_data(stream_id, first, end)
-        transmit_soon(self)
+        self.transmit_soon()
         return stream_id
 
     def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:
@@ -168,7 +189,7 @@ class ClientProtocol(QuicConnectionProtocol):
         if self._ended:
             raise ConnectionLost("the connection is closed")
         self.quic.send_stream_data(stream_id, data, end)
-        transmit_soon(self)
+        self.transmit_soon()
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
         """Stop listening to a stream; with ``error_code`` also reset it."""
@@ -179,7 +200,7 @@ class ClientProtocol(QuicConnectionProtocol):
                 self.quic.stop_stream(stream_id, error_code)
             except ValueError:
                 pass  # already finished in that direction
-            transmit_soon(self)
+            self.transmit_soon()
 
     # -- datagrams -------------------------------------------------------------
 
@@ -358,8 +379,8 @@ async def open_connection(
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: ClientProtocol(connection), local_addr=(local, 0)
+    transport, protocol = await open_endpoint(
+        lambda: ClientProtocol(connection), (local, 0)
     )
     assert isinstance(protocol, ClientProtocol)
     protocol.connect(addr)

@@ -28,6 +28,7 @@ from codec import (
     encode_message,
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
+from udpio import UdpEndpoint
 
 from .quic_adapter import (
     forget_unacknowledged_acks,
@@ -93,8 +94,14 @@ class ClientConnection(QuicConnectionProtocol):
         """Streams refused at their first byte whose client side has not ended."""
         self._registered = False
         self._control_open = False
+        self._endpoint: UdpEndpoint | None = None
 
     # -- aioquic entry points -------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, UdpEndpoint):
+            self._endpoint = transport
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.StreamDataReceived):
@@ -287,13 +294,22 @@ class ClientConnection(QuicConnectionProtocol):
 
     def transmit(self) -> None:
         """Send what aioquic has queued, then forget the ACK-only packets an
-        idle client will never acknowledge (its keepalives only draw ACKs)."""
+        idle client will never acknowledge (its keepalives only draw ACKs).
+
+        While the endpoint reads a burst of datagrams this waits for the end
+        of the burst: one answer (ACKs, stream data, forwarded media) to all
+        of it rather than one per datagram."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
 
     def transmit_soon(self) -> None:
-        """Send what is queued at the end of this loop iteration."""
+        """Send what is queued at the end of this loop iteration (or of the
+        burst of datagrams being read)."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
         transmit_soon(self)
 
     def send(self, message: Message) -> None:
