@@ -238,6 +238,12 @@ class ServerApp:
             ),
             **self.rooms.snapshot(),
             **self.cluster.snapshot(),
+            **{
+                f"udp_{name}": value
+                for name, value in (
+                    self.endpoint.stats if self.endpoint else {}
+                ).items()
+            },
         }
 
     # -- shutdown -------------------------------------------------------------
