@@ -259,10 +259,15 @@ class UdpEndpoint(asyncio.DatagramTransport):
         return self._closing
 
     def close(self) -> None:
-        """Send what is queued if the socket takes it, stop reading, close the
-        socket and tell the protocol (``connection_lost``) on the next turn."""
+        """Run the transmits put off by this burst, send what is queued if the
+        socket takes it, stop reading, close the socket and tell the protocol
+        (``connection_lost``) on the next turn."""
         if self._closing:
             return
+        # A protocol closing while a burst is read has its last transmit
+        # (its CONNECTION_CLOSE) put off: send it before the socket goes.
+        self._receiving = False
+        self._run_deferred()
         self._flush()
         self._closing = True
         self._deferred.clear()

@@ -200,3 +200,32 @@ async def test_close_stops_reading_and_sending_and_tells_the_protocol():
     endpoint.sendto(b"after close", ("127.0.0.1", 9))
     assert endpoint.get_write_buffer_size() == 0
     assert await asyncio.wait_for(lost, 5) is None
+
+
+async def test_a_protocol_closing_mid_burst_still_sends_its_last_words():
+    """A client that closes while handling a datagram (a kick, an error) had
+    its transmit put off to the end of the burst: it must leave before the
+    socket closes."""
+    receiver = plain_receiver()
+
+    class Closer(Recorder):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            super().datagram_received(data, addr)
+            assert self.endpoint is not None
+            self.endpoint.close()
+
+        def transmit(self) -> None:
+            super().transmit()
+            assert self.endpoint is not None
+            self.endpoint.sendto(b"goodbye", receiver.getsockname())
+
+    endpoint, recorder = await open_endpoint(Closer, ("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"kick", endpoint.get_extra_info("sockname"))
+        got: list[bytes] = []
+        await eventually(lambda: got.extend(drain(receiver)) or got == [b"goodbye"])
+        assert endpoint.is_closing()
+    finally:
+        sender.close()
+        receiver.close()
