@@ -29,6 +29,7 @@ from _common import (  # noqa: I001
     percentile,
     process_cpu_seconds,
     rss_kib,
+    server_stats,
     start_child,
     start_quicmeet_server,
 )
@@ -259,6 +260,10 @@ async def run(size: int, workdir: Path) -> dict:
         result["peak_rss_mb"] = sampler.stop()
         result["instant_upload_ms"] = round(instant_s * 1000, 1)
         result["chat_during_upload_ms"] = chat_result
+        # Datagrams per system call on the server's socket (servers without
+        # the batching endpoint report none).
+        stats = await server_stats(server)
+        result["server_udp"] = {k: v for k, v in stats.items() if k.startswith("udp_")}
         for member in (a, b, c):
             await member[2].close()
             await member[0].close()
