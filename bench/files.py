@@ -194,6 +194,7 @@ async def run(size: int, workdir: Path) -> dict:
         )
         hash_s = time.perf_counter() - hash_start
 
+        udp_before = await server_stats(server)
         cpu = CpuMeter(server.proc.pid)
         cpu.start()
         start = time.perf_counter()
@@ -201,6 +202,13 @@ async def run(size: int, workdir: Path) -> dict:
         upload_s = time.perf_counter() - start - hash_s
         upload_cpu = cpu.stop(size)
         assert sent.state == "done" and not sent.instant
+        udp_after = await server_stats(server)
+        received = udp_after.get("udp_datagrams_received", 0) - udp_before.get(
+            "udp_datagrams_received", 0
+        )
+        acks = udp_after.get("udp_datagrams_sent", 0) - udp_before.get(
+            "udp_datagrams_sent", 0
+        )
 
         cpu.start()
         start = time.perf_counter()
@@ -264,6 +272,9 @@ async def run(size: int, workdir: Path) -> dict:
         # the batching endpoint report none).
         stats = await server_stats(server)
         result["server_udp"] = {k: v for k, v in stats.items() if k.startswith("udp_")}
+        if received:
+            # What the server sends during an upload is almost all ACKs.
+            result["upload_server_packets_per_received"] = round(acks / received, 3)
         for member in (a, b, c):
             await member[2].close()
             await member[0].close()
