@@ -24,6 +24,7 @@ from aioquic.tls import Context
 from cryptography.x509 import Certificate
 
 __all__ = [
+    "accepts_padding_datagrams",
     "PRIVATE_ATTRIBUTES",
     "close_event",
     "limit_peer_connection_ids",
@@ -47,6 +48,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_local_active_connection_id_limit",
         "_max_datagram_size",
         "_packet_number",
+        "_remote_max_datagram_frame_size",
         "_peer_cid",
         "_spaces",
     ),
@@ -127,6 +129,13 @@ def set_max_datagram_size(quic: QuicConnection, size: int) -> None:
     """Build packets up to ``size`` bytes from now on (aioquic has no public
     way to change it after the configuration)."""
     quic._max_datagram_size = size
+
+
+def accepts_padding_datagrams(quic: QuicConnection, size: int) -> bool:
+    """Whether the peer announced DATAGRAM frames big enough for a probe of
+    ``size`` bytes (sending one to a peer that did not is a protocol error)."""
+    limit = quic._remote_max_datagram_frame_size
+    return limit is not None and limit >= size
 
 
 def send_mtu_probe(

@@ -35,11 +35,12 @@ from codec import (
 )
 from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
-from codec.pmtu import PADDING_MARK, PathMtuSearch, is_padding
+from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
 from udpio import UdpEndpoint, open_endpoint
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
+    accepts_padding_datagrams,
     close_event,
     limit_peer_connection_ids,
     peer_certificate,
@@ -147,7 +148,8 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def start(self) -> None:
         """Begin keepalives and the path MTU search once the handshake is done."""
-        self._mtu = PathMtuSearch()
+        if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
+            self._mtu = PathMtuSearch()
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:

@@ -28,10 +28,11 @@ from codec import (
     encode_message,
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
-from codec.pmtu import PADDING_MARK, PathMtuSearch, is_padding
+from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
 from udpio import UdpEndpoint
 
 from .quic_adapter import (
+    accepts_padding_datagrams,
     forget_unacknowledged_acks,
     limit_peer_connection_ids,
     peer_host,
@@ -118,7 +119,8 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
-            self._mtu = PathMtuSearch()
+            if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
+                self._mtu = PathMtuSearch()
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):
             if not is_padding(event.data):

@@ -30,6 +30,7 @@ from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
 
 __all__ = [
+    "accepts_padding_datagrams",
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
@@ -71,6 +72,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_peer_cid_available",
         "_max_datagram_size",
         "_packet_number",
+        "_remote_max_datagram_frame_size",
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
@@ -308,6 +310,13 @@ def set_max_datagram_size(quic: QuicConnection, size: int) -> None:
     """Build packets up to ``size`` bytes from now on (aioquic has no public
     way to change it after the configuration)."""
     quic._max_datagram_size = size
+
+
+def accepts_padding_datagrams(quic: QuicConnection, size: int) -> bool:
+    """Whether the peer announced DATAGRAM frames big enough for a probe of
+    ``size`` bytes (sending one to a peer that did not is a protocol error)."""
+    limit = quic._remote_max_datagram_frame_size
+    return limit is not None and limit >= size
 
 
 def send_mtu_probe(

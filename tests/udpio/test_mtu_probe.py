@@ -21,7 +21,9 @@ CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
 
 
-def pair(tmp_path: Path) -> tuple[QuicConnection, QuicConnection]:
+def pair(
+    tmp_path: Path, client_datagrams: bool = True
+) -> tuple[QuicConnection, QuicConnection]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     ensure_certificate(cert, key, ["localhost"])
     client = QuicConnection(
@@ -29,7 +31,7 @@ def pair(tmp_path: Path) -> tuple[QuicConnection, QuicConnection]:
             is_client=True,
             alpn_protocols=["probe"],
             verify_mode=ssl.CERT_NONE,
-            max_datagram_frame_size=65536,
+            max_datagram_frame_size=65536 if client_datagrams else None,
         )
     )
     server_configuration = QuicConfiguration(
@@ -122,3 +124,13 @@ def test_a_probe_the_congestion_window_holds_back_leaves_nothing_queued(tmp_path
     )
     assert not sent and not verdicts
     assert len(client_adapter.pending_datagrams(client)) == 0
+
+
+def test_a_peer_without_datagram_frames_is_never_probed(tmp_path):
+    """Sending it a DATAGRAM frame would be a protocol error: the connection
+    protocols only start a search when the peer announced room for a probe."""
+    client, server = pair(tmp_path, client_datagrams=False)
+    client.connect(SERVER, now=0.0)
+    Wire(client, server, 1500).run(0.5)
+    assert not server_adapter.accepts_padding_datagrams(server, 1452)
+    assert client_adapter.accepts_padding_datagrams(client, 1452)
