@@ -24,7 +24,7 @@ from aioquic.quic import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.app import UDP_SOCKET_BUFFER_BYTES  # noqa: E402
+from udpio import SOCKET_BUFFER_BYTES  # noqa: E402
 
 
 class _Rooms:
@@ -69,7 +69,7 @@ async def main() -> None:
         partial(FanOut, rooms=_Rooms(args.room_size)),
         args.cert,
         args.key,
-        socket_buffer=UDP_SOCKET_BUFFER_BYTES,
+        socket_buffer=SOCKET_BUFFER_BYTES,
     )
 
 

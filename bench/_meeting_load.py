@@ -25,7 +25,7 @@ from client import Session
 from client.transport import ClientProtocol, open_connection
 from codec.media import VideoPacketizer
 from codec.media.video import encode_synthetic_clip
-from server.app import UDP_SOCKET_BUFFER_BYTES
+from udpio import SOCKET_BUFFER_BYTES
 
 __all__ = ["Load", "pre_encode"]
 
@@ -74,7 +74,7 @@ class Participant:
         # server's socket buffers.
         sock = proto._transport.get_extra_info("socket")
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         self.proto = proto
         self.fanout = fanout
         self._frames = frames

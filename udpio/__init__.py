@@ -4,6 +4,7 @@ the server and the client; imports nothing of ours."""
 from .endpoint import (
     MAX_DATAGRAMS_PER_WAKEUP,
     MAX_QUEUED_DATAGRAMS,
+    SOCKET_BUFFER_BYTES,
     Deferrable,
     UdpEndpoint,
     gso_supported,
@@ -16,6 +17,7 @@ __all__ = [
     "MAX_GSO_BYTES",
     "MAX_GSO_SEGMENTS",
     "MAX_QUEUED_DATAGRAMS",
+    "SOCKET_BUFFER_BYTES",
     "Deferrable",
     "SendBatch",
     "UdpEndpoint",

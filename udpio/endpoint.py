@@ -30,6 +30,7 @@ from .segments import plan_batches, split
 __all__ = [
     "MAX_DATAGRAMS_PER_WAKEUP",
     "MAX_QUEUED_DATAGRAMS",
+    "SOCKET_BUFFER_BYTES",
     "Deferrable",
     "UdpEndpoint",
     "gso_supported",
