@@ -234,7 +234,9 @@ async def run(size: int, workdir: Path) -> dict:
         )
         assert chatter.stdout is not None
         assert (await chatter.stdout.readline()).strip() == b"chatting"
+        await server_stats(server)  # the worst loop stall restarts here
         second = await a[3].send("recipient", other)
+        chat_stall_ms = (await server_stats(server)).get("worst_loop_stall_ms")
         chatter.send_signal(signal.SIGTERM)
         chat_result = json.loads(await chatter.stdout.read())
         await chatter.wait()
@@ -268,6 +270,7 @@ async def run(size: int, workdir: Path) -> dict:
         result["peak_rss_mb"] = sampler.stop()
         result["instant_upload_ms"] = round(instant_s * 1000, 1)
         result["chat_during_upload_ms"] = chat_result
+        result["server_worst_loop_stall_during_chat_ms"] = chat_stall_ms
         # Datagrams per system call on the server's socket (servers without
         # the batching endpoint report none).
         stats = await server_stats(server)
