@@ -124,10 +124,16 @@ class UdpEndpoint(asyncio.DatagramTransport):
     # -- receiving ------------------------------------------------------------
 
     def _read_ready(self) -> None:
-        received = 0
+        received = calls = 0
         self._receiving = True
         try:
-            while received < MAX_DATAGRAMS_PER_WAKEUP and not self._closing:
+            # Calls are bounded too: a run of errors must not hold the loop.
+            while (
+                received < MAX_DATAGRAMS_PER_WAKEUP
+                and calls < MAX_DATAGRAMS_PER_WAKEUP
+                and not self._closing
+            ):
+                calls += 1
                 try:
                     if self.gro:
                         data, ancillary, _, addr = self._sock.recvmsg(
@@ -157,7 +163,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
             # the next turn.
             self._flush_scheduled = True
             self._run_deferred()
-        self._flush()
+            self._flush()
 
     def _deliver(self, data: bytes, addr: Any) -> None:
         try:
