@@ -222,10 +222,17 @@ class ClientProtocol(QuicConnectionProtocol):
         return stream_id
 
     def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:
-        """Queue bytes on a stream opened with :meth:`open_stream`."""
+        """Queue bytes on a stream opened with :meth:`open_stream`; bytes for a
+        stream the server stopped (or that both sides ended) are dropped."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        self.quic.send_stream_data(stream_id, data, end)
+        try:
+            self.quic.send_stream_data(stream_id, data, end)
+        except (RuntimeError, ValueError):
+            # A STOP_SENDING reset our side (RuntimeError), or the stream is
+            # gone (ValueError): the server will not read these bytes, and
+            # its reply or reset tells the stream's listener why.
+            return
         self.transmit_soon()
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
