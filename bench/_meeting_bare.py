@@ -24,7 +24,8 @@ from aioquic.quic import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.app import UDP_SOCKET_BUFFER_BYTES  # noqa: E402
+from codec.pmtu import is_padding  # noqa: E402
+from udpio import SOCKET_BUFFER_BYTES  # noqa: E402
 
 
 class _Rooms:
@@ -49,6 +50,11 @@ class FanOut(QuicConnectionProtocol):
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.DatagramFrameReceived):
             data = event.data
+            if is_padding(data):
+                # A path MTU probe of the load generator's client (as the
+                # quicmeet server does): forwarded, it would never fit the
+                # others' 1,200-byte packets and would block their queues.
+                return
             for other in self._group:
                 if other is not self:
                     other._quic.send_datagram_frame(data)
@@ -69,7 +75,7 @@ async def main() -> None:
         partial(FanOut, rooms=_Rooms(args.room_size)),
         args.cert,
         args.key,
-        socket_buffer=UDP_SOCKET_BUFFER_BYTES,
+        socket_buffer=SOCKET_BUFFER_BYTES,
     )
 
 

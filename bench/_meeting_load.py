@@ -5,7 +5,11 @@ load generator) at a fixed frame rate: the datagrams of 640x480 synthetic
 frames encoded once at about 500 kbit/s, with the participant's own track id.
 The 90 kHz timestamp of every datagram is overwritten with its send time, so a
 receiver (in this same process, on the same clock) measures the one-way delay
-through the server. Loss is counted by send time: datagrams sent in the
+through the server. The sequence and frame numbers are rewritten as they go, so
+the replayed clip is one ever-growing stream (the SFU drops a sequence number
+it has seen as a duplicate), and a keyframe request makes the participant send
+the keyframe next, as a real client does (the SFU drops a track it had to cut
+until its next keyframe). Loss is counted by send time: datagrams sent in the
 measurement window times the fan-out, against those received.
 
 Against quicmeet the participants log in, join rooms and publish tracks; against
@@ -18,20 +22,25 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 
 from _common import percentile, process_cpu_seconds  # noqa: I001
 
 from client import Session
 from client.transport import ClientProtocol, open_connection
-from codec.media import VideoPacketizer
+from codec.media import PacketKind, VideoPacketizer
 from codec.media.video import encode_synthetic_clip
-from server.app import UDP_SOCKET_BUFFER_BYTES
+from udpio import SOCKET_BUFFER_BYTES
 
 __all__ = ["Load", "pre_encode"]
 
 CLOCK_HZ = 90_000
-_TIMESTAMP = slice(10, 14)
 _TRACK_ID = slice(4, 8)
+_SEQ_START = 8
+"""Bytes 8-9 of a video datagram: its track's sequence number; 10-13: the
+90 kHz timestamp; 14-15: the frame number."""
+_TIMESTAMP = slice(10, 14)
+_FRAME_END = 16
 GENERATOR_QUEUE_LIMIT = 64
 """Datagrams a participant lets wait in aioquic before skipping a frame, as a
 real client (``client.media.call``) does."""
@@ -74,11 +83,15 @@ class Participant:
         # server's socket buffers.
         sock = proto._transport.get_extra_info("socket")
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         self.proto = proto
         self.fanout = fanout
         self._frames = frames
         self._next = 0
+        self._seq = 0
+        self._frame_number = 0
+        self.keyframe_wanted = False
+        """Set by a keyframe request: the next frame sent is the keyframe."""
 
     def retrack(self, track_id: int) -> None:
         """Put ``track_id`` in every pre-encoded datagram (once, at setup)."""
@@ -89,6 +102,9 @@ class Participant:
         ]
 
     def send(self, now: float, window: Window) -> None:
+        if self.keyframe_wanted:
+            self.keyframe_wanted = False
+            self._next = 0
         frame = self._frames[self._next]
         # After the first keyframe, loop over the P-frames.
         self._next = self._next + 1 if self._next + 1 < len(self._frames) else 1
@@ -99,9 +115,13 @@ class Participant:
                 window.generator_skipped += len(frame)
             return
         stamp = (int(now * CLOCK_HZ) & 0xFFFFFFFF).to_bytes(4, "big")
+        frame_number = self._frame_number.to_bytes(2, "big")
+        self._frame_number = (self._frame_number + 1) & 0xFFFF
         for data in frame:
+            seq = self._seq.to_bytes(2, "big")
+            self._seq = (self._seq + 1) & 0xFFFF
             quic.send_datagram_frame(
-                data[: _TIMESTAMP.start] + stamp + data[_TIMESTAMP.stop :]
+                data[:_SEQ_START] + seq + stamp + frame_number + data[_FRAME_END:]
             )
         self.proto.transmit()
         if in_window:
@@ -125,7 +145,13 @@ class Load:
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, participant: Participant, data: bytes) -> None:
+        kind = data[0] >> 3 & 0b111 if data else None
+        if kind == PacketKind.KEYFRAME_REQUEST:
+            participant.keyframe_wanted = True
+            return
+        if kind != PacketKind.VIDEO:
+            return  # NACKs: the load does not repair
         now = self._loop.time()
         sent_ticks = int.from_bytes(data[_TIMESTAMP], "big")
         age = ((int(now * CLOCK_HZ) - sent_ticks) & 0xFFFFFFFF) / CLOCK_HZ
@@ -145,20 +171,19 @@ class Load:
             else:
                 await session.rooms.join(room_id)
             track = await session.rooms.publish("camera", 640, 480, self.fps)
-            session.rooms.datagram_handler = self._on_datagram
             assert session._proto is not None
             participant = Participant(session._proto, self.frames, len(tokens) - 1)
             participant.retrack(track.track_id)
+            session.rooms.datagram_handler = partial(self._on_datagram, participant)
             self.sessions.append(session)
             self.participants.append(participant)
 
     async def add_bare_room(self, host: str, port: int) -> None:
         for _ in range(self.room_size):
             proto = await open_connection(host, port)
-            proto.on_datagram = self._on_datagram
-            self.participants.append(
-                Participant(proto, self.frames, self.room_size - 1)
-            )
+            participant = Participant(proto, self.frames, self.room_size - 1)
+            proto.on_datagram = partial(self._on_datagram, participant)
+            self.participants.append(participant)
 
     def start(self) -> None:
         self._task = self._loop.create_task(self._run())

@@ -25,7 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import percentile, rss_kib, start_child, start_quicmeet_server  # noqa: I001
+from _common import (  # noqa: I001
+    percentile,
+    process_cpu_seconds,
+    rss_kib,
+    server_stats,
+    start_child,
+    start_quicmeet_server,
+)
 from aioquic.asyncio import QuicConnectionProtocol, connect
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
@@ -94,7 +101,30 @@ class BareClient(QuicConnectionProtocol):
                 self.done.set_result(self.received)
 
 
-async def bare_transfer(host: str, port: int, path: Path, size: int) -> dict:
+class CpuMeter:
+    """CPU seconds (user + system) a server process and this client process
+    spend between :meth:`start` and :meth:`stop`, per MB carried: a figure
+    that a busy machine disturbs far less than MB/s."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self._start = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._start = (process_cpu_seconds(self.server_pid), process_cpu_seconds())
+
+    def stop(self, size: int) -> dict[str, float]:
+        server = process_cpu_seconds(self.server_pid) - self._start[0]
+        client = process_cpu_seconds() - self._start[1]
+        return {
+            "server_cpu_ms_per_mb": round(server * 1e3 / (size / 1e6), 2),
+            "client_cpu_ms_per_mb": round(client * 1e3 / (size / 1e6), 2),
+        }
+
+
+async def bare_transfer(
+    host: str, port: int, path: Path, size: int, cpu: CpuMeter
+) -> dict:
     configuration = QuicConfiguration(
         is_client=True, alpn_protocols=["quicmeet/1"], idle_timeout=30.0
     )
@@ -105,6 +135,7 @@ async def bare_transfer(host: str, port: int, path: Path, size: int) -> dict:
     ) as client:
         quic = client._quic
         sid = quic.get_next_available_stream_id()
+        cpu.start()
         start = time.perf_counter()
         with open(path, "rb") as fh:
             sent = 0
@@ -118,18 +149,23 @@ async def bare_transfer(host: str, port: int, path: Path, size: int) -> dict:
                 client.transmit()
         await client.done
         upload_s = time.perf_counter() - start
+        upload_cpu = cpu.stop(size)
     async with connect(
         host, port, configuration=configuration, create_protocol=BareClient
     ) as client:
         sid = client._quic.get_next_available_stream_id()
+        cpu.start()
         start = time.perf_counter()
         client._quic.send_stream_data(sid, b"GET %d\n" % size, True)
         client.transmit()
         await client.done
         download_s = time.perf_counter() - start
+        download_cpu = cpu.stop(size)
     return {
         "upload_mb_s": round(size / upload_s / 1e6, 2),
         "download_mb_s": round(size / download_s / 1e6, 2),
+        "upload_cpu": upload_cpu,
+        "download_cpu": download_cpu,
     }
 
 
@@ -158,15 +194,28 @@ async def run(size: int, workdir: Path) -> dict:
         )
         hash_s = time.perf_counter() - hash_start
 
+        udp_before = await server_stats(server)
+        cpu = CpuMeter(server.proc.pid)
+        cpu.start()
         start = time.perf_counter()
         sent = await a[3].send("recipient", source)
         upload_s = time.perf_counter() - start - hash_s
+        upload_cpu = cpu.stop(size)
         assert sent.state == "done" and not sent.instant
+        udp_after = await server_stats(server)
+        received = udp_after.get("udp_datagrams_received", 0) - udp_before.get(
+            "udp_datagrams_received", 0
+        )
+        acks = udp_after.get("udp_datagrams_sent", 0) - udp_before.get(
+            "udp_datagrams_sent", 0
+        )
 
+        cpu.start()
         start = time.perf_counter()
         offered = (await b[3].remote())[0]
         got = await b[3].download(offered.file_id, workdir / "b" / "got.bin")
         download_s = time.perf_counter() - start
+        download_cpu = cpu.stop(size)
         assert got.state == "done"
 
         # Chat latency while another upload (of other content) runs.
@@ -185,7 +234,9 @@ async def run(size: int, workdir: Path) -> dict:
         )
         assert chatter.stdout is not None
         assert (await chatter.stdout.readline()).strip() == b"chatting"
+        await server_stats(server)  # the worst loop stall restarts here
         second = await a[3].send("recipient", other)
+        chat_stall_ms = (await server_stats(server)).get("worst_loop_stall_ms")
         chatter.send_signal(signal.SIGTERM)
         chat_result = json.loads(await chatter.stdout.read())
         await chatter.wait()
@@ -213,10 +264,20 @@ async def run(size: int, workdir: Path) -> dict:
             "upload_mb_s": round(size / upload_s / 1e6, 2),
             "download_mb_s": round(size / download_s / 1e6, 2),
             "client_hash_s": round(hash_s, 2),
+            "upload_cpu": upload_cpu,
+            "download_cpu": download_cpu,
         }
         result["peak_rss_mb"] = sampler.stop()
         result["instant_upload_ms"] = round(instant_s * 1000, 1)
         result["chat_during_upload_ms"] = chat_result
+        result["server_worst_loop_stall_during_chat_ms"] = chat_stall_ms
+        # Datagrams per system call on the server's socket (servers without
+        # the batching endpoint report none).
+        stats = await server_stats(server)
+        result["server_udp"] = {k: v for k, v in stats.items() if k.startswith("udp_")}
+        if received:
+            # What the server sends during an upload is almost all ACKs.
+            result["upload_server_packets_per_received"] = round(acks / received, 3)
         for member in (a, b, c):
             await member[2].close()
             await member[0].close()
@@ -228,7 +289,9 @@ async def run(size: int, workdir: Path) -> dict:
         ["bench/_bare_stream.py", str(workdir / "cert.pem"), str(workdir / "key.pem")]
     )
     try:
-        result["bare_aioquic"] = await bare_transfer(bare.host, bare.port, source, size)
+        result["bare_aioquic"] = await bare_transfer(
+            bare.host, bare.port, source, size, CpuMeter(bare.proc.pid)
+        )
     finally:
         bare.stop()
     q, bare_r = result["quicmeet"], result["bare_aioquic"]

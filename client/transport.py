@@ -35,15 +35,20 @@ from codec import (
 )
 from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
+from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
+from udpio import UdpEndpoint, open_endpoint
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
+    accepts_padding_datagrams,
     close_event,
     limit_peer_connection_ids,
     peer_certificate,
     pending_datagrams,
     quic_of,
     release,
+    send_mtu_probe,
+    set_max_datagram_size,
     smoothed_rtt,
     transmit_soon,
 )
@@ -76,7 +81,58 @@ class ClientProtocol(QuicConnectionProtocol):
         self._streams: dict[int, StreamListener] = {}
         self._keepalive: asyncio.Task[None] | None = None
         self._ended = False
+        self._endpoint: UdpEndpoint | None = None
+        self._mtu: PathMtuSearch | None = None
+        """The path MTU search, from the end of the handshake."""
         self.keepalive_interval = KEEPALIVE_INTERVAL
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, UdpEndpoint):
+            self._endpoint = transport
+
+    def transmit(self) -> None:
+        """Send what aioquic has queued; while the endpoint reads a burst of
+        datagrams, once at the end of the burst instead."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
+        if self._mtu is not None and not self._ended:
+            self._probe_path_mtu()
+        super().transmit()
+
+    def _probe_path_mtu(self) -> None:
+        assert self._mtu is not None
+        size = self._mtu.next_probe(asyncio.get_running_loop().time())
+        if size is not None and not send_mtu_probe(
+            self.quic, size, PADDING_MARK, super().transmit, self._mtu_probed
+        ):
+            self._mtu.probe_not_sent()
+
+    def _mtu_probed(self, acked: bool) -> None:
+        # Called from inside aioquic's ACK or loss processing: no sending here.
+        assert self._mtu is not None
+        now = asyncio.get_running_loop().time()
+        size = self._mtu.in_flight
+        if size is None:
+            return
+        if acked:
+            self._mtu.probe_acked(size, now)
+        else:
+            self._mtu.probe_lost(size, now)
+        set_max_datagram_size(self.quic, self._mtu.current)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The UDP payload size packets are built to now (bytes): 1,200 until
+        the path MTU search finds the path carries more."""
+        return self._mtu.current if self._mtu is not None else 1200
+
+    def transmit_soon(self) -> None:
+        """Send what is queued at the end of this loop turn (or of the burst
+        of datagrams being read): requests made in one turn share packets."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
+        transmit_soon(self)
 
     @property
     def is_open(self) -> bool:
@@ -91,7 +147,9 @@ class ClientProtocol(QuicConnectionProtocol):
         return hashlib.sha256(der).hexdigest()
 
     def start(self) -> None:
-        """Begin keepalives once the handshake is done."""
+        """Begin keepalives and the path MTU search once the handshake is done."""
+        if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
+            self._mtu = PathMtuSearch()
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:
@@ -116,7 +174,7 @@ class ClientProtocol(QuicConnectionProtocol):
         try:
             self.quic.send_stream_data(CONTROL_STREAM_ID, encode_message(message))
             # Coalesce: requests made in the same loop turn share packets.
-            transmit_soon(self)
+            self.transmit_soon()
             reply = await future
         finally:
             expiry.cancel()
@@ -160,15 +218,22 @@ class ClientProtocol(QuicConnectionProtocol):
         stream_id = self.quic.get_next_available_stream_id()
         self._streams[stream_id] = listener
         self.quic.send_stream_data(stream_id, first, end)
-        transmit_soon(self)
+        self.transmit_soon()
         return stream_id
 
     def send_stream(self, stream_id: int, data: bytes, end: bool = False) -> None:
-        """Queue bytes on a stream opened with :meth:`open_stream`."""
+        """Queue bytes on a stream opened with :meth:`open_stream`; bytes for a
+        stream the server stopped (or that both sides ended) are dropped."""
         if self._ended:
             raise ConnectionLost("the connection is closed")
-        self.quic.send_stream_data(stream_id, data, end)
-        transmit_soon(self)
+        try:
+            self.quic.send_stream_data(stream_id, data, end)
+        except (RuntimeError, ValueError):
+            # A STOP_SENDING reset our side (RuntimeError), or the stream is
+            # gone (ValueError): the server will not read these bytes, and
+            # its reply or reset tells the stream's listener why.
+            return
+        self.transmit_soon()
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
         """Stop listening to a stream; with ``error_code`` also reset it."""
@@ -179,7 +244,7 @@ class ClientProtocol(QuicConnectionProtocol):
                 self.quic.stop_stream(stream_id, error_code)
             except ValueError:
                 pass  # already finished in that direction
-            transmit_soon(self)
+            self.transmit_soon()
 
     # -- datagrams -------------------------------------------------------------
 
@@ -209,7 +274,8 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.DatagramFrameReceived):
-            self.on_datagram(event.data)
+            if not is_padding(event.data):
+                self.on_datagram(event.data)
         elif isinstance(event, events.StreamDataReceived):
             if event.stream_id == CONTROL_STREAM_ID:
                 self._control_data(event.data)
@@ -358,8 +424,8 @@ async def open_connection(
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: ClientProtocol(connection), local_addr=(local, 0)
+    transport, protocol = await open_endpoint(
+        lambda: ClientProtocol(connection), (local, 0)
     )
     assert isinstance(protocol, ClientProtocol)
     protocol.connect(addr)

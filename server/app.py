@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from aioquic.asyncio import serve
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 
 from codec import ALPN, CloseCode
 from codec.media.cc import register_media_congestion_control
 from codec.messages import Profile, ServerClosing
+from udpio import UdpEndpoint, open_endpoint
 
 from .accounts import AccountService
 from .certs import ensure_certificate
@@ -28,7 +27,6 @@ from .context import ServerContext
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
-from .quic_adapter import server_socket
 from .rooms import RoomService
 from .router import Router
 from .social import SocialService
@@ -37,8 +35,6 @@ from .storage import Storage
 __all__ = ["ServerApp"]
 
 log = logging.getLogger("quicmeet.server")
-
-UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class ServerApp:
@@ -67,6 +63,8 @@ class ServerApp:
         self.closing = False
         self.monitor = LoopMonitor()
         self._server: QuicServer | None = None
+        self.endpoint: UdpEndpoint | None = None
+        """The one UDP socket every client's connection is read and written on."""
         self._session_started: list[Callable[[ClientConnection], Awaitable[None]]] = []
         self._session_ended: list[Callable[[ClientConnection, Account], None]] = []
         self.router = Router(self.stats, lambda: self.closing)
@@ -120,14 +118,19 @@ class ServerApp:
         before, after = await self.storage.start()
         if before != after:
             log.info("database schema migrated from version %d to %d", before, after)
-        self._server = await serve(
-            self.config.host,
-            self.config.port,
-            configuration=self.quic_configuration(),
-            create_protocol=partial(ClientConnection, app=self),
+        # aioquic's QuicServer routes datagrams to connections; our endpoint
+        # feeds it in bursts and sends with one system call per peer and turn.
+        configuration = self.quic_configuration()
+        self.endpoint, protocol = await open_endpoint(
+            lambda: QuicServer(
+                configuration=configuration,
+                create_protocol=partial(ClientConnection, app=self),
+            ),
+            (self.config.host, self.config.port),
         )
-        sock = server_socket(self._server)
-        sockname = sock.getsockname()
+        assert isinstance(protocol, QuicServer)
+        self._server = protocol
+        sockname = self.endpoint.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
         try:
             await self.cluster.start(self.address, AppRouter(self))
@@ -137,11 +140,6 @@ class ServerApp:
         self.monitor.start()
         self.chat.start()
         self.files.start()
-        # One socket carries every client's media: a large buffer rides out a
-        # busy moment of the loop instead of dropping datagrams (the kernel
-        # caps it at net.core.rmem_max / wmem_max).
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            sock.setsockopt(socket.SOL_SOCKET, option, UDP_SOCKET_BUFFER_BYTES)
         return self.address
 
     # -- connections and sessions ---------------------------------------------
@@ -240,6 +238,12 @@ class ServerApp:
             ),
             **self.rooms.snapshot(),
             **self.cluster.snapshot(),
+            **{
+                f"udp_{name}": value
+                for name, value in (
+                    self.endpoint.stats if self.endpoint else {}
+                ).items()
+            },
         }
 
     # -- shutdown -------------------------------------------------------------

@@ -28,13 +28,18 @@ from codec import (
     encode_message,
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
+from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
+from udpio import UdpEndpoint
 
 from .quic_adapter import (
+    accepts_padding_datagrams,
     forget_unacknowledged_acks,
     limit_peer_connection_ids,
     peer_host,
     quic_of,
     release_handshake_state,
+    send_mtu_probe,
+    set_max_datagram_size,
     transmit_soon,
 )
 from .streams import StreamHandler
@@ -93,8 +98,16 @@ class ClientConnection(QuicConnectionProtocol):
         """Streams refused at their first byte whose client side has not ended."""
         self._registered = False
         self._control_open = False
+        self._endpoint: UdpEndpoint | None = None
+        self._mtu: PathMtuSearch | None = None
+        """The path MTU search, from the end of the handshake."""
 
     # -- aioquic entry points -------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, UdpEndpoint):
+            self._endpoint = transport
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.StreamDataReceived):
@@ -106,9 +119,12 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
+            if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
+                self._mtu = PathMtuSearch()
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):
-            self.app.sfu.on_datagram(self, event.data)
+            if not is_padding(event.data):
+                self.app.sfu.on_datagram(self, event.data)
         elif isinstance(event, events.StreamReset):
             self._refused.discard(event.stream_id)
             handler = self._streams.get(event.stream_id)
@@ -287,13 +303,45 @@ class ClientConnection(QuicConnectionProtocol):
 
     def transmit(self) -> None:
         """Send what aioquic has queued, then forget the ACK-only packets an
-        idle client will never acknowledge (its keepalives only draw ACKs)."""
+        idle client will never acknowledge (its keepalives only draw ACKs).
+
+        While the endpoint reads a burst of datagrams this waits for the end
+        of the burst: one answer (ACKs, stream data, forwarded media) to all
+        of it rather than one per datagram."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
+        if self._mtu is not None and not self.closing:
+            self._probe_path_mtu()
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
 
+    def _probe_path_mtu(self) -> None:
+        assert self._mtu is not None
+        size = self._mtu.next_probe(asyncio.get_running_loop().time())
+        if size is not None and not send_mtu_probe(
+            self.quic, size, PADDING_MARK, super().transmit, self._mtu_probed
+        ):
+            self._mtu.probe_not_sent()
+
+    def _mtu_probed(self, acked: bool) -> None:
+        # Called from inside aioquic's ACK or loss processing: no sending here.
+        assert self._mtu is not None
+        now = asyncio.get_running_loop().time()
+        size = self._mtu.in_flight
+        if size is None:
+            return
+        if acked:
+            self._mtu.probe_acked(size, now)
+        else:
+            self._mtu.probe_lost(size, now)
+        set_max_datagram_size(self.quic, self._mtu.current)
+
     def transmit_soon(self) -> None:
-        """Send what is queued at the end of this loop iteration."""
+        """Send what is queued at the end of this loop iteration (or of the
+        burst of datagrams being read)."""
+        if self._endpoint is not None and self._endpoint.defer(self):
+            return
         transmit_soon(self)
 
     def send(self, message: Message) -> None:

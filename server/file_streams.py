@@ -153,6 +153,27 @@ class UploadStream(TransferStream):
         if self._backlog >= WAKE_AFTER:
             self._arrived.set()
 
+    def stop_taking(self) -> None:
+        """A newer upload of the same file takes over: write what has arrived
+        and end (whatever comes after is not written)."""
+        self._ended = True
+        self._arrived.set()
+
+    async def _after_older_uploads(self) -> None:
+        """One writer per partial file: an upload of this file still open on
+        another connection (one the client gave up, or a killed upload pump's,
+        not timed out here yet) writes what it has and ends before this one
+        reads where the file stands."""
+        older = [
+            s
+            for s in self.service.active.get(self.file_id, ())
+            if s is not self and isinstance(s, UploadStream) and not s.task.done()
+        ]
+        for stream in older:
+            stream.stop_taking()
+        if older:
+            await asyncio.wait([s.task for s in older])
+
     async def finish(self) -> Reply | None:
         self._ended = True
         self._arrived.set()
@@ -169,6 +190,7 @@ class UploadStream(TransferStream):
             raise ServiceError(ErrorCode.NOT_FOUND, "no such file")
         if row.state != "uploading":
             raise ServiceError(ErrorCode.CONFLICT, f"the file is already {row.state}")
+        await self._after_older_uploads()
         held = await service.run_io(service.blobs.partial_size, row.id)
         if self.req.offset != held:
             raise ServiceError(

@@ -16,7 +16,11 @@ from .job import CHUNK, WINDOW
 from .records import TransferError
 from .streams import UploadListener
 
-__all__ = ["Sent", "StreamLost", "send_from"]
+__all__ = ["PROGRESS_EVERY", "Sent", "StreamLost", "send_from"]
+
+PROGRESS_EVERY = 128 * 1024
+"""Bytes the server confirms between two progress reports (at most one
+report per chunk sent)."""
 
 
 class StreamLost(Exception):
@@ -53,8 +57,8 @@ async def send_from(
 
     Every :data:`WINDOW` bytes ``checkpoint(written)`` saves the progress and
     says whether to stop (the stream then ends where it is and the server
-    keeps what it has); ``report(written)`` is told each time the server
-    reports progress while the window is full; ``stopping()``, asked before
+    keeps what it has); ``report(written)`` is told each time the server has
+    confirmed :data:`PROGRESS_EVERY` more bytes; ``stopping()``, asked before
     every chunk, ends the stream at once. Raises :class:`StreamLost`
     when the connection goes.
     """
@@ -66,6 +70,7 @@ async def send_from(
     except (ConnectionLost, NotConnected) as exc:
         raise StreamLost(offset, 0) from exc
     listener.written = offset
+    reported = offset
     moved = 0
     handle = await loop.run_in_executor(None, open, path, "rb")
     try:
@@ -82,7 +87,11 @@ async def send_from(
             while position - listener.written >= WINDOW and not listener.final.done():
                 listener.moved.clear()
                 await listener.moved.wait()
-                report(listener.written)
+            # Report as the server confirms, not only while the window is
+            # full: a path the server keeps up with never fills it.
+            if listener.written - reported >= PROGRESS_EVERY:
+                reported = listener.written
+                report(reported)
             if listener.final.done():
                 break
             chunk = await loop.run_in_executor(

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from codec import ErrorCode
 from codec.messages import (
     CancelFile,
     Error,
@@ -152,6 +153,12 @@ async def finish(job: Job, sent: Sent) -> tuple[Transfer, int]:
     if isinstance(reply, Error):
         if reply.code == 502:  # STORAGE_FULL: keep what is there, retry later
             await job.set(done=sent.written)
+        if reply.code == ErrorCode.CONFLICT:
+            # The server holds more (or less) than the offer said: bytes of
+            # an earlier stream of ours (a killed pump's, a lost connection's)
+            # landed after it. Offer again: it says where the file stands,
+            # or that it is cancelled or complete.
+            raise Interrupted(moved)
         raise ServerError(reply.code, reply.message, reply.retry_after_ms)
     assert isinstance(reply, FileStored)
     job.report(reply.received)

@@ -147,6 +147,8 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         source = tmp_path / "backup.tar"
         source.write_bytes(os.urandom(48 * MiB))
 
+        killed_at = []
+
         async def kill_after(manager, direction, marks):
             """SIGKILL and restart the server as progress passes each mark."""
             nonlocal srv
@@ -155,6 +157,8 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
 
                 def watch(progress, at=at, reached=reached):
                     if not progress.checking and progress.done >= at:
+                        if not reached.is_set():
+                            killed_at.append(progress.done)
                         reached.set()
 
                 manager.on_progress = watch
@@ -170,6 +174,9 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         )
         assert sent.state == "done"
         assert sent.wire_bytes < 48 * MiB + 2 * 9 * MiB
+        # Killed mid-upload, not after it ended (progress reported only at
+        # the end once let the second kill land on the finished upload).
+        assert len(killed_at) == 2 and max(killed_at) < 48 * MiB, killed_at
 
         offered = await next_of(b.session, FileOffered, timeout=30)
         down = Transfers(b.session, b.store, tmp_path / "dl-dora")
@@ -179,6 +186,7 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         )
         assert got.state == "done"
         assert got.wire_bytes < 48 * MiB + 2 * 9 * MiB
+        assert len(killed_at) == 4 and max(killed_at) < 48 * MiB, killed_at
         assert sha256_of(tmp_path / "dl-dora" / "backup.tar") == sha256_of(source)
     finally:
         for m in members:

@@ -172,7 +172,9 @@ async def test_chat_delivery_receipts_history_and_search(member):
     b = await member("mike")
     await befriend(a, b)
     sent = await a.chat.send("mike", "Hello Mike, café at noon?")
-    assert sent.state == "sent" and sent.seq == 1
+    # Delivered may come in the same burst as the reply (the receipt below
+    # says it was).
+    assert sent.state in ("sent", "delivered") and sent.seq == 1
     message = await next_of(b.session, ChatMessage)
     assert (message.sender, message.text, message.seq) == (
         "lena",
@@ -212,7 +214,7 @@ async def test_only_friends_chat_and_limits(member):
     with pytest.raises(ServerError) as info:
         await a.chat.send("olaf", "é" * 4097)
     assert info.value.code == ErrorCode.TOO_LARGE
-    assert (await a.chat.send("olaf", "x" * 8192)).state == "sent"
+    assert (await a.chat.send("olaf", "x" * 8192)).state in ("sent", "delivered")
 
 
 @pytest.mark.stores

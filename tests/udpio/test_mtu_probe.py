@@ -1,0 +1,136 @@
+"""A path MTU probe through the adapters on two real aioquic connections wired
+in memory: a packet of exactly the probed size, reported acknowledged when the
+path carries it and lost when it does not, its padding dropped by the peer."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import DatagramFrameReceived
+
+from client import quic_adapter as client_adapter
+from codec.pmtu import PADDING_MARK, is_padding
+from server import quic_adapter as server_adapter
+from server.certs import ensure_certificate
+
+CLIENT = ("10.0.0.1", 1234)
+SERVER = ("10.0.0.2", 4433)
+
+
+def pair(
+    tmp_path: Path, client_datagrams: bool = True
+) -> tuple[QuicConnection, QuicConnection]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_certificate(cert, key, ["localhost"])
+    client = QuicConnection(
+        configuration=QuicConfiguration(
+            is_client=True,
+            alpn_protocols=["probe"],
+            verify_mode=ssl.CERT_NONE,
+            max_datagram_frame_size=65536 if client_datagrams else None,
+        )
+    )
+    server_configuration = QuicConfiguration(
+        is_client=False, alpn_protocols=["probe"], max_datagram_frame_size=65536
+    )
+    server_configuration.load_cert_chain(cert, key)
+    server = QuicConnection(
+        configuration=server_configuration,
+        original_destination_connection_id=client.original_destination_connection_id,
+    )
+    return client, server
+
+
+class Wire:
+    """Carries datagrams both ways on a virtual clock, dropping those over
+    ``mtu`` bytes; records what it carried."""
+
+    def __init__(self, client: QuicConnection, server: QuicConnection, mtu: int):
+        self.client, self.server, self.mtu = client, server, mtu
+        self.now = 0.0
+        self.sizes: list[int] = []
+
+    def send(self, sender: QuicConnection) -> None:
+        receiver, source = (
+            (self.server, CLIENT) if sender is self.client else (self.client, SERVER)
+        )
+        for data, _ in sender.datagrams_to_send(self.now):
+            self.sizes.append(len(data))
+            if len(data) <= self.mtu:
+                receiver.receive_datagram(data, source, self.now)
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.send(self.client)
+            self.send(self.server)
+            timers = [
+                t for t in (self.client.get_timer(), self.server.get_timer()) if t
+            ]
+            self.now = min([end, self.now + 0.01, *timers])
+            for conn in (self.client, self.server):
+                timer = conn.get_timer()
+                if timer is not None and timer <= self.now:
+                    conn.handle_timer(self.now)
+
+
+@pytest.mark.parametrize(
+    ("side", "mtu", "acked"),
+    [("client", 1500, True), ("client", 1300, False), ("server", 1500, True)],
+)
+def test_a_probe_is_one_packet_of_the_size_and_its_fate_is_reported(
+    tmp_path, side, mtu, acked
+):
+    client, server = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server, mtu)
+    wire.run(0.5)
+    while server.next_event() is not None:
+        pass
+    sender, adapter = (
+        (client, client_adapter) if side == "client" else (server, server_adapter)
+    )
+    receiver = server if sender is client else client
+    assert adapter.max_datagram_size(sender) == 1200
+    verdicts: list[bool] = []
+    wire.sizes.clear()
+    sent = adapter.send_mtu_probe(
+        sender, 1452, PADDING_MARK, lambda: wire.send(sender), verdicts.append
+    )
+    assert sent and wire.sizes == [1452]
+    assert adapter.max_datagram_size(sender) == 1200  # raised for the probe only
+    wire.run(5.0)
+    assert verdicts == [acked]
+    padding = [
+        e.data for e in iter(receiver.next_event, None)
+        if isinstance(e, DatagramFrameReceived)
+    ]  # fmt: skip
+    assert [is_padding(p) for p in padding] == ([True] if acked else [])
+
+
+def test_a_probe_the_congestion_window_holds_back_leaves_nothing_queued(tmp_path):
+    client, server = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server, 1500)
+    wire.run(0.5)
+    verdicts: list[bool] = []
+    # A transmit that sends nothing stands for a full congestion window.
+    sent = client_adapter.send_mtu_probe(
+        client, 1452, PADDING_MARK, lambda: None, verdicts.append
+    )
+    assert not sent and not verdicts
+    assert len(client_adapter.pending_datagrams(client)) == 0
+
+
+def test_a_peer_without_datagram_frames_is_never_probed(tmp_path):
+    """Sending it a DATAGRAM frame would be a protocol error: the connection
+    protocols only start a search when the peer announced room for a probe."""
+    client, server = pair(tmp_path, client_datagrams=False)
+    client.connect(SERVER, now=0.0)
+    Wire(client, server, 1500).run(0.5)
+    assert not server_adapter.accepts_padding_datagrams(server, 1452)
+    assert client_adapter.accepts_padding_datagrams(client, 1452)
