@@ -168,6 +168,56 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "given_up_after_retry": got.get("given_up_after_retry"),
         "given_up_unasked": got.get("given_up_unasked"),
         "freeze_log": got.get("freeze_log", []),
+        "per_second": _per_second(sender, sent["track_id"], got),
+    }
+
+
+def _per_second(sender: dict, track_id: int, got: dict) -> dict[str, list]:
+    """The run second by second, from the publisher's start: pictures
+    rendered, their worst glass-to-glass latency (ms), the publisher's hop
+    estimate, what it sent and the SFU's last limit for the track (kbit/s;
+    None where the build has no such figure). Where in a run frames are lost
+    and what the rates were then."""
+    pictures = got.get("timeline", [])
+    hop = sender.get("hop", {}).get("timeline", [])
+    limits = [
+        (t, bps) for t, track, bps in sender.get("rate_limit_timeline", [])
+        if track == track_id
+    ]  # fmt: skip
+    if not pictures:
+        return {}
+    # From the publisher's first tick where there is one: a late start shows.
+    start = min(pictures[0][0], hop[0][0]) if hop else pictures[0][0]
+    seconds = int(pictures[-1][0] - start) + 1
+    rendered = [0] * seconds
+    worst: list[float | None] = [None] * seconds
+    for t, latency in pictures:
+        i = int(t - start)
+        rendered[i] += 1
+        if latency is not None:
+            worst[i] = max(worst[i] or 0.0, latency)
+    estimate: list[int | None] = [None] * seconds
+    sent: list[int | None] = [None] * seconds
+    bytes_at: dict[int, int] = {}
+    for t, bps, total in hop:
+        i = int(t - start)
+        if 0 <= i < seconds:
+            estimate[i] = round(bps / 1000)
+            bytes_at.setdefault(i, total)
+    for i in range(seconds - 1):
+        if i in bytes_at and i + 1 in bytes_at:
+            sent[i] = round((bytes_at[i + 1] - bytes_at[i]) * 8 / 1000)
+    limit: list[int | None] = [None] * seconds
+    for t, bps in limits:
+        i = int(t - start)
+        if 0 <= i < seconds:
+            limit[i] = round(bps / 1000)
+    return {
+        "rendered": rendered,
+        "worst_latency_ms": [None if w is None else round(w) for w in worst],
+        "estimate_kbps": estimate,
+        "sent_kbps": sent,
+        "limit_kbps": limit,
     }
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +66,8 @@ SCREEN_WEIGHT = 2.0
 """A screen track gets this many shares of the video budget to a camera's one:
 text must stay sharp."""
 MIN_VIDEO_BUDGET_BPS = 30_000
+LIMIT_TIMELINE_LENGTH = 1200
+"""Rate limits the stats keep: ten minutes of one every half second."""
 RATE_LIMIT_TTL_S = 2.0
 """A rate limit from the SFU holds this long (seconds) unless repeated (the SFU
 repeats it every half second while a subscriber's path needs it)."""
@@ -104,6 +108,11 @@ class Call:
         self.hop.on_frame_dropped = self._frame_dropped
         self._limits: dict[int, tuple[int, float]] = {}
         """Track id → (most bits per second, when) the SFU last asked for."""
+        self.limit_timeline: deque[tuple[float, int, int]] = deque(
+            maxlen=LIMIT_TIMELINE_LENGTH
+        )
+        """(Unix time in seconds, track id, bits per second) of every rate
+        limit received: the limit over time."""
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
@@ -300,6 +309,7 @@ class Call:
             self.hop.on_feedback(packet)
         elif isinstance(packet, RateLimit):
             self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
+            self.limit_timeline.append((time.time(), packet.track_id, packet.max_bps))
             self._share_estimate(self.hop.media_budget_bps())
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
@@ -405,6 +415,9 @@ class Call:
             "rate_limits": {
                 str(track_id): bps for track_id, (bps, _) in self._limits.items()
             },
+            "rate_limit_timeline": [
+                [round(t, 3), track_id, bps] for t, track_id, bps in self.limit_timeline
+            ],
             **self.audio.stats(),
             "left": None if self.left is None else self.left.reason,
         }
