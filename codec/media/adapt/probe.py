@@ -82,9 +82,13 @@ class ProbeController:
     def on_result(
         self, cluster_id: int, result_bps: float, now: float
     ) -> list[ProbeCluster]:
-        """A cluster's result arrived; a further cluster when it found more."""
+        """A cluster's result arrived; a further cluster when it found more,
+        unless it found the maximum (a loopback path returns every cluster at
+        the rate it was sent: without that stop, probes without end)."""
         pending = self._pending.pop(cluster_id, None)
         if pending is None or result_bps < FURTHER_FRACTION * pending[0]:
+            return []
+        if result_bps >= self.max_bps:
             return []
         if self._pending:
             return []  # a faster cluster of the same round is still out
