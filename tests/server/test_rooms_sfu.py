@@ -15,6 +15,7 @@ from codec.media.packet import rewrite_transport_seq
 from tests.conftest import eventually
 
 _FEEDBACK_FIRST_BYTE = 0x40 | (PacketKind.FEEDBACK << 3)
+_RATE_LIMIT_FIRST_BYTE = 0x40 | (PacketKind.RATE_LIMIT << 3)
 
 
 def video(track_id: int, seq: int, payload: bytes = b"\x00\x00\x01\x65frame") -> bytes:
@@ -33,10 +34,17 @@ def video(track_id: int, seq: int, payload: bytes = b"\x00\x00\x01\x65frame") ->
 
 
 def _media_only(inbox: list, feedback: list):
-    """A datagram handler that keeps the SFU's per-hop feedback apart."""
-    return lambda data: (feedback if data[0] == _FEEDBACK_FIRST_BYTE else inbox).append(
-        data
-    )
+    """A datagram handler that keeps the SFU's per-hop feedback apart and
+    leaves out its rate limits (sent to every publisher from the start: the
+    tests of limits are in test_rooms_forwarding)."""
+
+    def handle(data: bytes) -> None:
+        if data[0] == _FEEDBACK_FIRST_BYTE:
+            feedback.append(data)
+        elif data[0] != _RATE_LIMIT_FIRST_BYTE:
+            inbox.append(data)
+
+    return handle
 
 
 async def meeting(user, names, feedback=None):

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from .arrivals import FEEDBACK_INTERVAL_S, ArrivalRecorder
 from .estimator import BandwidthEstimator, EstimatorStats
-from .forwarded import FORWARDED_MAX_BPS, LIMIT_SHARE, ForwardedPath
+from .forwarded import (
+    FORWARDED_MAX_BPS,
+    FORWARDED_START_BPS,
+    LIMIT_SHARE,
+    ForwardedPath,
+)
 from .history import PacketResult, SendHistory
 from .ladder import EncoderCorrection, Quality, QualityLadder
 from .pacer import Pacer, PacerStats, Released
@@ -19,6 +24,7 @@ from .trendline import DelayDetector, Usage
 __all__ = [
     "FEEDBACK_INTERVAL_S",
     "FORWARDED_MAX_BPS",
+    "FORWARDED_START_BPS",
     "LIMIT_SHARE",
     "AimdRateControl",
     "ArrivalRecorder",

@@ -1,24 +1,22 @@
 """The SFU's view of one subscriber's path: what to limit publishers to.
 
 The SFU forwards what publishers send; it does not choose the rate of what it
-sends a subscriber, so it cannot probe, and an estimate that starts low (as a
-sender's does, to probe up from) stays below what the path carries and is
-never cut, however long the path's queue stands: a cut that would raise it is
-no cut. :class:`ForwardedPath` therefore starts its estimate at its ceiling
-(the path is unknown, not slow) and lets congestion cut it. The first cut
-goes straight to what the path carried (:data:`~.rate_control.BETA` times
-the acknowledged rate), not to half the fictitious start as a later cut
-would: a 300 kbit/s path must not wait for three halvings from 4 Mbit/s while
-its queue overflows.
+sends a subscriber, and it sends no probes. So an unknown path is not invited
+to take what publishers may send: :class:`ForwardedPath` starts its estimate
+at :data:`FORWARDED_START_BPS` and limits publishers to :data:`LIMIT_SHARE` of
+the estimate from the start. While they follow the limit, the estimate grows
+as AIMD grows it (8% a second, to at most 1.25 times what arrives), so the
+limit probes upward with what the path has been seen to carry, and the path's
+congestion cuts it (at most by half per round trip). Once the estimate
+reaches :data:`FORWARDED_MAX_BPS` the path limits nobody.
 
-Once cut, the path is *constrained* until its estimate is back at the
-ceiling: :data:`LIMIT_SHARE` of the estimate is a limit for what is sent to
-it. While the publishers follow the limit, the estimate grows as AIMD grows it
-(no further than what arrives, times 1.25), so the limit itself probes upward,
-and the path's congestion cuts it again. A limit that lapsed two seconds after
-the last cut let the publisher return to its own rate and overload the path
-every few seconds; one that lapsed ten seconds after it did the same on a
-lossy path whose AIMD climbed that long without a cut.
+Measured before (``bench/loss.py``, one member behind 1.5 Mbit/s with loss):
+an estimate that started at its 4 Mbit/s ceiling and waited for congestion
+let the clean-side publisher send 2 Mbit/s into the path for the first
+seconds, until the SFU's queue to it passed 150 ms and whole frames were
+dropped; and its first cut, to 0.85 times what had arrived while that
+publisher was still starting, once left the limit at 99 kbit/s, from which
+8% a second took the rest of the run.
 
 The limit leaves the path a share because a publisher follows it late (the
 SFU sends it twice a second; the encoder is retargeted at most once a second
@@ -34,42 +32,42 @@ from __future__ import annotations
 
 from ..feedback import FeedbackPacket
 from .estimator import BandwidthEstimator
-from .rate_control import BETA
 
-__all__ = ["FORWARDED_MAX_BPS", "LIMIT_SHARE", "ForwardedPath"]
+__all__ = ["FORWARDED_MAX_BPS", "FORWARDED_START_BPS", "LIMIT_SHARE", "ForwardedPath"]
 
 FORWARDED_MAX_BPS = 4_000_000
-"""The estimate's ceiling and start (bits per second): the most a client's
-own estimate allows it to send."""
+"""The estimate's ceiling (bits per second): the most a client's own estimate
+allows it to send, so a path estimated there needs no limit."""
+FORWARDED_START_BPS = 1_000_000
+"""Where the estimate of a path not yet seen starts (bits per second): about
+what a 640x480 camera needs, under what a path that carries a meeting at all
+usually takes (a client's own estimate starts lower, at 300 kbit/s, because
+it probes)."""
 LIMIT_SHARE = 0.85
-"""The share of a constrained path's estimate that publishers are limited to:
-the margin for a publisher that follows the limit up to a second late."""
+"""The share of the path's estimate that publishers are limited to: the
+margin for a publisher that follows the limit up to a second late."""
 
 
 class ForwardedPath:
     """The estimate of one SFU → subscriber path and the limit it sets."""
 
-    def __init__(self, max_bps: float = FORWARDED_MAX_BPS) -> None:
+    def __init__(
+        self, start_bps: float = FORWARDED_START_BPS, max_bps: float = FORWARDED_MAX_BPS
+    ) -> None:
         self.max_bps = max_bps
-        self.estimator = BandwidthEstimator(start_bps=max_bps, max_bps=max_bps)
+        self.estimator = BandwidthEstimator(start_bps=start_bps, max_bps=max_bps)
         """Fed with what the SFU sends (``on_sent``); feedback goes through
         :meth:`on_feedback`."""
 
     def on_feedback(self, feedback: FeedbackPacket, now: float) -> None:
-        """Read the subscriber's feedback about what the SFU sent it."""
-        estimator = self.estimator
-        rate = estimator.rate
-        uncut = rate.decreases == 0
-        estimator.on_feedback(feedback, now)
-        acked = estimator.acked_bps
-        if uncut and rate.decreases and acked is not None:
-            rate.set_rate(min(rate.rate_bps, BETA * acked), now)
+        """Read the subscriber's feedback about what the SFU sent it (the SFU
+        sends no probes, so none are asked for)."""
+        self.estimator.on_feedback(feedback, now)
 
     def limit_bps(self, now: float) -> float | None:
-        """What publishers may send the path (bits per second) while it is
-        constrained (cut, and its estimate not back at the ceiling), else
-        None."""
-        estimator = self.estimator
-        if estimator.rate.decreases == 0 or estimator.target_bps >= self.max_bps:
+        """What publishers may send the path (bits per second), or None once
+        its estimate is at the ceiling."""
+        target = self.estimator.target_bps
+        if target >= self.max_bps:
             return None
-        return LIMIT_SHARE * estimator.target_bps
+        return LIMIT_SHARE * target
