@@ -100,6 +100,10 @@ _PROBE_HEADER_SIZE = 4
 RATE_LIMIT_INTERVAL_S = 0.5
 """How often (seconds) a publisher's video track is weighed against what its
 subscribers' paths carry."""
+AUDIO_SHARE_BPS = 48_000
+"""What a path's limit keeps for each audio track routed to it before its
+video tracks share the rest (the client's reserve for a microphone: Opus at
+32 kbit/s and its headers)."""
 
 
 @dataclass(slots=True)
@@ -372,7 +376,7 @@ class Forwarder:
         # publisher already sends less: it keeps the publisher there, and a
         # lapse would let it climb back over the path within seconds.
         shares = [
-            limit / self._tracks_to(hop)
+            self._video_share(hop, limit)
             for hop in hops
             if (limit := hop.path.limit_bps(now)) is not None
         ]
@@ -382,16 +386,23 @@ class Forwarder:
         publisher.hop.send_control(limit, now)
         self.stats.rate_limits_sent += 1
 
-    def _tracks_to(self, hop: Hop) -> int:
-        """How many tracks (audio included) go to ``hop``."""
-        return max(
-            1,
-            sum(
-                hop in hops
-                for endpoint in self._endpoints.values()
-                for hops in endpoint.routes.values()
-            ),
-        )
+    def _video_share(self, hop: Hop, limit: float) -> float:
+        """What one video track routed to ``hop`` may take of the path's
+        ``limit`` (bits per second): each audio track keeps
+        :data:`AUDIO_SHARE_BPS`, the video tracks share the rest, and none
+        gets less than an even split of the whole. A track counts as video
+        once the SFU weighed it (a video track that has not yet sent counts
+        as audio until it does)."""
+        video = audio = 0
+        for endpoint in self._endpoints.values():
+            for track_id, hops in endpoint.routes.items():
+                if hop in hops:
+                    if track_id in endpoint.weighed_at:
+                        video += 1
+                    else:
+                        audio += 1
+        video = max(1, video)
+        return max((limit - AUDIO_SHARE_BPS * audio) / video, limit / (video + audio))
 
     # -- loss recovery ----------------------------------------------------------
 

@@ -459,6 +459,20 @@ def test_a_publisher_is_limited_to_what_a_cut_subscriber_path_takes():
     assert sfu.stats.rate_limits_sent == len(limits)
 
 
+def test_an_unknown_path_limits_video_from_the_start_leaving_audio_its_share():
+    sfu, clock, a, b, c = room_of_three()
+    # a publishes video 7 and audio 9; b publishes nothing.
+    sfu.set_room("room", [(a, [7, 9]), (b, []), (c, [])])
+    sfu.on_datagram(a, audio(9, 0))
+    sfu.on_datagram(a, video(7, 0, keyframe=True))
+    a.take()
+    (limit,) = a.limits
+    # The paths' estimates start at 1 Mbit/s, 85% of it for publishers; the
+    # audio track keeps 48 kbit/s (an even split gave video half).
+    assert limit.track_id == 7
+    assert limit.max_bps == 850_000 - 48_000
+
+
 def test_repairs_go_ahead_of_queued_video_behind_audio_in_order():
     sfu, clock, a, b, c = room_of_three()
     sfu.set_room("room", [(a, [7, 9]), (b, []), (c, [])])
