@@ -174,10 +174,10 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
 
 def _per_second(sender: dict, track_id: int, got: dict) -> dict[str, list]:
     """The run second by second, from the publisher's start: pictures
-    rendered, their worst glass-to-glass latency (ms), the publisher's hop
-    estimate, what it sent and the SFU's last limit for the track (kbit/s;
-    None where the build has no such figure). Where in a run frames are lost
-    and what the rates were then."""
+    rendered, their median and worst glass-to-glass latency (ms), the
+    publisher's hop estimate, what it sent and the SFU's last limit for the
+    track (kbit/s; None where the build has no such figure). Where in a run
+    frames are lost and what the rates were then."""
     pictures = got.get("timeline", [])
     hop = sender.get("hop", {}).get("timeline", [])
     limits = [
@@ -190,12 +190,12 @@ def _per_second(sender: dict, track_id: int, got: dict) -> dict[str, list]:
     start = min(pictures[0][0], hop[0][0]) if hop else pictures[0][0]
     seconds = int(pictures[-1][0] - start) + 1
     rendered = [0] * seconds
-    worst: list[float | None] = [None] * seconds
+    latencies: list[list[float]] = [[] for _ in range(seconds)]
     for t, latency in pictures:
         i = int(t - start)
         rendered[i] += 1
         if latency is not None:
-            worst[i] = max(worst[i] or 0.0, latency)
+            latencies[i].append(latency)
     estimate: list[int | None] = [None] * seconds
     sent: list[int | None] = [None] * seconds
     bytes_at: dict[int, int] = {}
@@ -214,7 +214,10 @@ def _per_second(sender: dict, track_id: int, got: dict) -> dict[str, list]:
             limit[i] = round(bps / 1000)
     return {
         "rendered": rendered,
-        "worst_latency_ms": [None if w is None else round(w) for w in worst],
+        "median_latency_ms": [
+            round(sorted(ms)[len(ms) // 2]) if ms else None for ms in latencies
+        ],
+        "worst_latency_ms": [round(max(ms)) if ms else None for ms in latencies],
         "estimate_kbps": estimate,
         "sent_kbps": sent,
         "limit_kbps": limit,
