@@ -210,10 +210,17 @@ class MediaHop:
         self._follow_estimate(now)
 
     def media_budget_bps(self) -> float:
-        """What the encoders may make (bits per second): the estimate less
-        the share the repairs took lately (:mod:`~codec.media.adapt.repair_share`)."""
+        """What the encoders may make (bits per second): the estimate's share
+        for media (:meth:`~codec.media.adapt.BandwidthEstimator.media_share`:
+        less on a lossy path) less the share the repairs took lately
+        (:mod:`~codec.media.adapt.repair_share`)."""
         now = self._loop.time()
-        return self.estimator.target_bps * (1 - self.repairs.share(now))
+        estimator = self.estimator
+        return (
+            estimator.target_bps
+            * estimator.media_share(now)
+            * (1 - self.repairs.share(now))
+        )
 
     def _follow_estimate(self, now: float) -> None:
         self.pacer.set_rate(self.estimator.target_bps, now)

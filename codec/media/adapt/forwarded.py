@@ -66,8 +66,10 @@ class ForwardedPath:
 
     def limit_bps(self, now: float) -> float | None:
         """What publishers may send the path (bits per second), or None once
-        its estimate is at the ceiling."""
-        target = self.estimator.target_bps
+        its estimate is at the ceiling; on a lossy path, a share of it
+        (:data:`~.estimator.LOSSY_SHARE`)."""
+        estimator = self.estimator
+        target = estimator.target_bps
         if target >= self.max_bps:
             return None
-        return LIMIT_SHARE * target
+        return LIMIT_SHARE * target * estimator.media_share(now)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from codec.media import FeedbackPacket
 from codec.media.adapt import (
     AimdRateControl,
+    BandwidthEstimator,
     DelayDetector,
     PacketResult,
     ProbeController,
     Usage,
     probe_result,
 )
+from codec.media.adapt.estimator import LOSSY_HOLD_S, LOSSY_SHARE
 from netsim import LinkConfig, ScheduleStep
 
 from .adapt_sim import AdaptSim, between, mean
@@ -150,3 +153,38 @@ def test_probing_stops_once_a_result_reaches_the_maximum() -> None:
         clusters = further
     assert rounds < 10
     assert controller.clusters_sent <= 4
+
+
+def _steady(
+    estimator: BandwidthEstimator, start: float, seconds: float, lose_every: int
+) -> float:
+    """800 kbit/s of 1,000-byte packets, every ``lose_every``-th lost (0:
+    none), reported every 50 ms; the time at the end."""
+    now = start
+    seq = round(start * 100)
+    while now < start + seconds - 1e-9:
+        base = seq
+        arrivals: list[float | None] = []
+        for _ in range(5):
+            estimator.on_sent(seq & 0xFFFF, 1000, now)
+            lost = lose_every and seq % lose_every == 0
+            arrivals.append(None if lost else now + 0.02)
+            seq += 1
+            now = round(now + 0.01, 6)
+        feedback = FeedbackPacket.from_arrival_times(
+            seq & 0xFF, base & 0xFFFF, arrivals
+        )
+        estimator.on_feedback(feedback, now)
+    return now
+
+
+def test_a_lossy_path_gives_media_a_share_of_an_estimate_it_does_not_cut() -> None:
+    estimator = BandwidthEstimator(1_000_000)
+    now = _steady(estimator, 0.0, 3.0, lose_every=0)
+    assert estimator.media_share(now) == 1.0
+    now = _steady(estimator, now, 3.0, lose_every=40)  # 2.5% random loss
+    assert estimator.media_share(now) == LOSSY_SHARE
+    assert estimator.target_bps >= 1_000_000
+    # Loss gone: the whole estimate again, once the hold has passed.
+    now = _steady(estimator, now, LOSSY_HOLD_S + 2.0, lose_every=0)
+    assert estimator.media_share(now) == 1.0
