@@ -210,17 +210,12 @@ class MediaHop:
         self._follow_estimate(now)
 
     def media_budget_bps(self) -> float:
-        """What the encoders may make (bits per second): the estimate's share
-        for media (:meth:`~codec.media.adapt.BandwidthEstimator.media_share`:
+        """What the encoders may make (bits per second): what of the estimate
+        media may use (:meth:`~codec.media.adapt.BandwidthEstimator.media_bps`:
         less on a lossy path) less the share the repairs took lately
         (:mod:`~codec.media.adapt.repair_share`)."""
         now = self._loop.time()
-        estimator = self.estimator
-        return (
-            estimator.target_bps
-            * estimator.media_share(now)
-            * (1 - self.repairs.share(now))
-        )
+        return self.estimator.media_bps(now) * (1 - self.repairs.share(now))
 
     def _follow_estimate(self, now: float) -> None:
         self.pacer.set_rate(self.estimator.target_bps, now)

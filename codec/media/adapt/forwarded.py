@@ -67,9 +67,8 @@ class ForwardedPath:
     def limit_bps(self, now: float) -> float | None:
         """What publishers may send the path (bits per second), or None once
         its estimate is at the ceiling; on a lossy path, a share of it
-        (:data:`~.estimator.LOSSY_SHARE`)."""
+        (:meth:`~.estimator.BandwidthEstimator.media_bps`)."""
         estimator = self.estimator
-        target = estimator.target_bps
-        if target >= self.max_bps:
+        if estimator.target_bps >= self.max_bps:
             return None
-        return LIMIT_SHARE * target * estimator.media_share(now)
+        return LIMIT_SHARE * estimator.media_bps(now)

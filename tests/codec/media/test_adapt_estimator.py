@@ -15,7 +15,7 @@ from codec.media.adapt import (
     Usage,
     probe_result,
 )
-from codec.media.adapt.estimator import LOSSY_HOLD_S, LOSSY_SHARE
+from codec.media.adapt.estimator import LOSSY_FLOOR_BPS, LOSSY_HOLD_S, LOSSY_SHARE
 from netsim import LinkConfig, ScheduleStep
 
 from .adapt_sim import AdaptSim, between, mean
@@ -179,12 +179,22 @@ def _steady(
 
 
 def test_a_lossy_path_gives_media_a_share_of_an_estimate_it_does_not_cut() -> None:
-    estimator = BandwidthEstimator(1_000_000)
+    estimator = BandwidthEstimator(1_500_000)
     now = _steady(estimator, 0.0, 3.0, lose_every=0)
-    assert estimator.media_share(now) == 1.0
+    assert estimator.media_bps(now) == estimator.target_bps
     now = _steady(estimator, now, 3.0, lose_every=40)  # 2.5% random loss
-    assert estimator.media_share(now) == LOSSY_SHARE
-    assert estimator.target_bps >= 1_000_000
+    assert estimator.target_bps >= 1_500_000
+    assert estimator.media_bps(now) == pytest.approx(LOSSY_SHARE * estimator.target_bps)
     # Loss gone: the whole estimate again, once the hold has passed.
     now = _steady(estimator, now, LOSSY_HOLD_S + 2.0, lose_every=0)
-    assert estimator.media_share(now) == 1.0
+    assert estimator.media_bps(now) == estimator.target_bps
+
+
+def test_the_lossy_share_leaves_a_slow_path_its_frame_rate() -> None:
+    # Halving a low estimate would cost frame rate, not sharpness.
+    estimator = BandwidthEstimator(700_000, max_bps=800_000)
+    now = _steady(estimator, 0.0, 3.0, lose_every=40)
+    assert estimator.media_bps(now) == LOSSY_FLOOR_BPS
+    slow = BandwidthEstimator(400_000, max_bps=400_000)
+    now = _steady(slow, 0.0, 3.0, lose_every=40)
+    assert slow.media_bps(now) == slow.target_bps == 400_000
