@@ -78,7 +78,7 @@ class AdaptSim:
                 else:
                     bits = (
                         self.encoder_efficiency
-                        * estimator.target_bps
+                        * estimator.media_bps(now)
                         / FPS
                         * (5 if first_frame else 1)
                     )
