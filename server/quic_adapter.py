@@ -10,8 +10,9 @@ the test that checks these attributes still exist) instead of the services.
 The memory an idle connection costs is trimmed here too (aioquic keeps its
 handshake buffers, a per-connection table of frame handlers, every ACK-only
 packet it sent to a peer that only pings, four queues that are empty while
-the connection idles, and eight connection ids from its peer; see
-docs/performance.md).
+the connection idles, eight connection ids from its peer, the crypto pairs
+of the epochs it has left, and a set of up to 256 recently received packet
+numbers; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.crypto import CryptoContext, NoCallback
+from aioquic.quic.crypto import CryptoContext, CryptoPair, NoCallback
 from aioquic.quic.packet_builder import QuicDeliveryState
-from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
+from aioquic.quic.recovery import (
+    QuicPacketNumberWindow,
+    QuicPacketRecovery,
+    QuicPacketSpace,
+)
 
 __all__ = [
     "accepts_padding_datagrams",
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
+    "PacketNumberWindow",
     "forget_unacknowledged_acks",
     "holds_handshake_buffers",
     "idle_queues",
@@ -46,6 +52,7 @@ __all__ = [
     "release_handshake_state",
     "send_mtu_probe",
     "sent_packet_records",
+    "spent_crypto_pairs",
     "set_max_datagram_size",
     "server_socket",
     "smoothed_rtt",
@@ -64,6 +71,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_crypto_buffers",
         "_crypto_streams",
         "_cryptos",
+        "_cryptos_initial",
         "_quic_logger",
         "_spaces",
         "_events",
@@ -76,6 +84,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
+    QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
     tls.Context: ("_key_schedule_psk", "_key_schedule_proxy"),
     QuicServer: ("_transport",),
@@ -187,6 +196,68 @@ def _swap_idle_queues(quic: QuicConnection) -> None:
             path.remote_challenges = IdleQueue(path.remote_challenges)  # type: ignore[assignment]
 
 
+class PacketNumberWindow:
+    """Stands in for aioquic's duplicate detection window
+    (``QuicPacketNumberWindow``): the same answers, from a bit mask.
+
+    aioquic keeps the packet numbers received within the last 128 in a set,
+    pruned only once it holds 256: an idle connection answering keepalives
+    carries a set of 128-256 ints (8-16 KiB) for good, more than everything
+    else it keeps. Bit ``i`` of the mask is packet number ``lower + i``;
+    numbers below ``lower`` count as received, as in aioquic.
+    """
+
+    __slots__ = ("_bits", "_lower", "_size")
+
+    def __init__(self, lower: int = 0, received: Any = (), size: int = 128) -> None:
+        self._lower = lower
+        self._size = size
+        self._bits = 0
+        for number in received:
+            if number >= lower:
+                self._bits |= 1 << (number - lower)
+
+    @classmethod
+    def replacing(cls, window: QuicPacketNumberWindow) -> PacketNumberWindow:
+        """The window that answers as ``window`` does from now on."""
+        return cls(window._lower, window._received, window._size)
+
+    def add(self, packet_number: int) -> None:
+        """Record ``packet_number`` as received; the window ends at the
+        largest number recorded."""
+        if packet_number < self._lower:
+            return
+        lower = packet_number - self._size + 1
+        if lower > self._lower:
+            self._bits >>= lower - self._lower
+            self._lower = lower
+        self._bits |= 1 << (packet_number - self._lower)
+
+    def __contains__(self, packet_number: int) -> bool:
+        if packet_number < self._lower:
+            return True
+        return bool(self._bits >> (packet_number - self._lower) & 1)
+
+
+_SPENT_PAIR = CryptoPair()
+"""One crypto pair with no keys, shared by every trimmed connection in place
+of the pairs of the epochs it has left: a packet of such an epoch fails to
+decrypt (no key) and is dropped, as it was by the torn-down pair."""
+
+
+def _share_spent_crypto_pairs(quic: QuicConnection) -> None:
+    cryptos = quic._cryptos
+    for epoch, pair in list(cryptos.items()):
+        if epoch != tls.Epoch.ONE_RTT and not (
+            pair.recv.is_valid() or pair.send.is_valid()
+        ):
+            cryptos[epoch] = _SPENT_PAIR
+    initial = quic._cryptos_initial
+    for version, pair in list(initial.items()):
+        if not (pair.recv.is_valid() or pair.send.is_valid()):
+            initial[version] = _SPENT_PAIR
+
+
 _SHARED_HANDLERS: dict[int, tuple[Callable[..., None], frozenset[tls.Epoch]]] = {}
 """aioquic's frame handler table as plain functions and shared epoch sets,
 built from the first connection that is trimmed (the table is the same for
@@ -207,6 +278,13 @@ class _FrameHandlers:
     def __getitem__(self, frame_type: int) -> tuple[Any, frozenset[tls.Epoch]]:
         function, epochs = _SHARED_HANDLERS[frame_type]
         return function.__get__(self._quic), epochs
+
+
+def spent_crypto_pairs(quic: QuicConnection) -> int:
+    """How many of the connection's crypto pairs are the shared one without
+    keys (after its trim: Initial for each version, Handshake, unused 0-RTT)."""
+    pairs = [*quic._cryptos.values(), *quic._cryptos_initial.values()]
+    return sum(pair is _SPENT_PAIR for pair in pairs)
 
 
 def _share_frame_handlers(quic: QuicConnection) -> None:
@@ -231,8 +309,11 @@ def release_handshake_state(quic: QuicConnection) -> None:
     of the discarded Initial and Handshake epochs, the TLS key schedules, the
     key-logging callbacks of each key phase when no qlog is kept, and swaps
     the frame handler table for one shared by all connections and aioquic's
-    queues for :class:`IdleQueue` ones. Raises ``ValueError`` on a connection
-    whose server handshake has not completed.
+    queues for :class:`IdleQueue` ones, the crypto pairs of the Initial and
+    Handshake epochs (and of 0-RTT when unused) for one shared pair without
+    keys, and the duplicate detection window for a
+    :class:`PacketNumberWindow`. Raises ``ValueError`` on a connection whose
+    server handshake has not completed.
     """
     if (
         quic.configuration.is_client
@@ -256,6 +337,10 @@ def release_handshake_state(quic: QuicConnection) -> None:
                 context._teardown_cb = NoCallback
     _share_frame_handlers(quic)
     _swap_idle_queues(quic)
+    _share_spent_crypto_pairs(quic)
+    space = _application_space(quic)
+    if not isinstance(space.received_packets, PacketNumberWindow):
+        space.received_packets = PacketNumberWindow.replacing(space.received_packets)  # type: ignore[assignment]
 
 
 def holds_handshake_buffers(quic: QuicConnection) -> bool:
