@@ -40,6 +40,7 @@ __all__ = [
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
     "PacketNumberWindow",
+    "SpentTls",
     "forget_unacknowledged_acks",
     "holds_handshake_buffers",
     "idle_queues",
@@ -86,7 +87,6 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
-    tls.Context: ("_key_schedule_psk", "_key_schedule_proxy"),
     QuicServer: ("_transport",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -239,6 +239,39 @@ class PacketNumberWindow:
         return bool(self._bits >> (packet_number - self._lower) & 1)
 
 
+class SpentTls:
+    """Stands in for a server connection's TLS context after its handshake
+    (about 2.5 KiB with what it refers to: the client's extensions, the
+    handshake's transcript hashes and key schedules, its own extension list).
+
+    What aioquic still reads of it: the state and the negotiated outcome.
+    The 1-RTT keys and their updates live in the connection's crypto pairs,
+    not here. A server expects no TLS message after its handshake in QUIC
+    (no KeyUpdate, no ticket from a client), so CRYPTO data of the 1-RTT
+    epoch is answered with the alert aioquic's context would send once the
+    message was complete: unexpected message.
+    """
+
+    __slots__ = (
+        "alpn_negotiated",
+        "client_random",
+        "early_data_accepted",
+        "session_resumed",
+        "state",
+    )
+
+    def __init__(self, context: tls.Context) -> None:
+        self.state = context.state
+        self.alpn_negotiated = context.alpn_negotiated
+        self.early_data_accepted = context.early_data_accepted
+        self.session_resumed = context.session_resumed
+        self.client_random = context.client_random  # names keys in a key log
+
+    def handle_message(self, input_data: bytes, output_buf: Any) -> None:
+        """Refuse any TLS message (``tls.AlertUnexpectedMessage``)."""
+        raise tls.AlertUnexpectedMessage("no TLS message expected after the handshake")
+
+
 _SPENT_PAIR = CryptoPair()
 """One crypto pair with no keys, shared by every trimmed connection in place
 of the pairs of the epochs it has left: a packet of such an epoch fails to
@@ -309,11 +342,11 @@ def release_handshake_state(quic: QuicConnection) -> None:
     of the discarded Initial and Handshake epochs, the TLS key schedules, the
     key-logging callbacks of each key phase when no qlog is kept, and swaps
     the frame handler table for one shared by all connections and aioquic's
-    queues for :class:`IdleQueue` ones, the crypto pairs of the Initial and
-    Handshake epochs (and of 0-RTT when unused) for one shared pair without
-    keys, and the duplicate detection window for a
-    :class:`PacketNumberWindow`. Raises ``ValueError`` on a connection whose
-    server handshake has not completed.
+    queues for :class:`IdleQueue` ones, the TLS context for a
+    :class:`SpentTls`, the crypto pairs of the Initial and Handshake epochs
+    (and of 0-RTT when unused) for one shared pair without keys, and the
+    duplicate detection window for a :class:`PacketNumberWindow`. Raises
+    ``ValueError`` on a connection whose server handshake has not completed.
     """
     if (
         quic.configuration.is_client
@@ -325,11 +358,8 @@ def release_handshake_state(quic: QuicConnection) -> None:
         if quic._spaces[epoch].discarded:
             # Only CRYPTO frames of packets decrypted in that epoch reach these.
             quic._crypto_streams.pop(epoch, None)
-    # The key schedules (transcript hashes) only derive handshake secrets; the
-    # 1-RTT keys and their updates live in the connection's crypto pairs.
-    quic.tls.key_schedule = None
-    quic.tls._key_schedule_psk = None
-    quic.tls._key_schedule_proxy = None
+    if not isinstance(quic.tls, SpentTls):
+        quic.tls = SpentTls(quic.tls)  # type: ignore[assignment]
     if quic._quic_logger is None:
         for pair in quic._cryptos.values():
             for context in (pair.recv, pair.send):

@@ -18,6 +18,7 @@ import pytest
 from aioquic import tls
 from aioquic.quic.recovery import QuicPacketNumberWindow
 
+from client.quic_adapter import close_event
 from client.transfers import Transfers
 from codec.messages import ChatMessage, FileOffered
 from server.quic_adapter import (
@@ -211,4 +212,23 @@ async def test_spent_crypto_pairs_are_shared(server, member):
     assert all(spent_crypto_pairs(c.quic) >= 3 for c in conns)
     await befriend(alice, bob)
     sent = await alice.chat.send("bob", "with the spent pairs shared")
+    assert sent.state in ("sent", "delivered")
+
+
+async def test_a_tls_message_after_the_handshake_closes_only_that_connection(
+    server, member
+):
+    """The trimmed connection's TLS stand-in answers CRYPTO data of the 1-RTT
+    epoch with TLS's unexpected_message alert, as aioquic's context did."""
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    proto = await alice.session.wait_ready(5)
+    crypto = proto.quic._crypto_streams[tls.Epoch.ONE_RTT]
+    crypto.sender.write(b"\x18\x00\x00\x01\x00")  # a KeyUpdate message
+    proto.transmit()
+    await eventually(lambda: close_event(proto.quic) is not None)
+    assert close_event(proto.quic).error_code == 0x100 + 10  # unexpected_message
+    assert server_side(server, bob).quic.tls.state == tls.State.SERVER_POST_HANDSHAKE
+    sent = await bob.chat.send("alice", "bob's connection goes on")
     assert sent.state in ("sent", "delivered")
