@@ -101,10 +101,18 @@ def peer_host(quic: QuicConnection) -> str:
     return str(paths[0].addr[0]) if paths else "?"
 
 
-def pending_datagrams(quic: QuicConnection) -> deque[bytes] | IdleQueue:
+def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     """The connection's queue of DATAGRAM payloads not yet sent (unbounded in
-    aioquic: the SFU reads its length and drops what would be late)."""
-    return quic._datagrams_pending
+    aioquic: the SFU reads its length and drops what would be late).
+
+    A connection trimmed while idle holds an :class:`IdleQueue` there, whose
+    ``append`` and ``popleft`` are Python calls; the queue is made a deque
+    again here, since whoever asks for it (the SFU, when the connection joins
+    a room) is about to queue a datagram for every one it forwards."""
+    pending = quic._datagrams_pending
+    if isinstance(pending, IdleQueue):
+        pending = quic._datagrams_pending = deque(pending)
+    return pending
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:

@@ -316,25 +316,32 @@ class Forwarder:
         says whether packet ``seq`` was new, one it missed (a repair, to be
         forwarded ahead of the video queued) or neither (not forwarded)."""
         stats = self.stats
-        generator = endpoint.nacks.get(track_id)
-        if generator is None:
-            generator = endpoint.nacks[track_id] = NackGenerator(
-                copy_delay_s=NACK_COPY_DELAY_S
-            )
         hop = endpoint.hop
         rtt = hop.rtt_s(now)
-        generator.set_rtt(rtt)
-        generator.set_give_up(frame_wait_s(rtt))
-        requested = generator.stats.packets_requested
-        recovered = generator.stats.packets_recovered
+        generator = endpoint.nacks.get(track_id)
+        if generator is None or generator.rtt_s != rtt:
+            # The hop's round trip changes every half second at most.
+            if generator is None:
+                generator = endpoint.nacks[track_id] = NackGenerator(
+                    copy_delay_s=NACK_COPY_DELAY_S
+                )
+            generator.set_rtt(rtt)
+            generator.set_give_up(frame_wait_s(rtt))
+        generator_stats = generator.stats
+        recovered = generator_stats.packets_recovered
         arrival = generator.on_packet(seq, now)
+        if arrival is Arrival.FILLED:
+            stats.packets_recovered += generator_stats.packets_recovered - recovered
+        if not generator.waiting:
+            # Nothing missing (the usual case): nothing to ask for.
+            return arrival
+        requested = generator_stats.packets_requested
         due = generator.due(now)
-        stats.packets_recovered += generator.stats.packets_recovered - recovered
         if due:
             for packet in nack_packets(track_id, due):
                 hop.send_control(packet.serialize(), now)
                 stats.nacks_sent += 1
-            stats.packets_requested += generator.stats.packets_requested - requested
+            stats.packets_requested += generator_stats.packets_requested - requested
         return arrival
 
     def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:

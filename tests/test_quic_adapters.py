@@ -3,6 +3,8 @@ side, and :mod:`udpio.mtu_probe`, which both use for path MTU probes), and each
 adapter function works on a real connection (run this after any aioquic
 upgrade: pyproject.toml pins it below the next minor version)."""
 
+from collections import deque
+
 from aioquic import tls
 from aioquic.quic.recovery import QuicPacketNumberWindow
 
@@ -47,6 +49,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     assert len(client_adapter.pending_datagrams(proto.quic)) == 0
     assert client_adapter.close_event(proto.quic) is None
     assert server_adapter.peer_host(conn.quic) == "127.0.0.1"
+    # The trimmed connection's list-backed queue becomes a deque for the SFU.
+    assert isinstance(server_adapter.pending_datagrams(conn.quic), deque)
     assert len(server_adapter.pending_datagrams(conn.quic)) == 0
     assert (
         server_adapter.server_socket(server._server).getsockname()[1]
