@@ -37,6 +37,7 @@ from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint, open_endpoint
+from udpio.mtu_probe import datagram_payload_limit
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
@@ -96,6 +97,11 @@ class ClientProtocol(QuicConnectionProtocol):
         if self._mtu is not None and not self._ended:
             self._mtu.probe(super().transmit)
         super().transmit()
+
+    @property
+    def max_media_datagram(self) -> int:
+        """The largest DATAGRAM payload (bytes) one packet carries now."""
+        return datagram_payload_limit(self.quic)
 
     @property
     def max_datagram_size(self) -> int:

@@ -99,6 +99,9 @@ class ClientConnection(QuicConnectionProtocol):
         self._endpoint: UdpEndpoint | None = None
         self._mtu: PathMtuProber | None = None
         """The path MTU search, from the end of the handshake."""
+        self.max_media_datagram = 0
+        """The largest DATAGRAM payload (bytes) the connection carries now:
+        what its packet size leaves (the SFU forwards nothing larger to it)."""
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -117,7 +120,10 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
-            self._mtu = PathMtuProber(self.quic, asyncio.get_running_loop().time)
+            self._mtu = PathMtuProber(
+                self.quic, asyncio.get_running_loop().time, self._path_changed
+            )
+            self.max_media_datagram = self._mtu.datagram_payload
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):
             if not is_padding(event.data):
@@ -316,6 +322,13 @@ class ClientConnection(QuicConnectionProtocol):
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
+
+    def _path_changed(self) -> None:
+        # From inside aioquic's ACK or loss processing: the room, which sends
+        # its members the new size, hears of it on the next loop turn.
+        assert self._mtu is not None
+        self.max_media_datagram = self._mtu.datagram_payload
+        asyncio.get_running_loop().call_soon(self.app.rooms.path_changed, self)
 
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop iteration (or of the

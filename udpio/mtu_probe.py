@@ -93,9 +93,15 @@ def send_mtu_probe(
     once, when the packet is acknowledged or declared lost. Returns False,
     and leaves nothing queued, when the probe could not leave now (the
     congestion window was full).
+
+    What is queued already is sent first, with a transmit of its own: the
+    padding then fills the first packet of the probe's transmit alone, which
+    tells it from the packets of the same size that follow (a confirmation
+    probes the size in use, so stream packets are as large).
     """
     overhead = _PACKET_OVERHEAD + len(quic._peer_cid.cid) + _DATAGRAM_FRAME_OVERHEAD
     padding = bytes([padding_mark]) + bytes(size - overhead - 1)
+    transmit()
     first = quic._packet_number
     previous = quic._max_datagram_size
     quic._max_datagram_size = size
@@ -110,19 +116,16 @@ def send_mtu_probe(
             del pending[index]
             return False
     sent = quic._spaces[tls.Epoch.ONE_RTT].sent_packets
-    probes = [p for n, p in sent.items() if n >= first and p.sent_bytes > previous]
-    if not probes:
+    probe = next(
+        (p for n, p in sent.items() if n >= first and p.sent_bytes == size), None
+    )
+    if probe is None:
         return False
-    reported = False
 
     def delivered(state: QuicDeliveryState) -> None:
-        nonlocal reported
-        if not reported:
-            reported = True
-            done(state == QuicDeliveryState.ACKED)
+        done(state == QuicDeliveryState.ACKED)
 
-    for packet in probes:
-        packet.delivery_handlers.append((delivered, ()))
+    probe.delivery_handlers.append((delivered, ()))
     return True
 
 
@@ -132,16 +135,23 @@ class PathMtuProber:
     Call :meth:`probe` before each transmit of the connection (it sends a
     probe when one is due, through ``transmit``); read :attr:`packet_size`
     and :attr:`datagram_payload` for the sizes in use. ``clock`` gives the
-    time in seconds (the loop's). Without a peer that takes DATAGRAM frames
-    big enough for a probe, nothing is ever probed and the size stays at
-    1,200 bytes.
+    time in seconds (the loop's); ``on_change`` is called when the packet
+    size changes, from inside aioquic's ACK or loss processing (so it must not
+    send). Without a peer that takes DATAGRAM frames big enough for a probe,
+    nothing is ever probed and the size stays at 1,200 bytes.
     """
 
-    __slots__ = ("_clock", "_quic", "_search")
+    __slots__ = ("_clock", "_on_change", "_quic", "_search")
 
-    def __init__(self, quic: QuicConnection, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        quic: QuicConnection,
+        clock: Callable[[], float],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self._quic = quic
         self._clock = clock
+        self._on_change = on_change
         self._search = (
             PathMtuSearch()
             if accepts_padding_datagrams(quic, max(CANDIDATE_SIZES))
@@ -176,8 +186,12 @@ class PathMtuProber:
         size = search.in_flight
         if size is None:
             return
+        before = search.current
         if acked:
             search.probe_acked(size, self._clock())
         else:
             search.probe_lost(size, self._clock())
-        set_max_datagram_size(self._quic, search.current)
+        if search.current != before:
+            set_max_datagram_size(self._quic, search.current)
+            if self._on_change is not None:
+                self._on_change()

@@ -131,3 +131,34 @@ def test_a_peer_without_datagram_frames_is_never_probed(tmp_path):
     Wire(client, server, 1500).run(0.5)
     assert not mtu_probe.accepts_padding_datagrams(server, 1452)
     assert mtu_probe.accepts_padding_datagrams(client, 1452)
+
+
+def test_a_prober_settles_on_what_the_path_carries_and_falls_back(tmp_path):
+    """A path that carries 1,300 bytes: 1,452 and 1,400 are lost, 1,280 gets
+    through, and DATAGRAM payloads grow to what a 1,280-byte packet holds;
+    when the path shrinks below that, two lost confirmations take it back to
+    1,200 bytes. Each change is reported once."""
+    client, server = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server, 1300)
+    wire.run(0.5)
+    changes: list[int] = []
+    prober = mtu_probe.PathMtuProber(
+        client, lambda: wire.now, lambda: changes.append(prober.packet_size)
+    )
+    assert prober.datagram_payload == 1200 - 30
+
+    def run(seconds: int) -> None:
+        for second in range(seconds):
+            prober.probe(lambda: wire.send(client))
+            client.send_ping(second)  # keeps the connection from idling out
+            wire.run(1.0)
+
+    run(10)
+    assert (prober.packet_size, changes) == (1280, [1280])
+    assert prober.datagram_payload == mtu_probe.datagram_payload_limit(client)
+    assert prober.datagram_payload == 1280 - 30
+    wire.mtu = 1250
+    run(150)  # two confirmations, CONFIRM_INTERVAL_S apart
+    assert (prober.packet_size, changes) == (1200, [1280, 1200])
+    assert prober.datagram_payload == 1200 - 30
