@@ -101,9 +101,7 @@ class VideoSender(TrackSender):
         keyframe_interval_s: float = 20.0,
         min_keyframe_interval_s: float = 0.5,
         clock: MediaClock | None = None,
-        max_datagram: Callable[[], int] = lambda: (
-            VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
-        ),
+        max_datagram: Callable[[], int] = lambda: _BASE_DATAGRAM,
     ) -> None:
         super().__init__(loop, media="video", thread_name=f"video-{kind}")
         self.clock = clock or MediaClock()
