@@ -9,6 +9,7 @@ import asyncio
 from server.sfu import BASE_FORWARDED_DATAGRAM, MAX_FORWARDED_DATAGRAM
 from tests.client.test_meet import leave_all, participant
 from tests.conftest import address, eventually
+from udpio.mtu_probe import set_max_datagram_size
 
 
 async def test_video_takes_larger_datagrams_once_every_member_confirmed_them(server):
@@ -41,5 +42,26 @@ async def test_video_takes_larger_datagrams_once_every_member_confirmed_them(ser
         assert received["frames_rendered"] >= 5, received
         assert received["packets_lost"] == 0 and received["frames_lost"] == 0
         assert server.snapshot()["sfu_dropped_too_large"] == 0
+
+        # Bob's path falls back to 1,200 bytes, as two lost confirmations of
+        # the server's search would have it: both members hear the room's
+        # smaller size, and alice's video follows it from her next frame.
+        (conn,) = [
+            c
+            for c in server.connections
+            if c.account is not None and c.account.username == "bob"
+        ]
+        set_max_datagram_size(conn.quic, 1200)
+        conn._path_changed()
+        await eventually(
+            lambda: all(
+                r.state is not None and r.state.max_datagram == BASE_FORWARDED_DATAGRAM
+                for r in rooms
+            )
+        )
+        await asyncio.sleep(0.3)
+        del sizes[:]
+        await eventually(lambda: len(sizes) > 20)
+        assert max(sizes) <= BASE_FORWARDED_DATAGRAM
     finally:
         await leave_all([alice, bob])
