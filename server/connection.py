@@ -28,18 +28,15 @@ from codec import (
     encode_message,
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
-from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
-from udpio import UdpEndpoint
+from codec.pmtu import is_padding
+from udpio import PathMtuProber, UdpEndpoint
 
 from .quic_adapter import (
-    accepts_padding_datagrams,
     forget_unacknowledged_acks,
     limit_peer_connection_ids,
     peer_host,
     quic_of,
     release_handshake_state,
-    send_mtu_probe,
-    set_max_datagram_size,
     transmit_soon,
 )
 from .streams import StreamHandler
@@ -100,8 +97,11 @@ class ClientConnection(QuicConnectionProtocol):
         self._registered = False
         self._control_open = False
         self._endpoint: UdpEndpoint | None = None
-        self._mtu: PathMtuSearch | None = None
+        self._mtu: PathMtuProber | None = None
         """The path MTU search, from the end of the handshake."""
+        self.max_media_datagram = 0
+        """The largest DATAGRAM payload (bytes) the connection carries now:
+        what its packet size leaves (the SFU forwards nothing larger to it)."""
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -120,8 +120,10 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
-            if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
-                self._mtu = PathMtuSearch()
+            self._mtu = PathMtuProber(
+                self.quic, asyncio.get_running_loop().time, self._path_changed
+            )
+            self.max_media_datagram = self._mtu.datagram_payload
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):
             if not is_padding(event.data):
@@ -316,31 +318,17 @@ class ClientConnection(QuicConnectionProtocol):
         if self._endpoint is not None and self._endpoint.defer(self):
             return
         if self._mtu is not None and not self.closing:
-            self._probe_path_mtu()
+            self._mtu.probe(super().transmit)
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
 
-    def _probe_path_mtu(self) -> None:
+    def _path_changed(self) -> None:
+        # From inside aioquic's ACK or loss processing: the room, which sends
+        # its members the new size, hears of it on the next loop turn.
         assert self._mtu is not None
-        size = self._mtu.next_probe(asyncio.get_running_loop().time())
-        if size is not None and not send_mtu_probe(
-            self.quic, size, PADDING_MARK, super().transmit, self._mtu_probed
-        ):
-            self._mtu.probe_not_sent()
-
-    def _mtu_probed(self, acked: bool) -> None:
-        # Called from inside aioquic's ACK or loss processing: no sending here.
-        assert self._mtu is not None
-        now = asyncio.get_running_loop().time()
-        size = self._mtu.in_flight
-        if size is None:
-            return
-        if acked:
-            self._mtu.probe_acked(size, now)
-        else:
-            self._mtu.probe_lost(size, now)
-        set_max_datagram_size(self.quic, self._mtu.current)
+        self.max_media_datagram = self._mtu.datagram_payload
+        asyncio.get_running_loop().call_soon(self.app.rooms.path_changed, self)
 
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop iteration (or of the

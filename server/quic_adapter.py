@@ -1,10 +1,10 @@
 """The one place the server reaches into aioquic's private attributes.
 
 aioquic offers no public way to read a connection's peer address, its queue of
-datagrams waiting to be sent, or the socket of a listening server, nor to
-change the packet size or learn whether one packet arrived (path MTU probes). Each such
-access is a function here, so that an aioquic upgrade breaks one module (and
-the test that checks these attributes still exist) instead of the services.
+datagrams waiting to be sent, or the socket of a listening server (path MTU
+probes reach aioquic through :mod:`udpio.mtu_probe`). Each such access is a
+function here, so that an aioquic upgrade breaks one module (and the test that
+checks these attributes still exist) instead of the services.
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
 
 The memory an idle connection costs is trimmed here too (aioquic keeps its
@@ -27,7 +27,6 @@ from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.crypto import CryptoContext, CryptoPair, NoCallback
-from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.recovery import (
     QuicPacketNumberWindow,
     QuicPacketRecovery,
@@ -35,7 +34,6 @@ from aioquic.quic.recovery import (
 )
 
 __all__ = [
-    "accepts_padding_datagrams",
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
@@ -45,16 +43,13 @@ __all__ = [
     "holds_handshake_buffers",
     "idle_queues",
     "limit_peer_connection_ids",
-    "max_datagram_size",
     "peer_connection_ids",
     "pending_datagrams",
     "peer_host",
     "quic_of",
     "release_handshake_state",
-    "send_mtu_probe",
     "sent_packet_records",
     "spent_crypto_pairs",
-    "set_max_datagram_size",
     "server_socket",
     "smoothed_rtt",
     "transmit_soon",
@@ -79,9 +74,6 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_local_active_connection_id_limit",
         "_peer_cid",
         "_peer_cid_available",
-        "_max_datagram_size",
-        "_packet_number",
-        "_remote_max_datagram_frame_size",
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
@@ -109,10 +101,18 @@ def peer_host(quic: QuicConnection) -> str:
     return str(paths[0].addr[0]) if paths else "?"
 
 
-def pending_datagrams(quic: QuicConnection) -> deque[bytes] | IdleQueue:
+def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     """The connection's queue of DATAGRAM payloads not yet sent (unbounded in
-    aioquic: the SFU reads its length and drops what would be late)."""
-    return quic._datagrams_pending
+    aioquic: the SFU reads its length and drops what would be late).
+
+    A connection trimmed while idle holds an :class:`IdleQueue` there, whose
+    ``append`` and ``popleft`` are Python calls; the queue is made a deque
+    again here, since whoever asks for it (the SFU, when the connection joins
+    a room) is about to queue a datagram for every one it forwards."""
+    pending = quic._datagrams_pending
+    if isinstance(pending, IdleQueue):
+        pending = quic._datagrams_pending = deque(pending)
+    return pending
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:
@@ -406,75 +406,3 @@ def forget_unacknowledged_acks(quic: QuicConnection) -> int:
 def sent_packet_records(quic: QuicConnection) -> int:
     """How many sent 1-RTT packets the connection still keeps a record of."""
     return len(_application_space(quic).sent_packets)
-
-
-# -- path MTU probes --------------------------------------------------------------
-
-_PROBE_FIXED_OVERHEAD = 1 + 2 + 16 + 1 + 2
-"""Bytes of a 1-RTT packet around a DATAGRAM frame's payload besides the
-destination connection id: first byte, 2-byte packet number (aioquic always
-sends two), AEAD tag, frame type, 2-byte length."""
-
-
-def max_datagram_size(quic: QuicConnection) -> int:
-    """The UDP payload size the connection builds its packets up to."""
-    return quic._max_datagram_size
-
-
-def set_max_datagram_size(quic: QuicConnection, size: int) -> None:
-    """Build packets up to ``size`` bytes from now on (aioquic has no public
-    way to change it after the configuration)."""
-    quic._max_datagram_size = size
-
-
-def accepts_padding_datagrams(quic: QuicConnection, size: int) -> bool:
-    """Whether the peer announced DATAGRAM frames big enough for a probe of
-    ``size`` bytes (sending one to a peer that did not is a protocol error)."""
-    limit = quic._remote_max_datagram_frame_size
-    return limit is not None and limit >= size
-
-
-def send_mtu_probe(
-    quic: QuicConnection,
-    size: int,
-    padding_mark: int,
-    transmit: Callable[[], None],
-    done: Callable[[bool], None],
-) -> bool:
-    """Send one packet of exactly ``size`` bytes with ``transmit``: a DATAGRAM
-    frame of padding starting with ``padding_mark`` (the peer drops it), the
-    connection's size raised for that one transmit. ``done(acked)`` is called
-    once, when the packet is acknowledged or declared lost. Returns False,
-    and leaves nothing queued, when the probe could not leave now (the
-    congestion window was full).
-    """
-    overhead = _PROBE_FIXED_OVERHEAD + len(quic._peer_cid.cid)
-    padding = bytes([padding_mark]) + bytes(size - overhead - 1)
-    first = quic._packet_number
-    previous = quic._max_datagram_size
-    quic._max_datagram_size = size
-    quic.send_datagram_frame(padding)
-    try:
-        transmit()
-    finally:
-        quic._max_datagram_size = previous
-    pending = quic._datagrams_pending
-    for index, data in enumerate(pending):
-        if data is padding:
-            del pending[index]
-            return False
-    sent = _application_space(quic).sent_packets
-    probes = [p for n, p in sent.items() if n >= first and p.sent_bytes > previous]
-    if not probes:
-        return False
-    reported = False
-
-    def delivered(state: QuicDeliveryState) -> None:
-        nonlocal reported
-        if not reported:
-            reported = True
-            done(state == QuicDeliveryState.ACKED)
-
-    for packet in probes:
-        packet.delivery_handlers.append((delivered, ()))
-    return True

@@ -139,6 +139,7 @@ class Call:
             self._loop,
             bitrate_bps=bitrate_bps,
             clock=self.audio.clock,
+            max_datagram=self.rooms.max_media_datagram,
         )
         await sender.publish(
             lambda: self.rooms.publish(kind, source.width, source.height, source.fps)
