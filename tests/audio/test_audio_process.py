@@ -121,6 +121,30 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
     assert abs(spectrum_peak(loud) - 150) < 5
 
 
+def test_a_microphone_on_an_idle_null_sinks_monitor_is_waited_for(pulse_devices):
+    # A null sink nobody plays to sleeps in 2 s blocks: a capture on its
+    # monitor, opened just after the sink was made, gets its first frame
+    # only when that block ends, more than 1 s after the stream opened.
+    host = AudioHost(env={**os.environ, "PULSE_SOURCE": "quicmeet_idle.monitor"})
+    host.start()
+    module = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", "sink_name=quicmeet_idle"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    microphone = HostMicrophone(host, "pulse", None, clean=False)
+    try:
+        microphone.open()
+        frames = [microphone.read() for _ in range(10)]
+        microphone.close()
+    finally:
+        host.stop()
+        subprocess.run(["pactl", "unload-module", module], check=True, timeout=10)
+    assert len(frames) == 10
+
+
 def test_the_played_level_is_the_loudest_since_it_was_last_read(
     pulse_devices,
 ) -> None:
