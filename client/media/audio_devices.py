@@ -151,8 +151,9 @@ stream started, on a null sink just created. A 1 s limit ended the talker's
 track before its first frame in some runs (the mouth-to-ear test)."""
 MIC_STALL_S = 2.0
 """How long a running microphone may deliver nothing before it counts as
-gone, seconds: PortAudio 19.6 re-prepares a stream after an ALSA xrun and
-waits about 1.5 s for its next callback (``docs/audio.md``)."""
+gone (its track ends), seconds: above the 1.5 s PortAudio 19.6 took to
+resume a speaker after an ALSA xrun (``docs/audio.md``). A capture stopped
+for 0.6 s resumed at once here; the margin is for devices that do not."""
 
 
 def mic_timeout_s(started: bool) -> float:
