@@ -97,8 +97,8 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
 
         reader = threading.Thread(target=read)
         reader.start()
-        # PortAudio's capture from PulseAudio starts up to 1.5 s late (the
-        # frames before are not kept): the buzz starts once it runs, so that
+        # A capture on a null sink's monitor starts up to 2 s late (the sink
+        # sleeps in 2 s blocks while idle): the buzz starts once it runs, so that
         # the 2 s read is the buzz, not the decoder's concealment after it
         # (which drifts in pitch: 191 Hz for this 150 Hz buzz in CI).
         assert capturing.wait(15), "the microphone delivered nothing"
