@@ -43,6 +43,7 @@ from codec.messages import (
     SyncMessages,
     TrackPublished,
 )
+from codec.pmtu import is_padding
 
 KEEPALIVE = 1.5
 """Seconds between a connection's PINGs (as the client core sends them)."""
@@ -177,6 +178,8 @@ class Client:
                 for frame in self.decoder.feed(event.data):
                     self.on_message(decode_server_message(frame))  # type: ignore[arg-type]
             elif isinstance(event, events.DatagramFrameReceived):
+                if is_padding(event.data):
+                    continue  # the server's path MTU probe
                 sent_at = struct.unpack_from("!d", parse_packet(event.data).payload)[0]
                 self.stats.media_latencies.append(time.perf_counter() - sent_at)
             elif isinstance(event, events.ConnectionIdIssued):

@@ -196,13 +196,14 @@ def dtx() -> dict:
     audio = np.concatenate(signal).astype(np.int16)
     detector, gate = VoiceDetector(), DtxGate()
     frames = audio.size // FRAME_SAMPLES
-    sent = sum(
-        gate.decide(
+    sent = 0
+    for i in range(frames):
+        decision = gate.decide(
             detector.is_speech(audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]),
             i * FRAME_S,
-        ).send
-        for i in range(frames)
-    )
+        )
+        # A talk spurt's onset frames, held back, go out with its first.
+        sent += decision.send + decision.preroll
     seconds = frames * FRAME_S
     return {
         "seconds": round(seconds, 1),

@@ -6,10 +6,15 @@ A real server; the talker's ``quicmeet-cli meet`` sends espeak-ng speech
 ``quicmeet-netsim`` (30 ms delay, 20 ms jitter that may reorder, random
 loss 0/2/5/10 %, both directions of the talker's connection); the
 listener, on the server directly, plays into a WAV sink. What it played is
-aligned with the speech by cross-correlation and scored with wideband PESQ
-(the ``pesq`` package, 16 kHz); its meeting stats give the share of frames
-concealed or recovered by FEC. The same figures on a virtual clock, through
-the pure chain, are ``bench/audio.py``'s ``quality``.
+aligned with the speech by cross-correlation, once for the whole talk and
+once per utterance (``bench/_align.py``: the jitter buffer's stretching and
+skipping moves utterances against each other), and scored with wideband
+PESQ (the ``pesq`` package, 16 kHz). The meeting stats give the share of
+frames concealed or recovered by FEC, the jitter buffer's expand and
+accelerate operations (milliseconds inserted and dropped), the WAV sink's
+late pulls and the talker's capture gaps, VAD and DTX counters. The same
+figures on a virtual clock, through the pure chain, are ``bench/audio.py``'s
+``quality``; ``bench/audio_factors.py`` adds the sender's parts one by one.
 
     python bench/audio_netsim.py [--losses 0,2,5,10] [--seed 5]
 
@@ -26,7 +31,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from _common import start_meet, start_netsim, start_quicmeet_server  # noqa: I001
+from _align import align_global, align_utterances  # noqa: I001
+from _common import start_meet, start_netsim, start_quicmeet_server
 from audio_aec import FAR_END, speech
 from meeting import make_accounts
 
@@ -50,23 +56,7 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         wav.writeframes(samples.astype("<i2").tobytes())
 
 
-def align(reference: np.ndarray, heard: np.ndarray) -> np.ndarray:
-    """The stretch of ``heard`` that best lines up with ``reference``."""
-    size = 1 << int(np.ceil(np.log2(reference.size + heard.size)))
-    spectrum = np.fft.rfft(heard.astype(float), size) * np.conj(
-        np.fft.rfft(reference.astype(float), size)
-    )
-    lag = int(np.argmax(np.fft.irfft(spectrum, size)[: heard.size]))
-    out = np.zeros(reference.size, dtype=np.int16)
-    part = heard[lag : lag + reference.size]
-    out[: part.size] = part
-    return out
-
-
 def one_loss(loss_pct: float, seed: int, reference: np.ndarray, work: Path) -> dict:
-    import soxr
-    from pesq import pesq
-
     server = start_quicmeet_server()
     link = ["--delay", "30ms", "--jitter", "20ms", "--jitter-reorders"]
     netsim = start_netsim(server.address, [*link, "--loss", f"{loss_pct}%"], seed)
@@ -80,9 +70,11 @@ def one_loss(loss_pct: float, seed: int, reference: np.ndarray, work: Path) -> d
                 SavedSession(addresses[name], name, token, 2**53)
             )
         seconds = LEAD_S + reference.size / SAMPLE_RATE + TAIL_S
+        talker_stats = work / f"talker-{loss_pct}.json"
         talker = start_meet(
             netsim.address, homes["talker"], "--create", "--video", "none",
             "--audio", f"wav:{work / 'speech.wav'}", "--duration", str(seconds + 2),
+            "--stats", str(talker_stats),
         )  # fmt: skip
         assert talker.stdout is not None
         room_id = json.loads(talker.stdout.readline())["room"]["room_id"]
@@ -99,18 +91,22 @@ def one_loss(loss_pct: float, seed: int, reference: np.ndarray, work: Path) -> d
     finally:
         netsim.stop()
         server.stop()
-    heard = align(reference, read_wav(heard_path))
-    ref16 = soxr.resample(reference.astype(np.float32), SAMPLE_RATE, 16000)
-    deg16 = soxr.resample(heard.astype(np.float32), SAMPLE_RATE, 16000)
-    audio = json.loads(stats_path.read_text())["audio_received"][0]
+    heard = read_wav(heard_path)
+    per_utterance, shifts = align_utterances(reference, heard)
+    listener = json.loads(stats_path.read_text())
+    audio = listener["audio_received"][0]
+    sent = json.loads(talker_stats.read_text())["audio_sent"]
     frames = sum(
         audio[k] for k in ("frames_played", "frames_concealed", "frames_fec_recovered")
     )
     return {
         "loss_pct": loss_pct,
-        "pesq_wb": round(float(pesq(16000, ref16, deg16, "wb")), 2),
+        "pesq_wb": wideband(reference, align_global(reference, heard)),
+        "pesq_wb_per_utterance": wideband(reference, per_utterance),
+        "utterance_shift_ms": shifts,
         "packets_received": audio["packets_received"],
         "packets_lost": audio["packets_lost"],
+        "packets_late": audio["packets_late"],
         "fec_recovered": audio["frames_fec_recovered"],
         "concealed": audio["frames_concealed"],
         "concealment_ratio": round(
@@ -118,8 +114,34 @@ def one_loss(loss_pct: float, seed: int, reference: np.ndarray, work: Path) -> d
             / max(frames, 1),
             3,
         ),
+        # Each is one 20 ms frame dropped (accelerate) or inserted (expand).
+        "accelerated_ms": audio["frames_accelerated"] * 20,
+        "stretched_ms": audio["frames_stretched"] * 20,
         "jitter_buffer_delay_ms": audio["jitter_buffer_delay_ms"],
+        "sink": {k: listener["audio_sink"].get(k) for k in SINK_KEYS},
+        "sent": {k: sent.get(k) for k in SENT_KEYS},
     }
+
+
+SINK_KEYS = ("seconds", "late_pulls", "max_late_ms")
+SENT_KEYS = (
+    "frames_captured",
+    "capture_gap_frames",
+    "frames_voiced",
+    "frames_suppressed",
+    "frames_preroll",
+    "packets_sent",
+)
+
+
+def wideband(reference: np.ndarray, heard: np.ndarray) -> float:
+    """Wideband PESQ (16 kHz) of ``heard`` against ``reference``."""
+    import soxr
+    from pesq import pesq
+
+    ref16 = soxr.resample(reference.astype(np.float32), SAMPLE_RATE, 16000)
+    deg16 = soxr.resample(heard.astype(np.float32), SAMPLE_RATE, 16000)
+    return round(float(pesq(16000, ref16, deg16, "wb")), 2)
 
 
 def main() -> None:

@@ -3,9 +3,13 @@
 Side by side in one run: N clients connect to the quicmeet server and resume
 their sessions by token; then N clients connect to a bare aioquic server
 (bench/_bare_server.py) and make one request/reply exchange. Both keep their
-connections open with a PING every 1.5 s. Prints one JSON object.
+connections open with a PING every 1.5 s; with ``--idle S`` both servers'
+RSS is read again after the connections idled S more seconds (aioquic's
+duplicate detection alone kept a set of up to 256 packet numbers per
+connection, filled by keepalives). Prints one JSON object.
 
     python bench/connections.py --n 500
+    python bench/connections.py --n 500 --idle 240
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ async def bare_all(host: str, port: int, n: int, limit: int, hold: asyncio.Event
     return tasks, time.perf_counter() - start
 
 
-async def run(n: int, limit: int, settle: float) -> dict:
+async def run(n: int, limit: int, settle: float, idle: float) -> dict:
     result: dict = {"n": n, "concurrency": limit}
 
     server = start_quicmeet_server()
@@ -134,6 +138,14 @@ async def run(n: int, limit: int, settle: float) -> dict:
             "connect_resume_per_s": round(n / elapsed, 1),
             "all_connected": all(s.connected for s in sessions),
         }
+        if idle:
+            await asyncio.sleep(idle)
+            result["quicmeet"]["kib_per_connection_after_idle"] = round(
+                (server.rss_kib() - base) / n, 2
+            )
+            result["quicmeet"]["all_connected_after_idle"] = all(
+                s.connected for s in sessions
+            )
         for session in sessions:
             await session.close()
     finally:
@@ -156,6 +168,11 @@ async def run(n: int, limit: int, settle: float) -> dict:
             "kib_per_connection": round((loaded - base) / n, 2),
             "connect_request_per_s": round(n / elapsed, 1),
         }
+        if idle:
+            await asyncio.sleep(idle)
+            result["bare_aioquic"]["kib_per_connection_after_idle"] = round(
+                (bare.rss_kib() - base) / n, 2
+            )
         hold.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
@@ -179,10 +196,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="connections per side")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before RSS")
+    parser.add_argument(
+        "--idle", type=float, default=0.0, help="seconds idle before a second RSS"
+    )
     args = parser.parse_args()
     # The client side runs on the standard loop, as the real clients do (the
     # first connection of a process on uvloop's UDP transport was seen to stall).
-    print(json.dumps(asyncio.run(run(args.n, args.concurrency, args.settle)), indent=1))
+    print(
+        json.dumps(
+            asyncio.run(run(args.n, args.concurrency, args.settle, args.idle)), indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

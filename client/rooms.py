@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from codec import ErrorCode
+from codec.media import BASE_MEDIA_PAYLOAD
+from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.messages import (
     AskToMute,
     CreateRoom,
@@ -342,6 +344,17 @@ class Rooms:
         if proto is None:
             return None
         return proto.datagrams_queued
+
+    def max_media_datagram(self) -> int:
+        """The largest media datagram (bytes, header included) to send now:
+        what the connection's packets carry and, in a room, what every
+        member's connection carries (the room's state says)."""
+        proto = self._session._proto
+        if proto is None:
+            return VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
+        own = proto.max_media_datagram
+        state = self.state
+        return own if state is None else min(own, state.max_datagram)
 
     def rtt_s(self) -> float | None:
         """The connection's smoothed round trip in seconds (None before the

@@ -35,20 +35,18 @@ from codec import (
 )
 from codec.media.cc import register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
-from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
-from udpio import UdpEndpoint, open_endpoint
+from codec.pmtu import is_padding
+from udpio import PathMtuProber, UdpEndpoint, open_endpoint
+from udpio.mtu_probe import datagram_payload_limit
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
-    accepts_padding_datagrams,
     close_event,
     limit_peer_connection_ids,
     peer_certificate,
     pending_datagrams,
     quic_of,
     release,
-    send_mtu_probe,
-    set_max_datagram_size,
     smoothed_rtt,
     transmit_soon,
 )
@@ -82,7 +80,7 @@ class ClientProtocol(QuicConnectionProtocol):
         self._keepalive: asyncio.Task[None] | None = None
         self._ended = False
         self._endpoint: UdpEndpoint | None = None
-        self._mtu: PathMtuSearch | None = None
+        self._mtu: PathMtuProber | None = None
         """The path MTU search, from the end of the handshake."""
         self.keepalive_interval = KEEPALIVE_INTERVAL
 
@@ -97,35 +95,19 @@ class ClientProtocol(QuicConnectionProtocol):
         if self._endpoint is not None and self._endpoint.defer(self):
             return
         if self._mtu is not None and not self._ended:
-            self._probe_path_mtu()
+            self._mtu.probe(super().transmit)
         super().transmit()
 
-    def _probe_path_mtu(self) -> None:
-        assert self._mtu is not None
-        size = self._mtu.next_probe(asyncio.get_running_loop().time())
-        if size is not None and not send_mtu_probe(
-            self.quic, size, PADDING_MARK, super().transmit, self._mtu_probed
-        ):
-            self._mtu.probe_not_sent()
-
-    def _mtu_probed(self, acked: bool) -> None:
-        # Called from inside aioquic's ACK or loss processing: no sending here.
-        assert self._mtu is not None
-        now = asyncio.get_running_loop().time()
-        size = self._mtu.in_flight
-        if size is None:
-            return
-        if acked:
-            self._mtu.probe_acked(size, now)
-        else:
-            self._mtu.probe_lost(size, now)
-        set_max_datagram_size(self.quic, self._mtu.current)
+    @property
+    def max_media_datagram(self) -> int:
+        """The largest DATAGRAM payload (bytes) one packet carries now."""
+        return datagram_payload_limit(self.quic)
 
     @property
     def max_datagram_size(self) -> int:
         """The UDP payload size packets are built to now (bytes): 1,200 until
         the path MTU search finds the path carries more."""
-        return self._mtu.current if self._mtu is not None else 1200
+        return self._mtu.packet_size if self._mtu is not None else 1200
 
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop turn (or of the burst
@@ -148,8 +130,7 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def start(self) -> None:
         """Begin keepalives and the path MTU search once the handshake is done."""
-        if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
-            self._mtu = PathMtuSearch()
+        self._mtu = PathMtuProber(self.quic, asyncio.get_running_loop().time)
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:

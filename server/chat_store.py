@@ -168,6 +168,12 @@ class ChatStore:
         Conversation.insert_many(
             [{"user_low": low, "user_high": high} for low, high in pairs]
         ).on_conflict_ignore().execute()
+        self._read_conversations(pairs, lock=True)
+
+    def _read_conversations(self, pairs: set[tuple[int, int]], lock: bool) -> None:
+        """Cache the id and last seq of the conversations of ``pairs`` (low,
+        high) that exist, in one statement; ``lock`` locks them for this
+        transaction (in id order, so two nodes never deadlock)."""
         match = reduce(
             operator.or_,
             (
@@ -184,8 +190,9 @@ class ChatStore:
             )
             .where(match)
             .order_by(Conversation.id)
-            .for_update()
         )
+        if lock:
+            query = query.for_update()
         for conv_id, low, high, last_seq in query.tuples():
             self._conversations[(low, high)] = [int(conv_id), int(last_seq)]
 
@@ -224,6 +231,15 @@ class ChatStore:
                 }
             )
         cursors = read_cursors(cursor_pairs) if cursor_pairs else {}
+        unknown = {
+            (min(pair), max(pair))
+            for pair in cursor_pairs
+            if (min(pair), max(pair)) not in self._conversations
+        }
+        if unknown:
+            # A cursor only needs the last seq to clamp to, so no lock: one
+            # statement for the batch instead of one per cursor.
+            self._read_conversations(unknown, lock=False)
         moved: dict[tuple[int, int], tuple[int, int]] = {}
         now = now_ms()
         rows: list[MessageRow] = []

@@ -28,18 +28,15 @@ from codec import (
     encode_message,
 )
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
-from codec.pmtu import CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch, is_padding
-from udpio import UdpEndpoint
+from codec.pmtu import is_padding
+from udpio import PathMtuProber, UdpEndpoint
 
 from .quic_adapter import (
-    accepts_padding_datagrams,
     forget_unacknowledged_acks,
     limit_peer_connection_ids,
     peer_host,
     quic_of,
     release_handshake_state,
-    send_mtu_probe,
-    set_max_datagram_size,
     transmit_soon,
 )
 from .streams import StreamHandler
@@ -80,9 +77,10 @@ class ClientConnection(QuicConnectionProtocol):
         self.peer_host = "?"
         self.closing = False
         self._decoder = FrameDecoder()
-        self._queue: deque[Request] = deque()
+        self._queue: deque[Request] | None = None
         """Requests waiting for the worker, which runs only while there are any
-        (an idle connection holds no task, future or queue of waiters)."""
+        (an idle connection holds no task, future or queue: an empty deque
+        alone is about 570 bytes)."""
         now = self.app.context.clock.monotonic()
         self._requests = TokenBucket(
             app.config.request_rate, app.config.request_burst, now
@@ -99,8 +97,11 @@ class ClientConnection(QuicConnectionProtocol):
         self._registered = False
         self._control_open = False
         self._endpoint: UdpEndpoint | None = None
-        self._mtu: PathMtuSearch | None = None
+        self._mtu: PathMtuProber | None = None
         """The path MTU search, from the end of the handshake."""
+        self.max_media_datagram = 0
+        """The largest DATAGRAM payload (bytes) the connection carries now:
+        what its packet size leaves (the SFU forwards nothing larger to it)."""
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -119,8 +120,10 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
-            if accepts_padding_datagrams(self.quic, max(CANDIDATE_SIZES)):
-                self._mtu = PathMtuSearch()
+            self._mtu = PathMtuProber(
+                self.quic, asyncio.get_running_loop().time, self._path_changed
+            )
+            self.max_media_datagram = self._mtu.datagram_payload
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):
             if not is_padding(event.data):
@@ -161,7 +164,9 @@ class ClientConnection(QuicConnectionProtocol):
                     request.rid, ErrorCode.RATE_LIMITED, "too many requests", wait_ms
                 )
                 continue
-            if len(self._queue) >= self.app.config.max_pending_requests:
+            if self._queue is None:
+                self._queue = deque()
+            elif len(self._queue) >= self.app.config.max_pending_requests:
                 self._refuse(
                     request.rid,
                     ErrorCode.RATE_LIMITED,
@@ -226,6 +231,8 @@ class ClientConnection(QuicConnectionProtocol):
         finally:
             if self._worker is asyncio.current_task():
                 self._worker = None
+                if not self._queue:
+                    self._queue = None
 
     def _pipelined_done(self, task: asyncio.Task[Reply]) -> None:
         self._in_flight.discard(task)
@@ -311,31 +318,17 @@ class ClientConnection(QuicConnectionProtocol):
         if self._endpoint is not None and self._endpoint.defer(self):
             return
         if self._mtu is not None and not self.closing:
-            self._probe_path_mtu()
+            self._mtu.probe(super().transmit)
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
 
-    def _probe_path_mtu(self) -> None:
+    def _path_changed(self) -> None:
+        # From inside aioquic's ACK or loss processing: the room, which sends
+        # its members the new size, hears of it on the next loop turn.
         assert self._mtu is not None
-        size = self._mtu.next_probe(asyncio.get_running_loop().time())
-        if size is not None and not send_mtu_probe(
-            self.quic, size, PADDING_MARK, super().transmit, self._mtu_probed
-        ):
-            self._mtu.probe_not_sent()
-
-    def _mtu_probed(self, acked: bool) -> None:
-        # Called from inside aioquic's ACK or loss processing: no sending here.
-        assert self._mtu is not None
-        now = asyncio.get_running_loop().time()
-        size = self._mtu.in_flight
-        if size is None:
-            return
-        if acked:
-            self._mtu.probe_acked(size, now)
-        else:
-            self._mtu.probe_lost(size, now)
-        set_max_datagram_size(self.quic, self._mtu.current)
+        self.max_media_datagram = self._mtu.datagram_payload
+        asyncio.get_running_loop().call_soon(self.app.rooms.path_changed, self)
 
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop iteration (or of the

@@ -1,17 +1,18 @@
 """The one place the server reaches into aioquic's private attributes.
 
 aioquic offers no public way to read a connection's peer address, its queue of
-datagrams waiting to be sent, or the socket of a listening server, nor to
-change the packet size or learn whether one packet arrived (path MTU probes). Each such
-access is a function here, so that an aioquic upgrade breaks one module (and
-the test that checks these attributes still exist) instead of the services.
+datagrams waiting to be sent, or the socket of a listening server (path MTU
+probes reach aioquic through :mod:`udpio.mtu_probe`). Each such access is a
+function here, so that an aioquic upgrade breaks one module (and the test that
+checks these attributes still exist) instead of the services.
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
 
 The memory an idle connection costs is trimmed here too (aioquic keeps its
 handshake buffers, a per-connection table of frame handlers, every ACK-only
 packet it sent to a peer that only pings, four queues that are empty while
-the connection idles, and eight connection ids from its peer; see
-docs/performance.md).
+the connection idles, eight connection ids from its peer, the crypto pairs
+of the epochs it has left, and a set of up to 256 recently received packet
+numbers; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,28 +26,30 @@ from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.crypto import CryptoContext, NoCallback
-from aioquic.quic.packet_builder import QuicDeliveryState
-from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
+from aioquic.quic.crypto import CryptoContext, CryptoPair, NoCallback
+from aioquic.quic.recovery import (
+    QuicPacketNumberWindow,
+    QuicPacketRecovery,
+    QuicPacketSpace,
+)
 
 __all__ = [
-    "accepts_padding_datagrams",
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
+    "PacketNumberWindow",
+    "SpentTls",
     "forget_unacknowledged_acks",
     "holds_handshake_buffers",
     "idle_queues",
     "limit_peer_connection_ids",
-    "max_datagram_size",
     "peer_connection_ids",
     "pending_datagrams",
     "peer_host",
     "quic_of",
     "release_handshake_state",
-    "send_mtu_probe",
     "sent_packet_records",
-    "set_max_datagram_size",
+    "spent_crypto_pairs",
     "server_socket",
     "smoothed_rtt",
     "transmit_soon",
@@ -64,20 +67,18 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_crypto_buffers",
         "_crypto_streams",
         "_cryptos",
+        "_cryptos_initial",
         "_quic_logger",
         "_spaces",
         "_events",
         "_local_active_connection_id_limit",
         "_peer_cid",
         "_peer_cid_available",
-        "_max_datagram_size",
-        "_packet_number",
-        "_remote_max_datagram_frame_size",
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
+    QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
-    tls.Context: ("_key_schedule_psk", "_key_schedule_proxy"),
     QuicServer: ("_transport",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -100,10 +101,18 @@ def peer_host(quic: QuicConnection) -> str:
     return str(paths[0].addr[0]) if paths else "?"
 
 
-def pending_datagrams(quic: QuicConnection) -> deque[bytes] | IdleQueue:
+def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     """The connection's queue of DATAGRAM payloads not yet sent (unbounded in
-    aioquic: the SFU reads its length and drops what would be late)."""
-    return quic._datagrams_pending
+    aioquic: the SFU reads its length and drops what would be late).
+
+    A connection trimmed while idle holds an :class:`IdleQueue` there, whose
+    ``append`` and ``popleft`` are Python calls; the queue is made a deque
+    again here, since whoever asks for it (the SFU, when the connection joins
+    a room) is about to queue a datagram for every one it forwards."""
+    pending = quic._datagrams_pending
+    if isinstance(pending, IdleQueue):
+        pending = quic._datagrams_pending = deque(pending)
+    return pending
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:
@@ -187,6 +196,101 @@ def _swap_idle_queues(quic: QuicConnection) -> None:
             path.remote_challenges = IdleQueue(path.remote_challenges)  # type: ignore[assignment]
 
 
+class PacketNumberWindow:
+    """Stands in for aioquic's duplicate detection window
+    (``QuicPacketNumberWindow``): the same answers, from a bit mask.
+
+    aioquic keeps the packet numbers received within the last 128 in a set,
+    pruned only once it holds 256: an idle connection answering keepalives
+    carries a set of 128-256 ints (8-16 KiB) for good, more than everything
+    else it keeps. Bit ``i`` of the mask is packet number ``lower + i``;
+    numbers below ``lower`` count as received, as in aioquic.
+    """
+
+    __slots__ = ("_bits", "_lower", "_size")
+
+    def __init__(self, lower: int = 0, received: Any = (), size: int = 128) -> None:
+        self._lower = lower
+        self._size = size
+        self._bits = 0
+        for number in received:
+            if number >= lower:
+                self._bits |= 1 << (number - lower)
+
+    @classmethod
+    def replacing(cls, window: QuicPacketNumberWindow) -> PacketNumberWindow:
+        """The window that answers as ``window`` does from now on."""
+        return cls(window._lower, window._received, window._size)
+
+    def add(self, packet_number: int) -> None:
+        """Record ``packet_number`` as received; the window ends at the
+        largest number recorded."""
+        if packet_number < self._lower:
+            return
+        lower = packet_number - self._size + 1
+        if lower > self._lower:
+            self._bits >>= lower - self._lower
+            self._lower = lower
+        self._bits |= 1 << (packet_number - self._lower)
+
+    def __contains__(self, packet_number: int) -> bool:
+        if packet_number < self._lower:
+            return True
+        return bool(self._bits >> (packet_number - self._lower) & 1)
+
+
+class SpentTls:
+    """Stands in for a server connection's TLS context after its handshake
+    (about 2.5 KiB with what it refers to: the client's extensions, the
+    handshake's transcript hashes and key schedules, its own extension list).
+
+    What aioquic still reads of it: the state and the negotiated outcome.
+    The 1-RTT keys and their updates live in the connection's crypto pairs,
+    not here. A server expects no TLS message after its handshake in QUIC
+    (no KeyUpdate, no ticket from a client), so CRYPTO data of the 1-RTT
+    epoch is answered with the alert aioquic's context would send once the
+    message was complete: unexpected message.
+    """
+
+    __slots__ = (
+        "alpn_negotiated",
+        "client_random",
+        "early_data_accepted",
+        "session_resumed",
+        "state",
+    )
+
+    def __init__(self, context: tls.Context) -> None:
+        self.state = context.state
+        self.alpn_negotiated = context.alpn_negotiated
+        self.early_data_accepted = context.early_data_accepted
+        self.session_resumed = context.session_resumed
+        self.client_random = context.client_random  # names keys in a key log
+
+    def handle_message(self, input_data: bytes, output_buf: Any) -> None:
+        """Refuse any TLS message (``tls.AlertUnexpectedMessage``)."""
+        raise tls.AlertUnexpectedMessage("no TLS message expected after the handshake")
+
+
+_SPENT_PAIR = CryptoPair()
+"""One crypto pair with no keys, shared by every trimmed connection in place
+of the pairs of the epochs it has left: a packet of such an epoch fails to
+decrypt (no key) and is dropped, as it was by the torn-down pair."""
+
+
+def _share_spent_crypto_pairs(quic: QuicConnection) -> None:
+    cryptos = quic._cryptos
+    for epoch, pair in list(cryptos.items()):
+        if epoch != tls.Epoch.ONE_RTT and not (
+            pair.recv.is_valid() or pair.send.is_valid()
+        ):
+            cryptos[epoch] = _SPENT_PAIR
+    initial = quic._cryptos_initial
+    for version, pair in list(initial.items()):
+        if not (pair.recv.is_valid() or pair.send.is_valid()):
+            initial[version] = _SPENT_PAIR
+
+
 _SHARED_HANDLERS: dict[int, tuple[Callable[..., None], frozenset[tls.Epoch]]] = {}
 """aioquic's frame handler table as plain functions and shared epoch sets,
 built from the first connection that is trimmed (the table is the same for
@@ -207,6 +311,13 @@ class _FrameHandlers:
     def __getitem__(self, frame_type: int) -> tuple[Any, frozenset[tls.Epoch]]:
         function, epochs = _SHARED_HANDLERS[frame_type]
         return function.__get__(self._quic), epochs
+
+
+def spent_crypto_pairs(quic: QuicConnection) -> int:
+    """How many of the connection's crypto pairs are the shared one without
+    keys (after its trim: Initial for each version, Handshake, unused 0-RTT)."""
+    pairs = [*quic._cryptos.values(), *quic._cryptos_initial.values()]
+    return sum(pair is _SPENT_PAIR for pair in pairs)
 
 
 def _share_frame_handlers(quic: QuicConnection) -> None:
@@ -231,8 +342,11 @@ def release_handshake_state(quic: QuicConnection) -> None:
     of the discarded Initial and Handshake epochs, the TLS key schedules, the
     key-logging callbacks of each key phase when no qlog is kept, and swaps
     the frame handler table for one shared by all connections and aioquic's
-    queues for :class:`IdleQueue` ones. Raises ``ValueError`` on a connection
-    whose server handshake has not completed.
+    queues for :class:`IdleQueue` ones, the TLS context for a
+    :class:`SpentTls`, the crypto pairs of the Initial and Handshake epochs
+    (and of 0-RTT when unused) for one shared pair without keys, and the
+    duplicate detection window for a :class:`PacketNumberWindow`. Raises
+    ``ValueError`` on a connection whose server handshake has not completed.
     """
     if (
         quic.configuration.is_client
@@ -244,11 +358,8 @@ def release_handshake_state(quic: QuicConnection) -> None:
         if quic._spaces[epoch].discarded:
             # Only CRYPTO frames of packets decrypted in that epoch reach these.
             quic._crypto_streams.pop(epoch, None)
-    # The key schedules (transcript hashes) only derive handshake secrets; the
-    # 1-RTT keys and their updates live in the connection's crypto pairs.
-    quic.tls.key_schedule = None
-    quic.tls._key_schedule_psk = None
-    quic.tls._key_schedule_proxy = None
+    if not isinstance(quic.tls, SpentTls):
+        quic.tls = SpentTls(quic.tls)  # type: ignore[assignment]
     if quic._quic_logger is None:
         for pair in quic._cryptos.values():
             for context in (pair.recv, pair.send):
@@ -256,6 +367,10 @@ def release_handshake_state(quic: QuicConnection) -> None:
                 context._teardown_cb = NoCallback
     _share_frame_handlers(quic)
     _swap_idle_queues(quic)
+    _share_spent_crypto_pairs(quic)
+    space = _application_space(quic)
+    if not isinstance(space.received_packets, PacketNumberWindow):
+        space.received_packets = PacketNumberWindow.replacing(space.received_packets)  # type: ignore[assignment]
 
 
 def holds_handshake_buffers(quic: QuicConnection) -> bool:
@@ -291,75 +406,3 @@ def forget_unacknowledged_acks(quic: QuicConnection) -> int:
 def sent_packet_records(quic: QuicConnection) -> int:
     """How many sent 1-RTT packets the connection still keeps a record of."""
     return len(_application_space(quic).sent_packets)
-
-
-# -- path MTU probes --------------------------------------------------------------
-
-_PROBE_FIXED_OVERHEAD = 1 + 2 + 16 + 1 + 2
-"""Bytes of a 1-RTT packet around a DATAGRAM frame's payload besides the
-destination connection id: first byte, 2-byte packet number (aioquic always
-sends two), AEAD tag, frame type, 2-byte length."""
-
-
-def max_datagram_size(quic: QuicConnection) -> int:
-    """The UDP payload size the connection builds its packets up to."""
-    return quic._max_datagram_size
-
-
-def set_max_datagram_size(quic: QuicConnection, size: int) -> None:
-    """Build packets up to ``size`` bytes from now on (aioquic has no public
-    way to change it after the configuration)."""
-    quic._max_datagram_size = size
-
-
-def accepts_padding_datagrams(quic: QuicConnection, size: int) -> bool:
-    """Whether the peer announced DATAGRAM frames big enough for a probe of
-    ``size`` bytes (sending one to a peer that did not is a protocol error)."""
-    limit = quic._remote_max_datagram_frame_size
-    return limit is not None and limit >= size
-
-
-def send_mtu_probe(
-    quic: QuicConnection,
-    size: int,
-    padding_mark: int,
-    transmit: Callable[[], None],
-    done: Callable[[bool], None],
-) -> bool:
-    """Send one packet of exactly ``size`` bytes with ``transmit``: a DATAGRAM
-    frame of padding starting with ``padding_mark`` (the peer drops it), the
-    connection's size raised for that one transmit. ``done(acked)`` is called
-    once, when the packet is acknowledged or declared lost. Returns False,
-    and leaves nothing queued, when the probe could not leave now (the
-    congestion window was full).
-    """
-    overhead = _PROBE_FIXED_OVERHEAD + len(quic._peer_cid.cid)
-    padding = bytes([padding_mark]) + bytes(size - overhead - 1)
-    first = quic._packet_number
-    previous = quic._max_datagram_size
-    quic._max_datagram_size = size
-    quic.send_datagram_frame(padding)
-    try:
-        transmit()
-    finally:
-        quic._max_datagram_size = previous
-    pending = quic._datagrams_pending
-    for index, data in enumerate(pending):
-        if data is padding:
-            del pending[index]
-            return False
-    sent = _application_space(quic).sent_packets
-    probes = [p for n, p in sent.items() if n >= first and p.sent_bytes > previous]
-    if not probes:
-        return False
-    reported = False
-
-    def delivered(state: QuicDeliveryState) -> None:
-        nonlocal reported
-        if not reported:
-            reported = True
-            done(state == QuicDeliveryState.ACKED)
-
-    for packet in probes:
-        packet.delivery_handlers.append((delivered, ()))
-    return True

@@ -25,6 +25,7 @@ from codec.messages import RoomMember, RoomState, RoomTrack
 from codec.messages.rooms import ROOM_ID_ALPHABET, ROOM_ID_LENGTH, format_room_id
 
 from .errors import ServiceError
+from .sfu import BASE_FORWARDED_DATAGRAM
 
 if TYPE_CHECKING:
     from .connection import Account, ClientConnection
@@ -278,6 +279,10 @@ class Room:
                 for m in self.members.values()
                 for t in m.tracks.values()
             ],
+            max_datagram=min(
+                (m.conn.max_media_datagram for m in self.members.values()),
+                default=BASE_FORWARDED_DATAGRAM,
+            ),
         )
 
 

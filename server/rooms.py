@@ -370,6 +370,19 @@ class RoomService:
 
         return await self.ctx.storage.run(lookup)
 
+    def path_changed(self, conn: ClientConnection) -> None:
+        """``conn`` carries media datagrams of another size now (its path MTU
+        search found a larger packet size, or fell back): its room's members
+        are sent the room's state again, with the size every member carries
+        (rare: once after a search that ends after the join, and on a
+        fallback)."""
+        member = self._members.get(conn)
+        room = self._room_of.get(member.user_id) if member is not None else None
+        if room is None:
+            return
+        room.version += 1
+        self.changed(room)
+
     def changed(self, room: Room, skip: Member | None = None) -> None:
         """Route the room's media anew and push its state to the members."""
         self.sfu.set_room(

@@ -59,6 +59,7 @@ from codec.media.feedback import parse_feedback
 from codec.media.nack import nack_packets, parse_nack
 from codec.media.packet import (
     AUDIO_HEADER_SIZE,
+    BASE_MEDIA_PAYLOAD,
     MAX_MEDIA_PAYLOAD,
     VIDEO_HEADER_SIZE,
     PacketKind,
@@ -72,12 +73,21 @@ from codec.media.recovery import (
 
 from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Admission, Hop
 
-__all__ = ["MAX_FORWARDED_DATAGRAM", "Forwarder", "ForwarderStats"]
+__all__ = [
+    "BASE_FORWARDED_DATAGRAM",
+    "MAX_FORWARDED_DATAGRAM",
+    "Forwarder",
+    "ForwarderStats",
+]
 
 MAX_FORWARDED_DATAGRAM = VIDEO_HEADER_SIZE + MAX_MEDIA_PAYLOAD
-"""Largest datagram forwarded (1,170 bytes). A bigger one would never fit an
-aioquic packet of the default 1,200-byte size and would block the subscriber's
-datagram queue for good, so it is dropped as malformed."""
+"""Largest datagram forwarded (1,422 bytes); a bigger one is malformed."""
+BASE_FORWARDED_DATAGRAM = VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
+"""Largest datagram every member's connection carries (1,170 bytes, in a QUIC
+packet of 1,200). A bigger one goes only to members whose connection has
+confirmed a packet size that carries it (``conn.max_media_datagram``): in any
+other, it would never fit a packet and would block the member's datagram queue
+for good."""
 
 _TRACK_ID = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -120,6 +130,10 @@ class ForwarderStats:
     """Media whose track id the sending connection does not own."""
     dropped_malformed: int = 0
     """Too short, too long, wrong version or a reserved kind."""
+    dropped_too_large: int = 0
+    """Copies not sent because the subscriber's connection does not carry a
+    datagram that large (its path fell back to a smaller packet size since
+    the publisher was told the room's size)."""
     dropped_duplicate: int = 0
     """Video from a publisher that was neither new nor missing: the second
     copy of a repair, or one too late (the receivers have it or gave up)."""
@@ -293,6 +307,8 @@ class Forwarder:
         if hops is None:
             stats.dropped_foreign_track += 1
             return
+        if size > BASE_FORWARDED_DATAGRAM:
+            hops = self._carrying(hops, size)
         if not video:
             for hop in hops:
                 if len(hop.pending) >= 2 * self.max_queued:
@@ -328,6 +344,12 @@ class Forwarder:
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
                 self._ask_keyframe(endpoint, track_id, now)
+
+    def _carrying(self, hops: tuple[Hop, ...], size: int) -> tuple[Hop, ...]:
+        """The hops whose connection carries a datagram of ``size`` bytes."""
+        fit = tuple(h for h in hops if h.conn.max_media_datagram >= size)
+        self.stats.dropped_too_large += len(hops) - len(fit)
+        return fit
 
     def _other(self, endpoint: _Endpoint, first: int, data: bytes) -> None:
         """A datagram that is not media to forward."""
@@ -413,25 +435,32 @@ class Forwarder:
         says whether packet ``seq`` was new, one it missed (a repair, to be
         forwarded ahead of the video queued) or neither (not forwarded)."""
         stats = self.stats
-        generator = endpoint.nacks.get(track_id)
-        if generator is None:
-            generator = endpoint.nacks[track_id] = NackGenerator(
-                copy_delay_s=NACK_COPY_DELAY_S
-            )
         hop = endpoint.hop
         rtt = hop.rtt_s(now)
-        generator.set_rtt(rtt)
-        generator.set_give_up(frame_wait_s(rtt))
-        requested = generator.stats.packets_requested
-        recovered = generator.stats.packets_recovered
+        generator = endpoint.nacks.get(track_id)
+        if generator is None or generator.rtt_s != rtt:
+            # The hop's round trip changes every half second at most.
+            if generator is None:
+                generator = endpoint.nacks[track_id] = NackGenerator(
+                    copy_delay_s=NACK_COPY_DELAY_S
+                )
+            generator.set_rtt(rtt)
+            generator.set_give_up(frame_wait_s(rtt))
+        generator_stats = generator.stats
+        recovered = generator_stats.packets_recovered
         arrival = generator.on_packet(seq, now)
+        if arrival is Arrival.FILLED:
+            stats.packets_recovered += generator_stats.packets_recovered - recovered
+        if not generator.waiting:
+            # Nothing missing (the usual case): nothing to ask for.
+            return arrival
+        requested = generator_stats.packets_requested
         due = generator.due(now)
-        stats.packets_recovered += generator.stats.packets_recovered - recovered
         if due:
             for packet in nack_packets(track_id, due):
                 hop.send_control(packet.serialize(), now)
                 stats.nacks_sent += 1
-            stats.packets_requested += generator.stats.packets_requested - requested
+            stats.packets_requested += generator_stats.packets_requested - requested
         return arrival
 
     def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:

@@ -1,12 +1,17 @@
-"""The aioquic private attributes our two adapters read still exist, and each
+"""The aioquic private attributes our adapters read still exist (one adapter per
+side, and :mod:`udpio.mtu_probe`, which both use for path MTU probes), and each
 adapter function works on a real connection (run this after any aioquic
 upgrade: pyproject.toml pins it below the next minor version)."""
 
+from collections import deque
+
 from aioquic import tls
+from aioquic.quic.recovery import QuicPacketNumberWindow
 
 from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from tests.conftest import eventually
+from udpio import mtu_probe
 
 
 async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
@@ -23,9 +28,17 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
             conn.quic._cryptos[tls.Epoch.ONE_RTT].send,
             conn.quic.tls,
             server._server,
+            # the trim replaces the connection's own; this is what it reads
+            QuicPacketNumberWindow(),
         ],
     }
-    for side, adapter in (("client", client_adapter), ("server", server_adapter)):
+    adapters = (
+        ("client", client_adapter),
+        ("server", server_adapter),
+        ("client", mtu_probe),
+        ("server", mtu_probe),
+    )
+    for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
             objects = [o for o in instances[side] if isinstance(o, cls)]
             assert objects, f"{side}: no live {cls.__name__} to check"
@@ -36,6 +49,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     assert len(client_adapter.pending_datagrams(proto.quic)) == 0
     assert client_adapter.close_event(proto.quic) is None
     assert server_adapter.peer_host(conn.quic) == "127.0.0.1"
+    # The trimmed connection's list-backed queue becomes a deque for the SFU.
+    assert isinstance(server_adapter.pending_datagrams(conn.quic), deque)
     assert len(server_adapter.pending_datagrams(conn.quic)) == 0
     assert (
         server_adapter.server_socket(server._server).getsockname()[1]
@@ -45,3 +60,6 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     assert 0 < client_adapter.smoothed_rtt(proto.quic) < 5
     await eventually(lambda: server_adapter.smoothed_rtt(conn.quic) is not None)
     assert 0 < server_adapter.smoothed_rtt(conn.quic) < 5
+    for quic in (proto.quic, conn.quic):
+        await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
+        assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30

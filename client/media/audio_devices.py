@@ -141,6 +141,27 @@ def _resolve(
     return index, rate
 
 
+MIC_START_S = 5.0
+"""How long a microphone may take to deliver its first frame, seconds.
+
+A PulseAudio null sink that nothing plays to sleeps in blocks of up to 2 s
+(its largest latency), and a capture stream opened on its monitor gets its
+first sound only when the current block ends: measured 2.0 s after the
+stream started, on a null sink just created. A 1 s limit ended the talker's
+track before its first frame in some runs (the mouth-to-ear test)."""
+MIC_STALL_S = 2.0
+"""How long a running microphone may deliver nothing before it counts as
+gone (its track ends), seconds: above the 1.5 s PortAudio 19.6 took to
+resume a speaker after an ALSA xrun (``docs/audio.md``). A capture stopped
+for 0.6 s resumed at once here; the margin is for devices that do not."""
+
+
+def mic_timeout_s(started: bool) -> float:
+    """How long to wait for a microphone's next frame (``started``: it has
+    delivered one already), seconds."""
+    return MIC_STALL_S if started else MIC_START_S
+
+
 DEVICE_LATENCY_S = 0.1
 """How much sound the device buffers ahead of (or behind) our callback.
 

@@ -29,6 +29,7 @@ from codec.media.audio import ByteRing
 from codec.messages import RoomTrack
 
 from . import audio_link as link
+from .audio_devices import mic_timeout_s
 from .errors import AudioUnavailable, SourceError
 from .lip_sync import LipSync
 
@@ -98,19 +99,25 @@ class HostMicrophone:
         """Run the capture chain (off: frames as the device gave them)."""
         self._host = host
         self._request: link.OpenDevice | None = None
+        self._started = False
 
     def open(self) -> None:
         request = link.OpenDevice(False, self.device, self.latency_s, self.clean)
         self._host.open_device(request)
         self._request = request
+        self._started = False
 
     def read(self) -> tuple[np.ndarray, float]:
+        timeout = mic_timeout_s(self._started)
         try:
-            item = self._host.captured.get(timeout=1.0)
+            item = self._host.captured.get(timeout=timeout)
         except queue.Empty:
-            raise SourceError("the microphone delivered nothing for 1 s") from None
+            raise SourceError(
+                f"the microphone delivered nothing for {timeout:g} s"
+            ) from None
         if item is None:
             raise SourceError("the audio process stopped")
+        self._started = True
         return item
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,12 +59,17 @@ class AudioSenderStats:
     """What the local audio track has done (20 ms frames, datagrams, bytes)."""
 
     frames_captured: int = 0
+    capture_gap_frames: int = 0
+    """Frames of time the source stalled for (its frames came late and the
+    timestamps jumped over the gap)."""
     frames_voiced: int = 0
     """Frames the VAD called speech."""
     packets_sent: int = 0
     keepalives_sent: int = 0
     frames_suppressed: int = 0
     """Frames DTX did not send (silence)."""
+    frames_preroll: int = 0
+    """Frames held back as silence, then sent before a talk spurt: its onset."""
     packets_dropped: int = 0
     """Packets not sent: no connection, or its datagram queue was full."""
     bytes_sent: int = 0
@@ -163,6 +169,7 @@ class AudioSender(TrackSender):
 
     def _capture(self, encoder: OpusEncoder, detector: VoiceDetector) -> None:
         gate = DtxGate()
+        held: deque[tuple[np.ndarray, int]] = deque(maxlen=gate.preroll_frames)
         timestamp: int | None = None
         while not self._stopping.is_set():
             while True:
@@ -182,6 +189,7 @@ class AudioSender(TrackSender):
             behind = captured - timestamp
             if behind >= 2 * FRAME_SAMPLES:
                 timestamp += (behind // FRAME_SAMPLES) * FRAME_SAMPLES
+                self.stats.capture_gap_frames += behind // FRAME_SAMPLES
             if self.processor is not None:
                 frame = self.processor.process(frame)
             if self.muted:
@@ -196,23 +204,40 @@ class AudioSender(TrackSender):
             decision = gate.decide(speech, capture_s)
             if self.dtx and not decision.send:
                 self.stats.frames_suppressed += 1
+                held.append((frame, timestamp))
                 timestamp += FRAME_SAMPLES
                 continue
-            payload = encoder.encode(frame)
-            packet = AudioPacket(
-                track_id=self.track_id or 0,
-                seq=self._seq & 0xFFFF,
-                transport_seq=0,
-                timestamp=timestamp & 0xFFFFFFFF,
-                level=audio_level(frame),
-                voice_activity=decision.voice or not self.dtx,
-                payload=payload,
-            )
-            self._seq += 1
+            if self.dtx:
+                # The talk spurt's onset, held back as silence: it goes first,
+                # with its own timestamps and the next sequence numbers.
+                for early, early_ts in list(held)[
+                    max(0, len(held) - decision.preroll) :
+                ]:
+                    self.stats.frames_suppressed -= 1
+                    self.stats.frames_preroll += 1
+                    self._emit(encoder, early, early_ts, False)
+                held.clear()
+            self._emit(encoder, frame, timestamp, decision.voice or not self.dtx)
             timestamp += FRAME_SAMPLES
             self.stats.keepalives_sent += decision.keepalive
-            self.stats.bytes_sent += len(payload)
-            self._loop.call_soon_threadsafe(self._deliver, packet.serialize())
+
+    def _emit(
+        self, encoder: OpusEncoder, frame: np.ndarray, timestamp: int, voice: bool
+    ) -> None:
+        """Encode one frame and hand its datagram to the loop."""
+        payload = encoder.encode(frame)
+        packet = AudioPacket(
+            track_id=self.track_id or 0,
+            seq=self._seq & 0xFFFF,
+            transport_seq=0,
+            timestamp=timestamp & 0xFFFFFFFF,
+            level=audio_level(frame),
+            voice_activity=voice,
+            payload=payload,
+        )
+        self._seq += 1
+        self.stats.bytes_sent += len(payload)
+        self._loop.call_soon_threadsafe(self._deliver, packet.serialize())
 
     def _switch(
         self, source: AudioSource, done: concurrent.futures.Future[None]

@@ -55,6 +55,9 @@ class WavSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.frames = 0
+        self.late_pulls = 0
+        """Frames pulled a frame or more after they were due (a busy machine)."""
+        self.max_late_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wav: wave.Wave_write | None = None
@@ -83,6 +86,9 @@ class WavSink:
                 continue
             # Late (a busy machine): catch up, so the file keeps real time as a
             # device with a deeper buffer would.
+            if now - due >= _FRAME_S:
+                self.late_pulls += 1
+            self.max_late_s = max(self.max_late_s, now - due)
             frame = pull(now)
             wav.writeframes(frame.astype("<i2").tobytes())
             self.frames += 1
@@ -98,7 +104,12 @@ class WavSink:
             self._wav = None
 
     def report(self) -> dict[str, object]:
-        return {"path": str(self.path), "seconds": self.frames * _FRAME_S}
+        return {
+            "path": str(self.path),
+            "seconds": self.frames * _FRAME_S,
+            "late_pulls": self.late_pulls,
+            "max_late_ms": round(self.max_late_s * 1000.0, 1),
+        }
 
 
 class SpeakerSink:

@@ -23,7 +23,7 @@ import numpy as np
 
 from codec.media.audio import FRAME_SAMPLES, SAMPLE_RATE
 
-from .audio_devices import Microphone
+from .audio_devices import Microphone, mic_timeout_s
 from .errors import SourceError
 
 __all__ = [
@@ -176,10 +176,12 @@ class MicSource:
         self.latency_s = latency_s
         self._frames: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(50)
         self._mic: Microphone | None = None
+        self._started = False
         self.dropped = 0
 
     def open(self) -> None:
         self._mic = Microphone(self.device, self._on_frame, latency_s=self.latency_s)
+        self._started = False
         self._mic.start()
 
     @property
@@ -194,10 +196,15 @@ class MicSource:
             self.dropped += 1
 
     def read(self) -> tuple[np.ndarray, float]:
+        timeout = mic_timeout_s(self._started)
         try:
-            return self._frames.get(timeout=1.0)
+            item = self._frames.get(timeout=timeout)
         except queue.Empty:
-            raise SourceError("the microphone delivered nothing for 1 s") from None
+            raise SourceError(
+                f"the microphone delivered nothing for {timeout:g} s"
+            ) from None
+        self._started = True
+        return item
 
     def close(self) -> None:
         if self._mic is not None:

@@ -161,6 +161,7 @@ class Call:
             bitrate_bps=bitrate_bps,
             clock=self.audio.clock,
             pacer_delay_s=lambda: self.hop.queue_delay_s,
+            max_datagram=self.rooms.max_media_datagram,
         )
         self._senders[kind] = sender
         self._share_estimate(self.hop.media_budget_bps())

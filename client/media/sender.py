@@ -27,8 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from codec.media import VideoCodecError, VideoPacketizer
+from codec.media import (
+    BASE_MEDIA_PAYLOAD,
+    MAX_MEDIA_PAYLOAD,
+    VideoCodecError,
+    VideoPacketizer,
+)
 from codec.media.adapt import EncoderCorrection, Quality, QualityLadder
+from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
@@ -40,6 +46,8 @@ from .track_sender import TrackSender
 __all__ = ["SenderStats", "VideoSender", "default_bitrate_bps", "max_bitrate_bps"]
 
 log = logging.getLogger("quicmeet.media")
+_BASE_DATAGRAM = VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
+"""A video datagram that fits a QUIC packet of 1,200 bytes (any path)."""
 
 SendBurst = Callable[[Sequence[bytes], bool], bool]
 """Queues the datagrams of one frame (on the loop), saying whether it is a
@@ -130,6 +138,7 @@ class VideoSender(TrackSender):
         min_keyframe_interval_s: float = 0.5,
         clock: MediaClock | None = None,
         pacer_delay_s: Callable[[], float] = lambda: 0.0,
+        max_datagram: Callable[[], int] = lambda: _BASE_DATAGRAM,
     ) -> None:
         super().__init__(loop, media="video", thread_name=f"video-{kind}")
         self.clock = clock or MediaClock()
@@ -146,6 +155,11 @@ class VideoSender(TrackSender):
         self.error: SourceError | None = None
         """Why the capture thread stopped early, if it did."""
         self._send = send
+        self._max_datagram = max_datagram
+        """Largest media datagram (bytes) the path and the room carry now;
+        asked on the event loop after each frame sent."""
+        self._max_payload = BASE_MEDIA_PAYLOAD
+        """The fragment size of the next frame (bytes), read by the thread."""
         self._keyframe_wanted = False
         self._force_keyframe = False
         self._new_bitrate: int | None = None
@@ -315,7 +329,10 @@ class VideoSender(TrackSender):
                     encoded.keyframe,
                 )
                 packets = packetizer.packetize(
-                    encoded.data, encoded.pts, encoded.keyframe
+                    encoded.data,
+                    encoded.pts,
+                    encoded.keyframe,
+                    max_payload=self._max_payload,
                 )
                 datagrams = [packet.serialize() for packet in packets]
                 self._loop.call_soon_threadsafe(
@@ -328,6 +345,9 @@ class VideoSender(TrackSender):
         stats = self.stats
         if self._stopping.is_set():
             return
+        self._max_payload = max(
+            1, min(MAX_MEDIA_PAYLOAD, self._max_datagram() - VIDEO_HEADER_SIZE)
+        )
         if not self._send(datagrams, keyframe):
             stats.frames_dropped += 1
             self._keyframe_wanted = True

@@ -26,6 +26,7 @@ from .fragment import (
     split_frame,
 )
 from .packet import (
+    BASE_MEDIA_PAYLOAD,
     MAX_FRAGMENTS,
     MAX_MEDIA_PAYLOAD,
     AudioPacket,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from .video import EncodedFrame, VideoDecoder, VideoEncoder
 
 __all__ = [
+    "BASE_MEDIA_PAYLOAD",
     "FEEDBACK_TICK_US",
     "MAX_FEEDBACK_STATUSES",
     "MAX_FRAGMENTS",

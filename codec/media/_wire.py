@@ -11,8 +11,15 @@ from ..errors import ErrorCode, LocalProtocolError
 VERSION = 1
 """Header version carried in the top two bits of byte 0 (0 is never valid)."""
 
-MAX_MEDIA_PAYLOAD = 1150
-"""Most media payload bytes in one datagram (audio frame or video fragment)."""
+BASE_MEDIA_PAYLOAD = 1150
+"""Media payload bytes a video datagram carries in a QUIC packet of 1,200 bytes,
+the size every path carries: the fragment size until a connection's path MTU
+search confirms a larger one (QUIC takes 30 bytes of a packet around a DATAGRAM
+frame, the video header 20)."""
+MAX_MEDIA_PAYLOAD = 1402
+"""Most media payload bytes in one datagram (audio frame or video fragment):
+what a QUIC packet of 1,452 bytes carries, the largest size the path MTU
+search tries."""
 
 
 class PacketKind(IntEnum):

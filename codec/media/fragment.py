@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, LocalProtocolError
-from .packet import MAX_FRAGMENTS, MAX_MEDIA_PAYLOAD, VideoPacket
+from .packet import BASE_MEDIA_PAYLOAD, MAX_FRAGMENTS, MAX_MEDIA_PAYLOAD, VideoPacket
 from .seqnum import Unwrapper
 
 __all__ = [
+    "BASE_MEDIA_PAYLOAD",
     "MAX_MEDIA_PAYLOAD",
     "CompletedFrame",
     "FramesLost",
@@ -30,11 +31,17 @@ __all__ = [
 ]
 
 
-def split_frame(data: bytes, max_payload: int = MAX_MEDIA_PAYLOAD) -> list[memoryview]:
-    """Cut ``data`` into the fewest pieces of at most ``max_payload`` bytes, their
-    sizes differing by at most one byte. The pieces are views into ``data``."""
+def split_frame(data: bytes, max_payload: int = BASE_MEDIA_PAYLOAD) -> list[memoryview]:
+    """Cut ``data`` into the fewest pieces of at most ``max_payload`` bytes
+    (1 to :data:`MAX_MEDIA_PAYLOAD`), their sizes differing by at most one
+    byte. The pieces are views into ``data``."""
     if not data:
         raise LocalProtocolError("cannot fragment an empty frame")
+    if not 1 <= max_payload <= MAX_MEDIA_PAYLOAD:
+        raise LocalProtocolError(
+            f"fragments of {max_payload} bytes are outside 1..{MAX_MEDIA_PAYLOAD}",
+            ErrorCode.INVALID_ARGUMENT,
+        )
     count = -(-len(data) // max_payload)
     if count > MAX_FRAGMENTS:
         raise LocalProtocolError(
@@ -66,10 +73,17 @@ class VideoPacketizer:
         self._frame = first_frame & 0xFFFF
 
     def packetize(
-        self, data: bytes, timestamp: int, keyframe: bool, layer: int = 0
+        self,
+        data: bytes,
+        timestamp: int,
+        keyframe: bool,
+        layer: int = 0,
+        max_payload: int = BASE_MEDIA_PAYLOAD,
     ) -> list[VideoPacket]:
-        """Fragment one encoded frame; ``timestamp`` is its 90 kHz capture time."""
-        pieces = split_frame(data)
+        """Fragment one encoded frame into fragments of at most ``max_payload``
+        bytes (what the path and the room carry); ``timestamp`` is its 90 kHz
+        capture time."""
+        pieces = split_frame(data, max_payload)
         packets = []
         for index, piece in enumerate(pieces):
             packets.append(

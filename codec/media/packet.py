@@ -19,12 +19,20 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, LocalProtocolError
-from ._wire import MAX_MEDIA_PAYLOAD, VERSION, PacketKind, first_byte, pack
+from ._wire import (
+    BASE_MEDIA_PAYLOAD,
+    MAX_MEDIA_PAYLOAD,
+    VERSION,
+    PacketKind,
+    first_byte,
+    pack,
+)
 from .errors import PacketError
 from .feedback import FeedbackPacket, parse_feedback
 from .nack import NackPacket, parse_nack
 
 __all__ = [
+    "BASE_MEDIA_PAYLOAD",
     "AUDIO_HEADER_SIZE",
     "MAX_FRAGMENTS",
     "MAX_MEDIA_PAYLOAD",

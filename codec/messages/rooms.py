@@ -137,7 +137,12 @@ class RoomState(msgspec.Struct, kw_only=True):
 
     ``version`` grows with every change, so a client can ignore a stale copy.
     ``host`` is the host's username (null only in a room that has no members).
-    Members are listed in the order they joined.
+    Members are listed in the order they joined. ``max_datagram`` is the
+    largest media datagram, in bytes with its header, that every member's
+    connection carries now (1,170 in QUIC packets of 1,200 bytes, more once
+    every member's path MTU search found larger packets get through):
+    publishers fragment video to fit it, and the SFU forwards nothing larger
+    to a member whose connection does not carry it.
     """
 
     room_id: str
@@ -148,6 +153,7 @@ class RoomState(msgspec.Struct, kw_only=True):
     max_members: int
     members: list[RoomMember]
     tracks: list[RoomTrack]
+    max_datagram: int = 1170
 
 
 # -- rooms ----------------------------------------------------------------------

@@ -97,8 +97,8 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
 
         reader = threading.Thread(target=read)
         reader.start()
-        # PortAudio's capture from PulseAudio starts up to 1.5 s late (the
-        # frames before are not kept): the buzz starts once it runs, so that
+        # A capture on a null sink's monitor starts up to 2 s late (the sink
+        # sleeps in 2 s blocks while idle): the buzz starts once it runs, so that
         # the 2 s read is the buzz, not the decoder's concealment after it
         # (which drifts in pitch: 191 Hz for this 150 Hz buzz in CI).
         assert capturing.wait(15), "the microphone delivered nothing"
@@ -119,6 +119,30 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
     loud = np.concatenate(heard[-50:])
     assert np.sqrt(np.mean(loud.astype(float) ** 2)) > 300
     assert abs(spectrum_peak(loud) - 150) < 5
+
+
+def test_a_microphone_on_an_idle_null_sinks_monitor_is_waited_for(pulse_devices):
+    # A null sink nobody plays to sleeps in 2 s blocks: a capture on its
+    # monitor, opened just after the sink was made, gets its first frame
+    # only when that block ends, more than 1 s after the stream opened.
+    host = AudioHost(env={**os.environ, "PULSE_SOURCE": "quicmeet_idle.monitor"})
+    host.start()
+    module = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", "sink_name=quicmeet_idle"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    microphone = HostMicrophone(host, "pulse", None, clean=False)
+    try:
+        microphone.open()
+        frames = [microphone.read() for _ in range(10)]
+        microphone.close()
+    finally:
+        host.stop()
+        subprocess.run(["pactl", "unload-module", module], check=True, timeout=10)
+    assert len(frames) == 10
 
 
 def test_the_played_level_is_the_loudest_since_it_was_last_read(

@@ -1,27 +1,35 @@
 """What an idle server connection keeps: the handshake's buffers are released,
 the ACK-only packets answering keepalives are not kept, no request worker
-waits, its queues hold no deque's block and it asks its client for two
-connection ids, yet the connection still carries chat, files, meetings, a key
-update and a change of connection id afterwards."""
+waits, its queues hold no deque's block, it asks its client for two
+connection ids, the crypto pairs of spent epochs are one shared pair and the
+duplicate detection window is a bit mask, yet the connection still carries
+chat, files, meetings, a key update and a change of connection id
+afterwards."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 from collections import deque
 
 import pytest
+from aioquic import tls
+from aioquic.quic.recovery import QuicPacketNumberWindow
 
+from client.quic_adapter import close_event
 from client.transfers import Transfers
 from codec.messages import ChatMessage, FileOffered
 from server.quic_adapter import (
     PEER_CONNECTION_IDS,
     IdleQueue,
+    PacketNumberWindow,
     holds_handshake_buffers,
     idle_queues,
     peer_connection_ids,
     sent_packet_records,
+    spent_crypto_pairs,
 )
 from tests.conftest import befriend, eventually, next_of, sha256_of
 from tests.server.test_rooms_sfu import video
@@ -95,6 +103,9 @@ async def test_keepalives_of_an_idle_client_leave_no_packet_records(server, memb
     # Each PING drew an ACK-only packet that the client never acknowledges;
     # aioquic alone keeps a record of all 40.
     assert sent_packet_records(conn.quic) < 5
+    # The PINGs' packet numbers sit in a bit mask, not in a set of ints.
+    window = conn.quic._spaces[tls.Epoch.ONE_RTT].received_packets
+    assert isinstance(window, PacketNumberWindow)
     sent = await alice.chat.send("bob", "still here")
     assert sent.state in ("sent", "delivered")
 
@@ -161,3 +172,63 @@ async def test_an_idle_connection_keeps_small_queues_and_two_connection_ids(
             "on a new connection id"
         )
     await eventually(lambda: peer_connection_ids(quic) == PEER_CONNECTION_IDS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_packet_number_window_answers_as_aioquics(seed):
+    """Duplicate detection is unchanged: after every packet number recorded
+    (in order, reordered, repeated, after jumps), each number near the window
+    is a duplicate for the bit mask exactly when it is for aioquic's set."""
+    rng = random.Random(seed)
+    theirs = QuicPacketNumberWindow()
+    number = 0
+    for _ in range(200):
+        number += rng.choice([1, 1, 1, 2, 5, 40, 300])
+        theirs.add(number)
+    ours = PacketNumberWindow.replacing(theirs)
+    for _ in range(3000):
+        step = rng.choice([1, 1, 1, 2, 7, -3, -60, -200, 130, 1000])
+        number = max(0, number + step)
+        theirs.add(number)
+        ours.add(number)
+        probes = range(max(0, number - 300), number + 5)
+        assert [p in ours for p in probes] == [p in theirs for p in probes]
+
+
+def test_the_packet_number_window_stays_small():
+    window = PacketNumberWindow()
+    for number in range(0, 100_000, 3):
+        window.add(number)
+    assert sys.getsizeof(window._bits) < 64
+    assert 99_999 in window and 99_998 not in window and 99_997 not in window
+
+
+async def test_spent_crypto_pairs_are_shared(server, member):
+    alice = await member("alice")
+    bob = await member("bob")
+    conns = [server_side(server, alice), server_side(server, bob)]
+    # Initial (once per supported version, and its alias), Handshake and
+    # the unused 0-RTT pair.
+    assert all(spent_crypto_pairs(c.quic) >= 3 for c in conns)
+    await befriend(alice, bob)
+    sent = await alice.chat.send("bob", "with the spent pairs shared")
+    assert sent.state in ("sent", "delivered")
+
+
+async def test_a_tls_message_after_the_handshake_closes_only_that_connection(
+    server, member
+):
+    """The trimmed connection's TLS stand-in answers CRYPTO data of the 1-RTT
+    epoch with TLS's unexpected_message alert, as aioquic's context did."""
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    proto = await alice.session.wait_ready(5)
+    crypto = proto.quic._crypto_streams[tls.Epoch.ONE_RTT]
+    crypto.sender.write(b"\x18\x00\x00\x01\x00")  # a KeyUpdate message
+    proto.transmit()
+    await eventually(lambda: close_event(proto.quic) is not None)
+    assert close_event(proto.quic).error_code == 0x100 + 10  # unexpected_message
+    assert server_side(server, bob).quic.tls.state == tls.State.SERVER_POST_HANDSHAKE
+    sent = await bob.chat.send("alice", "bob's connection goes on")
+    assert sent.state in ("sent", "delivered")

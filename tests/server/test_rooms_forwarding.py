@@ -18,7 +18,7 @@ from codec.media import (
     parse_packet,
 )
 from codec.media.feedback import parse_feedback
-from server.sfu import MAX_FORWARDED_DATAGRAM, Forwarder
+from server.sfu import BASE_FORWARDED_DATAGRAM, MAX_FORWARDED_DATAGRAM, Forwarder
 
 
 class FakeLoss:
@@ -46,6 +46,7 @@ class FakeConn:
         """The SFU's per-hop feedback to this member, set apart by take()."""
         self.limits: list[RateLimit] = []
         """The SFU's rate limits to this member, set apart by take()."""
+        self.max_media_datagram = BASE_FORWARDED_DATAGRAM
 
     def transmit_soon(self) -> None:
         self.transmits += 1
@@ -147,17 +148,33 @@ def test_drops_foreign_tracks_non_members_and_malformed_datagrams():
         b"\x48\x00\x00",
         bytes([0x08]) + video(7)[1:],  # version 0
         bytes([0x78]) + video(7)[1:],  # reserved kind 7
-        video(7, size=1150) + b"x",  # over the 1,170-byte limit
+        video(7, size=1402) + b"x",  # over the 1,422-byte limit
         b"\x60\x00\x00\x00",  # a truncated keyframe request
     ):
         sfu.on_datagram(a, bad)
-    assert len(video(7, size=1150)) == MAX_FORWARDED_DATAGRAM
+    assert len(video(7, size=1402)) == MAX_FORWARDED_DATAGRAM
+    assert len(video(7, size=1150)) == BASE_FORWARDED_DATAGRAM
     sfu.on_datagram(a, video(7, size=1150))
     stats = sfu.stats
     assert stats.dropped_not_member == 1
     assert stats.dropped_foreign_track == 2
     assert stats.dropped_malformed == 6
     assert stats.forwarded == 2 and len(c.take()) == 1
+
+
+def test_a_datagram_over_the_base_size_goes_only_where_it_fits():
+    """A fragment sized to a 1,452-byte packet reaches the members whose
+    connection confirmed such packets; one whose path fell back to 1,200
+    bytes is spared it (it would block that member's datagram queue)."""
+    sfu, _, a, b, c = room_of_three()
+    b.max_media_datagram = 1452 - 30
+    big = video(7, size=1402)
+    sfu.on_datagram(a, big)
+    assert [len(d) for d in b.take()] == [len(big)]
+    assert c.take() == []
+    assert sfu.stats.dropped_too_large == 1 and sfu.stats.forwarded == 1
+    sfu.on_datagram(a, video(7, seq=1, size=1150))  # the base size goes to all
+    assert len(b.take()) == len(c.take()) == 1
 
 
 def test_feedback_and_probes_end_at_the_sfu():

@@ -1,4 +1,4 @@
-"""A path MTU probe through the adapters on two real aioquic connections wired
+"""A path MTU probe through :mod:`udpio.mtu_probe` on two real aioquic connections wired
 in memory: a packet of exactly the probed size, reported acknowledged when the
 path carries it and lost when it does not, its padding dropped by the peer."""
 
@@ -14,8 +14,8 @@ from aioquic.quic.events import DatagramFrameReceived
 
 from client import quic_adapter as client_adapter
 from codec.pmtu import PADDING_MARK, is_padding
-from server import quic_adapter as server_adapter
 from server.certs import ensure_certificate
+from udpio import mtu_probe
 
 CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
@@ -91,18 +91,15 @@ def test_a_probe_is_one_packet_of_the_size_and_its_fate_is_reported(
     wire.run(0.5)
     while server.next_event() is not None:
         pass
-    sender, adapter = (
-        (client, client_adapter) if side == "client" else (server, server_adapter)
-    )
-    receiver = server if sender is client else client
-    assert adapter.max_datagram_size(sender) == 1200
+    sender, receiver = (client, server) if side == "client" else (server, client)
+    assert mtu_probe.max_datagram_size(sender) == 1200
     verdicts: list[bool] = []
     wire.sizes.clear()
-    sent = adapter.send_mtu_probe(
+    sent = mtu_probe.send_mtu_probe(
         sender, 1452, PADDING_MARK, lambda: wire.send(sender), verdicts.append
     )
     assert sent and wire.sizes == [1452]
-    assert adapter.max_datagram_size(sender) == 1200  # raised for the probe only
+    assert mtu_probe.max_datagram_size(sender) == 1200  # raised for the probe only
     wire.run(5.0)
     assert verdicts == [acked]
     padding = [
@@ -119,7 +116,7 @@ def test_a_probe_the_congestion_window_holds_back_leaves_nothing_queued(tmp_path
     wire.run(0.5)
     verdicts: list[bool] = []
     # A transmit that sends nothing stands for a full congestion window.
-    sent = client_adapter.send_mtu_probe(
+    sent = mtu_probe.send_mtu_probe(
         client, 1452, PADDING_MARK, lambda: None, verdicts.append
     )
     assert not sent and not verdicts
@@ -132,5 +129,36 @@ def test_a_peer_without_datagram_frames_is_never_probed(tmp_path):
     client, server = pair(tmp_path, client_datagrams=False)
     client.connect(SERVER, now=0.0)
     Wire(client, server, 1500).run(0.5)
-    assert not server_adapter.accepts_padding_datagrams(server, 1452)
-    assert client_adapter.accepts_padding_datagrams(client, 1452)
+    assert not mtu_probe.accepts_padding_datagrams(server, 1452)
+    assert mtu_probe.accepts_padding_datagrams(client, 1452)
+
+
+def test_a_prober_settles_on_what_the_path_carries_and_falls_back(tmp_path):
+    """A path that carries 1,300 bytes: 1,452 and 1,400 are lost, 1,280 gets
+    through, and DATAGRAM payloads grow to what a 1,280-byte packet holds;
+    when the path shrinks below that, two lost confirmations take it back to
+    1,200 bytes. Each change is reported once."""
+    client, server = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server, 1300)
+    wire.run(0.5)
+    changes: list[int] = []
+    prober = mtu_probe.PathMtuProber(
+        client, lambda: wire.now, lambda: changes.append(prober.packet_size)
+    )
+    assert prober.datagram_payload == 1200 - 30
+
+    def run(seconds: int) -> None:
+        for second in range(seconds):
+            prober.probe(lambda: wire.send(client))
+            client.send_ping(second)  # keeps the connection from idling out
+            wire.run(1.0)
+
+    run(10)
+    assert (prober.packet_size, changes) == (1280, [1280])
+    assert prober.datagram_payload == mtu_probe.datagram_payload_limit(client)
+    assert prober.datagram_payload == 1280 - 30
+    wire.mtu = 1250
+    run(150)  # two confirmations, CONFIRM_INTERVAL_S apart
+    assert (prober.packet_size, changes) == (1200, [1280, 1200])
+    assert prober.datagram_payload == 1200 - 30

@@ -8,9 +8,9 @@ import socket
 
 from client.transfers import Transfers
 from codec.messages import FileOffered
-from server.quic_adapter import max_datagram_size
 from tests.conftest import befriend, eventually, next_of, sha256_of
 from udpio import gso_supported
+from udpio.mtu_probe import max_datagram_size
 
 
 async def test_a_file_round_trip_goes_out_in_bursts_and_arrives_whole(

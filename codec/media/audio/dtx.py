@@ -5,6 +5,13 @@ holds speech. :class:`DtxGate` decides per frame whether to send it: every
 frame while someone speaks and for a short hangover after (so word endings and
 the quiet between words go out), then nothing but one keep-alive frame every
 ``keepalive_s``, which lets receivers tell a silent speaker from a lost one.
+
+The VAD calls a talk spurt speech only from its second frame or so: the
+frame before, held back as silence, carries the word's onset. So when speech
+starts after frames that were not sent, the gate asks for the last
+``preroll_frames`` of them to go out first (the sender keeps them; no added
+delay). Measured on a virtual clock (``bench/audio_factors.py``), without
+them DTX cost 0.3 of wideband PESQ on a clean link and 0.45 at 2 % loss.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ class DtxDecision:
     the talk spurt ended rather than that packets were lost."""
     keepalive: bool = False
     """Sent only to show the speaker is still there."""
+    preroll: int = 0
+    """How many of the frames just before this one, not sent, to send first
+    (in order, without the V bit): the onset of a talk spurt."""
 
 
 class DtxGate:
@@ -56,14 +66,25 @@ class DtxGate:
     top of the VAD's own hangover, which already carries word endings: 120 ms
     keeps a talk with 50 % silence under 60 % of the frames, see
     ``bench/audio.py``);
-    during silence one frame goes out every ``keepalive_s``.
+    during silence one frame goes out every ``keepalive_s``; a talk spurt
+    starts with up to ``preroll_frames`` of the frames held back before it.
     """
 
-    def __init__(self, *, hangover_s: float = 0.12, keepalive_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        hangover_s: float = 0.12,
+        keepalive_s: float = 1.0,
+        preroll_frames: int = 2,
+    ) -> None:
+        if preroll_frames < 0:
+            raise ValueError(f"preroll_frames {preroll_frames} is negative")
         self.hangover_s = hangover_s
         self.keepalive_s = keepalive_s
+        self.preroll_frames = preroll_frames
         self._last_voice_s: float | None = None
         self._last_sent_s: float | None = None
+        self._held = 0
 
     def decide(self, speech: bool, now: float) -> DtxDecision:
         """Decide for the frame captured at ``now`` (seconds) that the VAD
@@ -76,10 +97,14 @@ class DtxGate:
         )
         if speech or in_hangover:
             self._last_sent_s = now
-            return DtxDecision(True, speech)
+            preroll = min(self._held, self.preroll_frames) if speech else 0
+            self._held = 0
+            return DtxDecision(True, speech, preroll=preroll)
         if self._last_sent_s is None or now - self._last_sent_s >= (
             self.keepalive_s - 1e-9
         ):
             self._last_sent_s = now
+            self._held = 0
             return DtxDecision(True, False, keepalive=True)
+        self._held += 1
         return DtxDecision(False, False)

@@ -34,6 +34,7 @@ from aioquic.quic.congestion.base import (
     register_congestion_control,
 )
 from aioquic.quic.packet_builder import QuicSentPacket
+from aioquic.tls import Epoch
 
 from .aggregation import AckAggregation
 from .delivery import DeliverySampler
@@ -96,6 +97,11 @@ class Mode(enum.Enum):
 
 
 def _key(packet: QuicSentPacket) -> Hashable:
+    # Packet numbers are per epoch. Almost every packet is a 1-RTT one: its
+    # number alone keys it (an int never equals a tuple), which spares hashing
+    # the Epoch enum, a Python-level call, twice per packet.
+    if packet.epoch is Epoch.ONE_RTT:
+        return packet.packet_number
     return (packet.epoch, packet.packet_number)
 
 
@@ -225,46 +231,53 @@ class MediaCongestionControl(QuicCongestionControl):
         self.bytes_in_flight += packet.sent_bytes
 
     def on_packet_acked(self, *, now: float, packet: QuicSentPacket) -> None:
+        # Runs for every packet acknowledged: locals over repeated lookups.
+        sent_bytes = packet.sent_bytes
+        sent_time = packet.sent_time or 0.0
         in_flight_before = self.bytes_in_flight
-        self.bytes_in_flight -= packet.sent_bytes
-        rounds = self._sampler.round_count
-        sample = self._sampler.on_acked(
-            _key(packet), packet.sent_bytes, packet.sent_time or 0.0, now
-        )
+        self.bytes_in_flight = in_flight_before - sent_bytes
+        sampler = self._sampler
+        rounds = sampler.round_count
+        sample = sampler.on_acked(_key(packet), sent_bytes, sent_time, now)
         self._interval_acked += 1
         if sample is not None:
             rate = sample.rate_bytes_per_s
-            self._round_max_rate = max(self._round_max_rate, rate)
+            if rate > self._round_max_rate:
+                self._round_max_rate = rate
             self._app_limited = sample.app_limited
             if not sample.app_limited:
                 self._round_app_limited = False
             measured = self._bandwidth.value
             if not sample.app_limited or measured is None or rate > measured:
-                self._bandwidth.update(rate, self._sampler.round_count)
+                self._bandwidth.update(rate, sampler.round_count)
         bdp = self.bdp()
         if bdp is not None:
             # Against what the path has delivered at best (not the allowance after
             # a back-off, which ACKs may exceed), and at most a part of the BDP.
             self._aggregation.on_acked(
-                packet.sent_bytes,
+                sent_bytes,
                 now,
                 self._bandwidth.value,
-                self._sampler.round_count,
+                sampler.round_count,
                 int(bdp * MAX_AGGREGATION_FRACTION),
             )
-        if self._sampler.round_count != rounds:
+        round_ended = sampler.round_count != rounds
+        if round_ended:
             self._on_round_end(now)
-        if (
-            self.mode is Mode.STARTUP
-            and (packet.sent_time or 0.0) > self._recovery_start
-            and in_flight_before >= self.congestion_window * STARTUP_GROWTH_FRACTION
-        ):
-            self.congestion_window += packet.sent_bytes
-        if self.mode is Mode.DRAIN:
+        mode = self.mode
+        if mode is Mode.STARTUP:
+            if (
+                sent_time > self._recovery_start
+                and in_flight_before >= self.congestion_window * STARTUP_GROWTH_FRACTION
+            ):
+                self.congestion_window += sent_bytes
+            return
+        if round_ended:
+            # The round's end may have changed the model: compute it afresh.
             bdp = self.bdp()
-            if bdp is not None and self.bytes_in_flight <= bdp:
-                self._enter_probe_bw()
-        self._update_window()
+        if mode is Mode.DRAIN and bdp is not None and self.bytes_in_flight <= bdp:
+            self._enter_probe_bw()
+        self._set_window(bdp)
 
     def on_packets_expired(self, *, packets: Iterable[QuicSentPacket]) -> None:
         for packet in packets:
@@ -412,7 +425,11 @@ class MediaCongestionControl(QuicCongestionControl):
     def _update_window(self) -> None:
         if self.mode is Mode.STARTUP:
             return
-        bdp = self.bdp()
+        self._set_window(self.bdp())
+
+    def _set_window(self, bdp: float | None) -> None:
+        """The window for a model whose bandwidth-delay product is ``bdp``
+        (bytes), outside startup."""
         if bdp is None:
             return
         headroom = 0

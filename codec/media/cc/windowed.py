@@ -45,15 +45,20 @@ class WindowedFilter:
         """Add ``sample`` taken at ``time``; samples older than the window leave."""
         key = math.floor(time / self._width)
         slots = self._slots
+        pick = self._pick
         if slots and slots[-1][0] == key:
-            slots[-1] = (key, self._pick(slots[-1][1], sample))
-        else:
-            slots.append((key, sample))
+            # Same bucket as the last sample: nothing can have left the window
+            # since the best was last computed (the controller's ACKs mostly
+            # land here, many per round trip).
+            slots[-1] = (key, pick(slots[-1][1], sample))
+            self._best = pick(self._best, sample)  # type: ignore[arg-type]
+            return
+        slots.append((key, sample))
         while slots[0][0] <= key - self._buckets:
             del slots[0]
         best = slots[0][1]
         for _, value in slots:
-            best = self._pick(best, value)
+            best = pick(best, value)
         self._best = best
 
     def reset(self, sample: float, time: float) -> None:

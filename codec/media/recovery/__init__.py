@@ -5,12 +5,19 @@ delay that shows every frame on an even cadence despite the repairs."""
 
 from __future__ import annotations
 
-from .cache import REPAIR_COPIES, REPEAT_WINDOW_S, CacheStats, RetransmitCache
+from .cache import (
+    EVICTION_SLACK_S,
+    REPAIR_COPIES,
+    REPEAT_WINDOW_S,
+    CacheStats,
+    RetransmitCache,
+)
 from .frame_buffer import FrameBuffer, frame_wait_s
 from .nack import NACK_COPY_DELAY_S, Arrival, NackGenerator, NackStats, Recovery
 from .playout import PlayoutDelay
 
 __all__ = [
+    "EVICTION_SLACK_S",
     "REPAIR_COPIES",
     "REPEAT_WINDOW_S",
     "NACK_COPY_DELAY_S",

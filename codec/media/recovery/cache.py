@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["CacheStats", "RetransmitCache"]
+__all__ = ["EVICTION_SLACK_S", "CacheStats", "RetransmitCache"]
 
 
 @dataclass(slots=True)
@@ -53,6 +53,13 @@ the same path), not a retry, which comes a round trip later and at least
 twice that delay later."""
 
 
+EVICTION_SLACK_S = 0.1
+"""How much longer than ``max_age_s`` (seconds) a packet may stay held until
+a :meth:`RetransmitCache.put` evicts the aged packets, in one batch rather
+than one per put (the SFU puts every datagram it forwards, per subscriber).
+NACKs are answered from an exact eviction."""
+
+
 class _Entry:
     __slots__ = ("data", "sent_at", "retransmits", "resent_at")
 
@@ -65,7 +72,8 @@ class _Entry:
 
 class RetransmitCache:
     """The last ``max_age_s`` seconds (at most ``max_bytes`` bytes) of the
-    datagrams a hop sent, keyed by ``(track_id, seq)``.
+    datagrams a hop sent, keyed by ``(track_id, seq)`` (aged ones stay held up
+    to :data:`EVICTION_SLACK_S` longer, but are never sent again).
 
     Call :meth:`put` for every datagram sent and :meth:`retransmit` with the
     sequence numbers of a NACK; it returns the datagrams to send again.
@@ -88,6 +96,8 @@ class RetransmitCache:
         self.stats = CacheStats()
         self._entries: OrderedDict[tuple[int, int], _Entry] = OrderedDict()
         self._bytes = 0
+        self._next_eviction = float("-inf")
+        """When (seconds) a put next evicts what has aged."""
 
     @property
     def bytes_held(self) -> int:
@@ -102,16 +112,19 @@ class RetransmitCache:
 
         A datagram bigger than ``max_bytes`` is not kept."""
         key = (track_id, seq & 0xFFFF)
-        old = self._entries.pop(key, None)
+        entries = self._entries
+        old = entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old.data)
-        self._evict(now)
-        if len(data) > self.max_bytes:
+        if now >= self._next_eviction:
+            self._evict(now)
+        size = len(data)
+        if size > self.max_bytes:
             return
-        while self._bytes + len(data) > self.max_bytes:
+        while self._bytes + size > self.max_bytes:
             self._drop_oldest()
-        self._entries[key] = _Entry(data, now)
-        self._bytes += len(data)
+        entries[key] = _Entry(data, now)
+        self._bytes += size
         self.stats.stored += 1
 
     def retransmit(
@@ -151,13 +164,17 @@ class RetransmitCache:
         return out
 
     def _evict(self, now: float) -> None:
-        oldest_allowed = now - self.max_age_s
+        """Drop every packet older than ``max_age_s`` at ``now``."""
+        max_age = self.max_age_s
+        oldest_allowed = now - max_age
         entries = self._entries
         while entries:
             entry = next(iter(entries.values()))
             if entry.sent_at >= oldest_allowed:
+                self._next_eviction = entry.sent_at + max_age + EVICTION_SLACK_S
                 return
             self._drop_oldest()
+        self._next_eviction = now + max_age
 
     def _drop_oldest(self) -> None:
         _, entry = self._entries.popitem(last=False)

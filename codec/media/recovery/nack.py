@@ -134,6 +134,11 @@ class NackGenerator:
         """How the last packet :meth:`on_packet` found missing came back."""
 
     @property
+    def waiting(self) -> bool:
+        """Whether any packet is missing (else :meth:`due` has nothing to do)."""
+        return bool(self._missing)
+
+    @property
     def missing(self) -> list[int]:
         """The 16-bit sequence numbers still waited for, oldest first."""
         return [seq & 0xFFFF for seq in sorted(self._missing)]

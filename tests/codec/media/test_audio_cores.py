@@ -146,6 +146,36 @@ def test_vad_and_dtx_send_nothing_in_silence_but_keepalives():
         VoiceDetector(4)
 
 
+def test_dtx_sends_the_frames_held_back_before_a_talk_spurt_first():
+    # A hangover of two frames' time: one frame after the last speech.
+    gate = DtxGate(hangover_s=0.04, keepalive_s=1.0, preroll_frames=2)
+    now = 0.0
+
+    def decide(speech: bool) -> tuple[bool, int]:
+        nonlocal now
+        decision = gate.decide(speech, now)
+        now += FRAME_S
+        return decision.send, decision.preroll
+
+    assert decide(False) == (True, 0)  # the first keep-alive
+    assert [decide(False) for _ in range(10)] == [(False, 0)] * 10
+    # The onset: the last two frames held back go first, then no more.
+    assert decide(True) == (True, 2)
+    assert decide(True) == (True, 0)
+    # Within the hangover nothing was held back: no pre-roll.
+    assert decide(False) == (True, 0)
+    assert decide(True) == (True, 0)
+    # One frame held back, after the hangover: only that one.
+    assert [decide(False) for _ in range(2)] == [(True, 0), (False, 0)]
+    assert decide(True) == (True, 1)
+    # A keep-alive carries what was before it: nothing older is sent.
+    gate = DtxGate(keepalive_s=1.0)
+    assert gate.decide(False, 0.0).keepalive
+    assert gate.decide(True, FRAME_S).preroll == 0
+    with pytest.raises(ValueError, match="negative"):
+        DtxGate(preroll_frames=-1)
+
+
 def test_active_speaker_needs_a_lasting_lead_and_clears_in_silence():
     active = ActiveSpeaker(hold_s=0.8, idle_s=2.0)
     events = []

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from codec.errors import LocalProtocolError
 from codec.media import (
+    BASE_MEDIA_PAYLOAD,
     MAX_FRAGMENTS,
     MAX_MEDIA_PAYLOAD,
     CompletedFrame,
@@ -74,9 +75,28 @@ def test_split_frame_balances_sizes(size, expected):
 def test_split_frame_refuses_empty_and_oversized_frames():
     with pytest.raises(LocalProtocolError):
         split_frame(b"")
-    split_frame(bytes(MAX_FRAGMENTS * MAX_MEDIA_PAYLOAD))
+    split_frame(bytes(MAX_FRAGMENTS * BASE_MEDIA_PAYLOAD))
     with pytest.raises(LocalProtocolError):
-        split_frame(bytes(MAX_FRAGMENTS * MAX_MEDIA_PAYLOAD + 1))
+        split_frame(bytes(MAX_FRAGMENTS * BASE_MEDIA_PAYLOAD + 1))
+    for size in (0, MAX_MEDIA_PAYLOAD + 1):
+        with pytest.raises(LocalProtocolError):
+            split_frame(b"frame", size)
+
+
+def test_fragments_follow_the_size_the_path_carries():
+    """Once 1,452-byte packets are confirmed a frame takes fewer, larger
+    datagrams; at 1,280 bytes (or any size) every fragment fits it."""
+    frame = bytes(range(250)) * 92  # 23,000 bytes: 20 fragments of 1,150
+    packetizer = VideoPacketizer(track_id=3)
+    base = packetizer.packetize(frame, 0, True)
+    large = packetizer.packetize(frame, 3000, False, max_payload=1452 - 50)
+    small = packetizer.packetize(frame, 6000, False, max_payload=1280 - 50)
+    assert [len(p.serialize()) for p in base] == [1170] * 20
+    assert (len(large), len(small)) == (17, 19)
+    assert max(len(p.serialize()) for p in large) <= 1452 - 30
+    assert max(len(p.serialize()) for p in small) <= 1280 - 30
+    for packets in (base, large, small):
+        assert b"".join(bytes(p.payload) for p in packets) == frame
 
 
 def test_packetizer_counters_wrap_at_16_bits():

@@ -10,6 +10,7 @@ import pytest
 
 from codec.media import CompletedFrame, FramesLost, VideoPacketizer, parse_packet
 from codec.media.recovery import (
+    EVICTION_SLACK_S,
     NACK_COPY_DELAY_S,
     REPAIR_COPIES,
     REPEAT_WINDOW_S,
@@ -46,6 +47,20 @@ def test_cache_is_bounded_in_age_and_bytes():
     assert len(cache) == 1
     cache.put(1, 3, bytes(2000), now=1.56)  # bigger than the whole cache
     assert cache.bytes_held == 400
+
+
+def test_cache_evicts_aged_packets_in_batches_but_never_resends_one():
+    """Puts evict what aged at most EVICTION_SLACK_S late, many at once; a
+    NACK is answered from an exact eviction."""
+    cache = RetransmitCache(max_age_s=1.0)
+    now = 0.0
+    for seq in range(3000):  # 3 s at 1 ms apart
+        now = seq * 0.001
+        cache.put(1, seq, bytes(100), now)
+        assert min(seq + 1, 1000) <= len(cache) <= 1001 + EVICTION_SLACK_S * 1000
+    assert cache.retransmit(1, [1999 - 50], now) == []  # 1.05 s old
+    assert len(cache) == 1001
+    assert cache.retransmit(1, [2999 - 990], now) == [bytes(100)]
 
 
 def test_cache_retransmits_a_packet_a_bounded_number_of_times_and_never_late():
