@@ -529,7 +529,9 @@ class VideoReceiver:
             "freezes": stats.freezes,
             "freezes_late_frame": stats.freezes_late_frame,
             "time_frozen_s": round(stats.time_frozen_s, 3),
-            "timeline": [[round(t, 3), lat] for t, lat in stats.timeline],
+            # A copy first: the render thread appends while the loop reports
+            # (iterating the deque itself raised "mutated during iteration").
+            "timeline": [[round(t, 3), lat] for t, lat in list(stats.timeline)],
             "freeze_log": list(self.freeze_log.records),
         }
         if self.lip_sync is not None:
