@@ -255,7 +255,9 @@ class AudioCall:
                 self.receivers[track_id] = self._receiver(track)
         mine = {t.track_id for t in state.tracks if t.owner == me}
         sender = self.sender
-        return [] if sender is None or sender.track_id in mine else ["microphone"]
+        if sender is None or sender.track_id is None or sender.track_id in mine:
+            return []  # none, still being announced, or listed
+        return ["microphone"]
 
     def _receiver(self, track: RoomTrack) -> AudioReceiver | RemoteReceiver:
         sync = self.lip_sync(track.owner)

@@ -254,7 +254,14 @@ class Call:
                 receiver.start()
         mine = {t.track_id for t in state.tracks if t.owner == me}
         for kind, sender in self._senders.items():
-            if sender.track_id not in mine and kind not in self._republishing:
+            # A sender without a track id is still being announced: a state
+            # that came before the reply does not list it yet, and announcing
+            # it again would be refused (CONFLICT) or refuse the first.
+            if (
+                sender.track_id is not None
+                and sender.track_id not in mine
+                and kind not in self._republishing
+            ):
                 self._republishing.add(kind)
                 self._spawn(self._republish(kind, sender))
         if self.audio.sync(state, me) and "microphone" not in self._republishing:
