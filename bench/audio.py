@@ -50,6 +50,7 @@ from codec.media.audio import (  # noqa: E402
     JitterBuffer,
     OpusDecoder,
     OpusEncoder,
+    Playout,
     PlayoutKind,
     VoiceDetector,
 )
@@ -108,6 +109,18 @@ def latency(seconds: float) -> dict:
 # -- quality ---------------------------------------------------------------------
 
 
+def decoded(decoder: OpusDecoder, decision: Playout) -> np.ndarray | None:
+    """The samples the jitter buffer's ``decision`` plays: the packet decoded,
+    recovered from the next one's FEC or concealed; None for silence."""
+    if decision.kind is PlayoutKind.NORMAL:
+        return decoder.decode(decision.payload or b"")
+    if decision.kind is PlayoutKind.FEC:
+        return decoder.decode_fec(decision.payload or b"")
+    if decision.kind is PlayoutKind.CONCEAL:
+        return decoder.conceal()
+    return None
+
+
 def through_network(reference: np.ndarray, loss: float, seed: int) -> tuple:
     """Send ``reference`` through Opus, netsim and the jitter buffer on a
     virtual clock; returns (received samples, jitter buffer stats)."""
@@ -136,13 +149,9 @@ def through_network(reference: np.ndarray, loss: float, seed: int) -> tuple:
             at = now + step * FRAME_S / 4
             for seq, ts, payload, voice in link.receive(at):
                 buffer.push(seq & 0xFFFF, ts, payload, voice, at)
-        decision = buffer.pop(now + FRAME_S / 8)
-        if decision.kind is PlayoutKind.NORMAL:
-            out.append(decoder.decode(decision.payload or b""))
-        elif decision.kind is PlayoutKind.FEC:
-            out.append(decoder.decode_fec(decision.payload or b""))
-        elif decision.kind is PlayoutKind.CONCEAL:
-            out.append(decoder.conceal())
+        frame = decoded(decoder, buffer.pop(now + FRAME_S / 8))
+        if frame is not None:
+            out.append(frame)
         elif out:
             out.append(np.zeros(FRAME_SAMPLES, dtype=np.int16))
         tick += 1

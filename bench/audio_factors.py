@@ -39,6 +39,7 @@ from _common import ROOT  # noqa: I001
 sys.path.insert(0, str(ROOT))
 
 from _align import align_global, align_utterances  # noqa: E402
+from audio import decoded  # noqa: E402
 from audio_aec import FAR_END, speech  # noqa: E402
 
 from codec.media.audio import (  # noqa: E402
@@ -48,7 +49,6 @@ from codec.media.audio import (  # noqa: E402
     JitterBuffer,
     OpusDecoder,
     OpusEncoder,
-    PlayoutKind,
     VoiceDetector,
 )
 from netsim import Link, LinkConfig  # noqa: E402
@@ -112,15 +112,8 @@ def play(sent: list[tuple], loss: float, seed: int, ticks: int) -> tuple:
             at = now + step * FRAME_S / 4
             for seq, ts, payload, voice in link.receive(at):
                 buffer.push(seq, ts, payload, voice, at)
-        decision = buffer.pop(now + FRAME_S / 8)
-        if decision.kind is PlayoutKind.NORMAL:
-            out.append(decoder.decode(decision.payload or b""))
-        elif decision.kind is PlayoutKind.FEC:
-            out.append(decoder.decode_fec(decision.payload or b""))
-        elif decision.kind is PlayoutKind.CONCEAL:
-            out.append(decoder.conceal())
-        else:
-            out.append(np.zeros(FRAME_SAMPLES, dtype=np.int16))
+        frame = decoded(decoder, buffer.pop(now + FRAME_S / 8))
+        out.append(np.zeros(FRAME_SAMPLES, dtype=np.int16) if frame is None else frame)
     decoder.close()
     return np.concatenate(out), buffer.stats
 
