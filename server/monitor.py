@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-__all__ = ["LoopMonitor", "own_stall"]
+__all__ = ["LoopMonitor", "cpu_wait", "own_stall"]
 
 log = logging.getLogger("quicmeet.monitor")
 
@@ -31,9 +31,9 @@ def own_stall(stall: float, waited_for_cpu: float) -> float:
     return max(0.0, stall - waited_for_cpu)
 
 
-def _cpu_wait() -> float | None:
-    """Seconds the calling thread has waited, runnable, for a CPU; None where
-    the kernel does not say."""
+def cpu_wait() -> float | None:
+    """Seconds the calling thread has waited, runnable, for a CPU (since it
+    started); None where the kernel does not say."""
     try:
         with open(_SCHEDSTAT) as fh:
             return int(fh.read().split()[1]) / 1e9
@@ -48,7 +48,7 @@ class LoopMonitor:
         self.interval = interval
         self.warn_after = warn_after
         self.worst_stall_ms = 0.0
-        self.worst_own_stall_ms: float | None = 0.0 if _cpu_wait() is not None else None
+        self.worst_own_stall_ms: float | None = 0.0 if cpu_wait() is not None else None
         """The worst stall less the loop thread's wait for a CPU during it
         (None where the kernel does not count that wait)."""
         self.samples = 0
@@ -68,10 +68,10 @@ class LoopMonitor:
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
-            waited_before = _cpu_wait()
+            waited_before = cpu_wait()
             await asyncio.sleep(self.interval)
             stall = loop.time() - before - self.interval
-            waited_after = _cpu_wait()
+            waited_after = cpu_wait()
             self.samples += 1
             if stall * 1000 > self.worst_stall_ms:
                 self.worst_stall_ms = stall * 1000

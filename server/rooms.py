@@ -40,6 +40,7 @@ from codec.messages import (
 from codec.messages.rooms import parse_room_id
 
 from .errors import ServiceError
+from .monitor import cpu_wait
 from .room_actions import RoomActions
 from .room_handover import RoomHandover
 from .room_state import Member, Room, account_of, new_room_id
@@ -69,6 +70,7 @@ class RoomService:
             max_queued=config.sfu_max_queued_datagrams,
             max_queue_delay=config.sfu_max_queue_delay,
             clock=ctx.clock.monotonic,
+            cpu_wait=cpu_wait,
         )
         self.rooms: dict[str, Room] = {}
         self.join_failures = LoginThrottle(

@@ -28,7 +28,10 @@ subscriber's queue holds ``max_queued`` datagrams, or its oldest datagram has
 waited ``max_queue_delay`` seconds, its path is slower than what it is sent: the
 video frame that finds it so is dropped whole, with its track's frames up to
 the next keyframe, and the SFU asks the publisher for that keyframe. Audio
-goes ahead of queued video.
+goes ahead of queued video. The wait leaves out the time the SFU's loop thread
+waited for a CPU: a starved server transmits late (aioquic's pacing timers
+fire late), and frames it dropped for that would be lost on a path that
+carries them.
 
 Keyframe requests from subscribers are forwarded to the track's publisher
 unless one is already outstanding: sent less than
@@ -110,6 +113,8 @@ _PROBE_HEADER_SIZE = 4
 RATE_LIMIT_INTERVAL_S = 0.5
 """How often (seconds) a publisher's video track is weighed against what its
 subscribers' paths carry."""
+CPU_WAIT_READ_S = 0.001
+"""How often (seconds) at most the loop thread's wait for a CPU is read."""
 AUDIO_SHARE_BPS = 48_000
 """What a path's limit keeps for each audio track routed to it before its
 video tracks share the rest (the client's reserve for a microphone: Opus at
@@ -217,6 +222,9 @@ class Forwarder:
     ``max_queue_delay`` (seconds) bound each subscriber's aioquic datagram
     queue; ``keyframe_request_interval`` is how long, in seconds, a keyframe
     request sent for a track absorbs the next ones while no keyframe came.
+    ``cpu_wait`` returns how long (seconds, cumulative) the calling thread has
+    waited for a CPU, None where unknown (:func:`server.monitor.cpu_wait`
+    with a real clock); the queue's wait leaves that out.
     """
 
     def __init__(
@@ -225,8 +233,12 @@ class Forwarder:
         max_queued: int = 128,
         max_queue_delay: float = 0.15,
         keyframe_request_interval: float = 0.3,
+        cpu_wait: Callable[[], float | None] | None = None,
     ) -> None:
         self.clock = clock
+        self.cpu_wait = cpu_wait
+        self._waited = 0.0
+        self._waited_read_at = float("-inf")
         self.max_queued = max_queued
         self.max_queue_delay = max_queue_delay
         self.keyframe_request_interval = keyframe_request_interval
@@ -235,6 +247,16 @@ class Forwarder:
         self._retired: Counter[str] = Counter()
         """What the hops of members gone counted of their frame drops."""
         self._track_owner: dict[int, _Endpoint] = {}
+
+    def _served(self, now: float) -> float:
+        """``now`` less what the loop thread has waited for a CPU so far (read
+        at most once a millisecond: a reading costs a system call)."""
+        if self.cpu_wait is not None and now - self._waited_read_at >= CPU_WAIT_READ_S:
+            self._waited_read_at = now
+            waited = self.cpu_wait()
+            if waited is not None:
+                self._waited = waited
+        return now - self._waited
 
     # -- routes -----------------------------------------------------------------
 
@@ -250,7 +272,7 @@ class Forwarder:
             if endpoint is None or endpoint.room is not room:
                 if endpoint is not None:
                     self.remove(conn)
-                hop = endpoint.hop if endpoint is not None else Hop(conn)
+                hop = endpoint.hop if endpoint is not None else Hop(conn, self._served)
                 endpoint = self._endpoints[conn] = _Endpoint(hop, room)
             endpoints.append(endpoint)
         for endpoint, (_, track_ids) in zip(endpoints, listed, strict=True):

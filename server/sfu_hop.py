@@ -62,6 +62,11 @@ DROP_CAUSES = ("length", "delay", "after_keyframe")
 """The keys of :attr:`Hop.drops`."""
 
 
+def _as_is(now: float) -> float:
+    """Served time for a caller that counts no wait for a CPU."""
+    return now
+
+
 class Admission(Enum):
     """What :meth:`Hop.admit_video` decided for one video datagram."""
 
@@ -79,6 +84,12 @@ class Hop:
     ``max_queued`` (datagrams) and ``max_queue_delay`` (seconds) say when the
     connection's datagram queue is too long: aioquic never expires what it
     queues, so what waits longer than that is late.
+
+    ``served(now)`` turns a clock reading into served time: the clock less
+    what the SFU's loop thread has waited for a CPU so far. A queue's wait is
+    measured in served time, so that a server starved of CPU (its transmits
+    and aioquic's pacing timers run late) does not read its own lateness as
+    a slow path and drop frames the path would carry.
     """
 
     __slots__ = (
@@ -96,19 +107,21 @@ class Hop:
         "estimator",
         "drops",
         "delay_seen",
+        "served",
         "_repairs_queued",
         "_rtt_s",
         "_rtt_read_at",
     )
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, served: Callable[[float], float] = _as_is) -> None:
         self.conn = conn
+        self.served = served
         self.quic = conn.quic
         self.pending = pending_datagrams(conn.quic)
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
         self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
-        """When the last datagrams were queued (clock seconds), oldest first."""
+        """When the last datagrams were queued (served seconds), oldest first."""
         self.cache = RetransmitCache(
             copies=REPAIR_COPIES, min_interval_s=REPEAT_WINDOW_S
         )
@@ -148,7 +161,8 @@ class Hop:
         return self._rtt_s
 
     def queue_delay(self, now: float) -> float:
-        """How long, in seconds, the oldest datagram still queued has waited.
+        """How long, in served seconds, the oldest datagram still queued has
+        waited (a wait for a CPU is the server's, not the path's).
 
         aioquic sends from the head of its queue, so what waits is the last
         ``len(pending)`` datagrams queued: the oldest of them was queued that
@@ -158,7 +172,9 @@ class Hop:
         if not waiting:
             return 0.0
         times = self.enqueued_at
-        return now - times[-min(waiting, len(times))] if times else 0.0
+        if not times:
+            return 0.0
+        return self.served(now) - times[-min(waiting, len(times))]
 
     def congested(self, now: float, max_queued: int, max_queue_delay: float) -> bool:
         """Whether the queue is too long to take another frame in time."""
@@ -240,7 +256,7 @@ class Hop:
         ``repair`` (a retransmission), behind audio and earlier repairs but
         ahead of the video queued for the first time. Returns the datagram
         queued."""
-        self.enqueued_at.append(now)
+        self.enqueued_at.append(self.served(now))
         seq = self.transport_seq
         self.transport_seq = (seq + 1) & 0xFFFF
         datagram = data[:2] + _U16.pack(seq) + data[4:]
@@ -296,5 +312,5 @@ class Hop:
         """Queue a datagram that has no transport sequence (keyframe request,
         NACK) ahead of the media: it is small and urgent."""
         self._insert_ahead_of_video(data)
-        self.enqueued_at.append(now)
+        self.enqueued_at.append(self.served(now))
         self.transmit_soon()

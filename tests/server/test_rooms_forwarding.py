@@ -219,6 +219,25 @@ def test_a_subscriber_queue_that_does_not_drain_gets_nothing_more():
     assert len(c.take()) == 1 and len(b.take()) == 1
 
 
+def test_the_time_the_server_waited_for_a_cpu_is_not_the_paths():
+    # A starved server's loop runs aioquic's pacing timers late, so what it
+    # queued waits longer: that wait is the server's, and the frames it would
+    # drop for it the path carries.
+    clock, waited = Clock(), [5.0]
+    sfu = Forwarder(clock, max_queue_delay=0.15, cpu_wait=lambda: waited[0])
+    a, b = FakeConn(), FakeConn()
+    sfu.set_room("room", [(a, [7]), (b, [])])
+    sfu.on_datagram(a, video(7, 0))  # stays queued to b
+    clock.now += 0.2
+    waited[0] += 0.17  # 170 ms of the 200 ms the loop waited for a CPU
+    sfu.on_datagram(a, video(7, 1))
+    assert len(b.take()) == 2 and sfu.stats.frames_dropped == 0
+    sfu.on_datagram(a, video(7, 2))
+    clock.now += 0.2  # the same wait, all of it the path's
+    sfu.on_datagram(a, video(7, 3))
+    assert len(b.take()) == 1 and sfu.stats.frames_dropped == 1
+
+
 def test_keyframe_requests_are_coalesced_per_track():
     sfu, clock, a, b, c = room_of_three()
     request = KeyframeRequest(7, 0).serialize()
