@@ -123,6 +123,10 @@ def start_quicmeet_server(extra: list[str] | None = None) -> Child:
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     profile = os.environ.get("BENCH_PROFILE_SERVER")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
+    trace = os.environ.get("BENCH_TRACE_SERVER")
+    if trace:
+        # bench/_send_trace.py: why the server's QUIC senders stop sending.
+        prefix = ["bench/_send_trace.py", trace]
     return start_child(
         [
             *prefix,

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _send_trace
 from _common import (  # noqa: I001
     percentile,
     process_cpu_seconds,
@@ -169,7 +170,7 @@ async def bare_transfer(
     }
 
 
-async def run(size: int, workdir: Path) -> dict:
+async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
     source = workdir / "payload.bin"
     block = os.urandom(MiB)
     with open(source, "wb") as fh:
@@ -178,6 +179,10 @@ async def run(size: int, workdir: Path) -> dict:
         fh.write(os.urandom(size % MiB))
     result: dict = {"size_bytes": size}
 
+    if trace is not None:
+        trace.mkdir(parents=True, exist_ok=True)
+        _send_trace.install()
+        os.environ["BENCH_TRACE_SERVER"] = str(trace / "server_quicmeet.json")
     server = start_quicmeet_server(["--chat-rate", "1000"])
     sampler = Sampler({"server": server.proc.pid, "client": os.getpid()})
     try:
@@ -217,6 +222,8 @@ async def run(size: int, workdir: Path) -> dict:
         download_s = time.perf_counter() - start
         download_cpu = cpu.stop(size)
         assert got.state == "done"
+        if trace is not None:
+            _send_trace.dump(str(trace / "client_quicmeet.json"))
 
         # Chat latency while another upload (of other content) runs.
         other = workdir / "other.bin"
@@ -285,15 +292,19 @@ async def run(size: int, workdir: Path) -> dict:
     finally:
         server.stop()
 
-    bare = start_child(
-        ["bench/_bare_stream.py", str(workdir / "cert.pem"), str(workdir / "key.pem")]
-    )
+    bare_args = ["bench/_bare_stream.py", str(workdir / "cert.pem")]
+    bare_args.append(str(workdir / "key.pem"))
+    if trace is not None:
+        bare_args[:0] = ["bench/_send_trace.py", str(trace / "server_bare.json")]
+    bare = start_child(bare_args)
     try:
         result["bare_aioquic"] = await bare_transfer(
             bare.host, bare.port, source, size, CpuMeter(bare.proc.pid)
         )
     finally:
         bare.stop()
+    if trace is not None:
+        _send_trace.dump(str(trace / "client_bare.json"))
     q, bare_r = result["quicmeet"], result["bare_aioquic"]
     result["ratios"] = {
         "upload": round(q["upload_mb_s"] / bare_r["upload_mb_s"], 3),
@@ -347,6 +358,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument(
+        "--trace",
+        type=Path,
+        help="write why each side's QUIC sender stopped (bench/_send_trace.py) "
+        "into this directory",
+    )
+    parser.add_argument(
         "--chat-only", nargs=2, metavar=("ADDRESS", "DIR"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -355,7 +372,11 @@ def main() -> None:
         print(json.dumps(asyncio.run(chat_only(address, Path(directory)))), flush=True)
         return
     with tempfile.TemporaryDirectory(prefix="quicmeet-files-") as tmp:
-        print(json.dumps(asyncio.run(run(args.size_mib * MiB, Path(tmp))), indent=1))
+        print(
+            json.dumps(
+                asyncio.run(run(args.size_mib * MiB, Path(tmp), args.trace)), indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

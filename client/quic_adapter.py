@@ -3,7 +3,8 @@
 aioquic offers no public way to read the server's certificate after the
 handshake, the smoothed round-trip time, the queue of datagrams waiting to be
 sent, or why a handshake failed, nor to release a protocol's timer and socket
-at once (path MTU probes reach aioquic through :mod:`udpio.mtu_probe`). Each
+at once, nor to change how it paces packets (path MTU probes reach aioquic
+through :mod:`udpio.mtu_probe`). Each
 such access is a function here, so that an aioquic upgrade breaks one module
 (and the test that checks these attributes still exist);
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
@@ -17,8 +18,11 @@ from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketRecovery
+from aioquic.quic.stream import QuicStreamSender
 from aioquic.tls import Context
 from cryptography.x509 import Certificate
+
+from codec.pacing import TurnPacer
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
@@ -30,6 +34,8 @@ __all__ = [
     "release",
     "smoothed_rtt",
     "transmit_soon",
+    "unsent_stream_bytes",
+    "use_turn_pacer",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -39,8 +45,11 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_loss",
         "_close_event",
         "_local_active_connection_id_limit",
+        "_max_datagram_size",
+        "_streams",
     ),
-    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
+    QuicStreamSender: ("_buffer_stop",),
+    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized", "_pacer"),
     Context: ("_peer_certificate",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -98,3 +107,19 @@ def smoothed_rtt(quic: QuicConnection) -> float | None:
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:
     """Why the connection ended (for a handshake that failed), if it has."""
     return quic._close_event
+
+
+def use_turn_pacer(quic: QuicConnection) -> None:
+    """Pace the connection's packets with :class:`codec.pacing.TurnPacer`
+    (bursts that cover a turn of the event loop); call before connecting."""
+    quic._loss._pacer = TurnPacer(max_datagram_size=quic._max_datagram_size)
+
+
+def unsent_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
+    """Bytes queued on a stream that have not been sent once yet (0 for a
+    stream that is gone)."""
+    stream = quic._streams.get(stream_id)
+    if stream is None:
+        return 0
+    sender = stream.sender
+    return sender._buffer_stop - sender.highest_offset

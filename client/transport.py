@@ -49,6 +49,8 @@ from .quic_adapter import (
     release,
     smoothed_rtt,
     transmit_soon,
+    unsent_stream_bytes,
+    use_turn_pacer,
 )
 
 __all__ = ["ClientProtocol", "StreamListener", "open_connection"]
@@ -215,6 +217,10 @@ class ClientProtocol(QuicConnectionProtocol):
             # its reply or reset tells the stream's listener why.
             return
         self.transmit_soon()
+
+    def unsent(self, stream_id: int) -> int:
+        """Bytes queued on a stream that the connection has not sent yet."""
+        return unsent_stream_bytes(self.quic, stream_id)
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
         """Stop listening to a stream; with ``error_code`` also reset it."""
@@ -404,6 +410,7 @@ async def open_connection(
         configuration = client_configuration(ca_file, server_name, idle_timeout)
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
+    use_turn_pacer(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
     transport, protocol = await open_endpoint(
         lambda: ClientProtocol(connection), (local, 0)

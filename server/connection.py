@@ -38,6 +38,8 @@ from .quic_adapter import (
     quic_of,
     release_handshake_state,
     transmit_soon,
+    unsent_stream_bytes,
+    use_turn_pacer,
 )
 from .streams import StreamHandler
 from .throttle import TokenBucket
@@ -90,6 +92,7 @@ class ClientConnection(QuicConnectionProtocol):
         self._in_flight: set[asyncio.Task[Reply]] = set()
         self.quic = quic_of(self)
         limit_peer_connection_ids(self.quic)
+        use_turn_pacer(self.quic)
         self._streams: dict[int, StreamHandler] = {}
         """Transfer streams by id, from their first byte until both sides end."""
         self._refused: set[int] = set()
@@ -293,6 +296,10 @@ class ClientConnection(QuicConnectionProtocol):
     def send_on_stream(self, stream_id: int, message: Message, end: bool) -> None:
         """Send one frame on a transfer stream."""
         self.send_stream_bytes(stream_id, encode_message(message), end)
+
+    def unsent(self, stream_id: int) -> int:
+        """Bytes queued on a transfer stream that have not been sent yet."""
+        return unsent_stream_bytes(self.quic, stream_id)
 
     def send_stream_bytes(self, stream_id: int, data: bytes, end: bool) -> None:
         """Send payload bytes on a transfer stream."""

@@ -7,8 +7,10 @@ from collections import deque
 
 from aioquic import tls
 from aioquic.quic.recovery import QuicPacketNumberWindow
+from aioquic.quic.stream import QuicStreamSender
 
 from client import quic_adapter as client_adapter
+from codec.pacing import TurnPacer
 from server import quic_adapter as server_adapter
 from tests.conftest import eventually
 from udpio import mtu_probe
@@ -20,13 +22,20 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     await eventually(lambda: server.connections)
     (conn,) = server.connections
     instances = {
-        "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
+        "client": [
+            proto,
+            proto.quic,
+            proto.quic._loss,
+            proto.quic.tls,
+            QuicStreamSender(stream_id=0, writable=True),
+        ],
         "server": [
             conn,
             conn.quic,
             conn.quic._loss,
             conn.quic._cryptos[tls.Epoch.ONE_RTT].send,
             conn.quic.tls,
+            QuicStreamSender(stream_id=0, writable=True),
             server._server,
             # the trim replaces the connection's own; this is what it reads
             QuicPacketNumberWindow(),
@@ -45,6 +54,11 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
             for name in attributes:
                 assert hasattr(objects[0], name), f"{cls.__name__}.{name} is gone"
 
+    # Both ends pace with bursts that cover a loop turn (codec.pacing).
+    assert isinstance(proto.quic._loss._pacer, TurnPacer)
+    assert isinstance(conn.quic._loss._pacer, TurnPacer)
+    assert client_adapter.unsent_stream_bytes(proto.quic, 0) == 0
+    assert client_adapter.unsent_stream_bytes(proto.quic, 404) == 0
     assert client_adapter.peer_certificate(proto.quic) is not None
     assert len(client_adapter.pending_datagrams(proto.quic)) == 0
     assert client_adapter.close_event(proto.quic) is None
