@@ -34,6 +34,8 @@ from typing import Any
 import _common  # noqa: F401  (puts the checkout on sys.path)
 from aioquic.quic.connection import QuicConnection
 
+from codec.transfer_window import TransferWindow
+
 SAMPLE_S = 0.02
 BUSY_BYTES = 4 * 1024 * 1024
 IDLE_GAP_S = 0.5
@@ -118,15 +120,20 @@ def _sample(quic: QuicConnection, now: float, trace: _ConnTrace, reason: str) ->
 
 
 _traces: dict[int, _ConnTrace] = {}
+_window_events: list[dict[str, Any]] = []
+"""Each time a file sender found its transfer window full (this process)."""
 
 
 def dump(path: str) -> None:
     """Write the report of the busy connections traced so far to ``path`` and
     start afresh."""
     busy = [t.report() for t in _traces.values() if t.sent_bytes >= BUSY_BYTES]
+    report = {"written_at": time.time(), "connections": busy}
+    report["window_full"] = list(_window_events)
     with open(path, "w") as fh:
-        json.dump({"written_at": time.time(), "connections": busy}, fh)
+        json.dump(report, fh)
     _traces.clear()
+    _window_events.clear()
 
 
 def install() -> None:
@@ -157,6 +164,25 @@ def install() -> None:
         return result
 
     QuicConnection.datagrams_to_send = datagrams_to_send  # type: ignore[method-assign]
+
+    full = TransferWindow.full
+
+    def window_full(
+        self: TransferWindow, position: int, confirmed: int, unsent: int
+    ) -> None:
+        before = self.size
+        full(self, position, confirmed, unsent)
+        _window_events.append(
+            {
+                "t": round(time.monotonic(), 4),
+                "size": before,
+                "after": self.size,
+                "ahead": position - confirmed,
+                "unsent": unsent,
+            }
+        )
+
+    TransferWindow.full = window_full  # type: ignore[method-assign]
 
 
 def main() -> None:

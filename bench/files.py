@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import _send_trace
 from _common import (  # noqa: I001
     percentile,
     process_cpu_seconds,
@@ -180,6 +179,10 @@ async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
     result: dict = {"size_bytes": size}
 
     if trace is not None:
+        # Imported only here: bench/throughput_history.py runs this file
+        # against older checkouts, whose code it may not know.
+        import _send_trace
+
         trace.mkdir(parents=True, exist_ok=True)
         _send_trace.install()
         os.environ["BENCH_TRACE_SERVER"] = str(trace / "server_quicmeet.json")
@@ -215,6 +218,8 @@ async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
             "udp_datagrams_sent", 0
         )
 
+        b_proto = await b[0].wait_ready(5)
+        b_udp = getattr(b_proto, "udp_stats", {})  # older checkouts have none
         cpu.start()
         start = time.perf_counter()
         offered = (await b[3].remote())[0]
@@ -222,6 +227,11 @@ async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
         download_s = time.perf_counter() - start
         download_cpu = cpu.stop(size)
         assert got.state == "done"
+        b_after = getattr(b_proto, "udp_stats", {})
+        b_received = b_after.get("datagrams_received", 0) - b_udp.get(
+            "datagrams_received", 0
+        )
+        b_sent = b_after.get("datagrams_sent", 0) - b_udp.get("datagrams_sent", 0)
         if trace is not None:
             _send_trace.dump(str(trace / "client_quicmeet.json"))
 
@@ -285,6 +295,12 @@ async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
         if received:
             # What the server sends during an upload is almost all ACKs.
             result["upload_server_packets_per_received"] = round(acks / received, 3)
+        # And the downloading client's (ACKs, with a progress frame every
+        # 128 KiB written).
+        if b_received:
+            result["download_client_packets_per_received"] = round(
+                b_sent / b_received, 3
+            )
         for member in (a, b, c):
             await member[2].close()
             await member[0].close()

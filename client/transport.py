@@ -119,6 +119,12 @@ class ClientProtocol(QuicConnectionProtocol):
         transmit_soon(self)
 
     @property
+    def udp_stats(self) -> dict[str, int]:
+        """The socket's counters (datagrams and system calls, from udpio);
+        empty on another transport."""
+        return dict(self._endpoint.stats) if self._endpoint is not None else {}
+
+    @property
     def is_open(self) -> bool:
         return not self._ended
 
