@@ -79,32 +79,33 @@ def plot(rows: list[dict], path: Path) -> None:
     labels = [row["label"] for row in rows]
     x = range(len(rows))
     fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, style in (("upload", "o-"), ("download", "s-")):
+    colours = {"upload": "tab:blue", "download": "tab:green"}
+    for key, marker in (("upload", "o"), ("download", "s")):
+        ours = {"marker": marker, "color": colours[key]}
+        bare = {"marker": marker, "color": colours[key], "alpha": 0.45}
         rate.plot(
             x,
             [row["quicmeet"][f"{key}_mb_s"] for row in rows],
-            style,
+            **ours,
             label=f"quicmeet {key}",
         )
         rate.plot(
             x,
             [row["bare_aioquic"][f"{key}_mb_s"] for row in rows],
-            style,
-            alpha=0.45,
+            **bare,
             linestyle="--",
             label=f"bare aioquic {key} (same run)",
         )
         cpu.plot(
             x,
             [row["quicmeet"][f"{key}_cpu"]["server_cpu_ms_per_mb"] for row in rows],
-            style,
+            **ours,
             label=f"quicmeet {key}",
         )
         cpu.plot(
             x,
             [row["bare_aioquic"][f"{key}_cpu"]["server_cpu_ms_per_mb"] for row in rows],
-            style,
-            alpha=0.45,
+            **bare,
             linestyle="--",
             label=f"bare aioquic {key}",
         )
