@@ -3,8 +3,7 @@
 aioquic offers no public way to read the server's certificate after the
 handshake, the smoothed round-trip time, the queue of datagrams waiting to be
 sent, or why a handshake failed, nor to release a protocol's timer and socket
-at once, nor to change how it paces packets (path MTU probes reach aioquic
-through :mod:`udpio.mtu_probe`). Each
+at once (path MTU probes reach aioquic through :mod:`udpio.mtu_probe`). Each
 such access is a function here, so that an aioquic upgrade breaks one module
 (and the test that checks these attributes still exist);
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
@@ -22,8 +21,6 @@ from aioquic.quic.stream import QuicStreamSender
 from aioquic.tls import Context
 from cryptography.x509 import Certificate
 
-from codec.pacing import TurnPacer
-
 __all__ = [
     "PRIVATE_ATTRIBUTES",
     "close_event",
@@ -35,7 +32,6 @@ __all__ = [
     "smoothed_rtt",
     "transmit_soon",
     "unsent_stream_bytes",
-    "use_turn_pacer",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -45,11 +41,10 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_loss",
         "_close_event",
         "_local_active_connection_id_limit",
-        "_max_datagram_size",
         "_streams",
     ),
     QuicStreamSender: ("_buffer_stop",),
-    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized", "_pacer"),
+    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
     Context: ("_peer_certificate",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -107,12 +102,6 @@ def smoothed_rtt(quic: QuicConnection) -> float | None:
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:
     """Why the connection ended (for a handshake that failed), if it has."""
     return quic._close_event
-
-
-def use_turn_pacer(quic: QuicConnection) -> None:
-    """Pace the connection's packets with :class:`codec.pacing.TurnPacer`
-    (bursts that cover a turn of the event loop); call before connecting."""
-    quic._loss._pacer = TurnPacer(max_datagram_size=quic._max_datagram_size)
 
 
 def unsent_stream_bytes(quic: QuicConnection, stream_id: int) -> int:

@@ -50,7 +50,6 @@ from .quic_adapter import (
     smoothed_rtt,
     transmit_soon,
     unsent_stream_bytes,
-    use_turn_pacer,
 )
 
 __all__ = ["ClientProtocol", "StreamListener", "open_connection"]
@@ -416,7 +415,6 @@ async def open_connection(
         configuration = client_configuration(ca_file, server_name, idle_timeout)
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
-    use_turn_pacer(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
     transport, protocol = await open_endpoint(
         lambda: ClientProtocol(connection), (local, 0)

@@ -39,7 +39,6 @@ from .quic_adapter import (
     release_handshake_state,
     transmit_soon,
     unsent_stream_bytes,
-    use_turn_pacer,
 )
 from .streams import StreamHandler
 from .throttle import TokenBucket
@@ -92,7 +91,6 @@ class ClientConnection(QuicConnectionProtocol):
         self._in_flight: set[asyncio.Task[Reply]] = set()
         self.quic = quic_of(self)
         limit_peer_connection_ids(self.quic)
-        use_turn_pacer(self.quic)
         self._streams: dict[int, StreamHandler] = {}
         """Transfer streams by id, from their first byte until both sides end."""
         self._refused: set[int] = set()

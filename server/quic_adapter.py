@@ -1,9 +1,8 @@
 """The one place the server reaches into aioquic's private attributes.
 
 aioquic offers no public way to read a connection's peer address, its queue of
-datagrams waiting to be sent, or the socket of a listening server, nor to
-change how it paces packets (path MTU probes reach aioquic through
-:mod:`udpio.mtu_probe`). Each such access is a
+datagrams waiting to be sent, or the socket of a listening server (path MTU
+probes reach aioquic through :mod:`udpio.mtu_probe`). Each such access is a
 function here, so that an aioquic upgrade breaks one module (and the test that
 checks these attributes still exist) instead of the services.
 ``pyproject.toml`` pins aioquic below the next minor version for the same reason.
@@ -35,8 +34,6 @@ from aioquic.quic.recovery import (
 )
 from aioquic.quic.stream import QuicStreamSender
 
-from codec.pacing import TurnPacer
-
 __all__ = [
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
@@ -58,7 +55,6 @@ __all__ = [
     "smoothed_rtt",
     "transmit_soon",
     "unsent_stream_bytes",
-    "use_turn_pacer",
 ]
 
 _FRAME_HANDLERS = "_QuicConnection__frame_handlers"
@@ -78,14 +74,13 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_spaces",
         "_events",
         "_local_active_connection_id_limit",
-        "_max_datagram_size",
         "_streams",
         "_peer_cid",
         "_peer_cid_available",
         _FRAME_HANDLERS,
     ),
     QuicStreamSender: ("_buffer_stop",),
-    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed", "_pacer"),
+    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
     QuicServer: ("_transport",),
@@ -415,12 +410,6 @@ def forget_unacknowledged_acks(quic: QuicConnection) -> int:
 def sent_packet_records(quic: QuicConnection) -> int:
     """How many sent 1-RTT packets the connection still keeps a record of."""
     return len(_application_space(quic).sent_packets)
-
-
-def use_turn_pacer(quic: QuicConnection) -> None:
-    """Pace the connection's packets with :class:`codec.pacing.TurnPacer`
-    (bursts that cover a turn of the event loop); call before connecting."""
-    quic._loss._pacer = TurnPacer(max_datagram_size=quic._max_datagram_size)
 
 
 def unsent_stream_bytes(quic: QuicConnection, stream_id: int) -> int:

@@ -10,7 +10,6 @@ from aioquic.quic.recovery import QuicPacketNumberWindow
 from aioquic.quic.stream import QuicStreamSender
 
 from client import quic_adapter as client_adapter
-from codec.pacing import TurnPacer
 from server import quic_adapter as server_adapter
 from tests.conftest import eventually
 from udpio import mtu_probe
@@ -54,9 +53,6 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
             for name in attributes:
                 assert hasattr(objects[0], name), f"{cls.__name__}.{name} is gone"
 
-    # Both ends pace with bursts that cover a loop turn (codec.pacing).
-    assert isinstance(proto.quic._loss._pacer, TurnPacer)
-    assert isinstance(conn.quic._loss._pacer, TurnPacer)
     assert client_adapter.unsent_stream_bytes(proto.quic, 0) == 0
     assert client_adapter.unsent_stream_bytes(proto.quic, 404) == 0
     assert client_adapter.peer_certificate(proto.quic) is not None
