@@ -17,7 +17,6 @@ from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketRecovery
-from aioquic.quic.stream import QuicStreamSender
 from aioquic.tls import Context
 from cryptography.x509 import Certificate
 
@@ -31,7 +30,6 @@ __all__ = [
     "release",
     "smoothed_rtt",
     "transmit_soon",
-    "unsent_stream_bytes",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -41,9 +39,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_loss",
         "_close_event",
         "_local_active_connection_id_limit",
-        "_streams",
     ),
-    QuicStreamSender: ("_buffer_stop",),
     QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
     Context: ("_peer_certificate",),
 }
@@ -102,13 +98,3 @@ def smoothed_rtt(quic: QuicConnection) -> float | None:
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:
     """Why the connection ended (for a handshake that failed), if it has."""
     return quic._close_event
-
-
-def unsent_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes queued on a stream that have not been sent once yet (0 for a
-    stream that is gone)."""
-    stream = quic._streams.get(stream_id)
-    if stream is None:
-        return 0
-    sender = stream.sender
-    return sender._buffer_stop - sender.highest_offset

@@ -49,7 +49,6 @@ from .quic_adapter import (
     release,
     smoothed_rtt,
     transmit_soon,
-    unsent_stream_bytes,
 )
 
 __all__ = ["ClientProtocol", "StreamListener", "open_connection"]
@@ -222,10 +221,6 @@ class ClientProtocol(QuicConnectionProtocol):
             # its reply or reset tells the stream's listener why.
             return
         self.transmit_soon()
-
-    def unsent(self, stream_id: int) -> int:
-        """Bytes queued on a stream that the connection has not sent yet."""
-        return unsent_stream_bytes(self.quic, stream_id)
 
     def close_stream(self, stream_id: int, error_code: int | None = None) -> None:
         """Stop listening to a stream; with ``error_code`` also reset it."""

@@ -38,7 +38,6 @@ from .quic_adapter import (
     quic_of,
     release_handshake_state,
     transmit_soon,
-    unsent_stream_bytes,
 )
 from .streams import StreamHandler
 from .throttle import TokenBucket
@@ -294,10 +293,6 @@ class ClientConnection(QuicConnectionProtocol):
     def send_on_stream(self, stream_id: int, message: Message, end: bool) -> None:
         """Send one frame on a transfer stream."""
         self.send_stream_bytes(stream_id, encode_message(message), end)
-
-    def unsent(self, stream_id: int) -> int:
-        """Bytes queued on a transfer stream that have not been sent yet."""
-        return unsent_stream_bytes(self.quic, stream_id)
 
     def send_stream_bytes(self, stream_id: int, data: bytes, end: bool) -> None:
         """Send payload bytes on a transfer stream."""

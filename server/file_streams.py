@@ -2,11 +2,9 @@
 of blobs, both resumable at any offset and with memory bounded by a window.
 
 Each side reports with ``TransferProgress`` frames how far it has safely
-written; the sending side never runs more than a window ahead of the last
-report (:class:`codec.transfer_window.TransferWindow`: 1 MiB, growing to 4
-MiB while the path keeps up). That bounds memory on both ends whatever the
-file size, and makes the progress a sender shows mean "stored on the other
-side".
+written; the sending side never runs more than ``WINDOW`` bytes ahead of the
+last report. That bounds memory on both ends whatever the file size, and makes
+the progress a sender shows mean "stored on the other side".
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from codec.messages import (
     UploadFile,
 )
 from codec.protocol import decode_progress
-from codec.transfer_window import MAX_WINDOW, TransferWindow
 
 from .blobs import BlobStore, DiskFull
 from .errors import ServiceError
@@ -44,13 +41,12 @@ if TYPE_CHECKING:
     from .files import FileService
     from .streams import StreamHandler
 
-__all__ = ["BACKLOG_LIMIT", "DownloadStream", "TransferStream", "UploadStream"]
+__all__ = ["DownloadStream", "TransferStream", "UploadStream", "WINDOW"]
 
 log = logging.getLogger("quicmeet.files")
 
-BACKLOG_LIMIT = 2 * MAX_WINDOW
-"""Bytes of an upload received and not yet written past which the sender is
-taken to ignore the transfer window (twice the most it may run ahead)."""
+WINDOW = 1024 * 1024
+"""Bytes a sender may have in flight beyond the receiver's last progress report."""
 WRITE_BATCH = 512 * 1024
 WAKE_AFTER = 128 * 1024
 """Bytes of an upload to gather before waking the writer."""
@@ -149,7 +145,7 @@ class UploadStream(TransferStream):
 
     def received(self, data: bytes) -> None:
         self._backlog += len(data)
-        if self._backlog > BACKLOG_LIMIT:
+        if self._backlog > 2 * WINDOW:
             raise ServiceError(
                 ErrorCode.INVALID_ARGUMENT, "the sender ignored the transfer window"
             )
@@ -294,7 +290,6 @@ class DownloadStream(TransferStream):
         self._decoder = FrameDecoder()
         self._acked = req.offset
         self._progress = asyncio.Event()
-        self._window = TransferWindow()
         super().__init__(service, conn, stream, req.file_id, user_id)
 
     def received(self, data: bytes) -> None:
@@ -346,10 +341,7 @@ class DownloadStream(TransferStream):
             await service.run_io(handle.seek, self.req.offset)
             position = self.req.offset
             while position < row.size:
-                while position - self._acked >= self._window.size:
-                    unsent = self.conn.unsent(self.stream.stream_id)
-                    self._window.full(position, self._acked, unsent)
-                    await self._acknowledged(self._acked + 1)
+                await self._acknowledged(position - WINDOW + 1)
                 chunk = await service.run_io(
                     handle.read, min(READ_CHUNK, row.size - position)
                 )

@@ -32,7 +32,6 @@ from aioquic.quic.recovery import (
     QuicPacketRecovery,
     QuicPacketSpace,
 )
-from aioquic.quic.stream import QuicStreamSender
 
 __all__ = [
     "PEER_CONNECTION_IDS",
@@ -54,7 +53,6 @@ __all__ = [
     "server_socket",
     "smoothed_rtt",
     "transmit_soon",
-    "unsent_stream_bytes",
 ]
 
 _FRAME_HANDLERS = "_QuicConnection__frame_handlers"
@@ -74,12 +72,10 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_spaces",
         "_events",
         "_local_active_connection_id_limit",
-        "_streams",
         "_peer_cid",
         "_peer_cid_available",
         _FRAME_HANDLERS,
     ),
-    QuicStreamSender: ("_buffer_stop",),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
@@ -410,13 +406,3 @@ def forget_unacknowledged_acks(quic: QuicConnection) -> int:
 def sent_packet_records(quic: QuicConnection) -> int:
     """How many sent 1-RTT packets the connection still keeps a record of."""
     return len(_application_space(quic).sent_packets)
-
-
-def unsent_stream_bytes(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes queued on a stream that have not been sent once yet (0 for a
-    stream that is gone)."""
-    stream = quic._streams.get(stream_id)
-    if stream is None:
-        return 0
-    sender = stream.sender
-    return sender._buffer_stop - sender.highest_offset

@@ -14,11 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK", "WINDOW", "Job"]
 
 WINDOW = 1024 * 1024
-"""How often (bytes) a transfer saves its progress and looks whether it should
-stop. (How far an upload runs ahead of the server's confirmations starts at
-this and grows while the path keeps up: ``codec.transfer_window``.)"""
-CHUNK = 256 * 1024
-"""Bytes an upload reads from its file at a time (one trip to a thread each)."""
+"""Bytes a transfer may run ahead of what the other side has confirmed; also
+how often it saves its progress and looks whether it should stop."""
+CHUNK = 64 * 1024
 
 
 class Job:

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 from codec import encode_message
 from codec.messages import Reply, UploadFile
-from codec.transfer_window import TransferWindow
 
 from ..errors import ClientError, ConnectionLost, NotConnected
 from ..transport import ClientProtocol
@@ -56,13 +55,12 @@ async def send_from(
 ) -> Sent:
     """Send ``path`` from ``offset`` to ``size`` on a new upload stream.
 
-    The stream runs at most a :class:`TransferWindow` ahead of what the
-    server confirms. Every :data:`WINDOW` bytes ``checkpoint(written)``
-    saves the progress and says whether to stop (the stream then ends where
-    it is and the server keeps what it has); ``report(written)`` is told each
-    time the server has confirmed :data:`PROGRESS_EVERY` more bytes;
-    ``stopping()``, asked before every chunk, ends the stream at once.
-    Raises :class:`StreamLost` when the connection goes.
+    Every :data:`WINDOW` bytes ``checkpoint(written)`` saves the progress and
+    says whether to stop (the stream then ends where it is and the server
+    keeps what it has); ``report(written)`` is told each time the server has
+    confirmed :data:`PROGRESS_EVERY` more bytes; ``stopping()``, asked before
+    every chunk, ends the stream at once. Raises :class:`StreamLost`
+    when the connection goes.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -72,7 +70,6 @@ async def send_from(
     except (ConnectionLost, NotConnected) as exc:
         raise StreamLost(offset, 0) from exc
     listener.written = offset
-    window = TransferWindow()
     reported = offset
     moved = 0
     handle = await loop.run_in_executor(None, open, path, "rb")
@@ -87,10 +84,7 @@ async def send_from(
                 next_check = position + WINDOW
                 if await checkpoint(listener.written):
                     break
-            while (
-                position - listener.written >= window.size and not listener.final.done()
-            ):
-                window.full(position, listener.written, proto.unsent(stream_id))
+            while position - listener.written >= WINDOW and not listener.final.done():
                 listener.moved.clear()
                 await listener.moved.wait()
             # Report as the server confirms, not only while the window is

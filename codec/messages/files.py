@@ -124,10 +124,8 @@ class UploadFile(StreamRequest):
     offset, as tus does; otherwise ``CONFLICT``) to the end of the file, as raw
     bytes after this frame. While the bytes arrive the server sends
     ``TransferProgress`` frames with what it has written; the sender keeps at
-    most a window of bytes beyond the last one (1 MiB, growing to 4 MiB while
-    the path keeps up: ``codec.transfer_window``); the server refuses a
-    backlog of more than 8 MiB. The last frame is ``FileStored`` (or an
-    ``Error``)."""
+    most a window (1 MiB) of bytes beyond the last one. The last frame is
+    ``FileStored`` (or an ``Error``)."""
 
     file_id: FileId
     offset: Offset
@@ -137,8 +135,7 @@ class DownloadFile(StreamRequest):
     """Download ``file_id`` from ``offset``. The server answers on the stream with
     ``FileData``, then the raw bytes from ``offset`` to the end, then ends the
     stream. The downloader sends ``TransferProgress`` frames with what it has
-    written; the server keeps at most a window beyond the last one (1 MiB,
-    growing to 4 MiB while the path keeps up)."""
+    written; the server keeps at most a window (1 MiB) beyond the last one."""
 
     file_id: FileId
     offset: Offset
