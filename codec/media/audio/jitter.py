@@ -5,13 +5,19 @@ clock takes one 20 ms decision per frame (:meth:`JitterBuffer.pop`). The
 buffer keeps a window of each packet's transit (arrival time less media
 time): its minimum is the path's base delay, and the target delay above it
 follows a high quantile of the rest, as libwebrtc's NetEQ does, never below
-one frame. Playout runs ``target`` behind the fastest packet: when it falls
-behind (the network calmed, the window forgot the jitter) it catches up by
-dropping frames of silence, or speech only when far behind; when it runs
-ahead, or a packet is a little late, it holds back by stretching silence or
-concealment. A missing frame is rebuilt from the next packet's in-band FEC
-when that packet is there, or concealed; playout then moves on, so one loss
-never stalls it.
+one frame. Over a stream's first second the quantile counts the packets not
+yet seen as on time (a prior, as NetEQ starts its delay histogram from
+one): otherwise the quantile of a few packets is their maximum, and one
+packet held up by a start (a first encode, a capture backlog, a busy loop)
+set the first talk spurt's delay.
+
+Playout runs ``target`` behind the fastest packet: when it falls behind
+(the network calmed, the window forgot the jitter) it catches up by dropping
+frames of silence, or speech only when far behind; when it runs ahead, or a
+packet is a little late, it holds back by stretching silence or concealment.
+A missing frame is rebuilt from the next packet's in-band FEC when that
+packet is there, or concealed; playout then moves on, so one loss never
+stalls it.
 
 DTX: the sender's sequence numbers stay consecutive across a silence while its
 timestamps jump, so a gap in timestamps alone is silence, not loss. So does a
@@ -101,7 +107,9 @@ class JitterBuffer:
     packets that should arrive in time; ``min_delay_s``, ``max_delay_s``:
     bounds of the target; ``idle_s``: silence after which the speaker counts
     as paused; ``max_expand_frames``: how many frames of concealment playout
-    waits for a packet that is behind schedule before it counts it lost.
+    waits for a packet that is behind schedule before it counts it lost;
+    ``prior_packets``: until the window holds that many arrivals, the
+    quantile counts the missing ones as having come at the base delay.
     """
 
     def __init__(
@@ -113,6 +121,7 @@ class JitterBuffer:
         max_delay_s: float = 0.4,
         idle_s: float = 0.3,
         max_expand_frames: int = 3,
+        prior_packets: int = 50,
     ) -> None:
         self.window_s = window_s
         self.quantile = quantile
@@ -120,6 +129,7 @@ class JitterBuffer:
         self.max_delay_s = max_delay_s
         self.idle_s = idle_s
         self.max_expand_frames = max_expand_frames
+        self.prior_packets = prior_packets
         self.sync_delay_s: float | None = None
         """Lip sync's wish (:attr:`AvSync.audio_delay_wanted_s`): capture to
         play, on the transit scale (arrival clock less media time); the
@@ -183,7 +193,10 @@ class JitterBuffer:
         """Delay above the fastest packet that playout aims for (seconds)."""
         if not self._sorted:
             return self.min_delay_s
-        index = min(len(self._sorted) - 1, int(self.quantile * len(self._sorted)))
+        count = len(self._sorted)
+        unseen = max(0, self.prior_packets - count)
+        index = int(self.quantile * (count + unseen)) - unseen
+        index = min(count - 1, max(0, index))
         jitter = self._sorted[index] - self._sorted[0]
         target = max(self.min_delay_s, min(self.max_delay_s, jitter + _FRAME_S / 2))
         if self.sync_delay_s is not None:

@@ -393,3 +393,38 @@ def test_jitter_buffer_waits_for_a_late_packet_instead_of_losing_it():
     kinds = [buffer.pop(0.08 + 0.02 * i).kind for i in range(5)]
     assert kinds == [PlayoutKind.CONCEAL] * 5
     assert buffer.stats.lost == 2 and buffer.stats.stretched == 4
+
+
+def test_jitter_buffer_one_late_first_packet_does_not_delay_the_first_talk_spurt():
+    """The stream's first packet (a keep-alive) arrives 350 ms late, held up
+    by a start; the talk spurt a second later comes on time over a 30 ms
+    path. Over so few packets the quantile was their maximum, so the spurt
+    played 400 ms after capture (as the mouth-to-ear test's first buzz, 433
+    ms in one CI run, the next ones about 70)."""
+    buffer = JitterBuffer()
+    spurt = 50  # frames: one second
+    arrivals = [(0.03 + 0.35, 0, 0, False)]
+    arrivals += [
+        ((spurt + k) * FRAME_S + 0.03, 1 + k, (spurt + k) * FRAME_SAMPLES, k < 10)
+        for k in range(16)
+    ]
+    played_at = None
+    for tick in range(100):
+        now = tick * FRAME_S + 0.0001
+        while arrivals and arrivals[0][0] <= now:
+            at, seq, timestamp, voice = arrivals.pop(0)
+            buffer.push(seq, timestamp, b"x", voice, at)
+        playout = buffer.pop(now)
+        if playout.timestamp == spurt * FRAME_SAMPLES and played_at is None:
+            played_at = now
+    assert played_at is not None
+    # Path 30 ms + target 20 ms + a tick of phase.
+    assert played_at - spurt * FRAME_S <= 0.075
+    assert buffer.target_delay_s == pytest.approx(0.02)
+
+
+def test_jitter_buffer_follows_jitter_from_the_first_second():
+    """Jitter from the start still raises the target within a second."""
+    jittery = LinkConfig(delay_s=0.03, jitter_s=0.04, keep_order=False)
+    buffer, _ = run_path(jittery, 1.0)
+    assert buffer.target_delay_s >= 0.05
