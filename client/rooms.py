@@ -26,6 +26,7 @@ from codec.media import BASE_MEDIA_PAYLOAD
 from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.messages import (
     AskToMute,
+    AudioLossReported,
     CreateRoom,
     DeclineInvitation,
     EndRoom,
@@ -40,6 +41,7 @@ from codec.messages import (
     Ok,
     PublishTrack,
     RemoveMember,
+    ReportAudioLoss,
     RoomChat,
     RoomElsewhere,
     RoomInfo,
@@ -74,6 +76,7 @@ RoomEvent = (
     | RoomInvitation
     | InvitationDeclined
     | MuteRequested
+    | AudioLossReported
 )
 RoomListener = Callable[[RoomEvent], None]
 
@@ -96,6 +99,7 @@ _ROOM_EVENTS = (
     RoomInvitation,
     InvitationDeclined,
     MuteRequested,
+    AudioLossReported,
 )
 
 
@@ -320,6 +324,13 @@ class Rooms:
             PublishTrack, TrackPublished, kind=kind, width=width, height=height, fps=fps
         )
         return reply.track
+
+    async def report_audio_loss(self, track_id: int, lost_fraction: float) -> None:
+        """Tell the publisher of the microphone track ``track_id`` the share
+        (0..1) of its frames we lost in our last period."""
+        await self._session.call(
+            ReportAudioLoss, Ok, track_id=track_id, lost_fraction=lost_fraction
+        )
 
     async def unpublish(self, track_id: int) -> None:
         await self._session.call(UnpublishTrack, Ok, track_id=track_id)

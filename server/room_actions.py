@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from codec.errors import ErrorCode
 from codec.messages import (
     AskToMute,
+    AudioLossReported,
     DeclineInvitation,
     InvitationDeclined,
     InviteToRoom,
@@ -17,6 +18,7 @@ from codec.messages import (
     Ok,
     PublishTrack,
     RemoveMember,
+    ReportAudioLoss,
     RoomChat,
     RoomInvitation,
     RoomTrack,
@@ -64,6 +66,7 @@ class RoomActions:
         router.handle(SendRoomChat, self.chat)
         router.handle(PublishTrack, self.publish)
         router.handle(UnpublishTrack, self.unpublish)
+        router.handle(ReportAudioLoss, self.report_audio_loss)
 
     # -- host powers ------------------------------------------------------------
 
@@ -252,6 +255,33 @@ class RoomActions:
                 fps=track.fps,
             ),
         )
+
+    async def report_audio_loss(
+        self, conn: ClientConnection, req: ReportAudioLoss
+    ) -> Ok:
+        """Relay a listener's loss to the microphone track's publisher alone."""
+        member = self.rooms.member(conn)
+        room = self.rooms.room_of(member)
+        owner = next(
+            (m for m in room.members.values() if req.track_id in m.tracks), None
+        )
+        if owner is None or owner.tracks[req.track_id].kind != "microphone":
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, "no microphone track with this id in your room"
+            )
+        if owner is member:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT, "a loss report is about another's track"
+            )
+        owner.conn.push(
+            AudioLossReported(
+                room_id=room.room_id,
+                track_id=req.track_id,
+                by=member.username,
+                lost_fraction=req.lost_fraction,
+            )
+        )
+        return Ok(rid=req.rid)
 
     async def unpublish(self, conn: ClientConnection, req: UnpublishTrack) -> Ok:
         member = self.rooms.member(conn)

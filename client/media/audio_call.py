@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 from codec.media import AudioPacket
 from codec.media.audio import ActiveSpeaker, ActiveSpeakerChanged
-from codec.messages import RoomState, RoomTrack
+from codec.messages import AudioLossReported, RoomState, RoomTrack
 
 from ..errors import ClientError
 from ..listeners import Listeners
-from ..rooms import Rooms
+from ..rooms import RoomEvent, Rooms
 from .audio_host import AudioHost, RemoteReceiver
+from .audio_loss import LossFeedback
 from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
 from .audio_sender import AudioSender, CaptureProcessor
@@ -91,6 +92,9 @@ class AudioCall:
         self.clock = MediaClock()
         """The capture clock our audio and video tracks share (lip sync)."""
         self._lip_syncs: dict[str, LipSync] = {}
+        self.loss = LossFeedback(rooms, loop)
+        """Loss reports to the speakers, and our FEC from the listeners'."""
+        self._unlisten: Callable[[], None] | None = None
         self.host: AudioHost | None = None
         """The audio process that plays and captures, when there is one
         (:meth:`use_host`); else the sink pulls :attr:`playout` here."""
@@ -112,6 +116,7 @@ class AudioCall:
                 log.warning("%s", exc)
                 self.sink = None
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
+        self._unlisten = self.rooms.add_listener(self._on_room_event)
 
     def use_host(self, host: AudioHost) -> None:
         """Play every speaker in ``host``'s audio process from now on (the
@@ -253,6 +258,7 @@ class AudioCall:
         for track_id, track in remote.items():
             if track_id not in self.receivers:
                 self.receivers[track_id] = self._receiver(track)
+        self.loss.members_now(member.username for member in state.members)
         mine = {t.track_id for t in state.tracks if t.owner == me}
         sender = self.sender
         if sender is None or sender.track_id is None or sender.track_id in mine:
@@ -292,6 +298,9 @@ class AudioCall:
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._unlisten is not None:
+            self._unlisten()
+        self.loss.close()
         sender = self.sender
         if sender is not None:
             await sender.halt()
@@ -321,7 +330,14 @@ class AudioCall:
             if now - last > SPEAKING_HOLD_S:
                 del self._last_voice_s[user]
                 self._listeners.notify(SpeakingChanged(user, False))
+        monotonic = time.monotonic()
+        self.loss.apply(self.sender, monotonic)
+        self.loss.tick(self.receivers, monotonic)
         self._ticker = self._loop.call_later(_SPEAKER_TICK_S, self._tick)
+
+    def _on_room_event(self, event: RoomEvent) -> None:
+        if isinstance(event, AudioLossReported):
+            self.loss.on_report(event, self.sender, time.monotonic())
 
     def stats(self) -> dict[str, object]:
         return {
@@ -333,4 +349,5 @@ class AudioCall:
             "audio_sink": None if self.sink is None else self.sink.report(),
             "audio_process": None if self.host is None else self.host.report(),
             "audio_unavailable": self.unavailable,
+            "audio_loss_reports_sent": self.loss.reports_sent,
         }

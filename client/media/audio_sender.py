@@ -45,6 +45,9 @@ log = logging.getLogger("quicmeet.media")
 
 SendAudio = Callable[[Sequence[bytes]], bool]
 
+EXPECTED_LOSS_PCT = 10
+"""The loss in-band FEC is sized for until the listeners report theirs."""
+
 
 class CaptureProcessor(Protocol):
     """Cleans the captured frame before the VAD: echo cancellation against
@@ -99,6 +102,8 @@ class AudioSender(TrackSender):
         self.source = source
         self.kind = "microphone"
         self.bitrate_bps = bitrate_bps
+        self.expected_loss_pct = EXPECTED_LOSS_PCT
+        """The loss Opus's in-band FEC is sized for, percent."""
         self.processor = processor
         self.dtx = dtx
         self.muted = False
@@ -112,6 +117,7 @@ class AudioSender(TrackSender):
         # the previous one was being answered, and its caller waited forever).
         self._bitrate_lock = threading.Lock()
         self._new_bitrate: int | None = None
+        self._new_expected_loss: int | None = None
         self._switches: queue.SimpleQueue[
             tuple[AudioSource, concurrent.futures.Future[None]]
         ] = queue.SimpleQueue()
@@ -121,6 +127,12 @@ class AudioSender(TrackSender):
         """Change the Opus bitrate from the next frame on."""
         with self._bitrate_lock:
             self._new_bitrate = bitrate_bps
+
+    def set_expected_loss(self, loss_pct: int) -> None:
+        """Carry in-band FEC for ``loss_pct`` percent of loss from the next
+        frame on (the listeners' reports, through the call's FEC policy)."""
+        with self._bitrate_lock:
+            self._new_expected_loss = loss_pct
 
     async def switch_source(self, source: AudioSource) -> None:
         """Capture from ``source`` from the next frame on (another microphone,
@@ -149,7 +161,9 @@ class AudioSender(TrackSender):
     def _run(self) -> None:
         try:
             self.source.open()
-            encoder = OpusEncoder(self.bitrate_bps)
+            encoder = OpusEncoder(
+                self.bitrate_bps, expected_loss_pct=self.expected_loss_pct
+            )
             detector = VoiceDetector()
         except (MediaError, AudioCodecError) as exc:
             self._opened.set_exception(exc)
@@ -196,9 +210,13 @@ class AudioSender(TrackSender):
                 frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
             with self._bitrate_lock:
                 bitrate, self._new_bitrate = self._new_bitrate, None
+                loss, self._new_expected_loss = self._new_expected_loss, None
             if bitrate is not None:
                 encoder.set_bitrate(bitrate)
                 self.bitrate_bps = bitrate
+            if loss is not None:
+                encoder.set_expected_loss(loss)
+                self.expected_loss_pct = loss
             speech = detector.is_speech(frame)
             self.stats.frames_voiced += speech
             decision = gate.decide(speech, capture_s)
@@ -263,6 +281,7 @@ class AudioSender(TrackSender):
             "kind": self.kind,
             "track_id": self.track_id,
             "bitrate_bps": self.bitrate_bps,
+            "expected_loss_pct": self.expected_loss_pct,
             "muted": self.muted,
             **{name: getattr(self.stats, name) for name in self.stats.__slots__},
         }

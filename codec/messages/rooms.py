@@ -22,6 +22,7 @@ __all__ = [
     "ROOM_ID_ALPHABET",
     "ROOM_ID_LENGTH",
     "AskToMute",
+    "AudioLossReported",
     "CreateRoom",
     "DeclineInvitation",
     "EndRoom",
@@ -34,6 +35,7 @@ __all__ = [
     "MuteRequested",
     "PublishTrack",
     "RemoveMember",
+    "ReportAudioLoss",
     "RoomChat",
     "RoomElsewhere",
     "RoomInfo",
@@ -71,6 +73,7 @@ RoomPassword = Annotated[str, msgspec.Meta(max_length=128)]
 TrackId = Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
 Dimension = Annotated[int, msgspec.Meta(ge=0, le=8192)]
 FrameRate = Annotated[float, msgspec.Meta(ge=0, le=240)]
+LostFraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
 def parse_room_id(text: str) -> str | None:
@@ -228,6 +231,17 @@ class AskToMute(Request):
     username: Username
 
 
+class ReportAudioLoss(Request):
+    """A listener's share (0..1) of the microphone track ``track_id``'s
+    frames that did not arrive in time to play in its last report period
+    (about 2 s), counted before FEC recovered any. The server relays it to
+    the track's publisher as ``AudioLossReported``; only about another
+    member's microphone track in the same room."""
+
+    track_id: TrackId
+    lost_fraction: LostFraction
+
+
 class TransferHost(Request):
     """Host only: make the member ``username`` the host."""
 
@@ -342,6 +356,17 @@ class RoomChat(Event):
     sender: str
     text: str
     sent_ms: int
+
+
+class AudioLossReported(Event):
+    """The listener ``by`` lost ``lost_fraction`` (0..1) of our microphone
+    track ``track_id``'s frames in its last period: our encoder sets its
+    in-band FEC from the worst listener."""
+
+    room_id: str
+    track_id: int
+    by: str
+    lost_fraction: float
 
 
 class MuteRequested(Event):

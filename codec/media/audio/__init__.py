@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .dtx import DtxDecision, DtxGate, VoiceDetector
 from .errors import AudioCodecError
+from .fec_policy import FecPolicy, FecSetting, LossCounter
 from .jitter import JitterBuffer, JitterStats, Playout, PlayoutKind
 from .level import SILENT_LEVEL, ActiveSpeaker, ActiveSpeakerChanged, audio_level
 from .mixer import MAX_VOLUME, Mixer
@@ -43,8 +44,11 @@ __all__ = [
     "ByteRing",
     "DtxDecision",
     "DtxGate",
+    "FecPolicy",
+    "FecSetting",
     "JitterBuffer",
     "JitterStats",
+    "LossCounter",
     "Mixer",
     "OnsetDetector",
     "OpusDecoder",

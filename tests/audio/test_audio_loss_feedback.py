@@ -1,0 +1,55 @@
+"""FEC following loss, end to end over real QUIC on loopback: listeners
+report what they lose of the talker's audio, the server relays it, and the
+talker's encoder sizes its in-band FEC (and bitrate) from the worst one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from client.media import ToneSource, WavSink
+from netsim import ImpairmentProxy, LinkConfig
+from tests.audio.test_meeting_audio import join
+from tests.conftest import address, eventually
+
+
+def sent(call) -> dict:
+    return call.stats()["audio_sent"]
+
+
+async def test_a_lossy_listener_raises_the_talkers_expected_loss(
+    server, tmp_path: Path
+):
+    talker_session, talker = await join(address(server), "talker", None)
+    room = talker_session.rooms.room_id
+    clean_session, clean = await join(
+        address(server), "clean", room, audio_sink=WavSink(tmp_path / "clean.wav")
+    )
+    members = [(talker_session, talker), (clean_session, clean)]
+    lossy = LinkConfig(loss=0.2)
+    try:
+        async with ImpairmentProxy(
+            upstream=server.address, down=lossy, seed=4
+        ) as proxy:
+            await talker.audio.publish(ToneSource())
+            start = sent(talker)
+            assert (start["expected_loss_pct"], start["bitrate_bps"]) == (10, 32_000)
+            # A clean listener's reports take FEC down to the floor.
+            await eventually(lambda: sent(talker)["expected_loss_pct"] == 2, 20.0)
+            assert sent(talker)["bitrate_bps"] == 32_000
+
+            host, port = proxy.listen_address
+            lossy_sink = WavSink(tmp_path / "lossy.wav")
+            members.append(
+                await join(f"{host}:{port}", "lossy", room, audio_sink=lossy_sink)
+            )
+            # One listener losing a fifth of the packets: the worst counts.
+            await eventually(lambda: sent(talker)["expected_loss_pct"] >= 12, 30.0)
+            assert sent(talker)["bitrate_bps"] >= 44_000
+            lossy_heard = members[2][1].audio.stats()
+            assert lossy_heard["audio_loss_reports_sent"] >= 1
+            (track,) = lossy_heard["audio_received"]
+            assert track["packets_lost"] > 0
+    finally:
+        for session, call in members:
+            await call.close()
+            await session.close()

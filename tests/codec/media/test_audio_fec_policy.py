@@ -1,0 +1,85 @@
+"""The talker's FEC policy on a virtual clock: the worst listener's loss,
+risen at once, fallen slowly, between a floor and a ceiling; and the
+listener's per-period loss share."""
+
+from __future__ import annotations
+
+import pytest
+
+from codec.media.audio import DEFAULT_BITRATE_BPS, FecPolicy, LossCounter
+
+
+def test_fec_starts_at_the_floor_and_follows_the_worst_listener_at_once():
+    policy = FecPolicy(floor_pct=2.0, ceiling_pct=25.0)
+    assert policy.setting(0.0).expected_loss_pct == 2
+    assert policy.setting(0.0).bitrate_bps == DEFAULT_BITRATE_BPS
+    policy.report("ann", 0.01, 1.0)
+    policy.report("bob", 0.08, 1.0)
+    assert policy.setting(1.0).expected_loss_pct == 8
+    policy.report("ann", 0.0, 2.0)  # ann is clean: bob is still the worst
+    assert policy.setting(2.0).expected_loss_pct == 8
+
+
+def test_fec_falls_slowly_after_the_loss_ends_and_settles_at_the_floor():
+    policy = FecPolicy(floor_pct=2.0, fall_half_life_s=8.0)
+    policy.report("bob", 0.20, 0.0)
+    levels = []
+    for second in range(1, 61):
+        policy.report("bob", 0.0, float(second))
+        levels.append(policy.setting(float(second)).expected_loss_pct)
+    # Half the excess over the floor is gone after one half-life, not before.
+    assert levels[3] >= 14  # 4 s: 2 + 18 * 0.71
+    assert 9 <= levels[7] <= 12  # 8 s: 2 + 18 / 2
+    assert levels == sorted(levels, reverse=True)
+    assert levels[-1] == 2
+
+
+def test_fec_stays_below_the_ceiling_and_forgets_silent_listeners():
+    policy = FecPolicy(ceiling_pct=25.0, stale_s=6.0)
+    assert policy.listeners == set()
+    policy.report("bob", 0.9, 0.0)
+    assert policy.setting(0.0).expected_loss_pct == 25
+    # bob stops reporting (left, or his reports are lost): after stale_s his
+    # loss no longer holds the level up, which then falls.
+    assert policy.setting(5.0).expected_loss_pct == 25
+    assert policy.setting(30.0).expected_loss_pct < 10
+    policy.report("cid", 0.3, 31.0)
+    assert policy.listeners == {"cid"}
+    policy.forget("cid")
+    assert policy.setting(90.0).expected_loss_pct == 2
+
+
+def test_fec_raises_the_bitrate_with_the_loss():
+    policy = FecPolicy(
+        base_bitrate_bps=32_000,
+        max_bitrate_bps=48_000,
+        boost_from_pct=3.0,
+        boost_full_pct=10.0,
+    )
+    policy.report("bob", 0.03, 0.0)
+    assert policy.setting(0.0).bitrate_bps == 32_000
+    policy.report("bob", 0.065, 0.0)
+    assert policy.setting(0.0).bitrate_bps == 40_000
+    policy.report("bob", 0.5, 0.0)
+    assert policy.setting(0.0).bitrate_bps == 48_000
+
+
+def test_fec_policy_refuses_bad_input():
+    policy = FecPolicy()
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="0..1"):
+            policy.report("bob", bad, 0.0)
+    assert policy.setting(0.0).expected_loss_pct == 2  # nothing was taken
+    with pytest.raises(ValueError, match="floor"):
+        FecPolicy(floor_pct=30.0, ceiling_pct=10.0)
+    with pytest.raises(ValueError, match="boost"):
+        FecPolicy(boost_from_pct=10.0, boost_full_pct=5.0)
+
+
+def test_loss_counter_reports_the_share_of_each_period():
+    counter = LossCounter(min_frames=25)
+    assert counter.period(lost=0, expected=50) == 0.0
+    assert counter.period(lost=5, expected=150) == pytest.approx(0.05)
+    # A pause: two keep-alives, one lost, is no period yet; it adds to the next.
+    assert counter.period(lost=6, expected=152) is None
+    assert counter.period(lost=8, expected=190) == pytest.approx(0.075)
