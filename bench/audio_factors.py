@@ -14,8 +14,13 @@ random loss) and jitter buffer:
   onset pre-roll (``VoiceDetector``, ``DtxGate(preroll_frames=0)``: silence
   not sent beyond keep-alives, hangover frames without the V bit,
   timestamps running on across the gaps as the sender's do);
-- ``fec10_dtx_preroll``: DTX as the sender does it now, each talk spurt
-  led by the frames held back just before it.
+- ``fec10_dtx_preroll``: DTX as the sender does it, each talk spurt led by
+  the frames held back just before it (the product before the listeners'
+  loss reports);
+- ``feedback_dtx_preroll``: the same with the expected loss and bitrate
+  that the talker's ``FecPolicy`` settles at when the listener reports the
+  link's loss (its steady state: the second or two before the first
+  report, at 10 %, is not modelled).
 
 Each row: wideband PESQ (the ``pesq`` package, 16 kHz) of the played
 samples against the sent speech, aligned once and per utterance
@@ -46,6 +51,7 @@ from codec.media.audio import (  # noqa: E402
     FRAME_SAMPLES,
     SAMPLE_RATE,
     DtxGate,
+    FecPolicy,
     JitterBuffer,
     OpusDecoder,
     OpusEncoder,
@@ -60,11 +66,15 @@ DTX starts in a pause."""
 
 
 def packets(
-    reference: np.ndarray, expected_loss: int, dtx: bool, preroll: int = 0
+    reference: np.ndarray,
+    expected_loss: int,
+    dtx: bool,
+    preroll: int = 0,
+    bitrate_bps: int | None = None,
 ) -> list[tuple]:
     """(send tick, seq, timestamp, payload, voice) for what the sender sends,
     as ``AudioSender`` does (``preroll``: the gate's ``preroll_frames``)."""
-    encoder = OpusEncoder()
+    encoder = OpusEncoder() if bitrate_bps is None else OpusEncoder(bitrate_bps)
     encoder.set_expected_loss(expected_loss)
     detector, gate = VoiceDetector(), DtxGate(preroll_frames=preroll)
     lead = np.zeros(LEAD_FRAMES * FRAME_SAMPLES, dtype=np.int16)
@@ -138,16 +148,26 @@ def score(reference: np.ndarray, heard: np.ndarray) -> dict:
 
 
 def run(loss_pct: float, seeds: list[int], reference: np.ndarray) -> list[dict]:
+    policy = FecPolicy()
+    policy.report("listener", loss_pct / 100, 0.0)
+    steady = policy.setting(0.0)
+    preroll = DtxGate().preroll_frames
     variants = {
-        "lean": (max(5, int(loss_pct)), False, 0),
-        "fec10": (10, False, 0),
-        "fec10_dtx": (10, True, 0),
-        "fec10_dtx_preroll": (10, True, DtxGate().preroll_frames),
+        "lean": (max(5, int(loss_pct)), False, 0, None),
+        "fec10": (10, False, 0, None),
+        "fec10_dtx": (10, True, 0, None),
+        "fec10_dtx_preroll": (10, True, preroll, None),
+        "feedback_dtx_preroll": (
+            steady.expected_loss_pct,
+            True,
+            preroll,
+            steady.bitrate_bps,
+        ),
     }
     ticks = LEAD_FRAMES + reference.size // FRAME_SAMPLES
     rows = []
-    for name, (expected, dtx, preroll) in variants.items():
-        sent = packets(reference, expected, dtx, preroll)
+    for name, (expected, dtx, preroll_frames, bitrate) in variants.items():
+        sent = packets(reference, expected, dtx, preroll_frames, bitrate)
         runs = []
         for seed in seeds:
             played, stats = play(sent, loss_pct / 100, seed, ticks)
@@ -165,6 +185,8 @@ def run(loss_pct: float, seeds: list[int], reference: np.ndarray) -> list[dict]:
             {
                 "loss_pct": loss_pct,
                 "variant": name,
+                "expected_loss_pct": expected,
+                "bitrate_bps": bitrate,
                 "packets_sent": len(sent),
                 "pesq_wb_mean": round(float(np.mean([r["pesq_wb"] for r in runs])), 2),
                 "runs": runs,

@@ -34,7 +34,7 @@ async def test_a_lossy_listener_raises_the_talkers_expected_loss(
             start = sent(talker)
             assert (start["expected_loss_pct"], start["bitrate_bps"]) == (10, 32_000)
             # A clean listener's reports take FEC down to the floor.
-            await eventually(lambda: sent(talker)["expected_loss_pct"] == 2, 20.0)
+            await eventually(lambda: sent(talker)["expected_loss_pct"] == 1, 20.0)
             assert sent(talker)["bitrate_bps"] == 32_000
 
             host, port = proxy.listen_address

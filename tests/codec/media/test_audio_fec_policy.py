@@ -10,8 +10,8 @@ from codec.media.audio import DEFAULT_BITRATE_BPS, FecPolicy, LossCounter
 
 
 def test_fec_starts_at_the_floor_and_follows_the_worst_listener_at_once():
-    policy = FecPolicy(floor_pct=2.0, ceiling_pct=25.0)
-    assert policy.setting(0.0).expected_loss_pct == 2
+    policy = FecPolicy(floor_pct=1.0, ceiling_pct=25.0)
+    assert policy.setting(0.0).expected_loss_pct == 1
     assert policy.setting(0.0).bitrate_bps == DEFAULT_BITRATE_BPS
     policy.report("ann", 0.01, 1.0)
     policy.report("bob", 0.08, 1.0)
@@ -46,7 +46,7 @@ def test_fec_stays_below_the_ceiling_and_forgets_silent_listeners():
     policy.report("cid", 0.3, 31.0)
     assert policy.listeners == {"cid"}
     policy.forget("cid")
-    assert policy.setting(90.0).expected_loss_pct == 2
+    assert policy.setting(90.0).expected_loss_pct == 1
 
 
 def test_fec_raises_the_bitrate_with_the_loss():
@@ -69,7 +69,7 @@ def test_fec_policy_refuses_bad_input():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="0..1"):
             policy.report("bob", bad, 0.0)
-    assert policy.setting(0.0).expected_loss_pct == 2  # nothing was taken
+    assert policy.setting(0.0).expected_loss_pct == 1  # nothing was taken
     with pytest.raises(ValueError, match="floor"):
         FecPolicy(floor_pct=30.0, ceiling_pct=10.0)
     with pytest.raises(ValueError, match="boost"):
