@@ -131,6 +131,8 @@ SENT_KEYS = (
     "frames_suppressed",
     "frames_preroll",
     "packets_sent",
+    "expected_loss_pct",
+    "bitrate_bps",
 )
 
 
