@@ -14,6 +14,7 @@ QUIC and the server, the jitter buffer, the decoder and the mix; neither
 device's own buffer.
 
     python bench/audio_mouth_to_ear.py [--seconds 20] [--buffer-ms 100]
+        [--mic-buffer-ms MS]
 
 Prints one JSON object.
 """
@@ -101,7 +102,11 @@ def play_buzzes(env: dict[str, str], stop: threading.Event) -> None:
 
 
 async def measure(
-    address: str, env: dict[str, str], seconds: float, buffer_s: float
+    address: str,
+    env: dict[str, str],
+    seconds: float,
+    buffer_s: float,
+    mic_buffer_s: float | None,
 ) -> dict:
     sessions = []
     for name in ("talker", "listener"):
@@ -127,7 +132,7 @@ async def measure(
         await loop.run_in_executor(
             None, listener_host.open_device, OpenDevice(True, "pulse", buffer_s)
         )
-        await calls[0].audio.publish(HostMicrophone(talker_host, "pulse", buffer_s))
+        await calls[0].audio.publish(HostMicrophone(talker_host, "pulse", mic_buffer_s))
         player.start()
         await asyncio.sleep(seconds)
         await asyncio.sleep(0.5)  # the last counters
@@ -147,6 +152,10 @@ async def measure(
     track = received[0] if received else {}
     return {
         "device_buffer_ms": round(buffer_s * 1000),
+        "microphone_buffer_ms": None
+        if mic_buffer_s is None
+        else round(mic_buffer_s * 1000),
+        "first_ms": round(samples[0], 1) if samples else None,
         "buzzes_captured": len(talked.capture_onsets),
         "buzzes_played": len(heard.play_onsets),
         "samples": len(samples),
@@ -160,14 +169,18 @@ async def measure(
     }
 
 
-def mouth_to_ear(seconds: float, buffer_s: float) -> dict:
+def mouth_to_ear(
+    seconds: float, buffer_s: float, mic_buffer_s: float | None = None
+) -> dict:
     """Run the whole measurement (its own PulseAudio and server)."""
     server = start_quicmeet_server()
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp)
         env = start_pulse(runtime)
         try:
-            return asyncio.run(measure(server.address, env, seconds, buffer_s))
+            return asyncio.run(
+                measure(server.address, env, seconds, buffer_s, mic_buffer_s)
+            )
         finally:
             server.stop()
             pid = (runtime / "pid").read_text().split()[0]
@@ -178,8 +191,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--buffer-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--mic-buffer-ms",
+        type=float,
+        help="the microphone's own buffer (default: the microphone's default)",
+    )
     args = parser.parse_args()
-    print(json.dumps(mouth_to_ear(args.seconds, args.buffer_ms / 1000.0), indent=1))
+    mic_s = None if args.mic_buffer_ms is None else args.mic_buffer_ms / 1000.0
+    result = mouth_to_ear(args.seconds, args.buffer_ms / 1000.0, mic_s)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
