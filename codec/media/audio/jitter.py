@@ -5,11 +5,12 @@ clock takes one 20 ms decision per frame (:meth:`JitterBuffer.pop`). The
 buffer keeps a window of each packet's transit (arrival time less media
 time): its minimum is the path's base delay, and the target delay above it
 follows a high quantile of the rest, as libwebrtc's NetEQ does, never below
-one frame. Over a stream's first second the quantile counts the packets not
-yet seen as on time (a prior, as NetEQ starts its delay histogram from
-one): otherwise the quantile of a few packets is their maximum, and one
-packet held up by a start (a first encode, a capture backlog, a busy loop)
-set the first talk spurt's delay.
+one frame. Until 40 packets have come the quantile counts the ones not yet
+seen as on time (a prior, as NetEQ starts its delay histogram from one), so
+that the largest transit is left out: the 95th percentile of a few packets
+is their maximum, and one packet held up by a start (a first encode, a
+capture backlog, a busy loop) set the first talk spurt's delay. Only the
+largest: a start that is jittery throughout still raises the target.
 
 Playout runs ``target`` behind the fastest packet: when it falls behind
 (the network calmed, the window forgot the jitter) it catches up by dropping
@@ -121,7 +122,7 @@ class JitterBuffer:
         max_delay_s: float = 0.4,
         idle_s: float = 0.3,
         max_expand_frames: int = 3,
-        prior_packets: int = 50,
+        prior_packets: int = 40,
     ) -> None:
         self.window_s = window_s
         self.quantile = quantile
