@@ -420,31 +420,40 @@ class Forwarder:
         # publisher already sends less: it keeps the publisher there, and a
         # lapse would let it climb back over the path within seconds.
         shares = [
-            self._video_share(hop, limit)
+            self._video_share(publisher, hops, hop, limit)
             for hop in hops
             if (limit := hop.path.limit_bps(now)) is not None
         ]
         if not shares:
             return
-        limit = RateLimit(track_id, int(min(shares))).serialize()
-        publisher.hop.send_control(limit, now)
+        datagram = RateLimit(track_id, int(min(shares))).serialize()
+        publisher.hop.send_control(datagram, now)
         self.stats.rate_limits_sent += 1
 
-    def _video_share(self, hop: Hop, limit: float) -> float:
+    def _video_share(
+        self, publisher: _Endpoint, hops: tuple[Hop, ...], hop: Hop, limit: float
+    ) -> float:
         """What one video track routed to ``hop`` may take of the path's
         ``limit`` (bits per second): each audio track keeps
         :data:`AUDIO_SHARE_BPS`, the video tracks share the rest, and none
         gets less than an even split of the whole. A track counts as video
         once the SFU weighed it (a video track that has not yet sent counts
-        as audio until it does)."""
+        as audio until it does). ``publisher`` and the ``hops`` its track goes
+        to are the room: every member's tracks go to all the others, so what
+        ``hop`` receives is every track of the room's other members."""
+        members: list[_Endpoint | None] = [publisher]
+        members += (self._endpoints.get(other.conn) for other in hops)
         video = audio = 0
-        for endpoint in self._endpoints.values():
-            for track_id, hops in endpoint.routes.items():
-                if hop in hops:
-                    if track_id in endpoint.weighed_at:
-                        video += 1
-                    else:
-                        audio += 1
+        for endpoint in members:
+            if endpoint is None or endpoint.room is not publisher.room:
+                continue  # gone, or routed elsewhere since
+            if endpoint.hop is hop:
+                continue
+            for track_id in endpoint.routes:
+                if track_id in endpoint.weighed_at:
+                    video += 1
+                else:
+                    audio += 1
         video = max(1, video)
         return max((limit - AUDIO_SHARE_BPS * audio) / video, limit / (video + audio))
 
