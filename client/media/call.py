@@ -316,6 +316,8 @@ class Call:
         elif isinstance(packet, FeedbackPacket):
             self.hop.on_feedback(packet)
         elif isinstance(packet, RateLimit):
+            if self._sender_of(packet.track_id) is None:
+                return
             self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
             self.limit_timeline.append((time.time(), packet.track_id, packet.max_bps))
             self._share_estimate(self.hop.media_budget_bps())
