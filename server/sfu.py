@@ -142,6 +142,9 @@ class ForwarderStats:
     dropped_duplicate: int = 0
     """Video from a publisher that was neither new nor missing: the second
     copy of a repair, or one too late (the receivers have it or gave up)."""
+    skipped_joining: int = 0
+    """Copies not sent because the subscriber started to receive the track
+    mid-frame: the rest of that frame (it gets the next one whole)."""
     dropped_queue_full: int = 0
     """Copies not sent because the subscriber's datagram queue was too long
     (whole video frames and their track's frames up to the next keyframe)."""
@@ -282,6 +285,15 @@ class Forwarder:
                 endpoint.keyframe_asked_at.pop(gone, None)
                 endpoint.nacks.pop(gone, None)
                 endpoint.weighed_at.pop(gone, None)
+                for hop in endpoint.routes[gone]:
+                    hop.joining.discard(gone)
+            for track_id in track_ids:
+                # A member that starts to receive a track mid-frame would get
+                # a frame without its head: it starts at the next frame.
+                routed = endpoint.routes.get(track_id, ())
+                for hop in others:
+                    if hop not in routed:
+                        hop.joining.add(track_id)
             endpoint.routes = dict.fromkeys(track_ids, others)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
@@ -361,6 +373,9 @@ class Forwarder:
                 sent = hop.send(data, now, repair=repair)
                 hop.cache.put(track_id, seq, sent, now)
                 stats.forwarded += 1
+                continue
+            if admission is Admission.NOT_YET:
+                stats.skipped_joining += 1
                 continue
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start

@@ -76,6 +76,9 @@ class Admission(Enum):
     DROP_FRAME = "drop frame"
     """The first datagram of a frame the path has no room for: the frame and
     the track's frames up to its next keyframe are dropped."""
+    NOT_YET = "not yet"
+    """The rest of a frame that was under way when the member started to
+    receive the track: it gets the track from the next frame's head."""
 
 
 class Hop:
@@ -101,6 +104,7 @@ class Hop:
         "enqueued_at",
         "cache",
         "dropping",
+        "joining",
         "keyframe_grace_until",
         "recorder",
         "path",
@@ -128,6 +132,9 @@ class Hop:
         """The video sent on this hop, to answer the member's NACKs."""
         self.dropping: set[int] = set()
         """Video tracks whose frames are dropped until their next keyframe."""
+        self.joining: set[int] = set()
+        """Video tracks this member has just started to receive: forwarding
+        starts at the next frame's first datagram, never mid-frame."""
         self.keyframe_grace_until = float("-inf")
         """Until when (clock seconds) the queue's delay is forgiven, after a
         keyframe (:data:`KEYFRAME_GRACE_S`)."""
@@ -211,6 +218,7 @@ class Hop:
         """
         dropping = self.dropping
         if frame_start:
+            self.joining.discard(track_id)
             delay = self.queue_delay(now)
             self.delay_seen[
                 next(i for i, b in enumerate(DELAY_BUCKETS_S) if delay < b)
@@ -235,6 +243,8 @@ class Hop:
             return Admission.SEND
         if track_id in dropping:
             return Admission.DROP
+        if track_id in self.joining:
+            return Admission.NOT_YET
         if len(self.pending) >= 2 * max_queued:
             # Far over: even the rest of an admitted frame cannot wait.
             dropping.add(track_id)

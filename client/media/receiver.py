@@ -501,6 +501,7 @@ class VideoReceiver:
             ),
             "frames_received": stats.frames_received,
             "frames_lost": stats.frames_lost,
+            "tails_skipped": self._buffer.stats.tails_skipped,
             "keyframes_received": stats.keyframes_received,
             "keyframe_requests": stats.keyframe_requests,
             "keyframe_requests_to_start": stats.keyframe_requests_to_start,

@@ -148,6 +148,10 @@ class ReassemblerStats:
     """Fragments already held, or of a frame already delivered."""
     late_packets: int = 0
     """Fragments of a frame that had already been given up."""
+    tails_skipped: int = 0
+    """Frames that were under way when reassembly started (their first
+    fragment never came, before any frame was delivered): left out, and not
+    counted lost; the track starts at the next frame."""
     inconsistent_packets: int = 0
     """Fragments whose count, timestamp, keyframe flag or layer contradict the
     first fragment seen of their frame."""
@@ -291,10 +295,19 @@ class Reassembler:
 
     def _give_up_head(self, events: list[ReassemblyEvent]) -> None:
         """Declare lost the gap at the delivery point: the one incomplete frame
-        there, or the run of frames never seen up to the oldest one held."""
+        there, or the run of frames never seen up to the oldest one held (the
+        tail of a frame under way when reassembly started is left out, not
+        lost)."""
         assert self._next is not None
-        if self._next in self._pending:
-            del self._pending[self._next]
+        head = self._pending.pop(self._next, None)
+        if head is not None and not self._started and head.fragments[0] is None:
+            # Only the tail of a frame sent before this receiver listened:
+            # the stream starts after it, and nothing was lost.
+            self.stats.tails_skipped += 1
+            self._next += 1
+            self._started = True
+            return
+        if head is not None:
             self.stats.frames_dropped_incomplete += 1
             count = 1
         else:

@@ -40,8 +40,19 @@ async def test_video_takes_larger_datagrams_once_every_member_confirmed_them(ser
         assert max(sizes) <= MAX_FORWARDED_DATAGRAM
         received = bob.received()["alice"]
         assert received["frames_rendered"] >= 5, received
-        assert received["packets_lost"] == 0 and received["frames_lost"] == 0
-        assert server.snapshot()["sfu_dropped_too_large"] == 0
+        # Nothing is lost to size. A frame may still be dropped whole on
+        # purpose, by alice's pacer or the SFU's, when a loaded machine makes
+        # it leave too late: those are the only frames bob may miss.
+        snapshot = server.snapshot()
+        assert snapshot["sfu_dropped_too_large"] == 0
+        assert received["packets_lost"] == 0
+        (sent,) = alice.call.stats()["sent"]  # type: ignore[misc]
+        dropped_on_purpose = (
+            sent["frames_dropped"]
+            + snapshot["sfu_frames_dropped_length"]
+            + snapshot["sfu_frames_dropped_delay"]
+        )
+        assert received["frames_lost"] <= dropped_on_purpose, (received, sent)
 
         # Bob's path falls back to 1,200 bytes, as two lost confirmations of
         # the server's search would have it: both members hear the room's

@@ -357,6 +357,36 @@ def test_frames_are_dropped_whole_not_datagram_by_datagram():
     assert [parse_packet(d).seq for d in b.take()] == [12, 13, 14]
 
 
+def test_a_member_who_joins_mid_frame_gets_the_track_from_its_next_frame():
+    sfu, _, a, b, c = room_of_three()
+
+    def send(number: int, index: int) -> None:
+        data = video(7, 3 * number + index, frame=number, index=index, count=3)
+        sfu.on_datagram(a, data)
+
+    send(0, 0)
+    send(0, 1)
+    d = FakeConn()
+    sfu.set_room("room", [(a, [7]), (b, [8]), (c, []), (d, [])])
+    send(0, 2)  # the tail of a frame d never saw the head of
+    send(1, 0)
+    send(1, 1)
+    assert [parse_packet(x).seq for x in d.take()] == [3, 4]
+    assert len(b.take()) == 5 and sfu.stats.skipped_joining == 1
+    assert sfu.stats.dropped_queue_full == 0
+    assert sfu.snapshot()["sfu_frames_dropped_length"] == 0
+    # Those already receiving are not held back when the room changes.
+    sfu.set_room("room", [(a, [7]), (b, [8]), (c, []), (d, [])])
+    send(1, 2)
+    assert [parse_packet(x).seq for x in d.take()] == [5]
+    # A track that ends and comes back starts again at a frame's head.
+    sfu.set_room("room", [(a, []), (b, [8]), (c, []), (d, [])])
+    sfu.set_room("room", [(a, [7]), (b, [8]), (c, []), (d, [])])
+    send(2, 1)
+    send(3, 0)
+    assert [parse_packet(x).seq for x in d.take()] == [9]
+
+
 def test_frames_behind_a_draining_keyframe_are_not_dropped_for_its_delay():
     sfu, clock, a, b, c = room_of_three(max_queued=40)
     sfu.set_room("room", [(a, [7]), (b, [])])

@@ -251,6 +251,30 @@ def test_startup_reordering_does_not_lose_the_first_frame():
     assert delivered(events) == [0, 1] and lost(events) == []
 
 
+def test_the_tail_of_a_frame_under_way_at_the_start_is_skipped_not_lost():
+    stream = make_stream([2000] * 3)
+    reassembler = Reassembler(TIMEOUT)
+    events = reassembler.push(stream[0][1], now=0.0)  # listening from here on
+    for n in (1, 2):
+        for packet in stream[n]:
+            events += reassembler.push(packet, now=n * 0.033)
+    events += reassembler.expire(TIMEOUT)
+    assert delivered(events) == [1, 2] and lost(events) == []
+    stats = reassembler.stats
+    assert (stats.tails_skipped, stats.frames_lost) == (1, 0)
+    # Once the stream started, a frame without its head is lost like any other.
+    stream = make_stream([2000] * 3)
+    reassembler = Reassembler(TIMEOUT)
+    events = [*reassembler.push(stream[0][0], now=0.0)]
+    events += reassembler.push(stream[0][1], now=0.0)
+    events += reassembler.push(stream[1][1], now=0.033)
+    events += reassembler.push(stream[2][0], now=0.066)
+    events += reassembler.push(stream[2][1], now=0.066)
+    events += reassembler.expire(0.066 + TIMEOUT)
+    assert delivered(events) == [0, 2] and lost(events) == [(1, 1)]
+    assert reassembler.stats.tails_skipped == 0
+
+
 def test_expire_at_the_deadline_always_acts():
     stream = make_stream([500] * 3)
     reassembler = Reassembler(timeout_s=0.1)
