@@ -1,5 +1,5 @@
 """Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer,
-lip sync, the onsets of stamped audio, and the ring of records the audio
+lip sync, the device buffer's policy, the onsets of stamped audio, and the ring of records the audio
 process and the engine share.
 
 Sans-I/O as the rest of :mod:`codec`: callers pass ``now`` (seconds on their
@@ -10,6 +10,12 @@ and webrtcvad load when a codec or detector is created.
 
 from __future__ import annotations
 
+from .device_latency import (
+    MICROPHONE_LADDER_S,
+    SPEAKER_LADDER_S,
+    DeviceLatency,
+    LatencyStep,
+)
 from .dtx import DtxDecision, DtxGate, VoiceDetector
 from .errors import AudioCodecError
 from .fec_policy import FecPolicy, FecSetting, LossCounter
@@ -33,21 +39,25 @@ __all__ = [
     "FRAME_MS",
     "FRAME_SAMPLES",
     "MAX_VOLUME",
+    "MICROPHONE_LADDER_S",
     "ONSET_LEVEL",
     "SAMPLE_RATE",
     "SILENT_LEVEL",
+    "SPEAKER_LADDER_S",
     "ActiveSpeaker",
     "ActiveSpeakerChanged",
     "AudioCodecError",
     "AvSync",
     "AvSyncStats",
     "ByteRing",
+    "DeviceLatency",
     "DtxDecision",
     "DtxGate",
     "FecPolicy",
     "FecSetting",
     "JitterBuffer",
     "JitterStats",
+    "LatencyStep",
     "LossCounter",
     "Mixer",
     "OnsetDetector",
