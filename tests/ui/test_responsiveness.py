@@ -62,11 +62,12 @@ machine's hiccup, not an engine that cannot keep its devices fed."""
 
 
 def sound_health(stats: str) -> tuple[int, ...] | None:
-    """(speaker seconds, underruns, microphone overruns, frames dropped) from
-    the own tile's sound line, None before it shows."""
+    """(speaker seconds, underruns, microphone overruns, frames dropped,
+    the speaker's and the microphone's buffer in ms) from the own tile's
+    sound line, None before it shows."""
     found = re.search(
-        r"speaker (\d+) s, (\d+) underruns · microphone (\d+) overruns, "
-        r"(\d+) dropped",
+        r"speaker (\d+) s, (\d+) underruns, buffer (\d+) ms · "
+        r"microphone (\d+) overruns, (\d+) dropped, buffer (\d+) ms",
         stats,
     )
     return tuple(int(n) for n in found.groups()) if found else None
@@ -145,10 +146,11 @@ def test_ui_stays_usable_during_a_large_upload_in_a_4_person_meeting(
             "sound": dict(
                 zip(
                     ("speaker_s", "underruns", "overruns", "dropped"),
-                    sound,
+                    (sound[0], sound[1], sound[3], sound[4]),
                     strict=True,
                 )
             ),
+            "buffer_ms": {"speaker": sound[2], "microphone": sound[5]},
         }
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "responsiveness.json").write_text(json.dumps(report, indent=1))
@@ -158,4 +160,4 @@ def test_ui_stays_usable_during_a_large_upload_in_a_4_person_meeting(
         assert all(fps > MIN_FPS for fps in report["rendered_fps"].values()), report
         for key in keys:
             assert a.call("tile_stamp", key) is not None, (key, report)
-        assert sum(sound[1:]) <= seconds / GLITCH_EVERY_S, report
+        assert sound[1] + sound[3] + sound[4] <= seconds / GLITCH_EVERY_S, report

@@ -1,6 +1,6 @@
 """Audio's pure cores: Opus, VAD/DTX, levels, the jitter buffer, the mixer,
-lip sync, the device buffer's policy, the onsets of stamped audio, and the ring of records the audio
-process and the engine share.
+lip sync, the device buffer's policy, the onsets of stamped audio, and the
+ring of records the audio process and the engine share.
 
 Sans-I/O as the rest of :mod:`codec`: callers pass ``now`` (seconds on their
 own monotonic clock) and 20 ms frames of 48 kHz mono int16 samples

@@ -30,13 +30,14 @@ __all__ = [
     "LatencyStep",
 ]
 
-SPEAKER_LADDER_S = (0.04, 0.06, 0.1, 0.15, 0.25, 0.4)
-"""A speaker's device buffers, seconds. 40 ms is the shortest with which
-PortAudio on PulseAudio still pulls every 20 ms (``docs/audio.md``); 100 ms
-pulls two frames every 40 ms."""
-MICROPHONE_LADDER_S = (0.02, 0.04, 0.1, 0.25)
-"""A microphone's: from 20 ms, where PortAudio hands over every 20 ms frame
-on its own instead of in pairs."""
+SPEAKER_LADDER_S = (0.04, 0.06, 0.12, 0.2, 0.4)
+"""A speaker's device buffers, seconds, as PortAudio on PulseAudio gives
+them (asked for 20 ms it gives 40, for 50 it gives 60, for 100 it gives
+120). Up to 60 ms it pulls every 20 ms; from 80 ms on, two frames every
+40 ms (``docs/audio.md``, *Device buffers*)."""
+MICROPHONE_LADDER_S = (0.04, 0.06, 0.12)
+"""A microphone's: up to 60 ms PortAudio hands over each 20 ms frame on its
+own; from 80 ms on, in pairs every 40 ms."""
 
 
 @dataclass(frozen=True, slots=True)
