@@ -18,7 +18,7 @@ from .device_latency import (
 )
 from .dtx import DtxDecision, DtxGate, VoiceDetector
 from .errors import AudioCodecError
-from .fec_policy import FecPolicy, FecSetting, LossCounter
+from .fec_policy import FecPolicy, FecSetting, LossCounter, LossReportGate
 from .jitter import JitterBuffer, JitterStats, Playout, PlayoutKind
 from .level import SILENT_LEVEL, ActiveSpeaker, ActiveSpeakerChanged, audio_level
 from .mixer import MAX_VOLUME, Mixer
@@ -59,6 +59,7 @@ __all__ = [
     "JitterStats",
     "LatencyStep",
     "LossCounter",
+    "LossReportGate",
     "Mixer",
     "OnsetDetector",
     "OpusDecoder",
