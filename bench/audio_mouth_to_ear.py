@@ -138,6 +138,13 @@ async def measure(
         await loop.run_in_executor(
             None, listener_host.open_device, OpenDevice(True, "pulse", buffer_s)
         )
+        # An idle null sink holds a new stream's first callbacks back for up
+        # to its 2 s sleep (a real device does not): talk once it plays.
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and (
+            listener_host.stats is None or listener_host.stats.speaker_s < 1.0
+        ):
+            await asyncio.sleep(0.1)
         await calls[0].audio.publish(HostMicrophone(talker_host, "pulse", mic_buffer_s))
         player.start()
         await asyncio.sleep(seconds)
