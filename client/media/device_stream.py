@@ -45,6 +45,11 @@ speech and above a microphone's usual noise floor."""
 QUIET_S = 0.2
 """How long the sound must have been quiet for a step down, seconds."""
 STEPS_KEPT = 20
+STANDBY_CALLS = 10
+"""Callbacks a new stream runs (in silence) before it takes charge: twice
+what fills its first buffer, so it has reached its steady pace."""
+STANDBY_MAX_S = 1.0
+"""The longest a step waits for that, seconds."""
 
 
 class DeviceStream(ABC):
@@ -94,6 +99,7 @@ class DeviceStream(ABC):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._standby_calls = 0
 
     @property
     def glitches(self) -> int:
@@ -171,12 +177,15 @@ class DeviceStream(ABC):
 
     def _new_stream(self, latency_s: float) -> tuple[object, Any]:
         token = object()
+        self._standby_calls = 0
 
         def callback(data: np.ndarray, frames: int, times: Any, status: Any) -> None:
             with self._switch:
                 if token is self._token:
                     self._callback(data, frames, times, status)
-                elif self._output:
+                    return
+                self._standby_calls += 1
+                if self._output:
                     data.fill(0)
 
         stream_type = self.sd.OutputStream if self._output else self.sd.InputStream
@@ -218,6 +227,12 @@ class DeviceStream(ABC):
                 self.policy.rejected(step)
                 self.step_errors += 1
                 return
+            # A stream just started may pause after its first callbacks (a
+            # PulseAudio stream fills, then waits for the server): take
+            # charge once it runs at its pace, so that pauses stay silent.
+            deadline = time.monotonic() + STANDBY_MAX_S
+            while self._standby_calls < STANDBY_CALLS and time.monotonic() < deadline:
+                time.sleep(0.01)
             with self._switch:
                 old = self._stream
                 self._token, self._stream = token, stream
