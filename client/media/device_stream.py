@@ -75,9 +75,12 @@ class DeviceStream(ABC):
         self.sd = sd
         self.index = index
         self.rate = rate
-        self.policy = None if latency_s is not None else DeviceLatency(ladder_s)
+        self.policy: DeviceLatency | None = None
         """The adaptive buffer's policy (None: the buffer is fixed)."""
-        self.latency_s = latency_s if self.policy is None else self.policy.current_s
+        if latency_s is None:
+            self.policy = DeviceLatency(ladder_s)
+            latency_s = self.policy.current_s
+        self.latency_s: float = latency_s
         """The device buffer asked of PortAudio now, seconds."""
         self.steps: deque[LatencyStep] = deque(maxlen=STEPS_KEPT)
         """The last changes of the buffer, on :func:`time.monotonic`."""
