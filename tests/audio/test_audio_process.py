@@ -206,7 +206,11 @@ def test_a_starved_speaker_counts_the_underrun_steps_its_buffer_up_and_plays_on(
             ),
             what="the speaker past its warm-up",
         )
-        assert warm["speaker_latency_ms"] == SPEAKER_LADDER_S[0] * 1000.0
+        # Usually still on the first rung; a busy machine may have stepped
+        # already, and a step goes up from wherever the buffer is.
+        before = cast_float(warm["speaker_latency_ms"])
+        assert before >= SPEAKER_LADDER_S[0] * 1000.0
+        earlier = len(cast(list[object], warm["latency_steps"]))
         pid = host.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
@@ -214,16 +218,17 @@ def test_a_starved_speaker_counts_the_underrun_steps_its_buffer_up_and_plays_on(
         os.kill(pid, signal.SIGCONT)
         stepped = wait_for(
             lambda: (
-                (r := host.report())["latency_steps"]
+                len(cast(list[object], (r := host.report())["latency_steps"])) > earlier
                 and cast_float(r["underflows"]) > cast_float(warm["underflows"])
                 and r
             ),
             what="the underrun counted and the buffer stepped up",
         )
-        step = cast(list[dict[str, object]], stepped["latency_steps"])[0]
+        step = cast(list[dict[str, object]], stepped["latency_steps"])[earlier]
         assert step["output"] is True and step["reason"] == "glitch"
-        assert step["from_ms"] == SPEAKER_LADDER_S[0] * 1000.0
-        assert step["to_ms"] == stepped["speaker_latency_ms"] == 60.0
+        assert step["from_ms"] == before
+        assert cast_float(step["to_ms"]) > before
+        assert cast_float(stepped["speaker_latency_ms"]) >= cast_float(step["to_ms"])
         resumed = cast_float(host.report()["speaker_s"])
         wait_for(
             lambda: cast_float(host.report()["speaker_s"]) > resumed + 1.0,
