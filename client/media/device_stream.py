@@ -223,10 +223,13 @@ class DeviceStream(ABC):
         with self._lifecycle:
             if self._stopping.is_set():
                 return
+            stream = None
             try:
                 token, stream = self._new_stream(step.to_s)
                 stream.start()
             except self.sd.PortAudioError:
+                if stream is not None:
+                    stream.close()
                 self.policy.rejected(step)
                 self.step_errors += 1
                 return
