@@ -54,7 +54,6 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from codec.media import PacketError, RateLimit
@@ -74,7 +73,8 @@ from codec.media.recovery import (
     frame_wait_s,
 )
 
-from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Admission, Hop
+from .sfu_hop import Admission, Hop
+from .sfu_stats import ForwarderStats, count_drops, drop_counters
 
 __all__ = [
     "BASE_FORWARDED_DATAGRAM",
@@ -119,86 +119,6 @@ AUDIO_SHARE_BPS = 48_000
 """What a path's limit keeps for each audio track routed to it before its
 video tracks share the rest (the client's reserve for a microphone: Opus at
 32 kbit/s and its headers)."""
-
-
-@dataclass(slots=True)
-class ForwarderStats:
-    """Counters since the server started (datagrams unless a name says otherwise)."""
-
-    received: int = 0
-    """Datagrams from any connection."""
-    forwarded: int = 0
-    """Copies handed to subscribers' connections (retransmissions not counted)."""
-    dropped_not_member: int = 0
-    """From a connection that is in no room."""
-    dropped_foreign_track: int = 0
-    """Media whose track id the sending connection does not own."""
-    dropped_malformed: int = 0
-    """Too short, too long, wrong version or a reserved kind."""
-    dropped_too_large: int = 0
-    """Copies not sent because the subscriber's connection does not carry a
-    datagram that large (its path fell back to a smaller packet size since
-    the publisher was told the room's size)."""
-    dropped_duplicate: int = 0
-    """Video from a publisher that was neither new nor missing: the second
-    copy of a repair, or one too late (the receivers have it or gave up)."""
-    skipped_joining: int = 0
-    """Copies not sent because the subscriber started to receive the track
-    mid-frame: the rest of that frame (it gets the next one whole)."""
-    dropped_queue_full: int = 0
-    """Copies not sent because the subscriber's datagram queue was too long
-    (whole video frames and their track's frames up to the next keyframe)."""
-    frames_dropped: int = 0
-    """Video frames dropped whole for subscribers whose path was too slow (one
-    per subscriber and frame)."""
-    keyframe_requests_forwarded: int = 0
-    """Keyframe requests sent to publishers (subscribers' and the SFU's own)."""
-    keyframe_requests_coalesced: int = 0
-    """Keyframe requests absorbed by one outstanding for the same track."""
-    keyframe_requests_refused: int = 0
-    """Keyframe requests for a track of another room, or one's own."""
-    keyframes_forwarded: int = 0
-    """Keyframes (their first datagram) received from publishers."""
-    nacks_received: int = 0
-    """NACK datagrams from members, about the SFU → member hop."""
-    retransmissions: int = 0
-    """Datagrams sent again to members from the SFU's caches (each repair
-    twice: :data:`~codec.media.recovery.REPAIR_COPIES`)."""
-    nack_copies_ignored: int = 0
-    """Packets asked for again by a NACK's copy soon after they were resent."""
-    retransmissions_refused: int = 0
-    """Packets NACKed by members not sent again: not held, sent too often, or
-    too late to arrive before their frame's deadline."""
-    retransmissions_refused_queue: int = 0
-    """Of those, packets refused because the member's queue was too long."""
-    retransmissions_refused_missing: int = 0
-    """Of those, packets the SFU did not hold (lost on the publisher's hop
-    and not yet repaired there, or evicted)."""
-    retransmissions_refused_late: int = 0
-    """Of those, packets that would have arrived after their frame's deadline."""
-    retransmissions_refused_exhausted: int = 0
-    """Of those, packets already sent again as often as allowed."""
-    retransmit_queued_behind: int = 0
-    """Datagrams already queued ahead of the retransmissions when they were
-    queued, summed (over ``retransmissions``: the mean wait in datagrams)."""
-    nacks_sent: int = 0
-    """NACK datagrams sent to publishers, about the publisher → SFU hop."""
-    packets_requested: int = 0
-    """Packets the SFU asked publishers for (retries included)."""
-    packets_recovered: int = 0
-    """Packets that arrived from publishers after the SFU asked for them."""
-    per_hop_received: int = 0
-    """Feedback and probe datagrams, which end at the SFU."""
-    feedback_sent: int = 0
-    """Feedback datagrams sent to members about what they sent the SFU."""
-    feedback_read: int = 0
-    """Members' feedback datagrams read into their hop's estimate."""
-    rate_limits_sent: int = 0
-    """Rate limits sent to publishers for subscribers whose paths are
-    constrained."""
-
-    def as_dict(self) -> dict[str, int]:
-        return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
 
 
 class _Endpoint:
@@ -303,7 +223,7 @@ class Forwarder:
         endpoint = self._endpoints.pop(conn, None)
         if endpoint is None:
             return
-        _count_drops(self._retired, endpoint.hop)
+        count_drops(self._retired, endpoint.hop)
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
@@ -593,35 +513,9 @@ class Forwarder:
             "sfu_retransmit_cache_bytes": sum(
                 e.hop.cache.bytes_held for e in self._endpoints.values()
             ),
-            **self._drop_counters(),
+            **drop_counters(self._retired, (e.hop for e in self._endpoints.values())),
             "sfu_hop_estimate_min_bps": min(
                 (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
                 default=0,
             ),
         }
-
-    def _drop_counters(self) -> dict[str, int]:
-        """Frame drops by cause and the queue delays frame starts found, over
-        every hop the SFU had (:attr:`Hop.drops`, :attr:`Hop.delay_seen`)."""
-        counters = Counter(self._retired)
-        for endpoint in self._endpoints.values():
-            _count_drops(counters, endpoint.hop)
-        return {
-            **{
-                f"sfu_frames_dropped_{cause}": counters[f"sfu_frames_dropped_{cause}"]
-                for cause in DROP_CAUSES
-            },
-            **{
-                f"sfu_frame_starts_queue_{n}": counters[f"sfu_frame_starts_queue_{n}"]
-                for n in DELAY_BUCKET_NAMES
-            },
-        }
-
-
-def _count_drops(counters: Counter[str], hop: Hop) -> None:
-    """Add ``hop``'s frame drops by cause and the queue delays its frame
-    starts found to ``counters`` (named as in the SFU's stats)."""
-    for cause, count in hop.drops.items():
-        counters[f"sfu_frames_dropped_{cause}"] += count
-    for name, count in zip(DELAY_BUCKET_NAMES, hop.delay_seen, strict=True):
-        counters[f"sfu_frame_starts_queue_{name}"] += count
