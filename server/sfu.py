@@ -53,7 +53,7 @@ from __future__ import annotations
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from codec.media import PacketError, RateLimit
@@ -74,6 +74,7 @@ from codec.media.recovery import (
 )
 
 from .sfu_hop import Admission, Hop
+from .sfu_layers import PublishedLayers, SubscriberLayer, layered, weigh_layers
 from .sfu_stats import ForwarderStats, count_drops, drop_counters
 
 __all__ = [
@@ -125,15 +126,28 @@ class _Endpoint:
     """A member connection: the tracks it publishes, who receives them, what
     the SFU misses of them and the keyframes asked of it."""
 
-    __slots__ = ("hop", "room", "routes", "keyframe_asked_at", "nacks", "weighed_at")
+    __slots__ = (
+        "hop",
+        "room",
+        "routes",
+        "keyframe_asked_at",
+        "nacks",
+        "weighed_at",
+        "layered",
+    )
 
     def __init__(self, hop: Hop, room: object) -> None:
         self.hop = hop
         self.room = room
         self.routes: dict[int, tuple[Hop, ...]] = {}
         self.keyframe_asked_at: dict[int, float] = {}
-        """Track id → when a keyframe was asked for and none has come since."""
+        """Track id (with the spatial layer above bit 32) → when a keyframe
+        was asked for and none has come since."""
         self.nacks: dict[int, NackGenerator] = {}
+        """Per track id (with the spatial layer above bit 32: each layer has
+        its own sequence numbers) what the SFU misses of it."""
+        self.layered: dict[int, PublishedLayers] = {}
+        """The tracks sent as simulcast layers (``server.sfu_layers``)."""
         self.weighed_at: dict[int, float] = {}
         """Track id → when its subscribers' paths were last weighed."""
 
@@ -184,10 +198,16 @@ class Forwarder:
     # -- routes -----------------------------------------------------------------
 
     def set_room(
-        self, room: object, members: Iterable[tuple[Any, Iterable[int]]]
+        self,
+        room: object,
+        members: Iterable[tuple[Any, Iterable[int]]],
+        sizes: Mapping[int, tuple[int, int, float]] | None = None,
     ) -> None:
         """Make ``members`` (connection, its track ids) the whole of ``room``:
-        each connection's tracks go to every other member, and to nobody else."""
+        each connection's tracks go to every other member, and to nobody else.
+        ``sizes`` gives the announced width, height and frame rate of the
+        video tracks: a large one is sent as simulcast layers."""
+        sizes = sizes or {}
         listed = [(conn, tuple(track_ids)) for conn, track_ids in members]
         endpoints = []
         for conn, _ in listed:
@@ -205,8 +225,10 @@ class Forwarder:
                 endpoint.keyframe_asked_at.pop(gone, None)
                 endpoint.nacks.pop(gone, None)
                 endpoint.weighed_at.pop(gone, None)
+                endpoint.layered.pop(gone, None)
                 for hop in endpoint.routes[gone]:
                     hop.joining.discard(gone)
+                    hop.layers.pop(gone, None)
             for track_id in track_ids:
                 # A member that starts to receive a track mid-frame would get
                 # a frame without its head: it starts at the next frame.
@@ -215,8 +237,31 @@ class Forwarder:
                     if hop not in routed:
                         hop.joining.add(track_id)
             endpoint.routes = dict.fromkeys(track_ids, others)
+            self._route_layers(endpoint, track_ids, others, sizes)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
+
+    def _route_layers(
+        self,
+        endpoint: _Endpoint,
+        track_ids: Iterable[int],
+        others: tuple[Hop, ...],
+        sizes: Mapping[int, tuple[int, int, float]],
+    ) -> None:
+        """Keep the layered tracks of ``endpoint`` and a layer choice for each
+        of their subscribers (a new one aims at the top layer)."""
+        for track_id in track_ids:
+            published = endpoint.layered.get(track_id)
+            if published is None and track_id in sizes:
+                published = layered(*sizes[track_id])
+                if published is None:
+                    continue
+                endpoint.layered[track_id] = published
+            if published is None:
+                continue
+            for hop in others:
+                if track_id not in hop.layers:
+                    hop.layers[track_id] = SubscriberLayer(published.top)
 
     def remove(self, conn: Any) -> None:
         """Forget ``conn``: its tracks stop and it receives nothing more."""
@@ -271,13 +316,20 @@ class Forwarder:
                 hop.send(data, now, first=True)
                 stats.forwarded += 1
             return
+        layer = data[1] >> 4
+        published = endpoint.layered.get(track_id)
+        if layer if published is None else layer > published.top:
+            stats.dropped_unknown_layer += 1
+            return
+        if published is not None:
+            published.rates.on_datagram(layer, size)
         seq = _U16.unpack_from(data, _SEQ_OFFSET)[0]
         frame_start = _U16.unpack_from(data, _FRAGMENT_INDEX_OFFSET)[0] == 0
         keyframe = bool(first & _KEYFRAME_FLAG)
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
-            endpoint.keyframe_asked_at.pop(track_id, None)
-        arrival = self._nack_publisher(endpoint, track_id, seq, now)
+            endpoint.keyframe_asked_at.pop(track_id | layer << 32, None)
+        arrival = self._nack_publisher(endpoint, track_id, seq, now, layer)
         if arrival is Arrival.OLD:
             stats.dropped_duplicate += 1
             return
@@ -286,12 +338,23 @@ class Forwarder:
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
+            out = data
+            if published is not None:
+                # Simulcast: the layer this subscriber gets, renumbered.
+                chosen = hop.layers[track_id].forward(
+                    data, layer, frame_start, keyframe
+                )
+                if chosen is None:
+                    continue
+                out = chosen
             admission = hop.admit_video(
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
             if admission is Admission.SEND:
-                sent = hop.send(data, now, repair=repair)
-                hop.cache.put(track_id, seq, sent, now)
+                sent = hop.send(out, now, repair=repair)
+                hop.cache.put(
+                    track_id, _U16.unpack_from(sent, _SEQ_OFFSET)[0], sent, now
+                )
                 stats.forwarded += 1
                 continue
             if admission is Admission.NOT_YET:
@@ -300,7 +363,7 @@ class Forwarder:
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
-                self._ask_keyframe(endpoint, track_id, now)
+                self._ask_keyframe(endpoint, track_id, now, layer=layer)
 
     def _carrying(self, hops: tuple[Hop, ...], size: int) -> tuple[Hop, ...]:
         """The hops whose connection carries a datagram of ``size`` bytes."""
@@ -351,6 +414,9 @@ class Forwarder:
         if weighed_at is not None and now - weighed_at < RATE_LIMIT_INTERVAL_S:
             return
         publisher.weighed_at[track_id] = now
+        if track_id in publisher.layered:
+            self._weigh_layers(publisher, track_id, hops, now)
+            return
         # The limit is repeated while the path is constrained, even when the
         # publisher already sends less: it keeps the publisher there, and a
         # lapse would let it climb back over the path within seconds.
@@ -364,6 +430,32 @@ class Forwarder:
         datagram = RateLimit(track_id, int(min(shares))).serialize()
         publisher.hop.send_control(datagram, now)
         self.stats.rate_limits_sent += 1
+
+    def _weigh_layers(
+        self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
+    ) -> None:
+        """Choose each subscriber's layer of a layered track and tell the
+        publisher which layers to encode at what rate (``server.sfu_layers``):
+        no limit from the slowest subscriber for everyone."""
+        if not hops:
+            return
+        shares = [
+            None
+            if (limit := hop.path.limit_bps(now)) is None
+            else self._video_share(publisher, hops, hop, limit)
+            for hop in hops
+        ]
+        limits = weigh_layers(
+            track_id,
+            publisher.layered[track_id],
+            [hop.layers[track_id] for hop in hops],
+            shares,
+            now,
+            lambda layer: self._ask_keyframe(publisher, track_id, now, layer=layer),
+        )
+        for datagram in limits:
+            publisher.hop.send_control(datagram, now)
+        self.stats.layer_limits_sent += len(limits)
 
     def _video_share(
         self, publisher: _Endpoint, hops: tuple[Hop, ...], hop: Hop, limit: float
@@ -395,19 +487,21 @@ class Forwarder:
     # -- loss recovery ----------------------------------------------------------
 
     def _nack_publisher(
-        self, endpoint: _Endpoint, track_id: int, seq: int, now: float
+        self, endpoint: _Endpoint, track_id: int, seq: int, now: float, layer: int
     ) -> Arrival:
-        """Track what the SFU misses of ``track_id`` and ask its publisher;
-        says whether packet ``seq`` was new, one it missed (a repair, to be
-        forwarded ahead of the video queued) or neither (not forwarded)."""
+        """Track what the SFU misses of ``track_id``'s spatial ``layer`` and
+        ask its publisher; says whether packet ``seq`` was new, one it missed
+        (a repair, to be forwarded ahead of the video queued) or neither (not
+        forwarded)."""
         stats = self.stats
         hop = endpoint.hop
         rtt = hop.rtt_s(now)
-        generator = endpoint.nacks.get(track_id)
+        key = track_id | layer << 32
+        generator = endpoint.nacks.get(key)
         if generator is None or generator.rtt_s != rtt:
             # The hop's round trip changes every half second at most.
             if generator is None:
-                generator = endpoint.nacks[track_id] = NackGenerator(
+                generator = endpoint.nacks[key] = NackGenerator(
                     copy_delay_s=NACK_COPY_DELAY_S
                 )
             generator.set_rtt(rtt)
@@ -423,7 +517,7 @@ class Forwarder:
         requested = generator_stats.packets_requested
         due = generator.due(now)
         if due:
-            for packet in nack_packets(track_id, due):
+            for packet in nack_packets(track_id, due, layer):
                 hop.send_control(packet.serialize(), now)
                 stats.nacks_sent += 1
             stats.packets_requested += generator_stats.packets_requested - requested
@@ -481,7 +575,13 @@ class Forwarder:
         ):
             stats.keyframe_requests_refused += 1
             return
-        self._ask_keyframe(publisher, track_id, self.clock(), data)
+        chosen = requester.hop.layers.get(track_id)
+        if chosen is None:
+            self._ask_keyframe(publisher, track_id, self.clock(), data)
+            return
+        # A subscriber of a layered track needs the layer it gets (or will).
+        layer = chosen.target if chosen.current is None else chosen.current
+        self._ask_keyframe(publisher, track_id, self.clock(), layer=layer)
 
     def _ask_keyframe(
         self,
@@ -489,18 +589,20 @@ class Forwarder:
         track_id: int,
         now: float,
         request: bytes | None = None,
+        *,
+        layer: int = 0,
     ) -> None:
-        """Ask ``publisher`` for a keyframe of ``track_id`` unless a request is
-        already outstanding."""
-        asked = publisher.keyframe_asked_at.get(track_id)
+        """Ask ``publisher`` for a keyframe of ``track_id``'s spatial
+        ``layer`` unless a request is already outstanding."""
+        key = track_id | layer << 32
+        asked = publisher.keyframe_asked_at.get(key)
         if asked is not None and now - asked < self.keyframe_request_interval:
             self.stats.keyframe_requests_coalesced += 1
             return
-        publisher.keyframe_asked_at[track_id] = now
+        publisher.keyframe_asked_at[key] = now
         if request is None:
-            request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, 0]) + _TRACK_ID.pack(
-                track_id
-            )
+            request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, layer << 4])
+            request += _TRACK_ID.pack(track_id)
         publisher.hop.send_control(request, now)
         self.stats.keyframe_requests_forwarded += 1
 
@@ -510,6 +612,11 @@ class Forwarder:
             **self.stats.as_dict(),
             "sfu_connections": len(self._endpoints),
             "sfu_tracks": len(self._track_owner),
+            "sfu_layer_switches": sum(
+                chosen.switches
+                for e in self._endpoints.values()
+                for chosen in e.hop.layers.values()
+            ),
             "sfu_retransmit_cache_bytes": sum(
                 e.hop.cache.bytes_held for e in self._endpoints.values()
             ),

@@ -87,6 +87,12 @@ class ForwarderStats:
     rate_limits_sent: int = 0
     """Rate limits sent to publishers for subscribers whose paths are
     constrained."""
+    layer_limits_sent: int = 0
+    """Per-layer rate limits sent to publishers of simulcast tracks (which
+    layers to encode, at what rate)."""
+    dropped_unknown_layer: int = 0
+    """Video whose spatial layer the track does not have (any but 0 for a
+    single-layer track)."""
 
     def as_dict(self) -> dict[str, int]:
         return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}

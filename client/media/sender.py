@@ -40,6 +40,7 @@ from codec.messages.rooms import TrackKind
 
 from .errors import SourceError
 from .lip_sync import MediaClock
+from .simulcast import SimulcastLayers
 from .sources import VideoSource
 from .track_sender import TrackSender
 
@@ -168,6 +169,14 @@ class VideoSender(TrackSender):
         self._retargeted_at = float("-inf")
         self.quality: Quality | None = None
         """What the ladder chose last (None before a budget came)."""
+        self.layers = SimulcastLayers(
+            source.width,
+            source.height,
+            lambda w, h: 2 * default_bitrate_bps(w, h, source.fps, kind),
+            self._new_layer_encoder,
+        )
+        """The track's spatial layers (one for a small source) and what the
+        SFU needs of each; this sender's encoder is the top layer's."""
 
     # -- control (any thread) ---------------------------------------------------
 
@@ -177,10 +186,14 @@ class VideoSender(TrackSender):
         super().retarget(track_id)
         self._force_keyframe = True
 
-    def request_keyframe(self) -> None:
-        """A receiver needs a keyframe; the encoder rate-limits what it honours."""
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """A receiver needs a keyframe (of spatial ``layer``, the top one by
+        default); the encoder rate-limits what it honours."""
         self.stats.keyframe_requests += 1
-        self._keyframe_wanted = True
+        if layer is not None and layer < self.layers.top:
+            self.layers.request_keyframe(layer)
+        else:
+            self._keyframe_wanted = True
 
     def on_nack(self, requested: int, resent: int, datagrams: int) -> None:
         """Count a NACK for ``requested`` packets, ``resent`` of them sent
@@ -202,10 +215,14 @@ class VideoSender(TrackSender):
         turns it into bitrate, frame rate and resolution from the next frame."""
         self._budget_bps = budget_bps
 
-    def frame_dropped(self) -> None:
-        """A frame was dropped after it was queued: the next is a keyframe."""
+    def frame_dropped(self, layer: int | None = None) -> None:
+        """A frame (of spatial ``layer``, the top one by default) was dropped
+        after it was queued: the next is a keyframe."""
         self.stats.frames_dropped += 1
-        self._force_keyframe = True
+        if layer is not None and layer < self.layers.top:
+            self.layers.request_keyframe(layer)
+        else:
+            self._force_keyframe = True
 
     def join(self, timeout: float = 2.0) -> None:
         """Wait up to ``timeout`` s for the capture thread to end (blocking: run
@@ -248,6 +265,21 @@ class VideoSender(TrackSender):
             source.fps,
             min(self.bitrate_bps, ceiling),
             max_bitrate_bps=max(ceiling, self.bitrate_bps),
+            keyframe_interval_s=self.keyframe_interval_s,
+            min_keyframe_interval_s=self.min_keyframe_interval_s,
+            vbv_buffer_s=VBV_BUFFER_S,
+        )
+
+    def _new_layer_encoder(
+        self, width: int, height: int, bitrate_bps: int, max_bitrate_bps: int
+    ) -> VideoEncoder:
+        """A lower simulcast layer's encoder (no ladder: its size is fixed)."""
+        return VideoEncoder(
+            width,
+            height,
+            self.source.fps,
+            bitrate_bps,
+            max_bitrate_bps=max_bitrate_bps,
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
             vbv_buffer_s=VBV_BUFFER_S,
@@ -314,14 +346,30 @@ class VideoSender(TrackSender):
             if self._keyframe_wanted:
                 self._keyframe_wanted = False
                 encoder.request_keyframe()
+            captured = self.clock.from_monotonic(now)
+            layers = self.layers
+            if layers.layered:
+                layers.encode_lower(
+                    image,
+                    captured,
+                    now,
+                    self.track_id,
+                    self._max_payload,
+                    self._deliver_layer,
+                )
+                if layers.wanted_bps(layers.top, now) is None:
+                    # Nobody gets the top layer: not encoded, and it starts
+                    # again with a keyframe.
+                    self._force_keyframe = True
+                    continue
             force = self._force_keyframe
             self._force_keyframe = False
             if packetizer.track_id != self.track_id:
                 assert self.track_id is not None
                 packetizer = VideoPacketizer(self.track_id)
-            captured = self.clock.from_monotonic(now)
             for encoded in encoder.encode(image, captured, force_keyframe=force):
                 stats.frames_encoded += 1
+                layers.count(layers.top, len(encoded.data))
                 correction.on_frame(
                     now,
                     len(encoded.data) * 8,
@@ -332,6 +380,7 @@ class VideoSender(TrackSender):
                     encoded.data,
                     encoded.pts,
                     encoded.keyframe,
+                    layer=layers.layer_id(layers.top),
                     max_payload=self._max_payload,
                 )
                 datagrams = [packet.serialize() for packet in packets]
@@ -340,6 +389,16 @@ class VideoSender(TrackSender):
                 )
 
     # -- event loop ---------------------------------------------------------------
+
+    def _deliver_layer(
+        self, datagrams: list[bytes], keyframe: bool, size: int, layer: int
+    ) -> None:
+        """(Capture thread) hand a lower layer's frame to the loop."""
+        self._loop.call_soon_threadsafe(self._send_layer, datagrams, keyframe, layer)
+
+    def _send_layer(self, datagrams: list[bytes], keyframe: bool, layer: int) -> None:
+        if not self._stopping.is_set() and not self._send(datagrams, keyframe):
+            self.layers.request_keyframe(layer)
 
     def _deliver(self, datagrams: list[bytes], keyframe: bool, size: int) -> None:
         stats = self.stats
@@ -397,4 +456,5 @@ class VideoSender(TrackSender):
             "fps": round((stats.frames_sent - 1) / span, 2) if span > 0 else 0.0,
             "bitrate_bps": round(stats.bytes_sent * 8 / span) if span > 0 else 0,
             "error": str(self.error) if self.error is not None else None,
+            **self.layers.stats_dict(time.monotonic()),
         }
