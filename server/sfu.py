@@ -11,16 +11,10 @@ Everything else is counted.
 Routes are rebuilt from the room's state by :meth:`Forwarder.set_room` whenever
 members or tracks change, which is rare next to the packet rate.
 
-Each hop repairs its own losses (``docs/media.md`` section 6). Towards each
-subscriber the SFU keeps what it sent in that hop's retransmit cache and
-answers the subscriber's NACKs from it, never bothering the publisher, and only
-with packets that can still arrive before their frame's deadline. From each
-publisher it NACKs what it missed itself (a
-:class:`~codec.media.recovery.NackGenerator` per track, driven by the track's
-own packets); what the publisher sends again is forwarded like any packet,
-but as a repair. Repairs, both kinds, go ahead of the video queued to a
-subscriber (behind its audio): a repair is already late, and behind a
-keyframe it would wait for the whole keyframe to be sent.
+Each hop repairs its own losses (:mod:`server.sfu_repair`): the SFU answers
+subscribers' NACKs from its caches and NACKs publishers for what it missed;
+what a publisher sends again is forwarded as a repair, ahead of the video
+queued to a subscriber (behind its audio).
 
 The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
 datagram queue is unbounded and never expires anything, so when a
@@ -41,11 +35,13 @@ are per hop and end here: every audio, video and probe datagram from a member
 is recorded by its hop, which reports them back to the member every 50 ms
 (:meth:`~server.sfu_hop.Hop.on_arrival`); a member's feedback about what the
 SFU sent it feeds that hop's estimate (:class:`~codec.media.adapt.ForwardedPath`).
-While a subscriber's path is constrained (its estimate was cut in the last
-10 s), the SFU tells the publishers of the video it receives the most they
-should send (a ``RateLimit`` datagram, every half second): that subscriber's
-estimate shared among the tracks it receives. Without simulcast the slowest
-such subscriber sets the rate for everyone.
+While a subscriber's path is constrained, the SFU tells the publishers of the
+video it receives the most they should send (a ``RateLimit`` datagram, every
+half second): that subscriber's estimate shared among the tracks it receives.
+For a single-layer track the slowest such subscriber sets the rate for
+everyone; a large track is sent as simulcast layers instead, each subscriber
+gets the layer its path fits, and the publisher is told which layers to
+encode at what rate (:mod:`server.sfu_layers`).
 """
 
 from __future__ import annotations
@@ -58,7 +54,6 @@ from typing import Any
 
 from codec.media import PacketError, RateLimit
 from codec.media.feedback import parse_feedback
-from codec.media.nack import nack_packets, parse_nack
 from codec.media.packet import (
     AUDIO_HEADER_SIZE,
     BASE_MEDIA_PAYLOAD,
@@ -67,15 +62,14 @@ from codec.media.packet import (
     PacketKind,
 )
 from codec.media.recovery import (
-    NACK_COPY_DELAY_S,
     Arrival,
     NackGenerator,
-    frame_wait_s,
 )
 
 from .sfu_hop import Admission, Hop
-from .sfu_layers import PublishedLayers, SubscriberLayer, layered, weigh_layers
-from .sfu_stats import ForwarderStats, count_drops, drop_counters
+from .sfu_layers import PublishedLayers, route_layers, weigh_layers
+from .sfu_repair import answer_nack, ask_keyframe, nack_publisher
+from .sfu_stats import ForwarderStats, count_drops, snapshot
 
 __all__ = [
     "BASE_FORWARDED_DATAGRAM",
@@ -237,31 +231,9 @@ class Forwarder:
                     if hop not in routed:
                         hop.joining.add(track_id)
             endpoint.routes = dict.fromkeys(track_ids, others)
-            self._route_layers(endpoint, track_ids, others, sizes)
+            route_layers(endpoint.layered, track_ids, others, sizes)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
-
-    def _route_layers(
-        self,
-        endpoint: _Endpoint,
-        track_ids: Iterable[int],
-        others: tuple[Hop, ...],
-        sizes: Mapping[int, tuple[int, int, float]],
-    ) -> None:
-        """Keep the layered tracks of ``endpoint`` and a layer choice for each
-        of their subscribers (a new one aims at the top layer)."""
-        for track_id in track_ids:
-            published = endpoint.layered.get(track_id)
-            if published is None and track_id in sizes:
-                published = layered(*sizes[track_id])
-                if published is None:
-                    continue
-                endpoint.layered[track_id] = published
-            if published is None:
-                continue
-            for hop in others:
-                if track_id not in hop.layers:
-                    hop.layers[track_id] = SubscriberLayer(published.top)
 
     def remove(self, conn: Any) -> None:
         """Forget ``conn``: its tracks stop and it receives nothing more."""
@@ -329,7 +301,9 @@ class Forwarder:
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
             endpoint.keyframe_asked_at.pop(track_id | layer << 32, None)
-        arrival = self._nack_publisher(endpoint, track_id, seq, now, layer)
+        arrival = nack_publisher(
+            stats, endpoint.hop, endpoint.nacks, track_id, seq, now, layer
+        )
         if arrival is Arrival.OLD:
             stats.dropped_duplicate += 1
             return
@@ -363,7 +337,7 @@ class Forwarder:
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
-                self._ask_keyframe(endpoint, track_id, now, layer=layer)
+                self._ask_keyframe(endpoint, track_id, now, layer)
 
     def _carrying(self, hops: tuple[Hop, ...], size: int) -> tuple[Hop, ...]:
         """The hops whose connection carries a datagram of ``size`` bytes."""
@@ -377,7 +351,7 @@ class Forwarder:
         if first == _KEYFRAME_REQUEST_FIRST_BYTE and size == _KEYFRAME_REQUEST_SIZE:
             self._keyframe_request(endpoint, data)
         elif first == _NACK_FIRST_BYTE:
-            self._nack_from_subscriber(endpoint, data)
+            answer_nack(self.stats, endpoint.hop, data, self.clock(), self.max_queued)
         elif first == _FEEDBACK_FIRST_BYTE:
             self.stats.per_hop_received += 1
             self._feedback(endpoint, data)
@@ -451,7 +425,7 @@ class Forwarder:
             [hop.layers[track_id] for hop in hops],
             shares,
             now,
-            lambda layer: self._ask_keyframe(publisher, track_id, now, layer=layer),
+            lambda layer: self._ask_keyframe(publisher, track_id, now, layer),
         )
         for datagram in limits:
             publisher.hop.send_control(datagram, now)
@@ -484,84 +458,6 @@ class Forwarder:
         video = max(1, video)
         return max((limit - AUDIO_SHARE_BPS * audio) / video, limit / (video + audio))
 
-    # -- loss recovery ----------------------------------------------------------
-
-    def _nack_publisher(
-        self, endpoint: _Endpoint, track_id: int, seq: int, now: float, layer: int
-    ) -> Arrival:
-        """Track what the SFU misses of ``track_id``'s spatial ``layer`` and
-        ask its publisher; says whether packet ``seq`` was new, one it missed
-        (a repair, to be forwarded ahead of the video queued) or neither (not
-        forwarded)."""
-        stats = self.stats
-        hop = endpoint.hop
-        rtt = hop.rtt_s(now)
-        key = track_id | layer << 32
-        generator = endpoint.nacks.get(key)
-        if generator is None or generator.rtt_s != rtt:
-            # The hop's round trip changes every half second at most.
-            if generator is None:
-                generator = endpoint.nacks[key] = NackGenerator(
-                    copy_delay_s=NACK_COPY_DELAY_S
-                )
-            generator.set_rtt(rtt)
-            generator.set_give_up(frame_wait_s(rtt))
-        generator_stats = generator.stats
-        recovered = generator_stats.packets_recovered
-        arrival = generator.on_packet(seq, now)
-        if arrival is Arrival.FILLED:
-            stats.packets_recovered += generator_stats.packets_recovered - recovered
-        if not generator.waiting:
-            # Nothing missing (the usual case): nothing to ask for.
-            return arrival
-        requested = generator_stats.packets_requested
-        due = generator.due(now)
-        if due:
-            for packet in nack_packets(track_id, due, layer):
-                hop.send_control(packet.serialize(), now)
-                stats.nacks_sent += 1
-            stats.packets_requested += generator_stats.packets_requested - requested
-        return arrival
-
-    def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
-        """Answer a member's NACK from what the SFU sent it."""
-        stats = self.stats
-        try:
-            nack = parse_nack(memoryview(data))
-        except PacketError:
-            stats.dropped_malformed += 1
-            return
-        stats.nacks_received += 1
-        seqs = nack.seqs()
-        hop = endpoint.hop
-        now = self.clock()
-        if len(hop.pending) >= self.max_queued:
-            stats.retransmissions_refused += len(seqs)
-            stats.retransmissions_refused_queue += len(seqs)
-            return
-        cache = hop.cache.stats
-        before = (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored)
-        resent = hop.cache.retransmit(
-            nack.track_id, seqs, now, deadline_s=hop.retransmit_budget_s(now)
-        )
-        missing, late, exhausted, copies = (
-            after - was
-            for after, was in zip(
-                (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored),
-                before,
-                strict=True,
-            )
-        )
-        stats.retransmissions_refused_missing += missing
-        stats.retransmissions_refused_late += late
-        stats.retransmissions_refused_exhausted += exhausted
-        stats.retransmissions_refused += missing + late + exhausted
-        stats.nack_copies_ignored += copies
-        for datagram in resent:
-            stats.retransmit_queued_behind += len(hop.pending)
-            hop.send(datagram, now, repair=True)
-        stats.retransmissions += len(resent)
-
     # -- keyframes --------------------------------------------------------------
 
     def _keyframe_request(self, requester: _Endpoint, data: bytes) -> None:
@@ -575,54 +471,27 @@ class Forwarder:
         ):
             stats.keyframe_requests_refused += 1
             return
-        chosen = requester.hop.layers.get(track_id)
-        if chosen is None:
-            self._ask_keyframe(publisher, track_id, self.clock(), data)
-            return
         # A subscriber of a layered track needs the layer it gets (or will).
-        layer = chosen.target if chosen.current is None else chosen.current
-        self._ask_keyframe(publisher, track_id, self.clock(), layer=layer)
+        chosen = requester.hop.layers.get(track_id)
+        layer = 0 if chosen is None else chosen.layer
+        self._ask_keyframe(publisher, track_id, self.clock(), layer)
 
     def _ask_keyframe(
-        self,
-        publisher: _Endpoint,
-        track_id: int,
-        now: float,
-        request: bytes | None = None,
-        *,
-        layer: int = 0,
+        self, publisher: _Endpoint, track_id: int, now: float, layer: int = 0
     ) -> None:
         """Ask ``publisher`` for a keyframe of ``track_id``'s spatial
         ``layer`` unless a request is already outstanding."""
-        key = track_id | layer << 32
-        asked = publisher.keyframe_asked_at.get(key)
-        if asked is not None and now - asked < self.keyframe_request_interval:
-            self.stats.keyframe_requests_coalesced += 1
-            return
-        publisher.keyframe_asked_at[key] = now
-        if request is None:
-            request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, layer << 4])
-            request += _TRACK_ID.pack(track_id)
-        publisher.hop.send_control(request, now)
-        self.stats.keyframe_requests_forwarded += 1
+        ask_keyframe(
+            self.stats,
+            publisher.hop,
+            publisher.keyframe_asked_at,
+            track_id | layer << 32,
+            now,
+            self.keyframe_request_interval,
+        )
 
     def snapshot(self) -> dict[str, int]:
         """Counters and gauges, for the server's stats."""
-        return {
-            **self.stats.as_dict(),
-            "sfu_connections": len(self._endpoints),
-            "sfu_tracks": len(self._track_owner),
-            "sfu_layer_switches": sum(
-                chosen.switches
-                for e in self._endpoints.values()
-                for chosen in e.hop.layers.values()
-            ),
-            "sfu_retransmit_cache_bytes": sum(
-                e.hop.cache.bytes_held for e in self._endpoints.values()
-            ),
-            **drop_counters(self._retired, (e.hop for e in self._endpoints.values())),
-            "sfu_hop_estimate_min_bps": min(
-                (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
-                default=0,
-            ),
-        }
+        return snapshot(
+            self.stats, self._retired, self._endpoints.values(), len(self._track_owner)
+        )

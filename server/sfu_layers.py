@@ -25,7 +25,8 @@ track does: one encoder, no CPU spent on layers nobody needs.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from codec.media.packet import NO_LIMIT_BPS, RateLimit
 from codec.media.seqnum import seq_delta
@@ -36,7 +37,13 @@ from codec.media.simulcast import (
     spatial_layers,
 )
 
-__all__ = ["PublishedLayers", "SubscriberLayer", "layered", "weigh_layers"]
+__all__ = [
+    "PublishedLayers",
+    "SubscriberLayer",
+    "layered",
+    "route_layers",
+    "weigh_layers",
+]
 
 _U16 = struct.Struct(">H")
 _SEQ_OFFSET = 8
@@ -97,6 +104,11 @@ class SubscriberLayer:
         self._next_frame: int | None = None
         self._switch_seq = 0
 
+    @property
+    def layer(self) -> int:
+        """The layer this subscriber gets, or will at the target's keyframe."""
+        return self.target if self.current is None else self.current
+
     def retarget(self, target: int) -> bool:
         """Aim at ``target``; going down stops the current layer at once.
         Says whether the target's keyframe is needed."""
@@ -149,6 +161,34 @@ class SubscriberLayer:
             self.switches += 1
         self._switch_seq = seq
         self.current = layer
+
+
+class _Subscriber(Protocol):
+    layers: dict[int, SubscriberLayer]
+
+
+def route_layers(
+    published: dict[int, PublishedLayers],
+    track_ids: Iterable[int],
+    subscribers: Iterable[_Subscriber],
+    sizes: Mapping[int, tuple[int, int, float]],
+) -> None:
+    """Keep in ``published`` the layered tracks among ``track_ids`` (a video
+    track is layered by its announced width, height and frame rate in
+    ``sizes``) and a layer choice for each of their ``subscribers`` (their
+    hops; a new one aims at the top layer)."""
+    for track_id in track_ids:
+        layers = published.get(track_id)
+        if layers is None and track_id in sizes:
+            layers = layered(*sizes[track_id])
+            if layers is None:
+                continue
+            published[track_id] = layers
+        if layers is None:
+            continue
+        for subscriber in subscribers:
+            if track_id not in subscriber.layers:
+                subscriber.layers[track_id] = SubscriberLayer(layers.top)
 
 
 def weigh_layers(

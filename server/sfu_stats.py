@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Hop
 
-__all__ = ["ForwarderStats", "count_drops", "drop_counters"]
+__all__ = ["ForwarderStats", "count_drops", "drop_counters", "snapshot"]
 
 
 @dataclass(slots=True)
@@ -124,3 +125,28 @@ def count_drops(counters: Counter[str], hop: Hop) -> None:
         counters[f"sfu_frames_dropped_{cause}"] += count
     for name, count in zip(DELAY_BUCKET_NAMES, hop.delay_seen, strict=True):
         counters[f"sfu_frame_starts_queue_{name}"] += count
+
+
+def snapshot(
+    stats: ForwarderStats,
+    retired: Counter[str],
+    endpoints: Iterable[Any],
+    tracks: int,
+) -> dict[str, int]:
+    """The SFU's counters and gauges for the server's stats: ``stats``, the
+    drops of the hops of members gone (``retired``) and of the ``endpoints``
+    (each with its ``hop``), and how many ``tracks`` are routed."""
+    hops: list[Hop] = [endpoint.hop for endpoint in endpoints]
+    return {
+        **stats.as_dict(),
+        "sfu_connections": len(hops),
+        "sfu_tracks": tracks,
+        "sfu_layer_switches": sum(
+            chosen.switches for hop in hops for chosen in hop.layers.values()
+        ),
+        "sfu_retransmit_cache_bytes": sum(hop.cache.bytes_held for hop in hops),
+        **drop_counters(retired, hops),
+        "sfu_hop_estimate_min_bps": min(
+            (round(hop.estimator.target_bps) for hop in hops), default=0
+        ),
+    }
