@@ -328,7 +328,11 @@ class Call:
             ):
                 self.datagrams_unknown_layer += 1
                 return
-            self.limit_timeline.append((time.time(), packet.track_id, packet.max_bps))
+            if packet.layer in (None, sender.layers.top) and packet.max_bps:
+                # The top layer's limit is the track's, as a single layer's.
+                self.limit_timeline.append(
+                    (time.time(), packet.track_id, packet.max_bps)
+                )
             self._share_estimate(self.hop.media_budget_bps())
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
@@ -389,6 +393,7 @@ class Call:
                 # The lower layers the SFU asks for go first; the top layer
                 # (the sender's own encoder) gets the rest, no more than the
                 # SFU's limit for it.
+                layers.set_budget(share)
                 share -= layers.lower_bps(monotonic)
                 top = layers.wanted_bps(layers.top, monotonic)
                 if top is not None:

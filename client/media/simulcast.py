@@ -29,6 +29,11 @@ __all__ = ["LAYER_LIMIT_TTL_S", "LayerDelivery", "SimulcastLayers"]
 
 LAYER_LIMIT_TTL_S = 2.0
 """A layer's rate from the SFU holds this long (seconds) unless repeated."""
+LOWER_SHARE = 0.5
+"""The most of a track's budget its lower layers take: the top layer (the
+best picture, for the subscribers with the best paths) keeps the rest, so
+that while the publisher's own estimate is still low the lower layers do not
+push the top layer's frame rate down."""
 RETARGET_CHANGE = 0.1
 """A lower layer's encoder is retargeted on a change of more than this."""
 
@@ -60,6 +65,7 @@ class SimulcastLayers:
         self._limits: dict[int, tuple[int, float]] = {}
         """Layer → (bits per second, when, monotonic): the SFU's last word."""
         self._keyframes: set[int] = set()
+        self._budget_bps = float("inf")
         self._encoders: dict[int, VideoEncoder] = {}
         self._packetizers: dict[int, VideoPacketizer] = {}
         self.frames = [0] * len(self.layers)
@@ -95,14 +101,30 @@ class SimulcastLayers:
             return NO_LIMIT_BPS if layer == self.top else None
         return limit[0] or None
 
-    def lower_bps(self, now: float) -> int:
-        """What the lower layers encoded now take of the track's budget."""
-        total = 0
+    def set_budget(self, budget_bps: float) -> None:
+        """The track's share of the hop's estimate (bits per second): the
+        lower layers take at most :data:`LOWER_SHARE` of it."""
+        self._budget_bps = budget_bps
+
+    def _lower_rates(self, now: float) -> dict[int, int]:
+        """Lower layer → its rate now (bits per second): what the SFU asks,
+        up to the layer's ceiling, scaled down to leave the top layer its
+        part of the budget."""
+        rates = {}
         for layer in self.layers[:-1]:
             wanted = self.wanted_bps(layer.index, now)
             if wanted is not None:
-                total += min(wanted, self._cap_bps(layer.width, layer.height))
-        return total
+                cap = self._cap_bps(layer.width, layer.height)
+                rates[layer.index] = min(wanted, cap)
+        total = sum(rates.values())
+        room = LOWER_SHARE * self._budget_bps
+        if total > room > 0:
+            rates = {i: max(1, int(r * room / total)) for i, r in rates.items()}
+        return rates
+
+    def lower_bps(self, now: float) -> int:
+        """What the lower layers encoded now take of the track's budget."""
+        return sum(self._lower_rates(now).values())
 
     def count(self, layer: int, size: int) -> None:
         """One frame of ``size`` bytes encoded for ``layer``."""
@@ -125,10 +147,11 @@ class SimulcastLayers:
         if not self.layered:
             return {}
         layers = []
+        rates = self._lower_rates(now)
         for layer in self.layers:
-            wanted = self.wanted_bps(layer.index, now)
-            if wanted is not None and layer.index < self.top:
-                wanted = min(wanted, self._cap_bps(layer.width, layer.height))
+            wanted = rates.get(layer.index)
+            if layer.index == self.top:
+                wanted = self.wanted_bps(layer.index, now)
             layers.append(
                 {
                     "layer": layer.index,
@@ -154,14 +177,14 @@ class SimulcastLayers:
         """Encode ``image`` (captured at ``captured`` on the media clock) for
         each lower layer wanted now and hand each frame to ``deliver``;
         close the encoders of layers no longer wanted."""
+        rates = self._lower_rates(now)
         for layer in self.layers[:-1]:
             index = layer.index
-            wanted = self.wanted_bps(index, now)
-            if wanted is None:
+            rate = rates.get(index)
+            if rate is None:
                 self._encoders.pop(index, None)
                 continue
             cap = self._cap_bps(layer.width, layer.height)
-            rate = min(wanted, cap)
             encoder = self._encoders.get(index)
             if encoder is None:
                 encoder = self._new_encoder(layer.width, layer.height, rate, cap)

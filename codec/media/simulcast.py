@@ -57,6 +57,11 @@ its size, takes it back down; a cut within it doubles the wait."""
 PROBE_SETTLE_S = 3 * PROBE_WINDOW_S
 """A try up that was not followed by a step down for this long (seconds)
 held: the next wait is :data:`PROBE_HOLD_S` again."""
+PROBE_MIN_SHARE = 0.65
+"""A try up needs the share to be at least this fraction of the next
+layer's need: a path that has not shown that much (a 300 kbit/s path under
+a 640x480 layer's 460 kbit/s) is not tried; a try costs a freeze there (the
+larger layer's keyframe alone takes a second to cross it)."""
 PROBE_HEADROOM = 1.15
 """A try up needs the share this many times the current layer's rate: the
 path carries the layer with room left, not at its limit."""
@@ -145,8 +150,9 @@ class LayerSelector:
     :data:`UP_MARGIN` over the next's, :data:`UP_HOLD_S` after a change; and
     a try of the next layer up after :data:`PROBE_HOLD_S` without a cut while
     the current layer leaves :data:`PROBE_HEADROOM` unused (the estimate of a
-    path cannot grow past what it is sent); a cut during a try takes it back
-    down and doubles the wait.
+    path cannot grow past what it is sent) and the share is at least
+    :data:`PROBE_MIN_SHARE` of the next layer's need; a cut during a try takes
+    it back down and doubles the wait.
     """
 
     __slots__ = ("target", "_changed_at", "_probe_hold", "_probe_at", "_share")
@@ -205,6 +211,7 @@ class LayerSelector:
             if (
                 now - self._changed_at >= self._probe_hold
                 and share_bps >= PROBE_HEADROOM * current_bps
+                and share_bps >= PROBE_MIN_SHARE * up.min_bps(fps)
             ):
                 self._probe_at = now
                 return self._set(current + 1, now)

@@ -118,6 +118,17 @@ def test_a_path_limited_by_its_layer_tries_the_next_up_and_backs_off():
     assert len(tries) <= 6
 
 
+def test_a_path_far_under_the_next_layers_need_is_not_tried_up():
+    # A 300 kbit/s path under a 640x480 layer's 460 kbit/s: a try would
+    # freeze it for the larger keyframe's second on the wire.
+    selector = LayerSelector()
+    share = 0.5 * NEEDS[1]
+    now = 0.0
+    for _ in range(200):
+        now += 0.5
+        assert selector.choose(HD, FPS, share, 0.3 * share, now) == 0
+
+
 def test_a_path_at_its_limit_is_not_tried_up():
     selector = LayerSelector()
     share = NEEDS[1] * 0.9
