@@ -293,8 +293,6 @@ class Forwarder:
         if layer if published is None else layer > published.top:
             stats.dropped_unknown_layer += 1
             return
-        if published is not None:
-            published.rates.on_datagram(layer, size)
         seq = _U16.unpack_from(data, _SEQ_OFFSET)[0]
         frame_start = _U16.unpack_from(data, _FRAGMENT_INDEX_OFFSET)[0] == 0
         keyframe = bool(first & _KEYFRAME_FLAG)

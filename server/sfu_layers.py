@@ -31,7 +31,6 @@ from typing import Protocol
 from codec.media.packet import NO_LIMIT_BPS, RateLimit
 from codec.media.seqnum import seq_delta
 from codec.media.simulcast import (
-    LayerRates,
     LayerSelector,
     SpatialLayer,
     spatial_layers,
@@ -53,12 +52,11 @@ _FRAME_OFFSET = 14
 class PublishedLayers:
     """A layered track at its publisher: its layers and what each arrives at."""
 
-    __slots__ = ("layers", "fps", "rates")
+    __slots__ = ("layers", "fps")
 
     def __init__(self, layers: tuple[SpatialLayer, ...], fps: float) -> None:
         self.layers = layers
         self.fps = fps
-        self.rates = LayerRates()
 
     @property
     def top(self) -> int:
@@ -203,18 +201,14 @@ def weigh_layers(
     None: unlimited), ask for the keyframes the switches need, and return the
     rate limits to send the publisher: one per layer, the least share of the
     subscribers that get it, 0 for a layer nobody gets."""
-    published.rates.roll(now)
-    rates = published.rates.rates
     top = published.top
     needs: dict[int, int] = {}
     for subscriber, share in zip(subscribers, shares, strict=True):
         if len(subscribers) == 1:
             target = top
         else:
-            running = subscriber.current
-            current_bps = rates[running] if running is not None else 0.0
             target = subscriber.selector.choose(
-                published.layers, published.fps, share, current_bps, now
+                published.layers, published.fps, share, now
             )
         if subscriber.retarget(target):
             ask_keyframe(target)

@@ -172,7 +172,7 @@ class VideoSender(TrackSender):
         self.layers = SimulcastLayers(
             source.width,
             source.height,
-            lambda w, h: 2 * default_bitrate_bps(w, h, source.fps, kind),
+            source.fps,
             self._new_layer_encoder,
         )
         """The track's spatial layers (one for a small source) and what the

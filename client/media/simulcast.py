@@ -45,9 +45,10 @@ encoded bytes, spatial layer)."""
 class SimulcastLayers:
     """The layers of one track and the SFU's needs of them.
 
-    ``cap_bps(width, height)`` is the most a lower layer of that size is
-    asked for; ``new_encoder(width, height, bitrate_bps, max_bitrate_bps)``
-    opens one. :meth:`set_limit` and :meth:`request_keyframe` are called on
+    A lower layer is encoded at what the SFU asks, up to
+    :meth:`~codec.media.simulcast.SpatialLayer.max_bps` at ``fps``;
+    ``new_encoder(width, height, bitrate_bps, max_bitrate_bps)`` opens one.
+    :meth:`set_limit` and :meth:`request_keyframe` are called on
     the loop; :meth:`encode_lower` on the capture thread.
     """
 
@@ -55,12 +56,12 @@ class SimulcastLayers:
         self,
         width: int,
         height: int,
-        cap_bps: Callable[[int, int], int],
+        fps: float,
         new_encoder: Callable[[int, int, int, int], VideoEncoder],
     ) -> None:
         self.layers: tuple[SpatialLayer, ...] = spatial_layers(width, height)
         self.top = len(self.layers) - 1
-        self._cap_bps = cap_bps
+        self._fps = fps
         self._new_encoder = new_encoder
         self._limits: dict[int, tuple[int, float]] = {}
         """Layer → (bits per second, when, monotonic): the SFU's last word."""
@@ -114,7 +115,7 @@ class SimulcastLayers:
         for layer in self.layers[:-1]:
             wanted = self.wanted_bps(layer.index, now)
             if wanted is not None:
-                cap = self._cap_bps(layer.width, layer.height)
+                cap = layer.max_bps(self._fps)
                 rates[layer.index] = min(wanted, cap)
         total = sum(rates.values())
         room = LOWER_SHARE * self._budget_bps
@@ -184,7 +185,7 @@ class SimulcastLayers:
             if rate is None:
                 self._encoders.pop(index, None)
                 continue
-            cap = self._cap_bps(layer.width, layer.height)
+            cap = layer.max_bps(self._fps)
             encoder = self._encoders.get(index)
             if encoder is None:
                 encoder = self._new_encoder(layer.width, layer.height, rate, cap)

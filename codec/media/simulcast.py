@@ -9,10 +9,9 @@ Layer 0 is the smallest. A smaller source is one layer (id 0), as before
 simulcast. Both ends compute the layers from the size the track was
 announced with, so nothing else about them crosses the wire.
 
-:class:`LayerRates` measures what each layer of a track arrives at (the SFU
-counts bytes per layer as they come); :class:`LayerSelector` chooses, for
-one subscriber of one track, the layer its path's share fits
-(``docs/media.md`` section 7). Pure: every call takes ``now`` (seconds).
+:class:`LayerSelector` chooses, for one subscriber of one track, the layer
+its path's share fits (``docs/media.md`` section 7). Pure: every call takes
+``now`` (seconds).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from .packet import MAX_SPATIAL_LAYERS
 __all__ = [
     "MIN_LAYER_HEIGHT",
     "MIN_SIMULCAST_HEIGHT",
-    "LayerRates",
     "LayerSelector",
     "SpatialLayer",
     "spatial_layers",
@@ -45,9 +43,9 @@ need (hysteresis: going down happens under 1.0)."""
 UP_HOLD_S = 2.0
 """Least time (seconds) after a change before a step up for a larger share."""
 PROBE_HOLD_S = 8.0
-"""Time (seconds) without a cut before trying the next layer up while the
-current one runs below the share (a path estimate grows only with what it
-carries, so it cannot show room for a layer it is not sent)."""
+"""Time (seconds) without a change or a cut before trying the next layer up
+(a path's estimate grows only with what it carries, so it cannot show room
+for a layer it is not sent)."""
 MAX_PROBE_HOLD_S = 64.0
 """The longest wait between tries once tries failed (doubling from
 :data:`PROBE_HOLD_S`)."""
@@ -57,18 +55,16 @@ its size, takes it back down; a cut within it doubles the wait."""
 PROBE_SETTLE_S = 3 * PROBE_WINDOW_S
 """A try up that was not followed by a step down for this long (seconds)
 held: the next wait is :data:`PROBE_HOLD_S` again."""
-PROBE_MIN_SHARE = 0.65
+PROBE_MIN_SHARE = 0.75
 """A try up needs the share to be at least this fraction of the next
-layer's need: a path that has not shown that much (a 300 kbit/s path under
-a 640x480 layer's 460 kbit/s) is not tried; a try costs a freeze there (the
-larger layer's keyframe alone takes a second to cross it)."""
-PROBE_HEADROOM = 1.15
-"""A try up needs the share this many times the current layer's rate: the
-path carries the layer with room left, not at its limit."""
+layer's need. The estimate of a path grows to at most 1.25 times what it
+carries, so the share of a 300 kbit/s path stays under 330 kbit/s and it is
+never tried on a 640x480 layer (460 kbit/s), where a try costs a freeze (the
+larger layer's keyframe alone takes a second to cross it); a path that
+carries a lower layer at its publisher's ceiling (three times its default
+rate: 450 kbit/s at 320x240) shows enough to be tried."""
 CUT_FRACTION = 0.9
 """A share under this fraction of the last one is a cut (congestion)."""
-RATE_WINDOW_S = 1.0
-"""The window (seconds) over which :class:`LayerRates` measures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +75,13 @@ class SpatialLayer:
     """The spatial layer id (0 the smallest), the high nibble of byte 1."""
     width: int
     height: int
+
+    def max_bps(self, fps: float) -> int:
+        """The most a lower layer is encoded at (bits per second): three
+        times its default rate (0.055 bit per pixel per frame, at least 150
+        kbit/s; 320x240 at 30 fps: 450 kbit/s), so that a path that takes
+        more shows it (:data:`PROBE_MIN_SHARE`)."""
+        return 3 * max(150_000, int(self.width * self.height * fps * 0.055))
 
     def min_bps(self, fps: float) -> float:
         """The least rate (bits per second) at which the layer is worth
@@ -100,59 +103,19 @@ def spatial_layers(width: int, height: int) -> tuple[SpatialLayer, ...]:
     return tuple(SpatialLayer(i, w, h) for i, (w, h) in enumerate(sizes))
 
 
-class LayerRates:
-    """What each spatial layer of one track arrives at (bits per second).
-
-    :meth:`on_datagram` is the hot path (one list addition); :meth:`roll`,
-    called now and then, closes a window of :data:`RATE_WINDOW_S` or more.
-    A layer that sent nothing in the last window is not :meth:`active`.
-    """
-
-    __slots__ = ("_bytes", "_since", "rates", "_active")
-
-    def __init__(self) -> None:
-        self._bytes = [0] * MAX_SPATIAL_LAYERS
-        self._since: float | None = None
-        self.rates = [0.0] * MAX_SPATIAL_LAYERS
-        """The last window's rate of each layer (bits per second)."""
-        self._active = [False] * MAX_SPATIAL_LAYERS
-
-    def on_datagram(self, layer: int, size: int) -> None:
-        """Count ``size`` bytes of spatial ``layer`` (0 to 2)."""
-        self._bytes[layer] += size
-
-    def roll(self, now: float) -> None:
-        """Close the window if :data:`RATE_WINDOW_S` has passed."""
-        if self._since is None:
-            self._since = now
-            return
-        span = now - self._since
-        if span < RATE_WINDOW_S:
-            return
-        for layer, size in enumerate(self._bytes):
-            self.rates[layer] = size * 8 / span
-            self._active[layer] = size > 0
-            self._bytes[layer] = 0
-        self._since = now
-
-    def active(self, layer: int) -> bool:
-        """Whether ``layer`` sent anything in the last window."""
-        return self._active[layer]
-
-
 class LayerSelector:
     """Which spatial layer one subscriber of one track should get.
 
-    :meth:`choose` takes the track's layers, what the subscriber's path may
-    take of it (``share_bps``; None when the path limits nothing) and the
-    rate the current layer arrives at, and returns the target layer. Down at
+    :meth:`choose` takes the track's layers and what the subscriber's path
+    may take of it (``share_bps``; None when the path limits nothing), and
+    returns the target layer. Down at
     once when the share falls under the current layer's need; up when it is
     :data:`UP_MARGIN` over the next's, :data:`UP_HOLD_S` after a change; and
-    a try of the next layer up after :data:`PROBE_HOLD_S` without a cut while
-    the current layer leaves :data:`PROBE_HEADROOM` unused (the estimate of a
-    path cannot grow past what it is sent) and the share is at least
-    :data:`PROBE_MIN_SHARE` of the next layer's need; a cut during a try takes
-    it back down and doubles the wait.
+    a try of the next layer up after :data:`PROBE_HOLD_S` without a change or
+    a cut (the estimate of a path cannot grow past what it is sent, so it
+    cannot show room for a layer it does not get) when the share is at least
+    :data:`PROBE_MIN_SHARE` of the next layer's need; a cut during a try
+    takes it back down and doubles the wait.
     """
 
     __slots__ = ("target", "_changed_at", "_probe_hold", "_probe_at", "_share")
@@ -170,7 +133,6 @@ class LayerSelector:
         layers: tuple[SpatialLayer, ...],
         fps: float,
         share_bps: float | None,
-        current_bps: float,
         now: float,
     ) -> int:
         """The layer to forward from now (see the class)."""
@@ -210,7 +172,6 @@ class LayerSelector:
                 return self._set(current + 1, now)
             if (
                 now - self._changed_at >= self._probe_hold
-                and share_bps >= PROBE_HEADROOM * current_bps
                 and share_bps >= PROBE_MIN_SHARE * up.min_bps(fps)
             ):
                 self._probe_at = now
