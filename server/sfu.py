@@ -108,6 +108,10 @@ _PROBE_HEADER_SIZE = 4
 RATE_LIMIT_INTERVAL_S = 0.5
 """How often (seconds) a publisher's video track is weighed against what its
 subscribers' paths carry."""
+CONGESTED_QUEUE_S = 0.05
+"""A subscriber's queue that waited longer than this (seconds, a third of
+the delay at which frames are dropped) shows its path congested: only then
+does a small cut of its estimate take its simulcast layer down."""
 CPU_WAIT_READ_S = 0.001
 """How often (seconds) at most the loop thread's wait for a CPU is read."""
 AUDIO_SHARE_BPS = 48_000
@@ -422,6 +426,7 @@ class Forwarder:
             publisher.layered[track_id],
             [hop.layers[track_id] for hop in hops],
             shares,
+            [hop.congested(now, self.max_queued, CONGESTED_QUEUE_S) for hop in hops],
             now,
             lambda layer: self._ask_keyframe(publisher, track_id, now, layer),
         )

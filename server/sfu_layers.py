@@ -194,21 +194,23 @@ def weigh_layers(
     published: PublishedLayers,
     subscribers: Sequence[SubscriberLayer],
     shares: Sequence[float | None],
+    congested: Sequence[bool],
     now: float,
     ask_keyframe: Callable[[int], None],
 ) -> list[bytes]:
     """Choose each subscriber's layer from its path's share (bits per second,
-    None: unlimited), ask for the keyframes the switches need, and return the
+    None: unlimited) and whether its path shows a queue (``congested``), ask
+    for the keyframes the switches need, and return the
     rate limits to send the publisher: one per layer, the least share of the
     subscribers that get it, 0 for a layer nobody gets."""
     top = published.top
     needs: dict[int, int] = {}
-    for subscriber, share in zip(subscribers, shares, strict=True):
+    for subscriber, share, queued in zip(subscribers, shares, congested, strict=True):
         if len(subscribers) == 1:
             target = top
         else:
             target = subscriber.selector.choose(
-                published.layers, published.fps, share, now
+                published.layers, published.fps, share, now, queued
             )
         if subscriber.retarget(target):
             ask_keyframe(target)

@@ -63,6 +63,11 @@ never tried on a 640x480 layer (460 kbit/s), where a try costs a freeze (the
 larger layer's keyframe alone takes a second to cross it); a path that
 carries a lower layer at its publisher's ceiling (three times its default
 rate: 450 kbit/s at 320x240) shows enough to be tried."""
+DEEP_FRACTION = 0.5
+"""Under this fraction of the current layer's need the share takes the
+layer down at once even where the path shows no queue (a fraction only:
+the SFU's estimate of a fast path is cut now and then by a loaded machine's
+timing, and a layer dropped for that costs the picture for seconds)."""
 CUT_FRACTION = 0.9
 """A share under this fraction of the last one is a cut (congestion)."""
 
@@ -109,7 +114,8 @@ class LayerSelector:
     :meth:`choose` takes the track's layers and what the subscriber's path
     may take of it (``share_bps``; None when the path limits nothing), and
     returns the target layer. Down at
-    once when the share falls under the current layer's need; up when it is
+    once when the share falls under the current layer's need and the path
+    shows a queue, or under :data:`DEEP_FRACTION` of it; up when it is
     :data:`UP_MARGIN` over the next's, :data:`UP_HOLD_S` after a change; and
     a try of the next layer up after :data:`PROBE_HOLD_S` without a change or
     a cut (the estimate of a path cannot grow past what it is sent, so it
@@ -134,8 +140,12 @@ class LayerSelector:
         fps: float,
         share_bps: float | None,
         now: float,
+        congested: bool = True,
     ) -> int:
-        """The layer to forward from now (see the class)."""
+        """The layer to forward from now (see the class). ``congested``:
+        the path to the subscriber shows a queue (frames dropped or waiting);
+        without one, a share under the current layer's need takes it down
+        only under :data:`DEEP_FRACTION` of it."""
         top = len(layers) - 1
         cut = (
             share_bps is not None
@@ -161,6 +171,9 @@ class LayerSelector:
         if current > fit:
             if tried is not None and tried < PROBE_WINDOW_S and not cut:
                 return current
+            deep = share_bps < DEEP_FRACTION * layers[current].min_bps(fps)
+            if not congested and not deep:
+                return self._set(current, now)
             if tried is not None:
                 # Down soon after a try: it failed, wait longer for the next.
                 self._probe_at = None

@@ -159,3 +159,15 @@ def test_a_nack_names_its_layer_in_the_flags():
     assert parse_packet(data) == nack
     with pytest.raises(LocalProtocolError):
         NackPacket(7, ((1, 0),), 8).serialize()
+
+
+def test_a_cut_without_a_queue_takes_the_layer_down_only_when_deep():
+    # A loaded machine's timing cuts the estimate of a fast path now and then;
+    # its queue stays short, and the picture keeps its layer.
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, 3_000_000, 0.0) == 2
+    assert selector.choose(HD, FPS, 0.8 * NEEDS[2], 0.5, congested=False) == 2
+    assert selector.choose(HD, FPS, 0.8 * NEEDS[2], 1.0, congested=True) == 1
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, 3_000_000, 0.0) == 2
+    assert selector.choose(HD, FPS, 0.4 * NEEDS[2], 0.5, congested=False) == 1
