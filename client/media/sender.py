@@ -38,6 +38,7 @@ from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
+from .bitrates import VBV_BUFFER_S, default_bitrate_bps, max_bitrate_bps
 from .errors import SourceError
 from .lip_sync import MediaClock
 from .simulcast import SimulcastLayers
@@ -53,34 +54,6 @@ _BASE_DATAGRAM = VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
 SendBurst = Callable[[Sequence[bytes], bool], bool]
 """Queues the datagrams of one frame (on the loop), saying whether it is a
 keyframe; False when it dropped them."""
-VBV_BUFFER_S = 0.3
-"""The encoder's rate buffer, in seconds of its start rate: it bounds a
-keyframe's size, which on a slow link must not overflow the bottleneck's
-queue (300 kbit/s: 11 KB, about the 300 ms a router buffers)."""
-MAX_BITRATE_FACTOR = 4
-"""The encoder's ceiling: this many times the nominal rate of the source's
-pixels (the VBV max rate is fixed when the encoder opens: ``docs/media.md``
-4.3)."""
-
-
-def default_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
-    """A starting bitrate for a track: about 0.055 bits per pixel per frame for
-    camera video (500 kbit/s at 640x480, 30 fps), twice that for screen content
-    so that text stays sharp; never below 150 kbit/s."""
-    return max(150_000, _nominal_bps(width, height, fps, kind))
-
-
-def max_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
-    """The most a track's encoder is asked for, however much the link takes:
-    :data:`MAX_BITRATE_FACTOR` times the nominal rate of its pixels (2 Mbit/s
-    at 640x480, 30 fps), at least 300 kbit/s. More makes every frame more
-    packets, each a chance of loss, for little visible gain."""
-    return max(300_000, MAX_BITRATE_FACTOR * _nominal_bps(width, height, fps, kind))
-
-
-def _nominal_bps(width: int, height: int, fps: float, kind: str) -> int:
-    bits_per_pixel = 0.11 if kind == "screen" else 0.055
-    return int(width * height * fps * bits_per_pixel)
 
 
 @dataclass(slots=True)
@@ -173,7 +146,8 @@ class VideoSender(TrackSender):
             source.width,
             source.height,
             source.fps,
-            self._new_layer_encoder,
+            keyframe_interval_s=keyframe_interval_s,
+            min_keyframe_interval_s=min_keyframe_interval_s,
         )
         """The track's spatial layers (one for a small source) and what the
         SFU needs of each; this sender's encoder is the top layer's."""
@@ -265,21 +239,6 @@ class VideoSender(TrackSender):
             source.fps,
             min(self.bitrate_bps, ceiling),
             max_bitrate_bps=max(ceiling, self.bitrate_bps),
-            keyframe_interval_s=self.keyframe_interval_s,
-            min_keyframe_interval_s=self.min_keyframe_interval_s,
-            vbv_buffer_s=VBV_BUFFER_S,
-        )
-
-    def _new_layer_encoder(
-        self, width: int, height: int, bitrate_bps: int, max_bitrate_bps: int
-    ) -> VideoEncoder:
-        """A lower simulcast layer's encoder (no ladder: its size is fixed)."""
-        return VideoEncoder(
-            width,
-            height,
-            self.source.fps,
-            bitrate_bps,
-            max_bitrate_bps=max_bitrate_bps,
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
             vbv_buffer_s=VBV_BUFFER_S,

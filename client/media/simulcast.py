@@ -25,6 +25,8 @@ from codec.media import NO_LIMIT_BPS, VideoPacketizer
 from codec.media.simulcast import SpatialLayer, spatial_layers
 from codec.media.video import VideoEncoder
 
+from .bitrates import VBV_BUFFER_S
+
 __all__ = ["LAYER_LIMIT_TTL_S", "LayerDelivery", "SimulcastLayers"]
 
 LAYER_LIMIT_TTL_S = 2.0
@@ -46,8 +48,8 @@ class SimulcastLayers:
     """The layers of one track and the SFU's needs of them.
 
     A lower layer is encoded at what the SFU asks, up to
-    :meth:`~codec.media.simulcast.SpatialLayer.max_bps` at ``fps``;
-    ``new_encoder(width, height, bitrate_bps, max_bitrate_bps)`` opens one.
+    :meth:`~codec.media.simulcast.SpatialLayer.max_bps` at ``fps``, by an
+    encoder of its own with the track's keyframe intervals (seconds).
     :meth:`set_limit` and :meth:`request_keyframe` are called on
     the loop; :meth:`encode_lower` on the capture thread.
     """
@@ -57,12 +59,15 @@ class SimulcastLayers:
         width: int,
         height: int,
         fps: float,
-        new_encoder: Callable[[int, int, int, int], VideoEncoder],
+        *,
+        keyframe_interval_s: float,
+        min_keyframe_interval_s: float,
     ) -> None:
         self.layers: tuple[SpatialLayer, ...] = spatial_layers(width, height)
         self.top = len(self.layers) - 1
         self._fps = fps
-        self._new_encoder = new_encoder
+        self._keyframe_interval_s = keyframe_interval_s
+        self._min_keyframe_interval_s = min_keyframe_interval_s
         self._limits: dict[int, tuple[int, float]] = {}
         """Layer → (bits per second, when, monotonic): the SFU's last word."""
         self._keyframes: set[int] = set()
@@ -188,7 +193,16 @@ class SimulcastLayers:
             cap = layer.max_bps(self._fps)
             encoder = self._encoders.get(index)
             if encoder is None:
-                encoder = self._new_encoder(layer.width, layer.height, rate, cap)
+                encoder = VideoEncoder(
+                    layer.width,
+                    layer.height,
+                    self._fps,
+                    rate,
+                    max_bitrate_bps=cap,
+                    keyframe_interval_s=self._keyframe_interval_s,
+                    min_keyframe_interval_s=self._min_keyframe_interval_s,
+                    vbv_buffer_s=VBV_BUFFER_S,
+                )
                 self._encoders[index] = encoder
             elif abs(rate - encoder.bitrate_bps) > RETARGET_CHANGE * rate:
                 encoder.set_bitrate(rate)
