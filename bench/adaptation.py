@@ -20,6 +20,12 @@ compared on identical links.
     python bench/adaptation.py                          # every scenario, ~3.5 min
     python bench/adaptation.py --scenario slow-300k     # one
     python bench/adaptation.py --virtual                # the pure stack, seconds
+    python bench/adaptation.py --scenario room-of-four  # simulcast, ~1.5 min
+
+``room-of-four`` (``_adapt_room.py``) is a room, not a call: a publisher
+and three subscribers, one behind a 300 kbit/s link, run once with it and
+once with every path clean (the baseline the fast subscribers' figures are
+compared with).
 
 ``--virtual`` runs the same links through the pure adaptation stack on a
 virtual clock instead (``tests/codec/media/adapt_sim.py``: a model encoder
@@ -37,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _adapt_runs import Quicmeet, Run, System  # noqa: I001
+from _adapt_room import room_of_four  # noqa: I001
+from _adapt_runs import Quicmeet, Run, System
 from _common import ROOT, percentile, start_netsim
 
 if str(ROOT) not in sys.path:
@@ -109,6 +116,15 @@ SCENARIOS = {
         ),
     )
 }
+
+
+ROOM_SCENARIOS = {
+    "room-of-four": (
+        ["--delay", "25ms", "--rate", "300kbit", "--queue", "300ms"],
+        25.0,
+    )
+}
+"""Room scenarios: the slow subscriber's link and the run's length (s)."""
 
 
 def capacity_at(scenario: Scenario, t: float) -> float:
@@ -309,15 +325,22 @@ def _virtual_recovery(samples: list, drop: float, limit_ms: float) -> float | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    parser.add_argument(
+        "--scenario", action="append", choices=sorted([*SCENARIOS, *ROOM_SCENARIOS])
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plots", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--virtual", action="store_true")
     args = parser.parse_args()
     started = time.monotonic()
     results = []
-    for name in args.scenario or list(SCENARIOS):
-        if args.virtual:
+    for name in args.scenario or [*SCENARIOS, *ROOM_SCENARIOS]:
+        if name in ROOM_SCENARIOS:
+            if args.virtual:
+                continue  # a room needs the real thing
+            link, seconds = ROOM_SCENARIOS[name]
+            result = room_of_four(link, seconds, args.seed)
+        elif args.virtual:
             result = run_virtual(SCENARIOS[name])
         else:
             result = run_scenario(Quicmeet(), SCENARIOS[name], args.seed, args.plots)

@@ -388,7 +388,14 @@ class RoomService:
     def changed(self, room: Room, skip: Member | None = None) -> None:
         """Route the room's media anew and push its state to the members."""
         self.sfu.set_room(
-            room, ((m.conn, m.tracks.keys()) for m in room.members.values())
+            room,
+            ((m.conn, m.tracks.keys()) for m in room.members.values()),
+            {
+                t.track_id: (t.width, t.height, t.fps)
+                for m in room.members.values()
+                for t in m.tracks.values()
+                if t.codec == "h264"
+            },
         )
         event = RoomUpdated(room=room.snapshot())
         for member in room.members.values():

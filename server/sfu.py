@@ -11,16 +11,10 @@ Everything else is counted.
 Routes are rebuilt from the room's state by :meth:`Forwarder.set_room` whenever
 members or tracks change, which is rare next to the packet rate.
 
-Each hop repairs its own losses (``docs/media.md`` section 6). Towards each
-subscriber the SFU keeps what it sent in that hop's retransmit cache and
-answers the subscriber's NACKs from it, never bothering the publisher, and only
-with packets that can still arrive before their frame's deadline. From each
-publisher it NACKs what it missed itself (a
-:class:`~codec.media.recovery.NackGenerator` per track, driven by the track's
-own packets); what the publisher sends again is forwarded like any packet,
-but as a repair. Repairs, both kinds, go ahead of the video queued to a
-subscriber (behind its audio): a repair is already late, and behind a
-keyframe it would wait for the whole keyframe to be sent.
+Each hop repairs its own losses (:mod:`server.sfu_repair`): the SFU answers
+subscribers' NACKs from its caches and NACKs publishers for what it missed;
+what a publisher sends again is forwarded as a repair, ahead of the video
+queued to a subscriber (behind its audio).
 
 The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
 datagram queue is unbounded and never expires anything, so when a
@@ -41,11 +35,13 @@ are per hop and end here: every audio, video and probe datagram from a member
 is recorded by its hop, which reports them back to the member every 50 ms
 (:meth:`~server.sfu_hop.Hop.on_arrival`); a member's feedback about what the
 SFU sent it feeds that hop's estimate (:class:`~codec.media.adapt.ForwardedPath`).
-While a subscriber's path is constrained (its estimate was cut in the last
-10 s), the SFU tells the publishers of the video it receives the most they
-should send (a ``RateLimit`` datagram, every half second): that subscriber's
-estimate shared among the tracks it receives. Without simulcast the slowest
-such subscriber sets the rate for everyone.
+While a subscriber's path is constrained, the SFU tells the publishers of the
+video it receives the most they should send (a ``RateLimit`` datagram, every
+half second): that subscriber's estimate shared among the tracks it receives.
+For a single-layer track the slowest such subscriber sets the rate for
+everyone; a large track is sent as simulcast layers instead, each subscriber
+gets the layer its path fits, and the publisher is told which layers to
+encode at what rate (:mod:`server.sfu_layers`).
 """
 
 from __future__ import annotations
@@ -53,13 +49,11 @@ from __future__ import annotations
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from codec.media import PacketError, RateLimit
 from codec.media.feedback import parse_feedback
-from codec.media.nack import nack_packets, parse_nack
 from codec.media.packet import (
     AUDIO_HEADER_SIZE,
     BASE_MEDIA_PAYLOAD,
@@ -68,13 +62,14 @@ from codec.media.packet import (
     PacketKind,
 )
 from codec.media.recovery import (
-    NACK_COPY_DELAY_S,
     Arrival,
     NackGenerator,
-    frame_wait_s,
 )
 
-from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Admission, Hop
+from .sfu_hop import Admission, Hop
+from .sfu_layers import PublishedLayers, route_layers, weigh_layers
+from .sfu_repair import answer_nack, ask_keyframe, nack_publisher
+from .sfu_stats import ForwarderStats, count_drops, snapshot
 
 __all__ = [
     "BASE_FORWARDED_DATAGRAM",
@@ -113,6 +108,10 @@ _PROBE_HEADER_SIZE = 4
 RATE_LIMIT_INTERVAL_S = 0.5
 """How often (seconds) a publisher's video track is weighed against what its
 subscribers' paths carry."""
+CONGESTED_QUEUE_S = 0.05
+"""A subscriber's queue that waited longer than this (seconds, a third of
+the delay at which frames are dropped) shows its path congested: only then
+does a small cut of its estimate take its simulcast layer down."""
 CPU_WAIT_READ_S = 0.001
 """How often (seconds) at most the loop thread's wait for a CPU is read."""
 AUDIO_SHARE_BPS = 48_000
@@ -121,99 +120,32 @@ video tracks share the rest (the client's reserve for a microphone: Opus at
 32 kbit/s and its headers)."""
 
 
-@dataclass(slots=True)
-class ForwarderStats:
-    """Counters since the server started (datagrams unless a name says otherwise)."""
-
-    received: int = 0
-    """Datagrams from any connection."""
-    forwarded: int = 0
-    """Copies handed to subscribers' connections (retransmissions not counted)."""
-    dropped_not_member: int = 0
-    """From a connection that is in no room."""
-    dropped_foreign_track: int = 0
-    """Media whose track id the sending connection does not own."""
-    dropped_malformed: int = 0
-    """Too short, too long, wrong version or a reserved kind."""
-    dropped_too_large: int = 0
-    """Copies not sent because the subscriber's connection does not carry a
-    datagram that large (its path fell back to a smaller packet size since
-    the publisher was told the room's size)."""
-    dropped_duplicate: int = 0
-    """Video from a publisher that was neither new nor missing: the second
-    copy of a repair, or one too late (the receivers have it or gave up)."""
-    skipped_joining: int = 0
-    """Copies not sent because the subscriber started to receive the track
-    mid-frame: the rest of that frame (it gets the next one whole)."""
-    dropped_queue_full: int = 0
-    """Copies not sent because the subscriber's datagram queue was too long
-    (whole video frames and their track's frames up to the next keyframe)."""
-    frames_dropped: int = 0
-    """Video frames dropped whole for subscribers whose path was too slow (one
-    per subscriber and frame)."""
-    keyframe_requests_forwarded: int = 0
-    """Keyframe requests sent to publishers (subscribers' and the SFU's own)."""
-    keyframe_requests_coalesced: int = 0
-    """Keyframe requests absorbed by one outstanding for the same track."""
-    keyframe_requests_refused: int = 0
-    """Keyframe requests for a track of another room, or one's own."""
-    keyframes_forwarded: int = 0
-    """Keyframes (their first datagram) received from publishers."""
-    nacks_received: int = 0
-    """NACK datagrams from members, about the SFU → member hop."""
-    retransmissions: int = 0
-    """Datagrams sent again to members from the SFU's caches (each repair
-    twice: :data:`~codec.media.recovery.REPAIR_COPIES`)."""
-    nack_copies_ignored: int = 0
-    """Packets asked for again by a NACK's copy soon after they were resent."""
-    retransmissions_refused: int = 0
-    """Packets NACKed by members not sent again: not held, sent too often, or
-    too late to arrive before their frame's deadline."""
-    retransmissions_refused_queue: int = 0
-    """Of those, packets refused because the member's queue was too long."""
-    retransmissions_refused_missing: int = 0
-    """Of those, packets the SFU did not hold (lost on the publisher's hop
-    and not yet repaired there, or evicted)."""
-    retransmissions_refused_late: int = 0
-    """Of those, packets that would have arrived after their frame's deadline."""
-    retransmissions_refused_exhausted: int = 0
-    """Of those, packets already sent again as often as allowed."""
-    retransmit_queued_behind: int = 0
-    """Datagrams already queued ahead of the retransmissions when they were
-    queued, summed (over ``retransmissions``: the mean wait in datagrams)."""
-    nacks_sent: int = 0
-    """NACK datagrams sent to publishers, about the publisher → SFU hop."""
-    packets_requested: int = 0
-    """Packets the SFU asked publishers for (retries included)."""
-    packets_recovered: int = 0
-    """Packets that arrived from publishers after the SFU asked for them."""
-    per_hop_received: int = 0
-    """Feedback and probe datagrams, which end at the SFU."""
-    feedback_sent: int = 0
-    """Feedback datagrams sent to members about what they sent the SFU."""
-    feedback_read: int = 0
-    """Members' feedback datagrams read into their hop's estimate."""
-    rate_limits_sent: int = 0
-    """Rate limits sent to publishers for subscribers whose paths are
-    constrained."""
-
-    def as_dict(self) -> dict[str, int]:
-        return {f"sfu_{name}": getattr(self, name) for name in self.__slots__}
-
-
 class _Endpoint:
     """A member connection: the tracks it publishes, who receives them, what
     the SFU misses of them and the keyframes asked of it."""
 
-    __slots__ = ("hop", "room", "routes", "keyframe_asked_at", "nacks", "weighed_at")
+    __slots__ = (
+        "hop",
+        "room",
+        "routes",
+        "keyframe_asked_at",
+        "nacks",
+        "weighed_at",
+        "layered",
+    )
 
     def __init__(self, hop: Hop, room: object) -> None:
         self.hop = hop
         self.room = room
         self.routes: dict[int, tuple[Hop, ...]] = {}
         self.keyframe_asked_at: dict[int, float] = {}
-        """Track id → when a keyframe was asked for and none has come since."""
+        """Track id (with the spatial layer above bit 32) → when a keyframe
+        was asked for and none has come since."""
         self.nacks: dict[int, NackGenerator] = {}
+        """Per track id (with the spatial layer above bit 32: each layer has
+        its own sequence numbers) what the SFU misses of it."""
+        self.layered: dict[int, PublishedLayers] = {}
+        """The tracks sent as simulcast layers (``server.sfu_layers``)."""
         self.weighed_at: dict[int, float] = {}
         """Track id → when its subscribers' paths were last weighed."""
 
@@ -264,10 +196,16 @@ class Forwarder:
     # -- routes -----------------------------------------------------------------
 
     def set_room(
-        self, room: object, members: Iterable[tuple[Any, Iterable[int]]]
+        self,
+        room: object,
+        members: Iterable[tuple[Any, Iterable[int]]],
+        sizes: Mapping[int, tuple[int, int, float]] | None = None,
     ) -> None:
         """Make ``members`` (connection, its track ids) the whole of ``room``:
-        each connection's tracks go to every other member, and to nobody else."""
+        each connection's tracks go to every other member, and to nobody else.
+        ``sizes`` gives the announced width, height and frame rate of the
+        video tracks: a large one is sent as simulcast layers."""
+        sizes = sizes or {}
         listed = [(conn, tuple(track_ids)) for conn, track_ids in members]
         endpoints = []
         for conn, _ in listed:
@@ -285,8 +223,10 @@ class Forwarder:
                 endpoint.keyframe_asked_at.pop(gone, None)
                 endpoint.nacks.pop(gone, None)
                 endpoint.weighed_at.pop(gone, None)
+                endpoint.layered.pop(gone, None)
                 for hop in endpoint.routes[gone]:
                     hop.joining.discard(gone)
+                    hop.layers.pop(gone, None)
             for track_id in track_ids:
                 # A member that starts to receive a track mid-frame would get
                 # a frame without its head: it starts at the next frame.
@@ -295,6 +235,7 @@ class Forwarder:
                     if hop not in routed:
                         hop.joining.add(track_id)
             endpoint.routes = dict.fromkeys(track_ids, others)
+            route_layers(endpoint.layered, track_ids, others, sizes)
             for track_id in track_ids:
                 self._track_owner[track_id] = endpoint
 
@@ -303,7 +244,7 @@ class Forwarder:
         endpoint = self._endpoints.pop(conn, None)
         if endpoint is None:
             return
-        _count_drops(self._retired, endpoint.hop)
+        count_drops(self._retired, endpoint.hop)
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
@@ -351,13 +292,20 @@ class Forwarder:
                 hop.send(data, now, first=True)
                 stats.forwarded += 1
             return
+        layer = data[1] >> 4
+        published = endpoint.layered.get(track_id)
+        if layer if published is None else layer > published.top:
+            stats.dropped_unknown_layer += 1
+            return
         seq = _U16.unpack_from(data, _SEQ_OFFSET)[0]
         frame_start = _U16.unpack_from(data, _FRAGMENT_INDEX_OFFSET)[0] == 0
         keyframe = bool(first & _KEYFRAME_FLAG)
         if keyframe and frame_start:
             stats.keyframes_forwarded += 1
-            endpoint.keyframe_asked_at.pop(track_id, None)
-        arrival = self._nack_publisher(endpoint, track_id, seq, now)
+            endpoint.keyframe_asked_at.pop(track_id | layer << 32, None)
+        arrival = nack_publisher(
+            stats, endpoint.hop, endpoint.nacks, track_id, seq, now, layer
+        )
         if arrival is Arrival.OLD:
             stats.dropped_duplicate += 1
             return
@@ -366,12 +314,23 @@ class Forwarder:
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
+            out = data
+            if published is not None:
+                # Simulcast: the layer this subscriber gets, renumbered.
+                chosen = hop.layers[track_id].forward(
+                    data, layer, frame_start, keyframe
+                )
+                if chosen is None:
+                    continue
+                out = chosen
             admission = hop.admit_video(
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
             if admission is Admission.SEND:
-                sent = hop.send(data, now, repair=repair)
-                hop.cache.put(track_id, seq, sent, now)
+                sent = hop.send(out, now, repair=repair)
+                hop.cache.put(
+                    track_id, _U16.unpack_from(sent, _SEQ_OFFSET)[0], sent, now
+                )
                 stats.forwarded += 1
                 continue
             if admission is Admission.NOT_YET:
@@ -380,7 +339,7 @@ class Forwarder:
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
-                self._ask_keyframe(endpoint, track_id, now)
+                self._ask_keyframe(endpoint, track_id, now, layer)
 
     def _carrying(self, hops: tuple[Hop, ...], size: int) -> tuple[Hop, ...]:
         """The hops whose connection carries a datagram of ``size`` bytes."""
@@ -394,7 +353,7 @@ class Forwarder:
         if first == _KEYFRAME_REQUEST_FIRST_BYTE and size == _KEYFRAME_REQUEST_SIZE:
             self._keyframe_request(endpoint, data)
         elif first == _NACK_FIRST_BYTE:
-            self._nack_from_subscriber(endpoint, data)
+            answer_nack(self.stats, endpoint.hop, data, self.clock(), self.max_queued)
         elif first == _FEEDBACK_FIRST_BYTE:
             self.stats.per_hop_received += 1
             self._feedback(endpoint, data)
@@ -431,6 +390,9 @@ class Forwarder:
         if weighed_at is not None and now - weighed_at < RATE_LIMIT_INTERVAL_S:
             return
         publisher.weighed_at[track_id] = now
+        if track_id in publisher.layered:
+            self._weigh_layers(publisher, track_id, hops, now)
+            return
         # The limit is repeated while the path is constrained, even when the
         # publisher already sends less: it keeps the publisher there, and a
         # lapse would let it climb back over the path within seconds.
@@ -444,6 +406,33 @@ class Forwarder:
         datagram = RateLimit(track_id, int(min(shares))).serialize()
         publisher.hop.send_control(datagram, now)
         self.stats.rate_limits_sent += 1
+
+    def _weigh_layers(
+        self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
+    ) -> None:
+        """Choose each subscriber's layer of a layered track and tell the
+        publisher which layers to encode at what rate (``server.sfu_layers``):
+        no limit from the slowest subscriber for everyone."""
+        if not hops:
+            return
+        shares = [
+            None
+            if (limit := hop.path.limit_bps(now)) is None
+            else self._video_share(publisher, hops, hop, limit)
+            for hop in hops
+        ]
+        limits = weigh_layers(
+            track_id,
+            publisher.layered[track_id],
+            [hop.layers[track_id] for hop in hops],
+            shares,
+            [hop.congested(now, self.max_queued, CONGESTED_QUEUE_S) for hop in hops],
+            now,
+            lambda layer: self._ask_keyframe(publisher, track_id, now, layer),
+        )
+        for datagram in limits:
+            publisher.hop.send_control(datagram, now)
+        self.stats.layer_limits_sent += len(limits)
 
     def _video_share(
         self, publisher: _Endpoint, hops: tuple[Hop, ...], hop: Hop, limit: float
@@ -472,82 +461,6 @@ class Forwarder:
         video = max(1, video)
         return max((limit - AUDIO_SHARE_BPS * audio) / video, limit / (video + audio))
 
-    # -- loss recovery ----------------------------------------------------------
-
-    def _nack_publisher(
-        self, endpoint: _Endpoint, track_id: int, seq: int, now: float
-    ) -> Arrival:
-        """Track what the SFU misses of ``track_id`` and ask its publisher;
-        says whether packet ``seq`` was new, one it missed (a repair, to be
-        forwarded ahead of the video queued) or neither (not forwarded)."""
-        stats = self.stats
-        hop = endpoint.hop
-        rtt = hop.rtt_s(now)
-        generator = endpoint.nacks.get(track_id)
-        if generator is None or generator.rtt_s != rtt:
-            # The hop's round trip changes every half second at most.
-            if generator is None:
-                generator = endpoint.nacks[track_id] = NackGenerator(
-                    copy_delay_s=NACK_COPY_DELAY_S
-                )
-            generator.set_rtt(rtt)
-            generator.set_give_up(frame_wait_s(rtt))
-        generator_stats = generator.stats
-        recovered = generator_stats.packets_recovered
-        arrival = generator.on_packet(seq, now)
-        if arrival is Arrival.FILLED:
-            stats.packets_recovered += generator_stats.packets_recovered - recovered
-        if not generator.waiting:
-            # Nothing missing (the usual case): nothing to ask for.
-            return arrival
-        requested = generator_stats.packets_requested
-        due = generator.due(now)
-        if due:
-            for packet in nack_packets(track_id, due):
-                hop.send_control(packet.serialize(), now)
-                stats.nacks_sent += 1
-            stats.packets_requested += generator_stats.packets_requested - requested
-        return arrival
-
-    def _nack_from_subscriber(self, endpoint: _Endpoint, data: bytes) -> None:
-        """Answer a member's NACK from what the SFU sent it."""
-        stats = self.stats
-        try:
-            nack = parse_nack(memoryview(data))
-        except PacketError:
-            stats.dropped_malformed += 1
-            return
-        stats.nacks_received += 1
-        seqs = nack.seqs()
-        hop = endpoint.hop
-        now = self.clock()
-        if len(hop.pending) >= self.max_queued:
-            stats.retransmissions_refused += len(seqs)
-            stats.retransmissions_refused_queue += len(seqs)
-            return
-        cache = hop.cache.stats
-        before = (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored)
-        resent = hop.cache.retransmit(
-            nack.track_id, seqs, now, deadline_s=hop.retransmit_budget_s(now)
-        )
-        missing, late, exhausted, copies = (
-            after - was
-            for after, was in zip(
-                (cache.missing, cache.too_late, cache.exhausted, cache.copies_ignored),
-                before,
-                strict=True,
-            )
-        )
-        stats.retransmissions_refused_missing += missing
-        stats.retransmissions_refused_late += late
-        stats.retransmissions_refused_exhausted += exhausted
-        stats.retransmissions_refused += missing + late + exhausted
-        stats.nack_copies_ignored += copies
-        for datagram in resent:
-            stats.retransmit_queued_behind += len(hop.pending)
-            hop.send(datagram, now, repair=True)
-        stats.retransmissions += len(resent)
-
     # -- keyframes --------------------------------------------------------------
 
     def _keyframe_request(self, requester: _Endpoint, data: bytes) -> None:
@@ -561,67 +474,27 @@ class Forwarder:
         ):
             stats.keyframe_requests_refused += 1
             return
-        self._ask_keyframe(publisher, track_id, self.clock(), data)
+        # A subscriber of a layered track needs the layer it gets (or will).
+        chosen = requester.hop.layers.get(track_id)
+        layer = 0 if chosen is None else chosen.layer
+        self._ask_keyframe(publisher, track_id, self.clock(), layer)
 
     def _ask_keyframe(
-        self,
-        publisher: _Endpoint,
-        track_id: int,
-        now: float,
-        request: bytes | None = None,
+        self, publisher: _Endpoint, track_id: int, now: float, layer: int = 0
     ) -> None:
-        """Ask ``publisher`` for a keyframe of ``track_id`` unless a request is
-        already outstanding."""
-        asked = publisher.keyframe_asked_at.get(track_id)
-        if asked is not None and now - asked < self.keyframe_request_interval:
-            self.stats.keyframe_requests_coalesced += 1
-            return
-        publisher.keyframe_asked_at[track_id] = now
-        if request is None:
-            request = bytes([_KEYFRAME_REQUEST_FIRST_BYTE, 0]) + _TRACK_ID.pack(
-                track_id
-            )
-        publisher.hop.send_control(request, now)
-        self.stats.keyframe_requests_forwarded += 1
+        """Ask ``publisher`` for a keyframe of ``track_id``'s spatial
+        ``layer`` unless a request is already outstanding."""
+        ask_keyframe(
+            self.stats,
+            publisher.hop,
+            publisher.keyframe_asked_at,
+            track_id | layer << 32,
+            now,
+            self.keyframe_request_interval,
+        )
 
     def snapshot(self) -> dict[str, int]:
         """Counters and gauges, for the server's stats."""
-        return {
-            **self.stats.as_dict(),
-            "sfu_connections": len(self._endpoints),
-            "sfu_tracks": len(self._track_owner),
-            "sfu_retransmit_cache_bytes": sum(
-                e.hop.cache.bytes_held for e in self._endpoints.values()
-            ),
-            **self._drop_counters(),
-            "sfu_hop_estimate_min_bps": min(
-                (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
-                default=0,
-            ),
-        }
-
-    def _drop_counters(self) -> dict[str, int]:
-        """Frame drops by cause and the queue delays frame starts found, over
-        every hop the SFU had (:attr:`Hop.drops`, :attr:`Hop.delay_seen`)."""
-        counters = Counter(self._retired)
-        for endpoint in self._endpoints.values():
-            _count_drops(counters, endpoint.hop)
-        return {
-            **{
-                f"sfu_frames_dropped_{cause}": counters[f"sfu_frames_dropped_{cause}"]
-                for cause in DROP_CAUSES
-            },
-            **{
-                f"sfu_frame_starts_queue_{n}": counters[f"sfu_frame_starts_queue_{n}"]
-                for n in DELAY_BUCKET_NAMES
-            },
-        }
-
-
-def _count_drops(counters: Counter[str], hop: Hop) -> None:
-    """Add ``hop``'s frame drops by cause and the queue delays its frame
-    starts found to ``counters`` (named as in the SFU's stats)."""
-    for cause, count in hop.drops.items():
-        counters[f"sfu_frames_dropped_{cause}"] += count
-    for name, count in zip(DELAY_BUCKET_NAMES, hop.delay_seen, strict=True):
-        counters[f"sfu_frame_starts_queue_{name}"] += count
+        return snapshot(
+            self.stats, self._retired, self._endpoints.values(), len(self._track_owner)
+        )

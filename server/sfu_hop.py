@@ -39,6 +39,7 @@ from codec.media.recovery import (
 )
 
 from .quic_adapter import pending_datagrams, smoothed_rtt
+from .sfu_layers import SubscriberLayer
 
 __all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "Admission", "Hop"]
 
@@ -105,6 +106,7 @@ class Hop:
         "cache",
         "dropping",
         "joining",
+        "layers",
         "keyframe_grace_until",
         "recorder",
         "path",
@@ -135,6 +137,8 @@ class Hop:
         self.joining: set[int] = set()
         """Video tracks this member has just started to receive: forwarding
         starts at the next frame's first datagram, never mid-frame."""
+        self.layers: dict[int, SubscriberLayer] = {}
+        """Layered (simulcast) track id → the layer this member gets of it."""
         self.keyframe_grace_until = float("-inf")
         """Until when (clock seconds) the queue's delay is forgiven, after a
         keyframe (:data:`KEYFRAME_GRACE_S`)."""

@@ -98,6 +98,8 @@ class Call:
         self.mute_requests = 0
         self.datagrams_malformed = 0
         self.datagrams_unknown_track = 0
+        self.datagrams_unknown_layer = 0
+        """Rate limits for a spatial layer the track does not have."""
         self._loop = asyncio.get_running_loop()
         self._senders: dict[str, VideoSender] = {}
         self._receivers: dict[int, VideoReceiver] = {}
@@ -316,10 +318,21 @@ class Call:
         elif isinstance(packet, FeedbackPacket):
             self.hop.on_feedback(packet)
         elif isinstance(packet, RateLimit):
-            if self._sender_of(packet.track_id) is None:
+            sender = self._sender_of(packet.track_id)
+            if sender is None:
                 return
-            self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
-            self.limit_timeline.append((time.time(), packet.track_id, packet.max_bps))
+            if packet.layer is None:
+                self._limits[packet.track_id] = (packet.max_bps, self._loop.time())
+            elif not sender.layers.set_limit(
+                packet.layer, packet.max_bps, time.monotonic()
+            ):
+                self.datagrams_unknown_layer += 1
+                return
+            if packet.layer in (None, sender.layers.top) and packet.max_bps:
+                # The top layer's limit is the track's, as a single layer's.
+                self.limit_timeline.append(
+                    (time.time(), packet.track_id, packet.max_bps)
+                )
             self._share_estimate(self.hop.media_budget_bps())
         elif isinstance(packet, VideoPacket):
             receiver = self._receivers.get(packet.track_id)
@@ -330,7 +343,7 @@ class Call:
         elif isinstance(packet, KeyframeRequest):
             sender = self._sender_of(packet.track_id)
             if sender is not None:
-                sender.request_keyframe()
+                sender.request_keyframe(packet.layer >> 4)
         elif isinstance(packet, NackPacket):
             sender = self._sender_of(packet.track_id)
             if sender is not None:
@@ -348,12 +361,16 @@ class Call:
         seqs = nack.seqs()
         rtt = self.rooms.rtt_s()
         budget = frame_wait_s(rtt if rtt is not None else 0.1)
-        resent = self.hop.retransmit(nack.track_id, seqs, budget)
+        # Each spatial layer numbers its packets on its own: the hop's cache
+        # keeps them apart by layer (above bit 32 of the key).
+        key = nack.track_id | nack.layer << 32
+        resent = self.hop.retransmit(key, seqs, budget)
         sender.on_nack(len(seqs), resent // REPAIR_COPIES, resent)
 
     def _send_media(self, datagrams: Sequence[bytes], keyframe: bool) -> bool:
-        track_id = int.from_bytes(datagrams[0][4:8], "big")
-        return self.hop.send_frame(track_id, datagrams, keyframe)
+        first = datagrams[0]
+        key = int.from_bytes(first[4:8], "big") | (first[1] >> 4) << 32
+        return self.hop.send_frame(key, datagrams, keyframe)
 
     def _share_estimate(self, estimate_bps: float) -> None:
         """Give each local video track its share of the hop's estimate, no
@@ -365,18 +382,31 @@ class Call:
         senders = list(self._senders.values())
         weights = [SCREEN_WEIGHT if s.kind == "screen" else 1.0 for s in senders]
         total = sum(weights)
+        monotonic = time.monotonic()
         for sender, weight in zip(senders, weights, strict=True):
             share = budget * weight / total
             limit = self._limits.get(sender.track_id or -1)
             if limit is not None and now - limit[1] < RATE_LIMIT_TTL_S:
                 share = min(share, limit[0])
+            layers = sender.layers
+            if layers.layered:
+                # The lower layers the SFU asks for go first; the top layer
+                # (the sender's own encoder) gets the rest, no more than the
+                # SFU's limit for it.
+                layers.set_budget(share)
+                share -= layers.lower_bps(monotonic)
+                top = layers.wanted_bps(layers.top, monotonic)
+                if top is not None:
+                    share = min(share, top)
             sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share))
 
-    def _frame_dropped(self, track_id: int) -> None:
-        """The pacer dropped a frame of ``track_id``: its next must be a keyframe."""
+    def _frame_dropped(self, key: int) -> None:
+        """The pacer dropped a frame of a track (its id, the spatial layer
+        above bit 32): its next must be a keyframe."""
+        track_id, layer = key & 0xFFFFFFFF, key >> 32
         for sender in self._senders.values():
             if sender.track_id == track_id:
-                sender.frame_dropped()
+                sender.frame_dropped(layer)
 
     def _send_nack(self, track_id: int, seqs: list[int]) -> None:
         datagrams = [packet.serialize() for packet in nack_packets(track_id, seqs)]
@@ -420,6 +450,7 @@ class Call:
             ],
             "datagrams_malformed": self.datagrams_malformed,
             "datagrams_unknown_track": self.datagrams_unknown_track,
+            "datagrams_unknown_layer": self.datagrams_unknown_layer,
             "mute_requests": self.mute_requests,
             "hop": self.hop.stats(),
             "rate_limits": {

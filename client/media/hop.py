@@ -170,9 +170,11 @@ class MediaHop:
                         self.repairs.on_released(item.size, item.repair, now)
                     data = item.data
                     if data[0] in _VIDEO_FIRST_BYTES and not item.repair:
-                        track_id = int.from_bytes(data[4:8], "big")
+                        # Simulcast layers number their packets on their
+                        # own: the spatial layer goes above bit 32 of the key.
+                        key = int.from_bytes(data[4:8], "big") | data[1] >> 4 << 32
                         seq = int.from_bytes(data[8:10], "big")
-                        self.cache.put(track_id, seq, data, now)
+                        self.cache.put(key, seq, data, now)
         for track_id in self.pacer.take_dropped_tracks():
             self.on_frame_dropped(track_id)
         self.queue_delay_s = self.pacer.delay_s(now)

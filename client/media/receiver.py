@@ -272,6 +272,10 @@ class VideoReceiver:
         for event in events:
             if isinstance(event, CompletedFrame):
                 stats.frames_received += 1
+                layer = event.layer >> 4
+                if stats.layer is not None and layer != stats.layer:
+                    stats.layer_switches += 1
+                stats.layer = layer
                 if event.keyframe:
                     stats.keyframes_received += 1
                     # The decoder will say whether it took; do not re-ask meanwhile.
@@ -503,6 +507,8 @@ class VideoReceiver:
             "frames_lost": stats.frames_lost,
             "tails_skipped": self._buffer.stats.tails_skipped,
             "keyframes_received": stats.keyframes_received,
+            "layer": stats.layer,
+            "layer_switches": stats.layer_switches,
             "keyframe_requests": stats.keyframe_requests,
             "keyframe_requests_to_start": stats.keyframe_requests_to_start,
             "nacks_sent": stats.nacks_sent,

@@ -34,6 +34,12 @@ class ReceiverStats:
     frames_lost: int = 0
     """Frame numbers given up by reassembly."""
     keyframes_received: int = 0
+    layer: int | None = None
+    """The spatial (simulcast) layer of the last whole frame: 0 the smallest,
+    and 0 for a single-layer track."""
+    layer_switches: int = 0
+    """Whole frames of another spatial layer than the frame before (the SFU
+    switched this member's layer)."""
     keyframe_requests: int = 0
     keyframe_requests_to_start: int = 0
     """Those made before the first picture was decoded (how many depends on

@@ -38,8 +38,10 @@ from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
 
+from .bitrates import VBV_BUFFER_S, default_bitrate_bps, max_bitrate_bps
 from .errors import SourceError
 from .lip_sync import MediaClock
+from .simulcast import SimulcastLayers
 from .sources import VideoSource
 from .track_sender import TrackSender
 
@@ -52,34 +54,6 @@ _BASE_DATAGRAM = VIDEO_HEADER_SIZE + BASE_MEDIA_PAYLOAD
 SendBurst = Callable[[Sequence[bytes], bool], bool]
 """Queues the datagrams of one frame (on the loop), saying whether it is a
 keyframe; False when it dropped them."""
-VBV_BUFFER_S = 0.3
-"""The encoder's rate buffer, in seconds of its start rate: it bounds a
-keyframe's size, which on a slow link must not overflow the bottleneck's
-queue (300 kbit/s: 11 KB, about the 300 ms a router buffers)."""
-MAX_BITRATE_FACTOR = 4
-"""The encoder's ceiling: this many times the nominal rate of the source's
-pixels (the VBV max rate is fixed when the encoder opens: ``docs/media.md``
-4.3)."""
-
-
-def default_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
-    """A starting bitrate for a track: about 0.055 bits per pixel per frame for
-    camera video (500 kbit/s at 640x480, 30 fps), twice that for screen content
-    so that text stays sharp; never below 150 kbit/s."""
-    return max(150_000, _nominal_bps(width, height, fps, kind))
-
-
-def max_bitrate_bps(width: int, height: int, fps: float, kind: str) -> int:
-    """The most a track's encoder is asked for, however much the link takes:
-    :data:`MAX_BITRATE_FACTOR` times the nominal rate of its pixels (2 Mbit/s
-    at 640x480, 30 fps), at least 300 kbit/s. More makes every frame more
-    packets, each a chance of loss, for little visible gain."""
-    return max(300_000, MAX_BITRATE_FACTOR * _nominal_bps(width, height, fps, kind))
-
-
-def _nominal_bps(width: int, height: int, fps: float, kind: str) -> int:
-    bits_per_pixel = 0.11 if kind == "screen" else 0.055
-    return int(width * height * fps * bits_per_pixel)
 
 
 @dataclass(slots=True)
@@ -168,6 +142,15 @@ class VideoSender(TrackSender):
         self._retargeted_at = float("-inf")
         self.quality: Quality | None = None
         """What the ladder chose last (None before a budget came)."""
+        self.layers = SimulcastLayers(
+            source.width,
+            source.height,
+            source.fps,
+            keyframe_interval_s=keyframe_interval_s,
+            min_keyframe_interval_s=min_keyframe_interval_s,
+        )
+        """The track's spatial layers (one for a small source) and what the
+        SFU needs of each; this sender's encoder is the top layer's."""
 
     # -- control (any thread) ---------------------------------------------------
 
@@ -177,10 +160,14 @@ class VideoSender(TrackSender):
         super().retarget(track_id)
         self._force_keyframe = True
 
-    def request_keyframe(self) -> None:
-        """A receiver needs a keyframe; the encoder rate-limits what it honours."""
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """A receiver needs a keyframe (of spatial ``layer``, the top one by
+        default); the encoder rate-limits what it honours."""
         self.stats.keyframe_requests += 1
-        self._keyframe_wanted = True
+        if layer is not None and layer < self.layers.top:
+            self.layers.request_keyframe(layer)
+        else:
+            self._keyframe_wanted = True
 
     def on_nack(self, requested: int, resent: int, datagrams: int) -> None:
         """Count a NACK for ``requested`` packets, ``resent`` of them sent
@@ -202,10 +189,14 @@ class VideoSender(TrackSender):
         turns it into bitrate, frame rate and resolution from the next frame."""
         self._budget_bps = budget_bps
 
-    def frame_dropped(self) -> None:
-        """A frame was dropped after it was queued: the next is a keyframe."""
+    def frame_dropped(self, layer: int | None = None) -> None:
+        """A frame (of spatial ``layer``, the top one by default) was dropped
+        after it was queued: the next is a keyframe."""
         self.stats.frames_dropped += 1
-        self._force_keyframe = True
+        if layer is not None and layer < self.layers.top:
+            self.layers.request_keyframe(layer)
+        else:
+            self._force_keyframe = True
 
     def join(self, timeout: float = 2.0) -> None:
         """Wait up to ``timeout`` s for the capture thread to end (blocking: run
@@ -314,14 +305,30 @@ class VideoSender(TrackSender):
             if self._keyframe_wanted:
                 self._keyframe_wanted = False
                 encoder.request_keyframe()
+            captured = self.clock.from_monotonic(now)
+            layers = self.layers
+            if layers.layered:
+                layers.encode_lower(
+                    image,
+                    captured,
+                    now,
+                    self.track_id,
+                    self._max_payload,
+                    self._deliver_layer,
+                )
+                if layers.wanted_bps(layers.top, now) is None:
+                    # Nobody gets the top layer: not encoded, and it starts
+                    # again with a keyframe.
+                    self._force_keyframe = True
+                    continue
             force = self._force_keyframe
             self._force_keyframe = False
             if packetizer.track_id != self.track_id:
                 assert self.track_id is not None
                 packetizer = VideoPacketizer(self.track_id)
-            captured = self.clock.from_monotonic(now)
             for encoded in encoder.encode(image, captured, force_keyframe=force):
                 stats.frames_encoded += 1
+                layers.count(layers.top, len(encoded.data))
                 correction.on_frame(
                     now,
                     len(encoded.data) * 8,
@@ -332,6 +339,7 @@ class VideoSender(TrackSender):
                     encoded.data,
                     encoded.pts,
                     encoded.keyframe,
+                    layer=layers.layer_id(layers.top),
                     max_payload=self._max_payload,
                 )
                 datagrams = [packet.serialize() for packet in packets]
@@ -340,6 +348,16 @@ class VideoSender(TrackSender):
                 )
 
     # -- event loop ---------------------------------------------------------------
+
+    def _deliver_layer(
+        self, datagrams: list[bytes], keyframe: bool, size: int, layer: int
+    ) -> None:
+        """(Capture thread) hand a lower layer's frame to the loop."""
+        self._loop.call_soon_threadsafe(self._send_layer, datagrams, keyframe, layer)
+
+    def _send_layer(self, datagrams: list[bytes], keyframe: bool, layer: int) -> None:
+        if not self._stopping.is_set() and not self._send(datagrams, keyframe):
+            self.layers.request_keyframe(layer)
 
     def _deliver(self, datagrams: list[bytes], keyframe: bool, size: int) -> None:
         stats = self.stats
@@ -397,4 +415,5 @@ class VideoSender(TrackSender):
             "fps": round((stats.frames_sent - 1) / span, 2) if span > 0 else 0.0,
             "bitrate_bps": round(stats.bytes_sent * 8 / span) if span > 0 else 0,
             "error": str(self.error) if self.error is not None else None,
+            **self.layers.stats_dict(time.monotonic()),
         }

@@ -32,6 +32,7 @@ in 1,026 bytes."""
 _HEADER = struct.Struct(">BBI")
 _ENTRY = struct.Struct(">HH")
 NACK_HEADER_SIZE = _HEADER.size
+_MAX_LAYER = 0b111
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +48,19 @@ class NackPacket:
     entries: tuple[tuple[int, int], ...]
     """``(first, mask)`` pairs: ``first`` (16 bits) is missing, and bit ``i`` of
     ``mask`` (least significant first) says ``first + 1 + i`` is missing too."""
+    layer: int = 0
+    """The spatial layer whose sequence numbers these are (0 to 7, byte 0's
+    flags): each simulcast layer numbers its packets on its own
+    (``docs/media.md`` section 7). 0 for a single-layer track, and always
+    on the SFU → subscriber hop, where a track is one stream."""
 
     @classmethod
-    def from_seqs(cls, track_id: int, seqs: Iterable[int]) -> NackPacket:
+    def from_seqs(
+        cls, track_id: int, seqs: Iterable[int], layer: int = 0
+    ) -> NackPacket:
         """The NACK naming ``seqs`` (16-bit sequence numbers, any order, close
-        to one another so their wrap-around order is unambiguous)."""
+        to one another so their wrap-around order is unambiguous) of spatial
+        ``layer``."""
         unique = {s & 0xFFFF for s in seqs}
         if not unique:
             raise LocalProtocolError(
@@ -71,7 +80,7 @@ class NackPacket:
                 entries.append((first, mask))
                 first, mask = seq, 0
         entries.append((first, mask))
-        return cls(track_id, tuple(entries))
+        return cls(track_id, tuple(entries), layer)
 
     def seqs(self) -> list[int]:
         """Every sequence number named, in entry order."""
@@ -91,10 +100,15 @@ class NackPacket:
                 f"{len(self.entries)}: split it",
                 ErrorCode.INVALID_ARGUMENT,
             )
+        if not 0 <= self.layer <= _MAX_LAYER:
+            raise LocalProtocolError(
+                f"a NACK's layer is 0 to {_MAX_LAYER}, not {self.layer}",
+                ErrorCode.INVALID_ARGUMENT,
+            )
         header = pack(
             _HEADER,
             "nack",
-            first_byte(PacketKind.NACK),
+            first_byte(PacketKind.NACK, self.layer),
             len(self.entries),
             self.track_id,
         )
@@ -106,7 +120,7 @@ def parse_nack(view: memoryview) -> NackPacket:
     """Parse a NACK datagram whose byte 0 has already been checked."""
     if len(view) < _HEADER.size:
         raise PacketError(f"nack datagram of {len(view)} bytes is truncated")
-    _, count, track_id = _HEADER.unpack_from(view)
+    first, count, track_id = _HEADER.unpack_from(view)
     if count == 0:
         raise PacketError("nack with no entries")
     if len(view) != _HEADER.size + count * _ENTRY.size:
@@ -116,17 +130,20 @@ def parse_nack(view: memoryview) -> NackPacket:
     entries = tuple(
         _ENTRY.unpack_from(view, _HEADER.size + i * _ENTRY.size) for i in range(count)
     )
-    return NackPacket(track_id, entries)
+    return NackPacket(track_id, entries, first & _MAX_LAYER)
 
 
-def nack_packets(track_id: int, seqs: Iterable[int]) -> list[NackPacket]:
-    """``seqs`` of ``track_id`` as few NACKs as hold them (each at most
-    :data:`MAX_NACK_ENTRIES` entries); none for no sequence numbers."""
+def nack_packets(
+    track_id: int, seqs: Iterable[int], layer: int = 0
+) -> list[NackPacket]:
+    """``seqs`` of ``track_id``'s spatial ``layer`` as few NACKs as hold them
+    (each at most :data:`MAX_NACK_ENTRIES` entries); none for no sequence
+    numbers."""
     seqs = list(seqs)
     if not seqs:
         return []
     entries = NackPacket.from_seqs(track_id, seqs).entries
     return [
-        NackPacket(track_id, entries[i : i + MAX_NACK_ENTRIES])
+        NackPacket(track_id, entries[i : i + MAX_NACK_ENTRIES], layer)
         for i in range(0, len(entries), MAX_NACK_ENTRIES)
     ]

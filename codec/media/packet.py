@@ -36,6 +36,8 @@ __all__ = [
     "AUDIO_HEADER_SIZE",
     "MAX_FRAGMENTS",
     "MAX_MEDIA_PAYLOAD",
+    "MAX_SPATIAL_LAYERS",
+    "NO_LIMIT_BPS",
     "PROBE_HEADER_SIZE",
     "TRANSPORT_SEQ_OFFSET",
     "VERSION",
@@ -64,6 +66,13 @@ _VIDEO = struct.Struct(">BBHIHIHHH")
 _PROBE = struct.Struct(">BBH")
 _KEYFRAME_REQUEST = struct.Struct(">BBI")
 _RATE_LIMIT = struct.Struct(">BBII")
+_LAYER_LIMIT_FLAG = 0x80
+_LAYER_RESERVED_BITS = 0x70
+MAX_SPATIAL_LAYERS = 3
+"""Most simulcast spatial layers a video track is sent as (the spatial
+layer id, the high nibble of a video datagram's byte 1, is 0 to 2)."""
+NO_LIMIT_BPS = 0xFFFFFFFF
+"""A layer's rate limit that says: needed, at whatever rate it has."""
 _U16 = struct.Struct(">H")
 
 AUDIO_HEADER_SIZE = _AUDIO.size
@@ -255,15 +264,31 @@ class RateLimit:
     track_id: int
     """The video track to limit (32 bits)."""
     max_bps: int
-    """Most bits per second the track should send (32 bits)."""
+    """Most bits per second the track (or its ``layer``) should send (32 bits).
+    For a layer, 0 says nobody is forwarded the layer (do not encode it) and
+    :data:`NO_LIMIT_BPS` that it is needed at whatever rate it has."""
+    layer: int | None = None
+    """None: the whole track (a single-layer publisher). Otherwise the
+    simulcast spatial layer (0 to :data:`MAX_SPATIAL_LAYERS` - 1) this is
+    about: which layers the SFU's subscribers need, and at what rate."""
 
     def serialize(self) -> bytes:
         """The datagram bytes: exactly 10 of them."""
+        if self.layer is None:
+            selector = 0
+        elif 0 <= self.layer < MAX_SPATIAL_LAYERS:
+            selector = _LAYER_LIMIT_FLAG | self.layer
+        else:
+            raise LocalProtocolError(
+                f"rate limit for layer {self.layer}: layers are 0 to "
+                f"{MAX_SPATIAL_LAYERS - 1}",
+                ErrorCode.INVALID_ARGUMENT,
+            )
         return pack(
             _RATE_LIMIT,
             "rate limit",
             first_byte(PacketKind.RATE_LIMIT),
-            0,
+            selector,
             self.track_id,
             self.max_bps,
         )
@@ -376,8 +401,15 @@ def _parse_probe(view: memoryview) -> ProbePacket:
 def _parse_rate_limit(view: memoryview) -> RateLimit:
     if len(view) != _RATE_LIMIT.size:
         raise PacketError(f"rate limit of {len(view)} bytes, expected 10")
-    _, _, track_id, max_bps = _RATE_LIMIT.unpack_from(view)
-    return RateLimit(track_id, max_bps)
+    _, selector, track_id, max_bps = _RATE_LIMIT.unpack_from(view)
+    if not selector & _LAYER_LIMIT_FLAG:
+        return RateLimit(track_id, max_bps)  # the rest is reserved: ignored
+    if selector & _LAYER_RESERVED_BITS:
+        raise PacketError(f"rate limit layer byte {selector:#04x} sets reserved bits")
+    layer = selector & 0x0F
+    if layer >= MAX_SPATIAL_LAYERS:
+        raise PacketError(f"rate limit for unknown layer {layer}")
+    return RateLimit(track_id, max_bps, layer)
 
 
 def _parse_keyframe_request(view: memoryview) -> KeyframeRequest:

@@ -40,3 +40,41 @@ async def test_unusable_datagrams_are_counted_and_change_nothing(server):
     finally:
         await call.close()
         await session.close()
+
+
+async def test_layer_limits_for_layers_a_track_lacks_are_counted_and_dropped(server):
+    session = Session(address(server))
+    await session.connect()
+    await session.register("alice", PASSWORD)
+    await session.login("alice", PASSWORD)
+    await session.rooms.create()
+    call = Call(session)
+    call.start()
+    try:
+        # 640x480 is two layers (0 and 1); 160x120 is one.
+        layered = await asyncio.wait_for(
+            call.publish_video(SyntheticSource(640, 480, 15), "camera"), 20
+        )
+        single = await asyncio.wait_for(
+            call.publish_video(SyntheticSource(160, 120, 15), "screen"), 20
+        )
+        assert layered.track_id is not None and single.track_id is not None
+        call._on_datagram(RateLimit(layered.track_id, 100_000, 2).serialize())
+        call._on_datagram(RateLimit(single.track_id, 100_000, 0).serialize())
+        malformed = bytearray(RateLimit(layered.track_id, 100_000, 0).serialize())
+        malformed[1] = 0x83  # layer 3: there are at most three
+        call._on_datagram(bytes(malformed))
+        stats = call.stats()
+        assert stats["datagrams_unknown_layer"] == 2
+        assert stats["datagrams_malformed"] == 1
+        (camera,) = [s for s in stats["sent"] if s["kind"] == "camera"]
+        assert [layer["encoded"] for layer in camera["layers"]] == [False, True]
+        # A limit for a layer the track has is taken: layer 0 is encoded.
+        call._on_datagram(RateLimit(layered.track_id, 100_000, 0).serialize())
+        (camera,) = [s for s in call.stats()["sent"] if s["kind"] == "camera"]
+        assert camera["layers"][0]["encoded"]
+        # At most what the SFU asked (less when the track's budget is small).
+        assert 0 < camera["layers"][0]["target_bps"] <= 100_000
+    finally:
+        await call.close()
+        await session.close()

@@ -5,9 +5,12 @@ devices."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from codec.media.simulcast import spatial_layers
 
 from .meeting_audio import MeetingAudio
 
@@ -66,10 +69,13 @@ class TileStatLines:
             )
             packets = delta.packets + delta.lost
             loss = 100.0 * delta.lost / packets if packets else 0.0
+            track = receiver.track
+            layered = len(spatial_layers(track.width, track.height)) > 1
+            layer = f" layer {stats.layer}" if layered else ""
             lines.append(
                 (
                     f"track:{track_id}",
-                    f"{stats.width}x{stats.height} · {delta.frames} fps · "
+                    f"{stats.width}x{stats.height}{layer} · {delta.frames} fps · "
                     f"{delta.bytes * 8 // 1000} kbit/s · loss {loss:.1f}% · {rtt_text}",
                 )
             )
@@ -92,6 +98,15 @@ class TileStatLines:
                 if quality is None
                 else f"{quality.width}x{quality.height} (rung {quality.rung})"
             )
+            layers = sender.layers
+            if layers.layered:
+                now = time.monotonic()
+                encoded = [
+                    str(layer.index)
+                    for layer in layers.layers
+                    if layers.wanted_bps(layer.index, now) is not None
+                ]
+                size += f" · layers {'+'.join(encoded) or 'none'}"
             estimate = call.hop.estimator
             lines.append(
                 (

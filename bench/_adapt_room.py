@@ -1,0 +1,146 @@
+"""``bench/adaptation.py``'s room scenario: one publisher and three
+subscribers, real processes, one subscriber (``slow``) behind
+``quicmeet-netsim``.
+
+The publisher sends synthetic stamped 640x480 video at 30 fps (two
+simulcast layers: 320x240 and 640x480) from loopback; two
+subscribers (``fast1``, ``fast2``) receive on loopback, the third through the
+relay. The same room is run twice in one call: with the relay's link
+impaired (the scenario) and with a clean relay (the baseline: the same
+processes and the same hop through netsim, no slow path), so the fast
+subscribers' figures can be compared with a run without a slow subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _adapt_runs import Quicmeet, _first_line  # noqa: I001
+from _common import percentile, start_netsim, start_quicmeet_server
+from meeting import make_homes
+
+SUBSCRIBERS = ("fast1", "fast2", "slow")
+
+
+def room_run(link_args: list[str], seconds: float, seed: int, size: str) -> dict:
+    """One run of the room; per subscriber what it received."""
+    server = start_quicmeet_server()
+    relay = start_netsim(server.address, link_args, seed)
+    system = Quicmeet(size=size, fps=30)
+    work = Path(tempfile.mkdtemp(prefix="quicmeet-bench-room-"))
+    try:
+        addresses = {"pub": server.address, "fast1": server.address,
+                     "fast2": server.address, "slow": relay.address}  # fmt: skip
+        make_homes(work, server.address, addresses)
+        publisher = system._meet(server.address, work / "pub", "--create",
+                                 "--duration", str(seconds + 8),
+                                 "--stats", str(work / "pub.json"))  # fmt: skip
+        procs = [publisher]
+        try:
+            line = _first_line(work / "pub.out", publisher)
+            room_id = json.loads(line)["room"]["room_id"]
+            for name in SUBSCRIBERS:
+                procs.append(
+                    system._meet(
+                        addresses[name],
+                        work / name,
+                        "--room",
+                        room_id,
+                        "--video",
+                        "none",
+                        "--duration",
+                        str(seconds),
+                        "--stats",
+                        str(work / f"{name}.json"),
+                    )  # fmt: skip
+                )
+            for proc in procs:
+                if proc.wait(seconds + 90) != 0:
+                    raise RuntimeError(f"meet failed, see {work}")
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    finally:
+        relay.stop()
+        server.stop()
+    sent = json.loads((work / "pub.json").read_text())["sent"][0]
+    result: dict[str, Any] = {
+        "publisher_layers": [
+            {k: layer[k] for k in ("layer", "width", "encoded", "frames_encoded")}
+            for layer in sent.get("layers", [])
+        ]
+    }
+    for name in SUBSCRIBERS:
+        received = json.loads((work / f"{name}.json").read_text())["received"]
+        result[name] = _subscriber(received[0]) if received else {"error": "none"}
+    return result
+
+
+def _subscriber(track: dict) -> dict[str, Any]:
+    """What one subscriber got: latency after its first 2 s, frame rate,
+    longest freeze, and the layer it ended on."""
+    frames = track["timeline"]
+    if not frames:
+        return {"error": "no picture shown"}
+    first = frames[0][0]
+    latencies = [lat for t, lat in frames if t >= first + 2 and lat is not None]
+    times = [t for t, _ in frames]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    late = [t for t in times if t >= first + 2]
+    span = late[-1] - late[0] if len(late) > 1 else 0.0
+    return {
+        "layer": track.get("layer"),
+        "layer_switches": track.get("layer_switches"),
+        "width": track.get("width"),
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p95_ms": percentile(latencies, 95) if latencies else None,
+        "fps": round((len(late) - 1) / span, 1) if span > 0 else 0.0,
+        "max_freeze_s": round(max(gaps, default=0.0), 3),
+        "max_freeze_after_2s": round(
+            max((b - a for a, b in zip(late, late[1:], strict=False)), default=0.0), 3
+        ),
+        "frames_rendered": track.get("frames_rendered"),
+    }
+
+
+def room_of_four(
+    link_args: list[str], seconds: float, seed: int, size: str = "640x480"
+) -> dict:
+    """The scenario and its baseline, and the goals: the slow subscriber on
+    the lowest layer with no freeze over 0.5 s after its first 2 s, the fast
+    ones on the top layer with p95 and frame rate within 10% of the
+    baseline's."""
+    started = time.monotonic()
+    baseline = room_run([], seconds, seed, size)
+    slow = room_run(link_args, seconds, seed, size)
+    top = max((layer["layer"] for layer in slow["publisher_layers"]), default=0)
+    goals = {"slow_on_lowest_layer": slow["slow"].get("layer") == 0,
+             "slow_no_freeze_over_500ms": (
+                 slow["slow"].get("max_freeze_after_2s", 1e9) <= 0.5)}  # fmt: skip
+    for name in ("fast1", "fast2"):
+        got, base = slow[name], baseline[name]
+        goals[f"{name}_on_top_layer"] = got.get("layer") == top
+        goals[f"{name}_p95_within_10pct"] = (
+            got.get("p95_ms") is not None
+            and base.get("p95_ms") is not None
+            and got["p95_ms"] <= 1.1 * base["p95_ms"]
+        )
+        goals[f"{name}_fps_within_10pct"] = got.get("fps", 0) >= 0.9 * base.get(
+            "fps", 0
+        )
+    return {
+        "scenario": "room-of-four",
+        "system": "quicmeet",
+        "seed": seed,
+        "size": size,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "with_slow_subscriber": slow,
+        "baseline_all_fast": baseline,
+        "goals_met": goals,
+    }
