@@ -75,6 +75,7 @@ from codec.media.recovery import (
 )
 
 from .sfu_hop import DELAY_BUCKET_NAMES, DROP_CAUSES, Admission, Hop
+from .sfu_probe import ProbeSender
 
 __all__ = [
     "BASE_FORWARDED_DATAGRAM",
@@ -227,7 +228,9 @@ class Forwarder:
     request sent for a track absorbs the next ones while no keyframe came.
     ``cpu_wait`` returns how long (seconds, cumulative) the calling thread has
     waited for a CPU, None where unknown (:func:`server.monitor.cpu_wait`
-    with a real clock); the queue's wait leaves that out.
+    with a real clock); the queue's wait leaves that out. ``call_later(delay,
+    callback)`` (the loop's) paces the probes of constrained subscriber
+    paths (:mod:`server.sfu_probe`).
     """
 
     def __init__(
@@ -237,8 +240,13 @@ class Forwarder:
         max_queue_delay: float = 0.15,
         keyframe_request_interval: float = 0.3,
         cpu_wait: Callable[[], float | None] | None = None,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
         self.clock = clock
+        self.probes = None if call_later is None else ProbeSender(clock, call_later)
+        """Sends the probes of constrained subscriber paths (none without a
+        ``call_later`` to pace them with: their limits then grow only with
+        what arrives)."""
         self.cpu_wait = cpu_wait
         self._waited = 0.0
         self._waited_read_at = float("-inf")
@@ -304,6 +312,8 @@ class Forwarder:
         if endpoint is None:
             return
         _count_drops(self._retired, endpoint.hop)
+        if self.probes is not None:
+            self.probes.remove(endpoint.hop)
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
@@ -419,8 +429,12 @@ class Forwarder:
         except PacketError:
             self.stats.dropped_malformed += 1
             return
-        endpoint.hop.path.on_feedback(feedback, self.clock())
+        now = self.clock()
+        hop = endpoint.hop
+        further = hop.path.on_feedback(feedback, now)
         self.stats.feedback_read += 1
+        if further and self.probes is not None:
+            self.probes.add(hop, further, now)
 
     def _weigh(
         self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
@@ -441,6 +455,12 @@ class Forwarder:
         ]
         if not shares:
             return
+        if self.probes is not None:
+            # A path that limits a publisher is probed, so that the limit
+            # opens as soon as the path carries more (server/sfu_probe.py).
+            for hop in hops:
+                if clusters := hop.path.probes(now):
+                    self.probes.add(hop, clusters, now)
         datagram = RateLimit(track_id, int(min(shares))).serialize()
         publisher.hop.send_control(datagram, now)
         self.stats.rate_limits_sent += 1
@@ -594,6 +614,9 @@ class Forwarder:
                 e.hop.cache.bytes_held for e in self._endpoints.values()
             ),
             **self._drop_counters(),
+            "sfu_probe_clusters_sent": 0
+            if self.probes is None
+            else self.probes.clusters_sent,
             "sfu_hop_estimate_min_bps": min(
                 (round(e.hop.estimator.target_bps) for e in self._endpoints.values()),
                 default=0,
