@@ -1,0 +1,49 @@
+"""Recovery after a capacity drop, pure: periodic probes only when the media
+leaves the estimate unused (on a virtual clock through a netsim bottleneck,
+``adapt_sim``), and a cut far below the capacity seen before starting a new
+one."""
+
+from __future__ import annotations
+
+from codec.media.adapt import AimdRateControl, BandwidthEstimator, Usage
+from netsim import LinkConfig
+
+from .adapt_sim import AdaptSim, between, mean
+
+
+def test_a_sender_that_fills_a_slow_path_is_not_probed_into_its_queue() -> None:
+    # 600 kbit/s, 50 ms, 300 ms of buffer (RFC 8867 5.1's third step): a
+    # probe at twice the estimate every 5 s came back at the capacity and
+    # left a queue: the highest one-way delay of a 100 ms reached 190 ms.
+    sim = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=0.6e6, queue_delay_s=0.3))
+    steady = between(sim.run(30.0), 5.0, 30.0)
+    assert mean(s.sent_bps for s in steady) > 0.85 * 0.6e6
+    assert max(s.delay_s for s in steady) < 0.16, max(s.delay_s for s in steady)
+
+
+def test_an_app_limited_sender_still_probes_periodically() -> None:
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    estimator.start(0.0)
+    estimator.acked_bps = 200e3  # an encoder far under the estimate
+    probes = [c for t in range(1, 120) for c in estimator.poll(t / 10)]
+    assert probes, estimator.events
+    assert probes[0].rate_bps == 2 * estimator.target_bps
+
+
+def test_a_cut_far_below_the_last_capacity_grows_back_multiplicatively() -> None:
+    # Converged at 2 Mbit/s, then the path drops to 0.6 Mbit/s: averaged
+    # with the old capacity the new one kept the rate "near convergence",
+    # growing about a packet per response time (1.26 Mbit/s 10 s later);
+    # as a new capacity it grows 8% a second once past it.
+    rate = AimdRateControl(2e6, 50e3, 4e6)
+    now = 0.0
+    for _ in range(3):
+        rate.rate_bps = 2.2e6
+        rate.update(Usage.OVERUSE, 2e6, now)
+        now += 1.0
+    rate.update(Usage.OVERUSE, 0.6e6, now)
+    assert rate.rate_bps == 0.85e6  # at most halved in one cut
+    for _ in range(200):
+        now += 0.05
+        rate.update(Usage.NORMAL, rate.rate_bps, now)
+    assert rate.rate_bps > 1.6e6
