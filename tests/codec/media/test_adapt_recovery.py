@@ -1,11 +1,21 @@
 """Recovery after a capacity drop, pure: periodic probes only when the media
 leaves the estimate unused (on a virtual clock through a netsim bottleneck,
-``adapt_sim``), and a cut far below the capacity seen before starting a new
-one."""
+``adapt_sim``), a cut far below the capacity seen before starting a new
+one, and a receiver's stalls not read as a queue."""
 
 from __future__ import annotations
 
-from codec.media.adapt import AimdRateControl, BandwidthEstimator, Usage
+import random
+
+import pytest
+
+from codec.media.adapt import (
+    AimdRateControl,
+    BandwidthEstimator,
+    DelayDetector,
+    PacketResult,
+    Usage,
+)
 from netsim import LinkConfig
 
 from .adapt_sim import AdaptSim, between, mean
@@ -47,3 +57,34 @@ def test_a_cut_far_below_the_last_capacity_grows_back_multiplicatively() -> None
         now += 0.05
         rate.update(Usage.NORMAL, rate.rate_bps, now)
     assert rate.rate_bps > 1.6e6
+
+
+def _stalled_arrivals(seconds: float, seed: int) -> list[PacketResult]:
+    """1 Mbit/s of 1,000-byte packets (one every 8 ms) over a 50 ms path with
+    no queue, stamped by a receiver whose loop stalls 10-40 ms every
+    50-350 ms and then reads what waited at once."""
+    rng = random.Random(seed)
+    results = []
+    stall_at = rng.uniform(0.0, 0.4)
+    stall_until = -1.0
+    sent = 0.0
+    seq = 0
+    while sent < seconds:
+        arrival = sent + 0.05
+        if arrival >= stall_at:
+            stall_until = stall_at + rng.uniform(0.01, 0.04)
+            stall_at += rng.uniform(0.05, 0.35)
+        results.append(PacketResult(seq, 1000, sent, max(arrival, stall_until)))
+        seq += 1
+        sent += 0.008
+    return results
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_stalling_receiver_is_not_a_growing_queue(seed: int) -> None:
+    # Packets a stalled loop reads at once arrive closer than they were sent:
+    # they join the group before them (33 overuse verdicts in 20 s before).
+    detector = DelayDetector()
+    results = _stalled_arrivals(20.0, seed)
+    verdicts = [detector.update(results[i : i + 6]) for i in range(0, len(results), 6)]
+    assert Usage.OVERUSE not in verdicts
