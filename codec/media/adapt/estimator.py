@@ -56,6 +56,13 @@ ACKED_WINDOW_S = 0.5
 PROBE_PLAUSIBILITY = 0.9
 """The estimate is set to this much of a probe's result (the result is a
 burst's rate; leave room for the media's own jitter)."""
+PROBE_TRUST_S = 1.0
+"""For this long (seconds) after a probe lifted the estimate, what arrived
+counts as at least the rate the probe was received at: the media needs
+about that long to grow to the new estimate (the encoder's retarget, the
+0.5 s acknowledged window, the feedback's delay), and a cut in that time
+(a probe's own queue, a noisy arrival) taken from what arrived before it
+threw away what the probe found."""
 CALM_S = 3.0
 """No overuse for this long before a periodic probe."""
 APP_LIMITED = 0.65
@@ -144,6 +151,9 @@ class BandwidthEstimator:
         self._cluster_size: dict[int, int] = {}
         self._cluster_results: dict[int, list[PacketResult]] = {}
         self._overuse_at = float("-inf")
+        self._probed_bps = 0.0
+        self._probed_at = float("-inf")
+        """The rate a probe that lifted the estimate was received at, and when."""
         self._lossy_at = float("-inf")
         """When (seconds) a loss interval last lost over :data:`LOSSY_LOSS`."""
         self._recent: deque[PacketResult] = deque()
@@ -229,11 +239,19 @@ class BandwidthEstimator:
             # slope says (a noisy path raises the threshold over a slow ramp).
             usage = Usage.UNDERUSE
         before = self.rate.decreases
-        self.rate.update(usage, self.acked_bps, now)
+        self.rate.update(usage, self._acked_or_probed(now), now)
         self._count_cut("overuse", before, now)
         self._update_queue(results, now)
         self._update_loss(media, now)
         return self._track(self._probe_results(results, now), now)
+
+    def _acked_or_probed(self, now: float) -> float | None:
+        """What arrived lately, or what a probe found if it lifted the
+        estimate within :data:`PROBE_TRUST_S` and is higher."""
+        acked = self.acked_bps
+        if now - self._probed_at >= PROBE_TRUST_S:
+            return acked
+        return self._probed_bps if acked is None else max(acked, self._probed_bps)
 
     def _update_acked(self, results: list[PacketResult]) -> None:
         arrivals = self._arrivals
@@ -330,6 +348,8 @@ class BandwidthEstimator:
             self.events.append((now, "probe_result", round(rate)))
             if PROBE_PLAUSIBILITY * rate > self.rate.rate_bps:
                 self.rate.set_rate(PROBE_PLAUSIBILITY * rate, now)
+                self._probed_bps = rate
+                self._probed_at = now
             further += self.probes.on_result(cluster, rate, now)
         return further
 

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from codec.media import FeedbackPacket
 from codec.media.adapt import (
     AimdRateControl,
     BandwidthEstimator,
@@ -88,3 +89,49 @@ def test_a_stalling_receiver_is_not_a_growing_queue(seed: int) -> None:
     results = _stalled_arrivals(20.0, seed)
     verdicts = [detector.update(results[i : i + 6]) for i in range(0, len(results), 6)]
     assert Usage.OVERUSE not in verdicts
+
+
+def _report(
+    estimator: BandwidthEstimator,
+    sends: list[tuple[float, int | None]],
+    seq: int,
+    delay_s: float,
+    growth: float = 0.0,
+) -> list:
+    """Send 1,000-byte packets at ``sends`` ((time, probe cluster)), each
+    arriving ``delay_s`` later (plus ``growth`` times its send offset: a
+    growing queue); one feedback for them at the last arrival. Further
+    clusters asked for."""
+    arrivals: list[float | None] = []
+    for i, (at, cluster) in enumerate(sends):
+        estimator.on_sent((seq + i) & 0xFFFF, 1000, at, cluster)
+        arrivals.append(at + delay_s + growth * (at - sends[0][0]))
+    feedback = FeedbackPacket.from_arrival_times(seq & 0xFF, seq & 0xFFFF, arrivals)
+    return estimator.on_feedback(feedback, max(a for a in arrivals if a))
+
+
+def test_a_cut_just_after_a_probe_keeps_what_the_probe_found() -> None:
+    # 400 kbit/s of media for 2 s, then a probe the path carries lifts the
+    # estimate; a growing queue right after (the probe's own, or noise) cut
+    # it from what had arrived before the media could follow: half of the
+    # lifted estimate. Now the cut is from what the probe found.
+    estimator = BandwidthEstimator(start_bps=400_000, max_bps=4_000_000)
+    estimator.set_rtt(0.05)
+    seq, now = 0, 0.0
+    while now < 2.0:
+        sends = [(now + i * 0.02, None) for i in range(5)]
+        _report(estimator, sends, seq, 0.03)
+        seq, now = seq + 5, now + 0.1
+    cluster = estimator.start(now)[0]  # at three times the estimate
+    gap = cluster.packet_bytes * 8 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    _report(estimator, sends, seq, 0.03)
+    seq += cluster.packets
+    lifted = estimator.target_bps
+    assert lifted > 700_000
+    for _ in range(6):
+        now += 0.1
+        _report(estimator, [(now + i * 0.02, None) for i in range(5)], seq, 0.03, 0.5)
+        seq += 5
+    assert estimator.cuts["overuse"] >= 1
+    assert estimator.target_bps > 0.7 * lifted
