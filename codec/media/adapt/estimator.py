@@ -66,10 +66,12 @@ threw away what the probe found."""
 CALM_S = 3.0
 """No overuse for this long before a periodic probe."""
 APP_LIMITED = 0.65
-"""A periodic probe only while what arrives is under this share of the
-estimate (libwebrtc probes periodically only in its application-limited
-region, from 65% down): a sender that fills its estimate finds more by
-AIMD, and a probe at twice a full path's rate only queues. Measured in
+"""A periodic probe only while what was sent over the last
+:data:`ACKED_WINDOW_S` is under this share of the estimate (libwebrtc
+probes periodically only in its application-limited region, from 65%
+down; what was sent, not what arrived, which falls when the path does):
+a sender that fills its estimate finds more by AIMD, and a probe at twice
+a full path's rate only queues. Measured in
 ``bench/adaptation.py``'s capacity steps: at 0.6 Mbit/s every periodic
 probe (every 5 s) came back at the capacity and was followed within
 0.5 s by a cut for overuse and a glass-to-glass p95 of 160-190 ms."""
@@ -156,6 +158,10 @@ class BandwidthEstimator:
         """The rate a probe that lifted the estimate was received at, and when."""
         self._lossy_at = float("-inf")
         """When (seconds) a loss interval last lost over :data:`LOSSY_LOSS`."""
+        self._sent: deque[tuple[float, int]] = deque()
+        """(send time, bytes) of what was sent over the last
+        :data:`ACKED_WINDOW_S`, probes included."""
+        self._sent_bytes = 0
         self._recent: deque[PacketResult] = deque()
         """Results of the last second, media and probes: a probe's result
         counts everything that crossed the path while it was sent."""
@@ -203,14 +209,26 @@ class BandwidthEstimator:
     ) -> None:
         """A datagram numbered ``seq`` (16 bits) of ``size`` bytes left at ``now``."""
         self.history.on_sent(seq, size, now, probe_cluster)
+        sent = self._sent
+        sent.append((now, size))
+        self._sent_bytes += size
+        while sent[0][0] < now - ACKED_WINDOW_S:
+            self._sent_bytes -= sent.popleft()[1]
+
+    def sent_bps(self, now: float) -> float:
+        """What was sent over the last :data:`ACKED_WINDOW_S` before ``now``
+        (bits per second)."""
+        sent = self._sent
+        while sent and sent[0][0] < now - ACKED_WINDOW_S:
+            self._sent_bytes -= sent.popleft()[1]
+        return self._sent_bytes * 8 / ACKED_WINDOW_S
 
     def poll(self, now: float) -> list[ProbeCluster]:
         """Periodic probes due at ``now`` (call a few times a second): while
         the path is calm and the media leaves the estimate unused
         (:data:`APP_LIMITED`)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
-        acked = self.acked_bps
-        app_limited = acked is None or acked < APP_LIMITED * self.target_bps
+        app_limited = self.sent_bps(now) < APP_LIMITED * self.target_bps
         clusters = self.probes.periodic(self.target_bps, calm and app_limited, now)
         for cluster_id in list(self._cluster_size):
             if not self.probes.pending(cluster_id):

@@ -69,9 +69,9 @@ LIMIT_SHARE = 0.85
 """The share of the path's estimate that publishers are limited to: the
 margin for a publisher that follows the limit up to a second late."""
 APP_LIMITED = 0.8
-"""Publishers whose video reaches the subscriber at less than this share of
-the limit are held back by something else (their own path, their encoder):
-only then is the path probed periodically."""
+"""Publishers whose video the SFU forwards to the subscriber at less than
+this share of the limit are held back by something else (their own path,
+their encoder): only then is the path probed periodically."""
 FIRST_PROBE_MULTIPLIER = 2.0
 """The first probe of a path goes at this many times its start estimate
 (one cluster, not a client's two at 3x and 6x: the path may be a slow one
@@ -97,16 +97,15 @@ class ForwardedPath:
     def probes(self, now: float) -> list[ProbeCluster]:
         """Probe clusters to send the path at ``now`` while it limits
         publishers (call while some publisher's video goes to it, a few
-        times a second): the first, then periodic ones while what arrives
-        leaves the limit unused (:data:`APP_LIMITED`)."""
+        times a second): the first, then periodic ones while what is
+        forwarded leaves the limit unused (:data:`APP_LIMITED`)."""
         estimator = self.estimator
         limit = self.limit_bps(now)
         if limit is None:
             return []
         if not estimator.probes.clusters_sent:
             return estimator.start(now, (FIRST_PROBE_MULTIPLIER,))
-        acked = estimator.acked_bps
-        if acked is not None and acked >= APP_LIMITED * limit:
+        if estimator.sent_bps(now) >= APP_LIMITED * limit:
             return []
         return estimator.poll(now)
 

@@ -32,13 +32,36 @@ def test_a_sender_that_fills_a_slow_path_is_not_probed_into_its_queue() -> None:
     assert max(s.delay_s for s in steady) < 0.16, max(s.delay_s for s in steady)
 
 
+def _periodic_probes(estimator: BandwidthEstimator, sent_bps: float) -> list:
+    """Send 1,000-byte datagrams at ``sent_bps`` for 12 s, polling; the
+    periodic clusters asked for."""
+    estimator.start(0.0)
+    gap = 8000 / sent_bps
+    probes = []
+    now, seq = 0.0, 0
+    while now < 12.0:
+        estimator.on_sent(seq & 0xFFFF, 1000, now)
+        seq += 1
+        now += gap
+        probes += estimator.poll(now)
+    return probes
+
+
 def test_an_app_limited_sender_still_probes_periodically() -> None:
     estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
-    estimator.start(0.0)
-    estimator.acked_bps = 200e3  # an encoder far under the estimate
-    probes = [c for t in range(1, 120) for c in estimator.poll(t / 10)]
+    probes = _periodic_probes(estimator, 200e3)  # an encoder far under it
     assert probes, estimator.events
     assert probes[0].rate_bps == 2 * estimator.target_bps
+
+
+def test_a_sender_whose_path_dropped_is_not_app_limited() -> None:
+    # After a capacity drop what arrives falls while the sender still sends
+    # its estimate: that is no time to probe at twice the estimate (in the
+    # capacity steps a 5.3 Mbit/s probe went out 0.2 s after the drop to
+    # 0.6 Mbit/s while the app-limited test read what arrived).
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    estimator.acked_bps = 300e3
+    assert _periodic_probes(estimator, 1e6) == []
 
 
 def test_a_cut_far_below_the_last_capacity_grows_back_multiplicatively() -> None:
