@@ -101,7 +101,9 @@ class ForwardedPath:
         forwarded leaves the limit unused (:data:`APP_LIMITED`)."""
         estimator = self.estimator
         limit = self.limit_bps(now)
-        if limit is None:
+        if limit is None or not estimator.history.feedback_received:
+            # A member that sends no feedback (yet) cannot tell what a probe
+            # measured: it gets none.
             return []
         if not estimator.probes.clusters_sent:
             return estimator.start(now, (FIRST_PROBE_MULTIPLIER,))
