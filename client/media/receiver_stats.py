@@ -63,8 +63,11 @@ class ReceiverStats:
     never came (frames skipped, or hidden until the decoder recovered)."""
     time_frozen_s: float = 0.0
     """The sum of those gaps, in seconds."""
-    latencies_ms: list[float] = field(default_factory=list)
-    """Glass-to-glass latency of each stamped picture rendered."""
+    latencies_ms: deque[float] = field(
+        default_factory=lambda: deque(maxlen=TIMELINE_FRAMES)
+    )
+    """Glass-to-glass latency of each stamped picture rendered, the last
+    :data:`TIMELINE_FRAMES` (a stamped stream runs for hours in a soak test)."""
     timeline: deque[tuple[float, float | None]] = field(
         default_factory=lambda: deque(maxlen=TIMELINE_FRAMES)
     )
