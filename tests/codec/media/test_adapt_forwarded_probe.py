@@ -93,9 +93,9 @@ def _forward(
 
 def test_a_path_that_carries_more_opens_when_the_publisher_recovers():
     # The publisher sends 500 kbit/s for 10 s (held back by its own path),
-    # then 3 Mbit/s. Without probes the limit stays near what arrived
-    # (1.25 x 0.5 Mbit/s x 0.85) and grows 8% a second: about 0.6 Mbit/s two
-    # seconds after; with them, a clean 10 Mbit/s path limits nobody.
+    # then 3 Mbit/s. Without probes the limit grows only with what arrives:
+    # 0.87 Mbit/s when the publisher can send more, 1.1 Mbit/s 3.5 s later;
+    # with them, a clean 10 Mbit/s path limits nobody.
     link = LinkConfig(delay_s=0.01, rate_bps=10e6, queue_delay_s=0.3)
     samples, path = _forward(link, [(0, 500e3), (10, 3e6)], 12.0)
     assert path.estimator.probes.clusters_sent >= 1
