@@ -13,8 +13,13 @@ everything between the two callbacks: the capture chain, Opus, the rings,
 QUIC and the server, the jitter buffer, the decoder and the mix; neither
 device's own buffer.
 
-    python bench/audio_mouth_to_ear.py [--seconds 20] [--buffer-ms 100]
+    python bench/audio_mouth_to_ear.py [--seconds 20] [--buffer-ms MS]
         [--mic-buffer-ms MS]
+
+Without ``--buffer-ms`` (``--mic-buffer-ms``) the speaker's (microphone's)
+device buffer adapts as in the app: it starts short and steps up at an
+underrun (overrun); the JSON gives each device's buffer at the end and the
+steps.
 
 Prints one JSON object.
 """
@@ -32,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from _common import percentile, start_quicmeet_server  # noqa: I001
 
@@ -105,7 +111,7 @@ async def measure(
     address: str,
     env: dict[str, str],
     seconds: float,
-    buffer_s: float,
+    buffer_s: float | None,
     mic_buffer_s: float | None,
 ) -> dict:
     sessions = []
@@ -132,6 +138,13 @@ async def measure(
         await loop.run_in_executor(
             None, listener_host.open_device, OpenDevice(True, "pulse", buffer_s)
         )
+        # An idle null sink holds a new stream's first callbacks back for up
+        # to its 2 s sleep (a real device does not): talk once it plays.
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and (
+            listener_host.stats is None or listener_host.stats.speaker_s < 1.0
+        ):
+            await asyncio.sleep(0.1)
         await calls[0].audio.publish(HostMicrophone(talker_host, "pulse", mic_buffer_s))
         player.start()
         await asyncio.sleep(seconds)
@@ -151,10 +164,14 @@ async def measure(
         player.join(5)
     track = received[0] if received else {}
     return {
-        "device_buffer_ms": round(buffer_s * 1000),
-        "microphone_buffer_ms": None
-        if mic_buffer_s is None
-        else round(mic_buffer_s * 1000),
+        "speaker_buffer": "adaptive" if buffer_s is None else "fixed",
+        "microphone_buffer": "adaptive" if mic_buffer_s is None else "fixed",
+        "speaker_buffer_ms": heard.speaker_latency_ms,
+        "microphone_buffer_ms": talked.microphone_latency_ms,
+        "buffer_steps": [
+            msgspec.structs.asdict(step)
+            for step in (*heard.latency_steps, *talked.latency_steps)
+        ],
         "first_ms": round(samples[0], 1) if samples else None,
         "buzzes_captured": len(talked.capture_onsets),
         "buzzes_played": len(heard.play_onsets),
@@ -162,15 +179,17 @@ async def measure(
         "p50_ms": round(percentile(samples, 50), 1) if samples else None,
         "p95_ms": round(percentile(samples, 95), 1) if samples else None,
         "max_ms": round(max(samples), 1) if samples else None,
+        "samples_ms": [round(sample, 1) for sample in samples],
         "jitter_buffer_target_ms": track.get("target_delay_ms"),
         "packets_lost": track.get("packets_lost"),
         "speaker_underruns": heard.underruns,
         "microphone_overruns": talked.overruns,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 
 def mouth_to_ear(
-    seconds: float, buffer_s: float, mic_buffer_s: float | None = None
+    seconds: float, buffer_s: float | None = None, mic_buffer_s: float | None = None
 ) -> dict:
     """Run the whole measurement (its own PulseAudio and server)."""
     server = start_quicmeet_server()
@@ -190,15 +209,20 @@ def mouth_to_ear(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--buffer-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--buffer-ms",
+        type=float,
+        help="fix the speaker's device buffer (default: adaptive)",
+    )
     parser.add_argument(
         "--mic-buffer-ms",
         type=float,
-        help="the microphone's own buffer (default: the microphone's default)",
+        help="fix the microphone's device buffer (default: adaptive)",
     )
     args = parser.parse_args()
+    speaker_s = None if args.buffer_ms is None else args.buffer_ms / 1000.0
     mic_s = None if args.mic_buffer_ms is None else args.mic_buffer_ms / 1000.0
-    result = mouth_to_ear(args.seconds, args.buffer_ms / 1000.0, mic_s)
+    result = mouth_to_ear(args.seconds, speaker_s, mic_s)
     print(json.dumps(result, indent=1))
 
 

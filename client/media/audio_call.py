@@ -350,4 +350,5 @@ class AudioCall:
             "audio_process": None if self.host is None else self.host.report(),
             "audio_unavailable": self.unavailable,
             "audio_loss_reports_sent": self.loss.reports_sent,
+            "audio_loss_reports_held": self.loss.reports_held,
         }

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from codec.media.audio import FRAME_SAMPLES, SAMPLE_RATE
+from codec.media.audio import (
+    FRAME_SAMPLES,
+    MICROPHONE_LADDER_S,
+    SAMPLE_RATE,
+    SPEAKER_LADDER_S,
+)
 
+from .device_stream import DeviceStream
 from .errors import AudioUnavailable
 
 __all__ = ["AudioDevice", "Microphone", "Speaker", "list_audio_devices"]
@@ -162,17 +167,12 @@ def mic_timeout_s(started: bool) -> float:
     return MIC_STALL_S if started else MIC_START_S
 
 
-DEVICE_LATENCY_S = 0.1
-"""How much sound the device buffers ahead of (or behind) our callback.
-
-PortAudio's default on PulseAudio is 40 ms: when the desktop app's engine ran
-the callbacks (needing its GIL, shared with QUIC, the decoders and an
-upload) that underran 9 times in 22 s. The app's devices now run in the
-meeting's audio process (:mod:`client.media.audio_process`), where 100 ms
-holds (``docs/audio.md``). It adds to mouth-to-ear, which the issue's
-figure (capture to playback callback) does not count; a slow or busy
-machine can buffer more (``latency_s``, the app's ``audio_buffer_ms``
-setting)."""
+DEVICE_LATENCY_S = SPEAKER_LADDER_S[0]
+"""The device buffer a speaker starts with, seconds, when the caller does
+not fix one (``latency_s``, the app's ``audio_buffer_ms`` setting): 40 ms,
+then more after an underrun (:class:`~codec.media.audio.DeviceLatency`;
+``docs/audio.md``, *Device buffers*). It adds to mouth-to-ear, which the
+issue's figure (capture to playback callback) does not count."""
 
 
 STARVED_SLACK = 0.5
@@ -181,74 +181,14 @@ it counts as an underrun, as a share of the device buffer: the count starts
 at the first callback, but the device starts playing only once PortAudio
 has filled part of its buffer, so a callback a little behind the count is
 not yet a gap (with 20 ms, one run at load 11 counted 10 in 31 s)."""
-WARMUP_S = 1.0
-"""A stream's first second: PortAudio and PulseAudio start slowly and fill
-the buffer before anything plays, so a slow callback is not yet a gap."""
+WARMUP_S = 2.5
+"""A stream's first seconds: PortAudio and PulseAudio start slowly and fill
+the buffer before anything plays, so a slow callback is not yet a gap. A
+PulseAudio null sink that was idle holds the first callbacks back for up to
+its 2 s sleep (measured 1.6-1.8 s after the first one): no gap either."""
 
 
-class _DeviceStream(ABC):
-    """What a microphone and a speaker share: the device resolved at
-    construction, a PortAudio stream of 20 ms blocks opened by :meth:`start`
-    (with soxr between the device's rate and 48 kHz when they differ) and
-    closed by :meth:`stop`. Subclasses say which way audio flows and give the
-    stream's ``_callback``."""
-
-    _output: bool
-    _what: str
-    """The device as the error message names it ("microphone", "speaker")."""
-
-    def __init__(
-        self, device: str | None, rate: int | None, latency_s: float | None
-    ) -> None:
-        self.latency_s = latency_s or DEVICE_LATENCY_S
-        """Sound the device buffers, seconds (see :data:`DEVICE_LATENCY_S`)."""
-        self.sd = _sounddevice()
-        self.index, self.rate = _resolve(self.sd, device, self._output, rate)
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._resampler: Any = None
-        self._stream: Any = None
-
-    def start(self) -> None:
-        """Open the stream; its callback starts running on PortAudio's thread."""
-        if self.rate != SAMPLE_RATE:
-            import soxr
-
-            rates = (
-                (SAMPLE_RATE, self.rate) if self._output else (self.rate, SAMPLE_RATE)
-            )
-            self._resampler = soxr.ResampleStream(*rates, 1, "int16")
-        stream_type = self.sd.OutputStream if self._output else self.sd.InputStream
-        try:
-            self._stream = stream_type(
-                device=self.index,
-                channels=1,
-                samplerate=self.rate,
-                dtype="int16",
-                blocksize=self.rate * FRAME_SAMPLES // SAMPLE_RATE,
-                callback=self._callback,
-                latency=self.latency_s,
-            )
-            self._stream.start()
-            if self._output:
-                self.output_latency_s = float(self._stream.latency)
-        except self.sd.PortAudioError as exc:
-            raise AudioUnavailable(
-                f"audio is off: cannot open the {self._what}: {exc}"
-            ) from None
-
-    @abstractmethod
-    def _callback(self, data: np.ndarray, frames: int, times: Any, status: Any) -> None:
-        """PortAudio's callback: ``frames`` samples in (or out) through ``data``."""
-
-    def stop(self) -> None:
-        """Close the stream (no callback runs afterwards)."""
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
-
-
-class Microphone(_DeviceStream):
+class Microphone(DeviceStream):
     """Captures 48 kHz mono frames from an input device (``rate``: run the
     device at another rate and resample).
 
@@ -267,15 +207,19 @@ class Microphone(_DeviceStream):
         rate: int | None = None,
         latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate, latency_s)
+        sd = _sounddevice()
+        index, rate = _resolve(sd, device, False, rate)
+        super().__init__(sd, index, rate, latency_s, MICROPHONE_LADDER_S)
         self.on_frame = on_frame
         self.overflows = 0
 
     def _callback(self, data: np.ndarray, frames: int, times: Any, status: Any) -> None:
         if status.input_overflow:
             self.overflows += 1
+            self._glitch()
         now = time.time()
         samples = data[:, 0]
+        self._note_level(samples)
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         self._pending = np.concatenate((self._pending, samples))
@@ -286,8 +230,12 @@ class Microphone(_DeviceStream):
             )
             self.on_frame(frame, now - self._pending.size / SAMPLE_RATE)
 
+    def _switched(self, stream: Any) -> None:
+        # A part frame of the old stream would join the new one's samples.
+        self._pending = self._pending[:0]
 
-class Speaker(_DeviceStream):
+
+class Speaker(DeviceStream):
     """Plays 48 kHz mono frames on an output device (``rate``: run the device
     at another rate and resample).
 
@@ -306,7 +254,9 @@ class Speaker(_DeviceStream):
         rate: int | None = None,
         latency_s: float | None = None,
     ) -> None:
-        super().__init__(device, rate, latency_s)
+        sd = _sounddevice()
+        index, rate = _resolve(sd, device, True, rate)
+        super().__init__(sd, index, rate, latency_s, SPEAKER_LADDER_S)
         self.pull = pull
         self.output_latency_s = 0.0
         """What PortAudio reports once the stream is open: how long a frame
@@ -328,6 +278,7 @@ class Speaker(_DeviceStream):
         self.callbacks += 1
         if self._starved(called) or status.output_underflow:
             self.underflows += 1
+            self._glitch()
         while self._pending.size < frames:
             frame = self.pull(time.time())
             if self._resampler is not None:
@@ -336,8 +287,15 @@ class Speaker(_DeviceStream):
         out[:, 0] = self._pending[:frames]
         self._delivered_s += frames / self.rate
         self._pending = self._pending[frames:]
+        self._note_level(out[:, 0])
         if self.on_block is not None:
             self.on_block(out[:, 0], called)
+
+    def _switched(self, stream: Any) -> None:
+        # The new stream's timing starts afresh, its warm-up included.
+        self.output_latency_s = float(stream.latency)
+        self._anchor_s = None
+        self._delivered_s = 0.0
 
     def _starved(self, called: float) -> bool:
         # The device plays in real time what we handed over since the

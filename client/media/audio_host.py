@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from multiprocessing import shared_memory
 
+import msgspec
 import numpy as np
 
 from codec.media import AudioPacket
@@ -295,6 +296,13 @@ class AudioHost:
             "dropped": self.microphone_dropped
             + (0 if stats is None else stats.dropped),
             "refused": self.refused + (0 if stats is None else stats.refused),
+            "speaker_latency_ms": None if stats is None else stats.speaker_latency_ms,
+            "microphone_latency_ms": None
+            if stats is None
+            else stats.microphone_latency_ms,
+            "latency_steps": []
+            if stats is None
+            else [msgspec.structs.asdict(step) for step in stats.latency_steps],
         }
 
     # -- the process ---------------------------------------------------------------

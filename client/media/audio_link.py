@@ -18,6 +18,7 @@ __all__ = [
     "AddTrack",
     "Captured",
     "CloseDevice",
+    "DeviceStep",
     "DeviceState",
     "Down",
     "OpenDevice",
@@ -135,13 +136,27 @@ class Played(_Message, frozen=True):
     heard_s: float
 
 
+class DeviceStep(msgspec.Struct, frozen=True, array_like=True):
+    """The speaker's (``output``) or microphone's device buffer changed
+    ``after_s`` seconds after the device opened, from ``from_ms`` to
+    ``to_ms`` milliseconds, for ``reason`` (``glitch``: an underrun or
+    overrun; ``calm``: a long calm period)."""
+
+    output: bool
+    after_s: float
+    from_ms: float
+    to_ms: float
+    reason: str
+
+
 class Stats(_Message, frozen=True):
     """The audio process's counters: ``tracks`` by track id (the receiver's
     stats dict, its ``played_dbov`` added), the speaker's seconds played
     and underruns, the microphone's overruns and frames dropped (the
-    capture ring was full), the records the engine's ring refused, and the
+    capture ring was full), the records the engine's ring refused, the
     last onsets of stamped audio (``time.time()`` seconds) in the capture
-    callback and in the playback callback (mouth-to-ear)."""
+    callback and in the playback callback (mouth-to-ear), each device's
+    buffer now (milliseconds, 0 when closed) and its last changes."""
 
     tracks: dict[int, dict[str, object]]
     speaker_s: float
@@ -151,6 +166,9 @@ class Stats(_Message, frozen=True):
     refused: int
     capture_onsets: list[float] = []
     play_onsets: list[float] = []
+    speaker_latency_ms: float = 0.0
+    microphone_latency_ms: float = 0.0
+    latency_steps: list[DeviceStep] = []
 
 
 Up = DeviceState | Captured | Played | Stats

@@ -4,8 +4,10 @@ encoder's in-band FEC (and bitrate) from the worst listener's reports.
 
 Reports are control messages (``ReportAudioLoss`` up, the server relays
 ``AudioLossReported`` to the track's publisher only; ``docs/protocol.md``):
-one per speaker every :data:`LOSS_REPORT_EVERY_S` while they talk. The
-policy itself is pure (:class:`~codec.media.audio.FecPolicy`).
+at most one per speaker every :data:`LOSS_REPORT_EVERY_S` while they talk,
+and only when the loss changed or the last report is getting old
+(:class:`~codec.media.audio.LossReportGate`). The policy itself is pure
+(:class:`~codec.media.audio.FecPolicy`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from codec.media.audio import FecPolicy, FecSetting, LossCounter
+from codec.media.audio import FecPolicy, FecSetting, LossCounter, LossReportGate
 from codec.messages import AudioLossReported
 
 from ..errors import ClientError
@@ -45,9 +47,12 @@ class LossFeedback:
         self.policy = FecPolicy()
         """Our encoder's FEC from the listeners' reports."""
         self.reports_sent = 0
+        self.reports_held = 0
+        """Periods whose loss was not worth a report (unchanged)."""
         self._loop = loop
         self._applied: FecSetting | None = None
         self._counters: dict[int, LossCounter] = {}
+        self._gates: dict[int, LossReportGate] = {}
         self._next_report_s: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -89,6 +94,7 @@ class LossFeedback:
         for track_id in list(self._counters):
             if track_id not in receivers:
                 del self._counters[track_id]
+                self._gates.pop(track_id, None)
         for track_id, receiver in receivers.items():
             values = receiver.stats_dict()
             lost = values.get("packets_lost")
@@ -102,7 +108,11 @@ class LossFeedback:
                 continue  # the audio process has not counted this track yet
             counter = self._counters.setdefault(track_id, LossCounter())
             share = counter.period(lost, lost + played + dropped)
-            if share is not None:
+            if share is None:
+                continue
+            if not self._gates.setdefault(track_id, LossReportGate()).due(share, now):
+                self.reports_held += 1
+            else:
                 task = self._loop.create_task(self._report(track_id, share))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

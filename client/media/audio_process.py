@@ -31,13 +31,14 @@ import msgspec
 import numpy as np
 
 from codec.media import AudioPacket
-from codec.media.audio import ByteRing, OnsetDetector
+from codec.media.audio import ByteRing, LatencyStep, OnsetDetector
 from codec.messages import RoomTrack
 
 from . import audio_link as link
 from .audio_devices import Microphone, Speaker
 from .audio_processing import EchoCanceller
 from .audio_receiver import AudioPlayout, AudioReceiver
+from .device_stream import DeviceStream
 from .errors import AudioUnavailable
 
 __all__ = ["main"]
@@ -149,6 +150,7 @@ class AudioProcess:
                 )
                 self.speaker.on_block = self._on_block
                 self._play_onsets = OnsetDetector(rate=self.speaker.rate)
+                self.speaker.on_step = self._on_speaker_step
                 self.speaker.start()
                 self.playout.output_delay_s = self.speaker.output_latency_s
                 latency = self.speaker.output_latency_s
@@ -185,6 +187,12 @@ class AudioProcess:
             self._captured.put(None)
             self._cleaner.join()
             self._cleaner = None
+
+    def _on_speaker_step(self, step: LatencyStep) -> None:
+        # Lip sync counts the speaker's buffer as part of the audio's delay.
+        speaker = self.speaker
+        if speaker is not None:
+            self.playout.output_delay_s = speaker.output_latency_s
 
     def _on_block(self, block: np.ndarray, called_s: float) -> None:
         onset = self._play_onsets.feed(block, called_s)
@@ -224,6 +232,9 @@ class AudioProcess:
             self.refused,
             list(self.capture_onsets),
             list(self.play_onsets),
+            _latency_ms(speaker),
+            _latency_ms(microphone),
+            _steps(speaker) + _steps(microphone),
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -248,6 +259,25 @@ class AudioProcess:
         finally:
             self.close(True)
             self.close(False)
+
+
+def _latency_ms(device: DeviceStream | None) -> float:
+    return 0.0 if device is None else round(device.latency_s * 1000.0, 1)
+
+
+def _steps(device: DeviceStream | None) -> list[link.DeviceStep]:
+    if device is None:
+        return []
+    return [
+        link.DeviceStep(
+            isinstance(device, Speaker),
+            round(step.at_s - device.started_s, 1),
+            round(step.from_s * 1000.0, 1),
+            round(step.to_s * 1000.0, 1),
+            step.reason,
+        )
+        for step in list(device.steps)
+    ]
 
 
 def _track(message: link.AddTrack) -> RoomTrack:

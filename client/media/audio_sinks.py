@@ -114,7 +114,8 @@ class WavSink:
 
 class SpeakerSink:
     """Plays on an output device (``None``: the default one), buffering
-    ``latency_s`` (None: :data:`~client.media.audio_devices.DEVICE_LATENCY_S`)."""
+    ``latency_s`` (None: from :data:`~client.media.audio_devices.DEVICE_LATENCY_S`
+    up as the device needs)."""
 
     def __init__(
         self, device: str | None = None, *, latency_s: float | None = None
@@ -148,6 +149,8 @@ class SpeakerSink:
             "device_rate": None if speaker is None else speaker.rate,
             "seconds": self.frames * _FRAME_S,
             "underflows": None if speaker is None else speaker.underflows,
+            "latency_ms": None if speaker is None else round(speaker.latency_s * 1e3),
+            "latency_steps": [] if speaker is None else speaker.step_report(),
         }
 
 

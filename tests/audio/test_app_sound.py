@@ -36,8 +36,8 @@ async def test_microphone_and_devices_follow_the_settings(pulse_devices, server)
         assert audio.problem == "" and host is not None and host.device_open(True)
         assert call.audio.sink is None
         # Lip sync counts from when a frame is heard: after the device buffer
-        # that the audio process reports.
-        assert 0.05 <= host.latency_s[True] <= 1.0
+        # that the audio process reports (40 ms to start with: it adapts).
+        assert 0.02 <= host.latency_s[True] <= 1.0
         assert not audio.microphone_on and call.audio.sender is None
 
         await audio.set_microphone(True)

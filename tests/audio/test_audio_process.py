@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from client.media.audio_process import AudioProcess
 from client.media.audio_sources import buzz
 from client.media.lip_sync import LipSync
 from codec.media import AudioPacket
-from codec.media.audio import FRAME_SAMPLES, OpusEncoder
+from codec.media.audio import FRAME_SAMPLES, SPEAKER_LADDER_S, OpusEncoder
 from codec.messages import RoomTrack
 
 from .test_devices import spectrum_peak
@@ -185,13 +186,14 @@ def cast_float(value: object) -> float:
     return float(value)
 
 
-def test_a_starved_speaker_counts_the_underrun_and_plays_on(
+def test_a_starved_speaker_counts_the_underrun_steps_its_buffer_up_and_plays_on(
     pulse_devices, capfd
 ) -> None:
     # A busy machine starves the audio process: stopped for 0.6 s, its
-    # speaker's buffer (0.1 s) runs dry. ALSA's pulse device used to report
-    # that to PortAudio as an xrun, and PortAudio then stalled the stream for
-    # about 1.5 s; now PulseAudio plays silence and the speaker counts the gap.
+    # speaker's buffer (40 ms to start with) runs dry. ALSA's pulse device
+    # used to report that to PortAudio as an xrun, and PortAudio then
+    # stalled the stream for about 1.5 s; now PulseAudio plays silence, the
+    # speaker counts the gap and opens its device again with a longer buffer.
     host = AudioHost()
     host.start()
     try:
@@ -199,22 +201,34 @@ def test_a_starved_speaker_counts_the_underrun_and_plays_on(
         warm = wait_for(
             lambda: (
                 (r := host.report())["speaker_s"] is not None
-                and cast_float(r["speaker_s"]) >= 1.5
+                and cast_float(r["speaker_s"]) >= 3.0
                 and r
             ),
-            what="the speaker past its first second",
+            what="the speaker past its warm-up",
         )
+        # Usually still on the first rung; a busy machine may have stepped
+        # already, and a step goes up from wherever the buffer is.
+        before = cast_float(warm["speaker_latency_ms"])
+        assert before >= SPEAKER_LADDER_S[0] * 1000.0
+        earlier = len(cast(list[object], warm["latency_steps"]))
         pid = host.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         time.sleep(0.6)
         os.kill(pid, signal.SIGCONT)
-        wait_for(
+        stepped = wait_for(
             lambda: (
-                cast_float(host.report()["underflows"]) > cast_float(warm["underflows"])
+                len(cast(list[object], (r := host.report())["latency_steps"])) > earlier
+                and cast_float(r["underflows"]) > cast_float(warm["underflows"])
+                and r
             ),
-            what="the underrun counted",
+            what="the underrun counted and the buffer stepped up",
         )
+        step = cast(list[dict[str, object]], stepped["latency_steps"])[earlier]
+        assert step["output"] is True and step["reason"] == "glitch"
+        assert step["from_ms"] == before
+        assert cast_float(step["to_ms"]) > before
+        assert cast_float(stepped["speaker_latency_ms"]) >= cast_float(step["to_ms"])
         resumed = cast_float(host.report()["speaker_s"])
         wait_for(
             lambda: cast_float(host.report()["speaker_s"]) > resumed + 1.0,

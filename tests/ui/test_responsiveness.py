@@ -5,14 +5,16 @@ participants on the same machine.
 Coarse on purpose, so that it holds on a slow or busy machine: the Tk loop
 never stalls for 250 ms, every tile keeps showing new, intact pictures at
 more than 15 fps, the upload completes, and the app's sound devices (a
-speaker and a microphone on PulseAudio's null sink, with the app's default
-100 ms buffer, run by the meeting's audio process: neither behind Tk nor
-behind the engine's GIL) keep playing and recording without breaking up:
-fewer underruns, overruns and dropped frames together than one per two
-seconds. Zero is the goal but not yet the bound: with the test's processes
-held to one core's worth of CPU time the speaker underran 0 times in 162 s,
-but 2 times in 446 s on a machine other work kept at a load of 10 (when the
-engine still ran the devices, 20 times in 127 s with a 250 ms buffer).
+speaker and a microphone on PulseAudio's null sink, with the app's
+adaptive device buffers, which start at 40 ms and step up at a glitch, run
+by the meeting's audio process: neither behind Tk nor behind the engine's
+GIL) keep playing and recording without breaking up: fewer underruns,
+overruns and dropped frames together than one per two seconds. Zero is the
+goal but not yet the bound: with a fixed 100 ms buffer and the test's
+processes held to one core's worth of CPU time the speaker underran 0 times
+in 162 s, but 2 times in 446 s on a machine other work kept at a load of 10
+(when the engine still ran the devices, 20 times in 127 s with a 250 ms
+buffer).
 The cameras send 320x240: on a machine half as fast as the project's, four
 640x480 tiles and the upload together want more than its two cores (the
 tiles fell to 14-20 fps with the test's processes held to one core's worth
@@ -62,11 +64,12 @@ machine's hiccup, not an engine that cannot keep its devices fed."""
 
 
 def sound_health(stats: str) -> tuple[int, ...] | None:
-    """(speaker seconds, underruns, microphone overruns, frames dropped) from
-    the own tile's sound line, None before it shows."""
+    """(speaker seconds, underruns, microphone overruns, frames dropped,
+    the speaker's and the microphone's buffer in ms) from the own tile's
+    sound line, None before it shows."""
     found = re.search(
-        r"speaker (\d+) s, (\d+) underruns · microphone (\d+) overruns, "
-        r"(\d+) dropped",
+        r"speaker (\d+) s, (\d+) underruns, buffer (\d+) ms · "
+        r"microphone (\d+) overruns, (\d+) dropped, buffer (\d+) ms",
         stats,
     )
     return tuple(int(n) for n in found.groups()) if found else None
@@ -145,10 +148,11 @@ def test_ui_stays_usable_during_a_large_upload_in_a_4_person_meeting(
             "sound": dict(
                 zip(
                     ("speaker_s", "underruns", "overruns", "dropped"),
-                    sound,
+                    (sound[0], sound[1], sound[3], sound[4]),
                     strict=True,
                 )
             ),
+            "buffer_ms": {"speaker": sound[2], "microphone": sound[5]},
         }
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "responsiveness.json").write_text(json.dumps(report, indent=1))
@@ -158,4 +162,4 @@ def test_ui_stays_usable_during_a_large_upload_in_a_4_person_meeting(
         assert all(fps > MIN_FPS for fps in report["rendered_fps"].values()), report
         for key in keys:
             assert a.call("tile_stamp", key) is not None, (key, report)
-        assert sum(sound[1:]) <= seconds / GLITCH_EVERY_S, report
+        assert sound[1] + sound[3] + sound[4] <= seconds / GLITCH_EVERY_S, report

@@ -208,7 +208,8 @@ class MeetingAudio:
 
     def devices_line(self) -> str:
         """A line for our own tile: how our speaker and microphone keep up
-        (underruns and overruns are callbacks that came too late)."""
+        (underruns and overruns are callbacks that came too late), the
+        device buffer each runs with now and how often it changed."""
         host = self._host
         if host is None:
             return ""
@@ -217,13 +218,18 @@ class MeetingAudio:
         if host.device_open(True) and report["speaker_s"] is not None:
             parts.append(
                 f"speaker {round(cast(float, report['speaker_s']))} s, "
-                f"{report['underflows']} underruns"
+                f"{report['underflows']} underruns, "
+                f"buffer {cast(float, report['speaker_latency_ms']):.0f} ms"
             )
         if host.device_open(False):
             parts.append(
                 f"microphone {report['overflows']} overruns, "
-                f"{report['dropped']} dropped"
+                f"{report['dropped']} dropped, "
+                f"buffer {cast(float, report['microphone_latency_ms'] or 0):.0f} ms"
             )
+        steps = cast(list[object], report["latency_steps"])
+        if parts and steps:
+            parts.append(f"{len(steps)} buffer steps")
         return "sound: " + " · ".join(parts) if parts else ""
 
     # -- internals ----------------------------------------------------------------

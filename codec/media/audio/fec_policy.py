@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .opus import DEFAULT_BITRATE_BPS
 
-__all__ = ["FecPolicy", "FecSetting", "LossCounter"]
+__all__ = ["FecPolicy", "FecSetting", "LossCounter", "LossReportGate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +147,42 @@ class LossCounter:
         lost_now = lost - self._lost
         self._lost, self._expected = lost, expected
         return min(1.0, max(0.0, lost_now / expected_now))
+
+
+class LossReportGate:
+    """The listener's side, per speaker: whether a period's loss share is
+    worth a report, so that a room of N people does not send N x (N-1)
+    requests every period whatever happens.
+
+    :class:`FecPolicy` rises at once and falls with a half-life of seconds,
+    and forgets a listener not heard from for ``stale_s``: so a share that
+    rose by ``rise`` or more goes out at once, one that fell to half the
+    last sent (and by ``rise`` at least) too, and otherwise the last figure
+    is repeated only every ``refresh_s`` (below the policy's ``stale_s``).
+    On a clean link that is one report per ``refresh_s`` instead of one per
+    period."""
+
+    def __init__(self, rise: float = 0.01, refresh_s: float = 10.0) -> None:
+        if not 0.0 < rise <= 1.0 or refresh_s <= 0.0:
+            raise ValueError("need 0 < rise <= 1 and refresh_s > 0")
+        self.rise = rise
+        self.refresh_s = refresh_s
+        self.held = 0
+        """Periods whose share was not worth a report."""
+        self._sent: float | None = None
+        self._sent_at_s = 0.0
+
+    def due(self, share: float, now: float) -> bool:
+        """Whether to report ``share`` (0..1) at ``now`` (seconds); a True
+        counts as sent."""
+        last = self._sent
+        if (
+            last is None
+            or share >= last + self.rise
+            or share <= last - max(self.rise, last / 2.0)
+            or now - self._sent_at_s >= self.refresh_s
+        ):
+            self._sent, self._sent_at_s = share, now
+            return True
+        self.held += 1
+        return False

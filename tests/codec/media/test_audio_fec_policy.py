@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from codec.media.audio import DEFAULT_BITRATE_BPS, FecPolicy, LossCounter
+from codec.media.audio import (
+    DEFAULT_BITRATE_BPS,
+    FecPolicy,
+    LossCounter,
+    LossReportGate,
+)
 
 
 def test_fec_starts_at_the_floor_and_follows_the_worst_listener_at_once():
@@ -83,3 +88,29 @@ def test_loss_counter_reports_the_share_of_each_period():
     # A pause: two keep-alives, one lost, is no period yet; it adds to the next.
     assert counter.period(lost=6, expected=152) is None
     assert counter.period(lost=8, expected=190) == pytest.approx(0.075)
+
+
+def test_unchanged_loss_is_reported_once_per_refresh_not_every_period():
+    gate = LossReportGate(rise=0.01, refresh_s=10.0)
+    sent = [now for now in range(0, 60, 2) if gate.due(0.0, float(now))]
+    # A clean link: the first period, then every 10 s (the talker's policy
+    # forgets a listener after 20 s without a report).
+    assert sent == [0, 10, 20, 30, 40, 50]
+    assert gate.held == 24
+
+
+def test_a_loss_that_rises_goes_out_at_once_and_a_clear_fall_too():
+    gate = LossReportGate(rise=0.01, refresh_s=10.0)
+    shares = [0.0, 0.005, 0.02, 0.025, 0.06, 0.05, 0.035, 0.029, 0.01, 0.0]
+    sent = [s for t, s in enumerate(shares) if gate.due(s, t * 2.0)]
+    # 0.005 is noise; 0.02 and 0.06 rose; 0.05 and 0.035 are a slow fall the
+    # policy would take slowly anyway; 0.029 is half of 0.06 or less, and
+    # 0.0 half of 0.01.
+    assert sent == [0.0, 0.02, 0.06, 0.029, 0.01, 0.0]
+
+
+def test_a_bad_report_gate_is_refused():
+    with pytest.raises(ValueError):
+        LossReportGate(rise=0.0)
+    with pytest.raises(ValueError):
+        LossReportGate(refresh_s=0.0)
