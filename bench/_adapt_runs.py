@@ -39,6 +39,14 @@ class Run:
     """(time, the publisher's bandwidth estimate), if the system has one."""
     frames: list[tuple[float, float | None]] = field(default_factory=list)
     """(time a picture was shown at the receiver, glass-to-glass ms or None)."""
+    limit: list[tuple[float, float]] = field(default_factory=list)
+    """(time, the rate limit the SFU (or relay) set the publisher's video), if
+    the system has one."""
+    events: list[tuple[float, str, int]] = field(default_factory=list)
+    """(time, what, bits per second): the publisher's estimate's cuts by
+    cause, probes and probe results, if the system reports them."""
+    trace: list[list[float]] = field(default_factory=list)
+    """System-specific time series (first column the time), for diagnosis."""
     extra: dict = field(default_factory=dict)
     """System-specific figures (counters from its stats)."""
 
@@ -166,7 +174,13 @@ class Quicmeet:
                 "retransmissions",
             )  # fmt: skip
         }
-        run.extra.update({k: v for k, v in sender["hop"].items() if k != "timeline"})
+        hop = sender["hop"]
+        run.limit = [(t, float(bps)) for t, _, bps in sender["rate_limit_timeline"]]
+        run.events = [(t, what, bps) for t, what, bps in hop.get("events", [])]
+        run.trace = hop.get("trace", [])
+        run.extra.update(
+            {k: v for k, v in hop.items() if k not in ("timeline", "trace", "events")}
+        )
         if received:
             got = received[0]
             run.extra.update(

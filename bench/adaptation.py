@@ -10,7 +10,10 @@ plus 100 ms), time from the receiver's start (process start, join, first
 keyframe) to its first picture, the longest freeze after it,
 glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
 not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
-sent rate, and glass-to-glass latency over time) in ``--plots``.
+sent rate, the SFU's limit and the estimate's cuts, and glass-to-glass latency
+over time) in ``--plots``, with the run's time series beside it
+(``<scenario>-<system>-trace.json``: the estimate's cuts by cause, probes,
+the SFU's limits, aioquic's queue at release) for diagnosis.
 
 The runner is general: a scenario is netsim arguments and a capacity
 schedule; a system (``_adapt_runs.System``) is anything that holds a call
@@ -170,7 +173,8 @@ def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
         mean = sum(window) / len(window)
         per_phase.append({"from_s": begin, "capacity_bps": bps,
                           "sent_bps": round(mean),
-                          "utilisation": round(mean / bps, 3)})  # fmt: skip
+                          "utilisation": round(mean / bps, 3),
+                          **_diagnosis(run, t0, begin, end)})  # fmt: skip
         used += mean * (end - begin - 5)
         capacity_used += bps * (end - begin - 5)
     result["phases"] = per_phase
@@ -188,6 +192,23 @@ def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
     if recoveries:
         result["recovery_s"] = recoveries
     return result
+
+
+def _diagnosis(run: Run, t0: float, begin: float, end: float) -> dict[str, Any]:
+    """Why a phase (seconds from ``t0``) went as it did: the estimate's cuts
+    by cause and its probes over the whole phase, and the mean estimate and
+    SFU limit in its steady state (from 5 s after its start)."""
+    events = [(what, bps) for t, what, bps in run.events if begin <= t - t0 < end]
+    counts: dict[str, int] = {}
+    for what, _ in events:
+        counts[what] = counts.get(what, 0) + 1
+    steady = [b for t, b in run.estimate if begin + 5 <= t - t0 < end]
+    limits = [b for t, b in run.limit if begin + 5 <= t - t0 < end]
+    return {
+        "events": counts,
+        "estimate_bps": round(sum(steady) / len(steady)) if steady else None,
+        "sfu_limit_bps": round(sum(limits) / len(limits)) if limits else None,
+    }
 
 
 def _recovery(
@@ -239,6 +260,12 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
                [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
     rates.plot([t - t0 for t, _ in run.sent],
                [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
+    if run.limit:
+        rates.step([t - t0 for t, _ in run.limit], [b / 1e3 for _, b in run.limit],
+                   where="post", label="SFU limit", alpha=0.6)  # fmt: skip
+    cuts = [t - t0 for t, what, _ in run.events if not what.startswith("probe")]
+    if cuts:
+        rates.plot(cuts, [0] * len(cuts), "|", color="red", label="cuts")
     rates.set(ylabel="kbit/s", title=f"{scenario.name}: {scenario.description}")
     rates.legend(fontsize=8)
     latency.plot([t - t0 for t, lat in run.frames if lat is not None],
@@ -267,6 +294,10 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
     result["goals_met"] = goals_met(result, scenario.goals)
     plots.mkdir(parents=True, exist_ok=True)
     plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
+    trace = {"t0": t0, "sent": run.sent, "estimate": run.estimate,
+             "limit": run.limit, "events": run.events, "trace": run.trace,
+             "frames": run.frames}  # fmt: skip
+    (plots / f"{scenario.name}-{system.name}-trace.json").write_text(json.dumps(trace))
     return result
 
 

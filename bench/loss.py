@@ -142,7 +142,9 @@ def _direction(sender: dict, receiver: dict, sfu: dict) -> dict[str, Any]:
         "publisher_target_bps": sent.get("target_bitrate_bps"),
         "publisher_rate_limits": sender.get("rate_limits"),
         "publisher_hop": {
-            k: v for k, v in sender.get("hop", {}).items() if k != "timeline"
+            k: v
+            for k, v in sender.get("hop", {}).items()
+            if k not in ("timeline", "trace")
         },
         "frames_skipped": got["frames_lost"],
         "nacks_sent": got["nacks_sent"],

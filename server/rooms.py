@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from codec.errors import ErrorCode
@@ -60,6 +61,11 @@ ROOM_PLACEMENT_WAIT = 2.0
 room lives (past that, Redis is down and the room works on this node only)."""
 
 
+def _call_later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+    """The running loop's ``call_later``, for the SFU's probes."""
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
 class RoomService:
     """Handles the requests of :mod:`codec.messages.rooms` and owns the SFU."""
 
@@ -71,6 +77,7 @@ class RoomService:
             max_queue_delay=config.sfu_max_queue_delay,
             clock=ctx.clock.monotonic,
             cpu_wait=cpu_wait,
+            call_later=_call_later,
         )
         self.rooms: dict[str, Room] = {}
         self.join_failures = LoginThrottle(

@@ -68,6 +68,7 @@ from codec.media.recovery import (
 
 from .sfu_hop import Admission, Hop
 from .sfu_layers import PublishedLayers, route_layers, weigh_layers
+from .sfu_probe import ProbeSender
 from .sfu_repair import answer_nack, ask_keyframe, nack_publisher
 from .sfu_stats import ForwarderStats, count_drops, snapshot
 
@@ -159,7 +160,9 @@ class Forwarder:
     request sent for a track absorbs the next ones while no keyframe came.
     ``cpu_wait`` returns how long (seconds, cumulative) the calling thread has
     waited for a CPU, None where unknown (:func:`server.monitor.cpu_wait`
-    with a real clock); the queue's wait leaves that out.
+    with a real clock); the queue's wait leaves that out. ``call_later(delay,
+    callback)`` (the loop's) paces the probes of constrained subscriber
+    paths (:mod:`server.sfu_probe`).
     """
 
     def __init__(
@@ -169,8 +172,13 @@ class Forwarder:
         max_queue_delay: float = 0.15,
         keyframe_request_interval: float = 0.3,
         cpu_wait: Callable[[], float | None] | None = None,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
         self.clock = clock
+        self.probes = None if call_later is None else ProbeSender(clock, call_later)
+        """Sends the probes of constrained subscriber paths (none without a
+        ``call_later`` to pace them with: their limits then grow only with
+        what arrives)."""
         self.cpu_wait = cpu_wait
         self._waited = 0.0
         self._waited_read_at = float("-inf")
@@ -245,6 +253,8 @@ class Forwarder:
         if endpoint is None:
             return
         count_drops(self._retired, endpoint.hop)
+        if self.probes is not None:
+            self.probes.remove(endpoint.hop)
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
@@ -378,8 +388,12 @@ class Forwarder:
         except PacketError:
             self.stats.dropped_malformed += 1
             return
-        endpoint.hop.path.on_feedback(feedback, self.clock())
+        now = self.clock()
+        hop = endpoint.hop
+        further = hop.path.on_feedback(feedback, now)
         self.stats.feedback_read += 1
+        if further and self.probes is not None:
+            self.probes.add(hop, further, now)
 
     def _weigh(
         self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
@@ -390,6 +404,13 @@ class Forwarder:
         if weighed_at is not None and now - weighed_at < RATE_LIMIT_INTERVAL_S:
             return
         publisher.weighed_at[track_id] = now
+        if self.probes is not None:
+            # A path that limits a publisher (or its layer) is probed, so
+            # that the limit opens as soon as the path carries more
+            # (server/sfu_probe.py).
+            for hop in hops:
+                if clusters := hop.path.probes(now):
+                    self.probes.add(hop, clusters, now)
         if track_id in publisher.layered:
             self._weigh_layers(publisher, track_id, hops, now)
             return
@@ -495,6 +516,14 @@ class Forwarder:
 
     def snapshot(self) -> dict[str, int]:
         """Counters and gauges, for the server's stats."""
-        return snapshot(
-            self.stats, self._retired, self._endpoints.values(), len(self._track_owner)
-        )
+        return {
+            **snapshot(
+                self.stats,
+                self._retired,
+                self._endpoints.values(),
+                len(self._track_owner),
+            ),
+            "sfu_probe_clusters_sent": 0
+            if self.probes is None
+            else self.probes.clusters_sent,
+        }

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Any
 
 from codec.media.adapt import ArrivalRecorder, ForwardedPath
-from codec.media.packet import PacketKind
+from codec.media.packet import PacketKind, ProbePacket
 from codec.media.recovery import (
     REPAIR_COPIES,
     REPEAT_WINDOW_S,
@@ -44,6 +44,8 @@ from .sfu_layers import SubscriberLayer
 __all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "Admission", "Hop"]
 
 _U16 = struct.Struct(">H")
+PROBE_HEADER_SIZE = 4
+"""Bytes of a probe datagram before its padding."""
 _RTT_REFRESH_S = 0.5
 _DEFAULT_RTT_S = 0.1
 _ENQUEUE_TIMES = 1024
@@ -283,6 +285,20 @@ class Hop:
             self.quic.send_datagram_frame(datagram)
         self.transmit_soon()
         return datagram
+
+    def send_probe(self, cluster_id: int, packet_bytes: int, now: float) -> None:
+        """Queue one probe datagram of ``packet_bytes`` bytes of cluster
+        ``cluster_id`` (8 bits) behind what is queued, numbered like media
+        and recorded for the path's estimate (:mod:`server.sfu_probe`)."""
+        self.enqueued_at.append(self.served(now))
+        seq = self.transport_seq
+        self.transport_seq = (seq + 1) & 0xFFFF
+        datagram = ProbePacket(
+            cluster_id, seq, packet_bytes - PROBE_HEADER_SIZE
+        ).serialize()
+        self.estimator.on_sent(seq, len(datagram), now, cluster_id)
+        self.quic.send_datagram_frame(datagram)
+        self.transmit_soon()
 
     def _insert_ahead_of_video(self, data: bytes) -> None:
         """Queue ``data`` after what is already ahead of the video (earlier

@@ -100,6 +100,15 @@ class MediaHop:
         self.queue_delay_s = 0.0
         """How long what waits in the pacer takes to leave, as of the last
         release (seconds; read by the capture threads, written here)."""
+        self.trace: deque[tuple[float, int, int, int, int, float]] = deque(
+            maxlen=TIMELINE_TICKS
+        )
+        """(Unix time, delay-based rate, acknowledged rate (bits per second),
+        most datagrams found in aioquic's queue at a release and how many
+        releases found it full since the last tick, standing queue in
+        milliseconds) at every tick: why the estimate is where it is."""
+        self._queued_max = 0
+        self._queue_full = 0
 
     def start(self) -> None:
         """Probe for bandwidth and start the feedback tick."""
@@ -158,6 +167,9 @@ class MediaHop:
         now = self._loop.time()
         queued = self.rooms.datagrams_queued()
         room = 0 if queued is None else self.max_queued - queued
+        if queued is not None:
+            self._queued_max = max(self._queued_max, queued)
+            self._queue_full += room <= 0
         if room > 0:
             released = self.pacer.release(now, limit=room)
             if released and self.rooms.send_datagrams(
@@ -237,15 +249,27 @@ class MediaHop:
         for cluster in self.estimator.poll(now):
             self.pacer.add_probe(cluster, now)
         self._pump()
-        self.timeline.append(
-            (time.time(), round(self.estimator.target_bps), self.bytes_sent)
+        unix = time.time()
+        estimator = self.estimator
+        self.timeline.append((unix, round(estimator.target_bps), self.bytes_sent))
+        self.trace.append(
+            (
+                unix,
+                round(estimator.rate.rate_bps),
+                round(estimator.acked_bps or 0),
+                self._queued_max,
+                self._queue_full,
+                round(estimator.standing_queue_s * 1000, 1),
+            )
         )
+        self._queued_max = self._queue_full = 0
         self._tick = self._loop.call_later(_TICK_S, self._on_tick)
 
     def stats(self) -> dict[str, object]:
         """The hop's estimate and pacer counters, for a stats file."""
         estimate = self.estimator.snapshot()
         pacer = self.pacer.stats
+        unix_offset = time.time() - self._loop.time()
         return {
             "estimate_bps": estimate.target_bps,
             "delay_based_bps": estimate.delay_based_bps,
@@ -263,4 +287,9 @@ class MediaHop:
             "pacer_retransmissions_expired": pacer.retransmissions_expired,
             "pacer_delay_ms": round(self.queue_delay_s * 1000, 1),
             "timeline": [[round(t, 3), bps, sent] for t, bps, sent in self.timeline],
+            "trace": [[round(t, 3), *rest] for t, *rest in self.trace],
+            "events": [
+                [round(t + unix_offset, 3), what, bps]
+                for t, what, bps in self.estimator.events
+            ],
         }

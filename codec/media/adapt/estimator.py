@@ -56,8 +56,25 @@ ACKED_WINDOW_S = 0.5
 PROBE_PLAUSIBILITY = 0.9
 """The estimate is set to this much of a probe's result (the result is a
 burst's rate; leave room for the media's own jitter)."""
+PROBE_TRUST_S = 1.0
+"""For this long (seconds) after a probe lifted the estimate, what arrived
+counts as at least the rate the probe was received at: the media needs
+about that long to grow to the new estimate (the encoder's retarget, the
+0.5 s acknowledged window, the feedback's delay), and a cut in that time
+(a probe's own queue, a noisy arrival) taken from what arrived before it
+threw away what the probe found."""
 CALM_S = 3.0
 """No overuse for this long before a periodic probe."""
+APP_LIMITED = 0.65
+"""A periodic probe only while what was sent over the last
+:data:`ACKED_WINDOW_S` is under this share of the estimate (libwebrtc
+probes periodically only in its application-limited region, from 65%
+down; what was sent, not what arrived, which falls when the path does):
+a sender that fills its estimate finds more by AIMD, and a probe at twice
+a full path's rate only queues. Measured in
+``bench/adaptation.py``'s capacity steps: at 0.6 Mbit/s every periodic
+probe (every 5 s) came back at the capacity and was followed within
+0.5 s by a cut for overuse and a glass-to-glass p95 of 160-190 ms."""
 LOSSY_LOSS = 0.01
 """A loss interval that loses more than this fraction makes the path lossy..."""
 LOSSY_HOLD_S = 5.0
@@ -73,6 +90,9 @@ Measured with ``bench/loss.py`` (1.5 Mbit/s, 2% loss, 100 ms RTT): the same
 build sending a fixed 500 kbit/s rendered with a glass-to-glass p50 of
 130-155 ms and p95 of 177-186 ms, following the estimate at about
 1.1 Mbit/s 171-182 ms and 205-223 ms."""
+EVENTS_KEPT = 2000
+"""Events (cuts, probes and their results) :attr:`BandwidthEstimator.events`
+keeps, newest last."""
 LOSSY_FLOOR_BPS = 500_000
 """The share takes media no lower than this (nor above the estimate): below
 it, halving costs frame rate (the ladder halves 640x480's at 230 kbit/s),
@@ -133,11 +153,23 @@ class BandwidthEstimator:
         self._cluster_size: dict[int, int] = {}
         self._cluster_results: dict[int, list[PacketResult]] = {}
         self._overuse_at = float("-inf")
+        self._probed_bps = 0.0
+        self._probed_at = float("-inf")
+        """The rate a probe that lifted the estimate was received at, and when."""
         self._lossy_at = float("-inf")
         """When (seconds) a loss interval last lost over :data:`LOSSY_LOSS`."""
+        self._sent: deque[tuple[float, int]] = deque()
+        """(send time, bytes) of what was sent over the last
+        :data:`ACKED_WINDOW_S`, probes included."""
+        self._sent_bytes = 0
         self._recent: deque[PacketResult] = deque()
         """Results of the last second, media and probes: a probe's result
         counts everything that crossed the path while it was sent."""
+        self.events: deque[tuple[float, str, int]] = deque(maxlen=EVENTS_KEPT)
+        """(seconds, what, bits per second): each cut by its cause with the
+        rate after it, each probe cluster asked for with its rate, each
+        probe result (``probe_void``: one that measured nothing). What a
+        stats file shows of why the estimate moved."""
 
     @property
     def target_bps(self) -> float:
@@ -161,25 +193,48 @@ class BandwidthEstimator:
         """The hop's round trip (seconds), which paces decreases."""
         self.rate.rtt_s = rtt_s
 
-    def start(self, now: float) -> list[ProbeCluster]:
-        """The clusters to probe with at the start of the hop."""
-        return self._track(self.probes.start(self.target_bps, now))
+    def start(
+        self, now: float, multipliers: tuple[float, ...] | None = None
+    ) -> list[ProbeCluster]:
+        """The clusters to probe with at the start of the hop (at
+        ``multipliers`` times the estimate; the probe controller's own by
+        default)."""
+        probes = self.probes
+        if multipliers is None:
+            return self._track(probes.start(self.target_bps, now), now)
+        return self._track(probes.start(self.target_bps, now, multipliers), now)
 
     def on_sent(
         self, seq: int, size: int, now: float, probe_cluster: int | None = None
     ) -> None:
         """A datagram numbered ``seq`` (16 bits) of ``size`` bytes left at ``now``."""
         self.history.on_sent(seq, size, now, probe_cluster)
+        sent = self._sent
+        sent.append((now, size))
+        self._sent_bytes += size
+        while sent[0][0] < now - ACKED_WINDOW_S:
+            self._sent_bytes -= sent.popleft()[1]
+
+    def sent_bps(self, now: float) -> float:
+        """What was sent over the last :data:`ACKED_WINDOW_S` before ``now``
+        (bits per second)."""
+        sent = self._sent
+        while sent and sent[0][0] < now - ACKED_WINDOW_S:
+            self._sent_bytes -= sent.popleft()[1]
+        return self._sent_bytes * 8 / ACKED_WINDOW_S
 
     def poll(self, now: float) -> list[ProbeCluster]:
-        """Periodic probes due at ``now`` (call a few times a second)."""
+        """Periodic probes due at ``now`` (call a few times a second): while
+        the path is calm and the media leaves the estimate unused
+        (:data:`APP_LIMITED`)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
-        clusters = self.probes.periodic(self.target_bps, calm, now)
+        app_limited = self.sent_bps(now) < APP_LIMITED * self.target_bps
+        clusters = self.probes.periodic(self.target_bps, calm and app_limited, now)
         for cluster_id in list(self._cluster_size):
             if not self.probes.pending(cluster_id):
                 del self._cluster_size[cluster_id]
                 self._cluster_results.pop(cluster_id, None)
-        return self._track(clusters)
+        return self._track(clusters, now)
 
     def on_feedback(self, feedback: FeedbackPacket, now: float) -> list[ProbeCluster]:
         """Read one feedback packet; returns further probe clusters to send."""
@@ -202,11 +257,19 @@ class BandwidthEstimator:
             # slope says (a noisy path raises the threshold over a slow ramp).
             usage = Usage.UNDERUSE
         before = self.rate.decreases
-        self.rate.update(usage, self.acked_bps, now)
-        self.cuts["overuse"] += self.rate.decreases - before
+        self.rate.update(usage, self._acked_or_probed(now), now)
+        self._count_cut("overuse", before, now)
         self._update_queue(results, now)
         self._update_loss(media, now)
-        return self._track(self._probe_results(results, now))
+        return self._track(self._probe_results(results, now), now)
+
+    def _acked_or_probed(self, now: float) -> float | None:
+        """What arrived lately, or what a probe found if it lifted the
+        estimate within :data:`PROBE_TRUST_S` and is higher."""
+        acked = self.acked_bps
+        if now - self._probed_at >= PROBE_TRUST_S:
+            return acked
+        return self._probed_bps if acked is None else max(acked, self._probed_bps)
 
     def _update_acked(self, results: list[PacketResult]) -> None:
         arrivals = self._arrivals
@@ -240,7 +303,7 @@ class BandwidthEstimator:
         if self.standing_queue_s > LONG_QUEUE_S:
             before = self.rate.decreases
             self.rate.drain(self.acked_bps, self.standing_queue_s, now)
-            self.cuts["standing_queue"] += self.rate.decreases - before
+            self._count_cut("standing_queue", before, now)
             self._overuse_at = now
 
     def _update_loss(self, results: list[PacketResult], now: float) -> None:
@@ -265,7 +328,7 @@ class BandwidthEstimator:
         if loss > QUEUED_LOSS and standing_queue_s > STANDING_QUEUE_S:
             before = self.rate.decreases
             self.rate.drain(self.acked_bps, standing_queue_s, now)
-            self.cuts["queue_with_loss"] += self.rate.decreases - before
+            self._count_cut("queue_with_loss", before, now)
             self._overuse_at = now
         if loss > HEAVY_LOSS:
             base = self.acked_bps if self.acked_bps is not None else self.target_bps
@@ -298,14 +361,24 @@ class BandwidthEstimator:
             rate = probe_result([r for r in self._recent if first <= r.sent_at <= last])
             if rate is None:
                 self.probes.forget(cluster)
+                self.events.append((now, "probe_void", 0))
                 continue
+            self.events.append((now, "probe_result", round(rate)))
             if PROBE_PLAUSIBILITY * rate > self.rate.rate_bps:
                 self.rate.set_rate(PROBE_PLAUSIBILITY * rate, now)
+                self._probed_bps = rate
+                self._probed_at = now
             further += self.probes.on_result(cluster, rate, now)
         return further
 
-    def _track(self, clusters: list[ProbeCluster]) -> list[ProbeCluster]:
+    def _count_cut(self, cause: str, decreases_before: int, now: float) -> None:
+        if self.rate.decreases > decreases_before:
+            self.cuts[cause] += self.rate.decreases - decreases_before
+            self.events.append((now, cause, round(self.rate.rate_bps)))
+
+    def _track(self, clusters: list[ProbeCluster], now: float) -> list[ProbeCluster]:
         for cluster in clusters:
+            self.events.append((now, "probe", round(cluster.rate_bps)))
             self._cluster_size[cluster.cluster_id] = cluster.packets
             self._cluster_results.pop(cluster.cluster_id, None)
         return clusters

@@ -1,14 +1,28 @@
 """The SFU's view of one subscriber's path: what to limit publishers to.
 
 The SFU forwards what publishers send; it does not choose the rate of what it
-sends a subscriber, and it sends no probes. So an unknown path is not invited
-to take what publishers may send: :class:`ForwardedPath` starts its estimate
-at :data:`FORWARDED_START_BPS` and limits publishers to :data:`LIMIT_SHARE` of
+sends a subscriber. So an unknown path is not invited to take what publishers
+may send: :class:`ForwardedPath` starts its estimate at
+:data:`FORWARDED_START_BPS` and limits publishers to :data:`LIMIT_SHARE` of
 the estimate from the start. While they follow the limit, the estimate grows
-as AIMD grows it (8% a second, to at most 1.25 times what arrives), so the
-limit probes upward with what the path has been seen to carry, and the path's
-congestion cuts it (at most by half per round trip). Once the estimate
-reaches :data:`FORWARDED_MAX_BPS` the path limits nobody.
+as AIMD grows it (8% a second, to at most 1.25 times what arrives), and the
+path's congestion cuts it (at most by half per round trip). Once the
+estimate reaches :data:`FORWARDED_MAX_BPS` the path limits nobody.
+
+Growth with what arrives alone is slow, and it stalls where publishers send
+less than their limit (an encoder that undershoots, a publisher held back by
+its own path): the limit then stays near what they sent, and when their own
+path recovers it holds them back for many seconds (8% a second from 0.5 to
+1 Mbit/s is nine). So while the path limits anyone the SFU probes it
+(:meth:`ForwardedPath.probes`): one cluster at :data:`FIRST_PROBE_MULTIPLIER`
+times the estimate when it first limits, further ones at twice what a
+cluster found while they keep finding more, and, while publishers send
+less than :data:`APP_LIMITED` of the limit and the path is calm, one at
+twice the estimate every few seconds, as a client's hop does
+(:mod:`.probe`). A path that carries them opens in about a second. A path
+that publishers fill is not probed again: there AIMD finds its capacity,
+and a probe every few seconds would only queue and cut (on the virtual
+clock, a 1 Mbit/s path so probed was cut after every probe).
 
 Measured before (``bench/loss.py``, one member behind 1.5 Mbit/s with loss):
 an estimate that started at its 4 Mbit/s ceiling and waited for congestion
@@ -32,8 +46,16 @@ from __future__ import annotations
 
 from ..feedback import FeedbackPacket
 from .estimator import BandwidthEstimator
+from .probe import ProbeCluster
 
-__all__ = ["FORWARDED_MAX_BPS", "FORWARDED_START_BPS", "LIMIT_SHARE", "ForwardedPath"]
+__all__ = [
+    "APP_LIMITED",
+    "FIRST_PROBE_MULTIPLIER",
+    "FORWARDED_MAX_BPS",
+    "FORWARDED_START_BPS",
+    "LIMIT_SHARE",
+    "ForwardedPath",
+]
 
 FORWARDED_MAX_BPS = 4_000_000
 """The estimate's ceiling (bits per second): the most a client's own estimate
@@ -46,6 +68,14 @@ it probes)."""
 LIMIT_SHARE = 0.85
 """The share of the path's estimate that publishers are limited to: the
 margin for a publisher that follows the limit up to a second late."""
+APP_LIMITED = 0.8
+"""Publishers whose video the SFU forwards to the subscriber at less than
+this share of the limit are held back by something else (their own path,
+their encoder): only then is the path probed periodically."""
+FIRST_PROBE_MULTIPLIER = 2.0
+"""The first probe of a path goes at this many times its start estimate
+(one cluster, not a client's two at 3x and 6x: the path may be a slow one
+that a meeting already fills)."""
 
 
 class ForwardedPath:
@@ -59,10 +89,27 @@ class ForwardedPath:
         """Fed with what the SFU sends (``on_sent``); feedback goes through
         :meth:`on_feedback`."""
 
-    def on_feedback(self, feedback: FeedbackPacket, now: float) -> None:
-        """Read the subscriber's feedback about what the SFU sent it (the SFU
-        sends no probes, so none are asked for)."""
-        self.estimator.on_feedback(feedback, now)
+    def on_feedback(self, feedback: FeedbackPacket, now: float) -> list[ProbeCluster]:
+        """Read the subscriber's feedback about what the SFU sent it; further
+        probe clusters to send the path (a probe found more)."""
+        return self.estimator.on_feedback(feedback, now)
+
+    def probes(self, now: float) -> list[ProbeCluster]:
+        """Probe clusters to send the path at ``now`` while it limits
+        publishers (call while some publisher's video goes to it, a few
+        times a second): the first, then periodic ones while what is
+        forwarded leaves the limit unused (:data:`APP_LIMITED`)."""
+        estimator = self.estimator
+        limit = self.limit_bps(now)
+        if limit is None or not estimator.history.feedback_received:
+            # A member that sends no feedback (yet) cannot tell what a probe
+            # measured: it gets none.
+            return []
+        if not estimator.probes.clusters_sent:
+            return estimator.start(now, (FIRST_PROBE_MULTIPLIER,))
+        if estimator.sent_bps(now) >= APP_LIMITED * limit:
+            return []
+        return estimator.poll(now)
 
     def limit_bps(self, now: float) -> float | None:
         """What publishers may send the path (bits per second), or None once

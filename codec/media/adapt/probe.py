@@ -72,12 +72,17 @@ class ProbeController:
         """Cluster id → (rate probed, when), for clusters awaiting their result."""
         self._last_probe_at = float("-inf")
 
-    def start(self, estimate_bps: float, now: float) -> list[ProbeCluster]:
-        """The initial clusters (once)."""
+    def start(
+        self,
+        estimate_bps: float,
+        now: float,
+        multipliers: tuple[float, ...] = INITIAL_MULTIPLIERS,
+    ) -> list[ProbeCluster]:
+        """The initial clusters (once), at ``multipliers`` times the estimate."""
         if self._started:
             return []
         self._started = True
-        return [self._cluster(estimate_bps * m, now) for m in INITIAL_MULTIPLIERS]
+        return [self._cluster(estimate_bps * m, now) for m in multipliers]
 
     def on_result(
         self, cluster_id: int, result_bps: float, now: float

@@ -90,8 +90,7 @@ class AimdRateControl:
     def _increase(self, acked_bps: float | None, elapsed: float) -> None:
         mean = self._capacity_mean_kbps
         if acked_bps is not None and mean is not None:
-            spread = CONVERGENCE_STDDEVS * math.sqrt(self._capacity_var * mean)
-            if acked_bps / 1000 > mean + spread:
+            if acked_bps / 1000 > mean + self._spread_kbps(mean):
                 self._capacity_mean_kbps = None  # the capacity went up: forget
                 mean = None
         if mean is not None:
@@ -144,7 +143,11 @@ class AimdRateControl:
 
     def _on_capacity(self, kbps: float) -> None:
         mean = self._capacity_mean_kbps
-        if mean is None:
+        if mean is None or kbps < mean - self._spread_kbps(mean):
+            # A cut far below the capacity seen before is a new capacity (as
+            # libwebrtc resets its link capacity estimate): averaged with
+            # the old one, it would keep the rate growing additively, about
+            # a packet per response time, long after the capacity came back.
             self._capacity_mean_kbps = kbps
             return
         alpha = 0.05
@@ -155,3 +158,7 @@ class AimdRateControl:
         )
         self._capacity_var = min(max(self._capacity_var, 0.4), 2.5)
         self._capacity_mean_kbps = mean
+
+    def _spread_kbps(self, mean_kbps: float) -> float:
+        """How far (kbit/s) from the capacity last seen is still near it."""
+        return CONVERGENCE_STDDEVS * math.sqrt(self._capacity_var * mean_kbps)

@@ -22,6 +22,13 @@ __all__ = ["BURST_S", "WINDOW", "DelayDetector", "Usage"]
 BURST_S = 0.005
 """Packets sent within this long of a group's first (seconds) are one group:
 a paced burst, whose spacing inside says nothing about the queue."""
+ARRIVAL_BURST_S = 0.005
+"""A packet that arrives within this long (seconds) of its group's last and
+sooner after it than it was sent joins the group (libwebrtc's burst rule):
+a receiver that stalled reads what waited in its socket at once, and the
+stall is not the path's queue..."""
+MAX_BURST_S = 0.1
+"""...as long as the group spans no more than this (seconds) of send time."""
 WINDOW = 20
 """Points of the trendline fit (libwebrtc's default)."""
 SMOOTHING = 0.9
@@ -97,7 +104,7 @@ class DelayDetector:
                 continue
             if result.sent_at < group.first_sent:
                 continue  # reordered behind a later group: no information
-            if result.sent_at - group.first_sent <= BURST_S:
+            if result.sent_at - group.first_sent <= BURST_S or _in_burst(group, result):
                 group.last_sent = max(group.last_sent, result.sent_at)
                 group.last_arrival = max(group.last_arrival, result.arrived_at)
                 group.size += result.size
@@ -172,6 +179,18 @@ class DelayDetector:
             max(self.threshold_ms, MIN_THRESHOLD_MS), MAX_THRESHOLD_MS
         )
         self._threshold_updated_ms = now_ms
+
+
+def _in_burst(group: _Group, result: PacketResult) -> bool:
+    """Whether ``result`` arrived in a burst with ``group`` (read at once
+    after the receiver or a hop before it held both)."""
+    assert result.arrived_at is not None
+    arrival_delta = result.arrived_at - group.last_arrival
+    return (
+        arrival_delta <= ARRIVAL_BURST_S
+        and arrival_delta < result.sent_at - group.last_sent
+        and result.sent_at - group.first_sent < MAX_BURST_S
+    )
 
 
 def _slope(points: deque[tuple[float, float]]) -> float | None:

@@ -1,0 +1,115 @@
+"""The SFU probes a subscriber path that limits publishers, pure: a forwarder
+that sends what a publisher offers (no more than the path's limit) and the
+probe clusters the path asks for, at their rate, through a netsim
+bottleneck, feedback back after 25 ms, on a virtual clock."""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from codec.media import ProbePacket, VideoPacketizer, parse_packet
+from codec.media.adapt import ArrivalRecorder, ForwardedPath
+from netsim import Link, LinkConfig
+
+TICK_S = 0.002
+FPS = 30
+WEIGH_S = 0.5
+"""How often the SFU weighs a publisher's track against the path (and asks
+the path for probes)."""
+
+
+def _forward(
+    link_config: LinkConfig, offered: list[tuple[float, float]], seconds: float
+) -> tuple[list[tuple[float, float | None, float]], ForwardedPath]:
+    """(time, limit, highest one-way delay of the last 0.5 s) every 0.5 s; the
+    publisher offers ``offered`` ((from second, bits per second) steps), no
+    more than the limit."""
+    link: Link[bytes] = Link(link_config, seed=5)
+    path = ForwardedPath()
+    path.estimator.set_rtt(0.05)
+    recorder = ArrivalRecorder()
+    packetizer = VideoPacketizer(7)
+    feedback: list[tuple[float, int, bytes]] = []
+    sent_at: dict[int, float] = {}
+    probes: deque[tuple[float, int, int]] = deque()
+    """(when, cluster id, bytes) of probe datagrams still to send."""
+    samples = []
+    seq = counter = 0
+    now = next_frame = next_weigh = 0.0
+    next_sample = 0.5
+    worst = 0.0
+
+    def send(data: bytearray, cluster: int | None) -> None:
+        nonlocal seq
+        data[2:4] = seq.to_bytes(2, "big")
+        path.estimator.on_sent(seq, len(data), now, cluster)
+        sent_at[seq] = now
+        seq = (seq + 1) & 0xFFFF
+        link.send(bytes(data), now)
+
+    def add_probes(clusters: list, start: float) -> None:
+        at = max(start, probes[-1][0]) if probes else start
+        for cluster in clusters:
+            for _ in range(cluster.packets):
+                probes.append((at, cluster.cluster_id, cluster.packet_bytes))
+                at += cluster.packet_bytes * 8 / cluster.rate_bps
+
+    while now < seconds:
+        if now >= next_weigh:
+            next_weigh += WEIGH_S
+            if path.limit_bps(now) is not None:
+                add_probes(path.probes(now), now)
+        if now >= next_frame:
+            next_frame += 1 / FPS
+            rate = next(bps for at, bps in reversed(offered) if now >= at)
+            limit = path.limit_bps(now)
+            rate = rate if limit is None else min(rate, limit)
+            for packet in packetizer.packetize(bytes(int(rate / FPS / 8)), 0, False):
+                send(bytearray(packet.serialize()), None)
+        while probes and probes[0][0] <= now:
+            _, cluster_id, size = probes.popleft()
+            send(
+                bytearray(ProbePacket(cluster_id, 0, size - 4).serialize()), cluster_id
+            )
+        for data in link.receive(now):
+            arrived = int.from_bytes(data[2:4], "big")
+            recorder.on_packet(arrived, now)
+            worst = max(worst, now - sent_at.pop(arrived))
+        if recorder.due(now):
+            for report in recorder.feedback(now):
+                counter += 1
+                heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
+        while feedback and feedback[0][0] <= now:
+            report = parse_packet(heapq.heappop(feedback)[2])
+            add_probes(path.on_feedback(report, now), now)  # type: ignore[arg-type]
+        if now >= next_sample:
+            next_sample += 0.5
+            samples.append((now, path.limit_bps(now), worst))
+            worst = 0.0
+        now += TICK_S
+    return samples, path
+
+
+def test_a_path_that_carries_more_opens_when_the_publisher_recovers():
+    # The publisher sends 500 kbit/s for 10 s (held back by its own path),
+    # then 3 Mbit/s. Without probes the limit grows only with what arrives:
+    # 0.87 Mbit/s when the publisher can send more, 1.1 Mbit/s 3.5 s later;
+    # with them, a clean 10 Mbit/s path limits nobody.
+    link = LinkConfig(delay_s=0.01, rate_bps=10e6, queue_delay_s=0.3)
+    samples, path = _forward(link, [(0, 500e3), (10, 3e6)], 12.0)
+    assert path.estimator.probes.clusters_sent >= 1
+    late = [limit for t, limit, _ in samples if t >= 11.0]
+    assert all(limit is None or limit >= 2.5e6 for limit in late), samples
+
+
+def test_probing_a_slow_path_keeps_its_limit_under_it_and_its_queue_short():
+    link = LinkConfig(delay_s=0.025, rate_bps=1e6, queue_delay_s=0.3)
+    samples, path = _forward(link, [(0, 3e6)], 20.0)
+    # Filled by its publisher, the path is probed once, at the start.
+    assert path.estimator.probes.clusters_sent == 1
+    steady = [(limit, worst) for t, limit, worst in samples if t >= 5.0]
+    limits = [limit for limit, _ in steady]
+    assert all(limit is not None and limit < 1.1e6 for limit in limits), samples
+    assert sum(limits) / len(limits) < 0.95e6  # type: ignore[arg-type]
+    assert max(worst for _, worst in steady) < 0.2, samples

@@ -1,0 +1,160 @@
+"""Recovery after a capacity drop, pure: periodic probes only when the media
+leaves the estimate unused (on a virtual clock through a netsim bottleneck,
+``adapt_sim``), a cut far below the capacity seen before starting a new
+one, and a receiver's stalls not read as a queue."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from codec.media import FeedbackPacket
+from codec.media.adapt import (
+    AimdRateControl,
+    BandwidthEstimator,
+    DelayDetector,
+    PacketResult,
+    Usage,
+)
+from netsim import LinkConfig
+
+from .adapt_sim import AdaptSim, between, mean
+
+
+def test_a_sender_that_fills_a_slow_path_is_not_probed_into_its_queue() -> None:
+    # 600 kbit/s, 50 ms, 300 ms of buffer (RFC 8867 5.1's third step): a
+    # probe at twice the estimate every 5 s came back at the capacity and
+    # left a queue: the highest one-way delay of a 100 ms reached 190 ms.
+    sim = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=0.6e6, queue_delay_s=0.3))
+    steady = between(sim.run(30.0), 5.0, 30.0)
+    assert mean(s.sent_bps for s in steady) > 0.85 * 0.6e6
+    assert max(s.delay_s for s in steady) < 0.16, max(s.delay_s for s in steady)
+
+
+def _periodic_probes(estimator: BandwidthEstimator, sent_bps: float) -> list:
+    """Send 1,000-byte datagrams at ``sent_bps`` for 12 s, polling; the
+    periodic clusters asked for."""
+    estimator.start(0.0)
+    gap = 8000 / sent_bps
+    probes = []
+    now, seq = 0.0, 0
+    while now < 12.0:
+        estimator.on_sent(seq & 0xFFFF, 1000, now)
+        seq += 1
+        now += gap
+        probes += estimator.poll(now)
+    return probes
+
+
+def test_an_app_limited_sender_still_probes_periodically() -> None:
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    probes = _periodic_probes(estimator, 200e3)  # an encoder far under it
+    assert probes, estimator.events
+    assert probes[0].rate_bps == 2 * estimator.target_bps
+
+
+def test_a_sender_whose_path_dropped_is_not_app_limited() -> None:
+    # After a capacity drop what arrives falls while the sender still sends
+    # its estimate: that is no time to probe at twice the estimate (in the
+    # capacity steps a 5.3 Mbit/s probe went out 0.2 s after the drop to
+    # 0.6 Mbit/s while the app-limited test read what arrived).
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    estimator.acked_bps = 300e3
+    assert _periodic_probes(estimator, 1e6) == []
+
+
+def test_a_cut_far_below_the_last_capacity_grows_back_multiplicatively() -> None:
+    # Converged at 2 Mbit/s, then the path drops to 0.6 Mbit/s: averaged
+    # with the old capacity the new one kept the rate "near convergence",
+    # growing about a packet per response time (1.26 Mbit/s 10 s later);
+    # as a new capacity it grows 8% a second once past it.
+    rate = AimdRateControl(2e6, 50e3, 4e6)
+    now = 0.0
+    for _ in range(3):
+        rate.rate_bps = 2.2e6
+        rate.update(Usage.OVERUSE, 2e6, now)
+        now += 1.0
+    rate.update(Usage.OVERUSE, 0.6e6, now)
+    assert rate.rate_bps == 0.85e6  # at most halved in one cut
+    for _ in range(200):
+        now += 0.05
+        rate.update(Usage.NORMAL, rate.rate_bps, now)
+    assert rate.rate_bps > 1.6e6
+
+
+def _stalled_arrivals(seconds: float, seed: int) -> list[PacketResult]:
+    """1 Mbit/s of 1,000-byte packets (one every 8 ms) over a 50 ms path with
+    no queue, stamped by a receiver whose loop stalls 10-40 ms every
+    50-350 ms and then reads what waited at once."""
+    rng = random.Random(seed)
+    results = []
+    stall_at = rng.uniform(0.0, 0.4)
+    stall_until = -1.0
+    sent = 0.0
+    seq = 0
+    while sent < seconds:
+        arrival = sent + 0.05
+        if arrival >= stall_at:
+            stall_until = stall_at + rng.uniform(0.01, 0.04)
+            stall_at += rng.uniform(0.05, 0.35)
+        results.append(PacketResult(seq, 1000, sent, max(arrival, stall_until)))
+        seq += 1
+        sent += 0.008
+    return results
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_stalling_receiver_is_not_a_growing_queue(seed: int) -> None:
+    # Packets a stalled loop reads at once arrive closer than they were sent:
+    # they join the group before them (33 overuse verdicts in 20 s before).
+    detector = DelayDetector()
+    results = _stalled_arrivals(20.0, seed)
+    verdicts = [detector.update(results[i : i + 6]) for i in range(0, len(results), 6)]
+    assert Usage.OVERUSE not in verdicts
+
+
+def _report(
+    estimator: BandwidthEstimator,
+    sends: list[tuple[float, int | None]],
+    seq: int,
+    delay_s: float,
+    growth: float = 0.0,
+) -> list:
+    """Send 1,000-byte packets at ``sends`` ((time, probe cluster)), each
+    arriving ``delay_s`` later (plus ``growth`` times its send offset: a
+    growing queue); one feedback for them at the last arrival. Further
+    clusters asked for."""
+    arrivals: list[float | None] = []
+    for i, (at, cluster) in enumerate(sends):
+        estimator.on_sent((seq + i) & 0xFFFF, 1000, at, cluster)
+        arrivals.append(at + delay_s + growth * (at - sends[0][0]))
+    feedback = FeedbackPacket.from_arrival_times(seq & 0xFF, seq & 0xFFFF, arrivals)
+    return estimator.on_feedback(feedback, max(a for a in arrivals if a))
+
+
+def test_a_cut_just_after_a_probe_keeps_what_the_probe_found() -> None:
+    # 400 kbit/s of media for 2 s, then a probe the path carries lifts the
+    # estimate; a growing queue right after (the probe's own, or noise) cut
+    # it from what had arrived before the media could follow: half of the
+    # lifted estimate. Now the cut is from what the probe found.
+    estimator = BandwidthEstimator(start_bps=400_000, max_bps=4_000_000)
+    estimator.set_rtt(0.05)
+    seq, now = 0, 0.0
+    while now < 2.0:
+        sends = [(now + i * 0.02, None) for i in range(5)]
+        _report(estimator, sends, seq, 0.03)
+        seq, now = seq + 5, now + 0.1
+    cluster = estimator.start(now)[0]  # at three times the estimate
+    gap = cluster.packet_bytes * 8 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    _report(estimator, sends, seq, 0.03)
+    seq += cluster.packets
+    lifted = estimator.target_bps
+    assert lifted > 700_000
+    for _ in range(6):
+        now += 0.1
+        _report(estimator, [(now + i * 0.02, None) for i in range(5)], seq, 0.03, 0.5)
+        seq += 5
+    assert estimator.cuts["overuse"] >= 1
+    assert estimator.target_bps > 0.7 * lifted
