@@ -12,7 +12,8 @@ from codec.media import KeyframeRequest, RateLimit
 from tests.conftest import PASSWORD, address
 
 
-async def test_unusable_datagrams_are_counted_and_change_nothing(server):
+async def alone_in_a_room(server) -> tuple[Session, Call]:
+    """A new account's session in a room of its own, with a started call."""
     session = Session(address(server))
     await session.connect()
     await session.register("alice", PASSWORD)
@@ -20,6 +21,11 @@ async def test_unusable_datagrams_are_counted_and_change_nothing(server):
     await session.rooms.create()
     call = Call(session)
     call.start()
+    return session, call
+
+
+async def test_unusable_datagrams_are_counted_and_change_nothing(server):
+    session, call = await alone_in_a_room(server)
     try:
         sender = await asyncio.wait_for(
             call.publish_video(SyntheticSource(160, 120, 15), "camera"), 20
@@ -43,13 +49,7 @@ async def test_unusable_datagrams_are_counted_and_change_nothing(server):
 
 
 async def test_layer_limits_for_layers_a_track_lacks_are_counted_and_dropped(server):
-    session = Session(address(server))
-    await session.connect()
-    await session.register("alice", PASSWORD)
-    await session.login("alice", PASSWORD)
-    await session.rooms.create()
-    call = Call(session)
-    call.start()
+    session, call = await alone_in_a_room(server)
     try:
         # 640x480 is two layers (0 and 1); 160x120 is one.
         layered = await asyncio.wait_for(

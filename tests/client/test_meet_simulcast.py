@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from client.media import Call, SyntheticSource
 from netsim import ImpairmentProxy, LinkConfig
 from tests.client.test_meet import (
     Participant,
     assert_shown_correctly,
     leave_all,
-    signed_in,
+    participant,
 )
 from tests.conftest import address
 
@@ -24,18 +23,9 @@ FPS = 30.0
 async def member(server_address: str, name: str, room_id: str | None) -> Participant:
     """A member who publishes 640x480 video when it creates the room, and
     only watches when it joins one."""
-    session = await signed_in(server_address, name)
-    if room_id is None:
-        await session.rooms.create()
-    else:
-        await session.rooms.join(room_id)
-    source = SyntheticSource(*SIZE, FPS, seed=len(name))
-    watcher = Participant(session, None, source)  # type: ignore[arg-type]
-    watcher.call = Call(session, [watcher.record])
-    watcher.call.start()
-    if room_id is None:
-        await watcher.call.publish_video(source)
-    return watcher
+    return await participant(
+        server_address, name, room_id, size=SIZE, fps=FPS, publish=room_id is None
+    )
 
 
 async def test_a_slow_subscriber_gets_the_low_layer_the_other_the_top(server):
@@ -67,15 +57,17 @@ async def test_a_slow_subscriber_gets_the_low_layer_the_other_the_top(server):
     assert to_carol["layer"] == 0 and to_carol["width"] == 320, to_carol
     assert to_carol["layer_switches"] >= 1, to_carol
     assert carol_later > carol_shown
-    # Both layers were encoded, the top at more than carol's link carries.
+    # Both layers were encoded, the top asked for more than carol's link
+    # carries (or not limited at all): she did not set bob's rate.
     layers = {layer["layer"]: layer for layer in sent["layers"]}
     assert layers[0]["encoded"] and layers[1]["encoded"], sent
     assert layers[0]["frames_encoded"] > 0 and layers[1]["frames_encoded"] > 0
-    assert sent["bitrate_bps"] > CAPACITY_BPS, sent
+    top_target = layers[1]["target_bps"]
+    assert top_target is None or top_target > CAPACITY_BPS, sent
     # The switch froze carol's picture no longer than a keyframe's round
     # trip on a slow link (generous: a loaded machine).
     longest = max((r["gap_ms"] for r in to_carol["freeze_log"]), default=0)
     assert longest < 2000, to_carol["freeze_log"]
     assert link.dropped_queue <= 0.1 * link.packets_in, link
     assert_shown_correctly(bob, {"alice"})
-    assert_shown_correctly(carol, {"alice"})
+    assert_shown_correctly(carol, {"alice"}, intact=0.75)
