@@ -304,7 +304,7 @@ class Forwarder:
             return
         layer = data[1] >> 4
         published = endpoint.layered.get(track_id)
-        if layer if published is None else layer > published.top:
+        if layer > (0 if published is None else published.top):
             stats.dropped_unknown_layer += 1
             return
         seq = _U16.unpack_from(data, _SEQ_OFFSET)[0]
