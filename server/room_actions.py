@@ -4,6 +4,7 @@ SFU's routes) is :class:`server.rooms.RoomService`'s."""
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
 
 from codec.errors import ErrorCode
@@ -53,7 +54,12 @@ class RoomActions:
 
     def __init__(self, rooms: RoomService) -> None:
         self.rooms = rooms
-        self._next_track_id = 1
+        # Track ids start at a random point of the lower half of their range,
+        # not at 1: after a failover or a restart the tracks published again
+        # would otherwise get the ids the old node gave out, and a member
+        # whose room state never showed the old track gone would take the new
+        # stream for the old one (whose frame numbers it is far past).
+        self._next_track_id = secrets.randbelow(MAX_TRACK_ID // 2) + 1
 
     def register_handlers(self, router: Router) -> None:
         router.handle(LockRoom, self.lock)
