@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _adapt_runs import Quicmeet, _first_line  # noqa: I001
+from _adapt_runs import Quicmeet, _first_line, _reap, _wait_all  # noqa: I001
 from _common import percentile, start_netsim, start_quicmeet_server
 from meeting import make_homes
 
@@ -58,14 +58,9 @@ def room_run(link_args: list[str], seconds: float, seed: int, size: str) -> dict
                         str(work / f"{name}.json"),
                     )  # fmt: skip
                 )
-            for proc in procs:
-                if proc.wait(seconds + 90) != 0:
-                    raise RuntimeError(f"meet failed, see {work}")
+            _wait_all(procs, seconds + 90, work)
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            _reap(procs)
     finally:
         relay.stop()
         server.stop()

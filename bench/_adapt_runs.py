@@ -73,6 +73,22 @@ def _first_line(path: Path, proc: subprocess.Popen[str], timeout: float = 30) ->
     raise RuntimeError(f"{path} has no first line")
 
 
+def _wait_all(procs: list[subprocess.Popen[str]], timeout: float, work: Path) -> None:
+    """Wait up to ``timeout`` s for each of ``procs`` to end well (their logs
+    are in ``work``)."""
+    for proc in procs:
+        if proc.wait(timeout) != 0:
+            raise RuntimeError(f"meet failed, see {work}")
+
+
+def _reap(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whichever of ``procs`` still runs (a run that failed)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Quicmeet:
     """quicmeet: server, far publisher through the relay, near receiver."""
 
@@ -103,14 +119,9 @@ class Quicmeet:
                               "--video", "none", "--duration", str(seconds),
                               "--stats", str(work / "near.json"))  # fmt: skip
             procs.append(near)
-            for proc in procs:
-                if proc.wait(seconds + 90) != 0:
-                    raise RuntimeError(f"meet failed, see {work}")
+            _wait_all(procs, seconds + 90, work)
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            _reap(procs)
         sender = json.loads((work / "far.json").read_text())
         receiver = json.loads((work / "near.json").read_text())
         run = self._run(started, sender, receiver)
