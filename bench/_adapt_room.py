@@ -40,10 +40,12 @@ def room_run(link_args: list[str], seconds: float, seed: int, size: str) -> dict
                                  "--duration", str(seconds + 8),
                                  "--stats", str(work / "pub.json"))  # fmt: skip
         procs = [publisher]
+        started: dict[str, float] = {}
         try:
             line = _first_line(work / "pub.out", publisher)
             room_id = json.loads(line)["room"]["room_id"]
             for name in SUBSCRIBERS:
+                started[name] = time.time()
                 procs.append(
                     system._meet(
                         addresses[name],
@@ -73,13 +75,39 @@ def room_run(link_args: list[str], seconds: float, seed: int, size: str) -> dict
     }
     for name in SUBSCRIBERS:
         received = json.loads((work / f"{name}.json").read_text())["received"]
-        result[name] = _subscriber(received[0]) if received else {"error": "none"}
+        result[name] = (
+            _subscriber(received[0], started[name], len(sent.get("layers", [])) - 1)
+            if received
+            else {"error": "none"}
+        )
     return result
 
 
-def _subscriber(track: dict) -> dict[str, Any]:
-    """What one subscriber got: latency after its first 2 s, frame rate,
-    longest freeze, and the layer it ended on."""
+def _start(frames: list, track: dict, started: float, top: int) -> dict[str, Any]:
+    """How the subscriber started: seconds from its start to its first
+    picture and to its first top-layer one, and its longest freeze in its
+    first 5 s of pictures."""
+    first = frames[0][0]
+    switches = [t for t, layer in track.get("layer_timeline", []) if layer == top]
+    top_at = next((t for t, _ in frames if switches and t >= switches[0]), None)
+    early = [t for t, _ in frames if t <= first + 5]
+    return {
+        "first_picture_s": round(first - started, 3),
+        "first_top_picture_s": None if top_at is None else round(top_at - started, 3),
+        "max_freeze_first_5s": round(
+            max((b - a for a, b in zip(early, early[1:], strict=False)), default=0.0),
+            3,
+        ),
+        "layer_timeline": [
+            [round(t - started, 3), layer]
+            for t, layer in track.get("layer_timeline", [])
+        ],
+    }
+
+
+def _subscriber(track: dict, started: float, top: int) -> dict[str, Any]:
+    """What one subscriber got: how it started, latency after its first 2 s,
+    frame rate, longest freeze, and the layer it ended on."""
     frames = track["timeline"]
     if not frames:
         return {"error": "no picture shown"}
@@ -101,6 +129,7 @@ def _subscriber(track: dict) -> dict[str, Any]:
             max((b - a for a, b in zip(late, late[1:], strict=False)), default=0.0), 3
         ),
         "frames_rendered": track.get("frames_rendered"),
+        **_start(frames, track, started, top),
     }
 
 

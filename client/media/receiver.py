@@ -273,8 +273,10 @@ class VideoReceiver:
             if isinstance(event, CompletedFrame):
                 stats.frames_received += 1
                 layer = event.layer >> 4
-                if stats.layer is not None and layer != stats.layer:
-                    stats.layer_switches += 1
+                if layer != stats.layer:
+                    if stats.layer is not None:
+                        stats.layer_switches += 1
+                    stats.layer_timeline.append((time.time(), layer))
                 stats.layer = layer
                 if event.keyframe:
                     stats.keyframes_received += 1
@@ -509,6 +511,9 @@ class VideoReceiver:
             "keyframes_received": stats.keyframes_received,
             "layer": stats.layer,
             "layer_switches": stats.layer_switches,
+            "layer_timeline": [
+                [round(t, 3), layer] for t, layer in stats.layer_timeline
+            ],
             "keyframe_requests": stats.keyframe_requests,
             "keyframe_requests_to_start": stats.keyframe_requests_to_start,
             "nacks_sent": stats.nacks_sent,

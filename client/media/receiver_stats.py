@@ -40,6 +40,9 @@ class ReceiverStats:
     layer_switches: int = 0
     """Whole frames of another spatial layer than the frame before (the SFU
     switched this member's layer)."""
+    layer_timeline: list[tuple[float, int]] = field(default_factory=list)
+    """(Unix time in seconds, layer) of the first whole frame and of each
+    switch (a handful per call)."""
     keyframe_requests: int = 0
     keyframe_requests_to_start: int = 0
     """Those made before the first picture was decoded (how many depends on
