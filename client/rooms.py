@@ -56,6 +56,7 @@ from codec.messages import (
     TrackPublished,
     TransferHost,
     UnpublishTrack,
+    ViewTrack,
 )
 from codec.messages.rooms import TrackKind, parse_room_id
 
@@ -330,6 +331,14 @@ class Rooms:
         (0..1) of its frames we lost in our last period."""
         await self._session.call(
             ReportAudioLoss, Ok, track_id=track_id, lost_fraction=lost_fraction
+        )
+
+    async def view_track(self, track_id: int, width: int, height: int) -> None:
+        """Show another member's video track ``track_id`` at most ``width``
+        x ``height`` pixels (0 x 0: no limit): the server sends no larger
+        simulcast layer than that needs."""
+        await self._session.call(
+            ViewTrack, Ok, track_id=track_id, width=width, height=height
         )
 
     async def unpublish(self, track_id: int) -> None:

@@ -28,6 +28,7 @@ from codec.messages import (
     TrackPublished,
     TransferHost,
     UnpublishTrack,
+    ViewTrack,
 )
 from codec.messages.rooms import MAX_ROOM_CHAT_BYTES, parse_room_id
 
@@ -73,6 +74,7 @@ class RoomActions:
         router.handle(PublishTrack, self.publish)
         router.handle(UnpublishTrack, self.unpublish)
         router.handle(ReportAudioLoss, self.report_audio_loss)
+        router.handle(ViewTrack, self.view_track)
 
     # -- host powers ------------------------------------------------------------
 
@@ -287,6 +289,30 @@ class RoomActions:
                 lost_fraction=req.lost_fraction,
             )
         )
+        return Ok(rid=req.rid)
+
+    async def view_track(self, conn: ClientConnection, req: ViewTrack) -> Ok:
+        """The largest size the member shows another's video track at: the
+        SFU forwards it no larger simulcast layer than that needs."""
+        if (req.width == 0) != (req.height == 0):
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                "a view is width x height, both at least 1 (or both 0: no limit)",
+            )
+        member = self.rooms.member(conn)
+        room = self.rooms.room_of(member)
+        owner = next(
+            (m for m in room.members.values() if req.track_id in m.tracks), None
+        )
+        if owner is None or owner.tracks[req.track_id].kind == "microphone":
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, "no video track with this id in your room"
+            )
+        if owner is member:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT, "a view is of another's track"
+            )
+        self.rooms.sfu.set_view(conn, req.track_id, req.width, req.height)
         return Ok(rid=req.rid)
 
     async def unpublish(self, conn: ClientConnection, req: UnpublishTrack) -> Ok:

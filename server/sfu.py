@@ -65,9 +65,10 @@ from codec.media.recovery import (
     Arrival,
     NackGenerator,
 )
+from codec.media.simulcast import layer_for_view
 
 from .sfu_hop import Admission, Hop
-from .sfu_layers import PublishedLayers, route_layers, weigh_layers
+from .sfu_layers import PublishedLayers, SubscriberPath, route_layers, weigh_layers
 from .sfu_probe import ProbeSender
 from .sfu_repair import answer_nack, ask_keyframe, nack_publisher
 from .sfu_stats import ForwarderStats, count_drops, snapshot
@@ -133,6 +134,7 @@ class _Endpoint:
         "nacks",
         "weighed_at",
         "layered",
+        "views",
     )
 
     def __init__(self, hop: Hop, room: object) -> None:
@@ -149,6 +151,9 @@ class _Endpoint:
         """The tracks sent as simulcast layers (``server.sfu_layers``)."""
         self.weighed_at: dict[int, float] = {}
         """Track id → when its subscribers' paths were last weighed."""
+        self.views: dict[int, tuple[int, int]] = {}
+        """Track id → the largest size (width, height in pixels) this member
+        shows it at (its tile), as it said (``set_view``)."""
 
 
 class Forwarder:
@@ -224,7 +229,10 @@ class Forwarder:
                 hop = endpoint.hop if endpoint is not None else Hop(conn, self._served)
                 endpoint = self._endpoints[conn] = _Endpoint(hop, room)
             endpoints.append(endpoint)
+        in_room = {track_id for _, track_ids in listed for track_id in track_ids}
         for endpoint, (_, track_ids) in zip(endpoints, listed, strict=True):
+            for gone in endpoint.views.keys() - in_room:
+                del endpoint.views[gone]
             others = tuple(e.hop for e in endpoints if e is not endpoint)
             for gone in endpoint.routes.keys() - set(track_ids):
                 self._track_owner.pop(gone, None)
@@ -258,6 +266,23 @@ class Forwarder:
         for track_id in endpoint.routes:
             if self._track_owner.get(track_id) is endpoint:
                 del self._track_owner[track_id]
+
+    def set_view(self, conn: Any, track_id: int, width: int, height: int) -> None:
+        """``conn`` shows ``track_id`` at most ``width`` x ``height`` pixels
+        (0 x 0: no limit): it gets no larger simulcast layer than that needs
+        (:func:`~codec.media.simulcast.layer_for_view`), from the next
+        weighing on. The caller checked the sizes and that the track is
+        another member's video in the same room."""
+        endpoint = self._endpoints.get(conn)
+        if endpoint is None:
+            return
+        if width <= 0 or height <= 0:
+            endpoint.views.pop(track_id, None)
+        else:
+            endpoint.views[track_id] = (width, height)
+        owner = self._track_owner.get(track_id)
+        if owner is not None and track_id in owner.weighed_at:
+            owner.weighed_at[track_id] = float("-inf")
 
     def is_routed(self, conn: Any) -> bool:
         """Whether ``conn`` is a member of some room here."""
@@ -390,10 +415,25 @@ class Forwarder:
             return
         now = self.clock()
         hop = endpoint.hop
-        further = hop.path.on_feedback(feedback, now)
+        path = hop.path
+        probed_at = path.probed_at
+        further = path.on_feedback(feedback, now)
         self.stats.feedback_read += 1
-        if further and self.probes is not None:
+        if self.probes is None:
+            return
+        if not path.estimator.probes.clusters_sent:
+            # The first probe as soon as the member reports anything: until
+            # it returns, its simulcast layers start low.
+            further = further + path.probes(now)
+        if further:
             self.probes.add(hop, further, now)
+        if path.probed_at != probed_at:
+            # A probe returned: the layers this member gets are chosen again
+            # at their next datagram, not up to half a second later.
+            for track_id in hop.layers:
+                owner = self._track_owner.get(track_id)
+                if owner is not None and track_id in owner.weighed_at:
+                    owner.weighed_at[track_id] = float("-inf")
 
     def _weigh(
         self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
@@ -436,24 +476,61 @@ class Forwarder:
         no limit from the slowest subscriber for everyone."""
         if not hops:
             return
-        shares = [
-            None
-            if (limit := hop.path.limit_bps(now)) is None
-            else self._video_share(publisher, hops, hop, limit)
-            for hop in hops
-        ]
+        published = publisher.layered[track_id]
+        paths = []
+        for hop in hops:
+            limit = hop.path.limit_bps(now)
+            subscriber = self._endpoints.get(hop.conn)
+            view = None if subscriber is None else subscriber.views.get(track_id)
+            paths.append(
+                SubscriberPath(
+                    None
+                    if limit is None
+                    else self._video_share(publisher, hops, hop, limit),
+                    hop.congested(now, self.max_queued, CONGESTED_QUEUE_S),
+                    # Without probes nothing will measure the path: the
+                    # share is taken as it is, as before probes.
+                    self.probes is None or hop.path.measured,
+                    hop.path.probed_at,
+                    None if view is None else layer_for_view(published.layers, *view),
+                )
+            )
         limits = weigh_layers(
             track_id,
-            publisher.layered[track_id],
+            published,
             [hop.layers[track_id] for hop in hops],
-            shares,
-            [hop.congested(now, self.max_queued, CONGESTED_QUEUE_S) for hop in hops],
+            paths,
             now,
             lambda layer: self._ask_keyframe(publisher, track_id, now, layer),
         )
         for datagram in limits:
             publisher.hop.send_control(datagram, now)
         self.stats.layer_limits_sent += len(limits)
+        if self.probes is not None and len(hops) > 1:
+            self._probe_for_layers(published, hops, paths, track_id, now)
+
+    def _probe_for_layers(
+        self,
+        published: PublishedLayers,
+        hops: tuple[Hop, ...],
+        paths: list[SubscriberPath],
+        track_id: int,
+        now: float,
+    ) -> None:
+        """Probe the paths of subscribers held under the next layer by their
+        share, for the limit that would take them up: what a lower layer
+        carries cannot show room for a larger one."""
+        assert self.probes is not None
+        for hop, path in zip(hops, paths, strict=True):
+            share = path.share_bps
+            wanted = hop.layers[track_id].selector.probe_share(
+                published.layers, published.fps, share, path.max_layer
+            )
+            limit = hop.path.limit_bps(now)
+            if wanted is None or not share or limit is None:
+                continue
+            if clusters := hop.path.probe_for(limit * wanted / share, now):
+                self.probes.add(hop, clusters, now)
 
     def _video_share(
         self, publisher: _Endpoint, hops: tuple[Hop, ...], hop: Hop, limit: float

@@ -15,17 +15,21 @@ then needs nothing special: its reassembler sees a frame cut short followed
 by a keyframe (which ends the wait for it), its NACK generator no gap.
 
 Every half second :func:`weigh_layers` runs the :class:`LayerSelector` of
-each subscriber on its path's share (None when the path limits nothing)
-and tells the publisher, per layer, the least share among the subscribers
-forwarded it (0 for a layer nobody gets: not encoded). A track with one
-subscriber gets the top layer and its path's limit, as a single-layer
-track does: one encoder, no CPU spent on layers nobody needs.
+each subscriber on what is known of its path (:class:`SubscriberPath`: its
+share, None when the path limits nothing; whether the SFU measured it yet;
+when its last probe returned) and its view (the largest layer it asked
+for), and tells the publisher, per layer, the least share among the
+subscribers forwarded it (0 for a layer nobody gets: not encoded). A track
+with one subscriber gets the top layer (or the one its view needs) and its
+path's limit, as a single-layer track does: one encoder, no CPU spent on
+layers nobody needs.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from codec.media.packet import NO_LIMIT_BPS, RateLimit
@@ -39,6 +43,7 @@ from codec.media.simulcast import (
 __all__ = [
     "PublishedLayers",
     "SubscriberLayer",
+    "SubscriberPath",
     "layered",
     "route_layers",
     "weigh_layers",
@@ -189,28 +194,52 @@ def route_layers(
                 subscriber.layers[track_id] = SubscriberLayer(layers.top)
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberPath:
+    """What the SFU knows of one subscriber's path and view, for
+    :func:`weigh_layers`."""
+
+    share_bps: float | None
+    """What the track may take of the path (bits per second; None:
+    the path limits nothing)."""
+    congested: bool = False
+    """The SFU's queue to the subscriber shows congestion."""
+    known: bool = True
+    """The share rests on a measure of the path, not the start guess."""
+    probed_at: float | None = None
+    """When (seconds) a probe of the path last returned (None: never)."""
+    max_layer: int | None = None
+    """The largest layer the subscriber's view needs (None: the top)."""
+
+
 def weigh_layers(
     track_id: int,
     published: PublishedLayers,
     subscribers: Sequence[SubscriberLayer],
-    shares: Sequence[float | None],
-    congested: Sequence[bool],
+    paths: Sequence[SubscriberPath],
     now: float,
     ask_keyframe: Callable[[int], None],
 ) -> list[bytes]:
-    """Choose each subscriber's layer from its path's share (bits per second,
-    None: unlimited) and whether its path shows a queue (``congested``), ask
-    for the keyframes the switches need, and return the
-    rate limits to send the publisher: one per layer, the least share of the
+    """Choose each subscriber's layer from what is known of its path and
+    its view, ask for the keyframes the switches need, and return the rate
+    limits to send the publisher: one per layer, the least share of the
     subscribers that get it, 0 for a layer nobody gets."""
     top = published.top
     needs: dict[int, int] = {}
-    for subscriber, share, queued in zip(subscribers, shares, congested, strict=True):
+    for subscriber, path in zip(subscribers, paths, strict=True):
+        share = path.share_bps
         if len(subscribers) == 1:
-            target = top
+            target = top if path.max_layer is None else min(path.max_layer, top)
         else:
             target = subscriber.selector.choose(
-                published.layers, published.fps, share, now, queued
+                published.layers,
+                published.fps,
+                share,
+                now,
+                path.congested,
+                known=path.known,
+                probed_at=path.probed_at,
+                max_layer=path.max_layer,
             )
         if subscriber.retarget(target):
             ask_keyframe(target)

@@ -2,15 +2,16 @@
 
 ``quicmeet-cli meet (--create | --room ID) [--password P] --video SOURCE
 [--screen SOURCE] [--audio SOURCE] [--play SINK] [--duration SECONDS]
-[--stats FILE] [--sink y4m:PATH] [--save-frames DIR --every N]`` joins (or
-creates) a room, sends its video and audio, receives everyone else's, renders
-video to the sinks and plays the audio mix, and at the end writes per-track
-statistics as JSON: frames received, decoded and rendered, frame rate,
-keyframe requests, packets lost, bitrate, and, for stamped (synthetic)
-sources, glass-to-glass latency percentiles read from the pictures; per
-speaker: packets received, lost, concealed, recovered by FEC, jitter-buffer
-delay and, for the stamped tone, mouth-to-ear latency. Without PortAudio or a
-device, audio is off with a note on stderr and the rest goes on.
+[--view-size WxH] [--stats FILE] [--sink y4m:PATH] [--save-frames DIR --every N]``
+joins (or creates) a room, sends its video and audio, receives everyone
+else's, renders video to the sinks and plays the audio mix, and at the end
+writes per-track statistics as JSON: frames received, decoded and rendered,
+frame rate, keyframe requests, packets lost, bitrate, and, for stamped
+(synthetic) sources, glass-to-glass latency percentiles read from the
+pictures; per speaker: packets received, lost, concealed, recovered by FEC,
+jitter-buffer delay and, for the stamped tone, mouth-to-ear latency. Without
+PortAudio or a device, audio is off with a note on stderr and the rest goes
+on.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
         state = await session.rooms.join(args.room, args.password)
     ctx.emit({"room": state}, room_text(state))
 
-    call = Call(session, consumers, audio_sink=audio_sink)
+    call = Call(session, consumers, audio_sink=audio_sink, view=args.view_size)
     call.start()
     if call.audio.unavailable is not None:
         ctx.note(call.audio.unavailable)
@@ -260,6 +261,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         type=_positive,
         metavar="SECONDS",
         help="stay this long (default: until interrupted or the meeting ends)",
+    )
+    p.add_argument(
+        "--view-size",
+        type=_size,
+        metavar="WxH",
+        help="show remote video at most this large: the server sends no larger "
+        "simulcast layer than that needs (default: no limit)",
     )
     p.add_argument("--stats", type=Path, metavar="FILE", help="write JSON stats here")
     p.add_argument(

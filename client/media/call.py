@@ -47,6 +47,7 @@ from .hop import MediaHop
 from .receiver import FrameConsumer, VideoReceiver
 from .sender import VideoSender
 from .sources import VideoSource
+from .views import TrackViews
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -88,6 +89,7 @@ class Call:
         *,
         max_queued_datagrams: int = MAX_QUEUED_DATAGRAMS,
         audio_sink: AudioSink | None = None,
+        view: tuple[int, int] | None = None,
     ) -> None:
         self.session = session
         self.rooms = session.rooms
@@ -118,6 +120,9 @@ class Call:
         self._republishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unlisten = lambda: None
+        self.views = TrackViews(self.rooms, self._loop, self._spawn, view)
+        """How large each remote video track is shown (``view``: every
+        track's default, None: no limit), told to the server."""
         self.audio = AudioCall(self.rooms, self._loop, self._send_audio, audio_sink)
         """Local audio, every speaker's audio, mute and the active speaker."""
 
@@ -189,6 +194,7 @@ class Call:
         """Stop every sender and receiver and let go of the room's datagrams
         (closing again does nothing more)."""
         self._unlisten()
+        self.views.close()
         self.hop.close()
         if self.rooms.datagram_handler == self._on_datagram:
             self.rooms.datagram_handler = None
@@ -254,6 +260,7 @@ class Call:
                 )
                 self._receivers[track_id] = receiver
                 receiver.start()
+        self.views.sync(remote)
         mine = {t.track_id for t in state.tracks if t.owner == me}
         for kind, sender in self._senders.items():
             # A sender without a track id is still being announced: a state

@@ -10,8 +10,8 @@ simulcast. Both ends compute the layers from the size the track was
 announced with, so nothing else about them crosses the wire.
 
 :class:`LayerSelector` chooses, for one subscriber of one track, the layer
-its path's share fits (``docs/media.md`` section 7). Pure: every call takes
-``now`` (seconds).
+its path's share fits, no larger than its view needs (:func:`layer_for_view`;
+``docs/media.md`` section 7). Pure: every call takes ``now`` (seconds).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "MIN_SIMULCAST_HEIGHT",
     "LayerSelector",
     "SpatialLayer",
+    "layer_for_view",
     "spatial_layers",
 ]
 
@@ -108,6 +109,18 @@ def spatial_layers(width: int, height: int) -> tuple[SpatialLayer, ...]:
     return tuple(SpatialLayer(i, w, h) for i, (w, h) in enumerate(sizes))
 
 
+def layer_for_view(layers: tuple[SpatialLayer, ...], width: int, height: int) -> int:
+    """The largest layer a view of ``width`` x ``height`` pixels needs: the
+    smallest at least as large in both, or the top when none is (0 x 0
+    asks for no limit: the top)."""
+    if width <= 0 or height <= 0:
+        return layers[-1].index
+    for layer in layers:
+        if layer.width >= width and layer.height >= height:
+            return layer.index
+    return layers[-1].index
+
+
 class LayerSelector:
     """Which spatial layer one subscriber of one track should get.
 
@@ -121,10 +134,26 @@ class LayerSelector:
     a cut (the estimate of a path cannot grow past what it is sent, so it
     cannot show room for a layer it does not get) when the share is at least
     :data:`PROBE_MIN_SHARE` of the next layer's need; a cut during a try
-    takes it back down and doubles the wait.
+    takes it back down and doubles the wait. The timed try is left out
+    while the SFU's probes of the path answer (``probed_at``): a probe that
+    finds room for the next layer raises the share, which takes it up by
+    the margin rule, and one that finds none keeps it where it is.
+
+    A path nothing is known of yet (``known`` false: its estimate is the
+    start guess) starts on the lowest layer, as libwebrtc and mediasoup
+    start low; the first choice once it is known is made afresh, without
+    the hold (a fast path goes to the top as soon as its first probe
+    returns). ``max_layer`` caps every choice (the subscriber's view).
     """
 
-    __slots__ = ("target", "_changed_at", "_probe_hold", "_probe_at", "_share")
+    __slots__ = (
+        "target",
+        "_changed_at",
+        "_probe_hold",
+        "_probe_at",
+        "_share",
+        "_guessed",
+    )
 
     def __init__(self) -> None:
         self.target: int | None = None
@@ -133,6 +162,8 @@ class LayerSelector:
         self._probe_hold = PROBE_HOLD_S
         self._probe_at: float | None = None
         self._share: float | None = None
+        self._guessed = False
+        """The target was chosen before anything was known of the path."""
 
     def choose(
         self,
@@ -141,12 +172,28 @@ class LayerSelector:
         share_bps: float | None,
         now: float,
         congested: bool = True,
+        *,
+        known: bool = True,
+        probed_at: float | None = None,
+        max_layer: int | None = None,
     ) -> int:
         """The layer to forward from now (see the class). ``congested``:
         the path to the subscriber shows a queue (frames dropped or waiting);
         without one, a share under the current layer's need takes it down
-        only under :data:`DEEP_FRACTION` of it."""
+        only under :data:`DEEP_FRACTION` of it. ``known``: the share rests on
+        a measure of the path; ``probed_at``: when (seconds) a probe of the
+        path last returned (None: never); ``max_layer``: the largest layer
+        the subscriber's view needs (None: the top)."""
         top = len(layers) - 1
+        if max_layer is not None:
+            top = min(max(max_layer, 0), top)
+        if self.target is None and not known and share_bps is not None:
+            self._guessed = True
+            self._share = share_bps
+            return self._set(0, now)
+        if self._guessed and known:
+            self._guessed = False
+            self.target = None  # the first choice on what is known
         cut = (
             share_bps is not None
             and self._share is not None
@@ -183,13 +230,38 @@ class LayerSelector:
             up = layers[current + 1]
             if share_bps >= UP_MARGIN * up.min_bps(fps):
                 return self._set(current + 1, now)
+            told = probed_at is not None and now - probed_at < self._probe_hold
             if (
-                now - self._changed_at >= self._probe_hold
+                not told
+                and now - self._changed_at >= self._probe_hold
                 and share_bps >= PROBE_MIN_SHARE * up.min_bps(fps)
             ):
                 self._probe_at = now
                 return self._set(current + 1, now)
         return self._set(current, now)
+
+    def probe_share(
+        self,
+        layers: tuple[SpatialLayer, ...],
+        fps: float,
+        share_bps: float | None,
+        max_layer: int | None = None,
+    ) -> float | None:
+        """The share (bits per second) a probe of the path should look for:
+        what takes the target to the next layer up (:data:`UP_MARGIN` times
+        its need), or None when nothing is to be learnt (at the top or the
+        view's cap, the share there already, or under
+        :data:`PROBE_MIN_SHARE` of the next layer's need: a try the timed
+        rule would not make either)."""
+        top = len(layers) - 1
+        if max_layer is not None:
+            top = min(max(max_layer, 0), top)
+        if self.target is None or share_bps is None or self.target >= top:
+            return None
+        need = layers[self.target + 1].min_bps(fps)
+        if not PROBE_MIN_SHARE * need <= share_bps < UP_MARGIN * need:
+            return None
+        return UP_MARGIN * need
 
     def _set(self, layer: int, now: float) -> int:
         if layer != self.target:

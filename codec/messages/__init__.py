@@ -77,6 +77,7 @@ from .rooms import (
     TrackPublished,
     TransferHost,
     UnpublishTrack,
+    ViewTrack,
 )
 from .social import (
     AckMessages,
@@ -150,6 +151,7 @@ REQUESTS: tuple[type[Request], ...] = (
     SendRoomChat,
     PublishTrack,
     UnpublishTrack,
+    ViewTrack,
     OfferFile,
     ProveFile,
     CancelFile,
@@ -323,4 +325,5 @@ __all__ = [
     "TrackPublished",
     "TransferHost",
     "UnpublishTrack",
+    "ViewTrack",
 ]

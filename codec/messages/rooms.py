@@ -52,6 +52,7 @@ __all__ = [
     "TrackPublished",
     "TransferHost",
     "UnpublishTrack",
+    "ViewTrack",
     "format_room_id",
     "parse_room_id",
 ]
@@ -300,6 +301,19 @@ class UnpublishTrack(Request):
     """Stop sending the track ``track_id``; every member is told."""
 
     track_id: TrackId
+
+
+class ViewTrack(Request):
+    """Show another member's video track ``track_id`` at most ``width`` x
+    ``height`` pixels (a tile's size; 0 x 0: no limit, the default). The
+    server forwards no simulcast layer larger than that needs: the smallest
+    at least as large, or the top when none is (``docs/media.md`` section
+    7). Sent again when the tile's size changes; both sizes at least 1, or
+    both 0."""
+
+    track_id: TrackId
+    width: Dimension
+    height: Dimension
 
 
 # -- events ---------------------------------------------------------------------

@@ -223,13 +223,16 @@ class BandwidthEstimator:
             self._sent_bytes -= sent.popleft()[1]
         return self._sent_bytes * 8 / ACKED_WINDOW_S
 
-    def poll(self, now: float) -> list[ProbeCluster]:
+    def poll(self, now: float, rate_bps: float | None = None) -> list[ProbeCluster]:
         """Periodic probes due at ``now`` (call a few times a second): while
         the path is calm and the media leaves the estimate unused
-        (:data:`APP_LIMITED`)."""
+        (:data:`APP_LIMITED`). With ``rate_bps``, a probe at that rate
+        whether or not the media fills the estimate: what a sender would
+        send if the path carried it (libwebrtc probes a new allocation so)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
-        app_limited = self.sent_bps(now) < APP_LIMITED * self.target_bps
-        clusters = self.probes.periodic(self.target_bps, calm and app_limited, now)
+        if rate_bps is None:
+            calm = calm and self.sent_bps(now) < APP_LIMITED * self.target_bps
+        clusters = self.probes.periodic(self.target_bps, calm, now, rate_bps)
         for cluster_id in list(self._cluster_size):
             if not self.probes.pending(cluster_id):
                 del self._cluster_size[cluster_id]

@@ -39,13 +39,23 @@ late, the estimate itself let the bottleneck's queue reach 170-190 ms on the
 virtual clock (1.5 Mbit/s, 2% or 5% loss), past the 150 ms at which the SFU
 drops whole frames; 85% of it keeps the queue under 150 ms.
 
+The start estimate is a guess; the first probe's result is the first
+measure of the path. A result under it lowers the estimate to what the
+probe found (:data:`~.estimator.PROBE_PLAUSIBILITY` of it, as a result over
+it lifts it), so a slow path is not offered 1 Mbit/s until congestion cuts
+it: before, a 300 kbit/s subscriber of a simulcast track was sent the top
+layer and froze 1.24 s until its first cut. :attr:`ForwardedPath.measured`
+says whether anything was measured yet (a probe's result or a cut), and
+:meth:`ForwardedPath.probe_for` probes for a limit a subscriber would use
+(its next simulcast layer), which the media cannot show.
+
 Pure: every call takes ``now`` (seconds).
 """
 
 from __future__ import annotations
 
 from ..feedback import FeedbackPacket
-from .estimator import BandwidthEstimator
+from .estimator import PROBE_PLAUSIBILITY, BandwidthEstimator
 from .probe import ProbeCluster
 
 __all__ = [
@@ -54,6 +64,7 @@ __all__ = [
     "FORWARDED_MAX_BPS",
     "FORWARDED_START_BPS",
     "LIMIT_SHARE",
+    "PROBE_FOR_HEADROOM",
     "ForwardedPath",
 ]
 
@@ -77,6 +88,11 @@ FIRST_PROBE_MULTIPLIER = 2.0
 (one cluster, not a client's two at 3x and 6x: the path may be a slow one
 that a meeting already fills)."""
 
+PROBE_FOR_HEADROOM = 1.2
+"""A probe for a limit goes this much faster than the rate whose result
+would just reach it: a cluster is received no faster than it was sent, and
+usually a little slower."""
+
 
 class ForwardedPath:
     """The estimate of one SFU → subscriber path and the limit it sets."""
@@ -88,11 +104,35 @@ class ForwardedPath:
         self.estimator = BandwidthEstimator(start_bps=start_bps, max_bps=max_bps)
         """Fed with what the SFU sends (``on_sent``); feedback goes through
         :meth:`on_feedback`."""
+        self.probed_at: float | None = None
+        """When (seconds) the last probe result came (None before one)."""
+        self.probed_bps = 0.0
+        """The rate (bits per second) the last probe was received at."""
+
+    @property
+    def measured(self) -> bool:
+        """Whether the estimate rests on a measure of the path (a probe's
+        result or a cut), not on the start guess alone."""
+        return self.probed_at is not None or self.estimator.rate.decreases > 0
 
     def on_feedback(self, feedback: FeedbackPacket, now: float) -> list[ProbeCluster]:
         """Read the subscriber's feedback about what the SFU sent it; further
         probe clusters to send the path (a probe found more)."""
-        return self.estimator.on_feedback(feedback, now)
+        estimator = self.estimator
+        measured = self.measured
+        further = estimator.on_feedback(feedback, now)
+        for at, kind, rate in reversed(estimator.events):
+            if at != now:
+                break
+            if kind == "probe_result":
+                self.probed_at, self.probed_bps = now, float(rate)
+                break
+        if not measured and self.probed_at is not None:
+            guess = estimator.rate.rate_bps
+            if PROBE_PLAUSIBILITY * self.probed_bps < guess:
+                # The first measure of the path says less than the start guess.
+                estimator.rate.set_rate(PROBE_PLAUSIBILITY * self.probed_bps, now)
+        return further
 
     def probes(self, now: float) -> list[ProbeCluster]:
         """Probe clusters to send the path at ``now`` while it limits
@@ -110,6 +150,20 @@ class ForwardedPath:
         if estimator.sent_bps(now) >= APP_LIMITED * limit:
             return []
         return estimator.poll(now)
+
+    def probe_for(self, limit_bps: float, now: float) -> list[ProbeCluster]:
+        """A probe cluster whose result, if the path carries it, lifts the
+        limit to ``limit_bps`` (what a subscriber's next simulcast layer
+        needs): at most every few seconds, while the path is calm, nothing
+        else is probed and the estimate is under it (the probe rules of a
+        client's hop, :meth:`~.estimator.BandwidthEstimator.poll`)."""
+        estimator = self.estimator
+        if not estimator.history.feedback_received:
+            return []
+        rate = PROBE_FOR_HEADROOM * limit_bps / (LIMIT_SHARE * PROBE_PLAUSIBILITY)
+        if rate <= estimator.target_bps:
+            return []
+        return estimator.poll(now, rate)
 
     def limit_bps(self, now: float) -> float | None:
         """What publishers may send the path (bits per second), or None once

@@ -100,10 +100,15 @@ class ProbeController:
         return [self._cluster(FURTHER_MULTIPLIER * result_bps, now)]
 
     def periodic(
-        self, estimate_bps: float, calm: bool, now: float
+        self,
+        estimate_bps: float,
+        calm: bool,
+        now: float,
+        rate_bps: float | None = None,
     ) -> list[ProbeCluster]:
-        """A cluster at twice the estimate every :data:`PERIODIC_PROBE_S` while
-        the path is ``calm`` (no overuse lately) and below the maximum."""
+        """A cluster at twice the estimate (or at ``rate_bps``) every
+        :data:`PERIODIC_PROBE_S` while the path is ``calm`` (no overuse
+        lately) and below the maximum."""
         for cluster_id, (_, at) in list(self._pending.items()):
             if now - at > RESULT_TIMEOUT_S:
                 del self._pending[cluster_id]
@@ -115,7 +120,9 @@ class ProbeController:
             or estimate_bps >= self.max_bps
         ):
             return []
-        return [self._cluster(FURTHER_MULTIPLIER * estimate_bps, now)]
+        if rate_bps is None:
+            rate_bps = FURTHER_MULTIPLIER * estimate_bps
+        return [self._cluster(rate_bps, now)]
 
     def _cluster(self, rate_bps: float, now: float) -> ProbeCluster:
         rate = min(rate_bps, 2 * self.max_bps)
