@@ -244,6 +244,11 @@ def weigh_layers(
         if subscriber.retarget(target):
             ask_keyframe(target)
         need = NO_LIMIT_BPS if share is None else max(1, int(share))
+        if not path.known and len(subscribers) > 1:
+            # Nothing measured yet: the start layer at its default rate, not
+            # at the start guess's share (a 300 kbit/s path sent 320x240 at
+            # its 450 kbit/s ceiling until its probe returned froze 1.3 s).
+            need = min(need, published.layers[target].max_bps(published.fps) // 3)
         needs[target] = min(needs.get(target, NO_LIMIT_BPS), need)
     return [
         RateLimit(track_id, needs.get(layer.index, 0), layer.index).serialize()

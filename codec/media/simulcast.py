@@ -141,9 +141,9 @@ class LayerSelector:
 
     A path nothing is known of yet (``known`` false: its estimate is the
     start guess) starts on the lowest layer, as libwebrtc and mediasoup
-    start low; the first choice once it is known is made afresh, without
-    the hold (a fast path goes to the top as soon as its first probe
-    returns). ``max_layer`` caps every choice (the subscriber's view).
+    start low; once it is known it goes at once to the highest layer the
+    share covers with :data:`UP_MARGIN`, without the hold (a fast path goes
+    to the top as soon as its first probe returns). ``max_layer`` caps every choice (the subscriber's view).
     """
 
     __slots__ = (
@@ -192,8 +192,21 @@ class LayerSelector:
             self._share = share_bps
             return self._set(0, now)
         if self._guessed and known:
+            # The first choice on what is known: up at once, but with the
+            # margin of any step up (a share just over a need is not room).
             self._guessed = False
-            self.target = None  # the first choice on what is known
+            self._share = share_bps
+            fit = top
+            if share_bps is not None:
+                fit = max(
+                    (
+                        layer.index
+                        for layer in layers[: top + 1]
+                        if share_bps >= UP_MARGIN * layer.min_bps(fps)
+                    ),
+                    default=0,
+                )
+            return self._set(fit, now)
         cut = (
             share_bps is not None
             and self._share is not None
