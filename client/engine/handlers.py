@@ -11,6 +11,7 @@ from typing import Any
 from . import messages as m
 from .backend import Backend
 from .backend.devices import video_devices
+from .errors import NotSignedIn
 from .frames import TileFrames
 
 __all__ = ["HANDLERS", "Handler"]
@@ -22,8 +23,16 @@ async def _typing(backend: Backend, _frames: TileFrames, c: m.Typing) -> None:
     backend.account().conversations.user_typing(c.peer)
 
 
-async def _show_tile(_backend: Backend, frames: TileFrames, c: m.ShowTile) -> None:
+async def _show_tile(backend: Backend, frames: TileFrames, c: m.ShowTile) -> None:
     frames.attach(c.key, c.buffer, (c.width, c.height))
+    if c.key.startswith("track:"):
+        # A remote track's tile: its size is the most the server need send
+        # (a tile named again after signing out has no meeting to tell).
+        try:
+            meeting = backend.account().meeting
+        except NotSignedIn:
+            return
+        meeting.view_tile(c.key, c.width, c.height)
 
 
 async def _drop_tile(_backend: Backend, frames: TileFrames, c: m.DropTile) -> None:

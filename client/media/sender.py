@@ -307,7 +307,41 @@ class VideoSender(TrackSender):
                 encoder.request_keyframe()
             captured = self.clock.from_monotonic(now)
             layers = self.layers
+            if layers.layered and layers.wanted_bps(layers.top, now) is None:
+                # Nobody gets the top layer: not encoded, and it starts
+                # again with a keyframe.
+                self._force_keyframe = True
+            else:
+                force = self._force_keyframe
+                self._force_keyframe = False
+                if packetizer.track_id != self.track_id:
+                    assert self.track_id is not None
+                    packetizer = VideoPacketizer(self.track_id)
+                for encoded in encoder.encode(image, captured, force_keyframe=force):
+                    stats.frames_encoded += 1
+                    layers.count(layers.top, len(encoded.data))
+                    correction.on_frame(
+                        now,
+                        len(encoded.data) * 8,
+                        encoder.bitrate_bps / source.fps,
+                        encoded.keyframe,
+                    )
+                    packets = packetizer.packetize(
+                        encoded.data,
+                        encoded.pts,
+                        encoded.keyframe,
+                        layer=layers.layer_id(layers.top),
+                        max_payload=self._max_payload,
+                    )
+                    datagrams = [packet.serialize() for packet in packets]
+                    self._loop.call_soon_threadsafe(
+                        self._deliver, datagrams, encoded.keyframe, len(encoded.data)
+                    )
             if layers.layered:
+                # After the top layer: the SFU switches a subscriber up at a
+                # top keyframe, and this capture's lower frame, behind it, is
+                # then not forwarded (ahead of it, the same picture would be
+                # shown twice, the second time at the larger size).
                 layers.encode_lower(
                     image,
                     captured,
@@ -315,36 +349,6 @@ class VideoSender(TrackSender):
                     self.track_id,
                     self._max_payload,
                     self._deliver_layer,
-                )
-                if layers.wanted_bps(layers.top, now) is None:
-                    # Nobody gets the top layer: not encoded, and it starts
-                    # again with a keyframe.
-                    self._force_keyframe = True
-                    continue
-            force = self._force_keyframe
-            self._force_keyframe = False
-            if packetizer.track_id != self.track_id:
-                assert self.track_id is not None
-                packetizer = VideoPacketizer(self.track_id)
-            for encoded in encoder.encode(image, captured, force_keyframe=force):
-                stats.frames_encoded += 1
-                layers.count(layers.top, len(encoded.data))
-                correction.on_frame(
-                    now,
-                    len(encoded.data) * 8,
-                    encoder.bitrate_bps / source.fps,
-                    encoded.keyframe,
-                )
-                packets = packetizer.packetize(
-                    encoded.data,
-                    encoded.pts,
-                    encoded.keyframe,
-                    layer=layers.layer_id(layers.top),
-                    max_payload=self._max_payload,
-                )
-                datagrams = [packet.serialize() for packet in packets]
-                self._loop.call_soon_threadsafe(
-                    self._deliver, datagrams, encoded.keyframe, len(encoded.data)
                 )
 
     # -- event loop ---------------------------------------------------------------

@@ -1,16 +1,23 @@
-"""Simulcast end to end: real QUIC, a real SFU, one subscriber behind a
-300 kbit/s netsim link. It gets the low layer, the other the top layer."""
+"""Simulcast end to end: real QUIC, a real SFU. One subscriber behind a
+300 kbit/s netsim link gets the low layer, the other the top layer; on
+clean loopback, one that shows the track small gets the small layer."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from client.errors import ServerError
+from client.media import Call
+from codec.errors import ErrorCode
 from netsim import ImpairmentProxy, LinkConfig
 from tests.client.test_meet import (
     Participant,
     assert_shown_correctly,
     leave_all,
     participant,
+    signed_in,
 )
 from tests.conftest import address
 
@@ -51,11 +58,12 @@ async def test_a_slow_subscriber_gets_the_low_layer_the_other_the_top(server):
     # Bob's path is fast: the top layer, 640x480.
     assert to_bob["layer"] == 1 and to_bob["width"] == 640, to_bob
     assert to_bob["frames_rendered"] >= 0.5 * FPS * 6, to_bob
-    # Carol's is not: the SFU switched her to the low layer, and it kept
-    # moving afterwards (she was not held at the slowest common rate, and
-    # bob was not held at hers).
+    # Carol's is not: she started on the low layer (nothing was known of her
+    # path) and stayed there once her path was measured, never sent the top
+    # one, and it kept moving afterwards (she was not held at the slowest
+    # common rate, and bob was not held at hers).
     assert to_carol["layer"] == 0 and to_carol["width"] == 320, to_carol
-    assert to_carol["layer_switches"] >= 1, to_carol
+    assert [layer for _, layer in to_carol["layer_timeline"]] == [0], to_carol
     assert carol_later > carol_shown
     # Both layers were encoded, the top asked for more than carol's link
     # carries (or not limited at all): she did not set bob's rate.
@@ -71,3 +79,62 @@ async def test_a_slow_subscriber_gets_the_low_layer_the_other_the_top(server):
     assert link.dropped_queue <= 0.1 * link.packets_in, link
     assert_shown_correctly(bob, {"alice"})
     assert_shown_correctly(carol, {"alice"}, intact=0.75)
+
+
+async def test_a_small_view_gets_the_small_layer_and_bad_views_change_nothing(server):
+    alice = await member(address(server), "alice", None)
+    room_id = alice.session.rooms.room_id
+    bob_session = await signed_in(address(server), "bob")
+    await bob_session.rooms.join(room_id)
+    bob = Participant(bob_session, None, alice.source)  # type: ignore[arg-type]
+    bob.call = Call(bob_session, [bob.record], view=(320, 240))
+    bob.call.start()
+    carol = await member(address(server), "carol", room_id)
+    members = [alice, bob, carol]
+    try:
+        await asyncio.sleep(6.0)
+        to_bob = bob.received()["alice"]
+        to_carol = carol.received()["alice"]
+        (sent,) = alice.call.stats()["sent"]
+        track_id = next(iter(bob.call.receivers))
+        rooms = bob_session.rooms
+        refused = []
+        for width, height, track in (
+            (0, 240, track_id),  # one side only
+            (9000, 240, track_id),  # larger than a picture may be
+            (-1, -1, track_id),
+            (320, 240, track_id + 1),  # no such track
+        ):
+            with pytest.raises(ServerError) as caught:
+                await rooms.view_track(track, width, height)
+            refused.append(caught.value.code)
+        mine = alice.call.senders["camera"].track_id
+        with pytest.raises(ServerError) as caught:
+            await alice.session.rooms.view_track(mine, 320, 240)
+        refused.append(caught.value.code)
+        await asyncio.sleep(1.5)
+        still = bob.received()["alice"]
+        # No limit any more: bob goes up to the top layer.
+        bob.call.views.set(track_id, 0, 0)
+        await asyncio.sleep(3.0)
+        opened = bob.received()["alice"]
+    finally:
+        await leave_all(members)
+    # Both on clean loopback: bob's 320x240 view gets the 320x240 layer,
+    # carol (no view given) the top one, 640x480.
+    assert to_bob["layer"] == 0 and to_bob["width"] == 320, to_bob
+    assert to_carol["layer"] == 1 and to_carol["width"] == 640, to_carol
+    layers = {layer["layer"]: layer for layer in sent["layers"]}
+    assert layers[0]["encoded"] and layers[1]["encoded"], sent
+    assert refused == [
+        ErrorCode.INVALID_ARGUMENT,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.INVALID_ARGUMENT,
+    ]
+    # The refused views changed nothing.
+    assert still["layer"] == 0, still
+    assert still["layer_switches"] == to_bob["layer_switches"], (still, to_bob)
+    assert opened["layer"] == 1 and opened["width"] == 640, opened
+    assert_shown_correctly(bob, {"alice"})

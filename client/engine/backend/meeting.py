@@ -150,6 +150,16 @@ class MeetingModel:
         """The media of the meeting we are in (None outside one)."""
         return self._call
 
+    def view_tile(self, key: str, width: int, height: int) -> None:
+        """The UI shows tile ``key`` at ``width`` x ``height`` pixels (the
+        ``show_tile`` command, sent again on every resize): a remote track
+        needs no larger simulcast layer, and the server is told so
+        (debounced, :class:`~client.media.views.TrackViews`)."""
+        prefix, _, track = key.partition(":")
+        if prefix == "track" and track.isdigit() and width > 0 and height > 0:
+            if self._call is not None:
+                self._call.views.set(int(track), width, height)
+
     # -- joining and leaving -------------------------------------------------------
 
     async def create(self, password: str = "") -> str:

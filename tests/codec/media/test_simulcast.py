@@ -12,8 +12,10 @@ from codec.media import NackPacket, PacketError, RateLimit, parse_packet
 from codec.media.simulcast import (
     MAX_PROBE_HOLD_S,
     PROBE_HOLD_S,
+    UP_MARGIN,
     LayerSelector,
     SpatialLayer,
+    layer_for_view,
     spatial_layers,
 )
 
@@ -101,6 +103,59 @@ def test_a_path_limited_by_its_layer_tries_the_next_up_and_backs_off():
     # Each failed try doubles the wait, up to the cap.
     assert gaps == sorted(gaps) and max(gaps) <= MAX_PROBE_HOLD_S + 1.0
     assert len(tries) <= 6
+
+
+def test_a_path_whose_probes_answer_is_not_tried_up_by_the_clock():
+    # The same path, probed by the SFU every 5 s: the probes say whether
+    # the next layer fits, so no timed try (and its freeze) is made...
+    selector = LayerSelector()
+    share = NEEDS[1] * 0.9
+    now = 0.0
+    assert selector.probe_share(HD, FPS, share) is None  # no choice yet
+    assert selector.choose(HD, FPS, share, now, probed_at=now) == 0
+    assert selector.probe_share(HD, FPS, share) == UP_MARGIN * NEEDS[1]
+    while now < 60:
+        now += 0.5
+        probed_at = now - now % 5.0
+        assert selector.choose(HD, FPS, share, now, probed_at=probed_at) == 0
+    # ...and when one finds room, the share shows it: up by the margin rule.
+    now += 0.5
+    assert selector.choose(HD, FPS, 1.4 * NEEDS[1], now, probed_at=now) == 1
+    # Probes that stopped answering leave the timed try to tell.
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, share, 0.0, probed_at=0.0) == 0
+    assert selector.choose(HD, FPS, share, PROBE_HOLD_S, probed_at=0.0) == 1
+
+
+def test_a_path_nothing_is_known_of_starts_on_the_lowest_layer():
+    selector = LayerSelector()
+    # The start guess would fit the top layer: not taken on trust.
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, known=False) == 0
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.3, known=False) == 0
+    # Its first measure: straight to what it covers with the margin, no hold.
+    assert selector.choose(HD, FPS, 1.2 * NEEDS[2], 0.4, known=True) == 1
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, known=False) == 0
+    assert selector.choose(HD, FPS, None, 0.1, known=True) == 2
+    # A slow path stays where it started.
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, known=False) == 0
+    assert selector.choose(HD, FPS, 0.5 * NEEDS[1], 0.2, known=True) == 0
+
+
+def test_a_view_caps_the_layer():
+    assert layer_for_view(HD, 320, 180) == 0
+    assert layer_for_view(HD, 300, 100) == 0
+    assert layer_for_view(HD, 321, 180) == 1  # the smallest at least as large
+    assert layer_for_view(HD, 640, 400) == 2
+    assert layer_for_view(HD, 4000, 4000) == 2  # none as large: the top
+    assert layer_for_view(HD, 0, 0) == 2  # no limit
+    selector = LayerSelector()
+    assert selector.choose(HD, FPS, None, 0.0, max_layer=0) == 0
+    assert selector.choose(HD, FPS, None, 10.0, max_layer=1) == 1
+    # Shrunk below the layer forwarded: down at once, whatever the path.
+    assert selector.choose(HD, FPS, None, 10.5, max_layer=0) == 0
+    assert selector.probe_share(HD, FPS, 0.9 * NEEDS[1], max_layer=0) is None
 
 
 def test_a_path_far_under_the_next_layers_need_is_not_tried_up():
