@@ -230,6 +230,16 @@ def weigh_layers(
         share = path.share_bps
         if len(subscribers) == 1:
             target = top if path.max_layer is None else min(path.max_layer, top)
+        elif (
+            not path.known
+            and subscriber.selector.target is None
+            and subscriber.current is not None
+            and (path.max_layer is None or subscriber.current <= path.max_layer)
+        ):
+            # Forwarded a layer already (it was the only subscriber): kept
+            # until its path is measured, not dropped to the start layer
+            # and taken up again a moment later.
+            target = subscriber.current
         else:
             target = subscriber.selector.choose(
                 published.layers,

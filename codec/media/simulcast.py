@@ -218,7 +218,7 @@ class LayerSelector:
         if share_bps is None:
             return self._set(top, now)
         fit = 0
-        for layer in layers:
+        for layer in layers[: top + 1]:
             if share_bps >= layer.min_bps(fps):
                 fit = layer.index
         if self.target is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from codec.media import FeedbackPacket, KeyframeRequest, VideoPacket, parse_packet
 from server.sfu import Forwarder
+from server.sfu_layers import SubscriberLayer, SubscriberPath, layered, weigh_layers
 
 from .test_rooms_forwarding import Clock, FakeConn
 
@@ -108,3 +109,71 @@ def test_unknown_layers_are_dropped_and_counted():
     # A member sending a (layer) rate limit is malformed: only the SFU does.
     sfu.on_datagram(b, bytes([0x70, 0x81, 0, 0, 0, 7, 0, 0, 1, 0]))
     assert sfu.stats.dropped_malformed == 1
+
+
+def test_a_small_view_gets_the_small_layer_and_the_top_is_no_longer_asked():
+    sfu, clock, a, b, c = room()
+    sfu.set_view(c, 7, 320, 240)
+    to_b, to_c = [], []
+    for i in range(100):
+        clock.now = 100 + i * 0.01
+        keyframe = i % 50 == 0
+        sfu.on_datagram(a, video(i, i, 0, 400, keyframe=keyframe))
+        sfu.on_datagram(a, video(i, i, 1, 1100, keyframe=keyframe))
+        to_b += [parse_packet(d) for d in b.take()]
+        to_c += [parse_packet(d) for d in c.take()]
+    # Neither path limits anything: b gets the top layer, c the one its
+    # 320x240 view needs, both encoded.
+    assert {p.layer for p in to_b} == {0x10}
+    assert {p.layer for p in to_c} == {0x00} and to_c[0].keyframe
+    a.take()
+    last = {limit.layer: limit.max_bps for limit in a.limits}
+    assert last[0] > 0 and last[1] > 0
+    # b's view shrinks too (weighed again at the next datagram): nobody
+    # gets the top layer, and it is no longer asked for.
+    sfu.set_view(b, 7, 200, 150)
+    a.limits.clear()
+    for i in range(100, 200):
+        clock.now = 100 + i * 0.01
+        keyframe = i % 50 == 0
+        sfu.on_datagram(a, video(i, i, 0, 400, keyframe=keyframe))
+        sfu.on_datagram(a, video(i, i, 1, 1100, keyframe=keyframe))
+    a.take()
+    last = {limit.layer: limit.max_bps for limit in a.limits}
+    assert last[0] > 0 and last[1] == 0
+    assert {parse_packet(d).layer for d in b.take()} == {0x00}
+    # 0 x 0: no limit again; b goes up by the usual rule (after the hold).
+    sfu.set_view(b, 7, 0, 0)
+    a.limits.clear()
+    for i in range(200, 500):
+        clock.now = 100 + i * 0.01
+        sfu.on_datagram(a, video(i, i, 0, 400, keyframe=i % 50 == 0))
+        sfu.on_datagram(a, video(i, i, 1, 1100, keyframe=i % 50 == 0))
+    a.take()
+    last = {limit.layer: limit.max_bps for limit in a.limits}
+    assert last[1] > 0
+    assert parse_packet(b.take()[-1]).layer == 0x10
+
+
+def test_until_its_path_is_measured_a_new_subscriber_starts_low():
+    published = layered(640, 480, 30.0)
+    assert published is not None
+    first, second = SubscriberLayer(1), SubscriberLayer(1)
+    # The first was the only subscriber until now: it gets the top layer.
+    assert first.forward(video(0, 0, 1, 100, keyframe=True), 1, True, True)
+    asked: list[int] = []
+    guess = SubscriberPath(800_000, known=False)
+    limits = weigh_layers(
+        7, published, [first, second], [guess, guess], 0.0, asked.append
+    )
+    # The first keeps its layer until its path is measured; the second, new,
+    # starts on the lowest, which is asked at its default rate, not at the
+    # start guess's share.
+    assert (first.layer, second.layer) == (1, 0) and asked == [0]
+    rates = {parse_packet(d).layer: parse_packet(d).max_bps for d in limits}
+    assert rates[0] == published.layers[0].max_bps(30.0) // 3
+    # Measured: the second goes straight up when its share covers the top
+    # layer with the margin; the first stays.
+    known = SubscriberPath(800_000)
+    weigh_layers(7, published, [first, second], [known, known], 0.2, asked.append)
+    assert (first.layer, second.layer) == (1, 1)

@@ -151,6 +151,8 @@ def test_a_view_caps_the_layer():
     assert layer_for_view(HD, 4000, 4000) == 2  # none as large: the top
     assert layer_for_view(HD, 0, 0) == 2  # no limit
     selector = LayerSelector()
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, max_layer=1) == 1
+    selector = LayerSelector()
     assert selector.choose(HD, FPS, None, 0.0, max_layer=0) == 0
     assert selector.choose(HD, FPS, None, 10.0, max_layer=1) == 1
     # Shrunk below the layer forwarded: down at once, whatever the path.
