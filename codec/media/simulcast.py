@@ -143,7 +143,10 @@ class LayerSelector:
     start guess) starts on the lowest layer, as libwebrtc and mediasoup
     start low; once it is known it goes at once to the highest layer the
     share covers with :data:`UP_MARGIN`, without the hold (a fast path goes
-    to the top as soon as its first probe returns). ``max_layer`` caps every choice (the subscriber's view).
+    to the top as soon as its first probe returns). A path never measured
+    (a member that sends no feedback) is taken on its guess after
+    :data:`PROBE_HOLD_S`. ``max_layer`` caps every choice (the
+    subscriber's view).
     """
 
     __slots__ = (
@@ -191,9 +194,12 @@ class LayerSelector:
             self._guessed = True
             self._share = share_bps
             return self._set(0, now)
-        if self._guessed and known:
-            # The first choice on what is known: up at once, but with the
-            # margin of any step up (a share just over a need is not room).
+        if self._guessed and not known and now - self._changed_at < PROBE_HOLD_S:
+            return self.target or 0  # the guess is no reason to go up
+        if self._guessed:
+            # The first choice on what is known (or, when nothing has been
+            # measured for as long as a timed try waits, on the guess): up
+            # at once, with the margin of any step up.
             self._guessed = False
             self._share = share_bps
             fit = top

@@ -137,6 +137,12 @@ def test_a_path_nothing_is_known_of_starts_on_the_lowest_layer():
     selector = LayerSelector()
     assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, known=False) == 0
     assert selector.choose(HD, FPS, None, 0.1, known=True) == 2
+    # Unmeasured, the guess takes it nowhere; never measured (no feedback),
+    # the guess is taken after as long as a timed try waits.
+    selector = LayerSelector()
+    for step in range(int(PROBE_HOLD_S / 0.5)):
+        assert selector.choose(HD, FPS, 3 * NEEDS[2], step * 0.5, known=False) == 0
+    assert selector.choose(HD, FPS, 3 * NEEDS[2], PROBE_HOLD_S, known=False) == 2
     # A slow path stays where it started.
     selector = LayerSelector()
     assert selector.choose(HD, FPS, 3 * NEEDS[2], 0.0, known=False) == 0
