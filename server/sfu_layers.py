@@ -260,6 +260,12 @@ def weigh_layers(
             # its 450 kbit/s ceiling until its probe returned froze 1.3 s).
             need = min(need, published.layers[target].max_bps(published.fps) // 3)
         needs[target] = min(needs.get(target, NO_LIMIT_BPS), need)
+        current = subscriber.current
+        if current is not None and current != target:
+            # Going up: the layer forwarded now is needed until the target's
+            # keyframe comes (stopping it at once froze the picture for the
+            # 0.3-0.4 s that keyframe took).
+            needs[current] = min(needs.get(current, NO_LIMIT_BPS), need)
     return [
         RateLimit(track_id, needs.get(layer.index, 0), layer.index).serialize()
         for layer in published.layers

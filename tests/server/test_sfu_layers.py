@@ -172,8 +172,16 @@ def test_until_its_path_is_measured_a_new_subscriber_starts_low():
     assert (first.layer, second.layer) == (1, 0) and asked == [0]
     rates = {parse_packet(d).layer: parse_packet(d).max_bps for d in limits}
     assert rates[0] == published.layers[0].max_bps(30.0) // 3
+    assert second.forward(video(1, 1, 0, 100, keyframe=True), 0, True, True)
     # Measured: the second goes straight up when its share covers the top
     # layer with the margin; the first stays.
     known = SubscriberPath(800_000)
-    weigh_layers(7, published, [first, second], [known, known], 0.2, asked.append)
-    assert (first.layer, second.layer) == (1, 1)
+    limits = weigh_layers(
+        7, published, [first, second], [known, known], 0.2, asked.append
+    )
+    assert (first.target, second.target) == (1, 1)
+    # Layer 0 is still asked for until the second gets the top's keyframe:
+    # it is what the second is shown meanwhile.
+    assert second.current == 0
+    rates = {parse_packet(d).layer: parse_packet(d).max_bps for d in limits}
+    assert rates[0] > 0
