@@ -21,8 +21,8 @@ when its last probe returned) and its view (the largest layer it asked
 for), and tells the publisher, per layer, the least share among the
 subscribers forwarded it (0 for a layer nobody gets: not encoded). A track
 with one subscriber gets the top layer (or the one its view needs) and its
-path's limit, as a single-layer track does: one encoder, no CPU spent on
-layers nobody needs.
+path's limit once its path is measured (the lowest layer until then), as a
+single-layer track does: one encoder, no CPU spent on layers nobody needs.
 """
 
 from __future__ import annotations
@@ -228,18 +228,23 @@ def weigh_layers(
     needs: dict[int, int] = {}
     for subscriber, path in zip(subscribers, paths, strict=True):
         share = path.share_bps
-        if len(subscribers) == 1:
-            target = top if path.max_layer is None else min(path.max_layer, top)
-        elif (
+        cap = top if path.max_layer is None else min(path.max_layer, top)
+        forwarded = subscriber.current
+        if (
             not path.known
             and subscriber.selector.target is None
-            and subscriber.current is not None
-            and (path.max_layer is None or subscriber.current <= path.max_layer)
+            and forwarded is not None
+            and forwarded <= cap
         ):
-            # Forwarded a layer already (it was the only subscriber): kept
-            # until its path is measured, not dropped to the start layer
-            # and taken up again a moment later.
-            target = subscriber.current
+            # Forwarded a layer already (while it was the only subscriber):
+            # kept until its path is measured, not dropped to the start
+            # layer and taken up again a moment later.
+            target = forwarded
+        elif len(subscribers) == 1:
+            # The only subscriber: the top layer (or its view's), whose
+            # encoder follows the path's limit, once the path is measured;
+            # the lowest until then, as for any new subscription.
+            target = cap if path.known else 0
         else:
             target = subscriber.selector.choose(
                 published.layers,
@@ -254,7 +259,7 @@ def weigh_layers(
         if subscriber.retarget(target):
             ask_keyframe(target)
         need = NO_LIMIT_BPS if share is None else max(1, int(share))
-        if not path.known and len(subscribers) > 1:
+        if not path.known:
             # Nothing measured yet: the start layer at its default rate, not
             # at the start guess's share (a 300 kbit/s path sent 320x240 at
             # its 450 kbit/s ceiling until its probe returned froze 1.3 s).
