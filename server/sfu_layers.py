@@ -179,7 +179,7 @@ def route_layers(
     """Keep in ``published`` the layered tracks among ``track_ids`` (a video
     track is layered by its announced width, height and frame rate in
     ``sizes``) and a layer choice for each of their ``subscribers`` (their
-    hops; a new one aims at the top layer)."""
+    hops; a new one aims at the lowest layer)."""
     for track_id in track_ids:
         layers = published.get(track_id)
         if layers is None and track_id in sizes:
@@ -191,7 +191,10 @@ def route_layers(
             continue
         for subscriber in subscribers:
             if track_id not in subscriber.layers:
-                subscriber.layers[track_id] = SubscriberLayer(layers.top)
+                # The lowest until the first weighing says otherwise: the
+                # keyframe a new subscriber asks for at once must not be the
+                # top layer's on a path nothing is known of.
+                subscriber.layers[track_id] = SubscriberLayer(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,3 +185,31 @@ def test_until_its_path_is_measured_a_new_subscriber_starts_low():
     assert second.current == 0
     rates = {parse_packet(d).layer: parse_packet(d).max_bps for d in limits}
     assert rates[0] > 0
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
+
+
+def test_a_new_subscriber_is_not_sent_the_top_layer_before_its_path_is_known():
+    clock = Clock()
+    sfu = Forwarder(
+        clock,
+        max_queued=10_000,
+        max_queue_delay=10.0,
+        call_later=lambda delay, callback: _Timer(),  # probes: paths are measured
+    )
+    a, b, c = FakeConn(), FakeConn(), FakeConn()
+    sfu.set_room("room", [(a, [7]), (b, []), (c, [])], SIZES)
+    # c's receiver asks for a keyframe as it starts: of the lowest layer.
+    sfu.on_datagram(c, KeyframeRequest(7, 0).serialize())
+    assert [parse_packet(d) for d in a.take()] == [KeyframeRequest(7, 0x00)]
+    for i in range(40):
+        clock.now = 100 + i * 0.01
+        # Both layers' keyframes, the top one first (as a publisher sends).
+        sfu.on_datagram(a, video(i, i, 1, 1100, keyframe=i == 0))
+        sfu.on_datagram(a, video(i, i, 0, 400, keyframe=i == 0))
+    # Nothing is known of either path: both get the lowest layer.
+    assert {parse_packet(d).layer for d in c.take()} == {0x00}
+    assert {parse_packet(d).layer for d in b.take()} == {0x00}
