@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..feedback import FeedbackPacket
 from .history import PacketResult, SendHistory
-from .probe import ProbeCluster, ProbeController, probe_result
+from .probe import PERIODIC_PROBE_S, ProbeCluster, ProbeController, probe_result
 from .rate_control import MAX_CUT, AimdRateControl
 from .trendline import DelayDetector, Usage
 
@@ -223,7 +223,12 @@ class BandwidthEstimator:
             self._sent_bytes -= sent.popleft()[1]
         return self._sent_bytes * 8 / ACKED_WINDOW_S
 
-    def poll(self, now: float, rate_bps: float | None = None) -> list[ProbeCluster]:
+    def poll(
+        self,
+        now: float,
+        rate_bps: float | None = None,
+        interval_s: float = PERIODIC_PROBE_S,
+    ) -> list[ProbeCluster]:
         """Periodic probes due at ``now`` (call a few times a second): while
         the path is calm and the media leaves the estimate unused
         (:data:`APP_LIMITED`). With ``rate_bps``, a probe at that rate
@@ -232,7 +237,9 @@ class BandwidthEstimator:
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
         if rate_bps is None:
             calm = calm and self.sent_bps(now) < APP_LIMITED * self.target_bps
-        clusters = self.probes.periodic(self.target_bps, calm, now, rate_bps)
+        clusters = self.probes.periodic(
+            self.target_bps, calm, now, rate_bps, interval_s
+        )
         for cluster_id in list(self._cluster_size):
             if not self.probes.pending(cluster_id):
                 del self._cluster_size[cluster_id]

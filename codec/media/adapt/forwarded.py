@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from ..feedback import FeedbackPacket
 from .estimator import PROBE_PLAUSIBILITY, BandwidthEstimator
-from .probe import ProbeCluster
+from .probe import PERIODIC_PROBE_S, ProbeCluster
 
 __all__ = [
     "APP_LIMITED",
@@ -88,6 +88,9 @@ FIRST_PROBE_MULTIPLIER = 2.0
 (one cluster, not a client's two at 3x and 6x: the path may be a slow one
 that a meeting already fills)."""
 
+FIRST_PROBE_FOR_S = 1.0
+"""The first probe for a limit goes this long (seconds) after the cluster
+before it, the next ones :data:`~.probe.PERIODIC_PROBE_S` apart."""
 PROBE_FOR_HEADROOM = 1.2
 """A probe for a limit goes this much faster than the rate whose result
 would just reach it: a cluster is received no faster than it was sent, and
@@ -108,6 +111,7 @@ class ForwardedPath:
         """When (seconds) the last probe result came (None before one)."""
         self.probed_bps = 0.0
         """The rate (bits per second) the last probe was received at."""
+        self._probed_for = 0
 
     @property
     def measured(self) -> bool:
@@ -163,7 +167,12 @@ class ForwardedPath:
         rate = PROBE_FOR_HEADROOM * limit_bps / (LIMIT_SHARE * PROBE_PLAUSIBILITY)
         if rate <= estimator.target_bps:
             return []
-        return estimator.poll(now, rate)
+        # The first soon after the start probe: that one may have read low (a
+        # busy moment at either end), and a subscriber waits on it.
+        interval = FIRST_PROBE_FOR_S if not self._probed_for else PERIODIC_PROBE_S
+        clusters = estimator.poll(now, rate, interval)
+        self._probed_for += len(clusters)
+        return clusters
 
     def limit_bps(self, now: float) -> float | None:
         """What publishers may send the path (bits per second), or None once

@@ -105,10 +105,11 @@ class ProbeController:
         calm: bool,
         now: float,
         rate_bps: float | None = None,
+        interval_s: float = PERIODIC_PROBE_S,
     ) -> list[ProbeCluster]:
         """A cluster at twice the estimate (or at ``rate_bps``) every
-        :data:`PERIODIC_PROBE_S` while the path is ``calm`` (no overuse
-        lately) and below the maximum."""
+        ``interval_s`` while the path is ``calm`` (no overuse lately) and
+        below the maximum."""
         for cluster_id, (_, at) in list(self._pending.items()):
             if now - at > RESULT_TIMEOUT_S:
                 del self._pending[cluster_id]
@@ -116,7 +117,7 @@ class ProbeController:
             not self._started
             or not calm
             or self._pending
-            or now - self._last_probe_at < PERIODIC_PROBE_S
+            or now - self._last_probe_at < interval_s
             or estimate_bps >= self.max_bps
         ):
             return []

@@ -140,3 +140,12 @@ def test_a_slow_new_subscriber_never_gets_the_top_layer():
     # congestion cut it (a 300 kbit/s subscriber froze 1.24 s).
     chosen = _room([(0, 300e3)], 15.0)
     assert all(layer == 0 for _, layer in chosen), chosen
+
+
+def test_a_start_probe_that_read_low_is_checked_again_within_a_second_or_two():
+    # The path is slow for its first 0.6 s (as a busy moment at either end
+    # reads), then fast: the first probe for the next layer follows a
+    # second after the start probe, not 5 s (up at 2.6 s; before, 5.6 s).
+    chosen = _room([(0, 400e3), (0.6, 10e6)], 8.0)
+    up = next((t for t, layer in chosen if layer == 1), None)
+    assert up is not None and up < 3.0, chosen
