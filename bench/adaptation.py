@@ -267,8 +267,9 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
                [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
     rates.plot([t - t0 for t, _ in run.sent],
                [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
-    if run.limit:
-        rates.step([t - t0 for t, _ in run.limit], [b / 1e3 for _, b in run.limit],
+    limits = [(t, b) for t, b in run.limit if b < 0xFFFFFFFF]  # the top: none
+    if limits:
+        rates.step([t - t0 for t, _ in limits], [b / 1e3 for _, b in limits],
                    where="post", label="SFU limit", alpha=0.6)  # fmt: skip
     cuts = [t - t0 for t, what, _ in run.events if not what.startswith("probe")]
     if cuts:
