@@ -1,9 +1,10 @@
 """Media that fits its link: scenarios through ``quicmeet-netsim``, real processes.
 
-For each scenario a publisher sends synthetic stamped video at 30 fps (640x480;
-1280x720 for the capacity steps, whose 2.5 Mbit/s a 640x480 source cannot fill)
-through ``quicmeet-netsim`` (both directions of its link impaired) to a
-receiver on loopback, for the scenario's length. Reported per scenario:
+For each scenario a publisher sends synthetic stamped video at 30 fps (640x480,
+or ``--source``: the encoder's ceiling at 640x480 is 2 Mbit/s, under the
+capacity steps' 2.5 Mbit/s; ``docs/adaptation.md`` section 8) through
+``quicmeet-netsim`` (both directions of its link impaired) to a receiver on
+loopback, for the scenario's length. Reported per scenario:
 utilisation of the capacity in steady state (each phase of the capacity
 schedule from 5 s after its start), recovery after a capacity drop (how long
 until every 1 s window's glass-to-glass p95 stays under the lowest latency
@@ -84,10 +85,6 @@ SCENARIOS = {
             100,
             {"min_utilisation": 0.85, "max_recovery_s": 2.0},
             LinkConfig(delay_s=0.05, rate_bps=1e6, queue_delay_s=0.3),
-            # A source that can fill 2.5 Mbit/s: 640x480 is capped at 2 Mbit/s
-            # (libwebrtc's default cap for it is 1.7), so with it the 2.5
-            # Mbit/s phase measured the source, not the estimate.
-            source="1280x720",
         ),
         Scenario(
             "slow-300k",
