@@ -8,7 +8,8 @@ loopback, for the scenario's length. Reported per scenario:
 utilisation of the capacity in steady state (each phase of the capacity
 schedule from 5 s after its start), recovery after a capacity drop (how long
 until every 1 s window's glass-to-glass p95 stays under the lowest latency
-plus 100 ms), time from the receiver's start (process start, join, first
+plus 100 ms; ``first_back_s``: until the first such window), time from the
+receiver's start (process start, join, first
 keyframe) to its first picture, the longest freeze after it,
 glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
 not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
@@ -187,14 +188,17 @@ def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
     latencies = [lat for _, lat in frames if lat is not None]
     floor = percentile(latencies, 5) if latencies else None
     result["lowest_latency_ms"] = floor
-    recoveries = []
+    recoveries: list[float | None] = []
+    first_back: list[float | None] = []
     for (_, before), (begin, end, bps) in zip(
         scenario.capacity, phases(scenario)[1:], strict=False
     ):
         if bps < before and floor is not None:
             recoveries.append(_recovery(frames, begin, end, floor + 100))
+            first_back.append(_first_back(frames, begin, end, floor + 100))
     if recoveries:
         result["recovery_s"] = recoveries
+        result["first_back_s"] = first_back
     return result
 
 
@@ -233,6 +237,21 @@ def _recovery(
         elif recovered is None:
             recovered = at - drop
     return None if recovered is None else round(recovered, 2)
+
+
+def _first_back(
+    frames: list[tuple[float, float | None]], drop: float, end: float, limit: float
+) -> float | None:
+    """Seconds after ``drop`` to the first 1 s window (every 0.25 s) whose
+    glass-to-glass p95 is under ``limit`` ms: when the drop's own queue was
+    gone, whatever came later in the phase (None: never)."""
+    t = drop
+    while t + 1 <= end:
+        lats = [lat for s, lat in frames if t <= s < t + 1 and lat is not None]
+        if lats and percentile(lats, 95) < limit:
+            return round(t - drop, 2)
+        t += 0.25
+    return None
 
 
 def goals_met(result: dict[str, Any], goals: dict[str, float]) -> dict[str, bool]:
