@@ -75,6 +75,9 @@ a full path's rate only queues. Measured in
 ``bench/adaptation.py``'s capacity steps: at 0.6 Mbit/s every periodic
 probe (every 5 s) came back at the capacity and was followed within
 0.5 s by a cut for overuse and a glass-to-glass p95 of 160-190 ms."""
+CARRIED = 0.8
+"""What arrived over the last :data:`ACKED_WINDOW_S` is at least this share of
+what was sent: the path carries the media (after a drop it does not)."""
 LOSSY_LOSS = 0.01
 """A loss interval that loses more than this fraction makes the path lossy..."""
 LOSSY_HOLD_S = 5.0
@@ -230,13 +233,21 @@ class BandwidthEstimator:
         interval_s: float = PERIODIC_PROBE_S,
     ) -> list[ProbeCluster]:
         """Periodic probes due at ``now`` (call a few times a second): while
-        the path is calm and the media leaves the estimate unused
-        (:data:`APP_LIMITED`). With ``rate_bps``, a probe at that rate
-        whether or not the media fills the estimate: what a sender would
-        send if the path carried it (libwebrtc probes a new allocation so)."""
+        the path is calm and either the media leaves the estimate unused
+        (:data:`APP_LIMITED`) or the path carries what is sent and more than
+        the capacity seen at the last decreases (the rate then grows by 8% a
+        second, 12 s from 1 to 2.5 Mbit/s: a probe finds it in a round
+        trip). With ``rate_bps``, a probe at that rate whether or not the
+        media fills the estimate, at most every ``interval_s``: what a
+        sender would send if the path carried it (libwebrtc probes a new
+        allocation so)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
         if rate_bps is None:
-            calm = calm and self.sent_bps(now) < APP_LIMITED * self.target_bps
+            sent = self.sent_bps(now)
+            app_limited = sent < APP_LIMITED * self.target_bps
+            carried = self.acked_bps is not None and self.acked_bps >= CARRIED * sent
+            unknown = carried and not self.rate.capacity_known
+            calm = calm and (app_limited or unknown)
         clusters = self.probes.periodic(
             self.target_bps, calm, now, rate_bps, interval_s
         )
