@@ -17,6 +17,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from codec.media.cc import register_scavenger_congestion_control
+
 from ..transfers import Progress as TransferReport
 from ..transfers import Transfer, TransferError, Transfers
 from .runner import EXIT_USAGE, CliFailure, Context
@@ -36,6 +38,9 @@ async def connect_with_transfers(ctx: Context) -> Transfers:
     downloads = Path(ctx.home.config().get("downloads") or default_downloads())
 
     def attach(member_session: Any, store: Any) -> None:
+        # This process's connection carries only its files: it gives way to a
+        # meeting on the same path (docs/adaptation.md, files beside a meeting).
+        member_session.congestion_control = register_scavenger_congestion_control()
         manager.append(
             Transfers(member_session, store, downloads, auto_resume=ctx.auto_resume)
         )

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from codec.media.cc import register_scavenger_congestion_control
 from codec.messages import AttachTransfers, Error, FileStored, Ok
 
 from ..errors import ClientError
@@ -61,6 +62,8 @@ async def pump(order: Order, stop: asyncio.Event) -> None:
         pins=pins,
         ca_file=None if order.ca_file is None else Path(order.ca_file),
         reconnect=False,
+        # Gives way to the meeting's media on the same path (issue 14, item 6).
+        congestion_control=register_scavenger_congestion_control(),
     )
     try:
         await session.connect()
