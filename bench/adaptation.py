@@ -1,12 +1,15 @@
 """Media that fits its link: scenarios through ``quicmeet-netsim``, real processes.
 
-For each scenario a publisher sends synthetic stamped 640x480 video at 30 fps
-through ``quicmeet-netsim`` (both directions of its link impaired) to a
-receiver on loopback, for the scenario's length. Reported per scenario:
+For each scenario a publisher sends synthetic stamped video at 30 fps (640x480,
+or ``--source``: the encoder's ceiling at 640x480 is 2 Mbit/s, under the
+capacity steps' 2.5 Mbit/s; ``docs/adaptation.md`` section 8) through
+``quicmeet-netsim`` (both directions of its link impaired) to a receiver on
+loopback, for the scenario's length. Reported per scenario:
 utilisation of the capacity in steady state (each phase of the capacity
 schedule from 5 s after its start), recovery after a capacity drop (how long
 until every 1 s window's glass-to-glass p95 stays under the lowest latency
-plus 100 ms), time from the receiver's start (process start, join, first
+plus 100 ms; ``first_back_s``: until the first such window), time from the
+receiver's start (process start, join, first
 keyframe) to its first picture, the longest freeze after it,
 glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
 not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
@@ -69,6 +72,8 @@ class Scenario:
     goals: dict[str, float] = field(default_factory=dict)
     virtual_link: LinkConfig = field(default_factory=LinkConfig)
     """The same link for ``--virtual`` (the schedule comes from ``capacity``)."""
+    source: str = "640x480"
+    """The publisher's synthetic source (30 fps)."""
 
 
 SCENARIOS = {
@@ -197,14 +202,17 @@ def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
     latencies = [lat for _, lat in frames if lat is not None]
     floor = percentile(latencies, 5) if latencies else None
     result["lowest_latency_ms"] = floor
-    recoveries = []
+    recoveries: list[float | None] = []
+    first_back: list[float | None] = []
     for (_, before), (begin, end, bps) in zip(
         scenario.capacity, phases(scenario)[1:], strict=False
     ):
         if bps < before and floor is not None:
             recoveries.append(_recovery(frames, begin, end, floor + 100))
+            first_back.append(_first_back(frames, begin, end, floor + 100))
     if recoveries:
         result["recovery_s"] = recoveries
+        result["first_back_s"] = first_back
     return result
 
 
@@ -245,6 +253,21 @@ def _recovery(
     return None if recovered is None else round(recovered, 2)
 
 
+def _first_back(
+    frames: list[tuple[float, float | None]], drop: float, end: float, limit: float
+) -> float | None:
+    """Seconds after ``drop`` to the first 1 s window (every 0.25 s) whose
+    glass-to-glass p95 is under ``limit`` ms: when the drop's own queue was
+    gone, whatever came later in the phase (None: never)."""
+    t = drop
+    while t + 1 <= end:
+        lats = [lat for s, lat in frames if t <= s < t + 1 and lat is not None]
+        if lats and percentile(lats, 95) < limit:
+            return round(t - drop, 2)
+        t += 0.25
+    return None
+
+
 def goals_met(result: dict[str, Any], goals: dict[str, float]) -> dict[str, bool]:
     checks = {
         "min_utilisation": lambda v: (result.get("utilisation") or 0) >= v,
@@ -274,8 +297,9 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
                [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
     rates.plot([t - t0 for t, _ in run.sent],
                [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
-    if run.limit:
-        rates.step([t - t0 for t, _ in run.limit], [b / 1e3 for _, b in run.limit],
+    limits = [(t, b) for t, b in run.limit if b < 0xFFFFFFFF]  # the top: none
+    if limits:
+        rates.step([t - t0 for t, _ in limits], [b / 1e3 for _, b in limits],
                    where="post", label="SFU limit", alpha=0.6)  # fmt: skip
     cuts = [t - t0 for t, what, _ in run.events if not what.startswith("probe")]
     if cuts:
@@ -376,6 +400,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plots", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--virtual", action="store_true")
+    parser.add_argument(
+        "--source", help="the publisher's source, WxH (default: the scenario's)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     results = []
@@ -395,7 +422,10 @@ def main() -> None:
                 results.append(result)
             continue
         else:
-            result = run_scenario(Quicmeet(), SCENARIOS[name], args.seed, args.plots)
+            scenario = SCENARIOS[name]
+            source = args.source or scenario.source
+            result = run_scenario(Quicmeet(source), scenario, args.seed, args.plots)
+            result["source"] = source
         print(json.dumps(result), file=sys.stderr, flush=True)
         results.append(result)
     print(json.dumps({"elapsed_s": round(time.monotonic() - started, 1),

@@ -118,6 +118,11 @@ class Rooms:
         self._listeners: Listeners[RoomEvent] = Listeners(log, "room")
         self._elsewhere: dict[str, str] = {}
         """Room id -> ``host:port`` of the node hosting it, as a node told us."""
+        self._joins = 0
+        """Join or create requests under way."""
+        self._pushed: dict[str, RoomState] = {}
+        """While one is under way: the newest room state pushed meanwhile, by
+        room id."""
         session.add_restore_hook(self._rejoin)
         session.add_event_hook(self.on_event)
 
@@ -149,6 +154,10 @@ class Rooms:
         if not isinstance(event, _ROOM_EVENTS):
             return
         if isinstance(event, RoomUpdated):
+            if self._joins:
+                seen = self._pushed.get(event.room.room_id)
+                if seen is None or seen.version < event.room.version:
+                    self._pushed[event.room.room_id] = event.room
             current = self.state
             if (
                 current is not None
@@ -165,6 +174,24 @@ class Rooms:
         elif isinstance(event, RoomInvitation):
             self.invitations[event.room_id] = event
         self._listeners.notify(event)
+
+    async def _call_join(self, request: type, **fields: object) -> RoomState:
+        """Send a join or create request; the room state it enters. The server
+        pushes room updates on other streams than its reply, so an update it
+        sent after the reply (another member arriving) can arrive first: then
+        that update, the newer, is the state, not the reply's."""
+        self._joins += 1
+        try:
+            reply = await self._session.call(request, RoomJoined, **fields)
+        finally:
+            self._joins -= 1
+            pushed = self._pushed
+            if not self._joins:
+                self._pushed = {}
+        newer = pushed.get(reply.room.room_id)
+        if newer is not None and newer.version > reply.room.version:
+            return newer
+        return reply.room
 
     def _entered(self, state: RoomState, password: str | None) -> RoomState:
         self.state = state
@@ -187,8 +214,8 @@ class Rooms:
         started = time.monotonic()
         while True:
             try:
-                reply = await self._session.call(
-                    JoinRoom, RoomJoined, room_id=room_id, password=self._password
+                state = await self._call_join(
+                    JoinRoom, room_id=room_id, password=self._password
                 )
                 break
             except ClientError as exc:
@@ -208,7 +235,7 @@ class Rooms:
                 except ClientError as exc:
                     log.debug("room %s: its node did not answer: %s", room_id, exc)
             await asyncio.sleep(REJOIN_RETRY)
-        self._entered(reply.room, self._password)
+        self._entered(state, self._password)
 
     def _lost(self, room_id: str, exc: ClientError) -> None:
         self.state = None
@@ -227,27 +254,23 @@ class Rooms:
         self, password: str | None = None, max_members: int | None = None
     ) -> RoomState:
         """Create a room and join it as host; its id is ``state.room_id``."""
-        reply = await self._session.call(
-            CreateRoom, RoomJoined, password=password, max_members=max_members
+        state = await self._call_join(
+            CreateRoom, password=password, max_members=max_members
         )
-        return self._entered(reply.room, password)
+        return self._entered(state, password)
 
     async def join(self, room_id: str, password: str | None = None) -> RoomState:
         """Join a room by id (as typed); leaves the room we were in. A room on
         another node of the cluster is joined there: the session moves first."""
         try:
-            reply = await self._session.call(
-                JoinRoom, RoomJoined, room_id=room_id, password=password
-            )
+            state = await self._call_join(JoinRoom, room_id=room_id, password=password)
         except ServerError as exc:
             elsewhere = self._elsewhere.pop(parse_room_id(room_id) or "", None)
             if exc.code != ErrorCode.ROOM_ELSEWHERE or elsewhere is None:
                 raise
             await self._session.move_to(elsewhere)
-            reply = await self._session.call(
-                JoinRoom, RoomJoined, room_id=room_id, password=password
-            )
-        return self._entered(reply.room, password)
+            state = await self._call_join(JoinRoom, room_id=room_id, password=password)
+        return self._entered(state, password)
 
     async def accept(self, invitation: RoomInvitation) -> RoomState:
         """Accept an invitation: join its room without a password."""

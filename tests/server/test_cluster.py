@@ -478,7 +478,11 @@ async def _back_in(room_id: str, members: list, node: ServerProcess, host: str) 
                 return False
         return True
 
-    await eventually(settled, timeout=20)
+    try:
+        await eventually(settled, timeout=20)
+    except AssertionError:
+        seen = [(m.name, m.session.port, m.session.rooms.state) for m in members]
+        raise AssertionError(f"not back in {room_id} on {on_node}: {seen}") from None
 
 
 async def test_a_node_killed_mid_meeting_the_meeting_goes_on_on_the_other(

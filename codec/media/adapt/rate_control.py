@@ -64,6 +64,13 @@ class AimdRateControl:
         self._capacity_var = 0.4
         """Variance of the capacity estimate, normalised by its mean (libwebrtc's)."""
 
+    @property
+    def capacity_known(self) -> bool:
+        """Whether the rate grows near a capacity seen at its last decreases
+        (additively); False while it grows multiplicatively, the path having
+        carried more than it did then, or before any decrease."""
+        return self._capacity_mean_kbps is not None
+
     def set_rate(self, rate_bps: float, now: float) -> None:
         """Jump to ``rate_bps`` (a probe found more), clamped to the limits."""
         self.rate_bps = min(max(rate_bps, self.min_bps), self.max_bps)

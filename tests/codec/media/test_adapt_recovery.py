@@ -17,7 +17,7 @@ from codec.media.adapt import (
     PacketResult,
     Usage,
 )
-from netsim import LinkConfig
+from netsim import LinkConfig, ScheduleStep
 
 from .adapt_sim import AdaptSim, between, mean
 
@@ -158,3 +158,18 @@ def test_a_cut_just_after_a_probe_keeps_what_the_probe_found() -> None:
         seq += 5
     assert estimator.cuts["overuse"] >= 1
     assert estimator.target_bps > 0.7 * lifted
+
+
+def test_a_sender_that_fills_its_estimate_finds_a_capacity_that_rose() -> None:
+    # RFC 8867 5.1's second step, 1 -> 2.5 Mbit/s at 20 s: grown by 8% a
+    # second once past the capacity seen at the last cuts, the estimate took
+    # about 12 s to reach the new capacity. A probe once the path carried
+    # more than that capacity finds it within seconds.
+    sim = AdaptSim(
+        LinkConfig(delay_s=0.05, rate_bps=1e6, queue_delay_s=0.3),
+        [ScheduleStep(20.0, {"rate_bps": 2.5e6})],
+    )
+    samples = sim.run(35.0)
+    assert mean(s.sent_bps for s in between(samples, 25.0, 35.0)) > 0.85 * 2.5e6
+    # The filled 1 Mbit/s path before it was not probed into its queue.
+    assert max(s.delay_s for s in between(samples, 5.0, 20.0)) < 0.16

@@ -157,3 +157,57 @@ def test_a_repair_in_the_first_seconds_is_covered_by_the_initial_delay():
     # It holds only for the first window: then, with no repair since, the
     # delay comes down to what the frames need.
     assert warm.delay_s == 0.0
+
+
+def queue_ready_times(frames: int, rise: range, drain: range, peak_s: float) -> list:
+    """A bottleneck's queue: frames of ``rise`` ever later up to ``peak_s``,
+    those of ``drain`` ever less late, down to on time (the capacity fell,
+    then the sender slowed below it)."""
+    out = []
+    for n in range(frames):
+        if n in rise:
+            late = peak_s * (n - rise.start + 1) / len(rise)
+        elif n in drain:
+            late = peak_s * (drain.stop - n) / (len(drain) + 1)
+        else:
+            late = 0.0
+        out.append(OFFSET + n * INTERVAL + TRANSIT + late)
+    return out
+
+
+def test_a_queue_that_drained_is_not_covered_after_it():
+    # Repairs first (the delay at its cap), then a 300 ms queue builds over
+    # 1.5 s and drains over 1 s (frames 150-224); from frame 225 every frame
+    # is on time again. Before, the delay sat at its 120 ms cap for the 4 s
+    # the queue's frames stayed in the window, then shrank 50 ms a second.
+    repaired = {n for n in range(90) if n % 10 == 5}
+    ready = queue_ready_times(600, range(150, 195), range(195, 225), 0.3)
+    ready = [t + (0.2 if n in repaired else 0.0) for n, t in enumerate(ready)]
+    playout = PlayoutDelay()
+    shown = play(playout, ready)
+    assert playout.queues == 1
+    latencies = [at - capture for at, capture in shown]
+    # Within 0.25 s of the drain's end every frame is shown on time.
+    assert max(latencies[233:]) == pytest.approx(TRANSIT, abs=1e-6)
+    # As the queue drained the picture followed it: no frame was held back
+    # longer than the tolerance (the delay covers the last 0.25 s of a queue
+    # less the tolerance, and this drain takes 100 ms off in 0.25 s).
+    assert all(shown[n][0] - ready[n] <= 0.05 + 1e-9 for n in range(195, 233))
+    # The drain is shown faster than its cadence, not in jumps: no two
+    # frames at once, none after a freeze.
+    assert min(gaps(shown[195:260])) > INTERVAL / 4
+    assert max(gaps(shown[150:])) < 0.15
+
+
+def test_a_path_whose_every_frame_is_late_stays_covered():
+    # Lateness 60-100 ms on every frame (a jittery path; the base is its
+    # fastest frame): a run that never ends is taken for a queue, and the
+    # delay still covers what the frames of its last 0.25 s needed.
+    jitter = [0.06 + 0.04 * ((n * 7) % 11) / 10 for n in range(240)]
+    ready = [OFFSET + n * INTERVAL + TRANSIT + j for n, j in enumerate(jitter)]
+    ready[0] -= 0.06  # one fast frame sets the base
+    playout = PlayoutDelay()
+    shown = play(playout, ready)
+    assert playout.queues == 1
+    assert playout.delay_s >= 0.03
+    assert max(gaps(shown[60:])) < INTERVAL + 0.05
