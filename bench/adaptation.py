@@ -27,6 +27,7 @@ compared on identical links.
     python bench/adaptation.py --scenario slow-300k     # one
     python bench/adaptation.py --virtual                # the pure stack, seconds
     python bench/adaptation.py --scenario room-of-four  # simulcast, ~1.5 min
+    python bench/adaptation.py --scenario meeting-and-file  # a 1 GiB upload beside
 
 ``room-of-four`` (``_adapt_room.py``) is a room, not a call: a publisher
 and three subscribers, one behind a 300 kbit/s link, run once with it and
@@ -49,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _adapt_room import room_of_four  # noqa: I001
+from _adapt_file import QuicmeetWithFile  # noqa: I001
+from _adapt_room import room_of_four
 from _adapt_runs import Quicmeet, Run, System
 from _common import ROOT, percentile, start_netsim
 
@@ -122,8 +124,20 @@ SCENARIOS = {
                 queue_delay_s=0.3,
             ),
         ),
+        Scenario(
+            "meeting-and-file",
+            "a call and a 1 GiB upload on the publisher's 5 Mbit/s link, "
+            "25 ms one-way, 300 ms queue",
+            ["--delay", "25ms", "--rate", "5mbit", "--queue", "300ms"],
+            [(0, 5e6)],
+            48,
+            {"max_p95_ms": 300},
+            LinkConfig(delay_s=0.025, rate_bps=5e6, queue_delay_s=0.3),
+        ),
     )
 }
+"""``meeting-and-file`` runs the call of :mod:`_adapt_file` (an upload beside
+it), once with the file connections' controller and once with main's."""
 
 
 ROOM_SCENARIOS = {
@@ -400,6 +414,13 @@ def main() -> None:
             result = room_of_four(link, seconds, args.seed)
         elif args.virtual:
             result = run_virtual(SCENARIOS[name])
+        elif name == "meeting-and-file":
+            for controller in ("scavenger", "media"):
+                system = QuicmeetWithFile(controller)
+                result = run_scenario(system, SCENARIOS[name], args.seed, args.plots)
+                print(json.dumps(result), file=sys.stderr, flush=True)
+                results.append(result)
+            continue
         else:
             scenario = SCENARIOS[name]
             source = args.source or scenario.source

@@ -104,6 +104,7 @@ class Session:
         max_backoff: float = 10.0,
         idle_timeout: float = 5.0,
         on_login: Callable[[LoggedIn], None] | None = None,
+        congestion_control: str | None = None,
     ) -> None:
         self.server = server
         self.servers = [parse_address(part.strip()) for part in server.split(",")]
@@ -115,6 +116,9 @@ class Session:
         self.max_backoff = max_backoff
         self.idle_timeout = idle_timeout
         self.on_login = on_login
+        self.congestion_control = congestion_control
+        """The name of the connections' congestion controller, if not the
+        media controller (:func:`~client.transport.client_configuration`)."""
         self.fingerprint: str | None = None
         self.newly_pinned = False
         self.profile: Profile | None = None
@@ -161,6 +165,7 @@ class Session:
             ca_file=self.ca_file,
             timeout=timeout,
             idle_timeout=self.idle_timeout,
+            congestion_control=self.congestion_control,
         )
         try:
             fingerprint = proto.peer_fingerprint()

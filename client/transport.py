@@ -364,8 +364,15 @@ class _StreamReply:
 
 
 def client_configuration(
-    ca_file: Path | None, server_name: str | None, idle_timeout: float = IDLE_TIMEOUT
+    ca_file: Path | None,
+    server_name: str | None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    congestion_control: str | None = None,
 ) -> QuicConfiguration:
+    """The QUIC configuration of a client connection. ``congestion_control``
+    is the name of a registered controller other than the media controller
+    (``register_scavenger_congestion_control()``, measured for file-only
+    connections and not enabled: docs/adaptation.md)."""
     configuration = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN],
@@ -374,7 +381,8 @@ def client_configuration(
         server_name=server_name,
         # Media, files and chat share the connection: a controller that random
         # loss does not collapse and that keeps the queue short (docs/congestion.md).
-        congestion_control_algorithm=register_media_congestion_control(),
+        congestion_control_algorithm=congestion_control
+        or register_media_congestion_control(),
     )
     if ca_file is not None:
         configuration.load_verify_locations(cafile=str(ca_file))
@@ -392,8 +400,10 @@ async def open_connection(
     timeout: float = 10.0,
     idle_timeout: float = IDLE_TIMEOUT,
     configuration: QuicConfiguration | None = None,
+    congestion_control: str | None = None,
 ) -> ClientProtocol:
-    """Connect to ``host:port`` and finish the handshake.
+    """Connect to ``host:port`` and finish the handshake (``congestion_control``:
+    see :func:`client_configuration`).
 
     With ``ca_file`` the certificate must chain to that CA and match ``host``;
     without it nothing is checked here and the caller pins the fingerprint.
@@ -407,7 +417,9 @@ async def open_connection(
     if configuration is None:
         is_name = not _is_ip(host)
         server_name = host if is_name or ca_file else None
-        configuration = client_configuration(ca_file, server_name, idle_timeout)
+        configuration = client_configuration(
+            ca_file, server_name, idle_timeout, congestion_control
+        )
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"

@@ -3,7 +3,9 @@
 :class:`MediaCongestionControl` is the QUIC connection's own controller, run by
 aioquic (register it with :func:`register_media_congestion_control`); it is built
 on the delivery-rate sampler, the ACK-aggregation and RTT-noise estimators and
-the windowed filters of this package. See docs/congestion.md.
+the windowed filters of this package. :class:`ScavengerCongestionControl`
+runs connections that carry only files: it gives way to any queue.
+See docs/congestion.md.
 """
 
 from .aggregation import AckAggregation
@@ -15,6 +17,11 @@ from .controller import (
 )
 from .delivery import DeliverySampler, RateSample
 from .noise import RttNoise
+from .scavenger import (
+    SCAVENGER_CONTROL_NAME,
+    ScavengerCongestionControl,
+    register_scavenger_congestion_control,
+)
 from .windowed import WindowedFilter, windowed_max, windowed_min
 
 __all__ = [
@@ -25,8 +32,11 @@ __all__ = [
     "Mode",
     "RateSample",
     "RttNoise",
+    "SCAVENGER_CONTROL_NAME",
+    "ScavengerCongestionControl",
     "WindowedFilter",
     "register_media_congestion_control",
+    "register_scavenger_congestion_control",
     "windowed_max",
     "windowed_min",
 ]

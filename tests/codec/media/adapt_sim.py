@@ -13,8 +13,9 @@ feedback comes back after a fixed delay, never lost.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from codec.media import VideoPacketizer, parse_packet
 from codec.media.adapt import ArrivalRecorder, BandwidthEstimator, Pacer
@@ -48,12 +49,19 @@ class AdaptSim:
     seed: int = 1
     encoder_efficiency: float = 1.0
     """What the model encoder makes of its target (x264 undershoots)."""
+    shared_link: Any = None
+    """A link to use instead of one of ``link``'s own (a tap of
+    ``cc_sim.SharedBottleneck``: other flows beside the video)."""
+    each_tick: Callable[[float], None] = lambda now: None
+    """Called at the start of every tick (to advance the flows beside it)."""
     samples: list[Sample] = field(default_factory=list)
     frames_sent: int = 0
     frames_skipped: int = 0
 
     def run(self, duration_s: float) -> list[Sample]:
-        link: Link[bytes] = Link(self.link, seed=self.seed, schedule=self.schedule)
+        link: Link[bytes] = self.shared_link or Link(
+            self.link, seed=self.seed, schedule=self.schedule
+        )
         estimator = BandwidthEstimator(self.start_bps, max_bps=self.max_bps)
         estimator.set_rtt(2 * self.return_delay_s)
         pacer = Pacer(estimator.target_bps)
@@ -71,6 +79,7 @@ class AdaptSim:
         for cluster in estimator.start(now):
             pacer.add_probe(cluster, now)
         while now < duration_s:
+            self.each_tick(now)
             if now >= next_frame:
                 next_frame += 1 / FPS
                 if pacer.delay_s(now) > 1 / FPS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aioquic.quic.congestion.base import QuicCongestionControl
 from aioquic.quic.packet import QuicPacketType
@@ -239,3 +240,77 @@ class BottleneckSim:
                 del self._outstanding[packet.packet_number]
             self.lost_packets += len(lost)
             self.cc.on_packets_lost(now=self.now, packets=lost)
+
+
+class SharedBottleneck:
+    """Several :class:`BottleneckSim` flows through one netsim ``Link``: each
+    flow's ``_link`` is a :meth:`tap` that sends into the shared link and
+    receives only its own datagrams. Advance them with :meth:`run_until`."""
+
+    def __init__(self, link: LinkConfig, seed: int = 1) -> None:
+        self.link: Link[_Owned] = Link(link, seed=seed)
+        self.flows: list[BottleneckSim] = []
+        self._inboxes: list[list[Any]] = []
+
+    def add(self, sim: BottleneckSim) -> BottleneckSim:
+        """Put ``sim`` on the shared link (replacing its own)."""
+        sim._link = self.tap()  # type: ignore[assignment]
+        self.flows.append(sim)
+        return sim
+
+    def tap(self) -> _Tap:
+        """A view of the shared link for one more flow (what it sends must
+        have a length: bytes, or a datagram)."""
+        self._inboxes.append([])
+        return _Tap(self, len(self._inboxes) - 1)
+
+    def run_until(self, end: float, step_s: float = 0.001) -> None:
+        now = self.flows[0].now
+        while now < end:
+            now = min(end, round(now + step_s, 6))
+            for flow in self.flows:
+                flow.run_until(now)
+
+    def clock(self, now: float) -> float:
+        """``now``, or the shared link's time if a flow is behind it."""
+        self._latest = max(getattr(self, "_latest", 0.0), now)
+        return self._latest
+
+    def _receive(self, flow: int, now: float) -> list[Any]:
+        for owned in self.link.receive(self.clock(now)):
+            self._inboxes[owned.flow].append(owned.datagram)
+        mine, self._inboxes[flow] = self._inboxes[flow], []
+        return mine
+
+
+@dataclass(frozen=True)
+class _Owned:
+    flow: int
+    datagram: Any
+
+    def __len__(self) -> int:
+        return len(self.datagram)
+
+
+class _Tap:
+    def __init__(self, shared: SharedBottleneck, flow: int) -> None:
+        self._shared = shared
+        self._flow = flow
+
+    @property
+    def config(self) -> LinkConfig:
+        return self._shared.link.config
+
+    @property
+    def stats(self) -> object:
+        return self._shared.link.stats
+
+    def send(self, datagram: Any, now: float) -> None:
+        # The flows take turns: one may be a few microseconds behind the other.
+        self._shared.link.send(_Owned(self._flow, datagram), self._shared.clock(now))
+
+    def receive(self, now: float) -> list[Any]:
+        return self._shared._receive(self._flow, now)
+
+    def next_wakeup(self) -> float | None:
+        return self._shared.link.next_wakeup()

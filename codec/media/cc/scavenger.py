@@ -1,0 +1,164 @@
+"""A lower-than-best-effort controller for connections that carry only files.
+
+A file beside a meeting must take what the media leave and no more: the
+media's estimate is delay-based (``codec/media/adapt``), so a file flow that
+builds a queue makes the estimate collapse, whatever share the file was
+given. This controller gives way to queueing delay itself, as LEDBAT
+(RFC 6817) and its successor LEDBAT++ do, with the round trip instead of the
+one-way delay (aioquic gives a controller nothing else):
+
+- the **base delay** is the lowest RTT of the last :data:`BASE_WINDOW_S`;
+  the **queue** a round saw is its lowest RTT above the base (the lowest, so
+  that a Python host's late answers are not a queue);
+- **startup** doubles the window each round until the queue passes half of
+  :data:`TARGET_S` (or a loss);
+- then each round the window grows by ``GAIN`` packets scaled by how far the
+  queue is under the target, and when the queue stands above the target it
+  shrinks multiplicatively, by the target over the queue (at most by half):
+  a delay-based media flow that raises the queue takes the room back within
+  a few round trips, and the queue stays near the target, a few ms;
+- a loss halves the window once a round.
+
+Alone on a path it fills it (the queue held near :data:`TARGET_S`), so a file
+gets the full rate back when the meeting ends without being told.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from aioquic.quic.congestion.base import (
+    QuicCongestionControl,
+    register_congestion_control,
+)
+from aioquic.quic.packet_builder import QuicSentPacket
+
+from .windowed import windowed_min
+
+__all__ = [
+    "SCAVENGER_CONTROL_NAME",
+    "ScavengerCongestionControl",
+    "register_scavenger_congestion_control",
+]
+
+SCAVENGER_CONTROL_NAME = "quicmeet-scavenger"
+"""The name the controller is registered under in aioquic."""
+
+TARGET_S = 0.005
+"""Queueing delay the file flow keeps at most (RFC 6817 allows up to 100 ms).
+Beside the media stack on a 5 Mbit/s path (``tests/codec/media/
+test_cc_scavenger.py``) a target of 12 or 25 ms held the media's estimate at
+1.5-1.8 of its 2.5 Mbit/s: the queue the file keeps moves with every cut and
+regrowth, and the media's trendline reads each move as overuse; at 3 or 5 ms
+the media kept all 2.5 and the file moved at 1.95."""
+GAIN = 1.0
+"""Packets per round the window grows by with no queue at all."""
+BASE_WINDOW_S = 10.0
+"""How long the lowest RTT is remembered as the path's base delay."""
+MIN_WINDOW_PACKETS = 2
+"""The file always moves a little, even under a media flow that fills the path."""
+MAX_DECREASE = 0.5
+"""The most a round's queue (or a loss) cuts the window by."""
+
+
+class ScavengerCongestionControl(QuicCongestionControl):
+    """aioquic congestion control that yields to any flow that builds a queue.
+
+    Sizes are bytes, times seconds on aioquic's clock.
+    """
+
+    def __init__(self, *, max_datagram_size: int) -> None:
+        super().__init__(max_datagram_size=max_datagram_size)
+        self._mss = max_datagram_size
+        self._min_window = MIN_WINDOW_PACKETS * max_datagram_size
+        self._base = windowed_min(BASE_WINDOW_S, 10)
+        self.startup = True
+        self._round_end = 0
+        """Packet number that ends the current round when acknowledged."""
+        self._next_number = 0
+        self._round_min_rtt = math.inf
+        self._round_acked = 0
+        self._last_loss_round = -1
+        self.rounds = 0
+        self.decreases = 0
+        """Times the window was cut (queue above target, or a loss)."""
+
+    @property
+    def base_rtt(self) -> float | None:
+        """The lowest RTT of the last :data:`BASE_WINDOW_S` seconds."""
+        return self._base.value
+
+    def on_packet_sent(self, *, packet: QuicSentPacket) -> None:
+        self.bytes_in_flight += packet.sent_bytes
+        self._next_number = max(self._next_number, packet.packet_number + 1)
+
+    def on_packet_acked(self, *, now: float, packet: QuicSentPacket) -> None:
+        self.bytes_in_flight -= packet.sent_bytes
+        self._round_acked += packet.sent_bytes
+        if self.startup:
+            self.congestion_window += packet.sent_bytes
+        if packet.packet_number >= self._round_end:
+            self._end_round()
+
+    def on_packets_expired(self, *, packets: Iterable[QuicSentPacket]) -> None:
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+
+    def on_packets_lost(self, *, now: float, packets: Iterable[QuicSentPacket]) -> None:
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+        if self._last_loss_round != self.rounds:
+            self._last_loss_round = self.rounds
+            self.startup = False
+            self._cut(MAX_DECREASE)
+
+    def on_persistent_congestion(self) -> None:
+        self.decreases += 1
+        self.congestion_window = self._min_window
+
+    def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
+        self._base.update(rtt, now)
+        self._round_min_rtt = min(self._round_min_rtt, rtt)
+
+    def get_log_data(self) -> dict[str, Any]:
+        data = super().get_log_data()
+        data["startup"] = self.startup
+        return data
+
+    def _end_round(self) -> None:
+        self.rounds += 1
+        self._round_end = self._next_number
+        base = self._base.value
+        queue = self._round_min_rtt - base if base is not None else 0.0
+        acked = self._round_acked
+        self._round_min_rtt = math.inf
+        self._round_acked = 0
+        if not math.isfinite(queue):
+            return
+        if queue > TARGET_S:
+            self.startup = False
+            self._cut(max(MAX_DECREASE, TARGET_S / queue))
+        elif self.startup:
+            if queue > TARGET_S / 2:
+                self.startup = False
+        elif acked >= self.congestion_window / 2:
+            # Grow only while the window is used: an idle file flow must not
+            # build a window it would dump on the path at once.
+            off_target = (TARGET_S - queue) / TARGET_S
+            self.congestion_window += int(GAIN * off_target * self._mss)
+
+    def _cut(self, factor: float) -> None:
+        self.decreases += 1
+        self.congestion_window = max(
+            self._min_window, int(self.congestion_window * factor)
+        )
+
+
+def register_scavenger_congestion_control() -> str:
+    """Make the controller available to aioquic; return the name to put in
+    ``QuicConfiguration.congestion_control_algorithm``. Calling it again is
+    harmless."""
+    register_congestion_control(SCAVENGER_CONTROL_NAME, ScavengerCongestionControl)
+    return SCAVENGER_CONTROL_NAME
