@@ -4,19 +4,17 @@ through a netsim bottleneck, feedback back after 25 ms, on a virtual clock."""
 
 from __future__ import annotations
 
-import heapq
-
 import pytest
 
-from codec.media import VideoPacketizer, parse_packet
 from codec.media.adapt import (
     FORWARDED_START_BPS,
     LIMIT_SHARE,
-    ArrivalRecorder,
     ForwardedPath,
 )
 from codec.media.adapt.estimator import LOSSY_SHARE
 from netsim import Link, LinkConfig
+
+from .forwarded_sim import ForwardedHop
 
 TICK_S = 0.002
 FPS = 30
@@ -38,16 +36,11 @@ def _forward(
     link: Link[bytes] = Link(link_config, seed=3)
     path = path or ForwardedPath()
     path.estimator.set_rtt(0.05)
-    recorder = ArrivalRecorder()
-    packetizer = VideoPacketizer(7)
-    feedback: list[tuple[float, int, bytes]] = []
-    sent_at: dict[int, float] = {}
+    hop = ForwardedHop(link, path)
     samples = []
     limits: list[tuple[float, float | None]] = []
-    seq = counter = 0
     now = next_frame = 0.0
     next_sample = 0.5
-    worst = 0.0
     while now < seconds:
         if now >= next_frame:
             next_frame += 1 / FPS
@@ -56,29 +49,13 @@ def _forward(
                 limits.pop(0)
             limit = limits[0][1]
             offered = offered_bps * min(1.0, 0.1 + 0.9 * now / ramp_s if ramp_s else 1)
-            rate = offered if limit is None else min(offered, limit)
-            for packet in packetizer.packetize(bytes(int(rate / FPS / 8)), 0, False):
-                data = bytearray(packet.serialize())
-                data[2:4] = seq.to_bytes(2, "big")
-                path.estimator.on_sent(seq, len(data), now)
-                sent_at[seq] = now
-                seq = (seq + 1) & 0xFFFF
-                link.send(bytes(data), now)
-        for data in link.receive(now):
-            arrived = int.from_bytes(data[2:4], "big")
-            recorder.on_packet(arrived, now)
-            worst = max(worst, now - sent_at.pop(arrived))
-        if recorder.due(now):
-            for report in recorder.feedback(now):
-                counter += 1
-                heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
-        while feedback and feedback[0][0] <= now:
-            report = parse_packet(heapq.heappop(feedback)[2])
+            hop.send_frame(offered if limit is None else min(offered, limit), FPS, now)
+        for report in hop.step(now):
             path.on_feedback(report, now)  # type: ignore[arg-type]
         if now >= next_sample:
             next_sample += 0.5
-            samples.append((now, path.limit_bps(now), worst))
-            worst = 0.0
+            samples.append((now, path.limit_bps(now), hop.worst))
+            hop.worst = 0.0
         now = round(now + TICK_S, 6)
     return samples
 

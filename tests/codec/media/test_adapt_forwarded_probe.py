@@ -5,12 +5,10 @@ bottleneck, feedback back after 25 ms, on a virtual clock."""
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
-
-from codec.media import ProbePacket, VideoPacketizer, parse_packet
-from codec.media.adapt import ArrivalRecorder, ForwardedPath
+from codec.media.adapt import ForwardedPath
 from netsim import Link, LinkConfig
+
+from .forwarded_sim import ForwardedHop
 
 TICK_S = 0.002
 FPS = 30
@@ -28,65 +26,26 @@ def _forward(
     link: Link[bytes] = Link(link_config, seed=5)
     path = ForwardedPath()
     path.estimator.set_rtt(0.05)
-    recorder = ArrivalRecorder()
-    packetizer = VideoPacketizer(7)
-    feedback: list[tuple[float, int, bytes]] = []
-    sent_at: dict[int, float] = {}
-    probes: deque[tuple[float, int, int]] = deque()
-    """(when, cluster id, bytes) of probe datagrams still to send."""
+    hop = ForwardedHop(link, path)
     samples = []
-    seq = counter = 0
     now = next_frame = next_weigh = 0.0
     next_sample = 0.5
-    worst = 0.0
-
-    def send(data: bytearray, cluster: int | None) -> None:
-        nonlocal seq
-        data[2:4] = seq.to_bytes(2, "big")
-        path.estimator.on_sent(seq, len(data), now, cluster)
-        sent_at[seq] = now
-        seq = (seq + 1) & 0xFFFF
-        link.send(bytes(data), now)
-
-    def add_probes(clusters: list, start: float) -> None:
-        at = max(start, probes[-1][0]) if probes else start
-        for cluster in clusters:
-            for _ in range(cluster.packets):
-                probes.append((at, cluster.cluster_id, cluster.packet_bytes))
-                at += cluster.packet_bytes * 8 / cluster.rate_bps
-
     while now < seconds:
         if now >= next_weigh:
             next_weigh += WEIGH_S
             if path.limit_bps(now) is not None:
-                add_probes(path.probes(now), now)
+                hop.add_probes(path.probes(now), now)
         if now >= next_frame:
             next_frame += 1 / FPS
             rate = next(bps for at, bps in reversed(offered) if now >= at)
             limit = path.limit_bps(now)
-            rate = rate if limit is None else min(rate, limit)
-            for packet in packetizer.packetize(bytes(int(rate / FPS / 8)), 0, False):
-                send(bytearray(packet.serialize()), None)
-        while probes and probes[0][0] <= now:
-            _, cluster_id, size = probes.popleft()
-            send(
-                bytearray(ProbePacket(cluster_id, 0, size - 4).serialize()), cluster_id
-            )
-        for data in link.receive(now):
-            arrived = int.from_bytes(data[2:4], "big")
-            recorder.on_packet(arrived, now)
-            worst = max(worst, now - sent_at.pop(arrived))
-        if recorder.due(now):
-            for report in recorder.feedback(now):
-                counter += 1
-                heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
-        while feedback and feedback[0][0] <= now:
-            report = parse_packet(heapq.heappop(feedback)[2])
-            add_probes(path.on_feedback(report, now), now)  # type: ignore[arg-type]
+            hop.send_frame(rate if limit is None else min(rate, limit), FPS, now)
+        for report in hop.step(now):
+            hop.add_probes(path.on_feedback(report, now), now)  # type: ignore[arg-type]
         if now >= next_sample:
             next_sample += 0.5
-            samples.append((now, path.limit_bps(now), worst))
-            worst = 0.0
+            samples.append((now, path.limit_bps(now), hop.worst))
+            hop.worst = 0.0
         now += TICK_S
     return samples, path
 

@@ -7,13 +7,13 @@ second, on a virtual clock."""
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 
-from codec.media import ProbePacket, VideoPacketizer, parse_packet
-from codec.media.adapt import ArrivalRecorder, ForwardedPath
+from codec.media.adapt import ForwardedPath
 from codec.media.simulcast import LayerSelector, spatial_layers
 from netsim import Link, LinkConfig
+
+from .forwarded_sim import ForwardedHop
 
 TICK_S = 0.002
 FPS = 30.0
@@ -33,30 +33,12 @@ def _room(
     )
     path = ForwardedPath(start_bps=start_bps)
     path.estimator.set_rtt(0.05)
+    hop = ForwardedHop(link, path)
     selector = LayerSelector()
-    recorder = ArrivalRecorder()
-    packetizer = VideoPacketizer(7)
-    feedback: list[tuple[float, int, bytes]] = []
-    probes: deque[tuple[float, int, int]] = deque()
     chosen: list[tuple[float, int]] = []
-    seq = counter = 0
     layer = 0
     now = next_frame = next_weigh = 0.0
     steps = deque(capacity[1:])
-
-    def send(data: bytearray, cluster: int | None) -> None:
-        nonlocal seq
-        data[2:4] = seq.to_bytes(2, "big")
-        path.estimator.on_sent(seq, len(data), now, cluster)
-        seq = (seq + 1) & 0xFFFF
-        link.send(bytes(data), now)
-
-    def add_probes(clusters: list, start: float) -> None:
-        at = max(start, probes[-1][0]) if probes else start
-        for cluster in clusters:
-            for _ in range(cluster.packets):
-                probes.append((at, cluster.cluster_id, cluster.packet_bytes))
-                at += cluster.packet_bytes * 8 / cluster.rate_bps
 
     def weigh() -> None:
         nonlocal layer
@@ -73,7 +55,7 @@ def _room(
         wanted = selector.probe_share(LAYERS, FPS, share)
         if wanted is not None:
             # One video track, no audio: the share is the whole limit.
-            add_probes(path.probe_for(wanted, now), now)
+            hop.add_probes(path.probe_for(wanted, now), now)
         chosen.append((now, layer))
 
     while now < seconds:
@@ -81,33 +63,20 @@ def _room(
             link.update(now, rate_bps=steps.popleft()[1])
         if now >= next_weigh:
             next_weigh += WEIGH_S
-            add_probes(path.probes(now), now)
+            hop.add_probes(path.probes(now), now)
             weigh()
         if now >= next_frame:
             next_frame += 1 / FPS
             limit = path.limit_bps(now)
             rate = CEILINGS[layer] if limit is None else min(CEILINGS[layer], limit)
-            for packet in packetizer.packetize(bytes(int(rate / FPS / 8)), 0, False):
-                send(bytearray(packet.serialize()), None)
-        while probes and probes[0][0] <= now:
-            _, cluster_id, size = probes.popleft()
-            send(
-                bytearray(ProbePacket(cluster_id, 0, size - 4).serialize()), cluster_id
-            )
-        for data in link.receive(now):
-            recorder.on_packet(int.from_bytes(data[2:4], "big"), now)
-        if recorder.due(now):
-            for report in recorder.feedback(now):
-                counter += 1
-                heapq.heappush(feedback, (now + 0.025, counter, report.serialize()))
-        while feedback and feedback[0][0] <= now:
-            report = parse_packet(heapq.heappop(feedback)[2])
+            hop.send_frame(rate, FPS, now)
+        for report in hop.step(now):
             probed_at = path.probed_at
-            add_probes(path.on_feedback(report, now), now)  # type: ignore[arg-type]
+            hop.add_probes(path.on_feedback(report, now), now)
             # As the SFU does: the first probe at the first feedback, and a
             # weighing as soon as a probe returns.
             if not path.estimator.probes.clusters_sent:
-                add_probes(path.probes(now), now)
+                hop.add_probes(path.probes(now), now)
             if path.probed_at != probed_at:
                 weigh()
         now += TICK_S
