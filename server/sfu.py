@@ -41,7 +41,8 @@ half second): that subscriber's estimate shared among the tracks it receives.
 For a single-layer track the slowest such subscriber sets the rate for
 everyone; a large track is sent as simulcast layers instead, each subscriber
 gets the layer its path fits, and the publisher is told which layers to
-encode at what rate (:mod:`server.sfu_layers`).
+encode at what rate (:mod:`server.sfu_layers`); the weighing is
+:mod:`server.sfu_weigh`'s.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from codec.media import PacketError, RateLimit
+from codec.media import PacketError
 from codec.media.feedback import parse_feedback
 from codec.media.packet import (
     AUDIO_HEADER_SIZE,
@@ -63,15 +64,15 @@ from codec.media.packet import (
 )
 from codec.media.recovery import (
     Arrival,
-    NackGenerator,
 )
-from codec.media.simulcast import layer_for_view
 
+from .sfu_endpoint import Endpoint
 from .sfu_hop import Admission, Hop
-from .sfu_layers import PublishedLayers, SubscriberPath, route_layers, weigh_layers
+from .sfu_layers import route_layers
 from .sfu_probe import ProbeSender
 from .sfu_repair import answer_nack, ask_keyframe, nack_publisher
 from .sfu_stats import ForwarderStats, count_drops, snapshot
+from .sfu_weigh import Weigher
 
 __all__ = [
     "BASE_FORWARDED_DATAGRAM",
@@ -107,53 +108,8 @@ _NACK_FIRST_BYTE = _VERSION_1 | (PacketKind.NACK << 3)
 _FEEDBACK_FIRST_BYTE = _VERSION_1 | (PacketKind.FEEDBACK << 3)
 _PROBE_FIRST_BYTE = _VERSION_1 | (PacketKind.PROBE << 3)
 _PROBE_HEADER_SIZE = 4
-RATE_LIMIT_INTERVAL_S = 0.5
-"""How often (seconds) a publisher's video track is weighed against what its
-subscribers' paths carry."""
-CONGESTED_QUEUE_S = 0.05
-"""A subscriber's queue that waited longer than this (seconds, a third of
-the delay at which frames are dropped) shows its path congested: only then
-does a small cut of its estimate take its simulcast layer down."""
 CPU_WAIT_READ_S = 0.001
 """How often (seconds) at most the loop thread's wait for a CPU is read."""
-AUDIO_SHARE_BPS = 48_000
-"""What a path's limit keeps for each audio track routed to it before its
-video tracks share the rest (the client's reserve for a microphone: Opus at
-32 kbit/s and its headers)."""
-
-
-class _Endpoint:
-    """A member connection: the tracks it publishes, who receives them, what
-    the SFU misses of them and the keyframes asked of it."""
-
-    __slots__ = (
-        "hop",
-        "room",
-        "routes",
-        "keyframe_asked_at",
-        "nacks",
-        "weighed_at",
-        "layered",
-        "views",
-    )
-
-    def __init__(self, hop: Hop, room: object) -> None:
-        self.hop = hop
-        self.room = room
-        self.routes: dict[int, tuple[Hop, ...]] = {}
-        self.keyframe_asked_at: dict[int, float] = {}
-        """Track id (with the spatial layer above bit 32) → when a keyframe
-        was asked for and none has come since."""
-        self.nacks: dict[int, NackGenerator] = {}
-        """Per track id (with the spatial layer above bit 32: each layer has
-        its own sequence numbers) what the SFU misses of it."""
-        self.layered: dict[int, PublishedLayers] = {}
-        """The tracks sent as simulcast layers (``server.sfu_layers``)."""
-        self.weighed_at: dict[int, float] = {}
-        """Track id → when its subscribers' paths were last weighed."""
-        self.views: dict[int, tuple[int, int]] = {}
-        """Track id → the largest size (width, height in pixels) this member
-        shows it at (its tile), as it said (``set_view``)."""
 
 
 class Forwarder:
@@ -191,10 +147,12 @@ class Forwarder:
         self.max_queue_delay = max_queue_delay
         self.keyframe_request_interval = keyframe_request_interval
         self.stats = ForwarderStats()
-        self._endpoints: dict[Any, _Endpoint] = {}
+        self.endpoints: dict[Any, Endpoint] = {}
+        """Member connection → what the SFU knows of it."""
         self._retired: Counter[str] = Counter()
         """What the hops of members gone counted of their frame drops."""
-        self._track_owner: dict[int, _Endpoint] = {}
+        self._track_owner: dict[int, Endpoint] = {}
+        self.weigher = Weigher(self)
 
     def _served(self, now: float) -> float:
         """``now`` less what the loop thread has waited for a CPU so far (read
@@ -222,12 +180,12 @@ class Forwarder:
         listed = [(conn, tuple(track_ids)) for conn, track_ids in members]
         endpoints = []
         for conn, _ in listed:
-            endpoint = self._endpoints.get(conn)
+            endpoint = self.endpoints.get(conn)
             if endpoint is None or endpoint.room is not room:
                 if endpoint is not None:
                     self.remove(conn)
                 hop = endpoint.hop if endpoint is not None else Hop(conn, self._served)
-                endpoint = self._endpoints[conn] = _Endpoint(hop, room)
+                endpoint = self.endpoints[conn] = Endpoint(hop, room)
             endpoints.append(endpoint)
         in_room = {track_id for _, track_ids in listed for track_id in track_ids}
         for endpoint, (_, track_ids) in zip(endpoints, listed, strict=True):
@@ -257,7 +215,7 @@ class Forwarder:
 
     def remove(self, conn: Any) -> None:
         """Forget ``conn``: its tracks stop and it receives nothing more."""
-        endpoint = self._endpoints.pop(conn, None)
+        endpoint = self.endpoints.pop(conn, None)
         if endpoint is None:
             return
         count_drops(self._retired, endpoint.hop)
@@ -273,7 +231,7 @@ class Forwarder:
         (:func:`~codec.media.simulcast.layer_for_view`), from the next
         weighing on. The caller checked the sizes and that the track is
         another member's video in the same room."""
-        endpoint = self._endpoints.get(conn)
+        endpoint = self.endpoints.get(conn)
         if endpoint is None:
             return
         if width <= 0 or height <= 0:
@@ -286,7 +244,7 @@ class Forwarder:
 
     def is_routed(self, conn: Any) -> bool:
         """Whether ``conn`` is a member of some room here."""
-        return conn in self._endpoints
+        return conn in self.endpoints
 
     # -- datagrams --------------------------------------------------------------
 
@@ -294,7 +252,7 @@ class Forwarder:
         """Handle one datagram received from ``conn``."""
         stats = self.stats
         stats.received += 1
-        endpoint = self._endpoints.get(conn)
+        endpoint = self.endpoints.get(conn)
         if endpoint is None:
             stats.dropped_not_member += 1
             return
@@ -345,7 +303,7 @@ class Forwarder:
             stats.dropped_duplicate += 1
             return
         repair = arrival is Arrival.FILLED
-        self._weigh(endpoint, track_id, hops, now)
+        self.weigher.weigh(endpoint, track_id, hops, now)
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
         for hop in hops:
@@ -374,7 +332,7 @@ class Forwarder:
             stats.dropped_queue_full += 1
             stats.frames_dropped += frame_start
             if admission is Admission.DROP_FRAME:
-                self._ask_keyframe(endpoint, track_id, now, layer)
+                self.ask_keyframe(endpoint, track_id, now, layer)
 
     def _carrying(self, hops: tuple[Hop, ...], size: int) -> tuple[Hop, ...]:
         """The hops whose connection carries a datagram of ``size`` bytes."""
@@ -382,7 +340,7 @@ class Forwarder:
         self.stats.dropped_too_large += len(hops) - len(fit)
         return fit
 
-    def _other(self, endpoint: _Endpoint, first: int, data: bytes) -> None:
+    def _other(self, endpoint: Endpoint, first: int, data: bytes) -> None:
         """A datagram that is not media to forward."""
         size = len(data)
         if first == _KEYFRAME_REQUEST_FIRST_BYTE and size == _KEYFRAME_REQUEST_SIZE:
@@ -406,7 +364,7 @@ class Forwarder:
         hop.on_arrival(_U16.unpack_from(data, 2)[0], now)
         self.stats.feedback_sent += hop.recorder.feedback_sent - sent
 
-    def _feedback(self, endpoint: _Endpoint, data: bytes) -> None:
+    def _feedback(self, endpoint: Endpoint, data: bytes) -> None:
         """A member's feedback about what the SFU sent it."""
         try:
             feedback = parse_feedback(memoryview(data))
@@ -435,133 +393,9 @@ class Forwarder:
                 if owner is not None and track_id in owner.weighed_at:
                     owner.weighed_at[track_id] = float("-inf")
 
-    def _weigh(
-        self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
-    ) -> None:
-        """Every :data:`RATE_LIMIT_INTERVAL_S`, limit ``track_id`` to what its
-        most constrained subscriber path takes, while one is constrained."""
-        weighed_at = publisher.weighed_at.get(track_id)
-        if weighed_at is not None and now - weighed_at < RATE_LIMIT_INTERVAL_S:
-            return
-        publisher.weighed_at[track_id] = now
-        if self.probes is not None:
-            # A path that limits a publisher (or its layer) is probed, so
-            # that the limit opens as soon as the path carries more
-            # (server/sfu_probe.py).
-            for hop in hops:
-                if clusters := hop.path.probes(now):
-                    self.probes.add(hop, clusters, now)
-        if track_id in publisher.layered:
-            self._weigh_layers(publisher, track_id, hops, now)
-            return
-        # The limit is repeated while the path is constrained, even when the
-        # publisher already sends less: it keeps the publisher there, and a
-        # lapse would let it climb back over the path within seconds.
-        shares = [
-            self._video_share(publisher, hops, hop, limit)
-            for hop in hops
-            if (limit := hop.path.limit_bps(now)) is not None
-        ]
-        if not shares:
-            return
-        datagram = RateLimit(track_id, int(min(shares))).serialize()
-        publisher.hop.send_control(datagram, now)
-        self.stats.rate_limits_sent += 1
-
-    def _weigh_layers(
-        self, publisher: _Endpoint, track_id: int, hops: tuple[Hop, ...], now: float
-    ) -> None:
-        """Choose each subscriber's layer of a layered track and tell the
-        publisher which layers to encode at what rate (``server.sfu_layers``):
-        no limit from the slowest subscriber for everyone."""
-        if not hops:
-            return
-        published = publisher.layered[track_id]
-        paths = []
-        for hop in hops:
-            limit = hop.path.limit_bps(now)
-            subscriber = self._endpoints.get(hop.conn)
-            view = None if subscriber is None else subscriber.views.get(track_id)
-            paths.append(
-                SubscriberPath(
-                    None
-                    if limit is None
-                    else self._video_share(publisher, hops, hop, limit),
-                    hop.congested(now, self.max_queued, CONGESTED_QUEUE_S),
-                    # Without probes nothing will measure the path: the
-                    # share is taken as it is, as before probes.
-                    self.probes is None or hop.path.measured,
-                    hop.path.probed_at,
-                    None if view is None else layer_for_view(published.layers, *view),
-                )
-            )
-        limits = weigh_layers(
-            track_id,
-            published,
-            [hop.layers[track_id] for hop in hops],
-            paths,
-            now,
-            lambda layer: self._ask_keyframe(publisher, track_id, now, layer),
-        )
-        for datagram in limits:
-            publisher.hop.send_control(datagram, now)
-        self.stats.layer_limits_sent += len(limits)
-        if self.probes is not None and len(hops) > 1:
-            self._probe_for_layers(published, hops, paths, track_id, now)
-
-    def _probe_for_layers(
-        self,
-        published: PublishedLayers,
-        hops: tuple[Hop, ...],
-        paths: list[SubscriberPath],
-        track_id: int,
-        now: float,
-    ) -> None:
-        """Probe the paths of subscribers held under the next layer by their
-        share, for the limit that would take them up: what a lower layer
-        carries cannot show room for a larger one."""
-        assert self.probes is not None
-        for hop, path in zip(hops, paths, strict=True):
-            share = path.share_bps
-            wanted = hop.layers[track_id].selector.probe_share(
-                published.layers, published.fps, share, path.max_layer
-            )
-            limit = hop.path.limit_bps(now)
-            if wanted is None or not share or limit is None:
-                continue
-            if clusters := hop.path.probe_for(limit * wanted / share, now):
-                self.probes.add(hop, clusters, now)
-
-    def _video_share(
-        self, publisher: _Endpoint, hops: tuple[Hop, ...], hop: Hop, limit: float
-    ) -> float:
-        """What one video track routed to ``hop`` may take of the path's
-        ``limit`` (bits per second): each audio track keeps
-        :data:`AUDIO_SHARE_BPS`, the video tracks share the rest, and none
-        gets less than an even split of the whole. A track counts as video
-        once the SFU weighed it (a video track that has not yet sent counts
-        as audio until it does). ``publisher`` and the ``hops`` its track goes
-        to are the room: every member's tracks go to all the others, so what
-        ``hop`` receives is every track of the room's other members."""
-        members: list[_Endpoint | None] = [publisher]
-        members += (self._endpoints.get(other.conn) for other in hops)
-        video = audio = 0
-        for endpoint in members:
-            if endpoint is None or endpoint.room is not publisher.room:
-                continue  # gone, or routed elsewhere since
-            if endpoint.hop is hop:
-                continue
-            for track_id in endpoint.routes:
-                if track_id in endpoint.weighed_at:
-                    video += 1
-                else:
-                    audio += 1
-        video = max(1, video)
-        return max((limit - AUDIO_SHARE_BPS * audio) / video, limit / (video + audio))
-
     # -- keyframes --------------------------------------------------------------
 
-    def _keyframe_request(self, requester: _Endpoint, data: bytes) -> None:
+    def _keyframe_request(self, requester: Endpoint, data: bytes) -> None:
         stats = self.stats
         track_id = _TRACK_ID.unpack_from(data, 2)[0]
         publisher = self._track_owner.get(track_id)
@@ -575,10 +409,10 @@ class Forwarder:
         # A subscriber of a layered track needs the layer it gets (or will).
         chosen = requester.hop.layers.get(track_id)
         layer = 0 if chosen is None else chosen.layer
-        self._ask_keyframe(publisher, track_id, self.clock(), layer)
+        self.ask_keyframe(publisher, track_id, self.clock(), layer)
 
-    def _ask_keyframe(
-        self, publisher: _Endpoint, track_id: int, now: float, layer: int = 0
+    def ask_keyframe(
+        self, publisher: Endpoint, track_id: int, now: float, layer: int = 0
     ) -> None:
         """Ask ``publisher`` for a keyframe of ``track_id``'s spatial
         ``layer`` unless a request is already outstanding."""
@@ -597,7 +431,7 @@ class Forwarder:
             **snapshot(
                 self.stats,
                 self._retired,
-                self._endpoints.values(),
+                self.endpoints.values(),
                 len(self._track_owner),
             ),
             "sfu_probe_clusters_sent": 0
