@@ -94,7 +94,7 @@ class TrackViews:
     def _send(self, track_id: int) -> None:
         self._pending.pop(track_id, None)
         size = self._wanted.get(track_id, self.default or (0, 0))
-        if self._told.get(track_id, (0, 0)) == size and track_id in self._told:
+        if self._told.get(track_id) == size:
             return
         self._told[track_id] = size
         self._spawn(self._tell(track_id, size))

@@ -121,6 +121,12 @@ def layer_for_view(layers: tuple[SpatialLayer, ...], width: int, height: int) ->
     return layers[-1].index
 
 
+def _capped_top(layers: tuple[SpatialLayer, ...], max_layer: int | None) -> int:
+    """The largest layer a subscriber may get: the top, or its view's cap."""
+    top = len(layers) - 1
+    return top if max_layer is None else min(max(max_layer, 0), top)
+
+
 class LayerSelector:
     """Which spatial layer one subscriber of one track should get.
 
@@ -187,9 +193,7 @@ class LayerSelector:
         a measure of the path; ``probed_at``: when (seconds) a probe of the
         path last returned (None: never); ``max_layer``: the largest layer
         the subscriber's view needs (None: the top)."""
-        top = len(layers) - 1
-        if max_layer is not None:
-            top = min(max(max_layer, 0), top)
+        top = _capped_top(layers, max_layer)
         if self.target is None and not known and share_bps is not None:
             self._guessed = True
             self._share = share_bps
@@ -272,9 +276,7 @@ class LayerSelector:
         view's cap, the share there already, or under
         :data:`PROBE_MIN_SHARE` of the next layer's need: a try the timed
         rule would not make either)."""
-        top = len(layers) - 1
-        if max_layer is not None:
-            top = min(max(max_layer, 0), top)
+        top = _capped_top(layers, max_layer)
         if self.target is None or share_bps is None or self.target >= top:
             return None
         need = layers[self.target + 1].min_bps(fps)

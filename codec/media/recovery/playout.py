@@ -135,6 +135,8 @@ class PlayoutDelay:
         ``window_s``, but for the frames of a queue; run -1: on time."""
         self._last_capture_s: float | None = None
         self._runs = 0
+        self._queue_run = 0
+        """The last run taken for a queue (its frames left ``_recent`` then)."""
         self._run_started_s: float | None = None
         """Capture time of the first frame of the current run of late frames."""
         self._run_follow: deque[tuple[float, float]] = deque()
@@ -198,7 +200,8 @@ class PlayoutDelay:
         if capture - self._run_started_s < self.queue_run_s:
             return False
         run = self._runs
-        if any(item[2] == run for item in self._recent):
+        if run != self._queue_run:
+            self._queue_run = run
             self.queues += 1
             self._recent = deque(item for item in self._recent if item[2] != run)
         return True
