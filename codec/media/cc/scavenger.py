@@ -1,9 +1,14 @@
 """A lower-than-best-effort controller for connections that carry only files.
 
+Built and measured, not enabled: the upload pump and the CLI's file
+commands keep the media controller, because on real processes this one gave
+a file far less than the media left (``docs/adaptation.md``, "Files beside a
+meeting"); it is chosen with ``Session(congestion_control=...)``.
+
 A file beside a meeting must take what the media leave and no more: the
 media's estimate is delay-based (``codec/media/adapt``), so a file flow that
-builds a queue makes the estimate collapse, whatever share the file was
-given. This controller gives way to queueing delay itself, as LEDBAT
+moves the queue makes the media's estimate cut again and again, whatever
+share the file was given. This controller gives way to queueing delay itself, as LEDBAT
 (RFC 6817) and its successor LEDBAT++ do, with the round trip instead of the
 one-way delay (aioquic gives a controller nothing else):
 
