@@ -24,6 +24,8 @@ from typing import Protocol
 from _common import ROOT, Child, start_quicmeet_server  # noqa: I001
 from meeting import make_homes
 
+from codec.media import NO_LIMIT_BPS
+
 
 @dataclass
 class Run:
@@ -186,7 +188,11 @@ class Quicmeet:
             )  # fmt: skip
         }
         hop = sender["hop"]
-        run.limit = [(t, float(bps)) for t, _, bps in sender["rate_limit_timeline"]]
+        # None: no limit (the SFU needs the track at whatever rate it has)
+        run.limit = [
+            (t, float(NO_LIMIT_BPS if bps is None else bps))
+            for t, _, bps in sender["rate_limit_timeline"]
+        ]
         run.events = [(t, what, bps) for t, what, bps in hop.get("events", [])]
         run.trace = hop.get("trace", [])
         run.extra.update(

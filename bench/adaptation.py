@@ -58,6 +58,7 @@ from _common import ROOT, percentile, start_netsim
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from codec.media import NO_LIMIT_BPS  # noqa: E402
 from netsim import LinkConfig, ScheduleStep  # noqa: E402
 
 
@@ -225,11 +226,16 @@ def _diagnosis(run: Run, t0: float, begin: float, end: float) -> dict[str, Any]:
     for what, _ in events:
         counts[what] = counts.get(what, 0) + 1
     steady = [b for t, b in run.estimate if begin + 5 <= t - t0 < end]
-    limits = [b for t, b in run.limit if begin + 5 <= t - t0 < end]
+    steady_limits = [b for t, b in run.limit if begin + 5 <= t - t0 < end]
+    limits = [b for b in steady_limits if b < NO_LIMIT_BPS]
     return {
         "events": counts,
         "estimate_bps": round(sum(steady) / len(steady)) if steady else None,
+        # the mean of the limits the SFU set, and how much of the time it set none
         "sfu_limit_bps": round(sum(limits) / len(limits)) if limits else None,
+        "sfu_unlimited_share": (
+            round(1 - len(limits) / len(steady_limits), 2) if steady_limits else None
+        ),
     }
 
 
@@ -297,7 +303,7 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
                [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
     rates.plot([t - t0 for t, _ in run.sent],
                [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
-    limits = [(t, b) for t, b in run.limit if b < 0xFFFFFFFF]  # the top: none
+    limits = [(t, b) for t, b in run.limit if b < NO_LIMIT_BPS]  # the top: none
     if limits:
         rates.step([t - t0 for t, _ in limits], [b / 1e3 for _, b in limits],
                    where="post", label="SFU limit", alpha=0.6)  # fmt: skip

@@ -212,7 +212,7 @@ def _per_second(sender: dict, track_id: int, got: dict) -> dict[str, list]:
     limit: list[int | None] = [None] * seconds
     for t, bps in limits:
         i = int(t - start)
-        if 0 <= i < seconds:
+        if 0 <= i < seconds and bps is not None and bps < 0xFFFFFFFF:  # else: no limit
             limit[i] = round(bps / 1000)
     return {
         "rendered": rendered,

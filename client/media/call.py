@@ -24,6 +24,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from codec.media import (
+    NO_LIMIT_BPS,
     AudioPacket,
     FeedbackPacket,
     KeyframeRequest,
@@ -72,6 +73,11 @@ LIMIT_TIMELINE_LENGTH = 1200
 RATE_LIMIT_TTL_S = 2.0
 """A rate limit from the SFU holds this long (seconds) unless repeated (the SFU
 repeats it every half second while a subscriber's path needs it)."""
+
+
+def _limit_or_none(bps: int) -> int | None:
+    """A rate limit as the stats show it: None for "no limit"."""
+    return None if bps == NO_LIMIT_BPS else bps
 
 
 class Call:
@@ -460,11 +466,14 @@ class Call:
             "datagrams_unknown_layer": self.datagrams_unknown_layer,
             "mute_requests": self.mute_requests,
             "hop": self.hop.stats(),
+            # None: the SFU needs the track at whatever rate it has.
             "rate_limits": {
-                str(track_id): bps for track_id, (bps, _) in self._limits.items()
+                str(track_id): _limit_or_none(bps)
+                for track_id, (bps, _) in self._limits.items()
             },
             "rate_limit_timeline": [
-                [round(t, 3), track_id, bps] for t, track_id, bps in self.limit_timeline
+                [round(t, 3), track_id, _limit_or_none(bps)]
+                for t, track_id, bps in self.limit_timeline
             ],
             **self.audio.stats(),
             "left": None if self.left is None else self.left.reason,

@@ -8,7 +8,7 @@ import asyncio
 
 from client import Session
 from client.media import Call, SyntheticSource
-from codec.media import KeyframeRequest, RateLimit
+from codec.media import NO_LIMIT_BPS, KeyframeRequest, RateLimit
 from tests.conftest import PASSWORD, address
 
 
@@ -43,6 +43,11 @@ async def test_unusable_datagrams_are_counted_and_change_nothing(server):
         # A limit for our own track is taken.
         call._on_datagram(RateLimit(sender.track_id, 200_000).serialize())
         assert call.stats()["rate_limits"] == {str(sender.track_id): 200_000}
+        # "No limit" reads as None, not as 2**32 - 1 bits per second.
+        call._on_datagram(RateLimit(sender.track_id, NO_LIMIT_BPS).serialize())
+        stats = call.stats()
+        assert stats["rate_limits"] == {str(sender.track_id): None}
+        assert stats["rate_limit_timeline"][-1][1:] == [sender.track_id, None]
     finally:
         await call.close()
         await session.close()
