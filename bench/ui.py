@@ -9,7 +9,7 @@ on this machine, at Python's defaults. Runs under Xvfb when there is no
 display; prints one JSON object.
 
     python bench/ui.py [--size 640x480] [--fps 30] [--seconds 10]
-                       [--upload-mib 1024] [--freezes 3]
+                       [--upload-mib 1024] [--freezes 3] [--audio]
 
 Phases, side by side in one run:
 
@@ -37,6 +37,14 @@ others, less what the machine measurably took from them. Every stall over 25 ms
 is listed with where its time went (on a CPU, waiting for one, blocked,
 collecting garbage, stolen) and sampled stacks of the Tk thread.
 
+With ``--audio`` the app's microphone and speaker run on a PulseAudio null
+sink this benchmark starts (the app's adaptive device buffers, its audio
+process), the microphone is on, and each phase also reports the sound
+devices' glitches (``sound``: speaker underruns, microphone overruns and
+dropped frames, and each device's buffer at the end) from the app's own
+statistics line, which is then shown: issue 15 asks for none while the app
+shows four tiles and uploads a file.
+
 Goals (issue 13) on the project's 2-core machine: worst Tk stall under
 50 ms and p99 under 16 ms, at least 28 fps per tile, the upload within 10%
 of the CLI's.
@@ -48,22 +56,31 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from _common import process_cpu_seconds, start_quicmeet_server  # noqa: I001
+from _common import start_quicmeet_server  # noqa: I001
+from _ui_parts import (  # noqa: E402
+    MONITOR_MS,
+    ProcessCpu,
+    catch_up,
+    children,
+    cli_upload,
+    cmdline,
+    sound_during,
+    sound_now,
+)
 from sched_probe import SchedProbe  # noqa: E402
 from stall import StallMonitor, shared_ms  # noqa: E402
 
 from client.media.receiver import percentile  # noqa: E402
-from tests.cli import cli_args, cli_env  # noqa: E402
 from tests.conftest import ServerProcess  # noqa: E402
+from tests.pulse import null_sink  # noqa: E402
 from tests.ui.harness import (  # noqa: E402
     LocalApp,
     Peer,
@@ -76,76 +93,18 @@ from tests.ui.harness import (  # noqa: E402
 )
 from tests.ui.load import meeting_of_four, sparse_file  # noqa: E402
 
-MONITOR_MS = 10
-"""The stall monitor's tick: fine enough to see a 50 ms stall, and not itself
-a load."""
 MACHINE_STALL_MS = 25.0
 """A probe wakeup this late means the machine held every process back: the
 probe needs a tenth of a millisecond of CPU every 10 ms."""
 STOLEN_MS = 20.0
 """Steal time this long during a Tk stall (two clock ticks, over both CPUs)
 means the hypervisor ran other machines on this one's CPUs meanwhile."""
-FREEZE_S = 0.25
-AFTER_FREEZE_S = 1.0
-"""How long after a freeze a stall still counts as catching up from it."""
 GOALS = {
     "worst_own_tk_stall_ms_below": 50,
     "own_tk_stall_p99_ms_below": 16,
     "rendered_fps_per_tile_at_least": 28,
     "upload_rate_vs_cli_at_least": 0.9,
 }
-
-FREEZER = """
-import json, os, signal, sys, time
-pids, times = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[4])
-freeze_s, gap_s = float(sys.argv[2]), float(sys.argv[3])
-frozen = []
-for _ in range(times):
-    time.sleep(gap_s)
-    start = time.perf_counter()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    time.sleep(freeze_s)
-    for pid in pids:
-        os.kill(pid, signal.SIGCONT)
-    ended = time.perf_counter()
-    frozen.append([ended, (ended - start) * 1000])
-print(json.dumps(frozen))
-"""
-"""Stops the processes ``pids`` (comma-separated) for ``freeze_s`` seconds
-``times`` times, ``gap_s`` apart, and prints each freeze as ``[ended, ms]``
-on the ``perf_counter`` clock. A child process: a thread of the app would be
-stopped with it."""
-
-
-class ProcessCpu:
-    """CPU seconds of named processes between :meth:`start` and :meth:`shares`."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self._start: dict[str, float] = {}
-        self._wall = 0.0
-
-    def _now(self) -> dict[str, float]:
-        now = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
-        engine = self.pids.get("app_engine")
-        if engine is not None:
-            # The engine's upload pumps, once they ended (docs/engine.md).
-            now["app_pumps"] = process_cpu_seconds(engine, children=True)
-        return now
-
-    def start(self) -> None:
-        self._start = self._now()
-        self._wall = time.perf_counter()
-
-    def shares(self) -> dict[str, float]:
-        """Each process's CPU time since :meth:`start` over the wall time
-        (1.0 is one whole core)."""
-        wall = time.perf_counter() - self._wall
-        return {
-            name: round((seconds - self._start[name]) / wall, 3)
-            for name, seconds in self._now().items()
-        }
 
 
 def measure(
@@ -208,39 +167,6 @@ def measure(
     }
 
 
-def cli_upload(server: ServerProcess, workdir: Path, size: int) -> dict[str, Any]:
-    """``quicmeet-cli file send`` of ``size`` bytes between two new users,
-    timed from the command's start to its end (hashing included, as the
-    app's upload includes it)."""
-    homes = {name: workdir / name for name in ("cli-sender", "cli-recipient")}
-    env = cli_env()
-
-    def cli(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            cli_args(server, homes[name], *args),
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=1800,
-            check=True,
-        )
-
-    for name in homes:
-        cli(name, "register", name)
-    cli("cli-sender", "friend", "add", "cli-recipient")
-    cli("cli-recipient", "friend", "accept", "cli-sender")
-    path = workdir / "cli.bin"
-    sparse_file(path, size)
-    started = time.perf_counter()
-    sent = cli("cli-sender", "--json", "file", "send", "cli-recipient", str(path))
-    seconds = time.perf_counter() - started
-    result = json.loads(sent.stdout.strip().splitlines()[-1])
-    assert result.get("bytes_sent") == size and not result.get("instant"), result
-    path.unlink()
-    return {"seconds": round(seconds, 1), "mb_per_s": round(size / seconds / 1e6, 2)}
-
-
 def _sent(a: LocalApp, name: str) -> bool:
     """Whether the chat with bob shows the file ``name`` as sent."""
     return any(
@@ -261,61 +187,41 @@ def app_upload(a: LocalApp, path: Path, size: int) -> dict[str, Any]:
     return {"seconds": round(seconds, 1), "mb_per_s": round(size / seconds / 1e6, 2)}
 
 
-def catch_up(a: LocalApp, freezes: int) -> dict[str, Any]:
-    """Stop the app's two processes (window and engine) ``freezes`` times for
-    :data:`FREEZE_S` and measure how long the Tk loop then takes to catch up."""
-    app_pids = f"{os.getpid()},{a.app.link.pid}"
-    freezer = subprocess.Popen(
-        [sys.executable, "-c", FREEZER, app_pids, str(FREEZE_S), "2",
-         str(freezes)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    monitor = StallMonitor(a.app.root, interval_ms=MONITOR_MS)
-    monitor.start()
-    try:
-        run_until(a, lambda: freezer.poll() is not None, timeout=60, what="freezes")
-        deadline = time.monotonic() + AFTER_FREEZE_S
-        run_until(a, lambda: time.monotonic() > deadline, timeout=5)
-    finally:
-        monitor.stop()
-        if freezer.poll() is None:
-            freezer.kill()
-            for pid in (os.getpid(), a.app.link.pid):
-                if pid is not None:
-                    os.kill(pid, signal.SIGCONT)
-    out, _ = freezer.communicate()
-    frozen = json.loads(out)
-    caught_up = []
-    for ended, ms in frozen:
-        # The stall the freeze fell in, and any in the second after it, each
-        # less the part of the freeze it covered.
-        window = (ended + AFTER_FREEZE_S, ms + AFTER_FREEZE_S * 1000)
-        near = [s for s in monitor.stalls if shared_ms(s, [window]) > 0]
-        caught_up.append(
-            max((s.ms - shared_ms(s, [(ended, ms)]) for s in near), default=0.0)
-        )
-    return {
-        "freezes_ms": [round(ms, 1) for _, ms in frozen],
-        "catch_up_ms": [round(ms, 1) for ms in caught_up],
-    }
-
-
 def run(
-    size: str, fps: float, seconds: float, upload_bytes: int, freezes: int
-) -> dict[str, Any]:
+    size: str, fps: float, seconds: float, upload_bytes: int, freezes: int,
+    audio: bool,
+) -> dict[str, Any]:  # fmt: skip
     xvfb = None
     if not os.environ.get("DISPLAY"):
         xvfb, os.environ["DISPLAY"] = start_xvfb("3000x2000x24")
+    with ExitStack() as stack:
+        if audio:
+            pulse = Path(tempfile.mkdtemp(prefix="quicmeet-bench-pulse-"))
+            stack.callback(shutil.rmtree, pulse, ignore_errors=True)
+            stack.enter_context(null_sink(pulse))
+        try:
+            return _run(size, fps, seconds, upload_bytes, freezes, audio)
+        finally:
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(10)
+
+
+def _run(
+    size: str, fps: float, seconds: float, upload_bytes: int, freezes: int,
+    audio: bool,
+) -> dict[str, Any]:  # fmt: skip
     child = start_quicmeet_server()
     server = ServerProcess(
         child.proc, child.host, child.port, child.workdir / "data",
         child.workdir / "cert.pem", child.workdir / "key.pem",
     )  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-ui-"))
+    devices = {"microphone": "pulse", "speaker": "pulse"} if audio else {}
     write_config(
-        workdir / "app", camera="synthetic", camera_size=size, camera_fps=str(fps)
-    )
+        workdir / "app", camera="synthetic", camera_size=size, camera_fps=str(fps),
+        **devices,
+    )  # fmt: skip
     a = LocalApp(workdir / "app", server.address, (0, 0))
     bob: Peer | None = None
     try:
@@ -334,7 +240,7 @@ def run(
         others = ["carol", "dave", "erin"]
         with meeting_of_four(a, server.address, others, size, fps) as keys:
             replay = next(
-                (p for p in _children() if "tests.ui.replay" in _cmdline(p)), None
+                (p for p in children() if "tests.ui.replay" in cmdline(p)), None
             )
             pids = {"app_ui": os.getpid(), "server": server.proc.pid}
             if a.app.link.pid is not None:
@@ -342,15 +248,24 @@ def run(
             if replay is not None:
                 pids["others"] = replay
             cpu = ProcessCpu(pids)
+            if audio:
+                a.call("meeting_toggle", "microphone")
+                a.call("meeting_toggle", "stats")
+                sound = sound_now(a)
 
             deadline = time.monotonic() + seconds
             result["meeting_alone"] = measure(
                 a, keys, cpu, lambda: time.monotonic() > deadline, seconds + 30
             )
+            if audio:
+                sound, before = sound_now(a), sound
+                result["meeting_alone"]["sound"] = sound_during(before, sound)
             big = workdir / "big.bin"
             sparse_file(big, upload_bytes)
             a.call("send_file", "bob", str(big))
             loaded = measure(a, keys, cpu, lambda: _sent(a, "big.bin"), timeout=3600)
+            if audio:
+                loaded["sound"] = sound_during(sound, sound_now(a))
             rate = upload_bytes / loaded["seconds"] / 1e6
             result["with_upload"] = {
                 "upload_bytes": upload_bytes,
@@ -388,26 +303,6 @@ def run(
         child.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(child.workdir, ignore_errors=True)
-        if xvfb is not None:
-            xvfb.terminate()
-            xvfb.wait(10)
-
-
-def _children() -> list[int]:
-    """This process's child processes (Linux)."""
-    task = Path(f"/proc/{os.getpid()}/task")
-    pids: list[int] = []
-    for thread in task.iterdir():
-        children = (thread / "children").read_text().split()
-        pids.extend(int(pid) for pid in children)
-    return pids
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""
 
 
 def main() -> None:
@@ -419,10 +314,16 @@ def main() -> None:
     parser.add_argument(
         "--freezes", type=int, default=3, help="SIGSTOPs of 250 ms (0: none)"
     )
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="the app's microphone and speaker on a PulseAudio null sink",
+    )
     args = parser.parse_args()
     result = run(
-        args.size, args.fps, args.seconds, args.upload_mib * 1024**2, args.freezes
-    )
+        args.size, args.fps, args.seconds, args.upload_mib * 1024**2, args.freezes,
+        args.audio,
+    )  # fmt: skip
     print(json.dumps(result))
     sys.stdout.flush()
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,14 @@ import pytest
 SINK = "quicmeet_speaker"
 
 
-@pytest.fixture(scope="session")
-def pulse_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``pulseaudio`` (as root it needs ``-n`` with explicit modules),
-    point this process's PortAudio/ALSA at it, yield the sink's name, stop it.
+@contextmanager
+def null_sink(runtime: Path) -> Iterator[str]:
+    """Start ``pulseaudio`` (as root it needs ``-n`` with explicit modules)
+    with its socket in ``runtime``, point this process's PortAudio/ALSA (and
+    the children it starts afterwards) at it, yield the sink's name, stop it.
     The ALSA ``pulse`` device then plays on the sink and records its monitor."""
     if shutil.which("pulseaudio") is None:
         raise RuntimeError("pulseaudio is not installed (.ci/run installs it)")
-    runtime = Path(tmp_path_factory.mktemp("pulse"))
     socket = runtime / "native"
     env = {**os.environ, "PULSE_RUNTIME_PATH": str(runtime), "HOME": str(runtime)}
     subprocess.run(
@@ -45,11 +46,11 @@ def pulse_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["PULSE_SERVER"] = f"unix:{socket}"
     os.environ["PULSE_SINK"] = SINK
     os.environ["PULSE_SOURCE"] = f"{SINK}.monitor"
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        assert time.monotonic() < deadline, "pulseaudio did not start"
-        time.sleep(0.05)
     try:
+        deadline = time.monotonic() + 10
+        while not socket.exists():
+            assert time.monotonic() < deadline, "pulseaudio did not start"
+            time.sleep(0.05)
         yield SINK
     finally:
         for key, value in saved.items():
@@ -59,3 +60,10 @@ def pulse_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ[key] = value
         pid = (runtime / "pid").read_text().split()[0]
         os.kill(int(pid), 15)
+
+
+@pytest.fixture(scope="session")
+def pulse_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PulseAudio null sink for the whole session (:func:`null_sink`)."""
+    with null_sink(Path(tmp_path_factory.mktemp("pulse"))) as sink:
+        yield sink

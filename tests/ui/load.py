@@ -4,6 +4,7 @@ meeting of four with video, and a large file to upload beside it."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from tests.cli import stop
 from . import replay as replay_video
 from .harness import LocalApp, wait_until
 
-__all__ = ["meeting_of_four", "sparse_file"]
+__all__ = ["meeting_of_four", "sound_health", "sparse_file"]
 
 
 def sparse_file(path: Path, size: int) -> None:
@@ -23,6 +24,18 @@ def sparse_file(path: Path, size: int) -> None:
     with open(path, "wb") as fh:
         fh.write(os.urandom(64 * 1024))
         fh.truncate(size)
+
+
+def sound_health(stats: str) -> tuple[int, ...] | None:
+    """(speaker seconds, underruns, microphone overruns, frames dropped,
+    the speaker's and the microphone's buffer in ms) from the own tile's
+    sound line (Statistics on), None before it shows."""
+    found = re.search(
+        r"speaker (\d+) s, (\d+) underruns, buffer (\d+) ms · "
+        r"microphone (\d+) overruns, (\d+) dropped, buffer (\d+) ms",
+        stats,
+    )
+    return tuple(int(n) for n in found.groups()) if found else None
 
 
 def video_tiles(a: LocalApp) -> list[tuple[str, str, tuple[int, int], int]]:

@@ -10,11 +10,11 @@ adaptive device buffers, which start at 40 ms and step up at a glitch, run
 by the meeting's audio process: neither behind Tk nor behind the engine's
 GIL) keep playing and recording without breaking up: fewer underruns,
 overruns and dropped frames together than one per two seconds. Zero is the
-goal but not yet the bound: with a fixed 100 ms buffer and the test's
-processes held to one core's worth of CPU time the speaker underran 0 times
-in 162 s, but 2 times in 446 s on a machine other work kept at a load of 10
-(when the engine still ran the devices, 20 times in 127 s with a 250 ms
-buffer).
+goal, measured by ``bench/ui.py --audio`` (0 in 65 s on a quiet machine),
+not the bound: with a fixed 100 ms buffer and the test's processes held to
+one core's worth of CPU time the speaker underran 0 times in 162 s, but 2
+times in 446 s on a machine other work kept at a load of 10 (when the
+engine still ran the devices, 20 times in 127 s with a 250 ms buffer).
 The cameras send 320x240: on a machine half as fast as the project's, four
 640x480 tiles and the upload together want more than its two cores (the
 tiles fell to 14-20 fps with the test's processes held to one core's worth
@@ -28,7 +28,6 @@ the upload rate against ``quicmeet-cli file send`` alone), is measured by
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from .harness import (
     wait_until,
     write_config,
 )
-from .load import meeting_of_four, sparse_file
+from .load import meeting_of_four, sound_health, sparse_file
 
 SIZE, FPS = "320x240", 30
 """Every participant's camera: the app's own is its synthetic source, the
@@ -61,18 +60,6 @@ MIN_FPS = 15.0
 GLITCH_EVERY_S = 2.0
 """At most one sound glitch per this many seconds on average: a busy
 machine's hiccup, not an engine that cannot keep its devices fed."""
-
-
-def sound_health(stats: str) -> tuple[int, ...] | None:
-    """(speaker seconds, underruns, microphone overruns, frames dropped,
-    the speaker's and the microphone's buffer in ms) from the own tile's
-    sound line, None before it shows."""
-    found = re.search(
-        r"speaker (\d+) s, (\d+) underruns, buffer (\d+) ms · "
-        r"microphone (\d+) overruns, (\d+) dropped, buffer (\d+) ms",
-        stats,
-    )
-    return tuple(int(n) for n in found.groups()) if found else None
 
 
 @pytest.mark.timeout(600)
