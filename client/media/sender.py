@@ -33,7 +33,13 @@ from codec.media import (
     VideoCodecError,
     VideoPacketizer,
 )
-from codec.media.adapt import EncoderCorrection, Quality, QualityLadder
+from codec.media.adapt import (
+    MAX_CORRECTION,
+    EncoderCorrection,
+    Quality,
+    QualityLadder,
+    encoder_target_bps,
+)
 from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
@@ -230,15 +236,22 @@ class VideoSender(TrackSender):
         finally:
             source.close()
 
+    def _ceiling_bps(self) -> int:
+        """The most this track's encoder is to make (bits per second)."""
+        source = self.source
+        return max_bitrate_bps(source.width, source.height, source.fps, self.kind)
+
     def _new_encoder(self, width: int, height: int) -> VideoEncoder:
         source = self.source
-        ceiling = max_bitrate_bps(source.width, source.height, source.fps, self.kind)
+        ceiling = self._ceiling_bps()
         return VideoEncoder(
             width,
             height,
             source.fps,
             min(self.bitrate_bps, ceiling),
-            max_bitrate_bps=max(ceiling, self.bitrate_bps),
+            # Room for the correction of an encoder that undershoots: the
+            # ceiling bounds what it makes, not what it is asked.
+            max_bitrate_bps=max(int(ceiling * MAX_CORRECTION), self.bitrate_bps),
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
             vbv_buffer_s=VBV_BUFFER_S,
@@ -265,9 +278,10 @@ class VideoSender(TrackSender):
             self.bitrate_bps = quality.bitrate_bps
             encoder = self._new_encoder(quality.width, quality.height)
             self._force_keyframe = True
-        # x264 counts every frame it is given as 1/fps of the source's rate,
-        # so a halved frame rate needs twice the bits per frame.
-        wanted = int(quality.bitrate_bps * source.fps / quality.fps * correction)
+        ceiling = self._ceiling_bps()
+        wanted = encoder_target_bps(
+            quality.bitrate_bps, source.fps, quality.fps, correction, ceiling
+        )
         wanted = min(wanted, encoder.max_bitrate_bps)
         change = abs(wanted - encoder.bitrate_bps) / encoder.bitrate_bps
         # Retarget on a large change at once, on a small one at most once a
@@ -275,7 +289,7 @@ class VideoSender(TrackSender):
         if change > 0.1 or (change > 0.03 and now - self._retargeted_at >= 1.0):
             encoder.set_bitrate(wanted)
             self._retargeted_at = now
-        self.bitrate_bps = min(quality.bitrate_bps, encoder.max_bitrate_bps)
+        self.bitrate_bps = min(quality.bitrate_bps, ceiling)
         return encoder, quality.fps
 
     def _capture_loop(self, source: VideoSource) -> None:

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIN_BITS_PER_PIXEL", "EncoderCorrection", "Quality", "QualityLadder"]
+__all__ = [
+    "MAX_CORRECTION",
+    "MIN_BITS_PER_PIXEL",
+    "EncoderCorrection",
+    "Quality",
+    "QualityLadder",
+    "encoder_target_bps",
+]
 
 MIN_BITS_PER_PIXEL = 0.025
 """Below this many bits per pixel per frame H.264 at ultrafast smears; step
@@ -123,3 +130,27 @@ class EncoderCorrection:
         efficiency = produced / requested
         self.factor = min(max(1 / efficiency, MIN_CORRECTION), MAX_CORRECTION)
         return self.factor
+
+
+def encoder_target_bps(
+    budget_bps: float,
+    source_fps: float,
+    encoded_fps: float,
+    correction: float,
+    ceiling_bps: float,
+) -> int:
+    """What to ask the encoder for (bits per second, counted at the source's
+    frame rate, as x264 counts them) so that it makes ``budget_bps`` at
+    ``encoded_fps``, no more than ``ceiling_bps``.
+
+    The ceiling bounds what the encoder *makes*, so it applies before the
+    :class:`EncoderCorrection`: an encoder that makes 80% of what it is asked
+    is asked for up to ``ceiling_bps / 0.8`` (a ceiling applied to the
+    request instead left a 640x480 stream at 1.4-1.8 Mbit/s under its 2
+    Mbit/s ceiling, on a 2.5 Mbit/s path). Open the encoder with room for
+    that (``MAX_CORRECTION`` times the ceiling).
+    """
+    # x264 counts every frame it is given as 1/fps of the source's rate,
+    # so a lower frame rate needs more bits per frame.
+    per_source_frame = budget_bps * source_fps / encoded_fps
+    return int(min(per_source_frame, ceiling_bps) * correction)
