@@ -309,6 +309,8 @@ class VideoSender(TrackSender):
             if self._new_bitrate is not None:
                 encoder.set_bitrate(self._new_bitrate)
                 self._new_bitrate = None
+            if self._budget_bps is not None:
+                correction.on_budget(self._budget_bps)
             encoder, fps = self._follow_budget(ladder, encoder, now, correction.factor)
             interval = 1.0 / fps
             slack = 0.5 / source.fps

@@ -210,6 +210,24 @@ def test_the_encoder_is_asked_for_more_when_it_undershoots() -> None:
     assert correction.factor == 1.3
 
 
+def test_a_cut_drops_a_correction_learnt_at_the_higher_rate() -> None:
+    correction = EncoderCorrection()
+    correction.on_budget(2_200_000)
+    now = 0.0
+    for _ in range(90):  # making 80% of its target at 2.2 Mbit/s
+        asked = 2_200_000 / 30 * correction.factor
+        correction.on_frame(now, int(0.8 * asked), asked, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == pytest.approx(1.25, rel=0.02)
+    # A small change keeps what was learnt; a cut measures it again.
+    assert correction.on_budget(2_100_000) == pytest.approx(1.25, rel=0.02)
+    assert correction.on_budget(418_000) == 1.0
+    for _ in range(15):  # half a second: too soon to measure again
+        correction.on_frame(now, 14_000, 418_000 / 30, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == 1.0
+
+
 def _made_by_an_encoder_that_undershoots(budget_bps: float, ceiling: float) -> float:
     """Three seconds at 30 fps of an encoder that makes 80% of what it is
     asked (at most its VBV rate, opened at ``MAX_CORRECTION`` x the
