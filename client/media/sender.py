@@ -16,7 +16,9 @@ is halved (a new encoder, so a keyframe), and back up when the budget
 returns. An :class:`~codec.media.adapt.EncoderCorrection` asks x264 for more
 (or less) than the budget when it makes less (or more) of its target. While
 the pacer holds more than a frame interval, the frame is not even encoded: a
-lower frame rate, never a backlog.
+lower frame rate, never a backlog; nor while the encoder has made more
+than its budget since the budget was last cut
+(:class:`~codec.media.adapt.OutputBudget`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from codec.media import (
 from codec.media.adapt import (
     MAX_CORRECTION,
     EncoderCorrection,
+    OutputBudget,
     Quality,
     QualityLadder,
     encoder_target_bps,
@@ -298,6 +301,7 @@ class VideoSender(TrackSender):
         encoder = self._new_encoder(source.width, source.height)
         ladder = QualityLadder(source.width, source.height, source.fps)
         correction = EncoderCorrection()
+        output = OutputBudget()
         assert self.track_id is not None
         packetizer = VideoPacketizer(self.track_id)
         stats = self.stats
@@ -311,10 +315,15 @@ class VideoSender(TrackSender):
                 self._new_bitrate = None
             if self._budget_bps is not None:
                 correction.on_budget(self._budget_bps)
+                output.on_budget(self._budget_bps, now)
             encoder, fps = self._follow_budget(ladder, encoder, now, correction.factor)
             interval = 1.0 / fps
             slack = 0.5 / source.fps
-            if now + slack < next_encode_at or self._pacer_delay_s() > interval:
+            if (
+                now + slack < next_encode_at
+                or self._pacer_delay_s() > interval
+                or not output.allows(now)
+            ):
                 stats.frames_skipped += 1
                 continue
             next_encode_at = max(next_encode_at + interval, now - slack)
@@ -335,6 +344,7 @@ class VideoSender(TrackSender):
                     packetizer = VideoPacketizer(self.track_id)
                 for encoded in encoder.encode(image, captured, force_keyframe=force):
                     stats.frames_encoded += 1
+                    output.on_frame(len(encoded.data) * 8)
                     layers.count(layers.top, len(encoded.data))
                     correction.on_frame(
                         now,

@@ -21,6 +21,7 @@ from .ladder import (
     QualityLadder,
     encoder_target_bps,
 )
+from .output_budget import OutputBudget
 from .pacer import Pacer, PacerStats, Released
 from .probe import ProbeCluster, ProbeController, probe_result
 from .rate_control import AimdRateControl, RateState
@@ -39,6 +40,7 @@ __all__ = [
     "DelayDetector",
     "EncoderCorrection",
     "EstimatorStats",
+    "OutputBudget",
     "ForwardedPath",
     "PacerStats",
     "Pacer",
