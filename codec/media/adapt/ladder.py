@@ -92,9 +92,10 @@ class QualityLadder:
 
 EFFICIENCY_WINDOW_S = 2.0
 MIN_CORRECTION, MAX_CORRECTION = 0.8, 1.3
-CUT_RESETS = 0.9
+CUT_RESETS = 0.75
 """A budget under this fraction of the last one is a cut: what the encoder
-made of a higher target no longer tells what it makes of the new one."""
+made of a much higher target no longer tells what it makes of the new one
+(AIMD's sawtooth, cuts to about 0.85-0.9 of the rate, keeps the factor)."""
 
 
 class EncoderCorrection:

@@ -21,12 +21,19 @@ from __future__ import annotations
 
 __all__ = ["BURST_S", "CUT", "OutputBudget"]
 
-BURST_S = 0.5
+BURST_S = 0.25
 """Seconds of the budget the bucket holds at most: a keyframe (about five
-frames' worth) and a run of large frames pass in steady state."""
-CUT = 0.9
-"""A budget under this fraction of the last one is a cut (the sender
-retargets its encoder at once on a change over 10%)."""
+frames' worth at 30 fps) and x264's frame-to-frame noise pass in steady
+state. Half a second let an encoder spend 250 kbit at once into a 0.6
+Mbit/s bottleneck after the drop: a second peak of 220 ms."""
+CUT = 0.75
+"""A budget under this fraction of the last one is a cut that empties the
+bucket: a capacity drop (the estimate's cuts after RFC 8867's drop were to
+0.54, 0.5 and 0.86 of the rate before), where every bit over the budget
+stays in a full queue. AIMD's sawtooth (cuts to 0.85 of what arrived, about
+0.85-0.9 of the rate) leaves it: there the queue is 30-60 ms, and skipping
+frames after each of its cuts took the 1 Mbit/s phase's use from 0.85-0.88
+to 0.81."""
 
 
 class OutputBudget:
