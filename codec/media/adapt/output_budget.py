@@ -1,5 +1,5 @@
 """Frames a video source skips so that what its encoder makes does not
-outrun a cut budget.
+outrun its budget, above all a cut one.
 
 x264 does not follow a lower target at once: its rate control spends for a
 while what it saved below the old target, and the correction for its
@@ -11,21 +11,26 @@ estimate had been cut below the capacity. The pacer releases at 1.5 times
 the estimate and only skipped frames once that fell behind.
 
 :class:`OutputBudget` is a token bucket at the budget: it holds at most
-:data:`BURST_S` of it (a keyframe, x264's frame-to-frame noise), and a cut
-empties it, so that from a cut on the encoder makes no more than the new
-budget and a frame that would exceed it is not even encoded (a lower frame
-rate, as the design asks, never a backlog). Pure: every call takes ``now``.
+:data:`BURST_S` of it (x264's frame-to-frame noise), and a drop empties
+it, so that the encoder makes no more than its budget over any fraction of
+a second, and from a drop on no more than the new budget. A frame that
+would exceed it is not even encoded (a lower frame rate, as the design
+asks, never a backlog). Pure: every call takes ``now``.
 """
 
 from __future__ import annotations
 
 __all__ = ["BURST_S", "CUT", "OutputBudget"]
 
-BURST_S = 0.25
-"""Seconds of the budget the bucket holds at most: a keyframe (about five
-frames' worth at 30 fps) and x264's frame-to-frame noise pass in steady
-state. Half a second let an encoder spend 250 kbit at once into a 0.6
-Mbit/s bottleneck after the drop: a second peak of 220 ms."""
+BURST_S = 0.15
+"""Seconds of the budget the bucket holds at most: x264's frame-to-frame
+noise passes (an encoder that makes its budget with +-40% per frame skips
+1-2% of the frames, one that makes 90% of it none) and a keyframe of five
+frames' worth costs at most a frame. More is more queue at the bottleneck
+whenever x264 overshoots: with a quarter second, at 0.6 Mbit/s, the
+encoder made 1.3-2 times its budget for 0.3-0.8 s at a time (150 kbit of
+queue, glass-to-glass p95 of 190-244 ms), and with half a second it spent
+250 kbit at once after the drop."""
 CUT = 0.75
 """A budget under this fraction of the last one is a cut that empties the
 bucket: a capacity drop (the estimate's cuts after RFC 8867's drop were to
