@@ -239,7 +239,10 @@ def test_the_window_does_not_hold_the_media_below_their_own_estimate() -> None:
     # and a window of one propagation delay while the queue drained held
     # real media at about half the new capacity for seconds; now the window
     # covers the media's rate over the current round trip (1.5x, the media
-    # pacer's burst), and the model's window above it.
+    # pacer's burst), and the model's window above it. Not in STARTUP (the
+    # window only grows there): with the floor there too, the media
+    # estimate's first probes on a lossy path came back unmeasured in four
+    # runs of four of bench/adaptation.py's loss-2pct (cause not found).
     step = 10.0
 
     def media_bps(now: float) -> float:
@@ -261,9 +264,10 @@ def test_the_window_does_not_hold_the_media_below_their_own_estimate() -> None:
         cc.set_media_rate(media_bps(now) / 8)  # the hop, after each feedback
         rtts = cc._recent_rtts or [0.0]
         needed = 1.5 * media_bps(now) / 8 * sum(rtts) / len(rtts)
-        if cc.congestion_window < needed - 1:
+        if cc.mode is not Mode.STARTUP and cc.congestion_window < needed - 1:
             short.append(round(now, 2))
         now += 0.05
+    assert cc.mode is not Mode.STARTUP  # the drop's queue ended it
     assert short == []  # 83 of the 120 ticks after the drop before
     assert sim.goodput_bps(step + 1.5, step + 6.0) >= 0.95 * 0.55e6
     assert sim.queue_delays(step + 2.0, step + 6.0)[-1] < 0.05
