@@ -212,8 +212,11 @@ def _frame_header(length: int) -> bytes:
     return bytes((_DATAGRAM,)) + (0x80000000 | length).to_bytes(4, "big")
 
 
-def install(quic: QuicConnection) -> FastDatagramSender:
-    """Give ``quic`` the short path; idempotent. Returns its sender."""
+def install(quic: QuicConnection) -> FastDatagramSender | None:
+    """Give ``quic`` the short path; idempotent. Returns its sender, or None
+    for what is not an aioquic connection (a test's stand-in), left alone."""
+    if not isinstance(quic, QuicConnection):
+        return None
     sender = quic.__dict__.get("datagrams_to_send")
     if isinstance(sender, FastDatagramSender):
         return sender
