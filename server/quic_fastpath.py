@@ -26,7 +26,9 @@ builder makes (tests/server/test_quic_fastpath.py compares them), with its
 
 Like :mod:`server.quic_adapter`, this module reads aioquic's private
 attributes (listed in :data:`PRIVATE_ATTRIBUTES`), checked against aioquic
-1.7.
+1.7 (the version installed; ``pyproject.toml`` allows 1.2 and later): a
+connection that lacks any of them keeps aioquic's own method, and the tests
+compare the packets with those of whichever aioquic is installed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aioquic.buffer import size_uint_var
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.packet import PACKET_FIXED_BIT, QuicFrameType, QuicPacketType
 from aioquic.quic.packet_builder import QuicSentPacket
+from aioquic.quic.recovery import QuicPacketRecovery
 
 __all__ = ["PRIVATE_ATTRIBUTES", "FastDatagramSender", "install"]
 
@@ -63,7 +66,9 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_max_datagram_size",
         "_ack_eliciting_sent_since_receipt",
         "_close_at",
+        "_idle_timeout",
     ),
+    QuicPacketRecovery: ("_pacer",),
 }
 """Which private attribute of which aioquic class this module reads."""
 
@@ -216,6 +221,10 @@ def install(quic: QuicConnection) -> FastDatagramSender | None:
     """Give ``quic`` the short path; idempotent. Returns its sender, or None
     for what is not an aioquic connection (a test's stand-in), left alone."""
     if not isinstance(quic, QuicConnection):
+        return None
+    if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
+        return None  # another aioquic than the one this was checked against
+    if not hasattr(quic._loss, "_pacer"):
         return None
     sender = quic.__dict__.get("datagrams_to_send")
     if isinstance(sender, FastDatagramSender):
