@@ -152,3 +152,24 @@ def test_congestion_window_and_key_update(tmp_path):
     wire.run(0.5)
     assert received(client) == [PAYLOAD] * (200 - len(out))
     assert client._cryptos[tls.Epoch.ONE_RTT].key_phase == phase
+
+
+def test_a_path_mtu_probe_through_the_short_path(tmp_path):
+    """udpio's probe raises the packet size for one transmit and finds its
+    packet among the sent records by size: the short path builds it at
+    exactly that size, and its acknowledgement is reported."""
+    from codec.pmtu import PADDING_MARK
+    from udpio import mtu_probe
+
+    client, server, wire = connected(tmp_path)
+    sender = quic_fastpath.install(server)
+    now = wire.now
+    send(server, client, now, [PAYLOAD])
+    wire.sizes.clear()
+    verdicts: list[bool] = []
+    sent = mtu_probe.send_mtu_probe(
+        server, 1452, PADDING_MARK, lambda: wire.send(server), verdicts.append
+    )
+    assert sent and wire.sizes == [1452] and sender.fast_packets == 1
+    wire.run(2.0)
+    assert verdicts == [True]
