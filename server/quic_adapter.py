@@ -33,12 +33,15 @@ from aioquic.quic.recovery import (
     QuicPacketSpace,
 )
 
+from .quic_fastpath import install as install_fast_path
+
 __all__ = [
     "PEER_CONNECTION_IDS",
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
     "PacketNumberWindow",
     "SpentTls",
+    "fast_datagram_path",
     "forget_unacknowledged_acks",
     "holds_handshake_buffers",
     "idle_queues",
@@ -113,6 +116,13 @@ def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     if isinstance(pending, IdleQueue):
         pending = quic._datagrams_pending = deque(pending)
     return pending
+
+
+def fast_datagram_path(quic: QuicConnection) -> None:
+    """Have the connection build its packets of DATAGRAM frames alone on a
+    short path (:mod:`server.quic_fastpath`, which reads aioquic's private
+    attributes too); for a connection about to receive forwarded media."""
+    install_fast_path(quic)
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:

@@ -38,7 +38,7 @@ from codec.media.recovery import (
     frame_wait_s,
 )
 
-from .quic_adapter import pending_datagrams, smoothed_rtt
+from .quic_adapter import fast_datagram_path, pending_datagrams, smoothed_rtt
 from .sfu_layers import SubscriberLayer
 
 __all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "Admission", "Hop"]
@@ -126,6 +126,7 @@ class Hop:
         self.served = served
         self.quic = conn.quic
         self.pending = pending_datagrams(conn.quic)
+        fast_datagram_path(conn.quic)
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
         self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)

@@ -10,6 +10,7 @@ from aioquic.quic.recovery import QuicPacketNumberWindow
 
 from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
+from server import quic_fastpath
 from tests.conftest import eventually
 from udpio import mtu_probe
 
@@ -37,6 +38,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", server_adapter),
         ("client", mtu_probe),
         ("server", mtu_probe),
+        ("server", quic_fastpath),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():

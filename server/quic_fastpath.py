@@ -1,0 +1,244 @@
+"""A short path for sending 1-RTT packets that carry only DATAGRAM frames.
+
+aioquic builds every packet with its general builder: for each packet it
+walks every kind of control frame (ACK, PATH_CHALLENGE, HANDSHAKE_DONE,
+NEW_CONNECTION_ID, connection and stream limits, PING, CRYPTO), then the
+DATAGRAM queue, then the streams, and starts one more packet to find there is
+nothing left. A forwarding server's connection to a subscriber mostly has
+only DATAGRAM frames queued; for it, :func:`install` replaces the
+connection's ``datagrams_to_send`` with one that builds those packets
+directly, with aioquic's own crypto pair (AEAD, then header protection) and
+sent-packet record, registered with loss detection and congestion control
+as aioquic's ``_flush_builder`` registers them, and falls back to aioquic's
+method whenever anything else could be due.
+
+Anything else could be due unless, since the last call of aioquic's own
+method, the connection has received nothing and handled no timer and no
+stream was written (each of these marks it *dirty*; :func:`install` wraps
+``receive_datagram``, ``handle_timer`` and the stream calls), and that call
+left nothing but DATAGRAM frames behind: no pacing hold, room in the
+congestion window for a full packet, every stream's send buffer empty. Then
+the only frames aioquic could write are DATAGRAMs, plus an ACK, a PING or a
+probe, a close or a retired connection id, each of which is checked here and
+sends the call to aioquic's method. The packets are the bytes aioquic's
+builder makes (tests/server/test_quic_fastpath.py compares them), with its
+2-byte packet number, spin bit and key phase.
+
+Like :mod:`server.quic_adapter`, this module reads aioquic's private
+attributes (listed in :data:`PRIVATE_ATTRIBUTES`), checked against aioquic
+1.7 (the version installed; ``pyproject.toml`` allows 1.2 and later): a
+connection that lacks any of them keeps aioquic's own method, and the tests
+compare the packets with those of whichever aioquic is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aioquic import tls
+from aioquic.buffer import size_uint_var
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from aioquic.quic.packet import PACKET_FIXED_BIT, QuicFrameType, QuicPacketType
+from aioquic.quic.packet_builder import QuicSentPacket
+from aioquic.quic.recovery import QuicPacketRecovery
+
+__all__ = ["PRIVATE_ATTRIBUTES", "FastDatagramSender", "install"]
+
+PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
+    QuicConnection: (
+        "_state",
+        "_close_pending",
+        "_handshake_confirmed",
+        "_network_paths",
+        "_quic_logger",
+        "_datagrams_pending",
+        "_cryptos",
+        "_spaces",
+        "_loss",
+        "_pacing_at",
+        "_probe_pending",
+        "_ping_pending",
+        "_retire_connection_ids",
+        "_streams_queue",
+        "_packet_number",
+        "_peer_cid",
+        "_spin_bit",
+        "_max_datagram_size",
+        "_ack_eliciting_sent_since_receipt",
+        "_close_at",
+        "_idle_timeout",
+    ),
+    QuicPacketRecovery: ("_pacer",),
+}
+"""Which private attribute of which aioquic class this module reads."""
+
+_DATAGRAM = int(QuicFrameType.DATAGRAM_WITH_LENGTH)
+_AEAD_TAG_SIZE = 16
+_ONE_RTT = tls.Epoch.ONE_RTT
+_CONNECTED = QuicConnectionState.CONNECTED
+_ONE_RTT_PACKET = QuicPacketType.ONE_RTT
+
+_WRAPPED = (
+    "receive_datagram",
+    "handle_timer",
+    "send_stream_data",
+    "reset_stream",
+    "stop_stream",
+)
+"""Public calls after which aioquic's own method decides what to send."""
+
+
+class FastDatagramSender:
+    """Stands in for one connection's ``datagrams_to_send`` (see the module)."""
+
+    __slots__ = ("_quic", "_full", "_clean", "fast_packets")
+
+    def __init__(self, quic: QuicConnection) -> None:
+        self._quic = quic
+        self._full = type(quic).datagrams_to_send.__get__(quic)
+        self._clean = False
+        self.fast_packets = 0
+        """How many packets this short path built (tests and benchmarks)."""
+
+    def dirty(self) -> None:
+        """Let aioquic's own method decide on the next call."""
+        self._clean = False
+
+    def __call__(self, now: float) -> list[tuple[bytes, Any]]:
+        quic = self._quic
+        if self._clean and quic._datagrams_pending:
+            space = quic._spaces[_ONE_RTT]
+            ack_at = space.ack_at
+            if (
+                (ack_at is None or ack_at > now)
+                and quic._state is _CONNECTED
+                and not quic._close_pending
+                and not quic._probe_pending
+                and not quic._ping_pending
+                and not quic._retire_connection_ids
+                and quic._quic_logger is None
+                and len(quic._network_paths) == 1
+            ):
+                return self._send(quic, space, now)
+        datagrams = self._full(now)
+        self._clean = self._left_only_datagrams(quic)
+        return datagrams
+
+    def _left_only_datagrams(self, quic: QuicConnection) -> bool:
+        if (
+            quic._state is not _CONNECTED
+            or not quic._handshake_confirmed
+            or quic._pacing_at is not None
+            or quic._quic_logger is not None
+            or len(quic._network_paths) != 1
+            or not quic._network_paths[0].is_validated
+            or quic._network_paths[0].remote_challenges
+        ):
+            return False
+        loss = quic._loss
+        if loss.congestion_window - loss.bytes_in_flight < quic._max_datagram_size:
+            return False
+        return all(stream.sender.buffer_is_empty for stream in quic._streams_queue)
+
+    def _send(
+        self, quic: QuicConnection, space: Any, now: float
+    ) -> list[tuple[bytes, Any]]:
+        # What aioquic's _write_application and _flush_builder do for packets
+        # of DATAGRAM frames alone, in the same order.
+        quic._pacing_at = None
+        loss = quic._loss
+        pacer = loss._pacer
+        crypto = quic._cryptos[_ONE_RTT]
+        pending = quic._datagrams_pending
+        peer_cid = quic._peer_cid.cid
+        header_size = 3 + len(peer_cid)
+        size = quic._max_datagram_size
+        flight_left = loss.congestion_window - loss.bytes_in_flight
+        addr = quic._network_paths[0].addr
+        first_byte_base = PACKET_FIXED_BIT | (quic._spin_bit << 5) | 1
+        number = quic._packet_number
+        datagrams: list[tuple[bytes, Any]] = []
+        packets: list[QuicSentPacket] = []
+        while pending:
+            pacing_at = pacer.next_send_time(now=now)
+            if pacing_at is not None:
+                quic._pacing_at = pacing_at
+                break
+            room = min(size, flight_left) - header_size - _AEAD_TAG_SIZE
+            frames: list[bytes] = []
+            while pending:
+                data = pending[0]
+                length = len(data)
+                frame_size = 1 + size_uint_var(length) + length
+                if frame_size > room:
+                    break
+                frames.append(_frame_header(length))
+                frames.append(data)
+                room -= frame_size
+                pending.popleft()
+            if not frames:
+                break
+            header = (
+                bytes((first_byte_base | (crypto.key_phase << 2),))
+                + peer_cid
+                + (number & 0xFFFF).to_bytes(2, "big")
+            )
+            packet = crypto.encrypt_packet(header, b"".join(frames), number)
+            sent = QuicSentPacket(
+                epoch=_ONE_RTT,
+                in_flight=True,
+                is_ack_eliciting=True,
+                is_crypto_packet=False,
+                packet_number=number,
+                packet_type=_ONE_RTT_PACKET,
+                sent_time=now,
+                sent_bytes=len(packet),
+            )
+            packets.append(sent)
+            datagrams.append((packet, addr))
+            flight_left -= len(packet)
+            number += 1
+        if packets:
+            quic._packet_number = number
+            for sent in packets:
+                loss.on_packet_sent(packet=sent, space=space)
+            if not quic._ack_eliciting_sent_since_receipt:
+                quic._close_at = now + quic._idle_timeout()
+                quic._ack_eliciting_sent_since_receipt = True
+            self.fast_packets += len(packets)
+        return datagrams
+
+
+def _frame_header(length: int) -> bytes:
+    if length < 0x40:
+        return bytes((_DATAGRAM, length))
+    if length < 0x4000:
+        return bytes((_DATAGRAM, 0x40 | length >> 8, length & 0xFF))
+    return bytes((_DATAGRAM,)) + (0x80000000 | length).to_bytes(4, "big")
+
+
+def install(quic: QuicConnection) -> FastDatagramSender | None:
+    """Give ``quic`` the short path; idempotent. Returns its sender, or None
+    for what is not an aioquic connection (a test's stand-in), left alone."""
+    if not isinstance(quic, QuicConnection):
+        return None
+    if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
+        return None  # another aioquic than the one this was checked against
+    if not hasattr(quic._loss, "_pacer"):
+        return None
+    sender = quic.__dict__.get("datagrams_to_send")
+    if isinstance(sender, FastDatagramSender):
+        return sender
+    sender = FastDatagramSender(quic)
+    for name in _WRAPPED:
+        quic.__dict__[name] = _dirtying(sender, getattr(type(quic), name).__get__(quic))
+    quic.__dict__["datagrams_to_send"] = sender
+    return sender
+
+
+def _dirtying(sender: FastDatagramSender, method: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        sender._clean = False
+        return method(*args, **kwargs)
+
+    return call
