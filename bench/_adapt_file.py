@@ -12,8 +12,9 @@ minute: what is reported is its rate during the call and after it.
 ``controller="media"`` runs the upload as shipped, with the media
 controller on the command's connection; ``controller="scavenger"`` (the
 default) puts that connection on the scavenger controller
-(``codec/media/cc/scavenger.py``, built and measured, not enabled in the
-product: docs/adaptation.md, "Files beside a meeting").
+(``codec/media/cc/scavenger.py``, docs/adaptation.md, "Files beside a
+meeting"); ``controller="scavenger-fixed"`` does too with the fixed 5 ms
+target of before (``SPREAD_FACTOR = 0``), to compare in one run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ AFTER_S = 12.0
 
 _SCAVENGER = (
     "import sys, codec.media.cc as cc, client.session as s; "
+    "import codec.media.cc.scavenger as sc; sc.SPREAD_FACTOR = {spread}; "
     "init = s.Session.__init__; "
     "s.Session.__init__ = lambda self, *a, **k: init(self, *a, **k, "
     "congestion_control=cc.register_scavenger_congestion_control()); "
@@ -64,7 +66,7 @@ class QuicmeetWithFile(Quicmeet):
         )
         watcher.start()
         sender = self._cli(relay.address, work / "filer", "file", "send", "sink",
-                           str(path), code=self.controller == "scavenger")  # fmt: skip
+                           str(path), code=self.controller)  # fmt: skip
         try:
             time.sleep(LEAD_S)
             meeting_start = time.time()
@@ -93,8 +95,12 @@ class QuicmeetWithFile(Quicmeet):
             self._cli(address, work / home, *args).wait(30)
 
     @staticmethod
-    def _cli(address: str, home: Path, *args: str, code: bool = False):
-        head = ["-c", _SCAVENGER] if code else ["-m", "client"]
+    def _cli(address: str, home: Path, *args: str, code: str = "media"):
+        spread = {"scavenger": "sc.SPREAD_FACTOR", "scavenger-fixed": "0.0"}
+        if code in spread:
+            head = ["-c", _SCAVENGER.format(spread=spread[code])]
+        else:
+            head = ["-m", "client"]
         with open(f"{home}.file.err", "a") as err:
             return subprocess.Popen(
                 [sys.executable, *head, "--server", address, "--home", str(home),

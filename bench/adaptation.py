@@ -407,6 +407,13 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--virtual", action="store_true")
     parser.add_argument(
+        "--file-controller",
+        action="append",
+        choices=("scavenger", "scavenger-fixed", "media"),
+        help="meeting-and-file: the file connection's controller, in this order "
+        "(repeatable; default: scavenger, then media)",
+    )
+    parser.add_argument(
         "--source", help="the publisher's source, WxH (default: the scenario's)"
     )
     args = parser.parse_args()
@@ -421,7 +428,7 @@ def main() -> None:
         elif args.virtual:
             result = run_virtual(SCENARIOS[name])
         elif name == "meeting-and-file":
-            for controller in ("scavenger", "media"):
+            for controller in args.file_controller or ("scavenger", "media"):
                 system = QuicmeetWithFile(controller)
                 result = run_scenario(system, SCENARIOS[name], args.seed, args.plots)
                 print(json.dumps(result), file=sys.stderr, flush=True)

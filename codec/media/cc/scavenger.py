@@ -15,8 +15,13 @@ one-way delay (aioquic gives a controller nothing else):
 - the **base delay** is the lowest RTT of the last :data:`BASE_WINDOW_S`;
   the **queue** a round saw is its lowest RTT above the base (the lowest, so
   that a Python host's late answers are not a queue);
+- the **target** is :data:`TARGET_S`, or :data:`SPREAD_FACTOR` times the
+  RTT's measured spread if more (:class:`~.noise.RttNoise`, as the media
+  controller's queue threshold): on a loaded host, whose late answers raise
+  every round's lowest RTT by a few ms, a fixed 5 ms target read the host as
+  a queue and left a lone file well short of the path;
 - **startup** doubles the window each round until the queue passes half of
-  :data:`TARGET_S` (or a loss);
+  the target (or a loss);
 - then each round the window grows by ``GAIN`` packets scaled by how far the
   queue is under the target, and when the queue stands above the target it
   shrinks multiplicatively, by the target over the queue (at most by half):
@@ -40,6 +45,7 @@ from aioquic.quic.congestion.base import (
 )
 from aioquic.quic.packet_builder import QuicSentPacket
 
+from .noise import RttNoise
 from .windowed import windowed_min
 
 __all__ = [
@@ -58,8 +64,19 @@ test_cc_scavenger.py``) a target of 12 or 25 ms held the media's estimate at
 1.5-1.8 of its 2.5 Mbit/s: the queue the file keeps moves with every cut and
 regrowth, and the media's trendline reads each move as overuse; at 3 or 5 ms
 the media kept all 2.5 and the file moved at 1.95."""
+SPREAD_FACTOR = 1.5
+"""The target is at least this many times the RTT's measured spread
+(:class:`~.noise.RttNoise`): a loaded host's late answers are not a queue.
+On the virtual clock with ACKs late by an exponential 4 ms (mean) a 1.0 left
+a lone file at 4.0 of 5 Mbit/s, a 2.0 held the media's estimate to 2.25 of
+2.5 Mbit/s; 1.5 gives 4.4 and 2.5 (one seed; 2.2-2.5 over three)."""
+NOISE_JITTER_GAIN = 1 / 16
+NOISE_GROUP_SAMPLES = 16
+NOISE_WINDOW_GROUPS = 16
+"""The spread is the lowest of this many groups' (as the media controller's)."""
 GAIN = 1.0
 """Packets per round the window grows by with no queue at all."""
+
 BASE_WINDOW_S = 10.0
 """How long the lowest RTT is remembered as the path's base delay."""
 MIN_WINDOW_PACKETS = 2
@@ -79,6 +96,11 @@ class ScavengerCongestionControl(QuicCongestionControl):
         self._mss = max_datagram_size
         self._min_window = MIN_WINDOW_PACKETS * max_datagram_size
         self._base = windowed_min(BASE_WINDOW_S, 10)
+        self._noise = RttNoise(
+            jitter_gain=NOISE_JITTER_GAIN,
+            group_samples=NOISE_GROUP_SAMPLES,
+            window_groups=NOISE_WINDOW_GROUPS,
+        )
         self.startup = True
         self._round_end = 0
         """Packet number that ends the current round when acknowledged."""
@@ -94,6 +116,12 @@ class ScavengerCongestionControl(QuicCongestionControl):
     def base_rtt(self) -> float | None:
         """The lowest RTT of the last :data:`BASE_WINDOW_S` seconds."""
         return self._base.value
+
+    @property
+    def target(self) -> float:
+        """The queueing delay kept at most now, in seconds: :data:`TARGET_S`,
+        or more on a path (or host) whose RTT varies by itself."""
+        return max(TARGET_S, SPREAD_FACTOR * self._noise.spread)
 
     def on_packet_sent(self, *, packet: QuicSentPacket) -> None:
         self.bytes_in_flight += packet.sent_bytes
@@ -126,6 +154,7 @@ class ScavengerCongestionControl(QuicCongestionControl):
     def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
         self._base.update(rtt, now)
         self._round_min_rtt = min(self._round_min_rtt, rtt)
+        self._noise.on_rtt(rtt, cruising=not self.startup)
 
     def get_log_data(self) -> dict[str, Any]:
         data = super().get_log_data()
@@ -140,18 +169,20 @@ class ScavengerCongestionControl(QuicCongestionControl):
         acked = self._round_acked
         self._round_min_rtt = math.inf
         self._round_acked = 0
+        self._noise.on_round_end()
         if not math.isfinite(queue):
             return
-        if queue > TARGET_S:
+        target = self.target
+        if queue > target:
             self.startup = False
-            self._cut(max(MAX_DECREASE, TARGET_S / queue))
+            self._cut(max(MAX_DECREASE, target / queue))
         elif self.startup:
-            if queue > TARGET_S / 2:
+            if queue > target / 2:
                 self.startup = False
         elif acked >= self.congestion_window / 2:
             # Grow only while the window is used: an idle file flow must not
             # build a window it would dump on the path at once.
-            off_target = (TARGET_S - queue) / TARGET_S
+            off_target = (target - queue) / target
             self.congestion_window += int(GAIN * off_target * self._mss)
 
     def _cut(self, factor: float) -> None:

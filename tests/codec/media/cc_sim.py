@@ -11,6 +11,7 @@ lost. Each packet is acknowledged on its own.
 from __future__ import annotations
 
 import heapq
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,9 @@ class BottleneckSim:
 
     ``link`` is the data direction (rate, loss, queue, delay); ``ack_delay_s`` is
     the return path. ``app_rate_bps(now)`` limits what the application offers
-    (None: a bulk sender that always has data).
+    (None: a bulk sender that always has data). ``ack_noise_s`` delays each ACK
+    by a further exponential time of that mean, in order (a loaded host answering
+    late).
     """
 
     cc: QuicCongestionControl
@@ -72,6 +75,7 @@ class BottleneckSim:
     now: float = 0.0
     samples: list[Sample] = field(default_factory=list)
     lost_packets: int = 0
+    ack_noise_s: float = 0.0
 
     def __post_init__(self) -> None:
         self._link: Link[_Datagram] = Link(
@@ -89,6 +93,8 @@ class BottleneckSim:
         self._next_tick = 0.0
         self._last_ack = 0.0
         self.delivered = 0
+        self._noise_rng = random.Random(self.seed + 7)
+        self._ack_due = 0.0
 
     def queue_delay_s(self) -> float:
         """What waits at the bottleneck now, in seconds at its current rate."""
@@ -146,7 +152,14 @@ class BottleneckSim:
             )
         self._credit_time = now
         for datagram in self._link.receive(now):
-            heapq.heappush(self._acks, (now + self.ack_delay_s, datagram.packet_number))
+            late = (
+                self._noise_rng.expovariate(1 / self.ack_noise_s)
+                if self.ack_noise_s
+                else 0.0
+            )
+            # In order, as a stalled host answers: a late ACK holds up the next.
+            self._ack_due = max(self._ack_due, now + self.ack_delay_s + late)
+            heapq.heappush(self._acks, (self._ack_due, datagram.packet_number))
         while self._acks and self._acks[0][0] <= now:
             self._on_ack(heapq.heappop(self._acks)[1])
         if now >= self._next_tick:
