@@ -85,6 +85,15 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def _cpu_seconds(name: str, pid: int) -> float:
+    """CPU seconds of one process of the run: PostgreSQL with its backends;
+    any other (this load generator above all, whose children are the nodes,
+    PostgreSQL and Redis) on its own, so that no CPU is counted twice."""
+    if name == "postgresql":
+        return _tree_cpu_seconds(pid)
+    return process_cpu_seconds(pid)
+
+
 class CpuShares:
     """Cores each process of the cluster kept busy during one phase, to tell
     where the time of a chat message goes (nodes, PostgreSQL, Redis, or this
@@ -93,12 +102,12 @@ class CpuShares:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.start = time.perf_counter()
-        self.before = {name: _tree_cpu_seconds(pid) for name, pid in pids.items()}
+        self.before = {name: _cpu_seconds(name, pid) for name, pid in pids.items()}
 
     def finish(self) -> dict:
         elapsed = time.perf_counter() - self.start
         busy = {
-            name: round((_tree_cpu_seconds(pid) - self.before[name]) / elapsed, 2)
+            name: round((_cpu_seconds(name, pid) - self.before[name]) / elapsed, 2)
             for name, pid in self.pids.items()
         }
         return {**busy, "total": round(sum(busy.values()), 2)}
