@@ -42,6 +42,9 @@ __all__ = ["ChatStore", "SendResult"]
 log = logging.getLogger("quicmeet.chat")
 
 MAX_BATCH = 2000
+MAX_KNOWN_CONVERSATIONS = 100_000
+"""Conversations a node remembers as committed (about 100 bytes each); past
+that it forgets them all and learns them again, one creation each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,8 @@ class ChatStore:
             for key in touched:
                 self._conversations.pop(key, None)
             raise
+        if len(self._existing) + len(touched) > MAX_KNOWN_CONVERSATIONS:
+            self._existing.clear()
         self._existing.update(touched)
         return results
 

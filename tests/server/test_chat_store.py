@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from server import chat_store
 from server.chat_store import ChatStore
 from server.storage import Storage
 from server.storage.models import Conversation, Cursor, User
@@ -111,7 +112,7 @@ async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
 
 
 async def test_a_shared_database_batch_waits_for_the_server_five_times(
-    tmp_path, postgres
+    tmp_path, postgres, monkeypatch
 ):
     """On PostgreSQL a batch of messages in conversations that exist sends
     BEGIN, the retries' query, the conversations' lock, the insert with the
@@ -155,6 +156,18 @@ async def test_a_shared_database_batch_waits_for_the_server_five_times(
         assert last == results[-1].seq == results[0].seq + 249
         more = await store.send(ids[1], ids[0], "after", "y")
         assert more.seq == last + 1
+        # Past the conversations it remembers, a node forgets them and
+        # creates them again (a no-op in the database), then remembers them.
+        monkeypatch.setattr(chat_store, "MAX_KNOWN_CONVERSATIONS", 2)
+        await store.send(*pairs[0], "3", "z")  # three known: forgets, learns one
+        statements.clear()
+        await store.send(*pairs[1], "4", "z")
+        assert [sql.split()[0] for sql in statements] == [
+            "SELECT",
+            "INSERT",
+            "SELECT",
+            "WITH",
+        ]
     finally:
         await store.stop()
         storage.close()
