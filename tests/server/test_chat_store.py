@@ -12,7 +12,7 @@ import pytest
 from server import chat_store
 from server.chat_store import ChatStore
 from server.storage import Storage
-from server.storage.models import Conversation, Cursor, User
+from server.storage.models import Conversation, Cursor, Message, User
 
 
 async def _store(tmp_path, db_url=None) -> tuple[Storage, ChatStore, list[int]]:
@@ -154,6 +154,10 @@ async def test_a_shared_database_batch_waits_for_the_server_five_times(
             )
         )
         assert last == results[-1].seq == results[0].seq + 249
+        stored = await storage.run(
+            lambda: Message.select().where(Message.client_id.startswith("many")).count()
+        )
+        assert stored == 250
         more = await store.send(ids[1], ids[0], "after", "y")
         assert more.seq == last + 1
         # Past the conversations it remembers, a node forgets them and
