@@ -168,6 +168,8 @@ async def latency(
         await asyncio.sleep(0.01)
     cores_busy = cpu.finish()
     latencies = [x for r in recipients for x in r.latencies]
+    to_commit = [x for r in recipients for x in r.send_to_commit]
+    after_commit = [x for r in recipients for x in r.commit_to_arrival]
     for r in recipients:
         r.stop()
     for s, r, _, _ in sessions:
@@ -179,6 +181,15 @@ async def latency(
         "delivered": len(latencies),
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        # The two halves, split at node a's commit (its sent_ms, wall clock
+        # in milliseconds): the queue for and start of the commit, then the
+        # rest of it, the hop and the delivery.
+        "send_to_commit_p50_p99_ms": [
+            round(percentile(to_commit, q) * 1000, 1) for q in (50, 99)
+        ],
+        "commit_to_arrival_p50_p99_ms": [
+            round(percentile(after_commit, q) * 1000, 1) for q in (50, 99)
+        ],
         "cores_busy": cores_busy,
         "load_average_before": round(load_before, 2),
     }
