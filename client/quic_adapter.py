@@ -2,11 +2,12 @@
 
 aioquic offers no public way to read the server's certificate after the
 handshake, the smoothed round-trip time, the queue of datagrams waiting to be
-sent, or why a handshake failed, nor to release a protocol's timer and socket
-at once (path MTU probes reach aioquic through :mod:`udpio.mtu_probe`). Each
-such access is a function here, so that an aioquic upgrade breaks one module
-(and the test that checks these attributes still exist);
-``pyproject.toml`` pins aioquic below the next minor version for the same reason.
+sent, the connection's congestion controller, or why a handshake failed, nor
+to release a protocol's timer and socket at once (path MTU probes reach
+aioquic through :mod:`udpio.mtu_probe`). Each such access is a function
+here, so that an aioquic upgrade breaks one module (and the test that
+checks these attributes still exist); ``pyproject.toml`` pins aioquic below
+the next minor version for the same reason.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic.congestion.base import QuicCongestionControl
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketRecovery
@@ -23,6 +25,7 @@ from cryptography.x509 import Certificate
 __all__ = [
     "PRIVATE_ATTRIBUTES",
     "close_event",
+    "congestion_control",
     "limit_peer_connection_ids",
     "peer_certificate",
     "pending_datagrams",
@@ -40,7 +43,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_close_event",
         "_local_active_connection_id_limit",
     ),
-    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized"),
+    QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized", "_cc"),
     Context: ("_peer_certificate",),
 }
 """Which private attribute of which aioquic class this module reads."""
@@ -93,6 +96,11 @@ def smoothed_rtt(quic: QuicConnection) -> float | None:
     """The smoothed round-trip time in seconds, None before the first sample."""
     loss = quic._loss
     return loss._rtt_smoothed if loss._rtt_initialized else None
+
+
+def congestion_control(quic: QuicConnection) -> QuicCongestionControl:
+    """The connection's congestion controller (ours: ``codec.media.cc``)."""
+    return quic._loss._cc
 
 
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:

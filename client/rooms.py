@@ -399,6 +399,13 @@ class Rooms:
         state = self.state
         return own if state is None else min(own, state.max_datagram)
 
+    def set_media_rate(self, rate_bps: float) -> None:
+        """The media hop's estimate (bits per second), for the connection's
+        congestion window (nothing without a connection)."""
+        proto = self._session._proto
+        if proto is not None:
+            proto.set_media_rate(rate_bps)
+
     def rtt_s(self) -> float | None:
         """The connection's smoothed round trip in seconds (None before the
         first sample, or without a connection)."""

@@ -33,7 +33,7 @@ from codec import (
     decode_server_message,
     encode_message,
 )
-from codec.media.cc import register_media_congestion_control
+from codec.media.cc import MediaCongestionControl, register_media_congestion_control
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint, open_endpoint
@@ -42,6 +42,7 @@ from udpio.mtu_probe import datagram_payload_limit
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
     close_event,
+    congestion_control,
     limit_peer_connection_ids,
     peer_certificate,
     pending_datagrams,
@@ -239,6 +240,15 @@ class ClientProtocol(QuicConnectionProtocol):
     def datagrams_queued(self) -> int:
         """Datagrams handed to aioquic and not yet sent (its queue never expires)."""
         return len(pending_datagrams(self.quic))
+
+    def set_media_rate(self, rate_bps: float) -> None:
+        """What the media hop's estimate lets media send (bits per second):
+        the connection's congestion window does not hold them below it
+        (``MediaCongestionControl.set_media_rate``; another controller
+        ignores it)."""
+        controller = congestion_control(self.quic)
+        if isinstance(controller, MediaCongestionControl):
+            controller.set_media_rate(rate_bps / 8)
 
     @property
     def rtt_ms(self) -> float | None:

@@ -233,6 +233,7 @@ class MediaHop:
 
     def _follow_estimate(self, now: float) -> None:
         self.pacer.set_rate(self.estimator.target_bps, now)
+        self.rooms.set_media_rate(self.estimator.target_bps)
         self.on_estimate(self.media_budget_bps())
         self._pump()
 

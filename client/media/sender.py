@@ -16,7 +16,9 @@ is halved (a new encoder, so a keyframe), and back up when the budget
 returns. An :class:`~codec.media.adapt.EncoderCorrection` asks x264 for more
 (or less) than the budget when it makes less (or more) of its target. While
 the pacer holds more than a frame interval, the frame is not even encoded: a
-lower frame rate, never a backlog.
+lower frame rate, never a backlog; nor while the encoder has made more
+than its budget since the budget was last cut
+(:class:`~codec.media.adapt.OutputBudget`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from codec.media import (
     VideoCodecError,
     VideoPacketizer,
 )
-from codec.media.adapt import EncoderCorrection, Quality, QualityLadder
+from codec.media.adapt import (
+    MAX_CORRECTION,
+    EncoderCorrection,
+    OutputBudget,
+    Quality,
+    QualityLadder,
+    encoder_target_bps,
+)
 from codec.media.packet import VIDEO_HEADER_SIZE
 from codec.media.video import VideoEncoder
 from codec.messages.rooms import TrackKind
@@ -230,15 +239,22 @@ class VideoSender(TrackSender):
         finally:
             source.close()
 
+    def _ceiling_bps(self) -> int:
+        """The most this track's encoder is to make (bits per second)."""
+        source = self.source
+        return max_bitrate_bps(source.width, source.height, source.fps, self.kind)
+
     def _new_encoder(self, width: int, height: int) -> VideoEncoder:
         source = self.source
-        ceiling = max_bitrate_bps(source.width, source.height, source.fps, self.kind)
+        ceiling = self._ceiling_bps()
         return VideoEncoder(
             width,
             height,
             source.fps,
             min(self.bitrate_bps, ceiling),
-            max_bitrate_bps=max(ceiling, self.bitrate_bps),
+            # Room for the correction of an encoder that undershoots: the
+            # ceiling bounds what it makes, not what it is asked.
+            max_bitrate_bps=max(int(ceiling * MAX_CORRECTION), self.bitrate_bps),
             keyframe_interval_s=self.keyframe_interval_s,
             min_keyframe_interval_s=self.min_keyframe_interval_s,
             vbv_buffer_s=VBV_BUFFER_S,
@@ -265,9 +281,10 @@ class VideoSender(TrackSender):
             self.bitrate_bps = quality.bitrate_bps
             encoder = self._new_encoder(quality.width, quality.height)
             self._force_keyframe = True
-        # x264 counts every frame it is given as 1/fps of the source's rate,
-        # so a halved frame rate needs twice the bits per frame.
-        wanted = int(quality.bitrate_bps * source.fps / quality.fps * correction)
+        ceiling = self._ceiling_bps()
+        wanted = encoder_target_bps(
+            quality.bitrate_bps, source.fps, quality.fps, correction, ceiling
+        )
         wanted = min(wanted, encoder.max_bitrate_bps)
         change = abs(wanted - encoder.bitrate_bps) / encoder.bitrate_bps
         # Retarget on a large change at once, on a small one at most once a
@@ -275,7 +292,7 @@ class VideoSender(TrackSender):
         if change > 0.1 or (change > 0.03 and now - self._retargeted_at >= 1.0):
             encoder.set_bitrate(wanted)
             self._retargeted_at = now
-        self.bitrate_bps = min(quality.bitrate_bps, encoder.max_bitrate_bps)
+        self.bitrate_bps = min(quality.bitrate_bps, ceiling)
         return encoder, quality.fps
 
     def _capture_loop(self, source: VideoSource) -> None:
@@ -284,6 +301,7 @@ class VideoSender(TrackSender):
         encoder = self._new_encoder(source.width, source.height)
         ladder = QualityLadder(source.width, source.height, source.fps)
         correction = EncoderCorrection()
+        output = OutputBudget()
         assert self.track_id is not None
         packetizer = VideoPacketizer(self.track_id)
         stats = self.stats
@@ -295,10 +313,17 @@ class VideoSender(TrackSender):
             if self._new_bitrate is not None:
                 encoder.set_bitrate(self._new_bitrate)
                 self._new_bitrate = None
+            if self._budget_bps is not None:
+                correction.on_budget(self._budget_bps)
+                output.on_budget(self._budget_bps, now)
             encoder, fps = self._follow_budget(ladder, encoder, now, correction.factor)
             interval = 1.0 / fps
             slack = 0.5 / source.fps
-            if now + slack < next_encode_at or self._pacer_delay_s() > interval:
+            if (
+                now + slack < next_encode_at
+                or self._pacer_delay_s() > interval
+                or not output.allows(now)
+            ):
                 stats.frames_skipped += 1
                 continue
             next_encode_at = max(next_encode_at + interval, now - slack)
@@ -319,6 +344,7 @@ class VideoSender(TrackSender):
                     packetizer = VideoPacketizer(self.track_id)
                 for encoded in encoder.encode(image, captured, force_keyframe=force):
                     stats.frames_encoded += 1
+                    output.on_frame(len(encoded.data) * 8)
                     layers.count(layers.top, len(encoded.data))
                     correction.on_frame(
                         now,

@@ -14,7 +14,14 @@ from .forwarded import (
     ForwardedPath,
 )
 from .history import PacketResult, SendHistory
-from .ladder import EncoderCorrection, Quality, QualityLadder
+from .ladder import (
+    MAX_CORRECTION,
+    EncoderCorrection,
+    Quality,
+    QualityLadder,
+    encoder_target_bps,
+)
+from .output_budget import OutputBudget
 from .pacer import Pacer, PacerStats, Released
 from .probe import ProbeCluster, ProbeController, probe_result
 from .rate_control import AimdRateControl, RateState
@@ -26,12 +33,14 @@ __all__ = [
     "FORWARDED_MAX_BPS",
     "FORWARDED_START_BPS",
     "LIMIT_SHARE",
+    "MAX_CORRECTION",
     "AimdRateControl",
     "ArrivalRecorder",
     "BandwidthEstimator",
     "DelayDetector",
     "EncoderCorrection",
     "EstimatorStats",
+    "OutputBudget",
     "ForwardedPath",
     "PacerStats",
     "Pacer",
@@ -45,5 +54,6 @@ __all__ = [
     "RepairShare",
     "SendHistory",
     "Usage",
+    "encoder_target_bps",
     "probe_result",
 ]

@@ -57,12 +57,19 @@ PROBE_PLAUSIBILITY = 0.9
 """The estimate is set to this much of a probe's result (the result is a
 burst's rate; leave room for the media's own jitter)."""
 PROBE_TRUST_S = 1.0
-"""For this long (seconds) after a probe lifted the estimate, what arrived
-counts as at least the rate the probe was received at: the media needs
-about that long to grow to the new estimate (the encoder's retarget, the
-0.5 s acknowledged window, the feedback's delay), and a cut in that time
-(a probe's own queue, a noisy arrival) taken from what arrived before it
-threw away what the probe found."""
+"""For this long (seconds) after a probe's result, what arrived counts as
+at least the rate the probe was received at: the media needs
+about that long to grow to an estimate a probe lifted (the encoder's
+retarget, the 0.5 s acknowledged window, the feedback's delay), and a cut
+in that time (a probe's own queue, a noisy arrival) taken from what
+arrived before it threw away what the probe found. The same holds for a
+probe that confirmed the estimate without lifting it: in the capacity
+steps a probe at twice 2.34 Mbit/s came back at 2.44, its own queue read
+as overuse 0.1 s later, and the cut from what the media had made (1.88)
+left the estimate at 1.6 Mbit/s, a packet per response time from the
+2.5 Mbit/s the probe had just shown, for the rest of the phase. The
+price: a capacity that drops within the second after a probe is cut for
+by the standing queue's drain (from what arrives), not by overuse."""
 CALM_S = 3.0
 """No overuse for this long before a periodic probe."""
 APP_LIMITED = 0.65
@@ -158,7 +165,7 @@ class BandwidthEstimator:
         self._overuse_at = float("-inf")
         self._probed_bps = 0.0
         self._probed_at = float("-inf")
-        """The rate a probe that lifted the estimate was received at, and when."""
+        """The rate the last probe was received at, and when."""
         self._lossy_at = float("-inf")
         """When (seconds) a loss interval last lost over :data:`LOSSY_LOSS`."""
         self._sent: deque[tuple[float, int]] = deque()
@@ -285,8 +292,8 @@ class BandwidthEstimator:
         return self._track(self._probe_results(results, now), now)
 
     def _acked_or_probed(self, now: float) -> float | None:
-        """What arrived lately, or what a probe found if it lifted the
-        estimate within :data:`PROBE_TRUST_S` and is higher."""
+        """What arrived lately, or what a probe found within
+        :data:`PROBE_TRUST_S` if it is higher."""
         acked = self.acked_bps
         if now - self._probed_at >= PROBE_TRUST_S:
             return acked
@@ -387,8 +394,8 @@ class BandwidthEstimator:
             self.events.append((now, "probe_result", round(rate)))
             if PROBE_PLAUSIBILITY * rate > self.rate.rate_bps:
                 self.rate.set_rate(PROBE_PLAUSIBILITY * rate, now)
-                self._probed_bps = rate
-                self._probed_at = now
+            self._probed_bps = rate
+            self._probed_at = now
             further += self.probes.on_result(cluster, rate, now)
         return further
 

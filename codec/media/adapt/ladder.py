@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIN_BITS_PER_PIXEL", "EncoderCorrection", "Quality", "QualityLadder"]
+__all__ = [
+    "MAX_CORRECTION",
+    "MIN_BITS_PER_PIXEL",
+    "EncoderCorrection",
+    "Quality",
+    "QualityLadder",
+    "encoder_target_bps",
+]
 
 MIN_BITS_PER_PIXEL = 0.025
 """Below this many bits per pixel per frame H.264 at ultrafast smears; step
@@ -85,6 +92,10 @@ class QualityLadder:
 
 EFFICIENCY_WINDOW_S = 2.0
 MIN_CORRECTION, MAX_CORRECTION = 0.8, 1.3
+CUT_RESETS = 0.75
+"""A budget under this fraction of the last one is a cut: what the encoder
+made of a much higher target no longer tells what it makes of the new one
+(AIMD's sawtooth, cuts to about 0.85-0.9 of the rate, keeps the factor)."""
 
 
 class EncoderCorrection:
@@ -101,6 +112,25 @@ class EncoderCorrection:
     def __init__(self) -> None:
         self.factor = 1.0
         self._frames: list[tuple[float, int, float]] = []
+        self._budget_bps: float | None = None
+
+    def on_budget(self, budget_bps: float) -> float:
+        """The budget the next frames are made for (bits per second); the
+        factor to apply from now on.
+
+        On a cut (under :data:`CUT_RESETS` of the last budget) a factor over
+        1 is dropped and measured again at the new rate: x264's undershoot
+        depends on the bits per frame, and a factor learnt at 2.2 Mbit/s
+        (1.25-1.3) asked 1.3 times a cut estimate of 418 kbit/s after RFC
+        8867's drop to 0.6 Mbit/s, so the media kept the bottleneck's queue
+        full for 2 s after the estimate had been cut below the capacity.
+        """
+        last = self._budget_bps
+        self._budget_bps = budget_bps
+        if last is not None and budget_bps < CUT_RESETS * last and self.factor > 1:
+            self.factor = 1.0
+            self._frames.clear()
+        return self.factor
 
     def on_frame(
         self, now: float, produced_bits: int, requested_bits: float, keyframe: bool
@@ -123,3 +153,27 @@ class EncoderCorrection:
         efficiency = produced / requested
         self.factor = min(max(1 / efficiency, MIN_CORRECTION), MAX_CORRECTION)
         return self.factor
+
+
+def encoder_target_bps(
+    budget_bps: float,
+    source_fps: float,
+    encoded_fps: float,
+    correction: float,
+    ceiling_bps: float,
+) -> int:
+    """What to ask the encoder for (bits per second, counted at the source's
+    frame rate, as x264 counts them) so that it makes ``budget_bps`` at
+    ``encoded_fps``, no more than ``ceiling_bps``.
+
+    The ceiling bounds what the encoder *makes*, so it applies before the
+    :class:`EncoderCorrection`: an encoder that makes 80% of what it is asked
+    is asked for up to ``ceiling_bps / 0.8`` (a ceiling applied to the
+    request instead left a 640x480 stream at 1.4-1.8 Mbit/s under its 2
+    Mbit/s ceiling, on a 2.5 Mbit/s path). Open the encoder with room for
+    that (``MAX_CORRECTION`` times the ceiling).
+    """
+    # x264 counts every frame it is given as 1/fps of the source's rate,
+    # so a lower frame rate needs more bits per frame.
+    per_source_frame = budget_bps * source_fps / encoded_fps
+    return int(min(per_source_frame, ceiling_bps) * correction)

@@ -91,3 +91,8 @@ BETA = 0.8
 """Factor on the bandwidth the controller allows itself at a congestion event."""
 CAP_RECOVERY = 1.25
 """Factor by which that allowance grows back after each clean interval."""
+MEDIA_WINDOW_GAIN = 1.5
+"""The window covers the media's own rate (what the media plane's delay-based
+estimate lets them send, :meth:`MediaCongestionControl.set_media_rate`) times
+this over the current round trip: the media pacer releases at 1.5 times its
+estimate, and aioquic paces at ``congestion_window / smoothed_rtt``."""

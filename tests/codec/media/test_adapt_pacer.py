@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from codec.media import AudioPacket, ProbePacket, VideoPacketizer, parse_packet
-from codec.media.adapt import EncoderCorrection, Pacer, ProbeCluster, QualityLadder
+from codec.media.adapt import (
+    MAX_CORRECTION,
+    EncoderCorrection,
+    Pacer,
+    ProbeCluster,
+    QualityLadder,
+    encoder_target_bps,
+)
 from codec.media.adapt.repair_share import MAX_REPAIR_SHARE, RepairShare
 
 
@@ -201,6 +208,57 @@ def test_the_encoder_is_asked_for_more_when_it_undershoots() -> None:
         correction.on_frame(now, 1, 10_000, keyframe=False)
         now += 1 / 30
     assert correction.factor == 1.3
+
+
+def test_a_cut_drops_a_correction_learnt_at_the_higher_rate() -> None:
+    correction = EncoderCorrection()
+    correction.on_budget(2_200_000)
+    now = 0.0
+    for _ in range(90):  # making 80% of its target at 2.2 Mbit/s
+        asked = 2_200_000 / 30 * correction.factor
+        correction.on_frame(now, int(0.8 * asked), asked, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == pytest.approx(1.25, rel=0.02)
+    # AIMD's sawtooth (0.85) keeps what was learnt; a drop measures it again.
+    assert correction.on_budget(1_870_000) == pytest.approx(1.25, rel=0.02)
+    assert correction.on_budget(418_000) == 1.0
+    for _ in range(15):  # half a second: too soon to measure again
+        correction.on_frame(now, 14_000, 418_000 / 30, keyframe=False)
+        now += 1 / 30
+    assert correction.factor == 1.0
+
+
+def _made_by_an_encoder_that_undershoots(budget_bps: float, ceiling: float) -> float:
+    """Three seconds at 30 fps of an encoder that makes 80% of what it is
+    asked (at most its VBV rate, opened at ``MAX_CORRECTION`` x the
+    ceiling), asked through the correction; what it makes at the end."""
+    correction = EncoderCorrection()
+    now, made = 0.0, 0.0
+    for _ in range(90):
+        asked = min(
+            encoder_target_bps(budget_bps, 30, 30, correction.factor, ceiling),
+            MAX_CORRECTION * ceiling,
+        )
+        made = 0.8 * asked
+        correction.on_frame(now, int(made / 30), asked / 30, keyframe=False)
+        now += 1 / 30
+    return made
+
+
+def test_the_ceiling_bounds_what_the_encoder_makes_not_what_it_is_asked() -> None:
+    # A 640x480 stream's ceiling is 2 Mbit/s; x264 made 80% of what it was
+    # asked, and the ceiling, applied to the request, left it at 1.6 Mbit/s
+    # on a 2.5 Mbit/s path.
+    assert _made_by_an_encoder_that_undershoots(2_500_000, 2_000_000) == (
+        pytest.approx(2_000_000, rel=0.03)
+    )
+    # Under the ceiling the budget is what it makes, as before.
+    assert _made_by_an_encoder_that_undershoots(1_000_000, 2_000_000) == (
+        pytest.approx(1_000_000, rel=0.03)
+    )
+    # A halved frame rate asks for twice the bits per frame, within the ceiling.
+    assert encoder_target_bps(200_000, 30, 15, 1.0, 2_000_000) == 400_000
+    assert encoder_target_bps(1_500_000, 30, 15, 1.2, 2_000_000) == 2_400_000
 
 
 def test_the_repairs_share_of_what_left_is_measured_over_a_window() -> None:

@@ -173,3 +173,39 @@ def test_a_sender_that_fills_its_estimate_finds_a_capacity_that_rose() -> None:
     assert mean(s.sent_bps for s in between(samples, 25.0, 35.0)) > 0.85 * 2.5e6
     # The filled 1 Mbit/s path before it was not probed into its queue.
     assert max(s.delay_s for s in between(samples, 5.0, 20.0)) < 0.16
+
+
+def test_a_cut_just_after_a_probe_that_confirmed_the_estimate_keeps_its_finding() -> (
+    None
+):
+    # RFC 8867 5.1's 2.5 Mbit/s step: the media made 1.6 Mbit/s of an
+    # estimate of 2.34 (the encoder's limit); a periodic probe at twice that
+    # came back at 2.44 Mbit/s, not lifting the estimate, and its own queue
+    # read as overuse right after. The cut was from what the media made
+    # (1.36 Mbit/s here), far under what the probe had just shown.
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    estimator.set_rtt(0.1)
+    estimator.start(0.0)  # the start's clusters, not sent: they time out
+    seq, now = 0, 0.0
+    estimator.rate.set_rate(2.34e6, now)
+    while now < 3.0:  # 1.6 Mbit/s of 1,000-byte packets
+        _report(estimator, [(now + i * 0.005, None) for i in range(10)], seq, 0.05)
+        seq, now = seq + 10, now + 0.05
+    estimator.rate.set_rate(2.34e6, now)
+    (cluster,) = estimator.poll(now, rate_bps=4.68e6, interval_s=1.0)
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    # Received at 2.44 Mbit/s: each packet 1.92 times its send spacing later.
+    _report(estimator, sends, seq, 0.05, 4.68 / 2.44 - 1)
+    seq += cluster.packets
+    assert ("probe_result", 2_440_000) in [
+        (what, round(bps, -4)) for _, what, bps in estimator.events
+    ]
+    assert estimator.target_bps == 2.34e6  # not lifted
+    for _ in range(6):  # the probe's queue in the media after it
+        now += 0.05
+        sends = [(now + i * 0.005, None) for i in range(10)]
+        _report(estimator, sends, seq, 0.05, 0.5)
+        seq += 10
+    assert estimator.cuts["overuse"] >= 1
+    assert estimator.target_bps >= 0.85 * 2.44e6 * 0.95, estimator.events
