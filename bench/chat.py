@@ -68,6 +68,11 @@ class Recipient:
         self.newest = 0
         self.acked = 0
         self.latencies: list[float] = []
+        self.send_to_commit: list[float] = []
+        """Seconds from the send to the message's ``sent_ms`` (the server's
+        clock, taken in the commit's transaction; the same machine's clock)."""
+        self.commit_to_arrival: list[float] = []
+        """Seconds from ``sent_ms`` to the arrival here."""
         session.add_event_hook(self._on_event)
         self._acker = asyncio.get_running_loop().create_task(self._ack_loop())
 
@@ -76,7 +81,11 @@ class Recipient:
             self.received += 1
             self.newest = max(self.newest, event.seq)
             sent_at = float(event.text.split(" ", 1)[0])
-            self.latencies.append(time.perf_counter() - sent_at)
+            now = time.perf_counter()
+            self.latencies.append(now - sent_at)
+            committed = event.sent_ms / 1000 - (time.time() - now)  # perf_counter
+            self.send_to_commit.append(committed - sent_at)
+            self.commit_to_arrival.append(now - committed)
 
     async def _ack_loop(self) -> None:
         while True:

@@ -85,6 +85,15 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def _cpu_seconds(name: str, pid: int) -> float:
+    """CPU seconds of one process of the run: PostgreSQL with its backends;
+    any other (this load generator above all, whose children are the nodes,
+    PostgreSQL and Redis) on its own, so that no CPU is counted twice."""
+    if name == "postgresql":
+        return _tree_cpu_seconds(pid)
+    return process_cpu_seconds(pid)
+
+
 class CpuShares:
     """Cores each process of the cluster kept busy during one phase, to tell
     where the time of a chat message goes (nodes, PostgreSQL, Redis, or this
@@ -93,12 +102,12 @@ class CpuShares:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.start = time.perf_counter()
-        self.before = {name: _tree_cpu_seconds(pid) for name, pid in pids.items()}
+        self.before = {name: _cpu_seconds(name, pid) for name, pid in pids.items()}
 
     def finish(self) -> dict:
         elapsed = time.perf_counter() - self.start
         busy = {
-            name: round((_tree_cpu_seconds(pid) - self.before[name]) / elapsed, 2)
+            name: round((_cpu_seconds(name, pid) - self.before[name]) / elapsed, 2)
             for name, pid in self.pids.items()
         }
         return {**busy, "total": round(sum(busy.values()), 2)}
@@ -159,6 +168,8 @@ async def latency(
         await asyncio.sleep(0.01)
     cores_busy = cpu.finish()
     latencies = [x for r in recipients for x in r.latencies]
+    to_commit = [x for r in recipients for x in r.send_to_commit]
+    after_commit = [x for r in recipients for x in r.commit_to_arrival]
     for r in recipients:
         r.stop()
     for s, r, _, _ in sessions:
@@ -170,6 +181,15 @@ async def latency(
         "delivered": len(latencies),
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        # The two halves, split at node a's commit (its sent_ms, wall clock
+        # in milliseconds): the queue for and start of the commit, then the
+        # rest of it, the hop and the delivery.
+        "send_to_commit_p50_p99_ms": [
+            round(percentile(to_commit, q) * 1000, 1) for q in (50, 99)
+        ],
+        "commit_to_arrival_p50_p99_ms": [
+            round(percentile(after_commit, q) * 1000, 1) for q in (50, 99)
+        ],
         "cores_busy": cores_busy,
         "load_average_before": round(load_before, 2),
     }

@@ -28,7 +28,6 @@ from .chat_writes import (
     already_stored,
     insert_messages,
     read_cursors,
-    update_last_seqs,
     write_cursors,
 )
 from .errors import ServiceError
@@ -43,6 +42,9 @@ __all__ = ["ChatStore", "SendResult"]
 log = logging.getLogger("quicmeet.chat")
 
 MAX_BATCH = 2000
+MAX_KNOWN_CONVERSATIONS = 100_000
+"""Conversations a node remembers as committed (about 100 bytes each); past
+that it forgets them all and learns them again, one creation each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class ChatStore:
         """Whether other server nodes may write the same conversations: then each
         transaction locks the rows of the conversations it writes and reads their
         last seq afresh, instead of keeping it between transactions."""
+        self._existing: set[tuple[int, int]] = set()
+        """(low, high) of the conversations known to be committed: a shared
+        database's batch creates only the others (database thread only)."""
         self.batches = 0
         self.committed = 0
 
@@ -165,9 +170,11 @@ class ChatStore:
         for the whole batch, whatever its size."""
         if not pairs:
             return
-        Conversation.insert_many(
-            [{"user_low": low, "user_high": high} for low, high in pairs]
-        ).on_conflict_ignore().execute()
+        missing = pairs - self._existing
+        if missing:
+            Conversation.insert_many(
+                [{"user_low": low, "user_high": high} for low, high in missing]
+            ).on_conflict_ignore().execute()
         self._read_conversations(pairs, lock=True)
 
     def _read_conversations(self, pairs: set[tuple[int, int]], lock: bool) -> None:
@@ -208,6 +215,9 @@ class ChatStore:
             for key in touched:
                 self._conversations.pop(key, None)
             raise
+        if len(self._existing) + len(touched) > MAX_KNOWN_CONVERSATIONS:
+            self._existing.clear()
+        self._existing.update(touched)
         return results
 
     def _apply(
@@ -262,8 +272,7 @@ class ChatStore:
                 (conv[0], conv[1], op.sender, op.recipient, op.client_id, op.text, now)
             )
             results.append(SendResult(conv[1], now, False))
-        insert_messages(rows)
-        update_last_seqs({conv_id: seq for conv_id, seq in touched.values()})
+        insert_messages(rows, {conv_id: seq for conv_id, seq in touched.values()})
         if moved:
             write_cursors(moved)
         return results

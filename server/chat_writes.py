@@ -5,10 +5,10 @@ works and must win it back from the event loop afterwards, which can take up
 to the interpreter's switch interval (5 ms) while the loop is busy; Python
 spent building SQL holds the GIL from the loop. Chat messages queued behind a
 commit wait for both. So a batch of any size runs one query for retries, one
-insert per chunk of messages, one update of the conversations' last seq, and
-one read and one upsert for all its cursors, as SQL text built once per shape
-rather than through peewee's query builder. All functions here run on the
-database thread.
+insert per chunk of messages, one update of the conversations' last seq (on
+PostgreSQL in the same statement as the last insert), and one read and one
+upsert for all its cursors, as SQL text built once per shape rather than
+through peewee's query builder. All functions here run on the database thread.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "already_stored",
     "insert_messages",
     "read_cursors",
-    "update_last_seqs",
     "write_cursors",
 ]
 
@@ -40,6 +39,8 @@ class _Sql:
     the database spends on it)."""
 
     def __init__(self, db: peewee.Database) -> None:
+        self.writes_in_cte = isinstance(db, peewee.PostgresqlDatabase)
+        """Whether a WITH clause may hold an INSERT (PostgreSQL; not SQLite)."""
         self.param = db.param
         self._quotes = db.quote
         self.message = self.quote(Message._meta.table_name)
@@ -76,12 +77,13 @@ class _Sql:
         return sql
 
 
-_sql_by_db: dict[tuple[str, str], _Sql] = {}
+_sql_by_db: dict[tuple[str, str, type], _Sql] = {}
 
 
 def _sql() -> _Sql:
     db = Message._meta.database
-    key = (db.param, db.quote)
+    db = getattr(db, "obj", db)  # the database behind the models' proxy
+    key = (db.param, db.quote, type(db))
     sql = _sql_by_db.get(key)
     if sql is None:
         sql = _sql_by_db[key] = _Sql(db)
@@ -92,14 +94,23 @@ def _execute(sql: str, params: list[object]) -> list[tuple]:
     return list(Message._meta.database.execute_sql(sql, params).fetchall())
 
 
-def insert_messages(rows: list[MessageRow]) -> None:
-    """Insert ``rows`` with one statement per :data:`CHUNK` rows."""
+def insert_messages(rows: list[MessageRow], last_seqs: dict[int, int]) -> None:
+    """Insert ``rows`` with one statement per :data:`CHUNK` rows and set the
+    ``last_seq`` of conversations (id -> seq): on PostgreSQL in the statement
+    of the last chunk (one wait for the server fewer), else in one more."""
     sql = _sql()
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        Message._meta.database.execute_sql(
-            sql.insert_messages(len(chunk)), [value for row in chunk for value in row]
-        )
+    chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+    update = _update_last_seqs(sql, last_seqs) if last_seqs else None
+    for i, chunk in enumerate(chunks):
+        statement = sql.insert_messages(len(chunk))
+        params: list[object] = [value for row in chunk for value in row]
+        if update is not None and sql.writes_in_cte and i == len(chunks) - 1:
+            statement = f"WITH inserted AS ({statement}) {update[0]}"
+            params += update[1]
+            update = None
+        Message._meta.database.execute_sql(statement, params)
+    if update is not None:
+        Message._meta.database.execute_sql(*update)
 
 
 def already_stored(
@@ -135,14 +146,12 @@ def already_stored(
     return existing
 
 
-def update_last_seqs(last: dict[int, int]) -> None:
-    """Set the ``last_seq`` of conversations (id -> seq), one statement."""
-    if not last:
-        return
-    sql = _sql()
+def _update_last_seqs(sql: _Sql, last: dict[int, int]) -> tuple[str, list[object]]:
+    """The statement (and its parameters) that sets the ``last_seq`` of
+    conversations (id -> seq)."""
     cases = " ".join([f"WHEN {sql.param} THEN {sql.param}"] * len(last))
     params: list[object] = [value for item in last.items() for value in item]
-    Message._meta.database.execute_sql(
+    return (
         f"UPDATE {sql.conversation} SET last_seq = CASE id {cases} END "
         f"WHERE id IN ({sql.params(len(last))})",
         params + list(last),

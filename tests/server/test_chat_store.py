@@ -9,9 +9,10 @@ import asyncio
 
 import pytest
 
+from server import chat_store
 from server.chat_store import ChatStore
 from server.storage import Storage
-from server.storage.models import Cursor, User
+from server.storage.models import Conversation, Cursor, Message, User
 
 
 async def _store(tmp_path, db_url=None) -> tuple[Storage, ChatStore, list[int]]:
@@ -105,6 +106,72 @@ async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
         # Each conversation holds 1 + 2 + 30 messages from each side, 66 in
         # all; delivery and reading are clamped to the last.
         assert [(d, r) for _, _, d, r in cursors] == [(66, 66)] * 6
+    finally:
+        await store.stop()
+        storage.close()
+
+
+async def test_a_shared_database_batch_waits_for_the_server_five_times(
+    tmp_path, postgres, monkeypatch
+):
+    """On PostgreSQL a batch of messages in conversations that exist sends
+    BEGIN, the retries' query, the conversations' lock, the insert with the
+    update of their last seq, and COMMIT: each statement is a wait for the
+    server and a turn at the GIL for the database thread (before: also a
+    statement to create the conversations and one to update them)."""
+    storage, store, ids = await _store(tmp_path, postgres.create_database())
+    statements = _count_statements(storage)
+    store.start()
+    try:
+        await _commit_round(store, ids, 1, "warm")
+        statements.clear()
+        pairs = list(zip(ids[0::2], ids[1::2], strict=True))
+        sent = [
+            store.send(a, b, f"again-{a}-{n}", f"hello {n}")
+            for a, b in pairs
+            for n in range(3)
+        ]
+        await asyncio.gather(*sent)
+        assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "WITH"]
+        # More rows than one statement takes (the retries' query and the
+        # insert each in two): the update rides on the last chunk's insert,
+        # and the last seq is that of the last message.
+        statements.clear()
+        many = [store.send(ids[0], ids[1], f"many-{n}", "x") for n in range(250)]
+        results = await asyncio.gather(*many)
+        assert [sql.split()[0] for sql in statements] == [
+            "SELECT",
+            "SELECT",
+            "SELECT",
+            "INSERT",
+            "WITH",
+        ]
+        last = await storage.run(
+            lambda: (
+                Conversation.get(
+                    user_low=min(ids[0], ids[1]), user_high=max(ids[0], ids[1])
+                ).last_seq
+            )
+        )
+        assert last == results[-1].seq == results[0].seq + 249
+        stored = await storage.run(
+            lambda: Message.select().where(Message.client_id.startswith("many")).count()
+        )
+        assert stored == 250
+        more = await store.send(ids[1], ids[0], "after", "y")
+        assert more.seq == last + 1
+        # Past the conversations it remembers, a node forgets them and
+        # creates them again (a no-op in the database), then remembers them.
+        monkeypatch.setattr(chat_store, "MAX_KNOWN_CONVERSATIONS", 2)
+        await store.send(*pairs[0], "3", "z")  # three known: forgets, learns one
+        statements.clear()
+        await store.send(*pairs[1], "4", "z")
+        assert [sql.split()[0] for sql in statements] == [
+            "SELECT",
+            "INSERT",
+            "SELECT",
+            "WITH",
+        ]
     finally:
         await store.stop()
         storage.close()
