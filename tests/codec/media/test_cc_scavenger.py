@@ -4,6 +4,7 @@ takes the whole path back when that flow stops (issue 14, item 6)."""
 
 from __future__ import annotations
 
+import pytest
 from aioquic.quic.congestion.base import create_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
 
@@ -95,26 +96,13 @@ def _meeting_beside(
     return samples, files
 
 
-def test_the_media_keep_their_rate_and_the_file_moves_at_what_is_left() -> None:
-    samples, files = _meeting_beside(ScavengerCongestionControl(max_datagram_size=MSS))
-    steady = between(samples, 8.0, 20.0)
-    assert mean(s.estimate_bps for s in steady) > 0.9 * MEDIA_BPS
-    delays = sorted(s.delay_s for s in steady)
-    assert delays[int(0.95 * len(delays))] < LINK.delay_s + 0.030
-    assert files.goodput_bps(8.0, 20.0) > 0.7 * (LINK.rate_bps - MEDIA_BPS)
-    assert files.goodput_bps(23.0, 30.0) > 0.85 * LINK.rate_bps
-
-
-def test_alone_on_a_loaded_host_it_still_fills_the_path() -> None:
-    """The host's late ACKs are noise, not a queue: the target follows it."""
-    sim = _flow(ScavengerCongestionControl(max_datagram_size=MSS), noise_s=HOST_NOISE_S)
-    sim.run_until(12.0)
-    assert sim.goodput_bps(4.0, 12.0) > 0.85 * LINK.rate_bps
-
-
-def test_on_a_loaded_host_the_media_keep_their_rate_the_file_takes_the_rest() -> None:
+@pytest.mark.parametrize("noise_s", [0.0, HOST_NOISE_S], ids=["quiet", "loaded"])
+def test_the_media_keep_their_rate_and_the_file_moves_at_what_is_left(
+    noise_s: float,
+) -> None:
+    """On a quiet host, and on a loaded one whose late ACKs the target follows."""
     samples, files = _meeting_beside(
-        ScavengerCongestionControl(max_datagram_size=MSS), noise_s=HOST_NOISE_S
+        ScavengerCongestionControl(max_datagram_size=MSS), noise_s=noise_s
     )
     steady = between(samples, 8.0, 20.0)
     assert mean(s.estimate_bps for s in steady) > 0.9 * MEDIA_BPS
@@ -123,6 +111,13 @@ def test_on_a_loaded_host_the_media_keep_their_rate_the_file_takes_the_rest() ->
     assert files.goodput_bps(8.0, 20.0) > 0.7 * (LINK.rate_bps - MEDIA_BPS)
     # The whole path back within 3 s of the media stopping.
     assert files.goodput_bps(23.0, 30.0) > 0.85 * LINK.rate_bps
+
+
+def test_alone_on_a_loaded_host_it_still_fills_the_path() -> None:
+    """The host's late ACKs are noise, not a queue: the target follows it."""
+    sim = _flow(ScavengerCongestionControl(max_datagram_size=MSS), noise_s=HOST_NOISE_S)
+    sim.run_until(12.0)
+    assert sim.goodput_bps(4.0, 12.0) > 0.85 * LINK.rate_bps
 
 
 def test_on_a_heavily_loaded_host_the_file_still_moves() -> None:
