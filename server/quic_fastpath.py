@@ -26,7 +26,7 @@ builder makes (tests/server/test_quic_fastpath.py compares them), with its
 
 Like :mod:`server.quic_adapter`, this module reads aioquic's private
 attributes (listed in :data:`PRIVATE_ATTRIBUTES`), checked against aioquic
-1.7 (the version installed; ``pyproject.toml`` allows 1.2 and later): a
+1.7 (``pyproject.toml`` pins 1.7; see docs/performance.md for 1.2-1.6): a
 connection that lacks any of them keeps aioquic's own method, and the tests
 compare the packets with those of whichever aioquic is installed.
 """
