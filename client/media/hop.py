@@ -118,8 +118,10 @@ class MediaHop:
         self._on_tick()
 
     def close(self) -> None:
-        """Stop the timers; nothing more is sent."""
+        """Stop the timers; nothing more is sent, and the connection's window
+        no longer makes room for media."""
         self._closed = True
+        self.rooms.set_media_rate(0)
         for timer in (self._timer, self._tick):
             if timer is not None:
                 timer.cancel()

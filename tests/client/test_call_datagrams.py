@@ -8,6 +8,7 @@ import asyncio
 
 from client import Session
 from client.media import Call, SyntheticSource
+from client.quic_adapter import congestion_control
 from codec.media import NO_LIMIT_BPS, KeyframeRequest, RateLimit
 from tests.conftest import PASSWORD, address
 
@@ -82,4 +83,26 @@ async def test_layer_limits_for_layers_a_track_lacks_are_counted_and_dropped(ser
         assert 0 < camera["layers"][0]["target_bps"] <= 100_000
     finally:
         await call.close()
+        await session.close()
+
+
+async def test_the_window_makes_room_for_media_only_while_the_call_runs(server):
+    session, call = await alone_in_a_room(server)
+    controller = congestion_control(session._proto.quic)
+    try:
+        await asyncio.wait_for(
+            call.publish_video(SyntheticSource(160, 120, 15), "camera"), 20
+        )
+        for _ in range(100):
+            if controller.media_rate > 0:
+                break
+            await asyncio.sleep(0.05)
+        assert controller.media_rate > 0
+    finally:
+        await call.close()
+    try:
+        # The window's media floor ends with the call.
+        assert controller.media_rate == 0
+        assert controller.media_window() == 0
+    finally:
         await session.close()
