@@ -248,6 +248,8 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
         replies: list[float] = []
         lag = LoopLag()
         await server_stats(server)
+        protos = [await s.wait_ready(5) for a, b, _, _ in sessions for s in (a, b)]
+        udp_before = _datagrams(protos)
         phase = Phase(server.proc.pid)
         lag.start()
         stop_at = time.perf_counter() + duration
@@ -265,6 +267,7 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
             await asyncio.sleep(0.01)
         lags = lag.stop()
         latency_phase = phase.finish()
+        udp_datagrams = _datagrams(protos) - udp_before
         latency_stats = await server_stats(server)
         latencies = [x for r in recipients for x in r.latencies]
         for r in recipients:
@@ -301,6 +304,13 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
                 "worst_own_loop_stall_ms"
             ),
             "load_generator_loop_lag_p99_ms": _ms(lags, 99),
+            # Every datagram the clients sent and received (the server's
+            # are the same ones), per message delivered: ACKs included.
+            "client_datagrams_per_message": (
+                round(udp_datagrams / len(latencies), 2)
+                if latencies and udp_datagrams >= 0
+                else None
+            ),
             "cpu": latency_phase,
         },
         "server": {
@@ -318,6 +328,18 @@ async def run(pairs: int, duration: float, rate: float, window: int) -> dict:
             "met": throughput >= GOAL_PER_S and p99_ms < GOAL_P99_MS,
         },
     }
+
+
+def _datagrams(protos: list) -> int:
+    """UDP datagrams these connections sent and received so far; -1 when a
+    connection does not count them (an older checkout)."""
+    total = 0
+    for proto in protos:
+        stats = getattr(proto, "udp_stats", {})
+        if "datagrams_sent" not in stats:
+            return -1
+        total += stats["datagrams_sent"] + stats.get("datagrams_received", 0)
+    return total
 
 
 def _ms(seconds: list[float], q: float) -> float:

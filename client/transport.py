@@ -37,6 +37,7 @@ from codec.media.cc import MediaCongestionControl, register_media_congestion_con
 from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint, open_endpoint
+from udpio.ack_delay import install as delay_acks
 from udpio.mtu_probe import datagram_payload_limit
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
@@ -136,8 +137,11 @@ class ClientProtocol(QuicConnectionProtocol):
         return hashlib.sha256(der).hexdigest()
 
     def start(self) -> None:
-        """Begin keepalives and the path MTU search once the handshake is done."""
-        self._mtu = PathMtuProber(self.quic, asyncio.get_running_loop().time)
+        """Begin keepalives, delayed ACKs (:mod:`udpio.ack_delay`) and the path
+        MTU search once the handshake is done."""
+        clock = asyncio.get_running_loop().time
+        delay_acks(self.quic, clock)
+        self._mtu = PathMtuProber(self.quic, clock)
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:

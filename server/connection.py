@@ -30,6 +30,7 @@ from codec import (
 from codec.messages import Error, Event, Kicked, Message, Reply, Request
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
+from udpio.ack_delay import install as delay_acks
 
 from .quic_adapter import (
     forget_unacknowledged_acks,
@@ -120,9 +121,9 @@ class ClientConnection(QuicConnectionProtocol):
             release_handshake_state(self.quic)
             self.peer_host = peer_host(self.quic)
             self._registered = True
-            self._mtu = PathMtuProber(
-                self.quic, asyncio.get_running_loop().time, self._path_changed
-            )
+            clock = asyncio.get_running_loop().time
+            delay_acks(self.quic, clock)
+            self._mtu = PathMtuProber(self.quic, clock, self._path_changed)
             self.max_media_datagram = self._mtu.datagram_payload
             self.app.connection_opened(self)
         elif isinstance(event, events.DatagramFrameReceived):

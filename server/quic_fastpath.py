@@ -231,7 +231,9 @@ def install(quic: QuicConnection) -> FastDatagramSender | None:
         return sender
     sender = FastDatagramSender(quic)
     for name in _WRAPPED:
-        quic.__dict__[name] = _dirtying(sender, getattr(type(quic), name).__get__(quic))
+        # What the connection has now: aioquic's method, or another module's
+        # wrapper of it (udpio.ack_delay), which then runs inside this one.
+        quic.__dict__[name] = _dirtying(sender, getattr(quic, name))
     quic.__dict__["datagrams_to_send"] = sender
     return sender
 

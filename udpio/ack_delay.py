@@ -1,0 +1,116 @@
+"""When a connection acknowledges what it receives: later for a lone request,
+on the packet that answers it, at once for media; for the server and the client.
+
+aioquic acknowledges every ack-eliciting packet within 1 ms (its
+``_ack_delay``, ``K_GRANULARITY``) while it announces 25 ms as its
+``max_ack_delay``. A request's reply takes longer than 1 ms (a database
+commit, a delivery to another node), so the ACK of the request leaves in a
+packet of its own, and the reply follows in another one; the client then
+acknowledges the reply alone again before its next request. Chat, presence
+and every other request-and-reply exchange cost about twice the packets
+their data needs, each one a turn of the event loop, a system call and an
+encryption at both ends.
+
+:class:`DelayedAcks` makes a connection acknowledge, in the 1-RTT space and
+from the end of the handshake:
+
+- a lone ack-eliciting packet (a request, a reply, a PING) within
+  :data:`ACK_DELAY` (20 ms, inside the 25 ms announced, so the peer's
+  probe timeout already allows for it), unless stream data leaves first:
+  whatever this end writes on a stream carries the ACK it owes (the reply
+  carries the request's ACK, the next request the reply's);
+- from the second ack-eliciting packet on, within ``K_GRANULARITY`` (1 ms)
+  of that packet, as RFC 9000 section 13.2.2 asks (after two packets); a
+  bulk transfer's packets are acknowledged as often as before (about one
+  ACK per millisecond of packets, aioquic's own behaviour for a burst);
+- a packet that carries a DATAGRAM frame (media and its feedback) within
+  ``K_GRANULARITY``, as before: media's congestion control and loss
+  recovery see the same ACK timing as without this module.
+
+It reads and writes aioquic's private attributes (listed in
+:data:`PRIVATE_ATTRIBUTES`; ``tests/test_quic_adapters.py`` checks they
+exist, so an aioquic upgrade that renames them fails there), and it wraps the
+connection's ``receive_datagram`` and ``send_stream_data`` as instance
+attributes, as :mod:`server.quic_fastpath` does, which wraps whatever the
+connection has at the time it is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aioquic import tls
+from aioquic.quic.congestion.base import K_GRANULARITY
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import DatagramFrameReceived
+
+__all__ = ["ACK_DELAY", "PRIVATE_ATTRIBUTES", "DelayedAcks", "install"]
+
+PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
+    QuicConnection: ("_ack_delay", "_events", "_spaces"),
+}
+"""Which private attribute of which aioquic class this module reads."""
+
+ACK_DELAY = 0.020
+"""Seconds a lone ack-eliciting packet waits for something to carry its ACK:
+inside the 25 ms aioquic announces as ``max_ack_delay`` (the peer counts
+that much into its probe timeout), with 5 ms for the timer to be late."""
+
+_ONE_RTT = tls.Epoch.ONE_RTT
+
+
+class DelayedAcks:
+    """Stands in for one connection's ``receive_datagram`` and
+    ``send_stream_data`` (see the module)."""
+
+    __slots__ = ("_quic", "_space", "_receive", "_send", "_clock")
+
+    def __init__(self, quic: QuicConnection, clock: Callable[[], float]) -> None:
+        self._quic = quic
+        self._space = quic._spaces[_ONE_RTT]
+        self._receive = quic.receive_datagram
+        self._send = quic.send_stream_data
+        self._clock = clock
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        space = self._space
+        owed = space.ack_at is not None
+        events = self._quic._events  # read each time: the server swaps it
+        before = len(events)
+        self._receive(data, addr, now)
+        ack_at = space.ack_at
+        if ack_at is None or ack_at <= now + K_GRANULARITY:
+            return
+        if owed or any(
+            type(events[i]) is DatagramFrameReceived for i in range(before, len(events))
+        ):
+            space.ack_at = now + K_GRANULARITY
+
+    def send_stream_data(self, *args: Any, **kwargs: Any) -> None:
+        self._send(*args, **kwargs)
+        space = self._space
+        ack_at = space.ack_at
+        if ack_at is not None:
+            now = self._clock()
+            if ack_at > now:
+                space.ack_at = now
+
+
+def install(quic: QuicConnection, clock: Callable[[], float]) -> DelayedAcks | None:
+    """Have ``quic`` acknowledge as the module says from now on; ``clock`` is
+    the time its caller passes to aioquic (the event loop's). Idempotent.
+    Returns the policy, or None (left alone) for what is not an aioquic
+    connection or an aioquic without the attributes this module reads."""
+    if not isinstance(quic, QuicConnection):
+        return None
+    if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
+        return None
+    current = getattr(quic.__dict__.get("receive_datagram"), "__self__", None)
+    if isinstance(current, DelayedAcks):
+        return current
+    policy = DelayedAcks(quic, clock)
+    quic._ack_delay = ACK_DELAY
+    quic.__dict__["receive_datagram"] = policy.receive_datagram
+    quic.__dict__["send_stream_data"] = policy.send_stream_data
+    return policy
