@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import process_cpu_seconds  # noqa: I001
-from stall import StallMonitor, shared_ms
+from stall import StallMonitor, machine_busy_s, shared_ms
 
 from tests.cli import cli_args, cli_env
 from tests.conftest import ServerProcess
@@ -51,7 +51,8 @@ stopped with it."""
 
 
 class ProcessCpu:
-    """CPU seconds of named processes between :meth:`start` and :meth:`shares`."""
+    """CPU seconds of named processes between :meth:`start` and :meth:`shares`,
+    and of the whole machine (``machine``: every process, all cores)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -64,6 +65,9 @@ class ProcessCpu:
         if engine is not None:
             # The engine's upload pumps, once they ended (docs/engine.md).
             now["app_pumps"] = process_cpu_seconds(engine, children=True)
+        machine = machine_busy_s()
+        if machine is not None:
+            now["machine"] = machine
         return now
 
     def start(self) -> None:
@@ -126,13 +130,22 @@ def cli_upload(server: ServerProcess, workdir: Path, size: int) -> dict[str, Any
     cli("cli-recipient", "friend", "accept", "cli-sender")
     path = workdir / "cli.bin"
     sparse_file(path, size)
+    cpu = ProcessCpu({"server": server.proc.pid})
+    cpu.start()
     started = time.perf_counter()
     sent = cli("cli-sender", "--json", "file", "send", "cli-recipient", str(path))
     seconds = time.perf_counter() - started
+    shares = cpu.shares()
     result = json.loads(sent.stdout.strip().splitlines()[-1])
     assert result.get("bytes_sent") == size and not result.get("instant"), result
     path.unlink()
-    return {"seconds": round(seconds, 1), "mb_per_s": round(size / seconds / 1e6, 2)}
+    return {
+        "seconds": round(seconds, 1),
+        "mb_per_s": round(size / seconds / 1e6, 2),
+        # The CLI runs as a child that has ended: the machine's busy cores
+        # less the server's are the CLI's and everything else's.
+        "cpu_share": shares,
+    }
 
 
 def catch_up(a: LocalApp, freezes: int) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--step-from", type=float, default=10.0, help="Mbit/s")
     parser.add_argument("--step-to", type=float, default=3.0, help="Mbit/s")
     parser.add_argument(
-        "--quick", action="store_true", help="8 s runs, losses 0 and 2% only"
+        "--quick", action="store_true", help="8 s runs, losses 0 and 2%% only"
     )
     args = parser.parse_args()
     seconds = 8.0 if args.quick else args.seconds

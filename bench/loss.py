@@ -302,8 +302,18 @@ def main() -> None:
                 )
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    plot(results, args.plot)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        # The figures matter more than the picture: print them regardless.
+        print(
+            "no plot: matplotlib is not installed (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+        args.plot = None
+    else:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(results, args.plot)
     print(
         json.dumps(
             {
@@ -312,7 +322,7 @@ def main() -> None:
                 "rate": RATE,
                 "seconds_per_run": args.seconds,
                 "elapsed_s": round(time.monotonic() - started, 1),
-                "plot": str(args.plot),
+                "plot": str(args.plot) if args.plot else None,
                 "results": results,
             },
             indent=1,

@@ -17,7 +17,14 @@ from types import FrameType
 from client.media.receiver import percentile
 from client.ui.ticker import Ticker
 
-__all__ = ["Stall", "StallMonitor", "machine_steal_ms", "shared_ms", "thread_schedstat"]
+__all__ = [
+    "Stall",
+    "StallMonitor",
+    "machine_busy_s",
+    "machine_steal_ms",
+    "shared_ms",
+    "thread_schedstat",
+]
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 PROC_STAT = Path("/proc/stat")
@@ -48,6 +55,20 @@ def machine_steal_ms() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return ticks * 1000 / _CLOCK_TICKS
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds every process of this machine has run since boot, all
+    CPUs together (``/proc/stat``: user, nice, system, irq and softirq; not
+    idle, I/O wait or steal); ``None`` where unavailable. Over an interval,
+    its growth divided by the wall time is how many cores were busy."""
+    try:
+        with PROC_STAT.open("rb") as fh:
+            fields = fh.readline().split()
+        ticks = sum(int(fields[i]) for i in (1, 2, 3, 6, 7))
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / _CLOCK_TICKS
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,13 @@ Each phase reports the Tk loop's stalls (every gap beyond a 10 ms tick: worst,
 p99), the pictures each tile showed per second, and the CPU share of every
 process: the app's window (``app_ui``, this process, where the Tk loop is
 measured) and its engine (``app_engine``) apart, with the engine's upload
-pumps (``app_pumps``, counted once they ended). This virtual machine's host
+pumps (``app_pumps``, counted once they ended), and the cores the whole
+machine kept busy (``machine``, every process). The CLI's upload reports the
+server's and the machine's share too, and ``with_upload`` the
+``cpu_bound_ceiling_vs_cli``: the most the app's upload could reach against
+the CLI's if the upload costs the machine as much CPU per byte as the CLI's
+did and the meeting keeps what it took alone (the cores left beside the
+meeting, over the cores the CLI's upload kept busy). This virtual machine's host
 takes its CPUs away now and then (Linux's steal time), and a nearly idle probe
 process (``sched_probe.py``) sees the stalls every process shared: a stall
 during which the hypervisor stole 20 ms or more, or the probe woke 25 ms or
@@ -273,6 +279,13 @@ def _run(
                 "upload_rate_vs_cli": round(rate / result["cli_upload"]["mb_per_s"], 3),
                 **loaded,
             }
+            cli_busy = result["cli_upload"]["cpu_share"].get("machine")
+            meeting_busy = result["meeting_alone"]["cpu_share"].get("machine")
+            if cli_busy and meeting_busy is not None:
+                left = max(0.0, (os.cpu_count() or 1) - meeting_busy)
+                result["with_upload"]["cpu_bound_ceiling_vs_cli"] = round(
+                    min(1.0, left / cli_busy), 3
+                )
             if freezes:
                 result["catch_up"] = catch_up(a, freezes)
             result["stamps_readable"] = all(
