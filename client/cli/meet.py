@@ -34,6 +34,7 @@ from ..media import (
     Call,
     FrameConsumer,
     FrameSaver,
+    MicSource,
     SourceError,
     VideoSource,
     Y4mSink,
@@ -42,6 +43,7 @@ from ..media import (
     parse_sink,
     parse_video_source,
 )
+from ..media.audio_processing import load as load_canceller
 from ..session import Session
 from .rooms import room_text, wait_in_room
 from .runner import EXIT_USAGE, CliFailure, Context, to_json
@@ -110,6 +112,8 @@ async def cmd_meet(ctx: Context, args: argparse.Namespace) -> None:
         audio_sink: AudioSink | None = parse_audio_sink(args.play)
     except ValueError as exc:
         raise CliFailure(str(exc), EXIT_USAGE) from None
+    if isinstance(audio_source, MicSource):
+        load_canceller()  # before the speaker plays (see its docstring)
     consumers: list[FrameConsumer] = []
     sink: Y4mSink | None = None
     saver: FrameSaver | None = None

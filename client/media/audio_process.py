@@ -36,7 +36,7 @@ from codec.messages import RoomTrack
 
 from . import audio_link as link
 from .audio_devices import Microphone, Speaker
-from .audio_processing import EchoCanceller
+from .audio_processing import EchoCanceller, load
 from .audio_receiver import AudioPlayout, AudioReceiver
 from .device_stream import DeviceStream
 from .errors import AudioUnavailable
@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=watch_engine, name="engine-watch", daemon=True).start()
+    # Before any device runs: loaded when the microphone opens, the canceller's
+    # library held a playing speaker's callback back 65-85 ms (docs/audio.md).
+    load()
     process.run(stop)
     return 0
 

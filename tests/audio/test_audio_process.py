@@ -255,6 +255,25 @@ def test_a_device_that_will_not_open_says_why(pulse_devices) -> None:
         host.stop()
 
 
+def test_the_cancellers_library_is_loaded_before_the_speaker_plays(
+    pulse_devices,
+) -> None:
+    # Loading it holds the GIL for 60-250 ms: done when the microphone
+    # opened, a playing speaker's callback waited that long (an underrun).
+    host = AudioHost()
+    host.start()
+    try:
+        host.open_device(OpenDevice(True, "pulse", None))
+        assert host.pid is not None
+        # livekit's import loads protobuf's C extension, which nothing else
+        # in the audio process uses (its own library loads with the first
+        # canceller, in under 10 ms).
+        maps = Path(f"/proc/{host.pid}/maps").read_text()
+        assert "google/_upb/" in maps
+    finally:
+        host.stop()
+
+
 def test_a_dead_audio_process_is_restarted_with_its_devices(pulse_devices) -> None:
     problems: list[str] = []
     host = AudioHost(problems.append)
