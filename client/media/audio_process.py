@@ -314,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     threading.Thread(target=watch_engine, name="engine-watch", daemon=True).start()
-    # Before any device runs: loaded when the microphone opens, the canceller's
-    # library held a playing speaker's callback back 65-85 ms (docs/audio.md).
+    # Before any device runs: imported when the microphone opened, the
+    # canceller held a playing speaker's callback back 65-98 ms (docs/audio.md).
     load()
     process.run(stop)
     return 0

@@ -11,8 +11,8 @@ playout clock); each captured frame comes out cleaned
 Both sides of the module run on the capture thread: the speaker's callback
 only queues what it played, so it never waits for a lock that a capture
 thread holds while it runs Python (and waits for the GIL, or for a CPU).
-:func:`load` loads the module's native library ahead of time, since loading
-it holds the GIL long enough to make a speaker in the same process run dry.
+:func:`load` imports livekit ahead of time, since the import holds the GIL
+long enough to make a speaker in the same process run dry.
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ oldest reference is no use to it."""
 
 
 def load() -> None:
-    """Load livekit's native library now, where a pause does no harm: the
-    import holds the GIL for 60-250 ms (a speaker callback in the same
-    process waits that long: an underrun). Nothing happens when livekit is
-    missing; :class:`EchoCanceller` then says so."""
+    """Import livekit now, where a pause does no harm: the import is
+    60-250 ms of work under the GIL, and with the CPUs busy a speaker
+    callback in the same process waited up to 98 ms for it (an underrun);
+    its native library then loads with the first canceller, in under 10 ms.
+    Nothing happens when livekit is missing; :class:`EchoCanceller` then
+    says so."""
     try:
         from livekit import rtc  # noqa: F401
     except ImportError:
