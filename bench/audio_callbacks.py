@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
 
@@ -66,20 +65,13 @@ class RecordingHost(audio_host.AudioHost):
         super().__init__()
         self.out = out
 
-    def _spawn(self) -> None:
-        block = shared_memory.SharedMemory(
-            create=True, size=audio_host.DOWN_BYTES + audio_host.UP_BYTES
-        )
-        assert block.buf is not None
-        self._down, self._up = link.split_rings(
-            block.buf, audio_host.DOWN_BYTES, reset=True
-        )
-        self._block = block
-        self._process = subprocess.Popen(
-            [sys.executable, str(CHILD), str(self.out), "--shm", block.name,
-             "--down-bytes", str(audio_host.DOWN_BYTES)],
-            stdin=subprocess.PIPE,
-        )  # fmt: skip
+    def _command(self, block_name: str) -> list[str]:
+        return [
+            sys.executable,
+            str(CHILD),
+            str(self.out),
+            *super()._command(block_name)[3:],
+        ]
 
 
 def run(load: int, seconds: float, mic_at: float) -> dict[str, Any]:

@@ -318,18 +318,22 @@ class AudioHost:
         self._down, self._up = link.split_rings(block.buf, DOWN_BYTES, reset=True)
         self._block = block
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "client.media.audio_process",
-                "--shm",
-                block.name,
-                "--down-bytes",
-                str(DOWN_BYTES),
-            ],
+            self._command(block.name),
             stdin=subprocess.PIPE,
             env=None if self.env is None else dict(self.env),
         )
+
+    def _command(self, block_name: str) -> list[str]:
+        """The audio process's command line, its rings in ``block_name``."""
+        return [
+            sys.executable,
+            "-m",
+            "client.media.audio_process",
+            "--shm",
+            block_name,
+            "--down-bytes",
+            str(DOWN_BYTES),
+        ]
 
     def _end_process(self) -> None:
         process, self._process = self._process, None
