@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -53,6 +54,18 @@ def alive(pid: int) -> bool:
     return status != "Z"
 
 
+@contextlib.contextmanager
+def speaker_playing() -> Iterator[AudioHost]:
+    """An audio process with its speaker open on the null sink; stopped after."""
+    host = AudioHost()
+    host.start()
+    try:
+        host.open_device(OpenDevice(True, "pulse", None))
+        yield host
+    finally:
+        host.stop()
+
+
 def feed_buzz(host: AudioHost, seconds: float) -> None:
     """Send ``seconds`` of Opus-encoded buzz as bob's track, paced as a
     network would deliver it."""
@@ -78,10 +91,7 @@ def feed_buzz(host: AudioHost, seconds: float) -> None:
 
 
 def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
-    host = AudioHost()
-    host.start()
-    try:
-        host.open_device(OpenDevice(True, "pulse", None))
+    with speaker_playing() as host:
         microphone = HostMicrophone(host, "pulse", None, clean=False)
         microphone.open()
         host.add_track(TRACK, LipSync())
@@ -114,8 +124,6 @@ def test_plays_a_track_and_captures_it_back(pulse_devices) -> None:
         assert cast_float(track["frames_played"]) > 25, track
         report = host.report()
         assert cast_float(report["speaker_s"]) > 1.0, report
-    finally:
-        host.stop()
     # The last second: the buzz has long reached the speaker.
     loud = np.concatenate(heard[-50:])
     assert np.sqrt(np.mean(loud.astype(float) ** 2)) > 300
@@ -151,10 +159,7 @@ def test_the_played_level_is_the_loudest_since_it_was_last_read(
 ) -> None:
     # The tile's line reads it once a second; the process reports a level
     # per 250 ms: a buzz followed by a second of silence still shows.
-    host = AudioHost()
-    host.start()
-    try:
-        host.open_device(OpenDevice(True, "pulse", None))
+    with speaker_playing() as host:
         host.add_track(TRACK, LipSync())
         feed_buzz(host, 0.4)
 
@@ -177,8 +182,6 @@ def test_the_played_level_is_the_loudest_since_it_was_last_read(
         # Reading started a new period: silence since.
         time.sleep(0.6)
         assert host.track_stats(TRACK.track_id)["played_dbov"] == -127.0
-    finally:
-        host.stop()
 
 
 def cast_float(value: object) -> float:
@@ -194,10 +197,7 @@ def test_a_starved_speaker_counts_the_underrun_steps_its_buffer_up_and_plays_on(
     # used to report that to PortAudio as an xrun, and PortAudio then
     # stalled the stream for about 1.5 s; now PulseAudio plays silence, the
     # speaker counts the gap and opens its device again with a longer buffer.
-    host = AudioHost()
-    host.start()
-    try:
-        host.open_device(OpenDevice(True, "pulse", None))
+    with speaker_playing() as host:
         warm = wait_for(
             lambda: (
                 (r := host.report())["speaker_s"] is not None
@@ -235,8 +235,6 @@ def test_a_starved_speaker_counts_the_underrun_steps_its_buffer_up_and_plays_on(
             what="the speaker to play on",
         )
         assert host.restarts == 0
-    finally:
-        host.stop()
     assert "underrun occurred" not in capfd.readouterr().err
 
 
@@ -258,20 +256,15 @@ def test_a_device_that_will_not_open_says_why(pulse_devices) -> None:
 def test_the_cancellers_library_is_loaded_before_the_speaker_plays(
     pulse_devices,
 ) -> None:
-    # Loading it holds the GIL for 60-250 ms: done when the microphone
-    # opened, a playing speaker's callback waited that long (an underrun).
-    host = AudioHost()
-    host.start()
-    try:
-        host.open_device(OpenDevice(True, "pulse", None))
+    # Its import is 60-250 ms under the GIL: done when the microphone opened,
+    # a playing speaker's callback on a busy machine waited up to 98 ms.
+    with speaker_playing() as host:
         assert host.pid is not None
         # livekit's import loads protobuf's C extension, which nothing else
         # in the audio process uses (its own library loads with the first
         # canceller, in under 10 ms).
         maps = Path(f"/proc/{host.pid}/maps").read_text()
         assert "google/_upb/" in maps
-    finally:
-        host.stop()
 
 
 def test_a_dead_audio_process_is_restarted_with_its_devices(pulse_devices) -> None:
