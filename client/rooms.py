@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codec import ErrorCode
 from codec.media import BASE_MEDIA_PAYLOAD
@@ -58,6 +58,7 @@ from codec.messages import (
     UnpublishTrack,
     ViewTrack,
 )
+from codec.messages.base import Request
 from codec.messages.rooms import TrackKind, parse_room_id
 
 from .errors import ClientError, ServerError
@@ -176,7 +177,7 @@ class Rooms:
             self.invitations[event.room_id] = event
         self._listeners.notify(event)
 
-    async def _call_join(self, request: type, **fields: object) -> RoomState:
+    async def _call_join(self, request: type[Request], **fields: Any) -> RoomState:
         """Send a join or create request; the room state it enters. The server
         pushes room updates on other streams than its reply, so an update it
         sent after the reply (another member arriving) can arrive first: then
