@@ -337,7 +337,16 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
     result["goals"] = scenario.goals
     result["goals_met"] = goals_met(result, scenario.goals)
     plots.mkdir(parents=True, exist_ok=True)
-    plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        # The figures matter more than the picture: report them regardless.
+        print(
+            "no plot: matplotlib is not installed (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+    else:
+        plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
     trace = {"t0": t0, "sent": run.sent, "estimate": run.estimate,
              "limit": run.limit, "events": run.events, "trace": run.trace,
              "frames": run.frames}  # fmt: skip
