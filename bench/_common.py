@@ -19,6 +19,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def can_plot() -> bool:
+    """Whether matplotlib is installed; when not, says so on stderr, so that a
+    benchmark reports its figures without the picture."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(
+            "no plot: matplotlib is not installed (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -53,7 +53,7 @@ from typing import Any
 from _adapt_file import QuicmeetWithFile  # noqa: I001
 from _adapt_room import room_of_four
 from _adapt_runs import Quicmeet, Run, System
-from _common import ROOT, percentile, start_netsim
+from _common import ROOT, can_plot, percentile, start_netsim
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -337,15 +337,7 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
     result["goals"] = scenario.goals
     result["goals_met"] = goals_met(result, scenario.goals)
     plots.mkdir(parents=True, exist_ok=True)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        # The figures matter more than the picture: report them regardless.
-        print(
-            "no plot: matplotlib is not installed (pip install -e '.[bench]')",
-            file=sys.stderr,
-        )
-    else:
+    if can_plot():
         plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
     trace = {"t0": t0, "sent": run.sent, "estimate": run.estimate,
              "limit": run.limit, "events": run.events, "trace": run.trace,

@@ -40,7 +40,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, Child, start_meet, start_netsim, start_quicmeet_server  # noqa: I001
+from _common import (  # noqa: I001
+    ROOT,
+    Child,
+    can_plot,
+    start_meet,
+    start_netsim,
+    start_quicmeet_server,
+)
 from meeting import make_homes, sfu_counters
 
 RATE = "1.5mbit"
@@ -302,18 +309,11 @@ def main() -> None:
                 )
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        # The figures matter more than the picture: print them regardless.
-        print(
-            "no plot: matplotlib is not installed (pip install -e '.[bench]')",
-            file=sys.stderr,
-        )
-        args.plot = None
-    else:
+    if can_plot():
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(results, args.plot)
+    else:
+        args.plot = None
     print(
         json.dumps(
             {
