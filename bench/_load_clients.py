@@ -27,6 +27,8 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
+from client.quic_adapter import peer_idle_timeout
+from client.transport import ANNOUNCED_IDLE_TIMEOUT, keepalive_plan
 from codec import ALPN, FrameDecoder, decode_server_message, encode_message
 from codec.media import VideoPacket, parse_packet
 from codec.messages import (
@@ -45,10 +47,10 @@ from codec.messages import (
 )
 from codec.pmtu import is_padding
 
-KEEPALIVE = 1.5
-"""Seconds between a connection's PINGs (as the client core sends them)."""
-IDLE_TIMEOUT = 30.0
-"""The clients' QUIC idle timeout in seconds (the server's own applies too)."""
+CLIENT_IDLE_TIMEOUT = 5.0
+"""The client core's default trust in a silent server: with the server's
+announced idle timeout it sets how often a connection PINGs
+(``client.transport.keepalive_plan``, as the client core does)."""
 ROOM_SIZE = 4
 """Members of each meeting of the meeting mix; the first publishes video."""
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
@@ -111,7 +113,7 @@ class Client:
             alpn_protocols=[ALPN],
             verify_mode=ssl.CERT_NONE,
             server_name="localhost",
-            idle_timeout=IDLE_TIMEOUT,
+            idle_timeout=ANNOUNCED_IDLE_TIMEOUT,
             max_datagram_frame_size=65536,
         )
         self.quic = QuicConnection(configuration=configuration)
@@ -245,6 +247,7 @@ class Generator:
         self.by_index: dict[int, Client] = {}
         self.muxes: list[Mux] = []
         self.tasks: list[asyncio.Task[Any]] = []
+        self.pings = 0
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -303,15 +306,30 @@ class Generator:
     def held(self) -> int:
         return sum(1 for c in self.clients if c.ready and not c.closed)
 
+    def keepalive_interval(self) -> float:
+        """Seconds between a connection's PINGs: what the client core would
+        PING the server at, from the idle timeout the server announced."""
+        announced = next(
+            (peer_idle_timeout(c.quic) for c in self.clients if c.ready), None
+        )
+        return keepalive_plan(announced, CLIENT_IDLE_TIMEOUT).interval
+
     async def _keepalive(self) -> None:
-        """PING every connection every :data:`KEEPALIVE` s, spread over it."""
+        """PING every connection every :meth:`keepalive_interval` s, spread
+        over it (each connection's PING is due that long after its last)."""
         while True:
+            interval = self.keepalive_interval()
             start = time.monotonic()
-            for n, client in enumerate(list(self.clients)):
-                client.ping()
-                if n % 200 == 199:
-                    await asyncio.sleep(0)
-            await asyncio.sleep(max(0.05, KEEPALIVE - (time.monotonic() - start)))
+            clients = list(self.clients)
+            # In slices, so that the PINGs spread over the interval.
+            slices = max(1, min(len(clients) // 200, int(interval / 0.05)))
+            for k in range(slices):
+                for client in clients[k::slices]:
+                    client.ping()
+                    self.pings += 1
+                await asyncio.sleep(
+                    max(0.0, start + interval * (k + 1) / slices - time.monotonic())
+                )
 
     async def chat(self, rate: float, duration: float) -> dict[str, Any]:
         """Send ``rate`` messages a second from random users to their friend
@@ -419,6 +437,8 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
             result = {}
         elif command == "media":
             result = {"latencies": generator.media()}
+        elif command == "idle":
+            result = {"pings": generator.pings, "rss_kib": rss_kib()}
         else:
             await generator.close()
             pipe.send({"errors": generator.stats.errors})
@@ -426,6 +446,14 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
         pipe.send(result)
+
+
+def rss_kib() -> int:
+    """This process's resident memory (KiB)."""
+    for line in open("/proc/self/status"):  # noqa: SIM115 - a short read
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def serve(

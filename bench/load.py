@@ -8,10 +8,12 @@ user); users 2k and 2k+1 are friends. ``--procs`` generator processes
 
 The connections are opened in ``--steps`` steps up to ``--connections``, at
 most ``--ramp`` new ones a second and ``--in-flight`` logins under way per
-process; they resume, sync their chat and stay idle with a PING every 1.5 s.
-After each step the server's memory is read, then ``--chat-rate`` messages a
-second go from random users to their friends for ``--duration`` seconds.
-``--rooms`` then starts meetings of four whose host publishes ``--fps``
+process; they resume, sync their chat and stay idle, PINGing as the client
+core does for the node's ``--server-idle-timeout`` (60 s by default: every
+20 s; under 30 s, every 1.5 s). After each step the server's memory and its
+CPU while the connections idle for ``--settle`` seconds are read, then
+``--chat-rate`` messages a second go from random users to their friends for
+``--duration`` seconds. ``--rooms`` then starts meetings of four whose host publishes ``--fps``
 one-datagram video frames a second. Reports connections held, the server's
 memory per connection, chat (and media) latency percentiles, CPU seconds of
 the server and of each generator (which one limited the run), and errors;
@@ -157,7 +159,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             "--chat-rate",
             "1000000",
             "--idle-timeout",
-            "30",
+            str(args.server_idle_timeout),
         ],
         workdir,
         root,
@@ -180,7 +182,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             logins = [x for a in answers for x in a["login_s"]]
             handshakes = [x for a in answers for x in a["handshake_s"]]
             pending = sum(a["pending"] for a in answers)
+            # The settle is idle: what holding the connections costs.
+            idle_cpu = process_cpu_seconds(server.proc.pid)
+            pings = sum(a["pings"] for a in await ask(pipes, "idle"))
+            idle_started = time.perf_counter()
             await asyncio.sleep(args.settle)
+            idle_s = time.perf_counter() - idle_started
+            idle = await ask(pipes, "idle")
+            idle_cpu = process_cpu_seconds(server.proc.pid) - idle_cpu
+            pings = sum(a["pings"] for a in idle) - pings
             rss = server.rss_kib()
             chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
             latencies = [x for c in chats for x in c["latencies"]]
@@ -208,6 +218,9 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     )
                     if added
                     else None,
+                    "idle_pings_per_s": round(pings / idle_s, 1),
+                    "idle_server_cores": round(idle_cpu / idle_s, 3),
+                    "generator_rss_mib": [round(a["rss_kib"] / 1024) for a in idle],
                     "chat_sent": sum(c["sent"] for c in chats),
                     "chat_received": len(latencies),
                     "chat_p50_ms": ms(latencies, 50),
@@ -312,6 +325,12 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=4, help="measuring points")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds idle")
+    parser.add_argument(
+        "--server-idle-timeout",
+        type=float,
+        default=60.0,
+        help="the node's --idle-timeout: the clients PING at a third of it",
+    )
     parser.add_argument("--chat-rate", type=float, default=100.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of chat")
     parser.add_argument("--timeout", type=float, default=60.0, help="ramp seconds")

@@ -28,11 +28,14 @@ __all__ = [
     "congestion_control",
     "limit_peer_connection_ids",
     "peer_certificate",
+    "peer_idle_timeout",
     "pending_datagrams",
     "quic_of",
     "release",
+    "set_idle_timer",
     "smoothed_rtt",
     "transmit_soon",
+    "unanswered_since",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -42,6 +45,11 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_loss",
         "_close_event",
         "_local_active_connection_id_limit",
+        "_remote_max_idle_timeout",
+        "_configuration",
+        "_ack_eliciting_sent_since_receipt",
+        "_close_at",
+        "_idle_timeout",
     ),
     QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized", "_cc"),
     Context: ("_peer_certificate",),
@@ -106,3 +114,26 @@ def congestion_control(quic: QuicConnection) -> QuicCongestionControl:
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:
     """Why the connection ended (for a handshake that failed), if it has."""
     return quic._close_event
+
+
+def peer_idle_timeout(quic: QuicConnection) -> float | None:
+    """The idle timeout (seconds) the server announced in its transport
+    parameters; None before the handshake or if it announced none."""
+    return quic._remote_max_idle_timeout
+
+
+def set_idle_timer(quic: QuicConnection, seconds: float) -> None:
+    """Run aioquic's idle timer at ``seconds`` from now on. Our transport
+    parameters, which announced another value, are already sent: this changes
+    only when this end gives a silent connection up (aioquic reads the value
+    from the configuration, which is this connection's own)."""
+    quic._configuration.idle_timeout = seconds
+
+
+def unanswered_since(quic: QuicConnection) -> float | None:
+    """When (loop time) the first ack-eliciting packet went out that nothing
+    from the peer has followed yet; None if something came since the last
+    such packet. aioquic starts its idle timer at that send (RFC 9000 10.1)."""
+    if not quic._ack_eliciting_sent_since_receipt or quic._close_at is None:
+        return None
+    return quic._close_at - quic._idle_timeout()

@@ -9,6 +9,7 @@ when the connection ends every waiting request fails with ``ConnectionLost``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -16,7 +17,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
@@ -46,14 +47,23 @@ from .quic_adapter import (
     congestion_control,
     limit_peer_connection_ids,
     peer_certificate,
+    peer_idle_timeout,
     pending_datagrams,
     quic_of,
     release,
+    set_idle_timer,
     smoothed_rtt,
     transmit_soon,
+    unanswered_since,
 )
 
-__all__ = ["ClientProtocol", "StreamListener", "open_connection"]
+__all__ = [
+    "ClientProtocol",
+    "Keepalive",
+    "StreamListener",
+    "keepalive_plan",
+    "open_connection",
+]
 
 log = logging.getLogger("quicmeet.client")
 
@@ -61,6 +71,45 @@ CONTROL_STREAM_ID = 0
 KEEPALIVE_INTERVAL = 1.5
 """Seconds between QUIC PINGs, well inside the server's idle timeout."""
 IDLE_TIMEOUT = 5.0
+LONG_IDLE_TIMEOUT = 30.0
+"""A server that announces an idle timeout at least this long asks its clients
+for fewer PINGs (a node holding many connections: docs/operations.md); they
+PING at a third of it and watch for the server's silence themselves."""
+ANNOUNCED_IDLE_TIMEOUT = 600.0
+"""The idle timeout a client announces, so that the server's decides how long
+the server waits for a silent client; the client's own ``idle_timeout`` then
+decides, on its side, how long it trusts a silent server."""
+
+
+class Keepalive(NamedTuple):
+    """How a client keeps its connection alive (:func:`keepalive_plan`)."""
+
+    interval: float
+    """Seconds between PINGs."""
+    idle_timer: float
+    """aioquic's idle timer (seconds of silence after the last packet
+    received, or after the first packet sent since)."""
+    watch: bool
+    """Whether the client must give up a silent server itself: true when the
+    idle timer is the server's long one."""
+
+
+def keepalive_plan(server_idle: float | None, idle_timeout: float) -> Keepalive:
+    """The keepalive for a server that announced ``server_idle`` seconds (None:
+    nothing) and a client that trusts a silent server ``idle_timeout`` s.
+
+    Below :data:`LONG_IDLE_TIMEOUT` the shorter of the two is the idle timer
+    and a PING goes every 1.5 s at most, three to a timer. A server announcing
+    a long one pays for every client's PINGs (100,000 connections PINGing
+    every 1.5 s are 67,000 a second): they go at a third of it, the idle
+    timer is the server's, and the client declares the server gone when what
+    it sent has had no answer for ``idle_timeout`` s. An idle client then
+    notices a dead server at its next PING plus ``idle_timeout``.
+    """
+    if server_idle is not None and server_idle >= LONG_IDLE_TIMEOUT:
+        return Keepalive(server_idle / 3, server_idle, True)
+    timer = min(idle_timeout, server_idle) if server_idle else idle_timeout
+    return Keepalive(min(KEEPALIVE_INTERVAL, timer / 3), timer, False)
 
 
 class ClientProtocol(QuicConnectionProtocol):
@@ -84,7 +133,9 @@ class ClientProtocol(QuicConnectionProtocol):
         self._endpoint: UdpEndpoint | None = None
         self._mtu: PathMtuProber | None = None
         """The path MTU search, from the end of the handshake."""
-        self.keepalive_interval = KEEPALIVE_INTERVAL
+        self.keepalive = Keepalive(KEEPALIVE_INTERVAL, IDLE_TIMEOUT, False)
+        self.idle_timeout = IDLE_TIMEOUT
+        """How long a silent server is trusted (seconds; :func:`keepalive_plan`)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -136,19 +187,46 @@ class ClientProtocol(QuicConnectionProtocol):
         der = cert.public_bytes(serialization.Encoding.DER)
         return hashlib.sha256(der).hexdigest()
 
-    def start(self) -> None:
+    def start(self, idle_timeout: float = IDLE_TIMEOUT) -> None:
         """Begin keepalives, delayed ACKs (:mod:`udpio.ack_delay`) and the path
-        MTU search once the handshake is done."""
+        MTU search once the handshake is done; a server silent for
+        ``idle_timeout`` seconds is given up (:func:`keepalive_plan`)."""
         clock = asyncio.get_running_loop().time
         delay_acks(self.quic, clock)
         self._mtu = PathMtuProber(self.quic, clock)
+        self.idle_timeout = idle_timeout
+        self.keepalive = keepalive_plan(peer_idle_timeout(self.quic), idle_timeout)
+        set_idle_timer(self.quic, self.keepalive.idle_timer)
         self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
 
     async def _keepalive_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        plan = self.keepalive
+        # Watching, look at the server's silence a few times per idle_timeout.
+        tick = plan.interval
+        if plan.watch:
+            tick = min(plan.interval, self.idle_timeout / 4)
+        pinged = loop.time()
         while not self._ended:
-            await asyncio.sleep(self.keepalive_interval)
-            self.quic.send_ping(0)
-            self.transmit()
+            await asyncio.sleep(tick)
+            now = loop.time()
+            silent_since = unanswered_since(self.quic)
+            if plan.watch and silent_since is not None:
+                if now - silent_since >= self.idle_timeout:
+                    self._give_up(now - silent_since)
+                    return
+            if now - pinged >= plan.interval - tick / 2:
+                pinged = now
+                self.quic.send_ping(0)
+                self.transmit()
+
+    def _give_up(self, silent_for: float) -> None:
+        """The server has answered nothing for too long: end as aioquic's idle
+        timeout would, without waiting for the server's long one."""
+        self.close_reason = f"the server answered nothing for {silent_for:.1f} s"
+        log.info("%s; giving the connection up", self.close_reason)
+        self.close()
+        self._end()
 
     # -- requests -------------------------------------------------------------
 
@@ -390,9 +468,11 @@ def client_configuration(
     configuration = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN],
-        idle_timeout=idle_timeout,
         max_datagram_frame_size=65536,
         server_name=server_name,
+        # Announced: the server decides when it gives a silent client up; the
+        # client's own limit is set on its side after the handshake.
+        idle_timeout=max(idle_timeout, ANNOUNCED_IDLE_TIMEOUT),
         # Media, files and chat share the connection: a controller that random
         # loss does not collapse and that keeps the queue short (docs/congestion.md).
         congestion_control_algorithm=congestion_control
@@ -434,6 +514,9 @@ async def open_connection(
         configuration = client_configuration(
             ca_file, server_name, idle_timeout, congestion_control
         )
+    else:
+        # Each connection's own: the idle timer is set on it after the handshake.
+        configuration = dataclasses.replace(configuration)
     connection = QuicConnection(configuration=configuration)
     limit_peer_connection_ids(connection)
     local = "::" if family == socket.AF_INET6 else "0.0.0.0"
@@ -452,8 +535,7 @@ async def open_connection(
         timed_out = isinstance(exc, asyncio.TimeoutError)
         detail = reason or ("no answer (timed out)" if timed_out else "refused")
         raise ConnectionFailed(f"cannot connect to {host}:{port}: {detail}") from None
-    protocol.keepalive_interval = min(KEEPALIVE_INTERVAL, idle_timeout / 3)
-    protocol.start()
+    protocol.start(idle_timeout)
     return protocol
 
 

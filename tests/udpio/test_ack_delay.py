@@ -128,6 +128,17 @@ def test_a_lone_packet_is_acknowledged_within_the_delay(tmp_path):
     assert link.client._loss.bytes_in_flight == 0
 
 
+@pytest.mark.parametrize("delayed", [False, True])
+def test_a_ping_is_acknowledged_in_the_transmit_that_follows_it(tmp_path, delayed):
+    """Nothing will answer a keepalive: delayed, its ACK leaves when it
+    arrived (no timer); aioquic alone, 1 ms later."""
+    link = connected(tmp_path, delayed)
+    link.client.send_ping(7)
+    link.run_until(1.2)
+    assert link.since(1.0, "server") == ([0.010] if delayed else [0.011])
+    assert link.client._loss.bytes_in_flight == 0
+
+
 def test_a_second_packet_is_acknowledged_at_once(tmp_path):
     """Two packets 5 ms apart: acknowledged 1 ms after the second arrived."""
     link = connected(tmp_path, delayed=True)
