@@ -13,8 +13,8 @@ core does for the node's ``--server-idle-timeout`` (60 s by default: every
 20 s; under 30 s, every 1.5 s). After each step the server's memory and its
 CPU while the connections idle for ``--settle`` seconds are read, then
 ``--chat-rate`` messages a second go from random users to their friends for
-``--duration`` seconds. ``--rooms`` then starts meetings of four whose host publishes ``--fps``
-one-datagram video frames a second. Reports connections held, the server's
+``--duration`` seconds. ``--rooms`` then starts meetings of four whose host
+publishes ``--fps`` one-datagram video frames a second. Reports connections held, the server's
 memory per connection, chat (and media) latency percentiles, CPU seconds of
 the server and of each generator (which one limited the run), and errors;
 ``--plot`` writes memory and latency against connections as a PNG. Prints one
