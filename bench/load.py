@@ -8,17 +8,17 @@ user); users 2k and 2k+1 are friends. ``--procs`` generator processes
 
 The connections are opened in ``--steps`` steps up to ``--connections``, at
 most ``--ramp`` new ones a second and ``--in-flight`` logins under way per
-process; they resume, sync their chat and stay idle, PINGing as the client
-core does for the node's ``--server-idle-timeout`` (60 s by default: every
-20 s; under 30 s, every 1.5 s). After each step the server's memory and its
-CPU while the connections idle for ``--settle`` seconds are read, then
-``--chat-rate`` messages a second go from random users to their friends for
-``--duration`` seconds. ``--rooms`` then starts meetings of four whose host
-publishes ``--fps`` one-datagram video frames a second. Reports connections held, the server's
-memory per connection, chat (and media) latency percentiles, CPU seconds of
-the server and of each generator (which one limited the run), and errors;
-``--plot`` writes memory and latency against connections as a PNG. Prints one
-JSON object (and each step, as it is measured, on stderr).
+process; they resume, sync their chat and stay idle, PINGing as the client core
+does for the node's ``--server-idle-timeout`` (60 s by default: every 20 s;
+under 30 s, every 1.5 s). After each step the server's memory and its CPU while
+the connections idle for ``--settle`` seconds are read, then ``--chat-rate``
+messages a second go from random users to their friends for ``--duration``
+seconds. ``--rooms`` then starts meetings of four whose host publishes
+``--fps`` one-datagram video frames a second. Reports connections held, the
+server's memory per connection, chat (and media) latency percentiles, CPU
+seconds of the server and of each generator (which one limited the run), and
+errors; ``--plot`` writes memory and latency against connections as a PNG.
+Prints one JSON object (and each step, as it is measured, on stderr).
 
     python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
 """
