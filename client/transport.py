@@ -192,7 +192,7 @@ class ClientProtocol(QuicConnectionProtocol):
         MTU search once the handshake is done; a server silent for
         ``idle_timeout`` seconds is given up (:func:`keepalive_plan`)."""
         clock = asyncio.get_running_loop().time
-        delay_acks(self.quic, clock)
+        delay_acks(self.quic)
         self._mtu = PathMtuProber(self.quic, clock)
         self.idle_timeout = idle_timeout
         self.keepalive = keepalive_plan(peer_idle_timeout(self.quic), idle_timeout)

@@ -27,6 +27,7 @@ from .context import ServerContext
 from .files import FileService
 from .monitor import LoopMonitor
 from .passwords import PasswordHasher
+from .quic_adapter import ConnectionRouter
 from .rooms import RoomService
 from .router import Router
 from .social import SocialService
@@ -122,13 +123,13 @@ class ServerApp:
         # feeds it in bursts and sends with one system call per peer and turn.
         configuration = self.quic_configuration()
         self.endpoint, protocol = await open_endpoint(
-            lambda: QuicServer(
+            lambda: ConnectionRouter(
                 configuration=configuration,
                 create_protocol=partial(ClientConnection, app=self),
             ),
             (self.config.host, self.config.port),
         )
-        assert isinstance(protocol, QuicServer)
+        assert isinstance(protocol, ConnectionRouter)
         self._server = protocol
         sockname = self.endpoint.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])

@@ -24,6 +24,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
         "server": [
             conn,
+            conn._closed,
             conn.quic,
             conn.quic._loss,
             conn.quic._cryptos[tls.Epoch.ONE_RTT].send,

@@ -34,15 +34,15 @@ from the end of the handshake:
 
 It reads and writes aioquic's private attributes (listed in
 :data:`PRIVATE_ATTRIBUTES`; ``tests/test_quic_adapters.py`` checks they
-exist, so an aioquic upgrade that renames them fails there), and it wraps the
-connection's ``receive_datagram`` and ``send_stream_data`` as instance
-attributes, as :mod:`server.quic_fastpath` does, which wraps whatever the
-connection has at the time it is installed.
+exist, so an aioquic upgrade that renames them fails there), and it overrides
+the connection's ``receive_datagram`` and ``send_stream_data`` in a subclass
+it gives the connection (:func:`install`); :mod:`server.quic_fastpath`, which
+wraps whatever the connection has at the time it is installed, runs it
+inside its own wrappers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from aioquic import tls
@@ -63,27 +63,22 @@ inside the 25 ms aioquic announces as ``max_ack_delay`` (the peer counts
 that much into its probe timeout), with 5 ms for the timer to be late."""
 
 _ONE_RTT = tls.Epoch.ONE_RTT
+_DUE = 0.0
+"""An ``ack_at`` in the past of any clock: due at the next packet built."""
 
 
-class DelayedAcks:
-    """Stands in for one connection's ``receive_datagram`` and
-    ``send_stream_data`` (see the module)."""
-
-    __slots__ = ("_quic", "_space", "_receive", "_send", "_clock")
-
-    def __init__(self, quic: QuicConnection, clock: Callable[[], float]) -> None:
-        self._quic = quic
-        self._space = quic._spaces[_ONE_RTT]
-        self._receive = quic.receive_datagram
-        self._send = quic.send_stream_data
-        self._clock = clock
+class DelayedAcks(QuicConnection):
+    """A connection that acknowledges as the module says: :func:`install`
+    makes an aioquic connection one by changing its class, so the
+    connection's own attributes stay as they were (two more entries in its
+    ``__dict__`` would grow it by 1.7 KiB, 6% of an idle connection)."""
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
-        space = self._space
+        space = self._spaces[_ONE_RTT]
         owed = space.ack_at is not None
-        events = self._quic._events  # read each time: the server swaps it
+        events = self._events  # read each time: the server swaps it
         before = len(events)
-        self._receive(data, addr, now)
+        super().receive_datagram(data, addr, now)
         ack_at = space.ack_at
         if ack_at is None or ack_at <= now:
             return
@@ -101,29 +96,38 @@ class DelayedAcks:
             space.ack_at = now + K_GRANULARITY
 
     def send_stream_data(self, *args: Any, **kwargs: Any) -> None:
-        self._send(*args, **kwargs)
-        space = self._space
-        ack_at = space.ack_at
-        if ack_at is not None:
-            now = self._clock()
-            if ack_at > now:
-                space.ack_at = now
+        super().send_stream_data(*args, **kwargs)
+        space = self._spaces[_ONE_RTT]
+        if space.ack_at is not None:
+            # Due at once: the next packet built, the one carrying these
+            # bytes, carries the ACK (aioquic writes it when ack_at <= now).
+            space.ack_at = _DUE
 
 
-def install(quic: QuicConnection, clock: Callable[[], float]) -> DelayedAcks | None:
-    """Have ``quic`` acknowledge as the module says from now on; ``clock`` is
-    the time its caller passes to aioquic (the event loop's). Idempotent.
-    Returns the policy, or None (left alone) for what is not an aioquic
-    connection or an aioquic without the attributes this module reads."""
+_classes: dict[type, type[DelayedAcks]] = {}
+"""The class :func:`install` gives a connection, by its own class."""
+
+
+def install(quic: QuicConnection) -> DelayedAcks | None:
+    """Have ``quic`` acknowledge as the module says from now on. Idempotent;
+    call it before anything wraps the connection's ``receive_datagram`` or
+    ``send_stream_data`` as instance attributes (``server.quic_fastpath``
+    does, later, and so runs this policy inside its wrappers). Returns the
+    connection, or None (left alone) for what is not an aioquic connection or
+    an aioquic without the attributes this module reads."""
+    if isinstance(quic, DelayedAcks):
+        return quic
     if not isinstance(quic, QuicConnection):
         return None
     if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
         return None
-    current = getattr(quic.__dict__.get("receive_datagram"), "__self__", None)
-    if isinstance(current, DelayedAcks):
-        return current
-    policy = DelayedAcks(quic, clock)
+    wrapped = {"receive_datagram", "send_stream_data"} & quic.__dict__.keys()
+    if wrapped:
+        raise ValueError(f"install delayed ACKs before wrapping {sorted(wrapped)}")
+    base = type(quic)
+    cls = _classes.get(base)
+    if cls is None:
+        cls = _classes[base] = type(base.__name__, (DelayedAcks, base), {})
     quic._ack_delay = ACK_DELAY
-    quic.__dict__["receive_datagram"] = policy.receive_datagram
-    quic.__dict__["send_stream_data"] = policy.send_stream_data
-    return policy
+    quic.__class__ = cls
+    return quic  # type: ignore[return-value]

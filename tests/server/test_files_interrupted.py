@@ -213,8 +213,10 @@ async def test_lossy_network_that_keeps_dropping(server, tmp_path):
             source.write_bytes(os.urandom(3 * MiB))
 
             async def drop_repeatedly(times):
-                for _ in range(times):
-                    await asyncio.sleep(0.7)
+                # The first outage comes while the 3 MiB are still moving
+                # (about 0.4 s on loopback), the others after the resumes.
+                for n in range(times):
+                    await asyncio.sleep(0.1 if n == 0 else 0.7)
                     proxy.update(blackhole=True)
                     await asyncio.sleep(2.0)
                     proxy.update(blackhole=False)

@@ -87,7 +87,7 @@ def connected(tmp_path: Path, delayed: bool, fast_path: bool = False) -> Link:
     link.run_until(1.0)  # the handshake and what follows it, all acknowledged
     if delayed:
         for conn in (client, server):
-            assert ack_delay.install(conn, lambda: link.now) is not None
+            assert ack_delay.install(conn) is not None
     if fast_path:
         assert quic_fastpath.install(server) is not None
     return link
@@ -184,7 +184,10 @@ def test_a_bulk_transfer_is_acknowledged_as_often_as_before(tmp_path):
 
 def test_install_is_idempotent_and_leaves_other_objects_alone(tmp_path):
     link = connected(tmp_path, delayed=True)
-    first = link.client.__dict__["receive_datagram"].__self__
-    assert ack_delay.install(link.client, lambda: link.now) is first
-    assert ack_delay.install(object(), lambda: 0.0) is None  # type: ignore[arg-type]
+    delayed = type(link.client)
+    assert isinstance(link.client, ack_delay.DelayedAcks)
+    assert ack_delay.install(link.client) is link.client
+    assert type(link.client) is delayed
+    assert "receive_datagram" not in link.client.__dict__  # the class's method
+    assert ack_delay.install(object()) is None  # type: ignore[arg-type]
     assert max_datagram_size(link.client) == 1200
