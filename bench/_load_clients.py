@@ -20,6 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from _common import process_cpu_seconds  # noqa: I001
@@ -450,7 +451,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
 
 def rss_kib() -> int:
     """This process's resident memory (KiB)."""
-    for line in open("/proc/self/status"):  # noqa: SIM115 - a short read
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0

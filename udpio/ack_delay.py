@@ -82,9 +82,10 @@ class DelayedAcks(QuicConnection):
         ack_at = space.ack_at
         if ack_at is None or ack_at <= now:
             return
-        if len(events) == before:
-            # Nothing for the application (a PING, a control frame, a repeat):
-            # nothing will answer it, so the ACK leaves with this turn's transmit.
+        if not owed and len(events) == before:
+            # A lone packet with nothing for the application (a PING, a control
+            # frame, a repeat): nothing will answer it, so its ACK leaves with
+            # this turn's transmit. (Owed, any packet is a second one, below.)
             space.ack_at = now
         elif ack_at > now + K_GRANULARITY and (
             owed
