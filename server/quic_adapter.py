@@ -126,7 +126,7 @@ def trim_protocol(protocol: QuicConnectionProtocol) -> None:
     """aioquic's protocol has an ``asyncio.Event`` for its end, whose waiters
     are a deque: a 64-slot block, 0.7 KiB, for the one or no waiter it ever
     has. A list does what the event does with it (append, remove, iterate)."""
-    protocol._closed._waiters = []
+    protocol._closed._waiters = []  # type: ignore[assignment]
 
 
 def quic_of(protocol: QuicConnectionProtocol) -> QuicConnection:
