@@ -20,10 +20,9 @@ import struct
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from _common import process_cpu_seconds  # noqa: I001
+from _common import process_cpu_seconds, rss_kib  # noqa: I001
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -439,7 +438,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "media":
             result = {"latencies": generator.media()}
         elif command == "idle":
-            result = {"pings": generator.pings, "rss_kib": rss_kib()}
+            result = {"pings": generator.pings, "rss_kib": rss_kib(os.getpid())}
         else:
             await generator.close()
             pipe.send({"errors": generator.stats.errors})
@@ -447,14 +446,6 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
         pipe.send(result)
-
-
-def rss_kib() -> int:
-    """This process's resident memory (KiB)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def serve(
