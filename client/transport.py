@@ -210,10 +210,9 @@ class ClientProtocol(QuicConnectionProtocol):
         while not self._ended:
             await asyncio.sleep(tick)
             now = loop.time()
-            silent_since = unanswered_since(self.quic)
-            if plan.watch and silent_since is not None:
-                if now - silent_since >= self.idle_timeout:
-                    self._give_up(now - silent_since)
+            if plan.watch and (silent := unanswered_since(self.quic)) is not None:
+                if now - silent >= self.idle_timeout:
+                    self._give_up(now - silent)
                     return
             if now - pinged >= plan.interval - tick / 2:
                 pinged = now

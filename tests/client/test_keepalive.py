@@ -26,6 +26,8 @@ from tests.conftest import PASSWORD, next_of, server_config
         (5.0, 2.0, Keepalive(2.0 / 3, 2.0, False)),
         (3.0, 5.0, Keepalive(1.0, 3.0, False)),
         (None, 5.0, Keepalive(KEEPALIVE_INTERVAL, 5.0, False)),
+        # 0 announces no idle timeout at all (RFC 9000 18.2): the client's own.
+        (0.0, 5.0, Keepalive(KEEPALIVE_INTERVAL, 5.0, False)),
         (LONG_IDLE_TIMEOUT - 1, 5.0, Keepalive(KEEPALIVE_INTERVAL, 5.0, False)),
         # A server that asks for few PINGs: its timer, the client watching.
         (LONG_IDLE_TIMEOUT, 5.0, Keepalive(LONG_IDLE_TIMEOUT / 3, 30.0, True)),

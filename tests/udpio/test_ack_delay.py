@@ -190,4 +190,15 @@ def test_install_is_idempotent_and_leaves_other_objects_alone(tmp_path):
     assert type(link.client) is delayed
     assert "receive_datagram" not in link.client.__dict__  # the class's method
     assert ack_delay.install(object()) is None  # type: ignore[arg-type]
+
+
+def test_install_after_a_wrapper_is_refused_and_changes_nothing(tmp_path):
+    """The SFU's short path wraps the connection's methods as instance
+    attributes; installed over it, the policy would be bypassed: refused."""
+    link = connected(tmp_path, delayed=False, fast_path=True)
+    server = link.server
+    before = type(server)
+    with pytest.raises(ValueError, match="before wrapping"):
+        ack_delay.install(server)
+    assert type(server) is before and server._ack_delay != ack_delay.ACK_DELAY
     assert max_datagram_size(link.client) == 1200
