@@ -212,17 +212,19 @@ async def test_lossy_network_that_keeps_dropping(server, tmp_path):
             source = tmp_path / "photo.raw"
             source.write_bytes(os.urandom(3 * MiB))
 
-            async def drop_repeatedly(times):
-                # The first outage comes while the 3 MiB are still moving
-                # (about 0.4 s on loopback), the others after the resumes.
+            async def drop_repeatedly(times, first=0.7):
                 for n in range(times):
-                    await asyncio.sleep(0.1 if n == 0 else 0.7)
+                    await asyncio.sleep(first if n == 0 else 0.7)
                     proxy.update(blackhole=True)
                     await asyncio.sleep(2.0)
                     proxy.update(blackhole=False)
 
             up = Transfers(a.session, a.store, tmp_path / "dl-eve")
-            sent, _ = await asyncio.gather(up.send("finn", source), drop_repeatedly(3))
+            # The upload's first outage comes while the 3 MiB still move
+            # (about 0.4 s on loopback); the download's after its listing.
+            sent, _ = await asyncio.gather(
+                up.send("finn", source), drop_repeatedly(3, first=0.1)
+            )
             assert sent.state == "done"
             offered = await next_of(b.session, FileOffered, timeout=30)
             down = Transfers(b.session, b.store, tmp_path / "dl-finn")
