@@ -150,6 +150,12 @@ class ChatService:
             raise ServiceError(ErrorCode.TOO_LARGE, "a message may be at most 8 KiB")
         if not req.text.strip():
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, "the message is empty")
+        if "\x00" in req.text or "\x00" in req.client_id:
+            # PostgreSQL's text cannot hold NUL, and one message that fails
+            # would fail its whole batch: refused here, on every database.
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT, "a message may not contain NUL characters"
+            )
         bucket = self._buckets.get(account.user_id)
         now = self.ctx.clock.monotonic()
         if bucket is None:

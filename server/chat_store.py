@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import operator
 from dataclasses import dataclass, field
-from functools import reduce
 from typing import TYPE_CHECKING
 
 import peewee
@@ -27,7 +25,11 @@ from .chat_writes import (
     MessageRow,
     already_stored,
     insert_messages,
+    read_conversations,
     read_cursors,
+    shared_read,
+    shared_rollback,
+    shared_write,
     write_cursors,
 )
 from .errors import ServiceError
@@ -86,8 +88,8 @@ class ChatStore:
         """(low, high) user ids -> [conversation id, last seq]; database thread only."""
         self._shared = isinstance(storage.db, peewee.PostgresqlDatabase)
         """Whether other server nodes may write the same conversations: then each
-        transaction locks the rows of the conversations it writes and reads their
-        last seq afresh, instead of keeping it between transactions."""
+        transaction locks the rows of the conversations it touches and reads
+        their last seq afresh, instead of keeping it between transactions."""
         self._existing: set[tuple[int, int]] = set()
         """(low, high) of the conversations known to be committed: a shared
         database's batch creates only the others (database thread only)."""
@@ -155,7 +157,7 @@ class ChatStore:
     # -- on the database thread -------------------------------------------------
 
     def _conversation(self, a: int, b: int) -> list[int]:
-        key = (a, b) if a < b else (b, a)
+        key = _low_high(a, b)
         entry = self._conversations.get(key)
         if entry is None:
             conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
@@ -163,54 +165,14 @@ class ChatStore:
             self._conversations[key] = entry
         return entry
 
-    def _lock_conversations(self, pairs: set[tuple[int, int]]) -> None:
-        """Shared database: create the conversations of ``pairs`` (low, high)
-        that are missing, lock all of them (in id order, so two nodes never
-        deadlock) and cache their last seq for this transaction. Two statements
-        for the whole batch, whatever its size."""
-        if not pairs:
-            return
-        missing = pairs - self._existing
-        if missing:
-            Conversation.insert_many(
-                [{"user_low": low, "user_high": high} for low, high in missing]
-            ).on_conflict_ignore().execute()
-        self._read_conversations(pairs, lock=True)
-
-    def _read_conversations(self, pairs: set[tuple[int, int]], lock: bool) -> None:
-        """Cache the id and last seq of the conversations of ``pairs`` (low,
-        high) that exist, in one statement; ``lock`` locks them for this
-        transaction (in id order, so two nodes never deadlock)."""
-        match = reduce(
-            operator.or_,
-            (
-                (Conversation.user_low == low) & (Conversation.user_high == high)
-                for low, high in pairs
-            ),
-        )
-        query = (
-            Conversation.select(
-                Conversation.id,
-                Conversation.user_low,
-                Conversation.user_high,
-                Conversation.last_seq,
-            )
-            .where(match)
-            .order_by(Conversation.id)
-        )
-        if lock:
-            query = query.for_update()
-        for conv_id, low, high, last_seq in query.tuples():
-            self._conversations[(low, high)] = [int(conv_id), int(last_seq)]
-
     def _commit(self, batch: list[_Send | _Cursor]) -> list[object]:
-        db = Message._meta.database
         touched: dict[tuple[int, int], list[int]] = {}
-        if self._shared:
-            self._conversations.clear()
         try:
-            with db.atomic():
-                results = self._apply(batch, touched)
+            if self._shared:
+                results = self._commit_shared(batch, touched)
+            else:
+                with Message._meta.database.atomic():
+                    results = self._commit_local(batch, touched)
         except Exception:
             for key in touched:
                 self._conversations.pop(key, None)
@@ -220,36 +182,69 @@ class ChatStore:
         self._existing.update(touched)
         return results
 
-    def _apply(
+    def _commit_local(
         self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
     ) -> list[object]:
-        by_sender: dict[int, set[str]] = {}
-        cursor_pairs: set[tuple[int, int]] = set()
-        for op in batch:
-            if isinstance(op, _Send):
-                by_sender.setdefault(op.sender, set()).add(op.client_id)
-            else:
-                cursor_pairs.add((op.recipient, op.sender))
+        """A database of this node alone: what it holds of the conversations
+        stays true between transactions; a few statements per batch."""
+        by_sender, cursor_pairs = _requests(batch)
         existing = already_stored(by_sender)
-        if self._shared:
-            self._lock_conversations(
-                {
-                    (min(op.sender, op.recipient), max(op.sender, op.recipient))
-                    for op in batch
-                    if isinstance(op, _Send)
-                    and (op.sender, op.client_id) not in existing
-                }
-            )
         cursors = read_cursors(cursor_pairs) if cursor_pairs else {}
         unknown = {
-            (min(pair), max(pair))
+            _low_high(*pair)
             for pair in cursor_pairs
-            if (min(pair), max(pair)) not in self._conversations
+            if _low_high(*pair) not in self._conversations
         }
         if unknown:
-            # A cursor only needs the last seq to clamp to, so no lock: one
-            # statement for the batch instead of one per cursor.
-            self._read_conversations(unknown, lock=False)
+            # A cursor only needs the last seq to clamp to: one statement for
+            # the batch instead of one per cursor.
+            self._conversations.update(read_conversations(unknown))
+        rows, moved, results = self._assign(batch, existing, cursors, touched)
+        insert_messages(rows, {conv_id: seq for conv_id, seq in touched.values()})
+        if moved:
+            write_cursors(moved)
+        return results
+
+    def _commit_shared(
+        self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
+    ) -> list[object]:
+        """A database other nodes write too: the batch locks the conversations
+        it touches and reads their last seq afresh, in two round trips (each a
+        wait for the server and a turn at the GIL for this thread)."""
+        self._conversations.clear()
+        by_sender, cursor_pairs = _requests(batch)
+        messaged = {
+            _low_high(op.sender, op.recipient) for op in batch if isinstance(op, _Send)
+        }
+        try:
+            conversations, existing, cursors = shared_read(
+                messaged - self._existing,
+                messaged | {_low_high(*pair) for pair in cursor_pairs},
+                by_sender,
+                cursor_pairs,
+            )
+            self._conversations.update(conversations)
+            rows, moved, results = self._assign(batch, existing, cursors, touched)
+            shared_write(
+                rows, {conv_id: seq for conv_id, seq in touched.values()}, moved
+            )
+        except Exception:
+            try:
+                shared_rollback()
+            except Exception as exc:  # the connection is gone: nothing to end
+                log.warning("chat commit: rollback failed: %s", exc)
+            raise
+        return results
+
+    def _assign(
+        self,
+        batch: list[_Send | _Cursor],
+        existing: dict[tuple[int, str], tuple[int, int]],
+        cursors: dict[tuple[int, int], tuple[int, int]],
+        touched: dict[tuple[int, int], list[int]],
+    ) -> tuple[list[MessageRow], dict[tuple[int, int], tuple[int, int]], list[object]]:
+        """Number the batch's new messages and move its cursors, in queue
+        order: the rows to insert, the cursors to write and each op's result."""
         moved: dict[tuple[int, int], tuple[int, int]] = {}
         now = now_ms()
         rows: list[MessageRow] = []
@@ -264,18 +259,14 @@ class ChatStore:
                 results.append(SendResult(seq, sent, True))
                 continue
             conv = self._conversation(op.sender, op.recipient)
-            low_high = (min(op.sender, op.recipient), max(op.sender, op.recipient))
-            touched[low_high] = conv
+            touched[_low_high(op.sender, op.recipient)] = conv
             conv[1] += 1
             existing[key] = (conv[1], now)
             rows.append(
                 (conv[0], conv[1], op.sender, op.recipient, op.client_id, op.text, now)
             )
             results.append(SendResult(conv[1], now, False))
-        insert_messages(rows, {conv_id: seq for conv_id, seq in touched.values()})
-        if moved:
-            write_cursors(moved)
-        return results
+        return rows, moved, results
 
     def _advance(
         self,
@@ -285,9 +276,11 @@ class ChatStore:
     ) -> tuple[int, int] | None:
         """Move one cursor in ``cursors`` (read for the whole batch), noting in
         ``moved`` what the batch must write; None when the two never chatted."""
-        key = (min(op.sender, op.recipient), max(op.sender, op.recipient))
+        key = _low_high(op.sender, op.recipient)
         entry = self._conversations.get(key)
         if entry is None:
+            if self._shared:  # the batch read every conversation it touches
+                return None
             conv = Conversation.get_or_none(user_low=key[0], user_high=key[1])
             if conv is None:
                 return None
@@ -343,6 +336,26 @@ class ChatStore:
             .where((Message.sent_ms < cutoff) & (Message.seq <= delivered))
             .execute()
         )
+
+
+def _low_high(a: int, b: int) -> tuple[int, int]:
+    """The key of the conversation of users ``a`` and ``b``: (low, high) id."""
+    return (a, b) if a < b else (b, a)
+
+
+def _requests(
+    batch: list[_Send | _Cursor],
+) -> tuple[dict[int, set[str]], set[tuple[int, int]]]:
+    """What a batch must read: the client ids of its messages by sender (to
+    find retries) and the (recipient, sender) of its cursors."""
+    by_sender: dict[int, set[str]] = {}
+    cursor_pairs: set[tuple[int, int]] = set()
+    for op in batch:
+        if isinstance(op, _Send):
+            by_sender.setdefault(op.sender, set()).add(op.client_id)
+        else:
+            cursor_pairs.add((op.recipient, op.sender))
+    return by_sender, cursor_pairs
 
 
 def _storage_error(exc: Exception) -> ServiceError:

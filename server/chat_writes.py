@@ -8,23 +8,43 @@ commit wait for both. So a batch of any size runs one query for retries, one
 insert per chunk of messages, one update of the conversations' last seq (on
 PostgreSQL in the same statement as the last insert), and one read and one
 upsert for all its cursors, as SQL text built once per shape rather than
-through peewee's query builder. All functions here run on the database thread.
+through peewee's query builder.
+
+A database shared by several nodes (PostgreSQL) is farther away, a wait per
+statement: there a batch's transaction is two round trips
+(:func:`shared_read`, :func:`shared_write`). The statements travel together
+in one query string, the parameters bound by the client (psycopg's
+``ClientCursor``, which quotes them with libpq), since only the simple query
+protocol takes several statements at once. All functions here run on the
+database thread.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import peewee
 
 from .storage.models import Conversation, Cursor, Message
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "CHUNK",
     "MessageRow",
     "already_stored",
     "insert_messages",
+    "read_conversations",
     "read_cursors",
+    "shared_read",
+    "shared_rollback",
+    "shared_write",
     "write_cursors",
 ]
+
+_PEEWEE_ERRORS = peewee.__exception_wrapper__  # type: ignore[attr-defined]
+"""Turns the driver's exceptions into peewee's, as peewee's own calls do."""
 
 CHUNK = 200
 """Rows per statement (SQLite allows 32,766 parameters; 7 per message row)."""
@@ -127,23 +147,41 @@ def already_stored(
         for start in range(0, len(ids), CHUNK)
     ]
     while pieces:
-        terms: list[str] = []
-        params: list[object] = []
+        chunk: list[tuple[int, list[str]]] = []
         count = 0
-        while pieces and (not terms or count + len(pieces[0][1]) <= CHUNK):
-            sender, ids = pieces.pop(0)
-            count += len(ids)
-            terms.append(
-                f"(sender_id = {sql.param} AND client_id IN ({sql.params(len(ids))}))"
-            )
-            params += [sender, *ids]
-        query = (
-            f"SELECT sender_id, client_id, seq, sent_ms FROM {sql.message} "
-            "WHERE " + " OR ".join(terms)
-        )
+        while pieces and (not chunk or count + len(pieces[0][1]) <= CHUNK):
+            chunk.append(pieces.pop(0))
+            count += len(chunk[-1][1])
+        where, params = _retries_where(sql, chunk)
+        query = f"SELECT sender_id, client_id, seq, sent_ms FROM {sql.message} {where}"
         for sender, client_id, seq, sent_ms in _execute(query, params):
             existing[(sender, client_id)] = (seq, sent_ms)
     return existing
+
+
+def _retries_where(
+    sql: _Sql, pieces: list[tuple[int, list[str]]]
+) -> tuple[str, list[object]]:
+    """The WHERE clause matching the messages (sender, client ids) of ``pieces``."""
+    terms: list[str] = []
+    params: list[object] = []
+    for sender, ids in pieces:
+        terms.append(
+            f"(sender_id = {sql.param} AND client_id IN ({sql.params(len(ids))}))"
+        )
+        params += [sender, *ids]
+    return "WHERE " + " OR ".join(terms), params
+
+
+def _pairs_where(
+    sql: _Sql, columns: tuple[str, str], pairs: list[tuple[int, int]]
+) -> tuple[str, list[object]]:
+    """The WHERE clause matching the rows whose ``columns`` are one of ``pairs``."""
+    term = f"({columns[0]} = {sql.param} AND {columns[1]} = {sql.param})"
+    return (
+        "WHERE " + " OR ".join([term] * len(pairs)),
+        [value for pair in pairs for value in pair],
+    )
 
 
 def _update_last_seqs(sql: _Sql, last: dict[int, int]) -> tuple[str, list[object]]:
@@ -158,6 +196,27 @@ def _update_last_seqs(sql: _Sql, last: dict[int, int]) -> tuple[str, list[object
     )
 
 
+def read_conversations(
+    pairs: set[tuple[int, int]],
+) -> dict[tuple[int, int], list[int]]:
+    """(low, high) -> [id, last seq] of the conversations of ``pairs`` that
+    exist; one query per :data:`CHUNK` pairs."""
+    sql = _sql()
+    found: dict[tuple[int, int], list[int]] = {}
+    ordered = sorted(pairs)
+    for start in range(0, len(ordered), CHUNK):
+        where, params = _pairs_where(
+            sql, ("user_low_id", "user_high_id"), ordered[start : start + CHUNK]
+        )
+        query = (
+            f"SELECT id, user_low_id, user_high_id, last_seq "
+            f"FROM {sql.conversation} {where}"
+        )
+        for conv_id, low, high, last_seq in _execute(query, params):
+            found[(low, high)] = [conv_id, last_seq]
+    return found
+
+
 def read_cursors(
     pairs: set[tuple[int, int]],
 ) -> dict[tuple[int, int], tuple[int, int]]:
@@ -166,14 +225,14 @@ def read_cursors(
     sql = _sql()
     found: dict[tuple[int, int], tuple[int, int]] = {}
     ordered = sorted(pairs)
-    term = f"(recipient_id = {sql.param} AND sender_id = {sql.param})"
     for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
+        where, params = _pairs_where(
+            sql, ("recipient_id", "sender_id"), ordered[start : start + CHUNK]
+        )
         query = (
             f"SELECT recipient_id, sender_id, delivered_seq, read_seq "
-            f"FROM {sql.cursor} WHERE " + " OR ".join([term] * len(chunk))
+            f"FROM {sql.cursor} {where}"
         )
-        params = [value for pair in chunk for value in pair]
         for recipient, sender, delivered, read in _execute(query, params):
             found[(recipient, sender)] = (delivered, read)
     return found
@@ -185,17 +244,157 @@ def write_cursors(cursors: dict[tuple[int, int], tuple[int, int]]) -> None:
     another server node moved it further meanwhile."""
     sql = _sql()
     items = sorted(cursors.items())
+    for start in range(0, len(items), CHUNK):
+        Message._meta.database.execute_sql(
+            *_upsert_cursors(sql, items[start : start + CHUNK])
+        )
+
+
+def _upsert_cursors(
+    sql: _Sql, items: list[tuple[tuple[int, int], tuple[int, int]]]
+) -> tuple[str, list[object]]:
+    """The statement that creates or moves forward the cursors of ``items``
+    ((recipient, sender), (delivered, read)), never back."""
     one = f"({sql.params(4)})"
     keep_greater = " ".join(
         f"{column} = CASE WHEN excluded.{column} > {sql.cursor}.{column} "
         f"THEN excluded.{column} ELSE {sql.cursor}.{column} END,"
         for column in ("delivered_seq", "read_seq")
     ).rstrip(",")
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        Message._meta.database.execute_sql(
-            f"INSERT INTO {sql.cursor} (recipient_id, sender_id, delivered_seq, "
-            "read_seq) VALUES " + ", ".join([one] * len(chunk)) + " ON CONFLICT "
-            f"(recipient_id, sender_id) DO UPDATE SET {keep_greater}",
-            [value for pair, seqs in chunk for value in (*pair, *seqs)],
+    return (
+        f"INSERT INTO {sql.cursor} (recipient_id, sender_id, delivered_seq, "
+        "read_seq) VALUES " + ", ".join([one] * len(items)) + " ON CONFLICT "
+        f"(recipient_id, sender_id) DO UPDATE SET {keep_greater}",
+        [value for pair, seqs in items for value in (*pair, *seqs)],
+    )
+
+
+# -- a database shared by nodes: a batch in two round trips ----------------------
+
+SharedState = tuple[
+    dict[tuple[int, int], list[int]],
+    dict[tuple[int, str], tuple[int, int]],
+    dict[tuple[int, int], tuple[int, int]],
+]
+"""What :func:`shared_read` found: conversations (low, high) -> [id, last
+seq], stored messages (sender, client id) -> (seq, sent ms), and cursors
+(recipient, sender) -> (delivered seq, read seq)."""
+
+
+def shared_read(
+    create: set[tuple[int, int]],
+    lock: set[tuple[int, int]],
+    by_sender: dict[int, set[str]],
+    cursor_pairs: set[tuple[int, int]],
+) -> SharedState:
+    """Begin the batch's transaction, create the conversations (low, high) of
+    ``create`` that do not exist, lock those of ``lock`` (in id order, so two
+    nodes never deadlock), and read them with the stored messages of
+    ``by_sender`` (retries) and the cursors of ``cursor_pairs``: one round
+    trip. The transaction stays open for :func:`shared_write` (or
+    :func:`shared_rollback`)."""
+    sql = _sql()
+    statements = ["BEGIN"]
+    params: list[object] = []
+    if create:
+        ordered = sorted(create)
+        statements.append(
+            f"INSERT INTO {sql.conversation} (user_low_id, user_high_id, last_seq) "
+            "VALUES " + ", ".join([f"({sql.params(2)}, 0)"] * len(ordered))
+            + " ON CONFLICT DO NOTHING"
         )
+        params += [value for pair in ordered for value in pair]
+    where, lock_params = _pairs_where(
+        sql, ("user_low_id", "user_high_id"), sorted(lock)
+    )
+    query = (
+        f"WITH locked AS (SELECT id, user_low_id, user_high_id, last_seq "
+        f"FROM {sql.conversation} {where} ORDER BY id FOR UPDATE) "
+        "SELECT 0, id, user_low_id, user_high_id, last_seq, NULL::text FROM locked"
+    )
+    params += lock_params
+    if by_sender:
+        where, retry_params = _retries_where(
+            sql, [(sender, sorted(ids)) for sender, ids in by_sender.items()]
+        )
+        query += (
+            " UNION ALL SELECT 1, sender_id, seq, sent_ms, 0, client_id "
+            f"FROM {sql.message} {where}"
+        )
+        params += retry_params
+    if cursor_pairs:
+        where, cursor_params = _pairs_where(
+            sql, ("recipient_id", "sender_id"), sorted(cursor_pairs)
+        )
+        query += (
+            " UNION ALL SELECT 2, recipient_id, sender_id, delivered_seq, "
+            f"read_seq, NULL FROM {sql.cursor} {where}"
+        )
+        params += cursor_params
+    statements.append(query)
+    conversations: dict[tuple[int, int], list[int]] = {}
+    existing: dict[tuple[int, str], tuple[int, int]] = {}
+    cursors: dict[tuple[int, int], tuple[int, int]] = {}
+    with _PEEWEE_ERRORS:
+        cursor = _client_cursor()
+        cursor.execute("; ".join(statements), params)
+        while cursor.nextset():
+            pass  # to the last statement's rows
+        for kind, a, b, c, d, client_id in cursor.fetchall():
+            if kind == 0:
+                conversations[(b, c)] = [a, d]
+            elif kind == 1:
+                existing[(a, client_id)] = (b, c)
+            else:
+                cursors[(a, b)] = (c, d)
+    return conversations, existing, cursors
+
+
+def shared_write(
+    rows: list[MessageRow],
+    last_seqs: dict[int, int],
+    cursors: dict[tuple[int, int], tuple[int, int]],
+) -> None:
+    """Insert ``rows``, set the conversations' last seq (id -> seq), create or
+    move forward ``cursors`` and commit the transaction :func:`shared_read`
+    began: one round trip."""
+    sql = _sql()
+    statements: list[str] = []
+    params: list[object] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        statements.append(sql.insert_messages(len(chunk)))
+        params += [value for row in chunk for value in row]
+    if last_seqs:
+        update, update_params = _update_last_seqs(sql, last_seqs)
+        statements.append(update)
+        params += update_params
+    if cursors:
+        upsert, upsert_params = _upsert_cursors(sql, sorted(cursors.items()))
+        statements.append(upsert)
+        params += upsert_params
+    statements.append("COMMIT")
+    with _PEEWEE_ERRORS:
+        _client_cursor().execute("; ".join(statements), params)
+
+
+def shared_rollback() -> None:
+    """End a transaction :func:`shared_read` began and a failure left open;
+    nothing when the connection is gone or no transaction is open."""
+    from psycopg.pq import TransactionStatus  # the "scale" extra: shared databases
+
+    connection = Message._meta.database.connection()
+    if connection.closed or (
+        connection.info.transaction_status == TransactionStatus.IDLE
+    ):
+        return
+    with _PEEWEE_ERRORS:
+        connection.execute("ROLLBACK")
+
+
+def _client_cursor() -> psycopg.ClientCursor:
+    """A cursor on the database's connection that binds parameters itself, so
+    one query string may hold several statements."""
+    from psycopg import ClientCursor  # the "scale" extra: shared databases
+
+    return ClientCursor(Message._meta.database.connection())

@@ -9,8 +9,10 @@ import asyncio
 
 import pytest
 
+from codec.errors import ErrorCode
 from server import chat_store
 from server.chat_store import ChatStore
+from server.errors import ServiceError
 from server.storage import Storage
 from server.storage.models import Conversation, Cursor, Message, User
 
@@ -42,6 +44,29 @@ def _count_statements(storage: Storage) -> list[str]:
     return statements
 
 
+def _count_round_trips(monkeypatch) -> list[str]:
+    """The query strings sent to PostgreSQL, one per round trip."""
+    import psycopg
+
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def counted(self, query, params=None, **kwargs):
+        sent.append(query if isinstance(query, str) else repr(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    return sent
+
+
+def _shapes(round_trips: list[str]) -> list[list[str]]:
+    """The first word of each statement of each round trip."""
+    return [
+        [statement.split()[0] for statement in query.split("; ")]
+        for query in round_trips
+    ]
+
+
 async def _commit_round(store: ChatStore, ids: list[int], per_pair: int, tag: str):
     """``per_pair`` messages each way between three pairs of users, then a
     delivery ack and a read mark for each direction, all in one batch."""
@@ -69,10 +94,14 @@ async def _receipts(store: ChatStore, pairs: list[tuple[int, int]]):
 
 @pytest.mark.stores
 async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
-    tmp_path, db_url
+    tmp_path, db_url, monkeypatch
 ):
     storage, store, ids = await _store(tmp_path, db_url)
-    statements = _count_statements(storage)
+    shared = db_url is not None and db_url.startswith("postgresql")
+    # SQLite: statements; PostgreSQL: round trips (several statements each).
+    statements = (
+        _count_round_trips(monkeypatch) if shared else _count_statements(storage)
+    )
     store.start()
     try:
         await _commit_round(store, ids, 1, "warm")
@@ -85,8 +114,7 @@ async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
         # The same statements for 2 or 30 messages each way and 4 receipts
         # per pair (all within one chunk of 200 rows): one for retries, one
         # insert, one update of the conversations, one read and one write of
-        # the cursors (on PostgreSQL, shared by nodes, also one to create and
-        # one to lock the conversations, and the transaction's own).
+        # the cursors; on PostgreSQL, shared by nodes, two round trips.
         assert counts[0] == counts[1] <= 10, counts
         # Receipts alone, for one conversation or three: on PostgreSQL the
         # conversations are read again for each commit (another node may
@@ -97,6 +125,8 @@ async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
             await _receipts(store, pairs)
             receipts.append(len(statements))
         assert receipts[0] == receipts[1] <= 6, receipts
+        if shared:
+            assert counts == receipts == [2, 2]
         cursors = await storage.run(
             lambda: sorted(
                 (c.recipient_id, c.sender_id, c.delivered_seq, c.read_seq)
@@ -111,20 +141,19 @@ async def test_a_batch_of_any_size_commits_with_the_same_few_statements(
         storage.close()
 
 
-async def test_a_shared_database_batch_waits_for_the_server_five_times(
+async def test_a_shared_database_batch_waits_for_the_server_twice(
     tmp_path, postgres, monkeypatch
 ):
-    """On PostgreSQL a batch of messages in conversations that exist sends
-    BEGIN, the retries' query, the conversations' lock, the insert with the
-    update of their last seq, and COMMIT: each statement is a wait for the
-    server and a turn at the GIL for the database thread (before: also a
-    statement to create the conversations and one to update them)."""
+    """On PostgreSQL a batch is two round trips, whatever it holds: BEGIN with
+    the conversations' lock and the reads (retries, cursors), then the writes
+    with COMMIT. Each round trip is a wait for the server and a turn at the
+    GIL for the database thread (before: five to seven, one per statement)."""
     storage, store, ids = await _store(tmp_path, postgres.create_database())
-    statements = _count_statements(storage)
+    round_trips = _count_round_trips(monkeypatch)
     store.start()
     try:
         await _commit_round(store, ids, 1, "warm")
-        statements.clear()
+        round_trips.clear()
         pairs = list(zip(ids[0::2], ids[1::2], strict=True))
         sent = [
             store.send(a, b, f"again-{a}-{n}", f"hello {n}")
@@ -132,19 +161,31 @@ async def test_a_shared_database_batch_waits_for_the_server_five_times(
             for n in range(3)
         ]
         await asyncio.gather(*sent)
-        assert [sql.split()[0] for sql in statements] == ["SELECT", "SELECT", "WITH"]
-        # More rows than one statement takes (the retries' query and the
-        # insert each in two): the update rides on the last chunk's insert,
-        # and the last seq is that of the last message.
-        statements.clear()
+        assert _shapes(round_trips) == [
+            ["BEGIN", "WITH"],
+            ["INSERT", "UPDATE", "COMMIT"],
+        ]
+        # Messages, receipts and retries in one batch: still two.
+        round_trips.clear()
+        mixed = [store.send(a, b, f"mixed-{a}", "new") for a, b in pairs]
+        mixed += [store.advance(b, a, delivered=10**6) for a, b in pairs]
+        mixed += [store.send(a, b, f"again-{a}-0", "retried") for a, b in pairs]
+        results = await asyncio.gather(*mixed)
+        assert [r.duplicate for r in results[:3] + results[6:]] == [False] * 3 + [
+            True
+        ] * 3
+        assert _shapes(round_trips) == [
+            ["BEGIN", "WITH"],
+            ["INSERT", "UPDATE", "INSERT", "COMMIT"],
+        ]
+        # More rows than one statement takes: the insert in two statements, in
+        # the same round trip; the last seq is that of the last message.
+        round_trips.clear()
         many = [store.send(ids[0], ids[1], f"many-{n}", "x") for n in range(250)]
         results = await asyncio.gather(*many)
-        assert [sql.split()[0] for sql in statements] == [
-            "SELECT",
-            "SELECT",
-            "SELECT",
-            "INSERT",
-            "WITH",
+        assert _shapes(round_trips) == [
+            ["BEGIN", "WITH"],
+            ["INSERT", "INSERT", "UPDATE", "COMMIT"],
         ]
         last = await storage.run(
             lambda: (
@@ -161,17 +202,69 @@ async def test_a_shared_database_batch_waits_for_the_server_five_times(
         more = await store.send(ids[1], ids[0], "after", "y")
         assert more.seq == last + 1
         # Past the conversations it remembers, a node forgets them and
-        # creates them again (a no-op in the database), then remembers them.
+        # creates them again (a no-op in the database) in the first round
+        # trip, then remembers them.
         monkeypatch.setattr(chat_store, "MAX_KNOWN_CONVERSATIONS", 2)
         await store.send(*pairs[0], "3", "z")  # three known: forgets, learns one
-        statements.clear()
+        round_trips.clear()
         await store.send(*pairs[1], "4", "z")
-        assert [sql.split()[0] for sql in statements] == [
-            "SELECT",
-            "INSERT",
-            "SELECT",
-            "WITH",
+        assert _shapes(round_trips) == [
+            ["BEGIN", "INSERT", "WITH"],
+            ["INSERT", "UPDATE", "COMMIT"],
         ]
+    finally:
+        await store.stop()
+        storage.close()
+
+
+@pytest.mark.stores
+async def test_a_failed_batch_writes_nothing_and_the_next_one_commits(tmp_path, db_url):
+    """A batch that fails in its writes (here a row in the way of the next
+    seq) fails each of its callers with a clear error and leaves nothing
+    behind: not its messages, not its cursors; the transaction is ended, so
+    the next batch commits (on PostgreSQL the connection stays usable)."""
+    storage, store, ids = await _store(tmp_path, db_url)
+    a, b = ids[0], ids[1]
+    store.start()
+    try:
+        first = await store.send(a, b, "first", "hello")
+        conv_id = await storage.run(
+            lambda: Conversation.get(user_low=min(a, b), user_high=max(a, b)).id
+        )
+        in_the_way = await storage.run(
+            lambda: (
+                Message.create(
+                    conversation=conv_id,
+                    seq=first.seq + 1,
+                    sender=b,
+                    recipient=a,
+                    client_id="in-the-way",
+                    text="x",
+                    sent_ms=0,
+                ).id
+            )
+        )
+        failing = [
+            store.send(a, b, "second", "lost?"),
+            store.advance(a, b, delivered=first.seq, read=first.seq),
+        ]
+        outcomes = await asyncio.gather(*failing, return_exceptions=True)
+        assert all(isinstance(o, ServiceError) for o in outcomes), outcomes
+        assert {o.code for o in outcomes} == {ErrorCode.INTERNAL}
+        assert await storage.run(lambda: Cursor.select().count()) == 0
+        assert (
+            await storage.run(
+                lambda: Message.select().where(Message.client_id == "second").count()
+            )
+            == 0
+        )
+        await storage.run(lambda: Message.delete_by_id(in_the_way))
+        again = await asyncio.gather(
+            store.send(a, b, "second", "again"),
+            store.advance(a, b, delivered=first.seq, read=first.seq),
+        )
+        assert again[0].seq == first.seq + 1 and not again[0].duplicate
+        assert again[1] == (first.seq, first.seq)
     finally:
         await store.stop()
         storage.close()

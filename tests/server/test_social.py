@@ -218,6 +218,20 @@ async def test_only_friends_chat_and_limits(member):
 
 
 @pytest.mark.stores
+async def test_a_message_with_a_nul_character_is_refused_on_every_database(member):
+    """PostgreSQL's text cannot hold NUL; refused before it reaches the
+    store, where it would fail the batch of messages committed with it."""
+    a = await member("nina")
+    b = await member("otto")
+    await befriend(a, b)
+    with pytest.raises(ServerError) as info:
+        await a.chat.send("otto", "before\x00after")
+    assert info.value.code == ErrorCode.INVALID_ARGUMENT
+    assert "NUL" in str(info.value)
+    assert (await a.chat.send("otto", "fine")).state in ("sent", "delivered")
+
+
+@pytest.mark.stores
 async def test_offline_recipient_gets_messages_at_next_login(server, member, tmp_path):
     a = await member("pia")
     b = await member("quinn")
