@@ -300,7 +300,8 @@ def shared_read(
         ordered = sorted(create)
         statements.append(
             f"INSERT INTO {sql.conversation} (user_low_id, user_high_id, last_seq) "
-            "VALUES " + ", ".join([f"({sql.params(2)}, 0)"] * len(ordered))
+            "VALUES "
+            + ", ".join([f"({sql.params(2)}, 0)"] * len(ordered))
             + " ON CONFLICT DO NOTHING"
         )
         params += [value for pair in ordered for value in pair]
