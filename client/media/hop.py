@@ -100,15 +100,17 @@ class MediaHop:
         self.queue_delay_s = 0.0
         """How long what waits in the pacer takes to leave, as of the last
         release (seconds; read by the capture threads, written here)."""
-        self.trace: deque[tuple[float, int, int, int, int, float]] = deque(
-            maxlen=TIMELINE_TICKS
-        )
+        self.trace: deque[tuple[float, ...]] = deque(maxlen=TIMELINE_TICKS)
         """(Unix time, delay-based rate, acknowledged rate (bits per second),
         most datagrams found in aioquic's queue at a release and how many
         releases found it full since the last tick, standing queue in
-        milliseconds) at every tick: why the estimate is where it is."""
+        milliseconds, then the bytes released since the last tick of audio,
+        video, repairs and probes) at every tick: why the estimate is where
+        it is, and what the hop sent of it."""
         self._queued_max = 0
         self._queue_full = 0
+        self._released = [0, 0, 0, 0]
+        """Bytes released since the last tick: audio, video, repairs, probes."""
 
     def start(self) -> None:
         """Probe for bandwidth and start the feedback tick."""
@@ -180,10 +182,14 @@ class MediaHop:
                 for item in released:
                     self.estimator.on_sent(item.seq, item.size, now, item.probe_cluster)
                     self.bytes_sent += item.size
+                    data = item.data
+                    video = data[0] in _VIDEO_FIRST_BYTES
                     if item.probe_cluster is None:
                         self.repairs.on_released(item.size, item.repair, now)
-                    data = item.data
-                    if data[0] in _VIDEO_FIRST_BYTES and not item.repair:
+                        self._released[2 if item.repair else int(video)] += item.size
+                    else:
+                        self._released[3] += item.size
+                    if video and not item.repair:
                         # Simulcast layers number their packets on their
                         # own: the spatial layer goes above bit 32 of the key.
                         key = int.from_bytes(data[4:8], "big") | data[1] >> 4 << 32
@@ -263,9 +269,11 @@ class MediaHop:
                 self._queued_max,
                 self._queue_full,
                 round(estimator.standing_queue_s * 1000, 1),
+                *self._released,
             )
         )
         self._queued_max = self._queue_full = 0
+        self._released = [0, 0, 0, 0]
         self._tick = self._loop.call_later(_TICK_S, self._on_tick)
 
     def stats(self) -> dict[str, object]:

@@ -388,7 +388,7 @@ class BandwidthEstimator:
             last = max(r.sent_at for r in held)
             rate = probe_result([r for r in self._recent if first <= r.sent_at <= last])
             if rate is None:
-                self.probes.forget(cluster)
+                self.probes.void(cluster, now)
                 self.events.append((now, "probe_void", 0))
                 continue
             self.events.append((now, "probe_result", round(rate)))

@@ -29,6 +29,13 @@ FURTHER_MULTIPLIER = 2.0
 FURTHER_FRACTION = 0.7
 """Probe again when a result reached this fraction of what was probed."""
 PERIODIC_PROBE_S = 5.0
+VOID_RETRY_S = 1.0
+"""A periodic cluster that measured nothing (its arrivals bunched by a busy
+receiver, too few of them back) is tried again this soon, not a whole
+period later..."""
+VOID_RETRIES = 2
+"""...this many times in a row; then the period again (a receiver that
+bunches every cluster is not probed every second)."""
 CLUSTER_DURATION_S = 0.03
 """A cluster lasts this long at its rate (twice libwebrtc's 15 ms: arrival times
 taken by a Python event loop are only good to a few milliseconds)..."""
@@ -71,6 +78,10 @@ class ProbeController:
         self._pending: dict[int, tuple[float, float]] = {}
         """Cluster id → (rate probed, when), for clusters awaiting their result."""
         self._last_probe_at = float("-inf")
+        self._retry_at = float("inf")
+        """When a periodic cluster may follow one that measured nothing."""
+        self._voids = 0
+        """Clusters in a row that measured nothing."""
 
     def start(
         self,
@@ -91,6 +102,8 @@ class ProbeController:
         unless it found the maximum (a loopback path returns every cluster at
         the rate it was sent: without that stop, probes without end)."""
         pending = self._pending.pop(cluster_id, None)
+        if pending is not None:
+            self._voids = 0
         if pending is None or result_bps < FURTHER_FRACTION * pending[0]:
             return []
         if result_bps >= self.max_bps:
@@ -117,7 +130,7 @@ class ProbeController:
             not self._started
             or not calm
             or self._pending
-            or now - self._last_probe_at < interval_s
+            or (now - self._last_probe_at < interval_s and now < self._retry_at)
             or estimate_bps >= self.max_bps
         ):
             return []
@@ -135,6 +148,7 @@ class ProbeController:
         size = min(max(size, MIN_PROBE_PACKET_BYTES), PROBE_PACKET_BYTES)
         self._pending[cluster_id] = (rate, now)
         self._last_probe_at = now
+        self._retry_at = float("inf")
         self.clusters_sent += 1
         return ProbeCluster(cluster_id, rate, packets, size)
 
@@ -142,9 +156,16 @@ class ProbeController:
         """Whether the result of ``cluster_id`` is still awaited."""
         return cluster_id in self._pending
 
-    def forget(self, cluster_id: int) -> None:
-        """A cluster whose result will never come (too few packets came back)."""
-        self._pending.pop(cluster_id, None)
+    def void(self, cluster_id: int, now: float) -> None:
+        """``cluster_id`` came back and measured nothing (:func:`probe_result`
+        gave None): the next periodic cluster may go :data:`VOID_RETRY_S`
+        from ``now`` rather than a period after this one, up to
+        :data:`VOID_RETRIES` times in a row."""
+        if self._pending.pop(cluster_id, None) is None:
+            return
+        self._voids += 1
+        if self._voids <= VOID_RETRIES:
+            self._retry_at = now + VOID_RETRY_S
 
 
 def probe_result(results: list[PacketResult]) -> float | None:

@@ -158,6 +158,44 @@ def test_probing_stops_once_a_result_reaches_the_maximum() -> None:
     assert controller.clusters_sent <= 4
 
 
+def test_a_probe_that_measured_nothing_is_tried_again_within_a_second() -> None:
+    # Steps scenario, capacity up from 1 to 2.5 Mbit/s: the first periodic
+    # cluster after the rise came back bunched by the receiver's loop (void);
+    # the next waited the whole 5 s period while the estimate grew 8% a
+    # second (2.5 Mbit/s used from 48 s instead of 44 s).
+    controller = ProbeController(4_000_000)
+    controller.start(1_000_000, 0.0)
+    controller.periodic(1_000_000, True, 0.0)  # the start's clusters still out
+    for cluster_id in (0, 1):
+        controller.on_result(cluster_id, 500_000, 0.2)
+    first = controller.periodic(1_000_000, True, 10.0)
+    assert len(first) == 1
+    controller.void(first[0].cluster_id, 10.2)
+    assert controller.periodic(1_000_000, True, 11.1) == []
+    again = controller.periodic(1_000_000, True, 11.2)
+    assert len(again) == 1
+    # Void again: one more quick retry, then the period (a receiver that
+    # bunches every cluster is not probed every second).
+    controller.void(again[0].cluster_id, 11.4)
+    third = controller.periodic(1_000_000, True, 12.4)
+    assert len(third) == 1
+    controller.void(third[0].cluster_id, 12.6)
+    assert controller.periodic(1_000_000, True, 13.6) == []
+    assert controller.periodic(1_000_000, True, 17.3) == []  # 5 s after 12.4
+    later = controller.periodic(1_000_000, True, 17.5)
+    assert len(later) == 1
+    # A cluster that measured something ends the streak; the next void is
+    # retried quickly again.
+    controller.on_result(later[0].cluster_id, 900_000, 17.7)
+    fifth = controller.periodic(1_000_000, True, 22.6)
+    controller.void(fifth[0].cluster_id, 22.8)
+    sixth = controller.periodic(1_000_000, True, 23.8)
+    assert len(sixth) == 1
+    # Not while the path is not calm.
+    controller.void(sixth[0].cluster_id, 24.0)
+    assert controller.periodic(1_000_000, False, 25.1) == []
+
+
 def _steady(
     estimator: BandwidthEstimator, start: float, seconds: float, lose_every: int
 ) -> float:
