@@ -22,7 +22,7 @@ from codec.messages import (
     Reply,
 )
 
-from ..errors import ClientError, ServerError
+from ..errors import ClientError, ConnectionLost, NotConnected, ServerError
 from ..session import Session
 from ..store import LocalStore
 from .download import download
@@ -45,6 +45,10 @@ from .upload import upload
 __all__ = ["Transfers"]
 
 log = logging.getLogger("quicmeet.transfers")
+
+RECONNECT_WAIT_S = 60.0
+"""How long a transfer (or a listing) cut off by a lost connection waits for
+the session to be back before it gives up."""
 
 
 class Transfers:
@@ -123,8 +127,15 @@ class Transfers:
         return await self.store.run(self._row, transfer_id)
 
     async def remote(self) -> builtins.list[FileInfo]:
-        """Files we sent or received that the server still holds."""
-        return (await self.session.call(ListFiles, FileList)).files
+        """Files we sent or received that the server still holds. A listing
+        cut off by a lost connection is asked again once the session is back
+        (it changes nothing, so asking twice is harmless), as a transfer
+        rides out a reconnect."""
+        while True:
+            try:
+                return (await self.session.call(ListFiles, FileList)).files
+            except (ConnectionLost, NotConnected):
+                await self.session.wait_ready(RECONNECT_WAIT_S)
 
     async def send(self, peer: str, path: Path) -> Transfer:
         """Send the file at ``path`` to the friend ``peer`` and wait until the
@@ -249,7 +260,7 @@ class Transfers:
                     if stop is not None:
                         return replace(await self.get(transfer_id), wire_bytes=wire)
                     try:
-                        await self.session.wait_ready(60)
+                        await self.session.wait_ready(RECONNECT_WAIT_S)
                     except ClientError as lost:
                         await self.save(transfer_id, error=str(lost))
                         raise

@@ -221,7 +221,8 @@ async def test_lossy_network_that_keeps_dropping(server, tmp_path):
 
             up = Transfers(a.session, a.store, tmp_path / "dl-eve")
             # The upload's first outage comes while the 3 MiB still move
-            # (about 0.4 s on loopback); the download's after its listing.
+            # (about 0.4 s on loopback); the download's after its listing
+            # (a listing cut off: the test after this one).
             sent, _ = await asyncio.gather(
                 up.send("finn", source), drop_repeatedly(3, first=0.1)
             )
@@ -235,6 +236,43 @@ async def test_lossy_network_that_keeps_dropping(server, tmp_path):
             assert sha256_of(tmp_path / "dl-finn" / "photo.raw") == sha256_of(source)
             assert proxy.stats.up.dropped_loss > 0
             assert proxy.stats.down.dropped_blackhole > 0
+        finally:
+            await close_member(a)
+            await close_member(b)
+
+
+async def test_a_download_whose_listing_is_cut_off_asks_again(server, tmp_path):
+    """The connection dies while a download asks for the server's listing
+    (the path is cut for longer than the client's idle timeout): once the
+    session is back the listing is asked again and the download completes
+    (before, it failed with the lost connection)."""
+    async with ImpairmentProxy(upstream=server.address) as proxy:
+        host, port = proxy.listen_address
+        via = f"{host}:{port}"
+        a = await open_member(
+            via, "gus", tmp_path / "gus", idle_timeout=1.5, max_backoff=0.2
+        )
+        b = await open_member(
+            via, "hal", tmp_path / "hal", idle_timeout=1.5, max_backoff=0.2
+        )
+        try:
+            await befriend(a, b)
+            source = tmp_path / "notes.txt"
+            source.write_bytes(os.urandom(64 * 1024))
+            sent = await Transfers(a.session, a.store, tmp_path / "dl-gus").send(
+                "hal", source
+            )
+            assert sent.state == "done"
+            offered = await next_of(b.session, FileOffered, timeout=30)
+            down = Transfers(b.session, b.store, tmp_path / "dl-hal")
+            proxy.update(blackhole=True)
+            downloading = asyncio.ensure_future(down.download(offered.file.file_id))
+            await asyncio.sleep(4.0)  # past the client's 1.5 s idle timeout
+            assert not downloading.done()
+            proxy.update(blackhole=False)
+            got = await asyncio.wait_for(downloading, 60)
+            assert got.state == "done"
+            assert sha256_of(tmp_path / "dl-hal" / "notes.txt") == sha256_of(source)
         finally:
             await close_member(a)
             await close_member(b)
