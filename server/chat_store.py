@@ -21,15 +21,16 @@ import peewee
 
 from codec.errors import ErrorCode
 
+from .chat_shared import SharedChatDatabase, is_disk_full
 from .chat_writes import (
     MessageRow,
     already_stored,
     insert_messages,
     read_conversations,
     read_cursors,
-    shared_read,
-    shared_rollback,
-    shared_write,
+    shared_read_query,
+    shared_read_rows,
+    shared_write_query,
     write_cursors,
 )
 from .errors import ServiceError
@@ -85,14 +86,24 @@ class ChatStore:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conversations: dict[tuple[int, int], list[int]] = {}
-        """(low, high) user ids -> [conversation id, last seq]; database thread only."""
-        self._shared = isinstance(storage.db, peewee.PostgresqlDatabase)
+        """(low, high) user ids -> [conversation id, last seq]: on this node's
+        own database kept between transactions (database thread); on a shared
+        one what the batch in progress locked and read (event loop)."""
+        db = storage.db
+        self._shared_db = (
+            SharedChatDatabase(db)
+            if isinstance(db, peewee.PostgresqlDatabase)
+            else None
+        )
+        """The store's own connection to a shared database (None: SQLite)."""
+        self._shared = self._shared_db is not None
         """Whether other server nodes may write the same conversations: then each
         transaction locks the rows of the conversations it touches and reads
         their last seq afresh, instead of keeping it between transactions."""
+        self._committing = False
         self._existing: set[tuple[int, int]] = set()
         """(low, high) of the conversations known to be committed: a shared
-        database's batch creates only the others (database thread only)."""
+        database's batch creates only the others."""
         self.batches = 0
         self.committed = 0
 
@@ -103,11 +114,13 @@ class ChatStore:
         """Commit what is queued, then stop."""
         if self._task is None:
             return
-        while self._pending:
+        while self._pending or self._committing:
             self._wakeup.set()
             await asyncio.sleep(0.01)
         self._task.cancel()
         self._task = None
+        if self._shared_db is not None:
+            await self._shared_db.close()
 
     def send(
         self, sender: int, recipient: int, client_id: str, text: str
@@ -140,53 +153,63 @@ class ChatStore:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
+                self._committing = True
                 try:
-                    results = await self.storage.run(self._commit, batch)
+                    if self._shared_db is not None:
+                        results = await self._commit_shared(batch, self._shared_db)
+                    else:
+                        results = await self.storage.run(self._commit_local, batch)
                 except Exception as exc:
                     error = _storage_error(exc)
                     for op in batch:
                         if not op.future.done():
                             op.future.set_exception(error)
                     continue
+                finally:
+                    self._committing = False
                 self.batches += 1
                 self.committed += len(batch)
                 for op, result in zip(batch, results, strict=True):
                     if not op.future.done():
                         op.future.set_result(result)  # type: ignore[arg-type]
 
-    # -- on the database thread -------------------------------------------------
-
     def _conversation(self, a: int, b: int) -> list[int]:
+        """The [id, last seq] of the conversation of ``a`` and ``b``; on this
+        node's own database, created when missing (database thread)."""
         key = _low_high(a, b)
         entry = self._conversations.get(key)
         if entry is None:
+            assert not self._shared, "a shared batch reads its conversations first"
             conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
             entry = [int(conv.id), int(conv.last_seq)]
             self._conversations[key] = entry
         return entry
 
-    def _commit(self, batch: list[_Send | _Cursor]) -> list[object]:
+    def _committed(self, touched: dict[tuple[int, int], list[int]]) -> None:
+        """Remember the conversations a batch committed to (bounded)."""
+        if len(self._existing) + len(touched) > MAX_KNOWN_CONVERSATIONS:
+            self._existing.clear()
+        self._existing.update(touched)
+
+    # -- this node's own database, on the database thread -----------------------
+
+    def _commit_local(self, batch: list[_Send | _Cursor]) -> list[object]:
+        """A database of this node alone: what it holds of the conversations
+        stays true between transactions; a few statements per batch."""
         touched: dict[tuple[int, int], list[int]] = {}
         try:
-            if self._shared:
-                results = self._commit_shared(batch, touched)
-            else:
-                with Message._meta.database.atomic():
-                    results = self._commit_local(batch, touched)
+            with Message._meta.database.atomic():
+                results = self._apply_local(batch, touched)
         except Exception:
             for key in touched:
                 self._conversations.pop(key, None)
             raise
-        if len(self._existing) + len(touched) > MAX_KNOWN_CONVERSATIONS:
-            self._existing.clear()
-        self._existing.update(touched)
+        self._committed(touched)
         return results
 
-    def _commit_local(
+    def _apply_local(
         self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
     ) -> list[object]:
-        """A database of this node alone: what it holds of the conversations
-        stays true between transactions; a few statements per batch."""
         by_sender, cursor_pairs = _requests(batch)
         existing = already_stored(by_sender)
         cursors = read_cursors(cursor_pairs) if cursor_pairs else {}
@@ -205,36 +228,67 @@ class ChatStore:
             write_cursors(moved)
         return results
 
-    def _commit_shared(
-        self, batch: list[_Send | _Cursor], touched: dict[tuple[int, int], list[int]]
+    # -- a database shared by nodes, from the event loop --------------------------
+
+    async def _commit_shared(
+        self, batch: list[_Send | _Cursor], db: SharedChatDatabase
     ) -> list[object]:
         """A database other nodes write too: the batch locks the conversations
-        it touches and reads their last seq afresh, in two round trips (each a
-        wait for the server and a turn at the GIL for this thread)."""
-        self._conversations.clear()
+        it touches and reads their last seq afresh, in two round trips that
+        the event loop waits for (:mod:`server.chat_shared`). A batch whose
+        connection broke is committed again on a new one: its messages are
+        found stored if the first try committed them (a retry), its cursors
+        never move back."""
+        for attempt in (1, 2):
+            try:
+                return await self._commit_shared_once(batch, db)
+            except Exception:
+                if attempt == 2 or not db.broken:
+                    raise
+                log.warning("chat commit: the database connection broke; again")
+        raise AssertionError("unreachable")
+
+    async def _commit_shared_once(
+        self, batch: list[_Send | _Cursor], db: SharedChatDatabase
+    ) -> list[object]:
         by_sender, cursor_pairs = _requests(batch)
         messaged = {
             _low_high(op.sender, op.recipient) for op in batch if isinstance(op, _Send)
         }
+        lock = messaged | {_low_high(*pair) for pair in cursor_pairs}
+        create = messaged - self._existing
+        touched: dict[tuple[int, int], list[int]] = {}
         try:
-            conversations, existing, cursors = shared_read(
-                messaged - self._existing,
-                messaged | {_low_high(*pair) for pair in cursor_pairs},
-                by_sender,
-                cursor_pairs,
+            state = shared_read_rows(
+                await db.run(*shared_read_query(create, lock, by_sender, cursor_pairs))
             )
-            self._conversations.update(conversations)
-            rows, moved, results = self._assign(batch, existing, cursors, touched)
-            shared_write(
-                rows, {conv_id: seq for conv_id, seq in touched.values()}, moved
+            gone = messaged - state[0].keys()
+            if gone:
+                # Remembered as committed, deleted since (with a user): begin
+                # again, creating them (no such user: the batch fails).
+                await db.abort()
+                self._existing -= gone
+                state = shared_read_rows(
+                    await db.run(
+                        *shared_read_query(create | gone, lock, by_sender, cursor_pairs)
+                    )
+                )
+            self._conversations = state[0]
+            rows, moved, results = self._assign(batch, state[1], state[2], touched)
+            await db.run(
+                *shared_write_query(
+                    rows, {conv_id: seq for conv_id, seq in touched.values()}, moved
+                )
             )
-        except Exception:
-            try:
-                shared_rollback()
-            except Exception as exc:  # the connection is gone: nothing to end
-                log.warning("chat commit: rollback failed: %s", exc)
+        except BaseException:
+            await db.abort()
             raise
+        finally:
+            self._conversations = {}
+        self._committed(touched)
         return results
+
+    # -- both ---------------------------------------------------------------------
 
     def _assign(
         self,
@@ -360,7 +414,9 @@ def _requests(
 
 def _storage_error(exc: Exception) -> ServiceError:
     text = str(exc).lower()
-    if isinstance(exc, peewee.OperationalError) and "full" in text:
+    if (isinstance(exc, peewee.OperationalError) and "full" in text) or is_disk_full(
+        exc
+    ):
         log.error("chat storage is full: %s", exc)
         return ServiceError(ErrorCode.STORAGE_FULL, "the server's storage is full")
     log.exception("chat commit failed", exc_info=exc)

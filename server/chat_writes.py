@@ -1,34 +1,28 @@
 """The statements a chat commit runs: a fixed few per batch, whatever its size.
 
-Every statement the database thread runs gives up the GIL while the database
-works and must win it back from the event loop afterwards, which can take up
-to the interpreter's switch interval (5 ms) while the loop is busy; Python
-spent building SQL holds the GIL from the loop. Chat messages queued behind a
-commit wait for both. So a batch of any size runs one query for retries, one
-insert per chunk of messages, one update of the conversations' last seq (on
-PostgreSQL in the same statement as the last insert), and one read and one
+On the node's own database (SQLite), every statement the database thread
+runs gives up the GIL while the database works and must win it back from
+the event loop afterwards, which can take up to the interpreter's switch
+interval (5 ms) while the loop is busy; Python spent building SQL holds the
+GIL from the loop. Chat messages queued behind a commit wait for both. So a
+batch of any size runs one query for retries, one insert per chunk of
+messages, one update of the conversations' last seq, and one read and one
 upsert for all its cursors, as SQL text built once per shape rather than
 through peewee's query builder.
 
 A database shared by several nodes (PostgreSQL) is farther away, a wait per
-statement: there a batch's transaction is two round trips
-(:func:`shared_read`, :func:`shared_write`). The statements travel together
-in one query string, the parameters bound by the client (psycopg's
-``ClientCursor``, which quotes them with libpq), since only the simple query
-protocol takes several statements at once. All functions here run on the
-database thread.
+statement: there a batch's transaction is two round trips, each one query
+string of several statements (:func:`shared_read_query`,
+:func:`shared_write_query`), which :mod:`server.chat_shared` sends from the
+event loop. The functions here that run statements run on the database
+thread; those that build the shared queries only build them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import peewee
 
 from .storage.models import Conversation, Cursor, Message
-
-if TYPE_CHECKING:
-    import psycopg
 
 __all__ = [
     "CHUNK",
@@ -37,14 +31,11 @@ __all__ = [
     "insert_messages",
     "read_conversations",
     "read_cursors",
-    "shared_read",
-    "shared_rollback",
-    "shared_write",
+    "shared_read_query",
+    "shared_read_rows",
+    "shared_write_query",
     "write_cursors",
 ]
-
-_PEEWEE_ERRORS = peewee.__exception_wrapper__  # type: ignore[attr-defined]
-"""Turns the driver's exceptions into peewee's, as peewee's own calls do."""
 
 CHUNK = 200
 """Rows per statement (SQLite allows 32,766 parameters; 7 per message row)."""
@@ -59,8 +50,6 @@ class _Sql:
     the database spends on it)."""
 
     def __init__(self, db: peewee.Database) -> None:
-        self.writes_in_cte = isinstance(db, peewee.PostgresqlDatabase)
-        """Whether a WITH clause may hold an INSERT (PostgreSQL; not SQLite)."""
         self.param = db.param
         self._quotes = db.quote
         self.message = self.quote(Message._meta.table_name)
@@ -116,21 +105,15 @@ def _execute(sql: str, params: list[object]) -> list[tuple]:
 
 def insert_messages(rows: list[MessageRow], last_seqs: dict[int, int]) -> None:
     """Insert ``rows`` with one statement per :data:`CHUNK` rows and set the
-    ``last_seq`` of conversations (id -> seq): on PostgreSQL in the statement
-    of the last chunk (one wait for the server fewer), else in one more."""
+    ``last_seq`` of conversations (id -> seq) in one more."""
     sql = _sql()
-    chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
-    update = _update_last_seqs(sql, last_seqs) if last_seqs else None
-    for i, chunk in enumerate(chunks):
-        statement = sql.insert_messages(len(chunk))
-        params: list[object] = [value for row in chunk for value in row]
-        if update is not None and sql.writes_in_cte and i == len(chunks) - 1:
-            statement = f"WITH inserted AS ({statement}) {update[0]}"
-            params += update[1]
-            update = None
-        Message._meta.database.execute_sql(statement, params)
-    if update is not None:
-        Message._meta.database.execute_sql(*update)
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        Message._meta.database.execute_sql(
+            sql.insert_messages(len(chunk)), [value for row in chunk for value in row]
+        )
+    if last_seqs:
+        Message._meta.database.execute_sql(*_update_last_seqs(sql, last_seqs))
 
 
 def already_stored(
@@ -276,23 +259,24 @@ SharedState = tuple[
     dict[tuple[int, str], tuple[int, int]],
     dict[tuple[int, int], tuple[int, int]],
 ]
-"""What :func:`shared_read` found: conversations (low, high) -> [id, last
-seq], stored messages (sender, client id) -> (seq, sent ms), and cursors
-(recipient, sender) -> (delivered seq, read seq)."""
+"""What :func:`shared_read_query` reads: conversations (low, high) -> [id,
+last seq], stored messages (sender, client id) -> (seq, sent ms), and
+cursors (recipient, sender) -> (delivered seq, read seq)."""
 
 
-def shared_read(
+def shared_read_query(
     create: set[tuple[int, int]],
     lock: set[tuple[int, int]],
     by_sender: dict[int, set[str]],
     cursor_pairs: set[tuple[int, int]],
-) -> SharedState:
-    """Begin the batch's transaction, create the conversations (low, high) of
-    ``create`` that do not exist, lock those of ``lock`` (in id order, so two
-    nodes never deadlock), and read them with the stored messages of
-    ``by_sender`` (retries) and the cursors of ``cursor_pairs``: one round
-    trip. The transaction stays open for :func:`shared_write` (or
-    :func:`shared_rollback`)."""
+) -> tuple[str, list[object]]:
+    """The first round trip of a batch on a shared database: begin the
+    transaction, create the conversations (low, high) of ``create`` that do
+    not exist, lock those of ``lock`` (in id order, so two nodes never
+    deadlock), and read them with the stored messages of ``by_sender``
+    (retries) and the cursors of ``cursor_pairs``. Several statements: bind
+    the parameters in the client. Read the last statement's rows with
+    :func:`shared_read_rows`; the transaction stays open."""
     sql = _sql()
     statements = ["BEGIN"]
     params: list[object] = []
@@ -333,32 +317,33 @@ def shared_read(
         )
         params += cursor_params
     statements.append(query)
+    return "; ".join(statements), params
+
+
+def shared_read_rows(rows: list[tuple]) -> SharedState:
+    """What the rows of :func:`shared_read_query`'s last statement say."""
     conversations: dict[tuple[int, int], list[int]] = {}
     existing: dict[tuple[int, str], tuple[int, int]] = {}
     cursors: dict[tuple[int, int], tuple[int, int]] = {}
-    with _PEEWEE_ERRORS:
-        cursor = _client_cursor()
-        cursor.execute("; ".join(statements), params)
-        while cursor.nextset():
-            pass  # to the last statement's rows
-        for kind, a, b, c, d, client_id in cursor.fetchall():
-            if kind == 0:
-                conversations[(b, c)] = [a, d]
-            elif kind == 1:
-                existing[(a, client_id)] = (b, c)
-            else:
-                cursors[(a, b)] = (c, d)
+    for kind, a, b, c, d, client_id in rows:
+        if kind == 0:
+            conversations[(b, c)] = [a, d]
+        elif kind == 1:
+            existing[(a, client_id)] = (b, c)
+        else:
+            cursors[(a, b)] = (c, d)
     return conversations, existing, cursors
 
 
-def shared_write(
+def shared_write_query(
     rows: list[MessageRow],
     last_seqs: dict[int, int],
     cursors: dict[tuple[int, int], tuple[int, int]],
-) -> None:
-    """Insert ``rows``, set the conversations' last seq (id -> seq), create or
-    move forward ``cursors`` and commit the transaction :func:`shared_read`
-    began: one round trip."""
+) -> tuple[str, list[object]]:
+    """The second round trip of a batch on a shared database: insert
+    ``rows``, set the conversations' last seq (id -> seq), create or move
+    forward ``cursors``, and commit. Several statements: bind the parameters
+    in the client."""
     sql = _sql()
     statements: list[str] = []
     params: list[object] = []
@@ -375,27 +360,4 @@ def shared_write(
         statements.append(upsert)
         params += upsert_params
     statements.append("COMMIT")
-    with _PEEWEE_ERRORS:
-        _client_cursor().execute("; ".join(statements), params)
-
-
-def shared_rollback() -> None:
-    """End a transaction :func:`shared_read` began and a failure left open;
-    nothing when the connection is gone or no transaction is open."""
-    from psycopg.pq import TransactionStatus  # the "scale" extra: shared databases
-
-    connection = Message._meta.database.connection()
-    if connection.closed or (
-        connection.info.transaction_status == TransactionStatus.IDLE
-    ):
-        return
-    with _PEEWEE_ERRORS:
-        connection.execute("ROLLBACK")
-
-
-def _client_cursor() -> psycopg.ClientCursor:
-    """A cursor on the database's connection that binds parameters itself, so
-    one query string may hold several statements."""
-    from psycopg import ClientCursor  # the "scale" extra: shared databases
-
-    return ClientCursor(Message._meta.database.connection())
+    return "; ".join(statements), params

@@ -45,17 +45,18 @@ def _count_statements(storage: Storage) -> list[str]:
 
 
 def _count_round_trips(monkeypatch) -> list[str]:
-    """The query strings sent to PostgreSQL, one per round trip."""
+    """The query strings the chat store sends to PostgreSQL (from the event
+    loop, on its own connection), one per round trip."""
     import psycopg
 
     sent: list[str] = []
-    original = psycopg.Cursor.execute
+    original = psycopg.AsyncCursor.execute
 
-    def counted(self, query, params=None, **kwargs):
+    async def counted(self, query, params=None, **kwargs):
         sent.append(query if isinstance(query, str) else repr(query))
-        return original(self, query, params, **kwargs)
+        return await original(self, query, params, **kwargs)
 
-    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
     return sent
 
 
@@ -265,6 +266,34 @@ async def test_a_failed_batch_writes_nothing_and_the_next_one_commits(tmp_path, 
         )
         assert again[0].seq == first.seq + 1 and not again[0].duplicate
         assert again[1] == (first.seq, first.seq)
+    finally:
+        await store.stop()
+        storage.close()
+
+
+async def test_a_batch_whose_database_connection_broke_commits_on_a_new_one(
+    tmp_path, postgres, caplog
+):
+    """PostgreSQL ends the chat store's connection between two batches (a
+    restart, an administrator, a network cut): the next batch finds it
+    broken, opens another and commits, exactly once."""
+    storage, store, ids = await _store(tmp_path, postgres.create_database())
+    a, b = ids[0], ids[1]
+    store.start()
+    try:
+        first = await store.send(a, b, "first", "hello")
+        pid = store._shared_db._connection.info.backend_pid
+        await storage.run(
+            lambda: storage.db.execute_sql("SELECT pg_terminate_backend(%s)", [pid])
+        )
+        second = await store.send(a, b, "second", "still there?")
+        assert (second.seq, second.duplicate) == (first.seq + 1, False)
+        assert store._shared_db._connection.info.backend_pid != pid
+        assert "the database connection broke" in caplog.text
+        stored = await storage.run(
+            lambda: [m.client_id for m in Message.select().order_by(Message.seq)]
+        )
+        assert stored == ["first", "second"]
     finally:
         await store.stop()
         storage.close()

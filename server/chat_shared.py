@@ -1,0 +1,100 @@
+"""The chat store's own connection to a database shared by server nodes
+(PostgreSQL), driven from the event loop.
+
+A batch of a shared database is two round trips
+(:func:`~server.chat_writes.shared_read_query`,
+:func:`~server.chat_writes.shared_write_query`). Sent from the database
+thread, each ended with a wait for the GIL, which the busy event loop holds
+for up to the interpreter's switch interval, and the batch went to the thread
+and back through an executor. Here the loop itself waits for PostgreSQL's
+socket, as it waits for the QUIC socket, and reads the reply when it is
+there. The connection is the store's own (the database thread keeps its
+own for everything else); psycopg binds the parameters in the client
+(``AsyncClientCursor``), since only the simple query protocol takes several
+statements in one string.
+
+psycopg is the "scale" extra: it is imported only when a shared database is
+in use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["SharedChatDatabase", "is_disk_full"]
+
+DISK_FULL = "53100"
+"""PostgreSQL's SQLSTATE for a full disk."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL saying its disk is full."""
+    return getattr(exc, "sqlstate", None) == DISK_FULL
+
+
+class SharedChatDatabase:
+    """One asyncio connection to the PostgreSQL database of ``db`` (the same
+    parameters peewee connects with), opened on first use and again after it
+    broke. One query at a time: the chat store commits one batch at a time."""
+
+    def __init__(self, db: peewee.PostgresqlDatabase) -> None:
+        self._db = db
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    @property
+    def broken(self) -> bool:
+        """Whether the last connection was lost (a new one is opened next)."""
+        return self._connection is not None and self._connection.closed
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        connection = self._connection
+        if connection is None or connection.closed:
+            from psycopg import AsyncConnection
+
+            db = self._db
+            params: dict[str, Any] = dict(db.connect_params)
+            if db.database.startswith("postgresql://"):
+                params.setdefault("conninfo", db.database)
+            else:
+                params.setdefault("dbname", db.database)
+            connection = await AsyncConnection.connect(autocommit=True, **params)
+            self._connection = connection
+        return connection
+
+    async def run(self, query: str, params: list[object]) -> list[tuple[Any, ...]]:
+        """Send one query string of one or more statements; the rows of the
+        last one (none for a statement that returns no rows)."""
+        from psycopg import AsyncClientCursor
+
+        cursor = AsyncClientCursor(await self._connect())
+        await cursor.execute(query, params)
+        while cursor.nextset():
+            pass  # to the last statement's result
+        return await cursor.fetchall() if cursor.description else []
+
+    async def abort(self) -> None:
+        """End what a failed batch left open: roll back its transaction, or
+        drop a connection that cannot (the next batch opens another)."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return
+        from psycopg import Error
+        from psycopg.pq import TransactionStatus
+
+        if connection.info.transaction_status == TransactionStatus.IDLE:
+            return
+        try:
+            await connection.execute("ROLLBACK")
+        except Error:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the connection (a later query opens a new one)."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            await connection.close()
