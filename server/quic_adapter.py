@@ -34,6 +34,8 @@ from aioquic.quic.recovery import (
     QuicPacketSpace,
 )
 
+from codec.media.cc import MediaCongestionControl
+
 from .quic_fastpath import install as install_fast_path
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "sent_packet_records",
     "spent_crypto_pairs",
     "server_socket",
+    "set_media_rate",
     "smoothed_rtt",
     "transmit_soon",
     "trim_protocol",
@@ -86,7 +89,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_retry_source_connection_id",
         _FRAME_HANDLERS,
     ),
-    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed"),
+    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed", "_cc"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
     QuicServer: ("_transport", "_protocols"),
@@ -165,6 +168,16 @@ def fast_datagram_path(quic: QuicConnection) -> None:
     short path (:mod:`server.quic_fastpath`, which reads aioquic's private
     attributes too); for a connection about to receive forwarded media."""
     install_fast_path(quic)
+
+
+def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:
+    """Tell the connection's congestion controller what the media plane's
+    estimate lets the media of this connection send (bits per second; 0:
+    none), so that its window makes room for them
+    (``MediaCongestionControl.set_media_rate``; another controller: nothing)."""
+    controller = getattr(getattr(quic, "_loss", None), "_cc", None)
+    if isinstance(controller, MediaCongestionControl):
+        controller.set_media_rate(rate_bps / 8)
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:

@@ -66,6 +66,7 @@ from codec.media.recovery import (
     Arrival,
 )
 
+from .quic_adapter import set_media_rate
 from .sfu_endpoint import Endpoint
 from .sfu_hop import Admission, Hop
 from .sfu_layers import route_layers
@@ -219,6 +220,7 @@ class Forwarder:
         if endpoint is None:
             return
         count_drops(self._retired, endpoint.hop)
+        set_media_rate(endpoint.hop.quic, 0)
         if self.probes is not None:
             self.probes.remove(endpoint.hop)
         for track_id in endpoint.routes:
@@ -377,6 +379,11 @@ class Forwarder:
         probed_at = path.probed_at
         further = path.on_feedback(feedback, now)
         self.stats.feedback_read += 1
+        # The connection's window makes room for what the estimate of this
+        # path lets the SFU send it (as a client's hop does for its own):
+        # else, after a drop, the window's own back-offs hold the media at a
+        # fraction of what the estimate found the path carries.
+        set_media_rate(hop.quic, path.estimator.target_bps)
         if self.probes is None:
             return
         if not path.estimator.probes.clusters_sent:

@@ -17,15 +17,20 @@ from codec.media import (
     VideoPacket,
     parse_packet,
 )
+from codec.media.cc import MediaCongestionControl
 from codec.media.feedback import parse_feedback
 from server.sfu import BASE_FORWARDED_DATAGRAM, MAX_FORWARDED_DATAGRAM, Forwarder
 
 
 class FakeLoss:
-    """aioquic's round-trip estimate, as the SFU reads it."""
+    """aioquic's round-trip estimate, as the SFU reads it, and the
+    connection's congestion controller (ours, pure)."""
 
     _rtt_initialized = True
     _rtt_smoothed = 0.05
+
+    def __init__(self) -> None:
+        self._cc = MediaCongestionControl(max_datagram_size=1200)
 
 
 class FakeQuic:
@@ -500,6 +505,14 @@ def test_feedback_per_hop_both_ways():
     sfu.on_datagram(c, report[:-1])
     assert sfu.stats.dropped_malformed == 1
     assert sfu.stats.feedback_read == 1
+    # The connection's window makes room for what the estimate of the path
+    # lets the SFU send it (as a client's hop does), until the member leaves.
+    estimate = sfu.endpoints[c].hop.estimator.target_bps
+    assert estimate > 0
+    assert c.quic._loss._cc.media_rate == estimate / 8
+    assert b.quic._loss._cc.media_rate == 0  # no feedback from b yet
+    sfu.remove(c)
+    assert c.quic._loss._cc.media_rate == 0
 
 
 def test_a_publisher_is_limited_to_what_a_cut_subscriber_path_takes():
