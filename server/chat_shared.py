@@ -19,6 +19,7 @@ in use.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -26,10 +27,20 @@ import peewee
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["SharedChatDatabase", "is_disk_full"]
+__all__ = ["DatabaseTimeout", "SharedChatDatabase", "is_disk_full"]
 
 DISK_FULL = "53100"
 """PostgreSQL's SQLSTATE for a full disk."""
+CONNECT_TIMEOUT_S = 5
+"""How long opening the connection may take (unless the URL says)."""
+ROUND_TRIP_TIMEOUT_S = 10.0
+"""How long one round trip may take: a database that stops answering (a
+cut network, a lock held elsewhere) fails the batch with a clear error and
+the connection is dropped, instead of holding every later message."""
+
+
+class DatabaseTimeout(RuntimeError):
+    """PostgreSQL did not answer a round trip in time."""
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -48,7 +59,8 @@ class SharedChatDatabase:
 
     @property
     def broken(self) -> bool:
-        """Whether the last connection was lost (a new one is opened next)."""
+        """Whether the last connection broke (a new one is opened next); a
+        round trip that timed out is not retried (:class:`DatabaseTimeout`)."""
         return self._connection is not None and self._connection.closed
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
@@ -62,13 +74,27 @@ class SharedChatDatabase:
                 params.setdefault("conninfo", db.database)
             else:
                 params.setdefault("dbname", db.database)
+            params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
             connection = await AsyncConnection.connect(autocommit=True, **params)
             self._connection = connection
         return connection
 
     async def run(self, query: str, params: list[object]) -> list[tuple[Any, ...]]:
         """Send one query string of one or more statements; the rows of the
-        last one (none for a statement that returns no rows)."""
+        last one (none for a statement that returns no rows). Raises
+        :class:`DatabaseTimeout`, the connection dropped, when PostgreSQL
+        takes over :data:`ROUND_TRIP_TIMEOUT_S`."""
+        try:
+            return await asyncio.wait_for(
+                self._run(query, params), ROUND_TRIP_TIMEOUT_S
+            )
+        except TimeoutError:
+            await self.close()
+            raise DatabaseTimeout(
+                f"the database did not answer within {ROUND_TRIP_TIMEOUT_S:g} s"
+            ) from None
+
+    async def _run(self, query: str, params: list[object]) -> list[tuple[Any, ...]]:
         from psycopg import AsyncClientCursor
 
         cursor = AsyncClientCursor(await self._connect())

@@ -21,7 +21,7 @@ import peewee
 
 from codec.errors import ErrorCode
 
-from .chat_shared import SharedChatDatabase, is_disk_full
+from .chat_shared import DatabaseTimeout, SharedChatDatabase, is_disk_full
 from .chat_writes import (
     MessageRow,
     already_stored,
@@ -413,6 +413,11 @@ def _requests(
 
 
 def _storage_error(exc: Exception) -> ServiceError:
+    if isinstance(exc, DatabaseTimeout):
+        log.error("chat commit: %s", exc)
+        return ServiceError(
+            ErrorCode.BUSY, "the database did not answer in time; retry shortly", 1000
+        )
     text = str(exc).lower()
     if (isinstance(exc, peewee.OperationalError) and "full" in text) or is_disk_full(
         exc

@@ -297,3 +297,46 @@ async def test_a_batch_whose_database_connection_broke_commits_on_a_new_one(
     finally:
         await store.stop()
         storage.close()
+
+
+async def test_a_database_that_stops_answering_fails_the_batch_in_time(
+    tmp_path, postgres, monkeypatch
+):
+    """A round trip that PostgreSQL does not answer (here: the conversations
+    locked by another session) fails its batch after the round trip's
+    timeout with a clear BUSY error, instead of holding every later
+    message; the connection is dropped, and once the database answers
+    again the next batch commits on a new one."""
+    from server import chat_shared
+
+    monkeypatch.setattr(chat_shared, "ROUND_TRIP_TIMEOUT_S", 0.5)
+    url = postgres.create_database()
+    storage, store, ids = await _store(tmp_path, url)
+    a, b = ids[0], ids[1]
+    store.start()
+    blocker = None
+    try:
+        await store.send(a, b, "first", "hello")
+        import psycopg
+
+        blocker = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        await blocker.execute("BEGIN")
+        await blocker.execute('LOCK TABLE "conversation" IN ACCESS EXCLUSIVE MODE')
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ServiceError) as info:
+            await store.send(a, b, "second", "stuck?")
+        waited = asyncio.get_running_loop().time() - started
+        assert info.value.code == ErrorCode.BUSY and info.value.retry_after_ms
+        assert 0.4 < waited < 5.0
+        await blocker.execute("ROLLBACK")
+        again = await store.send(a, b, "second", "again")
+        assert not again.duplicate
+        stored = await storage.run(
+            lambda: [m.client_id for m in Message.select().order_by(Message.seq)]
+        )
+        assert stored == ["first", "second"]
+    finally:
+        if blocker is not None:
+            await blocker.close()
+        await store.stop()
+        storage.close()
