@@ -391,6 +391,7 @@ class Call:
         budget = estimate_bps
         if self.audio.sender is not None:
             budget -= AUDIO_RESERVE_BPS
+        queue_s = self.hop.estimator.standing_queue_s
         now = self._loop.time()
         senders = list(self._senders.values())
         weights = [SCREEN_WEIGHT if s.kind == "screen" else 1.0 for s in senders]
@@ -411,7 +412,7 @@ class Call:
                 top = layers.wanted_bps(layers.top, monotonic)
                 if top is not None:
                     share = min(share, top)
-            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share))
+            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share), queue_s)
 
     def _frame_dropped(self, key: int) -> None:
         """The pacer dropped a frame of a track (its id, the spatial layer

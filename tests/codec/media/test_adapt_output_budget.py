@@ -4,6 +4,7 @@ does not keep the bottleneck's queue full (virtual clock)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -18,6 +19,7 @@ def _run(
     overshoot_at: list[tuple[float, float]],
     seconds: float,
     seed: int = 1,
+    queue_at: Sequence[tuple[float, float]] = ((0.0, 0.0),),
 ) -> list[tuple[float, int]]:
     """Capture at 30 fps for ``seconds``; an encoder that makes its budget per
     frame times the overshoot in force (and +-40% noise); the frames encoded
@@ -28,7 +30,8 @@ def _run(
         now = i / FPS
         budget = [b for t, b in budget_at if t <= now][-1]
         overshoot = [o for t, o in overshoot_at if t <= now][-1]
-        output.on_budget(budget, now)
+        queue = [q for t, q in queue_at if t <= now][-1]
+        output.on_budget(budget, now, queue)
         if not output.allows(now):
             continue
         bits = int(budget / FPS * overshoot * rng.uniform(0.6, 1.4))
@@ -76,3 +79,26 @@ def test_a_sawtooth_of_cuts_under_an_encoder_on_target_skips_little() -> None:
         budgets += [(4.0 * k + i * 0.5, 1e6 * (0.85 + 0.02 * i)) for i in range(8)]
     frames = _run(OutputBudget(), budgets, [(0.0, 1.0)], 20.0)
     assert len(frames) >= 0.98 * 20 * FPS
+
+
+def test_a_small_cut_with_a_queue_standing_leaves_no_burst() -> None:
+    # RFC 8867 5.1's 0.6 Mbit/s phase: a sawtooth cut from 645 to 496
+    # kbit/s (0.77, over CUT) found 17-23 ms of queue standing, and the
+    # bucket's 0.15 s of the old budget went into it. With the queue
+    # given, the encoder makes no more than the new budget from the cut
+    # (one frame in flight); without it, the bucket's burst passes.
+    budgets = [(0.0, 645e3), (5.0, 496e3)]
+    overshoot = [(0.0, 1.0), (5.0, 1.2), (6.0, 1.0)]
+    queued = _run(
+        OutputBudget(), budgets, overshoot, 8.0, queue_at=[(0.0, 0.0), (5.0, 0.02)]
+    )
+    calm = _run(OutputBudget(), budgets, overshoot, 8.0)
+
+    def first_second(frames: list[tuple[float, int]]) -> int:
+        return sum(bits for t, bits in frames if 5.0 <= t < 6.0)
+
+    assert first_second(queued) <= 496e3 + 645e3 / FPS * 1.4
+    assert first_second(calm) > first_second(queued)
+    # The sawtooth's usual cuts (5-7 ms standing) keep the bucket.
+    usual = _run(OutputBudget(), budgets, overshoot, 8.0, queue_at=[(0.0, 0.006)])
+    assert first_second(usual) == first_second(calm)
