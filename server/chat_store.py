@@ -1,13 +1,17 @@
 """Durable chat storage with group commit.
 
 Every send, delivery ack and read mark is queued; one writer commits everything
-queued so far in a single transaction on the database thread, then resolves the
-callers' futures. A message is acknowledged only after that commit, yet a busy
-server pays for one commit per batch, not one per message.
+queued so far in a single transaction, then resolves the callers' futures. A
+message is acknowledged only after that commit, yet a busy server pays for one
+commit per batch, not one per message. On this node's own database (SQLite)
+the transaction runs on the database thread; on a database shared by nodes
+(PostgreSQL) it is two round trips sent from the event loop on the store's
+own connection (:mod:`server.chat_shared`).
 
-The writer also assigns sequence numbers: on the database thread, in queue
+The writer also assigns sequence numbers, one batch at a time, in queue
 order, so the order of a conversation is exactly the order in which the server
-accepted its messages.
+accepted its messages (on a shared database under the lock of the
+conversations' rows, so nodes never give out a seq twice).
 """
 
 from __future__ import annotations
