@@ -185,19 +185,10 @@ def read_conversations(
     """(low, high) -> [id, last seq] of the conversations of ``pairs`` that
     exist; one query per :data:`CHUNK` pairs."""
     sql = _sql()
-    found: dict[tuple[int, int], list[int]] = {}
-    ordered = sorted(pairs)
-    for start in range(0, len(ordered), CHUNK):
-        where, params = _pairs_where(
-            sql, ("user_low_id", "user_high_id"), ordered[start : start + CHUNK]
-        )
-        query = (
-            f"SELECT id, user_low_id, user_high_id, last_seq "
-            f"FROM {sql.conversation} {where}"
-        )
-        for conv_id, low, high, last_seq in _execute(query, params):
-            found[(low, high)] = [conv_id, last_seq]
-    return found
+    rows = _rows_of_pairs(
+        sql.conversation, ("user_low_id", "user_high_id"), ("id", "last_seq"), pairs
+    )
+    return {(low, high): [conv_id, last_seq] for low, high, conv_id, last_seq in rows}
 
 
 def read_cursors(
@@ -206,18 +197,30 @@ def read_cursors(
     """(recipient, sender) -> (delivered seq, read seq) of the stored cursors of
     ``pairs``; one query per :data:`CHUNK` pairs."""
     sql = _sql()
-    found: dict[tuple[int, int], tuple[int, int]] = {}
+    rows = _rows_of_pairs(
+        sql.cursor,
+        ("recipient_id", "sender_id"),
+        ("delivered_seq", "read_seq"),
+        pairs,
+    )
+    return {(recipient, sender): (d, r) for recipient, sender, d, r in rows}
+
+
+def _rows_of_pairs(
+    table: str,
+    keys: tuple[str, str],
+    values: tuple[str, ...],
+    pairs: set[tuple[int, int]],
+) -> list[tuple]:
+    """The rows (both ``keys`` columns, then ``values``) of ``table`` whose
+    keys are one of ``pairs``; one query per :data:`CHUNK` pairs."""
+    sql = _sql()
+    found: list[tuple] = []
     ordered = sorted(pairs)
+    columns = ", ".join((*keys, *values))
     for start in range(0, len(ordered), CHUNK):
-        where, params = _pairs_where(
-            sql, ("recipient_id", "sender_id"), ordered[start : start + CHUNK]
-        )
-        query = (
-            f"SELECT recipient_id, sender_id, delivered_seq, read_seq "
-            f"FROM {sql.cursor} {where}"
-        )
-        for recipient, sender, delivered, read in _execute(query, params):
-            found[(recipient, sender)] = (delivered, read)
+        where, params = _pairs_where(sql, keys, ordered[start : start + CHUNK])
+        found += _execute(f"SELECT {columns} FROM {table} {where}", params)
     return found
 
 

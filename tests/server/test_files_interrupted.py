@@ -3,6 +3,7 @@ network that keeps dropping: every one ends byte-identical, without restarting
 from zero."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -194,51 +195,59 @@ async def test_killing_the_server_mid_upload_and_mid_download(tmp_path):
         srv.stop()
 
 
+@contextlib.asynccontextmanager
+async def _friends_behind(proxy, tmp_path, names):
+    """Two befriended members reaching the server through ``proxy``, quick to
+    notice a dead path (1.5 s idle timeout) and to reconnect."""
+    host, port = proxy.listen_address
+    via = f"{host}:{port}"
+    a = await open_member(
+        via, names[0], tmp_path / names[0], idle_timeout=1.5, max_backoff=0.2
+    )
+    b = await open_member(
+        via, names[1], tmp_path / names[1], idle_timeout=1.5, max_backoff=0.2
+    )
+    try:
+        await befriend(a, b)
+        yield a, b
+    finally:
+        await close_member(a)
+        await close_member(b)
+
+
 async def test_lossy_network_that_keeps_dropping(server, tmp_path):
     lossy = LinkConfig(delay_s=0.005, loss=0.05)
-    async with ImpairmentProxy(
-        upstream=server.address, up=lossy, down=lossy, seed=5
-    ) as proxy:
-        host, port = proxy.listen_address
-        via = f"{host}:{port}"
-        a = await open_member(
-            via, "eve", tmp_path / "eve", idle_timeout=1.5, max_backoff=0.2
-        )
-        b = await open_member(
-            via, "finn", tmp_path / "finn", idle_timeout=1.5, max_backoff=0.2
-        )
-        try:
-            await befriend(a, b)
-            source = tmp_path / "photo.raw"
-            source.write_bytes(os.urandom(3 * MiB))
+    async with (
+        ImpairmentProxy(upstream=server.address, up=lossy, down=lossy, seed=5) as proxy,
+        _friends_behind(proxy, tmp_path, ("eve", "finn")) as (a, b),
+    ):
+        source = tmp_path / "photo.raw"
+        source.write_bytes(os.urandom(3 * MiB))
 
-            async def drop_repeatedly(times, first=0.7):
-                for n in range(times):
-                    await asyncio.sleep(first if n == 0 else 0.7)
-                    proxy.update(blackhole=True)
-                    await asyncio.sleep(2.0)
-                    proxy.update(blackhole=False)
+        async def drop_repeatedly(times, first=0.7):
+            for n in range(times):
+                await asyncio.sleep(first if n == 0 else 0.7)
+                proxy.update(blackhole=True)
+                await asyncio.sleep(2.0)
+                proxy.update(blackhole=False)
 
-            up = Transfers(a.session, a.store, tmp_path / "dl-eve")
-            # The upload's first outage comes while the 3 MiB still move
-            # (about 0.4 s on loopback); the download's after its listing
-            # (a listing cut off: the test after this one).
-            sent, _ = await asyncio.gather(
-                up.send("finn", source), drop_repeatedly(3, first=0.1)
-            )
-            assert sent.state == "done"
-            offered = await next_of(b.session, FileOffered, timeout=30)
-            down = Transfers(b.session, b.store, tmp_path / "dl-finn")
-            got, _ = await asyncio.gather(
-                down.download(offered.file.file_id), drop_repeatedly(3)
-            )
-            assert got.state == "done"
-            assert sha256_of(tmp_path / "dl-finn" / "photo.raw") == sha256_of(source)
-            assert proxy.stats.up.dropped_loss > 0
-            assert proxy.stats.down.dropped_blackhole > 0
-        finally:
-            await close_member(a)
-            await close_member(b)
+        up = Transfers(a.session, a.store, tmp_path / "dl-eve")
+        # The upload's first outage comes while the 3 MiB still move (about
+        # 0.4 s on loopback); the download's after its listing (a listing cut
+        # off: the test after this one).
+        sent, _ = await asyncio.gather(
+            up.send("finn", source), drop_repeatedly(3, first=0.1)
+        )
+        assert sent.state == "done"
+        offered = await next_of(b.session, FileOffered, timeout=30)
+        down = Transfers(b.session, b.store, tmp_path / "dl-finn")
+        got, _ = await asyncio.gather(
+            down.download(offered.file.file_id), drop_repeatedly(3)
+        )
+        assert got.state == "done"
+        assert sha256_of(tmp_path / "dl-finn" / "photo.raw") == sha256_of(source)
+        assert proxy.stats.up.dropped_loss > 0
+        assert proxy.stats.down.dropped_blackhole > 0
 
 
 async def test_a_download_whose_listing_is_cut_off_asks_again(server, tmp_path):
@@ -246,33 +255,23 @@ async def test_a_download_whose_listing_is_cut_off_asks_again(server, tmp_path):
     (the path is cut for longer than the client's idle timeout): once the
     session is back the listing is asked again and the download completes
     (before, it failed with the lost connection)."""
-    async with ImpairmentProxy(upstream=server.address) as proxy:
-        host, port = proxy.listen_address
-        via = f"{host}:{port}"
-        a = await open_member(
-            via, "gus", tmp_path / "gus", idle_timeout=1.5, max_backoff=0.2
+    async with (
+        ImpairmentProxy(upstream=server.address) as proxy,
+        _friends_behind(proxy, tmp_path, ("gus", "hal")) as (a, b),
+    ):
+        source = tmp_path / "notes.txt"
+        source.write_bytes(os.urandom(64 * 1024))
+        sent = await Transfers(a.session, a.store, tmp_path / "dl-gus").send(
+            "hal", source
         )
-        b = await open_member(
-            via, "hal", tmp_path / "hal", idle_timeout=1.5, max_backoff=0.2
-        )
-        try:
-            await befriend(a, b)
-            source = tmp_path / "notes.txt"
-            source.write_bytes(os.urandom(64 * 1024))
-            sent = await Transfers(a.session, a.store, tmp_path / "dl-gus").send(
-                "hal", source
-            )
-            assert sent.state == "done"
-            offered = await next_of(b.session, FileOffered, timeout=30)
-            down = Transfers(b.session, b.store, tmp_path / "dl-hal")
-            proxy.update(blackhole=True)
-            downloading = asyncio.ensure_future(down.download(offered.file.file_id))
-            await asyncio.sleep(4.0)  # past the client's 1.5 s idle timeout
-            assert not downloading.done()
-            proxy.update(blackhole=False)
-            got = await asyncio.wait_for(downloading, 60)
-            assert got.state == "done"
-            assert sha256_of(tmp_path / "dl-hal" / "notes.txt") == sha256_of(source)
-        finally:
-            await close_member(a)
-            await close_member(b)
+        assert sent.state == "done"
+        offered = await next_of(b.session, FileOffered, timeout=30)
+        down = Transfers(b.session, b.store, tmp_path / "dl-hal")
+        proxy.update(blackhole=True)
+        downloading = asyncio.ensure_future(down.download(offered.file.file_id))
+        await asyncio.sleep(4.0)  # past the client's 1.5 s idle timeout
+        assert not downloading.done()
+        proxy.update(blackhole=False)
+        got = await asyncio.wait_for(downloading, 60)
+        assert got.state == "done"
+        assert sha256_of(tmp_path / "dl-hal" / "notes.txt") == sha256_of(source)
