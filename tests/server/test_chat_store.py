@@ -340,3 +340,35 @@ async def test_a_database_that_stops_answering_fails_the_batch_in_time(
             await blocker.close()
         await store.stop()
         storage.close()
+
+
+async def test_a_conversation_deleted_behind_the_nodes_back_is_created_again(
+    tmp_path, postgres
+):
+    """A node remembers the conversations it committed to and does not ask
+    the shared database to create them again; one deleted since (by hand,
+    by a restore) is found missing by the batch's read, created, and the
+    message stored in it."""
+    storage, store, ids = await _store(tmp_path, postgres.create_database())
+    a, b = ids[0], ids[1]
+    store.start()
+    try:
+        await store.send(a, b, "first", "hello")
+        await storage.run(
+            lambda: (
+                Conversation.delete()
+                .where((Conversation.user_low == min(a, b)))
+                .execute()
+            )
+        )
+        again = await store.send(a, b, "second", "still there?")
+        assert (again.seq, again.duplicate) == (1, False)
+        stored = await storage.run(
+            lambda: [
+                (m.client_id, m.seq) for m in Message.select().order_by(Message.seq)
+            ]
+        )
+        assert stored == [("second", 1)]
+    finally:
+        await store.stop()
+        storage.close()
