@@ -99,12 +99,12 @@ class ChatStore:
             if isinstance(db, peewee.PostgresqlDatabase)
             else None
         )
-        """The store's own connection to a shared database (None: SQLite)."""
-        self._shared = self._shared_db is not None
-        """Whether other server nodes may write the same conversations: then each
-        transaction locks the rows of the conversations it touches and reads
-        their last seq afresh, instead of keeping it between transactions."""
+        """The store's own connection to a database other server nodes write
+        too (None: this node's own SQLite). Then each transaction locks the
+        rows of the conversations it touches and reads their last seq afresh,
+        instead of keeping it between transactions."""
         self._committing = False
+        """Whether a batch is being committed (``stop`` waits for it)."""
         self._existing: set[tuple[int, int]] = set()
         """(low, high) of the conversations known to be committed: a shared
         database's batch creates only the others."""
@@ -183,7 +183,7 @@ class ChatStore:
         key = _low_high(a, b)
         entry = self._conversations.get(key)
         if entry is None:
-            assert not self._shared, "a shared batch reads its conversations first"
+            assert self._shared_db is None, "a shared batch reads them first"
             conv, _ = Conversation.get_or_create(user_low=key[0], user_high=key[1])
             entry = [int(conv.id), int(conv.last_seq)]
             self._conversations[key] = entry
@@ -337,7 +337,7 @@ class ChatStore:
         key = _low_high(op.sender, op.recipient)
         entry = self._conversations.get(key)
         if entry is None:
-            if self._shared:  # the batch read every conversation it touches
+            if self._shared_db is not None:  # the batch read all it touches
                 return None
             conv = Conversation.get_or_none(user_low=key[0], user_high=key[1])
             if conv is None:
