@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,19 +108,64 @@ def start_child(
     return Child(proc, host, int(port), workdir)
 
 
-def start_netsim(upstream: str, link: list[str], seed: int) -> Child:
+def start_netsim(
+    upstream: str, link: list[str], seed: int, stats_every_s: float = 0
+) -> Child:
     """Start ``quicmeet-netsim`` in front of ``upstream`` with the link
-    options ``link`` (``--delay``, ``--loss``...); its address is the child's."""
+    options ``link`` (``--delay``, ``--loss``...); its address is the child's.
+    With ``stats_every_s``, it reports its links' counters that often on its
+    stdout: read them with :class:`LinkMeter` (nothing else may read it)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "netsim", "--listen", "127.0.0.1:0",
          "--upstream", upstream, "--seed", str(seed), "--stats-format", "json",
-         "--stats-every", "0", *link],
+         "--stats-every", f"{stats_every_s}s", *link],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
     start = json.loads(proc.stdout.readline())
     host, _, port = start["listen"].rpartition(":")
     return Child(proc, host, int(port), Path(tempfile.gettempdir()))
+
+
+class LinkMeter:
+    """What a relay started with ``stats_every_s`` carried: a thread reads its
+    JSON stats lines until it exits. ``samples`` are (seconds since the
+    relay's start, bytes its up link delivered, bytes its down link
+    delivered): what the path carried, whatever system sent it."""
+
+    def __init__(self, relay: Child) -> None:
+        self.samples: list[tuple[float, int, int]] = []
+        self._thread = threading.Thread(
+            target=self._read, args=(relay.proc,), name="link-meter", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                record = json.loads(line)
+                sample = (
+                    float(record["elapsed_s"]),
+                    int(record["up"]["bytes_out"]),
+                    int(record["down"]["bytes_out"]),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+            self.samples.append(sample)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the relay's last line (call after stopping it)."""
+        self._thread.join(timeout)
+
+    def up_bps(self, begin_s: float, end_s: float) -> float | None:
+        """The up link's delivered rate between two of its times (bits per
+        second, between the samples nearest inside), None without two."""
+        inside = [(t, up) for t, up, _ in self.samples if begin_s <= t <= end_s]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (t0, b0), (t1, b1) = inside[0], inside[-1]
+        return (b1 - b0) * 8 / (t1 - t0)
 
 
 def start_meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:

@@ -6,17 +6,21 @@ capacity steps' 2.5 Mbit/s; ``docs/adaptation.md`` section 8) through
 ``quicmeet-netsim`` (both directions of its link impaired) to a receiver on
 loopback, for the scenario's length. Reported per scenario:
 utilisation of the capacity in steady state (each phase of the capacity
-schedule from 5 s after its start), recovery after a capacity drop (how long
-until every 1 s window's glass-to-glass p95 stays under the lowest latency
-plus 100 ms; ``first_back_s``: until the first such window), time from the
-receiver's start (process start, join, first
-keyframe) to its first picture, the longest freeze after it,
+schedule from 5 s after its start: what the relay's up link carried, every
+byte of the publisher's packets, read from the relay's own counters, so alike
+for any system; ``media_utilisation``: the media payloads the system says it
+sent, without the transport's headers and acknowledgements), recovery
+after a capacity drop (how long until every 1 s window's glass-to-glass p95
+stays under the lowest latency plus 100 ms; ``first_back_s``: until the
+first such window), time from the receiver's start (process start, join,
+first keyframe) to its first picture, the longest freeze after it,
 glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
 not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
 sent rate, the SFU's limit and the estimate's cuts, and glass-to-glass latency
 over time) in ``--plots``, with the run's time series beside it
 (``<scenario>-<system>-trace.json``: the estimate's cuts by cause, probes,
-the SFU's limits, aioquic's queue at release) for diagnosis.
+the SFU's limits, aioquic's queue at release, the relay's byte counters) for
+diagnosis.
 
 The runner is general: a scenario is netsim arguments and a capacity
 schedule; a system (``_adapt_runs.System``) is anything that holds a call
@@ -53,7 +57,7 @@ from typing import Any
 from _adapt_file import QuicmeetWithFile  # noqa: I001
 from _adapt_room import room_of_four
 from _adapt_runs import Quicmeet, Run, System
-from _common import ROOT, can_plot, percentile, start_netsim
+from _common import ROOT, LinkMeter, can_plot, percentile, start_netsim
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -165,8 +169,15 @@ def phases(scenario: Scenario) -> list[tuple[float, float, float]]:
     return [(at, end, bps) for (at, bps), end in zip(steps, ends, strict=True)]
 
 
-def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
-    """The figures of one run; times relative to the link's start ``t0``."""
+def analyse(
+    scenario: Scenario, run: Run, t0: float, link: LinkMeter | None = None
+) -> dict[str, Any]:
+    """The figures of one run; times relative to the link's start ``t0``.
+    With the relay's ``link`` meter, utilisation is what its up link carried
+    (every byte of the publisher's packets: what the path's capacity was used
+    for, measured alike for any system); ``media_utilisation`` is the
+    system's own count of the media it sent (payloads without the transport's
+    headers and acknowledgements)."""
     sent = [(t - t0, bps) for t, bps in run.sent]
     frames = [(t - t0, lat) for t, lat in run.frames]
     joined = run.receiver_started_at - t0
@@ -184,22 +195,33 @@ def analyse(scenario: Scenario, run: Run, t0: float) -> dict[str, Any]:
     result["p95_ms"] = percentile(measured, 95) if measured else None
     span = times[-1] - times[0]
     result["fps"] = round((len(times) - 1) / span, 1) if span > 0 else 0.0
-    used = capacity_used = 0.0
+    used = carried = capacity_used = 0.0
+    carried_known = link is not None
     per_phase = []
     for begin, end, bps in phases(scenario):
         window = [r for t, r in sent if begin + 5 <= t < end]
         if end - begin < 10 or not window:
             continue
         mean = sum(window) / len(window)
-        per_phase.append({"from_s": begin, "capacity_bps": bps,
-                          "sent_bps": round(mean),
-                          "utilisation": round(mean / bps, 3),
-                          **_diagnosis(run, t0, begin, end)})  # fmt: skip
+        phase = {"from_s": begin, "capacity_bps": bps, "sent_bps": round(mean),
+                 "media_utilisation": round(mean / bps, 3)}  # fmt: skip
+        link_bps = link.up_bps(begin + 5, end) if link is not None else None
+        if link_bps is None:
+            carried_known = False
+            phase["utilisation"] = phase["media_utilisation"]
+        else:
+            phase["link_bps"] = round(link_bps)
+            phase["utilisation"] = round(link_bps / bps, 3)
+            carried += link_bps * (end - begin - 5)
+        per_phase.append({**phase, **_diagnosis(run, t0, begin, end)})
         used += mean * (end - begin - 5)
         capacity_used += bps * (end - begin - 5)
     result["phases"] = per_phase
     if capacity_used:
-        result["utilisation"] = round(used / capacity_used, 3)
+        result["media_utilisation"] = round(used / capacity_used, 3)
+        result["utilisation"] = round(
+            (carried if carried_known else used) / capacity_used, 3
+        )
     latencies = [lat for _, lat in frames if lat is not None]
     floor = percentile(latencies, 5) if latencies else None
     result["lowest_latency_ms"] = floor
@@ -325,15 +347,17 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
 
 def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> dict:
     server = Quicmeet().server()
-    netsim = start_netsim(server.address, scenario.link_args, seed)
+    netsim = start_netsim(server.address, scenario.link_args, seed, stats_every_s=0.5)
     t0 = time.time()
+    link = LinkMeter(netsim)
     try:
         run = system.run(netsim, scenario.seconds - (time.time() - t0), server)
     finally:
         netsim.stop()
         server.stop()
+        link.join()
     result = {"scenario": scenario.name, "system": system.name, "seed": seed,
-              **analyse(scenario, run, t0), "counters": run.extra}  # fmt: skip
+              **analyse(scenario, run, t0, link), "counters": run.extra}  # fmt: skip
     result["goals"] = scenario.goals
     result["goals_met"] = goals_met(result, scenario.goals)
     plots.mkdir(parents=True, exist_ok=True)
@@ -341,7 +365,7 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
         plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
     trace = {"t0": t0, "sent": run.sent, "estimate": run.estimate,
              "limit": run.limit, "events": run.events, "trace": run.trace,
-             "frames": run.frames}  # fmt: skip
+             "frames": run.frames, "link": link.samples}  # fmt: skip
     (plots / f"{scenario.name}-{system.name}-trace.json").write_text(json.dumps(trace))
     return result
 
