@@ -27,7 +27,7 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
-from client.quic_adapter import peer_idle_timeout
+from client.quic_adapter import limit_peer_connection_ids, peer_idle_timeout
 from client.transport import ANNOUNCED_IDLE_TIMEOUT, keepalive_plan
 from codec import ALPN, FrameDecoder, decode_server_message, encode_message
 from codec.media import VideoPacket, parse_packet
@@ -117,6 +117,9 @@ class Client:
             max_datagram_frame_size=65536,
         )
         self.quic = QuicConnection(configuration=configuration)
+        # As the client core: two connection ids from the node, not aioquic's
+        # eight (the node keeps each one it issues for the connection's life).
+        limit_peer_connection_ids(self.quic)
         mux.cid_length = configuration.connection_id_length
         mux.by_cid[self.quic.host_cid] = self
         self.decoder = FrameDecoder()

@@ -11,8 +11,9 @@ The memory an idle connection costs is trimmed here too (aioquic keeps its
 handshake buffers, a per-connection table of frame handlers, every ACK-only
 packet it sent to a peer that only pings, four queues that are empty while
 the connection idles, eight connection ids from its peer, the crypto pairs
-of the epochs it has left, and a set of up to 256 recently received packet
-numbers; see docs/performance.md).
+and packet number spaces of the epochs it has left, a set of up to 256
+recently received packet numbers, and objects with an instance dict for its
+flow-control limits and packet spaces; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import Limit, QuicConnection
 from aioquic.quic.crypto import CryptoContext, CryptoPair, NoCallback
+from aioquic.quic.rangeset import RangeSet
 from aioquic.quic.recovery import (
     QuicPacketNumberWindow,
     QuicPacketRecovery,
@@ -44,6 +47,8 @@ __all__ = [
     "PRIVATE_ATTRIBUTES",
     "IdleQueue",
     "PacketNumberWindow",
+    "PacketSpace",
+    "SlimLimit",
     "SpentTls",
     "fast_datagram_path",
     "forget_unacknowledged_acks",
@@ -56,6 +61,7 @@ __all__ = [
     "quic_of",
     "release_handshake_state",
     "sent_packet_records",
+    "spent_packet_spaces",
     "spent_crypto_pairs",
     "server_socket",
     "set_media_rate",
@@ -81,6 +87,9 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_quic_logger",
         "_spaces",
         "_events",
+        "_local_max_data",
+        "_local_max_streams_bidi",
+        "_local_max_streams_uni",
         "_local_active_connection_id_limit",
         "_peer_cid",
         "_peer_cid_available",
@@ -89,7 +98,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_retry_source_connection_id",
         _FRAME_HANDLERS,
     ),
-    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed", "_cc"),
+    QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed", "_cc", "spaces"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
     QuicServer: ("_transport", "_protocols"),
@@ -343,6 +352,99 @@ of the pairs of the epochs it has left: a packet of such an epoch fails to
 decrypt (no key) and is dropped, as it was by the torn-down pair."""
 
 
+class SlimLimit:
+    """Stands in for aioquic's flow-control ``Limit`` (the connection's
+    MAX_DATA and its two MAX_STREAMS limits): the same attributes in slots
+    instead of an instance dict, about 0.4 KiB less each."""
+
+    __slots__ = tuple(vars(Limit(frame_type=0, name="", value=0)))
+
+    @classmethod
+    def replacing(cls, limit: Limit) -> SlimLimit:
+        """A limit whose attributes are those of ``limit``."""
+        slim = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(slim, name, getattr(limit, name))
+        return slim
+
+
+_LIMITS = ("_local_max_data", "_local_max_streams_bidi", "_local_max_streams_uni")
+
+
+def _slim_limits(quic: QuicConnection) -> None:
+    for attribute in _LIMITS:
+        limit = getattr(quic, attribute)
+        if not isinstance(limit, SlimLimit):
+            setattr(quic, attribute, SlimLimit.replacing(limit))
+
+
+class PacketSpace:
+    """Stands in for aioquic's ``QuicPacketSpace`` of the 1-RTT epoch: the
+    same attributes in slots instead of an instance dict (about 0.5 KiB
+    less)."""
+
+    __slots__ = tuple(vars(QuicPacketSpace()))
+
+    @classmethod
+    def replacing(cls, space: QuicPacketSpace) -> PacketSpace:
+        """A space whose attributes are those of ``space``."""
+        slim = cls.__new__(cls)
+        for name in cls.__slots__:
+            setattr(slim, name, getattr(space, name))
+        return slim
+
+
+class _SpentPacketSpace:
+    """One discarded packet number space shared by every trimmed connection
+    in place of its Initial and Handshake spaces (about 1.1 KiB each with
+    their ack ranges, duplicate window and sent-packet dict). aioquic only
+    reads a discarded space: its packets no longer decrypt (their crypto
+    pair is the shared one without keys), loss recovery finds nothing in
+    flight in it, and a close skips it. Every attribute is read-only, so a
+    write that would leak from one connection to another fails instead."""
+
+    __slots__ = ()
+    ack_at = None
+    ack_queue = RangeSet()
+    discarded = True
+    expected_packet_number = 0
+    is_application_data = False
+    largest_received_packet = -1
+    largest_received_time = None
+    received_packets = PacketNumberWindow()
+    ack_eliciting_in_flight = 0
+    largest_acked_packet = 0
+    loss_time = None
+    sent_packets: MappingProxyType[int, Any] = MappingProxyType({})
+
+
+_SPENT_SPACE = _SpentPacketSpace()
+
+
+def _slim_packet_spaces(quic: QuicConnection) -> None:
+    spaces = quic._spaces
+    recovery_spaces = quic._loss.spaces
+    for epoch, space in list(spaces.items()):
+        if isinstance(space, PacketSpace | _SpentPacketSpace):
+            continue
+        if epoch == tls.Epoch.ONE_RTT:
+            replacement: Any = PacketSpace.replacing(space)
+        elif space.discarded and not space.sent_packets:
+            replacement = _SPENT_SPACE
+        else:
+            continue
+        spaces[epoch] = replacement
+        for index, held in enumerate(recovery_spaces):
+            if held is space:
+                recovery_spaces[index] = replacement
+
+
+def spent_packet_spaces(quic: QuicConnection) -> int:
+    """How many of the connection's packet number spaces are the shared
+    discarded one (after its trim: Initial and Handshake)."""
+    return sum(space is _SPENT_SPACE for space in quic._spaces.values())
+
+
 def _share_spent_crypto_pairs(quic: QuicConnection) -> None:
     cryptos = quic._cryptos
     for epoch, pair in list(cryptos.items()):
@@ -409,8 +511,11 @@ def release_handshake_state(quic: QuicConnection) -> None:
     the frame handler table for one shared by all connections and aioquic's
     queues for :class:`IdleQueue` ones, the TLS context for a
     :class:`SpentTls`, the crypto pairs of the Initial and Handshake epochs
-    (and of 0-RTT when unused) for one shared pair without keys, and the
-    duplicate detection window for a :class:`PacketNumberWindow`. Raises
+    (and of 0-RTT when unused) for one shared pair without keys, the
+    duplicate detection window for a :class:`PacketNumberWindow`, the
+    flow-control limits for :class:`SlimLimit` ones, the 1-RTT packet
+    number space for a :class:`PacketSpace` and the discarded Initial and
+    Handshake spaces for one shared read-only space. Raises
     ``ValueError`` on a connection whose server handshake has not completed.
     """
     if (
@@ -433,9 +538,11 @@ def release_handshake_state(quic: QuicConnection) -> None:
     _share_frame_handlers(quic)
     _swap_idle_queues(quic)
     _share_spent_crypto_pairs(quic)
+    _slim_limits(quic)
     space = _application_space(quic)
     if not isinstance(space.received_packets, PacketNumberWindow):
         space.received_packets = PacketNumberWindow.replacing(space.received_packets)  # type: ignore[assignment]
+    _slim_packet_spaces(quic)
 
 
 def holds_handshake_buffers(quic: QuicConnection) -> bool:

@@ -29,12 +29,15 @@ from server.quic_adapter import (
     PEER_CONNECTION_IDS,
     IdleQueue,
     PacketNumberWindow,
+    PacketSpace,
+    SlimLimit,
     connection_ids,
     holds_handshake_buffers,
     idle_queues,
     peer_connection_ids,
     sent_packet_records,
     spent_crypto_pairs,
+    spent_packet_spaces,
 )
 from tests.conftest import (
     address,
@@ -293,6 +296,56 @@ async def test_spent_crypto_pairs_are_shared(server, member):
     await befriend(alice, bob)
     sent = await alice.chat.send("bob", "with the spent pairs shared")
     assert sent.state in ("sent", "delivered")
+
+
+async def test_slim_limits_and_packet_spaces_keep_flow_control_and_recovery(
+    server, member, tmp_path
+):
+    """After the trim the connection's flow-control limits and 1-RTT packet
+    space are slotted stand-ins and its Initial and Handshake spaces one
+    shared read-only space; the limits still grow as the client uses them
+    (more streams than the first MAX_STREAMS allowed, more bytes than the
+    first MAX_DATA), loss recovery still clears what the client
+    acknowledges, and a close ends the connection."""
+    alice = await member("alice")
+    bob = await member("bob")
+    await befriend(alice, bob)
+    quic = server_side(server, alice).quic
+    assert spent_packet_spaces(quic) == 2
+    assert isinstance(quic._spaces[tls.Epoch.ONE_RTT], PacketSpace)
+    assert all(space in quic._loss.spaces for space in quic._spaces.values())
+    limits = (quic._local_max_streams_bidi, quic._local_max_data)
+    assert all(isinstance(limit, SlimLimit) for limit in limits)
+    first_streams, first_data = (limit.value for limit in limits)
+
+    proto = await alice.session.wait_ready(5)
+    for _ in range((first_streams + 32) // 16):  # empty streams, 16 at a time
+        for _ in range(16):
+            stream_id = proto.quic.get_next_available_stream_id()
+            proto.quic.send_stream_data(stream_id, b"", end_stream=True)
+        proto.transmit()
+        await asyncio.sleep(0.05)
+    await eventually(lambda: quic._local_max_streams_bidi.used >= first_streams + 32)
+    source = tmp_path / "large.bin"
+    source.write_bytes(os.urandom(first_data * 2))
+    up = await Transfers(alice.session, alice.store, tmp_path / "d-a").send(
+        "bob", source
+    )
+    assert up.state == "done"
+    assert quic._local_max_streams_bidi.value > first_streams
+    assert quic._local_max_data.value > first_data
+    await eventually(lambda: sent_packet_records(quic) < 20)
+
+    spent = quic._spaces[tls.Epoch.INITIAL]
+    with pytest.raises(AttributeError):
+        spent.largest_received_packet = 7
+    assert spent_packet_spaces(server_side(server, bob).quic) == 2
+    assert not spent.sent_packets and len(spent.ack_queue) == 0
+
+    await alice.session.close()
+    await eventually(lambda: quic._spaces[tls.Epoch.ONE_RTT].discarded)
+    sent = await bob.chat.send("alice", "bob's connection goes on")
+    assert sent.state in ("sent", "queued", "delivered")
 
 
 async def test_a_tls_message_after_the_handshake_closes_only_that_connection(
