@@ -39,7 +39,14 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from _common import ROOT, Child, percentile, process_cpu_seconds, start_child  # noqa: I001
+from _common import (  # noqa: I001
+    ROOT,
+    Child,
+    percentile,
+    process_cpu_seconds,
+    server_stats,
+    start_child,
+)
 from _load_clients import serve
 
 # -- seeding the database --------------------------------------------------------
@@ -160,6 +167,8 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             "1000000",
             "--idle-timeout",
             str(args.server_idle_timeout),
+            "--stats-file",
+            str(workdir / "stats.json"),
         ],
         workdir,
         root,
@@ -175,6 +184,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             per_proc = -(-target // args.procs)
             server_cpu = process_cpu_seconds(server.proc.pid)
             drops = udp_receive_drops()
+            stats_before = await server_stats(server)  # restarts the worst figures
             answers = await ask(
                 pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
             )
@@ -192,6 +202,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             idle_cpu = process_cpu_seconds(server.proc.pid) - idle_cpu
             pings = sum(a["pings"] for a in idle) - pings
             rss = server.rss_kib()
+            stats = await server_stats(server)  # over the ramp and the settle
             chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
             latencies = [x for c in chats for x in c["latencies"]]
             before = (
@@ -234,6 +245,17 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     ],
                     "errors": sum(c["errors"] for c in chats),
                     "udp_receive_buffer_drops": udp_receive_drops() - drops,
+                    # The node's loop over the ramp and the settle: its worst
+                    # stall, and the garbage collector's full passes (each
+                    # walks every object the node keeps; older builds: None).
+                    "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
+                    "gc_full_collections": (
+                        stats["gc_full_collections"]
+                        - stats_before["gc_full_collections"]
+                        if "gc_full_collections" in stats
+                        else None
+                    ),
+                    "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
                 }
             )
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)

@@ -25,7 +25,8 @@ from .config import ServerConfig
 from .connection import Account, ClientConnection
 from .context import ServerContext
 from .files import FileService
-from .monitor import LoopMonitor
+from .heap import HeapFreezer
+from .monitor import CollectorWatch, LoopMonitor
 from .passwords import PasswordHasher
 from .quic_adapter import ConnectionRouter
 from .rooms import RoomService
@@ -63,6 +64,9 @@ class ServerApp:
         self.address: tuple[str, int] = (config.host, config.port)
         self.closing = False
         self.monitor = LoopMonitor()
+        self.collector = CollectorWatch()
+        self.heap: HeapFreezer | None = None
+        """Set by ``server.cli``, which owns the process (``server/heap.py``)."""
         self._server: QuicServer | None = None
         self.endpoint: UdpEndpoint | None = None
         """The one UDP socket every client's connection is read and written on."""
@@ -139,6 +143,7 @@ class ServerApp:
             self._server.close()
             raise
         self.monitor.start()
+        self.collector.start()
         self.chat.start()
         self.files.start()
         return self.address
@@ -237,6 +242,8 @@ class ServerApp:
                 if self.monitor.worst_own_stall_ms is None
                 else round(self.monitor.worst_own_stall_ms, 3)
             ),
+            **self.collector.snapshot(),
+            **(self.heap.snapshot() if self.heap is not None else {}),
             **self.rooms.snapshot(),
             **self.cluster.snapshot(),
             **{
@@ -268,6 +275,7 @@ class ServerApp:
         self.files.stop()
         self.accounts.close()
         self.monitor.stop()
+        self.collector.stop()
         self.hasher.close()
         await asyncio.get_running_loop().run_in_executor(None, self.storage.close)
         log.info("stopped")

@@ -15,6 +15,7 @@ from .app import ServerApp
 from .cluster import ClusterUnavailable
 from .config import ServerConfig
 from .drain import drain
+from .heap import HeapFreezer
 from .storage import StorageUnavailable
 
 __all__ = ["main", "parse_args"]
@@ -161,6 +162,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         default=None,
         help="write counters (JSON) here at exit and on SIGUSR1",
     )
+    parser.add_argument(
+        "--no-heap-freeze",
+        action="store_true",
+        help="leave Python's garbage collector as it is (by default what "
+        "survives a full pass is frozen, so that a node holding many "
+        "connections does not stall for seconds in each pass)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0..65535")
@@ -202,6 +210,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         idle_timeout=args.idle_timeout,
         max_room_members=args.max_room_members,
         stats_file=args.stats_file,
+        freeze_heap=not args.no_heap_freeze,
         retention_days=args.retention_days,
         chat_rate=args.chat_rate,
         chat_burst=args.chat_rate * 2,
@@ -225,13 +234,20 @@ async def run(config: ServerConfig) -> None:
     except (StorageUnavailable, ClusterUnavailable) as exc:
         await asyncio.get_running_loop().run_in_executor(None, app.storage.close)
         raise SystemExit(f"quicmeet-server: {exc}") from None
-    print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if config.freeze_heap:
+        app.heap = HeapFreezer(
+            loop, lambda: (app.stats["connections_opened"], len(app.connections))
+        )
+        app.heap.install()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if config.stats_file is not None:
         loop.add_signal_handler(signal.SIGUSR1, _write_stats, app, config.stats_file)
+    # Ready only once its signals are handled: a SIGUSR1 sent on this line
+    # would otherwise end the process (the signal's default action).
+    print(f"listening on {host}:{port}", flush=True)
     await stop.wait()
     if config.drain_timeout > 0:
         stop.clear()
@@ -243,6 +259,8 @@ async def run(config: ServerConfig) -> None:
     if config.stats_file is not None:
         _write_stats(app, config.stats_file)
     await app.shutdown()
+    if app.heap is not None:
+        app.heap.uninstall()
 
 
 def _write_stats(app: ServerApp, path: Path) -> None:
@@ -252,6 +270,7 @@ def _write_stats(app: ServerApp, path: Path) -> None:
     tmp.write_text(json.dumps(app.snapshot(), sort_keys=True))
     tmp.replace(path)
     app.monitor.reset()
+    app.collector.reset()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,10 @@ class ServerConfig:
 
     stats_file: Path | None = None
     """Where ``quicmeet-server`` writes its counters (JSON) at exit and on SIGUSR1."""
+    freeze_heap: bool = True
+    """Whether ``quicmeet-server`` keeps the garbage collector's full passes
+    short by freezing what survived them (``server/heap.py``); a library user
+    of ``ServerApp`` is never affected (the process is not its own)."""
 
     @property
     def files_dir(self) -> Path:

@@ -12,14 +12,22 @@ its own code. On Linux the kernel counts that wait per thread
 wait over its tick (which may begin before the stall, so the machine's part
 is if anything overstated): ``worst_own_stall_ms`` is what the server's own
 work (its callbacks, or its threads holding the GIL) cost the loop.
+
+One cause of stalls is named apart: Python's cyclic garbage collector, whose
+full (oldest-generation) collection walks every object the process keeps, so
+its pause grows with the connections a node holds. :class:`CollectorWatch`
+counts the collections and their pauses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
+from typing import Any
 
-__all__ = ["LoopMonitor", "cpu_wait", "own_stall"]
+__all__ = ["CollectorWatch", "LoopMonitor", "cpu_wait", "own_stall"]
 
 log = logging.getLogger("quicmeet.monitor")
 
@@ -92,3 +100,56 @@ class LoopMonitor:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+
+class CollectorWatch:
+    """Times the garbage collector's passes (through ``gc.callbacks``, which
+    run in the thread that collects, before and after each pass). Full
+    collections (generation 2) are the long ones: every tracked object of
+    the process is walked, whatever generation it is in."""
+
+    def __init__(self) -> None:
+        self.full_collections = 0
+        self.worst_full_ms = 0.0
+        self.full_ms_total = 0.0
+        self.worst_young_ms = 0.0
+        """The worst pause of a young (generation 0 or 1) collection."""
+        self._started_at: float | None = None
+        self._installed = False
+
+    def start(self) -> None:
+        if not self._installed:
+            gc.callbacks.append(self._on_collection)
+            self._installed = True
+
+    def stop(self) -> None:
+        if self._installed:
+            gc.callbacks.remove(self._on_collection)
+            self._installed = False
+
+    def reset(self) -> None:
+        """Forget the worst pauses so far (to measure one phase of a run)."""
+        self.worst_full_ms = self.worst_young_ms = 0.0
+
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started_at = time.perf_counter()
+            return
+        if self._started_at is None:
+            return
+        pause_ms = (time.perf_counter() - self._started_at) * 1000
+        self._started_at = None
+        if info.get("generation") == 2:
+            self.full_collections += 1
+            self.full_ms_total += pause_ms
+            self.worst_full_ms = max(self.worst_full_ms, pause_ms)
+        else:
+            self.worst_young_ms = max(self.worst_young_ms, pause_ms)
+
+    def snapshot(self) -> dict[str, float | int]:
+        return {
+            "gc_full_collections": self.full_collections,
+            "gc_worst_full_pause_ms": round(self.worst_full_ms, 3),
+            "gc_full_pause_ms_total": round(self.full_ms_total, 3),
+            "gc_worst_young_pause_ms": round(self.worst_young_ms, 3),
+        }

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 
 import pytest
 
-from server.monitor import LoopMonitor, own_stall
+from server.monitor import CollectorWatch, LoopMonitor, own_stall
 
 
 def test_own_stall_is_the_stall_less_the_wait_for_a_cpu():
@@ -34,3 +35,35 @@ async def test_a_callback_that_computes_is_an_own_stall():
         assert 100 <= monitor.worst_own_stall_ms <= monitor.worst_stall_ms
     monitor.reset()
     assert monitor.worst_stall_ms == 0.0
+
+
+def test_the_collector_watch_times_full_and_young_collections():
+    watch = CollectorWatch()
+    watch.start()
+    try:
+        kept = [[i] for i in range(200_000)]  # a heap a full pass must walk
+        gc.collect(0)
+        gc.collect()
+        gc.collect()
+    finally:
+        watch.stop()
+    # Two asked for, and any the heap's growth set off on its own.
+    counted = watch.full_collections
+    assert counted >= 2
+    assert 0 < watch.worst_full_ms <= watch.full_ms_total
+    snapshot = watch.snapshot()
+    assert snapshot["gc_full_collections"] == counted
+    assert snapshot["gc_worst_full_pause_ms"] > 0
+    gc.collect()  # after stop: not counted
+    assert watch.full_collections == counted
+    watch.reset()
+    assert watch.worst_full_ms == watch.worst_young_ms == 0.0
+    assert watch.full_ms_total > 0  # the total is not a phase figure
+    del kept
+
+
+async def test_the_server_reports_its_collections(server):
+    gc.collect()
+    snapshot = server.snapshot()
+    assert snapshot["gc_full_collections"] >= 1
+    assert snapshot["gc_worst_full_pause_ms"] > 0

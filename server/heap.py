@@ -1,0 +1,171 @@
+"""Short garbage-collector pauses on a node that holds many connections.
+
+Python's cyclic collector runs a full pass (its oldest generation) whenever
+the objects that survived into that generation since the last full pass
+reach a quarter of those it held then. A full pass walks every object the
+process keeps, so on a node its pause grows with the connections held: about
+80 µs per logged-in connection here, 0.5 s at 6,000 and 1.1 s at 13,000
+(``bench/load.py`` reports it per step), 8 s at 100,000, while the event loop
+answers nobody. And while connections are added the passes come every few
+seconds, since each quarter of growth sets one off.
+
+:class:`HeapFreezer` moves every object that survived a full pass out of the
+collector's sight (``gc.freeze``): the next passes walk only what came
+since, so a pause follows the growth since the last pass, not the size of the
+node; and while connections keep coming it freezes again at every
+:data:`FREEZE_GROWTH` of them, so a pass walks a few percent of the node at
+most. What it costs: an object frozen while alive that later becomes garbage
+*in a reference cycle* is not freed (refcounting still frees everything
+else). A closed connection is such garbage (aioquic's connection and our
+protocol refer to each other). So the freezer counts the connections that
+ended since it last reclaimed, and once they reach :data:`RECLAIM_SHARE` of
+those still open (and at least :data:`RECLAIM_MIN`), it thaws the heap and
+collects it in full once: the pause Python would have taken anyway at that
+point of churn, while growth alone never costs one. Pure policy in
+:func:`reclaim_due`; the rest is the collector's own calls.
+
+Process-wide, like the collector itself: only the server's own entry point
+(``server.cli``) installs it, never a library user of :class:`ServerApp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "RECLAIM_MIN",
+    "RECLAIM_SHARE",
+    "HeapFreezer",
+    "freeze_due",
+    "reclaim_due",
+]
+
+log = logging.getLogger("quicmeet.heap")
+
+RECLAIM_SHARE = 0.25
+"""Ended connections, as a share of the open ones, that make a full pass due
+(the collector's own growth rule, applied to what leaves instead)..."""
+RECLAIM_MIN = 256
+"""...and at least this many: a small node reclaims in small passes anyway."""
+FREEZE_GROWTH = 0.05
+"""Open connections grown by this share since the last freeze freeze the
+heap again at the next check (and by :data:`FREEZE_GROWTH_MIN` at least), so
+that while a node fills up a full pass walks a few percent of it..."""
+FREEZE_GROWTH_MIN = 500
+CHECK_EVERY_S = 5.0
+"""...counted this often, as are the ended connections."""
+
+
+def reclaim_due(ended: int, live: int) -> bool:
+    """Whether ``ended`` connections since the last reclaim, with ``live``
+    still open, make a full pass worth its pause."""
+    return ended >= max(RECLAIM_MIN, RECLAIM_SHARE * live)
+
+
+def freeze_due(live: int, live_at_freeze: int) -> bool:
+    """Whether the open connections grew enough since the last freeze."""
+    grown = live - live_at_freeze
+    return grown >= max(FREEZE_GROWTH_MIN, FREEZE_GROWTH * live_at_freeze)
+
+
+class HeapFreezer:
+    """Freezes the heap after each full collection; reclaims by churn.
+
+    ``counts`` returns (connections opened since start, connections open).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        counts: Callable[[], tuple[int, int]],
+        check_every_s: float = CHECK_EVERY_S,
+    ) -> None:
+        self._loop = loop
+        self._counts = counts
+        self._check_every_s = check_every_s
+        self._ended_at_reclaim = 0
+        self._live_at_freeze = 0
+        self._reclaiming = False
+        self._installed = False
+        self._check: asyncio.TimerHandle | None = None
+        self.freezes = 0
+        self.reclaims = 0
+        self.worst_reclaim_ms = 0.0
+
+    def install(self) -> None:
+        """Freeze what the process holds now (modules, configuration: never
+        garbage) and after every full collection from now on."""
+        if self._installed:
+            return
+        self._installed = True
+        gc.callbacks.append(self._on_collection)
+        self._ended_at_reclaim = self._ended()
+        self._freeze()
+        self._check = self._loop.call_later(self._check_every_s, self._on_check)
+
+    def uninstall(self) -> None:
+        """Stop, and give the collector the whole heap back."""
+        if not self._installed:
+            return
+        self._installed = False
+        gc.callbacks.remove(self._on_collection)
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
+        gc.unfreeze()
+
+    def snapshot(self) -> dict[str, float | int]:
+        return {
+            "gc_frozen_objects": gc.get_freeze_count(),
+            "gc_freezes": self.freezes,
+            "gc_reclaims": self.reclaims,
+            "gc_worst_reclaim_ms": round(self.worst_reclaim_ms, 3),
+        }
+
+    def reclaim(self) -> None:
+        """Thaw the heap, collect it in full (freeing the cycles of what
+        ended while frozen) and freeze what survived."""
+        started = time.perf_counter()
+        self._reclaiming = True
+        try:
+            gc.unfreeze()
+            gc.collect()
+            self._freeze()
+        finally:
+            self._reclaiming = False
+        self._ended_at_reclaim = self._ended()
+        self.reclaims += 1
+        pause_ms = (time.perf_counter() - started) * 1000
+        self.worst_reclaim_ms = max(self.worst_reclaim_ms, pause_ms)
+        log.info("reclaimed the heap in %.0f ms", pause_ms)
+
+    def _ended(self) -> int:
+        opened, live = self._counts()
+        return opened - live
+
+    def _freeze(self) -> None:
+        if self._installed:
+            gc.freeze()
+            self.freezes += 1
+            self._live_at_freeze = self._counts()[1]
+
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # Runs in whichever thread collected, inside the collector's call:
+        # the freeze waits for the loop.
+        if phase == "stop" and info.get("generation") == 2 and not self._reclaiming:
+            self._loop.call_soon_threadsafe(self._freeze)
+
+    def _on_check(self) -> None:
+        if not self._installed:
+            return
+        _, live = self._counts()
+        if reclaim_due(self._ended() - self._ended_at_reclaim, live):
+            self.reclaim()
+        elif freeze_due(live, self._live_at_freeze):
+            self._freeze()
+        self._check = self._loop.call_later(self._check_every_s, self._on_check)
