@@ -357,7 +357,7 @@ async def test_a_conversation_deleted_behind_the_nodes_back_is_created_again(
         await storage.run(
             lambda: (
                 Conversation.delete()
-                .where((Conversation.user_low == min(a, b)))
+                .where(Conversation.user_low == min(a, b))
                 .execute()
             )
         )
