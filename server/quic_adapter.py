@@ -23,7 +23,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
@@ -346,10 +346,21 @@ class SpentTls:
         raise tls.AlertUnexpectedMessage("no TLS message expected after the handshake")
 
 
+_S = TypeVar("_S")
+
 _SPENT_PAIR = CryptoPair()
 """One crypto pair with no keys, shared by every trimmed connection in place
 of the pairs of the epochs it has left: a packet of such an epoch fails to
 decrypt (no key) and is dropped, as it was by the torn-down pair."""
+
+
+def _in_slots(cls: type[_S], source: object) -> _S:
+    """A ``cls`` (a class of ``__slots__`` alone) holding what ``source``
+    holds in its instance dict under the same names."""
+    slim = cls.__new__(cls)
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        setattr(slim, name, getattr(source, name))
+    return slim
 
 
 class SlimLimit:
@@ -362,10 +373,7 @@ class SlimLimit:
     @classmethod
     def replacing(cls, limit: Limit) -> SlimLimit:
         """A limit whose attributes are those of ``limit``."""
-        slim = cls.__new__(cls)
-        for name in cls.__slots__:
-            setattr(slim, name, getattr(limit, name))
-        return slim
+        return _in_slots(cls, limit)
 
 
 _LIMITS = ("_local_max_data", "_local_max_streams_bidi", "_local_max_streams_uni")
@@ -388,10 +396,7 @@ class PacketSpace:
     @classmethod
     def replacing(cls, space: QuicPacketSpace) -> PacketSpace:
         """A space whose attributes are those of ``space``."""
-        slim = cls.__new__(cls)
-        for name in cls.__slots__:
-            setattr(slim, name, getattr(space, name))
-        return slim
+        return _in_slots(cls, space)
 
 
 class _SpentPacketSpace:
@@ -400,8 +405,10 @@ class _SpentPacketSpace:
     their ack ranges, duplicate window and sent-packet dict). aioquic only
     reads a discarded space: its packets no longer decrypt (their crypto
     pair is the shared one without keys), loss recovery finds nothing in
-    flight in it, and a close skips it. Every attribute is read-only, so a
-    write that would leak from one connection to another fails instead."""
+    flight in it, and a close skips it; the ranges and window it holds are
+    only written for a space that is not discarded. Its attributes cannot be
+    assigned and its sent packets are a read-only mapping, so a write that
+    would leak from one connection to another fails instead."""
 
     __slots__ = ()
     ack_at = None
