@@ -19,10 +19,11 @@ most. What it costs: an object frozen while alive that later becomes garbage
 else). A closed connection is such garbage (aioquic's connection and our
 protocol refer to each other). So the freezer counts the connections that
 ended since it last reclaimed, and once they reach :data:`RECLAIM_SHARE` of
-those still open (and at least :data:`RECLAIM_MIN`), it thaws the heap and
-collects it in full once: the pause Python would have taken anyway at that
-point of churn, while growth alone never costs one. Pure policy in
-:func:`reclaim_due`; the rest is the collector's own calls.
+those still open (and at least :data:`RECLAIM_MIN`), or every
+:data:`RECLAIM_EVERY_S` whatever ended, it thaws the heap and collects it in
+full once: the pause Python would have taken anyway at that point of churn,
+while growth alone never costs one. Pure policy in :func:`reclaim_due` and
+:func:`freeze_due`; the rest is the collector's own calls.
 
 Process-wide, like the collector itself: only the server's own entry point
 (``server.cli``) installs it, never a library user of :class:`ServerApp`.
@@ -38,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "RECLAIM_EVERY_S",
     "RECLAIM_MIN",
     "RECLAIM_SHARE",
     "HeapFreezer",
@@ -51,7 +53,11 @@ RECLAIM_SHARE = 0.25
 """Ended connections, as a share of the open ones, that make a full pass due
 (the collector's own growth rule, applied to what leaves instead)..."""
 RECLAIM_MIN = 256
-"""...and at least this many: a small node reclaims in small passes anyway."""
+"""...and at least this many: a small node reclaims in small passes anyway.
+Or :data:`RECLAIM_EVERY_S` since the last reclaim, whatever ended: objects
+that were in flight at a freeze (a request's task, a sent packet's record)
+and became garbage in a cycle wait no longer than that."""
+RECLAIM_EVERY_S = 6 * 3600.0
 FREEZE_GROWTH = 0.05
 """Open connections grown by this share since the last freeze freeze the
 heap again at the next check (and by :data:`FREEZE_GROWTH_MIN` at least), so
@@ -61,10 +67,10 @@ CHECK_EVERY_S = 5.0
 """...counted this often, as are the ended connections."""
 
 
-def reclaim_due(ended: int, live: int) -> bool:
-    """Whether ``ended`` connections since the last reclaim, with ``live``
-    still open, make a full pass worth its pause."""
-    return ended >= max(RECLAIM_MIN, RECLAIM_SHARE * live)
+def reclaim_due(ended: int, live: int, since_s: float = 0.0) -> bool:
+    """Whether ``ended`` connections since the last reclaim, ``since_s``
+    seconds ago, with ``live`` still open, make a full pass worth its pause."""
+    return since_s >= RECLAIM_EVERY_S or ended >= max(RECLAIM_MIN, RECLAIM_SHARE * live)
 
 
 def freeze_due(live: int, live_at_freeze: int) -> bool:
@@ -89,6 +95,7 @@ class HeapFreezer:
         self._counts = counts
         self._check_every_s = check_every_s
         self._ended_at_reclaim = 0
+        self._reclaimed_at = loop.time()
         self._live_at_freeze = 0
         self._reclaiming = False
         self._installed = False
@@ -139,6 +146,7 @@ class HeapFreezer:
         finally:
             self._reclaiming = False
         self._ended_at_reclaim = self._ended()
+        self._reclaimed_at = self._loop.time()
         self.reclaims += 1
         pause_ms = (time.perf_counter() - started) * 1000
         self.worst_reclaim_ms = max(self.worst_reclaim_ms, pause_ms)
@@ -164,7 +172,8 @@ class HeapFreezer:
         if not self._installed:
             return
         _, live = self._counts()
-        if reclaim_due(self._ended() - self._ended_at_reclaim, live):
+        ended = self._ended() - self._ended_at_reclaim
+        if reclaim_due(ended, live, self._loop.time() - self._reclaimed_at):
             self.reclaim()
         elif freeze_due(live, self._live_at_freeze):
             self._freeze()

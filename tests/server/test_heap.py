@@ -14,6 +14,7 @@ import pytest
 
 from server.heap import (
     FREEZE_GROWTH_MIN,
+    RECLAIM_EVERY_S,
     RECLAIM_MIN,
     HeapFreezer,
     freeze_due,
@@ -27,6 +28,9 @@ def test_a_reclaim_is_due_after_a_quarter_of_the_open_connections_ended():
     assert reclaim_due(RECLAIM_MIN, 0)
     assert not reclaim_due(24_999, 100_000)
     assert reclaim_due(25_000, 100_000)
+    # Whatever ended, at most six hours apart.
+    assert not reclaim_due(0, 100_000, RECLAIM_EVERY_S - 1)
+    assert reclaim_due(0, 100_000, RECLAIM_EVERY_S)
 
 
 def test_a_freeze_is_due_after_a_few_percent_of_growth():
