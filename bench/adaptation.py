@@ -15,12 +15,12 @@ stays under the lowest latency plus 100 ms; ``first_back_s``: until the
 first such window), time from the receiver's start (process start, join,
 first keyframe) to its first picture, the longest freeze after it,
 glass-to-glass p50/p95, frames per second, and the goals of issue 14 met or
-not. One JSON object on stdout; one PNG per scenario (capacity, estimate and
-sent rate, the SFU's limit and the estimate's cuts, and glass-to-glass latency
-over time) in ``--plots``, with the run's time series beside it
-(``<scenario>-<system>-trace.json``: the estimate's cuts by cause, probes,
-the SFU's limits, aioquic's queue at release, the relay's byte counters) for
-diagnosis.
+not. One JSON object on stdout; one PNG per scenario (capacity, estimate,
+sent rate and what the link carried, the SFU's limit and the estimate's
+cuts, and glass-to-glass latency over time) in ``--plots``, with the run's
+time series beside it (``<scenario>-<system>-trace.json``: the estimate's
+cuts by cause, probes, the SFU's limits, aioquic's queue at release, the
+relay's byte counters) for diagnosis.
 
 The runner is general: a scenario is netsim arguments and a capacity
 schedule; a system (``_adapt_runs.System``) is anything that holds a call
@@ -310,7 +310,9 @@ def goals_met(result: dict[str, Any], goals: dict[str, float]) -> dict[str, bool
     return {name: checks[name](value) for name, value in goals.items()}
 
 
-def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
+def plot(
+    scenario: Scenario, run: Run, t0: float, path: Path, link: LinkMeter | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,6 +327,12 @@ def plot(scenario: Scenario, run: Run, t0: float, path: Path) -> None:
                [b / 1e3 for _, b in run.estimate], label="estimate")  # fmt: skip
     rates.plot([t - t0 for t, _ in run.sent],
                [b / 1e3 for _, b in run.sent], label="sent", alpha=0.6)  # fmt: skip
+    if link is not None and len(link.samples) > 1:
+        pairs = zip(link.samples, link.samples[1:], strict=False)
+        carried = [((a + b) / 2, (ub - ua) * 8 / (b - a))
+                   for (a, ua, _), (b, ub, _) in pairs if b > a]  # fmt: skip
+        rates.plot([t for t, _ in carried], [r / 1e3 for _, r in carried],
+                   label="link carried", alpha=0.6)  # fmt: skip
     limits = [(t, b) for t, b in run.limit if b < NO_LIMIT_BPS]  # the top: none
     if limits:
         rates.step([t - t0 for t, _ in limits], [b / 1e3 for _, b in limits],
@@ -362,7 +370,7 @@ def run_scenario(system: System, scenario: Scenario, seed: int, plots: Path) -> 
     result["goals_met"] = goals_met(result, scenario.goals)
     plots.mkdir(parents=True, exist_ok=True)
     if can_plot():
-        plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png")
+        plot(scenario, run, t0, plots / f"{scenario.name}-{system.name}.png", link)
     trace = {"t0": t0, "sent": run.sent, "estimate": run.estimate,
              "limit": run.limit, "events": run.events, "trace": run.trace,
              "frames": run.frames, "link": link.samples}  # fmt: skip
