@@ -25,7 +25,13 @@ from dataclasses import dataclass
 
 from ..feedback import FeedbackPacket
 from .history import PacketResult, SendHistory
-from .probe import PERIODIC_PROBE_S, ProbeCluster, ProbeController, probe_result
+from .probe import (
+    CLUSTER_DURATION_S,
+    PERIODIC_PROBE_S,
+    ProbeCluster,
+    ProbeController,
+    probe_result,
+)
 from .rate_control import MAX_CUT, AimdRateControl
 from .trendline import DelayDetector, Usage
 
@@ -82,6 +88,24 @@ a full path's rate only queues. Measured in
 ``bench/adaptation.py``'s capacity steps: at 0.6 Mbit/s every periodic
 probe (every 5 s) came back at the capacity and was followed within
 0.5 s by a cut for overuse and a glass-to-glass p95 of 160-190 ms."""
+CEILING_PROBE = 1.25
+"""A sender held at :data:`~.rate_control.CAPACITY_CEILING` of a known
+capacity probes every :data:`~.probe.PERIODIC_PROBE_S` with a cluster at
+this many times its estimate (on top of its media): enough over the
+capacity to show that it rose, little enough that a full path only queues
+the cluster for a few milliseconds. A result at the capacity lifts nothing
+and asks for no further cluster (the ordinary rule, a result at 70% of the
+rate probed, would send one at twice the capacity into a full path); a
+result past the capacity (what the rate control counts as a capacity that
+rose) forgets it and asks for one at twice the result."""
+CEILING_CLUSTER_S = 0.015
+"""A ceiling probe lasts this long (half an ordinary cluster): at the
+ceiling the link is busy 95% of the time, so every bit of the cluster is
+queue that drains at the 5% left."""
+CEILING_SHADOW_S = 0.6
+"""For this long after a ceiling probe is asked for (plus a round trip), an
+overuse verdict holds the rate instead of cutting it: the media sent behind
+the cluster wait for it, and that queue is the probe's own."""
 CARRIED = 0.8
 """What arrived over the last :data:`ACKED_WINDOW_S` is at least this share of
 what was sent: the path carries the media (after a drop it does not)."""
@@ -166,6 +190,10 @@ class BandwidthEstimator:
         self._probed_bps = 0.0
         self._probed_at = float("-inf")
         """The rate the last probe was received at, and when."""
+        self._ceiling_clusters: set[int] = set()
+        """Ceiling probes (:data:`CEILING_PROBE`) awaiting their result."""
+        self._shadow_until = float("-inf")
+        """Until when an overuse verdict is a ceiling probe's own queue."""
         self._lossy_at = float("-inf")
         """When (seconds) a loss interval last lost over :data:`LOSSY_LOSS`."""
         self._sent: deque[tuple[float, int]] = deque()
@@ -244,24 +272,37 @@ class BandwidthEstimator:
         (:data:`APP_LIMITED`) or the path carries what is sent and more than
         the capacity seen at the last decreases (the rate then grows by 8% a
         second, 12 s from 1 to 2.5 Mbit/s: a probe finds it in a round
-        trip). With ``rate_bps``, a probe at that rate whether or not the
+        trip); a gentle one (:data:`CEILING_PROBE`) while the rate holds
+        under a known capacity and the path carries what is sent. With
+        ``rate_bps``, a probe at that rate whether or not the
         media fills the estimate, at most every ``interval_s``: what a
         sender would send if the path carried it (libwebrtc probes a new
         allocation so)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
+        duration = CLUSTER_DURATION_S
+        gentle = False
         if rate_bps is None:
             sent = self.sent_bps(now)
             app_limited = sent < APP_LIMITED * self.target_bps
             carried = self.acked_bps is not None and self.acked_bps >= CARRIED * sent
             unknown = carried and not self.rate.capacity_known
-            calm = calm and (app_limited or unknown)
+            ceiling = carried and self.rate.at_ceiling
+            gentle = ceiling and not (app_limited or unknown)
+            if gentle:
+                rate_bps = CEILING_PROBE * self.target_bps
+                duration = CEILING_CLUSTER_S
+            calm = calm and (app_limited or unknown or ceiling)
         clusters = self.probes.periodic(
-            self.target_bps, calm, now, rate_bps, interval_s
+            self.target_bps, calm, now, rate_bps, interval_s, duration
         )
+        if clusters and gentle:
+            self._shadow_until = now + CEILING_SHADOW_S + self.rate.rtt_s
+            self._ceiling_clusters.update(c.cluster_id for c in clusters)
         for cluster_id in list(self._cluster_size):
             if not self.probes.pending(cluster_id):
                 del self._cluster_size[cluster_id]
                 self._cluster_results.pop(cluster_id, None)
+                self._ceiling_clusters.discard(cluster_id)
         return self._track(clusters, now)
 
     def on_feedback(self, feedback: FeedbackPacket, now: float) -> list[ProbeCluster]:
@@ -278,6 +319,8 @@ class BandwidthEstimator:
         # Probe clusters queue up for a moment by design: the delay detector
         # judges the media alone.
         usage = self.detector.update(media)
+        if usage is Usage.OVERUSE and now < self._shadow_until:
+            usage = Usage.UNDERUSE  # a ceiling probe's own queue: hold
         if usage is Usage.OVERUSE:
             self._overuse_at = now
         elif usage is Usage.NORMAL and self.standing_queue_s > STANDING_QUEUE_S:
@@ -388,6 +431,7 @@ class BandwidthEstimator:
             last = max(r.sent_at for r in held)
             rate = probe_result([r for r in self._recent if first <= r.sent_at <= last])
             if rate is None:
+                self._ceiling_clusters.discard(cluster)
                 self.probes.void(cluster, now)
                 self.events.append((now, "probe_void", 0))
                 continue
@@ -396,7 +440,11 @@ class BandwidthEstimator:
                 self.rate.set_rate(PROBE_PLAUSIBILITY * rate, now)
             self._probed_bps = rate
             self._probed_at = now
-            further += self.probes.on_result(cluster, rate, now)
+            rose = None
+            if cluster in self._ceiling_clusters:
+                self._ceiling_clusters.discard(cluster)
+                rose = self.rate.capacity_rose(rate)
+            further += self.probes.on_result(cluster, rate, now, rose)
         return further
 
     def _count_cut(self, cause: str, decreases_before: int, now: float) -> None:

@@ -96,15 +96,24 @@ class ProbeController:
         return [self._cluster(estimate_bps * m, now) for m in multipliers]
 
     def on_result(
-        self, cluster_id: int, result_bps: float, now: float
+        self,
+        cluster_id: int,
+        result_bps: float,
+        now: float,
+        further: bool | None = None,
     ) -> list[ProbeCluster]:
-        """A cluster's result arrived; a further cluster when it found more,
-        unless it found the maximum (a loopback path returns every cluster at
-        the rate it was sent: without that stop, probes without end)."""
+        """A cluster's result arrived; a further cluster when it found more
+        (``further``; by default when the result reached
+        :data:`FURTHER_FRACTION` of the rate probed), unless it found the
+        maximum (a loopback path returns every cluster at the rate it was
+        sent: without that stop, probes without end)."""
         pending = self._pending.pop(cluster_id, None)
-        if pending is not None:
-            self._voids = 0
-        if pending is None or result_bps < FURTHER_FRACTION * pending[0]:
+        if pending is None:
+            return []
+        self._voids = 0
+        if further is None:
+            further = result_bps >= FURTHER_FRACTION * pending[0]
+        if not further:
             return []
         if result_bps >= self.max_bps:
             return []
@@ -119,10 +128,11 @@ class ProbeController:
         now: float,
         rate_bps: float | None = None,
         interval_s: float = PERIODIC_PROBE_S,
+        duration_s: float = CLUSTER_DURATION_S,
     ) -> list[ProbeCluster]:
         """A cluster at twice the estimate (or at ``rate_bps``) every
         ``interval_s`` while the path is ``calm`` (no overuse lately) and
-        below the maximum."""
+        below the maximum, lasting ``duration_s``."""
         for cluster_id, (_, at) in list(self._pending.items()):
             if now - at > RESULT_TIMEOUT_S:
                 del self._pending[cluster_id]
@@ -136,13 +146,15 @@ class ProbeController:
             return []
         if rate_bps is None:
             rate_bps = FURTHER_MULTIPLIER * estimate_bps
-        return [self._cluster(rate_bps, now)]
+        return [self._cluster(rate_bps, now, duration_s)]
 
-    def _cluster(self, rate_bps: float, now: float) -> ProbeCluster:
+    def _cluster(
+        self, rate_bps: float, now: float, duration_s: float = CLUSTER_DURATION_S
+    ) -> ProbeCluster:
         rate = min(rate_bps, 2 * self.max_bps)
         cluster_id = self._next_id
         self._next_id = (self._next_id + 1) & 0xFF
-        cluster_bytes = rate * CLUSTER_DURATION_S / 8
+        cluster_bytes = rate * duration_s / 8
         packets = max(MIN_CLUSTER_PACKETS, round(cluster_bytes / PROBE_PACKET_BYTES))
         size = round(cluster_bytes / packets)
         size = min(max(size, MIN_PROBE_PACKET_BYTES), PROBE_PACKET_BYTES)

@@ -6,8 +6,11 @@ draft-ietf-rmcat-gcc section 5.5 and libwebrtc's ``AimdRateControl``.
 - **Underuse**: hold (the queue is draining; sending more would refill it).
 - **Normal**: increase, multiplicatively (8% per second) while far from the
   capacity last seen at a decrease, additively (about one packet per response
-  time) near it, never above 1.5 times the acknowledged rate, so the estimate
-  cannot run away from what the path has shown it carries.
+  time) near it up to :data:`CAPACITY_CEILING` of it, and there hold; never
+  above 1.25 times the acknowledged rate, so the estimate cannot run away
+  from what the path has shown it carries. A capacity that rose is found by
+  a gentle probe at the ceiling (the estimator's), not by growing into the
+  queue.
 
 Pure: every call takes ``now`` (seconds).
 """
@@ -39,6 +42,16 @@ RESPONSE_TIME_EXTRA_S = 0.1
 """Response time = round trip + this (feedback interval and encoder reaction)."""
 CONVERGENCE_STDDEVS = 3.0
 """Near the last capacity means within this many standard deviations of it."""
+CAPACITY_CEILING = 0.95
+"""Near a known capacity (what arrived at the last decreases), additive
+growth stops at this fraction of it. Growing on until the delay detector
+sees the queue is AIMD's sawtooth, and a trendline sees a slow ramp late:
+in RFC 8867's 0.6 Mbit/s phase (``bench/adaptation.py``) each tooth grew to
+8% over the capacity while x264 spent its saved budget on top, and the
+picture was 60-100 ms later than the phase's usual for a third of a second
+every 4-5 s. Under the capacity the encoder's own noise drains instead of
+queueing, and the rate holds until the estimator's gentle probe
+(``CEILING_PROBE``) shows the path carries more."""
 
 
 class RateState(Enum):
@@ -70,6 +83,29 @@ class AimdRateControl:
         (additively); False while it grows multiplicatively, the path having
         carried more than it did then, or before any decrease."""
         return self._capacity_mean_kbps is not None
+
+    @property
+    def at_ceiling(self) -> bool:
+        """Whether the rate holds at :data:`CAPACITY_CEILING` of a known
+        capacity (growth would go past it)."""
+        mean = self._capacity_mean_kbps
+        return mean is not None and self.rate_bps >= 0.99 * self._ceiling_bps(mean)
+
+    def capacity_rose(self, rate_bps: float) -> bool | None:
+        """The path carried ``rate_bps``: when that is past the capacity
+        known (beyond its spread), forget it and grow multiplicatively
+        (True); False when within it; None when no capacity is known."""
+        mean = self._capacity_mean_kbps
+        if mean is None:
+            return None
+        if rate_bps / 1000 <= mean + self._spread_kbps(mean):
+            return False
+        self._capacity_mean_kbps = None
+        return True
+
+    @staticmethod
+    def _ceiling_bps(mean_kbps: float) -> float:
+        return CAPACITY_CEILING * mean_kbps * 1000
 
     def set_rate(self, rate_bps: float, now: float) -> None:
         """Jump to ``rate_bps`` (a probe found more), clamped to the limits."""
@@ -108,6 +144,7 @@ class AimdRateControl:
             response_s = self.rtt_s + RESPONSE_TIME_EXTRA_S
             per_s = max(MIN_ADDITIVE_BPS_PER_S, packet_bits / response_s)
             new = self.rate_bps + per_s * elapsed
+            new = min(new, max(self.rate_bps, self._ceiling_bps(mean)))
         else:
             new = self.rate_bps * MULTIPLICATIVE_GAIN_PER_S**elapsed
         if acked_bps is not None:

@@ -15,6 +15,7 @@ from codec.media.adapt import (
     BandwidthEstimator,
     DelayDetector,
     PacketResult,
+    ProbeCluster,
     Usage,
 )
 from netsim import LinkConfig, ScheduleStep
@@ -209,3 +210,81 @@ def test_a_cut_just_after_a_probe_that_confirmed_the_estimate_keeps_its_finding(
         seq += 10
     assert estimator.cuts["overuse"] >= 1
     assert estimator.target_bps >= 0.85 * 2.44e6 * 0.95, estimator.events
+
+
+def test_a_sender_near_a_known_capacity_holds_under_it() -> None:
+    # RFC 8867 5.1's 0.6 Mbit/s step: grown a packet per response time past
+    # the capacity seen at the last cuts, the estimate went 4% over it every
+    # 4-5 s and was cut for the queue it built (a sawtooth, each tooth 80 ms
+    # of queue). Held at 95% of that capacity, the rate stays, and the
+    # gentle probe at the ceiling queues for a few milliseconds.
+    sim = AdaptSim(LinkConfig(delay_s=0.05, rate_bps=0.6e6, queue_delay_s=0.3))
+    samples = sim.run(40.0)
+    steady = between(samples, 10.0, 40.0)
+    assert mean(s.sent_bps for s in steady) > 0.9 * 0.6e6
+    assert max(s.delay_s for s in steady) < 0.05 + 0.06, max(s.delay_s for s in steady)
+    assert max(s.estimate_bps for s in steady) < 0.6e6
+
+
+def test_a_capacity_that_rose_under_the_ceiling_is_found_by_its_probe() -> None:
+    # Held at the ceiling the rate no longer grows into a capacity that
+    # rose (RFC 8867 5.1's last step, 0.6 -> 1 Mbit/s): the gentle probe
+    # shows the path carries more, and the rate grows again.
+    sim = AdaptSim(
+        LinkConfig(delay_s=0.05, rate_bps=0.6e6, queue_delay_s=0.3),
+        [ScheduleStep(20.0, {"rate_bps": 1e6})],
+    )
+    samples = sim.run(40.0)
+    assert max(s.estimate_bps for s in between(samples, 10.0, 20.0)) < 0.6e6
+    assert mean(s.sent_bps for s in between(samples, 30.0, 40.0)) > 0.85 * 1e6
+
+
+def _at_the_ceiling() -> tuple[BandwidthEstimator, ProbeCluster, int, float]:
+    """An estimator held at the ceiling of a 0.6 Mbit/s capacity, and the
+    ceiling probe it asks for: (estimator, cluster, next seq, now)."""
+    estimator = BandwidthEstimator(start_bps=1e6, max_bps=4e6)
+    estimator.set_rtt(0.1)
+    estimator.start(0.0)  # the start's clusters, not sent: they time out
+    rate = estimator.rate
+    now = 0.0
+    rate.update(Usage.OVERUSE, 0.6e6, now)  # a capacity: 0.6 Mbit/s
+    seq = 0
+    while not rate.at_ceiling:  # 0.57 Mbit/s of 1,000-byte packets, no queue
+        _report(estimator, [(now + i * 0.014, None) for i in range(4)], seq, 0.05)
+        seq, now = seq + 4, now + 0.056
+    assert estimator.target_bps == pytest.approx(0.95 * 0.6e6, rel=0.01)
+    clusters = []
+    while not clusters:
+        _report(estimator, [(now + i * 0.014, None) for i in range(4)], seq, 0.05)
+        seq, now = seq + 4, now + 0.056
+        clusters = estimator.poll(now)
+    (cluster,) = clusters
+    assert cluster.rate_bps == pytest.approx(1.25 * estimator.target_bps)
+    return estimator, cluster, seq, now
+
+
+def test_a_ceiling_probe_that_finds_only_the_capacity_asks_for_nothing_more() -> None:
+    # An ordinary probe whose result reaches 70% of its rate is followed by
+    # one at twice the result: at the ceiling of a full path that would be
+    # a probe at twice the capacity, all of it queue.
+    estimator, cluster, seq, now = _at_the_ceiling()
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    # Received at the capacity: spread by the ratio of the rates.
+    further = _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.6e6 - 1)
+    assert ("probe_result", 600_000) in [
+        (what, round(bps, -4)) for _, what, bps in estimator.events
+    ]
+    assert further == []
+    assert estimator.target_bps == pytest.approx(0.95 * 0.6e6, rel=0.01)
+
+
+def test_a_ceiling_probe_the_path_carries_forgets_the_capacity() -> None:
+    estimator, cluster, seq, now = _at_the_ceiling()
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    further = _report(estimator, sends, seq, 0.05)  # received as sent
+    assert not estimator.rate.capacity_known
+    assert estimator.target_bps == pytest.approx(0.9 * cluster.rate_bps, rel=0.05)
+    (next_cluster,) = further
+    assert next_cluster.rate_bps == pytest.approx(2 * cluster.rate_bps, rel=0.05)
