@@ -288,3 +288,36 @@ def test_a_ceiling_probe_the_path_carries_forgets_the_capacity() -> None:
     assert estimator.target_bps == pytest.approx(0.9 * cluster.rate_bps, rel=0.05)
     (next_cluster,) = further
     assert next_cluster.rate_bps == pytest.approx(2 * cluster.rate_bps, rel=0.05)
+
+
+def _queue_after(estimator: BandwidthEstimator, seq: int, now: float) -> None:
+    """0.3 s of media after a probe, each feedback's packets later than the
+    last's (a growing queue: the detector says overuse)."""
+    for _ in range(6):
+        now += 0.05
+        sends = [(now + i * 0.014, None) for i in range(4)]
+        _report(estimator, sends, seq, 0.05, 0.5)
+        seq += 4
+
+
+def test_the_queue_behind_a_ceiling_probe_holds_the_rate() -> None:
+    estimator, cluster, seq, now = _at_the_ceiling()
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.6e6 - 1)
+    _queue_after(estimator, seq + cluster.packets, now + 0.02)
+    assert estimator.cuts["overuse"] == 0
+    assert estimator.target_bps == pytest.approx(0.95 * 0.6e6, rel=0.01)
+
+
+def test_a_ceiling_probe_that_finds_the_path_dropped_lets_overuse_cut() -> None:
+    # The 5 s period met RFC 8867's drop from 2.5 to 0.6 Mbit/s: the probe
+    # came back at a quarter of the estimate, and holding through its
+    # shadow put the first cut 0.4 s late.
+    estimator, cluster, seq, now = _at_the_ceiling()
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.15e6 - 1)
+    _queue_after(estimator, seq + cluster.packets, now + 0.02)
+    assert estimator.cuts["overuse"] >= 1
+    assert estimator.target_bps < 0.9 * 0.95 * 0.6e6
