@@ -392,6 +392,7 @@ class Call:
         if self.audio.sender is not None:
             budget -= AUDIO_RESERVE_BPS
         queue_s = self.hop.estimator.standing_queue_s
+        tight = self.hop.estimator.rate.at_ceiling
         now = self._loop.time()
         senders = list(self._senders.values())
         weights = [SCREEN_WEIGHT if s.kind == "screen" else 1.0 for s in senders]
@@ -412,7 +413,7 @@ class Call:
                 top = layers.wanted_bps(layers.top, monotonic)
                 if top is not None:
                     share = min(share, top)
-            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share), queue_s)
+            sender.set_budget(max(MIN_VIDEO_BUDGET_BPS, share), queue_s, tight)
 
     def _frame_dropped(self, key: int) -> None:
         """The pacer dropped a frame of a track (its id, the spatial layer

@@ -149,6 +149,8 @@ class VideoSender(TrackSender):
         self._pacer_delay_s = pacer_delay_s
         self._budget_bps: float | None = None
         self._queue_s = 0.0
+        self._tight = False
+        """Whether the budget holds just under the path's capacity."""
         self._retargeted_at = float("-inf")
         self.quality: Quality | None = None
         """What the ladder chose last (None before a budget came)."""
@@ -194,13 +196,17 @@ class VideoSender(TrackSender):
         self.bitrate_bps = bitrate_bps
         self._new_bitrate = bitrate_bps
 
-    def set_budget(self, budget_bps: float, queue_s: float = 0.0) -> None:
+    def set_budget(
+        self, budget_bps: float, queue_s: float = 0.0, tight: bool = False
+    ) -> None:
         """This track's share of the estimate (bits per second): the ladder
         turns it into bitrate, frame rate and resolution from the next frame.
         ``queue_s``: the path's standing queue (seconds) when it was set (a
-        decrease with a queue standing leaves the encoder no burst,
-        :class:`~codec.media.adapt.OutputBudget`)."""
+        decrease with a queue standing leaves the encoder no burst);
+        ``tight``: the estimate holds just under the path's capacity (a
+        smaller burst; :class:`~codec.media.adapt.OutputBudget`)."""
         self._queue_s = queue_s
+        self._tight = tight
         self._budget_bps = budget_bps
 
     def frame_dropped(self, layer: int | None = None) -> None:
@@ -320,7 +326,7 @@ class VideoSender(TrackSender):
                 self._new_bitrate = None
             if self._budget_bps is not None:
                 correction.on_budget(self._budget_bps)
-                output.on_budget(self._budget_bps, now, self._queue_s)
+                output.on_budget(self._budget_bps, now, self._queue_s, self._tight)
             encoder, fps = self._follow_budget(ladder, encoder, now, correction.factor)
             interval = 1.0 / fps
             slack = 0.5 / source.fps

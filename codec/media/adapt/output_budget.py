@@ -20,7 +20,7 @@ asks, never a backlog). Pure: every call takes ``now``.
 
 from __future__ import annotations
 
-__all__ = ["BURST_S", "CUT", "QUEUE_EMPTIES_S", "OutputBudget"]
+__all__ = ["BURST_S", "CUT", "QUEUE_EMPTIES_S", "TIGHT_BURST_S", "OutputBudget"]
 
 BURST_S = 0.15
 """Seconds of the budget the bucket holds at most: x264's frame-to-frame
@@ -31,6 +31,14 @@ whenever x264 overshoots: with a quarter second, at 0.6 Mbit/s, the
 encoder made 1.3-2 times its budget for 0.3-0.8 s at a time (150 kbit of
 queue, glass-to-glass p95 of 190-244 ms), and with half a second it spent
 250 kbit at once after the drop."""
+TIGHT_BURST_S = 0.05
+"""What the bucket holds at most while the budget is *tight*: the estimate
+held just under a capacity the path has shown (``AimdRateControl``'s
+ceiling, 95% of it). There 0.15 s of saved budget is about 140 ms of
+queue at 0.6 Mbit/s: in RFC 8867's 0.6 Mbit/s phase x264 released about
+1.25 times a held 555 kbit/s for half a second and the picture went from
+93 to 175 ms before the delay detector cut. A frame and a half lets
+x264's frame-to-frame noise pass and skips the frames of a burst."""
 CUT = 0.75
 """A budget under this fraction of the last one is a cut that empties the
 bucket: a capacity drop (the estimate's cuts after RFC 8867's drop were to
@@ -59,21 +67,28 @@ class OutputBudget:
         self.budget_bps: float | None = None
         self.tokens_bits = 0.0
         self._at: float | None = None
+        self._burst_s = BURST_S
 
     def _refill(self, now: float) -> None:
         if self._at is not None and self.budget_bps is not None:
             elapsed = max(0.0, now - self._at)
             self.tokens_bits = min(
                 self.tokens_bits + self.budget_bps * elapsed,
-                self.budget_bps * BURST_S,
+                self.budget_bps * self._burst_s,
             )
         self._at = now
 
-    def on_budget(self, budget_bps: float, now: float, queue_s: float = 0.0) -> None:
+    def on_budget(
+        self, budget_bps: float, now: float, queue_s: float = 0.0, tight: bool = False
+    ) -> None:
         """The budget (bits per second) from ``now`` on; a cut empties what
         the bucket held, as does any decrease while the path's standing
-        queue (``queue_s``, seconds) is :data:`QUEUE_EMPTIES_S` or more."""
+        queue (``queue_s``, seconds) is :data:`QUEUE_EMPTIES_S` or more.
+        A ``tight`` budget (held just under the path's capacity) keeps at
+        most :data:`TIGHT_BURST_S` of it."""
         self._refill(now)
+        self._burst_s = TIGHT_BURST_S if tight else BURST_S
+        self.tokens_bits = min(self.tokens_bits, budget_bps * self._burst_s)
         last = self.budget_bps
         if last is None:
             self.tokens_bits = budget_bps * BURST_S
