@@ -91,7 +91,7 @@ class OutputBudget:
         self.tokens_bits = min(self.tokens_bits, budget_bps * self._burst_s)
         last = self.budget_bps
         if last is None:
-            self.tokens_bits = budget_bps * BURST_S
+            self.tokens_bits = budget_bps * self._burst_s
         elif budget_bps < CUT * last or (
             budget_bps < last and queue_s >= QUEUE_EMPTIES_S
         ):
