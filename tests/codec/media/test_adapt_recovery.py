@@ -1,7 +1,8 @@
 """Recovery after a capacity drop, pure: periodic probes only when the media
 leaves the estimate unused (on a virtual clock through a netsim bottleneck,
 ``adapt_sim``), a cut far below the capacity seen before starting a new
-one, and a receiver's stalls not read as a queue."""
+one, a receiver's stalls not read as a queue, and the rate held under a
+known capacity (the ceiling) with its gentle probe."""
 
 from __future__ import annotations
 
