@@ -264,15 +264,27 @@ def _at_the_ceiling() -> tuple[BandwidthEstimator, ProbeCluster, int, float]:
     return estimator, cluster, seq, now
 
 
+def _probe_back(
+    estimator: BandwidthEstimator,
+    cluster: ProbeCluster,
+    seq: int,
+    now: float,
+    received_bps: float | None = None,
+) -> list:
+    """Send ``cluster`` at its rate from ``now``, received at ``received_bps``
+    (as sent: None); further clusters asked for."""
+    gap = 8000 / cluster.rate_bps
+    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
+    growth = 0.0 if received_bps is None else cluster.rate_bps / received_bps - 1
+    return _report(estimator, sends, seq, 0.05, growth)
+
+
 def test_a_ceiling_probe_that_finds_only_the_capacity_asks_for_nothing_more() -> None:
     # An ordinary probe whose result reaches 70% of its rate is followed by
     # one at twice the result: at the ceiling of a full path that would be
     # a probe at twice the capacity, all of it queue.
     estimator, cluster, seq, now = _at_the_ceiling()
-    gap = 8000 / cluster.rate_bps
-    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
-    # Received at the capacity: spread by the ratio of the rates.
-    further = _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.6e6 - 1)
+    further = _probe_back(estimator, cluster, seq, now, 0.6e6)  # the capacity
     assert ("probe_result", 600_000) in [
         (what, round(bps, -4)) for _, what, bps in estimator.events
     ]
@@ -282,9 +294,7 @@ def test_a_ceiling_probe_that_finds_only_the_capacity_asks_for_nothing_more() ->
 
 def test_a_ceiling_probe_the_path_carries_forgets_the_capacity() -> None:
     estimator, cluster, seq, now = _at_the_ceiling()
-    gap = 8000 / cluster.rate_bps
-    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
-    further = _report(estimator, sends, seq, 0.05)  # received as sent
+    further = _probe_back(estimator, cluster, seq, now)  # received as sent
     assert not estimator.rate.capacity_known
     assert estimator.target_bps == pytest.approx(0.9 * cluster.rate_bps, rel=0.05)
     (next_cluster,) = further
@@ -303,9 +313,7 @@ def _queue_after(estimator: BandwidthEstimator, seq: int, now: float) -> None:
 
 def test_the_queue_behind_a_ceiling_probe_holds_the_rate() -> None:
     estimator, cluster, seq, now = _at_the_ceiling()
-    gap = 8000 / cluster.rate_bps
-    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
-    _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.6e6 - 1)
+    _probe_back(estimator, cluster, seq, now, 0.6e6)
     _queue_after(estimator, seq + cluster.packets, now + 0.02)
     assert estimator.cuts["overuse"] == 0
     assert estimator.target_bps == pytest.approx(0.95 * 0.6e6, rel=0.01)
@@ -316,9 +324,7 @@ def test_a_ceiling_probe_that_finds_the_path_dropped_lets_overuse_cut() -> None:
     # came back at a quarter of the estimate, and holding through its
     # shadow put the first cut 0.4 s late.
     estimator, cluster, seq, now = _at_the_ceiling()
-    gap = 8000 / cluster.rate_bps
-    sends = [(now + i * gap, cluster.cluster_id) for i in range(cluster.packets)]
-    _report(estimator, sends, seq, 0.05, cluster.rate_bps / 0.15e6 - 1)
+    _probe_back(estimator, cluster, seq, now, 0.15e6)
     _queue_after(estimator, seq + cluster.packets, now + 0.02)
     assert estimator.cuts["overuse"] >= 1
     assert estimator.target_bps < 0.9 * 0.95 * 0.6e6
