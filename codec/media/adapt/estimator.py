@@ -286,19 +286,18 @@ class BandwidthEstimator:
         sender would send if the path carried it (libwebrtc probes a new
         allocation so)."""
         calm = self.detector.usage is Usage.NORMAL and now - self._overuse_at >= CALM_S
-        duration = CLUSTER_DURATION_S
         gentle = False
         if rate_bps is None:
             sent = self.sent_bps(now)
             app_limited = sent < APP_LIMITED * self.target_bps
             carried = self.acked_bps is not None and self.acked_bps >= CARRIED * sent
             unknown = carried and not self.rate.capacity_known
-            ceiling = carried and self.rate.at_ceiling
-            gentle = ceiling and not (app_limited or unknown)
+            ceiling = carried and self.rate.at_ceiling  # a capacity is known
+            gentle = ceiling and not app_limited
             if gentle:
                 rate_bps = CEILING_PROBE * self.target_bps
-                duration = CEILING_CLUSTER_S
             calm = calm and (app_limited or unknown or ceiling)
+        duration = CEILING_CLUSTER_S if gentle else CLUSTER_DURATION_S
         clusters = self.probes.periodic(
             self.target_bps, calm, now, rate_bps, interval_s, duration
         )
