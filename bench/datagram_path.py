@@ -3,7 +3,9 @@ own ``datagrams_to_send`` against :mod:`server.quic_fastpath`'s short path,
 side by side in one process on a virtual clock (two connections wired in
 memory; the client acknowledges every fourth round). Prints JSON: µs of CPU
 per ``datagrams_to_send`` call with 1 and 3 datagrams of 1,150 bytes queued,
-best of three runs.
+best of three runs; and the same for the ACK that answers a keepalive PING
+(the server's connection trimmed and acknowledging as the server's are),
+with the receipt of the PING beside it (``ack_us_per_ping``).
 
     python bench/datagram_path.py [--rounds 3000]
 """
@@ -25,6 +27,8 @@ from aioquic.quic.connection import QuicConnection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import quic_fastpath  # noqa: E402
 from server.certs import ensure_certificate  # noqa: E402
+from server.quic_adapter import release_handshake_state  # noqa: E402
+from udpio import ack_delay  # noqa: E402
 
 CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
@@ -80,6 +84,32 @@ def _run(client, server, now: float, rounds: int, per_call: int) -> tuple[float,
     return spent / rounds * 1e6, now
 
 
+def _run_pings(client, server, now: float, rounds: int) -> tuple[float, float]:
+    receiving = answering = 0.0
+    for _ in range(rounds):
+        now += 0.5
+        client.send_ping(1)
+        (ping, _), *_ = client.datagrams_to_send(now)
+        start = time.process_time()
+        server.receive_datagram(ping, CLIENT, now)
+        middle = time.process_time()
+        out = server.datagrams_to_send(now)
+        answering += time.process_time() - middle
+        receiving += middle - start
+        if len(out) != 1:
+            raise SystemExit(f"a PING was answered by {len(out)} datagrams")
+        for data, _ in out:
+            client.receive_datagram(data, SERVER, now)
+        while client.next_event() is not None:
+            pass
+    return receiving / rounds * 1e6, answering / rounds * 1e6
+
+
+def _idle_server(server) -> None:
+    release_handshake_state(server)
+    ack_delay.install(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3000)
@@ -101,6 +131,24 @@ def main() -> None:
                 k: round(v, 1) for k, v in best.items()
             }
             result[f"ratio_{per_call}"] = round(best["fast"] / best["aioquic"], 2)
+        answer: dict[str, float] = {}
+        receipt: dict[str, float] = {}
+        for _ in range(3):
+            for name in ("aioquic", "fast"):
+                client, server, now = _pair(Path(directory))
+                _idle_server(server)
+                if name == "fast":
+                    quic_fastpath.install_short_acks(server)
+                received, answered = _run_pings(client, server, now, args.rounds)
+                answer[name] = min(answer.get(name, answered), answered)
+                receipt[name] = min(receipt.get(name, received), received)
+        if quic_fastpath.ShortAcks.sent == 0:
+            raise SystemExit("the short ACK path never ran")
+        result["ack_us_per_ping"] = {
+            name: {"receive": round(receipt[name], 1), "answer": round(answer[name], 1)}
+            for name in answer
+        }
+        result["ack_ratio"] = round(answer["fast"] / answer["aioquic"], 2)
     print(json.dumps(result))
 
 

@@ -38,6 +38,7 @@ from .quic_adapter import (
     peer_host,
     quic_of,
     release_handshake_state,
+    short_ack_path,
     transmit_soon,
     trim_protocol,
 )
@@ -151,6 +152,7 @@ class ClientConnection(QuicConnectionProtocol):
             self._registered = True
             clock = asyncio.get_running_loop().time
             delay_acks(self.quic)
+            short_ack_path(self.quic)
             self._mtu = PathMtuProber(self.quic, clock, self._path_changed)
             self.max_media_datagram = self._mtu.datagram_payload
             self.app.connection_opened(self)

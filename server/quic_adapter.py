@@ -39,6 +39,7 @@ from aioquic.quic.recovery import (
 
 from codec.media.cc import MediaCongestionControl
 
+from .quic_fastpath import ShortAcks, install_short_acks
 from .quic_fastpath import install as install_fast_path
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "spent_crypto_pairs",
     "server_socket",
     "set_media_rate",
+    "short_ack_path",
+    "short_acks_sent",
     "smoothed_rtt",
     "transmit_soon",
     "trim_protocol",
@@ -177,6 +180,19 @@ def fast_datagram_path(quic: QuicConnection) -> None:
     short path (:mod:`server.quic_fastpath`, which reads aioquic's private
     attributes too); for a connection about to receive forwarded media."""
     install_fast_path(quic)
+
+
+def short_ack_path(quic: QuicConnection) -> None:
+    """Have the connection build its packets that carry only an ACK (the
+    answer to a keepalive PING, most of an upload's packets) on a short path
+    (:mod:`server.quic_fastpath`); call after :func:`udpio.ack_delay.install`
+    and before :func:`fast_datagram_path`."""
+    install_short_acks(quic)
+
+
+def short_acks_sent() -> int:
+    """How many ACK-only packets this process built on the short path."""
+    return ShortAcks.sent
 
 
 def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:

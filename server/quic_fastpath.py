@@ -1,4 +1,5 @@
-"""A short path for sending 1-RTT packets that carry only DATAGRAM frames.
+"""Short paths for sending 1-RTT packets that carry only DATAGRAM frames, or
+only an ACK.
 
 aioquic builds every packet with its general builder: for each packet it
 walks every kind of control frame (ACK, PATH_CHALLENGE, HANDSHAKE_DONE,
@@ -24,6 +25,17 @@ sends the call to aioquic's method. The packets are the bytes aioquic's
 builder makes (tests/server/test_quic_fastpath.py compares them), with its
 2-byte packet number, spin bit and key phase.
 
+An idle connection's keepalive PING is answered by a packet holding one ACK
+frame, which aioquic also builds with its general builder: a builder of its
+own, the walk over every kind of frame, a second packet started to find
+nothing left. :func:`install_short_acks` gives a connection a class whose
+``datagrams_to_send`` builds that packet directly when an ACK is due and
+nothing else could be written (checked on the connection's state each time:
+no dirty flag, so nothing has to wrap the calls that change it), with the
+pacer calls, sent-packet record and delivery handler aioquic's method makes
+(tests/server/test_quic_fastpath.py runs aioquic's method and this one from
+the same state and compares packets and state).
+
 Like :mod:`server.quic_adapter`, this module reads aioquic's private
 attributes (listed in :data:`PRIVATE_ATTRIBUTES`), checked against aioquic
 1.7 (``pyproject.toml`` pins 1.7; see docs/performance.md for 1.2-1.6): a
@@ -36,13 +48,24 @@ from __future__ import annotations
 from typing import Any
 
 from aioquic import tls
-from aioquic.buffer import size_uint_var
+from aioquic.buffer import Buffer, size_uint_var
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
-from aioquic.quic.packet import PACKET_FIXED_BIT, QuicFrameType, QuicPacketType
+from aioquic.quic.packet import (
+    PACKET_FIXED_BIT,
+    QuicFrameType,
+    QuicPacketType,
+    push_ack_frame,
+)
 from aioquic.quic.packet_builder import QuicSentPacket
 from aioquic.quic.recovery import QuicPacketRecovery
 
-__all__ = ["PRIVATE_ATTRIBUTES", "FastDatagramSender", "install"]
+__all__ = [
+    "PRIVATE_ATTRIBUTES",
+    "FastDatagramSender",
+    "ShortAcks",
+    "install",
+    "install_short_acks",
+]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     QuicConnection: (
@@ -67,12 +90,23 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_ack_eliciting_sent_since_receipt",
         "_close_at",
         "_idle_timeout",
+        "_handshake_done_pending",
+        "_host_cids",
+        "_streams_blocked_pending",
+        "_local_max_data",
+        "_local_max_streams_bidi",
+        "_local_max_streams_uni",
+        "_streams",
+        "_crypto_streams",
+        "_local_ack_delay_exponent",
+        "_on_ack_delivery",
     ),
     QuicPacketRecovery: ("_pacer",),
 }
 """Which private attribute of which aioquic class this module reads."""
 
 _DATAGRAM = int(QuicFrameType.DATAGRAM_WITH_LENGTH)
+_ACK = int(QuicFrameType.ACK)
 _AEAD_TAG_SIZE = 16
 _ONE_RTT = tls.Epoch.ONE_RTT
 _CONNECTED = QuicConnectionState.CONNECTED
@@ -244,3 +278,154 @@ def _dirtying(sender: FastDatagramSender, method: Any) -> Any:
         return method(*args, **kwargs)
 
     return call
+
+
+class ShortAcks(QuicConnection):
+    """A connection that builds a packet holding only an ACK frame itself
+    (see the module); :func:`install_short_acks` makes an aioquic connection
+    one by changing its class, so no attribute is added to it."""
+
+    sent = 0
+    """How many ACK-only packets the short path built, in this process (the
+    server's stats and the tests read it)."""
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        space = self._spaces[_ONE_RTT]
+        ack_at = space.ack_at
+        if ack_at is not None and ack_at <= now and _only_an_ack_due(self, space):
+            return _send_ack(self, space, now)
+        return super().datagrams_to_send(now)
+
+
+def _only_an_ack_due(quic: QuicConnection, space: Any) -> bool:
+    """Whether aioquic's ``_write_application`` would write nothing but the
+    ACK frame: each test below is one of its frames (or a condition of
+    ``datagrams_to_send`` around it), in its order."""
+    if (
+        quic._state is not _CONNECTED
+        or quic._close_pending
+        or not quic._handshake_confirmed
+        or quic._quic_logger is not None
+        or len(quic._network_paths) != 1
+    ):
+        return False
+    path = quic._network_paths[0]
+    if (
+        not path.is_validated  # PATH_CHALLENGE, and the amplification limit
+        or quic._handshake_done_pending
+        or path.remote_challenges  # PATH_RESPONSE
+        or quic._retire_connection_ids
+        or quic._streams_blocked_pending
+        or quic._ping_pending
+        or quic._probe_pending
+        or quic._datagrams_pending
+        or not quic._cryptos[_ONE_RTT].send.is_valid()
+        or not quic._crypto_streams[_ONE_RTT].sender.buffer_is_empty
+    ):
+        return False
+    if len(space.ack_queue) > 1 and quic._packet_number % 8 == 0:
+        return False  # aioquic adds a PING to this one (its ACK-of-ACK trigger)
+    if not all(cid.was_sent for cid in quic._host_cids):  # NEW_CONNECTION_ID
+        return False
+    max_data = quic._local_max_data  # MAX_DATA, MAX_STREAMS
+    if max_data.used * 2 > max_data.value or max_data.value != max_data.sent:
+        return False
+    for limit in (quic._local_max_streams_bidi, quic._local_max_streams_uni):
+        if limit.value != limit.sent and (
+            limit.sent - limit.used < limit.value - limit.sent
+        ):
+            return False
+    for stream in quic._streams.values():  # MAX_STREAM_DATA
+        local = stream.max_stream_data_local
+        if stream.max_stream_data_local_sent != local or (
+            local and stream.receiver.highest_offset * 2 > local
+        ):
+            return False
+    for stream in quic._streams_queue:  # discarding, STOP_SENDING, RESET, STREAM
+        if (
+            stream.is_finished
+            or stream.receiver.stop_pending
+            or stream.sender.reset_pending
+            or not (stream.is_blocked or stream.sender.buffer_is_empty)
+        ):
+            return False
+    return True
+
+
+def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes, Any]]:
+    # What datagrams_to_send, _write_application, _write_ack_frame and
+    # _flush_builder do when the ACK is all there is, in the same order.
+    quic._pacing_at = None
+    pacer = quic._loss._pacer
+    if space.ack_at >= now:  # due this very moment: pacing applies first
+        pacing_at = pacer.next_send_time(now=now)
+        if pacing_at is not None:
+            quic._pacing_at = pacing_at
+            return []
+    crypto = quic._cryptos[_ONE_RTT]
+    peer_cid = quic._peer_cid.cid
+    number = quic._packet_number
+    header_size = 3 + len(peer_cid)
+    largest = space.largest_received_packet
+    delay = int((now - space.largest_received_time) * 1000000)
+    buf = Buffer(capacity=quic._max_datagram_size)
+    buf.push_uint_var(_ACK)
+    push_ack_frame(
+        buf,
+        space.ack_queue,
+        delay >> quic._local_ack_delay_exponent,
+        quic._max_datagram_size - header_size - 1 - _AEAD_TAG_SIZE,
+    )
+    space.ack_at = None
+    header = (
+        bytes((PACKET_FIXED_BIT | (quic._spin_bit << 5) | (crypto.key_phase << 2) | 1,))
+        + peer_cid
+        + (number & 0xFFFF).to_bytes(2, "big")
+    )
+    packet = crypto.encrypt_packet(header, buf.data, number)
+    pacer.update_after_send(now=now)
+    # aioquic starts another packet, which finds nothing to carry.
+    quic._pacing_at = pacer.next_send_time(now=now)
+    quic._packet_number = number + 1
+    quic._loss.on_packet_sent(
+        packet=QuicSentPacket(
+            epoch=_ONE_RTT,
+            in_flight=False,
+            is_ack_eliciting=False,
+            is_crypto_packet=False,
+            packet_number=number,
+            packet_type=_ONE_RTT_PACKET,
+            sent_time=now,
+            sent_bytes=len(packet),
+            delivery_handlers=[(quic._on_ack_delivery, (space, largest))],
+        ),
+        space=space,
+    )
+    ShortAcks.sent += 1
+    return [(packet, quic._network_paths[0].addr)]
+
+
+_ack_classes: dict[type, type[ShortAcks]] = {}
+"""The class :func:`install_short_acks` gives a connection, by its own class."""
+
+
+def install_short_acks(quic: QuicConnection) -> ShortAcks | None:
+    """Have ``quic`` build its ACK-only packets on the short path from now on;
+    idempotent. Call before :func:`install` (whose sender keeps the method the
+    connection has then). Returns the connection, or None (left alone) for
+    what is not an aioquic connection or an aioquic without the attributes
+    this module reads."""
+    if isinstance(quic, ShortAcks):
+        return quic
+    if not isinstance(quic, QuicConnection):
+        return None
+    if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
+        return None
+    if not hasattr(quic._loss, "_pacer"):
+        return None
+    base = type(quic)
+    cls = _ack_classes.get(base)
+    if cls is None:
+        cls = _ack_classes[base] = type(base.__name__, (ShortAcks, base), {})
+    quic.__class__ = cls
+    return quic  # type: ignore[return-value]

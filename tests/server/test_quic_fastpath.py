@@ -6,13 +6,17 @@ anything but DATAGRAM frames goes through aioquic's method."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
 from aioquic import tls
-from aioquic.quic.events import DatagramFrameReceived
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
 
 from server import quic_fastpath
+from udpio import ack_delay
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "udpio"))
 from test_mtu_probe import CLIENT, SERVER, Wire, pair  # noqa: E402
@@ -173,3 +177,257 @@ def test_a_path_mtu_probe_through_the_short_path(tmp_path):
     assert sent and wire.sizes == [1452] and sender.fast_packets == 1
     wire.run(2.0)
     assert verdicts == [True]
+
+
+# -- the short ACK path --------------------------------------------------------
+
+
+def idle_server(tmp_path: Path):
+    """A pair past its handshake whose server side is trimmed and acknowledges
+    as the server's connections do, with the short ACK path."""
+    from server.quic_adapter import release_handshake_state
+
+    client, server, wire = connected(tmp_path)
+    received(client)
+    release_handshake_state(server)
+    ack_delay.install(server)
+    assert quic_fastpath.install_short_acks(server) is server
+    return client, server, wire
+
+
+class Shadowed:
+    """Runs aioquic's own ``datagrams_to_send`` before every call the short
+    ACK path takes, from the same state, and compares what each encrypted
+    and left behind; the peer receives the short path's packet."""
+
+    def __init__(self, server) -> None:
+        self.server, self.compared = server, 0
+
+    def _state(self) -> dict:
+        server = self.server
+        space = server._spaces[tls.Epoch.ONE_RTT]
+        pacer = server._loss._pacer
+        return {
+            "number": server._packet_number,
+            "pacing_at": server._pacing_at,
+            "ack_at": space.ack_at,
+            "ack_queue": list(space.ack_queue),
+            "bucket": (pacer.bucket_time, pacer.evaluation_time),
+            "ack_eliciting_in_flight": space.ack_eliciting_in_flight,
+            "bytes_in_flight": server._loss.bytes_in_flight,
+            "close_at": server._close_at,
+            "sent": {
+                number: (
+                    p.in_flight,
+                    p.is_ack_eliciting,
+                    p.is_crypto_packet,
+                    p.sent_time,
+                    p.sent_bytes,
+                    [(h.__name__, args) for h, args in p.delivery_handlers],
+                )
+                for number, p in space.sent_packets.items()
+            },
+        }
+
+    def _restore(self, state: dict) -> None:
+        server = self.server
+        space = server._spaces[tls.Epoch.ONE_RTT]
+        pacer = server._loss._pacer
+        server._packet_number = state["number"]
+        server._pacing_at = state["pacing_at"]
+        space.ack_at = state["ack_at"]
+        pacer.bucket_time, pacer.evaluation_time = state["bucket"]
+        for number in list(space.sent_packets):
+            if number not in state["sent"]:
+                del space.sent_packets[number]
+
+    def send(self, now: float) -> list:
+        server = self.server
+        space = server._spaces[tls.Epoch.ONE_RTT]
+        due = space.ack_at is not None and space.ack_at <= now
+        if not (due and quic_fastpath._only_an_ack_due(server, space)):
+            before = quic_fastpath.ShortAcks.sent
+            out = server.datagrams_to_send(now)
+            assert quic_fastpath.ShortAcks.sent == before
+            return out
+        crypto = server._cryptos[tls.Epoch.ONE_RTT]
+        before = self._state()
+        with Recorder(crypto) as aioquic_made:
+            theirs = QuicConnection.datagrams_to_send(server, now)
+        after_theirs = self._state()
+        self._restore(before)
+        assert self._state() == before
+        sent = quic_fastpath.ShortAcks.sent
+        with Recorder(crypto) as short_made:
+            ours = server.datagrams_to_send(now)
+        assert quic_fastpath.ShortAcks.sent == sent + (1 if ours else 0)
+        assert short_made.calls == aioquic_made.calls
+        assert [(len(d), a) for d, a in ours] == [(len(d), a) for d, a in theirs]
+        assert self._state() == after_theirs
+        self.compared += 1
+        return ours
+
+
+def ping(client, server, now: float, drop: bool = False) -> None:
+    client.send_ping(1)
+    for data, _ in client.datagrams_to_send(now):
+        if not drop:
+            server.receive_datagram(data, CLIENT, now)
+
+
+def test_an_ack_only_packet_matches_aioquics_and_is_read_by_its_peer(tmp_path):
+    client, server, wire = idle_server(tmp_path)
+    shadow = Shadowed(server)
+    now = wire.now
+    for step in range(40):  # keepalives, some lost, one key update
+        now += 0.5
+        ping(client, server, now, drop=step % 7 == 3)
+        if step == 20:
+            server.request_key_update()
+        for data, _ in shadow.send(now):
+            client.receive_datagram(data, SERVER, now)
+        timer = client.get_timer()
+        if timer is not None and timer <= now:
+            client.handle_timer(now)
+    assert shadow.compared >= 30
+    # the client took every ACK: nothing of its own is left in flight
+    assert client._loss.bytes_in_flight == 0
+    space = client._spaces[tls.Epoch.ONE_RTT]
+    assert space.ack_eliciting_in_flight == 0
+    # a key update made in the middle is read by the peer
+    assert client._cryptos[tls.Epoch.ONE_RTT].key_phase == (
+        server._cryptos[tls.Epoch.ONE_RTT].key_phase
+    )
+
+
+def test_an_ack_held_by_the_pacer_and_one_owed_after_datagrams(tmp_path):
+    client, server, wire = idle_server(tmp_path)
+    shadow = Shadowed(server)
+    now = wire.now + 0.5
+    server.send_datagram_frame(PAYLOAD)
+    for data, _ in shadow.send(now):
+        client.receive_datagram(data, SERVER, now)
+    # a burst empties the pacer's bucket; a PING at the same instant finds its
+    # ACK held by pacing, as aioquic holds it
+    for _ in range(30):
+        server.send_datagram_frame(PAYLOAD)
+    burst = shadow.send(now)
+    assert server._datagrams_pending or server._pacing_at is not None
+    held = shadow.compared
+    server._datagrams_pending.clear()
+    ping(client, server, now)
+    assert shadow.send(now) == [] and server._pacing_at is not None
+    assert shadow.compared == held + 1
+    later = server._pacing_at + 0.001
+    assert len(shadow.send(later)) == 1
+    for data, _ in burst:
+        client.receive_datagram(data, SERVER, later)
+    assert len(received(client)) == 1 + len(burst)
+
+
+def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
+    client, server, wire = idle_server(tmp_path)
+    shadow = Shadowed(server)
+    now = wire.now + 0.5
+    sent = quic_fastpath.ShortAcks.sent
+
+    def answered(now: float) -> list:
+        out = shadow.send(now)
+        for data, _ in out:
+            client.receive_datagram(data, SERVER, now)
+        return out
+
+    # stream data of the server's own carries the ACK
+    ping(client, server, now)
+    server.send_stream_data(1, b"x" * 10)
+    assert len(answered(now)) == 1 and quic_fastpath.ShortAcks.sent == sent
+    # a queued DATAGRAM, a PING of the server's own
+    ping(client, server, now + 0.5)
+    server.send_datagram_frame(b"z")
+    answered(now + 0.5)
+    ping(client, server, now + 1.0)
+    server.send_ping(9)
+    answered(now + 1.0)
+    assert quic_fastpath.ShortAcks.sent == sent
+    # and back to the short path when nothing else is due (this PING's packet
+    # acknowledges the server's: an event, so its ACK waits the delay)
+    ping(client, server, now + 1.5)
+    assert answered(now + 1.5) == []
+    assert len(answered(now + 1.5 + ack_delay.ACK_DELAY)) == 1
+    assert quic_fastpath.ShortAcks.sent == sent + 1
+
+
+@pytest.mark.parametrize(
+    ("streams", "size", "unidirectional", "lose", "short"),
+    [
+        (1, 3_000_000, False, 0, 3),  # MAX_STREAM_DATA and MAX_DATA
+        (6, 200_000, False, 0, 3),  # MAX_DATA alone
+        (300, 10, True, 0, 0),  # MAX_STREAMS (uni), finished streams discarded
+        (300, 10, True, 3, 0),  # and every third packet lost: limits sent again
+    ],
+)
+def test_uploads_are_acknowledged_and_their_limits_raised(
+    tmp_path, streams, size, unidirectional, lose, short
+):
+    """The server's side of uploads, sending only when an ACK is due: most
+    of its packets hold the ACK alone, and every MAX_DATA, MAX_STREAM_DATA
+    and MAX_STREAMS the uploads need goes with one (by aioquic's method; the
+    shadow checks each short one)."""
+    client, server, wire = idle_server(tmp_path)
+    shadow = Shadowed(server)
+    data = {}
+    for _ in range(streams):
+        stream_id = client.get_next_available_stream_id(unidirectional)
+        data[stream_id] = os.urandom(size)
+        client.send_stream_data(stream_id, data[stream_id], end_stream=True)
+    got: dict[int, bytearray] = {stream_id: bytearray() for stream_id in data}
+    total = streams * size
+    now = wire.now
+    sent = 0
+    for _ in range(20_000):
+        for datagram, _ in client.datagrams_to_send(now):
+            server.receive_datagram(datagram, CLIENT, now)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, StreamDataReceived):
+                got[event.stream_id] += event.data
+                total -= len(event.data)
+        ack_at = server._spaces[tls.Epoch.ONE_RTT].ack_at
+        if ack_at is not None and ack_at <= now:
+            # only then: each limit the receipt raised waits for the ACK
+            for datagram, _ in shadow.send(now):
+                sent += 1
+                if not (lose and sent % lose == 0):
+                    client.receive_datagram(datagram, SERVER, now)
+        if total == 0:
+            break
+        timers = [t for t in (client.get_timer(), server.get_timer()) if t]
+        now = min([now + 0.001, *timers])
+        for conn in (client, server):
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now)
+    assert got == data
+    assert shadow.compared >= short
+
+
+def test_the_ack_of_ack_trigger_goes_through_aioquic(tmp_path):
+    """With more than one range to acknowledge, aioquic adds a PING to every
+    eighth packet (so that the peer's ACK lets it drop old ranges)."""
+    client, server, wire = idle_server(tmp_path)
+    shadow = Shadowed(server)
+    now = wire.now
+    ping(client, server, now + 0.1, drop=True)  # a gap: two ranges from now on
+    seen_trigger = False
+    for _ in range(20):
+        now += 0.5
+        ping(client, server, now)
+        ranges = len(server._spaces[tls.Epoch.ONE_RTT].ack_queue)
+        trigger = ranges > 1 and server._packet_number % 8 == 0
+        sent = quic_fastpath.ShortAcks.sent
+        out = shadow.send(now)
+        assert len(out) == 1
+        assert (quic_fastpath.ShortAcks.sent == sent) == trigger
+        seen_trigger |= trigger
+        for data, _ in out:
+            client.receive_datagram(data, SERVER, now)
+    assert seen_trigger
