@@ -325,8 +325,9 @@ def _only_an_ack_due(quic: QuicConnection, space: Any) -> bool:
         return False
     if len(space.ack_queue) > 1 and quic._packet_number % 8 == 0:
         return False  # aioquic adds a PING to this one (its ACK-of-ACK trigger)
-    if not all(cid.was_sent for cid in quic._host_cids):  # NEW_CONNECTION_ID
-        return False
+    for cid in quic._host_cids:  # NEW_CONNECTION_ID
+        if not cid.was_sent:
+            return False
     max_data = quic._local_max_data  # MAX_DATA, MAX_STREAMS
     if max_data.used * 2 > max_data.value or max_data.value != max_data.sent:
         return False
