@@ -16,6 +16,7 @@ from collections.abc import Callable
 from aioquic import tls
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet_builder import QuicDeliveryState
+from aioquic.quic.recovery import QuicPacketRecovery
 
 from codec.pmtu import BASE_SIZE, CANDIDATE_SIZES, PADDING_MARK, PathMtuSearch
 
@@ -37,7 +38,9 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_peer_cid",
         "_remote_max_datagram_frame_size",
         "_spaces",
+        "_loss",
     ),
+    QuicPacketRecovery: ("_time_of_last_sent_ack_eliciting_packet",),
 }
 """Which private attribute of which aioquic class this module reads."""
 
@@ -173,7 +176,11 @@ class PathMtuProber:
         search = self._search
         if search is None:
             return
-        size = search.next_probe(self._clock())
+        # An idle connection (a server answering keepalives with ACK-only
+        # packets) sends nothing ack-eliciting: its confirmation waits.
+        size = search.next_probe(
+            self._clock(), self._quic._loss._time_of_last_sent_ack_eliciting_packet
+        )
         if size is not None and not send_mtu_probe(
             self._quic, size, PADDING_MARK, transmit, self._probed
         ):

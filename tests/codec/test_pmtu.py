@@ -63,3 +63,22 @@ def test_padding_is_told_from_media_by_its_first_byte():
     assert is_padding(b"\x00\x00")
     assert not is_padding(b"\x48rest")  # version 1 in the top bits
     assert not is_padding(b"")
+
+
+def test_an_idle_connection_is_confirmed_only_once_it_sends_again():
+    search = PathMtuSearch()
+    assert search.next_probe(0.0, sent_at=0.0) == 1452  # the search: always
+    search.probe_acked(1452, 0.1)
+    due = 0.1 + CONFIRM_INTERVAL_S
+    # nothing ack-eliciting sent since the verdict (only the probe, before it)
+    for now in (due, due + 100.0, due + 1000.0):
+        assert search.next_probe(now, sent_at=0.0) is None
+    assert search.in_flight is None
+    # the first transmit after the connection sends again confirms at once
+    assert search.next_probe(due + 1000.0, sent_at=due + 999.0) == 1452
+    search.probe_lost(1452, due + 1000.5)
+    # one loss: the second try waits for sending too, then falls back
+    assert search.next_probe(due + 2000.0, sent_at=due + 999.0) is None
+    assert search.next_probe(due + 2000.0, sent_at=due + 1999.0) == 1452
+    search.probe_lost(1452, due + 2000.5)
+    assert search.current == BASE_SIZE and search.searching

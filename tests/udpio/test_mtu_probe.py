@@ -13,7 +13,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import DatagramFrameReceived
 
 from client import quic_adapter as client_adapter
-from codec.pmtu import PADDING_MARK, is_padding
+from codec.pmtu import CONFIRM_INTERVAL_S, PADDING_MARK, is_padding
 from server.certs import ensure_certificate
 from udpio import mtu_probe
 
@@ -162,3 +162,30 @@ def test_a_prober_settles_on_what_the_path_carries_and_falls_back(tmp_path):
     run(150)  # two confirmations, CONFIRM_INTERVAL_S apart
     assert (prober.packet_size, changes) == (1200, [1280, 1200])
     assert prober.datagram_payload == 1200 - 30
+
+
+def test_an_idle_connection_sends_no_confirmations_until_it_sends(tmp_path):
+    """The server's side of an idle connection only acknowledges its client's
+    keepalives: once its size is found, no confirmation probe leaves for many
+    intervals; the first transmit after it sends data again confirms."""
+    client, server = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server, 1500)
+    wire.run(0.5)
+    prober = mtu_probe.PathMtuProber(server, lambda: wire.now)
+
+    def run(seconds: int, send: bool = False) -> None:
+        for second in range(seconds):
+            if send:
+                server.send_datagram_frame(b"\x80media")
+            prober.probe(lambda: wire.send(server))
+            client.send_ping(second)  # the client's keepalive
+            wire.run(1.0)
+
+    run(5)
+    assert prober.packet_size == 1452  # the search itself runs idle or not
+    wire.sizes.clear()
+    run(4 * int(CONFIRM_INTERVAL_S))
+    assert max(wire.sizes) < 1452 - 100  # ACKs and the client's PINGs only
+    run(2, send=True)
+    assert 1452 in wire.sizes  # the confirmation, at the first chance
