@@ -218,17 +218,7 @@ class FastDatagramSender:
                 + (number & 0xFFFF).to_bytes(2, "big")
             )
             packet = crypto.encrypt_packet(header, b"".join(frames), number)
-            sent = QuicSentPacket(
-                epoch=_ONE_RTT,
-                in_flight=True,
-                is_ack_eliciting=True,
-                is_crypto_packet=False,
-                packet_number=number,
-                packet_type=_ONE_RTT_PACKET,
-                sent_time=now,
-                sent_bytes=len(packet),
-            )
-            packets.append(sent)
+            packets.append(_sent_record(number, now, len(packet), in_flight=True))
             datagrams.append((packet, addr))
             flight_left -= len(packet)
             number += 1
@@ -241,6 +231,23 @@ class FastDatagramSender:
                 quic._ack_eliciting_sent_since_receipt = True
             self.fast_packets += len(packets)
         return datagrams
+
+
+def _sent_record(
+    number: int, now: float, size: int, *, in_flight: bool
+) -> QuicSentPacket:
+    """aioquic's record of a sent 1-RTT packet: of DATAGRAM frames (in flight
+    and ack-eliciting) or of an ACK alone (neither)."""
+    return QuicSentPacket(
+        epoch=_ONE_RTT,
+        in_flight=in_flight,
+        is_ack_eliciting=in_flight,
+        is_crypto_packet=False,
+        packet_number=number,
+        packet_type=_ONE_RTT_PACKET,
+        sent_time=now,
+        sent_bytes=size,
+    )
 
 
 def _frame_header(length: int) -> bytes:
@@ -388,20 +395,9 @@ def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes,
     # aioquic starts another packet, which finds nothing to carry.
     quic._pacing_at = pacer.next_send_time(now=now)
     quic._packet_number = number + 1
-    quic._loss.on_packet_sent(
-        packet=QuicSentPacket(
-            epoch=_ONE_RTT,
-            in_flight=False,
-            is_ack_eliciting=False,
-            is_crypto_packet=False,
-            packet_number=number,
-            packet_type=_ONE_RTT_PACKET,
-            sent_time=now,
-            sent_bytes=len(packet),
-            delivery_handlers=[(quic._on_ack_delivery, (space, largest))],
-        ),
-        space=space,
-    )
+    record = _sent_record(number, now, len(packet), in_flight=False)
+    record.delivery_handlers.append((quic._on_ack_delivery, (space, largest)))
+    quic._loss.on_packet_sent(packet=record, space=space)
     ShortAcks.sent += 1
     return [(packet, quic._network_paths[0].addr)]
 
