@@ -25,6 +25,35 @@ CAPACITY_BPS = 300_000
 SIZE = (640, 480)
 """Two layers: 320x240 (0) and 640x480 (1)."""
 FPS = 30.0
+SETTLE_S = 20.0
+"""How long a layer may take to settle: on an idle machine under a second; a
+loaded one's stalls read as queueing delay, and the selector then waits
+longer before it tries up again."""
+
+
+async def stats_once(
+    member: Participant, publisher: str, holds, timeout: float
+) -> dict:
+    """``member``'s stats of ``publisher``'s track once ``holds(stats)``, or the
+    last ones after ``timeout`` (the assertions that follow say what they were)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        stats = member.received().get(publisher)
+        if stats is not None and holds(stats) or loop.time() > deadline:
+            return stats or {}
+        await asyncio.sleep(0.1)
+
+
+def on_layer(layer: int):
+    """True once a picture of ``layer`` (0: 320 wide, 1: 640) was shown: the
+    layer changes at its first packet, the width at its first picture."""
+    width = SIZE[0] // (2 - layer)
+    return lambda stats: stats["layer"] == layer and stats["width"] == width
+
+
+def shown(stats: dict) -> bool:
+    return stats["frames_rendered"] > 0
 
 
 async def member(server_address: str, name: str, room_id: str | None) -> Participant:
@@ -46,8 +75,8 @@ async def test_a_slow_subscriber_gets_the_low_layer_the_other_the_top(server):
         members = [alice, bob, carol]
         try:
             await asyncio.sleep(8.0)
+            to_bob = await stats_once(bob, "alice", on_layer(1), SETTLE_S)
             (sent,) = alice.call.stats()["sent"]
-            to_bob = bob.received()["alice"]
             to_carol = carol.received()["alice"]
             carol_shown = len(carol.shown)
             await asyncio.sleep(1.0)
@@ -92,9 +121,11 @@ async def test_a_small_view_gets_the_small_layer_and_bad_views_change_nothing(se
     carol = await member(address(server), "carol", room_id)
     members = [alice, bob, carol]
     try:
-        await asyncio.sleep(6.0)
-        to_bob = bob.received()["alice"]
-        to_carol = carol.received()["alice"]
+        # Carol's path, as fast as bob's, takes her up to the top layer; a
+        # while later bob's would have too, but for his view.
+        to_carol = await stats_once(carol, "alice", on_layer(1), SETTLE_S)
+        await asyncio.sleep(2.0)
+        to_bob = await stats_once(bob, "alice", shown, SETTLE_S)
         (sent,) = alice.call.stats()["sent"]
         track_id = next(iter(bob.call.receivers))
         rooms = bob_session.rooms
@@ -116,8 +147,7 @@ async def test_a_small_view_gets_the_small_layer_and_bad_views_change_nothing(se
         still = bob.received()["alice"]
         # No limit any more: bob goes up to the top layer.
         bob.call.views.set(track_id, 0, 0)
-        await asyncio.sleep(3.0)
-        opened = bob.received()["alice"]
+        opened = await stats_once(bob, "alice", on_layer(1), SETTLE_S)
     finally:
         await leave_all(members)
     # Both on clean loopback: bob's 320x240 view gets the 320x240 layer,
