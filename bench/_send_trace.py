@@ -127,6 +127,26 @@ _window_events: list[dict[str, Any]] = []
 """Each time a file sender found its transfer window full (this process)."""
 
 
+def _record(quic: QuicConnection, now: float, result: Any) -> None:
+    trace = _traces.get(id(quic))
+    if trace is None:
+        trace = _traces[id(quic)] = _ConnTrace()
+        trace.last_at = now
+    if trace.last_reason is not None and now - trace.last_at < IDLE_GAP_S:
+        trace.seconds[trace.last_reason] += max(0.0, now - trace.last_at)
+    trace.calls += 1
+    if result:
+        trace.calls_with_packets += 1
+        trace.packets += len(result)
+        trace.sent_bytes += sum(len(data) for data, _ in result)
+    reason = _reason(quic)
+    trace.last_reason = reason
+    trace.last_at = now
+    if now >= trace.next_sample and trace.sent_bytes:
+        trace.next_sample = now + SAMPLE_S
+        _sample(quic, now, trace, reason)
+
+
 def dump(path: str) -> None:
     """Write the report of the busy connections traced so far to ``path`` and
     start afresh."""
@@ -140,33 +160,28 @@ def dump(path: str) -> None:
 
 
 def install() -> None:
-    """Trace every QUIC connection of this process from now on."""
-    original = QuicConnection.datagrams_to_send
+    """Trace every QUIC connection of this process from now on: aioquic's
+    ``datagrams_to_send`` and the short path's (:mod:`udpio.short_path`), each
+    call once, by whichever of them is outermost."""
+    from udpio.short_path import ShortStreams
 
-    def datagrams_to_send(self: QuicConnection, now: float) -> Any:
-        result = original(self, now)
-        if not self._handshake_complete:
+    depth = [0]
+
+    def traced(original: Any) -> Any:
+        def datagrams_to_send(self: QuicConnection, now: float) -> Any:
+            depth[0] += 1
+            try:
+                result = original(self, now)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0 and self._handshake_complete:
+                _record(self, now, result)
             return result
-        trace = _traces.get(id(self))
-        if trace is None:
-            trace = _traces[id(self)] = _ConnTrace()
-            trace.last_at = now
-        if trace.last_reason is not None and now - trace.last_at < IDLE_GAP_S:
-            trace.seconds[trace.last_reason] += max(0.0, now - trace.last_at)
-        trace.calls += 1
-        if result:
-            trace.calls_with_packets += 1
-            trace.packets += len(result)
-            trace.sent_bytes += sum(len(data) for data, _ in result)
-        reason = _reason(self)
-        trace.last_reason = reason
-        trace.last_at = now
-        if now >= trace.next_sample and trace.sent_bytes:
-            trace.next_sample = now + SAMPLE_S
-            _sample(self, now, trace, reason)
-        return result
 
-    QuicConnection.datagrams_to_send = datagrams_to_send  # type: ignore[method-assign]
+        return datagrams_to_send
+
+    for cls in (QuicConnection, ShortStreams):
+        cls.datagrams_to_send = traced(cls.datagrams_to_send)  # type: ignore[method-assign]
 
     if TransferWindow is None:
         return

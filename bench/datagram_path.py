@@ -5,9 +5,12 @@ memory; the client acknowledges every fourth round). Prints JSON: µs of CPU
 per ``datagrams_to_send`` call with 1 and 3 datagrams of 1,150 bytes queued,
 best of three runs; and the same for the ACK that answers a keepalive PING
 (the server's connection trimmed and acknowledging as the server's are),
-with the receipt of the PING beside it (``ack_us_per_ping``).
+with the receipt of the PING beside it (``ack_us_per_ping``); and per packet
+of a bulk stream (a download of ``--stream-mib``, both ends acknowledging as
+quicmeet's do), aioquic's method against :mod:`udpio.short_path`'s
+(``stream_us_per_packet``).
 
-    python bench/datagram_path.py [--rounds 3000]
+    python bench/datagram_path.py [--rounds 3000] [--stream-mib 16]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import quic_fastpath  # noqa: E402
 from server.certs import ensure_certificate  # noqa: E402
 from server.quic_adapter import release_handshake_state  # noqa: E402
-from udpio import ack_delay  # noqa: E402
+from udpio import ack_delay, short_path  # noqa: E402
 
 CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
@@ -105,6 +108,35 @@ def _run_pings(client, server, now: float, rounds: int) -> tuple[float, float]:
     return receiving / rounds * 1e6, answering / rounds * 1e6
 
 
+def _run_stream(client, server, now: float, size: int) -> tuple[float, int]:
+    """The server sends ``size`` bytes on one stream; the client reads and
+    acknowledges after every call. Returns the CPU of the server's calls and
+    how many packets they built."""
+    ack_delay.install(client)
+    ack_delay.install(server)
+    stream_id = server.get_next_available_stream_id()
+    server.send_stream_data(stream_id, os.urandom(size), end_stream=True)
+    spent = 0.0
+    packets = received = 0
+    while received < size:
+        start = time.process_time()
+        out = server.datagrams_to_send(now)
+        spent += time.process_time() - start
+        packets += len(out)
+        for data, _ in out:
+            client.receive_datagram(data, SERVER, now)
+        while (event := client.next_event()) is not None:
+            received += len(getattr(event, "data", b""))
+        now += 0.0005
+        for data, _ in client.datagrams_to_send(now):
+            server.receive_datagram(data, CLIENT, now)
+        for conn in (client, server):
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now)
+    return spent, packets
+
+
 def _idle_server(server) -> None:
     release_handshake_state(server)
     ack_delay.install(server)
@@ -113,6 +145,7 @@ def _idle_server(server) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--stream-mib", type=int, default=16)
     args = parser.parse_args()
     result: dict[str, object] = {"rounds": args.rounds, "load": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as directory:
@@ -149,6 +182,23 @@ def main() -> None:
             for name in answer
         }
         result["ack_ratio"] = round(answer["fast"] / answer["aioquic"], 2)
+        per_packet: dict[str, float] = {}
+        for _ in range(3):
+            for name in ("aioquic", "fast"):
+                client, server, now = _pair(Path(directory))
+                if name == "fast":
+                    ack_delay.install(server)
+                    short_path.install(server)
+                before = short_path.ShortStreams.sent
+                spent, packets = _run_stream(
+                    client, server, now, args.stream_mib * 1024 * 1024
+                )
+                if name == "fast" and short_path.ShortStreams.sent == before:
+                    raise SystemExit("the short stream path never ran")
+                us = spent / packets * 1e6
+                per_packet[name] = min(per_packet.get(name, us), us)
+        result["stream_us_per_packet"] = {k: round(v, 1) for k, v in per_packet.items()}
+        result["stream_ratio"] = round(per_packet["fast"] / per_packet["aioquic"], 2)
     print(json.dumps(result))
 
 

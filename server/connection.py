@@ -31,6 +31,7 @@ from codec.messages import Error, Event, Kicked, Message, Reply, Request
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
 from udpio.ack_delay import install as delay_acks
+from udpio.short_path import install as short_stream_path
 
 from .quic_adapter import (
     forget_unacknowledged_acks,
@@ -152,6 +153,7 @@ class ClientConnection(QuicConnectionProtocol):
             self._registered = True
             clock = asyncio.get_running_loop().time
             delay_acks(self.quic)
+            short_stream_path(self.quic)
             short_ack_path(self.quic)
             self._mtu = PathMtuProber(self.quic, clock, self._path_changed)
             self.max_media_datagram = self._mtu.datagram_payload

@@ -48,16 +48,23 @@ from __future__ import annotations
 from typing import Any
 
 from aioquic import tls
-from aioquic.buffer import Buffer, size_uint_var
+from aioquic.buffer import size_uint_var
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from aioquic.quic.packet import (
     PACKET_FIXED_BIT,
     QuicFrameType,
-    QuicPacketType,
-    push_ack_frame,
 )
 from aioquic.quic.packet_builder import QuicSentPacket
 from aioquic.quic.recovery import QuicPacketRecovery
+
+from udpio.short_path import (
+    AEAD_TAG_SIZE,
+    ack_frame,
+    control_frames_due,
+    sendable_streams,
+    sent_record,
+    short_header,
+)
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
@@ -100,17 +107,15 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_crypto_streams",
         "_local_ack_delay_exponent",
         "_on_ack_delivery",
+        "_remote_preferred_address",
     ),
     QuicPacketRecovery: ("_pacer",),
 }
 """Which private attribute of which aioquic class this module reads."""
 
 _DATAGRAM = int(QuicFrameType.DATAGRAM_WITH_LENGTH)
-_ACK = int(QuicFrameType.ACK)
-_AEAD_TAG_SIZE = 16
 _ONE_RTT = tls.Epoch.ONE_RTT
 _CONNECTED = QuicConnectionState.CONNECTED
-_ONE_RTT_PACKET = QuicPacketType.ONE_RTT
 
 _WRAPPED = (
     "receive_datagram",
@@ -198,7 +203,7 @@ class FastDatagramSender:
             if pacing_at is not None:
                 quic._pacing_at = pacing_at
                 break
-            room = min(size, flight_left) - header_size - _AEAD_TAG_SIZE
+            room = min(size, flight_left) - header_size - AEAD_TAG_SIZE
             frames: list[bytes] = []
             while pending:
                 data = pending[0]
@@ -218,7 +223,7 @@ class FastDatagramSender:
                 + (number & 0xFFFF).to_bytes(2, "big")
             )
             packet = crypto.encrypt_packet(header, b"".join(frames), number)
-            packets.append(_sent_record(number, now, len(packet), in_flight=True))
+            packets.append(sent_record(number, now, len(packet), in_flight=True))
             datagrams.append((packet, addr))
             flight_left -= len(packet)
             number += 1
@@ -231,23 +236,6 @@ class FastDatagramSender:
                 quic._ack_eliciting_sent_since_receipt = True
             self.fast_packets += len(packets)
         return datagrams
-
-
-def _sent_record(
-    number: int, now: float, size: int, *, in_flight: bool
-) -> QuicSentPacket:
-    """aioquic's record of a sent 1-RTT packet: of DATAGRAM frames (in flight
-    and ack-eliciting) or of an ACK alone (neither)."""
-    return QuicSentPacket(
-        epoch=_ONE_RTT,
-        in_flight=in_flight,
-        is_ack_eliciting=in_flight,
-        is_crypto_packet=False,
-        packet_number=number,
-        packet_type=_ONE_RTT_PACKET,
-        sent_time=now,
-        sent_bytes=size,
-    )
 
 
 def _frame_header(length: int) -> bytes:
@@ -306,58 +294,9 @@ class ShortAcks(QuicConnection):
 
 def _only_an_ack_due(quic: QuicConnection, space: Any) -> bool:
     """Whether aioquic's ``_write_application`` would write nothing but the
-    ACK frame: each test below is one of its frames (or a condition of
-    ``datagrams_to_send`` around it), in its order."""
-    if (
-        quic._state is not _CONNECTED
-        or quic._close_pending
-        or not quic._handshake_confirmed
-        or quic._quic_logger is not None
-        or len(quic._network_paths) != 1
-    ):
-        return False
-    path = quic._network_paths[0]
-    if (
-        not path.is_validated  # PATH_CHALLENGE, and the amplification limit
-        or quic._handshake_done_pending
-        or path.remote_challenges  # PATH_RESPONSE
-        or quic._retire_connection_ids
-        or quic._streams_blocked_pending
-        or quic._ping_pending
-        or quic._probe_pending
-        or quic._datagrams_pending
-        or not quic._cryptos[_ONE_RTT].send.is_valid()
-        or not quic._crypto_streams[_ONE_RTT].sender.buffer_is_empty
-    ):
-        return False
-    if len(space.ack_queue) > 1 and quic._packet_number % 8 == 0:
-        return False  # aioquic adds a PING to this one (its ACK-of-ACK trigger)
-    for cid in quic._host_cids:  # NEW_CONNECTION_ID
-        if not cid.was_sent:
-            return False
-    max_data = quic._local_max_data  # MAX_DATA, MAX_STREAMS
-    if max_data.used * 2 > max_data.value or max_data.value != max_data.sent:
-        return False
-    for limit in (quic._local_max_streams_bidi, quic._local_max_streams_uni):
-        if limit.value != limit.sent and (
-            limit.sent - limit.used < limit.value - limit.sent
-        ):
-            return False
-    for stream in quic._streams.values():  # MAX_STREAM_DATA
-        local = stream.max_stream_data_local
-        if stream.max_stream_data_local_sent != local or (
-            local and stream.receiver.highest_offset * 2 > local
-        ):
-            return False
-    for stream in quic._streams_queue:  # discarding, STOP_SENDING, RESET, STREAM
-        if (
-            stream.is_finished
-            or stream.receiver.stop_pending
-            or stream.sender.reset_pending
-            or not (stream.is_blocked or stream.sender.buffer_is_empty)
-        ):
-            return False
-    return True
+    ACK frame (the checks are :mod:`udpio.short_path`'s, shared with the
+    short path for stream packets)."""
+    return not control_frames_due(quic, space) and sendable_streams(quic) == []
 
 
 def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes, Any]]:
@@ -371,32 +310,15 @@ def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes,
             quic._pacing_at = pacing_at
             return []
     crypto = quic._cryptos[_ONE_RTT]
-    peer_cid = quic._peer_cid.cid
     number = quic._packet_number
-    header_size = 3 + len(peer_cid)
-    largest = space.largest_received_packet
-    delay = int((now - space.largest_received_time) * 1000000)
-    buf = Buffer(capacity=quic._max_datagram_size)
-    buf.push_uint_var(_ACK)
-    push_ack_frame(
-        buf,
-        space.ack_queue,
-        delay >> quic._local_ack_delay_exponent,
-        quic._max_datagram_size - header_size - 1 - _AEAD_TAG_SIZE,
-    )
-    space.ack_at = None
-    header = (
-        bytes((PACKET_FIXED_BIT | (quic._spin_bit << 5) | (crypto.key_phase << 2) | 1,))
-        + peer_cid
-        + (number & 0xFFFF).to_bytes(2, "big")
-    )
-    packet = crypto.encrypt_packet(header, buf.data, number)
+    frame, handler = ack_frame(quic, space, now, 3 + len(quic._peer_cid.cid))
+    packet = crypto.encrypt_packet(short_header(quic, crypto, number), frame, number)
     pacer.update_after_send(now=now)
     # aioquic starts another packet, which finds nothing to carry.
     quic._pacing_at = pacer.next_send_time(now=now)
     quic._packet_number = number + 1
-    record = _sent_record(number, now, len(packet), in_flight=False)
-    record.delivery_handlers.append((quic._on_ack_delivery, (space, largest)))
+    record = sent_record(number, now, len(packet), in_flight=False)
+    record.delivery_handlers.append(handler)
     quic._loss.on_packet_sent(packet=record, space=space)
     ShortAcks.sent += 1
     return [(packet, quic._network_paths[0].addr)]

@@ -12,7 +12,7 @@ from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from server import quic_fastpath
 from tests.conftest import eventually
-from udpio import ack_delay, mtu_probe
+from udpio import ack_delay, mtu_probe, short_path
 
 
 async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
@@ -42,6 +42,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", quic_fastpath),
         ("client", ack_delay),
         ("server", ack_delay),
+        ("client", short_path),
+        ("server", short_path),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
