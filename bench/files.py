@@ -284,6 +284,11 @@ async def run(size: int, workdir: Path, trace: Path | None = None) -> dict:
             "upload_cpu": upload_cpu,
             "download_cpu": download_cpu,
         }
+        # Packets this process (the clients) built on the short stream path
+        # (older checkouts have none).
+        short = sys.modules.get("udpio.short_path")
+        if short is not None:
+            result["quicmeet"]["client_short_stream_packets"] = short.ShortStreams.sent
         result["peak_rss_mb"] = sampler.stop()
         result["instant_upload_ms"] = round(instant_s * 1000, 1)
         result["chat_during_upload_ms"] = chat_result

@@ -38,6 +38,7 @@ from aioquic.quic.recovery import (
 )
 
 from codec.media.cc import MediaCongestionControl
+from udpio.short_path import ShortStreams
 
 from .quic_fastpath import ShortAcks, install_short_acks
 from .quic_fastpath import install as install_fast_path
@@ -68,6 +69,7 @@ __all__ = [
     "set_media_rate",
     "short_ack_path",
     "short_acks_sent",
+    "short_stream_packets",
     "smoothed_rtt",
     "transmit_soon",
     "trim_protocol",
@@ -193,6 +195,12 @@ def short_ack_path(quic: QuicConnection) -> None:
 def short_acks_sent() -> int:
     """How many ACK-only packets this process built on the short path."""
     return ShortAcks.sent
+
+
+def short_stream_packets() -> int:
+    """How many packets of a stream this process built on the short path
+    (:mod:`udpio.short_path`)."""
+    return ShortStreams.sent
 
 
 def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:
