@@ -55,8 +55,8 @@ from aioquic.quic.packet import (
     QuicFrameType,
 )
 from aioquic.quic.packet_builder import QuicSentPacket
-from aioquic.quic.recovery import QuicPacketRecovery
 
+from udpio import short_path
 from udpio.short_path import (
     AEAD_TAG_SIZE,
     ack_frame,
@@ -74,44 +74,9 @@ __all__ = [
     "install_short_acks",
 ]
 
-PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
-    QuicConnection: (
-        "_state",
-        "_close_pending",
-        "_handshake_confirmed",
-        "_network_paths",
-        "_quic_logger",
-        "_datagrams_pending",
-        "_cryptos",
-        "_spaces",
-        "_loss",
-        "_pacing_at",
-        "_probe_pending",
-        "_ping_pending",
-        "_retire_connection_ids",
-        "_streams_queue",
-        "_packet_number",
-        "_peer_cid",
-        "_spin_bit",
-        "_max_datagram_size",
-        "_ack_eliciting_sent_since_receipt",
-        "_close_at",
-        "_idle_timeout",
-        "_handshake_done_pending",
-        "_host_cids",
-        "_streams_blocked_pending",
-        "_local_max_data",
-        "_local_max_streams_bidi",
-        "_local_max_streams_uni",
-        "_streams",
-        "_crypto_streams",
-        "_local_ack_delay_exponent",
-        "_on_ack_delivery",
-        "_remote_preferred_address",
-    ),
-    QuicPacketRecovery: ("_pacer",),
-}
-"""Which private attribute of which aioquic class this module reads."""
+PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = short_path.PRIVATE_ATTRIBUTES
+"""Which private attribute of which aioquic class this module reads: those of
+:mod:`udpio.short_path`, whose checks and packet parts it uses."""
 
 _DATAGRAM = int(QuicFrameType.DATAGRAM_WITH_LENGTH)
 _ONE_RTT = tls.Epoch.ONE_RTT
