@@ -70,7 +70,8 @@ def load_average() -> float:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """One PNG: MB/s up and down, and server CPU per MB, per commit."""
+    """One PNG: MB/s up and down, the server's CPU per MB, and the sender's
+    (the client's for an upload, the server's for a download), per commit."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,7 +79,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
     labels = [row["label"] for row in rows]
     x = range(len(rows))
-    fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (rate, cpu, sender) = plt.subplots(1, 3, figsize=(15, 4.2))
+    sides = {"upload": "client_cpu_ms_per_mb", "download": "server_cpu_ms_per_mb"}
     colours = {"upload": "tab:blue", "download": "tab:green"}
     for key, marker in (("upload", "o"), ("download", "s")):
         ours = {"marker": marker, "color": colours[key]}
@@ -109,9 +111,18 @@ def plot(rows: list[dict], path: Path) -> None:
             linestyle="--",
             label=f"bare aioquic {key}",
         )
+        for source, style in (("quicmeet", ours), ("bare_aioquic", bare)):
+            sender.plot(
+                x,
+                [row[source][f"{key}_cpu"][sides[key]] for row in rows],
+                **style,
+                linestyle="-" if source == "quicmeet" else "--",
+                label=f"{source.replace('_', ' ')} {key}",
+            )
     rate.set_title("file transfer over loopback, MB/s")
     cpu.set_title("server CPU (user + system), ms per MB")
-    for axis in (rate, cpu):
+    sender.set_title("the sender's CPU, ms per MB (upload: client)")
+    for axis in (rate, cpu, sender):
         axis.set_xticks(list(x), labels, rotation=15)
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
