@@ -61,6 +61,7 @@ from udpio.short_path import (
     AEAD_TAG_SIZE,
     ack_frame,
     control_frames_due,
+    give_class,
     sendable_streams,
     sent_record,
     short_header,
@@ -299,17 +300,4 @@ def install_short_acks(quic: QuicConnection) -> ShortAcks | None:
     connection has then). Returns the connection, or None (left alone) for
     what is not an aioquic connection or an aioquic without the attributes
     this module reads."""
-    if isinstance(quic, ShortAcks):
-        return quic
-    if not isinstance(quic, QuicConnection):
-        return None
-    if not all(hasattr(quic, name) for name in PRIVATE_ATTRIBUTES[QuicConnection]):
-        return None
-    if not hasattr(quic._loss, "_pacer"):
-        return None
-    base = type(quic)
-    cls = _ack_classes.get(base)
-    if cls is None:
-        cls = _ack_classes[base] = type(base.__name__, (ShortAcks, base), {})
-    quic.__class__ = cls
-    return quic  # type: ignore[return-value]
+    return give_class(quic, ShortAcks, _ack_classes)

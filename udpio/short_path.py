@@ -50,6 +50,7 @@ __all__ = [
     "ShortStreams",
     "ack_frame",
     "control_frames_due",
+    "give_class",
     "install",
     "sendable_streams",
     "sent_record",
@@ -364,7 +365,15 @@ def install(quic: QuicConnection) -> ShortStreams | None:
     theirs does not apply). Returns the connection, or None (left alone) for
     what is not an aioquic connection or an aioquic without the attributes
     this module reads."""
-    if isinstance(quic, ShortStreams):
+    return give_class(quic, ShortStreams, _classes)
+
+
+def give_class(quic: QuicConnection, mixin: type, classes: dict) -> Any:
+    """Make ``quic`` an instance of ``mixin`` over its own class (one class per
+    base, kept in ``classes``), so no attribute is added to it; idempotent.
+    Returns the connection, or None (left alone) for what is not an aioquic
+    connection or an aioquic without the attributes this module reads."""
+    if isinstance(quic, mixin):
         return quic
     if not isinstance(quic, QuicConnection):
         return None
@@ -373,8 +382,8 @@ def install(quic: QuicConnection) -> ShortStreams | None:
     if not hasattr(quic._loss, "_pacer"):
         return None
     base = type(quic)
-    cls = _classes.get(base)
+    cls = classes.get(base)
     if cls is None:
-        cls = _classes[base] = type(base.__name__, (ShortStreams, base), {})
+        cls = classes[base] = type(base.__name__, (mixin, base), {})
     quic.__class__ = cls
-    return quic  # type: ignore[return-value]
+    return quic
