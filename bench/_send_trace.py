@@ -163,8 +163,12 @@ def install() -> None:
     """Trace every QUIC connection of this process from now on: aioquic's
     ``datagrams_to_send`` and the short path's (:mod:`udpio.short_path`), each
     call once, by whichever of them is outermost."""
-    from udpio.short_path import ShortStreams
-
+    try:
+        from udpio.short_path import ShortStreams
+    except ImportError:  # an older checkout (bench/throughput_history.py)
+        classes: tuple[type, ...] = (QuicConnection,)
+    else:
+        classes = (QuicConnection, ShortStreams)
     depth = [0]
 
     def traced(original: Any) -> Any:
@@ -180,7 +184,7 @@ def install() -> None:
 
         return datagrams_to_send
 
-    for cls in (QuicConnection, ShortStreams):
+    for cls in classes:
         cls.datagrams_to_send = traced(cls.datagrams_to_send)  # type: ignore[method-assign]
 
     if TransferWindow is None:
