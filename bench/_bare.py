@@ -4,6 +4,7 @@ certificate type, announce the port, run until SIGTERM, on uvloop when there."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -55,10 +56,15 @@ async def serve_until_terminated(
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when installed, as the quicmeet server does."""
+    """Run ``main`` on uvloop when installed, as the quicmeet server does, or
+    on asyncio's own loop when ``BENCH_BARE_LOOP=asyncio`` (aioquic's pacer
+    spins on uvloop's millisecond clock at high rates: ``udpio/pacing.py``;
+    a baseline is measured on both loops)."""
     try:
         import uvloop
     except ImportError:
+        uvloop = None
+    if uvloop is None or os.environ.get("BENCH_BARE_LOOP") == "asyncio":
         asyncio.run(main)
     else:
         uvloop.run(main)

@@ -31,6 +31,7 @@ from codec.messages import Error, Event, Kicked, Message, Reply, Request
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
 from udpio.ack_delay import install as delay_acks
+from udpio.pacing import install as granular_pacing
 from udpio.short_path import install as short_stream_path
 
 from .quic_adapter import (
@@ -153,6 +154,7 @@ class ClientConnection(QuicConnectionProtocol):
             self._registered = True
             clock = asyncio.get_running_loop().time
             delay_acks(self.quic)
+            granular_pacing(self.quic)
             short_stream_path(self.quic)
             short_ack_path(self.quic)
             self._mtu = PathMtuProber(self.quic, clock, self._path_changed)

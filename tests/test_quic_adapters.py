@@ -12,7 +12,7 @@ from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from server import quic_fastpath
 from tests.conftest import eventually
-from udpio import ack_delay, mtu_probe, short_path
+from udpio import ack_delay, mtu_probe, pacing, short_path
 
 
 async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
@@ -44,6 +44,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", ack_delay),
         ("client", short_path),
         ("server", short_path),
+        ("client", pacing),
+        ("server", pacing),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
@@ -68,5 +70,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     await eventually(lambda: server_adapter.smoothed_rtt(conn.quic) is not None)
     assert 0 < server_adapter.smoothed_rtt(conn.quic) < 5
     for quic in (proto.quic, conn.quic):
+        # both ends pace as udpio.pacing says from the end of the handshake
+        assert isinstance(quic._loss._pacer, pacing.GranularPacer)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30
