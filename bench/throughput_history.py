@@ -5,7 +5,8 @@ after), puts this checkout's ``bench/`` into it (so every commit is measured
 by the same benchmark), runs ``bench/files.py --size-mib N`` there, and keeps
 its JSON. Writes all of them as one JSON object and one PNG: upload and
 download MB/s of quicmeet and of bare aioquic (measured in the same run as
-each commit), and the server's CPU per MB for both.
+each commit; on uvloop, and on asyncio's own loop where the benchmark runs
+both), and the server's CPU per MB for both.
 
     python bench/throughput_history.py --png docs/throughput_history.png \\
         --size-mib 48 28cf857=before-udpio 30ace82=udpio f63a45c=mtu-search \\
@@ -96,8 +97,16 @@ def plot(rows: list[dict], path: Path) -> None:
             [row["bare_aioquic"][f"{key}_mb_s"] for row in rows],
             **bare,
             linestyle="--",
-            label=f"bare aioquic {key} (same run)",
+            label=f"bare aioquic {key}, uvloop (same run)",
         )
+        if all("bare_aioquic_asyncio" in row for row in rows):
+            rate.plot(
+                x,
+                [row["bare_aioquic_asyncio"][f"{key}_mb_s"] for row in rows],
+                **bare,
+                linestyle=":",
+                label=f"bare aioquic {key}, asyncio's loop",
+            )
         cpu.plot(
             x,
             [row["quicmeet"][f"{key}_cpu"]["server_cpu_ms_per_mb"] for row in rows],
