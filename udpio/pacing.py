@@ -17,8 +17,10 @@ facts of the event loops it runs on break that at high rates:
   ``bucket_max``: 16 packets a millisecond, whatever the congestion window
   allows (22.7 MB/s with 1,417-byte packets). The quicmeet server runs on
   uvloop: a download was held at exactly that rate with the server's loop
-  busy throughout, 2.9 pacing wakeups per packet sent, nearly all of them
-  sending nothing.
+  busy throughout, three pacing wakeups per packet sent, nearly all of them
+  sending nothing. (On asyncio's loop a sender woken by its timer alone
+  gets a millisecond's credit per wakeup, and so the same 16 packets, unless
+  the loop's own work between wakeups outlasts a packet's time.)
 
 :class:`GranularPacer` paces as aioquic's does with two changes, both only
 where a packet's time is shorter than the loops' timer granularity

@@ -2,10 +2,10 @@
 by :class:`GranularPacer`, woken by a model of each event loop's clock and
 timers (uvloop: a clock in whole milliseconds, a timer due in under 0.5 ms run
 at the next turn; asyncio: a fine clock, an ``epoll`` sleep of whole
-milliseconds). At high rates aioquic's pacer spins on uvloop and is held to
-16 packets a millisecond on both loops; the granular one sends at the pacing
-rate with one wakeup a millisecond. Below one packet a millisecond the two
-decide alike."""
+milliseconds). At high rates aioquic's pacer spins on uvloop, where it is
+held to 16 packets a millisecond; the granular one sends at the pacing rate
+with one wakeup a millisecond on both loops. Below one packet a millisecond
+the two decide alike."""
 
 from __future__ import annotations
 
