@@ -41,6 +41,7 @@ from udpio import PathMtuProber, UdpEndpoint, open_endpoint
 from udpio.ack_delay import install as delay_acks
 from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
+from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_path import install as short_stream_path
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
@@ -191,13 +192,16 @@ class ClientProtocol(QuicConnectionProtocol):
 
     def start(self, idle_timeout: float = IDLE_TIMEOUT) -> None:
         """Begin keepalives, delayed ACKs (:mod:`udpio.ack_delay`), pacing
-        the loop's timers can keep (:mod:`udpio.pacing`), the short path for
+        the loop's timers can keep (:mod:`udpio.pacing`), RTT samples the
+        controller can take the peer's ACK delay out of
+        (:mod:`udpio.rtt_samples`), the short path for
         stream packets (:mod:`udpio.short_path`) and the path MTU search once
         the handshake is done; a server silent for
         ``idle_timeout`` seconds is given up (:func:`keepalive_plan`)."""
         clock = asyncio.get_running_loop().time
         delay_acks(self.quic)
         granular_pacing(self.quic)
+        report_ack_delays(self.quic)
         short_stream_path(self.quic)
         self._mtu = PathMtuProber(self.quic, clock)
         self.idle_timeout = idle_timeout

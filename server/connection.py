@@ -32,6 +32,7 @@ from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
 from udpio.ack_delay import install as delay_acks
 from udpio.pacing import install as granular_pacing
+from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_path import install as short_stream_path
 
 from .quic_adapter import (
@@ -155,6 +156,7 @@ class ClientConnection(QuicConnectionProtocol):
             clock = asyncio.get_running_loop().time
             delay_acks(self.quic)
             granular_pacing(self.quic)
+            report_ack_delays(self.quic)
             short_stream_path(self.quic)
             short_ack_path(self.quic)
             self._mtu = PathMtuProber(self.quic, clock, self._path_changed)

@@ -12,7 +12,7 @@ from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from server import quic_fastpath
 from tests.conftest import eventually
-from udpio import ack_delay, mtu_probe, pacing, short_path
+from udpio import ack_delay, mtu_probe, pacing, rtt_samples, short_path
 
 
 async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
@@ -46,6 +46,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", short_path),
         ("client", pacing),
         ("server", pacing),
+        ("client", rtt_samples),
+        ("server", rtt_samples),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
@@ -72,5 +74,6 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     for quic in (proto.quic, conn.quic):
         # both ends pace as udpio.pacing says from the end of the handshake
         assert isinstance(quic._loss._pacer, pacing.GranularPacer)
+        assert isinstance(quic._loss, rtt_samples.ReportsAckDelay)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30

@@ -12,6 +12,12 @@ share the file was given. This controller gives way to queueing delay itself, as
 (RFC 6817) and its successor LEDBAT++ do, with the round trip instead of the
 one-way delay (aioquic gives a controller nothing else):
 
+- an RTT sample is taken **without the peer's ACK delay** (the time the
+  peer held the ACK on purpose, which the ACK reports and
+  :mod:`udpio.rtt_samples` tells the controller as ``peer_ack_delay``):
+  our peers hold a lone packet's ACK up to 20 ms (``udpio/ack_delay.py``),
+  so a window of a few packets, each a lone one, read up to 20 ms of queue
+  that was not there and kept the window at its floor;
 - the **base delay** is the lowest RTT of the last :data:`BASE_WINDOW_S`;
   the **queue** a round saw is its lowest RTT above the base (the lowest, so
   that a Python host's late answers are not a queue);
@@ -91,6 +97,10 @@ class ScavengerCongestionControl(QuicCongestionControl):
     Sizes are bytes, times seconds on aioquic's clock.
     """
 
+    peer_ack_delay = 0.0
+    """Seconds the peer held the ACK of the packet whose RTT comes next (set
+    before each ACK is processed; :mod:`udpio.rtt_samples`)."""
+
     def __init__(self, *, max_datagram_size: int) -> None:
         super().__init__(max_datagram_size=max_datagram_size)
         self._mss = max_datagram_size
@@ -152,6 +162,9 @@ class ScavengerCongestionControl(QuicCongestionControl):
         self.congestion_window = self._min_window
 
     def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
+        # Without the ACK's delay; a peer's coarse clock (uvloop's is in whole
+        # milliseconds) can report a little more than the sample holds.
+        rtt = max(rtt - self.peer_ack_delay, 0.0)
         self._base.update(rtt, now)
         self._round_min_rtt = min(self._round_min_rtt, rtt)
         self._noise.on_rtt(rtt, cruising=not self.startup)
