@@ -50,6 +50,8 @@ from aioquic.quic.congestion.base import K_GRANULARITY
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import DatagramFrameReceived
 
+from .short_path import mix_in
+
 __all__ = ["ACK_DELAY", "PRIVATE_ATTRIBUTES", "DelayedAcks", "install"]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -125,10 +127,5 @@ def install(quic: QuicConnection) -> DelayedAcks | None:
     wrapped = {"receive_datagram", "send_stream_data"} & quic.__dict__.keys()
     if wrapped:
         raise ValueError(f"install delayed ACKs before wrapping {sorted(wrapped)}")
-    base = type(quic)
-    cls = _classes.get(base)
-    if cls is None:
-        cls = _classes[base] = type(base.__name__, (DelayedAcks, base), {})
     quic._ack_delay = ACK_DELAY
-    quic.__class__ = cls
-    return quic  # type: ignore[return-value]
+    return mix_in(quic, DelayedAcks, _classes)

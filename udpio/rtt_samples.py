@@ -29,6 +29,8 @@ from typing import Any
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.recovery import QuicPacketRecovery
 
+from .short_path import mix_in
+
 __all__ = ["PRIVATE_ATTRIBUTES", "ReportsAckDelay", "install"]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
@@ -58,9 +60,4 @@ def install(quic: QuicConnection) -> ReportsAckDelay | None:
         return loss
     if not isinstance(loss, QuicPacketRecovery) or not hasattr(loss, "_cc"):
         return None
-    base = type(loss)
-    cls = _classes.get(base)
-    if cls is None:
-        cls = _classes[base] = type(base.__name__, (ReportsAckDelay, base), {})
-    loss.__class__ = cls
-    return loss
+    return mix_in(loss, ReportsAckDelay, _classes)

@@ -51,6 +51,7 @@ __all__ = [
     "ack_frame",
     "control_frames_due",
     "give_class",
+    "mix_in",
     "install",
     "sendable_streams",
     "sent_record",
@@ -381,9 +382,16 @@ def give_class(quic: QuicConnection, mixin: type, classes: dict) -> Any:
         return None
     if not hasattr(quic._loss, "_pacer"):
         return None
-    base = type(quic)
+    return mix_in(quic, mixin, classes)
+
+
+def mix_in(obj: Any, mixin: type, classes: dict) -> Any:
+    """Make ``obj`` an instance of ``mixin`` over its own class: one class per
+    base, made once and kept in ``classes`` under the base's name, so no
+    attribute is added to the object. Returns ``obj``."""
+    base = type(obj)
     cls = classes.get(base)
     if cls is None:
         cls = classes[base] = type(base.__name__, (mixin, base), {})
-    quic.__class__ = cls
-    return quic
+    obj.__class__ = cls
+    return obj
