@@ -5,10 +5,12 @@ memory; the client acknowledges every fourth round). Prints JSON: µs of CPU
 per ``datagrams_to_send`` call with 1 and 3 datagrams of 1,150 bytes queued,
 best of three runs; and the same for the ACK that answers a keepalive PING
 (the server's connection trimmed and acknowledging as the server's are),
-with the receipt of the PING beside it (``ack_us_per_ping``); and per packet
+with the receipt of the PING beside it (``ack_us_per_ping``; aioquic's
+``receive_datagram`` against :mod:`udpio.short_receive`'s); and per packet
 of a bulk stream (a download of ``--stream-mib``, both ends acknowledging as
 quicmeet's do), aioquic's method against :mod:`udpio.short_path`'s
-(``stream_us_per_packet``).
+(``stream_us_per_packet``) and the receiving end's ``receive_datagram``
+against :mod:`udpio.short_receive`'s (``stream_receive_us_per_packet``).
 
     python bench/datagram_path.py [--rounds 3000] [--stream-mib 16]
 """
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import quic_fastpath  # noqa: E402
 from server.certs import ensure_certificate  # noqa: E402
 from server.quic_adapter import release_handshake_state  # noqa: E402
-from udpio import ack_delay, short_path  # noqa: E402
+from udpio import ack_delay, short_path, short_receive  # noqa: E402
 
 CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
@@ -108,23 +110,25 @@ def _run_pings(client, server, now: float, rounds: int) -> tuple[float, float]:
     return receiving / rounds * 1e6, answering / rounds * 1e6
 
 
-def _run_stream(client, server, now: float, size: int) -> tuple[float, int]:
+def _run_stream(client, server, now: float, size: int) -> tuple[float, float, int]:
     """The server sends ``size`` bytes on one stream; the client reads and
-    acknowledges after every call. Returns the CPU of the server's calls and
-    how many packets they built."""
+    acknowledges after every call. Returns the CPU of the server's calls, of
+    the client's receipts, and how many packets the server built."""
     ack_delay.install(client)
     ack_delay.install(server)
     stream_id = server.get_next_available_stream_id()
     server.send_stream_data(stream_id, os.urandom(size), end_stream=True)
-    spent = 0.0
+    spent = receiving = 0.0
     packets = received = 0
     while received < size:
         start = time.process_time()
         out = server.datagrams_to_send(now)
-        spent += time.process_time() - start
+        middle = time.process_time()
+        spent += middle - start
         packets += len(out)
         for data, _ in out:
             client.receive_datagram(data, SERVER, now)
+        receiving += time.process_time() - middle
         while (event := client.next_event()) is not None:
             received += len(getattr(event, "data", b""))
         now += 0.0005
@@ -134,11 +138,13 @@ def _run_stream(client, server, now: float, size: int) -> tuple[float, int]:
             timer = conn.get_timer()
             if timer is not None and timer <= now:
                 conn.handle_timer(now)
-    return spent, packets
+    return spent, receiving, packets
 
 
-def _idle_server(server) -> None:
+def _idle_server(server, short: bool) -> None:
     release_handshake_state(server)
+    if short:
+        short_receive.install(server)
     ack_delay.install(server)
 
 
@@ -169,7 +175,7 @@ def main() -> None:
         for _ in range(3):
             for name in ("aioquic", "fast"):
                 client, server, now = _pair(Path(directory))
-                _idle_server(server)
+                _idle_server(server, short=name == "fast")
                 if name == "fast":
                     quic_fastpath.install_short_acks(server)
                 received, answered = _run_pings(client, server, now, args.rounds)
@@ -183,22 +189,36 @@ def main() -> None:
         }
         result["ack_ratio"] = round(answer["fast"] / answer["aioquic"], 2)
         per_packet: dict[str, float] = {}
+        receipt_per_packet: dict[str, float] = {}
         for _ in range(3):
             for name in ("aioquic", "fast"):
                 client, server, now = _pair(Path(directory))
                 if name == "fast":
+                    short_receive.install(client)
                     ack_delay.install(server)
                     short_path.install(server)
-                before = short_path.ShortStreams.sent
-                spent, packets = _run_stream(
+                sent_before = short_path.ShortStreams.sent
+                received_before = short_receive.ShortReceive.received
+                spent, receiving, packets = _run_stream(
                     client, server, now, args.stream_mib * 1024 * 1024
                 )
-                if name == "fast" and short_path.ShortStreams.sent == before:
-                    raise SystemExit("the short stream path never ran")
+                if name == "fast":
+                    if short_path.ShortStreams.sent == sent_before:
+                        raise SystemExit("the short stream path never ran")
+                    if short_receive.ShortReceive.received == received_before:
+                        raise SystemExit("the short receive path never ran")
                 us = spent / packets * 1e6
                 per_packet[name] = min(per_packet.get(name, us), us)
+                us = receiving / packets * 1e6
+                receipt_per_packet[name] = min(receipt_per_packet.get(name, us), us)
         result["stream_us_per_packet"] = {k: round(v, 1) for k, v in per_packet.items()}
         result["stream_ratio"] = round(per_packet["fast"] / per_packet["aioquic"], 2)
+        result["stream_receive_us_per_packet"] = {
+            k: round(v, 1) for k, v in receipt_per_packet.items()
+        }
+        result["stream_receive_ratio"] = round(
+            receipt_per_packet["fast"] / receipt_per_packet["aioquic"], 2
+        )
     print(json.dumps(result))
 
 

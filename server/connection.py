@@ -34,6 +34,7 @@ from udpio.ack_delay import install as delay_acks
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_path import install as short_stream_path
+from udpio.short_receive import install as short_receive_path
 
 from .quic_adapter import (
     forget_unacknowledged_acks,
@@ -154,6 +155,7 @@ class ClientConnection(QuicConnectionProtocol):
             self.peer_host = peer_host(self.quic)
             self._registered = True
             clock = asyncio.get_running_loop().time
+            short_receive_path(self.quic)
             delay_acks(self.quic)
             granular_pacing(self.quic)
             report_ack_delays(self.quic)

@@ -12,7 +12,15 @@ from client import quic_adapter as client_adapter
 from server import quic_adapter as server_adapter
 from server import quic_fastpath
 from tests.conftest import eventually
-from udpio import ack_delay, mtu_probe, pacing, rtt_samples, short_path
+from udpio import (
+    ack_delay,
+    mtu_probe,
+    pacing,
+    packet_crypto,
+    rtt_samples,
+    short_path,
+    short_receive,
+)
 
 
 async def test_every_private_attribute_exists_on_a_live_connection(server, connect):
@@ -21,13 +29,22 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     await eventually(lambda: server.connections)
     (conn,) = server.connections
     instances = {
-        "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
+        "client": [
+            proto,
+            proto.quic,
+            proto.quic._loss,
+            proto.quic.tls,
+            proto.quic._cryptos[tls.Epoch.ONE_RTT].recv.aead,
+            proto.quic._cryptos[tls.Epoch.ONE_RTT].recv.hp,
+        ],
         "server": [
             conn,
             conn._closed,
             conn.quic,
             conn.quic._loss,
             conn.quic._cryptos[tls.Epoch.ONE_RTT].send,
+            conn.quic._cryptos[tls.Epoch.ONE_RTT].recv.aead,
+            conn.quic._cryptos[tls.Epoch.ONE_RTT].recv.hp,
             conn.quic.tls,
             server._server,
             # the trim replaces the connection's own; this is what it reads
@@ -48,6 +65,10 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", pacing),
         ("client", rtt_samples),
         ("server", rtt_samples),
+        ("client", short_receive),
+        ("server", short_receive),
+        ("client", packet_crypto),
+        ("server", packet_crypto),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
@@ -75,5 +96,10 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         # both ends pace as udpio.pacing says from the end of the handshake
         assert isinstance(quic._loss._pacer, pacing.GranularPacer)
         assert isinstance(quic._loss, rtt_samples.ReportsAckDelay)
+        # and receive their steady state's packets on the short path, under
+        # the delayed-ACK policy
+        assert isinstance(quic, short_receive.ShortReceive)
+        mro = type(quic).__mro__
+        assert mro.index(ack_delay.DelayedAcks) < mro.index(short_receive.ShortReceive)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30

@@ -14,7 +14,7 @@ import pytest
 from aioquic import tls
 from aioquic.quic.events import StreamDataReceived
 
-from udpio import ack_delay, short_path
+from udpio import ack_delay, short_path, short_receive
 
 from .test_mtu_probe import CLIENT, SERVER, Wire, pair
 
@@ -23,15 +23,18 @@ MTU = 1500
 
 class Twin:
     """A client and a server connected on a virtual clock, both acknowledging
-    as quicmeet's ends do; with ``short``, the short path on both."""
+    as quicmeet's ends do; with ``short``, the short path on both; with
+    ``receive``, the short receive path (:mod:`udpio.short_receive`) on both."""
 
-    def __init__(self, tmp_path: Path, short: bool) -> None:
+    def __init__(self, tmp_path: Path, short: bool, receive: bool = False) -> None:
         self.client, self.server = pair(tmp_path)
         self.client.connect(SERVER, now=0.0)
         wire = Wire(self.client, self.server, MTU)
         wire.run(1.0)
         self.now = wire.now
         for quic in (self.client, self.server):
+            if receive:
+                assert short_receive.install(quic) is quic
             ack_delay.install(quic)
             if short:
                 assert short_path.install(quic) is quic
@@ -107,6 +110,7 @@ class Twin:
                 self.sent = getattr(self, "sent", 0) + 1
                 if not lose(sender is self.client, self.sent):
                     receiver.receive_datagram(data, source, self.now)
+                    self.trace.append(("received", receipt_state(receiver)))
             while (event := receiver.next_event()) is not None:
                 if isinstance(event, StreamDataReceived):
                     key = ("client" if receiver is self.client else "server",)
@@ -123,17 +127,64 @@ class Twin:
                 quic.handle_timer(self.now)
 
 
+def receipt_state(quic) -> tuple:
+    """What receiving a datagram changes in a connection."""
+    space = quic._spaces[tls.Epoch.ONE_RTT]
+    loss = quic._loss
+    return (
+        quic._state,
+        quic._close_pending,
+        tuple(
+            getattr(quic._close_event, name, None)
+            for name in ("error_code", "frame_type", "reason_phrase")
+        ),
+        space.expected_packet_number,
+        space.largest_received_packet,
+        space.largest_received_time,
+        list(space.ack_queue),
+        space.ack_at,
+        quic._close_at,
+        quic._ack_eliciting_sent_since_receipt,
+        (quic._spin_bit, quic._spin_highest_pn),
+        quic._local_max_data.used,
+        quic._remote_max_data,
+        [c.sequence_number for c in quic._host_cids if c.cid == quic.host_cid],
+        (loss.bytes_in_flight, loss._rtt_latest, loss._rtt_smoothed),
+        sorted(space.sent_packets),
+        {
+            stream_id: (stream.receiver.highest_offset, stream.receiver.is_finished)
+            for stream_id, stream in quic._streams.items()
+        },
+        [
+            (
+                type(event).__name__,
+                getattr(event, "stream_id", None),
+                getattr(event, "data", None),
+                getattr(event, "end_stream", None),
+                getattr(event, "error_code", None),
+                getattr(event, "reason_phrase", None),
+            )
+            for event in quic._events
+        ],
+    )
+
+
 def run_twins(
-    tmp_path: Path, script, expected: dict, lose=lambda from_client, n: False
+    tmp_path: Path,
+    script,
+    expected: dict,
+    lose=lambda from_client, n: False,
+    variant: dict | None = None,
 ):
     """Runs ``script(twin, step)`` before each step of both twins until each
     has received ``expected`` ({(receiver, stream id): bytes}); returns them,
-    and how many packets the short path built, once every step matched."""
+    and how many packets the short path built, once every step matched. The
+    second twin has the short send path, or ``variant`` (Twin's keywords)."""
     for path in (tmp_path / "aioquic", tmp_path / "short"):
         path.mkdir()
     twins = [
         Twin(tmp_path / "aioquic", short=False),
-        Twin(tmp_path / "short", short=True),
+        Twin(tmp_path / "short", **(variant or {"short": True})),
     ]
     before = short_path.ShortStreams.sent
     for index in range(50_000):
