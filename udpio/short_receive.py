@@ -40,7 +40,6 @@ from typing import Any
 from aioquic import tls
 from aioquic.buffer import UINT_VAR_MAX, Buffer, BufferReadError
 from aioquic.quic.connection import (
-    END_STATES,
     QuicConnection,
     QuicConnectionError,
     QuicConnectionState,
@@ -179,8 +178,8 @@ def _receive_packet(
             frame_type=exc.frame_type,
             reason_phrase=exc.reason_phrase,
         )
-    if quic._state in END_STATES or quic._close_pending:
-        return
+    if quic._state is not _CONNECTED or quic._close_pending:
+        return  # closed by a frame (an END_STATE: it was CONNECTED)
     quic._close_at = now + quic._idle_timeout()
     quic._ack_eliciting_sent_since_receipt = False
     paths = quic._network_paths
