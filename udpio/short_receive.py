@@ -18,15 +18,15 @@ path, once the handshake is confirmed, and does what aioquic's method does for
 it, in its order: aioquic's own crypto pair decrypts it
 (:func:`udpio.packet_crypto.open_short`, without its copies; key updates
 included), duplicates are dropped, the spin bit and the expected packet number
-move, STREAM, DATAGRAM and PADDING frames are handled in place (each with
+move, STREAM, DATAGRAM, PING and PADDING frames are handled in place (each with
 aioquic's checks: stream direction, flow control, final size, DATAGRAM size)
-and every other frame goes to aioquic's handler for it; then the idle timer,
-the ACK ranges and the ACK's due time. Anything else (a long header, another
-connection id or address, a qlog kept, a stream the peer opens with this
-packet, a stream already discarded) goes to aioquic's method, before
-decryption. ``tests/udpio/test_short_receive.py`` runs the same transfers,
-losses, key updates and malformed packets through both and compares the state
-after every datagram.
+and every other frame (and a STREAM frame that opens a stream or finds it
+discarded) goes to aioquic's handler for it; then the idle timer, the ACK
+ranges and the ACK's due time. Any other datagram (a long header, another
+connection id or address, a qlog kept, a handshake not yet confirmed) goes
+to aioquic's method, before decryption. ``tests/udpio/test_short_receive.py``
+runs the same transfers, losses, key updates and malformed packets through
+both and compares the state after every datagram.
 
 It reads aioquic's private attributes (listed in :data:`PRIVATE_ATTRIBUTES`,
 checked against aioquic 1.7; ``tests/test_quic_adapters.py`` checks they
@@ -97,6 +97,7 @@ _SHORT_HEADER = 0x40
 _RESERVED_BITS = 0x18
 _SPIN_BIT = 0x20
 _PADDING = int(QuicFrameType.PADDING)
+_PING = int(QuicFrameType.PING)
 _DATAGRAM = int(QuicFrameType.DATAGRAM)
 _DATAGRAM_WITH_LENGTH = int(QuicFrameType.DATAGRAM_WITH_LENGTH)
 _STREAM_FIRST = int(QuicFrameType.STREAM_BASE)
@@ -205,8 +206,8 @@ def _receive_packet(
 def _frames(
     quic: QuicConnection, payload: bytes, cid: bytes, path: Any, now: float
 ) -> tuple[bool, bool]:
-    """``_payload_received`` for a 1-RTT packet: STREAM, DATAGRAM and PADDING
-    frames in place, the others by aioquic's handlers. Returns whether the
+    """``_payload_received`` for a 1-RTT packet: STREAM, DATAGRAM, PING and
+    PADDING frames in place, the others by aioquic's handlers. Returns whether the
     packet is ack-eliciting and whether it is a probing packet."""
     buf = Buffer(data=payload)
     eliciting = False
@@ -227,6 +228,8 @@ def _frames(
                 handled = _stream_frame(quic, frame_type, buf)
             elif frame_type == _DATAGRAM_WITH_LENGTH or frame_type == _DATAGRAM:
                 handled = _datagram_frame(quic, frame_type, buf)
+            elif frame_type == _PING:
+                handled = True  # aioquic's handler only logs it
             elif frame_type == _PADDING:
                 rest = payload[buf.tell() :]
                 buf.seek(buf.capacity - len(rest.lstrip(b"\x00")))

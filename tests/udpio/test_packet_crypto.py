@@ -1,7 +1,7 @@
-"""Opening a 1-RTT packet without aioquic's copies
-(:mod:`udpio.packet_crypto`) gives what aioquic's ``decrypt_packet`` gives:
-the same header, payload and packet number, the same key update, the same
-errors, on every cipher suite."""
+"""Opening and sealing a 1-RTT packet without aioquic's copies
+(:mod:`udpio.packet_crypto`) gives what aioquic's ``decrypt_packet`` and
+``encrypt_packet`` give: the same bytes, header, payload and packet number,
+the same key updates, the same errors, on every cipher suite."""
 
 from __future__ import annotations
 
@@ -13,7 +13,49 @@ from aioquic.quic.crypto import CryptoError, CryptoPair, KeyUnavailableError
 from aioquic.quic.packet import QuicProtocolVersion
 from aioquic.tls import CipherSuite
 
-from udpio.packet_crypto import open_short
+from udpio.packet_crypto import open_short, seal_short
+
+
+class _Recording:
+    """Stands in for the ``cryptography`` AEAD object of one key phase and
+    records what it seals: what aioquic's ``encrypt_packet`` and
+    :func:`seal_short` both call."""
+
+    def __init__(self, inner, iv: int, record) -> None:
+        self.inner, self.iv, self.record = inner, iv, record
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        number = int.from_bytes(nonce, "big") ^ self.iv
+        self.record(associated_data, data, number)
+        return self.inner.encrypt(nonce, data, associated_data)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return self.inner.decrypt(nonce, data, associated_data)
+
+
+def record_sealing(pair: CryptoPair, record) -> None:
+    """Have ``record(header, payload, number)`` called for every packet the
+    pair seals from now on, whichever path seals it, in this key phase and
+    the next ones; idempotent."""
+    aead = pair.send.aead
+    if not isinstance(aead._aead, _Recording):
+        aead._aead = _Recording(aead._aead, aead._iv, record)
+    if "_update_key" not in vars(pair):
+        update = pair._update_key
+
+        def updated(trigger: str) -> None:
+            update(trigger)
+            record_sealing(pair, record)  # the next phase's keys
+
+        pair._update_key = updated
+
+
+def stop_recording(pair: CryptoPair) -> None:
+    aead = pair.send.aead
+    if isinstance(aead._aead, _Recording):
+        aead._aead = aead._aead.inner
+    vars(pair).pop("_update_key", None)
+
 
 SUITES = [
     CipherSuite.AES_128_GCM_SHA256,
@@ -99,3 +141,28 @@ def test_damaged_short_and_keyless_packets_fail_alike(suite):
     for pair in (theirs, ours):
         with pytest.raises(KeyUnavailableError):
             open_short(pair, packet, PN_OFFSET, 6)
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_packets_seal_as_aioquic_seals_them(suite):
+    # two senders with the same keys, one sealing with aioquic's method
+    _, theirs, ours = _pairs(suite, QuicProtocolVersion.VERSION_1)
+    _, reader, _ = _pairs(suite, QuicProtocolVersion.VERSION_1)
+    reader.recv, reader.send = theirs.send, theirs.recv  # reads what they send
+    rng = random.Random(suite)
+    for number in range(300):
+        if number in (50, 200):
+            theirs.update_key()
+            ours.update_key()
+        length = rng.choice((1, 2, 2, 3, 4))
+        first = 0x40 | (theirs.key_phase << 2) | (length - 1) | rng.choice((0, 0x20))
+        header = (
+            bytes((first,)) + CID + (number % (1 << 8 * length)).to_bytes(length, "big")
+        )
+        payload = os.urandom(rng.choice((3, 30, 1300)))  # a sample to take
+        sealed = seal_short(ours, header, payload, number)
+        assert sealed == theirs.encrypt_packet(header, payload, number)
+        assert (ours.send.key_phase, ours.send.secret) == (
+            theirs.send.key_phase,
+            theirs.send.secret,
+        )

@@ -17,6 +17,7 @@ from aioquic.quic.events import StreamDataReceived
 from udpio import ack_delay, short_path, short_receive
 
 from .test_mtu_probe import CLIENT, SERVER, Wire, pair
+from .test_packet_crypto import record_sealing
 
 MTU = 1500
 
@@ -49,16 +50,14 @@ class Twin:
             pass
 
     def _recording(self, quic) -> None:
-        crypto = quic._cryptos[tls.Epoch.ONE_RTT]
-        original = crypto.encrypt_packet
+        """Records every packet ``quic`` seals into the trace."""
         cid_end = 1 + len(quic._peer_cid.cid)
-        trace = self.trace
+        trace, is_client = self.trace, quic is self.client
 
         def record(header, payload, number):
-            trace.append((quic is self.client, header[0], header[cid_end:], payload))
-            return original(header, payload, number)
+            trace.append((is_client, header[0], header[cid_end:], payload))
 
-        crypto.encrypt_packet = record
+        record_sealing(quic._cryptos[tls.Epoch.ONE_RTT], record)
 
     def state(self, quic) -> tuple:
         space = quic._spaces[tls.Epoch.ONE_RTT]
