@@ -57,7 +57,6 @@ from aioquic.quic.packet import (
 from aioquic.quic.packet_builder import QuicSentPacket
 
 from udpio import short_path
-from udpio.packet_crypto import seal_short
 from udpio.short_path import (
     AEAD_TAG_SIZE,
     ack_frame,
@@ -189,7 +188,7 @@ class FastDatagramSender:
                 + peer_cid
                 + (number & 0xFFFF).to_bytes(2, "big")
             )
-            packet = seal_short(crypto, header, b"".join(frames), number)
+            packet = crypto.encrypt_packet(header, b"".join(frames), number)
             packets.append(sent_record(number, now, len(packet), in_flight=True))
             datagrams.append((packet, addr))
             flight_left -= len(packet)
@@ -279,7 +278,7 @@ def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes,
     crypto = quic._cryptos[_ONE_RTT]
     number = quic._packet_number
     frame, handler = ack_frame(quic, space, now, 3 + len(quic._peer_cid.cid))
-    packet = seal_short(crypto, short_header(quic, crypto, number), frame, number)
+    packet = crypto.encrypt_packet(short_header(quic, crypto, number), frame, number)
     pacer.update_after_send(now=now)
     # aioquic starts another packet, which finds nothing to carry.
     quic._pacing_at = pacer.next_send_time(now=now)

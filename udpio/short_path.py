@@ -12,8 +12,7 @@ this machine's virtual clock, half of a sender's CPU per packet.
 :class:`ShortStreams` builds those packets directly when one stream has data
 to send and nothing could be written beside it but an ACK, with aioquic's own
 crypto pair, stream sender (``get_frame``: what is sent, resent and
-acknowledged stays aioquic's; sealed by :func:`udpio.packet_crypto.seal_short`,
-without aioquic's copies), flow-control counters, pacer calls and
+acknowledged stays aioquic's), flow-control counters, pacer calls and
 sent-packet records, in the order aioquic makes them: the same plaintext,
 header and state afterwards (tests/udpio/test_short_path.py runs the same
 transfers through aioquic's method and this one and compares every packet).
@@ -44,8 +43,6 @@ from aioquic.quic.packet import (
 from aioquic.quic.packet_builder import QuicSentPacket
 from aioquic.quic.recovery import QuicPacketRecovery
 from aioquic.quic.stream import QuicStream
-
-from .packet_crypto import seal_short
 
 __all__ = [
     "AEAD_TAG_SIZE",
@@ -330,8 +327,8 @@ def _send_stream(
         if padding > 0:
             parts.append(bytes(padding))
         in_flight = eliciting or padding > 0
-        packet = seal_short(
-            crypto, short_header(quic, crypto, number), b"".join(parts), number
+        packet = crypto.encrypt_packet(
+            short_header(quic, crypto, number), b"".join(parts), number
         )
         record = sent_record(number, now, len(packet), in_flight=in_flight)
         record.is_ack_eliciting = eliciting

@@ -10,13 +10,13 @@ handler in a table and checks its epoch; then it looks at migration and path
 validation for the packet. For a 1-RTT packet of an established connection on
 its one path nearly all of that decides nothing: a download's receiving end
 spent about half of its loop in ``receive_datagram``, of which the
-decryption (aioquic's C code) was a quarter.
+decryption (3 µs of a 1,450-byte packet's 17 on this machine's virtual clock,
+the AES-GCM itself 0.8 in the ``cryptography`` package) was a quarter.
 
 :class:`ShortReceive` takes a datagram that holds one 1-RTT packet, sent to
 the connection's current connection id from the address of its one validated
 path, once the handshake is confirmed, and does what aioquic's method does for
-it, in its order: aioquic's own crypto pair decrypts it
-(:func:`udpio.packet_crypto.open_short`, without its copies; key updates
+it, in its order: aioquic's own crypto pair decrypts it (key updates
 included), duplicates are dropped, the spin bit and the expected packet number
 move, STREAM, DATAGRAM, PING and PADDING frames are handled in place (each with
 aioquic's checks: stream direction, flow control, final size, DATAGRAM size)
@@ -57,7 +57,6 @@ from aioquic.quic.packet import (
 from aioquic.quic.recovery import MAX_ACK_RANGES
 from aioquic.quic.stream import FinalSizeError, StreamFinishedError
 
-from .packet_crypto import open_short
 from .short_path import mix_in
 
 __all__ = ["PRIVATE_ATTRIBUTES", "ShortReceive", "install"]
@@ -147,8 +146,8 @@ def _receive_packet(
     # state, in its order (the header's checks were made by the caller).
     space = quic._spaces[_ONE_RTT]
     try:
-        plain_header, payload, number = open_short(
-            quic._cryptos[_ONE_RTT], data, cid_end, space.expected_packet_number
+        plain_header, payload, number = quic._cryptos[_ONE_RTT].decrypt_packet(
+            data, cid_end, space.expected_packet_number
         )
     except (KeyUnavailableError, CryptoError) as exc:
         quic._logger.debug(exc)

@@ -20,7 +20,6 @@ from udpio import ack_delay
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "udpio"))
 from test_mtu_probe import CLIENT, SERVER, Wire, pair  # noqa: E402
-from test_packet_crypto import record_sealing, stop_recording  # noqa: E402
 
 PAYLOAD = b"m" * 1150
 
@@ -42,20 +41,22 @@ def received(client) -> list[bytes]:
 
 
 class Recorder:
-    """Records what a crypto pair seals (aioquic's builder or a short path)."""
+    """Records what a crypto pair is asked to encrypt."""
 
     def __init__(self, pair) -> None:
         self.pair, self.calls = pair, []
+        self.original = pair.encrypt_packet
 
     def __enter__(self):
         def record(header, payload, number):
             self.calls.append((header, payload, number))
+            return self.original(header, payload, number)
 
-        record_sealing(self.pair, record)
+        self.pair.encrypt_packet = record
         return self
 
     def __exit__(self, *exc) -> None:
-        stop_recording(self.pair)
+        del self.pair.encrypt_packet
 
 
 def send(server, client, now, datagrams):

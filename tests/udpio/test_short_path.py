@@ -17,7 +17,6 @@ from aioquic.quic.events import StreamDataReceived
 from udpio import ack_delay, short_path, short_receive
 
 from .test_mtu_probe import CLIENT, SERVER, Wire, pair
-from .test_packet_crypto import record_sealing
 
 MTU = 1500
 
@@ -50,14 +49,16 @@ class Twin:
             pass
 
     def _recording(self, quic) -> None:
-        """Records every packet ``quic`` seals into the trace."""
+        crypto = quic._cryptos[tls.Epoch.ONE_RTT]
+        original = crypto.encrypt_packet
         cid_end = 1 + len(quic._peer_cid.cid)
-        trace, is_client = self.trace, quic is self.client
+        trace = self.trace
 
         def record(header, payload, number):
-            trace.append((is_client, header[0], header[cid_end:], payload))
+            trace.append((quic is self.client, header[0], header[cid_end:], payload))
+            return original(header, payload, number)
 
-        record_sealing(quic._cryptos[tls.Epoch.ONE_RTT], record)
+        crypto.encrypt_packet = record
 
     def state(self, quic) -> tuple:
         space = quic._spaces[tls.Epoch.ONE_RTT]
