@@ -17,6 +17,7 @@ from collections import deque
 
 import pytest
 from aioquic import tls
+from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.recovery import QuicPacketNumberWindow
@@ -27,6 +28,7 @@ from codec import ALPN
 from codec.messages import ChatMessage, FileOffered
 from server.quic_adapter import (
     PEER_CONNECTION_IDS,
+    ConnectionRouter,
     IdleQueue,
     PacketNumberWindow,
     PacketSpace,
@@ -365,3 +367,41 @@ async def test_a_tls_message_after_the_handshake_closes_only_that_connection(
     assert server_side(server, bob).quic.tls.state == tls.State.SERVER_POST_HANDSHAKE
     sent = await bob.chat.send("alice", "bob's connection goes on")
     assert sent.state in ("sent", "delivered")
+
+
+class _Sink:
+    """Where a router hands a connection's datagrams."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.got.append(data)
+
+
+async def test_short_headers_are_routed_as_aioquic_routes_them():
+    """The router takes a short header's connection id from its first bytes;
+    every datagram ends where aioquic's own server sends it (or nowhere)."""
+    configuration = QuicConfiguration(is_client=False)
+    length = configuration.connection_id_length
+    known, other = os.urandom(length), os.urandom(length)
+    datagrams = [
+        b"",
+        b"\x40",  # too short to hold a connection id
+        b"\x40" + known[:-1],
+        b"\x41" + known,  # the id and nothing else
+        b"\x41" + known + os.urandom(40),
+        b"\x5f" + known + os.urandom(1200),
+        b"\x01" + known + os.urandom(40),  # the fixed bit clear
+        b"\x41" + other + os.urandom(40),  # an id nobody holds
+        b"\xc3" + os.urandom(40),  # a long header that does not parse
+    ]
+    sinks = []
+    for router_class in (QuicServer, ConnectionRouter):
+        router = router_class(configuration=configuration)
+        sink = _Sink()
+        router._protocols[known] = sink
+        for data in datagrams:
+            router.datagram_received(data, ("127.0.0.1", 1))
+        sinks.append(sink.got)
+    assert sinks[1] == sinks[0] == datagrams[3:6]
