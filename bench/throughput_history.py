@@ -6,11 +6,13 @@ by the same benchmark), runs ``bench/files.py --size-mib N`` there, and keeps
 its JSON. Writes all of them as one JSON object and one PNG: upload and
 download MB/s of quicmeet and of bare aioquic (measured in the same run as
 each commit; on uvloop, and on asyncio's own loop where the benchmark runs
-both), and the server's CPU per MB for both.
+both), the server's CPU per MB and the client's for both; ``--replot``
+draws the PNG again from a saved JSON.
 
     python bench/throughput_history.py --png docs/throughput_history.png \\
         --size-mib 48 28cf857=before-udpio 30ace82=udpio f63a45c=mtu-search \\
         HEAD=window+pacer
+    python bench/throughput_history.py --png out.png --replot out.json
 
 Run it under the benchmark lock; each commit takes about a minute at 48 MiB.
 """
@@ -71,8 +73,9 @@ def load_average() -> float:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """One PNG: MB/s up and down, the server's CPU per MB, and the sender's
-    (the client's for an upload, the server's for a download), per commit."""
+    """One PNG: MB/s up and down, the server's CPU per MB, and the client's
+    (the sending end of an upload, the receiving end of a download), per
+    commit."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,8 +83,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     labels = [row["label"] for row in rows]
     x = range(len(rows))
-    fig, (rate, cpu, sender) = plt.subplots(1, 3, figsize=(15, 4.2))
-    sides = {"upload": "client_cpu_ms_per_mb", "download": "server_cpu_ms_per_mb"}
+    fig, (rate, cpu, client) = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = {"upload": "tab:blue", "download": "tab:green"}
     for key, marker in (("upload", "o"), ("download", "s")):
         ours = {"marker": marker, "color": colours[key]}
@@ -121,17 +123,17 @@ def plot(rows: list[dict], path: Path) -> None:
             label=f"bare aioquic {key}",
         )
         for source, style in (("quicmeet", ours), ("bare_aioquic", bare)):
-            sender.plot(
+            client.plot(
                 x,
-                [row[source][f"{key}_cpu"][sides[key]] for row in rows],
+                [row[source][f"{key}_cpu"]["client_cpu_ms_per_mb"] for row in rows],
                 **style,
                 linestyle="-" if source == "quicmeet" else "--",
                 label=f"{source.replace('_', ' ')} {key}",
             )
     rate.set_title("file transfer over loopback, MB/s")
     cpu.set_title("server CPU (user + system), ms per MB")
-    sender.set_title("the sender's CPU, ms per MB (upload: client)")
-    for axis in (rate, cpu, sender):
+    client.set_title("client CPU (user + system), ms per MB")
+    for axis in (rate, cpu, client):
         axis.set_xticks(list(x), labels, rotation=15)
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
@@ -149,12 +151,22 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "commits", nargs="+", metavar="COMMIT=LABEL", help="commits in order"
+        "commits", nargs="*", metavar="COMMIT=LABEL", help="commits in order"
+    )
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        help="draw the PNG from this earlier --json output instead of measuring",
     )
     parser.add_argument("--size-mib", type=int, default=48)
     parser.add_argument("--png", type=Path, required=True)
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    if args.replot is not None:
+        plot(json.loads(args.replot.read_text()), args.png)
+        return
+    if not args.commits:
+        parser.error("give commits to measure, or --replot")
     rows = []
     for spec in args.commits:
         commit, _, label = spec.partition("=")

@@ -28,7 +28,12 @@ from .files import FileService
 from .heap import HeapFreezer
 from .monitor import CollectorWatch, LoopMonitor
 from .passwords import PasswordHasher
-from .quic_adapter import ConnectionRouter, short_acks_sent, short_stream_packets
+from .quic_adapter import (
+    ConnectionRouter,
+    short_acks_sent,
+    short_packets_received,
+    short_stream_packets,
+)
 from .rooms import RoomService
 from .router import Router
 from .social import SocialService
@@ -238,6 +243,7 @@ class ServerApp:
             "online_users": self.presence.online_count(),
             "short_acks_sent": short_acks_sent(),
             "short_stream_packets": short_stream_packets(),
+            "short_packets_received": short_packets_received(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
             "worst_own_loop_stall_ms": (
                 None

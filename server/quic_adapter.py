@@ -39,6 +39,7 @@ from aioquic.quic.recovery import (
 
 from codec.media.cc import MediaCongestionControl
 from udpio.short_path import ShortStreams
+from udpio.short_receive import ShortReceive
 
 from .quic_fastpath import ShortAcks, install_short_acks
 from .quic_fastpath import install as install_fast_path
@@ -69,6 +70,7 @@ __all__ = [
     "set_media_rate",
     "short_ack_path",
     "short_acks_sent",
+    "short_packets_received",
     "short_stream_packets",
     "smoothed_rtt",
     "transmit_soon",
@@ -221,6 +223,12 @@ def short_stream_packets() -> int:
     """How many packets of a stream this process built on the short path
     (:mod:`udpio.short_path`)."""
     return ShortStreams.sent
+
+
+def short_packets_received() -> int:
+    """How many packets this process received on the short path
+    (:mod:`udpio.short_receive`)."""
+    return ShortReceive.received
 
 
 def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:

@@ -28,12 +28,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     await eventually(lambda: server.connections)
     (conn,) = server.connections
     instances = {
-        "client": [
-            proto,
-            proto.quic,
-            proto.quic._loss,
-            proto.quic.tls,
-        ],
+        "client": [proto, proto.quic, proto.quic._loss, proto.quic.tls],
         "server": [
             conn,
             conn._closed,
@@ -96,3 +91,5 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         assert mro.index(ack_delay.DelayedAcks) < mro.index(short_receive.ShortReceive)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30
+    # the probes' acknowledgements came on the short receive path
+    assert server_adapter.short_packets_received() > 0

@@ -118,9 +118,9 @@ class ShortReceive(QuicConnection):
         paths = self._network_paths
         if (
             self._state is not _CONNECTED
+            or type(data) is not bytes
             or not data
             or data[0] & 0xC0 != _SHORT_HEADER
-            or type(data) is not bytes
             or not self._handshake_confirmed
             or self._quic_logger is not None
             or self._close_at is None
