@@ -1,5 +1,6 @@
-"""A short path for receiving the packets of an established connection, for
-the server and the client.
+"""A short path for receiving the packets of an established connection
+(either end's; the server installs it, the client does not: see
+docs/performance.md, "Receiving on a short path").
 
 aioquic's ``receive_datagram`` is written for every packet a connection can
 meet: it parses a general header into an object, looks the destination
