@@ -9,12 +9,20 @@ side: the size of the upload's partial file in the server's data directory,
 sampled every 0.25 s. 1 GiB does not finish at 5 Mbit/s in a run of a
 minute: what is reported is its rate during the call and after it.
 
-``controller="media"`` runs the upload as shipped, with the media
-controller on the command's connection; ``controller="scavenger"`` (the
-default) puts that connection on the scavenger controller
-(``codec/media/cc/scavenger.py``, docs/adaptation.md, "Files beside a
-meeting"); ``controller="scavenger-fixed"`` does too with the fixed 5 ms
-target of before (``SPREAD_FACTOR = 0``), to compare in one run.
+``controller="pump"`` (the default) sends it as the desktop app does while
+its user is in a meeting: through an upload pump process
+(``client/transfers/pump.py``) whose connection gives way to the meeting's
+media while it lasts and takes the path back after it; the command's
+transfer manager is told the meeting runs while a flag file exists, which
+the benchmark creates when the call starts and removes when it ends (the
+engine's account tells it from its meeting instead). ``controller="media"``
+runs ``file send`` as shipped, an upload that knows of no meeting (another
+program, another person on the same uplink), with the media controller on
+its connection; ``controller="scavenger"`` puts that connection on the
+scavenger controller (``codec/media/cc/scavenger.py``, docs/adaptation.md,
+"Files beside a meeting") for the whole run, and ``"scavenger-fixed"`` does
+too with the fixed target alone (``SPREAD_FACTOR = 0``), to compare in one
+run.
 """
 
 from __future__ import annotations
@@ -43,11 +51,23 @@ _SCAVENGER = (
     "from client.cli import main; sys.exit(main())"
 )
 
+_PUMP = "\n".join([
+    "import os, sys, client.transfers.manager as manager",
+    "init, flag = manager.Transfers.__init__, {flag!r}",
+    "def with_pump(self, *args, **kwargs):",
+    "    init(self, *args, **kwargs)",
+    "    self.pump_at = 0",
+    "    self.media_active = lambda: os.path.exists(flag)",
+    "manager.Transfers.__init__ = with_pump",
+    "from client.cli import main",
+    "sys.exit(main())",
+])  # fmt: skip
+
 
 class QuicmeetWithFile(Quicmeet):
     """quicmeet's call with an upload beside it on the publisher's link."""
 
-    def __init__(self, controller: str = "scavenger") -> None:
+    def __init__(self, controller: str = "pump") -> None:
         super().__init__()
         self.controller = controller
         self.name = f"quicmeet+file({controller})"
@@ -65,12 +85,17 @@ class QuicmeetWithFile(Quicmeet):
             target=_watch, args=(upstream.workdir / "data", sizes, stop), daemon=True
         )
         watcher.start()
+        flag = work / "in-meeting"
         sender = self._cli(relay.address, work / "filer", "file", "send", "sink",
-                           str(path), code=self.controller)  # fmt: skip
+                           str(path), code=self.controller, flag=flag)  # fmt: skip
         try:
             time.sleep(LEAD_S)
             meeting_start = time.time()
-            run = super().run(relay, seconds - LEAD_S - AFTER_S, upstream)
+            flag.touch()
+            try:
+                run = super().run(relay, seconds - LEAD_S - AFTER_S, upstream)
+            finally:
+                flag.unlink()
             meeting_end = time.time()
             time.sleep(AFTER_S)
         finally:
@@ -95,10 +120,13 @@ class QuicmeetWithFile(Quicmeet):
             self._cli(address, work / home, *args).wait(30)
 
     @staticmethod
-    def _cli(address: str, home: Path, *args: str, code: str = "media"):
+    def _cli(address: str, home: Path, *args: str, code: str = "media",
+             flag: Path | None = None):  # fmt: skip
         spread = {"scavenger": "sc.SPREAD_FACTOR", "scavenger-fixed": "0.0"}
         if code in spread:
             head = ["-c", _SCAVENGER.format(spread=spread[code])]
+        elif code == "pump":
+            head = ["-c", _PUMP.format(flag=str(flag))]
         else:
             head = ["-m", "client"]
         with open(f"{home}.file.err", "a") as err:

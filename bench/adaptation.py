@@ -142,7 +142,8 @@ SCENARIOS = {
     )
 }
 """``meeting-and-file`` runs the call of :mod:`_adapt_file` (an upload beside
-it), once with the file connections' controller and once with main's."""
+it), once sent through an upload pump that knows of the meeting (as the
+desktop app sends it) and once by a ``file send`` that does not."""
 
 
 ROOM_SCENARIOS = {
@@ -442,9 +443,9 @@ def main() -> None:
     parser.add_argument(
         "--file-controller",
         action="append",
-        choices=("scavenger", "scavenger-fixed", "media"),
-        help="meeting-and-file: the file connection's controller, in this order "
-        "(repeatable; default: scavenger, then media)",
+        choices=("pump", "scavenger", "scavenger-fixed", "media"),
+        help="meeting-and-file: how the file is sent, in this order (repeatable; "
+        "default: pump, then media; bench/_adapt_file.py)",
     )
     parser.add_argument(
         "--source", help="the publisher's source, WxH (default: the scenario's)"
@@ -461,7 +462,7 @@ def main() -> None:
         elif args.virtual:
             result = run_virtual(SCENARIOS[name])
         elif name == "meeting-and-file":
-            for controller in args.file_controller or ("scavenger", "media"):
+            for controller in args.file_controller or ("pump", "media"):
                 system = QuicmeetWithFile(controller)
                 result = run_scenario(system, SCENARIOS[name], args.seed, args.plots)
                 print(json.dumps(result), file=sys.stderr, flush=True)

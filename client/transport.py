@@ -54,6 +54,7 @@ from .quic_adapter import (
     pending_datagrams,
     quic_of,
     release,
+    replace_congestion_control,
     set_idle_timer,
     smoothed_rtt,
     transmit_soon,
@@ -139,6 +140,7 @@ class ClientProtocol(QuicConnectionProtocol):
         self.keepalive = Keepalive(KEEPALIVE_INTERVAL, IDLE_TIMEOUT, False)
         self.idle_timeout = IDLE_TIMEOUT
         """How long a silent server is trusted (seconds; :func:`keepalive_plan`)."""
+        self._congestion_control = self.quic.configuration.congestion_control_algorithm
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -344,6 +346,21 @@ class ClientProtocol(QuicConnectionProtocol):
             controller.set_media_rate(rate_bps / 8)
 
     @property
+    def congestion_control(self) -> str:
+        """The name of the controller this connection runs on now."""
+        return self._congestion_control
+
+    def use_congestion_control(self, algorithm: str) -> None:
+        """Run this connection on a fresh controller of ``algorithm`` (a name
+        registered with aioquic) from now on: an upload pump's connection
+        gives way to a meeting's media while the meeting lasts and takes the
+        path back after it (``client/transfers/pump.py``)."""
+        if algorithm != self._congestion_control:
+            replace_congestion_control(self.quic, algorithm)
+            self._congestion_control = algorithm
+            self.transmit_soon()
+
+    @property
     def rtt_ms(self) -> float | None:
         """Smoothed round-trip time to the server in milliseconds (None before
         the first sample)."""
@@ -474,8 +491,8 @@ def client_configuration(
 ) -> QuicConfiguration:
     """The QUIC configuration of a client connection. ``congestion_control``
     is the name of a registered controller other than the media controller
-    (``register_scavenger_congestion_control()``, measured for file-only
-    connections and not enabled: docs/adaptation.md)."""
+    (``register_scavenger_congestion_control()``: an upload pump that starts
+    while a meeting runs, docs/adaptation.md)."""
     configuration = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN],

@@ -79,6 +79,10 @@ class Transfers:
         self.pump_at = pump_at
         self.pumps: dict[int, int] = {}
         """The process id of each transfer's running upload pump."""
+        self.media_active: Callable[[], bool] = lambda: False
+        """Whether a meeting's media flow now: upload pumps then give way to
+        them (set by the engine's account; docs/adaptation.md, "Files beside
+        a meeting")."""
         self.on_progress: Callable[[Progress], None] = lambda progress: None
         self.on_change: Callable[[Transfer], None] = lambda transfer: None
         self._slots = asyncio.Semaphore(max_parallel)

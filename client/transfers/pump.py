@@ -11,13 +11,22 @@ the hash, the offer, pause, cancel and resume (``docs/engine.md``).
     python -m client.transfers.pump
 
 reads one JSON line on stdin (:class:`~client.transfers.pumping.Order`),
-then ``stop`` lines (end the stream where it is, as a pause does); end of
-file on stdin ends the pump at once (its engine is gone). It writes JSON
-lines on stdout: ``{"attached": true}`` once the server accepted the
-connection, ``{"written": n}`` every window, and last one of ``{"stored":
+then ``stop`` lines (end the stream where it is, as a pause does) and
+``yield`` and ``full`` lines (a meeting began or ended); end of file on
+stdin ends the pump at once (its engine is gone). It writes JSON lines on
+stdout: ``{"attached": true}`` once the server accepted the connection,
+``{"yielding": bool}`` when its connection changed controller,
+``{"written": n}`` every window, and last one of ``{"stored":
 state, "received": n, "moved": n}``, ``{"error": code, "message": text,
 "retry_after_ms": ms, "written": n, "moved": n}`` (the server refused the
 stream) or ``{"lost": reason, "written": n, "moved": n}``.
+
+While the engine is in a meeting the pump's connection runs the scavenger
+controller (``codec/media/cc/scavenger.py``), which gives way to any flow
+that builds a queue: the file moves at what the meeting's media leave of
+the path and takes it back within seconds of the meeting's end, when the
+connection goes back to the media controller, which holds its share
+against any flow (docs/adaptation.md, "Files beside a meeting").
 """
 
 from __future__ import annotations
@@ -33,11 +42,16 @@ from typing import Any
 
 import msgspec
 
+from codec.media.cc import (
+    register_media_congestion_control,
+    register_scavenger_congestion_control,
+)
 from codec.messages import AttachTransfers, Error, FileStored, Ok
 
 from ..errors import ClientError
 from ..pinning import PinStore
 from ..session import Session
+from ..transport import ClientProtocol
 from .outbound import StreamLost, send_from
 from .pumping import Order
 from .records import TransferError
@@ -52,7 +66,34 @@ def _say(**line: Any) -> None:
     sys.stdout.flush()
 
 
-async def pump(order: Order, stop: asyncio.Event) -> None:
+def _controller(yielding: bool) -> str:
+    if yielding:
+        return register_scavenger_congestion_control()
+    return register_media_congestion_control()
+
+
+class Yielding:
+    """Whether the pump's connection gives way to a meeting's media now."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self._proto: ClientProtocol | None = None
+
+    def attach(self, proto: ClientProtocol) -> None:
+        """The connection is up (it started on :attr:`on`'s controller)."""
+        self._proto = proto
+        self.set(self.on)
+
+    def set(self, on: bool) -> None:
+        """A meeting began (``True``) or ended."""
+        self.on = on
+        proto = self._proto
+        if proto is not None and proto.congestion_control != _controller(on):
+            proto.use_congestion_control(_controller(on))
+            _say(yielding=on)
+
+
+async def pump(order: Order, stop: asyncio.Event, yielding: Yielding) -> None:
     """Attach to the session and send the file; every outcome is one line."""
     pins = PinStore(None)
     pins.check(order.server, order.fingerprint)
@@ -61,6 +102,7 @@ async def pump(order: Order, stop: asyncio.Event) -> None:
         pins=pins,
         ca_file=None if order.ca_file is None else Path(order.ca_file),
         reconnect=False,
+        congestion_control=_controller(yielding.on),
     )
     try:
         await session.connect()
@@ -71,6 +113,7 @@ async def pump(order: Order, stop: asyncio.Event) -> None:
         await session.close()
         return
     _say(attached=True)
+    yielding.attach(proto)
 
     async def checkpoint(written: int) -> bool:
         _say(written=written)
@@ -113,13 +156,17 @@ async def _run() -> None:
     )
     order = msgspec.json.decode(await reader.readline(), type=Order)
     stop = asyncio.Event()
-    task = asyncio.ensure_future(pump(order, stop))
+    yielding = Yielding(order.yielding)
+    task = asyncio.ensure_future(pump(order, stop, yielding))
 
     async def watch() -> None:
         # A "stop" line pauses; end of file means the engine is gone.
         while line := await reader.readline():
-            if line.strip() == b"stop":
+            word = line.strip()
+            if word == b"stop":
                 stop.set()
+            elif word in (b"yield", b"full"):
+                yielding.set(word == b"yield")
         task.cancel()
 
     watcher = asyncio.ensure_future(watch())

@@ -41,6 +41,9 @@ class Order(msgspec.Struct, kw_only=True):
     path: str
     offset: int
     size: int
+    yielding: bool = False
+    """Whether the pump's connection starts on the controller that gives way
+    to a meeting's media (``yield`` and ``full`` lines change it later)."""
 
 
 def _address(host: str, port: int) -> str:
@@ -64,6 +67,7 @@ async def pumped_upload(job: Job, file_id: str, offset: int) -> Sent | None:
         path=transfer.path,
         offset=offset,
         size=transfer.size,
+        yielding=job.owner.media_active(),
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "client.transfers.pump",
@@ -72,11 +76,16 @@ async def pumped_upload(job: Job, file_id: str, offset: int) -> Sent | None:
     assert proc.stdin is not None and proc.stdout is not None
     job.owner.pumps[transfer.id] = proc.pid
     written, attached, stop_sent = offset, False, False
+    yielding = order.yielding
     try:
         proc.stdin.write(msgspec.json.encode(order) + b"\n")
         while True:
             if job.stopping and not stop_sent:
                 stop_sent = _tell(proc, b"stop\n")
+            if job.owner.media_active() != yielding:
+                # A meeting began or ended while the file moves.
+                yielding = not yielding
+                _tell(proc, b"yield\n" if yielding else b"full\n")
             try:
                 raw = await asyncio.wait_for(proc.stdout.readline(), POLL_S)
             except TimeoutError:
@@ -88,6 +97,9 @@ async def pumped_upload(job: Job, file_id: str, offset: int) -> Sent | None:
             line: dict[str, Any] = json.loads(raw)
             if "attached" in line:
                 attached = True
+            elif "yielding" in line:
+                way = "gives way to a meeting" if line["yielding"] else "takes the path"
+                log.info("upload pump of transfer %d %s", transfer.id, way)
             elif "lost" in line:
                 if not attached:
                     log.info("upload pump not attached: %s", line["lost"])

@@ -33,6 +33,11 @@ log = logging.getLogger("quicmeet.transfers")
 HASH_STEP = 8 * 1024 * 1024
 """Bytes hashed between two progress reports and two looks at whether to
 stop: 6-25 ms of work here (0.8-3 s per GiB, cached or not)."""
+MEETING_PUMP_AT = 1024 * 1024
+"""Bytes left from which an upload goes through a pump while a meeting's
+media flow (the pump's connection gives way to them; the session's own
+connection, which carries them, would compete): a second or two of a
+5 Mbit/s uplink."""
 
 
 async def upload(job: Job) -> tuple[Transfer, int]:
@@ -118,11 +123,14 @@ async def check(job: Job, path: Path) -> Transfer:
 
 async def stream_upload(job: Job, file_id: str, offset: int) -> tuple[Transfer, int]:
     """Send the file from ``offset`` on: through an upload pump process when
-    at least :attr:`Transfers.pump_at` bytes are left, else on the session's
-    own connection."""
+    at least :attr:`Transfers.pump_at` bytes are left (or
+    :data:`MEETING_PUMP_AT` while a meeting's media flow), else on the
+    session's own connection."""
     transfer = job.transfer
-    pump_at = job.owner.pump_at
-    if pump_at is not None and transfer.size - offset >= pump_at:
+    pump_at, left = job.owner.pump_at, transfer.size - offset
+    if pump_at is not None and (
+        left >= pump_at or (left >= MEETING_PUMP_AT and job.owner.media_active())
+    ):
         pumped = await pumped_upload(job, file_id, offset)
         if pumped is not None:
             return await finish(job, pumped)

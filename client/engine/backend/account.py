@@ -76,6 +76,8 @@ class Account:
         self.meeting = MeetingModel(
             session, post, frames, video_settings, self._name_of, audio_settings
         )
+        # While a meeting's media flow, uploads give way to them.
+        self.files.transfers.media_active = lambda: self.meeting.call is not None
         self._dirty: set[str] = set()
         self._unread_task: asyncio.Task[None] | None = None
         self._unread_again = False
