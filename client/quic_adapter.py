@@ -3,11 +3,12 @@
 aioquic offers no public way to read the server's certificate after the
 handshake, the smoothed round-trip time, the queue of datagrams waiting to be
 sent, the connection's congestion controller, or why a handshake failed, nor
-to change a connection's controller or release a protocol's timer and socket
-at once (path MTU probes reach aioquic through :mod:`udpio.mtu_probe`). Each
-such access is a function here, so that an aioquic upgrade breaks one module
-(and the test that checks these attributes still exist); ``pyproject.toml``
-pins aioquic below the next minor version for the same reason.
+to release a protocol's timer and socket at once (path MTU probes reach
+aioquic through :mod:`udpio.mtu_probe`, a change of controller through
+:mod:`udpio.controller`). Each such access is a function here, so that an
+aioquic upgrade breaks one module (and the test that checks these attributes
+still exist); ``pyproject.toml`` pins aioquic below the next minor version
+for the same reason.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from aioquic.asyncio import QuicConnectionProtocol
-from aioquic.quic.congestion.base import (
-    QuicCongestionControl,
-    create_congestion_control,
-)
+from aioquic.quic.congestion.base import QuicCongestionControl
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketRecovery
@@ -35,7 +33,6 @@ __all__ = [
     "pending_datagrams",
     "quic_of",
     "release",
-    "replace_congestion_control",
     "set_idle_timer",
     "smoothed_rtt",
     "transmit_soon",
@@ -113,23 +110,6 @@ def smoothed_rtt(quic: QuicConnection) -> float | None:
 def congestion_control(quic: QuicConnection) -> QuicCongestionControl:
     """The connection's congestion controller (ours: ``codec.media.cc``)."""
     return quic._loss._cc
-
-
-def replace_congestion_control(
-    quic: QuicConnection, algorithm: str
-) -> QuicCongestionControl:
-    """Run the connection on a fresh controller of ``algorithm`` (a name
-    registered with aioquic) from now on, and return it. The bytes in flight
-    carry over: their acknowledgements and losses reach the new controller,
-    which counts them down as its own; what the old one learned of the path
-    does not (the new one starts as on a new connection)."""
-    loss = quic._loss
-    controller = create_congestion_control(
-        algorithm, max_datagram_size=quic._configuration.max_datagram_size
-    )
-    controller.bytes_in_flight = loss._cc.bytes_in_flight
-    loss._cc = controller
-    return controller
 
 
 def close_event(quic: QuicConnection) -> ConnectionTerminated | None:

@@ -39,6 +39,7 @@ from codec.messages import Error, Event, Kicked, Reply, Request, StreamRequest
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint, open_endpoint
 from udpio.ack_delay import install as delay_acks
+from udpio.controller import replace_congestion_control
 from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
@@ -54,7 +55,6 @@ from .quic_adapter import (
     pending_datagrams,
     quic_of,
     release,
-    replace_congestion_control,
     set_idle_timer,
     smoothed_rtt,
     transmit_soon,

@@ -94,6 +94,8 @@ class ServerApp:
         self.chat = ChatService(self.context, self.social)
         self.files = FileService(self.context, self.social)
         self.rooms = RoomService(self.context)
+        self.files.in_meeting = self._in_meeting
+        self.rooms.on_membership = self.files.meeting_changed
         for service in (self.accounts, self.social, self.chat, self.files, self.rooms):
             service.register_handlers(self.router)
         self.sfu = self.rooms.sfu
@@ -201,6 +203,11 @@ class ServerApp:
                 )
         for started in self._session_started:
             await started(conn)
+
+    def _in_meeting(self, user_id: int) -> bool:
+        """Whether the user's live session here is a member of a room here."""
+        main = self.context.presence.local_connection(user_id)
+        return main is not None and self.rooms.in_meeting(main)
 
     def attach_transfers(self, conn: ClientConnection, account: Account) -> None:
         """Make ``conn`` a transfer connection of the session ``account``

@@ -34,6 +34,7 @@ from codec.protocol import decode_progress
 from .blobs import BlobStore, DiskFull
 from .errors import ServiceError
 from .files import file_info
+from .quic_adapter import give_way
 from .storage.models import FileTransfer
 
 if TYPE_CHECKING:
@@ -323,6 +324,27 @@ class DownloadStream(TransferStream):
             self._progress.clear()
             await self._progress.wait()
 
+    def give_way(self) -> None:
+        """On a transfer connection (which carries only files), this side
+        runs the scavenger controller while the user is in a meeting here and
+        the media controller otherwise: looked at every chunk, so that a
+        download gives way to a meeting that begins after it and takes the
+        path back when the meeting ends (docs/adaptation.md, "Files beside a
+        meeting"). On the session's own connection the media's controller
+        stays: the media come on it."""
+        conn = self.conn
+        account = conn.account
+        if account is None or not account.transfer_only:
+            return
+        meeting = self.service.in_meeting(self.user_id)
+        if give_way(conn.quic, meeting):
+            stat = "downloads_given_way" if meeting else "downloads_full_path"
+            self.service.ctx.stats[stat] += 1
+            log.info(
+                "download of file %s to user %d %s", self.file_id, self.user_id,
+                "gives way to a meeting" if meeting else "takes the path",
+            )  # fmt: skip
+
     async def run(self) -> None:
         service = self.service
         row, sender, recipient = await service.transfer(self.file_id)
@@ -341,6 +363,7 @@ class DownloadStream(TransferStream):
             await service.run_io(handle.seek, self.req.offset)
             position = self.req.offset
             while position < row.size:
+                self.give_way()
                 await self._acknowledged(position - WINDOW + 1)
                 chunk = await service.run_io(
                     handle.read, min(READ_CHUNK, row.size - position)

@@ -17,6 +17,7 @@ import logging
 import secrets
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,9 @@ class FileService:
     def __init__(self, ctx: ServerContext, social: SocialService) -> None:
         self.ctx = ctx
         self.social = social
+        self.in_meeting: Callable[[int], bool] = lambda user_id: False
+        """Whether a user is in a room on this node (set by the app): a
+        download on a transfer connection then gives way to the meeting."""
         self.blobs = BlobStore(ctx.config.files_dir)
         self.io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="files")
         self.hashers: dict[str, tuple[int, Any]] = {}
@@ -126,6 +130,17 @@ class FileService:
 
     def start(self) -> None:
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+
+    def meeting_changed(self, user_id: int) -> None:
+        """The user joined or left a room here: their downloads give way to
+        the meeting, or take the path back, now (each also looks at every
+        chunk it sends)."""
+        from .file_streams import DownloadStream
+
+        for streams in self.active.values():
+            for stream in streams:
+                if isinstance(stream, DownloadStream) and stream.user_id == user_id:
+                    stream.give_way()
 
     def stop(self) -> None:
         if self._purger is not None:

@@ -37,7 +37,13 @@ from aioquic.quic.recovery import (
     QuicPacketSpace,
 )
 
-from codec.media.cc import MediaCongestionControl
+from codec.media.cc import (
+    MediaCongestionControl,
+    ScavengerCongestionControl,
+    register_media_congestion_control,
+    register_scavenger_congestion_control,
+)
+from udpio.controller import replace_congestion_control
 from udpio.short_path import ShortStreams
 from udpio.short_receive import ShortReceive
 
@@ -239,6 +245,21 @@ def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:
     controller = getattr(getattr(quic, "_loss", None), "_cc", None)
     if isinstance(controller, MediaCongestionControl):
         controller.set_media_rate(rate_bps / 8)
+
+
+def give_way(quic: QuicConnection, meeting: bool) -> bool:
+    """Run a connection that carries only files on the scavenger controller
+    while its user is in a ``meeting`` (it gives way to the media), on the
+    media controller otherwise (it holds its share); whether it changed
+    (:mod:`udpio.controller`)."""
+    controller = getattr(getattr(quic, "_loss", None), "_cc", None)
+    if isinstance(controller, ScavengerCongestionControl) == meeting:
+        return False
+    if meeting:
+        replace_congestion_control(quic, register_scavenger_congestion_control())
+    else:
+        replace_congestion_control(quic, register_media_congestion_control())
+    return True
 
 
 def smoothed_rtt(quic: QuicConnection) -> float | None:

@@ -85,6 +85,9 @@ class RoomService:
         )
         self._members: dict[ClientConnection, Member] = {}
         self.accepting = True
+        self.on_membership: Callable[[int], None] = lambda user_id: None
+        """Called with a user's id when the user joined or left a room here
+        (the file service's downloads give way to a meeting)."""
         """Whether new rooms are made here (False while the node drains)."""
         self._room_of: dict[int, Room] = {}
         self._join_buckets: dict[ClientConnection, TokenBucket] = {}
@@ -257,6 +260,7 @@ class RoomService:
         if timer is not None:
             timer.cancel()
         self.changed(room, skip=member)
+        self.on_membership(account.user_id)
 
     async def leave(self, conn: ClientConnection, req: LeaveRoom) -> Ok:
         self.remove(self.member(conn), None, "")
@@ -280,6 +284,7 @@ class RoomService:
             self._expiry[room.room_id] = asyncio.get_running_loop().call_later(
                 self.ctx.config.empty_room_ttl, self._close_room, room
             )
+        self.on_membership(member.user_id)
 
     def hold(self, room: Room) -> None:
         """Hold ``room``, taken over from a node that died, empty until its

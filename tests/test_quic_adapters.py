@@ -14,6 +14,7 @@ from server import quic_fastpath
 from tests.conftest import eventually
 from udpio import (
     ack_delay,
+    controller,
     mtu_probe,
     pacing,
     rtt_samples,
@@ -56,6 +57,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("client", rtt_samples),
         ("server", rtt_samples),
         ("server", short_receive),
+        ("client", controller),
+        ("server", controller),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from codec import encode_message
 from codec.messages import DownloadFile, Error, FileData, TransferProgress
@@ -15,6 +16,7 @@ from codec.messages import DownloadFile, Error, FileData, TransferProgress
 from ..errors import ClientError, ConnectionLost, NotConnected, ServerError
 from .files import append, prefix_state
 from .job import WINDOW, Job
+from .link import TransferLink
 from .records import DONE, Interrupted, Transfer, TransferError
 from .streams import DownloadListener
 
@@ -30,7 +32,9 @@ BATCH_WAIT = 0.02
 async def download(job: Job) -> tuple[Transfer, int]:
     """Fetch the file into ``NAME.part`` from its length on, and rename it
     into place once its SHA-256 matches; the row as it ends and the content
-    bytes received."""
+    bytes received. With at least :attr:`Transfers.link_at` bytes left the
+    file comes on a transfer connection of its own (:mod:`.link`), else (or
+    when none can be attached) on the session's connection."""
     transfer = job.transfer
     loop = asyncio.get_running_loop()
     part = Path(transfer.path + ".part")
@@ -45,8 +49,29 @@ async def download(job: Job) -> tuple[Transfer, int]:
         else hashlib.sha256()
     )
     assert transfer.file_id is not None
+    link = None
+    link_at = job.owner.link_at
+    if link_at is not None and transfer.size - offset >= link_at:
+        link = TransferLink(job.session)
+        if await link.open() is None:
+            link = None
     try:
-        proto = await job.session.wait_ready(30)
+        return await _receive(job, part, offset, digest, link)
+    finally:
+        if link is not None:
+            await link.close()
+
+
+async def _receive(
+    job: Job, part: Path, offset: int, digest: Any, link: TransferLink | None
+) -> tuple[Transfer, int]:
+    transfer = job.transfer
+    assert transfer.file_id is not None
+    loop = asyncio.get_running_loop()
+    try:
+        proto = link.proto if link is not None else None
+        if proto is None:
+            proto = await job.session.wait_ready(30)
         listener = DownloadListener()
         request = DownloadFile(
             rid=proto.next_rid(), file_id=transfer.file_id, offset=offset

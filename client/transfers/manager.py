@@ -58,7 +58,9 @@ class Transfers:
     running at once. With ``auto_resume`` interrupted transfers restart after
     every login and reconnect. An upload with at least ``pump_at`` bytes left
     to send sends them from an upload pump process of its own
-    (:mod:`client.transfers.pump`); None sends everything on the session's
+    (:mod:`client.transfers.pump`); a download with at least ``link_at``
+    bytes left comes on a transfer connection of its own
+    (:mod:`client.transfers.link`); None keeps everything on the session's
     connection.
     """
 
@@ -71,12 +73,14 @@ class Transfers:
         max_parallel: int = 3,
         auto_resume: bool = False,
         pump_at: int | None = None,
+        link_at: int | None = None,
     ) -> None:
         self.session = session
         self.store = store
         self.downloads = downloads
         self.auto_resume = auto_resume
         self.pump_at = pump_at
+        self.link_at = link_at
         self.pumps: dict[int, int] = {}
         """The process id of each transfer's running upload pump."""
         self.media_active: Callable[[], bool] = lambda: False

@@ -15,6 +15,7 @@ import msgspec
 from codec.messages import Error, FileStored
 
 from .job import Job
+from .link import address_of
 from .outbound import Sent
 from .records import Interrupted
 
@@ -46,10 +47,6 @@ class Order(msgspec.Struct, kw_only=True):
     to a meeting's media (``yield`` and ``full`` lines change it later)."""
 
 
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 async def pumped_upload(job: Job, file_id: str, offset: int) -> Sent | None:
     """Send the file from ``offset`` through a pump process: the stream's
     outcome, or None when the pump could not attach to the session (the
@@ -59,7 +56,7 @@ async def pumped_upload(job: Job, file_id: str, offset: int) -> Sent | None:
     if session.token is None or session.fingerprint is None or not session.connected:
         return None
     order = Order(
-        server=_address(session.host, session.port),
+        server=address_of(session),
         fingerprint=session.fingerprint,
         ca_file=None if session.ca_file is None else str(session.ca_file),
         token=session.token.hex(),

@@ -172,3 +172,52 @@ async def test_the_account_is_in_a_meeting_while_its_call_exists(server, tmp_pat
     finally:
         await account.close()  # and its store
         await session.close()
+
+
+async def test_a_download_comes_on_its_own_connection_which_gives_way_to_a_meeting(
+    server, tmp_path
+):
+    stats = server.context.stats
+    # 40 Mbit/s down: the 24 MiB take about 5 s, time to leave the meeting.
+    down = LinkConfig(delay_s=0.005, rate_bps=40_000_000, queue_delay_s=0.1)
+    async with ImpairmentProxy(upstream=server.address, down=down, seed=4) as proxy:
+        host, port = proxy.listen_address
+        alice = await open_member(address(server), "alice", tmp_path / "alice")
+        bob = await open_member(f"{host}:{port}", "bob", tmp_path / "bob")
+        try:
+            await befriend(alice, bob)
+            for name, size in (("small.bin", MiB // 2), ("big.bin", 24 * MiB)):
+                (tmp_path / name).write_bytes(os.urandom(size))
+                await Transfers(alice.session, alice.store, tmp_path / "a").send(
+                    "bob", tmp_path / name
+                )
+            files = {
+                f.name: f
+                for f in await Transfers(bob.session, bob.store, tmp_path).remote()
+            }
+            transfers = Transfers(bob.session, bob.store, tmp_path / "dl", link_at=MiB)
+            attached = stats["transfer_connections"]
+            # Under link_at: on the session's connection.
+            got = await transfers.download(files["small.bin"].file_id)
+            assert got.state == "done"
+            assert stats["transfer_connections"] == attached
+            # In a meeting, a large one comes on a transfer connection whose
+            # server side gives way; it takes the path back when bob leaves.
+            await bob.session.rooms.create()
+            receiving = asyncio.ensure_future(
+                transfers.download(files["big.bin"].file_id)
+            )
+            await eventually(lambda: stats["downloads_given_way"] == 1, timeout=20)
+            assert stats["transfer_connections"] == attached + 1
+            await bob.session.rooms.leave()
+            await eventually(lambda: stats["downloads_full_path"] == 1, timeout=10)
+            got = await asyncio.wait_for(receiving, 60)
+        finally:
+            for member in (alice, bob):
+                await member.session.close()
+                member.store.close()
+    assert got.state == "done" and got.done == 24 * MiB
+    assert (tmp_path / "dl" / "big.bin").read_bytes() == (
+        tmp_path / "big.bin"
+    ).read_bytes()
+    assert stats["downloads_given_way"] == 1 and stats["downloads_full_path"] == 1

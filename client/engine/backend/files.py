@@ -43,6 +43,10 @@ PUMP_AT = 64 * 1024 * 1024
 process (``docs/engine.md``): the meeting's media on the engine's loop no
 longer slows them. Below it, a pump's start (about 0.3 s) costs more than
 it saves."""
+LINK_AT = 1024 * 1024
+"""Downloads with this many bytes or more left come on a transfer connection
+of their own, which the server lets give way to the user's meeting
+(``client/transfers/link.py``); a connection's handshake costs a few ms."""
 
 PUBLISH_INTERVAL_S = 0.1
 """Shortest time between two snapshots (progress arrives every MiB)."""
@@ -70,7 +74,12 @@ class FilesModel:
         self._session = session
         self._post = post
         self.transfers = Transfers(
-            session, store, downloads, auto_resume=True, pump_at=PUMP_AT
+            session,
+            store,
+            downloads,
+            auto_resume=True,
+            pump_at=PUMP_AT,
+            link_at=LINK_AT,
         )
         self.transfers.on_change = self._on_change
         self.transfers.on_progress = self._on_progress
