@@ -44,6 +44,7 @@ from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_path import install as short_stream_path
+from udpio.short_receive import install as short_receive_path
 
 from .errors import ClientError, ConnectionFailed, ConnectionLost, ServerError
 from .quic_adapter import (
@@ -196,13 +197,13 @@ class ClientProtocol(QuicConnectionProtocol):
         """Begin keepalives, delayed ACKs (:mod:`udpio.ack_delay`), pacing
         the loop's timers can keep (:mod:`udpio.pacing`), RTT samples the
         controller can take the peer's ACK delay out of
-        (:mod:`udpio.rtt_samples`), the short path for
-        stream packets (:mod:`udpio.short_path`) and the path MTU search once
+        (:mod:`udpio.rtt_samples`), the short paths for sending stream
+        packets (:mod:`udpio.short_path`) and receiving the steady state's
+        (:mod:`udpio.short_receive`) and the path MTU search once
         the handshake is done; a server silent for
         ``idle_timeout`` seconds is given up (:func:`keepalive_plan`)."""
         clock = asyncio.get_running_loop().time
-        # Not udpio.short_receive: with it on both ends, a publisher's media
-        # used less of a changing link (docs/performance.md, stop 37).
+        short_receive_path(self.quic)
         delay_acks(self.quic)
         granular_pacing(self.quic)
         report_ack_delays(self.quic)

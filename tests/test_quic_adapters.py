@@ -56,6 +56,7 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", pacing),
         ("client", rtt_samples),
         ("server", rtt_samples),
+        ("client", short_receive),
         ("server", short_receive),
         ("client", controller),
         ("server", controller),
@@ -86,12 +87,12 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         # both ends pace as udpio.pacing says from the end of the handshake
         assert isinstance(quic._loss._pacer, pacing.GranularPacer)
         assert isinstance(quic._loss, rtt_samples.ReportsAckDelay)
+        # and receive their steady state's packets on the short path, under
+        # the delayed-ACK policy
+        assert isinstance(quic, short_receive.ShortReceive)
+        mro = type(quic).__mro__
+        assert mro.index(ack_delay.DelayedAcks) < mro.index(short_receive.ShortReceive)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30
-    # the server receives its steady state's packets on the short path, under
-    # the delayed-ACK policy (the client, aioquic's method: docs/performance.md)
-    assert isinstance(conn.quic, short_receive.ShortReceive)
-    assert not isinstance(proto.quic, short_receive.ShortReceive)
-    mro = type(conn.quic).__mro__
-    assert mro.index(ack_delay.DelayedAcks) < mro.index(short_receive.ShortReceive)
+    # the probes' acknowledgements came on the short receive path
     assert server_adapter.short_packets_received() > 0
