@@ -41,6 +41,7 @@ from codec.messages.accounts import MAX_AVATAR_UPLOAD
 from .connection import Account
 from .errors import ServiceError
 from .storage.models import AuthSession, User
+from .storage.prepared import Prepared
 from .throttle import LoginThrottle
 
 if TYPE_CHECKING:
@@ -91,6 +92,18 @@ def profile_of(user: User) -> Profile:
         avatar_sha256=user.avatar_sha256,
         created_ms=user.created_ms,
     )
+
+
+_SESSION_BY_TOKEN = Prepared(
+    lambda digest: (
+        AuthSession.select(AuthSession, User)
+        .join(User)
+        .where(AuthSession.token_hash == digest)
+        .limit(1)
+    ),
+    str,
+)
+"""The session of a token's hash, with its user: every resume's lookup."""
 
 
 def _token_hash(token: bytes) -> str:
@@ -298,12 +311,7 @@ class AccountService:
         now = self.ctx.clock.wall_ms()
 
         def lookup() -> tuple[AuthSession, User] | None:
-            session = (
-                AuthSession.select(AuthSession, User)
-                .join(User)
-                .where(AuthSession.token_hash == digest)
-                .first()
-            )
+            session = _SESSION_BY_TOKEN.first(digest)
             if session is None:
                 return None
             if session.expires_ms <= now:

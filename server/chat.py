@@ -35,6 +35,7 @@ from .chat_store import ChatStore, SendResult
 from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Cursor, User
+from .storage.prepared import Prepared
 from .throttle import TokenBucket
 
 if TYPE_CHECKING:
@@ -332,13 +333,7 @@ class ChatService:
                 break
             after = (page[-1].sender_id, page[-1].seq)
             await asyncio.sleep(0)
-        cursors = await self.ctx.storage.run(
-            lambda: list(
-                Cursor.select(Cursor, User)
-                .join(User, on=Cursor.recipient)
-                .where(Cursor.sender == me)
-            )
-        )
+        cursors = await self.ctx.storage.run(_CURSORS_OF, me)
         for cursor in cursors:
             peer = cursor.recipient.username
             if cursor.delivered_seq:
@@ -354,6 +349,17 @@ class ChatService:
         self._pushed[conn] = newest
         self._synced.add(conn)
         return count
+
+
+_CURSORS_OF = Prepared(
+    lambda sender: (
+        Cursor.select(Cursor, User)
+        .join(User, on=Cursor.recipient)
+        .where(Cursor.sender == sender)
+    ),
+    int,
+)
+"""How far each peer has received and read what a user sent (every login)."""
 
 
 def _user_ids(names: set[str]) -> dict[str, int]:

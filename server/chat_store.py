@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from .chat_writes import (
 )
 from .errors import ServiceError
 from .storage.models import Conversation, Cursor, Message, User
+from .storage.prepared import Prepared
 from .timeutil import now_ms
 
 if TYPE_CHECKING:
@@ -364,23 +366,22 @@ class ChatStore:
     ) -> list[Message]:
         """One page of the messages to ``recipient`` past what it has ``seen`` (per
         sender id), ordered by sender then seq, starting after ``after``
-        (sender id, seq)."""
-        unseen = Message.sender.not_in(list(seen)) if seen else Message.sender > 0
-        for sender, seq in seen.items():
-            unseen |= (Message.sender == sender) & (Message.seq > seq)
-        cond = (Message.recipient == recipient) & unseen
-        if after is not None:
-            cond &= (Message.sender > after[0]) | (
-                (Message.sender == after[0]) & (Message.seq > after[1])
+        (sender id, seq). Every login asks: the SQL of each shape (how many
+        senders seen, a first page or a later one) is built once."""
+        shape = (len(seen), after is not None)
+        query = _UNSEEN.get(shape)
+        if query is None:
+            query = Prepared(
+                _unseen(*shape), *[int] * (2 + 3 * len(seen) + 3 * shape[1])
             )
-        query = (
-            Message.select(Message, User)
-            .join(User, on=Message.sender)
-            .where(cond)
-            .order_by(Message.sender, Message.seq)
-            .limit(limit)
-        )
-        return list(query)
+            if len(_UNSEEN) < _UNSEEN_SHAPES:
+                _UNSEEN[shape] = query
+        values = [recipient, limit, *seen]
+        for sender, seq in seen.items():
+            values += (sender, seq)
+        if after is not None:
+            values += (after[0], after[0], after[1])
+        return query(*values)
 
     @staticmethod
     def purge(retention_ms: int) -> int:
@@ -430,3 +431,41 @@ def _storage_error(exc: Exception) -> ServiceError:
         return ServiceError(ErrorCode.STORAGE_FULL, "the server's storage is full")
     log.exception("chat commit failed", exc_info=exc)
     return ServiceError(ErrorCode.INTERNAL, "could not store the message")
+
+
+_UNSEEN_SHAPES = 64
+"""How many shapes of :meth:`ChatStore.unseen_for`'s query keep their SQL
+(a user with more friends seen than this still gets his page, built anew)."""
+_UNSEEN: dict[tuple[int, bool], Prepared] = {}
+
+
+def _unseen(senders: int, paged: bool) -> Callable[..., peewee.Query]:
+    """The unseen query for ``senders`` senders seen, with a page's start
+    or without; its values: recipient, limit, the senders (for the ones never
+    seen), each (sender, seq) seen, and the start (sender, sender, seq)."""
+
+    def build(recipient: int, limit: int, *values: int) -> peewee.Query:
+        excluded = values[:senders]
+        pairs = values[senders : 3 * senders]
+        unseen = (
+            Message.sender.not_in(list(excluded)) if senders else Message.sender > 0
+        )
+        for i in range(senders):
+            unseen |= (Message.sender == pairs[2 * i]) & (
+                Message.seq > pairs[2 * i + 1]
+            )
+        cond = (Message.recipient == recipient) & unseen
+        if paged:
+            first, same, seq = values[3 * senders :]
+            cond &= (Message.sender > first) | (
+                (Message.sender == same) & (Message.seq > seq)
+            )
+        return (
+            Message.select(Message, User)
+            .join(User, on=Message.sender)
+            .where(cond)
+            .order_by(Message.sender, Message.seq)
+            .limit(limit)
+        )
+
+    return build

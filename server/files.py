@@ -45,6 +45,7 @@ from codec.ownership import ownership_proof
 from .blobs import EMPTY_SHA256, BlobStore, hash_file_prefix, read_ranges
 from .errors import ServiceError
 from .storage.models import FileTransfer, User
+from .storage.prepared import Prepared
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -84,6 +85,27 @@ def sanitize_name(name: str) -> str:
     ext = dot + ext if dot and len(ext.encode()) < 20 else ""
     budget = MAX_NAME_BYTES - len(ext.encode())
     return name.encode()[:budget].decode("utf-8", "ignore") + ext
+
+
+def _waiting_for(recipient: int) -> peewee.Query:
+    Sender = User.alias()
+    return (
+        FileTransfer.select(FileTransfer, Sender.username)
+        .join(Sender, on=(FileTransfer.sender == Sender.id))
+        .where(
+            (FileTransfer.recipient == recipient)
+            & (FileTransfer.state == "ready")
+            & ~FileTransfer.downloaded
+        )
+        .order_by(FileTransfer.finished_ms)
+        .limit(500)
+        .objects()
+    )
+
+
+_WAITING_FOR = Prepared(_waiting_for, int)
+"""The files uploaded for a user and not yet downloaded, oldest first (the
+first 500, as many as ``list_files`` gives): offered again at every login."""
 
 
 def file_info(row: FileTransfer, sender: str, recipient: str) -> FileInfo:
@@ -220,21 +242,9 @@ class FileService:
         me = account.user_id
 
         def load() -> list[FileInfo]:
-            Sender = User.alias()
-            query = (
-                FileTransfer.select(FileTransfer, Sender.username)
-                .join(Sender, on=(FileTransfer.sender == Sender.id))
-                .where(
-                    (FileTransfer.recipient == me)
-                    & (FileTransfer.state == "ready")
-                    & ~FileTransfer.downloaded
-                )
-                .order_by(FileTransfer.finished_ms)
-                .limit(500)
-            )
             return [
                 file_info(row, row.sender.username, account.username)
-                for row in query.objects()
+                for row in _WAITING_FOR(me)
             ]
 
         offers = await self.ctx.storage.run(load)

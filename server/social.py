@@ -41,6 +41,7 @@ from .accounts import profile_of
 from .cluster import RemoteUser
 from .errors import ServiceError
 from .storage.models import Block, FriendRequest, Friendship, User
+from .storage.prepared import Prepared
 
 if TYPE_CHECKING:
     from .connection import Account, ClientConnection
@@ -118,14 +119,7 @@ class SocialService:
         user_id = account.user_id
 
         def load() -> tuple[dict[int, str], list[FriendRequest]]:
-            friends = _friends_of(user_id)
-            pending = list(
-                FriendRequest.select(FriendRequest, User)
-                .join(User, on=FriendRequest.sender)
-                .where(FriendRequest.recipient == user_id)
-                .order_by(FriendRequest.sent_ms)
-            )
-            return friends, pending
+            return _friends_of(user_id), _REQUESTS_TO(user_id)
 
         friends, pending = await self.ctx.storage.run(load)
         if conn.account is not account:
@@ -472,11 +466,27 @@ class SocialService:
         return Ok(rid=req.rid)
 
 
-def _friends_of(user_id: int) -> dict[int, str]:
-    """Friend id -> username of every friend of ``user_id`` (database thread)."""
-    return {
-        row.friend.id: row.friend.username
-        for row in Friendship.select(Friendship, User)
+_FRIENDS_OF = Prepared(
+    lambda user_id: (
+        Friendship.select(Friendship.friend, User.username)
         .join(User, on=Friendship.friend)
         .where(Friendship.user == user_id)
-    }
+        .tuples()
+    ),
+    int,
+)
+_REQUESTS_TO = Prepared(
+    lambda user_id: (
+        FriendRequest.select(FriendRequest, User)
+        .join(User, on=FriendRequest.sender)
+        .where(FriendRequest.recipient == user_id)
+        .order_by(FriendRequest.sent_ms)
+    ),
+    int,
+)
+"""The friend requests waiting for a user, oldest first, with their senders."""
+
+
+def _friends_of(user_id: int) -> dict[int, str]:
+    """Friend id -> username of every friend of ``user_id`` (database thread)."""
+    return dict(_FRIENDS_OF(user_id))

@@ -372,3 +372,58 @@ async def test_a_conversation_deleted_behind_the_nodes_back_is_created_again(
     finally:
         await store.stop()
         storage.close()
+
+
+@pytest.mark.stores
+async def test_unseen_pages_are_every_message_past_what_was_seen(tmp_path, db_url):
+    """The catch-up query (its SQL kept per shape, server.storage.prepared):
+    paged through with every shape of ``seen``, it gives exactly the messages
+    past what was seen, in (sender, seq) order, and no other recipient's."""
+    storage, _, ids = await _store(tmp_path, db_url)
+    me, senders = ids[0], ids[1:5]
+
+    def fill() -> dict[int, list[int]]:
+        kept: dict[int, list[int]] = {}
+        for n, sender in enumerate(senders):
+            low, high = sorted((me, sender))
+            conv = Conversation.create(user_low=low, user_high=high)
+            seqs = kept.setdefault(sender, [])
+            for seq in range(1, 4 + 3 * n):
+                recipient = me if seq % 4 else sender  # some the other way
+                if recipient == me:
+                    seqs.append(seq)
+                Message.create(
+                    conversation=conv,
+                    seq=seq,
+                    sender=sender if recipient == me else me,
+                    recipient=recipient,
+                    client_id=f"{sender}-{seq}",
+                    text="",
+                    sent_ms=seq,
+                )
+        return kept
+
+    kept = await storage.run(fill)
+    try:
+        for seen in (
+            {},
+            {senders[0]: 2},
+            {senders[1]: 0, senders[2]: 5},
+            {s: 1 for s in senders},
+            {senders[3]: 100, ids[5]: 3},
+        ):
+            want = [(s, q) for s in sorted(kept) for q in kept[s] if q > seen.get(s, 0)]
+            for limit in (2, 3, 500):
+                got: list[tuple[int, int]] = []
+                after = None
+                while True:
+                    page = await storage.run(
+                        ChatStore.unseen_for, me, seen, after, limit
+                    )
+                    got += [(m.sender.id, m.seq) for m in page]
+                    if len(page) < limit:
+                        break
+                    after = (page[-1].sender_id, page[-1].seq)
+                assert got == want, (seen, limit)
+    finally:
+        storage.close()
