@@ -90,7 +90,7 @@ def sanitize_name(name: str) -> str:
 def _waiting_for(recipient: int) -> peewee.Query:
     Sender = User.alias()
     return (
-        FileTransfer.select(FileTransfer, Sender.username)
+        FileTransfer.select(FileTransfer, Sender.username.alias("sender_name"))
         .join(Sender, on=(FileTransfer.sender == Sender.id))
         .where(
             (FileTransfer.recipient == recipient)
@@ -105,7 +105,17 @@ def _waiting_for(recipient: int) -> peewee.Query:
 
 _WAITING_FOR = Prepared(_waiting_for, int)
 """The files uploaded for a user and not yet downloaded, oldest first (the
-first 500, as many as ``list_files`` gives): offered again at every login."""
+first 500, as many as ``list_files`` gives): offered again at every login.
+Each row carries its sender's name as ``sender_name`` (``row.sender`` would
+read the sender with one more SELECT per file)."""
+
+
+def offers_waiting(recipient: int, recipient_name: str) -> list[FileInfo]:
+    """What :data:`_WAITING_FOR` finds, as offers (database thread)."""
+    return [
+        file_info(row, row.sender_name, recipient_name)
+        for row in _WAITING_FOR(recipient)
+    ]
 
 
 def file_info(row: FileTransfer, sender: str, recipient: str) -> FileInfo:
@@ -239,15 +249,9 @@ class FileService:
         being replaced at that moment (a network drop)."""
         account = conn.account
         assert account is not None
-        me = account.user_id
-
-        def load() -> list[FileInfo]:
-            return [
-                file_info(row, row.sender.username, account.username)
-                for row in _WAITING_FOR(me)
-            ]
-
-        offers = await self.ctx.storage.run(load)
+        offers = await self.ctx.storage.run(
+            offers_waiting, account.user_id, account.username
+        )
         if conn.account is not account:
             return
         for info in offers:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.files import offers_waiting
 from server.storage import Storage
-from server.storage.models import FriendRequest, Friendship, User
+from server.storage.models import FileTransfer, FriendRequest, Friendship, User
 from server.storage.prepared import Prepared
 
 
@@ -123,5 +124,55 @@ async def test_prepared_refuses_what_it_cannot_run(tmp_path):
             await storage.run(twice, 1)
         with pytest.raises(TypeError, match="ints or strings"):
             Prepared(_requests_to, float)
+    finally:
+        storage.close()
+
+
+@pytest.mark.stores
+async def test_files_waiting_at_login_are_one_statement(tmp_path, db_url):
+    """The offers made again at every login: each with its sender's name and
+    the file's fields, read in one SELECT however many files wait (reading
+    ``row.sender`` would add one per file)."""
+    storage = await _open(tmp_path, db_url, "data")
+    try:
+
+        def check() -> None:
+            ids = _fill("f")
+            for i, sender in enumerate(ids[1:4]):
+                FileTransfer.create(
+                    id=f"file{i}",
+                    sender=sender,
+                    recipient=ids[0],
+                    name=f"n{i}.bin",
+                    size=10 + i,
+                    sha256="0" * 64,
+                    state="ready",
+                    created_ms=0,
+                    finished_ms=3 - i,
+                )
+            database = storage.db
+            statements: list[str] = []
+            execute_sql = database.execute_sql
+
+            def counted(sql, params=None, *args, **kwargs):
+                statements.append(sql)
+                return execute_sql(sql, params, *args, **kwargs)
+
+            database.execute_sql = counted
+            try:
+                offers = offers_waiting(ids[0], "f0")
+            finally:
+                database.execute_sql = execute_sql
+            assert len(statements) == 1
+            assert [
+                (o.file_id, o.sender, o.recipient, o.name, o.size) for o in offers
+            ] == [
+                ("file2", "f3", "f0", "n2.bin", 12),
+                ("file1", "f2", "f0", "n1.bin", 11),
+                ("file0", "f1", "f0", "n0.bin", 10),
+            ]
+            assert offers_waiting(ids[1], "f1") == []
+
+        await storage.run(check)
     finally:
         storage.close()
