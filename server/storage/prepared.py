@@ -7,7 +7,10 @@ friends, the pending requests, the files waiting; docs/performance.md,
 "Logins: SQL built once"). :class:`Prepared` builds the query once per
 database with placeholder values, keeps its SQL and parameter list, and at each
 call puts the caller's values where the placeholders were and lets the same
-query object turn the rows into models, as peewee's own execution does.
+query object turn the rows into models, as peewee's own execution does
+(``_get_cursor_wrapper``, peewee's own step between a cursor and its rows:
+``tests/server/test_prepared.py`` compares the rows with peewee's on both
+stores).
 """
 
 from __future__ import annotations
@@ -53,20 +56,16 @@ class Prepared:
         ]
         query = self._build(*marks)
         sql, params = query.sql()
-        slots: list[Any] = []
-        found = [0] * len(marks)
-        for param in params:
-            index = _index_of(param, marks)
-            if index is None:
-                slots.append(param)
-            else:
-                found[index] += 1
-                slots.append(_Slot(index))
-        if found != [1] * len(marks):
+        slots = [
+            (position, marks.index(param))
+            for position, param in enumerate(params)
+            if any(type(param) is type(mark) and param == mark for mark in marks)
+        ]
+        if sorted(index for _, index in slots) != list(range(len(marks))):
             raise ValueError(
                 f"each value must be one parameter of the SQL: {sql!r} {params!r}"
             )
-        compiled = _Compiled(database, query, sql, slots)
+        compiled = _Compiled(database, query, sql, params, slots)
         self._compiled = compiled
         return compiled
 
@@ -86,7 +85,9 @@ class Prepared:
         compiled = self._compiled
         if compiled is None or compiled.database is not database:
             compiled = self._compile(database)
-        params = [values[p.index] if type(p) is _Slot else p for p in compiled.params]
+        params = list(compiled.params)
+        for position, index in compiled.slots:
+            params[position] = values[index]
         cursor = database.execute_sql(compiled.sql, params)
         return list(compiled.query._get_cursor_wrapper(cursor))
 
@@ -97,29 +98,23 @@ class Prepared:
 
 
 class _Compiled:
-    __slots__ = ("database", "query", "sql", "params")
+    __slots__ = ("database", "query", "sql", "params", "slots")
 
     def __init__(
-        self, database: peewee.Database, query: Any, sql: str, params: list[Any]
+        self,
+        database: peewee.Database,
+        query: Any,
+        sql: str,
+        params: list[Any],
+        slots: list[tuple[int, int]],
     ) -> None:
         self.database = database
         self.query = query
         """The query built with placeholders: it turns the rows into models."""
         self.sql = sql
         self.params = params
-        """The SQL's parameters: a constant of the query as it is, a ``_Slot``
-        (an index into the caller's values) where a value goes."""
-
-
-class _Slot:
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-
-def _index_of(param: Any, marks: list[Any]) -> int | None:
-    for i, mark in enumerate(marks):
-        if type(param) is type(mark) and param == mark:
-            return i
-    return None
+        """The SQL's parameters as built: the query's constants, and the
+        placeholders..."""
+        self.slots = slots
+        """...which (position in ``params``, index into the caller's values)
+        replace."""
