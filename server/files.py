@@ -422,7 +422,11 @@ class FileService:
             Sender = User.alias()
             Recipient = User.alias()
             query = (
-                FileTransfer.select(FileTransfer, Sender.username, Recipient.username)
+                FileTransfer.select(
+                    FileTransfer,
+                    Sender.username.alias("sender_name"),
+                    Recipient.username.alias("recipient_name"),
+                )
                 .join(Sender, on=(FileTransfer.sender == Sender.id))
                 .switch(FileTransfer)
                 .join(Recipient, on=(FileTransfer.recipient == Recipient.id))
@@ -433,10 +437,12 @@ class FileService:
                 .order_by(FileTransfer.created_ms.desc())
                 .limit(500)
             )
-            out = []
-            for row in query.objects():
-                out.append(file_info(row, row.sender.username, row.recipient.username))
-            return out
+            # The names from the query's own columns: row.sender would read
+            # each file's users with more SELECTs.
+            return [
+                file_info(row, row.sender_name, row.recipient_name)
+                for row in query.objects()
+            ]
 
         files = await self.ctx.storage.run(load)
         return FileList(rid=req.rid, files=files)

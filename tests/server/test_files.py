@@ -294,6 +294,7 @@ async def test_names_are_sanitised(member, tmp_path):
         files = (await a.session.call(ListFiles, FileListReply)).files
         files = [f for f in files if f.file_id == offer.file_id]
         assert files[0].name == clean, raw
+        assert (files[0].sender, files[0].recipient) == ("olga", "paul")
 
 
 async def test_server_disk_full_keeps_what_it_received_and_resumes(tmp_path):
