@@ -13,6 +13,7 @@ subscribers' figures can be compared with a run without a slow subscriber.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from _adapt_runs import Quicmeet, _first_line, _reap, _wait_all  # noqa: I001
-from _common import percentile, start_netsim, start_quicmeet_server
+from _common import percentile, server_stats, start_netsim, start_quicmeet_server
 from meeting import make_homes
 
 SUBSCRIBERS = ("fast1", "fast2", "slow")
@@ -63,15 +64,22 @@ def room_run(link_args: list[str], seconds: float, seed: int, size: str) -> dict
             _wait_all(procs, seconds + 90, work)
         finally:
             _reap(procs)
+        sfu = {
+            k: v
+            for k, v in asyncio.run(server_stats(server)).items()
+            if k.startswith(("sfu_frames_dropped", "sfu_frame_starts", "sfu_pacer"))
+            or k in ("sfu_dropped_queue_full", "sfu_forwarded", "sfu_retransmissions")
+        }
     finally:
         relay.stop()
         server.stop()
     sent = json.loads((work / "pub.json").read_text())["sent"][0]
     result: dict[str, Any] = {
+        "sfu": sfu,
         "publisher_layers": [
             {k: layer[k] for k in ("layer", "width", "encoded", "frames_encoded")}
             for layer in sent.get("layers", [])
-        ]
+        ],
     }
     for name in SUBSCRIBERS:
         received = json.loads((work / f"{name}.json").read_text())["received"]

@@ -205,11 +205,23 @@ def pending_datagrams(quic: QuicConnection) -> deque[bytes]:
     return pending
 
 
-def fast_datagram_path(quic: QuicConnection) -> None:
+def fast_datagram_path(
+    quic: QuicConnection, refill: Callable[[float], int] | None = None
+) -> bool:
     """Have the connection build its packets of DATAGRAM frames alone on a
     short path (:mod:`server.quic_fastpath`, which reads aioquic's private
-    attributes too); for a connection about to receive forwarded media."""
-    install_fast_path(quic)
+    attributes too); for a connection about to receive forwarded media.
+
+    ``refill(now)`` is called before each round of packets the connection
+    sends, to top its DATAGRAM queue up (it returns how many it queued).
+    False when the connection is not one this path can take (then nothing
+    calls ``refill``)."""
+    sender = install_fast_path(quic)
+    if sender is None:
+        return False
+    if refill is not None:
+        sender.refill = refill
+    return True
 
 
 def short_ack_path(quic: QuicConnection) -> None:

@@ -10,8 +10,11 @@ only DATAGRAM frames queued; for it, :func:`install` replaces the
 connection's ``datagrams_to_send`` with one that builds those packets
 directly, with aioquic's own crypto pair (AEAD, then header protection) and
 sent-packet record, registered with loss detection and congestion control
-as aioquic's ``_flush_builder`` registers them, and falls back to aioquic's
-method whenever anything else could be due.
+as aioquic's ``_flush_builder`` registers them and counted by the
+connection's pacer as ``_write_application`` counts them, and falls back to
+aioquic's method whenever anything else could be due. The SFU keeps the
+connection's DATAGRAM queue short and tops it up before each round of
+packets (``FastDatagramSender.refill``).
 
 Anything else could be due unless, since the last call of aioquic's own
 method, the connection has received nothing and handled no timer and no
@@ -45,6 +48,7 @@ compare the packets with those of whichever aioquic is installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aioquic import tls
@@ -96,7 +100,7 @@ _WRAPPED = (
 class FastDatagramSender:
     """Stands in for one connection's ``datagrams_to_send`` (see the module)."""
 
-    __slots__ = ("_quic", "_full", "_clean", "fast_packets")
+    __slots__ = ("_quic", "_full", "_clean", "fast_packets", "refill")
 
     def __init__(self, quic: QuicConnection) -> None:
         self._quic = quic
@@ -104,12 +108,31 @@ class FastDatagramSender:
         self._clean = False
         self.fast_packets = 0
         """How many packets this short path built (tests and benchmarks)."""
+        self.refill: Callable[[float], int] | None = None
+        """Called with ``now`` before each round of packets: the owner of the
+        connection's DATAGRAM queue (the SFU's pacer, :mod:`server.sfu_hop`)
+        tops it up and returns how many datagrams it queued. While it queues
+        some and packets leave, another round follows, so a queue kept to a
+        few datagrams still lets a whole burst leave in one call."""
 
     def dirty(self) -> None:
         """Let aioquic's own method decide on the next call."""
         self._clean = False
 
     def __call__(self, now: float) -> list[tuple[bytes, Any]]:
+        refill = self.refill
+        if refill is None:
+            return self._round(now)
+        refill(now)
+        datagrams = self._round(now)
+        while datagrams and refill(now):
+            more = self._round(now)
+            if not more:
+                break
+            datagrams += more
+        return datagrams
+
+    def _round(self, now: float) -> list[tuple[bytes, Any]]:
         quic = self._quic
         if self._clean and quic._datagrams_pending:
             space = quic._spaces[_ONE_RTT]
@@ -189,6 +212,7 @@ class FastDatagramSender:
                 + (number & 0xFFFF).to_bytes(2, "big")
             )
             packet = crypto.encrypt_packet(header, b"".join(frames), number)
+            pacer.update_after_send(now=now)
             packets.append(sent_record(number, now, len(packet), in_flight=True))
             datagrams.append((packet, addr))
             flight_left -= len(packet)

@@ -16,16 +16,18 @@ subscribers' NACKs from its caches and NACKs publishers for what it missed;
 what a publisher sends again is forwarded as a repair, ahead of the video
 queued to a subscriber (behind its audio).
 
-The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): aioquic's
-datagram queue is unbounded and never expires anything, so when a
-subscriber's queue holds ``max_queued`` datagrams, or its oldest datagram has
-waited ``max_queue_delay`` seconds, its path is slower than what it is sent: the
-video frame that finds it so is dropped whole, with its track's frames up to
-the next keyframe, and the SFU asks the publisher for that keyframe. Audio
-goes ahead of queued video. The wait leaves out the time the SFU's loop thread
-waited for a CPU: a starved server transmits late (aioquic's pacing timers
-fire late), and frames it dropped for that would be lost on a path that
-carries them.
+The queue policy per subscriber (:class:`~server.sfu_hop.Hop`): all the SFU
+sends a member leaves through its hop's pacer (audio and control, then
+repairs, then video; at the pace of the path's estimate while it limits
+publishers; aioquic's own datagram queue kept to a few datagrams), and
+nothing queued expires, so when a subscriber's queue holds ``max_queued``
+datagrams, or its oldest datagram has waited ``max_queue_delay`` seconds,
+its path is slower than what it is sent: the video frame that finds it so
+is dropped whole, with its track's frames up to the next keyframe, and the
+SFU asks the publisher for that keyframe. The wait leaves out the time the
+SFU's loop thread waited for a CPU: a starved server transmits late
+(aioquic's pacing timers fire late), and frames it dropped for that would
+be lost on a path that carries them.
 
 Keyframe requests from subscribers are forwarded to the track's publisher
 unless one is already outstanding: sent less than
@@ -117,14 +119,15 @@ class Forwarder:
     """Forwards the media datagrams of every room on this node.
 
     ``clock`` returns seconds (monotonic); ``max_queued`` (datagrams) and
-    ``max_queue_delay`` (seconds) bound each subscriber's aioquic datagram
-    queue; ``keyframe_request_interval`` is how long, in seconds, a keyframe
-    request sent for a track absorbs the next ones while no keyframe came.
+    ``max_queue_delay`` (seconds) bound each subscriber's queue (its
+    hop's pacer and its connection's datagram queue);
+    ``keyframe_request_interval`` is how long, in seconds, a keyframe request
+    sent for a track absorbs the next ones while no keyframe came.
     ``cpu_wait`` returns how long (seconds, cumulative) the calling thread has
     waited for a CPU, None where unknown (:func:`server.monitor.cpu_wait`
     with a real clock); the queue's wait leaves that out. ``call_later(delay,
     callback)`` (the loop's) paces the probes of constrained subscriber
-    paths (:mod:`server.sfu_probe`).
+    paths (:mod:`server.sfu_probe`) and the hops' pacers.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Forwarder:
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
         self.clock = clock
+        self.call_later = call_later
         self.probes = None if call_later is None else ProbeSender(clock, call_later)
         """Sends the probes of constrained subscriber paths (none without a
         ``call_later`` to pace them with: their limits then grow only with
@@ -185,7 +189,16 @@ class Forwarder:
             if endpoint is None or endpoint.room is not room:
                 if endpoint is not None:
                     self.remove(conn)
-                hop = endpoint.hop if endpoint is not None else Hop(conn, self._served)
+                hop = (
+                    endpoint.hop
+                    if endpoint is not None
+                    else Hop(
+                        conn,
+                        self._served,
+                        clock=self.clock,
+                        call_later=self.call_later,
+                    )
+                )
                 endpoint = self.endpoints[conn] = Endpoint(hop, room)
             endpoints.append(endpoint)
         in_room = {track_id for _, track_ids in listed for track_id in track_ids}
@@ -220,6 +233,7 @@ class Forwarder:
         if endpoint is None:
             return
         count_drops(self._retired, endpoint.hop)
+        endpoint.hop.stop()
         set_media_rate(endpoint.hop.quic, 0)
         if self.probes is not None:
             self.probes.remove(endpoint.hop)
@@ -281,7 +295,7 @@ class Forwarder:
             hops = self._carrying(hops, size)
         if not video:
             for hop in hops:
-                if len(hop.pending) >= 2 * self.max_queued:
+                if hop.queued >= 2 * self.max_queued:
                     stats.dropped_queue_full += 1
                     continue
                 hop.send(data, now, first=True)
@@ -322,10 +336,8 @@ class Forwarder:
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
             if admission is Admission.SEND:
-                sent = hop.send(out, now, repair=repair)
-                hop.cache.put(
-                    track_id, _U16.unpack_from(sent, _SEQ_OFFSET)[0], sent, now
-                )
+                hop.send(out, now, repair=repair)
+                hop.cache.put(track_id, _U16.unpack_from(out, _SEQ_OFFSET)[0], out, now)
                 stats.forwarded += 1
                 continue
             if admission is Admission.NOT_YET:
@@ -384,6 +396,11 @@ class Forwarder:
         # else, after a drop, the window's own back-offs hold the media at a
         # fraction of what the estimate found the path carries.
         set_media_rate(hop.quic, path.estimator.target_bps)
+        # Its pacer releases at the estimate's pace while the path limits
+        # publishers, as fast as the connection sends once it limits nobody.
+        hop.pace(
+            None if path.limit_bps(now) is None else path.estimator.target_bps, now
+        )
         if self.probes is None:
             return
         if not path.estimator.probes.clusters_sent:

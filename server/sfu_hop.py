@@ -1,14 +1,17 @@
 """The SFU → one connection hop: what the SFU queues to a member, what it
 keeps to answer that member's NACKs, and which of its video it drops.
 
-One :class:`Hop` per member connection. It numbers the datagrams of the hop
-(the per-hop transport sequence), puts audio ahead of video and repairs
-(retransmissions) ahead of video sent for the first time in the connection's
-datagram queue (a repair is already late; behind a keyframe's datagrams it
-would wait the keyframe's whole sending time), keeps the video it sent in a
-:class:`~codec.media.recovery.RetransmitCache`, and when the member's path is
-too slow drops whole video frames of a track until its next keyframe rather
-than scattered datagrams (:meth:`Hop.admit_video`).
+One :class:`Hop` per member connection. Everything the SFU sends the member
+leaves through the hop's pacer, its one egress point: audio and control
+datagrams first, then repairs (retransmissions: a repair is already late;
+behind a keyframe's datagrams it would wait the keyframe's whole sending
+time), then video sent for the first time, released into the connection's
+own datagram queue a few at a time, and at the pace of the path's estimate
+while that estimate limits publishers. The hop numbers the datagrams (the
+per-hop transport sequence) as it releases them, keeps the video it sent in
+a :class:`~codec.media.recovery.RetransmitCache`, and when the member's path
+is too slow drops whole video frames of a track until its next keyframe
+rather than scattered datagrams (:meth:`Hop.admit_video`).
 
 Congestion feedback runs per hop too: the hop's
 :class:`~codec.media.adapt.ArrivalRecorder` records what the member sent the
@@ -30,6 +33,7 @@ from enum import Enum
 from typing import Any
 
 from codec.media.adapt import ArrivalRecorder, ForwardedPath
+from codec.media.adapt.pacer import BURST_S, MIN_BURST_BYTES, PACING_FACTOR
 from codec.media.packet import PacketKind, ProbePacket
 from codec.media.recovery import (
     REPAIR_COPIES,
@@ -41,7 +45,7 @@ from codec.media.recovery import (
 from .quic_adapter import fast_datagram_path, pending_datagrams, smoothed_rtt
 from .sfu_layers import SubscriberLayer
 
-__all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "Admission", "Hop"]
+__all__ = ["DELAY_BUCKET_NAMES", "DROP_CAUSES", "QUEUE_DEPTH", "Admission", "Hop"]
 
 _U16 = struct.Struct(">H")
 PROBE_HEADER_SIZE = 4
@@ -49,6 +53,8 @@ PROBE_HEADER_SIZE = 4
 _RTT_REFRESH_S = 0.5
 _DEFAULT_RTT_S = 0.1
 _ENQUEUE_TIMES = 1024
+_MIN_WAIT_S = 0.0005
+"""The shortest wait the pacer's timer is armed for (seconds)."""
 _VIDEO_FIRST_BYTES = frozenset(
     (1 << 6) | (PacketKind.VIDEO << 3) | flags for flags in range(8)
 )
@@ -63,6 +69,10 @@ DELAY_BUCKET_NAMES = ("0_50ms", "50_100ms", "100_150ms", "over_150ms")
 """...and their names in the SFU's stats."""
 DROP_CAUSES = ("length", "delay", "after_keyframe")
 """The keys of :attr:`Hop.drops`."""
+QUEUE_DEPTH = 6
+"""The most datagrams the hop keeps in the connection's own DATAGRAM queue;
+the rest wait in the hop's pacer, where audio and repairs still go ahead of
+them and their transport sequence is not yet given."""
 
 
 def _as_is(now: float) -> float:
@@ -85,11 +95,25 @@ class Admission(Enum):
 
 
 class Hop:
-    """The SFU → ``conn`` hop: transport sequence, queue, cache, drop state.
+    """The SFU → ``conn`` hop: transport sequence, pacer, queue, cache, drop
+    state.
+
+    Everything the SFU sends the member leaves through the hop's pacer: three
+    lanes (audio and control, repairs, video) released in that order into
+    the connection's own DATAGRAM queue, which is kept to
+    :data:`QUEUE_DEPTH` datagrams (the connection tops it up before each
+    round of packets: :func:`~server.quic_adapter.fast_datagram_path`).
+    While the path's estimate limits publishers the pacer also releases at
+    :data:`~codec.media.adapt.pacer.PACING_FACTOR` times that estimate, with
+    a burst of :data:`~codec.media.adapt.pacer.BURST_S` (:meth:`pace`; a
+    loop timer, ``call_later``, releases what waits for the rate). A
+    datagram gets its transport sequence number, and the estimate its send
+    time, when it is released, so that what the member's feedback measures
+    is the path, not the SFU's queue.
 
     ``max_queued`` (datagrams) and ``max_queue_delay`` (seconds) say when the
-    connection's datagram queue is too long: aioquic never expires what it
-    queues, so what waits longer than that is late.
+    hop's queue (the pacer's and the connection's) is too long: nothing in
+    it expires, so what waits longer than that is late.
 
     ``served(now)`` turns a clock reading into served time: the clock less
     what the SFU's loop thread has waited for a CPU so far. A queue's wait is
@@ -119,14 +143,62 @@ class Hop:
         "_repairs_queued",
         "_rtt_s",
         "_rtt_read_at",
+        "depth",
+        "clock",
+        "call_later",
+        "released",
+        "waits",
+        "repairs_expired",
+        "_ahead",
+        "_repairs",
+        "_video",
+        "_held",
+        "_rate_Bps",
+        "_budget",
+        "_refilled_at",
+        "_timer",
     )
 
-    def __init__(self, conn: Any, served: Callable[[float], float] = _as_is) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        served: Callable[[float], float] = _as_is,
+        *,
+        clock: Callable[[], float] | None = None,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+        depth: int | None = None,
+    ) -> None:
         self.conn = conn
         self.served = served
         self.quic = conn.quic
         self.pending = pending_datagrams(conn.quic)
-        fast_datagram_path(conn.quic)
+        refilled = fast_datagram_path(conn.quic, self.refill)
+        self.depth = depth if depth is not None or not refilled else QUEUE_DEPTH
+        """The most datagrams kept in the connection's queue (None: no bound,
+        for a connection that does not call :meth:`refill` before sending)."""
+        self.clock = clock
+        self.call_later = None if clock is None else call_later
+        """Schedules the pacer's next release (without it, or a clock, the
+        hop is never paced: nothing would release what waits)."""
+        self.released = 0
+        """Datagrams the pacer released into the connection's queue."""
+        self.waits = 0
+        """Times the pacing rate held datagrams back (the timer was armed)."""
+        self.repairs_expired = 0
+        """Repairs dropped in the pacer: they had waited longer than the whole
+        retransmission budget, so could no longer arrive in time."""
+        self._ahead: deque[tuple[bytes, bool]] = deque()
+        """Audio (numbered on release) and control datagrams (not), in order."""
+        self._repairs: deque[tuple[bytes, float]] = deque()
+        """Repairs, each with the clock time after which it is too late."""
+        self._video: deque[bytes] = deque()
+        self._held = 0
+        """Datagrams in the three lanes."""
+        self._rate_Bps = 0.0
+        """The pacing rate in bytes per second; 0: not paced."""
+        self._budget = 0.0
+        self._refilled_at = float("-inf")
+        self._timer: Any = None
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
         self.enqueued_at: deque[float] = deque(maxlen=_ENQUEUE_TIMES)
@@ -178,11 +250,12 @@ class Hop:
         """How long, in served seconds, the oldest datagram still queued has
         waited (a wait for a CPU is the server's, not the path's).
 
-        aioquic sends from the head of its queue, so what waits is the last
-        ``len(pending)`` datagrams queued: the oldest of them was queued that
-        many queuings ago. (Unlike "time since the queue was last empty", this
-        stays small on a long path whose window always holds a few back.)"""
-        waiting = len(self.pending)
+        The pacer and aioquic send from the heads of their queues, so what
+        waits is the last :attr:`queued` datagrams queued: the oldest of them
+        was queued that many queuings ago. (Unlike "time since the queue was
+        last empty", this stays small on a long path whose window always
+        holds a few back.)"""
+        waiting = len(self.pending) + self._held
         if not waiting:
             return 0.0
         times = self.enqueued_at
@@ -190,9 +263,14 @@ class Hop:
             return 0.0
         return self.served(now) - times[-min(waiting, len(times))]
 
+    @property
+    def queued(self) -> int:
+        """Datagrams waiting: in the pacer's lanes and the connection's queue."""
+        return len(self.pending) + self._held
+
     def congested(self, now: float, max_queued: int, max_queue_delay: float) -> bool:
         """Whether the queue is too long to take another frame in time."""
-        if len(self.pending) >= max_queued:
+        if len(self.pending) + self._held >= max_queued:
             return True
         if now < self.keyframe_grace_until:
             return False
@@ -236,7 +314,7 @@ class Hop:
                 # A keyframe that finds no room is a frame dropped like the
                 # first: the track needs another one (nothing else asks).
                 dropping.add(track_id)
-                self._count_drop(now, len(self.pending) >= max_queued)
+                self._count_drop(now, self.queued >= max_queued)
                 return Admission.DROP_FRAME
             if track_id in dropping:
                 if not keyframe:
@@ -252,7 +330,7 @@ class Hop:
             return Admission.DROP
         if track_id in self.joining:
             return Admission.NOT_YET
-        if len(self.pending) >= 2 * max_queued:
+        if len(self.pending) + self._held >= 2 * max_queued:
             # Far over: even the rest of an admitted frame cannot wait.
             dropping.add(track_id)
             self._count_drop(now, True)
@@ -267,30 +345,29 @@ class Hop:
 
     def send(
         self, data: bytes, now: float, *, first: bool = False, repair: bool = False
-    ) -> bytes:
-        """Queue ``data`` with this hop's next transport sequence number; with
-        ``first``, ahead of everything queued (audio goes before video); with
-        ``repair`` (a retransmission), behind audio and earlier repairs but
-        ahead of the video queued for the first time. Returns the datagram
-        queued."""
+    ) -> None:
+        """Queue ``data`` in the pacer: with ``first`` (audio) ahead of
+        everything but earlier audio and control datagrams; with ``repair``
+        (a retransmission) behind those and earlier repairs but ahead of the
+        video; else behind all. It gets the hop's next transport sequence
+        number when it is released."""
         self.enqueued_at.append(self.served(now))
-        seq = self.transport_seq
-        self.transport_seq = (seq + 1) & 0xFFFF
-        datagram = data[:2] + _U16.pack(seq) + data[4:]
-        self.estimator.on_sent(seq, len(datagram), now)
         if first:
-            self._insert_ahead_of_video(datagram)
+            self._ahead.append((data, True))
         elif repair:
-            self._insert_repair(datagram)
+            self._repairs.append((data, now + self.retransmit_budget_s(now)))
         else:
-            self.quic.send_datagram_frame(datagram)
-        self.transmit_soon()
-        return datagram
+            self._video.append(data)
+        self._held += 1
+        if self._release(now):
+            self.transmit_soon()
 
     def send_probe(self, cluster_id: int, packet_bytes: int, now: float) -> None:
         """Queue one probe datagram of ``packet_bytes`` bytes of cluster
-        ``cluster_id`` (8 bits) behind what is queued, numbered like media
-        and recorded for the path's estimate (:mod:`server.sfu_probe`)."""
+        ``cluster_id`` (8 bits) behind what the connection has queued, numbered
+        like media and recorded for the path's estimate
+        (:mod:`server.sfu_probe`). Probes keep their cluster's own rate: they
+        pass the pacer's lanes and rate."""
         self.enqueued_at.append(self.served(now))
         seq = self.transport_seq
         self.transport_seq = (seq + 1) & 0xFFFF
@@ -300,6 +377,128 @@ class Hop:
         self.estimator.on_sent(seq, len(datagram), now, cluster_id)
         self.quic.send_datagram_frame(datagram)
         self.transmit_soon()
+
+    def send_control(self, data: bytes, now: float) -> None:
+        """Queue a datagram that has no transport sequence (keyframe request,
+        NACK, feedback, rate limit) with the audio: it is small and urgent."""
+        self.enqueued_at.append(self.served(now))
+        self._ahead.append((data, False))
+        self._held += 1
+        if self._release(now):
+            self.transmit_soon()
+
+    # -- the pacer ----------------------------------------------------------------
+
+    def pace(self, rate_bps: float | None, now: float) -> None:
+        """Release at ``rate_bps`` x :data:`PACING_FACTOR` from ``now`` on
+        (the path's estimate), or as fast as the connection sends (None: the
+        path limits nobody). A hop without a timer is never paced."""
+        if rate_bps is None or rate_bps <= 0 or self.call_later is None:
+            rate = 0.0
+        else:
+            rate = rate_bps * PACING_FACTOR / 8
+        if rate == self._rate_Bps:
+            return
+        if self._rate_Bps:
+            self._refill_budget(now)
+        self._rate_Bps = rate
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._release(now):
+            self.transmit_soon()
+
+    @property
+    def pacing_bps(self) -> float | None:
+        """The pacing rate in bits per second, None while not paced."""
+        return self._rate_Bps * 8 or None
+
+    def refill(self, now: float) -> int:
+        """Top the connection's queue up from the lanes, as far as its depth
+        and the pacing rate allow (the connection calls this before each
+        round of packets); how many datagrams were released."""
+        return self._release(now) if self._held else 0
+
+    def stop(self) -> None:
+        """The member left the room: what waits is dropped, the timer too."""
+        self._ahead.clear()
+        self._repairs.clear()
+        self._video.clear()
+        self._held = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _release(self, now: float) -> int:
+        held = self._held
+        if not held:
+            return 0
+        depth = self.depth
+        room = held if depth is None else min(held, depth - len(self.pending))
+        if room <= 0:
+            return 0
+        rate = self._rate_Bps
+        if rate:
+            self._refill_budget(now)
+        ahead, repairs, video = self._ahead, self._repairs, self._video
+        moved = 0
+        while moved < room:
+            if rate and self._budget <= 0:
+                self._arm(now)
+                break
+            if ahead:
+                data, numbered = ahead.popleft()
+                if numbered:
+                    data = self._number(data, now)
+                self._insert_ahead_of_video(data)
+            elif repairs:
+                data, deadline = repairs.popleft()
+                if now > deadline:
+                    self.repairs_expired += 1
+                    held -= 1
+                    continue
+                data = self._number(data, now)
+                self._insert_repair(data)
+            elif video:
+                data = self._number(video.popleft(), now)
+                self.pending.append(data)
+            else:
+                break
+            if rate:
+                self._budget -= len(data)
+            moved += 1
+        self._held = held - moved
+        self.released += moved
+        return moved
+
+    def _number(self, data: bytes, now: float) -> bytes:
+        seq = self.transport_seq
+        self.transport_seq = (seq + 1) & 0xFFFF
+        datagram = data[:2] + _U16.pack(seq) + data[4:]
+        self.estimator.on_sent(seq, len(datagram), now)
+        return datagram
+
+    def _refill_budget(self, now: float) -> None:
+        elapsed = now - self._refilled_at
+        if elapsed > 0:
+            rate = self._rate_Bps
+            self._budget = min(
+                self._budget + elapsed * rate, max(rate * BURST_S, MIN_BURST_BYTES)
+            )
+            self._refilled_at = now
+
+    def _arm(self, now: float) -> None:
+        """Have the timer release what waits once the budget allows."""
+        if self._timer is None and self.call_later is not None:
+            self.waits += 1
+            wait = (1.0 - self._budget) / self._rate_Bps
+            self._timer = self.call_later(max(wait, _MIN_WAIT_S), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        assert self.clock is not None
+        if self._release(self.clock()):
+            self.transmit_soon()
 
     def _insert_ahead_of_video(self, data: bytes) -> None:
         """Queue ``data`` after what is already ahead of the video (earlier
@@ -338,10 +537,3 @@ class Hop:
         still_queued.add(data)
         self._repairs_queued = still_queued
         pending.insert(index, data)
-
-    def send_control(self, data: bytes, now: float) -> None:
-        """Queue a datagram that has no transport sequence (keyframe request,
-        NACK) ahead of the media: it is small and urgent."""
-        self._insert_ahead_of_video(data)
-        self.enqueued_at.append(self.served(now))
-        self.transmit_soon()

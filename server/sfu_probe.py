@@ -90,7 +90,7 @@ class ProbeSender:
                 if head.next_at > now:
                     break
                 cluster = head.cluster
-                if len(hop.pending) > MAX_QUEUED_FOR_PROBE:
+                if hop.queued > MAX_QUEUED_FOR_PROBE:
                     self.packets_skipped += 1
                 else:
                     hop.send_probe(cluster.cluster_id, cluster.packet_bytes, now)

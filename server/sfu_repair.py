@@ -80,7 +80,7 @@ def answer_nack(
         return
     stats.nacks_received += 1
     seqs = nack.seqs()
-    if len(hop.pending) >= max_queued:
+    if hop.queued >= max_queued:
         stats.retransmissions_refused += len(seqs)
         stats.retransmissions_refused_queue += len(seqs)
         return
@@ -103,7 +103,7 @@ def answer_nack(
     stats.retransmissions_refused += missing + late + exhausted
     stats.nack_copies_ignored += copies
     for datagram in resent:
-        stats.retransmit_queued_behind += len(hop.pending)
+        stats.retransmit_queued_behind += hop.queued
         hop.send(datagram, now, repair=True)
     stats.retransmissions += len(resent)
 

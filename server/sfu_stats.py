@@ -115,6 +115,9 @@ def drop_counters(retired: Counter[str], hops: Iterable[Hop]) -> dict[str, int]:
             f"sfu_frame_starts_queue_{n}": counters[f"sfu_frame_starts_queue_{n}"]
             for n in DELAY_BUCKET_NAMES
         },
+        "sfu_pacer_released": counters["sfu_pacer_released"],
+        "sfu_pacer_waits": counters["sfu_pacer_waits"],
+        "sfu_pacer_repairs_expired": counters["sfu_pacer_repairs_expired"],
     }
 
 
@@ -125,6 +128,9 @@ def count_drops(counters: Counter[str], hop: Hop) -> None:
         counters[f"sfu_frames_dropped_{cause}"] += count
     for name, count in zip(DELAY_BUCKET_NAMES, hop.delay_seen, strict=True):
         counters[f"sfu_frame_starts_queue_{name}"] += count
+    counters["sfu_pacer_released"] += hop.released
+    counters["sfu_pacer_waits"] += hop.waits
+    counters["sfu_pacer_repairs_expired"] += hop.repairs_expired
 
 
 def snapshot(
@@ -149,4 +155,6 @@ def snapshot(
         "sfu_hop_estimate_min_bps": min(
             (round(hop.estimator.target_bps) for hop in hops), default=0
         ),
+        "sfu_paced_hops": sum(hop.pacing_bps is not None for hop in hops),
+        "sfu_pacer_held": sum(hop.queued - len(hop.pending) for hop in hops),
     }

@@ -75,14 +75,15 @@ def test_fast_packets_are_read_by_aioquic_and_match_its_builder(tmp_path):
     crypto = server._cryptos[tls.Epoch.ONE_RTT]
     now = wire.now
     small = [b"a" * 300, b"b" * 400, b"c" * 20]  # three frames in one packet
+    # 10 ms apart: the connection's pacer holds none of them back.
     with Recorder(crypto) as aioquic_made:
         send(server, client, now, [PAYLOAD])  # aioquic's method: makes it clean
-        send(server, client, now, small)
+        send(server, client, now + 0.01, small)
     assert sender.fast_packets == 0 or len(aioquic_made.calls) == 2
     fast_before = sender.fast_packets
     with Recorder(crypto) as fast_made:
-        send(server, client, now, [PAYLOAD])
-        send(server, client, now, small)
+        send(server, client, now + 0.02, [PAYLOAD])
+        send(server, client, now + 0.03, small)
     assert sender.fast_packets == fast_before + 2
     assert received(client) == [PAYLOAD, *small, PAYLOAD, *small]
     for (h_old, p_old, n_old), (h_new, p_new, n_new) in zip(
@@ -115,6 +116,40 @@ def test_accounting_equals_aioquics(tmp_path):
         server.receive_datagram(data, CLIENT, now + 0.03)
     assert number not in space.sent_packets and number + 1 not in space.sent_packets
     assert server._loss.bytes_in_flight == 0
+
+
+def test_the_pacer_holds_the_short_path_as_it_holds_aioquics(tmp_path):
+    """A connection's pacer spaces the short path's packets as it spaces
+    aioquic's: the same packets per call and the same next send time, call
+    after call, from the same state."""
+    client, server, wire = connected(tmp_path / "short")
+    twin_client, twin, twin_wire = connected(tmp_path / "aioquic")
+    sender = quic_fastpath.install(server)
+    now = wire.now
+    send(server, client, now, [PAYLOAD])
+    send(twin, twin_client, now, [PAYLOAD])
+    for _ in range(40):
+        server.send_datagram_frame(PAYLOAD)
+        twin.send_datagram_frame(PAYLOAD)
+    held = 0
+    for _ in range(200):
+        if not server._datagrams_pending:
+            break
+        out = server.datagrams_to_send(now)
+        twin_out = twin.datagrams_to_send(now)
+        assert len(out) == len(twin_out)
+        assert server._pacing_at == twin._pacing_at
+        assert server._loss._pacer.bucket_time == twin._loss._pacer.bucket_time
+        held += server._pacing_at is not None
+        for a, b, sent in ((client, server, out), (twin_client, twin, twin_out)):
+            for data, _ in sent:
+                a.receive_datagram(data, SERVER, now)
+            for data, _ in a.datagrams_to_send(now):  # the ACKs
+                b.receive_datagram(data, CLIENT, now)
+        now += 0.002
+    assert not server._datagrams_pending and not twin._datagrams_pending
+    assert sender.fast_packets > 0
+    assert held  # the pacer did hold packets back
 
 
 def test_anything_else_goes_through_aioquic(tmp_path):
