@@ -31,12 +31,15 @@ compared on identical links.
     python bench/adaptation.py --scenario slow-300k     # one
     python bench/adaptation.py --virtual                # the pure stack, seconds
     python bench/adaptation.py --scenario room-of-four  # simulcast, ~1.5 min
+    python bench/adaptation.py --scenario room-rising   # its slow link rises
     python bench/adaptation.py --scenario meeting-and-file  # a 1 GiB upload beside
 
 ``room-of-four`` (``_adapt_room.py``) is a room, not a call: a publisher
 and three subscribers, one behind a 300 kbit/s link, run once with it and
 once with every path clean (the baseline the fast subscribers' figures are
-compared with).
+compared with). ``room-rising`` is the same room with the slow
+subscriber's link rising from 300 kbit/s to 2.5 Mbit/s at 15 s: it must
+leave the lowest layer for the top one within 5 s.
 
 ``--virtual`` runs the same links through the pure adaptation stack on a
 virtual clock instead (``tests/codec/media/adapt_sim.py``: a model encoder
@@ -150,9 +153,13 @@ ROOM_SCENARIOS = {
     "room-of-four": (
         ["--delay", "25ms", "--rate", "300kbit", "--queue", "300ms"],
         25.0,
-    )
+        None,
+    ),
+    "room-rising": (["--scenario", "capacity-rise"], 35.0, 15.0),
 }
-"""Room scenarios: the slow subscriber's link and the run's length (s)."""
+"""Room scenarios: the slow subscriber's link, the run's length (s), and when
+(seconds from the link's start) that link rises, if it does (netsim's
+``capacity-rise``: 300 kbit/s, then 2.5 Mbit/s at 15 s)."""
 
 
 def capacity_at(scenario: Scenario, t: float) -> float:
@@ -457,8 +464,8 @@ def main() -> None:
         if name in ROOM_SCENARIOS:
             if args.virtual:
                 continue  # a room needs the real thing
-            link, seconds = ROOM_SCENARIOS[name]
-            result = room_of_four(link, seconds, args.seed)
+            link, seconds, rise_at = ROOM_SCENARIOS[name]
+            result = room_of_four(link, seconds, args.seed, name=name, rise_at=rise_at)
         elif args.virtual:
             result = run_virtual(SCENARIOS[name])
         elif name == "meeting-and-file":

@@ -102,7 +102,7 @@ def test_list_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list-scenarios"]) == 0
     output = capsys.readouterr().out
     assert "rfc8867-5.1: RFC 8867 section 5.1" in output
-    assert output.count("\n") == 6
+    assert output.count("\n") == 7
 
 
 def test_runs_and_prints_json_statistics(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ from netsim import (
 )
 
 SHIPPED = [
+    "capacity-rise",
     "long-distance",
     "mobile-handover",
     "rfc8867-5.1",

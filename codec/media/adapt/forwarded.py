@@ -20,9 +20,17 @@ cluster found while they keep finding more, and, while publishers send
 less than :data:`APP_LIMITED` of the limit and the path is calm, one at
 twice the estimate every few seconds, as a client's hop does
 (:mod:`.probe`). A path that carries them opens in about a second. A path
-that publishers fill is not probed again: there AIMD finds its capacity,
-and a probe every few seconds would only queue and cut (on the virtual
-clock, a 1 Mbit/s path so probed was cut after every probe).
+that publishers fill gets no such probe: there AIMD finds its capacity, and
+a probe at twice the estimate every few seconds would only queue and cut
+(on the virtual clock, a 1 Mbit/s path so probed was cut after every
+probe). But once AIMD holds at the ceiling of the capacity it knows, only a
+probe can show that the capacity rose: publishers held to the limit never
+send more than the path carried, so what arrives never shows more. Such a
+path gets the client's gentle probe (a short cluster at
+:data:`~.estimator.CEILING_PROBE` times the estimate every few seconds,
+whose own queue cuts nothing); before it, a 300 kbit/s subscriber path
+that rose to 2.5 Mbit/s kept its 290 kbit/s estimate, and its subscriber
+the lowest simulcast layer, for good.
 
 Measured before (``bench/loss.py``, one member behind 1.5 Mbit/s with loss):
 an estimate that started at its 4 Mbit/s ceiling and waited for congestion
@@ -142,7 +150,9 @@ class ForwardedPath:
         """Probe clusters to send the path at ``now`` while it limits
         publishers (call while some publisher's video goes to it, a few
         times a second): the first, then periodic ones while what is
-        forwarded leaves the limit unused (:data:`APP_LIMITED`)."""
+        forwarded leaves the limit unused (:data:`APP_LIMITED`), and gentle
+        ones while publishers fill it and the estimate holds at the ceiling
+        of a known capacity."""
         estimator = self.estimator
         limit = self.limit_bps(now)
         if limit is None or not estimator.history.feedback_received:
@@ -151,7 +161,9 @@ class ForwardedPath:
             return []
         if not estimator.probes.clusters_sent:
             return estimator.start(now, (FIRST_PROBE_MULTIPLIER,))
-        if estimator.sent_bps(now) >= APP_LIMITED * limit:
+        if estimator.sent_bps(now) >= APP_LIMITED * limit and not (
+            estimator.rate.at_ceiling
+        ):
             return []
         return estimator.poll(now)
 

@@ -6,6 +6,8 @@ bottleneck, feedback back after 25 ms, on a virtual clock."""
 from __future__ import annotations
 
 from codec.media.adapt import ForwardedPath
+from codec.media.adapt.estimator import CEILING_PROBE
+from codec.media.adapt.probe import PERIODIC_PROBE_S
 from netsim import Link, LinkConfig
 
 from .forwarded_sim import ForwardedHop
@@ -65,8 +67,16 @@ def test_a_path_that_carries_more_opens_when_the_publisher_recovers():
 def test_probing_a_slow_path_keeps_its_limit_under_it_and_its_queue_short():
     link = LinkConfig(delay_s=0.025, rate_bps=1e6, queue_delay_s=0.3)
     samples, path = _forward(link, [(0, 3e6)], 20.0)
-    # Filled by its publisher, the path is probed once, at the start.
-    assert path.estimator.probes.clusters_sent == 1
+    # Filled by its publisher, the path is probed at the start, then only
+    # gently: at its estimate's ceiling, a short cluster at 1.25 times the
+    # estimate every 5 s at most, to see whether its capacity rose
+    # (test_simulcast_probe's rising path). Neither the limit nor the queue
+    # below moves for them (the same figures as with no further probe).
+    probes = [(at, bps) for at, kind, bps in path.estimator.events if kind == "probe"]
+    assert probes[0][0] < 1.0 and len(probes) <= 1 + 20 / PERIODIC_PROBE_S
+    gaps = [b[0] - a[0] for a, b in zip(probes[1:], probes[2:], strict=False)]
+    assert all(gap >= PERIODIC_PROBE_S - TICK_S for gap in gaps), probes
+    assert all(bps <= CEILING_PROBE * 1e6 for _, bps in probes[1:]), probes
     steady = [(limit, worst) for t, limit, worst in samples if t >= 5.0]
     limits = [limit for limit, _ in steady]
     assert all(limit is not None and limit < 1.1e6 for limit in limits), samples

@@ -24,7 +24,11 @@ CEILINGS = (LAYERS[0].max_bps(FPS), 1_500_000)
 
 
 def _room(
-    capacity: list[tuple[float, float]], seconds: float, *, start_bps: float = 1e6
+    capacity: list[tuple[float, float]],
+    seconds: float,
+    *,
+    start_bps: float = 1e6,
+    tick_s: float = TICK_S,
 ) -> list[tuple[float, int]]:
     """(time, layer) at every weighing; the bottleneck's rate follows
     ``capacity`` ((from second, bits per second) steps)."""
@@ -79,7 +83,7 @@ def _room(
                 hop.add_probes(path.probes(now), now)
             if path.probed_at != probed_at:
                 weigh()
-        now += TICK_S
+        now += tick_s
     return chosen
 
 
@@ -118,3 +122,20 @@ def test_a_start_probe_that_read_low_is_checked_again_within_a_second_or_two():
     chosen = _room([(0, 400e3), (0.6, 10e6)], 8.0)
     up = next((t for t, layer in chosen if layer == 1), None)
     assert up is not None and up < 3.0, chosen
+
+
+def test_a_slow_path_that_rises_takes_the_subscriber_up():
+    # 300 kbit/s for 15 s, then 2.5 Mbit/s (netsim's capacity-rise). The
+    # publisher fills the slow path's limit, so no periodic probe goes
+    # (APP_LIMITED), the next layer's need is far above the probe-for rule's
+    # reach, and AIMD holds at the ceiling of the capacity it knows: before,
+    # the estimate stayed at 290 kbit/s and the subscriber on 320x240 for
+    # good. Now a path held at that ceiling gets the client's gentle probe
+    # every 5 s, which sees the rise. (A 1 ms tick: the cluster's five
+    # packets go 4.4 ms apart, which a 2 ms grid would bunch into a receive
+    # span that reads as the receiver's, so the probe measured nothing.)
+    chosen = _room([(0, 300e3), (15, 2.5e6)], 30.0, tick_s=0.001)
+    assert all(layer == 0 for t, layer in chosen if 3.0 <= t < 15.0), chosen
+    up = next((t for t, layer in chosen if t >= 15.0 and layer == 1), None)
+    assert up is not None and up < 15.0 + 5.0 + 1.0, chosen
+    assert all(layer == 1 for t, layer in chosen if t >= up), chosen
