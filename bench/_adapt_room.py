@@ -189,15 +189,15 @@ def room_of_four(
             and got["top_after_rise_s"] <= MAX_RISE_TO_TOP_S
             and got.get("layer") == top
         )
-    for name in ("fast1", "fast2"):
-        got, base = slow[name], baseline[name]
-        goals[f"{name}_on_top_layer"] = got.get("layer") == top
-        goals[f"{name}_p95_within_10pct"] = (
+    for fast in ("fast1", "fast2"):
+        got, base = slow[fast], baseline[fast]
+        goals[f"{fast}_on_top_layer"] = got.get("layer") == top
+        goals[f"{fast}_p95_within_10pct"] = (
             got.get("p95_ms") is not None
             and base.get("p95_ms") is not None
             and got["p95_ms"] <= 1.1 * base["p95_ms"]
         )
-        goals[f"{name}_fps_within_10pct"] = got.get("fps", 0) >= 0.9 * base.get(
+        goals[f"{fast}_fps_within_10pct"] = got.get("fps", 0) >= 0.9 * base.get(
             "fps", 0
         )
     return {
