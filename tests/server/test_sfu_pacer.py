@@ -7,9 +7,7 @@ connections wired in memory."""
 from __future__ import annotations
 
 import struct
-import sys
 from collections import deque
-from pathlib import Path
 
 import pytest
 from aioquic.quic.events import DatagramFrameReceived
@@ -19,9 +17,7 @@ from codec.media.packet import AudioPacket, VideoPacket
 from server import quic_fastpath
 from server.sfu import Forwarder
 from server.sfu_hop import QUEUE_DEPTH, Hop
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "udpio"))
-from test_mtu_probe import SERVER, Wire, pair  # noqa: E402
+from tests.server.test_quic_fastpath import SERVER, connected
 
 _U16 = struct.Struct(">H")
 
@@ -237,20 +233,12 @@ def test_the_member_feedback_sets_the_pace_of_its_hop():
     assert hop.queued == len(hop.pending)
 
 
-def wired(tmp_path: Path):
-    client, server = pair(tmp_path)
-    client.connect(SERVER, now=0.0)
-    wire = Wire(client, server, 1500)
-    wire.run(1.0)
-    return client, server, wire
-
-
 def test_a_real_connection_tops_its_queue_up_while_it_sends(tmp_path):
     """Kept to a few datagrams, the connection's queue still lets each call
     send what the connection's window and pacing allow: as many packets as
     the same connection sends with all of it queued at once."""
-    client, server, wire = wired(tmp_path / "hop")
-    twin_client, twin, twin_wire = wired(tmp_path / "twin")
+    client, server, wire = connected(tmp_path / "hop")
+    twin_client, twin, twin_wire = connected(tmp_path / "twin")
     quic_fastpath.install(twin)
     hop = Hop(FakeConn(server))
     assert hop.depth == QUEUE_DEPTH
