@@ -33,7 +33,7 @@ from enum import Enum
 from typing import Any
 
 from codec.media.adapt import ArrivalRecorder, ForwardedPath
-from codec.media.adapt.pacer import BURST_S, MIN_BURST_BYTES, PACING_FACTOR
+from codec.media.adapt.pacer import PACING_FACTOR, TokenBucket
 from codec.media.packet import PacketKind, ProbePacket
 from codec.media.recovery import (
     REPAIR_COPIES,
@@ -153,9 +153,7 @@ class Hop:
         "_repairs",
         "_video",
         "_held",
-        "_rate_Bps",
-        "_budget",
-        "_refilled_at",
+        "_bucket",
         "_timer",
     )
 
@@ -194,10 +192,8 @@ class Hop:
         self._video: deque[bytes] = deque()
         self._held = 0
         """Datagrams in the three lanes."""
-        self._rate_Bps = 0.0
-        """The pacing rate in bytes per second; 0: not paced."""
-        self._budget = 0.0
-        self._refilled_at = float("-inf")
+        self._bucket: TokenBucket | None = None
+        """The pacing rate's budget; None: not paced."""
         self._timer: Any = None
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
         self.transport_seq = 0
@@ -393,15 +389,23 @@ class Hop:
         """Release at ``rate_bps`` x :data:`PACING_FACTOR` from ``now`` on
         (the path's estimate), or as fast as the connection sends (None: the
         path limits nobody). A hop without a timer is never paced."""
+        bucket = self._bucket
         if rate_bps is None or rate_bps <= 0 or self.call_later is None:
-            rate = 0.0
+            if bucket is None:
+                return
+            self._bucket = None
         else:
             rate = rate_bps * PACING_FACTOR / 8
-        if rate == self._rate_Bps:
-            return
-        if self._rate_Bps:
-            self._refill_budget(now)
-        self._rate_Bps = rate
+            if bucket is None:
+                # Paced from now on: the first burst has the whole allowance.
+                self._bucket = bucket = TokenBucket(rate)
+                bucket.refill(now)
+                bucket.fill()
+            elif rate == bucket.rate_Bps:
+                return
+            else:
+                bucket.refill(now)
+                bucket.rate_Bps = rate
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -411,13 +415,13 @@ class Hop:
     @property
     def pacing_bps(self) -> float | None:
         """The pacing rate in bits per second, None while not paced."""
-        return self._rate_Bps * 8 or None
+        return None if self._bucket is None else self._bucket.rate_Bps * 8
 
     def refill(self, now: float) -> int:
         """Top the connection's queue up from the lanes, as far as its depth
         and the pacing rate allow (the connection calls this before each
         round of packets); how many datagrams were released."""
-        return self._release(now) if self._held else 0
+        return self._release(now)
 
     def stop(self) -> None:
         """The member left the room: what waits is dropped, the timer too."""
@@ -437,14 +441,14 @@ class Hop:
         room = held if depth is None else min(held, depth - len(self.pending))
         if room <= 0:
             return 0
-        rate = self._rate_Bps
-        if rate:
-            self._refill_budget(now)
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.refill(now)
         ahead, repairs, video = self._ahead, self._repairs, self._video
         moved = 0
         while moved < room:
-            if rate and self._budget <= 0:
-                self._arm(now)
+            if bucket is not None and bucket.budget <= 0:
+                self._arm(bucket)
                 break
             if ahead:
                 data, numbered = ahead.popleft()
@@ -464,8 +468,8 @@ class Hop:
                 self.pending.append(data)
             else:
                 break
-            if rate:
-                self._budget -= len(data)
+            if bucket is not None:
+                bucket.budget -= len(data)
             moved += 1
         self._held = held - moved
         self.released += moved
@@ -478,21 +482,13 @@ class Hop:
         self.estimator.on_sent(seq, len(datagram), now)
         return datagram
 
-    def _refill_budget(self, now: float) -> None:
-        elapsed = now - self._refilled_at
-        if elapsed > 0:
-            rate = self._rate_Bps
-            self._budget = min(
-                self._budget + elapsed * rate, max(rate * BURST_S, MIN_BURST_BYTES)
-            )
-            self._refilled_at = now
-
-    def _arm(self, now: float) -> None:
+    def _arm(self, bucket: TokenBucket) -> None:
         """Have the timer release what waits once the budget allows."""
         if self._timer is None and self.call_later is not None:
             self.waits += 1
-            wait = (1.0 - self._budget) / self._rate_Bps
-            self._timer = self.call_later(max(wait, _MIN_WAIT_S), self._on_timer)
+            self._timer = self.call_later(
+                max(bucket.wait_s(), _MIN_WAIT_S), self._on_timer
+            )
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..packet import ProbePacket
 from .probe import ProbeCluster
 
-__all__ = ["Pacer", "PacerStats", "Released"]
+__all__ = ["Pacer", "PacerStats", "Released", "TokenBucket"]
 
 PACING_FACTOR = 1.5
 """The pacer runs this much faster than the estimate: encoders overshoot a
@@ -37,6 +37,45 @@ MIN_BURST_BYTES = 2 * 1200
 MAX_VIDEO_DELAY_S = 0.2
 """A video frame that would wait longer than this in the pacer is dropped."""
 _PROBE_HEADER = 4
+
+
+class TokenBucket:
+    """What a pacer may send now, in bytes: refilled at ``rate_Bps`` (bytes
+    per second) and holding at most ``burst_s`` of it, at least
+    :data:`MIN_BURST_BYTES`. A send may take it below zero; the pacer then
+    waits :meth:`wait_s`. Shared by a client's :class:`Pacer` and the SFU's
+    hops (:mod:`server.sfu_hop`)."""
+
+    __slots__ = ("rate_Bps", "burst_s", "budget", "_refilled_at")
+
+    def __init__(self, rate_Bps: float, burst_s: float = BURST_S) -> None:
+        self.rate_Bps = rate_Bps
+        self.burst_s = burst_s
+        self.budget = 0.0
+        self._refilled_at: float | None = None
+
+    @property
+    def cap(self) -> float:
+        """The most the bucket holds (bytes)."""
+        return max(self.rate_Bps * self.burst_s, MIN_BURST_BYTES)
+
+    def refill(self, now: float) -> None:
+        """Add what ``rate_Bps`` brought since the last refill, up to the cap."""
+        refilled_at = self._refilled_at
+        if refilled_at is not None and now > refilled_at:
+            self.budget = min(
+                self.budget + (now - refilled_at) * self.rate_Bps, self.cap
+            )
+        if refilled_at is None or now > refilled_at:
+            self._refilled_at = now
+
+    def fill(self) -> None:
+        """Start a burst with the whole allowance (an idle pacer)."""
+        self.budget = max(self.budget, self.cap)
+
+    def wait_s(self) -> float:
+        """How long until the budget is positive again (seconds)."""
+        return (1.0 - self.budget) / self.rate_Bps
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +147,9 @@ class Pacer:
         if rate_bps <= 0:
             raise ValueError(f"pacing rate {rate_bps} must be positive")
         self.pacing_factor = pacing_factor
-        self.burst_s = burst_s
         self.max_video_delay_s = max_video_delay_s
         self.stats = PacerStats()
-        self._rate_Bps = rate_bps * pacing_factor / 8
-        self._budget = 0.0
-        self._refilled_at: float | None = None
+        self._bucket = TokenBucket(rate_bps * pacing_factor / 8, burst_s)
         self._seq = 0
         self._audio: deque[bytes] = deque()
         self._retransmissions: deque[tuple[bytes, float]] = deque()
@@ -127,14 +163,19 @@ class Pacer:
     @property
     def rate_bps(self) -> float:
         """The pacing rate, in bits per second."""
-        return self._rate_Bps * 8
+        return self._bucket.rate_Bps * 8
+
+    @property
+    def burst_s(self) -> float:
+        """The burst allowance, in seconds at the pacing rate."""
+        return self._bucket.burst_s
 
     def set_rate(self, rate_bps: float, now: float) -> None:
         """Follow a new estimate (bits per second) from ``now`` on."""
         if rate_bps <= 0:
             raise ValueError(f"pacing rate {rate_bps} must be positive")
         self._refill(now)
-        self._rate_Bps = rate_bps * self.pacing_factor / 8
+        self._bucket.rate_Bps = rate_bps * self.pacing_factor / 8
 
     # -- queueing ---------------------------------------------------------------
 
@@ -188,8 +229,9 @@ class Pacer:
     def delay_s(self, now: float, extra_bytes: int = 0) -> float:
         """How long (seconds) what is queued, plus ``extra_bytes``, takes to
         leave at the pacing rate."""
-        owed = self._queued_bytes + extra_bytes - max(self._budget, 0.0)
-        return max(owed, 0.0) / self._rate_Bps
+        bucket = self._bucket
+        owed = self._queued_bytes + extra_bytes - max(bucket.budget, 0.0)
+        return max(owed, 0.0) / bucket.rate_Bps
 
     def take_dropped_tracks(self) -> list[int]:
         """Track ids of the frames dropped since the last call (one per frame):
@@ -204,10 +246,8 @@ class Pacer:
             times.append(self._probes[0].next_at)
         if self._audio or self._retransmissions or self._frames:
             self._refill(now)
-            if self._budget > 0:
-                times.append(now)
-            else:
-                times.append(now + (-self._budget + 1) / self._rate_Bps)
+            bucket = self._bucket
+            times.append(now if bucket.budget > 0 else now + bucket.wait_s())
         return min(times) if times else None
 
     # -- releasing --------------------------------------------------------------
@@ -222,13 +262,13 @@ class Pacer:
             if probe is not None and probe.next_at <= now:
                 out.append(self._release_probe(probe))
                 continue
-            if self._budget <= 0:
+            if self._bucket.budget <= 0:
                 break
             media = self._next_media(now)
             if media is None:
                 break
             data, repair = media
-            self._budget -= len(data)
+            self._bucket.budget -= len(data)
             self._queued_bytes -= len(data)
             out.append(self._number(data, repair))
         return out
@@ -289,15 +329,7 @@ class Pacer:
         return Released(numbered, seq, len(numbered), repair=repair)
 
     def _refill(self, now: float) -> None:
-        if self._refilled_at is not None and now > self._refilled_at:
-            cap = max(self._rate_Bps * self.burst_s, MIN_BURST_BYTES)
-            self._budget = min(
-                self._budget + (now - self._refilled_at) * self._rate_Bps, cap
-            )
-        if self._refilled_at is None or now > self._refilled_at:
-            self._refilled_at = now
+        self._bucket.refill(now)
         if not (self._audio or self._retransmissions or self._frames):
             # An idle pacer starts its next burst with the full allowance.
-            self._budget = max(
-                self._budget, max(self._rate_Bps * self.burst_s, MIN_BURST_BYTES)
-            )
+            self._bucket.fill()
