@@ -33,7 +33,7 @@ from enum import Enum
 from typing import Any
 
 from codec.media.adapt import ArrivalRecorder, ForwardedPath
-from codec.media.adapt.pacer import PACING_FACTOR, TokenBucket
+from codec.media.adapt.pacer import PACING_FACTOR, PacingBudget
 from codec.media.packet import PacketKind, ProbePacket
 from codec.media.recovery import (
     REPAIR_COPIES,
@@ -192,7 +192,7 @@ class Hop:
         self._video: deque[bytes] = deque()
         self._held = 0
         """Datagrams in the three lanes."""
-        self._bucket: TokenBucket | None = None
+        self._bucket: PacingBudget | None = None
         """The pacing rate's budget; None: not paced."""
         self._timer: Any = None
         self.transmit_soon: Callable[[], None] = conn.transmit_soon
@@ -398,7 +398,7 @@ class Hop:
             rate = rate_bps * PACING_FACTOR / 8
             if bucket is None:
                 # Paced from now on: the first burst has the whole allowance.
-                self._bucket = bucket = TokenBucket(rate)
+                self._bucket = bucket = PacingBudget(rate)
                 bucket.refill(now)
                 bucket.fill()
             elif rate == bucket.rate_Bps:
@@ -482,7 +482,7 @@ class Hop:
         self.estimator.on_sent(seq, len(datagram), now)
         return datagram
 
-    def _arm(self, bucket: TokenBucket) -> None:
+    def _arm(self, bucket: PacingBudget) -> None:
         """Have the timer release what waits once the budget allows."""
         if self._timer is None and self.call_later is not None:
             self.waits += 1

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..packet import ProbePacket
 from .probe import ProbeCluster
 
-__all__ = ["Pacer", "PacerStats", "Released", "TokenBucket"]
+__all__ = ["Pacer", "PacerStats", "Released", "PacingBudget"]
 
 PACING_FACTOR = 1.5
 """The pacer runs this much faster than the estimate: encoders overshoot a
@@ -39,12 +39,15 @@ MAX_VIDEO_DELAY_S = 0.2
 _PROBE_HEADER = 4
 
 
-class TokenBucket:
+class PacingBudget:
     """What a pacer may send now, in bytes: refilled at ``rate_Bps`` (bytes
     per second) and holding at most ``burst_s`` of it, at least
     :data:`MIN_BURST_BYTES`. A send may take it below zero; the pacer then
     waits :meth:`wait_s`. Shared by a client's :class:`Pacer` and the SFU's
-    hops (:mod:`server.sfu_hop`)."""
+    hops (:mod:`server.sfu_hop`). Unlike an admission bucket
+    (``server.throttle.TokenBucket``, which refuses what it cannot pay for),
+    a pacer's budget lets the datagram that finds it positive go whole and
+    owes the rest."""
 
     __slots__ = ("rate_Bps", "burst_s", "budget", "_refilled_at")
 
@@ -149,7 +152,7 @@ class Pacer:
         self.pacing_factor = pacing_factor
         self.max_video_delay_s = max_video_delay_s
         self.stats = PacerStats()
-        self._bucket = TokenBucket(rate_bps * pacing_factor / 8, burst_s)
+        self._bucket = PacingBudget(rate_bps * pacing_factor / 8, burst_s)
         self._seq = 0
         self._audio: deque[bytes] = deque()
         self._retransmissions: deque[tuple[bytes, float]] = deque()
