@@ -46,6 +46,8 @@ from codec.messages import (
     TrackPublished,
 )
 from codec.pmtu import is_padding
+from server.heap import HeapFreezer
+from server.monitor import CollectorWatch, LoopMonitor
 
 CLIENT_IDLE_TIMEOUT = 5.0
 """The client core's default trust in a silent server: with the server's
@@ -97,6 +99,8 @@ class Stats:
         self.errors: list[str] = []
         self.latencies: list[float] = []
         self.media_latencies: list[float] = []
+        self.closed = 0
+        """Connections that ended (the heap freezer's churn count)."""
 
 
 class Client:
@@ -192,8 +196,10 @@ class Client:
             elif isinstance(event, events.ConnectionIdRetired):
                 self.mux.by_cid.pop(event.connection_id, None)
             elif isinstance(event, events.ConnectionTerminated):
-                if not self.closed and not self.stopping:
-                    self.stats.errors.append(f"closed: {event.reason_phrase}")
+                if not self.closed:
+                    self.stats.closed += 1
+                    if not self.stopping:
+                        self.stats.errors.append(f"closed: {event.reason_phrase}")
                 self.closed = True
         self.flush()
 
@@ -251,6 +257,18 @@ class Generator:
         self.muxes: list[Mux] = []
         self.tasks: list[asyncio.Task[Any]] = []
         self.pings = 0
+
+    def counts(self) -> tuple[int, int]:
+        """(connections opened, connections open): the heap freezer's view."""
+        return len(self.clients), len(self.clients) - self.stats.closed
+
+    def ports(self) -> list[int]:
+        """The local UDP ports of this process's sockets."""
+        return [
+            m.transport.get_extra_info("sockname")[1]
+            for m in self.muxes
+            if m.transport is not None
+        ]
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -428,9 +446,22 @@ class Generator:
 async def _serve(pipe: Connection, generator: Generator) -> None:
     loop = asyncio.get_running_loop()
     await generator.open()
+    # One process plays thousands of users, so it keeps all their objects:
+    # Python's full collections walk them all (seconds at 50,000 connections,
+    # while no datagram is read and the sockets overflow, which the node would
+    # then be blamed for). The node's own remedy, with the same watch on it.
+    collector = CollectorWatch()
+    collector.start()
+    freezer = HeapFreezer(loop, generator.counts)
+    freezer.install()
+    monitor = LoopMonitor(warn_after=float("inf"))  # reported, not logged
+    monitor.start()
     while True:
         command, args = await loop.run_in_executor(None, pipe.recv)
         cpu = process_cpu_seconds()
+        full_before = collector.full_collections
+        collector.reset()
+        monitor.reset()
         if command == "ramp":
             result = await generator.ramp(*args)
         elif command == "chat":
@@ -444,10 +475,17 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
             result = {"pings": generator.pings, "rss_kib": rss_kib(os.getpid())}
         else:
             await generator.close()
+            freezer.uninstall()
+            collector.stop()
+            monitor.stop()
             pipe.send({"errors": generator.stats.errors})
             return
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
+        result["ports"] = generator.ports()
+        result["worst_loop_stall_ms"] = round(monitor.worst_stall_ms, 1)
+        result["gc_full_collections"] = collector.full_collections - full_before
+        result["gc_worst_full_pause_ms"] = round(collector.worst_full_ms, 1)
         pipe.send(result)
 
 
@@ -457,6 +495,9 @@ def serve(
     users: list[tuple[int, bytes]],
     sockets: int,
     in_flight: int,
+    niceness: int = 0,
 ) -> None:
-    """A generator process: answer the commands ``bench/load.py`` sends."""
+    """A generator process: answer the commands ``bench/load.py`` sends, at
+    ``niceness`` (see ``bench/load.py --generator-nice``)."""
+    os.nice(niceness)
     asyncio.run(_serve(pipe, Generator(server, users, sockets, in_flight)))

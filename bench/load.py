@@ -16,8 +16,16 @@ messages a second go from random users to their friends for ``--duration``
 seconds. ``--rooms`` then starts meetings of four whose host publishes
 ``--fps`` one-datagram video frames a second. Reports connections held, the
 server's memory per connection, chat (and media) latency percentiles, CPU
-seconds of the server and of each generator (which one limited the run), and
-errors; ``--plot`` writes memory and latency against connections as a PNG.
+seconds of the server and of each generator (which one limited the run),
+whose UDP sockets overflowed (the node's or the generators'), the worst loop
+stall and full collection of the node and of the generators, and errors;
+``--plot`` writes memory and latency against connections as a PNG.
+
+The generators stand in for other machines: they run at ``--generator-nice``
+(10), so that on a machine they share the node gets the CPU first, and they
+freeze their heap as the node does (``server.heap``; one process keeps
+thousands of users' objects, and a full collection of them stalled its loop
+for seconds).
 Prints one JSON object (and each step, as it is measured, on stderr).
 
     python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
@@ -116,7 +124,14 @@ def start_generators(
         ours, theirs = context.Pipe()
         context.Process(
             target=serve,
-            args=(theirs, server, users, args.sockets, args.in_flight),
+            args=(
+                theirs,
+                server,
+                users,
+                args.sockets,
+                args.in_flight,
+                args.generator_nice,
+            ),
             daemon=True,
         ).start()
         pipes.append(ours)
@@ -139,6 +154,17 @@ def udp_receive_drops() -> int:
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
     names, values = [line for line in lines if line[0] == "Udp:"][:2]
     return int(values[names.index("RcvbufErrors")])
+
+
+def udp_socket_drops(ports: set[int]) -> int:
+    """Datagrams the loopback UDP sockets bound to ``ports`` dropped for a
+    full receive buffer since they opened (the kernel counts per socket)."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+            total += int(fields[-1])
+    return total
 
 
 def ms(values: list[float], q: float) -> float:
@@ -177,6 +203,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
     pipes: list[Connection] = []
     try:
         pipes = start_generators((server.host, server.port), tokens, args)
+        generator_ports = {p for a in await ask(pipes, "idle") for p in a["ports"]}
         await asyncio.sleep(1.0)
         rss_idle = server.rss_kib()
         for step in range(1, args.steps + 1):
@@ -184,6 +211,8 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             per_proc = -(-target // args.procs)
             server_cpu = process_cpu_seconds(server.proc.pid)
             drops = udp_receive_drops()
+            node_drops = udp_socket_drops({server.port})
+            generator_drops = udp_socket_drops(generator_ports)
             stats_before = await server_stats(server)  # restarts the worst figures
             answers = await ask(
                 pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
@@ -245,6 +274,17 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     ],
                     "errors": sum(c["errors"] for c in chats),
                     "udp_receive_buffer_drops": udp_receive_drops() - drops,
+                    # Whose socket overflowed: the node's, or the generators'
+                    # (a generator that falls behind loses the node's replies).
+                    "udp_drops_node": udp_socket_drops({server.port}) - node_drops,
+                    "udp_drops_generators": udp_socket_drops(generator_ports)
+                    - generator_drops,
+                    "generator_worst_loop_stall_ms": max(
+                        a["worst_loop_stall_ms"] for a in (*answers, *idle, *chats)
+                    ),
+                    "generator_gc_worst_full_pause_ms": max(
+                        a["gc_worst_full_pause_ms"] for a in (*answers, *idle, *chats)
+                    ),
                     # The node's loop over the ramp and the settle: its worst
                     # stall, and the garbage collector's full passes (each
                     # walks every object the node keeps; older builds: None).
@@ -344,6 +384,13 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=200.0, help="new per second")
     parser.add_argument(
         "--in-flight", type=int, default=32, help="logins under way per process"
+    )
+    parser.add_argument(
+        "--generator-nice",
+        type=int,
+        default=10,
+        help="the generators' niceness: they stand in for other machines, so "
+        "the node gets the CPU first (0: as the node)",
     )
     parser.add_argument("--steps", type=int, default=4, help="measuring points")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds idle")

@@ -1,0 +1,53 @@
+"""``bench/load.py`` tells whose socket overflowed, the node's or the
+generators': the kernel's per-socket drop counts, read for the ports asked
+for and no other (a real overflowing loopback socket beside a quiet one)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def load():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import load  # bench/load.py
+    finally:
+        sys.path.remove(str(BENCH))
+    return load
+
+
+def test_drops_are_counted_for_the_sockets_asked_for(load):
+    full = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    full.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    full.bind(("127.0.0.1", 0))
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    quiet.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    full_port, quiet_port = full.getsockname()[1], quiet.getsockname()[1]
+    try:
+        assert load.udp_socket_drops({full_port, quiet_port}) == 0
+        for _ in range(200):
+            sender.sendto(bytes(500), ("127.0.0.1", full_port))
+        sender.sendto(bytes(500), ("127.0.0.1", quiet_port))
+        full.setblocking(False)
+        kept = 0
+        while True:
+            try:
+                full.recv(1000)
+            except BlockingIOError:
+                break
+            kept += 1
+        assert 0 < kept < 200
+        assert load.udp_socket_drops({full_port}) == 200 - kept
+        assert load.udp_socket_drops({quiet_port}) == 0
+        assert load.udp_socket_drops({full_port, quiet_port}) == 200 - kept
+    finally:
+        for s in (full, quiet, sender):
+            s.close()
