@@ -299,3 +299,14 @@ def saturated_first(server_load: float, own_load: float) -> str:
     busy = {"server": server_load, "load generator": own_load}
     side = max(busy, key=busy.__getitem__)
     return side if busy[side] >= 0.9 else "neither"
+
+
+def udp_socket_drops(ports: set[int]) -> int:
+    """Datagrams the loopback UDP sockets bound to ``ports`` dropped for a
+    full receive buffer since they opened (the kernel counts per socket)."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+            total += int(fields[-1])
+    return total

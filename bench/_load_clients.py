@@ -22,7 +22,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _common import process_cpu_seconds, rss_kib  # noqa: I001
+from _common import process_cpu_seconds, rss_kib, udp_socket_drops  # noqa: I001
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -55,12 +55,31 @@ announced idle timeout it sets how often a connection PINGs
 (``client.transport.keepalive_plan``, as the client core does)."""
 ROOM_SIZE = 4
 """Members of each meeting of the meeting mix; the first publishes video."""
+RAMP_CHECK_S = 1.0
+"""How often the ramp looks at how its logins fare (:func:`next_rate`)."""
+SLOW_HANDSHAKE_S = 0.25
+"""A window whose handshakes took longer than this (p90) slows the ramp: on
+loopback one takes a few milliseconds, unless a loop is behind."""
+LATE_WAKEUP_S = 0.1
+"""A ramp sleep that ended this late says this process's loop is behind."""
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 """Each socket's kernel buffers, as the server's: a socket carries hundreds of
 connections, whose handshake flights and keepalive replies come in bursts
 while this process's loop is busy; the default (208 KiB, about 90 full-size
 datagrams) overflows and drops them, and a lost handshake packet costs a
 login a probe timeout that doubles each time."""
+
+
+def next_rate(rate: float, most: float, congested: bool) -> float:
+    """The ramp's new logins a second after a window: halved when it was
+    congested (handshakes slow, a socket overflowing, this loop behind),
+    else a tenth of ``most`` more, up to ``most``. On a machine the node
+    shares with its generators, a ramp that outruns the node's CPU makes
+    its replies late, every connection's probe timers fire, and the
+    retransmissions take what is left: the ramp backs off before that."""
+    if congested:
+        return max(most / 64, rate / 2)
+    return min(most, rate + most / 10)
 
 
 class Mux(asyncio.DatagramProtocol):
@@ -286,17 +305,23 @@ class Generator:
 
     async def ramp(self, count: int, rate: float, timeout: float) -> dict[str, Any]:
         """Open connections until ``count`` of this process's users are up, at
-        most ``rate`` new ones a second and ``in_flight`` logins at once; give
-        up after ``timeout`` seconds (``pending`` then says how many hang)."""
+        most ``rate`` new ones a second (less while logins are congested:
+        :func:`next_rate`) and ``in_flight`` logins at once; give up after
+        ``timeout`` seconds (``pending`` then says how many hang)."""
         start = time.perf_counter()
         deadline = start + timeout
+        current, cuts, opened = rate, 0, 0
+        window_at = start
+        handshakes_seen = len(self.stats.handshake_times)
+        drops = udp_socket_drops(set(self.ports()))
+        late = False
         while len(self.clients) < min(count, len(self.users)):
             # Logins finish roughly in order: the newest few show how many
             # are under way without walking every connection.
             recent = self.clients[-self.in_flight * 4 :]
             while sum(1 for c in recent if c.pending) >= self.in_flight:
                 if time.perf_counter() > deadline:
-                    return self._ramped(start)
+                    return self._ramped(start, opened, cuts)
                 await asyncio.sleep(0.005)
             index, token = self.users[len(self.clients)]
             client = Client(
@@ -305,21 +330,42 @@ class Generator:
             self.clients.append(client)
             self.by_index[index] = client
             client.start()
-            await asyncio.sleep(1.0 / rate)
+            opened += 1
+            asked = time.perf_counter()
+            await asyncio.sleep(1.0 / current)
+            now = time.perf_counter()
+            late = late or now - asked > 1.0 / current + LATE_WAKEUP_S
+            if now - window_at >= RAMP_CHECK_S:
+                recent_handshakes = self.stats.handshake_times[handshakes_seen:]
+                handshakes_seen = len(self.stats.handshake_times)
+                dropped = udp_socket_drops(set(self.ports()))
+                congested = (
+                    late
+                    or dropped > drops
+                    or sorted(recent_handshakes or [0.0])[
+                        int(0.9 * (len(recent_handshakes) - 1))
+                    ]
+                    > SLOW_HANDSHAKE_S
+                )
+                cuts += congested
+                current = next_rate(current, rate, congested)
+                window_at, drops, late = now, dropped, False
         while self.pending() and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
-        return self._ramped(start)
+        return self._ramped(start, opened, cuts)
 
     def pending(self) -> int:
         return sum(1 for c in self.clients if c.pending)
 
-    def _ramped(self, start: float) -> dict[str, Any]:
+    def _ramped(self, start: float, opened: int, cuts: int) -> dict[str, Any]:
         logins, self.stats.login_times = self.stats.login_times, []
         handshakes, self.stats.handshake_times = self.stats.handshake_times, []
         return {
             "held": self.held(),
             "pending": self.pending(),
             "ramp_s": time.perf_counter() - start,
+            "opened": opened,
+            "rate_cuts": cuts,
             "login_s": logins,
             "handshake_s": handshakes,
         }

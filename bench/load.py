@@ -54,6 +54,7 @@ from _common import (  # noqa: I001
     process_cpu_seconds,
     server_stats,
     start_child,
+    udp_socket_drops,
 )
 from _load_clients import serve
 
@@ -156,17 +157,6 @@ def udp_receive_drops() -> int:
     return int(values[names.index("RcvbufErrors")])
 
 
-def udp_socket_drops(ports: set[int]) -> int:
-    """Datagrams the loopback UDP sockets bound to ``ports`` dropped for a
-    full receive buffer since they opened (the kernel counts per socket)."""
-    total = 0
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-            total += int(fields[-1])
-    return total
-
-
 def ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 2)
 
@@ -243,6 +233,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "connections": held,
                     "still_logging_in": pending,
                     "ramp_s": round(max(a["ramp_s"] for a in answers), 1),
+                    # New logins a second the ramp managed, and how often it
+                    # backed off (slow handshakes, overflowing sockets, a
+                    # generator's loop behind).
+                    "ramp_per_s": round(
+                        sum(a["opened"] / max(a["ramp_s"], 1e-9) for a in answers), 1
+                    ),
+                    "ramp_backoffs": sum(a["rate_cuts"] for a in answers),
                     "handshake_p50_p99_s": [
                         round(percentile(handshakes, q), 2) for q in (50, 99)
                     ],
