@@ -22,7 +22,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _common import process_cpu_seconds, rss_kib, udp_socket_drops  # noqa: I001
+from _common import percentile, process_cpu_seconds, rss_kib, udp_socket_drops  # noqa: I001
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -76,7 +76,9 @@ def next_rate(rate: float, most: float, congested: bool) -> float:
     else a tenth of ``most`` more, up to ``most``. On a machine the node
     shares with its generators, a ramp that outruns the node's CPU makes
     its replies late, every connection's probe timers fire, and the
-    retransmissions take what is left: the ramp backs off before that."""
+    retransmissions take what is left: the ramp backs off as soon as it
+    sees that start (which does not always save the node: see
+    docs/performance.md, "100,000 again")."""
     if congested:
         return max(most / 64, rate / 2)
     return min(most, rate + most / 10)
@@ -342,10 +344,7 @@ class Generator:
                 congested = (
                     late
                     or dropped > drops
-                    or sorted(recent_handshakes or [0.0])[
-                        int(0.9 * (len(recent_handshakes) - 1))
-                    ]
-                    > SLOW_HANDSHAKE_S
+                    or percentile(recent_handshakes, 90) > SLOW_HANDSHAKE_S
                 )
                 cuts += congested
                 current = next_rate(current, rate, congested)

@@ -51,3 +51,18 @@ def test_drops_are_counted_for_the_sockets_asked_for(load):
     finally:
         for s in (full, quiet, sender):
             s.close()
+
+
+def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(load):
+    from _load_clients import next_rate  # bench/ is on sys.path with load
+
+    rate = 100.0
+    for expected in (50.0, 25.0, 12.5):
+        rate = next_rate(rate, 100.0, congested=True)
+        assert rate == expected
+    for _ in range(20):
+        rate = next_rate(rate, 100.0, congested=True)
+    assert rate == 100.0 / 64  # never stops
+    climbed = [rate := next_rate(rate, 100.0, congested=False) for _ in range(12)]
+    assert climbed[0] == 100.0 / 64 + 10.0
+    assert climbed[-1] == 100.0  # capped at what was asked
