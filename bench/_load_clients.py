@@ -517,7 +517,11 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "media":
             result = {"latencies": generator.media()}
         elif command == "idle":
-            result = {"pings": generator.pings, "rss_kib": rss_kib(os.getpid())}
+            result = {
+                "pings": generator.pings,
+                "rss_kib": rss_kib(os.getpid()),
+                "cpu_total_s": process_cpu_seconds(),
+            }
         else:
             await generator.close()
             freezer.uninstall()

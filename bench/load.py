@@ -213,7 +213,8 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             pending = sum(a["pending"] for a in answers)
             # The settle is idle: what holding the connections costs.
             idle_cpu = process_cpu_seconds(server.proc.pid)
-            pings = sum(a["pings"] for a in await ask(pipes, "idle"))
+            idle_before = await ask(pipes, "idle")
+            pings = sum(a["pings"] for a in idle_before)
             idle_started = time.perf_counter()
             await asyncio.sleep(args.settle)
             idle_s = time.perf_counter() - idle_started
@@ -257,6 +258,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     else None,
                     "idle_pings_per_s": round(pings / idle_s, 1),
                     "idle_server_cores": round(idle_cpu / idle_s, 3),
+                    # What the generators spend on the same PINGs and ACKs.
+                    "idle_generator_cores": round(
+                        sum(
+                            a["cpu_total_s"] - b["cpu_total_s"]
+                            for a, b in zip(idle, idle_before, strict=True)
+                        )
+                        / idle_s,
+                        3,
+                    ),
                     "generator_rss_mib": [round(a["rss_kib"] / 1024) for a in idle],
                     "chat_sent": sum(c["sent"] for c in chats),
                     "chat_received": len(latencies),
