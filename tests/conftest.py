@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,6 +26,7 @@ from .stores import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
+BENCH = ROOT / "bench"
 
 
 def server_config(tmp_path: Path, **overrides: object) -> ServerConfig:
@@ -55,6 +58,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "db_url" in metafunc.fixturenames
     ):
         metafunc.parametrize("db_url", STORES, indirect=True)
+
+
+@pytest.fixture
+def bench() -> Callable[[str], ModuleType]:
+    """Imports a module of ``bench/`` (whose modules import each other by
+    their bare names, as the benchmarks run them) for a test of its own."""
+
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, str(BENCH))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(BENCH))
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 _BURN = """
 import resource, sys, time
@@ -21,13 +18,9 @@ time.sleep(30)
 """
 
 
-def test_the_load_generator_s_cores_leave_its_children_out():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import cluster  # bench/cluster.py
-        from _common import process_cpu_seconds
-    finally:
-        sys.path.remove(str(BENCH))
+def test_the_load_generator_s_cores_leave_its_children_out(bench):
+    cluster = bench("cluster")  # bench/cluster.py
+    process_cpu_seconds = bench("_common").process_cpu_seconds
     child = subprocess.Popen(
         [sys.executable, "-c", _BURN], stdout=subprocess.PIPE, text=True
     )

@@ -6,23 +6,14 @@ the link's rate, not what was offered."""
 from __future__ import annotations
 
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
 
 @pytest.fixture
-def common():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import _common  # bench/_common.py
-    finally:
-        sys.path.remove(str(BENCH))
-    return _common
+def common(bench):
+    return bench("_common")  # bench/_common.py
 
 
 def test_the_link_meter_reads_what_the_bottleneck_let_through(common):

@@ -5,22 +5,13 @@ for and no other (a real overflowing loopback socket beside a quiet one)."""
 from __future__ import annotations
 
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
 
 @pytest.fixture
-def load():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import load  # bench/load.py
-    finally:
-        sys.path.remove(str(BENCH))
-    return load
+def load(bench):
+    return bench("load")  # bench/load.py
 
 
 def test_drops_are_counted_for_the_sockets_asked_for(load):
@@ -53,8 +44,8 @@ def test_drops_are_counted_for_the_sockets_asked_for(load):
             s.close()
 
 
-def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(load):
-    from _load_clients import next_rate  # bench/ is on sys.path with load
+def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(bench):
+    next_rate = bench("_load_clients").next_rate
 
     rate = 100.0
     for expected in (50.0, 25.0, 12.5):
