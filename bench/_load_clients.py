@@ -504,7 +504,6 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
     while True:
         command, args = await loop.run_in_executor(None, pipe.recv)
         cpu = process_cpu_seconds()
-        full_before = collector.full_collections
         collector.reset()
         monitor.reset()
         if command == "ramp":
@@ -521,6 +520,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
                 "pings": generator.pings,
                 "rss_kib": rss_kib(os.getpid()),
                 "cpu_total_s": process_cpu_seconds(),
+                "ports": generator.ports(),
             }
         else:
             await generator.close()
@@ -531,9 +531,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
             return
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
-        result["ports"] = generator.ports()
         result["worst_loop_stall_ms"] = round(monitor.worst_stall_ms, 1)
-        result["gc_full_collections"] = collector.full_collections - full_before
         result["gc_worst_full_pause_ms"] = round(collector.worst_full_ms, 1)
         pipe.send(result)
 
