@@ -301,12 +301,23 @@ def saturated_first(server_load: float, own_load: float) -> str:
     return side if busy[side] >= 0.9 else "neither"
 
 
-def udp_socket_drops(ports: set[int]) -> int:
-    """Datagrams the loopback UDP sockets bound to ``ports`` dropped for a
-    full receive buffer since they opened (the kernel counts per socket)."""
-    total = 0
+def _udp_sockets(ports: set[int]) -> list[list[str]]:
+    """The lines of /proc/net/udp of the sockets bound to ``ports``."""
+    found = []
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-            total += int(fields[-1])
-    return total
+            found.append(fields)
+    return found
+
+
+def udp_socket_drops(ports: set[int]) -> int:
+    """Datagrams the loopback UDP sockets bound to ``ports`` dropped for a
+    full receive buffer since they opened (the kernel counts per socket)."""
+    return sum(int(fields[-1]) for fields in _udp_sockets(ports))
+
+
+def udp_socket_queued(ports: set[int]) -> int:
+    """Bytes waiting to be read in the UDP sockets bound to ``ports`` (the
+    kernel's accounting: each datagram's buffer, not only its payload)."""
+    return sum(int(fields[4].split(":")[1], 16) for fields in _udp_sockets(ports))

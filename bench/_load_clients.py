@@ -518,6 +518,8 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "idle":
             result = {
                 "pings": generator.pings,
+                "held": generator.held(),
+                "pid": os.getpid(),
                 "rss_kib": rss_kib(os.getpid()),
                 "cpu_total_s": process_cpu_seconds(),
                 "ports": generator.ports(),

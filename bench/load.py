@@ -55,6 +55,7 @@ from _common import (  # noqa: I001
     server_stats,
     start_child,
     udp_socket_drops,
+    udp_socket_queued,
 )
 from _load_clients import serve
 
@@ -159,6 +160,100 @@ def udp_receive_drops() -> int:
 
 def ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 2)
+
+
+async def stall_and_recover(
+    server: Child,
+    pipes: list[Connection],
+    generator_ports: set[int],
+    args: argparse.Namespace,
+) -> dict:
+    """Stop the node for ``--stall`` seconds (SIGSTOP: what a paused virtual
+    machine, a swapped-out process or a stuck disk look like from outside),
+    then watch it each second for ``--recover`` seconds: its CPU, what waits
+    in its socket, what the socket dropped; then chat as after each step."""
+    port = {server.port}
+    pid = server.proc.pid
+    cpu = process_cpu_seconds(pid)
+    await asyncio.sleep(3.0)
+    idle_cores = (process_cpu_seconds(pid) - cpu) / 3.0
+    idle = await ask(pipes, "idle")
+    held_before = sum(a["held"] for a in idle)
+    generators = [a["pid"] for a in idle]
+    drops = udp_socket_drops(port)
+    generator_drops = udp_socket_drops(generator_ports)
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(args.stall)
+        queued_at_resume = udp_socket_queued(port)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    seconds: list[dict] = []
+    start = time.perf_counter()
+    cpu = process_cpu_seconds(pid)
+    generator_cpu = sum(process_cpu_seconds(g) for g in generators)
+    # The node's counters every 5 s only: its stats snapshot walks the heap
+    # (0.2 s at 24,000 connections), which each second would be a load of
+    # its own.
+    counts = await server_stats(server)
+    for second in range(1, int(args.recover) + 1):
+        await asyncio.sleep(max(0.0, start + second - time.perf_counter()))
+        now_cpu = process_cpu_seconds(pid)
+        now_generator_cpu = sum(process_cpu_seconds(g) for g in generators)
+        seconds.append(
+            {
+                "cores": round(now_cpu - cpu, 2),
+                "queued_kib": udp_socket_queued(port) // 1024,
+                "drops": udp_socket_drops(port) - drops,
+                # The generators: they stand in for the clients' machines,
+                # so a generator behind is a fault of the run, not the node.
+                "generator_cores": round(now_generator_cpu - generator_cpu, 2),
+                "generator_queued_kib": udp_socket_queued(generator_ports) // 1024,
+                "generator_drops": udp_socket_drops(generator_ports) - generator_drops,
+            }
+        )
+        if second % 5 == 0:
+            # What the node read (and handed on) and shed, and sent: all it
+            # sent, and of that its packets of an ACK alone; a second's worth
+            # over the last five.
+            now_counts = await server_stats(server)
+            seconds[-1].update(
+                {
+                    name: round((now_counts[key] - counts[key]) / 5)
+                    for name, key in (
+                        ("received_per_s", "udp_datagrams_received"),
+                        ("shed_per_s", "udp_datagrams_shed"),
+                        ("sent_per_s", "udp_datagrams_sent"),
+                        ("sent_ack_only_per_s", "short_acks_sent"),
+                    )
+                    if key in counts
+                }
+            )
+            counts = now_counts
+        cpu, generator_cpu = process_cpu_seconds(pid), now_generator_cpu
+    # Back: from this second on, nothing waits in the socket (under 64 KiB,
+    # a few milliseconds of the node's work) and the node is within a tenth
+    # of a core of what the idle connections cost it before the stall.
+    settled = [s["queued_kib"] < 64 and s["cores"] <= idle_cores + 0.1 for s in seconds]
+    recovered = next((i + 1 for i in range(len(settled)) if all(settled[i:])), None)
+    held_after = sum(a["held"] for a in await ask(pipes, "idle"))
+    chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
+    latencies = [x for c in chats for x in c["latencies"]]
+    stats = await server_stats(server)
+    return {
+        "stall_s": args.stall,
+        "idle_server_cores_before": round(idle_cores, 3),
+        "held_before": held_before,
+        "held_after": held_after,
+        "queued_kib_at_resume": queued_at_resume // 1024,
+        "recovered_after_s": recovered,
+        "per_second": seconds,
+        "chat_sent": sum(c["sent"] for c in chats),
+        "chat_received": len(latencies),
+        "chat_p50_ms": ms(latencies, 50),
+        "chat_p99_ms": ms(latencies, 99),
+        "datagrams_shed": stats.get("udp_datagrams_shed"),
+    }
 
 
 async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
@@ -306,6 +401,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                 }
             )
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
+        stall = (
+            await stall_and_recover(server, pipes, generator_ports, args)
+            if args.stall
+            else {}
+        )
+        if stall:
+            print(json.dumps(stall), file=sys.stderr, flush=True)
         meeting: dict = {}
         if args.rooms:
             await ask(pipes, "meet", -(-args.rooms // args.procs), args.fps)
@@ -330,6 +432,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
         "sockets_per_proc": args.sockets,
         "server_rss_idle_kib": rss_idle,
         "steps": steps,
+        "stall": stall,
         "meeting": meeting,
         "errors": len(errors),
         "first_errors": errors[:5],
@@ -410,6 +513,16 @@ def main() -> None:
     parser.add_argument("--chat-rate", type=float, default=100.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of chat")
     parser.add_argument("--timeout", type=float, default=60.0, help="ramp seconds")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=0.0,
+        help="after the last step, stop the node this many seconds (SIGSTOP) "
+        "and watch it come back",
+    )
+    parser.add_argument(
+        "--recover", type=float, default=60.0, help="seconds to watch after --stall"
+    )
     parser.add_argument("--rooms", type=int, default=0, help="meetings of 4")
     parser.add_argument("--fps", type=float, default=30.0, help="video datagrams/s")
     parser.add_argument("--plot", type=Path, default=None, help="PNG to write")

@@ -139,6 +139,7 @@ class ServerApp:
                 create_protocol=partial(ClientConnection, app=self),
             ),
             (self.config.host, self.config.port),
+            max_receive_delay=self.config.max_receive_delay,
         )
         assert isinstance(protocol, ConnectionRouter)
         self._server = protocol

@@ -115,6 +115,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "holding many connections: docs/operations.md)",
     )
     parser.add_argument(
+        "--max-receive-delay",
+        type=float,
+        default=0.25,
+        help="seconds a datagram may wait in the node's socket before it is "
+        "dropped unread; while a queue stands there, a shrinking share of the "
+        "connections is served, so that a node that fell behind catches up "
+        "(0: never drop)",
+    )
+    parser.add_argument(
         "--max-room-members",
         type=int,
         default=16,
@@ -178,6 +187,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--retention-days must be positive")
     if args.max_transfers < 1:
         parser.error("--max-transfers must be at least 1")
+    if args.max_receive_delay < 0:
+        parser.error("--max-receive-delay must not be negative")
     if args.drain_timeout is not None and args.drain_timeout < 0:
         parser.error("--drain-timeout must not be negative")
     if args.chat_rate <= 0 or args.request_rate <= 0:
@@ -208,6 +219,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         key=args.key,
         hostnames=args.hostname,
         idle_timeout=args.idle_timeout,
+        max_receive_delay=args.max_receive_delay or None,
         max_room_members=args.max_room_members,
         stats_file=args.stats_file,
         freeze_heap=not args.no_heap_freeze,

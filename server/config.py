@@ -36,6 +36,13 @@ class ServerConfig:
 
     idle_timeout: float = 5.0
     """A client silent this long is declared gone (clients ping every 1.5 s)."""
+    max_receive_delay: float | None = 0.25
+    """A datagram that waited longer than this in the node's socket is dropped
+    unread, and while a queue stands there (over 20 ms for 100 ms) so are
+    those of a shrinking share of the connections (None: nothing is dropped):
+    working through datagrams whose senders have probed for them again kept a
+    node that fell behind from ever catching up (docs/operations.md,
+    :mod:`udpio.queue_delay`)."""
     session_ttl: float = 30 * 24 * 3600.0
     """How long a session token resumes without a password."""
 

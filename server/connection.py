@@ -32,6 +32,7 @@ from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
 from udpio.ack_delay import install as delay_acks
 from udpio.pacing import install as granular_pacing
+from udpio.queue_delay import wait_out_backlog
 from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_path import install as short_stream_path
 from udpio.short_receive import install as short_receive_path
@@ -159,6 +160,10 @@ class ClientConnection(QuicConnectionProtocol):
             delay_acks(self.quic)
             granular_pacing(self.quic)
             report_ack_delays(self.quic)
+            if self._endpoint is not None and self._endpoint.shedding:
+                wait_out_backlog(
+                    self.quic, self._endpoint.backlog, self._endpoint.recovery_classes
+                )
             short_stream_path(self.quic)
             short_ack_path(self.quic)
             self._mtu = PathMtuProber(self.quic, clock, self._path_changed)
@@ -369,11 +374,16 @@ class ClientConnection(QuicConnectionProtocol):
         of it rather than one per datagram."""
         if self._endpoint is not None and self._endpoint.defer(self):
             return
-        if self._mtu is not None and not self.closing:
+        if self._mtu is not None and not self.closing and not self._behind():
             self._mtu.probe(super().transmit)
         super().transmit()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
+
+    def _behind(self) -> bool:
+        """Whether the endpoint is behind reading its socket: no path MTU
+        probe then (its verdict would be the backlog's, not the path's)."""
+        return self._endpoint is not None and self._endpoint.backlog() > 0.0
 
     def _path_changed(self) -> None:
         # From inside aioquic's ACK or loss processing: the room, which sends

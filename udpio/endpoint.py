@@ -12,7 +12,16 @@ Stands where asyncio's datagram transport stands (the protocols see the same
 - ``sendto`` only queues; the queue is flushed once per loop turn (and at the
   end of each receive burst), one ``sendmsg`` per run of datagrams to one
   address with UDP segmentation offload (GSO) where the kernel has it, or one
-  ``sendto`` each where it has not.
+  ``sendto`` each where it has not;
+- given ``max_receive_delay``, it sheds what waited longer than that in the
+  socket (markers it sends itself while it is behind tell how long), and,
+  while a queue stands, the datagrams of a shrinking share of the
+  connections (:mod:`udpio.queue_delay`). Such a datagram is counted and
+  dropped unread, as a router drops what overflows its queue. A node behind
+  then answers the connections it serves before they probe again, and the
+  others back off; without it, after a stall it works through seconds of
+  datagrams whose senders have sent them again (QUIC's probe timeout), and
+  each late answer makes more work.
 """
 
 from __future__ import annotations
@@ -20,11 +29,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .queue_delay import QueueDelay
 from .segments import plan_batches, split
 
 __all__ = [
@@ -56,6 +68,8 @@ instead of dropping datagrams (capped at net.core.rmem_max / wmem_max)."""
 _GRO_ANCILLARY = socket.CMSG_SPACE(4)
 _SEGMENT_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
+_MARKER = struct.Struct("!8sQ")
+"""A queue-delay marker's payload: the endpoint's token, the marker's number."""
 
 
 class Deferrable(Protocol):
@@ -81,12 +95,50 @@ def _enable_gro(sock: socket.socket) -> bool:
     return True
 
 
+def _marker_socket(sock: socket.socket) -> socket.socket | None:
+    """A socket on this host that sends to ``sock``'s address (a wildcard
+    address reached through loopback), or None where none can be opened."""
+    host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    marker = socket.socket(sock.family, socket.SOCK_DGRAM)
+    try:
+        marker.setblocking(False)
+        marker.bind((host, 0))
+        marker.connect((host, port))
+    except OSError as exc:
+        marker.close()
+        log.warning("no queue-delay markers (%s): nothing will be shed", exc)
+        return None
+    return marker
+
+
+def _connection_key(data: bytes) -> int:
+    """The first byte of a QUIC packet's destination connection id (0 when it
+    has none): which connections a node behind serves is chosen by it."""
+    if len(data) < 7:
+        return 0
+    if data[0] & 0x80:  # a long header writes the id's length out
+        return data[6] if data[5] else 0
+    return data[1]
+
+
+def _segments(data: bytes, segment_size: int) -> int:
+    """How many datagrams a coalesced read of ``data`` holds."""
+    return -(-len(data) // segment_size) if segment_size else 1
+
+
 class UdpEndpoint(asyncio.DatagramTransport):
     """A non-blocking UDP socket on the running loop, driving one protocol.
 
     Make one with :func:`open_endpoint`. ``gso`` and ``gro`` say whether
     segmentation offload is used for sending and coalescing for receiving;
-    both are found out from the kernel unless forced off.
+    both are found out from the kernel unless forced off. With
+    ``max_receive_delay`` (seconds), datagrams known to have waited longer
+    than that in the socket's queue (and, while a queue stands, those of the
+    connections not served: :class:`udpio.queue_delay.QueueDelay`) are
+    dropped unread and counted in
+    ``stats["datagrams_shed"]`` (``shedding`` says whether it is on: it is
+    not where no marker socket could be opened).
     """
 
     def __init__(
@@ -96,6 +148,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
         *,
         gso: bool = True,
         gro: bool = True,
+        max_receive_delay: float | None = None,
     ) -> None:
         super().__init__({"socket": sock, "sockname": sock.getsockname()})
         self._loop = asyncio.get_running_loop()
@@ -103,6 +156,22 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self._protocol = protocol
         self.gso = gso and gso_supported(sock)
         self.gro = gro and _enable_gro(sock)
+        self.max_receive_delay = max_receive_delay
+        self._marker = _marker_socket(sock) if max_receive_delay is not None else None
+        self._marker_address = self._marker and self._marker.getsockname()
+        self._marker_token = os.urandom(8)
+        self.queue_delay = (
+            QueueDelay(max_receive_delay)
+            if self._marker is not None and max_receive_delay is not None
+            else None
+        )
+        """Markers through the socket's queue (None: nothing is shed)."""
+        self.shedding = self.queue_delay is not None
+        self._backlogged = False
+        """The last read stopped at its bound with datagrams left unread."""
+        self.recovery_classes: dict[type, type] = {}
+        """Its connections' loss recovery classes that wait out
+        :meth:`backlog` (:func:`udpio.queue_delay.wait_out_backlog`)."""
         self._queue: list[tuple[bytes, Any]] = []
         self._flush_scheduled = False
         self._writing = False
@@ -115,6 +184,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
             "datagrams_received": 0,
             "receive_calls": 0,
             "datagrams_dropped": 0,
+            "datagrams_shed": 0,
         }
         """Counters for benchmarks and tests: datagrams and system calls."""
         sock.setblocking(False)
@@ -126,6 +196,10 @@ class UdpEndpoint(asyncio.DatagramTransport):
     def _read_ready(self) -> None:
         received = calls = 0
         self._receiving = True
+        delay = self.queue_delay
+        if delay is not None and self._backlogged and delay.due(time.monotonic()):
+            self._send_marker(delay)
+        self._backlogged = True
         try:
             # Calls are bounded too: a run of errors must not hold the loop.
             while (
@@ -143,6 +217,9 @@ class UdpEndpoint(asyncio.DatagramTransport):
                         data, addr = self._sock.recvfrom(RECEIVE_BUFFER_BYTES)
                         ancillary = []
                 except (BlockingIOError, InterruptedError):
+                    self._backlogged = False
+                    if delay is not None:
+                        delay.emptied()
                     break
                 except OSError as exc:
                     # ICMP errors of earlier sends surface here (port unreachable).
@@ -153,6 +230,13 @@ class UdpEndpoint(asyncio.DatagramTransport):
                 for level, kind, value in ancillary:
                     if level == SOL_UDP and kind == UDP_GRO:
                         segment_size = _GRO_SIZE.unpack_from(value)[0]
+                if delay is not None:
+                    if addr == self._marker_address:
+                        self._marker_read(delay, data)
+                        continue
+                    if delay.shed(_connection_key(data), time.monotonic()):
+                        self.stats["datagrams_shed"] += _segments(data, segment_size)
+                        continue
                 for datagram in split(data, segment_size):
                     received += 1
                     self._deliver(datagram, addr)
@@ -164,6 +248,26 @@ class UdpEndpoint(asyncio.DatagramTransport):
             self._flush_scheduled = True
             self._run_deferred()
             self._flush()
+
+    def backlog(self) -> float:
+        """Seconds what is unread in the socket has waited at least: how far
+        behind reading is (0 when it is not, or when nothing is measured)."""
+        delay = self.queue_delay
+        return 0.0 if delay is None else delay.waited(time.monotonic())
+
+    def _send_marker(self, delay: QueueDelay) -> None:
+        assert self._marker is not None
+        number = delay.sent(time.monotonic())
+        try:
+            self._marker.send(_MARKER.pack(self._marker_token, number))
+        except OSError:
+            pass  # a full queue: the next read or an empty queue forgets it
+
+    def _marker_read(self, delay: QueueDelay, data: bytes) -> None:
+        if len(data) == _MARKER.size:
+            token, number = _MARKER.unpack(data)
+            if token == self._marker_token:
+                delay.read(number, time.monotonic())
 
     def _deliver(self, data: bytes, addr: Any) -> None:
         try:
@@ -284,6 +388,8 @@ class UdpEndpoint(asyncio.DatagramTransport):
         if self._writing:
             self._loop.remove_writer(fileno)
         self._sock.close()
+        if self._marker is not None:
+            self._marker.close()
         self._loop.call_soon(self._protocol.connection_lost, None)
 
     def abort(self) -> None:
@@ -299,10 +405,11 @@ async def open_endpoint(
     *,
     gso: bool = True,
     gro: bool = True,
+    max_receive_delay: float | None = None,
 ) -> tuple[UdpEndpoint, asyncio.DatagramProtocol]:
     """Bind a UDP socket to ``local_addr`` (a host name or address and a port,
     0 for any) and return the endpoint and its protocol, as
-    ``loop.create_datagram_endpoint`` does."""
+    ``loop.create_datagram_endpoint`` does (the options: :class:`UdpEndpoint`)."""
     loop = asyncio.get_running_loop()
     host, port = local_addr
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -313,7 +420,9 @@ async def open_endpoint(
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         sock.bind(address)
         protocol = protocol_factory()
-        endpoint = UdpEndpoint(sock, protocol, gso=gso, gro=gro)
+        endpoint = UdpEndpoint(
+            sock, protocol, gso=gso, gro=gro, max_receive_delay=max_receive_delay
+        )
     except BaseException:
         sock.close()
         raise

@@ -1,0 +1,205 @@
+"""How long what is read waited in the socket: markers through the queue
+(pure logic on a virtual clock), the endpoint shedding on real sockets, and
+loss timers that wait out the backlog (aioquic in memory, virtual clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from pytest import approx
+
+from udpio import MAX_DATAGRAMS_PER_WAKEUP, open_endpoint
+from udpio.queue_delay import (
+    INTERVAL_S,
+    KEYS,
+    MIN_SHARE,
+    TARGET_S,
+    BacklogAwareRecovery,
+    QueueDelay,
+    wait_out_backlog,
+)
+
+from .test_ack_delay import connected
+
+
+def test_nothing_is_known_to_wait_without_a_marker_behind_it():
+    delay = QueueDelay(limit=0.25)
+    assert delay.marker_interval == TARGET_S
+    assert delay.due(0.0)
+    assert delay.waited(10.0) == 0.0 and not delay.shed(0, 10.0)
+    number = delay.sent(1.0)
+    assert not delay.due(1.0 + TARGET_S / 2) and delay.due(1.0 + TARGET_S * 1.5)
+    # What is read before the marker arrived before 1.0.
+    assert delay.waited(1.2) == approx(0.2) and not delay.shed(0, 1.2)
+    assert delay.shed(0, 1.26)
+    delay.read(number, 1.3)
+    assert delay.last_delay == approx(0.3)
+    assert delay.waited(2.0) == 0.0 and not delay.shed(0, 2.0)  # no bound
+
+
+def test_the_oldest_marker_in_flight_bounds_the_wait():
+    delay = QueueDelay(limit=1.0)
+    first = delay.sent(1.0)
+    delay.sent(1.1)
+    third = delay.sent(1.2)
+    assert delay.waited(1.5) == approx(0.5)
+    delay.read(first, 1.6)
+    assert delay.waited(1.6) == approx(0.5)  # the second, sent at 1.1
+    # The second never came out (dropped by a full queue): reading the third
+    # forgets it too.
+    delay.read(third, 1.7)
+    assert delay.waited(1.8) == 0.0
+    assert delay.last_delay == approx(0.5)
+
+
+def test_an_empty_queue_forgets_markers_lost_in_it():
+    delay = QueueDelay(limit=0.25)
+    delay.sent(1.0)
+    delay.emptied()
+    assert delay.waited(5.0) == 0.0 and not delay.shed(0, 5.0)
+    delay.read(0, 5.0)  # a late marker of no count changes nothing
+    assert delay.last_delay is None
+
+
+def test_a_standing_queue_is_served_to_fewer_connections():
+    """Markers that come through above the target for the interval: from
+    then on each one still above it serves a quarter fewer connection keys
+    (down to MIN_SHARE), and the others' datagrams are shed; a marker under
+    the target, or an empty queue, serves them all again."""
+    delay = QueueDelay(limit=0.25)
+    now = 0.0
+
+    def marker(waits: float) -> None:
+        nonlocal now
+        number = delay.sent(now)
+        now += waits
+        delay.read(number, now)
+
+    marker(0.06)
+    marker(0.06)  # above the target since 0.06
+    assert not delay.standing(0.06 + INTERVAL_S - 0.001)
+    assert delay.standing(0.06 + INTERVAL_S)
+    assert delay.share == KEYS  # nobody shed for standing yet
+    marker(0.06)
+    assert delay.share == KEYS * 3 // 4
+    delay.sent(now)
+    at = now + 0.01
+    assert not delay.shed(0, at) and not delay.shed(KEYS * 3 // 4 - 1, at)
+    assert delay.shed(KEYS * 3 // 4, at) and delay.shed(KEYS - 1, at)
+    assert delay.shed(0, now + 0.26)  # over the limit, every key
+    delay.emptied()
+    assert delay.share == KEYS and not delay.standing(now)
+    for _ in range(3):
+        marker(0.06)
+    for _ in range(30):
+        marker(0.06)
+    assert delay.share == MIN_SHARE
+    marker(TARGET_S / 2)  # came through under the target
+    assert delay.share == KEYS and not delay.standing(now + 1.0)
+    # A burst read above the target for less than the interval is read whole.
+    busy = QueueDelay(limit=0.25)
+    number = busy.sent(0.0)
+    busy.read(number, 0.05)
+    busy.sent(0.05)
+    assert not busy.standing(0.05 + INTERVAL_S / 2)
+    assert not any(busy.shed(key, 0.05 + INTERVAL_S / 2) for key in range(KEYS))
+
+
+def test_the_target_is_never_above_the_limit():
+    assert QueueDelay(limit=0.005).target == 0.005
+
+
+class Slow(asyncio.DatagramProtocol):
+    """A protocol that takes 10 ms a datagram: a node behind."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, float]] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append((data, time.monotonic()))
+        time.sleep(0.01)
+
+
+async def test_a_slow_reader_sheds_what_waited_and_keeps_what_is_fresh():
+    endpoint, protocol = await open_endpoint(
+        Slow, ("0.0.0.0", 0), max_receive_delay=0.3
+    )
+    assert endpoint.shedding
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    address = ("127.0.0.1", endpoint.get_extra_info("sockname")[1])
+    try:
+        for n in range(300):  # three seconds of work, queued at once
+            sender.sendto(b"old %d" % n, address)
+        await asyncio.sleep(4.0)
+        for n in range(5):
+            sender.sendto(b"new %d" % n, address)
+        await asyncio.sleep(0.3)
+    finally:
+        sender.close()
+        endpoint.close()
+    assert isinstance(protocol, Slow)
+    got = [data for data, _ in protocol.received]
+    old = [data for data in got if data.startswith(b"old")]
+    # In order, from the first: the first wakeup's bound (no marker was out
+    # yet), then until the marker sent as the second began had been out for
+    # the limit; the rest was shed.
+    assert old == [b"old %d" % n for n in range(len(old))]
+    assert MAX_DATAGRAMS_PER_WAKEUP < len(old) <= MAX_DATAGRAMS_PER_WAKEUP + 32
+    second, last = (
+        protocol.received[MAX_DATAGRAMS_PER_WAKEUP][1],
+        protocol.received[len(old) - 1][1],
+    )
+    assert last - second <= 0.3 + 0.05
+    assert endpoint.stats["datagrams_shed"] == 300 - len(old)
+    # Fresh datagrams after the backlog are all handed on; markers never are.
+    assert got[len(old) :] == [b"new %d" % n for n in range(5)]
+    assert endpoint.queue_delay is not None
+    assert endpoint.queue_delay.last_delay is not None
+
+
+async def test_without_a_limit_nothing_is_shed():
+    endpoint, protocol = await open_endpoint(Slow, ("127.0.0.1", 0))
+    assert not endpoint.shedding and endpoint.queue_delay is None
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for n in range(60):
+            sender.sendto(b"%d" % n, endpoint.get_extra_info("sockname"))
+        await asyncio.sleep(1.0)
+    finally:
+        sender.close()
+        endpoint.close()
+    assert isinstance(protocol, Slow)
+    assert len(protocol.received) == 60
+    assert endpoint.stats["datagrams_shed"] == 0
+
+
+def test_loss_timers_wait_out_the_backlog(tmp_path):
+    """Two real aioquic connections in memory (10 ms each way, virtual
+    clock): with the server's reading 0.3 s behind, its probe timeout for a
+    packet in flight comes 0.3 s later; caught up, as aioquic's."""
+    link = connected(tmp_path, delayed=False)
+    server = link.server
+    behind = [0.0]
+    classes: dict = {}
+    loss = wait_out_backlog(server, lambda: behind[0], classes)
+    assert loss is server._loss and isinstance(loss, BacklogAwareRecovery)
+    assert wait_out_backlog(server, lambda: 1.0, classes) is loss  # idempotent
+    assert type(loss).__name__ == "QuicPacketRecovery"  # keeps its name
+    stream = server.get_next_available_stream_id(is_unidirectional=True)
+    server.send_stream_data(stream, b"x")
+    list(server.datagrams_to_send(now=link.now))  # in flight, never delivered
+    on_time = server.get_timer()
+    assert on_time is not None
+    behind[0] = 0.3
+    assert server.get_timer() == approx(on_time + 0.3)
+    # The timer is not taken at its old time while the backlog lasts.
+    server.handle_timer(now=on_time + 0.01)
+    assert server._loss._pto_count == 0
+    behind[0] = 0.0
+    assert server.get_timer() == approx(on_time)
+    server.handle_timer(now=on_time + 0.01)
+    assert server._loss._pto_count == 1
+    assert wait_out_backlog(object(), lambda: 0.0, {}) is None  # type: ignore[arg-type]
