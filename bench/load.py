@@ -20,6 +20,9 @@ seconds of the server and of each generator (which one limited the run),
 whose UDP sockets overflowed (the node's or the generators'), the worst loop
 stall and full collection of the node and of the generators, and errors;
 ``--plot`` writes memory and latency against connections as a PNG.
+``--stall`` then stops the node that many seconds (SIGSTOP) and watches it
+come back for ``--recover`` seconds: its CPU, its socket's queue, what it
+shed, and chat after it.
 
 The generators stand in for other machines: they run at ``--generator-nice``
 (10), so that on a machine they share the node gets the CPU first, and they
@@ -232,9 +235,14 @@ async def stall_and_recover(
             counts = now_counts
         cpu, generator_cpu = process_cpu_seconds(pid), now_generator_cpu
     # Back: from this second on, nothing waits in the socket (under 64 KiB,
-    # a few milliseconds of the node's work) and the node is within a tenth
-    # of a core of what the idle connections cost it before the stall.
-    settled = [s["queued_kib"] < 64 and s["cores"] <= idle_cores + 0.1 for s in seconds]
+    # a few milliseconds of the node's work) and over every 5 s the node is
+    # within a tenth of a core of what the idle connections cost it before.
+    cores = [s["cores"] for s in seconds]
+    settled = [
+        s["queued_kib"] < 64
+        and sum(cores[i : i + 5]) / len(cores[i : i + 5]) <= idle_cores + 0.1
+        for i, s in enumerate(seconds)
+    ]
     recovered = next((i + 1 for i in range(len(settled)) if all(settled[i:])), None)
     held_after = sum(a["held"] for a in await ask(pipes, "idle"))
     chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)

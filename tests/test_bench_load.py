@@ -1,6 +1,6 @@
 """``bench/load.py`` tells whose socket overflowed, the node's or the
-generators': the kernel's per-socket drop counts, read for the ports asked
-for and no other (a real overflowing loopback socket beside a quiet one)."""
+generators', and what waits in them: the kernel's per-socket counts, read
+for the ports asked for and no other (real loopback sockets)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,27 @@ def test_drops_are_counted_for_the_sockets_asked_for(load):
         assert load.udp_socket_drops({full_port, quiet_port}) == 200 - kept
     finally:
         for s in (full, quiet, sender):
+            s.close()
+
+
+def test_what_waits_in_a_socket_is_counted_for_its_port(load):
+    waiting = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    waiting.bind(("127.0.0.1", 0))
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port, other_port = waiting.getsockname()[1], other.getsockname()[1]
+    try:
+        for _ in range(10):
+            sender.sendto(bytes(500), ("127.0.0.1", port))
+        # The kernel counts each datagram's buffer, more than its payload.
+        assert load.udp_socket_queued({port}) >= 10 * 500
+        assert load.udp_socket_queued({other_port}) == 0
+        for _ in range(10):
+            waiting.recv(1000)
+        assert load.udp_socket_queued({port}) == 0
+    finally:
+        for s in (waiting, other, sender):
             s.close()
 
 

@@ -17,6 +17,7 @@ from udpio import (
     controller,
     mtu_probe,
     pacing,
+    queue_delay,
     rtt_samples,
     short_path,
     short_receive,
@@ -94,5 +95,9 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         assert mro.index(ack_delay.DelayedAcks) < mro.index(short_receive.ShortReceive)
         await eventually(lambda q=quic: mtu_probe.max_datagram_size(q) == 1452)
         assert mtu_probe.datagram_payload_limit(quic) == 1452 - 30
+    # the node's loss timers wait out its backlog (the client's: nothing to
+    # wait out)
+    assert isinstance(conn.quic._loss, queue_delay.BacklogAwareRecovery)
+    assert not isinstance(proto.quic._loss, queue_delay.BacklogAwareRecovery)
     # the probes' acknowledgements came on the short receive path
     assert server_adapter.short_packets_received() > 0

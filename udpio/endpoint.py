@@ -234,7 +234,9 @@ class UdpEndpoint(asyncio.DatagramTransport):
                     if addr == self._marker_address:
                         self._marker_read(delay, data)
                         continue
-                    if delay.shed(_connection_key(data), time.monotonic()):
+                    if delay.in_flight and delay.shed(
+                        _connection_key(data), time.monotonic()
+                    ):
                         self.stats["datagrams_shed"] += _segments(data, segment_size)
                         continue
                 for datagram in split(data, segment_size):

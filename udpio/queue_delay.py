@@ -84,7 +84,8 @@ class QueueDelay:
         self.marker_interval = self.target
         """A new marker goes out at most this often (:meth:`due`), so what is
         read is bounded by a marker sent at most that long after it arrived."""
-        self._in_flight: deque[tuple[int, float]] = deque()
+        self.in_flight: deque[tuple[int, float]] = deque()
+        """(number, time sent) of the markers not read yet, oldest first."""
         self._next = 0
         self._last_sent = float("-inf")
         self._above_since: float | None = None
@@ -102,15 +103,15 @@ class QueueDelay:
         """Note a marker sent at ``now``; returns its number, for its payload."""
         number = self._next
         self._next += 1
-        self._in_flight.append((number, now))
+        self.in_flight.append((number, now))
         self._last_sent = now
         return number
 
     def read(self, number: int, now: float) -> None:
         """Marker ``number`` came out of the queue: it and any before it (lost
         to a full queue) are no longer in flight."""
-        while self._in_flight and self._in_flight[0][0] <= number:
-            sent_number, sent_at = self._in_flight.popleft()
+        while self.in_flight and self.in_flight[0][0] <= number:
+            sent_number, sent_at = self.in_flight.popleft()
             if sent_number == number:
                 self.last_delay = delay = now - sent_at
                 if delay <= self.target:
@@ -125,16 +126,16 @@ class QueueDelay:
     def emptied(self) -> None:
         """The queue was found empty: any marker still counted was lost, and
         nothing stands in it."""
-        self._in_flight.clear()
+        self.in_flight.clear()
         self._above_since = None
         self.share = KEYS
 
     def waited(self, now: float) -> float:
         """Seconds that what is read now has waited at least (0: no marker
         behind it, nothing known)."""
-        if not self._in_flight:
+        if not self.in_flight:
             return 0.0
-        return now - self._in_flight[0][1]
+        return now - self.in_flight[0][1]
 
     def standing(self, now: float) -> bool:
         """Whether the queue has stood above the target for the interval."""
@@ -144,9 +145,9 @@ class QueueDelay:
     def shed(self, key: int, now: float) -> bool:
         """Whether a datagram of connection key ``key`` (0 to :data:`KEYS`,
         the first byte of its connection id) read now is to be shed."""
-        if not self._in_flight:
+        if not self.in_flight:
             return False
-        waited = now - self._in_flight[0][1]
+        waited = now - self.in_flight[0][1]
         return waited > self.limit or (key >= self.share and self.standing(now))
 
 
