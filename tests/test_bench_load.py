@@ -14,13 +14,17 @@ def load(bench):
     return bench("load")  # bench/load.py
 
 
+def loopback(receive_buffer: int | None = None) -> socket.socket:
+    """A UDP socket bound to a free loopback port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def test_drops_are_counted_for_the_sockets_asked_for(load):
-    full = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    full.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    full.bind(("127.0.0.1", 0))
-    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    quiet.bind(("127.0.0.1", 0))
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    full, quiet, sender = loopback(4096), loopback(), loopback()
     full_port, quiet_port = full.getsockname()[1], quiet.getsockname()[1]
     try:
         assert load.udp_socket_drops({full_port, quiet_port}) == 0
@@ -45,11 +49,7 @@ def test_drops_are_counted_for_the_sockets_asked_for(load):
 
 
 def test_what_waits_in_a_socket_is_counted_for_its_port(load):
-    waiting = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    waiting.bind(("127.0.0.1", 0))
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    other.bind(("127.0.0.1", 0))
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    waiting, other, sender = loopback(), loopback(), loopback()
     port, other_port = waiting.getsockname()[1], other.getsockname()[1]
     try:
         for _ in range(10):
