@@ -3,11 +3,12 @@
 A receiver cannot see how long a datagram waited in its socket's queue: the
 kernel's receive timestamps would say, but some kernels stamp with a clock
 that moves once a second (seen on this project's virtual machines). So the
-endpoint sends itself a small *marker* datagram now and then, from a second
-socket on the same host (a send to a local address is queued at once, or
-dropped if the queue is full). The queue is first in, first out: whatever is
-read before a marker arrived before the marker was sent, so it has waited at
-least as long as the marker has been on its way. :class:`QueueDelay` keeps
+endpoint, while it is behind, sends itself a small *marker* datagram at most
+every :data:`TARGET_S`, from a second socket on the same host (a send to a
+local address is queued at once, or dropped if the queue is full). The
+queue is first in, first out: whatever is read before a marker arrived
+before the marker was sent, so it has waited at least as long as the marker
+has been on its way. :class:`QueueDelay` keeps
 the markers sent and not yet read and answers that lower bound; it never
 overstates a wait, so what is shed on its word did wait that long.
 
@@ -30,6 +31,8 @@ from aioquic.quic.recovery import QuicPacketRecovery
 
 __all__ = [
     "INTERVAL_S",
+    "KEYS",
+    "MIN_SHARE",
     "TARGET_S",
     "BacklogAwareRecovery",
     "QueueDelay",
@@ -160,8 +163,10 @@ class BacklogAwareRecovery(QuicPacketRecovery):
     receiver that is behind holds acknowledgements unread in its socket, so
     on every connection with something in flight it probes, resends and
     takes more acknowledgements to read: measured on a node of 24,000 idle
-    connections after a 5 s stop, 4,400 probe timeouts a second, more than
-    it read, and it never caught up. Here the loss detection time moves back
+    connections after a 5 s stop, 4,400 probe timeouts a second. (This alone
+    did not end that: shedding whole connections did, :class:`QueueDelay`;
+    it is kept because a timeout taken for an unread acknowledgement is
+    wrong whatever the load.) Here the loss detection time moves back
     by :attr:`backlog` (seconds the unread head of the socket has waited at
     least, from :class:`QueueDelay`; 0 when the endpoint is not behind), so
     what arrived before the deadline is read before the deadline is taken.
