@@ -156,7 +156,6 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self._protocol = protocol
         self.gso = gso and gso_supported(sock)
         self.gro = gro and _enable_gro(sock)
-        self.max_receive_delay = max_receive_delay
         self._marker = _marker_socket(sock) if max_receive_delay is not None else None
         self._marker_address = self._marker and self._marker.getsockname()
         self._marker_token = os.urandom(8)
@@ -169,6 +168,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self.shedding = self.queue_delay is not None
         self._backlogged = False
         """The last read stopped at its bound with datagrams left unread."""
+        self._marker_failed = False
         self.recovery_classes: dict[type, type] = {}
         """Its connections' loss recovery classes that wait out
         :meth:`backlog` (:func:`udpio.queue_delay.wait_out_backlog`)."""
@@ -261,9 +261,15 @@ class UdpEndpoint(asyncio.DatagramTransport):
         assert self._marker is not None
         number = delay.sent(time.monotonic())
         try:
+            # A full queue drops it without an error: the next marker read,
+            # or the queue found empty, forgets it.
             self._marker.send(_MARKER.pack(self._marker_token, number))
-        except OSError:
-            pass  # a full queue: the next read or an empty queue forgets it
+        except OSError as exc:
+            # It never entered the queue, so it bounds nothing behind it.
+            delay.not_sent(number)
+            if not self._marker_failed:
+                self._marker_failed = True
+                log.warning("a queue-delay marker could not be sent (%s)", exc)
 
     def _marker_read(self, delay: QueueDelay, data: bytes) -> None:
         if len(data) == _MARKER.size:

@@ -110,6 +110,12 @@ class QueueDelay:
         self._last_sent = now
         return number
 
+    def not_sent(self, number: int) -> None:
+        """Marker ``number``, just noted as sent, could not be sent: it is not
+        in the queue, so it bounds nothing."""
+        if self.in_flight and self.in_flight[-1][0] == number:
+            self.in_flight.pop()
+
     def read(self, number: int, now: float) -> None:
         """Marker ``number`` came out of the queue: it and any before it (lost
         to a full queue) are no longer in flight."""

@@ -55,6 +55,17 @@ def test_the_oldest_marker_in_flight_bounds_the_wait():
     assert delay.last_delay == approx(0.5)
 
 
+def test_a_marker_that_could_not_be_sent_bounds_nothing():
+    delay = QueueDelay(limit=0.25)
+    first = delay.sent(1.0)
+    second = delay.sent(1.1)
+    delay.not_sent(first)  # not the last one noted: left alone
+    assert len(delay.in_flight) == 2
+    delay.not_sent(second)
+    assert len(delay.in_flight) == 1
+    assert delay.waited(1.5) == approx(0.5)  # the first still bounds
+
+
 def test_an_empty_queue_forgets_markers_lost_in_it():
     delay = QueueDelay(limit=0.25)
     delay.sent(1.0)
@@ -158,6 +169,21 @@ async def test_a_slow_reader_sheds_what_waited_and_keeps_what_is_fresh():
     assert got[len(old) :] == [b"new %d" % n for n in range(5)]
     assert endpoint.queue_delay is not None
     assert endpoint.queue_delay.last_delay is not None
+
+
+async def test_a_marker_send_that_fails_is_not_counted_in_flight(caplog):
+    endpoint, _ = await open_endpoint(Slow, ("127.0.0.1", 0), max_receive_delay=0.3)
+    try:
+        assert endpoint.queue_delay is not None and endpoint._marker is not None
+        endpoint._marker.close()  # every send now fails
+        endpoint._send_marker(endpoint.queue_delay)
+        endpoint._send_marker(endpoint.queue_delay)
+        assert not endpoint.queue_delay.in_flight
+        assert endpoint.backlog() == 0.0
+        warnings = [r for r in caplog.records if "marker could not" in r.message]
+        assert len(warnings) == 1  # said once, not every 20 ms
+    finally:
+        endpoint.close()
 
 
 async def test_without_a_limit_nothing_is_shed():
