@@ -406,6 +406,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         else None
                     ),
                     "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
+                    # The heap freezer's whole-heap passes, and the ended
+                    # connections refcounting freed or did not (since the
+                    # start; older builds: None).
+                    "gc_reclaims": stats.get("gc_reclaims"),
+                    "gc_worst_reclaim_ms": stats.get("gc_worst_reclaim_ms"),
+                    "gc_released_connections": stats.get("gc_released_connections"),
+                    "gc_stuck_connections": stats.get("gc_stuck_connections"),
                 }
             )
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)

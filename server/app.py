@@ -167,6 +167,12 @@ class ServerApp:
         self.rooms.session_ended(conn)
         self._end_session(conn)
 
+    def connection_released(self, conn: ClientConnection) -> None:
+        """An ended connection's reference cycles were cut: refcounting should
+        free it now (the heap freezer counts it if not)."""
+        if self.heap is not None:
+            self.heap.ended(conn.quic)
+
     def on_session(
         self,
         started: Callable[[ClientConnection], Awaitable[None]] | None,

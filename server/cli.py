@@ -249,9 +249,7 @@ async def run(config: ServerConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if config.freeze_heap:
-        app.heap = HeapFreezer(
-            loop, lambda: (app.stats["connections_opened"], len(app.connections))
-        )
+        app.heap = HeapFreezer(loop, lambda: len(app.connections))
         app.heap.install()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -392,6 +392,13 @@ class ClientConnection(QuicConnectionProtocol):
         self.max_media_datagram = self._mtu.datagram_payload
         asyncio.get_running_loop().call_soon(self.app.rooms.path_changed, self)
 
+    def release_cycles(self) -> None:
+        """Once the connection has ended (``quic_adapter.release_protocol``):
+        drop the path MTU prober, which holds a method of this connection,
+        and have the heap freezer check that the connection is then freed."""
+        self._mtu = None
+        self.app.connection_released(self)
+
     def transmit_soon(self) -> None:
         """Send what is queued at the end of this loop iteration (or of the
         burst of datagrams being read)."""

@@ -84,7 +84,11 @@ class TransferStream(abc.ABC):
         except ServiceError as exc:
             self.stream.fail(exc.code, exc.message, exc.retry_after_ms)
         except asyncio.CancelledError:
-            raise
+            # Ends quietly: a task that ends cancelled keeps its error, whose
+            # traceback holds this frame and so this stream, which holds the
+            # task: a cycle that would keep the connection after it ended
+            # (server/heap.py). Nothing awaits this task for its outcome.
+            return
         except peewee.OperationalError as exc:
             if "full" not in str(exc):
                 raise

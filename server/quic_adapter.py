@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from aioquic import tls
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.quic.connection import Limit, QuicConnection
+from aioquic.quic.connection import END_STATES, Limit, QuicConnection
 from aioquic.quic.crypto import CryptoContext, CryptoPair, NoCallback
 from aioquic.quic.rangeset import RangeSet
 from aioquic.quic.recovery import (
@@ -68,7 +68,9 @@ __all__ = [
     "pending_datagrams",
     "peer_host",
     "quic_of",
+    "release_connection",
     "release_handshake_state",
+    "release_protocol",
     "sent_packet_records",
     "spent_packet_spaces",
     "spent_crypto_pairs",
@@ -153,6 +155,53 @@ class ConnectionRouter(QuicServer):
         for cid in connection_ids(protocol._quic):
             if table.get(cid) is protocol:
                 del table[cid]
+        # Called from inside aioquic's event processing, which goes on using
+        # the connection: its cycles are cut once that returned.
+        asyncio.get_running_loop().call_soon(release_protocol, protocol)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+def release_protocol(protocol: QuicConnectionProtocol) -> None:
+    """Cut the reference cycles of an ended server connection's protocol (the
+    router's three handlers aioquic gives it, each a ``partial`` holding it)
+    and of its connection (:func:`release_connection`), so that reference
+    counting frees both when the last outside reference goes, without the
+    cyclic collector (which no longer sees them once the heap is frozen:
+    ``server.heap``). The protocol's own cycles are its
+    ``release_cycles()``, when it has one."""
+    protocol._connection_id_issued_handler = _ignore  # type: ignore[assignment]
+    protocol._connection_id_retired_handler = _ignore  # type: ignore[assignment]
+    protocol._connection_terminated_handler = _ignore  # type: ignore[assignment]
+    release = getattr(protocol, "release_cycles", None)
+    if release is not None:
+        release()
+    release_connection(protocol._quic)
+
+
+def release_connection(quic: QuicConnection) -> None:
+    """Cut the reference cycles of an ended connection: aioquic's loss
+    recovery holds the connection's probe method, the trimmed frame handler
+    table holds the connection, and the methods our adapters installed on it
+    (the SFU's short DATAGRAM path and the wrappers it puts around aioquic's
+    methods) hold the connection's own bound methods, and through the SFU's
+    pacer the member's hop. Every method an adapter set on the instance is
+    dropped, which leaves aioquic's. Only once it has ended: aioquic reads no
+    datagram, runs no timer and sends nothing for a connection in its end
+    states."""
+    assert quic._state in END_STATES, quic._state
+    quic._loss._send_probe = _ignore  # type: ignore[assignment]
+    if isinstance(getattr(quic, _FRAME_HANDLERS), _FrameHandlers):
+        setattr(quic, _FRAME_HANDLERS, MappingProxyType({}))
+    installed = vars(quic)
+    for name in [
+        name
+        for name, value in installed.items()
+        if callable(value) and hasattr(type(quic), name)
+    ]:
+        del installed[name]
 
 
 def connection_ids(quic: QuicConnection) -> list[bytes]:

@@ -169,6 +169,9 @@ class StreamHandler:
     def _settle(self) -> None:
         if self._local_ended and self._peer_ended:
             self.conn.stream_done(self.stream_id)
+            # The sink refers to this handler: kept, the pair would be a
+            # cycle holding the connection after it ends (server.heap).
+            self._sink = None
 
     # -- events of the connection ---------------------------------------------
 
@@ -199,8 +202,11 @@ class StreamHandler:
         self._head = bytearray()
         if self._sink is not None:
             self._sink.abort()
+            self._sink = None
         if self._task is not None:
+            # Cancelled, it keeps an error whose traceback holds this handler.
             self._task.cancel()
+            self._task = None
 
     # -- for sinks ------------------------------------------------------------
 

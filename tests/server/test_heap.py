@@ -1,6 +1,6 @@
 """The heap freezer: full collections walk what came since the last one, and
-what ended while frozen is reclaimed once enough connections have ended; the
-server process installs it and reports it."""
+what ended connections left in frozen cycles is reclaimed once enough of them
+are stuck; the server process installs it and reports it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from server.heap import (
 from tests.conftest import eventually, start_server_process
 
 
-def test_a_reclaim_is_due_after_a_quarter_of_the_open_connections_ended():
+def test_a_reclaim_is_due_once_a_quarter_of_the_open_connections_are_stuck():
     assert not reclaim_due(RECLAIM_MIN - 1, 0)
     assert reclaim_due(RECLAIM_MIN, 0)
     assert not reclaim_due(24_999, 100_000)
@@ -47,47 +47,69 @@ class Node:
         self.me = self
 
 
-class Counts:
-    """What the freezer reads of a server: connections opened, open."""
+class Live:
+    """What the freezer reads of a server: the connections open."""
 
     def __init__(self) -> None:
-        self.opened = self.live = 0
+        self.live = 0
 
-    def __call__(self) -> tuple[int, int]:
-        return self.opened, self.live
+    def __call__(self) -> int:
+        return self.live
+
+
+class Connection:
+    """An ended connection, freed by refcounting once dropped."""
 
 
 @pytest.fixture
 async def freezer():
-    counts = Counts()
-    heap = HeapFreezer(asyncio.get_running_loop(), counts, check_every_s=0.01)
+    live = Live()
+    heap = HeapFreezer(asyncio.get_running_loop(), live, check_every_s=0.01)
     heap.install()
-    heap.counts = counts  # type: ignore[attr-defined]
+    heap.live = live  # type: ignore[attr-defined]
     yield heap
     heap.uninstall()
 
 
-async def test_frozen_cycles_wait_for_the_reclaim_that_churn_sets_off(freezer):
+async def test_frozen_cycles_wait_for_the_reclaim_that_stuck_connections_set_off(
+    freezer,
+):
     assert gc.get_freeze_count() > 0
-    node = Node()
-    gone = weakref.ref(node)
+    nodes = [Node() for _ in range(RECLAIM_MIN)]
+    gone = weakref.ref(nodes[0])
     gc.collect()  # a full pass: the freezer freezes what survived it
     await eventually(lambda: freezer.freezes >= 2)
-    del node
+
+    # Connections that refcounting frees are released, whatever their number.
+    freezer.live.live = 1
+    ended = [Connection() for _ in range(2 * RECLAIM_MIN)]
+    for connection in ended:
+        freezer.ended(connection)
+    del ended, connection
+    await eventually(lambda: freezer.released == 2 * RECLAIM_MIN)
+    await asyncio.sleep(0.05)
+    assert freezer.reclaims == 0 and freezer.stuck == 0
+
+    # Ended connections held in frozen cycles are stuck...
+    for node in nodes:
+        freezer.ended(node)
+    del nodes, node
     gc.collect()
     assert gone() is not None  # frozen: out of the collector's sight
-
-    # A node's connections end: once enough did, the heap is collected whole.
-    freezer.counts.opened = RECLAIM_MIN
+    # ...and once enough are, the heap is collected whole.
     await eventually(lambda: freezer.reclaims == 1)
     assert gone() is None
-    assert freezer.snapshot()["gc_reclaims"] == 1
+    assert freezer.stuck == RECLAIM_MIN
+    snapshot = freezer.snapshot()
+    assert snapshot["gc_reclaims"] == 1
+    assert snapshot["gc_stuck_connections"] == RECLAIM_MIN
+    assert snapshot["gc_released_connections"] == 2 * RECLAIM_MIN
     assert gc.get_freeze_count() > 0  # what survived is frozen again
 
 
 async def test_growth_freezes_the_heap_again(freezer):
     before = freezer.freezes
-    freezer.counts.opened = freezer.counts.live = FREEZE_GROWTH_MIN
+    freezer.live.live = FREEZE_GROWTH_MIN
     await eventually(lambda: freezer.freezes == before + 1)
     await asyncio.sleep(0.05)
     assert freezer.freezes == before + 1  # no more growth, no more freezes
@@ -95,7 +117,7 @@ async def test_growth_freezes_the_heap_again(freezer):
 
 
 async def test_uninstall_gives_the_heap_back():
-    heap = HeapFreezer(asyncio.get_running_loop(), Counts())
+    heap = HeapFreezer(asyncio.get_running_loop(), Live())
     heap.install()
     assert gc.get_freeze_count() > 0
     heap.uninstall()
