@@ -371,7 +371,25 @@ class Generator:
         }
 
     def held(self) -> int:
-        return sum(1 for c in self.clients if c.ready and not c.closed)
+        """Logged in, and neither closed nor closing."""
+        return sum(1 for c in self.clients if c.ready and not (c.closed or c.stopping))
+
+    def churn(self, share: float) -> int:
+        """Close ``share`` of the logged-in clients, spread over them (the
+        users who go home: both of a pair of friends, so those left can
+        chat); return how many."""
+        every = max(1, round(1 / share)) if share > 0 else 0
+        leaving = [
+            c
+            for c in self.clients
+            if every
+            and c.ready
+            and not (c.closed or c.stopping)
+            and (c.index // 2) % every == 0
+        ]
+        for client in leaving:
+            client.close()
+        return len(leaving)
 
     def keepalive_interval(self) -> float:
         """Seconds between a connection's PINGs: what the client core would
@@ -409,7 +427,13 @@ class Generator:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             sender = random.choice(self.clients)
             friend = self.by_index.get(sender.index ^ 1)
-            if sender.ready and friend is not None and friend.ready:
+            if (
+                sender.ready
+                and not (sender.closed or sender.stopping)
+                and friend is not None
+                and friend.ready
+                and not (friend.closed or friend.stopping)
+            ):
                 sender.request(
                     SendMessage,
                     to=f"load{friend.index:06d}",
@@ -515,6 +539,8 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "meet":
             await generator.meet(*args)
             result = {}
+        elif command == "churn":
+            result = {"closed": generator.churn(*args)}
         elif command == "media":
             result = {"latencies": generator.media()}
         elif command == "idle":

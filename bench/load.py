@@ -22,7 +22,9 @@ stall and full collection of the node and of the generators, and errors;
 ``--plot`` writes memory and latency against connections as a PNG.
 ``--stall`` then stops the node that many seconds (SIGSTOP) and watches it
 come back for ``--recover`` seconds: its CPU, its socket's queue, what it
-shed, and chat after it.
+shed, and chat after it. ``--churn`` has that share of the users log off at
+once and watches the node for ``--churn-watch`` seconds: its worst stall,
+its collector's passes, what the ended connections left.
 
 The generators stand in for other machines: they run at ``--generator-nice``
 (10), so that on a machine they share the node gets the CPU first, and they
@@ -423,6 +425,9 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
         )
         if stall:
             print(json.dumps(stall), file=sys.stderr, flush=True)
+        churn = await churn_and_watch(server, pipes, args) if args.churn else {}
+        if churn:
+            print(json.dumps(churn), file=sys.stderr, flush=True)
         meeting: dict = {}
         if args.rooms:
             await ask(pipes, "meet", -(-args.rooms // args.procs), args.fps)
@@ -448,6 +453,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
         "server_rss_idle_kib": rss_idle,
         "steps": steps,
         "stall": stall,
+        "churn": churn,
         "meeting": meeting,
         "errors": len(errors),
         "first_errors": errors[:5],
@@ -501,6 +507,55 @@ def plot(runs: dict[str, list[dict]], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+async def churn_and_watch(
+    server: Child, pipes: list[Connection], args: argparse.Namespace
+) -> dict:
+    """Have ``--churn`` of the users log off at once (their clients close),
+    then watch the node for ``--churn-watch`` seconds: its worst loop stall,
+    the collector's passes and the heap freezer's whole-heap reclaims, the
+    ended connections refcounting freed (or not), its memory; then chat."""
+    pid = server.proc.pid
+    before = await server_stats(server)  # the stall figures restart here
+    rss_before = server.rss_kib()
+    drops = udp_socket_drops({server.port})
+    cpu = process_cpu_seconds(pid)
+    closed = sum(a["closed"] for a in await ask(pipes, "churn", args.churn))
+    await asyncio.sleep(args.churn_watch)
+    cpu = process_cpu_seconds(pid) - cpu
+    stats = await server_stats(server)
+    chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
+    latencies = [x for c in chats for x in c["latencies"]]
+
+    def grown(key: str) -> int | None:
+        return stats[key] - before[key] if key in stats else None
+
+    return {
+        "closed": closed,
+        "held_after": sum(a["held"] for a in await ask(pipes, "idle")),
+        # The node's count: a client's close the node's socket dropped ends
+        # there only at the idle timeout.
+        "node_connections_before": before["connections"],
+        "node_connections_after": stats["connections"],
+        "udp_drops_node": udp_socket_drops({server.port}) - drops,
+        "datagrams_shed": grown("udp_datagrams_shed"),
+        "watch_s": args.churn_watch,
+        "server_cores": round(cpu / args.churn_watch, 3),
+        "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
+        "gc_full_collections": grown("gc_full_collections"),
+        "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
+        "gc_reclaims": grown("gc_reclaims"),
+        "gc_worst_reclaim_ms": stats.get("gc_worst_reclaim_ms"),  # since the start
+        "gc_released_connections": grown("gc_released_connections"),
+        "gc_stuck_connections": grown("gc_stuck_connections"),
+        "server_rss_kib_before": rss_before,
+        "server_rss_kib_after": server.rss_kib(),
+        "chat_sent": sum(c["sent"] for c in chats),
+        "chat_received": len(latencies),
+        "chat_p50_ms": ms(latencies, 50),
+        "chat_p99_ms": ms(latencies, 99),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=2000)
@@ -537,6 +592,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--recover", type=float, default=60.0, help="seconds to watch after --stall"
+    )
+    parser.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        help="after the last step (and --stall), this share of the users log "
+        "off at once; the node is watched for --churn-watch seconds",
+    )
+    parser.add_argument(
+        "--churn-watch", type=float, default=20.0, help="seconds to watch after --churn"
     )
     parser.add_argument("--rooms", type=int, default=0, help="meetings of 4")
     parser.add_argument("--fps", type=float, default=30.0, help="video datagrams/s")

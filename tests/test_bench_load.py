@@ -1,12 +1,19 @@
 """``bench/load.py`` tells whose socket overflowed, the node's or the
 generators', and what waits in them: the kernel's per-socket counts, read
-for the ports asked for and no other (real loopback sockets)."""
+for the ports asked for and no other (real loopback sockets); and a small run
+of it, whose users log off at once, finds every connection they ended freed
+by the node without the collector."""
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 
 import pytest
+
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -78,3 +85,48 @@ def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(bench):
     climbed = [rate := next_rate(rate, 100.0, congested=False) for _ in range(12)]
     assert climbed[0] == 100.0 / 64 + 10.0
     assert climbed[-1] == 100.0  # capped at what was asked
+
+
+def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
+    """A real node (``quicmeet-server``, heap frozen) and a real generator:
+    half the users close their connections at once; the node's heap freezer
+    finds each of them freed by refcounting, none stuck, no whole-heap pass."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "load.py",
+            "--connections",
+            "60",
+            "--procs",
+            "1",
+            "--sockets",
+            "2",
+            "--steps",
+            "1",
+            "--settle",
+            "1",
+            "--chat-rate",
+            "20",
+            "--duration",
+            "1",
+            "--timeout",
+            "120",
+            "--churn",
+            "0.5",
+            "--churn-watch",
+            "13",
+        ],
+        cwd=ROOT / "bench",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert result["steps"][-1]["connections"] == 60
+    churn = result["churn"]
+    assert churn["closed"] == 30 and churn["held_after"] == 30
+    assert churn["gc_released_connections"] == 30
+    assert churn["gc_stuck_connections"] == 0
+    assert churn["gc_reclaims"] == 0
+    assert churn["chat_received"] == churn["chat_sent"] > 0
