@@ -10,11 +10,17 @@ import gc
 import os
 import weakref
 
+import pytest
+from aioquic.quic.connection import QuicConnectionState
+
 from client.transfers import Transfers
 from codec.messages import FileOffered
+from server import quic_fastpath
 from server.heap import HeapFreezer
+from server.quic_adapter import release_connection, release_handshake_state
 from tests.conftest import befriend, eventually, next_of
 from tests.server.test_rooms_sfu import video
+from tests.udpio.test_mtu_probe import CLIENT, SERVER, Wire, pair
 
 
 async def test_ended_connections_are_freed_by_refcounting(server, member, tmp_path):
@@ -102,3 +108,41 @@ async def test_connections_cut_short_are_freed_too(server, member, tmp_path):
     finally:
         server.heap = None
         heap.uninstall()
+
+
+def test_an_ended_connection_released_does_nothing_more(tmp_path):
+    """On two real aioquic connections wired in memory: once the server's has
+    ended, :func:`release_connection` leaves it no cycle (freed without the
+    collector) and aioquic's own methods, which it leaves, do nothing."""
+    client, server_quic = pair(tmp_path)
+    client.connect(SERVER, now=0.0)
+    wire = Wire(client, server_quic, mtu=1500)
+    wire.run(0.2)
+    assert server_quic._handshake_confirmed
+    release_handshake_state(server_quic)  # the shared frame handler table
+    assert quic_fastpath.install(server_quic) is not None  # methods on the instance
+    with pytest.raises(AssertionError):
+        release_connection(server_quic)  # not while it lives
+
+    client.close()
+    wire.run(1.0)
+    assert server_quic._state == QuicConnectionState.TERMINATED
+    while server_quic.next_event() is not None:
+        pass
+    release_connection(server_quic)
+    assert not [name for name, value in vars(server_quic).items() if callable(value)]
+    assert server_quic.get_timer() is None  # so no timer runs it again
+    assert server_quic.datagrams_to_send(now=wire.now) == []
+    server_quic.receive_datagram(b"\x40" + bytes(40), CLIENT, now=wire.now)
+    assert server_quic.next_event() is None
+
+    gone = weakref.ref(server_quic)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del server_quic
+        wire.server = None  # type: ignore[assignment]
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
