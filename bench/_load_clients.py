@@ -279,10 +279,11 @@ class Generator:
         self.tasks: list[asyncio.Task[Any]] = []
         self.pings = 0
 
-    def live(self) -> int:
-        """Connections open: the heap freezer's view (it is never told of the
-        ended ones, which stay in ``clients``: not garbage)."""
-        return len(self.clients) - self.stats.closed
+    def kept(self) -> int:
+        """Clients this process keeps, open or ended (an ended one stays in
+        ``clients``, its objects as alive as a logged-in one's): the heap
+        freezer's view of how much the heap grew."""
+        return len(self.clients)
 
     def ports(self) -> list[int]:
         """The local UDP ports of this process's sockets."""
@@ -523,7 +524,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
     # it never reclaims here, since an ended client is kept, not garbage.
     collector = CollectorWatch()
     collector.start()
-    freezer = HeapFreezer(loop, generator.live)
+    freezer = HeapFreezer(loop, generator.kept)
     freezer.install()
     monitor = LoopMonitor(warn_after=float("inf"))  # reported, not logged
     monitor.start()
@@ -563,6 +564,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         result["errors"] = len(generator.stats.errors)
         result["worst_loop_stall_ms"] = round(monitor.worst_stall_ms, 1)
         result["gc_worst_full_pause_ms"] = round(collector.worst_full_ms, 1)
+        result["gc_worst_full_pause_cpu_ms"] = round(collector.worst_full_cpu_ms, 1)
         pipe.send(result)
 
 

@@ -397,6 +397,11 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "generator_gc_worst_full_pause_ms": max(
                         a["gc_worst_full_pause_ms"] for a in (*answers, *idle, *chats)
                     ),
+                    # That pass's own CPU (the generators run niced).
+                    "generator_gc_worst_full_pause_cpu_ms": max(
+                        (*answers, *idle, *chats),
+                        key=lambda a: a["gc_worst_full_pause_ms"],
+                    )["gc_worst_full_pause_cpu_ms"],
                     # The node's loop over the ramp and the settle: its worst
                     # stall, and the garbage collector's full passes (each
                     # walks every object the node keeps; older builds: None).
@@ -408,6 +413,12 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         else None
                     ),
                     "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
+                    # That pass's own CPU (well under its pause: the node
+                    # waited for a core) and what it freed (older: None).
+                    "gc_worst_full_pause_cpu_ms": stats.get(
+                        "gc_worst_full_pause_cpu_ms"
+                    ),
+                    "gc_worst_full_collected": stats.get("gc_worst_full_collected"),
                     # The heap freezer's whole-heap passes, and the ended
                     # connections refcounting freed or did not (since the
                     # start; older builds: None).

@@ -114,7 +114,13 @@ class CollectorWatch:
         self.full_ms_total = 0.0
         self.worst_young_ms = 0.0
         """The worst pause of a young (generation 0 or 1) collection."""
+        self.worst_full_cpu_ms = 0.0
+        """The CPU time of the collecting thread in the worst full pass: well
+        under its pause, the process waited for a core."""
+        self.worst_full_collected = 0
+        """Objects the worst full pass freed (cyclic garbage)."""
         self._started_at: float | None = None
+        self._started_cpu = 0.0
         self._installed = False
 
     def start(self) -> None:
@@ -129,11 +135,13 @@ class CollectorWatch:
 
     def reset(self) -> None:
         """Forget the worst pauses so far (to measure one phase of a run)."""
-        self.worst_full_ms = self.worst_young_ms = 0.0
+        self.worst_full_ms = self.worst_young_ms = self.worst_full_cpu_ms = 0.0
+        self.worst_full_collected = 0
 
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started_at = time.perf_counter()
+            self._started_cpu = time.thread_time()
             return
         if self._started_at is None:
             return
@@ -142,7 +150,10 @@ class CollectorWatch:
         if info.get("generation") == 2:
             self.full_collections += 1
             self.full_ms_total += pause_ms
-            self.worst_full_ms = max(self.worst_full_ms, pause_ms)
+            if pause_ms > self.worst_full_ms:
+                self.worst_full_ms = pause_ms
+                self.worst_full_cpu_ms = (time.thread_time() - self._started_cpu) * 1000
+                self.worst_full_collected = int(info.get("collected", 0))
         else:
             self.worst_young_ms = max(self.worst_young_ms, pause_ms)
 
@@ -150,6 +161,8 @@ class CollectorWatch:
         return {
             "gc_full_collections": self.full_collections,
             "gc_worst_full_pause_ms": round(self.worst_full_ms, 3),
+            "gc_worst_full_pause_cpu_ms": round(self.worst_full_cpu_ms, 3),
+            "gc_worst_full_collected": self.worst_full_collected,
             "gc_full_pause_ms_total": round(self.full_ms_total, 3),
             "gc_worst_young_pause_ms": round(self.worst_young_ms, 3),
         }

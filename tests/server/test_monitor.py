@@ -37,6 +37,11 @@ async def test_a_callback_that_computes_is_an_own_stall():
     assert monitor.worst_stall_ms == 0.0
 
 
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 def test_the_collector_watch_times_full_and_young_collections():
     watch = CollectorWatch()
     watch.start()
@@ -54,12 +59,38 @@ def test_the_collector_watch_times_full_and_young_collections():
     snapshot = watch.snapshot()
     assert snapshot["gc_full_collections"] == counted
     assert snapshot["gc_worst_full_pause_ms"] > 0
+    # The worst pass's own CPU (its thread's): a pass is work, not waiting,
+    # unless the machine was busy.
+    assert 0 < snapshot["gc_worst_full_pause_cpu_ms"]
+    assert (
+        snapshot["gc_worst_full_pause_cpu_ms"]
+        <= snapshot["gc_worst_full_pause_ms"] * 1.1
+    )
     gc.collect()  # after stop: not counted
     assert watch.full_collections == counted
     watch.reset()
     assert watch.worst_full_ms == watch.worst_young_ms == 0.0
+    assert watch.worst_full_cpu_ms == 0.0 and watch.worst_full_collected == 0
     assert watch.full_ms_total > 0  # the total is not a phase figure
     del kept
+
+
+def test_the_worst_full_pass_says_what_it_freed():
+    watch = CollectorWatch()
+    enabled = gc.isenabled()
+    gc.disable()  # no pass but the one asked for
+    watch.start()
+    try:
+        for _ in range(5000):
+            Cycle()  # garbage only a pass frees
+        gc.collect()
+    finally:
+        watch.stop()
+        if enabled:
+            gc.enable()
+    assert watch.full_collections == 1
+    assert watch.worst_full_collected >= 5000
+    assert watch.snapshot()["gc_worst_full_collected"] == watch.worst_full_collected
 
 
 async def test_the_server_reports_its_collections(server):
