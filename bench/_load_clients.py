@@ -161,6 +161,11 @@ class Client:
         """Started and neither logged in nor closed yet."""
         return not self.ready and not self.closed
 
+    @property
+    def up(self) -> bool:
+        """Logged in, and neither closed nor closing."""
+        return self.ready and not (self.closed or self.stopping)
+
     def start(self) -> None:
         self.started = time.perf_counter()
         self.quic.connect(self.mux.server, now=self.loop.time())
@@ -372,8 +377,8 @@ class Generator:
         }
 
     def held(self) -> int:
-        """Logged in, and neither closed nor closing."""
-        return sum(1 for c in self.clients if c.ready and not (c.closed or c.stopping))
+        """Clients logged in, and neither closed nor closing."""
+        return sum(1 for c in self.clients if c.up)
 
     def churn(self, share: float) -> int:
         """Close ``share`` of the logged-in clients, spread over them (the
@@ -381,12 +386,7 @@ class Generator:
         chat); return how many."""
         every = max(1, round(1 / share)) if share > 0 else 0
         leaving = [
-            c
-            for c in self.clients
-            if every
-            and c.ready
-            and not (c.closed or c.stopping)
-            and (c.index // 2) % every == 0
+            c for c in self.clients if every and c.up and (c.index // 2) % every == 0
         ]
         for client in leaving:
             client.close()
@@ -428,13 +428,7 @@ class Generator:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             sender = random.choice(self.clients)
             friend = self.by_index.get(sender.index ^ 1)
-            if (
-                sender.ready
-                and not (sender.closed or sender.stopping)
-                and friend is not None
-                and friend.ready
-                and not (friend.closed or friend.stopping)
-            ):
+            if sender.up and friend is not None and friend.up:
                 sender.request(
                     SendMessage,
                     to=f"load{friend.index:06d}",
