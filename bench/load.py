@@ -167,6 +167,21 @@ def ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 2)
 
 
+async def chat_round(
+    pipes: list[Connection], args: argparse.Namespace
+) -> tuple[list[dict], dict]:
+    """Chat at ``--chat-rate`` for ``--duration`` seconds between friends who
+    are up: the generators' answers, and what arrived and how fast."""
+    chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
+    latencies = [x for c in chats for x in c["latencies"]]
+    return chats, {
+        "chat_sent": sum(c["sent"] for c in chats),
+        "chat_received": len(latencies),
+        "chat_p50_ms": ms(latencies, 50),
+        "chat_p99_ms": ms(latencies, 99),
+    }
+
+
 async def stall_and_recover(
     server: Child,
     pipes: list[Connection],
@@ -247,8 +262,7 @@ async def stall_and_recover(
     ]
     recovered = next((i + 1 for i in range(len(settled)) if all(settled[i:])), None)
     held_after = sum(a["held"] for a in await ask(pipes, "idle"))
-    chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
-    latencies = [x for c in chats for x in c["latencies"]]
+    _, chat = await chat_round(pipes, args)
     stats = await server_stats(server)
     return {
         "stall_s": args.stall,
@@ -258,10 +272,7 @@ async def stall_and_recover(
         "queued_kib_at_resume": queued_at_resume // 1024,
         "recovered_after_s": recovered,
         "per_second": seconds,
-        "chat_sent": sum(c["sent"] for c in chats),
-        "chat_received": len(latencies),
-        "chat_p50_ms": ms(latencies, 50),
-        "chat_p99_ms": ms(latencies, 99),
+        **chat,
         "datagrams_shed": stats.get("udp_datagrams_shed"),
     }
 
@@ -328,8 +339,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             pings = sum(a["pings"] for a in idle) - pings
             rss = server.rss_kib()
             stats = await server_stats(server)  # over the ramp and the settle
-            chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
-            latencies = [x for c in chats for x in c["latencies"]]
+            chats, chat = await chat_round(pipes, args)
             before = (
                 steps[-1] if steps else {"connections": 0, "server_rss_kib": rss_idle}
             )
@@ -373,10 +383,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         3,
                     ),
                     "generator_rss_mib": [round(a["rss_kib"] / 1024) for a in idle],
-                    "chat_sent": sum(c["sent"] for c in chats),
-                    "chat_received": len(latencies),
-                    "chat_p50_ms": ms(latencies, 50),
-                    "chat_p99_ms": ms(latencies, 99),
+                    **chat,
                     "server_cpu_s": round(
                         process_cpu_seconds(server.proc.pid) - server_cpu, 1
                     ),
@@ -534,8 +541,7 @@ async def churn_and_watch(
     await asyncio.sleep(args.churn_watch)
     cpu = process_cpu_seconds(pid) - cpu
     stats = await server_stats(server)
-    chats = await ask(pipes, "chat", args.chat_rate / args.procs, args.duration)
-    latencies = [x for c in chats for x in c["latencies"]]
+    _, chat = await chat_round(pipes, args)
 
     def grown(key: str) -> int | None:
         return stats[key] - before[key] if key in stats else None
@@ -560,11 +566,16 @@ async def churn_and_watch(
         "gc_stuck_connections": grown("gc_stuck_connections"),
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": server.rss_kib(),
-        "chat_sent": sum(c["sent"] for c in chats),
-        "chat_received": len(latencies),
-        "chat_p50_ms": ms(latencies, 50),
-        "chat_p99_ms": ms(latencies, 99),
+        **chat,
     }
+
+
+def share(text: str) -> float:
+    """A share of the users, above 0 and at most 1 (``--churn``)."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: not a share above 0 and at most 1")
+    return value
 
 
 def main() -> None:
@@ -606,8 +617,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--churn",
-        type=float,
-        default=0.0,
+        type=share,
+        default=None,
         help="after the last step (and --stall), this share of the users log "
         "off at once; the node is watched for --churn-watch seconds",
     )

@@ -6,6 +6,7 @@ by the node without the collector."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
@@ -85,6 +86,13 @@ def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(bench):
     climbed = [rate := next_rate(rate, 100.0, congested=False) for _ in range(12)]
     assert climbed[0] == 100.0 / 64 + 10.0
     assert climbed[-1] == 100.0  # capped at what was asked
+
+
+def test_churn_takes_a_share_of_the_users(load):
+    assert load.share("0.5") == 0.5 and load.share("1") == 1.0
+    for wrong in ("0", "-0.1", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a share"):
+            load.share(wrong)
 
 
 def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
