@@ -53,5 +53,5 @@ class AckAggregation:
             self._epoch_acked = 0
             expected = 0.0
         self._epoch_acked += acked_bytes
-        excess = min(self._epoch_acked - expected, cap_bytes)
-        self._extra.update(excess, round_count)
+        excess = self._epoch_acked - expected
+        self._extra.update(cap_bytes if cap_bytes < excess else excess, round_count)

@@ -97,11 +97,14 @@ class Mode(enum.Enum):
     """Cruising at the model's bandwidth-delay product, probing once a cycle."""
 
 
+_ONE_RTT = Epoch.ONE_RTT
+
+
 def _key(packet: QuicSentPacket) -> Hashable:
     # Packet numbers are per epoch. Almost every packet is a 1-RTT one: its
     # number alone keys it (an int never equals a tuple), which spares hashing
     # the Epoch enum, a Python-level call, twice per packet.
-    if packet.epoch is Epoch.ONE_RTT:
+    if packet.epoch is _ONE_RTT:
         return packet.packet_number
     return (packet.epoch, packet.packet_number)
 
@@ -148,7 +151,11 @@ class MediaCongestionControl(QuicCongestionControl):
         persistent congestion)."""
         self.media_rate = 0.0
         """Bytes per second the media plane's estimate lets the media of this
-        connection send (0: no media); the window never holds them below it."""
+        connection send (0: no media); the window never holds them below it.
+        Set by :meth:`set_media_rate`."""
+        self._media_floor = 0
+        """:meth:`media_window` as of the last change of the media rate or the
+        recent RTTs (the window is set once per packet acknowledged)."""
 
     @property
     def bandwidth(self) -> float | None:
@@ -182,10 +189,20 @@ class MediaCongestionControl(QuicCongestionControl):
         """The bandwidth-delay product of the model, in bytes: the bandwidth times
         the propagation delay plus ``SPREAD_FACTOR`` times the RTT spread; None
         until both estimates exist."""
-        bandwidth, min_rtt = self.bandwidth, self.min_rtt
-        if bandwidth is None or min_rtt is None:
+        return self._model_bdp()
+
+    def _model_bdp(self) -> float | None:
+        # bandwidth, min_rtt and rtt_spread inlined: once per packet acked.
+        measured = self._bandwidth.value
+        min_rtt = self._min_rtt.value
+        if measured is None or min_rtt is None:
             return None
-        delay = max(MIN_WINDOW_DELAY_S, min_rtt + SPREAD_FACTOR * self.rtt_spread())
+        cap = self._cap
+        bandwidth = measured if cap is None or measured <= cap else cap
+        spread = self._noise.spread
+        delay = min_rtt + SPREAD_FACTOR * spread
+        if not delay > MIN_WINDOW_DELAY_S:
+            delay = MIN_WINDOW_DELAY_S
         return bandwidth * delay
 
     def rtt_spread(self) -> float:
@@ -244,7 +261,7 @@ class MediaCongestionControl(QuicCongestionControl):
         for a cause not found.
         """
         self.media_rate = max(0.0, rate_bytes_per_s)
-        floor = self.media_window()
+        floor = self._media_floor = self.media_window()
         if self.mode is not Mode.STARTUP and floor > self.congestion_window:
             self.congestion_window = floor
 
@@ -257,43 +274,62 @@ class MediaCongestionControl(QuicCongestionControl):
             return 0
         return int(MEDIA_WINDOW_GAIN * self.media_rate * sum(rtts) / len(rtts))
 
-    # aioquic's callbacks
+    # aioquic's callbacks: on_packet_sent and on_packet_acked run for every
+    # packet (about 700 per MB of a file), so they read attributes into locals
+    # and inline what the properties above compute, in the same order and with
+    # the same arithmetic (docs/performance.md, "The congestion controller per
+    # packet").
 
     def on_packet_sent(self, *, packet: QuicSentPacket) -> None:
         before = self.bytes_in_flight
-        if before + packet.sent_bytes < self.congestion_window * APP_LIMITED_FRACTION:
-            self._sampler.mark_app_limited(before + packet.sent_bytes)
-        self._sampler.on_sent(_key(packet), packet.sent_time or 0.0, before)
-        self.bytes_in_flight += packet.sent_bytes
+        sent_bytes = packet.sent_bytes
+        sampler = self._sampler
+        if before + sent_bytes < self.congestion_window * APP_LIMITED_FRACTION:
+            sampler.mark_app_limited(before + sent_bytes)
+        sampler.on_sent(
+            packet.packet_number
+            if packet.epoch is _ONE_RTT
+            else (packet.epoch, packet.packet_number),
+            packet.sent_time or 0.0,
+            before,
+        )
+        self.bytes_in_flight = before + sent_bytes
 
     def on_packet_acked(self, *, now: float, packet: QuicSentPacket) -> None:
-        # Runs for every packet acknowledged: locals over repeated lookups.
         sent_bytes = packet.sent_bytes
         sent_time = packet.sent_time or 0.0
         in_flight_before = self.bytes_in_flight
         self.bytes_in_flight = in_flight_before - sent_bytes
         sampler = self._sampler
         rounds = sampler.round_count
-        sample = sampler.on_acked(_key(packet), sent_bytes, sent_time, now)
+        sample = sampler.acked(
+            packet.packet_number
+            if packet.epoch is _ONE_RTT
+            else (packet.epoch, packet.packet_number),
+            sent_bytes,
+            sent_time,
+            now,
+        )
         self._interval_acked += 1
+        bandwidth_filter = self._bandwidth
         if sample is not None:
-            rate = sample.rate_bytes_per_s
+            rate, _, app_limited = sample
             if rate > self._round_max_rate:
                 self._round_max_rate = rate
-            self._app_limited = sample.app_limited
-            if not sample.app_limited:
+            self._app_limited = app_limited
+            if not app_limited:
                 self._round_app_limited = False
-            measured = self._bandwidth.value
-            if not sample.app_limited or measured is None or rate > measured:
-                self._bandwidth.update(rate, sampler.round_count)
-        bdp = self.bdp()
+            measured = bandwidth_filter.value
+            if not app_limited or measured is None or rate > measured:
+                bandwidth_filter.update(rate, sampler.round_count)
+        bdp = self._model_bdp()
         if bdp is not None:
             # Against what the path has delivered at best (not the allowance after
             # a back-off, which ACKs may exceed), and at most a part of the BDP.
             self._aggregation.on_acked(
                 sent_bytes,
                 now,
-                self._bandwidth.value,
+                bandwidth_filter.value,
                 sampler.round_count,
                 int(bdp * MAX_AGGREGATION_FRACTION),
             )
@@ -310,7 +346,7 @@ class MediaCongestionControl(QuicCongestionControl):
             return
         if round_ended:
             # The round's end may have changed the model: compute it afresh.
-            bdp = self.bdp()
+            bdp = self._model_bdp()
         if mode is Mode.DRAIN and bdp is not None and self.bytes_in_flight <= bdp:
             self._enter_probe_bw()
         self._set_window(bdp)
@@ -348,6 +384,8 @@ class MediaCongestionControl(QuicCongestionControl):
         self._recent_rtts.append(rtt)
         if len(self._recent_rtts) > RECENT_RTT_SAMPLES:
             del self._recent_rtts[0]
+        if self.media_rate:
+            self._media_floor = self.media_window()
         self._round_min_rtt = min(self._round_min_rtt, rtt)
         self._noise.on_rtt(
             rtt,
@@ -468,11 +506,15 @@ class MediaCongestionControl(QuicCongestionControl):
         (bytes), outside startup."""
         if bdp is None:
             return
+        mode = self.mode
         headroom = 0
-        if self.mode is Mode.PROBE_BW:
+        if mode is Mode.PROBE_BW:
+            gain = PROBE_GAINS[self._cycle_index]
             headroom = HEADROOM_PACKETS * self._mss + self._aggregation.extra_bytes
+        else:
+            gain = DRAIN_GAIN if mode is Mode.DRAIN else 1.0
         self.congestion_window = max(
-            self._min_window, int(self.gain * bdp + headroom), self.media_window()
+            self._min_window, int(gain * bdp + headroom), self._media_floor
         )
 
 

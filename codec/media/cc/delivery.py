@@ -30,14 +30,6 @@ class RateSample:
     the rate says what the application offered, not what the path can carry."""
 
 
-@dataclass(slots=True)
-class _SendState:
-    delivered: int
-    delivered_time: float
-    first_sent_time: float
-    app_limited: bool
-
-
 class DeliverySampler:
     """Tracks the packets in flight and turns their ACKs into ``RateSample``\\ s.
 
@@ -55,12 +47,16 @@ class DeliverySampler:
         self._first_sent_time = 0.0
         self._next_round_delivered = 0
         self._app_limited_until = 0
-        self._in_flight: dict[Hashable, _SendState] = {}
+        self._in_flight: dict[Hashable, tuple[int, float, float, bool]] = {}
+        """Per packet in flight: bytes delivered, the time of the last delivery
+        and the first send of the interval when it left, and whether it left
+        app-limited (a tuple: one is made for every packet sent)."""
 
     def mark_app_limited(self, bytes_in_flight: int) -> None:
         """Say that the sender has run out of data: every packet sent until what is
         in flight now has been delivered gives an app-limited sample."""
-        self._app_limited_until = max(self.delivered + bytes_in_flight, 1)
+        until = self.delivered + bytes_in_flight
+        self._app_limited_until = until if until > 1 else 1
 
     def on_sent(self, key: Hashable, sent_time: float, bytes_in_flight: int) -> None:
         """Record a packet sent at ``sent_time`` while ``bytes_in_flight`` bytes
@@ -70,13 +66,15 @@ class DeliverySampler:
             # from the last ACK before the pause.
             self._first_sent_time = sent_time
             self._delivered_time = sent_time
-        if self._app_limited_until and self.delivered >= self._app_limited_until:
-            self._app_limited_until = 0
-        self._in_flight[key] = _SendState(
-            delivered=self.delivered,
-            delivered_time=self._delivered_time,
-            first_sent_time=self._first_sent_time,
-            app_limited=self._app_limited_until > 0,
+        delivered = self.delivered
+        until = self._app_limited_until
+        if until and delivered >= until:
+            self._app_limited_until = until = 0
+        self._in_flight[key] = (
+            delivered,
+            self._delivered_time,
+            self._first_sent_time,
+            until > 0,
         )
 
     def on_acked(
@@ -86,23 +84,33 @@ class DeliverySampler:
         for a packet that was not recorded or an interval too short to measure.
 
         ``round_count`` goes up when this ACK ends a round trip."""
+        measured = self.acked(key, sent_bytes, sent_time, now)
+        if measured is None:
+            return None
+        return RateSample(*measured)
+
+    def acked(
+        self, key: Hashable, sent_bytes: int, sent_time: float, now: float
+    ) -> tuple[float, float, bool] | None:
+        """:meth:`on_acked` without the :class:`RateSample`: the sample's rate,
+        interval and ``app_limited`` as a tuple (the controller's path, once per
+        packet acknowledged)."""
         state = self._in_flight.pop(key, None)
         if state is None:
             return None
-        self.delivered += sent_bytes
+        sent_delivered, delivered_time, first_sent_time, app_limited = state
+        delivered = self.delivered = self.delivered + sent_bytes
         self._delivered_time = now
         self._first_sent_time = sent_time
-        if state.delivered >= self._next_round_delivered:
-            self._next_round_delivered = self.delivered
+        if sent_delivered >= self._next_round_delivered:
+            self._next_round_delivered = delivered
             self.round_count += 1
-        interval = max(sent_time - state.first_sent_time, now - state.delivered_time)
+        send_interval = sent_time - first_sent_time
+        ack_interval = now - delivered_time
+        interval = send_interval if send_interval > ack_interval else ack_interval
         if interval <= 0:
             return None
-        return RateSample(
-            rate_bytes_per_s=(self.delivered - state.delivered) / interval,
-            interval_s=interval,
-            app_limited=state.app_limited,
-        )
+        return (delivered - sent_delivered) / interval, interval, app_limited
 
     def on_removed(self, key: Hashable) -> None:
         """Forget a packet that was lost or whose packet space was dropped."""

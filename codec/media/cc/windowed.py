@@ -31,6 +31,11 @@ class WindowedFilter:
         self._width = window / buckets
         self._buckets = buckets
         self._pick = pick
+        self._greater: bool | None = (
+            True if pick is max else False if pick is min else None
+        )
+        """For max and min, the same-bucket update compares in place (the
+        controller updates a filter for nearly every packet acknowledged)."""
         # A list, not a deque: it holds at most buckets + 1 slots, and an empty
         # deque costs about 600 bytes in each of the server's idle connections.
         self._slots: list[tuple[int, float]] = []
@@ -49,9 +54,22 @@ class WindowedFilter:
         if slots and slots[-1][0] == key:
             # Same bucket as the last sample: nothing can have left the window
             # since the best was last computed (the controller's ACKs mostly
-            # land here, many per round trip).
-            slots[-1] = (key, pick(slots[-1][1], sample))
-            self._best = pick(self._best, sample)  # type: ignore[arg-type]
+            # land here, many per round trip). max(a, b) is b only if b > a,
+            # min(a, b) only if b < a: the comparisons below pick alike.
+            greater = self._greater
+            if greater is None:
+                slots[-1] = (key, pick(slots[-1][1], sample))
+                self._best = pick(self._best, sample)  # type: ignore[arg-type]
+            elif greater:
+                if sample > slots[-1][1]:
+                    slots[-1] = (key, sample)
+                if sample > self._best:  # type: ignore[operator]
+                    self._best = sample
+            else:
+                if sample < slots[-1][1]:
+                    slots[-1] = (key, sample)
+                if sample < self._best:  # type: ignore[operator]
+                    self._best = sample
             return
         slots.append((key, sample))
         while slots[0][0] <= key - self._buckets:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from codec.media.cc import (
@@ -48,6 +50,24 @@ def test_windowed_filter_refuses_an_empty_window() -> None:
         WindowedFilter(1.0, 0, min)
 
 
+@pytest.mark.parametrize("pick", [max, min])
+def test_max_and_min_filters_pick_as_the_general_filter_does(pick) -> None:
+    # windowed_max and windowed_min compare in place within a bucket; a filter
+    # given any other function calls it. Both must keep the same samples:
+    # ties, repeats, samples landing many to a bucket and buckets skipped.
+    rng = random.Random(7)
+    fast = WindowedFilter(8, 8, pick)
+    general = WindowedFilter(8, 8, lambda a, b: pick(a, b))
+    time = 0.0
+    for _ in range(5000):
+        time += rng.choice([0.0, 0.0, 0.0, 0.1, 0.7, 3.0])
+        sample = rng.choice([1.0, 2.0, 2.0, 3.0, rng.random() * 4])
+        fast.update(sample, time)
+        general.update(sample, time)
+        assert fast.value == general.value
+        assert fast._slots == general._slots
+
+
 def test_delivery_rate_of_a_paced_flow_is_its_rate_and_rounds_are_counted() -> None:
     sampler = DeliverySampler()
     size, spacing, rtt = 1000, 0.001, 0.050  # 1 MB/s, a packet per millisecond
@@ -84,6 +104,26 @@ def test_app_limited_marks_packets_until_what_was_in_flight_is_delivered() -> No
     sampler.on_sent("c", 0.052, 0)
     third = sampler.on_acked("c", 1000, 0.052, 0.102)
     assert third is not None and not third.app_limited
+
+
+def test_the_controllers_tuple_is_the_rate_sample() -> None:
+    one, two = DeliverySampler(), DeliverySampler()
+    for sampler in (one, two):
+        sampler.on_sent("a", 0.0, 0)
+        sampler.on_sent("b", 0.010, 1000)
+        sampler.mark_app_limited(500)
+        sampler.on_sent("c", 0.020, 2000)
+    acks = (("a", 0.0, 0.05), ("b", 0.010, 0.06), ("c", 0.020, 0.07))
+    for key, sent_time, now in acks:
+        sample = one.on_acked(key, 1000, sent_time, now)
+        assert sample is not None
+        assert two.acked(key, 1000, sent_time, now) == (
+            sample.rate_bytes_per_s,
+            sample.interval_s,
+            sample.app_limited,
+        )
+        assert one.round_count == two.round_count
+    assert sample.app_limited
 
 
 def test_unknown_or_removed_packets_give_no_sample() -> None:
