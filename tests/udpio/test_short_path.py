@@ -14,7 +14,7 @@ import pytest
 from aioquic import tls
 from aioquic.quic.events import StreamDataReceived
 
-from udpio import ack_delay, short_path, short_receive
+from udpio import ack_delay, rtt_samples, short_path, short_receive
 
 from .test_mtu_probe import CLIENT, SERVER, Wire, pair
 
@@ -24,15 +24,20 @@ MTU = 1500
 class Twin:
     """A client and a server connected on a virtual clock, both acknowledging
     as quicmeet's ends do; with ``short``, the short path on both; with
-    ``receive``, the short receive path (:mod:`udpio.short_receive`) on both."""
+    ``receive``, the short receive path (:mod:`udpio.short_receive`) on both;
+    with ``acks``, :mod:`udpio.rtt_samples`' receipt of ACKs on both."""
 
-    def __init__(self, tmp_path: Path, short: bool, receive: bool = False) -> None:
+    def __init__(
+        self, tmp_path: Path, short: bool, receive: bool = False, acks: bool = False
+    ) -> None:
         self.client, self.server = pair(tmp_path)
         self.client.connect(SERVER, now=0.0)
         wire = Wire(self.client, self.server, MTU)
         wire.run(1.0)
         self.now = wire.now
         for quic in (self.client, self.server):
+            if acks:
+                assert rtt_samples.install(quic) is quic._loss
             if receive:
                 assert short_receive.install(quic) is quic
             ack_delay.install(quic)
@@ -82,6 +87,26 @@ class Twin:
                 )
                 for stream in quic._streams_queue
             ],
+            [
+                (
+                    stream.stream_id,
+                    stream.sender._buffer_start,
+                    len(stream.sender._buffer),
+                    list(stream.sender._acked),
+                    stream.sender._acked_fin,
+                    stream.sender.is_finished,
+                )
+                for stream in quic._streams.values()
+            ],
+            (
+                quic._loss._rtt_latest,
+                quic._loss._rtt_min,
+                quic._loss._rtt_smoothed,
+                quic._loss._rtt_variance,
+                quic._loss._pto_count,
+                quic._loss._cc.congestion_window,
+                quic._loss._pacer.packet_time,
+            ),
             {
                 number: (
                     p.in_flight,
@@ -283,6 +308,43 @@ def test_a_small_congestion_window_and_pacing(tmp_path):
         tmp_path, script, {("server", 0): up}, lambda client, n: n % 97 == 0
     )
     assert short > 100
+
+
+@pytest.mark.parametrize("every", [0, 7, 23])
+def test_acks_handed_to_senders_in_runs_leave_them_as_aioquics(tmp_path, every):
+    """udpio.rtt_samples takes ACKs as aioquic does but hands each stream's
+    acknowledged data to its sender in runs: an upload and a download, small
+    requests, lossy or not, must leave every sender, every RTT figure and the
+    window as aioquic's receipt leaves them, after every step."""
+    up, down = os.urandom(900_000), os.urandom(500_000)
+
+    def script(twin, index):
+        # One stream of a side sends at a time (see the first test: aioquic
+        # orders streams that sent in one packet by their hash).
+        if index < 10 and index % 2 == 0:
+            stream_id = twin.client.get_next_available_stream_id()
+            twin.client.send_stream_data(stream_id, b"request", end_stream=True)
+        if index == 11:
+            twin.client.send_stream_data(20, up, end_stream=True)
+        if index == 15:
+            stream_id = twin.server.get_next_available_stream_id()
+            twin.server.send_stream_data(stream_id, down, end_stream=True)
+
+    expected = {("server", 4 * i): b"request" for i in range(5)}
+    expected.update({("server", 20): up, ("client", 1): down})
+    before = rtt_samples.ReportsAckDelay.runs
+    run_twins(
+        tmp_path,
+        script,
+        expected,
+        (lambda client, n: n % every == 0) if every else (lambda client, n: False),
+        variant={"short": False, "acks": True},
+    )
+    if not every:
+        # without losses, runs of many packets' data were handed over (not
+        # one call per packet); with them, what the ACKs cover has gaps
+        runs = rtt_samples.ReportsAckDelay.runs - before
+        assert 0 < runs < (len(up) + len(down)) / 1400 / 4
 
 
 def test_other_frames_and_other_connections_are_left_to_aioquic(tmp_path):
