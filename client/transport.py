@@ -40,6 +40,7 @@ from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint, open_endpoint
 from udpio.ack_delay import install as delay_acks
 from udpio.controller import replace_congestion_control
+from udpio.held_events import HoldsEvents
 from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
@@ -117,7 +118,7 @@ def keepalive_plan(server_idle: float | None, idle_timeout: float) -> Keepalive:
     return Keepalive(min(KEEPALIVE_INTERVAL, timer / 3), timer, False)
 
 
-class ClientProtocol(QuicConnectionProtocol):
+class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
     """One connection to a quicmeet server."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -31,6 +31,7 @@ from codec.messages import Error, Event, Kicked, Message, Reply, Request
 from codec.pmtu import is_padding
 from udpio import PathMtuProber, UdpEndpoint
 from udpio.ack_delay import install as delay_acks
+from udpio.held_events import HoldsEvents
 from udpio.pacing import install as granular_pacing
 from udpio.queue_delay import wait_out_backlog
 from udpio.rtt_samples import install as report_ack_delays
@@ -75,7 +76,7 @@ class Account:
     streams only, no presence, no events."""
 
 
-class ClientConnection(QuicConnectionProtocol):
+class ClientConnection(HoldsEvents, QuicConnectionProtocol):
     """The server side of one client connection."""
 
     # In slots, not in the instance's dict: with aioquic's 15 attributes the

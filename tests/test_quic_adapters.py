@@ -15,6 +15,7 @@ from tests.conftest import eventually
 from udpio import (
     ack_delay,
     controller,
+    held_events,
     mtu_probe,
     pacing,
     queue_delay,
@@ -61,6 +62,8 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
         ("server", short_receive),
         ("client", controller),
         ("server", controller),
+        ("client", held_events),
+        ("server", held_events),
     )
     for side, adapter in adapters:
         for cls, attributes in adapter.PRIVATE_ATTRIBUTES.items():
@@ -84,6 +87,9 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
     assert 0 < client_adapter.smoothed_rtt(proto.quic) < 5
     await eventually(lambda: server_adapter.smoothed_rtt(conn.quic) is not None)
     assert 0 < server_adapter.smoothed_rtt(conn.quic) < 5
+    # both ends hold a burst's events for its end (udpio.held_events)
+    assert isinstance(proto, held_events.HoldsEvents)
+    assert isinstance(conn, held_events.HoldsEvents)
     for quic in (proto.quic, conn.quic):
         # both ends pace as udpio.pacing says from the end of the handshake
         assert isinstance(quic._loss._pacer, pacing.GranularPacer)

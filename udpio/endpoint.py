@@ -8,7 +8,9 @@ Stands where asyncio's datagram transport stands (the protocols see the same
   wakeup and a few system calls serve a burst without starving the loop;
 - protocols may put off their ``transmit`` until the burst is read
   (:meth:`UdpEndpoint.defer`), so one QUIC connection builds its answer to a
-  burst once instead of once per datagram;
+  burst once instead of once per datagram, and the handling of the events
+  the burst's datagrams brought (:meth:`UdpEndpoint.hold_events`; see
+  :mod:`udpio.held_events`), so it handles them once too;
 - ``sendto`` only queues; the queue is flushed once per loop turn (and at the
   end of each receive burst), one ``sendmsg`` per run of datagrams to one
   address with UDP segmentation offload (GSO) where the kernel has it, or one
@@ -44,6 +46,7 @@ __all__ = [
     "MAX_QUEUED_DATAGRAMS",
     "SOCKET_BUFFER_BYTES",
     "Deferrable",
+    "HoldsEvents",
     "UdpEndpoint",
     "gso_supported",
     "open_endpoint",
@@ -76,6 +79,12 @@ class Deferrable(Protocol):
     """What :meth:`UdpEndpoint.defer` calls back: a protocol's transmit."""
 
     def transmit(self) -> None: ...
+
+
+class HoldsEvents(Protocol):
+    """What :meth:`UdpEndpoint.hold_events` calls back."""
+
+    def process_events(self) -> None: ...
 
 
 def gso_supported(sock: socket.socket) -> bool:
@@ -177,6 +186,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self._writing = False
         self._receiving = False
         self._deferred: dict[int, Deferrable] = {}
+        self._held: dict[int, HoldsEvents] = {}
         self._closing = False
         self.stats = {
             "datagrams_sent": 0,
@@ -244,6 +254,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
                     self._deliver(datagram, addr)
         finally:
             self.stats["datagrams_received"] += received
+            self._release_held()
             self._receiving = False
             # What the deferred transmits queue goes out right below, not on
             # the next turn.
@@ -296,6 +307,29 @@ class UdpEndpoint(asyncio.DatagramTransport):
             return False
         self._deferred[id(protocol)] = protocol
         return True
+
+    def hold_events(self, protocol: HoldsEvents) -> bool:
+        """Put off ``protocol.process_events()`` until the burst being read
+        is done (it runs then, before the transmits put off, so what it
+        sends joins them); False (nothing put off) when no burst is being
+        read."""
+        if not self._receiving:
+            return False
+        self._held[id(protocol)] = protocol
+        return True
+
+    def _release_held(self) -> None:
+        # Still receiving: the transmits the events ask for are put off with
+        # the burst's others and built once.
+        while self._held:
+            held, self._held = self._held, {}
+            for protocol in held.values():
+                try:
+                    protocol.process_events()
+                except Exception as exc:
+                    self._loop.call_exception_handler(
+                        {"message": "exception in process_events", "exception": exc}
+                    )
 
     def _run_deferred(self) -> None:
         deferred, self._deferred = self._deferred, {}
@@ -385,10 +419,12 @@ class UdpEndpoint(asyncio.DatagramTransport):
             return
         # A protocol closing while a burst is read has its last transmit
         # (its CONNECTION_CLOSE) put off: send it before the socket goes.
+        self._release_held()
         self._receiving = False
         self._run_deferred()
         self._flush()
         self._closing = True
+        self._held.clear()
         self._deferred.clear()
         self._queue.clear()
         fileno = self._sock.fileno()
