@@ -19,9 +19,10 @@ how often it saves its progress and looks whether it should stop."""
 CHUNK = 256 * 1024
 """Bytes an upload reads from its file per trip to the executor: each trip
 costs about 90 µs of CPU (a thread woken, the loop woken back), 1.4 ms per
-MB at 64 KiB against 0.3 at 256 KiB (docs/performance.md, "The congestion
-controller per packet"), while a quarter of :data:`WINDOW` still keeps
-four reads in flight."""
+MB at 64 KiB against 0.4 at 256 KiB (``bench/cpu_costs.py``; see
+docs/performance.md, "The controller per packet, ACKs in runs, a burst's
+events once"), while a quarter of :data:`WINDOW` still keeps four reads in
+flight."""
 
 
 class Job:

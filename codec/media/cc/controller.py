@@ -277,8 +277,8 @@ class MediaCongestionControl(QuicCongestionControl):
     # aioquic's callbacks: on_packet_sent and on_packet_acked run for every
     # packet (about 700 per MB of a file), so they read attributes into locals
     # and inline what the properties above compute, in the same order and with
-    # the same arithmetic (docs/performance.md, "The congestion controller per
-    # packet").
+    # the same arithmetic (docs/performance.md, "The controller per packet,
+    # ACKs in runs, a burst's events once").
 
     def on_packet_sent(self, *, packet: QuicSentPacket) -> None:
         before = self.bytes_in_flight
