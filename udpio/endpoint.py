@@ -323,22 +323,21 @@ class UdpEndpoint(asyncio.DatagramTransport):
         # the burst's others and built once.
         while self._held:
             held, self._held = self._held, {}
-            for protocol in held.values():
-                try:
-                    protocol.process_events()
-                except Exception as exc:
-                    self._loop.call_exception_handler(
-                        {"message": "exception in process_events", "exception": exc}
-                    )
+            self._call_each(held.values(), "process_events")
 
     def _run_deferred(self) -> None:
         deferred, self._deferred = self._deferred, {}
-        for protocol in deferred.values():
+        self._call_each(deferred.values(), "transmit")
+
+    def _call_each(self, protocols: Any, method: str) -> None:
+        """Call ``method`` of each protocol; one that raises is reported and
+        the others are still called."""
+        for protocol in protocols:
             try:
-                protocol.transmit()
+                getattr(protocol, method)()
             except Exception as exc:
                 self._loop.call_exception_handler(
-                    {"message": "exception in transmit", "exception": exc}
+                    {"message": f"exception in {method}", "exception": exc}
                 )
 
     # -- sending --------------------------------------------------------------

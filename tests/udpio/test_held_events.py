@@ -127,3 +127,54 @@ async def test_the_endpoint_hands_a_bursts_events_over_once_before_its_transmits
     finally:
         endpoint.close()
         sender.close()
+
+
+class Two(asyncio.DatagramProtocol):
+    """Hands each datagram to one of two holders by its first byte (as the
+    server's router hands them to connections); the first holder's
+    ``process_events`` raises on the burst that brings b"bad"."""
+
+    def __init__(self) -> None:
+        self.holders = [Holder(), Holder()]
+        broken = self.holders[0]
+        original = broken.process_events
+
+        def process_events() -> None:
+            original()
+            if self.bad_pending:
+                self.bad_pending = False
+                raise ValueError("a broken handler")
+
+        broken.process_events = process_events  # type: ignore[method-assign]
+        self.bad_pending = False
+
+    def connection_made(self, transport: Any) -> None:
+        for holder in self.holders:
+            holder.connection_made(transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if data == b"bad":
+            self.bad_pending = True
+        self.holders[data[0] % 2].datagram_received(data, addr)
+
+
+async def test_a_protocol_whose_events_raise_loses_nothing_for_the_others(caplog):
+    endpoint, two = await open_endpoint(Two, ("127.0.0.1", 0), gro=False)
+    assert isinstance(two, Two)
+    first, second = two.holders
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        address = endpoint.get_extra_info("sockname")
+        # b"bad" starts with an even byte (the first holder); b"a" with an odd
+        for data in (b"bad", b"a", b"a"):
+            sender.sendto(data, address)
+        await eventually(lambda: sum(n for _, n in second.calls) == 2)
+        assert "a broken handler" in caplog.text
+        # the other holder's events were handled and its transmit ran
+        assert ("transmit", 0) in second.calls
+        # and the broken one is served again on the next burst
+        sender.sendto(b"b", address)
+        await eventually(lambda: sum(n for _, n in first.calls) == 2)
+    finally:
+        endpoint.close()
+        sender.close()
