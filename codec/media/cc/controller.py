@@ -189,9 +189,6 @@ class MediaCongestionControl(QuicCongestionControl):
         """The bandwidth-delay product of the model, in bytes: the bandwidth times
         the propagation delay plus ``SPREAD_FACTOR`` times the RTT spread; None
         until both estimates exist."""
-        return self._model_bdp()
-
-    def _model_bdp(self) -> float | None:
         # bandwidth, min_rtt and rtt_spread inlined: once per packet acked.
         measured = self._bandwidth.value
         min_rtt = self._min_rtt.value
@@ -322,7 +319,7 @@ class MediaCongestionControl(QuicCongestionControl):
             measured = bandwidth_filter.value
             if not app_limited or measured is None or rate > measured:
                 bandwidth_filter.update(rate, sampler.round_count)
-        bdp = self._model_bdp()
+        bdp = self.bdp()
         if bdp is not None:
             # Against what the path has delivered at best (not the allowance after
             # a back-off, which ACKs may exceed), and at most a part of the BDP.
@@ -346,7 +343,7 @@ class MediaCongestionControl(QuicCongestionControl):
             return
         if round_ended:
             # The round's end may have changed the model: compute it afresh.
-            bdp = self._model_bdp()
+            bdp = self.bdp()
         if mode is Mode.DRAIN and bdp is not None and self.bytes_in_flight <= bdp:
             self._enter_probe_bw()
         self._set_window(bdp)
