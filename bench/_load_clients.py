@@ -48,6 +48,7 @@ from codec.messages import (
 from codec.pmtu import is_padding
 from server.heap import HeapFreezer
 from server.monitor import CollectorWatch, LoopMonitor
+from udpio.deadlines import Deadlines
 
 CLIENT_IDLE_TIMEOUT = 5.0
 """The client core's default trust in a silent server: with the server's
@@ -87,8 +88,11 @@ def next_rate(rate: float, most: float, congested: bool) -> float:
 class Mux(asyncio.DatagramProtocol):
     """One UDP socket and the client connections it carries."""
 
-    def __init__(self, server: tuple[str, int]) -> None:
+    def __init__(self, server: tuple[str, int], deadlines: Deadlines) -> None:
         self.server = server
+        self.deadlines = deadlines
+        """The timers of every client of the process (the node keeps its
+        connections' the same way: ``udpio/deadlines.py``)."""
         self.transport: asyncio.DatagramTransport | None = None
         self.by_cid: dict[bytes, Client] = {}
         self.cid_length = 8
@@ -148,7 +152,8 @@ class Client:
         mux.cid_length = configuration.connection_id_length
         mux.by_cid[self.quic.host_cid] = self
         self.decoder = FrameDecoder()
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline_seq = 0
+        self.deadline_at: float | None = None
         self.rid = 0
         self.replies: dict[int, Callable[[Any], None]] = {}
         self.ready = False
@@ -199,9 +204,8 @@ class Client:
         self.quic.receive_datagram(data, addr, now=self.loop.time())
         self.process()
 
-    def on_timer(self) -> None:
-        self.timer = None
-        self.quic.handle_timer(now=self.loop.time())
+    def on_deadline(self, when: float) -> None:
+        self.quic.handle_timer(now=max(when, self.loop.time()))
         self.process()
 
     def process(self) -> None:
@@ -255,12 +259,7 @@ class Client:
         assert transport is not None
         for data, addr in self.quic.datagrams_to_send(now=self.loop.time()):
             transport.sendto(data, addr)
-        when = self.quic.get_timer()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if when is not None:
-            self.timer = self.loop.call_at(when, self.on_timer)
+        self.mux.deadlines.arm(self, self.quic.get_timer())
 
 
 class Generator:
@@ -300,9 +299,10 @@ class Generator:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop)
         for _ in range(self.sockets):
             transport, mux = await loop.create_datagram_endpoint(
-                lambda: Mux(self.server),
+                lambda: Mux(self.server, deadlines),
                 local_addr=("127.0.0.1", 0),
                 family=socket.AF_INET,
             )

@@ -100,6 +100,8 @@ class ClientConnection(HoldsEvents, QuicConnectionProtocol):
         "_endpoint",
         "_mtu",
         "max_media_datagram",
+        "deadline_seq",
+        "deadline_at",
     )
 
     def __init__(self, *args: Any, app: ServerApp, **kwargs: Any) -> None:
@@ -138,6 +140,10 @@ class ClientConnection(HoldsEvents, QuicConnectionProtocol):
         self.max_media_datagram = 0
         """The largest DATAGRAM payload (bytes) the connection carries now:
         what its packet size leaves (the SFU forwards nothing larger to it)."""
+        self.deadline_seq = 0
+        self.deadline_at: float | None = None
+        """The connection's timer, in the endpoint's :class:`Deadlines` (not a
+        loop timer of its own: ``_send``)."""
 
     # -- aioquic entry points -------------------------------------------------
 
@@ -376,10 +382,33 @@ class ClientConnection(HoldsEvents, QuicConnectionProtocol):
         if self._endpoint is not None and self._endpoint.defer(self):
             return
         if self._mtu is not None and not self.closing and not self._behind():
-            self._mtu.probe(super().transmit)
-        super().transmit()
+            self._mtu.probe(self._send)
+        self._send()
         if self._registered:
             forget_unacknowledged_acks(self.quic)
+
+    def _send(self) -> None:
+        """aioquic's ``transmit``, with the connection's timer kept in the
+        endpoint's heap of deadlines instead of a loop timer of its own: a
+        loop timer is four objects the collector tracks, made again each time
+        a transmit moves it, and a node's full passes walked tens of
+        thousands of them (``udpio/deadlines.py``)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            super().transmit()
+            return
+        self._transmit_task = None
+        now = self._loop.time()
+        sendto = endpoint.sendto
+        for data, addr in self.quic.datagrams_to_send(now=now):
+            sendto(data, addr)
+        endpoint.deadlines.arm(self, self.quic.get_timer())
+
+    def on_deadline(self, when: float) -> None:
+        """The connection's timer is due (aioquic's ``_handle_timer``)."""
+        self.quic.handle_timer(now=max(when, self._loop.time()))
+        self._process_events()
+        self.transmit()
 
     def _behind(self) -> bool:
         """Whether the endpoint is behind reading its socket: no path MTU
@@ -398,6 +427,8 @@ class ClientConnection(HoldsEvents, QuicConnectionProtocol):
         drop the path MTU prober, which holds a method of this connection,
         and have the heap freezer check that the connection is then freed."""
         self._mtu = None
+        if self._endpoint is not None:
+            self._endpoint.deadlines.disarm(self)
         self.app.connection_released(self)
 
     def transmit_soon(self) -> None:

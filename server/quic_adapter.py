@@ -89,7 +89,7 @@ _FRAME_HANDLERS = "_QuicConnection__frame_handlers"
 """aioquic's per-connection dict: frame type -> (bound handler, allowed epochs)."""
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
-    QuicConnectionProtocol: ("_quic", "_transmit_soon", "_closed"),
+    QuicConnectionProtocol: ("_quic", "_transmit_soon", "_transmit_task", "_closed"),
     asyncio.Event: ("_waiters",),
     QuicConnection: (
         "_network_paths",

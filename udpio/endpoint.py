@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .deadlines import Deadlines
 from .queue_delay import QueueDelay
 from .segments import plan_batches, split
 
@@ -188,6 +189,8 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self._deferred: dict[int, Deferrable] = {}
         self._held: dict[int, HoldsEvents] = {}
         self._closing = False
+        self.deadlines = Deadlines(self._loop)
+        """The timers of the connections it carries, under one loop timer."""
         self.stats = {
             "datagrams_sent": 0,
             "send_calls": 0,
