@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -126,14 +127,21 @@ class Stats:
         self.media_latencies: list[float] = []
         self.closed = 0
         """Connections that ended."""
+        self.ended: deque[Client] = deque()
+        """Clients whose connection ended unasked (an idle timeout, the node
+        closing it), waiting to log in again as the client core would."""
 
 
 class Client:
     """One user's connection: resume, sync, then idle (chat or meet when asked)."""
 
-    def __init__(self, mux: Mux, index: int, token: bytes, stats: Stats) -> None:
+    def __init__(
+        self, mux: Mux, index: int, token: bytes, stats: Stats, slot: int
+    ) -> None:
         self.mux = mux
         self.index = index
+        self.slot = slot
+        """Its place in its generator's ``clients``."""
         self.token = token
         self.stats = stats
         self.loop = asyncio.get_running_loop()
@@ -151,6 +159,9 @@ class Client:
         limit_peer_connection_ids(self.quic)
         mux.cid_length = configuration.connection_id_length
         mux.by_cid[self.quic.host_cid] = self
+        self.cids = [self.quic.host_cid]
+        """Every id the node may send to it (dropped from the socket's table
+        when a new connection takes its place)."""
         self.decoder = FrameDecoder()
         self.deadline_seq = 0
         self.deadline_at: float | None = None
@@ -223,6 +234,7 @@ class Client:
                 self.stats.media_latencies.append(time.perf_counter() - sent_at)
             elif isinstance(event, events.ConnectionIdIssued):
                 self.mux.by_cid[event.connection_id] = self
+                self.cids.append(event.connection_id)
             elif isinstance(event, events.ConnectionIdRetired):
                 self.mux.by_cid.pop(event.connection_id, None)
             elif isinstance(event, events.ConnectionTerminated):
@@ -230,6 +242,7 @@ class Client:
                     self.stats.closed += 1
                     if not self.stopping:
                         self.stats.errors.append(f"closed: {event.reason_phrase}")
+                        self.stats.ended.append(self)
                 self.closed = True
         self.flush()
 
@@ -278,6 +291,13 @@ class Generator:
         self.in_flight = in_flight
         self.stats = Stats()
         self.clients: list[Client] = []
+        """Each user's connection, by its place in ``users`` (an ended one
+        stays until the user logs in again)."""
+        self.started: deque[Client] = deque(maxlen=in_flight * 4)
+        """The newest connections started: how many logins are under way
+        (logins finish roughly in order)."""
+        self.reopened = 0
+        """Connections of this ramp that replaced an ended one."""
         self.by_index: dict[int, Client] = {}
         self.muxes: list[Mux] = []
         self.tasks: list[asyncio.Task[Any]] = []
@@ -324,21 +344,26 @@ class Generator:
         handshakes_seen = len(self.stats.handshake_times)
         drops = udp_socket_drops(set(self.ports()))
         late = False
-        while len(self.clients) < min(count, len(self.users)):
-            # Logins finish roughly in order: the newest few show how many
-            # are under way without walking every connection.
-            recent = self.clients[-self.in_flight * 4 :]
-            while sum(1 for c in recent if c.pending) >= self.in_flight:
+        self.reopened = 0
+        target = min(count, len(self.users))
+        while len(self.clients) < target or self.stats.ended:
+            if time.perf_counter() > deadline:
+                return self._ramped(start, opened, cuts)
+            while sum(1 for c in self.started if c.pending) >= self.in_flight:
                 if time.perf_counter() > deadline:
                     return self._ramped(start, opened, cuts)
                 await asyncio.sleep(0.005)
-            index, token = self.users[len(self.clients)]
-            client = Client(
-                self.muxes[index % len(self.muxes)], index, token, self.stats
-            )
-            self.clients.append(client)
-            self.by_index[index] = client
-            client.start()
+            if len(self.clients) < target:
+                slot = len(self.clients)
+                self.clients.append(self._client(slot))
+            else:
+                # A user whose connection ended logs in again, as the client
+                # core reconnects: what the run measures is what the node
+                # holds, not what a moment of overload once cost it.
+                slot = self.stats.ended.popleft().slot
+                self._forget(self.clients[slot])
+                self.clients[slot] = self._client(slot)
+                self.reopened += 1
             opened += 1
             asked = time.perf_counter()
             await asyncio.sleep(1.0 / current)
@@ -360,6 +385,24 @@ class Generator:
             await asyncio.sleep(0.05)
         return self._ramped(start, opened, cuts)
 
+    def _client(self, slot: int) -> Client:
+        """A new connection for the user in ``slot``, started."""
+        index, token = self.users[slot]
+        client = Client(
+            self.muxes[index % len(self.muxes)], index, token, self.stats, slot
+        )
+        self.by_index[index] = client
+        self.started.append(client)
+        client.start()
+        return client
+
+    def _forget(self, client: Client) -> None:
+        """Drop an ended client's connection ids from its socket's table."""
+        table = client.mux.by_cid
+        for cid in client.cids:
+            if table.get(cid) is client:
+                del table[cid]
+
     def pending(self) -> int:
         return sum(1 for c in self.clients if c.pending)
 
@@ -371,6 +414,7 @@ class Generator:
             "pending": self.pending(),
             "ramp_s": time.perf_counter() - start,
             "opened": opened,
+            "reopened": self.reopened,
             "rate_cuts": cuts,
             "login_s": logins,
             "handshake_s": handshakes,

@@ -356,6 +356,9 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         sum(a["opened"] / max(a["ramp_s"], 1e-9) for a in answers), 1
                     ),
                     "ramp_backoffs": sum(a["rate_cuts"] for a in answers),
+                    # Users whose connection had ended (an idle timeout while
+                    # a generator or the node was behind) logging in again.
+                    "reopened": sum(a.get("reopened", 0) for a in answers),
                     "handshake_p50_p99_s": [
                         round(percentile(handshakes, q), 2) for q in (50, 99)
                     ],
@@ -420,6 +423,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         else None
                     ),
                     "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
+                    # Datagrams the node dropped unread over the ramp and the
+                    # settle: waited past its limit, or a standing queue's
+                    # share of connections left unserved (older: None).
+                    "datagrams_shed": (
+                        stats["udp_datagrams_shed"]
+                        - stats_before.get("udp_datagrams_shed", 0)
+                        if "udp_datagrams_shed" in stats
+                        else None
+                    ),
                     # That pass's own CPU (well under its pause: the node
                     # waited for a core) and what it freed (older: None).
                     "gc_worst_full_pause_cpu_ms": stats.get(

@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from codec.errors import CloseCode
+from server.app import ServerApp
+from tests.conftest import ROOT, eventually, server_config
 
 
 @pytest.fixture
@@ -138,3 +140,34 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
     assert churn["gc_stuck_connections"] == 0
     assert churn["gc_reclaims"] == 0
     assert churn["chat_received"] == churn["chat_sent"] > 0
+
+
+async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
+    """The generator's users reconnect as the client core does: a connection
+    the node ended (here closed by it; in a run, idle timeouts while a side
+    was behind) is replaced at the next ramp by a new login of the same
+    user, and the old one's connection ids leave the socket's table."""
+    load, clients = bench("load"), bench("_load_clients")
+    tokens = await load.seed(tmp_path / "data", 4)
+    app = ServerApp(server_config(tmp_path))
+    await app.start()
+    generator = clients.Generator(
+        app.address, list(enumerate(tokens)), sockets=1, in_flight=4
+    )
+    try:
+        await generator.open()
+        first = await generator.ramp(4, 200.0, 30.0)
+        assert first["held"] == 4 and first["reopened"] == 0
+        ended = generator.clients[2]
+        [conn] = [c for c in app.connections if c.account.username == "load000002"]
+        conn.close_with(CloseCode.SHUTDOWN, "going away")
+        await eventually(lambda: ended.closed)
+        assert generator.held() == 3
+        again = await generator.ramp(4, 200.0, 30.0)
+        assert again["held"] == 4 and again["reopened"] == 1
+        assert generator.clients[2] is not ended and generator.clients[2].up
+        assert ended not in generator.muxes[0].by_cid.values()
+        assert len(app.connections) == 4
+    finally:
+        await generator.close()
+        await app.shutdown(grace=0.0)
