@@ -332,11 +332,15 @@ class Generator:
             self.muxes.append(mux)
         self.tasks.append(loop.create_task(self._keepalive()))
 
-    async def ramp(self, count: int, rate: float, timeout: float) -> dict[str, Any]:
+    async def ramp(
+        self, count: int, rate: float, timeout: float, reconnect: bool = False
+    ) -> dict[str, Any]:
         """Open connections until ``count`` of this process's users are up, at
         most ``rate`` new ones a second (less while logins are congested:
         :func:`next_rate`) and ``in_flight`` logins at once; give up after
-        ``timeout`` seconds (``pending`` then says how many hang)."""
+        ``timeout`` seconds (``pending`` then says how many hang). With
+        ``reconnect``, users whose connection ended log in again after the
+        new ones."""
         start = time.perf_counter()
         deadline = start + timeout
         current, cuts, opened = rate, 0, 0
@@ -346,7 +350,7 @@ class Generator:
         late = False
         self.reopened = 0
         target = min(count, len(self.users))
-        while len(self.clients) < target or self.stats.ended:
+        while len(self.clients) < target or (reconnect and self.stats.ended):
             if time.perf_counter() > deadline:
                 return self._ramped(start, opened, cuts)
             while sum(1 for c in self.started if c.pending) >= self.in_flight:

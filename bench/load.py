@@ -321,7 +321,12 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             generator_drops = udp_socket_drops(generator_ports)
             stats_before = await server_stats(server)  # restarts the worst figures
             answers = await ask(
-                pipes, "ramp", per_proc, args.ramp / args.procs, args.timeout
+                pipes,
+                "ramp",
+                per_proc,
+                args.ramp / args.procs,
+                args.timeout,
+                args.reconnect,
             )
             held = sum(a["held"] for a in answers)
             logins = [x for a in answers for x in a["login_s"]]
@@ -605,6 +610,12 @@ def main() -> None:
         default=10,
         help="the generators' niceness: they stand in for other machines, so "
         "the node gets the CPU first (0: as the node)",
+    )
+    parser.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="log users whose connection ended in again at the next ramp, as "
+        "the client core reconnects (off: an ended connection stays ended)",
     )
     parser.add_argument("--steps", type=int, default=4, help="measuring points")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds idle")

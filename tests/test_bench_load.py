@@ -143,8 +143,8 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
 
 
 async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
-    """The generator's users reconnect as the client core does: a connection
-    the node ended (here closed by it; in a run, idle timeouts while a side
+    """With ``--reconnect`` the generator's users reconnect as the client core
+    does: a connection the node ended (here closed by it; in a run, idle timeouts while a side
     was behind) is replaced at the next ramp by a new login of the same
     user, and the old one's connection ids leave the socket's table."""
     load, clients = bench("load"), bench("_load_clients")
@@ -163,7 +163,8 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
         conn.close_with(CloseCode.SHUTDOWN, "going away")
         await eventually(lambda: ended.closed)
         assert generator.held() == 3
-        again = await generator.ramp(4, 200.0, 30.0)
+        assert (await generator.ramp(4, 200.0, 30.0))["reopened"] == 0
+        again = await generator.ramp(4, 200.0, 30.0, reconnect=True)
         assert again["held"] == 4 and again["reopened"] == 1
         assert generator.clients[2] is not ended and generator.clients[2].up
         assert ended not in generator.muxes[0].by_cid.values()
