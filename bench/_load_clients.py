@@ -129,7 +129,7 @@ class Stats:
         """Connections that ended."""
         self.ended: deque[Client] = deque()
         """Clients whose connection ended unasked (an idle timeout, the node
-        closing it), waiting to log in again as the client core would."""
+        closing it); a ramp with ``reconnect`` logs them in again."""
 
 
 class Client:
