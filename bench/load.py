@@ -363,7 +363,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "ramp_backoffs": sum(a["rate_cuts"] for a in answers),
                     # Users whose connection had ended (an idle timeout while
                     # a generator or the node was behind) logging in again.
-                    "reopened": sum(a.get("reopened", 0) for a in answers),
+                    "reopened": sum(a["reopened"] for a in answers),
                     "handshake_p50_p99_s": [
                         round(percentile(handshakes, q), 2) for q in (50, 99)
                     ],
@@ -432,8 +432,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     # settle: waited past its limit, or a standing queue's
                     # share of connections left unserved (older: None).
                     "datagrams_shed": (
-                        stats["udp_datagrams_shed"]
-                        - stats_before.get("udp_datagrams_shed", 0)
+                        stats["udp_datagrams_shed"] - stats_before["udp_datagrams_shed"]
                         if "udp_datagrams_shed" in stats
                         else None
                     ),

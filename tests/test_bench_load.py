@@ -143,10 +143,11 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
 
 
 async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
-    """With ``--reconnect`` the generator's users reconnect as the client core
-    does: a connection the node ended (here closed by it; in a run, idle timeouts while a side
-    was behind) is replaced at the next ramp by a new login of the same
-    user, and the old one's connection ids leave the socket's table."""
+    """With ``--reconnect`` the generator's users reconnect as the client
+    core does: a connection the node ended (here closed by it; in a run,
+    idle timeouts while a side was behind) is replaced at the next ramp by
+    a new login of the same user, and the old one's connection ids leave
+    the socket's table. Without it, an ended connection stays ended."""
     load, clients = bench("load"), bench("_load_clients")
     tokens = await load.seed(tmp_path / "data", 4)
     app = ServerApp(server_config(tmp_path))
