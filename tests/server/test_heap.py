@@ -116,6 +116,20 @@ async def test_growth_freezes_the_heap_again(freezer):
     assert freezer.reclaims == 0
 
 
+async def test_its_report_does_not_walk_the_frozen_heap(freezer, monkeypatch):
+    """``gc.get_freeze_count`` walks every frozen object with the GIL held:
+    0.6 s a report on a node of 40,000 connections, every time an operator
+    or a benchmark asked for its stats."""
+    assert gc.get_freeze_count() > 0
+
+    def walk() -> int:
+        raise AssertionError("the report walked the frozen heap")
+
+    monkeypatch.setattr(gc, "get_freeze_count", walk)
+    report = freezer.snapshot()
+    assert report["gc_freezes"] >= 1 and report["gc_reclaims"] == 0
+
+
 async def test_uninstall_gives_the_heap_back():
     heap = HeapFreezer(asyncio.get_running_loop(), Live())
     heap.install()
@@ -138,7 +152,6 @@ async def test_the_server_process_freezes_its_heap_unless_told_not_to(tmp_path, 
         srv.stop()
     assert "gc_full_collections" in counters
     if flag:
-        assert "gc_frozen_objects" not in counters
+        assert "gc_freezes" not in counters
     else:
-        assert counters["gc_frozen_objects"] > 0
         assert counters["gc_freezes"] >= 1
