@@ -53,6 +53,7 @@ __all__ = [
     "give_class",
     "mix_in",
     "install",
+    "send_ping",
     "sendable_streams",
     "sent_record",
     "short_header",
@@ -91,6 +92,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_crypto_streams",
         "_local_ack_delay_exponent",
         "_on_ack_delivery",
+        "_on_ping_delivery",
         "_remote_max_data",
         "_remote_max_data_used",
         "_remote_preferred_address",
@@ -223,6 +225,55 @@ def ack_frame(
     )
     space.ack_at = None
     return buf.data, handler
+
+
+_PING_PAYLOAD = bytes((int(QuicFrameType.PING), int(QuicFrameType.PADDING)))
+"""A PING frame and the one byte of padding aioquic's builder adds after it,
+so that header protection finds its sample (:data:`_SAMPLE_PADDING`)."""
+
+
+def send_ping(
+    quic: QuicConnection, now: float, uid: int = 0
+) -> list[tuple[bytes, Any]] | None:
+    """A keepalive: the packet aioquic makes for ``send_ping(uid)`` followed
+    by ``datagrams_to_send(now)`` when nothing else is due (a PING frame
+    alone, its delivery handler, the pacer calls, the sent-packet record and
+    the idle timer's restart, in aioquic's order), built directly. Returns
+    the datagrams to send, or None, having changed nothing, when anything
+    else could be written, an ACK is owed, the pacer holds or the congestion
+    window is short: then ask aioquic (``send_ping`` and
+    ``datagrams_to_send``). A connection whose only traffic is keepalives
+    spends most of its sending in aioquic's general builder otherwise."""
+    space = quic._spaces[_ONE_RTT]
+    if (
+        space.ack_at is not None
+        or control_frames_due(quic, space)
+        or sendable_streams(quic) != []
+    ):
+        return None
+    loss = quic._loss
+    if loss.congestion_window - loss.bytes_in_flight < quic._max_datagram_size:
+        return None
+    pacer = loss._pacer
+    if pacer.next_send_time(now=now) is not None:
+        return None  # aioquic's method would hold it until then
+    quic._pacing_at = None
+    crypto = quic._cryptos[_ONE_RTT]
+    number = quic._packet_number
+    packet = crypto.encrypt_packet(
+        short_header(quic, crypto, number), _PING_PAYLOAD, number
+    )
+    pacer.update_after_send(now=now)
+    # aioquic starts another packet, which finds nothing to carry.
+    quic._pacing_at = pacer.next_send_time(now=now)
+    quic._packet_number = number + 1
+    record = sent_record(number, now, len(packet), in_flight=True)
+    record.delivery_handlers.append((quic._on_ping_delivery, ((uid,),)))
+    loss.on_packet_sent(packet=record, space=space)
+    if not quic._ack_eliciting_sent_since_receipt:
+        quic._close_at = now + quic._idle_timeout()
+        quic._ack_eliciting_sent_since_receipt = True
+    return [(packet, quic._network_paths[0].addr)]
 
 
 class ShortStreams(QuicConnection):

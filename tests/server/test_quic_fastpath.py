@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 from aioquic import tls
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
+from aioquic.quic.events import (
+    DatagramFrameReceived,
+    PingAcknowledged,
+    StreamDataReceived,
+)
 
 from server import quic_fastpath
-from udpio import ack_delay
+from udpio import ack_delay, short_path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "udpio"))
 from test_mtu_probe import CLIENT, SERVER, Wire, pair  # noqa: E402
@@ -466,3 +470,122 @@ def test_the_ack_of_ack_trigger_goes_through_aioquic(tmp_path):
         for data, _ in out:
             client.receive_datagram(data, SERVER, now)
     assert seen_trigger
+
+
+# -- a keepalive PING on the short path (udpio.short_path.send_ping) ----------
+
+
+class PingShadow(Shadowed):
+    """:class:`Shadowed` for an ack-eliciting packet: the loss detection and
+    congestion state a PING moves is compared and rewound too."""
+
+    def _state(self) -> dict:
+        quic = self.server
+        loss = quic._loss
+        return {
+            **super()._state(),
+            "cc_bytes_in_flight": loss._cc.bytes_in_flight,
+            "last_ack_eliciting": loss._time_of_last_sent_ack_eliciting_packet,
+            "sent_since_receipt": quic._ack_eliciting_sent_since_receipt,
+            "ping_pending": list(quic._ping_pending),
+        }
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        quic = self.server
+        loss = quic._loss
+        space = quic._spaces[tls.Epoch.ONE_RTT]
+        space.ack_eliciting_in_flight = state["ack_eliciting_in_flight"]
+        loss._cc.bytes_in_flight = state["cc_bytes_in_flight"]
+        loss._time_of_last_sent_ack_eliciting_packet = state["last_ack_eliciting"]
+        quic._ack_eliciting_sent_since_receipt = state["sent_since_receipt"]
+        quic._close_at = state["close_at"]
+        quic._ping_pending[:] = state["ping_pending"]
+
+    def ping(self, now: float, uid: int) -> tuple[list, bool]:
+        """A keepalive PING the short way when it applies (checked against
+        aioquic's way from the same state), else aioquic's; and which."""
+        quic = self.server
+        crypto = quic._cryptos[tls.Epoch.ONE_RTT]
+        before = self._state()
+        quic.send_ping(uid)
+        with Recorder(crypto) as aioquic_made:
+            theirs = QuicConnection.datagrams_to_send(quic, now)
+        after_theirs = self._state()
+        self._restore(before)
+        assert self._state() == before
+        with Recorder(crypto) as short_made:
+            ours = short_path.send_ping(quic, now, uid)
+        if ours is None:
+            assert self._state() == before  # nothing changed: aioquic's way
+            quic.send_ping(uid)
+            return quic.datagrams_to_send(now), False
+        assert short_made.calls == aioquic_made.calls
+        assert [(len(d), a) for d, a in ours] == [(len(d), a) for d, a in theirs]
+        assert self._state() == after_theirs
+        self.compared += 1
+        return ours, True
+
+
+def test_a_keepalive_ping_matches_aioquics_and_is_acknowledged(tmp_path):
+    client, server, wire = idle_server(tmp_path)
+    shadow = PingShadow(client)
+    now = wire.now
+    acknowledged, sent, lost = [], [], []
+    for step in range(40):  # keepalives, some lost, one key update
+        now += 0.5
+        if step == 20:
+            client.request_key_update()
+        out, short = shadow.ping(now, step)
+        assert len(out) == 1
+        sent.append(step)
+        if step % 7 == 3:
+            lost.append(step)
+        else:
+            for data, _ in out:
+                server.receive_datagram(data, CLIENT, now)
+        # the server's ACK, after its delay
+        now += 0.03
+        for data, _ in server.datagrams_to_send(now):
+            client.receive_datagram(data, SERVER, now)
+        for conn in (client, server):
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now)
+                for data, _ in conn.datagrams_to_send(now):
+                    peer = server if conn is client else client
+                    peer.receive_datagram(
+                        data, SERVER if peer is client else CLIENT, now
+                    )
+        while (event := client.next_event()) is not None:
+            if isinstance(event, PingAcknowledged):
+                acknowledged.append(event.uid)
+    assert shadow.compared >= 30
+    # every PING that arrived was acknowledged as aioquic's would be
+    assert set(acknowledged) >= set(sent) - set(lost)
+    assert client._spaces[tls.Epoch.ONE_RTT].ack_eliciting_in_flight <= 1
+    assert client._cryptos[tls.Epoch.ONE_RTT].key_phase == (
+        server._cryptos[tls.Epoch.ONE_RTT].key_phase
+    )
+
+
+def test_a_ping_with_anything_else_due_goes_through_aioquic(tmp_path):
+    client, server, wire = idle_server(tmp_path)
+    now = wire.now + 0.5
+    state = PingShadow(client)
+    # a chat request waiting on a stream
+    client.send_stream_data(0, b"hello")
+    before = state._state()
+    assert short_path.send_ping(client, now) is None
+    assert state._state() == before
+    client.datagrams_to_send(now)
+    # an ACK owed to the server
+    server.send_ping(5)
+    for data, _ in server.datagrams_to_send(now):
+        client.receive_datagram(data, SERVER, now)
+    assert client._spaces[tls.Epoch.ONE_RTT].ack_at is not None
+    assert short_path.send_ping(client, now) is None
+    client.datagrams_to_send(now + 0.1)
+    # a congestion window without room
+    client._loss._cc.congestion_window = client._loss.bytes_in_flight
+    assert short_path.send_ping(client, now + 0.2) is None
