@@ -85,6 +85,25 @@ def process_cpu_seconds(pid: int | None = None, *, children: bool = False) -> fl
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_ticks() -> tuple[int, int]:
+    """This machine's CPU time since boot, all cores, in clock ticks: (busy,
+    total), busy being everything but idle and I/O wait (Linux's
+    ``/proc/stat``)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    # guest time is already counted in user and nice
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU (all cores) busy between two
+    :func:`machine_cpu_ticks` readings; 0 when no tick passed."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def start_child(
     args: list[str], workdir: Path | None = None, root: Path = ROOT
 ) -> Child:

@@ -23,7 +23,14 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from _common import percentile, process_cpu_seconds, rss_kib, udp_socket_drops  # noqa: I001
+from _common import (  # noqa: I001
+    busy_share,
+    machine_cpu_ticks,
+    percentile,
+    process_cpu_seconds,
+    rss_kib,
+    udp_socket_drops,
+)
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -50,6 +57,7 @@ from codec.pmtu import is_padding
 from server.heap import HeapFreezer
 from server.monitor import CollectorWatch, LoopMonitor
 from udpio.deadlines import Deadlines
+from udpio.short_path import send_ping
 
 CLIENT_IDLE_TIMEOUT = 5.0
 """The client core's default trust in a silent server: with the server's
@@ -64,6 +72,11 @@ SLOW_HANDSHAKE_S = 0.25
 loopback one takes a few milliseconds, unless a loop is behind."""
 LATE_WAKEUP_S = 0.1
 """A ramp sleep that ended this late says this process's loop is behind."""
+BUSY_CEILING = 0.85
+"""A window in which the machine's CPU (all cores), or the node's own (one
+thread: a core at most), was busier than this slows the ramp: the node and
+its generators share the cores, and the signs above come only once one of
+them is already behind (see :func:`next_rate`)."""
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 """Each socket's kernel buffers, as the server's: a socket carries hundreds of
 connections, whose handshake flights and keepalive replies come in bursts
@@ -74,16 +87,27 @@ login a probe timeout that doubles each time."""
 
 def next_rate(rate: float, most: float, congested: bool) -> float:
     """The ramp's new logins a second after a window: halved when it was
-    congested (handshakes slow, a socket overflowing, this loop behind),
-    else a tenth of ``most`` more, up to ``most``. On a machine the node
-    shares with its generators, a ramp that outruns the node's CPU makes
-    its replies late, every connection's probe timers fire, and the
-    retransmissions take what is left: the ramp backs off as soon as it
-    sees that start (which does not always save the node: see
-    docs/performance.md, "100,000 again")."""
+    congested (the machine's or the node's CPU nearly all busy, handshakes
+    slow, a socket overflowing, this loop behind), else a tenth of ``most``
+    more, up to ``most``. On a machine the node shares with its generators,
+    a ramp that outruns the CPU makes the node's replies late, every
+    connection's probe timers fire, and the retransmissions take what is
+    left. Slow handshakes, drops and a late loop say that has begun, which
+    was too late to save the node (docs/performance.md, "100,000 again");
+    busy CPUs say it is about to."""
     if congested:
         return max(most / 64, rate / 2)
     return min(most, rate + most / 10)
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """``pid``'s CPU seconds; 0 for none, or for a process that ended."""
+    if pid is None:
+        return 0.0
+    try:
+        return process_cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 class Mux(asyncio.DatagramProtocol):
@@ -202,9 +226,20 @@ class Client:
         self.flush()
 
     def ping(self) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        # Most of an idle connection's sending; aioquic's builder is the
+        # fallback when anything else is due.
+        sent = send_ping(self.quic, self.loop.time())
+        if sent is None:
             self.quic.send_ping(0)
             self.flush()
+            return
+        transport = self.mux.transport
+        assert transport is not None
+        for data, addr in sent:
+            transport.sendto(data, addr)
+        self.mux.deadlines.arm(self, self.quic.get_timer())
 
     def send_datagram(self, data: bytes) -> None:
         if not self.closed:
@@ -333,29 +368,37 @@ class Generator:
         self.tasks.append(loop.create_task(self._keepalive()))
 
     async def ramp(
-        self, count: int, rate: float, timeout: float, reconnect: bool = False
+        self,
+        count: int,
+        rate: float,
+        timeout: float,
+        reconnect: bool = False,
+        node_pid: int | None = None,
     ) -> dict[str, Any]:
         """Open connections until ``count`` of this process's users are up, at
         most ``rate`` new ones a second (less while logins are congested:
-        :func:`next_rate`) and ``in_flight`` logins at once; give up after
-        ``timeout`` seconds (``pending`` then says how many hang). With
-        ``reconnect``, users whose connection ended log in again after the
-        new ones."""
+        :func:`next_rate`; ``node_pid``, the node's process when it runs on
+        this machine, counts its CPU) and ``in_flight`` logins at once; give
+        up after ``timeout`` seconds (``pending`` then says how many hang).
+        With ``reconnect``, users whose connection ended log in again after
+        the new ones."""
         start = time.perf_counter()
         deadline = start + timeout
-        current, cuts, opened = rate, 0, 0
+        current, cuts, busy_cuts, opened = rate, 0, 0, 0
         window_at = start
         handshakes_seen = len(self.stats.handshake_times)
         drops = udp_socket_drops(set(self.ports()))
+        ticks = machine_cpu_ticks()
+        node_cpu = _cpu_seconds(node_pid)
         late = False
         self.reopened = 0
         target = min(count, len(self.users))
         while len(self.clients) < target or (reconnect and self.stats.ended):
             if time.perf_counter() > deadline:
-                return self._ramped(start, opened, cuts)
+                return self._ramped(start, opened, cuts, busy_cuts)
             while sum(1 for c in self.started if c.pending) >= self.in_flight:
                 if time.perf_counter() > deadline:
-                    return self._ramped(start, opened, cuts)
+                    return self._ramped(start, opened, cuts, busy_cuts)
                 await asyncio.sleep(0.005)
             if len(self.clients) < target:
                 slot = len(self.clients)
@@ -377,17 +420,25 @@ class Generator:
                 recent_handshakes = self.stats.handshake_times[handshakes_seen:]
                 handshakes_seen = len(self.stats.handshake_times)
                 dropped = udp_socket_drops(set(self.ports()))
+                ticks_now = machine_cpu_ticks()
+                node_cpu_now = _cpu_seconds(node_pid)
+                machine_busy = busy_share(ticks, ticks_now) > BUSY_CEILING
+                node_busy = node_cpu_now - node_cpu > BUSY_CEILING * (now - window_at)
+                busy = machine_busy or node_busy
                 congested = (
                     late
+                    or busy
                     or dropped > drops
                     or percentile(recent_handshakes, 90) > SLOW_HANDSHAKE_S
                 )
                 cuts += congested
+                busy_cuts += busy
                 current = next_rate(current, rate, congested)
                 window_at, drops, late = now, dropped, False
+                ticks, node_cpu = ticks_now, node_cpu_now
         while self.pending() and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
-        return self._ramped(start, opened, cuts)
+        return self._ramped(start, opened, cuts, busy_cuts)
 
     def _client(self, slot: int) -> Client:
         """A new connection for the user in ``slot``, started."""
@@ -410,7 +461,9 @@ class Generator:
     def pending(self) -> int:
         return sum(1 for c in self.clients if c.pending)
 
-    def _ramped(self, start: float, opened: int, cuts: int) -> dict[str, Any]:
+    def _ramped(
+        self, start: float, opened: int, cuts: int, busy_cuts: int
+    ) -> dict[str, Any]:
         logins, self.stats.login_times = self.stats.login_times, []
         handshakes, self.stats.handshake_times = self.stats.handshake_times, []
         return {
@@ -420,6 +473,7 @@ class Generator:
             "opened": opened,
             "reopened": self.reopened,
             "rate_cuts": cuts,
+            "busy_cuts": busy_cuts,
             "login_s": logins,
             "handshake_s": handshakes,
         }

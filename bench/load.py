@@ -30,7 +30,11 @@ The generators stand in for other machines: they run at ``--generator-nice``
 (10), so that on a machine they share the node gets the CPU first, and they
 freeze their heap as the node does (``server.heap``; one process keeps
 thousands of users' objects, and a full collection of them stalled its loop
-for seconds).
+for seconds). The ramp backs off while the machine's CPU or the node's is
+over 85 % busy, before the node's replies come late enough for both ends'
+probe timers to fire (``bench/_load_clients.next_rate``); their keepalive
+PINGs are built on a short path (``udpio.short_path.send_ping``), so that
+holding a connection costs a generator about what it costs the node.
 Prints one JSON object (and each step, as it is measured, on stderr).
 
     python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
@@ -212,9 +216,8 @@ async def stall_and_recover(
     start = time.perf_counter()
     cpu = process_cpu_seconds(pid)
     generator_cpu = sum(process_cpu_seconds(g) for g in generators)
-    # The node's counters every 5 s only: its stats snapshot walks the heap
-    # (0.2 s at 24,000 connections), which each second would be a load of
-    # its own.
+    # The node's counters every 5 s only: a stats report costs the node a
+    # little work, which each second would be a load of its own.
     counts = await server_stats(server)
     for second in range(1, int(args.recover) + 1):
         await asyncio.sleep(max(0.0, start + second - time.perf_counter()))
@@ -327,6 +330,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                 args.ramp / args.procs,
                 args.timeout,
                 args.reconnect,
+                server.proc.pid,
             )
             held = sum(a["held"] for a in answers)
             logins = [x for a in answers for x in a["login_s"]]
@@ -355,12 +359,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "still_logging_in": pending,
                     "ramp_s": round(max(a["ramp_s"] for a in answers), 1),
                     # New logins a second the ramp managed, and how often it
-                    # backed off (slow handshakes, overflowing sockets, a
-                    # generator's loop behind).
+                    # backed off (the machine's or the node's CPU nearly all
+                    # busy, slow handshakes, overflowing sockets, a
+                    # generator's loop behind); how often for the CPU among
+                    # them.
                     "ramp_per_s": round(
                         sum(a["opened"] / max(a["ramp_s"], 1e-9) for a in answers), 1
                     ),
                     "ramp_backoffs": sum(a["rate_cuts"] for a in answers),
+                    "ramp_backoffs_busy": sum(a["busy_cuts"] for a in answers),
                     # Users whose connection had ended (an idle timeout while
                     # a generator or the node was behind) logging in again.
                     "reopened": sum(a["reopened"] for a in answers),

@@ -7,7 +7,9 @@ by the node without the collector."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -90,6 +92,23 @@ def test_the_ramp_halves_when_congested_and_climbs_back_by_tenths(bench):
     assert climbed[-1] == 100.0  # capped at what was asked
 
 
+def test_the_machines_busy_share_counts_every_core(bench):
+    common = bench("_common")
+    assert common.busy_share((100, 400), (250, 600)) == 0.75
+    assert common.busy_share((100, 400), (100, 400)) == 0.0  # no tick passed
+    before = common.machine_cpu_ticks()
+    # One process spinning on this machine's cores keeps at least its share
+    # of them busy (others' work only adds to it).
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 0.5\n"
+         "while time.time() < end: pass"]
+    )  # fmt: skip
+    spinner.wait(30)
+    after = common.machine_cpu_ticks()
+    assert 0 <= after[0] - before[0] <= after[1] - before[1]
+    assert common.busy_share(before, after) >= 0.5 / (os.cpu_count() or 1)
+
+
 def test_churn_takes_a_share_of_the_users(load):
     assert load.share("0.5") == 0.5 and load.share("1") == 1.0
     for wrong in ("0", "-0.1", "1.5"):
@@ -170,6 +189,56 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
         assert generator.clients[2] is not ended and generator.clients[2].up
         assert ended not in generator.muxes[0].by_cid.values()
         assert len(app.connections) == 4
+    finally:
+        await generator.close()
+        await app.shutdown(grace=0.0)
+
+
+async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
+    bench, tmp_path, monkeypatch
+):
+    """The generator's PINGs are built on the short path (aioquic's builder
+    only when something else is due): a real node reads and acknowledges
+    them, and the connections stay up with nothing left in flight."""
+    from aioquic import tls
+
+    load, clients = bench("load"), bench("_load_clients")
+    tokens = await load.seed(tmp_path / "data", 4)
+    app = ServerApp(server_config(tmp_path))
+    await app.start()
+    generator = clients.Generator(
+        app.address, list(enumerate(tokens)), sockets=1, in_flight=4
+    )
+    try:
+        await generator.open()
+        assert (await generator.ramp(4, 200.0, 30.0))["held"] == 4
+        spaces = [c.quic._spaces[tls.Epoch.ONE_RTT] for c in generator.clients]
+        await eventually(lambda: all(s.ack_at is None for s in spaces))
+        numbers = [c.quic._packet_number for c in generator.clients]
+        built = []
+        short = clients.send_ping
+
+        def send_ping(quic, now):  # the real one, counted
+            sent = short(quic, now)
+            built.append(sent is not None)
+            return sent
+
+        monkeypatch.setattr(clients, "send_ping", send_ping)
+        for _ in range(5):
+            for client in generator.clients:
+                client.ping()
+            await asyncio.sleep(0.05)
+        # one packet per PING, every one acknowledged; built on the short path
+        # unless the node's own packet just then left an ACK owed
+        assert len(built) == 20 and built.count(True) >= 10
+        assert [c.quic._packet_number for c in generator.clients] == [
+            n + 5 for n in numbers
+        ]
+        await eventually(
+            lambda: all(c.quic._loss.bytes_in_flight == 0 for c in generator.clients)
+        )
+        assert generator.held() == 4
+        assert not generator.stats.errors
     finally:
         await generator.close()
         await app.shutdown(grace=0.0)
