@@ -6,7 +6,9 @@ per ``datagrams_to_send`` call with 1 and 3 datagrams of 1,150 bytes queued,
 best of three runs; and the same for the ACK that answers a keepalive PING
 (the server's connection trimmed and acknowledging as the server's are),
 with the receipt of the PING beside it (``ack_us_per_ping``; aioquic's
-``receive_datagram`` against :mod:`udpio.short_receive`'s); and per packet
+``receive_datagram`` against :mod:`udpio.short_receive`'s); the client's keepalive PING,
+aioquic's ``send_ping`` and ``datagrams_to_send`` against
+:func:`udpio.short_path.send_ping` (``ping_us_per_keepalive``); and per packet
 of a bulk stream (a download of ``--stream-mib``, both ends acknowledging as
 quicmeet's do), aioquic's method against :mod:`udpio.short_path`'s
 (``stream_us_per_packet``) and the receiving end's ``receive_datagram``
@@ -110,6 +112,30 @@ def _run_pings(client, server, now: float, rounds: int) -> tuple[float, float]:
     return receiving / rounds * 1e6, answering / rounds * 1e6
 
 
+def _run_keepalives(client, server, now: float, rounds: int, short: bool) -> float:
+    """The client PINGs every 0.5 s, aioquic's way (``send_ping`` and
+    ``datagrams_to_send``) or :func:`udpio.short_path.send_ping`; the server
+    acknowledges each. Returns µs of CPU per PING's packet built."""
+    spent = 0.0
+    for _ in range(rounds):
+        now += 0.5
+        start = time.process_time()
+        out = short_path.send_ping(client, now) if short else None
+        if out is None:
+            client.send_ping(0)
+            out = client.datagrams_to_send(now)
+        spent += time.process_time() - start
+        if len(out) != 1:
+            raise SystemExit(f"a PING took {len(out)} datagrams")
+        for data, _ in out:
+            server.receive_datagram(data, CLIENT, now)
+        for data, _ in server.datagrams_to_send(now + 0.03):
+            client.receive_datagram(data, SERVER, now + 0.03)
+        while client.next_event() is not None:
+            pass
+    return spent / rounds * 1e6
+
+
 def _run_stream(client, server, now: float, size: int) -> tuple[float, float, int]:
     """The server sends ``size`` bytes on one stream; the client reads and
     acknowledges after every call. Returns the CPU of the server's calls, of
@@ -188,6 +214,15 @@ def main() -> None:
             for name in answer
         }
         result["ack_ratio"] = round(answer["fast"] / answer["aioquic"], 2)
+        keepalive: dict[str, float] = {}
+        for _ in range(3):
+            for name in ("aioquic", "fast"):
+                client, server, now = _pair(Path(directory))
+                _idle_server(server, short=True)
+                us = _run_keepalives(client, server, now, args.rounds, name == "fast")
+                keepalive[name] = min(keepalive.get(name, us), us)
+        result["ping_us_per_keepalive"] = {k: round(v, 1) for k, v in keepalive.items()}
+        result["ping_ratio"] = round(keepalive["fast"] / keepalive["aioquic"], 2)
         per_packet: dict[str, float] = {}
         receipt_per_packet: dict[str, float] = {}
         for _ in range(3):

@@ -32,9 +32,8 @@ freeze their heap as the node does (``server.heap``; one process keeps
 thousands of users' objects, and a full collection of them stalled its loop
 for seconds). The ramp backs off while the machine's CPU or the node's is
 over 85 % busy, before the node's replies come late enough for both ends'
-probe timers to fire (``bench/_load_clients.next_rate``); their keepalive
-PINGs are built on a short path (``udpio.short_path.send_ping``), so that
-holding a connection costs a generator about what it costs the node.
+probe timers to fire (``bench/_load_clients.next_rate``); the generators
+build their keepalive PINGs on a short path (``udpio.short_path.send_ping``).
 Prints one JSON object (and each step, as it is measured, on stderr).
 
     python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
