@@ -513,8 +513,9 @@ class Generator:
             slices = max(1, min(len(clients) // 200, int(interval / 0.05)))
             for k in range(slices):
                 for client in clients[k::slices]:
-                    client.ping()
-                    self.pings += 1
+                    if not client.closed:  # an ended one is not PINGed
+                        client.ping()
+                        self.pings += 1
                 await asyncio.sleep(
                     max(0.0, start + interval * (k + 1) / slices - time.monotonic())
                 )
