@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+from aioquic import tls
 
 from codec.errors import CloseCode
 from server.app import ServerApp
@@ -161,12 +163,10 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
     assert churn["chat_received"] == churn["chat_sent"] > 0
 
 
-async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
-    """With ``--reconnect`` the generator's users reconnect as the client
-    core does: a connection the node ended (here closed by it; in a run,
-    idle timeouts while a side was behind) is replaced at the next ramp by
-    a new login of the same user, and the old one's connection ids leave
-    the socket's table. Without it, an ended connection stays ended."""
+@contextlib.asynccontextmanager
+async def four_users_on_a_node(bench, tmp_path):
+    """A real node with four seeded users, and a generator of theirs over
+    one socket, opened."""
     load, clients = bench("load"), bench("_load_clients")
     tokens = await load.seed(tmp_path / "data", 4)
     app = ServerApp(server_config(tmp_path))
@@ -176,6 +176,19 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
     )
     try:
         await generator.open()
+        yield app, generator
+    finally:
+        await generator.close()
+        await app.shutdown(grace=0.0)
+
+
+async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
+    """With ``--reconnect`` the generator's users reconnect as the client
+    core does: a connection the node ended (here closed by it; in a run,
+    idle timeouts while a side was behind) is replaced at the next ramp by
+    a new login of the same user, and the old one's connection ids leave
+    the socket's table. Without it, an ended connection stays ended."""
+    async with four_users_on_a_node(bench, tmp_path) as (app, generator):
         first = await generator.ramp(4, 200.0, 30.0)
         assert first["held"] == 4 and first["reopened"] == 0
         ended = generator.clients[2]
@@ -189,9 +202,6 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
         assert generator.clients[2] is not ended and generator.clients[2].up
         assert ended not in generator.muxes[0].by_cid.values()
         assert len(app.connections) == 4
-    finally:
-        await generator.close()
-        await app.shutdown(grace=0.0)
 
 
 async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
@@ -200,17 +210,8 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
     """The generator's PINGs are built on the short path (aioquic's builder
     only when something else is due): a real node reads and acknowledges
     them, and the connections stay up with nothing left in flight."""
-    from aioquic import tls
-
-    load, clients = bench("load"), bench("_load_clients")
-    tokens = await load.seed(tmp_path / "data", 4)
-    app = ServerApp(server_config(tmp_path))
-    await app.start()
-    generator = clients.Generator(
-        app.address, list(enumerate(tokens)), sockets=1, in_flight=4
-    )
-    try:
-        await generator.open()
+    clients = bench("_load_clients")
+    async with four_users_on_a_node(bench, tmp_path) as (app, generator):
         assert (await generator.ramp(4, 200.0, 30.0))["held"] == 4
         spaces = [c.quic._spaces[tls.Epoch.ONE_RTT] for c in generator.clients]
         await eventually(lambda: all(s.ack_at is None for s in spaces))
@@ -239,6 +240,3 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
         )
         assert generator.held() == 4
         assert not generator.stats.errors
-    finally:
-        await generator.close()
-        await app.shutdown(grace=0.0)

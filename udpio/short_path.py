@@ -20,7 +20,8 @@ What else could be due is checked on the connection's state at each call
 (:func:`sendable_streams`, also the short ACK path's check in
 :mod:`server.quic_fastpath`); anything else, or two streams with data at once
 (aioquic's service order among them is a set's), goes through aioquic's
-method.
+method. :func:`send_ping` builds a keepalive PING's packet the same way
+(the load generator's idle connections send little else).
 
 It reads aioquic's private attributes (listed in :data:`PRIVATE_ATTRIBUTES`,
 checked against aioquic 1.7; ``tests/test_quic_adapters.py`` checks they
@@ -239,10 +240,11 @@ def send_ping(
     by ``datagrams_to_send(now)`` when nothing else is due (a PING frame
     alone, its delivery handler, the pacer calls, the sent-packet record and
     the idle timer's restart, in aioquic's order), built directly. Returns
-    the datagrams to send, or None, having changed nothing, when anything
-    else could be written, an ACK is owed, the pacer holds or the congestion
-    window is short: then ask aioquic (``send_ping`` and
-    ``datagrams_to_send``). A connection whose only traffic is keepalives
+    the datagrams to send, or None when anything else could be written, an
+    ACK is owed, the pacer holds or the congestion window is short: then
+    ask aioquic (``send_ping`` and ``datagrams_to_send``). None changes
+    nothing but the pacer's bucket, brought up to ``now`` as aioquic's call
+    does first. A connection whose only traffic is keepalives
     spends most of its sending in aioquic's general builder otherwise."""
     space = quic._spaces[_ONE_RTT]
     if (
