@@ -234,12 +234,8 @@ class Client:
         if sent is None:
             self.quic.send_ping(0)
             self.flush()
-            return
-        transport = self.mux.transport
-        assert transport is not None
-        for data, addr in sent:
-            transport.sendto(data, addr)
-        self.mux.deadlines.arm(self, self.quic.get_timer())
+        else:
+            self._send(sent)
 
     def send_datagram(self, data: bytes) -> None:
         if not self.closed:
@@ -303,9 +299,13 @@ class Client:
         self.flush()
 
     def flush(self) -> None:
+        self._send(self.quic.datagrams_to_send(now=self.loop.time()))
+
+    def _send(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Send what the connection built, and arm its next deadline."""
         transport = self.mux.transport
         assert transport is not None
-        for data, addr in self.quic.datagrams_to_send(now=self.loop.time()):
+        for data, addr in datagrams:
             transport.sendto(data, addr)
         self.mux.deadlines.arm(self, self.quic.get_timer())
 
