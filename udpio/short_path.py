@@ -54,6 +54,7 @@ __all__ = [
     "give_class",
     "mix_in",
     "install",
+    "nothing_to_send",
     "send_ping",
     "sendable_streams",
     "sent_record",
@@ -231,6 +232,26 @@ def ack_frame(
 _PING_PAYLOAD = bytes((int(QuicFrameType.PING), int(QuicFrameType.PADDING)))
 """A PING frame and the one byte of padding aioquic's builder adds after it,
 so that header protection finds its sample (:data:`_SAMPLE_PADDING`)."""
+
+
+def nothing_to_send(quic: QuicConnection, now: float) -> bool:
+    """Whether aioquic's ``datagrams_to_send(now)`` would build nothing: no
+    ACK owed, no control frame or stream data due, and the pacer not holding.
+    When true it has done what that call would (the pacer's bucket brought up
+    to ``now``, no pacing time), so the call can be left out; when false it
+    has changed nothing but the bucket, as the call does first. A connection
+    that only PINGs reads an ACK-only packet for each, and building nothing
+    after it was most of its sending."""
+    space = quic._spaces[_ONE_RTT]
+    if (
+        space.ack_at is not None
+        or control_frames_due(quic, space)
+        or sendable_streams(quic) != []
+        or quic._loss._pacer.next_send_time(now=now) is not None
+    ):
+        return False
+    quic._pacing_at = None
+    return True
 
 
 def send_ping(

@@ -589,3 +589,54 @@ def test_a_ping_with_anything_else_due_goes_through_aioquic(tmp_path):
     # a congestion window without room
     client._loss._cc.congestion_window = client._loss.bytes_in_flight
     assert short_path.send_ping(client, now + 0.2) is None
+
+
+def test_nothing_to_send_holds_whenever_aioquic_builds_nothing(tmp_path):
+    """``short_path.nothing_to_send`` against aioquic's ``datagrams_to_send``
+    from the same state, on a client that PINGs, chats, is PINGed and loses
+    packets, through a key update: true only where aioquic's call then
+    builds nothing and changes nothing (what it would change, the predicate
+    did); false, having moved nothing but the pacer's bucket, wherever
+    aioquic builds a packet."""
+    client, server, wire = idle_server(tmp_path)
+    shadow = PingShadow(client)
+    now = wire.now
+    verdicts = []
+
+    def check(now: float) -> None:
+        before = shadow._state()
+        nothing = short_path.nothing_to_send(client, now)
+        ours = shadow._state()
+        if not nothing:  # nothing moved but the pacer's bucket
+            assert {**ours, "bucket": None} == {**before, "bucket": None}
+        theirs = client.datagrams_to_send(now)
+        verdicts.append((nothing, bool(theirs)))
+        if nothing:  # aioquic's call, after it, builds and changes nothing
+            assert theirs == [] and shadow._state() == ours
+        for data, _ in theirs:
+            server.receive_datagram(data, CLIENT, now)
+
+    for step in range(60):
+        now += 0.2
+        if step == 30:
+            client.request_key_update()
+        if step % 5 == 0:
+            client.send_ping(step)
+        elif step % 5 == 1:
+            client.send_stream_data(0, b"chat %d" % step)
+        elif step % 5 == 2:
+            server.send_ping(step)
+        check(now)
+        now += 0.03
+        for data, _ in server.datagrams_to_send(now):
+            if step % 9 != 4:  # some of the server's packets are lost
+                client.receive_datagram(data, SERVER, now)
+        check(now)
+        for conn in (client, server):
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now)
+        check(now)
+    nothing_built = [built for nothing, built in verdicts if nothing]
+    assert len(nothing_built) >= 60 and not any(nothing_built)
+    assert sum(built for nothing, built in verdicts if not nothing) >= 30
