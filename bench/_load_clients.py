@@ -14,7 +14,6 @@ import asyncio
 import os
 import random
 import secrets
-import socket
 import ssl
 import struct
 import time
@@ -57,7 +56,8 @@ from codec.pmtu import is_padding
 from server.heap import HeapFreezer
 from server.monitor import CollectorWatch, LoopMonitor
 from udpio.deadlines import Deadlines
-from udpio.short_path import send_ping
+from udpio.endpoint import UdpEndpoint, open_endpoint
+from udpio.short_path import nothing_to_send, send_ping
 
 CLIENT_IDLE_TIMEOUT = 5.0
 """The client core's default trust in a silent server: with the server's
@@ -77,12 +77,16 @@ BUSY_CEILING = 0.85
 thread: a core at most), was busier than this slows the ramp: the node and
 its generators share the cores, and the signs above come only once one of
 them is already behind (see :func:`next_rate`)."""
-SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
-"""Each socket's kernel buffers, as the server's: a socket carries hundreds of
-connections, whose handshake flights and keepalive replies come in bursts
-while this process's loop is busy; the default (208 KiB, about 90 full-size
-datagrams) overflows and drops them, and a lost handshake packet costs a
-login a probe timeout that doubles each time."""
+MAX_RECEIVE_DELAY_S = 0.25
+"""What a datagram may have waited in a generator's socket before it is shed
+unread (the node's default ``--max-receive-delay``). A generator stands in
+for thousands of clients on other machines; behind (a collection, the CPU
+the node took), it reads on the client core's I/O layer as the node does,
+batched, and sheds as the node sheds: the connections it serves are answered
+before they probe again, the others back off. Reading everything late
+instead keeps every connection of both ends probing, and the generator then
+stays behind for good (docs/performance.md, "A generator that falls
+behind")."""
 
 
 def next_rate(rate: float, most: float, congested: bool) -> float:
@@ -118,12 +122,13 @@ class Mux(asyncio.DatagramProtocol):
         self.deadlines = deadlines
         """The timers of every client of the process (the node keeps its
         connections' the same way: ``udpio/deadlines.py``)."""
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: UdpEndpoint | None = None
         self.by_cid: dict[bytes, Client] = {}
         self.cid_length = 8
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, UdpEndpoint)
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not data:
@@ -299,7 +304,12 @@ class Client:
         self.flush()
 
     def flush(self) -> None:
-        self._send(self.quic.datagrams_to_send(now=self.loop.time()))
+        now = self.loop.time()
+        if nothing_to_send(self.quic, now):
+            # Most calls: an ACK-only packet read, the answer to a PING.
+            self.mux.deadlines.arm(self, self.quic.get_timer())
+        else:
+            self._send(self.quic.datagrams_to_send(now=now))
 
     def _send(self, datagrams: list[tuple[bytes, Any]]) -> None:
         """Send what the connection built, and arm its next deadline."""
@@ -344,6 +354,15 @@ class Generator:
         freezer's view of how much the heap grew."""
         return len(self.clients)
 
+    def shed(self) -> int:
+        """Datagrams this process's sockets shed unread while it was behind
+        (:data:`MAX_RECEIVE_DELAY_S`)."""
+        return sum(
+            m.transport.stats["datagrams_shed"]
+            for m in self.muxes
+            if m.transport is not None
+        )
+
     def ports(self) -> list[int]:
         """The local UDP ports of this process's sockets."""
         return [
@@ -356,14 +375,12 @@ class Generator:
         loop = asyncio.get_running_loop()
         deadlines = Deadlines(loop)
         for _ in range(self.sockets):
-            transport, mux = await loop.create_datagram_endpoint(
+            _, mux = await open_endpoint(
                 lambda: Mux(self.server, deadlines),
-                local_addr=("127.0.0.1", 0),
-                family=socket.AF_INET,
+                ("127.0.0.1", 0),
+                max_receive_delay=MAX_RECEIVE_DELAY_S,
             )
-            sock = transport.get_extra_info("socket")
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+            assert isinstance(mux, Mux)
             self.muxes.append(mux)
         self.tasks.append(loop.create_task(self._keepalive()))
 
@@ -659,6 +676,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
             return
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
+        result["shed"] = generator.shed()
         result["worst_loop_stall_ms"] = round(monitor.worst_stall_ms, 1)
         result["gc_worst_full_pause_ms"] = round(collector.worst_full_ms, 1)
         result["gc_worst_full_pause_cpu_ms"] = round(collector.worst_full_cpu_ms, 1)
@@ -676,4 +694,11 @@ def serve(
     """A generator process: answer the commands ``bench/load.py`` sends, at
     ``niceness`` (see ``bench/load.py --generator-nice``)."""
     os.nice(niceness)
-    asyncio.run(_serve(pipe, Generator(server, users, sockets, in_flight)))
+    generator = Generator(server, users, sockets, in_flight)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(pipe, generator))
+    else:
+        # The node's loop: its callbacks and timers cost a generator less.
+        uvloop.run(_serve(pipe, generator))

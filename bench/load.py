@@ -311,7 +311,9 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
     pipes: list[Connection] = []
     try:
         pipes = start_generators((server.host, server.port), tokens, args)
-        generator_ports = {p for a in await ask(pipes, "idle") for p in a["ports"]}
+        started = await ask(pipes, "idle")
+        generator_ports = {p for a in started for p in a["ports"]}
+        generator_shed = sum(a["shed"] for a in started)
         await asyncio.sleep(1.0)
         rss_idle = server.rss_kib()
         for step in range(1, args.steps + 1):
@@ -412,6 +414,10 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "udp_drops_node": udp_socket_drops({server.port}) - node_drops,
                     "udp_drops_generators": udp_socket_drops(generator_ports)
                     - generator_drops,
+                    # What they shed unread while behind (_load_clients.
+                    # MAX_RECEIVE_DELAY_S), as a node sheds.
+                    "generator_datagrams_shed": sum(c["shed"] for c in chats)
+                    - generator_shed,
                     "generator_worst_loop_stall_ms": max(
                         a["worst_loop_stall_ms"] for a in (*answers, *idle, *chats)
                     ),
@@ -457,6 +463,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "gc_stuck_connections": stats.get("gc_stuck_connections"),
                 }
             )
+            generator_shed = sum(c["shed"] for c in chats)
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
         stall = (
             await stall_and_recover(server, pipes, generator_ports, args)

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from aioquic import tls
@@ -202,6 +203,33 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
         assert generator.clients[2] is not ended and generator.clients[2].up
         assert ended not in generator.muxes[0].by_cid.values()
         assert len(app.connections) == 4
+
+
+async def test_a_generator_behind_sheds_as_the_node_does(bench, tmp_path, monkeypatch):
+    """A generator reads on the client core's I/O layer with the node's
+    shedding: behind (here each datagram takes it 5 ms), it drops unread
+    what waited past its limit instead of reading everything late, and its
+    answers say how much."""
+    clients = bench("_load_clients")
+    async with four_users_on_a_node(bench, tmp_path) as (app, generator):
+        assert (await generator.ramp(4, 200.0, 30.0))["held"] == 4
+        [mux] = generator.muxes
+        assert mux.transport.queue_delay.limit == clients.MAX_RECEIVE_DELAY_S
+        handled = []
+
+        def slow(self, data, addr):
+            time.sleep(0.005)
+            handled.append(data)
+
+        monkeypatch.setattr(clients.Mux, "datagram_received", slow)
+        with loopback() as flood:
+            for n in range(300):
+                flood.sendto(
+                    n.to_bytes(2, "big") * 20, mux.transport.get_extra_info("sockname")
+                )
+        await eventually(lambda: len(handled) + generator.shed() == 300, timeout=10)
+        assert 0 < generator.shed() < 300
+        assert handled[0] == bytes(2) * 20  # the first waited under the limit
 
 
 async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
