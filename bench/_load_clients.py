@@ -58,6 +58,7 @@ from server.monitor import CollectorWatch, LoopMonitor
 from udpio.deadlines import Deadlines
 from udpio.endpoint import UdpEndpoint, open_endpoint
 from udpio.short_path import nothing_to_send, send_ping
+from udpio.short_receive import install as short_receive_path
 
 CLIENT_IDLE_TIMEOUT = 5.0
 """The client core's default trust in a silent server: with the server's
@@ -259,6 +260,9 @@ class Client:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
                 self.stats.handshake_times.append(time.perf_counter() - self.started)
+                # The client core's receiving (its steady state's packets,
+                # here the node's ACKs, on the short path).
+                short_receive_path(self.quic)
                 self.request(Resume, token=self.token)
             elif isinstance(event, events.StreamDataReceived):
                 for frame in self.decoder.feed(event.data):

@@ -32,8 +32,13 @@ freeze their heap as the node does (``server.heap``; one process keeps
 thousands of users' objects, and a full collection of them stalled its loop
 for seconds). The ramp backs off while the machine's CPU or the node's is
 over 85 % busy, before the node's replies come late enough for both ends'
-probe timers to fire (``bench/_load_clients.next_rate``); the generators
-build their keepalive PINGs on a short path (``udpio.short_path.send_ping``).
+probe timers to fire (``bench/_load_clients.next_rate``). The generators
+read and send on the node's I/O layer (``udpio.endpoint``: batched system
+calls, and shedding while behind, as the node does, so that a generator
+behind does not keep every connection probing), on uvloop; they build their
+keepalive PINGs on a short path (``udpio.short_path.send_ping``), receive
+the node's ACKs on the client core's (``udpio.short_receive``) and build
+nothing after them (``udpio.short_path.nothing_to_send``).
 Prints one JSON object (and each step, as it is measured, on stderr).
 
     python bench/load.py --connections 5000 --procs 2 --chat-rate 200 --plot load.png
