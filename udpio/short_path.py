@@ -240,8 +240,8 @@ def nothing_to_send(quic: QuicConnection, now: float) -> bool:
     When true it has done what that call would (the pacer's bucket brought up
     to ``now``, no pacing time), so the call can be left out; when false it
     has changed nothing but the bucket, as the call does first. A connection
-    that only PINGs reads an ACK-only packet for each, and building nothing
-    after it was most of its sending."""
+    that only PINGs reads an ACK-only packet for each, after which aioquic's
+    builder starts a packet only to find nothing for it."""
     space = quic._spaces[_ONE_RTT]
     if (
         space.ack_at is not None
