@@ -234,6 +234,17 @@ _PING_PAYLOAD = bytes((int(QuicFrameType.PING), int(QuicFrameType.PADDING)))
 so that header protection finds its sample (:data:`_SAMPLE_PADDING`)."""
 
 
+def _nothing_due(quic: QuicConnection) -> bool:
+    """No ACK owed, and no control frame or stream data for aioquic's
+    ``_write_application`` to write."""
+    space = quic._spaces[_ONE_RTT]
+    return (
+        space.ack_at is None
+        and not control_frames_due(quic, space)
+        and sendable_streams(quic) == []
+    )
+
+
 def nothing_to_send(quic: QuicConnection, now: float) -> bool:
     """Whether aioquic's ``datagrams_to_send(now)`` would build nothing: no
     ACK owed, no control frame or stream data due, and the pacer not holding.
@@ -242,13 +253,7 @@ def nothing_to_send(quic: QuicConnection, now: float) -> bool:
     has changed nothing but the bucket, as the call does first. A connection
     that only PINGs reads an ACK-only packet for each, after which aioquic's
     builder starts a packet only to find nothing for it."""
-    space = quic._spaces[_ONE_RTT]
-    if (
-        space.ack_at is not None
-        or control_frames_due(quic, space)
-        or sendable_streams(quic) != []
-        or quic._loss._pacer.next_send_time(now=now) is not None
-    ):
+    if not _nothing_due(quic) or quic._loss._pacer.next_send_time(now=now) is not None:
         return False
     quic._pacing_at = None
     return True
@@ -267,13 +272,9 @@ def send_ping(
     nothing but the pacer's bucket, brought up to ``now`` as aioquic's call
     does first. A connection whose only traffic is keepalives
     spends most of its sending in aioquic's general builder otherwise."""
-    space = quic._spaces[_ONE_RTT]
-    if (
-        space.ack_at is not None
-        or control_frames_due(quic, space)
-        or sendable_streams(quic) != []
-    ):
+    if not _nothing_due(quic):
         return None
+    space = quic._spaces[_ONE_RTT]
     loss = quic._loss
     if loss.congestion_window - loss.bytes_in_flight < quic._max_datagram_size:
         return None
