@@ -208,8 +208,8 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
 async def test_a_generator_behind_sheds_as_the_node_does(bench, tmp_path, monkeypatch):
     """A generator reads on the client core's I/O layer with the node's
     shedding: behind (here each datagram takes it 5 ms), it drops unread
-    what waited past its limit instead of reading everything late, and its
-    answers say how much."""
+    what waited past its limit instead of reading everything late, and
+    counts what it shed."""
     clients = bench("_load_clients")
     async with four_users_on_a_node(bench, tmp_path) as (app, generator):
         assert (await generator.ramp(4, 200.0, 30.0))["held"] == 4
