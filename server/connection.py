@@ -464,7 +464,11 @@ class ClientConnection(HoldsEvents, QuicConnectionProtocol):
         if self.closing:
             return
         self.closing = True
-        self.transmit()
+        # Now, even in the middle of a burst being read: once closed, aioquic
+        # sends only the CONNECTION_CLOSE and drops the stream data it holds,
+        # so an Error queued on the way here (the refusal that ends an abuse)
+        # would never reach the client.
+        self._send()
         self.close(error_code=int(code), reason_phrase=reason)
         self._terminated()
 

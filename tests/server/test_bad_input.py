@@ -151,6 +151,33 @@ async def test_request_flood_is_rate_limited_then_disconnected(server, user):
     assert (await bystander.get_profile()).username == "steady"
 
 
+async def test_the_refusals_before_an_abuse_close_reach_the_client(server, user):
+    """The flood arrives in one datagram, so the server reads it in one burst
+    and closes in the middle of it: the refusals it queued before the close
+    still go out ahead of the CONNECTION_CLOSE (a close throws away the stream
+    data aioquic holds, and the burst's transmit comes only after it)."""
+    await user("hasty")
+    server.config.request_burst = 5.0
+    server.config.abuse_strikes = 4
+    host, port = server.address
+    async with raw_connect(host, port) as client:
+        login = await client.request(Login(rid=1, username="hasty", password=PASSWORD))
+        assert type(login).__name__ == "LoggedIn"
+        blob = b"".join(encode_message(GetProfile(rid=10 + i)) for i in range(30))
+        assert len(blob) < 1000
+        client.send_raw(blob)
+        await client.wait_for(10_000, timeout=5)
+        assert client.terminated is not None
+        assert client.terminated.error_code == CloseCode.ABUSE
+        refused = [
+            m
+            for m in client.received
+            if isinstance(m, Error) and m.code == ErrorCode.RATE_LIMITED
+        ]
+        # Four strikes allowed, the fifth refusal closes: all five are told.
+        assert len(refused) >= 5
+
+
 async def test_flooder_does_not_delay_another_client(server, user):
     calm = await user("quiet")
     await user("noisy")
