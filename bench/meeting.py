@@ -166,7 +166,11 @@ def sfu_counters(server: Child) -> dict[str, int]:
             raise RuntimeError("the server wrote no stats")
         time.sleep(0.02)
     stats = json.loads(path.read_text())
-    return {k: v for k, v in stats.items() if k.startswith("sfu_")}
+    return {
+        k: v
+        for k, v in stats.items()
+        if k.startswith("sfu_") or k in ("short_datagram_packets", "udp_datagrams_sent")
+    }
 
 
 def _passes(step: dict[str, Any]) -> bool:
@@ -189,6 +193,14 @@ async def _measure_step(
         after = sfu_counters(server)
         for name in ("sfu_dropped_queue_full", "sfu_dropped_foreign_track"):
             step[name] = after[name] - counters[name]
+        sent = after["udp_datagrams_sent"] - counters["udp_datagrams_sent"]
+        if "short_datagram_packets" in after and sent:
+            # The share of the node's packets its DATAGRAM short path built.
+            step["short_datagram_share"] = round(
+                (after["short_datagram_packets"] - counters["short_datagram_packets"])
+                / sent,
+                3,
+            )
     forwarded = step["forwarded_per_s"]
     step["server_cpu_us_per_forwarded"] = (
         round(server_cpu / forwarded * 1e6, 1) if forwarded else None

@@ -31,6 +31,7 @@ from .passwords import PasswordHasher
 from .quic_adapter import (
     ConnectionRouter,
     short_acks_sent,
+    short_datagram_packets,
     short_packets_received,
     short_stream_packets,
 )
@@ -257,6 +258,7 @@ class ServerApp:
             "online_users": self.presence.online_count(),
             "short_acks_sent": short_acks_sent(),
             "short_stream_packets": short_stream_packets(),
+            "short_datagram_packets": short_datagram_packets(),
             "short_packets_received": short_packets_received(),
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
             "worst_own_loop_stall_ms": (

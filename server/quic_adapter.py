@@ -47,7 +47,7 @@ from udpio.controller import replace_congestion_control
 from udpio.short_path import ShortStreams
 from udpio.short_receive import ShortReceive
 
-from .quic_fastpath import ShortAcks, install_short_acks
+from .quic_fastpath import FastDatagramSender, ShortAcks, install_short_acks
 from .quic_fastpath import install as install_fast_path
 
 __all__ = [
@@ -79,6 +79,7 @@ __all__ = [
     "short_ack_path",
     "short_acks_sent",
     "short_packets_received",
+    "short_datagram_packets",
     "short_stream_packets",
     "smoothed_rtt",
     "transmit_soon",
@@ -284,6 +285,12 @@ def short_ack_path(quic: QuicConnection) -> None:
 def short_acks_sent() -> int:
     """How many ACK-only packets this process built on the short path."""
     return ShortAcks.sent
+
+
+def short_datagram_packets() -> int:
+    """How many packets of DATAGRAM frames alone this process built on the
+    short path (:mod:`server.quic_fastpath`)."""
+    return FastDatagramSender.sent
 
 
 def short_stream_packets() -> int:

@@ -28,6 +28,15 @@ sends the call to aioquic's method. The packets are the bytes aioquic's
 builder makes (tests/server/test_quic_fastpath.py compares them), with its
 2-byte packet number, spin bit and key phase.
 
+A member of a meeting acknowledges each burst of media it is sent, and
+sends its own media, which the node owes ACKs for: nearly every round
+followed a receipt, so three packets in four still came from aioquic's
+builder. So a dirty connection is not sent to aioquic's method at once: the
+state checks of the short ACK path (below; :func:`udpio.short_path.control_frames_due`)
+tell whether anything but the DATAGRAM frames and an ACK could be written,
+and when nothing could, the short path writes the packets, the first one led
+by the ACK when one is due (not paced when overdue, as in aioquic's loop).
+
 An idle connection's keepalive PING is answered by a packet holding one ACK
 frame, which aioquic also builds with its general builder: a builder of its
 own, the walk over every kind of frame, a second packet started to find
@@ -102,6 +111,10 @@ class FastDatagramSender:
 
     __slots__ = ("_quic", "_full", "_clean", "fast_packets", "refill")
 
+    sent = 0
+    """How many packets the short path built, in this process (the server's
+    stats read it)."""
+
     def __init__(self, quic: QuicConnection) -> None:
         self._quic = quic
         self._full = type(quic).datagrams_to_send.__get__(quic)
@@ -134,23 +147,42 @@ class FastDatagramSender:
 
     def _round(self, now: float) -> list[tuple[bytes, Any]]:
         quic = self._quic
-        if self._clean and quic._datagrams_pending:
+        if quic._datagrams_pending:
             space = quic._spaces[_ONE_RTT]
             ack_at = space.ack_at
-            if (
-                (ack_at is None or ack_at > now)
-                and quic._state is _CONNECTED
-                and not quic._close_pending
-                and not quic._probe_pending
-                and not quic._ping_pending
-                and not quic._retire_connection_ids
-                and quic._quic_logger is None
-                and len(quic._network_paths) == 1
-            ):
+            if self._clean and (ack_at is None or ack_at > now):
+                if (
+                    quic._state is _CONNECTED
+                    and not quic._close_pending
+                    and not quic._probe_pending
+                    and not quic._ping_pending
+                    and not quic._retire_connection_ids
+                    and quic._quic_logger is None
+                    and len(quic._network_paths) == 1
+                ):
+                    return self._send(quic, space, now)
+            elif self._only_datagrams_due(quic, space):
+                # A member acknowledges each burst of media it is sent and
+                # sends its own, which this end owes ACKs for: asking aioquic
+                # after every packet received built most packets with its
+                # general builder.
+                self._clean = True
                 return self._send(quic, space, now)
         datagrams = self._full(now)
         self._clean = self._left_only_datagrams(quic)
         return datagrams
+
+    def _only_datagrams_due(self, quic: QuicConnection, space: Any) -> bool:
+        """Whether, from the connection's state alone, aioquic's method would
+        write nothing but the queued DATAGRAM frames and perhaps an ACK (no
+        ACK-of-ACK PING: :func:`udpio.short_path.control_frames_due` counts
+        it), with room in the congestion window for a full packet."""
+        loss = quic._loss
+        return (
+            loss.congestion_window - loss.bytes_in_flight >= quic._max_datagram_size
+            and not control_frames_due(quic, space, datagrams=False)
+            and sendable_streams(quic) == []
+        )
 
     def _left_only_datagrams(self, quic: QuicConnection) -> bool:
         if (
@@ -171,8 +203,9 @@ class FastDatagramSender:
     def _send(
         self, quic: QuicConnection, space: Any, now: float
     ) -> list[tuple[bytes, Any]]:
-        # What aioquic's _write_application and _flush_builder do for packets
-        # of DATAGRAM frames alone, in the same order.
+        # What aioquic's _write_application, _write_ack_frame and
+        # _flush_builder do for packets of DATAGRAM frames alone, the first
+        # one led by the ACK when one is due, in the same order.
         quic._pacing_at = None
         loss = quic._loss
         pacer = loss._pacer
@@ -187,13 +220,25 @@ class FastDatagramSender:
         number = quic._packet_number
         datagrams: list[tuple[bytes, Any]] = []
         packets: list[QuicSentPacket] = []
-        while pending:
-            pacing_at = pacer.next_send_time(now=now)
-            if pacing_at is not None:
-                quic._pacing_at = pacing_at
-                break
+        eliciting = False
+        while True:
+            # Like aioquic's loop this asks the pacer once more after the
+            # queue is empty (the packet it starts then finds nothing), and
+            # not before a packet that carries an overdue ACK.
+            ack_at = space.ack_at
+            if ack_at is None or ack_at >= now:
+                pacing_at = pacer.next_send_time(now=now)
+                if pacing_at is not None:
+                    quic._pacing_at = pacing_at
+                    break
             room = min(size, flight_left) - header_size - AEAD_TAG_SIZE
             frames: list[bytes] = []
+            handler = None
+            if ack_at is not None and ack_at <= now:
+                frame, handler = ack_frame(quic, space, now, header_size)
+                frames.append(frame)
+                room -= len(frame)
+            carries = False
             while pending:
                 data = pending[0]
                 length = len(data)
@@ -204,6 +249,7 @@ class FastDatagramSender:
                 frames.append(data)
                 room -= frame_size
                 pending.popleft()
+                carries = True
             if not frames:
                 break
             header = (
@@ -213,18 +259,24 @@ class FastDatagramSender:
             )
             packet = crypto.encrypt_packet(header, b"".join(frames), number)
             pacer.update_after_send(now=now)
-            packets.append(sent_record(number, now, len(packet), in_flight=True))
+            record = sent_record(number, now, len(packet), in_flight=carries)
+            if handler is not None:
+                record.delivery_handlers.append(handler)
+            packets.append(record)
             datagrams.append((packet, addr))
-            flight_left -= len(packet)
+            if carries:
+                flight_left -= len(packet)
+                eliciting = True
             number += 1
         if packets:
             quic._packet_number = number
             for sent in packets:
                 loss.on_packet_sent(packet=sent, space=space)
-            if not quic._ack_eliciting_sent_since_receipt:
+            if eliciting and not quic._ack_eliciting_sent_since_receipt:
                 quic._close_at = now + quic._idle_timeout()
                 quic._ack_eliciting_sent_since_receipt = True
             self.fast_packets += len(packets)
+            FastDatagramSender.sent += len(packets)
         return datagrams
 
 

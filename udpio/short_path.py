@@ -115,11 +115,14 @@ _CONNECTED = QuicConnectionState.CONNECTED
 _ONE_RTT_PACKET = QuicPacketType.ONE_RTT
 
 
-def control_frames_due(quic: QuicConnection, space: Any) -> bool:
+def control_frames_due(
+    quic: QuicConnection, space: Any, *, datagrams: bool = True
+) -> bool:
     """Whether aioquic's ``_write_application`` could write anything besides
     an ACK and STREAM frames (or ``datagrams_to_send`` do anything else around
     it): each test is one of its frames or conditions, in its order. The
-    ACK-of-ACK PING counts when an ACK is owed."""
+    ACK-of-ACK PING counts when an ACK is owed. Queued DATAGRAM frames count
+    unless ``datagrams`` is False (for a short path that sends them)."""
     if (
         quic._state is not _CONNECTED
         or quic._close_pending
@@ -138,7 +141,7 @@ def control_frames_due(quic: QuicConnection, space: Any) -> bool:
         or quic._streams_blocked_pending
         or quic._ping_pending
         or quic._probe_pending
-        or quic._datagrams_pending
+        or (datagrams and quic._datagrams_pending)
         or not quic._cryptos[_ONE_RTT].send.is_valid()
         or not quic._crypto_streams[_ONE_RTT].sender.buffer_is_empty
     ):

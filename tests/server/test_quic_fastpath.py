@@ -63,10 +63,15 @@ class Recorder:
         del self.pair.encrypt_packet
 
 
-def send(server, client, now, datagrams):
+def send(server, client, now, datagrams, *, aioquic=False):
+    """Queue ``datagrams`` on ``server`` and deliver what its call builds;
+    ``aioquic``: call aioquic's method itself, past the short path."""
     for data in datagrams:
         server.send_datagram_frame(data)
-    out = server.datagrams_to_send(now)
+    if aioquic:
+        out = QuicConnection.datagrams_to_send(server, now)
+    else:
+        out = server.datagrams_to_send(now)
     for data, _ in out:
         client.receive_datagram(data, SERVER, now)
     return out
@@ -81,9 +86,9 @@ def test_fast_packets_are_read_by_aioquic_and_match_its_builder(tmp_path):
     small = [b"a" * 300, b"b" * 400, b"c" * 20]  # three frames in one packet
     # 10 ms apart: the connection's pacer holds none of them back.
     with Recorder(crypto) as aioquic_made:
-        send(server, client, now, [PAYLOAD])  # aioquic's method: makes it clean
-        send(server, client, now + 0.01, small)
-    assert sender.fast_packets == 0 or len(aioquic_made.calls) == 2
+        send(server, client, now, [PAYLOAD], aioquic=True)
+        send(server, client, now + 0.01, small, aioquic=True)
+    assert sender.fast_packets == 0 and len(aioquic_made.calls) == 2
     fast_before = sender.fast_packets
     with Recorder(crypto) as fast_made:
         send(server, client, now + 0.02, [PAYLOAD])
@@ -107,8 +112,9 @@ def test_accounting_equals_aioquics(tmp_path):
     send(server, client, now, [PAYLOAD])
     in_flight = server._loss.bytes_in_flight
     number = server._packet_number
+    fast_before = sender.fast_packets
     out = send(server, client, now, [PAYLOAD, PAYLOAD])
-    assert sender.fast_packets == 2
+    assert sender.fast_packets == fast_before + 2
     assert server._packet_number == number + 2
     assert server._loss.bytes_in_flight == in_flight + sum(len(d) for d, _ in out)
     for packet_number in (number, number + 1):
@@ -156,26 +162,172 @@ def test_the_pacer_holds_the_short_path_as_it_holds_aioquics(tmp_path):
     assert held  # the pacer did hold packets back
 
 
-def test_anything_else_goes_through_aioquic(tmp_path):
+def test_anything_but_datagrams_and_an_ack_goes_through_aioquic(tmp_path):
     client, server, wire = connected(tmp_path)
     sender = quic_fastpath.install(server)
     now = wire.now
     send(server, client, now, [PAYLOAD])
-    # a received packet makes an ACK or a limit due: aioquic's method decides
+    fast_before = sender.fast_packets
+    # a request received: the ACK it is owed leads the short path's packet
     stream_id = client.get_next_available_stream_id()
     client.send_stream_data(stream_id, b"hello")
     for data, _ in client.datagrams_to_send(now):
         server.receive_datagram(data, CLIENT, now)
+    assert server._spaces[tls.Epoch.ONE_RTT].ack_at is not None
     send(server, client, now + 0.03, [PAYLOAD])
-    assert sender.fast_packets == 0
-    # a stream write of its own, and a PING, too
-    server.send_stream_data(1 if stream_id == 0 else 3, b"x")
+    assert sender.fast_packets == fast_before + 1
+    assert server._spaces[tls.Epoch.ONE_RTT].ack_at is None
+    assert received(client) == [PAYLOAD, PAYLOAD]
+    assert not client._spaces[tls.Epoch.ONE_RTT].ack_eliciting_in_flight
+    # a receipt that makes a control frame due (the client retires the
+    # connection id it used: NEW_CONNECTION_ID), a stream write of its own
+    # and a PING: aioquic's method decides
+    client.change_connection_id()
+    for data, _ in client.datagrams_to_send(now + 0.04):
+        server.receive_datagram(data, CLIENT, now + 0.04)
+    assert any(not cid.was_sent for cid in server._host_cids)
     send(server, client, now + 0.04, [PAYLOAD])
-    server.send_ping(7)
+    assert all(cid.was_sent for cid in server._host_cids)
+    server.send_stream_data(1 if stream_id == 0 else 3, b"x")
     send(server, client, now + 0.05, [PAYLOAD])
-    assert sender.fast_packets == 0
+    server.send_ping(7)
     send(server, client, now + 0.06, [PAYLOAD])
-    assert sender.fast_packets == 1
+    assert sender.fast_packets == fast_before + 1
+    send(server, client, now + 0.07, [PAYLOAD])
+    assert sender.fast_packets == fast_before + 2
+
+
+def _server_state(server) -> tuple:
+    space = server._spaces[tls.Epoch.ONE_RTT]
+    loss = server._loss
+    return (
+        server._packet_number,
+        loss.bytes_in_flight,
+        loss.congestion_window,
+        server._pacing_at,
+        loss._pacer.bucket_time,
+        space.ack_at,
+        sorted(space.sent_packets),
+        list(server._datagrams_pending),
+        server._close_at,
+    )
+
+
+def test_after_a_receipt_the_short_path_decides_as_aioquic(tmp_path):
+    """A subscriber acknowledges every burst of media, so after most receipts
+    the sender looks at the connection's state instead of asking aioquic's
+    method. Twins, the same traffic: one server sends through the short
+    path, the other through aioquic's method alone; the client acknowledges
+    as quicmeet's does, sends requests (enough for MAX_DATA, MAX_STREAM_DATA
+    and MAX_STREAMS to fall due), PINGs, and one packet
+    in nine (and some of its ACKs) is lost. Every call of the two servers
+    encrypts the same plaintexts and leaves the same state, and most packets
+    take the short path."""
+    short_client, short, wire = connected(tmp_path / "short")
+    twin_client, twin, twin_wire = connected(tmp_path / "aioquic")
+    for client, server in ((short_client, short), (twin_client, twin)):
+        received(client)
+        ack_delay.install(client)
+        ack_delay.install(server)
+    quic_fastpath.install_short_acks(short)
+    sender = quic_fastpath.install(short)
+    records = [Recorder(server._cryptos[tls.Epoch.ONE_RTT]) for server in (short, twin)]
+    for record in records:
+        record.__enter__()
+    now = wire.now
+    assert twin_wire.now == now
+    try:
+        for step in range(600):
+            now += 0.004
+            # Bursts of every size, some beyond the congestion window, and a
+            # second call soon after the first, which the pacer may hold.
+            burst = 60 if step % 50 == 17 else step % 3 + 1
+            outs: list[list] = [[], []]
+            for at in (now, now + 0.0005):
+                for k, server in enumerate((short, twin)):
+                    timer = server.get_timer()
+                    if timer is not None and timer <= at:
+                        server.handle_timer(at)
+                    for _ in range(burst if at == now else step % 2):
+                        server.send_datagram_frame(PAYLOAD[: 200 + step % 950])
+                    outs[k] += server.datagrams_to_send(at)
+                short_made, twin_made = (record.calls for record in records)
+                assert [c[1:] for c in short_made] == [c[1:] for c in twin_made]
+                assert _server_state(short) == _server_state(twin)
+                for record in records:
+                    record.calls.clear()
+            for (client, server), out in zip(
+                ((short_client, short), (twin_client, twin)), outs, strict=True
+            ):
+                for k, (data, _) in enumerate(out):
+                    if (3 * step + k) % 40:
+                        client.receive_datagram(data, SERVER, now)
+                if step % 7 == 3:  # a request; they add up to flow-control updates
+                    stream_id = client.get_next_available_stream_id()
+                    client.send_stream_data(stream_id, b"r" * 24_000, end_stream=True)
+                if step % 11 == 5:
+                    client.send_ping(step)
+                timer = client.get_timer()
+                if timer is not None and timer <= now + 0.002:
+                    client.handle_timer(now + 0.002)
+                for k, (data, _) in enumerate(client.datagrams_to_send(now + 0.002)):
+                    if (step + k) % 13:
+                        server.receive_datagram(data, CLIENT, now + 0.002)
+                while server.next_event() is not None:
+                    pass
+            assert received(short_client) == received(twin_client)
+    finally:
+        for record in records:
+            record.__exit__()
+    assert sender.fast_packets > short._packet_number // 2
+    assert short._local_max_data.sent > short._local_max_data.value // 2 > 0
+
+
+def test_an_overdue_ack_leaves_while_the_pacer_holds_as_in_aioquic(tmp_path):
+    """aioquic does not pace a packet that carries an overdue ACK: the short
+    path sends it too, with what datagrams fit, and then waits as aioquic's
+    does. Twins from the same state, compared call by call: a burst empties
+    the pacer's bucket, then a request read 2 ms earlier is handed over (its
+    ACK was due 1 ms after it), and the next call comes at once."""
+    pairs = [connected(tmp_path / name)[:2] for name in ("short", "aioquic")]
+    (short_client, short), (twin_client, twin) = pairs
+    sender = quic_fastpath.install(short)
+    records = [Recorder(server._cryptos[tls.Epoch.ONE_RTT]) for _, server in pairs]
+    now = 1.0
+    for record in records:
+        record.__enter__()
+    try:
+        for _ in range(3):
+            outs = []
+            for client, server in pairs:
+                received(client)
+                for _ in range(12):
+                    server.send_datagram_frame(PAYLOAD)
+                outs.append(server.datagrams_to_send(now))
+                assert server._pacing_at is not None  # the bucket is empty
+                client.send_stream_data(0, b"a request")
+                for data, _ in client.datagrams_to_send(now - 0.002):
+                    server.receive_datagram(data, CLIENT, now - 0.002)
+                assert server._spaces[tls.Epoch.ONE_RTT].ack_at < now
+                assert server._loss._pacer.next_send_time(now=now) is not None
+                outs.append(server.datagrams_to_send(now))
+                assert server._spaces[tls.Epoch.ONE_RTT].ack_at is None
+                for data, _ in outs[-2] + outs[-1]:
+                    client.receive_datagram(data, SERVER, now)
+                for data, _ in client.datagrams_to_send(now + 0.001):
+                    server.receive_datagram(data, CLIENT, now + 0.001)
+            short_made, twin_made = (record.calls for record in records)
+            assert [c[1:] for c in short_made] == [c[1:] for c in twin_made]
+            assert [len(out) for out in outs[:2]] == [len(out) for out in outs[2:]]
+            assert len(outs[1]) == 1  # the ACK's packet, unpaced
+            assert _server_state(short) == _server_state(twin)
+            for record in records:
+                record.calls.clear()
+            now += 0.01
+    finally:
+        for record in records:
+            record.__exit__()
+    assert sender.fast_packets >= 3
 
 
 def test_congestion_window_and_key_update(tmp_path):
@@ -184,8 +336,9 @@ def test_congestion_window_and_key_update(tmp_path):
     now = wire.now
     send(server, client, now, [PAYLOAD])
     window = server._loss.congestion_window - server._loss.bytes_in_flight
+    fast_before = sender.fast_packets
     out = send(server, client, now, [PAYLOAD] * 200)
-    assert sender.fast_packets == len(out) > 0
+    assert sender.fast_packets - fast_before == len(out) > 0
     assert sum(len(d) for d, _ in out) <= window
     assert server._datagrams_pending  # the rest waits for room
     assert len(received(client)) == 1 + len(out)
@@ -210,10 +363,11 @@ def test_a_path_mtu_probe_through_the_short_path(tmp_path):
     send(server, client, now, [PAYLOAD])
     wire.sizes.clear()
     verdicts: list[bool] = []
+    fast_before = sender.fast_packets
     sent = mtu_probe.send_mtu_probe(
         server, 1452, PADDING_MARK, lambda: wire.send(server), verdicts.append
     )
-    assert sent and wire.sizes == [1452] and sender.fast_packets == 1
+    assert sent and wire.sizes == [1452] and sender.fast_packets == fast_before + 1
     wire.run(2.0)
     assert verdicts == [True]
 

@@ -160,3 +160,37 @@ async def test_keyframe_requests_go_to_the_publisher_coalesced(server, user):
         [KeyframeRequest(other_track.track_id, 0).serialize()], 10
     )
     await eventually(lambda: server.snapshot()["sfu_keyframe_requests_refused"] == 2)
+
+
+async def test_a_meetings_packets_leave_on_the_short_datagram_path(server, user):
+    """Every member publishes and receives, so the node owes each one ACKs
+    and is acknowledged by each between bursts: its packets are still built
+    by the short paths (:mod:`server.quic_fastpath`), hardly any by aioquic's
+    general builder (before, that built every packet of this meeting that
+    carried media)."""
+    names = ["alice", "bob", "carol"]
+    sessions, inboxes = await meeting(user, names)
+    tracks = [await s.rooms.publish("camera", 320, 240, 15) for s in sessions]
+    before = server.snapshot()
+    bursts = 30
+    for burst in range(bursts):
+        for session, track in zip(sessions, tracks, strict=True):
+            datagrams = [video(track.track_id, burst * 2 + i) for i in range(2)]
+            assert session.rooms.send_datagrams(datagrams, max_queued=100)
+        await asyncio.sleep(0.01)
+    expected = bursts * 2 * (len(names) - 1)
+    await eventually(lambda: all(len(inboxes[n]) == expected for n in names))
+    after = server.snapshot()
+    forwarded = after["sfu_forwarded"] - before["sfu_forwarded"]
+    assert forwarded == expected * len(names)
+
+    def delta(name: str) -> int:
+        return after[name] - before[name]
+
+    sent = delta("udp_datagrams_sent")
+    # The rest: ACK-only packets (for a member's media when nothing is
+    # forwarded to it just then) and the odd packet of a stream.
+    short_paths = ("short_datagram_packets", "short_acks_sent", "short_stream_packets")
+    general = sent - sum(delta(name) for name in short_paths)
+    assert delta("short_datagram_packets") > 0
+    assert general < sent * 0.2, (general, sent)
