@@ -8,7 +8,9 @@ best of three runs; and the same for the ACK that answers a keepalive PING
 with the receipt of the PING beside it (``ack_us_per_ping``; aioquic's
 ``receive_datagram`` against :mod:`udpio.short_receive`'s); the client's keepalive PING,
 aioquic's ``send_ping`` and ``datagrams_to_send`` against
-:func:`udpio.short_path.send_ping` (``ping_us_per_keepalive``); and per packet
+:func:`udpio.short_path.send_ping` (``ping_us_per_keepalive``); a call of the
+server's with nothing due, aioquic's builder against the short ACK path's
+answer (``empty_us_per_call``); and per packet
 of a bulk stream (a download of ``--stream-mib``, both ends acknowledging as
 quicmeet's do), aioquic's method against :mod:`udpio.short_path`'s
 (``stream_us_per_packet``) and the receiving end's ``receive_datagram``
@@ -136,6 +138,21 @@ def _run_keepalives(client, server, now: float, rounds: int, short: bool) -> flo
     return spent / rounds * 1e6
 
 
+def _run_empty(server, now: float, rounds: int) -> float:
+    """A transmit with nothing to send (what most of a node's receipts leave:
+    an ACK read, or media whose ACK is not due yet). Returns µs of CPU per
+    ``datagrams_to_send`` call."""
+    spent = 0.0
+    for _ in range(rounds):
+        now += 0.01
+        start = time.process_time()
+        out = server.datagrams_to_send(now)
+        spent += time.process_time() - start
+        if out:
+            raise SystemExit("a call with nothing due built a packet")
+    return spent / rounds * 1e6
+
+
 def _run_stream(client, server, now: float, size: int) -> tuple[float, float, int]:
     """The server sends ``size`` bytes on one stream; the client reads and
     acknowledges after every call. Returns the CPU of the server's calls, of
@@ -223,6 +240,17 @@ def main() -> None:
                 keepalive[name] = min(keepalive.get(name, us), us)
         result["ping_us_per_keepalive"] = {k: round(v, 1) for k, v in keepalive.items()}
         result["ping_ratio"] = round(keepalive["fast"] / keepalive["aioquic"], 2)
+        empty: dict[str, float] = {}
+        for _ in range(3):
+            for name in ("aioquic", "fast"):
+                client, server, now = _pair(Path(directory))
+                _idle_server(server, short=True)
+                if name == "fast":
+                    quic_fastpath.install_short_acks(server)
+                us = _run_empty(server, now, args.rounds)
+                empty[name] = min(empty.get(name, us), us)
+        result["empty_us_per_call"] = {k: round(v, 1) for k, v in empty.items()}
+        result["empty_ratio"] = round(empty["fast"] / empty["aioquic"], 2)
         per_packet: dict[str, float] = {}
         receipt_per_packet: dict[str, float] = {}
         for _ in range(3):

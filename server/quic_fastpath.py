@@ -75,6 +75,7 @@ from udpio.short_path import (
     ack_frame,
     control_frames_due,
     give_class,
+    nothing_to_send,
     sendable_streams,
     sent_record,
     short_header,
@@ -329,8 +330,13 @@ class ShortAcks(QuicConnection):
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         space = self._spaces[_ONE_RTT]
         ack_at = space.ack_at
-        if ack_at is not None and ack_at <= now and _only_an_ack_due(self, space):
-            return _send_ack(self, space, now)
+        if ack_at is not None and ack_at <= now:
+            if _only_an_ack_due(self, space):
+                return _send_ack(self, space, now)
+        elif nothing_to_send(self, now):
+            # What most receipts leave: an ACK, or media whose own ACK is not
+            # due yet. aioquic's builder would walk every frame to find this.
+            return []
         return super().datagrams_to_send(now)
 
 

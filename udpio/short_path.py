@@ -237,26 +237,33 @@ _PING_PAYLOAD = bytes((int(QuicFrameType.PING), int(QuicFrameType.PADDING)))
 so that header protection finds its sample (:data:`_SAMPLE_PADDING`)."""
 
 
-def _nothing_due(quic: QuicConnection) -> bool:
-    """No ACK owed, and no control frame or stream data for aioquic's
-    ``_write_application`` to write."""
+def _nothing_due(quic: QuicConnection, now: float | None = None) -> bool:
+    """No ACK owed (given ``now``: none due by then), and no control frame or
+    stream data for aioquic's ``_write_application`` to write."""
     space = quic._spaces[_ONE_RTT]
+    ack_at = space.ack_at
     return (
-        space.ack_at is None
-        and not control_frames_due(quic, space)
+        (ack_at is None or (now is not None and ack_at > now))
+        # Streams first: a connection sending a download asks at every
+        # transmit, and its stream answers sooner than the control frames.
         and sendable_streams(quic) == []
+        and not control_frames_due(quic, space)
     )
 
 
 def nothing_to_send(quic: QuicConnection, now: float) -> bool:
     """Whether aioquic's ``datagrams_to_send(now)`` would build nothing: no
-    ACK owed, no control frame or stream data due, and the pacer not holding.
+    ACK due by ``now``, no control frame or stream data due, and the pacer not
+    holding.
     When true it has done what that call would (the pacer's bucket brought up
     to ``now``, no pacing time), so the call can be left out; when false it
     has changed nothing but the bucket, as the call does first. A connection
     that only PINGs reads an ACK-only packet for each, after which aioquic's
     builder starts a packet only to find nothing for it."""
-    if not _nothing_due(quic) or quic._loss._pacer.next_send_time(now=now) is not None:
+    if (
+        not _nothing_due(quic, now)
+        or quic._loss._pacer.next_send_time(now=now) is not None
+    ):
         return False
     quic._pacing_at = None
     return True

@@ -395,6 +395,8 @@ class Shadowed:
 
     def __init__(self, server) -> None:
         self.server, self.compared = server, 0
+        self.nothing = 0
+        """Calls that built nothing without asking aioquic (compared too)."""
 
     def _state(self) -> dict:
         server = self.server
@@ -438,6 +440,21 @@ class Shadowed:
         server = self.server
         space = server._spaces[tls.Epoch.ONE_RTT]
         due = space.ack_at is not None and space.ack_at <= now
+        if (
+            not due
+            and short_path._nothing_due(server, now)
+            and server._loss._pacer.next_send_time(now=now) is None
+        ):
+            # aioquic's method, from the same state, builds and changes nothing
+            before = self._state()
+            theirs = QuicConnection.datagrams_to_send(server, now)
+            after_theirs = self._state()
+            self._restore(before)
+            ours = server.datagrams_to_send(now)
+            assert theirs == [] and ours == []
+            assert self._state() == after_theirs
+            self.nothing += 1
+            return ours
         if not (due and quic_fastpath._only_an_ack_due(server, space)):
             before = quic_fastpath.ShortAcks.sent
             out = server.datagrams_to_send(now)
@@ -545,7 +562,9 @@ def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
     # and back to the short path when nothing else is due (this PING's packet
     # acknowledges the server's: an event, so its ACK waits the delay)
     ping(client, server, now + 1.5)
+    nothing = shadow.nothing
     assert answered(now + 1.5) == []
+    assert shadow.nothing == nothing + 1  # the ACK not due yet: no builder
     assert len(answered(now + 1.5 + ack_delay.ACK_DELAY)) == 1
     assert quic_fastpath.ShortAcks.sent == sent + 1
 
@@ -757,9 +776,14 @@ def test_nothing_to_send_holds_whenever_aioquic_builds_nothing(tmp_path):
     now = wire.now
     verdicts = []
 
+    waiting = 0
+
     def check(now: float) -> None:
+        nonlocal waiting
         before = shadow._state()
+        ack_at = client._spaces[tls.Epoch.ONE_RTT].ack_at
         nothing = short_path.nothing_to_send(client, now)
+        waiting += nothing and ack_at is not None
         ours = shadow._state()
         if not nothing:  # nothing moved but the pacer's bucket
             assert {**ours, "bucket": None} == {**before, "bucket": None}
@@ -793,4 +817,5 @@ def test_nothing_to_send_holds_whenever_aioquic_builds_nothing(tmp_path):
         check(now)
     nothing_built = [built for nothing, built in verdicts if nothing]
     assert len(nothing_built) >= 60 and not any(nothing_built)
+    assert waiting >= 10  # of them with an ACK owed, not due yet
     assert sum(built for nothing, built in verdicts if not nothing) >= 30
