@@ -162,7 +162,7 @@ class FastDatagramSender:
                     and len(quic._network_paths) == 1
                 ):
                     return self._send(quic, space, now)
-            elif self._only_datagrams_due(quic, space):
+            elif _only_datagrams_due(quic, space):
                 # A member acknowledges each burst of media it is sent and
                 # sends its own, which this end owes ACKs for: asking aioquic
                 # after every packet received built most packets with its
@@ -172,18 +172,6 @@ class FastDatagramSender:
         datagrams = self._full(now)
         self._clean = self._left_only_datagrams(quic)
         return datagrams
-
-    def _only_datagrams_due(self, quic: QuicConnection, space: Any) -> bool:
-        """Whether, from the connection's state alone, aioquic's method would
-        write nothing but the queued DATAGRAM frames and perhaps an ACK (no
-        ACK-of-ACK PING: :func:`udpio.short_path.control_frames_due` counts
-        it), with room in the congestion window for a full packet."""
-        loss = quic._loss
-        return (
-            loss.congestion_window - loss.bytes_in_flight >= quic._max_datagram_size
-            and not control_frames_due(quic, space, datagrams=False)
-            and sendable_streams(quic) == []
-        )
 
     def _left_only_datagrams(self, quic: QuicConnection) -> bool:
         if (
@@ -338,6 +326,19 @@ class ShortAcks(QuicConnection):
             # due yet. aioquic's builder would walk every frame to find this.
             return []
         return super().datagrams_to_send(now)
+
+
+def _only_datagrams_due(quic: QuicConnection, space: Any) -> bool:
+    """Whether, from the connection's state alone, aioquic's method would
+    write nothing but the queued DATAGRAM frames and perhaps an ACK (no
+    ACK-of-ACK PING: :func:`udpio.short_path.control_frames_due` counts it),
+    with room in the congestion window for a full packet."""
+    loss = quic._loss
+    return (
+        loss.congestion_window - loss.bytes_in_flight >= quic._max_datagram_size
+        and not control_frames_due(quic, space, datagrams=False)
+        and sendable_streams(quic) == []
+    )
 
 
 def _only_an_ack_due(quic: QuicConnection, space: Any) -> bool:
