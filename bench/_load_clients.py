@@ -367,6 +367,17 @@ class Generator:
             if m.transport is not None
         )
 
+    def sent(self) -> int:
+        """Datagrams this process's sockets sent: the PINGs, a probe that
+        repeats one whose ACK came later than its probe timeout, the ACKs of
+        what the node sent that asks for one (a path MTU confirmation a
+        minute after a login)."""
+        return sum(
+            m.transport.stats["datagrams_sent"]
+            for m in self.muxes
+            if m.transport is not None
+        )
+
     def ports(self) -> list[int]:
         """The local UDP ports of this process's sockets."""
         return [
@@ -665,6 +676,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "idle":
             result = {
                 "pings": generator.pings,
+                "sent": generator.sent(),
                 "held": generator.held(),
                 "pid": os.getpid(),
                 "rss_kib": rss_kib(os.getpid()),

@@ -63,6 +63,7 @@ from pathlib import Path
 from _common import (  # noqa: I001
     ROOT,
     Child,
+    can_plot,
     percentile,
     process_cpu_seconds,
     server_stats,
@@ -346,12 +347,14 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             idle_cpu = process_cpu_seconds(server.proc.pid)
             idle_before = await ask(pipes, "idle")
             pings = sum(a["pings"] for a in idle_before)
+            sent = sum(a["sent"] for a in idle_before)
             idle_started = time.perf_counter()
             await asyncio.sleep(args.settle)
             idle_s = time.perf_counter() - idle_started
             idle = await ask(pipes, "idle")
             idle_cpu = process_cpu_seconds(server.proc.pid) - idle_cpu
             pings = sum(a["pings"] for a in idle) - pings
+            sent = sum(a["sent"] for a in idle) - sent
             rss = server.rss_kib()
             stats = await server_stats(server)  # over the ramp and the settle
             chats, chat = await chat_round(pipes, args)
@@ -393,6 +396,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     if added
                     else None,
                     "idle_pings_per_s": round(pings / idle_s, 1),
+                    # Over 1: PINGs repeated (their ACK later than their
+                    # probe timeout: a node or a generator behind), or ACKs
+                    # of the node's path MTU confirmations (a minute after
+                    # each login, so within a minute of a ramp).
+                    "idle_datagrams_per_ping": round(sent / pings, 3)
+                    if pings
+                    else None,
                     "idle_server_cores": round(idle_cpu / idle_s, 3),
                     # What the generators spend on the same PINGs and ACKs.
                     "idle_generator_cores": round(
@@ -672,6 +682,8 @@ def main() -> None:
         "--baseline", type=Path, default=None, help="another checkout to compare"
     )
     args = parser.parse_args()
+    if args.plot is not None and not can_plot():
+        args.plot = None  # said now, not after a run of half an hour
     print(json.dumps(asyncio.run(run_all(args)), indent=1))
 
 

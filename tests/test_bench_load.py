@@ -244,6 +244,7 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
         spaces = [c.quic._spaces[tls.Epoch.ONE_RTT] for c in generator.clients]
         await eventually(lambda: all(s.ack_at is None for s in spaces))
         numbers = [c.quic._packet_number for c in generator.clients]
+        sent = generator.sent()
         built = []
         short = clients.send_ping
 
@@ -263,6 +264,8 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
         assert [c.quic._packet_number for c in generator.clients] == [
             n + 5 for n in numbers
         ]
+        # what a step's idle_datagrams_per_ping counts: a datagram each
+        assert generator.sent() - sent == 20
         await eventually(
             lambda: all(c.quic._loss.bytes_in_flight == 0 for c in generator.clients)
         )
