@@ -29,6 +29,7 @@ from _common import (  # noqa: I001
     Child,
     percentile,
     process_cpu_seconds,
+    server_stats,
     start_quicmeet_server,
 )
 from chat import PASSWORD, Recipient, send_paced
@@ -141,6 +142,7 @@ async def latency(
     duration: float,
     tag: str,
     pids: dict[str, int],
+    nodes: list[Child],
 ) -> dict:
     """Chat latency from senders on ``a`` to their recipients on ``b``."""
     sessions = []
@@ -151,6 +153,7 @@ async def latency(
         await befriend(sender, s_name, recipient, r_name)
         sessions.append((sender, recipient, s_name, r_name))
     recipients = [Recipient(r, s_name) for _, r, s_name, _ in sessions]
+    commits = await _commits(nodes)
     cpu = CpuShares(pids)
     load_before = os.getloadavg()[0]
     stop_at = time.perf_counter() + duration
@@ -167,6 +170,8 @@ async def latency(
     ):
         await asyncio.sleep(0.01)
     cores_busy = cpu.finish()
+    after = await _commits(nodes)
+    batches, ops = after[0] - commits[0], after[1] - commits[1]
     latencies = [x for r in recipients for x in r.latencies]
     to_commit = [x for r in recipients for x in r.send_to_commit]
     after_commit = [x for r in recipients for x in r.commit_to_arrival]
@@ -191,8 +196,22 @@ async def latency(
             round(percentile(after_commit, q) * 1000, 1) for q in (50, 99)
         ],
         "cores_busy": cores_busy,
+        # Both nodes' chat commits (messages on the senders' node, receipts
+        # on the recipients'): each batch is two round trips to PostgreSQL.
+        "chat_batches": batches,
+        "chat_ops_per_batch": round(ops / batches, 2) if batches else None,
         "load_average_before": round(load_before, 2),
     }
+
+
+async def _commits(nodes: list[Child]) -> tuple[int, int]:
+    """The chat batches and the messages and receipts in them that ``nodes``
+    committed so far."""
+    stats = [await server_stats(node) for node in nodes]
+    return (
+        sum(s["chat_batches"] for s in stats),
+        sum(s["chat_ops_committed"] for s in stats),
+    )
 
 
 async def failover(node_a: Child, b: str, clients: int) -> dict:
@@ -298,10 +317,10 @@ async def run(pairs: int, rate: float, duration: float, clients: int) -> dict:
             # The same load with both ends on node a first: what the nodes,
             # PostgreSQL and this machine cost without the hop through Redis.
             "latency_same_node": await latency(
-                a.address, a.address, pairs, rate, duration, "same", pids
+                a.address, a.address, pairs, rate, duration, "same", pids, nodes
             ),
             "latency_across_nodes": await latency(
-                a.address, b.address, pairs, rate, duration, "cross", pids
+                a.address, b.address, pairs, rate, duration, "cross", pids, nodes
             ),
             "failover": await failover(a, b.address, clients),
         }

@@ -1,4 +1,4 @@
-"""What two per-transfer costs take in CPU, on this machine, now.
+"""What a few per-packet and per-batch costs take in CPU, on this machine, now.
 
 - ``controller_us_per_packet``: quicmeet's congestion controller
   (``codec/media/cc``) driven as aioquic drives it during a bulk transfer:
@@ -13,7 +13,16 @@
   and in the loop itself for comparison; ms of the process's CPU (both
   threads) per MB, page cache warm, best of three.
 
+- ``chat_batch_bind_us``: the two query strings of a chat batch on a
+  database shared by nodes (``server/chat_writes.py``), ``--batch``
+  messages from as many senders and as many receipts, their parameters
+  bound in the client by psycopg's own client-side cursor (which parses the
+  query for its placeholders each time: the query is too long for its cache)
+  and by ``server.chat_shared.bind``; µs of CPU per batch, best of three.
+  Both must give the same bytes (checked).
+
     python bench/cpu_costs.py [--packets 60000] [--ack-every 60] [--file-mib 64]
+        [--batch 16]
 
 Prints one JSON object.
 """
@@ -118,14 +127,80 @@ def executor_cost(file_mib: int) -> dict[str, float]:
         }
 
 
+def _chat_batch_queries(batch: int) -> list[tuple[str, list[object]]]:
+    """Both queries of a chat batch of ``batch`` messages (from as many
+    senders) and as many receipts, in PostgreSQL's SQL."""
+    import peewee
+
+    from server.chat_writes import shared_read_query, shared_write_query
+    from server.storage import models
+
+    before = models.database.obj
+    models.database.initialize(peewee.PostgresqlDatabase("bench"))  # its SQL only
+    try:
+        senders = range(1, batch + 1)
+        return [
+            shared_read_query(
+                set(),
+                {(s, s + 1000) for s in senders},
+                {s: {f"{s}-{time.time_ns()}"} for s in senders},
+                {(s + 1000, s) for s in senders},
+            ),
+            shared_write_query(
+                [
+                    (s, 1000 + s, s, s + 1000, f"{s}-{n}", f"it's {s}", 1_700_000)
+                    for n, s in enumerate(senders)
+                ],
+                {s: 1000 + s for s in senders},
+                {(s + 1000, s): (1000 + s, 999 + s) for s in senders},
+            ),
+        ]
+    finally:
+        models.database.initialize(before)
+
+
+def chat_bind_cost(batch: int) -> dict[str, float]:
+    """µs of CPU per chat batch to bind both queries' parameters: psycopg's
+    client-side binding against ``server.chat_shared.bind``."""
+    from psycopg._queries import PostgresClientQuery
+    from psycopg.adapt import Transformer
+
+    from server.chat_shared import bind
+
+    queries = _chat_batch_queries(batch)
+    literals = Transformer()
+
+    def theirs(query: str, params: list[object]) -> bytes:
+        converted = PostgresClientQuery(literals)
+        converted.convert(query, params)
+        return converted.query
+
+    def ours(query: str, params: list[object]) -> bytes:
+        return bind(query, params, literals)
+
+    assert all(theirs(*q) == ours(*q) for q in queries)
+    costs = {}
+    for name, way in (("psycopg", theirs), ("quicmeet", ours)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            for _ in range(200):
+                for query in queries:
+                    way(*query)
+            best = min(best, (time.process_time() - start) / 200 * 1e6)
+        costs[name] = round(best, 1)
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=60000)
     parser.add_argument("--ack-every", type=int, default=60)
     parser.add_argument("--file-mib", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
-    if args.packets < 1 or args.ack_every < 1 or args.file_mib < 1:
-        parser.error("--packets, --ack-every and --file-mib must be positive")
+    if min(args.packets, args.ack_every, args.file_mib, args.batch) < 1:
+        parser.error("--packets, --ack-every, --file-mib and --batch must be positive")
     runs = [controller_cost(args.packets, args.ack_every) for _ in range(3)]
     best = min(run[0] for run in runs)
     _, window, mode = runs[0]
@@ -136,6 +211,7 @@ def main() -> None:
                 "controller_final_window": window,
                 "controller_final_mode": mode,
                 "executor_read_ms_per_mb": executor_cost(args.file_mib),
+                "chat_batch_bind_us": chat_bind_cost(args.batch),
             },
             indent=1,
         )

@@ -260,6 +260,8 @@ class ServerApp:
             "short_stream_packets": short_stream_packets(),
             "short_datagram_packets": short_datagram_packets(),
             "short_packets_received": short_packets_received(),
+            "chat_batches": self.chat.store.batches,
+            "chat_ops_committed": self.chat.store.committed,
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),
             "worst_own_loop_stall_ms": (
                 None

@@ -25,3 +25,11 @@ def test_reading_through_the_executor_is_measured_by_chunk(cpu_costs):
     costs = cpu_costs.executor_cost(2)
     assert set(costs) == {"executor_64k", "executor_256k", "loop_64k"}
     assert all(cost > 0 for cost in costs.values())
+
+
+def test_a_chat_batch_is_bound_both_ways_to_the_same_bytes(cpu_costs):
+    # chat_bind_cost asserts that psycopg's binding and ours agree on both
+    # queries of the batch before it times them.
+    costs = cpu_costs.chat_bind_cost(4)
+    assert set(costs) == {"psycopg", "quicmeet"}
+    assert all(cost > 0 for cost in costs.values())

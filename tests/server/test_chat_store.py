@@ -53,7 +53,7 @@ def _count_round_trips(monkeypatch) -> list[str]:
     original = psycopg.AsyncCursor.execute
 
     async def counted(self, query, params=None, **kwargs):
-        sent.append(query if isinstance(query, str) else repr(query))
+        sent.append(query.decode() if isinstance(query, bytes) else query)
         return await original(self, query, params, **kwargs)
 
     monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
@@ -266,6 +266,60 @@ async def test_a_failed_batch_writes_nothing_and_the_next_one_commits(tmp_path, 
         )
         assert again[0].seq == first.seq + 1 and not again[0].duplicate
         assert again[1] == (first.seq, first.seq)
+    finally:
+        await store.stop()
+        storage.close()
+
+
+async def test_texts_reach_postgresql_exactly_as_sent(tmp_path, postgres):
+    """The shared store writes each parameter into the query text itself
+    (``chat_shared.bind``): quotes, backslashes, percent signs (a
+    placeholder's own spelling too), SQL, comment marks, newlines and
+    characters beyond ASCII are stored as sent, in texts and in client ids,
+    and a retry of each is found. What ``bind`` makes of a query is what
+    psycopg's own client-side binding makes of it."""
+    from psycopg._queries import PostgresClientQuery
+    from psycopg.adapt import Transformer
+
+    from server.chat_shared import bind
+
+    texts = [
+        "it's",
+        'say "hi"',
+        "back\\slash \\'",
+        "100% %s %%s %(x)s",
+        "'); DROP TABLE message; --",
+        "-- not a comment",
+        "line\nbreak\ttab",
+        "ünïcødé ✓ 🎉",
+        "",
+    ]
+    storage, store, ids = await _store(tmp_path, postgres.create_database())
+    a, b = ids[0], ids[1]
+    store.start()
+    try:
+        sends = [store.send(a, b, f"{text}#{n}", text) for n, text in enumerate(texts)]
+        first = await asyncio.gather(*sends)
+        assert not any(r.duplicate for r in first)
+        stored = await storage.run(
+            lambda: {m.client_id: m.text for m in Message.select()}
+        )
+        assert stored == {f"{text}#{n}": text for n, text in enumerate(texts)}
+        again = await asyncio.gather(
+            *[store.send(a, b, f"{text}#{n}", "x") for n, text in enumerate(texts)]
+        )
+        assert [(r.seq, r.duplicate) for r in again] == [(r.seq, True) for r in first]
+
+        connection = store._shared_db._connection
+        literals = Transformer.from_context(connection)
+        query = "SELECT %s, %s, %s, %s, %s, %s, %s - %s"
+        params = [*texts[:4], None, 2**63, 0, -5]
+        theirs = PostgresClientQuery(Transformer.from_context(connection))
+        theirs.convert(query, params)
+        assert bind(query, params, literals) == theirs.query
+        cursor = connection.cursor()
+        await cursor.execute(bind(query, params, literals))
+        assert await cursor.fetchone() == (*texts[:4], None, 2**63, 5)
     finally:
         await store.stop()
         storage.close()

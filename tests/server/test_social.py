@@ -167,7 +167,7 @@ async def test_vanished_friend_turns_offline_within_ten_seconds(member):
 
 
 @pytest.mark.stores
-async def test_chat_delivery_receipts_history_and_search(member):
+async def test_chat_delivery_receipts_history_and_search(server, member):
     a = await member("lena")
     b = await member("mike")
     await befriend(a, b)
@@ -201,6 +201,11 @@ async def test_chat_delivery_receipts_history_and_search(member):
     await b.chat.typing("lena")
     typing = await next_of(a.session, TypingChanged)
     assert typing.username == "mike" and typing.typing
+    # Operators see the chat store's commits: two messages and the read
+    # receipt at least, in as many batches or fewer.
+    stats = server.snapshot()
+    assert stats["chat_ops_committed"] >= 3
+    assert 1 <= stats["chat_batches"] <= stats["chat_ops_committed"]
 
 
 async def test_only_friends_chat_and_limits(member):
