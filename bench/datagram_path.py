@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import quic_fastpath  # noqa: E402
 from server.certs import ensure_certificate  # noqa: E402
 from server.quic_adapter import release_handshake_state  # noqa: E402
-from udpio import ack_delay, short_path, short_receive  # noqa: E402
+from udpio import ack_delay, short_acks, short_path, short_receive  # noqa: E402
 
 CLIENT = ("10.0.0.1", 1234)
 SERVER = ("10.0.0.2", 4433)
@@ -220,11 +220,11 @@ def main() -> None:
                 client, server, now = _pair(Path(directory))
                 _idle_server(server, short=name == "fast")
                 if name == "fast":
-                    quic_fastpath.install_short_acks(server)
+                    short_acks.install(server)
                 received, answered = _run_pings(client, server, now, args.rounds)
                 answer[name] = min(answer.get(name, answered), answered)
                 receipt[name] = min(receipt.get(name, received), received)
-        if quic_fastpath.ShortAcks.sent == 0:
+        if short_acks.ShortAcks.sent == 0:
             raise SystemExit("the short ACK path never ran")
         result["ack_us_per_ping"] = {
             name: {"receive": round(receipt[name], 1), "answer": round(answer[name], 1)}
@@ -246,7 +246,7 @@ def main() -> None:
                 client, server, now = _pair(Path(directory))
                 _idle_server(server, short=True)
                 if name == "fast":
-                    quic_fastpath.install_short_acks(server)
+                    short_acks.install(server)
                 us = _run_empty(server, now, args.rounds)
                 empty[name] = min(empty.get(name, us), us)
         result["empty_us_per_call"] = {k: round(v, 1) for k, v in empty.items()}

@@ -44,6 +44,7 @@ from udpio.held_events import HoldsEvents
 from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
+from udpio.short_acks import install as short_ack_path
 from udpio.short_path import install as short_stream_path
 from udpio.short_receive import install as short_receive_path
 
@@ -199,8 +200,9 @@ class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
         the loop's timers can keep (:mod:`udpio.pacing`), RTT samples the
         controller can take the peer's ACK delay out of
         (:mod:`udpio.rtt_samples`), the short paths for sending stream
-        packets (:mod:`udpio.short_path`) and receiving the steady state's
-        (:mod:`udpio.short_receive`) and the path MTU search once
+        packets (:mod:`udpio.short_path`) and ACK-only ones
+        (:mod:`udpio.short_acks`), and for receiving the steady state's
+        (:mod:`udpio.short_receive`), and the path MTU search once
         the handshake is done; a server silent for
         ``idle_timeout`` seconds is given up (:func:`keepalive_plan`)."""
         clock = asyncio.get_running_loop().time
@@ -209,6 +211,7 @@ class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
         granular_pacing(self.quic)
         report_ack_delays(self.quic)
         short_stream_path(self.quic)
+        short_ack_path(self.quic)
         self._mtu = PathMtuProber(self.quic, clock)
         self.idle_timeout = idle_timeout
         self.keepalive = keepalive_plan(peer_idle_timeout(self.quic), idle_timeout)

@@ -44,10 +44,12 @@ from codec.media.cc import (
     register_scavenger_congestion_control,
 )
 from udpio.controller import replace_congestion_control
+from udpio.short_acks import ShortAcks
+from udpio.short_acks import install as install_short_acks
 from udpio.short_path import ShortStreams
 from udpio.short_receive import ShortReceive
 
-from .quic_fastpath import FastDatagramSender, ShortAcks, install_short_acks
+from .quic_fastpath import FastDatagramSender
 from .quic_fastpath import install as install_fast_path
 
 __all__ = [
@@ -277,7 +279,7 @@ def fast_datagram_path(
 def short_ack_path(quic: QuicConnection) -> None:
     """Have the connection build its packets that carry only an ACK (the
     answer to a keepalive PING, most of an upload's packets) on a short path
-    (:mod:`server.quic_fastpath`); call after :func:`udpio.ack_delay.install`
+    (:mod:`udpio.short_acks`); call after :func:`udpio.ack_delay.install`
     and before :func:`fast_datagram_path`."""
     install_short_acks(quic)
 

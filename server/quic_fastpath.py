@@ -1,5 +1,5 @@
-"""Short paths for sending 1-RTT packets that carry only DATAGRAM frames, or
-only an ACK.
+"""A short path for sending 1-RTT packets that carry only DATAGRAM frames
+(and perhaps an ACK).
 
 aioquic builds every packet with its general builder: for each packet it
 walks every kind of control frame (ACK, PATH_CHALLENGE, HANDSHAKE_DONE,
@@ -32,21 +32,11 @@ A member of a meeting acknowledges each burst of media it is sent, and
 sends its own media, which the node owes ACKs for: nearly every round
 followed a receipt, so three packets in four still came from aioquic's
 builder. So a dirty connection is not sent to aioquic's method at once: the
-state checks of the short ACK path (below; :func:`udpio.short_path.control_frames_due`)
-tell whether anything but the DATAGRAM frames and an ACK could be written,
-and when nothing could, the short path writes the packets, the first one led
-by the ACK when one is due (not paced when overdue, as in aioquic's loop).
-
-An idle connection's keepalive PING is answered by a packet holding one ACK
-frame, which aioquic also builds with its general builder: a builder of its
-own, the walk over every kind of frame, a second packet started to find
-nothing left. :func:`install_short_acks` gives a connection a class whose
-``datagrams_to_send`` builds that packet directly when an ACK is due and
-nothing else could be written (checked on the connection's state each time:
-no dirty flag, so nothing has to wrap the calls that change it), with the
-pacer calls, sent-packet record and delivery handler aioquic's method makes
-(tests/server/test_quic_fastpath.py runs aioquic's method and this one from
-the same state and compares packets and state).
+state checks of the short ACK path (:mod:`udpio.short_acks`,
+:func:`udpio.short_path.control_frames_due`) tell whether anything but the
+DATAGRAM frames and an ACK could be written, and when nothing could, the
+short path writes the packets, the first one led by the ACK when one is due
+(not paced when overdue, as in aioquic's loop).
 
 Like :mod:`server.quic_adapter`, this module reads aioquic's private
 attributes (listed in :data:`PRIVATE_ATTRIBUTES`), checked against aioquic
@@ -74,19 +64,14 @@ from udpio.short_path import (
     AEAD_TAG_SIZE,
     ack_frame,
     control_frames_due,
-    give_class,
-    nothing_to_send,
     sendable_streams,
     sent_record,
-    short_header,
 )
 
 __all__ = [
     "PRIVATE_ATTRIBUTES",
     "FastDatagramSender",
-    "ShortAcks",
     "install",
-    "install_short_acks",
 ]
 
 PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = short_path.PRIVATE_ATTRIBUTES
@@ -306,28 +291,6 @@ def _dirtying(sender: FastDatagramSender, method: Any) -> Any:
     return call
 
 
-class ShortAcks(QuicConnection):
-    """A connection that builds a packet holding only an ACK frame itself
-    (see the module); :func:`install_short_acks` makes an aioquic connection
-    one by changing its class, so no attribute is added to it."""
-
-    sent = 0
-    """How many ACK-only packets the short path built, in this process (the
-    server's stats and the tests read it)."""
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        space = self._spaces[_ONE_RTT]
-        ack_at = space.ack_at
-        if ack_at is not None and ack_at <= now:
-            if _only_an_ack_due(self, space):
-                return _send_ack(self, space, now)
-        elif nothing_to_send(self, now):
-            # What most receipts leave: an ACK, or media whose own ACK is not
-            # due yet. aioquic's builder would walk every frame to find this.
-            return []
-        return super().datagrams_to_send(now)
-
-
 def _only_datagrams_due(quic: QuicConnection, space: Any) -> bool:
     """Whether, from the connection's state alone, aioquic's method would
     write nothing but the queued DATAGRAM frames and perhaps an ACK (no
@@ -339,48 +302,3 @@ def _only_datagrams_due(quic: QuicConnection, space: Any) -> bool:
         and not control_frames_due(quic, space, datagrams=False)
         and sendable_streams(quic) == []
     )
-
-
-def _only_an_ack_due(quic: QuicConnection, space: Any) -> bool:
-    """Whether aioquic's ``_write_application`` would write nothing but the
-    ACK frame (the checks are :mod:`udpio.short_path`'s, shared with the
-    short path for stream packets)."""
-    return not control_frames_due(quic, space) and sendable_streams(quic) == []
-
-
-def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes, Any]]:
-    # What datagrams_to_send, _write_application, _write_ack_frame and
-    # _flush_builder do when the ACK is all there is, in the same order.
-    quic._pacing_at = None
-    pacer = quic._loss._pacer
-    if space.ack_at >= now:  # due this very moment: pacing applies first
-        pacing_at = pacer.next_send_time(now=now)
-        if pacing_at is not None:
-            quic._pacing_at = pacing_at
-            return []
-    crypto = quic._cryptos[_ONE_RTT]
-    number = quic._packet_number
-    frame, handler = ack_frame(quic, space, now, 3 + len(quic._peer_cid.cid))
-    packet = crypto.encrypt_packet(short_header(quic, crypto, number), frame, number)
-    pacer.update_after_send(now=now)
-    # aioquic starts another packet, which finds nothing to carry.
-    quic._pacing_at = pacer.next_send_time(now=now)
-    quic._packet_number = number + 1
-    record = sent_record(number, now, len(packet), in_flight=False)
-    record.delivery_handlers.append(handler)
-    quic._loss.on_packet_sent(packet=record, space=space)
-    ShortAcks.sent += 1
-    return [(packet, quic._network_paths[0].addr)]
-
-
-_ack_classes: dict[type, type[ShortAcks]] = {}
-"""The class :func:`install_short_acks` gives a connection, by its own class."""
-
-
-def install_short_acks(quic: QuicConnection) -> ShortAcks | None:
-    """Have ``quic`` build its ACK-only packets on the short path from now on;
-    idempotent. Call before :func:`install` (whose sender keeps the method the
-    connection has then). Returns the connection, or None (left alone) for
-    what is not an aioquic connection or an aioquic without the attributes
-    this module reads."""
-    return give_class(quic, ShortAcks, _ack_classes)

@@ -20,6 +20,7 @@ from udpio import (
     pacing,
     queue_delay,
     rtt_samples,
+    short_acks,
     short_path,
     short_receive,
 )
@@ -71,6 +72,11 @@ async def test_every_private_attribute_exists_on_a_live_connection(server, conne
             assert objects, f"{side}: no live {cls.__name__} to check"
             for name in attributes:
                 assert hasattr(objects[0], name), f"{cls.__name__}.{name} is gone"
+
+    # Both ends build their ACK-only packets on the short path
+    # (udpio.short_acks reads udpio.short_path's attributes, checked above).
+    assert isinstance(proto.quic, short_acks.ShortAcks)
+    assert isinstance(conn.quic, short_acks.ShortAcks)
 
     assert client_adapter.peer_certificate(proto.quic) is not None
     assert len(client_adapter.pending_datagrams(proto.quic)) == 0

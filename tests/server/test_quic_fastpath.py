@@ -2,7 +2,9 @@
 connections wired in memory on a virtual clock: its packets are read by an
 unmodified aioquic peer, carry the plaintext aioquic's own builder makes, and
 are accounted for by loss detection and congestion control as aioquic's are;
-anything but DATAGRAM frames goes through aioquic's method."""
+anything but DATAGRAM frames goes through aioquic's method. The same for the
+short ACK path (:mod:`udpio.short_acks`), on the server's end and on the
+client's, and a keepalive PING's (:func:`udpio.short_path.send_ping`)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from aioquic.quic.events import (
 )
 
 from server import quic_fastpath
-from udpio import ack_delay, short_path
+from udpio import ack_delay, short_acks, short_path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "udpio"))
 from test_mtu_probe import CLIENT, SERVER, Wire, pair  # noqa: E402
@@ -229,7 +231,7 @@ def test_after_a_receipt_the_short_path_decides_as_aioquic(tmp_path):
         received(client)
         ack_delay.install(client)
         ack_delay.install(server)
-    quic_fastpath.install_short_acks(short)
+    short_acks.install(short)
     sender = quic_fastpath.install(short)
     now = wire.now
     assert twin_wire.now == now
@@ -378,7 +380,7 @@ def idle_server(tmp_path: Path):
     received(client)
     release_handshake_state(server)
     ack_delay.install(server)
-    assert quic_fastpath.install_short_acks(server) is server
+    assert short_acks.install(server) is server
     return client, server, wire
 
 
@@ -449,10 +451,10 @@ class Shadowed:
             assert self._state() == after_theirs
             self.nothing += 1
             return ours
-        if not (due and quic_fastpath._only_an_ack_due(server, space)):
-            before = quic_fastpath.ShortAcks.sent
+        if not (due and short_acks.only_an_ack_due(server, space)):
+            before = short_acks.ShortAcks.sent
             out = server.datagrams_to_send(now)
-            assert quic_fastpath.ShortAcks.sent == before
+            assert short_acks.ShortAcks.sent == before
             return out
         crypto = server._cryptos[tls.Epoch.ONE_RTT]
         before = self._state()
@@ -461,10 +463,10 @@ class Shadowed:
         after_theirs = self._state()
         self._restore(before)
         assert self._state() == before
-        sent = quic_fastpath.ShortAcks.sent
+        sent = short_acks.ShortAcks.sent
         with Recorder(crypto) as short_made:
             ours = server.datagrams_to_send(now)
-        assert quic_fastpath.ShortAcks.sent == sent + (1 if ours else 0)
+        assert short_acks.ShortAcks.sent == sent + (1 if ours else 0)
         assert short_made.calls == aioquic_made.calls
         assert [(len(d), a) for d, a in ours] == [(len(d), a) for d, a in theirs]
         assert self._state() == after_theirs
@@ -533,7 +535,7 @@ def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
     client, server, wire = idle_server(tmp_path)
     shadow = Shadowed(server)
     now = wire.now + 0.5
-    sent = quic_fastpath.ShortAcks.sent
+    sent = short_acks.ShortAcks.sent
 
     def answered(now: float) -> list:
         out = shadow.send(now)
@@ -544,7 +546,7 @@ def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
     # stream data of the server's own carries the ACK
     ping(client, server, now)
     server.send_stream_data(1, b"x" * 10)
-    assert len(answered(now)) == 1 and quic_fastpath.ShortAcks.sent == sent
+    assert len(answered(now)) == 1 and short_acks.ShortAcks.sent == sent
     # a queued DATAGRAM, a PING of the server's own
     ping(client, server, now + 0.5)
     server.send_datagram_frame(b"z")
@@ -552,7 +554,7 @@ def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
     ping(client, server, now + 1.0)
     server.send_ping(9)
     answered(now + 1.0)
-    assert quic_fastpath.ShortAcks.sent == sent
+    assert short_acks.ShortAcks.sent == sent
     # and back to the short path when nothing else is due (this PING's packet
     # acknowledges the server's: an event, so its ACK waits the delay)
     ping(client, server, now + 1.5)
@@ -560,7 +562,7 @@ def test_anything_besides_the_ack_goes_through_aioquic(tmp_path):
     assert answered(now + 1.5) == []
     assert shadow.nothing == nothing + 1  # the ACK not due yet: no builder
     assert len(answered(now + 1.5 + ack_delay.ACK_DELAY)) == 1
-    assert quic_fastpath.ShortAcks.sent == sent + 1
+    assert short_acks.ShortAcks.sent == sent + 1
 
 
 @pytest.mark.parametrize(
@@ -629,14 +631,93 @@ def test_the_ack_of_ack_trigger_goes_through_aioquic(tmp_path):
         ping(client, server, now)
         ranges = len(server._spaces[tls.Epoch.ONE_RTT].ack_queue)
         trigger = ranges > 1 and server._packet_number % 8 == 0
-        sent = quic_fastpath.ShortAcks.sent
+        sent = short_acks.ShortAcks.sent
         out = shadow.send(now)
         assert len(out) == 1
-        assert (quic_fastpath.ShortAcks.sent == sent) == trigger
+        assert (short_acks.ShortAcks.sent == sent) == trigger
         seen_trigger |= trigger
         for data, _ in out:
             client.receive_datagram(data, SERVER, now)
     assert seen_trigger
+
+
+def test_a_clients_acks_and_empty_calls_match_aioquics(tmp_path):
+    """The client has the short ACK path too (``client.transport``). Its
+    server pushes events on a stream, answers requests, sends DATAGRAMs and
+    PINGs; the client sends a request now and then; one packet in seventeen
+    is lost one way, one in thirteen the other. Every call of the client's
+    that the short path answers (an ACK alone, or nothing) is compared with
+    aioquic's method from the same state; the rest go through the stream
+    path or aioquic's. Everything sent arrives, and most of the client's
+    calls are answered on the short path."""
+    client, server, wire = connected(tmp_path)
+    received(client)
+    for quic in (client, server):
+        ack_delay.install(quic)
+        short_path.install(quic)
+    assert short_acks.install(client) is client
+    shadow = Shadowed(client)
+    events = server.get_next_available_stream_id(is_unidirectional=True)
+    pushed, replies, asked = bytearray(), {}, []
+    got: dict[int, bytearray] = {}
+    now = wire.now
+    for step in range(600):
+        now += 0.007
+        if step % 3 == 0:
+            chunk = bytes([step % 251]) * (80 + step % 700)
+            pushed += chunk
+            server.send_stream_data(events, chunk)
+        if step % 4 == 1:
+            server.send_datagram_frame(PAYLOAD[: 100 + step % 900])
+        if step % 11 == 5:
+            server.send_ping(step)
+        if step % 5 == 2:
+            request = client.get_next_available_stream_id()
+            client.send_stream_data(request, b"q" * (50 + step), end_stream=True)
+            asked.append(request)
+        for k, (data, _) in enumerate(server.datagrams_to_send(now)):
+            if (step + k) % 17:
+                client.receive_datagram(data, SERVER, now)
+        while (event := client.next_event()) is not None:
+            if isinstance(event, StreamDataReceived):
+                got.setdefault(event.stream_id, bytearray()).extend(event.data)
+        later = now + 0.0035
+        for k, (data, _) in enumerate(shadow.send(later)):
+            if (step + k) % 13:
+                server.receive_datagram(data, CLIENT, later)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, StreamDataReceived) and event.end_stream:
+                replies[event.stream_id] = b"a" * (event.stream_id % 300)
+                server.send_stream_data(
+                    event.stream_id, replies[event.stream_id], end_stream=True
+                )
+        for quic in (client, server):
+            timer = quic.get_timer()
+            if timer is not None and timer <= later:
+                quic.handle_timer(later)
+    for _ in range(400):  # no more loss: let retransmissions finish
+        now += 0.01
+        for data, _ in server.datagrams_to_send(now):
+            client.receive_datagram(data, SERVER, now)
+        while (event := client.next_event()) is not None:
+            if isinstance(event, StreamDataReceived):
+                got.setdefault(event.stream_id, bytearray()).extend(event.data)
+        for data, _ in shadow.send(now):
+            server.receive_datagram(data, CLIENT, now)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, StreamDataReceived) and event.end_stream:
+                replies[event.stream_id] = b"a" * (event.stream_id % 300)
+                server.send_stream_data(
+                    event.stream_id, replies[event.stream_id], end_stream=True
+                )
+        for quic in (client, server):
+            timer = quic.get_timer()
+            if timer is not None and timer <= now:
+                quic.handle_timer(now)
+    assert got.pop(events) == pushed
+    assert sorted(replies) == asked
+    assert {sid: bytes(data) for sid, data in got.items()} == replies
+    assert shadow.compared >= 50 and shadow.nothing >= 100
 
 
 # -- a keepalive PING on the short path (udpio.short_path.send_ping) ----------
