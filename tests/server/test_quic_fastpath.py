@@ -660,8 +660,33 @@ def test_a_clients_acks_and_empty_calls_match_aioquics(tmp_path):
     events = server.get_next_available_stream_id(is_unidirectional=True)
     pushed, replies, asked = bytearray(), {}, []
     got: dict[int, bytearray] = {}
+
+    def exchange(now: float, later: float, lost: int) -> None:
+        """The server's packets to the client at ``now``, the client's (its
+        calls shadowed) to the server at ``later``, the server's replies,
+        both ends' timers; the ``lost``-th packets lost (0: none)."""
+        for k, (data, _) in enumerate(server.datagrams_to_send(now)):
+            if not lost or (lost + k) % 17:
+                client.receive_datagram(data, SERVER, now)
+        while (event := client.next_event()) is not None:
+            if isinstance(event, StreamDataReceived):
+                got.setdefault(event.stream_id, bytearray()).extend(event.data)
+        for k, (data, _) in enumerate(shadow.send(later)):
+            if not lost or (lost + k) % 13:
+                server.receive_datagram(data, CLIENT, later)
+        while (event := server.next_event()) is not None:
+            if isinstance(event, StreamDataReceived) and event.end_stream:
+                replies[event.stream_id] = b"a" * (event.stream_id % 300)
+                server.send_stream_data(
+                    event.stream_id, replies[event.stream_id], end_stream=True
+                )
+        for quic in (client, server):
+            timer = quic.get_timer()
+            if timer is not None and timer <= later:
+                quic.handle_timer(later)
+
     now = wire.now
-    for step in range(600):
+    for step in range(1, 601):
         now += 0.007
         if step % 3 == 0:
             chunk = bytes([step % 251]) * (80 + step % 700)
@@ -675,45 +700,10 @@ def test_a_clients_acks_and_empty_calls_match_aioquics(tmp_path):
             request = client.get_next_available_stream_id()
             client.send_stream_data(request, b"q" * (50 + step), end_stream=True)
             asked.append(request)
-        for k, (data, _) in enumerate(server.datagrams_to_send(now)):
-            if (step + k) % 17:
-                client.receive_datagram(data, SERVER, now)
-        while (event := client.next_event()) is not None:
-            if isinstance(event, StreamDataReceived):
-                got.setdefault(event.stream_id, bytearray()).extend(event.data)
-        later = now + 0.0035
-        for k, (data, _) in enumerate(shadow.send(later)):
-            if (step + k) % 13:
-                server.receive_datagram(data, CLIENT, later)
-        while (event := server.next_event()) is not None:
-            if isinstance(event, StreamDataReceived) and event.end_stream:
-                replies[event.stream_id] = b"a" * (event.stream_id % 300)
-                server.send_stream_data(
-                    event.stream_id, replies[event.stream_id], end_stream=True
-                )
-        for quic in (client, server):
-            timer = quic.get_timer()
-            if timer is not None and timer <= later:
-                quic.handle_timer(later)
+        exchange(now, now + 0.0035, lost=step)
     for _ in range(400):  # no more loss: let retransmissions finish
         now += 0.01
-        for data, _ in server.datagrams_to_send(now):
-            client.receive_datagram(data, SERVER, now)
-        while (event := client.next_event()) is not None:
-            if isinstance(event, StreamDataReceived):
-                got.setdefault(event.stream_id, bytearray()).extend(event.data)
-        for data, _ in shadow.send(now):
-            server.receive_datagram(data, CLIENT, now)
-        while (event := server.next_event()) is not None:
-            if isinstance(event, StreamDataReceived) and event.end_stream:
-                replies[event.stream_id] = b"a" * (event.stream_id % 300)
-                server.send_stream_data(
-                    event.stream_id, replies[event.stream_id], end_stream=True
-                )
-        for quic in (client, server):
-            timer = quic.get_timer()
-            if timer is not None and timer <= now:
-                quic.handle_timer(now)
+        exchange(now, now, lost=0)
     assert got.pop(events) == pushed
     assert sorted(replies) == asked
     assert {sid: bytes(data) for sid, data in got.items()} == replies
