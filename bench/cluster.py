@@ -31,6 +31,7 @@ from _common import (  # noqa: I001
     process_cpu_seconds,
     server_stats,
     start_quicmeet_server,
+    thread_cpu_wait_seconds,
 )
 from chat import PASSWORD, Recipient, send_paced
 
@@ -98,20 +99,32 @@ def _cpu_seconds(name: str, pid: int) -> float:
 class CpuShares:
     """Cores each process of the cluster kept busy during one phase, to tell
     where the time of a chat message goes (nodes, PostgreSQL, Redis, or this
-    load generator) and whether the machine was saturated."""
+    load generator) and whether the machine was saturated; and the share of
+    the phase the event loops of both nodes and of this generator spent
+    runnable but waiting for a CPU (the machine's part of the latency)."""
+
+    LOOPS = ("node_a", "node_b", "load_generator")
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.start = time.perf_counter()
         self.before = {name: _cpu_seconds(name, pid) for name, pid in pids.items()}
+        self.waits = {name: thread_cpu_wait_seconds(pids[name]) for name in self.LOOPS}
 
-    def finish(self) -> dict:
+    def finish(self) -> tuple[dict, dict]:
+        """Cores busy by process (and in all), and each loop's wait share."""
         elapsed = time.perf_counter() - self.start
         busy = {
             name: round((_cpu_seconds(name, pid) - self.before[name]) / elapsed, 2)
             for name, pid in self.pids.items()
         }
-        return {**busy, "total": round(sum(busy.values()), 2)}
+        waited = {
+            name: round(
+                (thread_cpu_wait_seconds(self.pids[name]) - before) / elapsed, 3
+            )
+            for name, before in self.waits.items()
+        }
+        return {**busy, "total": round(sum(busy.values()), 2)}, waited
 
 
 async def login(address: str, name: str, **kwargs: object) -> Session:
@@ -169,7 +182,7 @@ async def latency(
         and time.perf_counter() < deadline
     ):
         await asyncio.sleep(0.01)
-    cores_busy = cpu.finish()
+    cores_busy, loops_waited = cpu.finish()
     after = await _commits(nodes)
     batches, ops = after[0] - commits[0], after[1] - commits[1]
     latencies = [x for r in recipients for x in r.latencies]
@@ -196,6 +209,9 @@ async def latency(
             round(percentile(after_commit, q) * 1000, 1) for q in (50, 99)
         ],
         "cores_busy": cores_busy,
+        # Each event loop's time runnable but without a CPU, as a share of
+        # the phase: what the machine added to every message passing there.
+        "loop_waited_for_cpu": loops_waited,
         # Both nodes' chat commits (messages on the senders' node, receipts
         # on the recipients'): each batch is two round trips to PostgreSQL.
         "chat_batches": batches,

@@ -37,3 +37,21 @@ def test_the_load_generator_s_cores_leave_its_children_out(bench):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_phase_reports_each_loop_s_wait_for_a_cpu(bench):
+    """Besides the cores each process kept busy, a phase reports how long the
+    nodes' and the generator's loop threads were runnable without a CPU (a
+    share of the phase: 0 on an idle machine, up to 1)."""
+    cluster = bench("cluster")
+    me = os.getpid()
+    names = ("node_a", "node_b", "postgresql", "redis", "load_generator")
+    process_cpu_seconds = bench("_common").process_cpu_seconds
+    shares = cluster.CpuShares(dict.fromkeys(names, me))
+    start = process_cpu_seconds(me)
+    while process_cpu_seconds(me) - start < 0.05:  # some CPU of its own
+        pass
+    busy, waited = shares.finish()
+    assert set(busy) == {*names, "total"} and busy["load_generator"] > 0
+    assert set(waited) == {"node_a", "node_b", "load_generator"}
+    assert all(0 <= share <= 1 for share in waited.values())
