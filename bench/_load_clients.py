@@ -358,25 +358,23 @@ class Generator:
         freezer's view of how much the heap grew."""
         return len(self.clients)
 
+    def _sockets_count(self, name: str) -> int:
+        """The sum of counter ``name`` over this process's sockets."""
+        return sum(
+            m.transport.stats[name] for m in self.muxes if m.transport is not None
+        )
+
     def shed(self) -> int:
         """Datagrams this process's sockets shed unread while it was behind
         (:data:`MAX_RECEIVE_DELAY_S`)."""
-        return sum(
-            m.transport.stats["datagrams_shed"]
-            for m in self.muxes
-            if m.transport is not None
-        )
+        return self._sockets_count("datagrams_shed")
 
     def sent(self) -> int:
         """Datagrams this process's sockets sent: the PINGs, a probe that
         repeats one whose ACK came later than its probe timeout, the ACKs of
         what the node sent that asks for one (a path MTU confirmation a
         minute after a login)."""
-        return sum(
-            m.transport.stats["datagrams_sent"]
-            for m in self.muxes
-            if m.transport is not None
-        )
+        return self._sockets_count("datagrams_sent")
 
     def ports(self) -> list[int]:
         """The local UDP ports of this process's sockets."""
