@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import threading
 import time
 from typing import Any
 
@@ -39,14 +41,63 @@ def own_stall(stall: float, waited_for_cpu: float) -> float:
     return max(0.0, stall - waited_for_cpu)
 
 
+class _Schedstat:
+    """One thread's own schedstat file, opened once.
+
+    ``/proc/thread-self`` names the thread that opens it, so each thread keeps
+    its own descriptor and re-reads it from offset 0 (the kernel writes the
+    figures afresh at each read). Opening and closing the file cost about ten
+    times the read (19 µs against 2 here), and the SFU reads it up to a
+    thousand times a second. The descriptor is closed when its thread ends
+    (the thread's locals go with it), and opened afresh in a forked child,
+    whose threads are not the parent's.
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.pid = 0
+        self.failed = False
+
+    def read(self) -> float | None:
+        pid = os.getpid()
+        if self.pid != pid:
+            self.close()
+            self.pid = pid
+            self.failed = False
+        if self.failed:
+            return None
+        try:
+            if self.fd is None:
+                self.fd = os.open(_SCHEDSTAT, os.O_RDONLY | os.O_CLOEXEC)
+            return int(os.pread(self.fd, 128, 0).split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            # No schedstat in this kernel: not asked again.
+            self.failed = True
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            # In a forked child the descriptor is a copy: closing it leaves
+            # the parent's open.
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+_per_thread = threading.local()
+
+
 def cpu_wait() -> float | None:
     """Seconds the calling thread has waited, runnable, for a CPU (since it
     started); None where the kernel does not say."""
     try:
-        with open(_SCHEDSTAT) as fh:
-            return int(fh.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
+        own = _per_thread.schedstat
+    except AttributeError:
+        own = _per_thread.schedstat = _Schedstat()
+    return own.read()
 
 
 class LoopMonitor:

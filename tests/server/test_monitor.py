@@ -4,17 +4,72 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
+import threading
 import time
 
 import pytest
 
-from server.monitor import CollectorWatch, LoopMonitor, own_stall
+from server.monitor import CollectorWatch, LoopMonitor, cpu_wait, own_stall
+
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def fresh_cpu_wait() -> float:
+    with open(SCHEDSTAT) as fh:
+        return int(fh.read().split()[1]) / 1e9
 
 
 def test_own_stall_is_the_stall_less_the_wait_for_a_cpu():
     assert own_stall(0.150, 0.050) == pytest.approx(0.100)
     assert own_stall(0.050, 0.200) == 0.0
+
+
+@pytest.mark.skipif(not os.path.exists(SCHEDSTAT), reason="no schedstat here")
+def test_cpu_wait_reads_the_calling_threads_own_figure_each_time():
+    """The descriptor kept per thread reads that thread's wait, afresh at each
+    call, and a forked child reads its own; calls open nothing new."""
+    cpu_wait()
+    descriptors = len(os.listdir("/proc/self/fd"))
+    readings: dict[str, tuple[float, float, float]] = {}
+
+    def read(name: str) -> None:
+        # Spin a while so that each thread's figures differ.
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:
+            pass
+        before = fresh_cpu_wait()
+        kept = cpu_wait()
+        after = fresh_cpu_wait()
+        assert kept is not None
+        readings[name] = (before, kept, after)
+
+    threads = [threading.Thread(target=read, args=(str(i),)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read("main")
+    for before, kept, after in readings.values():
+        assert before <= kept <= after
+    for _ in range(100):
+        cpu_wait()
+    gc.collect()
+    # The threads that ended closed theirs; the main thread keeps one.
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+    parent = cpu_wait()
+    assert parent is not None
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit code tells
+        before = fresh_cpu_wait()
+        kept = cpu_wait()
+        after = fresh_cpu_wait()
+        os._exit(0 if kept is not None and before <= kept <= after else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cpu_wait() is not None
 
 
 async def test_a_callback_that_computes_is_an_own_stall():
