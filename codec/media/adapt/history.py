@@ -8,7 +8,7 @@ datagram left and how big it was; :meth:`SendHistory.on_feedback` turns a
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
 from dataclasses import dataclass
 
 from ..feedback import FEEDBACK_TICK_US, FeedbackPacket
@@ -18,6 +18,9 @@ __all__ = ["PacketResult", "SendHistory"]
 
 _MAX_AGE_S = 2.0
 """How long a sent packet waits for feedback (seconds) before it is forgotten."""
+_FORGET_SLACK_S = 0.1
+"""Packets are forgotten in batches, up to this much later than
+:data:`_MAX_AGE_S` (seconds)."""
 _TICK_S = FEEDBACK_TICK_US / 1e6
 
 
@@ -37,30 +40,27 @@ class PacketResult:
     """The probe cluster the packet belonged to, if it was a probe."""
 
 
-class _Sent:
-    __slots__ = ("size", "sent_at", "probe_cluster")
-
-    def __init__(self, size: int, sent_at: float, probe_cluster: int | None) -> None:
-        self.size = size
-        self.sent_at = sent_at
-        self.probe_cluster = probe_cluster
-
-
 class SendHistory:
     """Packets sent on one hop, waiting for feedback.
 
     Call :meth:`on_sent` as each datagram leaves (with its transport sequence
     number) and :meth:`on_feedback` with each feedback packet; packets are
-    reported once, in sequence order, and forgotten after 2 s.
+    reported once, in sequence order, and forgotten 2 s after they left (at
+    most a tenth of a second later: in batches).
     """
 
     def __init__(self) -> None:
         self.feedback_received = 0
         self.feedback_lost = 0
         """Feedback packets missing by their 8-bit sequence number."""
-        self._sent: OrderedDict[int, _Sent] = OrderedDict()
-        self._unwrap = Unwrapper(16)
+        self._sent: dict[int, tuple[int, float, int | None]] = {}
+        """Unwrapped sequence number → (size, sent at, probe cluster), in
+        sending order."""
         self._last_seq: int | None = None
+        self._forget_at = math.inf
+        """When to look for packets to forget: a little after the oldest held
+        falls due (it may have been reported since), so that they go in
+        batches, not one at each :meth:`on_sent`."""
         self._feedback_seq: int | None = None
         self._reference = Unwrapper(32)
         self.bytes_in_flight = 0
@@ -71,16 +71,37 @@ class SendHistory:
     ) -> None:
         """Record that the datagram numbered ``seq`` (16 bits) of ``size`` bytes
         left at ``now``."""
-        full = self._unwrap.unwrap(seq)
+        # Called for each datagram a hop forwards: the unwrapping is inline.
+        last = self._last_seq
+        if last is None:
+            full = seq & 0xFFFF
+        else:
+            full = last + ((seq - last + 0x8000) & 0xFFFF) - 0x8000
         self._last_seq = full
-        self._sent[full] = _Sent(size, now, probe_cluster)
+        sent = self._sent
+        sent[full] = (size, now, probe_cluster)
         self.bytes_in_flight += size
-        while self._sent:
-            oldest_seq, oldest = next(iter(self._sent.items()))
-            if now - oldest.sent_at <= _MAX_AGE_S:
+        forget_at = self._forget_at
+        if now > forget_at:
+            self._forget(now)
+        elif forget_at == math.inf:
+            self._forget_at = now + _MAX_AGE_S + _FORGET_SLACK_S
+
+    def _forget(self, now: float) -> None:
+        """Forget the packets sent more than :data:`_MAX_AGE_S` before ``now``."""
+        sent = self._sent
+        oldest_allowed = now - _MAX_AGE_S
+        forgotten = []
+        for seq, (size, sent_at, _) in sent.items():
+            if sent_at >= oldest_allowed:
+                self._forget_at = sent_at + _MAX_AGE_S + _FORGET_SLACK_S
                 break
-            del self._sent[oldest_seq]
-            self.bytes_in_flight -= oldest.size
+            forgotten.append(seq)
+            self.bytes_in_flight -= size
+        else:
+            self._forget_at = math.inf
+        for seq in forgotten:
+            del sent[seq]
 
     def on_feedback(self, feedback: FeedbackPacket) -> list[PacketResult]:
         """What ``feedback`` says of the packets this history holds, in sequence
@@ -99,16 +120,17 @@ class SendHistory:
             sent = self._sent.pop(base + index, None)
             if sent is None:
                 continue
-            self.bytes_in_flight -= sent.size
+            size, sent_at, probe_cluster = sent
+            self.bytes_in_flight -= size
             results.append(
                 PacketResult(
                     seq=base + index,
-                    size=sent.size,
-                    sent_at=sent.sent_at,
+                    size=size,
+                    sent_at=sent_at,
                     arrived_at=None
                     if arrival is None
                     else reference_s + arrival * _TICK_S,
-                    probe_cluster=sent.probe_cluster,
+                    probe_cluster=probe_cluster,
                 )
             )
         return results

@@ -60,12 +60,13 @@ than one per put (the SFU puts every datagram it forwards, per subscriber).
 NACKs are answered from an exact eviction."""
 
 
-class _Entry:
-    __slots__ = ("data", "sent_at", "retransmits", "resent_at")
+class _Resent:
+    """What a packet's retransmissions so far were (packets never resent,
+    nearly all of them, have none)."""
 
-    def __init__(self, data: bytes, sent_at: float) -> None:
-        self.data = data
-        self.sent_at = sent_at
+    __slots__ = ("retransmits", "resent_at")
+
+    def __init__(self) -> None:
         self.retransmits = 0
         self.resent_at = float("-inf")
 
@@ -94,7 +95,12 @@ class RetransmitCache:
         self.copies = copies
         self.min_interval_s = min_interval_s
         self.stats = CacheStats()
-        self._entries: OrderedDict[tuple[int, int], _Entry] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[bytes, float]] = OrderedDict()
+        """``track_id << 16 | seq`` → (datagram, sent at), oldest first. The
+        SFU puts each datagram it forwards, per subscriber: an int key and a
+        tuple cost least."""
+        self._resent: dict[int, _Resent] = {}
+        """The retransmissions of the packets held that were resent."""
         self._bytes = 0
         self._next_eviction = float("-inf")
         """When (seconds) a put next evicts what has aged."""
@@ -111,11 +117,12 @@ class RetransmitCache:
         """Remember ``data``, sent at ``now`` as packet ``seq`` of ``track_id``.
 
         A datagram bigger than ``max_bytes`` is not kept."""
-        key = (track_id, seq & 0xFFFF)
+        key = track_id << 16 | seq & 0xFFFF
         entries = self._entries
         old = entries.pop(key, None)
         if old is not None:
-            self._bytes -= len(old.data)
+            self._bytes -= len(old[0])
+            self._resent.pop(key, None)
         if now >= self._next_eviction:
             self._evict(now)
         size = len(data)
@@ -123,7 +130,7 @@ class RetransmitCache:
             return
         while self._bytes + size > self.max_bytes:
             self._drop_oldest()
-        entries[key] = _Entry(data, now)
+        entries[key] = (data, now)
         self._bytes += size
         self.stats.stored += 1
 
@@ -145,22 +152,30 @@ class RetransmitCache:
         self._evict(now)
         stats = self.stats
         out = []
+        entries, resent = self._entries, self._resent
+        base = track_id << 16
         for seq in seqs:
             stats.requested += 1
-            entry = self._entries.get((track_id, seq & 0xFFFF))
+            key = base | seq & 0xFFFF
+            entry = entries.get(key)
             if entry is None:
                 stats.missing += 1
-            elif deadline_s is not None and now - entry.sent_at > deadline_s:
+                continue
+            data, sent_at = entry
+            state = resent.get(key)
+            if deadline_s is not None and now - sent_at > deadline_s:
                 stats.too_late += 1
-            elif now - entry.resent_at < self.min_interval_s:
+            elif state is not None and now - state.resent_at < self.min_interval_s:
                 stats.copies_ignored += 1
-            elif entry.retransmits >= self.max_retransmits:
+            elif (0 if state is None else state.retransmits) >= self.max_retransmits:
                 stats.exhausted += 1
             else:
-                entry.retransmits += 1
-                entry.resent_at = now
+                if state is None:
+                    state = resent[key] = _Resent()
+                state.retransmits += 1
+                state.resent_at = now
                 stats.retransmitted += 1
-                out.extend([entry.data] * self.copies)
+                out.extend([data] * self.copies)
         return out
 
     def _evict(self, now: float) -> None:
@@ -169,13 +184,15 @@ class RetransmitCache:
         oldest_allowed = now - max_age
         entries = self._entries
         while entries:
-            entry = next(iter(entries.values()))
-            if entry.sent_at >= oldest_allowed:
-                self._next_eviction = entry.sent_at + max_age + EVICTION_SLACK_S
+            sent_at = next(iter(entries.values()))[1]
+            if sent_at >= oldest_allowed:
+                self._next_eviction = sent_at + max_age + EVICTION_SLACK_S
                 return
             self._drop_oldest()
         self._next_eviction = now + max_age
 
     def _drop_oldest(self) -> None:
-        _, entry = self._entries.popitem(last=False)
-        self._bytes -= len(entry.data)
+        key, (data, _) = self._entries.popitem(last=False)
+        self._bytes -= len(data)
+        if self._resent:
+            self._resent.pop(key, None)

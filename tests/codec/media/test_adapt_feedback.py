@@ -76,3 +76,29 @@ def test_a_lost_feedback_packet_is_counted_not_taken_for_media_loss() -> None:
     results = history.on_feedback(recorder.feedback(0.15)[0])
     assert history.feedback_lost == 1
     assert [r.seq for r in results] == [3]
+
+
+def test_packets_are_forgotten_two_seconds_after_they_left_in_batches() -> None:
+    """Feedback finds each packet up to 2 s after it left and none 2.1 s
+    after (they are forgotten in batches); bytes_in_flight counts those held."""
+    for step in (0.002, 0.01, 0.3):
+        history = SendHistory()
+        recorder = ArrivalRecorder()
+        count = int(4.0 / step)
+        now = (count - 1) * step
+        for seq in range(count):
+            history.on_sent(seq & 0xFFFF, 100, seq * step)
+            if seq * step > now - 2.3:  # arrived, as far as the feedback tells
+                recorder.on_packet(seq & 0xFFFF, 10.0 + seq * step)
+        held = history.bytes_in_flight // 100
+        reported = [
+            r.seq
+            for p in recorder.feedback(20.0)
+            for r in history.on_feedback(_roundtrip(p))
+        ]
+        assert len(reported) == held
+        assert reported == list(range(count - held, count))
+        oldest = (count - held) * step
+        assert now - 2.1 <= oldest
+        assert oldest - step < now - 2.0 or count == held
+        assert history.bytes_in_flight == 0

@@ -75,6 +75,22 @@ def test_cache_retransmits_a_packet_a_bounded_number_of_times_and_never_late():
     assert cache.retransmit(1, [0], now=0.15, deadline_s=0.2) == [b"y"]
 
 
+def test_a_packet_put_again_under_its_number_starts_its_retransmissions_afresh():
+    """A number that comes round again (or a track's packet put twice) is a
+    new packet: what the old one's retransmissions used up is forgotten, and
+    other tracks' packets of the same number are apart."""
+    cache = RetransmitCache(max_retransmits=1)
+    cache.put(7, 3, b"old", now=0.0)
+    cache.put(8, 3, b"other", now=0.0)
+    assert cache.retransmit(7, [3], now=0.01) == [b"old"]
+    assert cache.retransmit(7, [3], now=0.02) == []
+    cache.put(7, 3 + 65536, b"new", now=0.03)
+    assert cache.retransmit(7, [3], now=0.04) == [b"new"]
+    assert cache.retransmit(7, [3], now=0.05) == []
+    assert cache.retransmit(8, [3], now=0.05) == [b"other"]
+    assert cache.bytes_held == len(b"new") + len(b"other")
+
+
 def test_cache_sends_each_repair_in_copies_and_ignores_a_nacks_copy():
     cache = RetransmitCache(copies=2, min_interval_s=0.03)
     cache.put(1, 5, b"x", now=0.0)
