@@ -322,8 +322,9 @@ class Forwarder:
         self.weigher.weigh(endpoint, track_id, hops, now)
         max_queued = self.max_queued
         max_delay = self.max_queue_delay
+        send = Admission.SEND
         for hop in hops:
-            out = data
+            out, out_seq = data, seq
             if published is not None:
                 # Simulcast: the layer this subscriber gets, renumbered.
                 chosen = hop.layers[track_id].forward(
@@ -332,12 +333,13 @@ class Forwarder:
                 if chosen is None:
                     continue
                 out = chosen
+                out_seq = _U16.unpack_from(out, _SEQ_OFFSET)[0]
             admission = hop.admit_video(
                 track_id, frame_start, keyframe, now, max_queued, max_delay
             )
-            if admission is Admission.SEND:
+            if admission is send:
                 hop.send(out, now, repair=repair)
-                hop.cache.put(track_id, _U16.unpack_from(out, _SEQ_OFFSET)[0], out, now)
+                hop.cache.put(track_id, out_seq, out, now)
                 stats.forwarded += 1
                 continue
             if admission is Admission.NOT_YET:

@@ -27,6 +27,7 @@ are reached through :mod:`server.quic_adapter`, from here only.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
@@ -301,10 +302,11 @@ class Hop:
         if frame_start:
             self.joining.discard(track_id)
             delay = self.queue_delay(now)
-            self.delay_seen[
-                next(i for i, b in enumerate(DELAY_BUCKETS_S) if delay < b)
-            ] += 1
-            if self.congested(now, max_queued, max_queue_delay):
+            self.delay_seen[bisect_right(DELAY_BUCKETS_S, delay)] += 1
+            # congested(), on the delay just read.
+            if len(self.pending) + self._held >= max_queued or (
+                now >= self.keyframe_grace_until and delay > max_queue_delay
+            ):
                 if track_id in dropping and not keyframe:
                     return Admission.DROP
                 # A keyframe that finds no room is a frame dropped like the
@@ -316,7 +318,7 @@ class Hop:
                 if not keyframe:
                     return Admission.DROP
                 dropping.discard(track_id)
-            if keyframe and self.queue_delay(now) <= max_queue_delay:
+            if keyframe and delay <= max_queue_delay:
                 # Only a keyframe that starts on a queue in time gets a grace:
                 # one joining a late queue (admitted in an earlier grace)
                 # renewing it let a slow path's queue wait seconds.
