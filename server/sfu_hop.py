@@ -350,6 +350,17 @@ class Hop:
         video; else behind all. It gets the hop's next transport sequence
         number when it is released."""
         self.enqueued_at.append(self.served(now))
+        if not (first or repair or self._held) and self._bucket is None:
+            # Video, nothing waiting in the lanes and no pacing rate: what
+            # _release would do at once, without the lanes (most of what a
+            # meeting forwards takes this way).
+            pending = self.pending
+            depth = self.depth
+            if depth is None or len(pending) < depth:
+                pending.append(self._number(data, now))
+                self.released += 1
+                self.transmit_soon()
+                return
         if first:
             self._ahead.append((data, True))
         elif repair:

@@ -152,6 +152,23 @@ def test_audio_then_repairs_then_video_whatever_waits():
     assert [transport_seq(d) for d in numbered] == [0, 1, 2, 3, 4]
 
 
+def test_video_skips_the_lanes_only_while_nothing_waits_in_them():
+    """With the lanes empty and no pacing rate, video goes straight into the
+    connection's queue, numbered; once something waits in the lanes, new
+    video waits behind it even where the queue has room again."""
+    hop = Hop(FakeConn(), depth=1)
+    hop.send(video(0), 0.0)
+    assert [media_seq(d) for d in hop.pending] == [0] and hop.queued == 1
+    hop.send(video(1), 0.0)  # the queue is full: into the lanes
+    assert hop.queued == 2
+    hop.pending.popleft()  # sent, without a refill yet
+    hop.send(video(2), 0.0)
+    sent = drain(hop)
+    assert [media_seq(d) for d in sent] == [1, 2]
+    assert [transport_seq(d) for d in sent] == [1, 2]
+    assert hop.queued == 0 and hop.released == 3
+
+
 def test_congestion_and_queue_delay_count_what_the_pacer_holds():
     hop = Hop(FakeConn(), depth=2)
     for seq in range(10):
