@@ -27,14 +27,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _meeting_load import pre_encode  # noqa: E402
+from _meeting_load import (  # noqa: E402
+    _FRAME_END,
+    _SEQ_START,
+    _TRACK_ID,
+    CLOCK_HZ,
+    pre_encode,
+)
 
 from codec.media.cc import MediaCongestionControl  # noqa: E402
 from server.monitor import cpu_wait  # noqa: E402
 from server.sfu import Forwarder  # noqa: E402
 
 FPS = 30.0
-CLOCK_HZ = 90_000
 
 
 class _Loss:
@@ -79,26 +84,29 @@ class _Clock:
 def run(frames: list[list[bytes]], rooms: int, room_size: int, seconds: float) -> float:
     clock = _Clock()
     sfu = Forwarder(clock, cpu_wait=cpu_wait)
-    members: list[tuple[_Member, int, list[list[bytes]]]] = []
+    members: list[tuple[_Member, list[list[bytes]]]] = []
     for room in range(rooms):
         listed = []
         for index in range(room_size):
             track_id = 1000 + room * room_size + index
             tid = track_id.to_bytes(4, "big")
-            clip = [[d[:4] + tid + d[8:] for d in frame] for frame in frames]
+            clip = [
+                [d[: _TRACK_ID.start] + tid + d[_TRACK_ID.stop :] for d in frame]
+                for frame in frames
+            ]
             member = _Member()
-            members.append((member, track_id, clip))
+            members.append((member, clip))
             listed.append((member, [track_id]))
         sfu.set_room(room, listed)
     seqs = [0] * len(members)
     frame_numbers = [0] * len(members)
+    # Members send in turn, in the first quarter of each frame interval.
+    step = 1 / FPS / len(members) / 4
     started = time.process_time()
     for number in range(int(seconds * FPS)):
         clock.now += 1 / FPS
-        # Members send in turn within the frame interval, as their clocks do.
-        step = 1 / FPS / len(members)
-        for index, (member, _, clip) in enumerate(members):
-            clock.now += step / 4
+        for index, (member, clip) in enumerate(members):
+            clock.now += step
             frame = clip[1 + number % (len(clip) - 1)] if number else clip[0]
             # Numbered and stamped as bench/_meeting_load.py's members do.
             seq = seqs[index]
@@ -107,10 +115,10 @@ def run(frames: list[list[bytes]], rooms: int, room_size: int, seconds: float) -
             frame_numbers[index] += 1
             for data in frame:
                 header = (seq & 0xFFFF).to_bytes(2, "big") + stamp + frame_number
-                sfu.on_datagram(member, data[:8] + header + data[16:])
+                sfu.on_datagram(member, data[:_SEQ_START] + header + data[_FRAME_END:])
                 seq += 1
             seqs[index] = seq
-        for member, _, _ in members:
+        for member, _ in members:
             member.quic._datagrams_pending.clear()
     elapsed = time.process_time() - started
     forwarded = sfu.stats.forwarded
