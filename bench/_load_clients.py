@@ -11,6 +11,7 @@ through a pipe (see :func:`serve`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import secrets
@@ -34,8 +35,12 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
-from client.quic_adapter import limit_peer_connection_ids, peer_idle_timeout
-from client.transport import ANNOUNCED_IDLE_TIMEOUT, keepalive_plan
+from client.quic_adapter import (
+    limit_peer_connection_ids,
+    peer_idle_timeout,
+    set_idle_timer,
+)
+from client.transport import ANNOUNCED_IDLE_TIMEOUT, Keepalive, keepalive_plan
 from codec import ALPN, FrameDecoder, decode_server_message, encode_message
 from codec.media import VideoPacket, parse_packet
 from codec.messages import (
@@ -57,6 +62,9 @@ from server.heap import HeapFreezer
 from server.monitor import CollectorWatch, LoopMonitor
 from udpio.deadlines import Deadlines
 from udpio.endpoint import UdpEndpoint, open_endpoint
+from udpio.short_acks import install as short_ack_path
+from udpio.short_acks import owe_keepalive_ack
+from udpio.short_path import install as short_stream_path
 from udpio.short_path import nothing_to_send, send_ping
 from udpio.short_receive import install as short_receive_path
 
@@ -193,6 +201,9 @@ class Client:
         """Every id the node may send to it (dropped from the socket's table
         when a new connection takes its place)."""
         self.decoder = FrameDecoder()
+        self.keepalive = keepalive_plan(None, CLIENT_IDLE_TIMEOUT)
+        """The client core's plan, once the handshake told the node's idle
+        timeout."""
         self.deadline_seq = 0
         self.deadline_at: float | None = None
         self.rid = 0
@@ -243,6 +254,19 @@ class Client:
         else:
             self._send(sent)
 
+    def keepalive_ack(self) -> bool:
+        """A keepalive the node does not answer: an ACK-only packet, as the
+        client core sends between its PINGs for a node with a long idle
+        timeout (``client.transport.keepalive_plan``). False, having PINGed
+        instead, when there is nothing to acknowledge."""
+        if self.closed:
+            return False
+        if owe_keepalive_ack(self.quic, self.loop.time()):
+            self.flush()
+            return True
+        self.ping()
+        return False
+
     def send_datagram(self, data: bytes) -> None:
         if not self.closed:
             self.quic.send_datagram_frame(data)
@@ -261,8 +285,16 @@ class Client:
             if isinstance(event, events.HandshakeCompleted):
                 self.stats.handshake_times.append(time.perf_counter() - self.started)
                 # The client core's receiving (its steady state's packets,
-                # here the node's ACKs, on the short path).
+                # here the node's ACKs) and sending of stream and ACK-only
+                # packets, on the short paths.
                 short_receive_path(self.quic)
+                short_stream_path(self.quic)
+                short_ack_path(self.quic)
+                # The client core's keepalive plan and idle timer.
+                self.keepalive = keepalive_plan(
+                    peer_idle_timeout(self.quic), CLIENT_IDLE_TIMEOUT
+                )
+                set_idle_timer(self.quic, self.keepalive.idle_timer)
                 self.request(Resume, token=self.token)
             elif isinstance(event, events.StreamDataReceived):
                 for frame in self.decoder.feed(event.data):
@@ -351,6 +383,9 @@ class Generator:
         self.muxes: list[Mux] = []
         self.tasks: list[asyncio.Task[Any]] = []
         self.pings = 0
+        self.keepalive_acks = 0
+        """ACK-only keepalives sent between the PINGs (``pings`` counts the
+        PINGs)."""
 
     def kept(self) -> int:
         """Clients this process keeps, open or ended (an ended one stays in
@@ -524,30 +559,40 @@ class Generator:
             client.close()
         return len(leaving)
 
-    def keepalive_interval(self) -> float:
-        """Seconds between a connection's PINGs: what the client core would
-        PING the server at, from the idle timeout the server announced."""
-        announced = next(
-            (peer_idle_timeout(c.quic) for c in self.clients if c.ready), None
+    def keepalive(self) -> Keepalive:
+        """How the client core would keep its connection alive, from the idle
+        timeout the server announced (before any login: as for none)."""
+        return next(
+            (c.keepalive for c in self.clients if c.ready),
+            keepalive_plan(None, CLIENT_IDLE_TIMEOUT),
         )
-        return keepalive_plan(announced, CLIENT_IDLE_TIMEOUT).interval
 
     async def _keepalive(self) -> None:
-        """PING every connection every :meth:`keepalive_interval` s, spread
-        over it (each connection's PING is due that long after its last)."""
-        while True:
-            interval = self.keepalive_interval()
+        """A keepalive on every connection every :meth:`keepalive` interval,
+        spread over it (each connection's is due that long after its last):
+        a PING, or between PINGs an ACK-only packet when the plan says so."""
+        for beat in itertools.count(1):
+            plan = self.keepalive()
+            ping = beat % plan.pings_every == 0
             start = time.monotonic()
             clients = list(self.clients)
-            # In slices, so that the PINGs spread over the interval.
-            slices = max(1, min(len(clients) // 200, int(interval / 0.05)))
+            # In slices, so that the keepalives spread over the interval.
+            slices = max(1, min(len(clients) // 200, int(plan.interval / 0.05)))
             for k in range(slices):
                 for client in clients[k::slices]:
-                    if not client.closed:  # an ended one is not PINGed
+                    if client.closed:  # an ended one is not kept alive
+                        continue
+                    if not ping and client.keepalive_ack():
+                        self.keepalive_acks += 1
+                        continue
+                    if ping:
                         client.ping()
-                        self.pings += 1
+                    self.pings += 1
                 await asyncio.sleep(
-                    max(0.0, start + interval * (k + 1) / slices - time.monotonic())
+                    max(
+                        0.0,
+                        start + plan.interval * (k + 1) / slices - time.monotonic(),
+                    )
                 )
 
     async def chat(self, rate: float, duration: float) -> dict[str, Any]:
@@ -674,6 +719,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
         elif command == "idle":
             result = {
                 "pings": generator.pings,
+                "keepalive_acks": generator.keepalive_acks,
                 "sent": generator.sent(),
                 "held": generator.held(),
                 "pid": os.getpid(),

@@ -8,13 +8,15 @@ user); users 2k and 2k+1 are friends. ``--procs`` generator processes
 
 The connections are opened in ``--steps`` steps up to ``--connections``, at
 most ``--ramp`` new ones a second and ``--in-flight`` logins under way per
-process; they resume, sync their chat and stay idle, PINGing as the client core
-does for the node's ``--server-idle-timeout`` (60 s by default: every 20 s;
-under 30 s, every 1.5 s). After each step the server's memory and its CPU while
-the connections idle for ``--settle`` seconds are read, then ``--chat-rate``
-messages a second go from random users to their friends for ``--duration``
-seconds. ``--rooms`` then starts meetings of four whose host publishes
-``--fps`` one-datagram video frames a second. Reports connections held, the
+process; they resume, sync their chat and stay idle, keeping their connections
+alive as the client core does for the node's ``--server-idle-timeout`` (60 s by
+default: a keepalive every 20 s, every second one a PING and the others
+ACK-only packets the node does not answer; under 30 s, a PING every 1.5 s).
+After each step the server's memory and its CPU while the connections idle
+for ``--settle`` seconds are read, then ``--chat-rate`` messages a second go
+from random users to their friends for ``--duration`` seconds. ``--rooms``
+then starts meetings of four whose host publishes ``--fps`` one-datagram
+video frames a second. Reports connections held, the
 server's memory per connection, chat (and media) latency percentiles, CPU
 seconds of the server and of each generator (which one limited the run),
 whose UDP sockets overflowed (the node's or the generators'), the worst loop
@@ -36,7 +38,8 @@ probe timers to fire (``bench/_load_clients.next_rate``). The generators
 read and send on the node's I/O layer (``udpio.endpoint``: batched system
 calls, and shedding while behind, as the node does, so that a generator
 behind does not keep every connection probing), on uvloop; they build their
-keepalive PINGs on a short path (``udpio.short_path.send_ping``), receive
+keepalive PINGs on a short path (``udpio.short_path.send_ping``) and their
+ACK-only keepalives on the client core's (``udpio.short_acks``), receive
 the node's ACKs on the client core's (``udpio.short_receive``) and build
 nothing after them (``udpio.short_path.nothing_to_send``).
 Prints one JSON object (and each step, as it is measured, on stderr).
@@ -347,12 +350,14 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             idle_cpu = process_cpu_seconds(server.proc.pid)
             idle_before = await ask(pipes, "idle")
             pings = sum(a["pings"] for a in idle_before)
+            beats = sum(a["pings"] + a["keepalive_acks"] for a in idle_before)
             sent = sum(a["sent"] for a in idle_before)
             idle_started = time.perf_counter()
             await asyncio.sleep(args.settle)
             idle_s = time.perf_counter() - idle_started
             idle = await ask(pipes, "idle")
             idle_cpu = process_cpu_seconds(server.proc.pid) - idle_cpu
+            beats = sum(a["pings"] + a["keepalive_acks"] for a in idle) - beats
             pings = sum(a["pings"] for a in idle) - pings
             sent = sum(a["sent"] for a in idle) - sent
             rss = server.rss_kib()
@@ -395,13 +400,17 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     )
                     if added
                     else None,
+                    # Keepalives: PINGs, and (for a node with a long idle
+                    # timeout) the ACK-only packets between them, which the
+                    # node does not answer.
+                    "idle_keepalives_per_s": round(beats / idle_s, 1),
                     "idle_pings_per_s": round(pings / idle_s, 1),
                     # Over 1: PINGs repeated (their ACK later than their
                     # probe timeout: a node or a generator behind), or ACKs
                     # of the node's path MTU confirmations (a minute after
                     # each login, so within a minute of a ramp).
-                    "idle_datagrams_per_ping": round(sent / pings, 3)
-                    if pings
+                    "idle_datagrams_per_keepalive": round(sent / beats, 3)
+                    if beats
                     else None,
                     "idle_server_cores": round(idle_cpu / idle_s, 3),
                     # What the generators spend on the same PINGs and ACKs.
@@ -650,7 +659,7 @@ def main() -> None:
         "--server-idle-timeout",
         type=float,
         default=60.0,
-        help="the node's --idle-timeout: the clients PING at a third of it",
+        help="the node's --idle-timeout: the clients' keepalives go at a third of it",
     )
     parser.add_argument("--chat-rate", type=float, default=100.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of chat")

@@ -17,7 +17,7 @@ from collections import deque
 
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic.congestion.base import QuicCongestionControl
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import END_STATES, QuicConnection
 from aioquic.quic.events import ConnectionTerminated
 from aioquic.quic.recovery import QuicPacketRecovery
 from aioquic.tls import Context
@@ -51,6 +51,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_ack_eliciting_sent_since_receipt",
         "_close_at",
         "_idle_timeout",
+        "_state",
     ),
     QuicPacketRecovery: ("_rtt_smoothed", "_rtt_initialized", "_cc"),
     Context: ("_peer_certificate",),
@@ -124,11 +125,17 @@ def peer_idle_timeout(quic: QuicConnection) -> float | None:
 
 
 def set_idle_timer(quic: QuicConnection, seconds: float) -> None:
-    """Run aioquic's idle timer at ``seconds`` from now on. Our transport
-    parameters, which announced another value, are already sent: this changes
-    only when this end gives a silent connection up (aioquic reads the value
-    from the configuration, which is this connection's own)."""
+    """Run aioquic's idle timer at ``seconds`` from now on, even past the
+    server's announced one. Our transport parameters, which announced another
+    value, are already sent: this changes only when this end gives a silent
+    connection up. aioquic reads the value from the configuration, which is
+    this connection's own, and takes the smaller of it and the server's, so
+    the server's is dropped here (read :func:`peer_idle_timeout` before)."""
+    before = quic._idle_timeout()
     quic._configuration.idle_timeout = seconds
+    quic._remote_max_idle_timeout = None
+    if quic._close_at is not None and quic._state not in END_STATES:
+        quic._close_at += quic._idle_timeout() - before  # the running timer too
 
 
 def unanswered_since(quic: QuicConnection) -> float | None:

@@ -45,6 +45,7 @@ from udpio.mtu_probe import datagram_payload_limit
 from udpio.pacing import install as granular_pacing
 from udpio.rtt_samples import install as report_ack_delays
 from udpio.short_acks import install as short_ack_path
+from udpio.short_acks import owe_keepalive_ack
 from udpio.short_path import install as short_stream_path
 from udpio.short_receive import install as short_receive_path
 
@@ -95,10 +96,14 @@ class Keepalive(NamedTuple):
     """Seconds between PINGs."""
     idle_timer: float
     """aioquic's idle timer (seconds of silence after the last packet
-    received, or after the first packet sent since)."""
+    received, or after the first ack-eliciting packet sent since)."""
     watch: bool
     """Whether the client must give up a silent server itself: true when the
     idle timer is the server's long one."""
+    pings_every: int = 1
+    """Every how many keepalives one is a PING; the others are ACK-only
+    packets, which the server processes (restarting its idle timer) but does
+    not answer (:func:`udpio.short_acks.owe_keepalive_ack`)."""
 
 
 def keepalive_plan(server_idle: float | None, idle_timeout: float) -> Keepalive:
@@ -107,14 +112,21 @@ def keepalive_plan(server_idle: float | None, idle_timeout: float) -> Keepalive:
 
     Below :data:`LONG_IDLE_TIMEOUT` the shorter of the two is the idle timer
     and a PING goes every 1.5 s at most, three to a timer. A server announcing
-    a long one pays for every client's PINGs (100,000 connections PINGing
+    a long one pays for every client's keepalives (100,000 connections PINGing
     every 1.5 s are 67,000 a second): they go at a third of it, the idle
     timer is the server's, and the client declares the server gone when what
-    it sent has had no answer for ``idle_timeout`` s. An idle client then
-    notices a dead server at its next PING plus ``idle_timeout``.
+    it sent has had no answer for ``idle_timeout`` s. Every second keepalive
+    is then an ACK-only packet instead of a PING: it keeps the server's idle
+    timer and a NAT's binding as fresh, and costs the server its receipt
+    alone, where a PING also costs it an ACK-only packet back. Only the
+    PINGs, two thirds of the server's timer apart, draw an answer, so the
+    client's own idle timer is twice the server's (a PING whose answer is
+    late, the server behind, leaves the client as much time as before); the
+    watch gives a dead server up long before. An idle client notices a dead
+    server at its next PING plus ``idle_timeout``.
     """
     if server_idle is not None and server_idle >= LONG_IDLE_TIMEOUT:
-        return Keepalive(server_idle / 3, server_idle, True)
+        return Keepalive(server_idle / 3, 2 * server_idle, True, 2)
     timer = min(idle_timeout, server_idle) if server_idle else idle_timeout
     return Keepalive(min(KEEPALIVE_INTERVAL, timer / 3), timer, False)
 
@@ -226,6 +238,7 @@ class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
         if plan.watch:
             tick = min(plan.interval, self.idle_timeout / 4)
         pinged = loop.time()
+        beats = itertools.count(1)
         while not self._ended:
             await asyncio.sleep(tick)
             now = loop.time()
@@ -235,7 +248,11 @@ class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
                     return
             if now - pinged >= plan.interval - tick / 2:
                 pinged = now
-                self.quic.send_ping(0)
+                # Between PINGs, an ACK-only packet the server does not answer.
+                if not (
+                    next(beats) % plan.pings_every and owe_keepalive_ack(self.quic, now)
+                ):
+                    self.quic.send_ping(0)
                 self.transmit()
 
     def _give_up(self, silent_for: float) -> None:

@@ -271,3 +271,27 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
         )
         assert generator.held() == 4
         assert not generator.stats.errors
+
+
+async def test_ack_only_keepalives_reach_the_node_and_draw_nothing(bench, tmp_path):
+    """Between its PINGs a generator sends what the client core sends for a
+    node with a long idle timeout: an ACK-only packet. A real node reads it
+    (its idle timer restarts) and sends nothing back."""
+    async with four_users_on_a_node(bench, tmp_path) as (app, generator):
+        assert (await generator.ramp(4, 200.0, 30.0))["held"] == 4
+        spaces = [c.quic._spaces[tls.Epoch.ONE_RTT] for c in generator.clients]
+        await eventually(lambda: all(s.ack_at is None for s in spaces))
+        await asyncio.sleep(0.1)  # the node's last ACKs arrive
+        nodes = {c.account.username: c.quic for c in app.connections}
+        node_quics = [nodes[f"load{c.index:06d}"] for c in generator.clients]
+        node_sent = [q._packet_number for q in node_quics]
+        idle_at = [q._close_at for q in node_quics]
+        sent = generator.sent()
+        assert all(client.keepalive_ack() for client in generator.clients)
+        restarted = list(zip(node_quics, idle_at, strict=True))
+        await eventually(lambda: all(q._close_at > t for q, t in restarted))
+        await asyncio.sleep(0.1)
+        assert generator.sent() - sent == 4  # one datagram each
+        assert [q._packet_number for q in node_quics] == node_sent  # no answer
+        assert generator.held() == 4
+        assert not generator.stats.errors

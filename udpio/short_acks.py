@@ -43,7 +43,7 @@ from .short_path import (
     short_header,
 )
 
-__all__ = ["ShortAcks", "install", "only_an_ack_due"]
+__all__ = ["ShortAcks", "install", "only_an_ack_due", "owe_keepalive_ack"]
 
 _ONE_RTT = tls.Epoch.ONE_RTT
 
@@ -100,6 +100,34 @@ def _send_ack(quic: QuicConnection, space: Any, now: float) -> list[tuple[bytes,
     quic._loss.on_packet_sent(packet=record, space=space)
     ShortAcks.sent += 1
     return [(packet, quic._network_paths[0].addr)]
+
+
+def owe_keepalive_ack(quic: QuicConnection, now: float) -> bool:
+    """Have ``quic`` owe an ACK of what it has received, due ``now``, so that
+    its next ``datagrams_to_send`` writes one (alone in its packet when
+    nothing else is due: on the short path, once :func:`install` ran).
+
+    That packet is a keepalive the peer does not answer. Any packet the peer
+    processes restarts its idle timer (RFC 9000 10.1); an ACK frame is not
+    ack-eliciting, so the peer owes nothing back for it (a PING costs the
+    peer an ACK-only packet of its own); and it is not a probing frame
+    (RFC 9000 9.1), so a peer that sees it come from a new address, a NAT
+    having rebound the port, moves the connection there as it would for a
+    PING. Acknowledging packets already acknowledged is allowed; the ACK
+    delay it reports counts from the newest packet received, which the peer
+    uses for an RTT sample only when the ACK acknowledges that packet for
+    the first time (then it is the ACK the peer was waiting for anyway).
+
+    Returns False, changing nothing, when there is nothing to acknowledge
+    (no 1-RTT packet received, or all of them acknowledged and the ACK's own
+    receipt confirmed): the caller sends a PING instead.
+    """
+    space = quic._spaces.get(_ONE_RTT)
+    if space is None or not len(space.ack_queue) or space.largest_received_time is None:
+        return False
+    if space.ack_at is None or space.ack_at > now:
+        space.ack_at = now
+    return True
 
 
 _classes: dict[type, type[ShortAcks]] = {}

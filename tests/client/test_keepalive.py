@@ -30,8 +30,8 @@ from tests.conftest import PASSWORD, next_of, server_config
         (0.0, 5.0, Keepalive(KEEPALIVE_INTERVAL, 5.0, False)),
         (LONG_IDLE_TIMEOUT - 1, 5.0, Keepalive(KEEPALIVE_INTERVAL, 5.0, False)),
         # A server that asks for few PINGs: its timer, the client watching.
-        (LONG_IDLE_TIMEOUT, 5.0, Keepalive(LONG_IDLE_TIMEOUT / 3, 30.0, True)),
-        (60.0, 2.0, Keepalive(20.0, 60.0, True)),
+        (LONG_IDLE_TIMEOUT, 5.0, Keepalive(LONG_IDLE_TIMEOUT / 3, 60.0, True, 2)),
+        (60.0, 2.0, Keepalive(20.0, 120.0, True, 2)),
     ],
 )
 def test_the_plan_follows_the_server_only_when_it_asks_for_few_pings(
@@ -52,7 +52,7 @@ async def test_a_long_idle_timeout_draws_few_pings_and_silence_is_noticed(tmp_pa
             await session.login("sleeper", PASSWORD)
             proto = session._proto
             assert proto is not None
-            assert proto.keepalive == Keepalive(20.0, 60.0, True)
+            assert proto.keepalive == Keepalive(20.0, 120.0, True, 2)
 
             # Idle for 4 s: with the client's own 1.5 s limit it would have
             # PINGed every 0.5 s; now nothing goes up, and the server (60 s)
@@ -79,6 +79,42 @@ async def test_a_long_idle_timeout_draws_few_pings_and_silence_is_noticed(tmp_pa
             with pytest.raises(ConnectionLost):
                 await request
             proxy.update(blackhole=False)
+            await session.close()
+    finally:
+        await app.shutdown(grace=0.0)
+
+
+async def test_between_pings_the_client_sends_acks_the_server_does_not_answer(
+    tmp_path, monkeypatch
+):
+    """The client core's loop on the long plan's rhythm (here every 0.25 s so
+    the test is short): keepalives alternate between an ACK-only packet and
+    a PING, and the real server answers the PINGs alone."""
+    from client import transport
+
+    monkeypatch.setattr(
+        transport,
+        "keepalive_plan",
+        lambda server_idle, idle: Keepalive(0.25, 60.0, True, 2),
+    )
+    app = ServerApp(server_config(tmp_path, idle_timeout=60.0))
+    await app.start()
+    try:
+        async with ImpairmentProxy(upstream=app.address, seed=1) as proxy:
+            host, port = proxy.listen_address
+            session = Session(f"{host}:{port}", idle_timeout=5.0)
+            await session.connect()
+            await session.register("sleeper", PASSWORD)
+            await session.login("sleeper", PASSWORD)
+            await asyncio.sleep(1.0)  # the path MTU search ends
+            up, down = proxy.stats.up.packets_in, proxy.stats.down.packets_in
+            await asyncio.sleep(2.0)
+            keepalives = proxy.stats.up.packets_in - up
+            answers = proxy.stats.down.packets_in - down
+            # About 8 keepalives, half of them PINGs, each PING one answer.
+            assert 5 <= keepalives <= 10
+            assert abs(answers - keepalives / 2) <= 1
+            assert (await session.update_profile(mood="awake")).mood == "awake"
             await session.close()
     finally:
         await app.shutdown(grace=0.0)
