@@ -582,12 +582,13 @@ class Generator:
                 for client in clients[k::slices]:
                     if client.closed:  # an ended one is not kept alive
                         continue
-                    if not ping and client.keepalive_ack():
-                        self.keepalive_acks += 1
-                        continue
                     if ping:
                         client.ping()
-                    self.pings += 1
+                        self.pings += 1
+                    elif client.keepalive_ack():
+                        self.keepalive_acks += 1
+                    else:
+                        self.pings += 1  # nothing to acknowledge: it PINGed
                 await asyncio.sleep(
                     max(
                         0.0,

@@ -93,7 +93,7 @@ class Keepalive(NamedTuple):
     """How a client keeps its connection alive (:func:`keepalive_plan`)."""
 
     interval: float
-    """Seconds between PINGs."""
+    """Seconds between keepalives."""
     idle_timer: float
     """aioquic's idle timer (seconds of silence after the last packet
     received, or after the first ack-eliciting packet sent since)."""

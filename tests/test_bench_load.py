@@ -264,7 +264,7 @@ async def test_keepalives_on_the_short_path_are_acknowledged_by_the_node(
         assert [c.quic._packet_number for c in generator.clients] == [
             n + 5 for n in numbers
         ]
-        # what a step's idle_datagrams_per_ping counts: a datagram each
+        # what a step's idle_datagrams_per_keepalive counts: a datagram each
         assert generator.sent() - sent == 20
         await eventually(
             lambda: all(c.quic._loss.bytes_in_flight == 0 for c in generator.clients)
