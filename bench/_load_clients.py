@@ -573,7 +573,7 @@ class Generator:
         a PING, or between PINGs an ACK-only packet when the plan says so."""
         for beat in itertools.count(1):
             plan = self.keepalive()
-            ping = beat % plan.pings_every == 0
+            ping = plan.pings_at(beat)
             start = time.monotonic()
             clients = list(self.clients)
             # In slices, so that the keepalives spread over the interval.

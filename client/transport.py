@@ -105,6 +105,10 @@ class Keepalive(NamedTuple):
     packets, which the server processes (restarting its idle timer) but does
     not answer (:func:`udpio.short_acks.owe_keepalive_ack`)."""
 
+    def pings_at(self, beat: int) -> bool:
+        """Whether keepalive number ``beat`` (from 1) is a PING."""
+        return beat % self.pings_every == 0
+
 
 def keepalive_plan(server_idle: float | None, idle_timeout: float) -> Keepalive:
     """The keepalive for a server that announced ``server_idle`` seconds (None:
@@ -249,9 +253,7 @@ class ClientProtocol(HoldsEvents, QuicConnectionProtocol):
             if now - pinged >= plan.interval - tick / 2:
                 pinged = now
                 # Between PINGs, an ACK-only packet the server does not answer.
-                if not (
-                    next(beats) % plan.pings_every and owe_keepalive_ack(self.quic, now)
-                ):
+                if plan.pings_at(next(beats)) or not owe_keepalive_ack(self.quic, now):
                     self.quic.send_ping(0)
                 self.transmit()
 

@@ -40,6 +40,13 @@ def test_the_plan_follows_the_server_only_when_it_asks_for_few_pings(
     assert keepalive_plan(server_idle, client_idle) == plan
 
 
+def test_every_keepalive_is_a_ping_unless_the_server_asks_for_few():
+    beats = range(1, 7)
+    assert all(keepalive_plan(5.0, 5.0).pings_at(b) for b in beats)
+    long = keepalive_plan(60.0, 5.0)
+    assert [long.pings_at(b) for b in beats] == [False, True] * 3
+
+
 async def test_a_long_idle_timeout_draws_few_pings_and_silence_is_noticed(tmp_path):
     app = ServerApp(server_config(tmp_path, idle_timeout=60.0))
     await app.start()
