@@ -485,6 +485,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "gc_worst_reclaim_ms": stats.get("gc_worst_reclaim_ms"),
                     "gc_released_connections": stats.get("gc_released_connections"),
                     "gc_stuck_connections": stats.get("gc_stuck_connections"),
+                    # Packets the node took no further work for after their
+                    # receipt (ACK-only keepalives, most of them) over the
+                    # ramp and the settle (older builds: None).
+                    "quiet_packets_received": (
+                        stats["quiet_packets_received"]
+                        - stats_before["quiet_packets_received"]
+                        if "quiet_packets_received" in stats
+                        else None
+                    ),
                 }
             )
             generator_shed = sum(c["shed"] for c in chats)

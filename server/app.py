@@ -30,6 +30,7 @@ from .monitor import CollectorWatch, LoopMonitor
 from .passwords import PasswordHasher
 from .quic_adapter import (
     ConnectionRouter,
+    quiet_packets_received,
     short_acks_sent,
     short_datagram_packets,
     short_packets_received,
@@ -260,6 +261,7 @@ class ServerApp:
             "short_stream_packets": short_stream_packets(),
             "short_datagram_packets": short_datagram_packets(),
             "short_packets_received": short_packets_received(),
+            "quiet_packets_received": quiet_packets_received(),
             "chat_batches": self.chat.store.batches,
             "chat_ops_committed": self.chat.store.committed,
             "worst_loop_stall_ms": round(self.monitor.worst_stall_ms, 3),

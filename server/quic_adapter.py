@@ -307,6 +307,14 @@ def short_packets_received() -> int:
     return ShortReceive.received
 
 
+def quiet_packets_received() -> int:
+    """How many of those changed nothing to answer or hand on (ACKs that
+    acknowledged nothing new: an idle client's keepalives between its PINGs),
+    so that the node skipped their events and transmit
+    (:mod:`udpio.short_receive`)."""
+    return ShortReceive.quiet
+
+
 def set_media_rate(quic: QuicConnection, rate_bps: float) -> None:
     """Tell the connection's congestion controller what the media plane's
     estimate lets the media of this connection send (bits per second; 0:

@@ -19,6 +19,7 @@ import time
 import pytest
 from aioquic import tls
 
+from client.quic_adapter import set_idle_timer
 from codec.errors import CloseCode
 from server.app import ServerApp
 from tests.conftest import ROOT, eventually, server_config
@@ -282,16 +283,60 @@ async def test_ack_only_keepalives_reach_the_node_and_draw_nothing(bench, tmp_pa
         spaces = [c.quic._spaces[tls.Epoch.ONE_RTT] for c in generator.clients]
         await eventually(lambda: all(s.ack_at is None for s in spaces))
         await asyncio.sleep(0.1)  # the node's last ACKs arrive
-        nodes = {c.account.username: c.quic for c in app.connections}
-        node_quics = [nodes[f"load{c.index:06d}"] for c in generator.clients]
+        conns = {c.account.username: c for c in app.connections}
+        node_conns = [conns[f"load{c.index:06d}"] for c in generator.clients]
+        node_quics = [c.quic for c in node_conns]
         node_sent = [q._packet_number for q in node_quics]
         idle_at = [q._close_at for q in node_quics]
+        deadlines = [c.deadline_at for c in node_conns]
         sent = generator.sent()
+        quiet = app.snapshot()["quiet_packets_received"]
         assert all(client.keepalive_ack() for client in generator.clients)
         restarted = list(zip(node_quics, idle_at, strict=True))
         await eventually(lambda: all(q._close_at > t for q, t in restarted))
         await asyncio.sleep(0.1)
         assert generator.sent() - sent == 4  # one datagram each
         assert [q._packet_number for q in node_quics] == node_sent  # no answer
+        # Quiet receipts: the node did nothing after reading them, not even
+        # re-arm the connections' deadlines for their later idle timers.
+        assert app.snapshot()["quiet_packets_received"] - quiet == 4
+        assert [c.deadline_at for c in node_conns] == deadlines
         assert generator.held() == 4
         assert not generator.stats.errors
+
+
+async def test_ack_only_keepalives_alone_hold_a_node_connection(bench, tmp_path):
+    """Quiet receipts leave a node connection's deadline where it was, set
+    for the idle timeout before them: when it comes, the node finds the idle
+    timer restarted and keeps the connection. Keepalives of ACK frames alone
+    hold it for five of the node's idle timeouts; once they stop, the node
+    ends it one idle timeout later."""
+    load, clients = bench("load"), bench("_load_clients")
+    tokens = await load.seed(tmp_path / "data", 2)
+    app = ServerApp(server_config(tmp_path, idle_timeout=1.0))
+    await app.start()
+    generator = clients.Generator(app.address, list(enumerate(tokens)), 1, 2)
+    try:
+        await generator.open()
+        assert (await generator.ramp(2, 200.0, 30.0))["held"] == 2
+        for task in generator.tasks:
+            task.cancel()  # no PINGs: the keepalives below alone
+        for client in generator.clients:
+            # The client's own timer long enough not to give the silent
+            # node up meanwhile (the PINGs' answers would restart it).
+            set_idle_timer(client.quic, 30.0)
+        await asyncio.sleep(0.3)  # the login's last packets acknowledged
+        quiet = app.snapshot()["quiet_packets_received"]
+        deadlines = app.endpoint.deadlines.fired
+        started = time.monotonic()
+        while time.monotonic() - started < 5.0:
+            assert all(client.keepalive_ack() for client in generator.clients)
+            await asyncio.sleep(0.25)
+        assert len(app.connections) == 2
+        assert app.snapshot()["quiet_packets_received"] - quiet >= 2 * 15
+        assert app.endpoint.deadlines.fired > deadlines  # the early ones came
+        await eventually(lambda: not app.connections, timeout=3.0)
+        assert generator.held() == 2  # the clients' own timers still run
+    finally:
+        await generator.close()
+        await app.shutdown(grace=0.0)

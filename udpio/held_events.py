@@ -18,7 +18,9 @@ connection's state does not change: aioquic has taken every packet when it
 was read; only when our code hears of the data moves, to the end of the
 burst (the transmit, which the endpoint already put off to then, still comes
 after). Outside a burst (datagrams handed in by anything else) it does what
-aioquic does.
+aioquic does. After a datagram the short receive path found *quiet* (ACKs
+that acknowledged nothing new, :mod:`udpio.short_receive`) there is nothing
+to handle and nothing to send: neither is done.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import QuicEvent, StreamDataReceived
+
+from .short_receive import ShortReceive
 
 __all__ = ["PRIVATE_ATTRIBUTES", "HoldsEvents", "coalesce_stream_data"]
 
@@ -97,7 +101,10 @@ class HoldsEvents:
     """Events saved by :func:`coalesce_stream_data`, in this process."""
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        quiet = ShortReceive.quiet
         self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
+        if ShortReceive.quiet != quiet:
+            return  # nothing to hand on or send (udpio.short_receive)
         endpoint = self._endpoint
         if endpoint is not None and endpoint.hold_events(self):
             return

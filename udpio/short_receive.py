@@ -25,7 +25,17 @@ and every other frame (and a STREAM frame that opens a stream or finds it
 discarded) goes to aioquic's handler for it; then the idle timer, the ACK
 ranges and the ACK's due time. Any other datagram (a long header, another
 connection id or address, a qlog kept, a handshake not yet confirmed) goes
-to aioquic's method, before decryption. ``tests/udpio/test_short_receive.py``
+to aioquic's method, before decryption.
+
+A packet of ACK frames (and padding) that acknowledges nothing new, from the
+connection's path, is *quiet*: the ACK between an idle client's keepalive
+PINGs (``client.transport.keepalive_plan``) is one. aioquic's ACK handler
+then only notes the largest number acknowledged (and the controller the
+peer's ACK delay); no event, no ACK owed, no loss timer or congestion window
+moved. Only the idle timer moved, later, so the connection's armed deadline
+comes early at worst, where aioquic's ``handle_timer`` finds nothing due.
+:attr:`ShortReceive.quiet` counts them, and :class:`udpio.held_events.HoldsEvents`
+skips the events and the transmit after one. ``tests/udpio/test_short_receive.py``
 runs the same transfers, losses, key updates and malformed packets through
 both and compares the state after every datagram.
 
@@ -83,6 +93,7 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_idle_timeout",
         "_ack_eliciting_sent_since_receipt",
         "_ack_delay",
+        "_loss",
         "_logger",
         "_QuicConnection__frame_handlers",
     ),
@@ -114,6 +125,11 @@ class ShortReceive(QuicConnection):
 
     received = 0
     """How many packets the short path decrypted, in this process."""
+
+    quiet = 0
+    """How many of them were *quiet*, in this process (see the module): a
+    caller that compares it before and after ``receive_datagram`` knows the
+    connection owes no transmit for the datagram."""
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         paths = self._network_paths
@@ -170,6 +186,8 @@ def _receive_packet(
         spin = bool(first & _SPIN_BIT)
         quic._spin_bit = not spin if quic._is_client else spin
         quic._spin_highest_pn = number
+    records, events = len(space.sent_packets), len(quic._events)
+    validated = quic._loss.peer_completed_address_validation
     try:
         eliciting, probing = _frames(quic, payload, cid, path, now)
     except QuicConnectionError as exc:
@@ -184,11 +202,12 @@ def _receive_packet(
     quic._close_at = now + quic._idle_timeout()
     quic._ack_eliciting_sent_since_receipt = False
     paths = quic._network_paths
-    if (
+    moved = (
         len(paths) != 1
         or paths[0] is not path
         or (not quic._is_client and not probing and quic.host_cid != cid)
-    ):
+    )
+    if moved:
         _moved(quic, space, path, cid, number, probing)
     if not space.discarded:
         if number > space.largest_received_packet:
@@ -201,6 +220,16 @@ def _receive_packet(
             ack_queue.shift()
         if eliciting and space.ack_at is None:
             space.ack_at = now + quic._ack_delay
+    if (
+        not eliciting
+        and not moved
+        and validated
+        and len(space.sent_packets) == records
+        and len(quic._events) == events
+    ):
+        # ACK frames (and padding) that acknowledged nothing new: the idle
+        # timer moved later, nothing else a transmit would look at moved.
+        ShortReceive.quiet += 1
 
 
 def _frames(
