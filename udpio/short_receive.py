@@ -25,7 +25,9 @@ and every other frame (and a STREAM frame that opens a stream or finds it
 discarded) goes to aioquic's handler for it; then the idle timer, the ACK
 ranges and the ACK's due time. Any other datagram (a long header, another
 connection id or address, a qlog kept, a handshake not yet confirmed) goes
-to aioquic's method, before decryption.
+to aioquic's method, before decryption. ``tests/udpio/test_short_receive.py``
+runs the same transfers, losses, key updates and malformed packets through
+both and compares the state after every datagram.
 
 A packet of ACK frames (and padding) that acknowledges nothing new, from the
 connection's path, is *quiet*: the ACK between an idle client's keepalive
@@ -35,9 +37,8 @@ peer's ACK delay); no event, no ACK owed, no loss timer or congestion window
 moved. Only the idle timer moved, later, so the connection's armed deadline
 comes early at worst, where aioquic's ``handle_timer`` finds nothing due.
 :attr:`ShortReceive.quiet` counts them, and :class:`udpio.held_events.HoldsEvents`
-skips the events and the transmit after one. ``tests/udpio/test_short_receive.py``
-runs the same transfers, losses, key updates and malformed packets through
-both and compares the state after every datagram.
+skips the events and the transmit after one (``tests/udpio/test_quiet_receipt.py``;
+a real node in ``tests/test_bench_load.py``).
 
 It reads aioquic's private attributes (listed in :data:`PRIVATE_ATTRIBUTES`,
 checked against aioquic 1.7; ``tests/test_quic_adapters.py`` checks they
