@@ -170,16 +170,43 @@ class ChatService:
                 int(bucket.wait_time(now) * 1000) + 1,
             )
         committed = self.store.send(account.user_id, recipient, req.client_id, req.text)
-        return self._sent(account, recipient, req, committed)
+        # A future, not a coroutine: a request whose task is cancelled before
+        # it starts (its connection or the server stopping) leaves nothing
+        # behind that was never awaited.
+        accepted: asyncio.Future[MessageAccepted] = committed.get_loop().create_future()
+        committed.add_done_callback(
+            lambda done: self._sent(account, recipient, req, done, accepted)
+        )
+        return accepted
 
-    async def _sent(
+    def _sent(
         self,
         account: Account,
         recipient: int,
         req: SendMessage,
         committed: asyncio.Future[SendResult],
+        accepted: asyncio.Future[MessageAccepted],
+    ) -> None:
+        if accepted.done():
+            return  # given up on (cancelled)
+        if committed.cancelled():
+            accepted.cancel()
+            return
+        error = committed.exception()
+        if error is not None:
+            accepted.set_exception(error)
+            return
+        try:
+            accepted.set_result(
+                self._accepted(account, recipient, req, committed.result())
+            )
+        except Exception as exc:  # a bug: the request still gets its Error reply
+            accepted.set_exception(exc)
+
+    def _accepted(
+        self, account: Account, recipient: int, req: SendMessage, result: SendResult
     ) -> MessageAccepted:
-        result = await committed
+        """Deliver a committed message and build its sender's reply."""
         # The sender knows the conversation up to its own message's seq, so a
         # reply after it is no gap (both directions share one sequence).
         own = self.ctx.presence.local_connection(account.user_id)

@@ -311,6 +311,39 @@ async def test_flooding_is_rate_limited_without_delaying_others(member):
     assert max(latencies) < 0.5
 
 
+async def test_a_send_whose_task_never_starts_is_delivered_and_leaves_nothing(
+    server, member
+):
+    # A pipelined send's reply is awaited in a task of its own; a task cancelled
+    # before its first step (its connection or the server stopping) never runs
+    # its coroutine. The message is committed all the same: it must still reach
+    # its recipient, and nothing may be left that was never awaited.
+    import gc
+    import warnings
+
+    from codec.messages import SendMessage
+    from server.storage.models import User
+
+    a = await member("ursula")
+    b = await member("viktor")
+    await befriend(a, b)
+    user_id = await server.storage.run(lambda: User.get(User.username == "ursula").id)
+    conn = server.context.presence.local_connection(user_id)
+    request = SendMessage(rid=10**6, to="viktor", client_id="never-started", text="hi")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.get_running_loop().create_task(
+            server.router.start(conn, request)
+        )
+        task.cancel()
+        event = await next_of(b.session, ChatMessage, timeout=5)
+        assert (event.text, event.client_id) == ("hi", "never-started")
+        assert task.cancelled()
+        del task
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is RuntimeWarning] == []
+
+
 async def test_receipts_go_only_to_whom_one_chats_with(member):
     a = await member("nora")
     b = await member("omar")
