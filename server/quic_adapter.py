@@ -140,6 +140,10 @@ class ConnectionRouter(QuicServer):
       during an upload). What aioquic does with such a datagram is only that
       lookup: no version to negotiate, no connection to create; one too short
       to hold a connection id, or without the fixed bit, it drops.
+
+    It also tells its endpoint which connection ids are its connections'
+    (:meth:`knows_connection_id`), so that a node behind serves them before
+    new ones.
     """
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
@@ -152,6 +156,11 @@ class ConnectionRouter(QuicServer):
                     protocol.datagram_received(data, addr)
             return
         super().datagram_received(data, addr)
+
+    def knows_connection_id(self, cid: bytes) -> bool:
+        """Whether ``cid`` routes to one of its connections (the endpoint
+        sheds datagrams that would open a new one first while it is behind)."""
+        return cid in self._protocols
 
     def _connection_terminated(self, protocol: QuicConnectionProtocol) -> None:
         table = self._protocols

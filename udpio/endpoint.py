@@ -132,6 +132,15 @@ def _connection_key(data: bytes) -> int:
     return data[1]
 
 
+def _opens_connection(data: bytes, known: Callable[[bytes], bool] | None) -> bool:
+    """Whether ``data`` (a long header's packet) is addressed to a connection
+    id the protocol does not know (``known``): the first flight of a new
+    connection (False when the protocol cannot say)."""
+    if known is None or len(data) < 6:
+        return False
+    return not known(data[6 : 6 + data[5]])
+
+
 def _segments(data: bytes, segment_size: int) -> int:
     """How many datagrams a coalesced read of ``data`` holds."""
     return -(-len(data) // segment_size) if segment_size else 1
@@ -145,10 +154,12 @@ class UdpEndpoint(asyncio.DatagramTransport):
     both are found out from the kernel unless forced off. With
     ``max_receive_delay`` (seconds), datagrams known to have waited longer
     than that in the socket's queue (and, while a queue stands, those of the
-    connections not served: :class:`udpio.queue_delay.QueueDelay`) are
-    dropped unread and counted in
-    ``stats["datagrams_shed"]`` (``shedding`` says whether it is on: it is
-    not where no marker socket could be opened).
+    connections not served, and every datagram that would open a connection,
+    when the protocol has a ``knows_connection_id(cid)`` to tell:
+    :class:`udpio.queue_delay.QueueDelay`) are dropped unread and counted in
+    ``stats["datagrams_shed"]`` (the new connections' also in
+    ``stats["new_connection_datagrams_shed"]``; ``shedding`` says whether it
+    is on: it is not where no marker socket could be opened).
     """
 
     def __init__(
@@ -176,6 +187,12 @@ class UdpEndpoint(asyncio.DatagramTransport):
         )
         """Markers through the socket's queue (None: nothing is shed)."""
         self.shedding = self.queue_delay is not None
+        self._knows: Callable[[bytes], bool] | None = getattr(
+            protocol, "knows_connection_id", None
+        )
+        """The protocol's word on whether a connection id is one of its
+        connections: while a queue stands, what would open a new one is shed
+        first (:meth:`udpio.queue_delay.QueueDelay.shed`)."""
         self._backlogged = False
         """The last read stopped at its bound with datagrams left unread."""
         self._marker_failed = False
@@ -198,6 +215,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
             "receive_calls": 0,
             "datagrams_dropped": 0,
             "datagrams_shed": 0,
+            "new_connection_datagrams_shed": 0,
         }
         """Counters for benchmarks and tests: datagrams and system calls."""
         sock.setblocking(False)
@@ -210,6 +228,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
         received = calls = 0
         self._receiving = True
         delay = self.queue_delay
+        known = self._knows
         if delay is not None and self._backlogged and delay.due(time.monotonic()):
             self._send_marker(delay)
         self._backlogged = True
@@ -247,11 +266,16 @@ class UdpEndpoint(asyncio.DatagramTransport):
                     if addr == self._marker_address:
                         self._marker_read(delay, data)
                         continue
-                    if delay.in_flight and delay.shed(
-                        _connection_key(data), time.monotonic()
-                    ):
-                        self.stats["datagrams_shed"] += _segments(data, segment_size)
-                        continue
+                    if delay.in_flight:
+                        opens = data[0] & 0x80 and _opens_connection(data, known)
+                        if delay.shed(
+                            _connection_key(data), time.monotonic(), bool(opens)
+                        ):
+                            shed = _segments(data, segment_size)
+                            self.stats["datagrams_shed"] += shed
+                            if opens:
+                                self.stats["new_connection_datagrams_shed"] += shed
+                            continue
                 for datagram in split(data, segment_size):
                     received += 1
                     self._deliver(datagram, addr)

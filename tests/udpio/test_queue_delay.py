@@ -16,6 +16,7 @@ from udpio.queue_delay import (
     INTERVAL_S,
     KEYS,
     MIN_SHARE,
+    NEW_RECOVERY_S,
     TARGET_S,
     BacklogAwareRecovery,
     QueueDelay,
@@ -101,6 +102,9 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     assert not delay.shed(0, at) and not delay.shed(KEYS * 3 // 4 - 1, at)
     assert delay.shed(KEYS * 3 // 4, at) and delay.shed(KEYS - 1, at)
     assert delay.shed(0, now + 0.26)  # over the limit, every key
+    # A new connection's first flight waits for the queue to go, whatever its key.
+    assert delay.shed(0, at, opens=True)
+    assert delay.new_share(now) == KEYS / 2  # halved at the marker that stood
     delay.emptied()
     assert delay.share == KEYS and not delay.standing(now)
     for _ in range(3):
@@ -117,6 +121,44 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     busy.sent(0.05)
     assert not busy.standing(0.05 + INTERVAL_S / 2)
     assert not any(busy.shed(key, 0.05 + INTERVAL_S / 2) for key in range(KEYS))
+    assert not busy.shed(0, 0.05 + INTERVAL_S / 2, opens=True)
+
+
+def test_new_connections_come_back_a_growing_share_at_a_time():
+    """Each marker that finds the queue standing halves the share of new
+    connections let in; it grows back to all over NEW_RECOVERY_S, and only
+    while the endpoint is behind is anything shed by it."""
+    delay = QueueDelay(limit=5.0)  # nothing waits past it here
+    now = 0.0
+    for _ in range(3):  # the first two start the interval, the third stood
+        number = delay.sent(now)
+        now += 0.06
+        delay.read(number, now)
+    assert delay.new_share(now) == KEYS / 2
+    number = delay.sent(now)
+    now += 0.06
+    grown = delay.new_share(now)
+    assert grown == approx(KEYS / 2 + 0.06 * KEYS / NEW_RECOVERY_S)
+    delay.read(number, now)  # stood again: halved again
+    assert delay.new_share(now) == approx(grown / 2)
+    number = delay.sent(now)
+    delay.read(number, now + TARGET_S / 2)  # under the target: no longer standing
+    now += TARGET_S / 2
+    assert not delay.standing(now)
+    assert delay.share == KEYS  # the connections are all served at once
+    delay.sent(now)  # behind again, not standing
+    share = delay.new_share(now)
+    assert KEYS / 4 < share < KEYS / 2
+    assert not delay.shed(int(share), now, opens=True)
+    assert delay.shed(int(share) + 1, now, opens=True)
+    assert not delay.shed(KEYS - 1, now)  # a connection's packet
+    later = now + NEW_RECOVERY_S / 4
+    assert delay.new_share(later) == approx(share + KEYS / 4)
+    assert delay.new_share(now + NEW_RECOVERY_S) == KEYS
+    assert not delay.shed(KEYS - 1, now + NEW_RECOVERY_S, opens=True)
+    delay.sent(now)
+    delay.emptied()  # not behind: nothing is shed
+    assert not delay.shed(KEYS - 1, now, opens=True)
 
 
 def test_the_target_is_never_above_the_limit():
@@ -169,6 +211,68 @@ async def test_a_slow_reader_sheds_what_waited_and_keeps_what_is_fresh():
     assert got[len(old) :] == [b"new %d" % n for n in range(5)]
     assert endpoint.queue_delay is not None
     assert endpoint.queue_delay.last_delay is not None
+
+
+class SlowNode(asyncio.DatagramProtocol):
+    """A protocol that takes 2 ms a datagram and knows its connections' ids,
+    as the node's router does."""
+
+    KNOWN = b"\x00known!!"
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def knows_connection_id(self, cid: bytes) -> bool:
+        return cid == self.KNOWN
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append(data)
+        time.sleep(0.002)
+
+
+async def test_a_standing_queue_serves_its_connections_before_new_ones():
+    # For two seconds, every 5 ms: a packet of an established connection with
+    # a short header and one with a long header to a known id (0.8 of what
+    # the protocol reads), and two first flights of new connections (another
+    # 0.8). All are of connection key 0, always in the share served, and none
+    # waits past the limit. Once the queue stands, what would open a
+    # connection is shed: the connections' packets are all read, in order.
+    endpoint, protocol = await open_endpoint(
+        SlowNode, ("0.0.0.0", 0), max_receive_delay=10.0
+    )
+    address = ("127.0.0.1", endpoint.get_extra_info("sockname")[1])
+    long_header = bytes([0xC0, 0, 0, 0, 1, 8])
+    established: list[bytes] = []
+    new: list[bytes] = []
+
+    def send() -> None:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        start = time.monotonic()
+        for n in range(400):
+            established.append(b"\x40\x00" + b"%08d" % n)
+            established.append(long_header + SlowNode.KNOWN + b"%08d" % n)
+            new.append(long_header + b"\x00" + b"%07d" % n + b"a")
+            new.append(long_header + b"\x00" + b"%07d" % n + b"b")
+            for datagram in (established[-2], new[-2], established[-1], new[-1]):
+                sender.sendto(datagram, address)
+            time.sleep(max(0.0, start + 0.005 * (n + 1) - time.monotonic()))
+        sender.close()
+
+    try:
+        await asyncio.to_thread(send)
+        assert isinstance(protocol, SlowNode)
+        for _ in range(100):  # what is still queued, read within 10 s
+            if established[-1] in protocol.received:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        endpoint.close()
+    got = protocol.received
+    assert [d for d in got if d in established] == established
+    shed = len(new) - len([d for d in got if d not in established])
+    assert shed > len(new) // 5, shed
+    assert endpoint.stats["new_connection_datagrams_shed"] == shed
+    assert endpoint.stats["datagrams_shed"] == shed
 
 
 async def test_a_marker_send_that_fails_is_not_counted_in_flight(caplog):
