@@ -35,6 +35,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -65,6 +66,17 @@ packet costs aioquic 30-100 µs here, so a few milliseconds at most)."""
 MAX_QUEUED_DATAGRAMS = 8192
 """Datagrams waiting to be sent past which new ones are dropped, as a full
 socket buffer would (QUIC's loss recovery resends what matters)."""
+FIRST_FLIGHTS_PER_TURN = 1
+"""First flights of new connections handed on per turn of the loop, after the
+datagrams of the connections there are (a handshake's first flight costs a
+node milliseconds: its keys, its certificate and signature). A loop with
+nothing else to do turns at once, so this bounds what a connection's datagram
+waits behind, not how fast an idle node lets new connections in."""
+MAX_FIRST_FLIGHTS_WAITING = 256
+"""First flights waiting for their turn past which new ones are shed."""
+FIRST_FLIGHT_MAX_WAIT_S = 0.5
+"""Seconds a first flight may wait for its turn; older ones are shed (their
+clients have sent them again by then)."""
 RECEIVE_BUFFER_BYTES = 65_535
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 """Kernel socket buffers asked for: they ride out a busy moment of the loop
@@ -154,12 +166,17 @@ class UdpEndpoint(asyncio.DatagramTransport):
     both are found out from the kernel unless forced off. With
     ``max_receive_delay`` (seconds), datagrams known to have waited longer
     than that in the socket's queue (and, while a queue stands, those of the
-    connections not served, and every datagram that would open a connection,
-    when the protocol has a ``knows_connection_id(cid)`` to tell:
+    connections not served, and every datagram that would open a connection:
     :class:`udpio.queue_delay.QueueDelay`) are dropped unread and counted in
-    ``stats["datagrams_shed"]`` (the new connections' also in
-    ``stats["new_connection_datagrams_shed"]``; ``shedding`` says whether it
-    is on: it is not where no marker socket could be opened).
+    ``stats["datagrams_shed"]`` (``shedding`` says whether it is on: it is
+    not where no marker socket could be opened). With it, when the protocol
+    has a ``knows_connection_id(cid)`` to tell its connections' ids from
+    others, the first flights of new connections wait for their turn, a few
+    per turn of the loop after its connections' datagrams
+    (:data:`FIRST_FLIGHTS_PER_TURN`; at most
+    :data:`MAX_FIRST_FLIGHTS_WAITING`, for at most
+    :data:`FIRST_FLIGHT_MAX_WAIT_S`); those shed are also counted in
+    ``stats["new_connection_datagrams_shed"]``.
     """
 
     def __init__(
@@ -191,8 +208,13 @@ class UdpEndpoint(asyncio.DatagramTransport):
             protocol, "knows_connection_id", None
         )
         """The protocol's word on whether a connection id is one of its
-        connections: while a queue stands, what would open a new one is shed
-        first (:meth:`udpio.queue_delay.QueueDelay.shed`)."""
+        connections: what would open a new one waits for its turn
+        (:meth:`_admit_first_flights`), and is shed first while a queue
+        stands (:meth:`udpio.queue_delay.QueueDelay.shed`)."""
+        self._first_flights: deque[tuple[bytes, int, Any, float]] = deque()
+        """New connections' first flights waiting for their turn: (data, its
+        GRO segment size, address, time read)."""
+        self._admitting = False
         self._backlogged = False
         """The last read stopped at its bound with datagrams left unread."""
         self._marker_failed = False
@@ -266,28 +288,80 @@ class UdpEndpoint(asyncio.DatagramTransport):
                     if addr == self._marker_address:
                         self._marker_read(delay, data)
                         continue
-                    if delay.in_flight:
-                        opens = data[0] & 0x80 and _opens_connection(data, known)
-                        if delay.shed(
-                            _connection_key(data), time.monotonic(), bool(opens)
-                        ):
-                            shed = _segments(data, segment_size)
-                            self.stats["datagrams_shed"] += shed
-                            if opens:
-                                self.stats["new_connection_datagrams_shed"] += shed
-                            continue
+                    # A long header's packet may be a new connection's first
+                    # flight: it waits for the connections' datagrams.
+                    opens = (
+                        len(data) > 6
+                        and data[0] & 0x80
+                        and _opens_connection(data, known)
+                    )
+                    if (delay.in_flight or opens) and delay.shed(
+                        _connection_key(data), time.monotonic(), bool(opens)
+                    ):
+                        self._shed(data, segment_size, bool(opens))
+                        continue
+                    if opens:
+                        self._wait_first_flight(data, segment_size, addr)
+                        continue
                 for datagram in split(data, segment_size):
                     received += 1
                     self._deliver(datagram, addr)
         finally:
-            self.stats["datagrams_received"] += received
-            self._release_held()
-            self._receiving = False
-            # What the deferred transmits queue goes out right below, not on
-            # the next turn.
-            self._flush_scheduled = True
-            self._run_deferred()
-            self._flush()
+            self._end_burst(received)
+
+    def _end_burst(self, received: int) -> None:
+        self.stats["datagrams_received"] += received
+        self._release_held()
+        self._receiving = False
+        # What the deferred transmits queue goes out right below, not on
+        # the next turn.
+        self._flush_scheduled = True
+        self._run_deferred()
+        self._flush()
+
+    def _shed(self, data: bytes, segment_size: int, opens: bool) -> None:
+        shed = _segments(data, segment_size)
+        self.stats["datagrams_shed"] += shed
+        if opens:
+            self.stats["new_connection_datagrams_shed"] += shed
+
+    def _wait_first_flight(self, data: bytes, segment_size: int, addr: Any) -> None:
+        """Queue a new connection's first flight for :meth:`_admit_first_flights`
+        (shed when too many wait)."""
+        if len(self._first_flights) >= MAX_FIRST_FLIGHTS_WAITING:
+            self._shed(data, segment_size, True)
+            return
+        self._first_flights.append((data, segment_size, addr, time.monotonic()))
+        if not self._admitting:
+            self._admitting = True
+            self._loop.call_soon(self._admit_first_flights)
+
+    def _admit_first_flights(self) -> None:
+        """Hand on up to :data:`FIRST_FLIGHTS_PER_TURN` waiting first flights
+        as a burst of their own, and come back on the next turn for more:
+        the datagrams the loop reads meanwhile, the connections', go first."""
+        self._admitting = False
+        if self._closing:
+            return
+        received = admitted = 0
+        self._receiving = True
+        try:
+            now = time.monotonic()
+            waiting = self._first_flights
+            while waiting and admitted < FIRST_FLIGHTS_PER_TURN:
+                data, segment_size, addr, at = waiting.popleft()
+                if now - at > FIRST_FLIGHT_MAX_WAIT_S:
+                    self._shed(data, segment_size, True)
+                    continue
+                admitted += 1
+                for datagram in split(data, segment_size):
+                    received += 1
+                    self._deliver(datagram, addr)
+        finally:
+            self._end_burst(received)
+            if self._first_flights and not self._admitting and not self._closing:
+                self._admitting = True
+                self._loop.call_soon(self._admit_first_flights)
 
     def backlog(self) -> float:
         """Seconds what is unread in the socket has waited at least: how far
@@ -453,6 +527,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
         self._held.clear()
         self._deferred.clear()
         self._queue.clear()
+        self._first_flights.clear()
         fileno = self._sock.fileno()
         self._loop.remove_reader(fileno)
         if self._writing:

@@ -33,7 +33,6 @@ __all__ = [
     "INTERVAL_S",
     "KEYS",
     "MIN_SHARE",
-    "NEW_RECOVERY_S",
     "TARGET_S",
     "BacklogAwareRecovery",
     "QueueDelay",
@@ -56,9 +55,6 @@ KEYS = 256
 (random, chosen by the endpoint that receives it)."""
 MIN_SHARE = 8
 """The fewest keys served while a queue stands (1/32 of the connections)."""
-NEW_RECOVERY_S = 1.0
-"""Seconds in which the share of new connections let in while the endpoint is
-behind grows back from none to all, after each cut."""
 
 
 class QueueDelay:
@@ -82,13 +78,12 @@ class QueueDelay:
     behind").
 
     New connections wait first: while the queue stands, every datagram that
-    would open one is shed, whatever its key, and once it stood, new
-    connections are let in again a growing share at a time (halved at each
-    marker that finds it standing, grown back to all over a second): what
-    the endpoint's own connections leave of its CPU, and no more. A
+    would open one is shed, whatever its key (and the endpoint hands on the
+    first flights it reads a few per turn of the loop, after its
+    connections' datagrams: :class:`udpio.endpoint.UdpEndpoint`). A
     handshake costs a node many keepalives' worth of CPU, and a flood of
     them (a login storm, another node's users failing over to this one, an
-    attack) that is served at the share of each key starves the node's own
+    attack) served at the share of each key starves the node's own
     connections at the same share: one unanswered for its idle timeout is
     ended. A client whose first flight is shed sends it again after its
     probe timeout, doubled each time.
@@ -111,8 +106,6 @@ class QueueDelay:
         self.share = KEYS
         """Of the :data:`KEYS` connection keys, how many are served while the
         queue stands (all of them otherwise)."""
-        self._new_cut = float(KEYS)
-        self._new_cut_at = float("-inf")
         self.last_delay: float | None = None
         """The last marker's time in the queue, seconds (None: none read)."""
 
@@ -147,10 +140,8 @@ class QueueDelay:
                 elif self._above_since is None:
                     self._above_since = now
                 elif now - self._above_since >= self.interval:
-                    # Still standing: serve fewer connections, let in fewer new.
+                    # Still standing: serve fewer connections.
                     self.share = max(MIN_SHARE, self.share * 3 // 4)
-                    self._new_cut = self.new_share(now) / 2
-                    self._new_cut_at = now
 
     def emptied(self) -> None:
         """The queue was found empty: any marker still counted was lost, and
@@ -171,30 +162,18 @@ class QueueDelay:
         above = self._above_since
         return above is not None and now - above >= self.interval
 
-    def new_share(self, now: float) -> float:
-        """Of the :data:`KEYS` connection keys, how many new connections are
-        let in at ``now`` while the endpoint is behind: halved at each marker
-        that finds the queue standing, grown back to all over
-        :data:`NEW_RECOVERY_S` after."""
-        return min(
-            float(KEYS),
-            self._new_cut + (now - self._new_cut_at) * KEYS / NEW_RECOVERY_S,
-        )
-
     def shed(self, key: int, now: float, opens: bool = False) -> bool:
         """Whether a datagram of connection key ``key`` (0 to :data:`KEYS`,
-        the first byte of its connection id) read now is to be shed. One that
+        the first byte of its connection id) read now is to be shed; one that
         ``opens`` a connection (the first flight of a handshake the endpoint
         has no connection for yet) is shed whatever its key while the queue
-        stands, and outside :meth:`new_share` while the endpoint is behind:
-        the connections there are served before new ones."""
+        stands."""
         if not self.in_flight:
             return False
-        if now - self.in_flight[0][1] > self.limit:
-            return True
-        if opens:
-            return key >= self.new_share(now) or self.standing(now)
-        return key >= self.share and self.standing(now)
+        waited = now - self.in_flight[0][1]
+        return waited > self.limit or (
+            (opens or key >= self.share) and self.standing(now)
+        )
 
 
 class BacklogAwareRecovery(QuicPacketRecovery):

@@ -12,11 +12,11 @@ from typing import Any
 from pytest import approx
 
 from udpio import MAX_DATAGRAMS_PER_WAKEUP, open_endpoint
+from udpio.endpoint import FIRST_FLIGHTS_PER_TURN
 from udpio.queue_delay import (
     INTERVAL_S,
     KEYS,
     MIN_SHARE,
-    NEW_RECOVERY_S,
     TARGET_S,
     BacklogAwareRecovery,
     QueueDelay,
@@ -104,7 +104,6 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     assert delay.shed(0, now + 0.26)  # over the limit, every key
     # A new connection's first flight waits for the queue to go, whatever its key.
     assert delay.shed(0, at, opens=True)
-    assert delay.new_share(now) == KEYS / 2  # halved at the marker that stood
     delay.emptied()
     assert delay.share == KEYS and not delay.standing(now)
     for _ in range(3):
@@ -122,43 +121,6 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     assert not busy.standing(0.05 + INTERVAL_S / 2)
     assert not any(busy.shed(key, 0.05 + INTERVAL_S / 2) for key in range(KEYS))
     assert not busy.shed(0, 0.05 + INTERVAL_S / 2, opens=True)
-
-
-def test_new_connections_come_back_a_growing_share_at_a_time():
-    """Each marker that finds the queue standing halves the share of new
-    connections let in; it grows back to all over NEW_RECOVERY_S, and only
-    while the endpoint is behind is anything shed by it."""
-    delay = QueueDelay(limit=5.0)  # nothing waits past it here
-    now = 0.0
-    for _ in range(3):  # the first two start the interval, the third stood
-        number = delay.sent(now)
-        now += 0.06
-        delay.read(number, now)
-    assert delay.new_share(now) == KEYS / 2
-    number = delay.sent(now)
-    now += 0.06
-    grown = delay.new_share(now)
-    assert grown == approx(KEYS / 2 + 0.06 * KEYS / NEW_RECOVERY_S)
-    delay.read(number, now)  # stood again: halved again
-    assert delay.new_share(now) == approx(grown / 2)
-    number = delay.sent(now)
-    delay.read(number, now + TARGET_S / 2)  # under the target: no longer standing
-    now += TARGET_S / 2
-    assert not delay.standing(now)
-    assert delay.share == KEYS  # the connections are all served at once
-    delay.sent(now)  # behind again, not standing
-    share = delay.new_share(now)
-    assert KEYS / 4 < share < KEYS / 2
-    assert not delay.shed(int(share), now, opens=True)
-    assert delay.shed(int(share) + 1, now, opens=True)
-    assert not delay.shed(KEYS - 1, now)  # a connection's packet
-    later = now + NEW_RECOVERY_S / 4
-    assert delay.new_share(later) == approx(share + KEYS / 4)
-    assert delay.new_share(now + NEW_RECOVERY_S) == KEYS
-    assert not delay.shed(KEYS - 1, now + NEW_RECOVERY_S, opens=True)
-    delay.sent(now)
-    delay.emptied()  # not behind: nothing is shed
-    assert not delay.shed(KEYS - 1, now, opens=True)
 
 
 def test_the_target_is_never_above_the_limit():
@@ -235,8 +197,9 @@ async def test_a_standing_queue_serves_its_connections_before_new_ones():
     # a short header and one with a long header to a known id (0.8 of what
     # the protocol reads), and two first flights of new connections (another
     # 0.8). All are of connection key 0, always in the share served, and none
-    # waits past the limit. Once the queue stands, what would open a
-    # connection is shed: the connections' packets are all read, in order.
+    # waits in the socket past the limit. First flights wait for their turn,
+    # and are shed while the queue stands or too many wait: the connections'
+    # packets are all read, in order.
     endpoint, protocol = await open_endpoint(
         SlowNode, ("0.0.0.0", 0), max_receive_delay=10.0
     )
@@ -247,6 +210,10 @@ async def test_a_standing_queue_serves_its_connections_before_new_ones():
 
     def send() -> None:
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Too short to be anyone's first flight: handed on as they are.
+        for datagram in (b"", b"\xc0\x00"):
+            established.append(datagram)
+            sender.sendto(datagram, address)
         start = time.monotonic()
         for n in range(400):
             established.append(b"\x40\x00" + b"%08d" % n)
@@ -262,7 +229,8 @@ async def test_a_standing_queue_serves_its_connections_before_new_ones():
         await asyncio.to_thread(send)
         assert isinstance(protocol, SlowNode)
         for _ in range(100):  # what is still queued, read within 10 s
-            if established[-1] in protocol.received:
+            shed = endpoint.stats["datagrams_shed"]
+            if len(protocol.received) + shed == len(established) + len(new):
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -273,6 +241,52 @@ async def test_a_standing_queue_serves_its_connections_before_new_ones():
     assert shed > len(new) // 5, shed
     assert endpoint.stats["new_connection_datagrams_shed"] == shed
     assert endpoint.stats["datagrams_shed"] == shed
+
+
+class FastNode(SlowNode):
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append(data)
+
+
+async def test_first_flights_wait_for_the_connections_datagrams_read_with_them():
+    # One burst in the socket before the endpoint reads it: the connections'
+    # datagrams are handed on as they are read, the first flights of new
+    # connections after them, FIRST_FLIGHTS_PER_TURN a turn, in order.
+    # Without shedding (no limit) all go in the order they came.
+    long_header = bytes([0xC0, 0, 0, 0, 1, 8])
+    for limit in (10.0, None):
+        endpoint, protocol = await open_endpoint(
+            FastNode, ("127.0.0.1", 0), max_receive_delay=limit
+        )
+        assert isinstance(protocol, FastNode)
+        address = endpoint.get_extra_info("sockname")
+        turns: list[int] = []
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent = []
+        try:
+            for n in range(20):
+                sent.append(long_header + b"\x07" + b"%07d" % n)  # new
+                sent.append(b"\x40\x07" + b"%08d" % n)  # a connection's
+            for datagram in sent:
+                sender.sendto(datagram, address)
+            for _ in range(100):
+                turns.append(len(protocol.received))
+                if len(protocol.received) == len(sent):
+                    break
+                await asyncio.sleep(0)
+        finally:
+            sender.close()
+            endpoint.close()
+        if limit is None:
+            assert protocol.received == sent
+            continue
+        new, established = sent[0::2], sent[1::2]
+        assert protocol.received == established + new
+        # Each turn after the burst's handed on no more than its share of them.
+        steps = [b - a for a, b in zip(turns, turns[1:], strict=False) if b > a]
+        assert steps[0] == len(established)
+        assert max(steps[1:]) <= FIRST_FLIGHTS_PER_TURN
+        assert endpoint.stats["datagrams_shed"] == 0
 
 
 async def test_a_marker_send_that_fails_is_not_counted_in_flight(caplog):
