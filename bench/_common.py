@@ -198,8 +198,16 @@ def start_meet(address: str, home: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def start_quicmeet_server(extra: list[str] | None = None) -> Child:
-    workdir = Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
+def start_quicmeet_server(
+    extra: list[str] | None = None,
+    *,
+    root: Path = ROOT,
+    workdir: Path | None = None,
+) -> Child:
+    """A server node of the checkout at ``root`` on a free port, its data, its
+    certificate and its stats file in ``workdir`` (a new temporary directory
+    by default), ``extra`` added to its command line."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="quicmeet-bench-"))
     profile = os.environ.get("BENCH_PROFILE_SERVER")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
     trace = os.environ.get("BENCH_TRACE_SERVER")
@@ -226,6 +234,7 @@ def start_quicmeet_server(extra: list[str] | None = None) -> Child:
             *(extra or []),
         ],
         workdir,
+        root,
     )
 
 

@@ -12,12 +12,13 @@ its certificate and signature, four datagrams out), so a flood larger than
 the node's core keeps its socket's queue standing: a login storm (another
 node's users failing over to this one) or an attack looks the same to it.
 
-Reports, before, during and after the flood: chat latency percentiles
-(messages sent in that phase), messages that failed, the node's CPU; and
-the users' connections lost, what the node shed (all datagrams, and those of
-new connections) and how many flood handshakes it began.
+Reports, for the messages sent before, during and after the flood: how
+many were sent, delivered (by 10 s after the last was sent) and failed,
+their latency percentiles, and the node's cores in that phase; then the
+users' connections lost and what the node shed (all datagrams, and those
+of new connections: the flights less those are the handshakes it began).
 ``--baseline CHECKOUT`` runs the same against another checkout's node after
-this one's, with the same flights. Prints one JSON object.
+this one's. Prints one JSON object.
 
     python bench/handshake_flood.py --pairs 10 --rate 100 --flood 1000 --seconds 10
 """
@@ -28,10 +29,10 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ from _common import (  # noqa: I001
     percentile,
     process_cpu_seconds,
     server_stats,
-    start_child,
+    start_quicmeet_server,
 )
 from chat import Recipient, setup
 
@@ -160,31 +161,12 @@ async def chat(
 
 
 async def run_one(root: Path, args: argparse.Namespace, label: str) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="quicmeet-flood-"))
-    server = start_child(
-        [
-            "-m",
-            "server",
-            "--port",
-            "0",
-            "--data-dir",
-            str(workdir / "data"),
-            "--cert",
-            str(workdir / "cert.pem"),
-            "--key",
-            str(workdir / "key.pem"),
-            "--log-level",
-            "error",
-            "--stats-file",
-            str(workdir / "stats.json"),
-        ],
-        workdir,
-        root=root,
-    )
+    server = start_quicmeet_server(root=root)
     try:
         return await _measure(server, args, label)
     finally:
         server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
@@ -243,6 +225,9 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
     failed_by_phase = {"before": 0, "during": 0, "after": 0}
     for text in failed:
         failed_by_phase[phase_of(sent[text], flood_at, flood_end)] += 1
+    sent_by_phase = {"before": 0, "during": 0, "after": 0}
+    for at in sent.values():
+        sent_by_phase[phase_of(at, flood_at, flood_end)] += 1
     spans = {
         "before": (cpu["start"], cpu["flood"], PHASE_S),
         "during": (cpu["flood"], cpu["flood_end"], args.seconds),
@@ -252,6 +237,7 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
     for phase, latencies in by_phase.items():
         first, last, seconds = spans[phase]
         phases[phase] = {
+            "sent": sent_by_phase[phase],
             "delivered": len(latencies),
             "failed": failed_by_phase[phase],
             "p50_ms": round(percentile(latencies, 50) * 1000, 1) if latencies else None,

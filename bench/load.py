@@ -70,7 +70,7 @@ from _common import (  # noqa: I001
     percentile,
     process_cpu_seconds,
     server_stats,
-    start_child,
+    start_quicmeet_server,
     udp_socket_drops,
     udp_socket_queued,
 )
@@ -292,29 +292,15 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
     """One load run against the server of the checkout at ``root``."""
     workdir = Path(tempfile.mkdtemp(prefix="quicmeet-load-"))
     tokens = await seed(workdir / "data", args.connections)
-    server: Child = start_child(
+    server: Child = start_quicmeet_server(
         [
-            "-m",
-            "server",
-            "--port",
-            "0",
-            "--data-dir",
-            str(workdir / "data"),
-            "--cert",
-            str(workdir / "cert.pem"),
-            "--key",
-            str(workdir / "key.pem"),
-            "--log-level",
-            "error",
             "--chat-rate",
             "1000000",
             "--idle-timeout",
             str(args.server_idle_timeout),
-            "--stats-file",
-            str(workdir / "stats.json"),
         ],
-        workdir,
-        root,
+        root=root,
+        workdir=workdir,
     )
     steps: list[dict] = []
     pipes: list[Connection] = []
@@ -470,6 +456,13 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     "datagrams_shed": (
                         stats["udp_datagrams_shed"] - stats_before["udp_datagrams_shed"]
                         if "udp_datagrams_shed" in stats
+                        else None
+                    ),
+                    # Of them, new connections' first flights (older: None).
+                    "new_connection_datagrams_shed": (
+                        stats["udp_new_connection_datagrams_shed"]
+                        - stats_before["udp_new_connection_datagrams_shed"]
+                        if "udp_new_connection_datagrams_shed" in stats
                         else None
                     ),
                     # That pass's own CPU (well under its pause: the node

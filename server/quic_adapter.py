@@ -159,7 +159,8 @@ class ConnectionRouter(QuicServer):
 
     def knows_connection_id(self, cid: bytes) -> bool:
         """Whether ``cid`` routes to one of its connections (the endpoint
-        sheds datagrams that would open a new one first while it is behind)."""
+        hands on what would open a new one after its connections' datagrams,
+        and sheds it first while it is behind)."""
         return cid in self._protocols
 
     def _connection_terminated(self, protocol: QuicConnectionProtocol) -> None:

@@ -145,10 +145,10 @@ def _connection_key(data: bytes) -> int:
 
 
 def _opens_connection(data: bytes, known: Callable[[bytes], bool] | None) -> bool:
-    """Whether ``data`` (a long header's packet) is addressed to a connection
-    id the protocol does not know (``known``): the first flight of a new
-    connection (False when the protocol cannot say)."""
-    if known is None or len(data) < 6:
+    """Whether ``data`` (a long header's packet, at least 7 bytes) is
+    addressed to a connection id the protocol does not know (``known``): the
+    first flight of a new connection (False when the protocol cannot say)."""
+    if known is None:
         return False
     return not known(data[6 : 6 + data[5]])
 
@@ -171,7 +171,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
     ``stats["datagrams_shed"]`` (``shedding`` says whether it is on: it is
     not where no marker socket could be opened). With it, when the protocol
     has a ``knows_connection_id(cid)`` to tell its connections' ids from
-    others, the first flights of new connections wait for their turn, a few
+    others, the first flights of new connections wait for their turn, one
     per turn of the loop after its connections' datagrams
     (:data:`FIRST_FLIGHTS_PER_TURN`; at most
     :data:`MAX_FIRST_FLIGHTS_WAITING`, for at most
@@ -295,7 +295,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
                         and data[0] & 0x80
                         and _opens_connection(data, known)
                     )
-                    if (delay.in_flight or opens) and delay.shed(
+                    if delay.in_flight and delay.shed(
                         _connection_key(data), time.monotonic(), bool(opens)
                     ):
                         self._shed(data, segment_size, bool(opens))

@@ -79,7 +79,7 @@ class QueueDelay:
 
     New connections wait first: while the queue stands, every datagram that
     would open one is shed, whatever its key (and the endpoint hands on the
-    first flights it reads a few per turn of the loop, after its
+    first flights it reads one per turn of the loop, after its
     connections' datagrams: :class:`udpio.endpoint.UdpEndpoint`). A
     handshake costs a node many keepalives' worth of CPU, and a flood of
     them (a login storm, another node's users failing over to this one, an

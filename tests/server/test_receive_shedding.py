@@ -84,6 +84,21 @@ async def test_a_stopped_node_sheds_stale_datagrams_and_loses_nothing(
         srv.stop()
 
 
+async def test_the_node_tells_its_connections_ids_from_new_ones(server, member):
+    # The endpoint asks the router whose a long header's packet is: one to an
+    # id of no connection is a new connection's first flight, which waits for
+    # its turn after the connections' datagrams (tests/udpio/test_queue_delay.py).
+    alice = await member("alice")
+    quic = (await alice.session.wait_ready(1))._quic
+    router = server._server
+    assert router.knows_connection_id(quic._peer_cid.cid)
+    assert not router.knows_connection_id(os.urandom(8))
+    assert server.endpoint._knows == router.knows_connection_id
+    # Alice's first flight went that way, and got in.
+    assert server.endpoint.stats["new_connection_datagrams_shed"] == 0
+    assert server.snapshot()["udp_new_connection_datagrams_shed"] == 0
+
+
 def test_the_command_line_option(capsys):
     assert parse_args([]).max_receive_delay == 0.25
     assert parse_args(["--max-receive-delay", "0.5"]).max_receive_delay == 0.5
