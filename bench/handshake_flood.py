@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import socket
 import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from _common import (  # noqa: I001
@@ -186,7 +186,7 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
     flood_at = start + PHASE_S
     flood_end = flood_at + args.seconds
     stop_at = flood_end + PHASE_S
-    # A thread: it sleeps between sends, the GIL's for a send's microseconds.
+    # A thread: it sleeps between sends and holds the GIL only for a send.
     flooder = threading.Thread(
         target=flood,
         args=(
@@ -222,12 +222,8 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
         r.stop()
         for sent_at, latency in zip(r.sent_at, r.latencies, strict=True):
             by_phase[phase_of(sent_at, flood_at, flood_end)].append(latency)
-    failed_by_phase = {"before": 0, "during": 0, "after": 0}
-    for text in failed:
-        failed_by_phase[phase_of(sent[text], flood_at, flood_end)] += 1
-    sent_by_phase = {"before": 0, "during": 0, "after": 0}
-    for at in sent.values():
-        sent_by_phase[phase_of(at, flood_at, flood_end)] += 1
+    failed_by_phase = Counter(phase_of(sent[t], flood_at, flood_end) for t in failed)
+    sent_by_phase = Counter(phase_of(at, flood_at, flood_end) for at in sent.values())
     spans = {
         "before": (cpu["start"], cpu["flood"], PHASE_S),
         "during": (cpu["flood"], cpu["flood_end"], args.seconds),
@@ -295,5 +291,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     main()
