@@ -15,10 +15,11 @@ node's users failing over to this one) or an attack looks the same to it.
 Reports, for the messages sent before, during and after the flood: how
 many were sent, delivered (by 10 s after the last was sent) and failed,
 their latency percentiles, and the node's cores in that phase; then the
-users' connections lost and what the node shed (all datagrams, and those
-of new connections: the flights less those are the handshakes it began).
-``--baseline CHECKOUT`` runs the same against another checkout's node after
-this one's. Prints one JSON object.
+users' connections lost, what the node shed (all datagrams, and those
+of new connections), and the Retries it sent (a flight it neither shed nor
+answered with a Retry began a handshake). ``--baseline CHECKOUT`` runs the
+same against another checkout's node after this one's, with
+``--baseline-arg`` added to its command line. Prints one JSON object.
 
     python bench/handshake_flood.py --pairs 10 --rate 100 --flood 1000 --seconds 10
 """
@@ -160,8 +161,10 @@ async def chat(
     )
 
 
-async def run_one(root: Path, args: argparse.Namespace, label: str) -> dict:
-    server = start_quicmeet_server(root=root)
+async def run_one(
+    root: Path, args: argparse.Namespace, label: str, extra: list[str] | None = None
+) -> dict:
+    server = start_quicmeet_server(extra, root=root)
     try:
         return await _measure(server, args, label)
     finally:
@@ -260,13 +263,22 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
         "node_datagrams_shed": grew("udp_datagrams_shed"),
         "node_new_connection_datagrams_shed": grew("udp_new_connection_datagrams_shed"),
         "node_datagrams_received": grew("udp_datagrams_received"),
+        "node_retries_sent": grew("quic_retries_sent"),
+        "node_retry_tokens_refused": grew("quic_retry_tokens_refused"),
     }
 
 
 async def main_async(args: argparse.Namespace) -> dict:
     runs = [await run_one(ROOT, args, "this")]
     if args.baseline is not None:
-        runs.append(await run_one(args.baseline.resolve(), args, str(args.baseline)))
+        runs.append(
+            await run_one(
+                args.baseline.resolve(),
+                args,
+                " ".join([str(args.baseline), *args.baseline_arg]),
+                args.baseline_arg,
+            )
+        )
     return {
         "pairs": args.pairs,
         "rate": args.rate,
@@ -284,6 +296,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="of flood")
     parser.add_argument(
         "--baseline", type=Path, default=None, help="another checkout to compare"
+    )
+    parser.add_argument(
+        "--baseline-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="added to the baseline node's command line (e.g. "
+        "--baseline . --baseline-arg=--max-unvalidated-handshakes=-1)",
     )
     args = parser.parse_args()
     json.dump(asyncio.run(main_async(args)), sys.stdout, indent=1)

@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 
 from codec import ALPN, CloseCode
@@ -74,7 +73,7 @@ class ServerApp:
         self.collector = CollectorWatch()
         self.heap: HeapFreezer | None = None
         """Set by ``server.cli``, which owns the process (``server/heap.py``)."""
-        self._server: QuicServer | None = None
+        self._server: ConnectionRouter | None = None
         self.endpoint: UdpEndpoint | None = None
         """The one UDP socket every client's connection is read and written on."""
         self._session_started: list[Callable[[ClientConnection], Awaitable[None]]] = []
@@ -139,6 +138,7 @@ class ServerApp:
             lambda: ConnectionRouter(
                 configuration=configuration,
                 create_protocol=partial(ClientConnection, app=self),
+                max_unvalidated_handshakes=self.config.max_unvalidated_handshakes,
             ),
             (self.config.host, self.config.port),
             max_receive_delay=self.config.max_receive_delay,
@@ -279,6 +279,10 @@ class ServerApp:
                 for name, value in (
                     self.endpoint.stats if self.endpoint else {}
                 ).items()
+            },
+            **{
+                f"quic_{name}": value
+                for name, value in (self._server.stats if self._server else {}).items()
             },
         }
 

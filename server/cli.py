@@ -115,6 +115,16 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "holding many connections: docs/operations.md)",
     )
     parser.add_argument(
+        "--max-unvalidated-handshakes",
+        type=int,
+        default=128,
+        metavar="N",
+        help="while N handshakes begun without a QUIC Retry are unfinished, "
+        "new connections are asked to prove their address with a Retry first "
+        "(one round trip more for them; a flood of first flights then costs "
+        "the node little; 0: always; -1: never)",
+    )
+    parser.add_argument(
         "--max-receive-delay",
         type=float,
         default=0.25,
@@ -189,6 +199,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--max-transfers must be at least 1")
     if args.max_receive_delay < 0:
         parser.error("--max-receive-delay must not be negative")
+    if args.max_unvalidated_handshakes < -1:
+        parser.error("--max-unvalidated-handshakes must be -1 (never), 0 or more")
     if args.drain_timeout is not None and args.drain_timeout < 0:
         parser.error("--drain-timeout must not be negative")
     if args.chat_rate <= 0 or args.request_rate <= 0:
@@ -220,6 +232,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         hostnames=args.hostname,
         idle_timeout=args.idle_timeout,
         max_receive_delay=args.max_receive_delay or None,
+        max_unvalidated_handshakes=(
+            None
+            if args.max_unvalidated_handshakes < 0
+            else args.max_unvalidated_handshakes
+        ),
         max_room_members=args.max_room_members,
         stats_file=args.stats_file,
         freeze_heap=not args.no_heap_freeze,

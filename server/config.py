@@ -43,6 +43,11 @@ class ServerConfig:
     working through datagrams whose senders have probed for them again kept a
     node that fell behind from ever catching up (docs/operations.md,
     :mod:`udpio.queue_delay`)."""
+    max_unvalidated_handshakes: int | None = 128
+    """Handshakes begun without a Retry, unfinished, beyond which a new
+    connection is asked to prove its address with a QUIC Retry first (one
+    round trip more for it; a flood of first flights then costs the node a
+    token each instead of a handshake). 0: always; None: never."""
     session_ttl: float = 30 * 24 * 3600.0
     """How long a session token resumes without a password."""
 

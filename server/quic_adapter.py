@@ -36,6 +36,7 @@ from aioquic.quic.recovery import (
     QuicPacketRecovery,
     QuicPacketSpace,
 )
+from aioquic.quic.retry import QuicRetryTokenHandler
 
 from codec.media.cc import (
     MediaCongestionControl,
@@ -44,6 +45,7 @@ from codec.media.cc import (
     register_scavenger_congestion_control,
 )
 from udpio.controller import replace_congestion_control
+from udpio.initials import carries_token, opens_connection
 from udpio.short_acks import ShortAcks
 from udpio.short_acks import install as install_short_acks
 from udpio.short_path import ShortStreams
@@ -114,12 +116,19 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_host_cids",
         "_original_destination_connection_id",
         "_retry_source_connection_id",
+        "_handshake_complete",
         _FRAME_HANDLERS,
     ),
     QuicPacketRecovery: ("_rtt_initialized", "_rtt_smoothed", "_cc", "spaces"),
     QuicPacketNumberWindow: ("_lower", "_received", "_size"),
     CryptoContext: ("_setup_cb", "_teardown_cb"),
-    QuicServer: ("_transport", "_protocols"),
+    QuicServer: (
+        "_transport",
+        "_protocols",
+        "_configuration",
+        "_create_protocol",
+        "_retry",
+    ),
 }
 """Which private attribute of which aioquic class this module reads."""
 
@@ -144,7 +153,44 @@ class ConnectionRouter(QuicServer):
     It also tells its endpoint which connection ids are its connections'
     (:meth:`knows_connection_id`), so that a node behind serves them before
     new ones.
+
+    And it asks a new connection to prove its address with a Retry (RFC 9000,
+    section 8.1.2) while ``max_unvalidated_handshakes`` handshakes it began
+    without one are unfinished, as quic-go's ``MaxUnvalidatedHandshakes``
+    does (None: never). A handshake begun costs the node its keys, its
+    certificate's signature and its first flight's four datagrams, and then
+    retransmissions and a connection held until the handshake's idle timeout
+    for a client that never answers; a Retry costs one sealed token and one
+    small datagram, and keeps nothing. So a flood of first flights (spoofed,
+    or from a client that never goes on) no longer holds the node's CPU,
+    while a real client pays one round trip more, and only while the node
+    is flooded. The token is aioquic's (address, connection ids and time,
+    sealed with AES-GCM under a key of the process, good for 30 s);
+    aioquic checks one that comes back, and closes with ``INVALID_TOKEN``
+    on a forged, expired or replayed-elsewhere one.
     """
+
+    def __init__(
+        self, *, max_unvalidated_handshakes: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._max_unvalidated = max_unvalidated_handshakes
+        self._tokens = (
+            QuicRetryTokenHandler() if max_unvalidated_handshakes is not None else None
+        )
+        self._unvalidated: dict[QuicConnectionProtocol, None] = {}
+        """Connections begun without a Retry (insertion order), until their
+        handshake is found complete or they end."""
+        self.stats = {"retries_sent": 0, "retry_tokens_refused": 0}
+        create = self._create_protocol
+
+        def created(connection: QuicConnection, **kwargs: Any) -> Any:
+            protocol = create(connection, **kwargs)
+            if connection._retry_source_connection_id is None:
+                self._unvalidated[protocol] = None
+            return protocol
+
+        self._create_protocol = created
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         first = data[0] if data else 0x80
@@ -155,7 +201,34 @@ class ConnectionRouter(QuicServer):
                 if protocol is not None:
                     protocol.datagram_received(data, addr)
             return
-        super().datagram_received(data, addr)
+        assert isinstance(data, bytes)
+        if self._tokens is None or not opens_connection(data, self.knows_connection_id):
+            super().datagram_received(data, addr)
+            return
+        # aioquic's server answers a first flight with a Retry while its
+        # ``_retry`` is set, and checks the token of one that has a token.
+        token = carries_token(data)
+        if token or self._must_validate():
+            self._retry = self._tokens
+            if not token:
+                self.stats["retries_sent"] += 1
+        try:
+            super().datagram_received(data, addr)
+        finally:
+            self._retry = None
+        if token and not self.knows_connection_id(data[6 : 6 + data[5]]):
+            self.stats["retry_tokens_refused"] += 1
+
+    def _must_validate(self) -> bool:
+        """Whether a new connection is to prove its address first: as many
+        handshakes as the limit, begun without a Retry, are unfinished."""
+        assert self._max_unvalidated is not None
+        table = self._unvalidated
+        if len(table) < self._max_unvalidated:
+            return False
+        for protocol in [p for p in table if p._quic._handshake_complete]:
+            del table[protocol]
+        return len(table) >= self._max_unvalidated
 
     def knows_connection_id(self, cid: bytes) -> bool:
         """Whether ``cid`` routes to one of its connections (the endpoint
@@ -164,6 +237,7 @@ class ConnectionRouter(QuicServer):
         return cid in self._protocols
 
     def _connection_terminated(self, protocol: QuicConnectionProtocol) -> None:
+        self._unvalidated.pop(protocol, None)
         table = self._protocols
         for cid in connection_ids(protocol._quic):
             if table.get(cid) is protocol:

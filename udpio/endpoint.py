@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .deadlines import Deadlines
+from .initials import opens_connection
 from .queue_delay import QueueDelay
 from .segments import plan_batches, split
 
@@ -142,29 +143,6 @@ def _connection_key(data: bytes) -> int:
     if data[0] & 0x80:  # a long header writes the id's length out
         return data[6] if data[5] else 0
     return data[1]
-
-
-FIRST_FLIGHT_MIN_BYTES = 1200
-"""A client pads every datagram of its Initial packets to this (RFC 9000,
-section 14.1); a server opens no connection for a smaller one."""
-_INITIAL_TYPE_BITS = {0x00000001: 0x00, 0x6B3343CF: 0x10}
-"""An Initial packet's type bits in the first byte, by QUIC version (1,
-RFC 9000; 2, RFC 9369)."""
-
-
-def _opens_connection(data: bytes, known: Callable[[bytes], bool] | None) -> bool:
-    """Whether ``data`` (a long header's packet, at least 7 bytes) is the
-    first flight of a new connection: an Initial packet, of a version the
-    endpoint may speak, in a datagram a server opens a connection for, to a
-    connection id the protocol does not know (``known``; False when it
-    cannot say). Anything else goes to the protocol as it is read, which
-    drops it or answers it at once (a version negotiation)."""
-    if known is None or len(data) < FIRST_FLIGHT_MIN_BYTES:
-        return False
-    bits = _INITIAL_TYPE_BITS.get(int.from_bytes(data[1:5], "big"))
-    if bits is None or data[0] & 0x30 != bits:
-        return False
-    return not known(data[6 : 6 + data[5]])
 
 
 def _segments(data: bytes, segment_size: int) -> int:
@@ -307,7 +285,7 @@ class UdpEndpoint(asyncio.DatagramTransport):
                     opens = (
                         len(data) > 6
                         and data[0] & 0x80
-                        and _opens_connection(data, known)
+                        and opens_connection(data, known)
                     )
                     if delay.in_flight and delay.shed(
                         _connection_key(data), time.monotonic(), bool(opens)

@@ -12,7 +12,8 @@ from typing import Any
 from pytest import approx
 
 from udpio import MAX_DATAGRAMS_PER_WAKEUP, open_endpoint
-from udpio.endpoint import FIRST_FLIGHT_MIN_BYTES, FIRST_FLIGHTS_PER_TURN
+from udpio.endpoint import FIRST_FLIGHTS_PER_TURN
+from udpio.initials import FIRST_FLIGHT_MIN_BYTES
 from udpio.queue_delay import (
     INTERVAL_S,
     KEYS,
