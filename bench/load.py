@@ -175,6 +175,11 @@ def udp_receive_drops() -> int:
     return int(values[names.index("RcvbufErrors")])
 
 
+def grew(stats: dict, before: dict, name: str) -> int | None:
+    """How much the node's counter ``name`` grew (None: a build without it)."""
+    return stats[name] - before[name] if name in stats else None
+
+
 def ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 2)
 
@@ -298,6 +303,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
             "1000000",
             "--idle-timeout",
             str(args.server_idle_timeout),
+            *args.server_arg,
         ],
         root=root,
         workdir=workdir,
@@ -443,28 +449,22 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     # stall, and the garbage collector's full passes (each
                     # walks every object the node keeps; older builds: None).
                     "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
-                    "gc_full_collections": (
-                        stats["gc_full_collections"]
-                        - stats_before["gc_full_collections"]
-                        if "gc_full_collections" in stats
-                        else None
+                    "gc_full_collections": grew(
+                        stats, stats_before, "gc_full_collections"
                     ),
                     "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
                     # Datagrams the node dropped unread over the ramp and the
                     # settle: waited past its limit, or a standing queue's
                     # share of connections left unserved (older: None).
-                    "datagrams_shed": (
-                        stats["udp_datagrams_shed"] - stats_before["udp_datagrams_shed"]
-                        if "udp_datagrams_shed" in stats
-                        else None
-                    ),
+                    "datagrams_shed": grew(stats, stats_before, "udp_datagrams_shed"),
                     # Of them, new connections' first flights (older: None).
-                    "new_connection_datagrams_shed": (
-                        stats["udp_new_connection_datagrams_shed"]
-                        - stats_before["udp_new_connection_datagrams_shed"]
-                        if "udp_new_connection_datagrams_shed" in stats
-                        else None
+                    "new_connection_datagrams_shed": grew(
+                        stats, stats_before, "udp_new_connection_datagrams_shed"
                     ),
+                    # New connections asked for a QUIC Retry first: the node
+                    # had as many unfinished handshakes as its limit (older:
+                    # None).
+                    "retries_sent": grew(stats, stats_before, "quic_retries_sent"),
                     # That pass's own CPU (well under its pause: the node
                     # waited for a core) and what it freed (older: None).
                     "gc_worst_full_pause_cpu_ms": stats.get(
@@ -481,11 +481,8 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     # Packets the node took no further work for after their
                     # receipt (ACK-only keepalives, most of them) over the
                     # ramp and the settle (older builds: None).
-                    "quiet_packets_received": (
-                        stats["quiet_packets_received"]
-                        - stats_before["quiet_packets_received"]
-                        if "quiet_packets_received" in stats
-                        else None
+                    "quiet_packets_received": grew(
+                        stats, stats_before, "quiet_packets_received"
                     ),
                 }
             )
@@ -662,6 +659,14 @@ def main() -> None:
         type=float,
         default=60.0,
         help="the node's --idle-timeout: the clients' keepalives go at a third of it",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="added to the node's command line (e.g. "
+        "--server-arg=--max-unvalidated-handshakes=0: every login through a Retry)",
     )
     parser.add_argument("--chat-rate", type=float, default=100.0, help="messages/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of chat")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from types import MappingProxyType
@@ -133,6 +134,11 @@ PRIVATE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
 """Which private attribute of which aioquic class this module reads."""
 
 
+PRUNE_EVERY_S = 0.01
+"""How often a router past its limit of unvalidated handshakes looks for
+finished ones: a handshake finished since asks one Retry too many at worst."""
+
+
 class ConnectionRouter(QuicServer):
     """aioquic's ``QuicServer`` (which routes each datagram to its connection
     by connection id), with two changes:
@@ -181,6 +187,7 @@ class ConnectionRouter(QuicServer):
         self._unvalidated: dict[QuicConnectionProtocol, None] = {}
         """Connections begun without a Retry (insertion order), until their
         handshake is found complete or they end."""
+        self._prune_at = 0.0
         self.stats = {"retries_sent": 0, "retry_tokens_refused": 0}
         create = self._create_protocol
 
@@ -221,13 +228,18 @@ class ConnectionRouter(QuicServer):
 
     def _must_validate(self) -> bool:
         """Whether a new connection is to prove its address first: as many
-        handshakes as the limit, begun without a Retry, are unfinished."""
+        handshakes as the limit, begun without a Retry, are unfinished.
+        Finished ones are looked for at most every ``PRUNE_EVERY_S`` (under a
+        flood every first flight asks, and the table is the limit long)."""
         assert self._max_unvalidated is not None
         table = self._unvalidated
         if len(table) < self._max_unvalidated:
             return False
-        for protocol in [p for p in table if p._quic._handshake_complete]:
-            del table[protocol]
+        now = time.monotonic()
+        if now >= self._prune_at:
+            self._prune_at = now + PRUNE_EVERY_S
+            for protocol in [p for p in table if p._quic._handshake_complete]:
+                del table[protocol]
         return len(table) >= self._max_unvalidated
 
     def knows_connection_id(self, cid: bytes) -> bool:

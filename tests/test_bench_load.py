@@ -121,9 +121,10 @@ def test_churn_takes_a_share_of_the_users(load):
 
 
 def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
-    """A real node (``quicmeet-server``, heap frozen) and a real generator:
-    half the users close their connections at once; the node's heap freezer
-    finds each of them freed by refcounting, none stuck, no whole-heap pass."""
+    """A real node (``quicmeet-server``, heap frozen, asking every login for a
+    Retry) and a real generator: half the users close their connections at
+    once; the node's heap freezer finds each of them freed by refcounting,
+    none stuck, no whole-heap pass."""
     run = subprocess.run(
         [
             sys.executable,
@@ -148,6 +149,9 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
             "0.5",
             "--churn-watch",
             "13",
+            # Every login through a QUIC Retry: the generator's clients
+            # answer one as the client core does.
+            "--server-arg=--max-unvalidated-handshakes=0",
         ],
         cwd=ROOT / "bench",
         capture_output=True,
@@ -157,6 +161,7 @@ def test_users_who_log_off_leave_the_node_nothing_to_reclaim():
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout)
     assert result["steps"][-1]["connections"] == 60
+    assert result["steps"][-1]["retries_sent"] >= 60
     churn = result["churn"]
     assert churn["closed"] == 30 and churn["held_after"] == 30
     assert churn["gc_released_connections"] == 30
