@@ -64,7 +64,10 @@ class QueueDelay:
     :data:`INTERVAL_S`, the datagrams of all but :attr:`share` of the
     connections (by the first byte of their connection id), a share cut by a
     quarter at each marker still above the target, until one comes through
-    under it or the queue empties.
+    under it or the queue empties. The keys served move on each time the
+    queue is worked down (:attr:`first_served`): a node behind again and
+    again (a long login ramp) sheds a different part of its connections
+    each time, not the same ones until their idle timeout ends them.
 
     Why connections and not datagrams: after a stall, every datagram a node
     reads late has been probed for again by its sender, and every answer it
@@ -106,6 +109,11 @@ class QueueDelay:
         self.share = KEYS
         """Of the :data:`KEYS` connection keys, how many are served while the
         queue stands (all of them otherwise)."""
+        self.first_served = 0
+        """The first key of those served while the queue stands: they run
+        from it, round the :data:`KEYS`, for :attr:`share` keys. Each time the
+        queue stood and was worked down, it moves past the keys that were
+        served, so the next time serves first those shed last time."""
         self.last_delay: float | None = None
         """The last marker's time in the queue, seconds (None: none read)."""
 
@@ -135,8 +143,7 @@ class QueueDelay:
             if sent_number == number:
                 self.last_delay = delay = now - sent_at
                 if delay <= self.target:
-                    self._above_since = None
-                    self.share = KEYS
+                    self._worked_down()
                 elif self._above_since is None:
                     self._above_since = now
                 elif now - self._above_since >= self.interval:
@@ -147,6 +154,13 @@ class QueueDelay:
         """The queue was found empty: any marker still counted was lost, and
         nothing stands in it."""
         self.in_flight.clear()
+        self._worked_down()
+
+    def _worked_down(self) -> None:
+        """The queue no longer stands: every key is served again, and the
+        next time it stands, those shed this time are served first."""
+        if self.share < KEYS:
+            self.first_served = (self.first_served + self.share) % KEYS
         self._above_since = None
         self.share = KEYS
 
@@ -172,7 +186,8 @@ class QueueDelay:
             return False
         waited = now - self.in_flight[0][1]
         return waited > self.limit or (
-            (opens or key >= self.share) and self.standing(now)
+            (opens or (key - self.first_served) % KEYS >= self.share)
+            and self.standing(now)
         )
 
 

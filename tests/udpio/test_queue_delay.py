@@ -124,6 +124,63 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     assert not busy.shed(0, 0.05 + INTERVAL_S / 2, opens=True)
 
 
+def test_each_standing_queue_serves_first_the_keys_shed_the_last_time():
+    """A node behind again and again (a long login ramp) must not shed the
+    same connections each time: an idle one whose keepalives all fall into
+    standing queues for its idle timeout is ended. Each time the queue is
+    worked down, the keys served next start past those served."""
+    delay = QueueDelay(limit=10.0)
+    now = 0.0
+
+    def marker(waits: float) -> None:
+        nonlocal now
+        number = delay.sent(now)
+        now += waits
+        delay.read(number, now)
+
+    def served() -> set[int]:
+        delay.sent(now)
+        served = {key for key in range(KEYS) if not delay.shed(key, now + 0.001)}
+        delay.emptied()
+        return served
+
+    shed_in: dict[int, int] = dict.fromkeys(range(KEYS), 0)
+    episodes = 12
+    for episode in range(episodes):
+        for _ in range(2 + 1 + episode % 3):  # cut the share 1 to 3 times
+            marker(0.06)
+        keys = served()
+        assert len(keys) == delay_share_before_reset(episode)
+        for key in set(range(KEYS)) - keys:
+            shed_in[key] += 1
+        assert delay.share == KEYS and not delay.standing(now)
+        if episode == 0:
+            assert keys == set(range(KEYS * 3 // 4))  # it starts at key 0
+    # Every key was served in some standing queue, and none shed in all.
+    assert max(shed_in.values()) < episodes
+    assert min(shed_in.values()) > 0
+    # The load is spread: no key was shed in more than half of them.
+    assert max(shed_in.values()) <= episodes // 2 + 1
+    # Worked down under the target (not found empty), it moves on as well.
+    first = delay.first_served
+    for _ in range(3):
+        marker(0.06)
+    marker(TARGET_S / 2)
+    assert delay.first_served == (first + KEYS * 3 // 4) % KEYS
+    # A burst that never stood moves nothing.
+    marker(0.06)
+    marker(TARGET_S / 2)
+    assert delay.first_served == (first + KEYS * 3 // 4) % KEYS
+
+
+def delay_share_before_reset(episode: int) -> int:
+    """The share after 1 to 3 cuts by a quarter (the loop above)."""
+    share = KEYS
+    for _ in range(1 + episode % 3):
+        share = share * 3 // 4
+    return share
+
+
 def test_the_target_is_never_above_the_limit():
     assert QueueDelay(limit=0.005).target == 0.005
 
