@@ -18,7 +18,7 @@ import secrets
 import ssl
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -168,6 +168,10 @@ class Stats:
         self.ended: deque[Client] = deque()
         """Clients whose connection ended unasked (an idle timeout, the node
         closing it); a ramp with ``reconnect`` logs them in again."""
+        self.ended_keys: Counter[int] = Counter()
+        """Of the connections that ended unasked, how many had each key
+        (the first byte of the node's connection id, by which a node behind
+        sheds whole connections: :mod:`udpio.queue_delay`)."""
 
 
 class Client:
@@ -315,6 +319,9 @@ class Client:
                     if not self.stopping:
                         self.stats.errors.append(f"closed: {event.reason_phrase}")
                         self.stats.ended.append(self)
+                        peer_cid = self.quic._peer_cid.cid
+                        if peer_cid:
+                            self.stats.ended_keys[peer_cid[0]] += 1
                 self.closed = True
         self.flush()
 
@@ -737,6 +744,7 @@ async def _serve(pipe: Connection, generator: Generator) -> None:
             return
         result["cpu_s"] = process_cpu_seconds() - cpu
         result["errors"] = len(generator.stats.errors)
+        result["ended_keys"] = dict(generator.stats.ended_keys)
         result["shed"] = generator.shed()
         result["worst_loop_stall_ms"] = round(monitor.worst_stall_ms, 1)
         result["gc_worst_full_pause_ms"] = round(collector.worst_full_ms, 1)

@@ -7,10 +7,13 @@ messages a second in all, and then, from a thread of its own, sends the
 first flights of ``--flood`` new connections a second for ``--seconds``:
 real QUIC Initial packets (a ClientHello each, built beforehand with
 aioquic's client, each to a connection id of its own) that are never
-answered after. Each costs the node a handshake's first flight (its keys,
+answered after. Each costs a node a handshake's first flight (its keys,
 its certificate and signature, four datagrams out), so a flood larger than
 the node's core keeps its socket's queue standing: a login storm (another
 node's users failing over to this one) or an attack looks the same to it.
+Once as many handshakes as its ``--max-unvalidated-handshakes`` are
+unfinished, a node answers the rest with a QUIC Retry instead, which
+costs it a token; the flood never answers one.
 
 Reports, for the messages sent before, during and after the flood: how
 many were sent, delivered (by 10 s after the last was sent) and failed,

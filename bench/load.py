@@ -60,6 +60,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -178,6 +179,19 @@ def udp_receive_drops() -> int:
 def grew(stats: dict, before: dict, name: str) -> int | None:
     """How much the node's counter ``name`` grew (None: a build without it)."""
     return stats[name] - before[name] if name in stats else None
+
+
+def ended_by_key(answers: list[dict]) -> dict[str, int]:
+    """The generators' connections that ended unasked, their node keys
+    counted: how many, over how many keys, most in one key."""
+    keys: Counter[int] = Counter()
+    for answer in answers:
+        keys.update({int(k): n for k, n in answer.get("ended_keys", {}).items()})
+    return {
+        "ended": sum(keys.values()),
+        "keys": len(keys),
+        "most_in_one_key": max(keys.values(), default=0),
+    }
 
 
 def ms(values: list[float], q: float) -> float:
@@ -424,6 +438,11 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                         for a, c in zip(answers, chats, strict=True)
                     ],
                     "errors": sum(c["errors"] for c in chats),
+                    # Connections that ended unasked since the start, by the
+                    # node's key: a few keys with many each point at standing
+                    # queues that shed the same connections for the node's
+                    # idle timeout, many keys with one each at chance.
+                    "ended_by_key": ended_by_key(chats),
                     "udp_receive_buffer_drops": udp_receive_drops() - drops,
                     # Whose socket overflowed: the node's, or the generators'
                     # (a generator that falls behind loses the node's replies).

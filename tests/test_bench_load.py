@@ -203,6 +203,12 @@ async def test_a_user_whose_connection_ended_logs_in_again(bench, tmp_path):
         conn.close_with(CloseCode.SHUTDOWN, "going away")
         await eventually(lambda: ended.closed)
         assert generator.held() == 3
+        # Counted under the node's key of its connection (the first byte of
+        # the node's connection id), for load.py's ended_by_key.
+        assert generator.stats.ended_keys == {conn.quic.host_cid[0]: 1}
+        assert bench("load").ended_by_key(
+            [{"ended_keys": dict(generator.stats.ended_keys)}, {}]
+        ) == {"ended": 1, "keys": 1, "most_in_one_key": 1}
         assert (await generator.ramp(4, 200.0, 30.0))["reopened"] == 0
         again = await generator.ramp(4, 200.0, 30.0, reconnect=True)
         assert again["held"] == 4 and again["reopened"] == 1
