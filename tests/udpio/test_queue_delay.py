@@ -77,6 +77,13 @@ def test_an_empty_queue_forgets_markers_lost_in_it():
     assert delay.last_delay is None
 
 
+def marker(delay: QueueDelay, now: float, waits: float) -> float:
+    """Send a marker at ``now`` that is read ``waits`` later; returns then."""
+    number = delay.sent(now)
+    delay.read(number, now + waits)
+    return now + waits
+
+
 def test_a_standing_queue_is_served_to_fewer_connections():
     """Markers that come through above the target for the interval: from
     then on each one still above it serves a quarter fewer connection keys
@@ -85,18 +92,12 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     delay = QueueDelay(limit=0.25)
     now = 0.0
 
-    def marker(waits: float) -> None:
-        nonlocal now
-        number = delay.sent(now)
-        now += waits
-        delay.read(number, now)
-
-    marker(0.06)
-    marker(0.06)  # above the target since 0.06
+    now = marker(delay, now, 0.06)
+    now = marker(delay, now, 0.06)  # above the target since 0.06
     assert not delay.standing(0.06 + INTERVAL_S - 0.001)
     assert delay.standing(0.06 + INTERVAL_S)
     assert delay.share == KEYS  # nobody shed for standing yet
-    marker(0.06)
+    now = marker(delay, now, 0.06)
     assert delay.share == KEYS * 3 // 4
     delay.sent(now)
     at = now + 0.01
@@ -108,11 +109,11 @@ def test_a_standing_queue_is_served_to_fewer_connections():
     delay.emptied()
     assert delay.share == KEYS and not delay.standing(now)
     for _ in range(3):
-        marker(0.06)
+        now = marker(delay, now, 0.06)
     for _ in range(30):
-        marker(0.06)
+        now = marker(delay, now, 0.06)
     assert delay.share == MIN_SHARE
-    marker(TARGET_S / 2)  # came through under the target
+    now = marker(delay, now, TARGET_S / 2)  # came through under the target
     assert delay.share == KEYS and not delay.standing(now + 1.0)
     # A burst read above the target for less than the interval is read whole.
     busy = QueueDelay(limit=0.25)
@@ -132,12 +133,6 @@ def test_each_standing_queue_serves_first_the_keys_shed_the_last_time():
     delay = QueueDelay(limit=10.0)
     now = 0.0
 
-    def marker(waits: float) -> None:
-        nonlocal now
-        number = delay.sent(now)
-        now += waits
-        delay.read(number, now)
-
     def served() -> set[int]:
         delay.sent(now)
         served = {key for key in range(KEYS) if not delay.shed(key, now + 0.001)}
@@ -148,7 +143,7 @@ def test_each_standing_queue_serves_first_the_keys_shed_the_last_time():
     episodes = 12
     for episode in range(episodes):
         for _ in range(2 + 1 + episode % 3):  # cut the share 1 to 3 times
-            marker(0.06)
+            now = marker(delay, now, 0.06)
         keys = served()
         assert len(keys) == delay_share_before_reset(episode)
         for key in set(range(KEYS)) - keys:
@@ -164,12 +159,12 @@ def test_each_standing_queue_serves_first_the_keys_shed_the_last_time():
     # Worked down under the target (not found empty), it moves on as well.
     first = delay.first_served
     for _ in range(3):
-        marker(0.06)
-    marker(TARGET_S / 2)
+        now = marker(delay, now, 0.06)
+    now = marker(delay, now, TARGET_S / 2)
     assert delay.first_served == (first + KEYS * 3 // 4) % KEYS
     # A burst that never stood moves nothing.
-    marker(0.06)
-    marker(TARGET_S / 2)
+    now = marker(delay, now, 0.06)
+    now = marker(delay, now, TARGET_S / 2)
     assert delay.first_served == (first + KEYS * 3 // 4) % KEYS
 
 
