@@ -89,7 +89,11 @@ async def test_a_node_that_always_asks_for_a_retry_serves_who_answers_it(tmp_pat
 
 
 async def test_unfinished_handshakes_beyond_the_limit_draw_retries(tmp_path):
-    app = ServerApp(server_config(tmp_path, max_unvalidated_handshakes=2))
+    # A long idle timeout: the two handshakes never answered stay unfinished
+    # for the whole test, however slow the machine.
+    app = ServerApp(
+        server_config(tmp_path, max_unvalidated_handshakes=2, idle_timeout=30.0)
+    )
     await app.start()
     host, port = app.address
     sock, elsewhere = udp_socket(), udp_socket()
