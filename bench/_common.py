@@ -322,6 +322,12 @@ async def server_stats(server: Child) -> dict:
     raise RuntimeError("the server wrote no stats")
 
 
+def stat_grew(after: dict, before: dict, name: str) -> int | None:
+    """How much the server's counter ``name`` grew between two
+    :func:`server_stats` (None: a build without it)."""
+    return after[name] - before.get(name, 0) if name in after else None
+
+
 def saturated_first(server_load: float, own_load: float) -> str:
     """Which side ran out of CPU (one core's worth, less 10 %), if either."""
     busy = {"server": server_load, "load generator": own_load}

@@ -47,6 +47,7 @@ from _common import (  # noqa: I001
     process_cpu_seconds,
     server_stats,
     start_quicmeet_server,
+    stat_grew,
 )
 from chat import Recipient, setup
 
@@ -251,11 +252,6 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
         await a.close()
         await b.close()
 
-    def grew(name: str) -> int | None:
-        if name not in after:
-            return None
-        return after[name] - before.get(name, 0)
-
     return {
         "node": label,
         "messages_sent": len(sent),
@@ -263,11 +259,15 @@ async def _measure(server: Child, args: argparse.Namespace, label: str) -> dict:
         "users_lost": len(lost),
         "users": 2 * len(pairs),
         "flood_flights_sent": count,
-        "node_datagrams_shed": grew("udp_datagrams_shed"),
-        "node_new_connection_datagrams_shed": grew("udp_new_connection_datagrams_shed"),
-        "node_datagrams_received": grew("udp_datagrams_received"),
-        "node_retries_sent": grew("quic_retries_sent"),
-        "node_retry_tokens_refused": grew("quic_retry_tokens_refused"),
+        "node_datagrams_shed": stat_grew(after, before, "udp_datagrams_shed"),
+        "node_new_connection_datagrams_shed": stat_grew(
+            after, before, "udp_new_connection_datagrams_shed"
+        ),
+        "node_datagrams_received": stat_grew(after, before, "udp_datagrams_received"),
+        "node_retries_sent": stat_grew(after, before, "quic_retries_sent"),
+        "node_retry_tokens_refused": stat_grew(
+            after, before, "quic_retry_tokens_refused"
+        ),
     }
 
 

@@ -72,6 +72,7 @@ from _common import (  # noqa: I001
     process_cpu_seconds,
     server_stats,
     start_quicmeet_server,
+    stat_grew,
     udp_socket_drops,
     udp_socket_queued,
 )
@@ -176,17 +177,12 @@ def udp_receive_drops() -> int:
     return int(values[names.index("RcvbufErrors")])
 
 
-def grew(stats: dict, before: dict, name: str) -> int | None:
-    """How much the node's counter ``name`` grew (None: a build without it)."""
-    return stats[name] - before[name] if name in stats else None
-
-
 def ended_by_key(answers: list[dict]) -> dict[str, int]:
     """The generators' connections that ended unasked, their node keys
     counted: how many, over how many keys, most in one key."""
     keys: Counter[int] = Counter()
     for answer in answers:
-        keys.update({int(k): n for k, n in answer.get("ended_keys", {}).items()})
+        keys.update(answer.get("ended_keys", {}))
     return {
         "ended": sum(keys.values()),
         "keys": len(keys),
@@ -468,22 +464,24 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     # stall, and the garbage collector's full passes (each
                     # walks every object the node keeps; older builds: None).
                     "worst_loop_stall_ms": stats.get("worst_loop_stall_ms"),
-                    "gc_full_collections": grew(
+                    "gc_full_collections": stat_grew(
                         stats, stats_before, "gc_full_collections"
                     ),
                     "gc_worst_full_pause_ms": stats.get("gc_worst_full_pause_ms"),
                     # Datagrams the node dropped unread over the ramp and the
                     # settle: waited past its limit, or a standing queue's
                     # share of connections left unserved (older: None).
-                    "datagrams_shed": grew(stats, stats_before, "udp_datagrams_shed"),
+                    "datagrams_shed": stat_grew(
+                        stats, stats_before, "udp_datagrams_shed"
+                    ),
                     # Of them, new connections' first flights (older: None).
-                    "new_connection_datagrams_shed": grew(
+                    "new_connection_datagrams_shed": stat_grew(
                         stats, stats_before, "udp_new_connection_datagrams_shed"
                     ),
                     # New connections asked for a QUIC Retry first: the node
                     # had as many unfinished handshakes as its limit (older:
                     # None).
-                    "retries_sent": grew(stats, stats_before, "quic_retries_sent"),
+                    "retries_sent": stat_grew(stats, stats_before, "quic_retries_sent"),
                     # That pass's own CPU (well under its pause: the node
                     # waited for a core) and what it freed (older: None).
                     "gc_worst_full_pause_cpu_ms": stats.get(
@@ -500,7 +498,7 @@ async def run(args: argparse.Namespace, root: Path = ROOT) -> dict:
                     # Packets the node took no further work for after their
                     # receipt (ACK-only keepalives, most of them) over the
                     # ramp and the settle (older builds: None).
-                    "quiet_packets_received": grew(
+                    "quiet_packets_received": stat_grew(
                         stats, stats_before, "quiet_packets_received"
                     ),
                 }
