@@ -46,6 +46,14 @@ def cid_from(datagram: bytes) -> bytes:
     return datagram[at + 1 : at + 1 + datagram[at]]
 
 
+def token_at(initial: bytes) -> int:
+    """Where an Initial packet's token starts (after its two connection ids
+    and the token's length, a variable-length integer)."""
+    at = 6 + initial[5]
+    at += 1 + initial[at]
+    return at + (1 << (initial[at] >> 6))
+
+
 def udp_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -128,10 +136,19 @@ async def test_unfinished_handshakes_beyond_the_limit_draw_retries(tmp_path):
         assert app.snapshot()["quic_retry_tokens_refused"] == 1
         assert not app._server.knows_connection_id(cid_from(retry))
 
-        # From its own address the same answer opens the connection.
+        # A forged token (one byte of it changed), from the right address:
+        # refused the same way.
+        forged = bytearray(answer)
+        forged[token_at(answer) + 16] ^= 0xFF
+        sock.sendto(bytes(forged), (host, port))
+        await reply_to(sock, third)
+        assert app.snapshot()["quic_retry_tokens_refused"] == 2
+        assert not app._server.knows_connection_id(cid_from(retry))
+
+        # From its own address the answer as sent opens the connection.
         sock.sendto(answer, (host, port))
         await eventually(lambda: app._server.knows_connection_id(cid_from(retry)))
-        assert app.snapshot()["quic_retry_tokens_refused"] == 1
+        assert app.snapshot()["quic_retry_tokens_refused"] == 2
 
         # A real client logs in through a Retry, and is served.
         session = await log_in(app, "alice")
