@@ -4,6 +4,7 @@ figures per phase, the server's stats."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -244,6 +245,20 @@ def thread_cpu_wait_seconds(pid: int, tid: int | None = None) -> float:
     the program, took."""
     with open(f"/proc/{pid}/task/{tid or pid}/schedstat") as fh:
         return int(fh.read().split()[1]) / 1e9
+
+
+def freeze_heap() -> None:
+    """Collect, then freeze what this process holds (its clients, set up
+    before a measured phase), as the nodes (``server/heap.py``) and
+    ``bench/load.py``'s generators do. One benchmark process stands in for
+    the machines of many clients: left alone, each of its full collections
+    walks all their connections at once and stops every one of them for
+    tens of milliseconds, which the messages in flight then carry as
+    latency. The collector skips frozen objects. Call it again before the
+    next phase: it unfreezes first, so what became garbage is collected."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class LoopLag:

@@ -27,6 +27,8 @@ import time
 
 from _common import (  # noqa: I001
     Child,
+    LoopLag,
+    freeze_heap,
     percentile,
     process_cpu_seconds,
     server_stats,
@@ -46,6 +48,7 @@ from codec.messages import (
     SyncDone,
     SyncMessages,
 )
+from server.monitor import CollectorWatch
 from tests.stores import PostgresServer, RedisServer
 
 IDLE_TIMEOUT = 2.0
@@ -167,6 +170,10 @@ async def latency(
         sessions.append((sender, recipient, s_name, r_name))
     recipients = [Recipient(r, s_name) for _, r, s_name, _ in sessions]
     commits = await _commits(nodes)
+    freeze_heap()
+    collector, lag = CollectorWatch(), LoopLag()
+    collector.start()
+    lag.start()
     cpu = CpuShares(pids)
     load_before = os.getloadavg()[0]
     stop_at = time.perf_counter() + duration
@@ -183,6 +190,8 @@ async def latency(
     ):
         await asyncio.sleep(0.01)
     cores_busy, loops_waited = cpu.finish()
+    lags = lag.stop()
+    collector.stop()
     after = await _commits(nodes)
     batches, ops = after[0] - commits[0], after[1] - commits[1]
     latencies = [x for r in recipients for x in r.latencies]
@@ -212,6 +221,12 @@ async def latency(
         # Each event loop's time runnable but without a CPU, as a share of
         # the phase: what the machine added to every message passing there.
         "loop_waited_for_cpu": loops_waited,
+        # This generator's own stalls, which every message in flight carries:
+        # its worst garbage collection and its loop's worst late wakeup.
+        "load_generator_worst_gc_ms": round(
+            max(collector.worst_full_ms, collector.worst_young_ms), 1
+        ),
+        "load_generator_worst_loop_lag_ms": round(max(lags, default=0.0) * 1000, 1),
         # Both nodes' chat commits (messages on the senders' node, receipts
         # on the recipients'): each batch is two round trips to PostgreSQL.
         "chat_batches": batches,

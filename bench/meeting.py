@@ -169,7 +169,13 @@ def sfu_counters(server: Child) -> dict[str, int]:
     return {
         k: v
         for k, v in stats.items()
-        if k.startswith("sfu_") or k in ("short_datagram_packets", "udp_datagrams_sent")
+        if k.startswith("sfu_")
+        or k
+        in (
+            "short_datagram_packets",
+            "udp_datagrams_sent",
+            "udp_datagrams_received",
+        )
     }
 
 
@@ -194,6 +200,13 @@ async def _measure_step(
         for name in ("sfu_dropped_queue_full", "sfu_dropped_foreign_track"):
             step[name] = after[name] - counters[name]
         sent = after["udp_datagrams_sent"] - counters["udp_datagrams_sent"]
+        received = after["udp_datagrams_received"] - counters["udp_datagrams_received"]
+        if step["forwarded_per_s"]:
+            # What the node reads per datagram it forwards: the publishers'
+            # media (one per the room's other members) and its members' ACKs.
+            step["received_per_forwarded"] = round(
+                received / (step["forwarded_per_s"] * seconds), 3
+            )
         if "short_datagram_packets" in after and sent:
             # The share of the node's packets its DATAGRAM short path built.
             step["short_datagram_share"] = round(
