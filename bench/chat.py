@@ -190,10 +190,10 @@ async def send_paced_on(
         if replies is not None:
             replies.append(time.perf_counter() - started)
 
-    def done(request: asyncio.Future[None]) -> None:
-        pending.discard(request)
-        if not request.cancelled() and request.exception() is not None:
-            failed.append(request.exception())  # type: ignore[arg-type]
+    def done(task: asyncio.Future[None]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failed.append(task.exception())  # type: ignore[arg-type]
 
     while next_at < stop_at:
         delay = next_at - time.perf_counter()
@@ -206,9 +206,9 @@ async def send_paced_on(
             client_id=f"{tag}-{sent}",
             text=f"{time.perf_counter()!r} payload of a typical chat line",
         )
-        request_done = asyncio.ensure_future(one(request))
-        pending.add(request_done)
-        request_done.add_done_callback(done)
+        task = asyncio.ensure_future(one(request))
+        pending.add(task)
+        task.add_done_callback(done)
         next_at += interval
     await asyncio.gather(*pending)
     if failed:
