@@ -155,6 +155,14 @@ def latency_run(args: argparse.Namespace) -> dict[str, object]:
 # -- part 2: capacity ----------------------------------------------------------------
 
 
+_NODE_COUNTERS = (
+    "short_datagram_packets",
+    "udp_datagrams_sent",
+    "udp_datagrams_received",
+)
+"""The node's counters a step reads besides the SFU's own."""
+
+
 def sfu_counters(server: Child) -> dict[str, int]:
     """The quicmeet server's SFU counters (it writes them on SIGUSR1)."""
     path = server.workdir / "stats.json"
@@ -167,15 +175,7 @@ def sfu_counters(server: Child) -> dict[str, int]:
         time.sleep(0.02)
     stats = json.loads(path.read_text())
     return {
-        k: v
-        for k, v in stats.items()
-        if k.startswith("sfu_")
-        or k
-        in (
-            "short_datagram_packets",
-            "udp_datagrams_sent",
-            "udp_datagrams_received",
-        )
+        k: v for k, v in stats.items() if k.startswith("sfu_") or k in _NODE_COUNTERS
     }
 
 
@@ -203,7 +203,8 @@ async def _measure_step(
         received = after["udp_datagrams_received"] - counters["udp_datagrams_received"]
         if step["forwarded_per_s"]:
             # What the node reads per datagram it forwards: the publishers'
-            # media (one per the room's other members) and its members' ACKs.
+            # media (a third of a read in rooms of four, each going to three
+            # members) and the members' ACKs.
             step["received_per_forwarded"] = round(
                 received / (step["forwarded_per_s"] * seconds), 3
             )
