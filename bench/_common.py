@@ -261,6 +261,82 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+PERF_GROUPS = (
+    ("interpreter", ("libpython",)),
+    ("crypto", ("_rust.abi3", "libcrypto", "libssl")),
+    ("kernel", ("[kernel",)),
+    ("libc", ("libc.so", "libm.so", "ld-linux")),
+    ("event_loop", ("loop.cpython", "_asyncio.cpython")),
+)
+"""How :func:`perf_shares` groups the shared objects a process's samples fell
+in: CPython itself (bytecode, its objects, allocator and collector), the AEAD
+and header protection (``cryptography``'s Rust module and OpenSSL), the
+kernel (system calls, the loopback's delivery), the C library (``malloc``,
+``memcpy``) and the event loop's own C code (uvloop, asyncio's)."""
+
+
+def perf_shares(report: str) -> dict[str, float]:
+    """Per cent of the samples in each group of :data:`PERF_GROUPS` (and
+    ``other``), from the text of ``perf report --sort dso --stdio``."""
+    shares = dict.fromkeys([name for name, _ in PERF_GROUPS] + ["other"], 0.0)
+    for line in report.splitlines():
+        fields = line.split(None, 1)
+        if len(fields) != 2 or not fields[0].endswith("%") or line.startswith("#"):
+            continue
+        try:
+            share = float(fields[0][:-1])
+        except ValueError:
+            continue
+        dso = fields[1].strip()
+        group = next(
+            (name for name, marks in PERF_GROUPS if any(m in dso for m in marks)),
+            "other",
+        )
+        shares[group] += share
+    return {name: round(share, 1) for name, share in shares.items()}
+
+
+class PerfSampler:
+    """``perf record`` on one process for ``seconds``, started at once;
+    :meth:`result` waits for it and gives :func:`perf_shares`. Where perf is
+    missing or may not watch the process, it raises ``RuntimeError`` saying
+    so (``apt-get install linux-perf``; as root, or with
+    ``kernel.perf_event_paranoid`` at 1 or less)."""
+
+    def __init__(self, pid: int, seconds: float, frequency: int = 499) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="quicmeet-perf-")
+        self._data = Path(self._dir.name) / "perf.data"
+        try:
+            self._proc = subprocess.Popen(
+                ["perf", "record", "-q", "-F", str(frequency), "-p", str(pid),
+                 "-o", str(self._data), "--", "sleep", f"{seconds:.1f}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+        except FileNotFoundError:
+            self._dir.cleanup()
+            raise RuntimeError(
+                "perf is not installed (apt-get install linux-perf)"
+            ) from None
+
+    def result(self) -> dict[str, float]:
+        try:
+            _, err = self._proc.communicate()
+            if self._proc.returncode or not self._data.exists():
+                raise RuntimeError(f"perf record failed: {err.strip()}")
+            report = subprocess.run(
+                ["perf", "report", "-i", str(self._data), "--no-children",
+                 "--sort", "dso", "--stdio", "-g", "none"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout  # fmt: skip
+            return perf_shares(report)
+        finally:
+            self._dir.cleanup()
+
+
 class LoopLag:
     """How late this process's event loop wakes: a task sleeps ``interval``
     seconds over and over and records each oversleep (seconds)."""

@@ -17,7 +17,9 @@ loss, delay, and the CPU of the server and of the load generator. Goal: quicmeet
 forwards at least half the bare rate. On a machine with few cores the load generator
 (which receives as many datagrams as the server sends) may saturate first;
 ``server_cpu_us_per_forwarded`` compares the two servers' cost per datagram
-independently of that.
+independently of that. With ``--perf`` (``linux-perf``, as root), each
+step's ``server_cpu_percent_by_code`` says where the server's CPU went: the
+Python interpreter, crypto, the kernel, the C library, the event loop's C code.
 
 Prints one JSON object.
 
@@ -41,6 +43,7 @@ from typing import Any
 from _common import (  # noqa: I001
     ROOT,
     Child,
+    PerfSampler,
     process_cpu_seconds,
     start_child,
     start_meet,
@@ -184,10 +187,12 @@ def _passes(step: dict[str, Any]) -> bool:
 
 
 async def _measure_step(
-    load: Load, server: Child, kind: str, seconds: float
+    load: Load, server: Child, kind: str, seconds: float, perf: bool = False
 ) -> dict[str, Any]:
-    """One measurement window, with the server's CPU and (quicmeet) SFU drops."""
+    """One measurement window, with the server's CPU and (quicmeet) SFU drops;
+    with ``perf``, where the server's CPU went (:class:`PerfSampler`)."""
     counters = sfu_counters(server) if kind == "quicmeet" else {}
+    sampler = PerfSampler(server.proc.pid, seconds) if perf else None
     cpu_before = process_cpu_seconds(server.proc.pid)
     started = time.monotonic()
     step: dict[str, Any] = dict(await load.measure(seconds))
@@ -195,6 +200,8 @@ async def _measure_step(
         time.monotonic() - started
     )
     step["server_cpu"] = round(server_cpu, 3)
+    if sampler is not None:
+        step["server_cpu_percent_by_code"] = sampler.result()
     if kind == "quicmeet":
         after = sfu_counters(server)
         for name in ("sfu_dropped_queue_full", "sfu_dropped_foreign_track"):
@@ -255,7 +262,9 @@ async def capacity_run(args: argparse.Namespace, kind: str) -> dict[str, object]
                 rooms += 1
             load.paused = False
             for attempt in range(2):
-                step = await _measure_step(load, server, kind, args.step_seconds)
+                step = await _measure_step(
+                    load, server, kind, args.step_seconds, args.perf
+                )
                 step = {"rooms": rooms, "attempt": attempt + 1, **step}
                 steps.append(step)
                 print(json.dumps({kind: step}), file=sys.stderr, flush=True)
@@ -297,6 +306,12 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=3.0)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="sample each capacity step's server with perf (linux-perf, as root)"
+        " and report where its CPU went: the interpreter, crypto, kernel, ...",
+    )
     args = parser.parse_args()
     if args.quick:
         args.latency_seconds = min(args.latency_seconds, 5.0)
